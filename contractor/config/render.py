@@ -1,0 +1,277 @@
+"""Rendering merged configuration values through Jinja2 until they stop changing.
+
+One round renders every string value (in dicts and lists, at any depth; keys never) with the
+whole map of the previous round as its context; rounds repeat while any string changed. As in
+the original: rendered strings stay strings (``'{{ n }}'`` with ``n=2`` gives ``'2'``), other
+values are untouched, undefined names render empty, one trailing newline is stripped per
+round, a list or dict inserted into a string appears as its Python repr, and ``tojson`` sorts
+keys and writes datetimes as ISO strings and undefined values as ``""``.
+
+Beyond the original: a round limit (a self-growing value such as ``a: 'x{{ a }}'`` used to
+loop forever) reported as a ``RenderCycleError`` naming the keys still changing, a length
+limit that stops values doubling every round, and a sandboxed environment (config values are
+written by operators; a template must not reach Python internals).
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Template, TemplateSyntaxError, Undefined, UndefinedError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from contractor.config.engine import copy_value
+from contractor.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "DEFAULT_MAX_ROUNDS",
+    "RenderCycleError",
+    "jinja_environment",
+    "render",
+    "render_template",
+]
+
+DEFAULT_MAX_ROUNDS = 100
+"""Render rounds before giving up. Each round resolves one level of references and strips one
+trailing newline, so real configurations settle in a handful."""
+
+DEFAULT_MAX_LENGTH = 1 << 20
+"""A string that grows past this many characters while rendering is reported as a cycle."""
+
+
+class RenderCycleError(ConfigError):
+    """Rendering did not settle: ``keys`` are the values (as paths) still changing."""
+
+    def __init__(self, message: str, *, keys: Sequence[str]) -> None:
+        super().__init__(message, key=keys[0] if keys else None)
+        self.keys = tuple(keys)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, Undefined):
+        return ""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+@lru_cache(maxsize=1)
+def jinja_environment() -> ImmutableSandboxedEnvironment:
+    """The one Jinja2 environment used for configuration values (built on first use)."""
+    environment = ImmutableSandboxedEnvironment(
+        autoescape=False, keep_trailing_newline=False, undefined=Undefined
+    )
+    environment.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_default}
+    return environment
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> Template:
+    return jinja_environment().from_string(source)
+
+
+_SCALARS = frozenset({int, float, bool, type(None), datetime.datetime, datetime.date})
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _render_text(source: str, context: dict[str, Any], max_length: int) -> str:
+    """Render one string; ``_TooLong`` once the output passes ``max_length`` characters
+    (checked while rendering: a value that doubles its references grows by squaring)."""
+    # Jinja2 leaves text without '{' unchanged except that it turns '\r' and '\r\n' into
+    # '\n' and drops one trailing newline; skipping it for such text changes nothing.
+    if "{" not in source and "\r" not in source and not source.endswith("\n"):
+        return source
+    limit = max(max_length, len(source))
+    pieces: list[str] = []
+    length = 0
+    template = _compile(source)
+    # A context sharing ``context`` (globals already merged in, see ``_context``) instead of
+    # ``Template.generate``, which copies the whole map twice for every string.
+    for piece in template.root_render_func(template.new_context(context, shared=True)):
+        length += len(piece)
+        if length > limit:
+            raise _TooLong
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, TemplateSyntaxError):
+        return f"template syntax error: {error.message} (line {error.lineno})"
+    if isinstance(error, UndefinedError):
+        return f"undefined value in template: {error.message}"
+    if isinstance(error, SecurityError):
+        return f"not allowed in a template: {error}"
+    return f"template error: {type(error).__name__}: {error}"
+
+
+class _Failure(Exception):
+    """Raised from a leaf; each enclosing container adds its key on the way out."""
+
+    def __init__(self, message: str, *, grows: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.grows = grows
+        self.path: list[str] = []
+
+
+def _is_plain(value: Any) -> bool:
+    """A scalar that rendering leaves as it is (see ``_render_text``)."""
+    if isinstance(value, str):
+        return "{" not in value and "\r" not in value and not value.endswith("\n")
+    return type(value) in _SCALARS
+
+
+def _render_node(node: Any, context: dict[str, Any], max_length: int) -> tuple[Any, bool]:
+    if isinstance(node, str):
+        try:
+            text = _render_text(node, context, max_length)
+        except _TooLong:
+            raise _Failure(
+                f"grows past {max_length} characters while rendering (does it refer to itself?)",
+                grows=True,
+            ) from None
+        except Exception as error:
+            raise _Failure(_describe(error)) from error
+        if text == node:
+            return node, False
+        return text, True
+    if isinstance(node, dict):
+        changed = False
+        rendered: dict[Any, Any] = {}
+        for key, item in node.items():
+            if _is_plain(item):
+                rendered[key] = item
+                continue
+            try:
+                rendered[key], item_changed = _render_node(item, context, max_length)
+            except _Failure as failure:
+                failure.path.append(str(key))
+                raise
+            changed = changed or item_changed
+        return rendered, changed
+    if isinstance(node, list):
+        changed = False
+        items: list[Any] = []
+        for index, item in enumerate(node):
+            if _is_plain(item):
+                items.append(item)
+                continue
+            try:
+                new_item, item_changed = _render_node(item, context, max_length)
+            except _Failure as failure:
+                failure.path.append(str(index))
+                raise
+            items.append(new_item)
+            changed = changed or item_changed
+        return items, changed
+    return copy_value(node), False
+
+
+def _context(values: Mapping[Any, Any]) -> dict[str, Any]:
+    """The render context of one round: Jinja2's globals, overridden by the values."""
+    context = dict(jinja_environment().globals)
+    context.update((key, value) for key, value in values.items() if isinstance(key, str))
+    return context
+
+
+def _changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Paths of the strings that differ between two rounds (same shape by construction)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            path for key in old for path in _changed_paths(old[key], new[key], f"{prefix}{key}.")
+        ]
+    if isinstance(old, list) and isinstance(new, list):
+        return [
+            path
+            for index, (a, b) in enumerate(zip(old, new, strict=True))
+            for path in _changed_paths(a, b, f"{prefix}{index}.")
+        ]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def render(
+    values: Mapping[str, Any],
+    *,
+    max_rounds: int = DEFAULT_MAX_ROUNDS,
+    max_length: int = DEFAULT_MAX_LENGTH,
+) -> dict[str, Any]:
+    """Render every string in ``values`` against the whole map until nothing changes.
+
+    Returns a new map; ``values`` is not modified. Raises ``ConfigError`` naming the value
+    (as a path such as ``a.b.0``) for a template syntax error, arithmetic on an undefined
+    name or any other template failure, and ``RenderCycleError`` when the values still
+    change after ``max_rounds`` rounds.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"configuration values must be a map, got {type(values).__name__}")
+    current: dict[Any, Any] = dict(values)
+    previous = current
+    try:
+        for _ in range(max(1, max_rounds)):
+            rendered, changed = _render_node(current, _context(current), max_length)
+            if not changed:
+                result: dict[str, Any] = rendered
+                return result
+            previous, current = current, rendered
+    except _Failure as failure:
+        path = ".".join(reversed(failure.path))
+        if failure.grows:
+            raise RenderCycleError(
+                f"config value {path!r} {failure.message}", keys=[path]
+            ) from failure.__cause__
+        raise ConfigError(f"config value {path!r}: {failure.message}", key=path) from None
+    except RecursionError:
+        raise ConfigError("configuration values are nested too deeply") from None
+    keys = _changed_paths(previous, current)
+    raise RenderCycleError(
+        f"configuration values did not settle after {max_rounds} render rounds; "
+        f"still changing: {', '.join(keys)} (a reference cycle or a self-growing value)",
+        keys=keys,
+    )
+
+
+def render_template(
+    template: str,
+    values: Mapping[str, Any],
+    *,
+    max_rounds: int = DEFAULT_MAX_ROUNDS,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    name: str = "template",
+) -> str:
+    """Render a PXE boot script or template with a target's configuration.
+
+    ``values`` is rendered first (``render``); then the template text is rendered again
+    while it still contains ``{{`` or ``{%`` (text without either is returned unchanged,
+    trailing newline and ``{# comments #}`` included). Errors are ``ConfigError`` naming
+    ``name``.
+    """
+    context = _context(render(values, max_rounds=max_rounds, max_length=max_length))
+    text = template
+    for _ in range(max(1, max_rounds)):
+        if "{{" not in text and "{%" not in text:
+            return text
+        try:
+            text = _render_text(text, context, max_length)
+        except _TooLong:
+            raise RenderCycleError(
+                f"{name} grows past {max_length} characters while rendering", keys=[name]
+            ) from None
+        except Exception as error:
+            raise ConfigError(f"{name}: {_describe(error)}", key=name) from None
+    if "{{" not in text and "{%" not in text:
+        return text
+    raise RenderCycleError(
+        f"{name} still contains template markup after {max_rounds} render rounds", keys=[name]
+    )
