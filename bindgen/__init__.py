@@ -1,0 +1,1 @@
+"""BIND zone generation from plain data (arrives with its own issue)."""

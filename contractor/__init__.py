@@ -1,0 +1,1 @@
+"""Contractor: provision infrastructure and be its single source of truth."""

@@ -1,0 +1,147 @@
+"""The ``contractor`` command: serve, database, users and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from contractor import migrate
+from contractor.db import create_engine, create_session_factory, transaction
+from contractor.errors import ContractorError
+from contractor.models import ROLES
+from contractor.plugins import foundation_types
+from contractor.services import auth
+from contractor.settings import Settings
+
+T = TypeVar("T")
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.find_object(Settings)
+    assert settings is not None
+    return settings
+
+
+def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(session)`` in one transaction on a fresh engine."""
+
+    async def main() -> T:
+        foundation_types()
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_session_factory(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ContractorError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.group()
+@click.option(
+    "--database-url",
+    envvar="CONTRACTOR_DATABASE_URL",
+    help="SQLAlchemy URL (default: the SQLite file ./contractor.sqlite3).",
+)
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
+    """Contractor: provision infrastructure and be its single source of truth."""
+    try:
+        ctx.obj = Settings(database_url=database_url) if database_url else Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise click.UsageError(f"bad settings: {problems}") from None
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8080).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the API server (and, on the embedded SQLite default, migrate first)."""
+    import uvicorn
+
+    from contractor.app import create_app
+
+    settings = _settings(ctx)
+    updates: dict[str, Any] = {}
+    if host is not None:
+        updates["host"] = host
+    if port is not None:
+        updates["port"] = port
+    settings = settings.model_copy(update=updates)
+    if settings.migrate_on_start:
+        migrate.upgrade(settings)
+    settings = settings.model_copy(update={"auto_migrate": False})
+    click.echo(f"contractor serving on http://{settings.host}:{settings.port}", err=True)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command()
+@click.pass_context
+def upgrade(ctx: click.Context) -> None:
+    """Create the database or bring it to the latest schema."""
+    migrate.upgrade(_settings(ctx))
+    click.echo("database is at the latest schema")
+
+
+@main.group()
+def user() -> None:
+    """Users and their roles."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the user may do.")
+@click.pass_context
+def user_add(ctx: click.Context, name: str, role: str) -> None:
+    """Add a user; the password comes from a prompt, or from standard input when piped."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+
+    async def work(session: Any) -> None:
+        await auth.create_user(session, username=name, role=role, password=password)
+
+    _run(_settings(ctx), work)
+    click.echo(f"user {name!r} added with role {role}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens for services and scripts."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--description", default="", help="What the token is for.")
+@click.pass_context
+def token_create(ctx: click.Context, username: str, description: str) -> None:
+    """Create an API token for USERNAME; the token is printed once, on the last line."""
+
+    async def work(session: Any) -> str:
+        owner = await auth.get_user(session, username)
+        new = await auth.create_token(session, user=owner, description=description)
+        return new.text
+
+    text = _run(_settings(ctx), work)
+    click.echo(f"token for {username!r} (shown once; store it now):")
+    click.echo(text)

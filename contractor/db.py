@@ -1,0 +1,67 @@
+"""The async engine and session factory, built from ``Settings``.
+
+Sessions never commit inside services: whoever opens the session (a GraphQL mutation, the
+CLI, the foreman) owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from contractor.settings import Settings
+
+__all__ = ["create_engine", "create_session_factory", "transaction"]
+
+
+def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
+    """An engine for ``settings.database_url``; SQLite gets foreign keys, WAL and savepoints."""
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=settings.database_echo, **kwargs)
+        _configure_sqlite(engine.sync_engine)
+        return engine
+    return create_async_engine(url, echo=settings.database_echo, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite (and so aiosqlite) begins transactions lazily on its own, which breaks
+    # SAVEPOINT and lets a read start outside any transaction. Take that over: no implicit
+    # transactions from the driver, an explicit BEGIN from SQLAlchemy.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 10000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def transaction(
+    factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One session, one transaction: committed when the block ends, rolled back on error."""
+    async with factory() as session, session.begin():
+        yield session

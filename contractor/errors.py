@@ -1,0 +1,119 @@
+"""The one error hierarchy of Contractor.
+
+Every error a user can cause is a ``ContractorError`` with a stable ``code`` (a short
+upper-case string that clients may switch on; never reworded) and a message written for the
+person who caused it, naming the field, key or object that is wrong::
+
+    ContractorError                      code
+    ├── InvalidInput                     INVALID_INPUT        bad value for a field
+    │   └── ConfigError                  CONFIG_ERROR         bad config value, key or template
+    ├── NotFound                         NOT_FOUND            no such object
+    ├── Conflict                         CONFLICT             would duplicate or overlap
+    │   └── InUse                        IN_USE               still used by something else
+    ├── InvalidState                     INVALID_STATE        the transition is not allowed now
+    ├── Exhausted                        EXHAUSTED            nothing left to allocate
+    ├── Unauthorized                     UNAUTHORIZED         no valid credentials
+    └── Forbidden                        FORBIDDEN            credentials lack the role
+
+Services raise these; the CLI prints them, GraphQL maps them to error types, and the REST
+routes to HTTP statuses (``http_status``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "ConfigError",
+    "Conflict",
+    "ContractorError",
+    "Exhausted",
+    "Forbidden",
+    "InUse",
+    "InvalidInput",
+    "InvalidState",
+    "NotFound",
+    "Unauthorized",
+]
+
+
+class ContractorError(Exception):
+    """Base of every error Contractor reports to a user."""
+
+    code: ClassVar[str] = "CONTRACTOR_ERROR"
+    http_status: ClassVar[int] = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+
+class InvalidInput(ContractorError):
+    """A value does not satisfy its field's rules."""
+
+    code = "INVALID_INPUT"
+
+
+class ConfigError(InvalidInput):
+    """A configuration value, key or template is invalid, or rendering does not settle."""
+
+    code = "CONFIG_ERROR"
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message, field=key)
+        self.key = key
+
+
+class NotFound(ContractorError):
+    """The named object does not exist."""
+
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class Conflict(ContractorError):
+    """The change would duplicate or overlap something that exists."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+class InUse(Conflict):
+    """The object cannot be deleted or changed because something still uses it."""
+
+    code = "IN_USE"
+
+
+class InvalidState(ContractorError):
+    """The object's current state does not allow this transition."""
+
+    code = "INVALID_STATE"
+    http_status = 409
+
+
+class Exhausted(ContractorError):
+    """A pool (an address block, say) has nothing left to hand out."""
+
+    code = "EXHAUSTED"
+    http_status = 409
+
+
+class Unauthorized(ContractorError):
+    """No valid credentials were presented."""
+
+    code = "UNAUTHORIZED"
+    http_status = 401
+
+
+class Forbidden(ContractorError):
+    """The credentials are valid but their role does not allow this."""
+
+    code = "FORBIDDEN"
+    http_status = 403

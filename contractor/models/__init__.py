@@ -1,0 +1,71 @@
+"""Every core table of Contractor. Plugin tables (foundation types, the core's ``manual`` and
+``simulated`` included) are mapped when ``contractor.plugins.foundation_types()`` loads them."""
+
+from contractor.models.auth import ROLES, ApiToken, User
+from contractor.models.base import Base, utcnow
+from contractor.models.blueprint import (
+    PXE,
+    BluePrint,
+    BluePrintParent,
+    BluePrintScript,
+    FoundationBluePrint,
+    Script,
+    StructureBluePrint,
+    StructureFoundationBluePrint,
+)
+from contractor.models.building import (
+    AbstractNetworkInterface,
+    Complex,
+    ComplexMember,
+    Dependency,
+    Foundation,
+    RealNetworkInterface,
+    Structure,
+    complex_state,
+    foundation_state,
+)
+from contractor.models.directory import Zone
+from contractor.models.network import (
+    Address,
+    AddressBlock,
+    BaseAddress,
+    DynamicAddress,
+    Network,
+    NetworkAddressBlock,
+    ReservedAddress,
+)
+from contractor.models.site import Site
+
+__all__ = [
+    "PXE",
+    "ROLES",
+    "AbstractNetworkInterface",
+    "Address",
+    "AddressBlock",
+    "ApiToken",
+    "Base",
+    "BaseAddress",
+    "BluePrint",
+    "BluePrintParent",
+    "BluePrintScript",
+    "Complex",
+    "ComplexMember",
+    "Dependency",
+    "DynamicAddress",
+    "Foundation",
+    "FoundationBluePrint",
+    "Network",
+    "NetworkAddressBlock",
+    "RealNetworkInterface",
+    "ReservedAddress",
+    "Script",
+    "Site",
+    "Structure",
+    "StructureBluePrint",
+    "StructureFoundationBluePrint",
+    "User",
+    "Zone",
+    "complex_state",
+    "foundation_state",
+    "utcnow",
+]

@@ -1,0 +1,79 @@
+"""Foundation types as plugins.
+
+A foundation type is registered under the entry-point group ``contractor.foundation_types``;
+the entry point's name is the type name stored in ``Foundation.type`` and listed in
+``FoundationBluePrint.foundation_types``, and its object is a ``FoundationType`` subclass::
+
+    [project.entry-points."contractor.foundation_types"]
+    manual = "contractor.plugins.manual:ManualFoundationType"
+
+Each type owns a joined table extending ``foundation`` (its SQLAlchemy subclass of
+``Foundation``), the class list used by ``:Class`` config filters, its own config
+attributes and, once the job engine lands, its TScript functions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from contractor.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from contractor.models.building import Foundation
+
+__all__ = ["ENTRY_POINT_GROUP", "FoundationType", "foundation_types", "get_foundation_type"]
+
+ENTRY_POINT_GROUP = "contractor.foundation_types"
+
+
+class FoundationType:
+    """What a plugin tells Contractor about its kind of Foundation."""
+
+    name: ClassVar[str]
+    model: ClassVar[type[Foundation]]
+    class_list: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    # Extra fields a caller may set when creating or updating a Foundation of this type.
+    fields: ClassVar[tuple[str, ...]] = ()
+
+    def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Check caller-supplied extra fields; return the ones to set on the row."""
+        unknown = sorted(set(values) - set(self.fields))
+        if unknown:
+            allowed = ", ".join(self.fields) or "none"
+            raise InvalidInput(
+                f"foundation type {self.name!r} has no field {unknown[0]!r} (allowed: {allowed})",
+                field=unknown[0],
+            )
+        return dict(values)
+
+    def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
+        """Attributes (``_name``) this type adds to the Foundation's configuration."""
+        return {}
+
+
+@functools.cache
+def foundation_types() -> Mapping[str, FoundationType]:
+    """Every installed foundation type by name, loaded once from the entry points."""
+    found: dict[str, FoundationType] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        cls = entry.load()
+        if not (isinstance(cls, type) and issubclass(cls, FoundationType)):
+            raise TypeError(f"entry point {entry.name!r} does not name a FoundationType")
+        if cls.name != entry.name:
+            raise TypeError(f"entry point {entry.name!r} loads type {cls.name!r}")
+        found[entry.name] = cls()
+    return found
+
+
+def get_foundation_type(name: str) -> FoundationType:
+    try:
+        return foundation_types()[name]
+    except KeyError:
+        known = ", ".join(sorted(foundation_types())) or "none"
+        raise NotFound(
+            f"unknown foundation type {name!r} (installed: {known})", field="type"
+        ) from None

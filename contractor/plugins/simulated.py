@@ -1,0 +1,64 @@
+"""The ``simulated`` foundation type: a machine that exists only in Contractor.
+
+It lets demos and tests run whole create/destroy jobs with no hardware: its power state is a
+column, and its TScript functions (with the job engine) complete after a configurable delay
+and fail with a configurable likelihood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from contractor.errors import InvalidInput
+from contractor.models.building import Foundation
+from contractor.plugins import FoundationType
+
+
+class SimulatedFoundation(Foundation):
+    __tablename__ = "simulated_foundation"
+    __table_args__ = (
+        CheckConstraint("fail_likelihood BETWEEN 0 AND 100", name="fail_likelihood_percent"),
+        CheckConstraint("delay_seconds >= 0", name="delay_not_negative"),
+        CheckConstraint("power_state IN ('off', 'on')", name="power_state_known"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        ForeignKey("foundation.id", ondelete="CASCADE"), primary_key=True
+    )
+    power_state: Mapped[str] = mapped_column(String(3), default="off")
+    delay_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    fail_likelihood: Mapped[int] = mapped_column(Integer, default=0)
+
+    __mapper_args__ = {"polymorphic_identity": "simulated"}
+
+
+class SimulatedFoundationType(FoundationType):
+    name = "simulated"
+    model = SimulatedFoundation
+    class_list = ("Metal", "VM", "Container", "Switch", "Simulated")
+    description = "a machine simulated inside Contractor, for demos and tests"
+    fields = ("delay_seconds", "fail_likelihood")
+
+    def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        checked = super().validate_fields(values)
+        for name, low, high in (("delay_seconds", 0, 86400), ("fail_likelihood", 0, 100)):
+            if name in checked:
+                value = checked[name]
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int)
+                    or not low <= value <= high
+                ):
+                    raise InvalidInput(
+                        f"{name} must be a whole number from {low} to {high}, got {value!r}",
+                        field=name,
+                    )
+        return checked
+
+    def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
+        assert isinstance(foundation, SimulatedFoundation)
+        return {"_simulated_power_state": foundation.power_state}

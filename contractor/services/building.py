@@ -1,0 +1,766 @@
+"""Foundations, Structures, Complexes and Dependencies: creation rules and state transitions.
+
+States follow from timestamps. The transitions here are the ones an operator (or, later, a
+finished job) makes; each checks its preconditions and names what blocks it::
+
+    Foundation  planned --set_located--> located --set_built--> built --set_destroyed--> planned
+    Structure   planned --set_built--> built --set_destroyed--> planned (new config UUID)
+    Dependency  planned --set_built--> built --set_destroyed--> planned (children too; a hard
+                link destroys its Foundation)
+    Complex     built when built members reach built_percentage, else planned (derived only)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contractor.errors import Conflict, InvalidInput, InvalidState
+from contractor.models import (
+    PXE,
+    AbstractNetworkInterface,
+    Address,
+    BaseAddress,
+    Complex,
+    ComplexMember,
+    Dependency,
+    Foundation,
+    FoundationBluePrint,
+    Network,
+    RealNetworkInterface,
+    Site,
+    Structure,
+    StructureBluePrint,
+    complex_state,
+    utcnow,
+)
+from contractor.models.building import new_config_uuid
+from contractor.plugins import get_foundation_type
+from contractor.services.blueprint import (
+    blueprint_chain,
+    combined_foundation_blueprint_ids,
+    fingerprint_problems,
+)
+from contractor.services.common import UNSET, get_by, refuse_if_used
+from contractor.services.validation import (
+    check_config_values,
+    check_hostname,
+    check_int,
+    check_json_object,
+    check_name,
+    normalise_mac,
+)
+
+# -- foundations -----------------------------------------------------------------------
+
+
+async def get_foundation(
+    session: AsyncSession, locator: str, *, for_update: bool = False
+) -> Foundation:
+    return await get_by(
+        session, Foundation, Foundation.locator, locator, what="foundation", for_update=for_update
+    )
+
+
+async def create_foundation(
+    session: AsyncSession,
+    *,
+    locator: str,
+    site: Site,
+    blueprint: FoundationBluePrint,
+    type: str,
+    fields: dict[str, Any] | None = None,
+) -> Foundation:
+    """A planned Foundation of a plugin ``type`` the blueprint (or an ancestor) accepts."""
+    check_name(locator, field="locator", max_length=100, what="locator")
+    plugin = get_foundation_type(type)
+    accepted = {
+        name
+        for bp in await blueprint_chain(session, blueprint)
+        if isinstance(bp, FoundationBluePrint)
+        for name in bp.foundation_types
+    }
+    if type not in accepted:
+        raise InvalidInput(
+            f"blueprint {blueprint.name!r} does not accept foundation type {type!r} "
+            f"(it accepts: {', '.join(sorted(accepted)) or 'none'})",
+            field="type",
+        )
+    if (await session.execute(select(Foundation.id).where(Foundation.locator == locator))).first():
+        raise Conflict(f"foundation {locator!r} already exists", field="locator")
+    extra = plugin.validate_fields(fields or {})
+    foundation = plugin.model(locator=locator, site_id=site.id, blueprint_id=blueprint.id, **extra)
+    session.add(foundation)
+    await session.flush()
+    return foundation
+
+
+async def foundation_structure(session: AsyncSession, foundation: Foundation) -> Structure | None:
+    query = select(Structure).where(Structure.foundation_id == foundation.id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def set_id_map(
+    session: AsyncSession, foundation: Foundation, id_map: dict[str, Any]
+) -> Foundation:
+    """Record the hardware identity a machine reported; MACs under ``network`` are copied onto
+    the interfaces with the same physical location."""
+    checked = check_json_object(id_map, field="id_map")
+    network = checked.get("network", {})
+    if not isinstance(network, dict):
+        raise InvalidInput(
+            "id_map.network must be a map of physical location to details", field="id_map.network"
+        )
+    interfaces = {
+        i.physical_location: i
+        for i in (
+            await session.execute(
+                select(RealNetworkInterface).where(
+                    RealNetworkInterface.foundation_id == foundation.id
+                )
+            )
+        ).scalars()
+    }
+    for location, details in network.items():
+        if not isinstance(details, dict):
+            raise InvalidInput(
+                f"id_map.network.{location} must be a map", field=f"id_map.network.{location}"
+            )
+        if location in interfaces and details.get("mac"):
+            mac = normalise_mac(details["mac"], field=f"id_map.network.{location}.mac")
+            await _check_mac_free(session, mac, interfaces[location].id)
+            interfaces[location].mac = mac
+    foundation.id_map = checked
+    await session.flush()
+    return foundation
+
+
+async def _require_fingerprint(session: AsyncSession, foundation: Foundation) -> None:
+    blueprint = await session.get_one(FoundationBluePrint, foundation.blueprint_id)
+    problems = await fingerprint_problems(session, blueprint, foundation.id_map)
+    if problems:
+        raise InvalidState(
+            f"foundation {foundation.locator!r} does not match blueprint {blueprint.name!r}: "
+            + "; ".join(problems)
+        )
+
+
+async def set_located(session: AsyncSession, foundation: Foundation) -> Foundation:
+    if foundation.state == "built":
+        raise InvalidState(
+            f"foundation {foundation.locator!r} is built; destroy it before locating it again"
+        )
+    structure = await foundation_structure(session, foundation)
+    if structure is not None and structure.state != "planned":
+        raise InvalidState(
+            f"foundation {foundation.locator!r} carries built structure {structure.hostname!r}"
+        )
+    await _require_fingerprint(session, foundation)
+    foundation.located_at = utcnow()
+    foundation.built_at = None
+    await session.flush()
+    return foundation
+
+
+async def set_built(session: AsyncSession, foundation: Foundation) -> Foundation:
+    if foundation.state == "built":
+        raise InvalidState(f"foundation {foundation.locator!r} is already built")
+    if foundation.located_at is None:
+        await _require_fingerprint(session, foundation)
+        foundation.located_at = utcnow()
+    foundation.built_at = utcnow()
+    await session.flush()
+    return foundation
+
+
+async def set_destroyed(session: AsyncSession, foundation: Foundation) -> Foundation:
+    """Back to planned: timestamps, hardware identity, MACs and PXE choices are cleared
+    (the machine reports them again when it is next located)."""
+    structure = await foundation_structure(session, foundation)
+    if structure is not None and structure.state != "planned":
+        raise InvalidState(
+            f"foundation {foundation.locator!r} carries built structure {structure.hostname!r}; "
+            "destroy the structure first"
+        )
+    await session.execute(
+        update(RealNetworkInterface)
+        .where(RealNetworkInterface.foundation_id == foundation.id)
+        .values(mac=None, pxe_id=None)
+    )
+    foundation.located_at = None
+    foundation.built_at = None
+    foundation.id_map = None
+    await session.flush()
+    return foundation
+
+
+async def update_foundation(
+    session: AsyncSession,
+    foundation: Foundation,
+    *,
+    site: Site = UNSET,
+    blueprint: FoundationBluePrint = UNSET,
+    fields: dict[str, Any] | None = None,
+) -> Foundation:
+    if blueprint is not UNSET:
+        accepted = {
+            name
+            for bp in await blueprint_chain(session, blueprint)
+            if isinstance(bp, FoundationBluePrint)
+            for name in bp.foundation_types
+        }
+        if foundation.type not in accepted:
+            raise InvalidInput(
+                f"blueprint {blueprint.name!r} does not accept foundation type {foundation.type!r}",
+                field="blueprint",
+            )
+        structure = await foundation_structure(session, foundation)
+        if structure is not None:
+            allowed = await combined_foundation_blueprint_ids(
+                session, await session.get_one(StructureBluePrint, structure.blueprint_id)
+            )
+            if blueprint.id not in allowed:
+                raise InvalidInput(
+                    f"structure {structure.hostname!r} cannot be built on blueprint "
+                    f"{blueprint.name!r}",
+                    field="blueprint",
+                )
+        foundation.blueprint_id = blueprint.id
+    if site is not UNSET:
+        foundation.site_id = site.id
+    if fields:
+        for key, value in get_foundation_type(foundation.type).validate_fields(fields).items():
+            setattr(foundation, key, value)
+    await session.flush()
+    return foundation
+
+
+async def delete_foundation(session: AsyncSession, foundation: Foundation) -> None:
+    if foundation.state == "built":
+        raise InvalidState(f"foundation {foundation.locator!r} is built; destroy it first")
+    await refuse_if_used(
+        session,
+        f"foundation {foundation.locator!r}",
+        [
+            ("structures", Structure.hostname, Structure.foundation_id == foundation.id),
+            ("dependencies", Dependency.id, Dependency.foundation_id == foundation.id),
+        ],
+    )
+    await session.delete(foundation)
+    await session.flush()
+
+
+# -- real network interfaces -------------------------------------------------------------
+
+
+async def _check_mac_free(session: AsyncSession, mac: str | None, interface_id: int | None) -> None:
+    if mac is None:
+        return
+    query = (
+        select(RealNetworkInterface.physical_location, Foundation.locator)
+        .join(Foundation, Foundation.id == RealNetworkInterface.foundation_id)
+        .where(RealNetworkInterface.mac == mac)
+    )
+    if interface_id is not None:
+        query = query.where(RealNetworkInterface.id != interface_id)
+    holder = (await session.execute(query)).first()
+    if holder is not None:
+        raise Conflict(
+            f"MAC {mac} is already on interface {holder[0]!r} of foundation {holder[1]!r}",
+            field="mac",
+        )
+
+
+async def _check_provisioning_free(
+    session: AsyncSession, foundation: Foundation, interface_id: int | None
+) -> None:
+    query = select(RealNetworkInterface.physical_location).where(
+        RealNetworkInterface.foundation_id == foundation.id,
+        RealNetworkInterface.is_provisioning.is_(True),
+    )
+    if interface_id is not None:
+        query = query.where(RealNetworkInterface.id != interface_id)
+    other = (await session.execute(query)).scalar_one_or_none()
+    if other is not None:
+        raise Conflict(
+            f"foundation {foundation.locator!r} already provisions through {other!r}; "
+            "a foundation has one provisioning interface",
+            field="is_provisioning",
+        )
+
+
+async def add_interface(
+    session: AsyncSession,
+    *,
+    foundation: Foundation,
+    physical_location: str,
+    name: str | None = None,
+    mac: str | None = None,
+    is_provisioning: bool = False,
+    network: Network | None = None,
+    link_name: str | None = None,
+    pxe: PXE | None = None,
+) -> RealNetworkInterface:
+    check_name(
+        physical_location, field="physical_location", max_length=100, what="physical location"
+    )
+    name = physical_location if name is None else name
+    check_name(name, field="name", max_length=20, what="interface name")
+    mac = normalise_mac(mac)
+    clash = select(RealNetworkInterface.id).where(
+        RealNetworkInterface.foundation_id == foundation.id,
+        RealNetworkInterface.physical_location == physical_location,
+    )
+    if (await session.execute(clash)).first():
+        raise Conflict(
+            f"foundation {foundation.locator!r} already has an interface at {physical_location!r}",
+            field="physical_location",
+        )
+    if is_provisioning:
+        await _check_provisioning_free(session, foundation, None)
+    await _check_mac_free(session, mac, None)
+    if link_name is not None and (not isinstance(link_name, str) or len(link_name) > 100):
+        raise InvalidInput("link_name must be text of at most 100 characters", field="link_name")
+    interface = RealNetworkInterface(
+        foundation_id=foundation.id,
+        name=name,
+        physical_location=physical_location,
+        mac=mac,
+        is_provisioning=is_provisioning,
+        network_id=network.id if network else None,
+        link_name=link_name,
+        pxe_id=pxe.id if pxe else None,
+    )
+    session.add(interface)
+    await session.flush()
+    return interface
+
+
+async def update_interface(
+    session: AsyncSession,
+    interface: RealNetworkInterface,
+    *,
+    mac: str | None = UNSET,
+    is_provisioning: bool = UNSET,
+    network: Network | None = UNSET,
+    pxe: PXE | None = UNSET,
+) -> RealNetworkInterface:
+    foundation = await session.get_one(Foundation, interface.foundation_id)
+    if mac is not UNSET:
+        normalised = normalise_mac(mac)
+        await _check_mac_free(session, normalised, interface.id)
+        interface.mac = normalised
+    if is_provisioning is not UNSET:
+        if is_provisioning:
+            await _check_provisioning_free(session, foundation, interface.id)
+        interface.is_provisioning = bool(is_provisioning)
+    if network is not UNSET:
+        interface.network_id = network.id if network else None
+    if pxe is not UNSET:
+        interface.pxe_id = pxe.id if pxe else None
+    await session.flush()
+    return interface
+
+
+async def foundation_interfaces(
+    session: AsyncSession, foundation: Foundation
+) -> Sequence[RealNetworkInterface]:
+    query = (
+        select(RealNetworkInterface)
+        .where(RealNetworkInterface.foundation_id == foundation.id)
+        .order_by(RealNetworkInterface.physical_location)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+# -- structures ------------------------------------------------------------------------
+
+
+async def get_structure(session: AsyncSession, site: Site, hostname: str) -> Structure:
+    return await get_by(
+        session,
+        Structure,
+        Structure.hostname,
+        hostname,
+        what="structure",
+        extra=[Structure.site_id == site.id],
+    )
+
+
+async def get_structure_by_id(session: AsyncSession, structure_id: int) -> Structure:
+    return await get_by(session, Structure, Structure.id, structure_id, what="structure")
+
+
+async def _check_hostname_free(
+    session: AsyncSession, hostname: str, site: Site, structure_id: int | None
+) -> None:
+    same_site = select(Structure.id).where(
+        Structure.site_id == site.id, Structure.hostname == hostname
+    )
+    if structure_id is not None:
+        same_site = same_site.where(Structure.id != structure_id)
+    if (await session.execute(same_site)).first():
+        raise Conflict(
+            f"hostname {hostname!r} is already used in site {site.name!r}", field="hostname"
+        )
+    if site.zone_id is None:
+        return
+    same_zone = (
+        select(Site.name)
+        .join(Structure, Structure.site_id == Site.id)
+        .where(Site.zone_id == site.zone_id, Site.id != site.id, Structure.hostname == hostname)
+    )
+    other = (await session.execute(same_zone.limit(1))).scalar_one_or_none()
+    if other is not None:
+        raise Conflict(
+            f"hostname {hostname!r} is already used in site {other!r}, which shares "
+            f"the DNS zone of site {site.name!r}",
+            field="hostname",
+        )
+
+
+async def create_structure(
+    session: AsyncSession,
+    *,
+    hostname: str,
+    site: Site,
+    blueprint: StructureBluePrint,
+    foundation: Foundation,
+    config_values: dict[str, Any] | None = None,
+) -> Structure:
+    check_hostname(hostname)
+    values = check_config_values(config_values or {})
+    await _check_hostname_free(session, hostname, site, None)
+    holder = await foundation_structure(session, foundation)
+    if holder is not None:
+        raise Conflict(
+            f"foundation {foundation.locator!r} already carries structure {holder.hostname!r}",
+            field="foundation",
+        )
+    allowed = await combined_foundation_blueprint_ids(session, blueprint)
+    if foundation.blueprint_id not in allowed:
+        foundation_bp = await session.get_one(FoundationBluePrint, foundation.blueprint_id)
+        raise InvalidInput(
+            f"structure blueprint {blueprint.name!r} cannot be built on foundation blueprint "
+            f"{foundation_bp.name!r} (foundation {foundation.locator!r})",
+            field="foundation",
+        )
+    structure = Structure(
+        hostname=hostname,
+        site_id=site.id,
+        blueprint_id=blueprint.id,
+        foundation_id=foundation.id,
+        config_values=values,
+    )
+    session.add(structure)
+    await session.flush()
+    return structure
+
+
+async def update_structure(
+    session: AsyncSession,
+    structure: Structure,
+    *,
+    hostname: str = UNSET,
+    config_values: dict[str, Any] = UNSET,
+) -> Structure:
+    if hostname is not UNSET:
+        check_hostname(hostname)
+        site = await session.get_one(Site, structure.site_id)
+        await _check_hostname_free(session, hostname, site, structure.id)
+        structure.hostname = hostname
+    if config_values is not UNSET:
+        structure.config_values = check_config_values(config_values)
+    await session.flush()
+    return structure
+
+
+async def set_structure_built(session: AsyncSession, structure: Structure) -> Structure:
+    if structure.state == "built":
+        raise InvalidState(f"structure {structure.hostname!r} is already built")
+    foundation = await session.get_one(Foundation, structure.foundation_id)
+    if foundation.state != "built":
+        raise InvalidState(
+            f"structure {structure.hostname!r} needs its foundation {foundation.locator!r} "
+            f"built first (it is {foundation.state})"
+        )
+    structure.built_at = utcnow()
+    await session.flush()
+    return structure
+
+
+async def set_structure_destroyed(session: AsyncSession, structure: Structure) -> Structure:
+    """Back to planned with a new config UUID (so a stale host can notice); dependencies on
+    the structure are destroyed too."""
+    if structure.state != "built":
+        raise InvalidState(f"structure {structure.hostname!r} is not built")
+    dependants = (
+        await session.execute(
+            select(Dependency).where(
+                Dependency.structure_id == structure.id, Dependency.built_at.is_not(None)
+            )
+        )
+    ).scalars()
+    for dependency in dependants:
+        await set_dependency_destroyed(session, dependency)
+    structure.built_at = None
+    structure.config_uuid = new_config_uuid()
+    await session.flush()
+    return structure
+
+
+async def delete_structure(session: AsyncSession, structure: Structure) -> None:
+    if structure.state == "built":
+        raise InvalidState(f"structure {structure.hostname!r} is built; destroy it first")
+    own_addresses = select(BaseAddress.id).where(BaseAddress.structure_id == structure.id)
+    await refuse_if_used(
+        session,
+        f"structure {structure.hostname!r}",
+        [
+            (
+                "complexes",
+                Complex.name,
+                Complex.id.in_(
+                    select(ComplexMember.complex_id).where(
+                        ComplexMember.structure_id == structure.id
+                    )
+                ),
+            ),
+            (
+                "dependencies",
+                Dependency.id,
+                (Dependency.structure_id == structure.id)
+                | (Dependency.script_structure_id == structure.id),
+            ),
+            ("pointer addresses", Address.interface_name, Address.pointer_id.in_(own_addresses)),
+        ],
+    )
+    await session.delete(structure)
+    await session.flush()
+
+
+async def add_abstract_interface(
+    session: AsyncSession, *, structure: Structure, name: str, network: Network | None = None
+) -> AbstractNetworkInterface:
+    check_name(name, field="name", max_length=20, what="interface name")
+    clash = select(AbstractNetworkInterface.id).where(
+        AbstractNetworkInterface.structure_id == structure.id, AbstractNetworkInterface.name == name
+    )
+    if (await session.execute(clash)).first():
+        raise Conflict(
+            f"structure {structure.hostname!r} already has an interface {name!r}", field="name"
+        )
+    interface = AbstractNetworkInterface(
+        structure_id=structure.id, name=name, network_id=network.id if network else None
+    )
+    session.add(interface)
+    await session.flush()
+    return interface
+
+
+# -- complexes -------------------------------------------------------------------------
+
+
+async def get_complex(session: AsyncSession, name: str) -> Complex:
+    return await get_by(session, Complex, Complex.name, name, what="complex")
+
+
+async def create_complex(
+    session: AsyncSession,
+    *,
+    name: str,
+    site: Site,
+    description: str = "",
+    built_percentage: int = 90,
+) -> Complex:
+    check_name(name, field="name", what="complex name")
+    check_int(built_percentage, field="built_percentage", low=1, high=100)
+    if (await session.execute(select(Complex.id).where(Complex.name == name))).first():
+        raise Conflict(f"complex {name!r} already exists", field="name")
+    complex_ = Complex(
+        name=name, site_id=site.id, description=description, built_percentage=built_percentage
+    )
+    session.add(complex_)
+    await session.flush()
+    return complex_
+
+
+async def add_complex_member(
+    session: AsyncSession, complex_: Complex, structure: Structure
+) -> ComplexMember:
+    query = (
+        select(Complex.name)
+        .join(ComplexMember, ComplexMember.complex_id == Complex.id)
+        .where(ComplexMember.structure_id == structure.id)
+    )
+    current = (await session.execute(query)).scalar_one_or_none()
+    if current is not None:
+        raise Conflict(
+            f"structure {structure.hostname!r} is already a member of complex {current!r}",
+            field="structure",
+        )
+    member = ComplexMember(complex_id=complex_.id, structure_id=structure.id)
+    session.add(member)
+    await session.flush()
+    return member
+
+
+async def remove_complex_member(
+    session: AsyncSession, complex_: Complex, structure: Structure
+) -> None:
+    member = (
+        await session.execute(
+            select(ComplexMember).where(
+                ComplexMember.complex_id == complex_.id,
+                ComplexMember.structure_id == structure.id,
+            )
+        )
+    ).scalar_one_or_none()
+    if member is None:
+        raise InvalidInput(
+            f"structure {structure.hostname!r} is not a member of complex {complex_.name!r}",
+            field="structure",
+        )
+    await session.delete(member)
+    await session.flush()
+
+
+async def complex_states(session: AsyncSession, complexes: Sequence[Complex]) -> dict[int, str]:
+    """The derived state of each complex, from one aggregate query."""
+    ids = [c.id for c in complexes]
+    rows = await session.execute(
+        select(
+            ComplexMember.complex_id,
+            func.count(),
+            func.sum(case((Structure.built_at.is_not(None), 1), else_=0)),
+        )
+        .join(Structure, Structure.id == ComplexMember.structure_id)
+        .where(ComplexMember.complex_id.in_(ids))
+        .group_by(ComplexMember.complex_id)
+    )
+    counts = {cid: (int(total), int(built or 0)) for cid, total, built in rows}
+    return {c.id: complex_state(*counts.get(c.id, (0, 0)), c.built_percentage) for c in complexes}
+
+
+async def delete_complex(session: AsyncSession, complex_: Complex) -> None:
+    """Delete the complex; its memberships go with it (the member structures stay)."""
+    await session.delete(complex_)
+    await session.flush()
+
+
+# -- dependencies ----------------------------------------------------------------------
+
+
+async def get_dependency(session: AsyncSession, dependency_id: int) -> Dependency:
+    return await get_by(session, Dependency, Dependency.id, dependency_id, what="dependency")
+
+
+async def create_dependency(
+    session: AsyncSession,
+    *,
+    structure: Structure | None = None,
+    dependency: Dependency | None = None,
+    foundation: Foundation | None = None,
+    script_structure: Structure | None = None,
+    link: str = "soft",
+    create_script_name: str | None = None,
+    destroy_script_name: str | None = None,
+) -> Dependency:
+    if (structure is None) == (dependency is None):
+        raise InvalidInput(
+            "a dependency is on exactly one structure or one other dependency",
+            field="structure",
+        )
+    if link not in ("soft", "hard"):
+        raise InvalidInput(f"link must be 'soft' or 'hard', got {link!r}", field="link")
+    for field, value in (
+        ("create_script_name", create_script_name),
+        ("destroy_script_name", destroy_script_name),
+    ):
+        if value is not None:
+            check_name(value, field=field, what=field.replace("_", " "))
+            if structure is None and script_structure is None:
+                raise InvalidInput(
+                    f"{field} needs a structure to run on (structure or script_structure)",
+                    field=field,
+                )
+    if create_script_name is not None and create_script_name == destroy_script_name:
+        raise InvalidInput(
+            "create_script_name and destroy_script_name must differ", field="destroy_script_name"
+        )
+    if foundation is not None:
+        clash = select(Dependency.id).where(Dependency.foundation_id == foundation.id)
+        if (await session.execute(clash)).first():
+            raise Conflict(
+                f"foundation {foundation.locator!r} already has a dependency", field="foundation"
+            )
+    if link == "hard" and foundation is None:
+        raise InvalidInput("a hard link needs a foundation to destroy with it", field="link")
+    row = Dependency(
+        structure_id=structure.id if structure else None,
+        dependency_id=dependency.id if dependency else None,
+        foundation_id=foundation.id if foundation else None,
+        script_structure_id=script_structure.id if script_structure else None,
+        link=link,
+        create_script_name=create_script_name,
+        destroy_script_name=destroy_script_name,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def set_dependency_built(session: AsyncSession, dependency: Dependency) -> Dependency:
+    if dependency.state == "built":
+        raise InvalidState(f"dependency {dependency.id} is already built")
+    if dependency.structure_id is not None:
+        target = await session.get_one(Structure, dependency.structure_id)
+        if target.state != "built":
+            raise InvalidState(
+                f"dependency {dependency.id} needs structure {target.hostname!r} built first"
+            )
+    elif dependency.dependency_id is not None:
+        parent = await session.get_one(Dependency, dependency.dependency_id)
+        if parent.state != "built":
+            raise InvalidState(
+                f"dependency {dependency.id} needs dependency {parent.id} built first"
+            )
+    dependency.built_at = utcnow()
+    await session.flush()
+    return dependency
+
+
+async def set_dependency_destroyed(session: AsyncSession, dependency: Dependency) -> Dependency:
+    """Back to planned; built child dependencies follow, and a hard link destroys its
+    foundation."""
+    children = (
+        await session.execute(
+            select(Dependency).where(
+                Dependency.dependency_id == dependency.id, Dependency.built_at.is_not(None)
+            )
+        )
+    ).scalars()
+    for child in children:
+        await set_dependency_destroyed(session, child)
+    dependency.built_at = None
+    if dependency.link == "hard" and dependency.foundation_id is not None:
+        foundation = await session.get_one(Foundation, dependency.foundation_id)
+        if foundation.state != "planned":
+            await set_destroyed(session, foundation)
+    await session.flush()
+    return dependency
+
+
+async def delete_dependency(session: AsyncSession, dependency: Dependency) -> None:
+    if dependency.state == "built":
+        raise InvalidState(f"dependency {dependency.id} is built; destroy it first")
+    await refuse_if_used(
+        session,
+        f"dependency {dependency.id}",
+        [("dependencies", Dependency.id, Dependency.dependency_id == dependency.id)],
+    )
+    await session.delete(dependency)
+    await session.flush()

@@ -1,0 +1,89 @@
+"""Lookups and refusals every service module needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from contractor.errors import InUse, NotFound
+from contractor.models import Base
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+# How many names an "in use" message lists before it only counts.
+_SHOWN = 5
+
+
+class _Unset:
+    """The type of ``UNSET``: an argument the caller did not give (None is a real value)."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Any = _Unset()
+
+
+async def get_by(
+    session: AsyncSession,
+    model: type[ModelT],
+    column: InstrumentedAttribute[Any],
+    value: Any,
+    *,
+    what: str,
+    extra: Sequence[ColumnElement[bool]] = (),
+    for_update: bool = False,
+) -> ModelT:
+    """The one row whose ``column`` equals ``value``, or NotFound naming ``what``."""
+    query = select(model).where(column == value, *extra)
+    if for_update:
+        query = query.with_for_update()
+    row = (await session.execute(query)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"{what} {value!r} does not exist", field=what.split()[-1])
+    return row
+
+
+async def refuse_if_used(
+    session: AsyncSession,
+    description: str,
+    users: Sequence[tuple[str, InstrumentedAttribute[Any], ColumnElement[bool]]],
+) -> None:
+    """Raise InUse naming what still refers to the object, if anything does.
+
+    ``users`` lists ``(plural noun, name column, condition)``: e.g. ``("foundations",
+    Foundation.locator, Foundation.site_id == site.id)``.
+    """
+    parts: list[str] = []
+    for noun, name_column, condition in users:
+        total = (
+            await session.execute(
+                select(func.count()).select_from(name_column.class_).where(condition)
+            )
+        ).scalar_one()
+        if not total:
+            continue
+        names = (
+            await session.execute(
+                select(name_column).where(condition).order_by(name_column).limit(_SHOWN)
+            )
+        ).scalars()
+        shown = ", ".join(str(n) for n in names)
+        more = f", and {total - _SHOWN} more" if total > _SHOWN else ""
+        parts.append(f"{total} {noun} ({shown}{more})")
+    if parts:
+        raise InUse(f"{description} is still used by " + "; ".join(parts))

@@ -1,0 +1,611 @@
+"""Networks, address blocks and addresses: overlap rules, bounds and allocation.
+
+An address is ``(block, offset)``. Usable offsets follow the original: 1 .. size-2 for an
+ordinary block (network and broadcast excluded, also on IPv6), 0 .. 1 for a /31 (/127) and
+0 for a /32 (/128). The gateway offset is never handed out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, literal, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contractor.errors import Conflict, Exhausted, InvalidInput, NotFound
+from contractor.models import (
+    PXE,
+    AbstractNetworkInterface,
+    Address,
+    AddressBlock,
+    BaseAddress,
+    DynamicAddress,
+    Network,
+    NetworkAddressBlock,
+    RealNetworkInterface,
+    ReservedAddress,
+    Site,
+    Structure,
+)
+from contractor.services.common import UNSET, get_by, refuse_if_used
+from contractor.services.validation import NETWORK_NAME_RE, check_int, check_name
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def to_bin(address: IPAddress) -> bytes:
+    """16 bytes, big-endian; IPv4 as v4-mapped, so byte order is numeric order."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return ipaddress.IPv6Address(f"::ffff:{address}").packed
+    return address.packed
+
+
+def block_network(block: AddressBlock) -> IPNetwork:
+    return ipaddress.ip_network(block.cidr)
+
+
+def offset_bounds(prefix: int, version: int) -> tuple[int, int]:
+    """The first and last usable offsets of a block with this prefix."""
+    host_bits = (32 if version == 4 else 128) - prefix
+    if host_bits == 0:
+        return (0, 0)
+    if host_bits == 1:
+        return (0, 1)
+    return (1, 2**host_bits - 2)
+
+
+def block_bounds(block: AddressBlock) -> tuple[int, int]:
+    return offset_bounds(block.prefix, block.version)
+
+
+def block_size(block: AddressBlock) -> int:
+    low, high = block_bounds(block)
+    return high - low + 1
+
+
+def ip_at(block: AddressBlock, offset: int) -> IPAddress:
+    return block_network(block).network_address + offset
+
+
+def gateway(block: AddressBlock) -> IPAddress | None:
+    return None if block.gateway_offset is None else ip_at(block, block.gateway_offset)
+
+
+# -- networks --------------------------------------------------------------------------
+
+
+async def get_network(session: AsyncSession, site: Site, name: str) -> Network:
+    return await get_by(
+        session, Network, Network.name, name, what="network", extra=[Network.site_id == site.id]
+    )
+
+
+async def create_network(
+    session: AsyncSession, *, site: Site, name: str, mtu: int | None = None
+) -> Network:
+    if not isinstance(name, str) or not NETWORK_NAME_RE.fullmatch(name) or len(name) > 40:
+        raise InvalidInput(
+            f"network name {name!r} may only contain letters, digits, '_' and '-', "
+            "optionally followed by '.' and up to four digits (e.g. 'vmbr0.20')",
+            field="name",
+        )
+    if mtu is not None:
+        check_int(mtu, field="mtu", low=512, high=9022)
+    clash = select(Network.id).where(Network.site_id == site.id, Network.name == name)
+    if (await session.execute(clash)).first():
+        raise Conflict(f"network {name!r} already exists in site {site.name!r}", field="name")
+    network = Network(site_id=site.id, name=name, mtu=mtu)
+    session.add(network)
+    await session.flush()
+    return network
+
+
+async def delete_network(session: AsyncSession, network: Network) -> None:
+    await refuse_if_used(
+        session,
+        f"network {network.name!r}",
+        [
+            (
+                "interfaces",
+                RealNetworkInterface.physical_location,
+                RealNetworkInterface.network_id == network.id,
+            ),
+            (
+                "structure interfaces",
+                AbstractNetworkInterface.name,
+                AbstractNetworkInterface.network_id == network.id,
+            ),
+        ],
+    )
+    await session.delete(network)
+    await session.flush()
+
+
+async def link_address_block(
+    session: AsyncSession, *, network: Network, block: AddressBlock, vlan: int | None = None
+) -> NetworkAddressBlock:
+    """Carry ``block`` on ``network`` (VLAN 1..4095; None or 0 for untagged)."""
+    if vlan == 0:
+        vlan = None
+    if vlan is not None:
+        check_int(vlan, field="vlan", low=1, high=4095)
+    if network.site_id != block.site_id:
+        raise InvalidInput(
+            f"network {network.name!r} and address block {block.name!r} are in different sites",
+            field="address_block",
+        )
+    link = await session.get(NetworkAddressBlock, (network.id, block.id))
+    if link is None:
+        link = NetworkAddressBlock(network_id=network.id, address_block_id=block.id, vlan=vlan)
+        session.add(link)
+    else:
+        link.vlan = vlan
+    await session.flush()
+    return link
+
+
+# -- address blocks --------------------------------------------------------------------
+
+
+async def get_address_block(session: AsyncSession, site: Site, name: str) -> AddressBlock:
+    return await get_by(
+        session,
+        AddressBlock,
+        AddressBlock.name,
+        name,
+        what="address block",
+        extra=[AddressBlock.site_id == site.id],
+    )
+
+
+def parse_subnet(subnet: str, prefix: int | None = None) -> IPNetwork:
+    """``10.0.0.0/24`` or ``subnet`` + ``prefix``; host bits are cleared, as the original does."""
+    if not isinstance(subnet, str):
+        raise InvalidInput("subnet must be text such as '10.0.0.0/24'", field="subnet")
+    text = subnet.strip()
+    if prefix is not None:
+        if "/" in text:
+            raise InvalidInput(
+                "give the prefix either in subnet or as prefix, not both", field="prefix"
+            )
+        check_int(prefix, field="prefix", low=1, high=128)
+        text = f"{text}/{prefix}"
+    elif "/" not in text:
+        raise InvalidInput(
+            f"subnet {subnet!r} needs a prefix length, e.g. '{text}/24'", field="subnet"
+        )
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError as error:
+        raise InvalidInput(
+            f"subnet {text!r} is not a valid network: {error}", field="subnet"
+        ) from None
+    if network.prefixlen < 1:
+        raise InvalidInput("prefix must be at least 1", field="prefix")
+    return network
+
+
+async def _check_overlap(
+    session: AsyncSession, site_id: int, network: IPNetwork, *, ignore_id: int | None = None
+) -> None:
+    first, last = to_bin(network.network_address), to_bin(network.broadcast_address)
+    query = select(AddressBlock).where(
+        AddressBlock.site_id == site_id,
+        AddressBlock.version == network.version,
+        AddressBlock.first_bin <= last,
+        AddressBlock.last_bin >= first,
+    )
+    if ignore_id is not None:
+        query = query.where(AddressBlock.id != ignore_id)
+    other = (await session.execute(query.limit(1))).scalar_one_or_none()
+    if other is not None:
+        mine = ipaddress.ip_network(other.cidr)
+        how = (
+            "contains"
+            if network.subnet_of(mine)  # type: ignore[arg-type]
+            else "lies inside"
+            if mine.subnet_of(network)  # type: ignore[arg-type]
+            else "overlaps"
+        )
+        raise Conflict(
+            f"{network} overlaps address block {other.name!r} ({other.cidr}) in the same site: "
+            f"{other.cidr} {how} {network}",
+            field="subnet",
+        )
+
+
+def _check_gateway(gateway_offset: int | None, prefix: int, version: int) -> None:
+    if gateway_offset is None:
+        return
+    check_int(gateway_offset, field="gateway_offset")
+    if (32 if version == 4 else 128) - prefix == 0:
+        raise InvalidInput("a single-address block cannot have a gateway", field="gateway_offset")
+    low, high = offset_bounds(prefix, version)
+    if not low <= gateway_offset <= high:
+        raise InvalidInput(
+            f"gateway_offset {gateway_offset} is outside the usable offsets {low}..{high}",
+            field="gateway_offset",
+        )
+
+
+async def create_address_block(
+    session: AsyncSession,
+    *,
+    site: Site,
+    name: str,
+    subnet: str,
+    prefix: int | None = None,
+    gateway_offset: int | None = None,
+) -> AddressBlock:
+    check_name(name, field="name", what="address block name")
+    network = parse_subnet(subnet, prefix)
+    clash = select(AddressBlock.id).where(
+        AddressBlock.site_id == site.id, AddressBlock.name == name
+    )
+    if (await session.execute(clash)).first():
+        raise Conflict(f"address block {name!r} already exists in site {site.name!r}", field="name")
+    await _check_overlap(session, site.id, network)
+    _check_gateway(gateway_offset, network.prefixlen, network.version)
+    block = AddressBlock(
+        site_id=site.id,
+        name=name,
+        version=network.version,
+        subnet=str(network.network_address),
+        prefix=network.prefixlen,
+        gateway_offset=gateway_offset,
+        first_bin=to_bin(network.network_address),
+        last_bin=to_bin(network.broadcast_address),
+    )
+    session.add(block)
+    await session.flush()
+    return block
+
+
+async def update_address_block(
+    session: AsyncSession,
+    block: AddressBlock,
+    *,
+    subnet: str = UNSET,
+    gateway_offset: int | None = UNSET,
+) -> AddressBlock:
+    """Move or resize the block (every address keeps its offset) or change its gateway."""
+    await _lock_block(session, block)
+    if subnet is not UNSET:
+        network = parse_subnet(subnet)
+        if network.version != block.version:
+            raise InvalidInput("an address block cannot change IP version", field="subnet")
+        await _check_overlap(session, block.site_id, network, ignore_id=block.id)
+        low, high = offset_bounds(network.prefixlen, network.version)
+        outside = (
+            await session.execute(
+                select(func.count()).where(
+                    BaseAddress.address_block_id == block.id,
+                    (BaseAddress.offset < low) | (BaseAddress.offset > high),
+                )
+            )
+        ).scalar_one()
+        if outside:
+            raise Conflict(
+                f"{outside} addresses of block {block.name!r} would fall outside {network}",
+                field="subnet",
+            )
+        block.subnet = str(network.network_address)
+        block.prefix = network.prefixlen
+        block.first_bin = to_bin(network.network_address)
+        block.last_bin = to_bin(network.broadcast_address)
+    if gateway_offset is not UNSET:
+        _check_gateway(gateway_offset, block.prefix, block.version)
+        if gateway_offset is not None:
+            taken = select(BaseAddress.id).where(
+                BaseAddress.address_block_id == block.id, BaseAddress.offset == gateway_offset
+            )
+            if (await session.execute(taken)).first():
+                raise Conflict(
+                    f"offset {gateway_offset} of block {block.name!r} is already allocated",
+                    field="gateway_offset",
+                )
+        block.gateway_offset = gateway_offset
+    else:
+        _check_gateway(block.gateway_offset, block.prefix, block.version)
+    await session.flush()
+    return block
+
+
+async def delete_address_block(session: AsyncSession, block: AddressBlock) -> None:
+    await refuse_if_used(
+        session,
+        f"address block {block.name!r}",
+        [("addresses", BaseAddress.offset, BaseAddress.address_block_id == block.id)],
+    )
+    await session.delete(block)
+    await session.flush()
+
+
+async def _lock_block(session: AsyncSession, block: AddressBlock) -> None:
+    """Serialise allocations in this block until the transaction ends (PostgreSQL row lock;
+    SQLite has one writer at a time anyway)."""
+    await session.execute(
+        select(AddressBlock.id).where(AddressBlock.id == block.id).with_for_update()
+    )
+
+
+# -- addresses -------------------------------------------------------------------------
+
+
+async def _check_offset(session: AsyncSession, block: AddressBlock, offset: int) -> None:
+    check_int(offset, field="offset")
+    low, high = block_bounds(block)
+    if not low <= offset <= high:
+        raise InvalidInput(
+            f"offset {offset} is outside the usable offsets {low}..{high} of block "
+            f"{block.name!r} ({block.cidr})",
+            field="offset",
+        )
+    if offset == block.gateway_offset:
+        raise Conflict(f"offset {offset} is the gateway of block {block.name!r}", field="offset")
+    holder = (
+        await session.execute(
+            select(BaseAddress).where(
+                BaseAddress.address_block_id == block.id, BaseAddress.offset == offset
+            )
+        )
+    ).scalar_one_or_none()
+    if holder is not None:
+        raise Conflict(
+            f"{ip_at(block, offset)} (offset {offset} of block {block.name!r}) is already "
+            f"allocated to {await describe_address(session, holder)}",
+            field="offset",
+        )
+
+
+async def describe_address(session: AsyncSession, address: BaseAddress) -> str:
+    if isinstance(address, ReservedAddress):
+        return f"a reservation ({address.reason or 'no reason given'})"
+    if isinstance(address, DynamicAddress):
+        return "the dynamic pool"
+    hostname = (
+        await session.execute(
+            select(Structure.hostname).where(Structure.id == address.structure_id)
+        )
+    ).scalar_one_or_none()
+    return f"structure {hostname!r} interface {address.interface_name!r}"
+
+
+async def _check_holder(
+    session: AsyncSession,
+    *,
+    structure: Structure,
+    block: AddressBlock | None,
+    interface_name: str,
+    alias_index: int,
+    is_primary: bool,
+) -> None:
+    check_name(interface_name, field="interface_name", max_length=20, what="interface name")
+    check_int(alias_index, field="alias_index", low=0)
+    same = select(BaseAddress.id).where(
+        BaseAddress.structure_id == structure.id,
+        BaseAddress.interface_name == interface_name,
+        BaseAddress.alias_index == alias_index,
+    )
+    if (await session.execute(same)).first():
+        raise Conflict(
+            f"structure {structure.hostname!r} already has an address on {interface_name!r} "
+            f"with alias index {alias_index}",
+            field="alias_index",
+        )
+    if is_primary:
+        primary = select(BaseAddress.id).where(
+            BaseAddress.structure_id == structure.id, BaseAddress.is_primary.is_(True)
+        )
+        if (await session.execute(primary)).first():
+            raise Conflict(
+                f"structure {structure.hostname!r} already has a primary address",
+                field="is_primary",
+            )
+        if block is not None and block.site_id != structure.site_id:
+            raise InvalidInput(
+                f"a primary address must come from a block of the structure's own site; "
+                f"block {block.name!r} is in another site",
+                field="address_block",
+            )
+
+
+async def create_address(
+    session: AsyncSession,
+    *,
+    structure: Structure,
+    block: AddressBlock,
+    offset: int,
+    interface_name: str,
+    alias_index: int = 0,
+    is_primary: bool = False,
+) -> Address:
+    await _check_holder(
+        session,
+        structure=structure,
+        block=block,
+        interface_name=interface_name,
+        alias_index=alias_index,
+        is_primary=is_primary,
+    )
+    await _lock_block(session, block)
+    await _check_offset(session, block, offset)
+    address = Address(
+        address_block_id=block.id,
+        offset=offset,
+        structure_id=structure.id,
+        interface_name=interface_name,
+        alias_index=alias_index,
+        is_primary=is_primary,
+    )
+    session.add(address)
+    await session.flush()
+    return address
+
+
+async def create_reserved_address(
+    session: AsyncSession, *, block: AddressBlock, offset: int, reason: str
+) -> ReservedAddress:
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 50:
+        raise InvalidInput("reason must be 1 to 50 characters", field="reason")
+    await _lock_block(session, block)
+    await _check_offset(session, block, offset)
+    address = ReservedAddress(address_block_id=block.id, offset=offset, reason=reason)
+    session.add(address)
+    await session.flush()
+    return address
+
+
+async def create_dynamic_address(
+    session: AsyncSession, *, block: AddressBlock, offset: int, pxe: PXE | None = None
+) -> DynamicAddress:
+    await _lock_block(session, block)
+    await _check_offset(session, block, offset)
+    address = DynamicAddress(
+        address_block_id=block.id, offset=offset, pxe_id=pxe.id if pxe else None
+    )
+    session.add(address)
+    await session.flush()
+    return address
+
+
+async def lowest_free_offset(session: AsyncSession, block: AddressBlock) -> int | None:
+    """The lowest usable offset that no address and not the gateway holds, in one query.
+
+    A free offset is either the first usable one, or one just above a taken offset (or above
+    the gateway) that is itself not taken.
+    """
+    low, high = block_bounds(block)
+    taken = select(BaseAddress.offset.label("offset")).where(
+        BaseAddress.address_block_id == block.id
+    )
+    if block.gateway_offset is not None:
+        taken = union_all(taken, select(literal(block.gateway_offset).label("offset")))  # type: ignore[assignment]
+    used = taken.subquery("used")
+    other = taken.subquery("other")
+    candidates = union_all(
+        select(literal(low).label("candidate")),
+        select((used.c.offset + 1).label("candidate")),
+    ).subquery("candidates")
+    query = select(func.min(candidates.c.candidate)).where(
+        candidates.c.candidate >= low,
+        candidates.c.candidate <= high,
+        ~select(other.c.offset).where(other.c.offset == candidates.c.candidate).exists(),
+    )
+    offset: int | None = (await session.execute(query)).scalar_one_or_none()
+    return offset
+
+
+async def next_address(
+    session: AsyncSession,
+    *,
+    block: AddressBlock,
+    structure: Structure,
+    interface_name: str,
+    alias_index: int = 0,
+    is_primary: bool = False,
+) -> Address:
+    """Allocate the lowest free offset of ``block`` to ``structure``.
+
+    The block row is locked first, so concurrent allocations in one block wait for each
+    other's transactions and never pick the same offset.
+    """
+    await _check_holder(
+        session,
+        structure=structure,
+        block=block,
+        interface_name=interface_name,
+        alias_index=alias_index,
+        is_primary=is_primary,
+    )
+    await _lock_block(session, block)
+    offset = await lowest_free_offset(session, block)
+    if offset is None:
+        raise Exhausted(f"address block {block.name!r} ({block.cidr}) has no free address")
+    address = Address(
+        address_block_id=block.id,
+        offset=offset,
+        structure_id=structure.id,
+        interface_name=interface_name,
+        alias_index=alias_index,
+        is_primary=is_primary,
+    )
+    session.add(address)
+    await session.flush()
+    return address
+
+
+async def delete_address(session: AsyncSession, address: BaseAddress) -> None:
+    await refuse_if_used(
+        session,
+        "the address",
+        [("pointer addresses", Address.interface_name, Address.pointer_id == address.id)],
+    )
+    await session.delete(address)
+    await session.flush()
+
+
+@dataclass(frozen=True)
+class BlockUsage:
+    total: int
+    static: int
+    reserved: int
+    dynamic: int
+
+    @property
+    def free(self) -> int:
+        return self.total - self.static - self.reserved - self.dynamic
+
+
+async def block_usage(session: AsyncSession, block: AddressBlock) -> BlockUsage:
+    """Counts per kind; the gateway counts as reserved."""
+    rows = await session.execute(
+        select(BaseAddress.kind, func.count())
+        .where(BaseAddress.address_block_id == block.id)
+        .group_by(BaseAddress.kind)
+    )
+    counts = dict(rows.all())
+    return BlockUsage(
+        total=block_size(block),
+        static=counts.get("address", 0),
+        reserved=counts.get("reserved", 0) + (block.gateway_offset is not None),
+        dynamic=counts.get("dynamic", 0),
+    )
+
+
+async def lookup_address(
+    session: AsyncSession, ip: str, *, site: Site | None = None
+) -> BaseAddress:
+    """The one address with this IP (in ``site``, if given)."""
+    try:
+        parsed = ipaddress.ip_address(ip.strip())
+    except (ValueError, AttributeError):
+        raise InvalidInput(f"{ip!r} is not an IP address", field="ip_address") from None
+    key = to_bin(parsed)
+    query = select(AddressBlock).where(
+        AddressBlock.version == parsed.version,
+        AddressBlock.first_bin <= key,
+        AddressBlock.last_bin >= key,
+    )
+    if site is not None:
+        query = query.where(AddressBlock.site_id == site.id)
+    blocks = (await session.execute(query)).scalars().all()
+    wanted = [
+        and_(
+            BaseAddress.address_block_id == b.id,
+            BaseAddress.offset == int(parsed) - int(block_network(b).network_address),
+        )
+        for b in blocks
+    ]
+    found: list[BaseAddress] = []
+    if wanted:
+        found = list((await session.execute(select(BaseAddress).where(or_(*wanted)))).scalars())
+    if not found:
+        raise NotFound(f"no address {parsed} is allocated", field="ip_address")
+    if len(found) > 1:
+        raise Conflict(
+            f"{parsed} is allocated in {len(found)} sites; name the site", field="ip_address"
+        )
+    return found[0]

@@ -1,0 +1,127 @@
+"""Sites: the nested tree, its rules, and what may be deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contractor.errors import Conflict, InvalidInput
+from contractor.models import (
+    AddressBlock,
+    Complex,
+    Foundation,
+    Network,
+    Site,
+    Structure,
+    Zone,
+)
+from contractor.services.common import UNSET, get_by, refuse_if_used
+from contractor.services.validation import check_config_values, check_description, check_name
+
+
+async def get_site(session: AsyncSession, name: str, *, for_update: bool = False) -> Site:
+    return await get_by(session, Site, Site.name, name, what="site", for_update=for_update)
+
+
+async def create_site(
+    session: AsyncSession,
+    *,
+    name: str,
+    description: str = "",
+    parent: Site | None = None,
+    zone: Zone | None = None,
+    config_values: dict[str, Any] | None = None,
+) -> Site:
+    check_name(name, field="name", what="site name")
+    check_description(description)
+    values = check_config_values(config_values or {})
+    if (await session.execute(select(Site.id).where(Site.name == name))).first():
+        raise Conflict(f"site {name!r} already exists", field="name")
+    site = Site(
+        name=name,
+        description=description,
+        parent_id=parent.id if parent else None,
+        zone_id=zone.id if zone else None,
+        config_values=values,
+    )
+    session.add(site)
+    await session.flush()
+    return site
+
+
+async def update_site(
+    session: AsyncSession,
+    site: Site,
+    *,
+    description: str = UNSET,
+    parent: Site | None = UNSET,
+    zone: Zone | None = UNSET,
+    config_values: dict[str, Any] = UNSET,
+) -> Site:
+    """Change the given fields; a new parent may not be the site itself or below it."""
+    if description is not UNSET:
+        site.description = check_description(description)
+    if config_values is not UNSET:
+        site.config_values = check_config_values(config_values)
+    if parent is not UNSET:
+        if parent is not None:
+            below = await site_ancestor_ids(session, parent)
+            if site.id in below:
+                raise InvalidInput(
+                    f"site {parent.name!r} is {site.name!r} itself or inside it; "
+                    "a site cannot be its own ancestor",
+                    field="parent",
+                )
+        site.parent_id = parent.id if parent else None
+    if zone is not UNSET:
+        site.zone_id = zone.id if zone else None
+    await session.flush()
+    return site
+
+
+async def site_ancestor_ids(session: AsyncSession, site: Site) -> list[int]:
+    """The site's id and its ancestors', the site first and the root last."""
+    return [s.id for s in await site_chain(session, site)][::-1]
+
+
+async def site_chain(session: AsyncSession, site: Site) -> list[Site]:
+    """The root site first, ``site`` last, in one recursive query."""
+    chain = select(Site.id, Site.parent_id).where(Site.id == site.id).cte("chain", recursive=True)
+    chain = chain.union(select(Site.id, Site.parent_id).join(chain, Site.id == chain.c.parent_id))
+    rows = (await session.execute(select(Site).join(chain, Site.id == chain.c.id))).scalars().all()
+    by_id = {row.id: row for row in rows}
+    ordered: list[Site] = []
+    current: Site | None = by_id.get(site.id)
+    while current is not None:
+        ordered.append(current)
+        if len(ordered) > len(by_id):  # a cycle in stored data; never loop
+            break
+        current = by_id.get(current.parent_id) if current.parent_id is not None else None
+    return ordered[::-1]
+
+
+async def site_descendant_ids(session: AsyncSession, site: Site) -> list[int]:
+    """The site's id and every site below it."""
+    tree = select(Site.id).where(Site.id == site.id).cte("tree", recursive=True)
+    tree = tree.union(select(Site.id).join(tree, Site.parent_id == tree.c.id))
+    return list((await session.execute(select(tree.c.id))).scalars())
+
+
+async def delete_site(session: AsyncSession, site: Site) -> None:
+    """Delete an empty site; anything still in it is named in the refusal."""
+    await refuse_if_used(
+        session,
+        f"site {site.name!r}",
+        [
+            ("child sites", Site.name, Site.parent_id == site.id),
+            ("foundations", Foundation.locator, Foundation.site_id == site.id),
+            ("structures", Structure.hostname, Structure.site_id == site.id),
+            ("complexes", Complex.name, Complex.site_id == site.id),
+            ("address blocks", AddressBlock.name, AddressBlock.site_id == site.id),
+            ("networks", Network.name, Network.site_id == site.id),
+        ],
+    )
+    await session.delete(site)
+    await session.flush()

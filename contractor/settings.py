@@ -1,0 +1,65 @@
+"""Settings read from the environment (prefix ``CONTRACTOR_``) or passed in explicitly.
+
+Built once by ``create_app`` or the CLI entry point and handed down; nothing reads the
+environment anywhere else.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./contractor.sqlite3"
+
+
+class Settings(BaseSettings):
+    """Every knob of a Contractor process."""
+
+    model_config = SettingsConfigDict(env_prefix="CONTRACTOR_", frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL; postgresql:// URLs are run through psycopg 3.",
+    )
+    database_echo: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # What booting machines use to reach us (the __contractor_host config global).
+    contractor_url: str = "http://contractor"
+    pxe_location: str = "http://static/pxe/"
+    log_level: str = "info"
+    # Migrate the database when the app starts; by default only for the embedded SQLite
+    # file (with PostgreSQL, run `contractor db upgrade` once per release instead).
+    auto_migrate: bool | None = None
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def normalise_database_url(url: str) -> str:
+    """Pick the async driver for the URL's database when the user named none."""
+    url = url.strip()
+    if not url:
+        raise ValueError("database URL is empty")
+    for plain, driver in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    if not url.startswith(("postgresql+", "sqlite+")):
+        raise ValueError(
+            f"unsupported database URL {url.split(':', 1)[0]!r}: use postgresql:// or sqlite://"
+        )
+    return url

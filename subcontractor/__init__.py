@@ -1,0 +1,1 @@
+"""The subcontractor agent: pulls tasks from Contractor and runs them near the hardware."""

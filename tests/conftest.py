@@ -1,0 +1,84 @@
+"""Shared fixtures: real databases (a throwaway PostgreSQL from scripts/test, and SQLite),
+migrated once per run, and one transaction per test, rolled back at teardown."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contractor import migrate
+from contractor.db import create_engine
+from contractor.plugins import foundation_types
+from contractor.settings import Settings
+
+PG_ENV = "CONTRACTOR_TEST_PG_URL"
+
+
+def _pg_server_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} is not set: run the suite through scripts/test")
+        pytest.skip(f"{PG_ENV} not set (scripts/test starts a throwaway PostgreSQL)")
+    return url
+
+
+def make_pg_database(prefix: str = "contractor_test") -> str:
+    """A new empty database on the test cluster; returns its SQLAlchemy URL."""
+    server = _pg_server_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A PostgreSQL database migrated to head, shared by the whole run."""
+    foundation_types()
+    url = make_pg_database()
+    migrate.upgrade(Settings(database_url=url))
+    return Settings(database_url=url).database_url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "contractor.sqlite3"
+    settings = Settings(database_url=f"sqlite:///{path}")
+    migrate.upgrade(settings)
+    return settings.database_url
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each database test runs on PostgreSQL and on the embedded SQLite default."""
+    return request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
+
+
+@pytest.fixture
+async def session(db_url: str) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test; services' own
+    ``begin_nested`` savepoints work inside it."""
+    engine = create_engine(Settings(database_url=db_url))
+    try:
+        async with engine.connect() as connection:
+            transaction = await connection.begin()
+            db_session = AsyncSession(
+                bind=connection,
+                expire_on_commit=False,
+                autoflush=False,
+                join_transaction_mode="create_savepoint",
+            )
+            try:
+                yield db_session
+            finally:
+                await db_session.close()
+                await transaction.rollback()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,110 @@
+"""Small typed factories for a realistic inventory in tests."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contractor.models import (
+    AddressBlock,
+    Foundation,
+    FoundationBluePrint,
+    Site,
+    Structure,
+    StructureBluePrint,
+)
+from contractor.services import blueprint as bp_service
+from contractor.services import building, network
+from contractor.services import site as site_service
+
+_counter = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_counter)}"
+
+
+async def make_site(
+    session: AsyncSession, name: str | None = None, parent: Site | None = None, **kwargs: Any
+) -> Site:
+    return await site_service.create_site(
+        session, name=name or unique("site"), parent=parent, **kwargs
+    )
+
+
+async def make_foundation_blueprint(
+    session: AsyncSession, name: str | None = None, **kwargs: Any
+) -> FoundationBluePrint:
+    kwargs.setdefault("foundation_types", ["manual", "simulated"])
+    return await bp_service.create_foundation_blueprint(
+        session, name=name or unique("fbp"), **kwargs
+    )
+
+
+async def make_structure_blueprint(
+    session: AsyncSession,
+    name: str | None = None,
+    foundation_blueprints: list[FoundationBluePrint] | None = None,
+    **kwargs: Any,
+) -> StructureBluePrint:
+    return await bp_service.create_structure_blueprint(
+        session,
+        name=name or unique("sbp"),
+        foundation_blueprints=foundation_blueprints or [],
+        **kwargs,
+    )
+
+
+async def make_foundation(
+    session: AsyncSession,
+    site: Site,
+    blueprint: FoundationBluePrint,
+    locator: str | None = None,
+    type: str = "manual",
+    **kwargs: Any,
+) -> Foundation:
+    return await building.create_foundation(
+        session,
+        locator=unique("node") if locator is None else locator,
+        site=site,
+        blueprint=blueprint,
+        type=type,
+        **kwargs,
+    )
+
+
+async def make_structure(
+    session: AsyncSession,
+    site: Site,
+    foundation: Foundation,
+    blueprint: StructureBluePrint,
+    hostname: str | None = None,
+    **kwargs: Any,
+) -> Structure:
+    return await building.create_structure(
+        session,
+        hostname=unique("host") if hostname is None else hostname,
+        site=site,
+        blueprint=blueprint,
+        foundation=foundation,
+        **kwargs,
+    )
+
+
+async def make_block(
+    session: AsyncSession, site: Site, subnet: str = "10.0.0.0/24", **kwargs: Any
+) -> AddressBlock:
+    kwargs.setdefault("name", unique("block"))
+    return await network.create_address_block(session, site=site, subnet=subnet, **kwargs)
+
+
+async def make_stack(session: AsyncSession) -> tuple[Site, Foundation, Structure]:
+    """A site with one manual foundation carrying one structure."""
+    site = await make_site(session)
+    fbp = await make_foundation_blueprint(session)
+    sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
+    foundation = await make_foundation(session, site, fbp)
+    structure = await make_structure(session, site, foundation, sbp)
+    return site, foundation, structure
