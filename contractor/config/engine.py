@@ -189,8 +189,11 @@ def _apply_operator(
                 old.pop(value, None)
             elif isinstance(value, list):
                 for item in value:
+                    # ``del`` (not ``pop``) so an unhashable item fails even on an empty dict.
                     try:
-                        old.pop(item, None)
+                        del old[item]
+                    except KeyError:
+                        pass
                     except TypeError:
                         raise _operator_error(
                             layer, raw, f"cannot remove {item!r} from a dict: not a valid key"
