@@ -87,10 +87,10 @@ def _unpack(layer: object, index: int) -> tuple[str, Mapping[str, Any] | None, s
     return kind, mapping, name
 
 
-def merge(layers: Iterable[Layer], class_list: Iterable[str] = ()) -> dict[str, Any]:
+def merge(layers: Iterable[Layer], class_list: Iterable[str] | None = ()) -> dict[str, Any]:
     """Apply ``layers`` in order to an empty map and return the result (unrendered).
 
-    ``class_list`` is the foundation's class list (empty for Sites and BluePrints): a
+    ``class_list`` is the foundation's class list (empty or None for Sites and BluePrints): a
     ``key:Class`` entry applies only when ``Class`` is in it. Raises ``ConfigError`` naming
     the key for an invalid key or an operator the value cannot take.
     """
@@ -98,10 +98,10 @@ def merge(layers: Iterable[Layer], class_list: Iterable[str] = ()) -> dict[str, 
 
 
 def merge_layers(
-    layers: Iterable[Layer], class_list: Iterable[str], observer: MergeObserver | None
+    layers: Iterable[Layer], class_list: Iterable[str] | None, observer: MergeObserver | None
 ) -> dict[str, Any]:
     """``merge`` that reports every applied entry to ``observer`` (when given)."""
-    classes = tuple(class_list)
+    classes = tuple(class_list or ())
     config: dict[str, Any] = {}
     try:
         for index, layer in enumerate(layers):

@@ -144,7 +144,7 @@ class _Recorder:
             self.ignored.append(change)
 
 
-def explain(layers: Iterable[Layer], class_list: Iterable[str] = ()) -> Explanation:
+def explain(layers: Iterable[Layer], class_list: Iterable[str] | None = ()) -> Explanation:
     """Merge ``layers`` like ``merge`` and report where every key's value comes from.
 
     Layers are ``(kind, mapping)`` or ``(kind, mapping, name)`` tuples; unnamed layers are

@@ -390,6 +390,14 @@ def test_class_list_may_be_any_iterable() -> None:
     assert merge([V({"a:C": 1})], ("C",)) == {"a": 1}
     assert merge([V({"a:C": 1})], iter(["C"])) == {"a": 1}
     assert merge(iter([V({"a": 1})]), []) == {"a": 1}
+    assert merge([V({"a:C": 1, "b": 2})], None) == {"b": 2}
+
+
+def test_layers_may_be_lists_as_loaded_from_json() -> None:
+    assert merge([["values", {"a": 1}], ["attributes", {"_b": 2}, "named"]], []) == {
+        "a": 1,
+        "_b": 2,
+    }
 
 
 @pytest.mark.parametrize(
