@@ -115,7 +115,8 @@ def check_json_object(value: Any, *, field: str) -> dict[str, Any]:
     return copied
 
 
-# Keys that hold lists wherever they are set (the original checks only the first it meets).
+# Keys that hold lists wherever they are set outright (the original checks only the first it
+# meets); operators may still prepend or append single items.
 _LIST_KEYS = ("dns_servers", "dns_search", "domain_search", "log_servers")
 
 
@@ -127,7 +128,7 @@ def check_config_values(value: Any, *, field: str = "config_values") -> dict[str
     validate_config_values(values)
     for key, item in values.items():
         name = key.lstrip("<>-~").split(":", 1)[0]
-        if name in _LIST_KEYS and key[0] not in "-~" and not isinstance(item, list):
+        if name in _LIST_KEYS and key[0] not in "<>-~" and not isinstance(item, list):
             raise InvalidInput(
                 f"config value {key!r} must be a list, got {type(item).__name__}",
                 field=f"{field}.{key}",

@@ -1,0 +1,5 @@
+"""``python -m contractor`` is the ``contractor`` command."""
+
+from contractor.cli import main
+
+main()
