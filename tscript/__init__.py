@@ -1,0 +1,53 @@
+"""TScript: the scripting language of Contractor's blueprints.
+
+``parse(source)`` gives a ``Script`` (or raises ``ParseError`` with line, column and a caret
+rendering); ``Runner(script, modules)`` runs it as a resumable state machine whose whole
+state is versioned JSON (``to_json()`` / ``Runner.from_json()``) at every point where it can
+stop. Plugins add modules through ``Module``, ``Value`` and ``ExternalFunction``
+(see ``tscript.plugins`` for the remote-task protocol).
+"""
+
+from tscript.errors import (
+    ExecutionError,
+    Interrupt,
+    NoRollback,
+    NotDefinedError,
+    ParameterError,
+    ParseError,
+    Pause,
+    RuntimeSignal,
+    ScriptError,
+    StepLimitExceeded,
+    TScriptError,
+    UnrecoverableError,
+)
+from tscript.nodes import Script
+from tscript.parser import parse
+from tscript.plugins import ExternalFunction, FunctionFactory, Handler, Module, Value
+from tscript.runner import STATE_FORMAT, STATE_VERSION, Runner, RunResult
+
+__all__ = [
+    "STATE_FORMAT",
+    "STATE_VERSION",
+    "ExecutionError",
+    "ExternalFunction",
+    "FunctionFactory",
+    "Handler",
+    "Interrupt",
+    "Module",
+    "NoRollback",
+    "NotDefinedError",
+    "ParameterError",
+    "ParseError",
+    "Pause",
+    "RunResult",
+    "Runner",
+    "RuntimeSignal",
+    "Script",
+    "ScriptError",
+    "StepLimitExceeded",
+    "TScriptError",
+    "UnrecoverableError",
+    "Value",
+    "parse",
+]

@@ -1,0 +1,386 @@
+"""Parse TScript source into a ``tscript.nodes.Script``.
+
+lark's LALR(1) parser reads tokens from ``tscript.lexer.tokenize`` and builds the frozen AST
+directly through an inline transformer (no intermediate parse tree). Structural rules that a
+context-free grammar cannot express are checked afterwards, without recursion: jump points
+only at the top level, ``break``/``continue`` only inside ``while``, valid block options, no
+duplicated map key or parameter name. Every failure is a ``ParseError`` with line, column, a
+message in words and a caret rendering.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedInput, UnexpectedToken, VisitError
+
+from tscript.errors import ParseError
+from tscript.lexer import Lexer, source_line
+from tscript.nodes import (
+    Array,
+    Assignment,
+    Block,
+    Break,
+    Call,
+    Constant,
+    Continue,
+    Exists,
+    Expression,
+    Goto,
+    If,
+    Infix,
+    Item,
+    JumpPoint,
+    MapLiteral,
+    Node,
+    Not,
+    Pass,
+    Script,
+    Statement,
+    Variable,
+    While,
+)
+
+__all__ = ["parse"]
+
+BLOCK_OPTIONS = ("description", "expected_time", "max_time")
+
+_WORDS = {
+    "NAME": "a name",
+    "QNAME": "a module value",
+    "INT": "a number",
+    "FLOAT": "a number",
+    "TIME": "a time",
+    "STRING": "a string",
+    "NL": "the end of the line",
+    "$END": "the end of the script",
+    "LPAR": '"("',
+    "RPAR": '")"',
+    "LSQB": '"["',
+    "RSQB": '"]"',
+    "LBRACE": '"{"',
+    "RBRACE": '"}"',
+    "COMMA": '","',
+    "EQUAL": '"="',
+    "COLON": '":"',
+    "OP": "an operator",
+}
+_VALUE_STARTS = frozenset(
+    {"NAME", "QNAME", "INT", "FLOAT", "TIME", "STRING", "LPAR", "LSQB", "LBRACE"}
+    | {"TRUE", "FALSE", "NONE", "NOT", "EXISTS"}
+)
+_STATEMENT_STARTS = frozenset(
+    {"IF", "WHILE", "BEGIN", "GOTO", "COLON", "CONTINUE", "BREAK", "PASS"}
+)
+
+
+class _Branch:
+    __slots__ = ("condition", "statement")
+
+    def __init__(self, condition: Expression | None, statement: Statement) -> None:
+        self.condition = condition
+        self.statement = statement
+
+
+_Parameters = tuple[tuple[str, Expression, Token], ...]
+
+
+def _fail(message: str, token: Token | Node) -> ParseError:
+    return ParseError(message, int(token.line or 0), int(token.column or 0))
+
+
+def _time(text: str) -> timedelta:
+    parts = [int(part) for part in text.split(":")]
+    seconds = parts[-1]
+    minutes = parts[-2]
+    hours = parts[-3] if len(parts) > 2 else 0
+    days = parts[-4] if len(parts) > 3 else 0
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _nodes(children: Sequence[Any]) -> list[Any]:
+    return [child for child in children if child is not None and not isinstance(child, Token)]
+
+
+class _Builder(Transformer[Token, Any]):
+    """Inline LALR callbacks: each turns one rule's children into an AST node."""
+
+    def reference(self, children: list[Token]) -> Variable:
+        (token,) = children
+        module, _, name = token.value.rpartition(".")
+        return Variable(token.line or 0, token.column or 0, module or None, name)
+
+    def variable(self, children: list[Variable]) -> Variable:
+        return children[0]
+
+    def assignment(self, children: list[Any]) -> Assignment:
+        target: Variable = children[0]
+        return Assignment(target.line, target.column, target, children[2])
+
+    def item_assignment(self, children: list[Any]) -> Assignment:
+        ref: Variable = children[0]
+        item = Item(ref.line, ref.column, ref.module, ref.name, children[2])
+        return Assignment(ref.line, ref.column, item, children[5])
+
+    def item(self, children: list[Any]) -> Item:
+        ref: Variable = children[0]
+        return Item(ref.line, ref.column, ref.module, ref.name, children[2])
+
+    def parameters(self, children: list[Any]) -> _Parameters:
+        seen: set[str] = set()
+        result = []
+        for name, value, token in _nodes(children):
+            if name in seen:
+                raise _fail(f'"{name}" is given twice; each name may appear only once', token)
+            seen.add(name)
+            result.append((name, value, token))
+        return tuple(result)
+
+    def parameter(self, children: list[Any]) -> tuple[str, Expression, Token]:
+        token: Token = children[0]
+        return (token.value, children[2], token)
+
+    def call(self, children: list[Any]) -> Call:
+        ref: Variable = children[0]
+        parameters: _Parameters = children[2] or ()
+        return Call(
+            ref.line, ref.column, ref.module, ref.name, tuple((n, v) for n, v, _ in parameters)
+        )
+
+    def infix(self, children: list[Any]) -> Infix:
+        token: Token = children[0]
+        return Infix(
+            token.line or 0, token.column or 0, children[2].value, children[1], children[3]
+        )
+
+    def not_value(self, children: list[Any]) -> Not:
+        token: Token = children[0]
+        return Not(token.line or 0, token.column or 0, children[1])
+
+    def exists(self, children: list[Any]) -> Exists:
+        token: Token = children[0]
+        return Exists(token.line or 0, token.column or 0, children[2])
+
+    def exists_item(self, children: list[Any]) -> Exists:
+        token: Token = children[0]
+        ref: Variable = children[2]
+        item = Item(ref.line, ref.column, ref.module, ref.name, children[4])
+        return Exists(token.line or 0, token.column or 0, item)
+
+    def array(self, children: list[Any]) -> Array:
+        token: Token = children[0]
+        return Array(token.line or 0, token.column or 0, tuple(_nodes(children)))
+
+    def map(self, children: list[Any]) -> MapLiteral:
+        token: Token = children[0]
+        parameters: _Parameters = children[1] or ()
+        return MapLiteral(
+            token.line or 0, token.column or 0, tuple((n, v) for n, v, _ in parameters)
+        )
+
+    def constant(self, children: list[Token]) -> Constant:
+        (token,) = children
+        kind = token.type
+        text: str = token.value
+        value: Any
+        if kind == "INT":
+            value = int(text)
+        elif kind == "FLOAT":
+            value = float(text)
+        elif kind == "STRING":
+            value = text[1:-1]
+        elif kind == "TIME":
+            value = _time(text)
+        elif kind == "TRUE":
+            value = True
+        elif kind == "FALSE":
+            value = False
+        else:
+            value = None
+        return Constant(token.line or 0, token.column or 0, value)
+
+    def if_stmt(self, children: list[Any]) -> If:
+        token: Token = children[0]
+        branches: list[tuple[Expression | None, Statement]] = [(children[1], children[3])]
+        for child in children[4:]:
+            if isinstance(child, _Branch):
+                branches.append((child.condition, child.statement))
+        return If(token.line or 0, token.column or 0, tuple(branches))
+
+    def elif_clause(self, children: list[Any]) -> _Branch:
+        return _Branch(children[1], children[3])
+
+    def else_clause(self, children: list[Any]) -> _Branch:
+        return _Branch(None, children[1])
+
+    def while_stmt(self, children: list[Any]) -> While:
+        token: Token = children[0]
+        return While(token.line or 0, token.column or 0, children[1], children[3])
+
+    def block(self, children: list[Any]) -> Block:
+        token: Token = children[0]
+        parameters: _Parameters = children[2] or ()
+        options: dict[str, Any] = {}
+        for name, value, name_token in parameters:
+            if name not in BLOCK_OPTIONS:
+                raise _fail(
+                    f'"{name}" is not a block option; use description, expected_time or max_time',
+                    name_token,
+                )
+            if not isinstance(value, Constant):
+                raise _fail(
+                    f'block option "{name}" must be a constant (a string, number or time)', value
+                )
+            options[name] = value.value
+        body = tuple(_nodes(children[5:-1]))
+        return Block(token.line or 0, token.column or 0, body, **options)
+
+    def jump_point(self, children: list[Token]) -> JumpPoint:
+        return JumpPoint(children[0].line or 0, children[0].column or 0, children[1].value)
+
+    def goto_stmt(self, children: list[Token]) -> Goto:
+        return Goto(children[0].line or 0, children[0].column or 0, children[1].value)
+
+    def continue_stmt(self, children: list[Token]) -> Continue:
+        return Continue(children[0].line or 0, children[0].column or 0)
+
+    def break_stmt(self, children: list[Token]) -> Break:
+        return Break(children[0].line or 0, children[0].column or 0)
+
+    def pass_stmt(self, children: list[Token]) -> Pass:
+        return Pass(children[0].line or 0, children[0].column or 0)
+
+    def start(self, children: list[Any]) -> Block:
+        statements = tuple(_nodes(children))
+        if len(statements) == 1 and isinstance(statements[0], Block):
+            root = statements[0]
+        else:
+            root = Block(1, 1, statements)
+        _check_structure(root)
+        return root
+
+
+def _check_structure(root: Block) -> None:
+    """Jump points only at the top level; break/continue only inside while."""
+    todo: list[tuple[Statement, bool, bool]] = [(s, False, True) for s in root.body]
+    while todo:
+        statement, in_loop, top_level = todo.pop()
+        if isinstance(statement, JumpPoint) and not top_level:
+            raise _fail(
+                "jump points are only allowed at the top level of the script, "
+                f'not inside begin/end, if or while (jump point "{statement.name}")',
+                statement,
+            )
+        if isinstance(statement, Break | Continue) and not in_loop:
+            word = "break" if isinstance(statement, Break) else "continue"
+            raise _fail(f"{word} is only allowed inside a while loop", statement)
+        if isinstance(statement, Block):
+            todo.extend((child, in_loop, False) for child in statement.body)
+        elif isinstance(statement, If):
+            todo.extend((body, in_loop, False) for _, body in statement.branches)
+        elif isinstance(statement, While):
+            todo.append((statement.body, True, False))
+
+
+@functools.cache
+def _lark() -> Lark:
+    grammar = Path(__file__).with_name("grammar.lark").read_text(encoding="utf-8")
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer=Lexer,
+        transformer=_Builder(),
+        maybe_placeholders=True,
+        propagate_positions=False,
+    )
+
+
+def _describe(token: Token) -> str:
+    if token.type == "NL":
+        return "end of the line"
+    if token.type == "$END":
+        return "end of the script"
+    if token.type == "OP":
+        return f'operator "{token.value}"'
+    return f'"{token.value}"'
+
+
+def _expected_words(expected: set[str]) -> str:
+    names = set(expected)
+    words: list[str] = []
+    if names >= _STATEMENT_STARTS and names >= _VALUE_STARTS:
+        words.append("a statement")
+        names -= _STATEMENT_STARTS | _VALUE_STARTS
+    elif len(names & _VALUE_STARTS) > 4:
+        words.append("a value")
+        names -= _VALUE_STARTS
+    for name in sorted(names):
+        word = _WORDS.get(name, name.lower())
+        if word not in words:
+            words.append(word)
+    if len(words) > 1:
+        return ", ".join(words[:-1]) + " or " + words[-1]
+    return words[0] if words else "nothing"
+
+
+def _hint(token: Token, expected: set[str]) -> str:
+    kind = token.type
+    if kind == "OP" and "OP" not in expected:
+        if "RPAR" in expected:
+            return "only one operator per pair of parentheses: ( ( a + b ) + c )"
+        return "infix expressions need parentheses: ( a + b )"
+    if kind == "EQUAL" and "EQUAL" not in expected:
+        return "an assignment is a statement of its own, not a value; compare with =="
+    if expected == {"EQUAL"}:
+        return "parameters and map entries are named: name( parameter=value ), { key=value }"
+    if kind == "RPAR" and expected == {"OP"}:
+        return "parentheses hold one infix operation such as ( a + b ), not a single value"
+    if kind == "LSQB":
+        return "only a variable can be indexed, with one index: name[ index ]"
+    if kind == "$END" and "END" in expected:
+        return "a begin( ) block is missing its end"
+    if kind == "LPAR" and "OP" in expected:
+        return "infix expressions need parentheses: ( a + b )"
+    return ""
+
+
+def _translate(error: UnexpectedInput) -> ParseError:
+    if isinstance(error, UnexpectedToken):
+        token: Token = error.token
+        try:
+            expected = set(error.accepts or error.expected)
+        except Exception:  # the precise set is a nicety; fall back to lark's estimate
+            expected = set(error.expected)
+        message = f"unexpected {_describe(token)}; expected {_expected_words(expected)}"
+        hint = _hint(token, expected)
+        if hint:
+            message = f"{message} ({hint})"
+        return ParseError(message, int(error.line or 1), int(error.column or 1))
+    return ParseError(str(error), int(getattr(error, "line", 1)), int(getattr(error, "column", 1)))
+
+
+def parse(source: str) -> Script:
+    """Parse ``source``; raise ``ParseError`` if it is not a valid TScript script."""
+    try:
+        root: Block = _lark().parse(source)  # type: ignore[assignment]
+    except ParseError as error:
+        error.source_line = source_line(source, error.line)
+        raise
+    except VisitError as error:
+        inner = error.orig_exc
+        if isinstance(inner, ParseError):
+            inner.source_line = source_line(source, inner.line)
+            raise inner from None
+        raise
+    except UnexpectedInput as error:
+        parse_error = _translate(error)
+        parse_error.source_line = source_line(source, parse_error.line)
+        raise parse_error from None
+    except RecursionError:
+        raise ParseError("the script is nested too deeply", 1, 1, source_line(source, 1)) from None
+    return Script(root, source)
