@@ -16,6 +16,7 @@ written by operators; a template must not reach Python internals).
 from __future__ import annotations
 
 import datetime
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -78,6 +79,7 @@ def _compile(source: str) -> Template:
     return jinja_environment().from_string(source)
 
 
+_NEWLINES = re.compile(r"\r\n?")
 _SCALARS = frozenset({int, float, bool, type(None), datetime.datetime, datetime.date})
 
 
@@ -88,10 +90,12 @@ class _TooLong(Exception):
 def _render_text(source: str, context: dict[str, Any], max_length: int) -> str:
     """Render one string; ``_TooLong`` once the output passes ``max_length`` characters
     (checked while rendering: a value that doubles its references grows by squaring)."""
-    # Jinja2 leaves text without '{' unchanged except that it turns '\r' and '\r\n' into
-    # '\n' and drops one trailing newline; skipping it for such text changes nothing.
-    if "{" not in source and "\r" not in source and not source.endswith("\n"):
-        return source
+    if "{" not in source:
+        # All Jinja2 does to text without markup: '\r\n' and '\r' become '\n', and one
+        # trailing newline goes (keep_trailing_newline=False). Done here without compiling.
+        if "\r" in source:
+            source = _NEWLINES.sub("\n", source)
+        return source[:-1] if source.endswith("\n") else source
     limit = max(max_length, len(source))
     pieces: list[str] = []
     length = 0
