@@ -141,6 +141,9 @@ class _Builder(Transformer[Token, Any]):
             result.append((name, value, token))
         return tuple(result)
 
+    def label(self, children: list[Token]) -> Token:
+        return children[0]
+
     def parameter(self, children: list[Any]) -> tuple[str, Expression, Token]:
         token: Token = children[0]
         return (token.value, children[2], token)

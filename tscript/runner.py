@@ -69,6 +69,7 @@ class RunResult:
 
     state: str
     message: str = ""
+    line: int | None = None
 
 
 @dataclass(slots=True)
@@ -425,7 +426,7 @@ class Runner:
                     handler.setup(parameters)
                 except Interrupt as interrupt:
                     self._charged = True
-                    return RunResult("waiting", interrupt.message)
+                    return RunResult("waiting", interrupt.message, self.line)
                 except (Pause, ExecutionError):
                     self._charged = True
                     raise
@@ -440,7 +441,7 @@ class Runner:
                     value = handler(**parameters)
                 except Interrupt as interrupt:
                     self._charged = True
-                    return RunResult("waiting", interrupt.message)
+                    return RunResult("waiting", interrupt.message, self.line)
                 except (Pause, ExecutionError):
                     self._charged = True
                     raise
@@ -455,7 +456,7 @@ class Runner:
             if not handler.done:
                 handler.run()
                 self._charged = True
-                return RunResult("waiting", handler.message)
+                return RunResult("waiting", handler.message, self.line)
             value = handler.value
         except (Pause, ExecutionError):
             self._charged = True
@@ -480,7 +481,7 @@ class Runner:
         self._pc += 1
         if isinstance(value, Message):
             stack.append(None)
-            return RunResult("message", value.text)
+            return RunResult("message", value.text, self.program.lines[self._pc - 1])
         if isinstance(value, BaseException):
             stack.append(None)
             if isinstance(value, RuntimeSignal):

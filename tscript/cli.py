@@ -1,0 +1,233 @@
+"""The ``tscript`` command: check scripts and run them with the builtins only.
+
+``tscript check FILE...`` prints ``FILE:LINE:COLUMN: message`` and the caret rendering for
+every file that does not parse (all files are checked); exit 0 when all parse, else 1.
+
+``tscript run FILE`` runs a script in slices of ``--budget`` steps. ``--json`` prints one
+object ``{"outcome", "variables", "error", "events"}``; ``--resume`` continues after
+``pause()`` and ``error()`` (as an operator's resume / reset would) and records them in
+``events``; ``--roundtrip`` saves the runner to JSON text and restores it before every slice;
+``--fast`` completes ``delay()`` at once. Exit 0 when done, 1 when paused, in error or aborted,
+2 when the script does not parse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from tscript.builtins import Delay
+from tscript.errors import (
+    ExecutionError,
+    ParseError,
+    Pause,
+    RuntimeSignal,
+    StepLimitExceeded,
+    UnrecoverableError,
+)
+from tscript.parser import parse
+from tscript.runner import Runner
+from tscript.values import to_output
+
+__all__ = ["main", "run_script"]
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return handle.read()
+
+
+@click.group()
+def main() -> None:
+    """TScript: check and run blueprint scripts."""
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def check(files: tuple[str, ...]) -> None:
+    """Parse every FILE and report each error with its line, column and a caret."""
+    failed = False
+    for name in files:
+        try:
+            source = _read(name)
+        except (OSError, UnicodeDecodeError) as error:
+            click.echo(f"{name}:0:0: cannot read the file: {error}")
+            failed = True
+            continue
+        try:
+            parse(source)
+        except ParseError as error:
+            click.echo(error.render(name))
+            failed = True
+    sys.exit(1 if failed else 0)
+
+
+def _error(error: RuntimeSignal) -> dict[str, Any]:
+    return {"kind": error.kind, "message": error.message, "line": error.line}
+
+
+def run_script(
+    source: str,
+    *,
+    resume: bool = False,
+    budget: int = 1000,
+    roundtrip: bool = False,
+    fast: bool = False,
+    max_steps: int = 1_000_000,
+    on_event: Any = None,
+) -> dict[str, Any]:
+    """Run ``source`` with the builtins only; the ``tscript run --json`` document.
+
+    Raises ``ParseError`` when the script does not parse.
+    """
+    runner = Runner(parse(source), max_steps=max_steps)
+    events: list[list[Any]] = []
+
+    def record(event: list[Any]) -> None:
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+
+    outcome = "done"
+    failure: dict[str, Any] | None = None
+    while True:
+        if roundtrip:
+            runner = Runner.from_json(json.loads(json.dumps(runner.to_json())))
+        try:
+            result = runner.run(budget)
+        except StepLimitExceeded as error:
+            outcome, failure = "error", _error(error)
+            break
+        except Pause as error:
+            if not resume:
+                outcome, failure = "paused", _error(error)
+                break
+            record(["pause", error.message, error.line])
+            continue
+        except ExecutionError as error:
+            if not resume:
+                outcome, failure = "error", _error(error)
+                break
+            record(["error", error.message, error.line])
+            continue
+        except UnrecoverableError as error:
+            outcome, failure = "aborted", _error(error)
+            break
+        if result.state == "done":
+            break
+        if result.state == "message":
+            record(["message", result.message, result.line])
+        elif result.state == "waiting":
+            handler = runner.pending_handler
+            if isinstance(handler, Delay):
+                if fast:
+                    handler.finish()
+                    record(["delay", handler.seconds, result.line])
+                else:
+                    time.sleep(min(max(handler.remaining, 0.01), 1.0))
+            else:
+                time.sleep(0.05)
+    with _unlimited_int_digits():
+        variables = {name: to_output(value) for name, value in runner.variables.items()}
+    return {"outcome": outcome, "variables": variables, "error": failure, "events": events}
+
+
+@contextlib.contextmanager
+def _unlimited_int_digits() -> Iterator[None]:
+    """Big ints print in full in the output (Python limits int-to-text conversion)."""
+    saved = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(saved)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--resume", is_flag=True, help="Continue after pause() and error().")
+@click.option(
+    "--budget",
+    type=click.IntRange(min=1, clamp=True),
+    default=1000,
+    show_default=True,
+    help="Step budget of one slice.",
+)
+@click.option("--roundtrip", is_flag=True, help="Save and restore the runner before every slice.")
+@click.option("--fast", is_flag=True, help="Complete delay() at once.")
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="Per-job step ceiling.",
+)
+def run(
+    file: str,
+    as_json: bool,
+    resume: bool,
+    budget: int,
+    roundtrip: bool,
+    fast: bool,
+    max_steps: int,
+) -> None:
+    """Run FILE with the builtin functions only."""
+    source = _read(file)
+
+    def show(event: list[Any]) -> None:
+        if not as_json:
+            click.echo(f"{event[0]} (line {event[2]}): {event[1]}")
+
+    try:
+        document = run_script(
+            source,
+            resume=resume,
+            budget=budget,
+            roundtrip=roundtrip,
+            fast=fast,
+            max_steps=max_steps,
+            on_event=show,
+        )
+    except ParseError as error:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "outcome": "parse_error",
+                        "error": {
+                            "kind": "ParseError",
+                            "message": error.message,
+                            "line": error.line,
+                            "column": error.column,
+                        },
+                        "variables": {},
+                        "events": [],
+                    }
+                )
+            )
+        else:
+            click.echo(error.render(file))
+        sys.exit(2)
+    if as_json:
+        with _unlimited_int_digits():
+            click.echo(json.dumps(document, allow_nan=False))
+    else:
+        click.echo(f"outcome: {document['outcome']}")
+        failure = document["error"]
+        if failure is not None:
+            click.echo(f"{failure['kind']} on line {failure['line']}: {failure['message']}")
+        with _unlimited_int_digits():
+            for name, value in document["variables"].items():
+                click.echo(f"{name} = {json.dumps(value, allow_nan=False)}")
+    sys.exit(0 if document["outcome"] == "done" else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
