@@ -345,6 +345,11 @@ def _hint(token: Token, expected: set[str]) -> str:
         return "parentheses hold one infix operation such as ( a + b ), not a single value"
     if kind == "LSQB":
         return "only a variable can be indexed, with one index: name[ index ]"
+    if kind in ("ELSE", "ELIF"):
+        return (
+            f"an if takes one statement per branch; put several in begin( ) ... end "
+            f"before {token.value}"
+        )
     if kind == "$END" and "END" in expected:
         return "a begin( ) block is missing its end"
     if kind == "LPAR" and "OP" in expected:
