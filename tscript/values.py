@@ -41,8 +41,9 @@ JSONValue: TypeAlias = Any
 
 _IMMUTABLE = frozenset({int, float, str, bool, type(None), timedelta, complex})
 _SAFE_INT = 2**53
-# an integer power with a result beyond this many bits would take minutes to compute
+# guards against scripts that would take minutes or gigabytes for one operation
 _MAX_POWER_BITS = 1 << 22
+_MAX_TEXT = 1 << 26
 
 
 def copy_value(value: Any) -> Any:
@@ -80,14 +81,29 @@ def _power(left: Any, right: Any) -> Any:
     return left**right
 
 
+def _multiply(left: Any, right: Any) -> Any:
+    _check_numeric(left, right)
+    if (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and left.bit_length() + right.bit_length() > _MAX_POWER_BITS
+    ):
+        raise ScriptError("the result of the multiplication is too large")
+    return left * right
+
+
 def _concatenate(left: Any, right: Any) -> str:
-    return str(left) + str(right)
+    text_left = str(left)
+    text_right = str(right)
+    if len(text_left) + len(text_right) > _MAX_TEXT:
+        raise ScriptError("the concatenated string is too long")
+    return text_left + text_right
 
 
 OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     ".": _concatenate,
     "^": _power,
-    "*": _numeric(operator.mul),
+    "*": _multiply,
     "/": _numeric(operator.truediv),
     "%": _numeric(operator.mod),
     "+": _numeric(operator.add),

@@ -1,0 +1,331 @@
+"""The runner: stepping, error classes, time limits, progress, and the saved JSON state."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tscript import (
+    STATE_VERSION,
+    ExecutionError,
+    NotDefinedError,
+    ParameterError,
+    Pause,
+    Runner,
+    RuntimeSignal,
+    ScriptError,
+    StepLimitExceeded,
+    UnrecoverableError,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _finish(runner: Runner, budget: int = 1000) -> None:
+    for _ in range(100_000):
+        if runner.run(budget).state == "done":
+            return
+    raise AssertionError("the script did not finish")
+
+
+def _roundtrip(runner: Runner, clock: Clock | None = None) -> Runner:
+    text = json.dumps(runner.to_json(), allow_nan=False)
+    if clock is None:
+        return Runner.from_json(text)
+    return Runner.from_json(text, clock=clock)
+
+
+@pytest.mark.parametrize(
+    ("source", "steps"),
+    [
+        ("", 1),
+        ("aa = 1", 4),
+        ("aa = [1,2,3]", 7),
+        ("cnt=0\nwhile (cnt<3) do cnt=(cnt+1)", 30),
+        ("aa = not true", 6),
+        ("begin()\naa = 1\nend", 4),
+        ("aa = 1\nbegin()\nbb = 2\nend", 9),
+    ],
+)
+def test_steps_count_node_visits_like_the_original(source: str, steps: int) -> None:
+    runner = Runner(source)
+    _finish(runner)
+    assert runner.steps == steps
+
+
+def test_budget_slices_and_ceiling() -> None:
+    runner = Runner("cnt = 0\nwhile true do cnt = ( cnt + 1 )", max_steps=1000)
+    assert runner.run(10).state == "budget"
+    assert runner.steps == 10
+
+    def until_stopped() -> None:
+        while True:
+            runner.run(7)
+
+    with pytest.raises(StepLimitExceeded) as caught:
+        until_stopped()
+    assert caught.value.kind == "ExecutionError"
+    assert caught.value.line == 2
+    assert runner.variables["cnt"] == 198
+    assert not runner.aborted
+    runner.reset_step_ceiling()
+    with pytest.raises(StepLimitExceeded):
+        runner.run(10_000)
+    assert runner.variables["cnt"] == 398
+
+
+def test_every_run_makes_progress_with_budget_one() -> None:
+    runner = Runner("aa = [ [ 1, 2 ], { kk=( 1 + 2 ) } ]")
+    slices = 0
+    while runner.run(1).state != "done":
+        slices += 1
+    assert runner.variables == {"aa": [[1, 2], {"kk": 3}]}
+    assert slices > 3
+
+
+def test_error_classes_and_outcomes() -> None:
+    assert issubclass(NotDefinedError, UnrecoverableError)
+    assert issubclass(ParameterError, UnrecoverableError)
+    assert issubclass(ScriptError, UnrecoverableError)
+    assert issubclass(StepLimitExceeded, ExecutionError)
+    kinds = {
+        NotDefinedError("x").kind,
+        ParameterError("x", "y").kind,
+        ScriptError("x").kind,
+        ExecutionError("x").kind,
+        Pause("x").kind,
+    }
+    assert kinds == {"NotDefined", "ParameterError", "ScriptError", "ExecutionError", "Pause"}
+    assert str(NotDefinedError("aa", 3)) == 'Not Defined "aa" (line 3)'
+
+
+def test_aborted_runner_stays_aborted() -> None:
+    runner = Runner("aa = 1\nbb = ( aa / 0 )\ncc = 3")
+    with pytest.raises(ScriptError) as caught:
+        runner.run()
+    assert caught.value.line == 2
+    assert "ZeroDivisionError" in caught.value.message
+    assert runner.aborted
+    assert runner.line is None
+    assert runner.run().state == "aborted"
+    assert _roundtrip(runner).aborted
+
+
+def test_done_runner_stays_done() -> None:
+    runner = Runner("aa = 1")
+    assert runner.run().state == "done"
+    assert runner.done
+    assert runner.run().state == "done"
+    assert runner.status()["percent"] == 100.0
+
+
+def test_pause_resume_and_line() -> None:
+    runner = Runner("aa = 1\n\nbb = pause( msg=[ 1 ] )\ncc = 2")
+    assert runner.line == 1
+    with pytest.raises(Pause) as caught:
+        runner.run()
+    assert (caught.value.message, caught.value.line) == ("[1]", 3)
+    assert runner.line == 3
+    runner = _roundtrip(runner)
+    assert runner.run().state == "done"
+    assert runner.variables == {"aa": 1, "bb": None, "cc": 2}
+
+
+def test_max_time_pauses_once_then_the_block_runs_on() -> None:
+    clock = Clock()
+    runner = Runner(
+        "begin( description='install', max_time=0:10 )\n  delay( seconds=60 )\n  aa = 1\nend",
+        clock=clock,
+    )
+    assert runner.run().state == "waiting"
+    clock.now += 5
+    assert runner.run().state == "waiting"
+    clock.now += 10
+    runner = _roundtrip(runner, clock)
+    with pytest.raises(Pause, match="Max Time Elapsed") as caught:
+        runner.run()
+    assert caught.value.line == 2
+    result = runner.run()
+    assert (result.state, result.message) == ("waiting", "Waiting for 45 more seconds")
+    clock.now += 100
+    assert runner.run().state == "done"
+    assert runner.variables == {"aa": 1}
+
+
+def test_delay_message_and_wait() -> None:
+    clock = Clock()
+    runner = Runner("delay( minutes=1 )\naa = 1", clock=clock)
+    assert runner.run().message == "Waiting for 60 more seconds"
+    clock.now += 59.5
+    runner = _roundtrip(runner, clock)
+    assert runner.run().message == "Waiting for 1 more seconds"
+    clock.now += 1
+    assert runner.run().state == "done"
+
+
+def test_status_inside_nested_blocks() -> None:
+    clock = Clock()
+    source = (
+        "aa = 1\n"
+        "begin( description='outer', expected_time=2:00 )\n"
+        "  bb = 1\n"
+        "  pause( msg='look' )\n"
+        "end\n"
+        "cc = 1\n"
+    )
+    runner = Runner(source, clock=clock)
+    status = runner.status()
+    assert (status["percent"], status["line"]) == (0.0, 1)
+    with pytest.raises(Pause):
+        runner.run()
+    clock.now += 30
+    status = _roundtrip(runner, clock).status()
+    assert status["line"] == 4
+    assert status["percent"] == pytest.approx(50.0)
+    root, block = status["blocks"]
+    assert root["percent"] == pytest.approx(50.0)
+    assert block["percent"] == pytest.approx(50.0)
+    assert block["description"] == "outer"
+    assert block["elapsed"] == pytest.approx(30.0)
+    assert block["remaining"] == pytest.approx(90.0)
+    assert "remaining" not in root
+
+
+def test_status_inside_an_expression_and_a_loop() -> None:
+    runner = Runner(
+        "cnt = 0\nwhile ( cnt < 3 ) do\n"
+        "  cnt = ( cnt + pop( array=[ 1, pause( msg='p' ) ], index=0 ) )"
+    )
+    with pytest.raises(Pause):
+        runner.run()
+    status = runner.status()
+    assert status["line"] == 3
+    assert status["percent"] == pytest.approx(50.0)
+
+
+def test_goto_keeps_block_timers() -> None:
+    clock = Clock()
+    runner = Runner(
+        "begin( description='all', expected_time=1:00 )\n:top\n  pause( msg='x' )\n  goto top\nend",
+        clock=clock,
+    )
+    with pytest.raises(Pause):
+        runner.run()
+    clock.now += 20
+    with pytest.raises(Pause):
+        runner.run()
+    assert runner.status()["blocks"][0]["elapsed"] == pytest.approx(20.0)
+
+
+def test_goto_leaves_loops_and_blocks() -> None:
+    runner = Runner(
+        "cnt = 0\n:top\ncnt = ( cnt + 1 )\nwhile true do begin()\n  begin()\n"
+        "    if ( cnt < 3 ) then goto top\n    goto out\n  end\nend\n:out\ndone = cnt"
+    )
+    _finish(runner)
+    assert runner.variables == {"cnt": 3, "done": 3}
+
+
+def test_state_document_shape() -> None:
+    runner = Runner("aa = 1\npause( msg='x' )")
+    with pytest.raises(Pause):
+        runner.run()
+    state = runner.to_json()
+    assert state["format"] == "tscript-runner"
+    assert state["version"] == STATE_VERSION
+    assert state["source"] == "aa = 1\npause( msg='x' )"
+    assert len(state["sha256"]) == 64
+    assert state["variables"] == {"aa": 1}
+    json.dumps(state, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"version": 99}, "version"),
+        ({"format": "pickle"}, "not a saved"),
+        ({"source": "aa = 2"}, "hash"),
+    ],
+)
+def test_bad_state_is_refused(change: dict[str, Any], words: str) -> None:
+    state = Runner("aa = 1").to_json()
+    state.update(change)
+    with pytest.raises(ValueError, match=words):
+        Runner.from_json(state)
+
+
+def test_typed_values_survive_a_save() -> None:
+    runner = Runner("pause( msg='x' )")
+    big = 3**200
+    shared = [1, 2]
+    values: dict[str, Any] = {
+        "big": big,
+        "negative_big": -big,
+        "zero": -0.0,
+        "inf": math.inf,
+        "minus_inf": -math.inf,
+        "time": timedelta(days=2, seconds=5, microseconds=7),
+        "complex": complex(1.5, -math.inf),
+        "keys": {1: "one", False: "no", None: "none", (1, 2): "pair", "__ref__": 3},
+        "tuple": (1, [2]),
+        "nested": {"a": shared, "b": [shared, {"c": shared}]},
+    }
+    runner.variables.update(values)
+    values["nan"] = runner.variables["nan"] = math.nan
+    restored = Runner.from_json(json.dumps(runner.to_json(), allow_nan=False)).variables
+    for name in ("big", "negative_big", "inf", "minus_inf", "time", "complex", "keys", "tuple"):
+        assert restored[name] == values[name], name
+        assert type(restored[name]) is type(values[name])
+    assert math.copysign(1.0, restored["zero"]) == -1.0
+    assert math.isnan(restored["nan"])
+    nested = restored["nested"]
+    assert nested["a"] is nested["b"][0] is nested["b"][1]["c"]
+
+
+def test_cycles_survive_a_save() -> None:
+    runner = Runner("aa = [ 1 ]\nappend( array=aa, value=aa )\npause( msg='x' )\nbb = aa[1]")
+    with pytest.raises(Pause):
+        runner.run()
+    runner = _roundtrip(runner)
+    _finish(runner)
+    aa = runner.variables["aa"]
+    assert aa[1] is aa
+    assert runner.variables["bb"][1][1] is runner.variables["bb"]
+
+
+def test_saved_state_is_small_and_plain() -> None:
+    runner = Runner("aa = { name='web01', ports=[ 22, 80 ] }\npause( msg='x' )")
+    with pytest.raises(Pause):
+        runner.run()
+    text = runner.dumps()
+    assert "__ref__" not in text
+    assert len(text) < 600
+
+
+def test_runtime_signal_without_line() -> None:
+    error: RuntimeSignal = ExecutionError("plain")
+    assert str(error) == "plain"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "aa = ( 2 ^ 99999999 )",
+        "aa = ( 2 ^ 3000000 )\nbb = ( aa * aa )",
+        "aa = 'xxxxxxxx'\nwhile true do aa = ( aa . aa )",
+    ],
+)
+def test_runaway_operations_are_script_errors(source: str) -> None:
+    runner = Runner(source)
+    with pytest.raises(ScriptError, match="too"):
+        _finish(runner)
