@@ -45,8 +45,9 @@ ANY_CASE_KEYWORDS = {"true": "TRUE", "false": "FALSE", "none": "NONE", "not": "N
 
 _TOKEN_RE = re.compile(
     r"""
-    (?P<WS>[ \t]+)
-  | (?P<NL>\r\n|\r|\n)
+    [ \t]*  # spaces and tabs before a token never matter
+    (?:
+    (?P<NL>\r\n|\r|\n)
   | (?P<COMMENT>\#[^\r\n]*)
   | (?P<STRING>"[^"]*"|'[^']*')
   | (?P<TIME>[0-9]{1,2}(?::[0-9]{1,2}){1,3}(?![0-9:]))
@@ -65,9 +66,12 @@ _TOKEN_RE = re.compile(
   | (?P<RBRACE>\})
   | (?P<COMMA>,)
   | (?P<COLON>:)
+  | (?P<WS>\Z)
+    )
     """,
     re.VERBOSE,
 )
+_SPACES = re.compile(r"[ \t]*")
 _NUMBER_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _LINE_SPLIT_RE = re.compile(r"\r\n|\r|\n")
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
@@ -110,6 +114,9 @@ def tokenize(text: str) -> Iterator[Token]:
     while pos < end:
         found = match(text, pos)
         if found is None:
+            spaces = _SPACES.match(text, pos)
+            if spaces is not None:
+                pos = spaces.end()
             char = text[pos]
             if char in "\"'":
                 raise _error(
@@ -121,9 +128,9 @@ def tokenize(text: str) -> Iterator[Token]:
                 )
             raise _error(text, f"unexpected character {char!r}", line, pos - line_start + 1)
         kind = found.lastgroup or ""
-        value = found.group()
-        column = pos - line_start + 1
-        start = pos
+        start = found.start(kind) if kind else pos
+        value = found.group(kind) if kind else ""
+        column = start - line_start + 1
         pos = found.end()
         if kind == "WS" or kind == "COMMENT":
             continue
