@@ -22,7 +22,9 @@ from lark.lexer import Lexer as LarkLexer
 
 from tscript.errors import ParseError
 
-__all__ = ["KEYWORDS", "Lexer", "source_line", "tokenize"]
+__all__ = ["KEYWORDS", "MAX_BRACKETS", "Lexer", "source_line", "tokenize"]
+
+MAX_BRACKETS = 200  # an implementation limit (the original fails near 150 nested levels)
 
 KEYWORDS = {
     "if": "IF",
@@ -192,6 +194,10 @@ def tokenize(text: str) -> Iterator[Token]:
         else:
             if kind in _OPENING:
                 depth += 1
+                if depth > MAX_BRACKETS:
+                    raise _error(
+                        text, f"brackets are nested more than {MAX_BRACKETS} deep", line, column
+                    )
             elif kind in _CLOSING:
                 depth = max(depth - 1, 0)
             token = Token(kind, value, start, line, column)

@@ -268,11 +268,17 @@ class _Builder(Transformer[Token, Any]):
         return root
 
 
+MAX_NESTING = 200
+
+
 def _check_structure(root: Block) -> None:
-    """Jump points only at the top level; break/continue only inside while."""
-    todo: list[tuple[Statement, bool, bool]] = [(s, False, True) for s in root.body]
+    """Jump points only at the top level; break/continue only inside while; statements nested
+    at most ``MAX_NESTING`` deep (an implementation limit; the original stops near 100)."""
+    todo: list[tuple[Statement, bool, bool, int]] = [(s, False, True, 1) for s in root.body]
     while todo:
-        statement, in_loop, top_level = todo.pop()
+        statement, in_loop, top_level, depth = todo.pop()
+        if depth > MAX_NESTING:
+            raise _fail(f"statements are nested more than {MAX_NESTING} deep", statement)
         if isinstance(statement, JumpPoint) and not top_level:
             raise _fail(
                 "jump points are only allowed at the top level of the script, "
@@ -283,11 +289,11 @@ def _check_structure(root: Block) -> None:
             word = "break" if isinstance(statement, Break) else "continue"
             raise _fail(f"{word} is only allowed inside a while loop", statement)
         if isinstance(statement, Block):
-            todo.extend((child, in_loop, False) for child in statement.body)
+            todo.extend((child, in_loop, False, depth + 1) for child in statement.body)
         elif isinstance(statement, If):
-            todo.extend((body, in_loop, False) for _, body in statement.branches)
+            todo.extend((body, in_loop, False, depth + 1) for _, body in statement.branches)
         elif isinstance(statement, While):
-            todo.append((statement.body, True, False))
+            todo.append((statement.body, True, False, depth + 1))
 
 
 @functools.cache

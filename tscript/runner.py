@@ -672,7 +672,16 @@ class Runner:
         return owner.decode_value(data)
 
     def to_json(self) -> dict[str, Any]:
-        """The whole state as a JSON-able dict (``json.dumps`` it to store it)."""
+        """The whole state as a JSON-able dict (``json.dumps`` it to store it).
+
+        ``TypeError`` if a value cannot be saved (an object no module encodes),
+        ``ValueError`` if a value is nested too deeply to save."""
+        try:
+            return self._to_json()
+        except RecursionError:
+            raise ValueError("a value is nested too deeply to save") from None
+
+    def _to_json(self) -> dict[str, Any]:
         encoder = StateEncoder(self._encode_object)
         pending = self._pending
         return {

@@ -152,11 +152,21 @@ class StateEncoder:
                 return {"__ref__": ref}
             self._seen[id(value)] = len(self._seen)
             self._keep.append(value)
+            # plain loops, not comprehensions: one Python frame per nesting level
             if kind is list:
-                return [self.encode(item) for item in value]
+                items = []
+                for item in value:
+                    items.append(self.encode(item))
+                return items
             if all(_plain_key(key) for key in value):
-                return {key: self.encode(item) for key, item in value.items()}
-            return {"__map__": [[self.encode(k), self.encode(v)] for k, v in value.items()]}
+                entries = {}
+                for key, item in value.items():
+                    entries[key] = self.encode(item)
+                return entries
+            pairs = []
+            for key, item in value.items():
+                pairs.append([self.encode(key), self.encode(item)])
+            return {"__map__": pairs}
         if kind is timedelta:
             return {"__timedelta__": [value.days, value.seconds, value.microseconds]}
         if kind is complex:
@@ -190,7 +200,8 @@ class StateDecoder:
         if kind is list:
             result: list[Any] = []
             self._objects.append(result)
-            result.extend([self.decode(item) for item in data])
+            for item in data:
+                result.append(self.decode(item))
             return result
         if kind is not dict:
             return data

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 
-from tscript import ParseError, parse
+from tscript import ParseError, Runner, ScriptError, parse
 from tscript.nodes import (
     Array,
     Assignment,
@@ -314,12 +315,38 @@ def test_whitespace_never_matters() -> None:
 
 
 def test_deep_nesting_is_not_recursive() -> None:
-    depth = 3000
+    depth = 200
     source = "aa = " + "( 1 + " * depth + "1" + " )" * depth
     node = _only(source)
     assert isinstance(node, Assignment)
-    blocks = "begin()\n" * 500 + "aa = 1\n" + "end\n" * 500
+    assert isinstance(_only("aa = " + "not " * 5000 + "1"), Assignment)
+    with pytest.raises(ParseError, match="nested more than 200 deep"):
+        parse("aa = " + "[ " * 201 + "1" + " ]" * 201)
+    blocks = "begin()\n" * 199 + "aa = 1\n" + "end\n" * 199
     assert len(parse(blocks).root.body) == 1
+    with pytest.raises(ParseError, match="nested more than 200 deep"):
+        parse("if aa then " * 201 + "bb = 1")
+
+
+def test_deeply_nested_scripts_run() -> None:
+    source = "cnt = 0\n" + "begin()\n" * 199 + "cnt = ( cnt + 1 )\n" + "end\n" * 199
+    source += "aa = " + "[ " * 100 + "cnt" + " ]" * 100
+    runner = Runner(source)
+    while runner.run().state != "done":
+        pass
+    assert runner.variables["cnt"] == 1
+    # values built deeper than a copy can go are a script error, not a crash
+    runner = Runner("aa = []\nwhile true do aa = [ aa ]")
+    with pytest.raises(ScriptError, match="RecursionError"):
+        runner.run(100_000)
+    depth = 0
+    value = runner.variables["aa"]
+    while value:
+        value = value[0]
+        depth += 1
+    assert depth > 150
+    restored = Runner.from_json(json.dumps(runner.to_json()))
+    assert restored.variables == runner.variables
 
 
 # scripts modelled on the real blueprint scripts of the reference (§14)
