@@ -109,6 +109,10 @@ class Delay(ExternalFunction):
     def message(self) -> str:
         return f"Waiting for {int(self.remaining + 0.999)} more seconds"
 
+    @property
+    def wake_at(self) -> float | None:
+        return self.end_at
+
     def finish(self) -> None:
         """Complete the delay now."""
         self.end_at = float("-inf")

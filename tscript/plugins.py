@@ -84,6 +84,12 @@ class ExternalFunction:
         return ""
 
     @property
+    def wake_at(self) -> float | None:
+        """When (epoch seconds) this waiting function can make progress by itself, if ever;
+        the job engine steps the job again at that time (``delay`` uses it)."""
+        return None
+
+    @property
     def value(self) -> Any:
         return None
 

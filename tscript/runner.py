@@ -171,6 +171,18 @@ class Runner:
     def pending_handler(self) -> ExternalFunction | None:
         return None if self._pending is None else self._pending.handler
 
+    def next_wake(self) -> float | None:
+        """The earliest time (epoch seconds) at which running again can make progress by
+        itself: the waiting function's ``wake_at`` or a block's ``max_time`` deadline."""
+        if self._state != _RUNNING:
+            return None
+        times = [record[2] for record in self._blocks if record[2] is not None]
+        if self._pending is not None:
+            wake = self._pending.handler.wake_at
+            if wake is not None:
+                times.append(wake)
+        return min(times) if times else None
+
     def reset_step_ceiling(self) -> None:
         """Allow another ``max_steps`` steps (an operator's reset after a runaway loop)."""
         self._ceiling_base = self._steps

@@ -329,3 +329,15 @@ def test_runaway_operations_are_script_errors(source: str) -> None:
     runner = Runner(source)
     with pytest.raises(ScriptError, match="too"):
         _finish(runner)
+
+
+def test_next_wake() -> None:
+    clock = Clock()
+    runner = Runner("begin( max_time=1:00 )\n  delay( seconds=10 )\nend", clock=clock)
+    assert runner.next_wake() is None
+    assert runner.run().state == "waiting"
+    assert runner.next_wake() == clock.now + 10
+    clock.now += 10
+    runner.run()
+    assert runner.done
+    assert runner.next_wake() is None
