@@ -510,3 +510,172 @@ def test_remote_call_at_every_step() -> None:
                 assert reply[0] == "Accepted"
     assert runner.done
     assert runner.variables == {"aa": [10, 20, 30]}
+
+
+class AnyRemote(Remote):
+    def setup(self, parameters: dict[str, Any]) -> None:
+        self.parameters = dict(parameters)
+
+    def to_subcontractor(self) -> tuple[str, dict[str, Any]]:
+        return ("run", self.parameters)
+
+
+class Generic(Module):
+    """A module backed by a dict, with remote functions answered by a fake subcontractor."""
+
+    def __init__(self, name: str, values: dict[str, Any], remote: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.data = values
+        self.remote = remote
+        self.local_calls: list[dict[str, Any]] = []
+
+    def _value(self, key: str) -> Value:
+        def setter(value: Any) -> None:
+            self.data[key] = value
+
+        return Value(lambda: self.data[key], setter)
+
+    def values(self) -> Mapping[str, Value]:
+        return {key: self._value(key) for key in self.data}
+
+    def _local(self, **parameters: Any) -> None:
+        self.local_calls.append(parameters)
+
+    def functions(self) -> Mapping[str, FunctionFactory]:
+        table: dict[str, FunctionFactory] = {name: AnyRemote for name in self.remote}
+        table["set_pxe"] = lambda: self._local
+        return table
+
+
+def _job_modules() -> list[Module]:
+    return [
+        Generic(
+            "foundation",
+            {"type": "IPMI", "awsec2_instance_id": None},
+            ("power_on", "link_test", "power_off", "wait_for_poweroff", "power_state"),
+        ),
+        Generic(
+            "structure",
+            {"provisioning_interface": "eth0", "primary_ip": "10.0.0.5", "hostname": "web01"},
+        ),
+        Generic("config", {"installed": False, "wipe_disks": True}),
+        Generic("dhcp", {}),
+        Generic("iputils", {}, ("wait_for_port",)),
+        Generic("aws", {}, ("create",)),
+        Generic("ssh", {}, ("execute",)),
+    ]
+
+
+def _subcontractor(task: dict[str, Any], answers: dict[str, list[Any]]) -> dict[str, Any]:
+    """The far end: answers each task from a per-function script of answers."""
+    queue = answers.setdefault(task["function"], [])
+    return {"answer": queue.pop(0) if queue else True}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+LINUX_CREATE = """\
+# create a linux structure
+begin( description="Create Linux", expected_time=30:00 )
+  begin( description="Power On", expected_time=2:00 )
+    foundation.power_on()
+    delay( seconds=30 )
+  end
+  if ( foundation.type == 'IPMI' ) then
+    while not foundation.link_test() do begin()
+      delay( seconds=10 )
+    end
+  elif ( foundation.type == "Manual" ) then
+    pause( msg="Power on the machine, then resume" )
+  else
+    fatal_error( msg=( "unknown foundation type " . foundation.type ) )
+  dhcp.set_pxe( interface=structure.provisioning_interface, pxe="ubuntu" )
+  begin( description="Install OS", expected_time=20:00, max_time=1:00:00 )
+    iputils.wait_for_port( target=structure.primary_ip, port=22 )
+  end
+  config.installed = true
+  instance = aws.create()
+  foundation.awsec2_instance_id = instance[ 'instance_id' ]
+  if exists( config.wipe_disks ) then pause( msg="check the disks" )
+  message( msg=( 'built ' . structure.hostname ) )
+end
+"""
+
+
+def _drive(
+    source: str, answers: dict[str, list[Any]], budget: int
+) -> tuple[Runner, list[str], list[Module]]:
+    """A minimal job engine: restore, run a slice, hand out a task, deliver its result,
+    save; the runner only lives between a restore and a save."""
+    modules = _job_modules()
+    served = [module.name for module in modules]
+    clock = Clock()
+    state = Runner(source, modules, clock=clock).dumps()
+    log: list[str] = []
+    for _ in range(100_000):
+        runner = Runner.from_json(state, modules, clock=clock)
+        try:
+            result = runner.run(budget)
+        except Pause as pause:
+            log.append(f"paused: {pause.message}")
+            state = runner.dumps()
+            continue
+        if result.state == "done":
+            return runner, log, modules
+        if result.state == "message":
+            log.append(f"message: {result.message}")
+        task = runner.to_subcontractor(served)
+        state = runner.dumps()
+        if task is not None:
+            log.append(f"task: {task['module']}.{task['function']}")
+            runner = Runner.from_json(state, modules, clock=clock)
+            queue = answers.setdefault(task["function"] + ":" + task["module"], [])
+            reply = runner.from_subcontractor(
+                task["cookie"], {"answer": queue.pop(0) if queue else True}
+            )
+            assert reply[0] == "Accepted"
+            state = runner.dumps()
+        wake = runner.next_wake()
+        if result.state == "waiting" and task is None and wake is not None:
+            log.append(f"sleep {wake - clock.now:.0f}")
+            clock.now = wake
+    raise AssertionError("the job never finished")
+
+
+@pytest.mark.parametrize("budget", [1, 1000])
+def test_a_blueprint_job_end_to_end(budget: int) -> None:
+    answers: dict[str, list[Any]] = {
+        "run:foundation": [True, False, False, True],
+        "run:aws": [{"instance_id": "i-123"}],
+    }
+    runner, log, modules = _drive(LINUX_CREATE, answers, budget)
+    assert runner.variables == {"instance": {"instance_id": "i-123"}}
+    tasks = [entry for entry in log if entry.startswith("task")]
+    assert tasks == [
+        "task: foundation.run",
+        "task: foundation.run",
+        "task: foundation.run",
+        "task: foundation.run",
+        "task: iputils.run",
+        "task: aws.run",
+    ]
+    assert [entry for entry in log if entry.startswith("sleep")] == [
+        "sleep 30",
+        "sleep 10",
+        "sleep 10",
+    ]
+    assert "paused: check the disks" in log
+    assert log[-1] == "message: built web01"
+    foundation, _, config, dhcp = modules[:4]
+    assert isinstance(foundation, Generic)
+    assert isinstance(config, Generic)
+    assert isinstance(dhcp, Generic)
+    assert foundation.data["awsec2_instance_id"] == "i-123"
+    assert config.data["installed"] is True
+    assert dhcp.local_calls == [{"interface": "eth0", "pxe": "ubuntu"}]
