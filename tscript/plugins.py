@@ -54,7 +54,7 @@ from tscript.errors import NoRollback
 from tscript.values import JSONValue
 
 if TYPE_CHECKING:
-    from tscript.runner import Runner
+    from tscript.machine import Machine
 
 __all__ = ["ExternalFunction", "FunctionFactory", "Handler", "Module", "Value"]
 
@@ -67,7 +67,7 @@ class ExternalFunction:
     ``get_script_value(module, name)`` to read another module's value.
     """
 
-    runner: Runner | None = None
+    runner: Machine | None = None
 
     def setup(self, parameters: dict[str, Any]) -> None:
         """Validate and keep the evaluated parameters."""
