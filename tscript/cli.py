@@ -18,7 +18,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -49,7 +49,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True)
 def check(files: tuple[str, ...]) -> None:
     """Parse every FILE and report each error with its line, column and a caret."""
     failed = False
@@ -149,8 +149,23 @@ def _unlimited_int_digits() -> Iterator[None]:
         sys.set_int_max_str_digits(saved)
 
 
+def _parse_failure(error: ParseError, file: str, as_json: bool) -> NoReturn:
+    if as_json:
+        failure = {
+            "kind": "ParseError",
+            "message": error.message,
+            "line": error.line,
+            "column": error.column,
+        }
+        document = {"outcome": "parse_error", "error": failure, "variables": {}, "events": []}
+        click.echo(json.dumps(document))
+    else:
+        click.echo(error.render(file))
+    sys.exit(2)
+
+
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--resume", is_flag=True, help="Continue after pause() and error().")
 @click.option(
@@ -179,7 +194,10 @@ def run(
     max_steps: int,
 ) -> None:
     """Run FILE with the builtin functions only."""
-    source = _read(file)
+    try:
+        source = _read(file)
+    except (OSError, UnicodeDecodeError) as error:
+        _parse_failure(ParseError(f"cannot read the file: {error}", 1, 1), file, as_json)
 
     def show(event: list[Any]) -> None:
         if not as_json:
@@ -196,25 +214,7 @@ def run(
             on_event=show,
         )
     except ParseError as error:
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "outcome": "parse_error",
-                        "error": {
-                            "kind": "ParseError",
-                            "message": error.message,
-                            "line": error.line,
-                            "column": error.column,
-                        },
-                        "variables": {},
-                        "events": [],
-                    }
-                )
-            )
-        else:
-            click.echo(error.render(file))
-        sys.exit(2)
+        _parse_failure(error, file, as_json)
     if as_json:
         with _unlimited_int_digits():
             click.echo(json.dumps(document, allow_nan=False))

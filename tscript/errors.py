@@ -70,9 +70,13 @@ class ParseError(TScriptError):
 
 
 class RuntimeSignal(TScriptError):
-    """Base of everything ``Runner.run()`` raises; ``line`` is the statement's line."""
+    """Base of everything ``Runner.run()`` raises; ``line`` is the statement's line.
+
+    ``outcome`` is the job state it leads to: ``paused``, ``error`` or ``aborted``.
+    """
 
     kind = "ScriptError"
+    outcome = "aborted"
 
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
@@ -89,12 +93,14 @@ class Pause(RuntimeSignal):
     """The job pauses; resuming continues after the point that paused."""
 
     kind = "Pause"
+    outcome = "paused"
 
 
 class ExecutionError(RuntimeSignal):
     """The job goes to error; a reset continues, a rollback asks the function to undo."""
 
     kind = "ExecutionError"
+    outcome = "error"
 
 
 class StepLimitExceeded(ExecutionError):

@@ -794,3 +794,22 @@ def test_cli_check_missing_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check", str(tmp_path / "nope.ts")])
     assert result.exit_code == 1
     assert "cannot read" in result.output
+
+
+def test_cli_run_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.ts"
+    path.write_bytes(b"aa = '\xe9'\n")
+    result = CliRunner().invoke(main, ["run", str(path), "--json"])
+    assert result.exit_code == 2
+    document = json.loads(result.output)
+    assert document["outcome"] == "parse_error"
+    assert "cannot read" in document["error"]["message"]
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "missing.ts")])
+    assert result.exit_code == 2
+    assert "cannot read" in result.output
+
+
+def test_cli_check_a_directory(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"{tmp_path}:0:0: cannot read")

@@ -107,6 +107,9 @@ def test_error_classes_and_outcomes() -> None:
     }
     assert kinds == {"NotDefined", "ParameterError", "ScriptError", "ExecutionError", "Pause"}
     assert str(NotDefinedError("aa", 3)) == 'Not Defined "aa" (line 3)'
+    outcomes = [error.outcome for error in (Pause(""), ExecutionError(""), ScriptError(""))]
+    assert outcomes == ["paused", "error", "aborted"]
+    assert (StepLimitExceeded("").outcome, NotDefinedError("x").outcome) == ("error", "aborted")
 
 
 def test_aborted_runner_stays_aborted() -> None:
