@@ -1,6 +1,8 @@
 """The ASGI application: ``uvicorn --factory contractor.app:create_app``.
 
-The lifespan owns the engine; routes read it from ``request.app.state``.
+``create_app`` builds the engine (no I/O yet) and the routes; the lifespan migrates the
+embedded database when asked and disposes of the engine. Routes read ``engine``,
+``sessions`` and ``settings`` from ``request.app.state``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.plugins import foundation_types
+from contractor.rest.config import config_routes
+from contractor.schema import build_schema
+from contractor.schema.view import ContractorGraphQL
+from contractor.services.config import ConfigCache
 from contractor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,22 +32,33 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
+    foundation_types()  # map every installed plugin's tables before the first query
+    engine = create_engine(settings)
+    sessions = create_session_factory(engine)
+    graphql = ContractorGraphQL(build_schema(settings), settings=settings, sessions=sessions)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        foundation_types()  # map every installed plugin's tables before the first query
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(migrate.upgrade, settings)
-        engine = create_engine(settings)
-        app.state.engine = engine
-        app.state.sessions = create_session_factory(engine)
         try:
             yield
         finally:
             await engine.dispose()
 
-    app = Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            *config_routes(),
+        ],
+        lifespan=lifespan,
+    )
     app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.config_cache = ConfigCache()  # composed configs, checked against the database
     return app
 
 

@@ -89,6 +89,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     )
 
 
+@main.command("schema")
+@click.pass_context
+def schema_command(ctx: click.Context) -> None:
+    """Print the GraphQL schema (SDL), as committed in schema.graphql."""
+    from contractor.schema import build_schema
+
+    foundation_types()
+    click.echo(str(build_schema(_settings(ctx))).rstrip("\n"))
+
+
 @main.group()
 def db() -> None:
     """The database schema."""
@@ -119,7 +129,13 @@ def user_add(ctx: click.Context, name: str, role: str) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
 
     async def work(session: Any) -> None:
-        await auth.create_user(session, username=name, role=role, password=password)
+        await auth.create_user(
+            session,
+            username=name,
+            role=role,
+            password=password,
+            hasher=_settings(ctx).password_hasher(),
+        )
 
     _run(_settings(ctx), work)
     click.echo(f"user {name!r} added with role {role}")
@@ -139,7 +155,12 @@ def token_create(ctx: click.Context, username: str, description: str) -> None:
 
     async def work(session: Any) -> str:
         owner = await auth.get_user(session, username)
-        new = await auth.create_token(session, user=owner, description=description)
+        new = await auth.create_token(
+            session,
+            user=owner,
+            description=description,
+            hasher=_settings(ctx).password_hasher(),
+        )
         return new.text
 
     text = _run(_settings(ctx), work)

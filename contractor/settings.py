@@ -6,6 +6,7 @@ environment anywhere else.
 
 from __future__ import annotations
 
+from argon2 import PasswordHasher
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +29,16 @@ class Settings(BaseSettings):
     contractor_url: str = "http://contractor"
     pxe_location: str = "http://static/pxe/"
     log_level: str = "info"
+    # GraphQL limits (on by default): nesting depth, aliases, and tokens per document.
+    graphql_max_depth: int = Field(default=12, ge=1)
+    graphql_max_aliases: int = Field(default=30, ge=1)
+    graphql_max_tokens: int = Field(default=5000, ge=10)
+    # Show unexpected errors' messages (development only; production masks them).
+    debug: bool = False
+    # argon2id cost for new password and token hashes (verification reads the cost from each
+    # hash, so raising these later only affects hashes made afterwards).
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_time_cost: int = Field(default=3, ge=1)
     # Migrate the database when the app starts; by default only for the embedded SQLite
     # file (with PostgreSQL, run `contractor db upgrade` once per release instead).
     auto_migrate: bool | None = None
@@ -40,6 +51,9 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_database_url(cls, value: str) -> str:
         return normalise_database_url(value)
+
+    def password_hasher(self) -> PasswordHasher:
+        return PasswordHasher(memory_cost=self.argon2_memory_kib, time_cost=self.argon2_time_cost)
 
     @property
     def is_sqlite(self) -> bool:

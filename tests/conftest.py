@@ -29,13 +29,23 @@ def _pg_server_url() -> str:
     return url
 
 
-def make_pg_database(prefix: str = "contractor_test") -> str:
-    """A new empty database on the test cluster; returns its SQLAlchemy URL."""
+def make_pg_database(prefix: str = "contractor_test", template: str | None = None) -> str:
+    """A new database on the test cluster (empty, or a copy of ``template``, a database
+    URL with no open connections); returns its URL."""
     server = _pg_server_url()
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
     with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"{copy}')
     return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+# Cheap argon2 for tests: the cost parameters are production knobs, not behaviour.
+FAST_HASHING = {"argon2_memory_kib": 64, "argon2_time_cost": 1}
+
+
+def test_settings(url: str, **overrides: object) -> Settings:
+    return Settings(database_url=url, auto_migrate=False, **FAST_HASHING, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -27,14 +27,16 @@ MIN_PASSWORD_LENGTH = 8
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 
-def _hasher() -> PasswordHasher:
-    # argon2id with the library's RFC 9106 "low memory" defaults (64 MiB, 3 passes).
+def _default_hasher() -> PasswordHasher:
+    # argon2id with the library's RFC 9106 "low memory" defaults (64 MiB, 3 passes); callers
+    # with settings pass ``settings.password_hasher()`` instead.
     return PasswordHasher()
 
 
 def _verify(hashed: str, secret: str) -> bool:
+    # The cost parameters are read from the hash itself.
     try:
-        return _hasher().verify(hashed, secret)
+        return PasswordHasher().verify(hashed, secret)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -55,7 +57,12 @@ async def get_user(session: AsyncSession, username: str) -> User:
 
 
 async def create_user(
-    session: AsyncSession, *, username: str, role: str, password: str | None = None
+    session: AsyncSession,
+    *,
+    username: str,
+    role: str,
+    password: str | None = None,
+    hasher: PasswordHasher | None = None,
 ) -> User:
     if not isinstance(username, str) or not _USERNAME_RE.fullmatch(username):
         raise InvalidInput(
@@ -68,22 +75,24 @@ async def create_user(
         raise Conflict(f"user {username!r} already exists", field="username")
     user = User(username=username, role=role)
     if password is not None:
-        user.password_hash = _hash_password(password)
+        user.password_hash = _hash_password(password, hasher)
     session.add(user)
     await session.flush()
     return user
 
 
-def _hash_password(password: str) -> str:
+def _hash_password(password: str, hasher: PasswordHasher | None) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
             f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
         )
-    return _hasher().hash(password)
+    return (hasher or _default_hasher()).hash(password)
 
 
-async def set_password(session: AsyncSession, user: User, password: str) -> None:
-    user.password_hash = _hash_password(password)
+async def set_password(
+    session: AsyncSession, user: User, password: str, *, hasher: PasswordHasher | None = None
+) -> None:
+    user.password_hash = _hash_password(password, hasher)
     await session.flush()
 
 
@@ -113,6 +122,7 @@ async def create_token(
     user: User,
     description: str = "",
     expires_at: dt.datetime | None = None,
+    hasher: PasswordHasher | None = None,
 ) -> NewToken:
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidInput("expires_at must be in the future", field="expires_at")
@@ -121,7 +131,7 @@ async def create_token(
     token = ApiToken(
         user_id=user.id,
         key=key,
-        secret_hash=_hasher().hash(secret),
+        secret_hash=(hasher or _default_hasher()).hash(secret),
         description=description,
         expires_at=expires_at,
     )

@@ -1,0 +1,41 @@
+"""The per-request context resolvers read: settings, a session factory, who is asking, and
+the request's DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.types import Info as StrawberryInfo
+
+from contractor.errors import Forbidden
+from contractor.schema.loaders import Loaders
+from contractor.services.auth import role_allows
+from contractor.settings import Settings
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: int
+    username: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    principal: Principal | None
+    loaders: Loaders = field(repr=False)
+
+    def require(self, role: str) -> Principal:
+        """The caller, if their role includes ``role``; else Forbidden."""
+        if self.principal is None or not role_allows(self.principal.role, role):
+            have = self.principal.role if self.principal else "anonymous"
+            raise Forbidden(f"this needs the {role} role (you are {have})")
+        return self.principal
+
+
+Info = StrawberryInfo[Context, None]

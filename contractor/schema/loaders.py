@@ -1,0 +1,77 @@
+"""DataLoaders: one per relationship per request, each batch one query in its own short
+session (sibling resolvers run concurrently and must not share a session)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
+from strawberry.dataloader import DataLoader
+
+
+class Loaders:
+    """Creates each loader on first use, so a request pays only for what it asks."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
+
+    def one(self, column: InstrumentedAttribute[Any]) -> DataLoader[Any, Any]:
+        """Rows by a unique column (None when missing)."""
+        return self._get(("one", column), lambda keys: self._one(column, keys))
+
+    def many(
+        self,
+        column: InstrumentedAttribute[Any],
+        *order_by: InstrumentedAttribute[Any],
+        where: Sequence[ColumnElement[bool]] = (),
+        name: str = "",
+    ) -> DataLoader[Any, Any]:
+        """Lists of rows sharing a column value, ordered."""
+        return self._get(
+            ("many", column, order_by, name),
+            lambda keys: self._many(column, keys, order_by, where),
+        )
+
+    def custom(self, name: str, query: Any) -> DataLoader[Any, Any]:
+        """A loader whose batch function ``query(session, keys)`` returns one value per key."""
+        return self._get(("custom", name), lambda keys: self._custom(query, keys))
+
+    def _get(self, key: Hashable, batch: Any) -> DataLoader[Any, Any]:
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = DataLoader(load_fn=batch)
+            self._loaders[key] = loader
+        return loader
+
+    async def _one(self, column: InstrumentedAttribute[Any], keys: list[Any]) -> list[Any]:
+        entity = column.class_
+        query: Select[Any] = select(entity).where(column.in_(keys))
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).scalars()
+            found = {getattr(row, column.key): row for row in rows}
+        return [found.get(key) for key in keys]
+
+    async def _many(
+        self,
+        column: InstrumentedAttribute[Any],
+        keys: list[Any],
+        order_by: Sequence[InstrumentedAttribute[Any]],
+        where: Sequence[ColumnElement[bool]],
+    ) -> list[list[Any]]:
+        entity = column.class_
+        query: Select[Any] = select(entity).where(column.in_(keys), *where).order_by(*order_by)
+        grouped: dict[Any, list[Any]] = defaultdict(list)
+        async with self._sessions() as session:
+            for row in (await session.execute(query)).scalars():
+                grouped[getattr(row, column.key)].append(row)
+        return [grouped.get(key, []) for key in keys]
+
+    async def _custom(self, query: Any, keys: list[Any]) -> list[Any]:
+        async with self._sessions() as session:
+            result: list[Any] = await query(session, keys)
+            return result

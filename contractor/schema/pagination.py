@@ -1,0 +1,115 @@
+"""Relay-style connections with keyset cursors.
+
+A list is ordered by a unique key (a name, or a name and the id); the cursor is that key,
+base64-encoded, so paging never skips or repeats rows when others are inserted meanwhile.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
+
+from contractor.errors import InvalidInput
+
+NodeT = TypeVar("NodeT")
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="Rows matching the filter, over all pages.")
+    async def total_count(self) -> int:
+        return await self._count()
+
+    @strawberry.field(description="The nodes of this page (the edges without cursors).")
+    def nodes(self) -> list[NodeT]:
+        return [edge.node for edge in self.edges]
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
+
+
+def decode_cursor(cursor: str, width: int) -> list[Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("after is not a cursor this list handed out", field="after") from None
+    if not isinstance(key, list) or len(key) != width:
+        raise InvalidInput("after is not a cursor this list handed out", field="after")
+    return key
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    first: int | None
+    after: str | None
+
+    def size(self) -> int:
+        size = DEFAULT_PAGE if self.first is None else self.first
+        if not 0 <= size <= MAX_PAGE:
+            raise InvalidInput(f"first must be from 0 to {MAX_PAGE}", field="first")
+        return size
+
+
+async def paginate(
+    sessions: async_sessionmaker[AsyncSession],
+    query: Select[Any],
+    order: Sequence[InstrumentedAttribute[Any]],
+    page: PageRequest,
+    to_node: Callable[[Any], NodeT],
+) -> Connection[NodeT]:
+    """One page of ``query`` ordered by the unique key ``order``."""
+    size = page.size()
+    paged = query.order_by(*order)
+    if page.after is not None:
+        key = decode_cursor(page.after, len(order))
+        columns = order[0] if len(order) == 1 else tuple_(*order)
+        bound = key[0] if len(order) == 1 else tuple_(*key)
+        paged = paged.where(columns > bound)
+    async with sessions() as session:
+        rows = list((await session.execute(paged.limit(size + 1))).scalars())
+    has_next = len(rows) > size
+    rows = rows[:size]
+    edges = [
+        Edge(cursor=encode_cursor([getattr(row, c.key) for c in order]), node=to_node(row))
+        for row in rows
+    ]
+
+    async def count() -> int:
+        async with sessions() as session:
+            total = await session.execute(select(func.count()).select_from(query.subquery()))
+            return int(total.scalar_one())
+
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),
+        _count=count,
+    )

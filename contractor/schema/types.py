@@ -1,0 +1,685 @@
+"""The object types of the inventory graph. Each wraps its ORM row (private) and resolves
+relationships through the request's DataLoaders, never by lazy loading."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import ipaddress
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from contractor import models
+from contractor.plugins import foundation_types
+from contractor.schema.context import Info
+from contractor.services import network as network_service
+
+
+async def _one(info: Info, column: Any, key: Any) -> Any:
+    return None if key is None else await info.context.loaders.one(column).load(key)
+
+
+@strawberry.type
+class Zone:
+    id: int
+    name: str
+    ttl: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    row: strawberry.Private[models.Zone]
+
+    @classmethod
+    def of(cls, row: models.Zone) -> Zone:
+        return cls(
+            id=row.id,
+            name=row.name,
+            ttl=row.ttl,
+            refresh=row.refresh,
+            retry=row.retry,
+            expire=row.expire,
+            minimum=row.minimum,
+            row=row,
+        )
+
+    @strawberry.field
+    async def parent(self, info: Info) -> Zone | None:
+        row = await _one(info, models.Zone.id, self.row.parent_id)
+        return Zone.of(row) if row else None
+
+    @strawberry.field(description="The fully qualified name, without the trailing dot.")
+    async def fqdn(self, info: Info) -> str:
+        labels, row = [self.row.name], self.row
+        while row.parent_id is not None:
+            row = await _one(info, models.Zone.id, row.parent_id)
+            labels.append(row.name)
+        return ".".join(labels)
+
+
+@strawberry.type
+class Site:
+    id: int
+    name: str
+    description: str
+    config_values: JSON = strawberry.field(description="This site's own values, in order.")
+    created: dt.datetime
+    updated: dt.datetime
+    row: strawberry.Private[models.Site]
+
+    @classmethod
+    def of(cls, row: models.Site) -> Site:
+        return cls(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            config_values=JSON(row.config_values),
+            created=row.created,
+            updated=row.updated,
+            row=row,
+        )
+
+    @strawberry.field
+    async def parent(self, info: Info) -> Site | None:
+        row = await _one(info, models.Site.id, self.row.parent_id)
+        return Site.of(row) if row else None
+
+    @strawberry.field
+    async def children(self, info: Info) -> list[Site]:
+        rows = await info.context.loaders.many(models.Site.parent_id, models.Site.name).load(
+            self.row.id
+        )
+        return [Site.of(r) for r in rows]
+
+    @strawberry.field
+    async def zone(self, info: Info) -> Zone | None:
+        row = await _one(info, models.Zone.id, self.row.zone_id)
+        return Zone.of(row) if row else None
+
+
+@strawberry.type
+class Script:
+    id: int
+    name: str
+    description: str
+    source: str
+    updated: dt.datetime
+
+    @classmethod
+    def of(cls, row: models.Script) -> Script:
+        return cls(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            source=row.source,
+            updated=row.updated,
+        )
+
+
+@strawberry.type(name="PXE")
+class Pxe:
+    id: int
+    name: str
+    boot_script: str
+    template: str
+
+    @classmethod
+    def of(cls, row: models.PXE) -> Pxe:
+        return cls(id=row.id, name=row.name, boot_script=row.boot_script, template=row.template)
+
+
+@strawberry.type(description="A blueprint's script for a role (create, destroy, or a utility).")
+class ScriptLink:
+    role: str
+    script: Script
+
+
+@strawberry.interface
+class BluePrint:
+    id: int
+    name: str
+    description: str
+    config_values: JSON
+    created: dt.datetime
+    updated: dt.datetime
+    row: strawberry.Private[models.BluePrint]
+
+    @strawberry.field(description="Parents in order (config layering and script lookup).")
+    async def parents(self, info: Info) -> list[BluePrint]:
+        links = await info.context.loaders.many(
+            models.BluePrintParent.child_id, models.BluePrintParent.position
+        ).load(self.row.id)
+        rows = await info.context.loaders.one(models.BluePrint.id).load_many(
+            [link.parent_id for link in links]
+        )
+        return [blueprint_of(r) for r in rows]
+
+    @strawberry.field(description="This blueprint's own scripts by role (parents not included).")
+    async def scripts(self, info: Info) -> list[ScriptLink]:
+        links = await info.context.loaders.many(
+            models.BluePrintScript.blueprint_id, models.BluePrintScript.name
+        ).load(self.row.id)
+        scripts = await info.context.loaders.one(models.Script.id).load_many(
+            [link.script_id for link in links]
+        )
+        return [
+            ScriptLink(role=link.name, script=Script.of(s))
+            for link, s in zip(links, scripts, strict=True)
+        ]
+
+
+def _blueprint_fields(row: models.BluePrint) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "config_values": row.config_values,
+        "created": row.created,
+        "updated": row.updated,
+        "row": row,
+    }
+
+
+@strawberry.type
+class FoundationBluePrint(BluePrint):
+    foundation_types: list[str]
+    physical_interface_names: list[str]
+    min_cpu_count: int | None
+    min_memory_mb: int | None
+    required_pci_devices: list[str]
+    required_disks_gb: list[int]
+
+    @classmethod
+    def of(cls, row: models.FoundationBluePrint) -> FoundationBluePrint:
+        return cls(
+            foundation_types=row.foundation_types,
+            physical_interface_names=row.physical_interface_names,
+            min_cpu_count=row.min_cpu_count,
+            min_memory_mb=row.min_memory_mb,
+            required_pci_devices=row.required_pci_devices,
+            required_disks_gb=row.required_disks_gb,
+            **_blueprint_fields(row),
+        )
+
+
+@strawberry.type
+class StructureBluePrint(BluePrint):
+    @classmethod
+    def of(cls, row: models.StructureBluePrint) -> StructureBluePrint:
+        return cls(**_blueprint_fields(row))
+
+    @strawberry.field(description="Foundation blueprints this may be built on (own list).")
+    async def foundation_blueprints(self, info: Info) -> list[FoundationBluePrint]:
+        links = await info.context.loaders.many(
+            models.StructureFoundationBluePrint.structure_blueprint_id,
+            models.StructureFoundationBluePrint.position,
+        ).load(self.row.id)
+        rows = await info.context.loaders.one(models.BluePrint.id).load_many(
+            [link.foundation_blueprint_id for link in links]
+        )
+        return [FoundationBluePrint.of(r) for r in rows]
+
+
+def blueprint_of(row: models.BluePrint) -> BluePrint:
+    if isinstance(row, models.FoundationBluePrint):
+        return FoundationBluePrint.of(row)
+    assert isinstance(row, models.StructureBluePrint)
+    return StructureBluePrint.of(row)
+
+
+@strawberry.type
+class Network:
+    id: int
+    name: str
+    mtu: int | None
+    row: strawberry.Private[models.Network]
+
+    @classmethod
+    def of(cls, row: models.Network) -> Network:
+        return cls(id=row.id, name=row.name, mtu=row.mtu, row=row)
+
+    @strawberry.field
+    async def site(self, info: Info) -> Site:
+        return Site.of(await _one(info, models.Site.id, self.row.site_id))
+
+    @strawberry.field(description="The address blocks carried, with their VLAN (null = untagged).")
+    async def address_blocks(self, info: Info) -> list[NetworkAddressBlock]:
+        links = await info.context.loaders.many(
+            models.NetworkAddressBlock.network_id, models.NetworkAddressBlock.address_block_id
+        ).load(self.row.id)
+        blocks = await info.context.loaders.one(models.AddressBlock.id).load_many(
+            [link.address_block_id for link in links]
+        )
+        return [
+            NetworkAddressBlock(vlan=link.vlan, address_block=AddressBlock.of(b))
+            for link, b in zip(links, blocks, strict=True)
+        ]
+
+
+@strawberry.type
+class NetworkAddressBlock:
+    vlan: int | None
+    address_block: AddressBlock
+
+
+@strawberry.type
+class BlockUsage:
+    total: int
+    static: int
+    reserved: int
+    dynamic: int
+    free: int
+
+
+@strawberry.type
+class AddressBlock:
+    id: int
+    name: str
+    version: int
+    subnet: str
+    prefix: int
+    gateway_offset: int | None
+    row: strawberry.Private[models.AddressBlock]
+
+    @classmethod
+    def of(cls, row: models.AddressBlock) -> AddressBlock:
+        return cls(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            subnet=row.subnet,
+            prefix=row.prefix,
+            gateway_offset=row.gateway_offset,
+            row=row,
+        )
+
+    @strawberry.field
+    def cidr(self) -> str:
+        return self.row.cidr
+
+    @strawberry.field
+    def gateway(self) -> str | None:
+        gateway = network_service.gateway(self.row)
+        return None if gateway is None else str(gateway)
+
+    @strawberry.field
+    def netmask(self) -> str:
+        return str(ipaddress.ip_network(self.row.cidr).netmask)
+
+    @strawberry.field(description="Usable addresses.")
+    def size(self) -> str:
+        return str(network_service.block_size(self.row))
+
+    @strawberry.field
+    async def site(self, info: Info) -> Site:
+        return Site.of(await _one(info, models.Site.id, self.row.site_id))
+
+    @strawberry.field
+    async def usage(self, info: Info) -> BlockUsage:
+        async with info.context.sessions() as session:
+            usage = await network_service.block_usage(session, self.row)
+        return BlockUsage(
+            total=usage.total,
+            static=usage.static,
+            reserved=usage.reserved,
+            dynamic=usage.dynamic,
+            free=usage.free,
+        )
+
+    @strawberry.field
+    async def addresses(self, info: Info) -> list[BaseAddress]:
+        rows = await info.context.loaders.many(
+            models.BaseAddress.address_block_id, models.BaseAddress.offset
+        ).load(self.row.id)
+        return [address_of(r) for r in rows]
+
+
+@strawberry.interface
+class BaseAddress:
+    id: int
+    offset: int | None
+    row: strawberry.Private[models.BaseAddress]
+
+    @strawberry.field
+    async def address_block(self, info: Info) -> AddressBlock | None:
+        row = await _one(info, models.AddressBlock.id, self.row.address_block_id)
+        return AddressBlock.of(row) if row else None
+
+    @strawberry.field
+    async def ip_address(self, info: Info) -> str | None:
+        block = await _one(info, models.AddressBlock.id, self.row.address_block_id)
+        if block is None or self.row.offset is None:
+            return None
+        return str(network_service.ip_at(block, self.row.offset))
+
+
+@strawberry.type
+class Address(BaseAddress):
+    interface_name: str
+    alias_index: int
+    is_primary: bool
+
+    @strawberry.field
+    async def structure(self, info: Info) -> Structure:
+        return Structure.of(await _one(info, models.Structure.id, self.row.structure_id))
+
+
+@strawberry.type
+class ReservedAddress(BaseAddress):
+    reason: str
+
+
+@strawberry.type
+class DynamicAddress(BaseAddress):
+    @strawberry.field
+    async def pxe(self, info: Info) -> Pxe | None:
+        row = await _one(info, models.PXE.id, self.row.pxe_id)
+        return Pxe.of(row) if row else None
+
+
+def address_of(row: models.BaseAddress) -> BaseAddress:
+    if isinstance(row, models.Address):
+        return Address(
+            id=row.id,
+            offset=row.offset,
+            row=row,
+            interface_name=row.interface_name or "",
+            alias_index=row.alias_index or 0,
+            is_primary=row.is_primary,
+        )
+    if isinstance(row, models.ReservedAddress):
+        return ReservedAddress(id=row.id, offset=row.offset, row=row, reason=row.reason or "")
+    return DynamicAddress(id=row.id, offset=row.offset, row=row)
+
+
+@strawberry.type
+class NetworkInterface:
+    id: int
+    name: str
+    physical_location: str
+    mac: str | None
+    is_provisioning: bool
+    link_name: str | None
+    row: strawberry.Private[models.RealNetworkInterface]
+
+    @classmethod
+    def of(cls, row: models.RealNetworkInterface) -> NetworkInterface:
+        return cls(
+            id=row.id,
+            name=row.name,
+            physical_location=row.physical_location,
+            mac=row.mac,
+            is_provisioning=row.is_provisioning,
+            link_name=row.link_name,
+            row=row,
+        )
+
+    @strawberry.field
+    async def network(self, info: Info) -> Network | None:
+        row = await _one(info, models.Network.id, self.row.network_id)
+        return Network.of(row) if row else None
+
+    @strawberry.field(description="What the machine boots next through this interface.")
+    async def pxe(self, info: Info) -> Pxe | None:
+        row = await _one(info, models.PXE.id, self.row.pxe_id)
+        return Pxe.of(row) if row else None
+
+
+@strawberry.enum
+class FoundationState(enum.Enum):
+    PLANNED = "planned"
+    LOCATED = "located"
+    BUILT = "built"
+
+
+@strawberry.enum
+class BuildState(enum.Enum):
+    PLANNED = "planned"
+    BUILT = "built"
+
+
+@strawberry.type
+class Foundation:
+    id: int
+    locator: str
+    type: str
+    state: FoundationState
+    located_at: dt.datetime | None
+    built_at: dt.datetime | None
+    id_map: JSON | None = strawberry.field(description="Hardware identity as reported.")
+    created: dt.datetime
+    updated: dt.datetime
+    row: strawberry.Private[models.Foundation]
+
+    @classmethod
+    def of(cls, row: models.Foundation) -> Foundation:
+        return cls(
+            id=row.id,
+            locator=row.locator,
+            type=row.type,
+            state=FoundationState(row.state),
+            located_at=row.located_at,
+            built_at=row.built_at,
+            id_map=JSON(row.id_map),
+            created=row.created,
+            updated=row.updated,
+            row=row,
+        )
+
+    @strawberry.field(description="Classes for :Class config filters, from the type plugin.")
+    def class_list(self) -> list[str]:
+        plugin = foundation_types().get(self.row.type)
+        return list(plugin.class_list) if plugin else []
+
+    @strawberry.field(description="The type plugin's own fields (secrets never shown).")
+    def type_fields(self) -> JSON:
+        plugin = foundation_types().get(self.row.type)
+        return JSON({name: getattr(self.row, name) for name in plugin.fields} if plugin else {})
+
+    @strawberry.field
+    async def site(self, info: Info) -> Site:
+        return Site.of(await _one(info, models.Site.id, self.row.site_id))
+
+    @strawberry.field
+    async def blueprint(self, info: Info) -> FoundationBluePrint:
+        return FoundationBluePrint.of(await _one(info, models.BluePrint.id, self.row.blueprint_id))
+
+    @strawberry.field
+    async def interfaces(self, info: Info) -> list[NetworkInterface]:
+        rows = await info.context.loaders.many(
+            models.RealNetworkInterface.foundation_id,
+            models.RealNetworkInterface.physical_location,
+        ).load(self.row.id)
+        return [NetworkInterface.of(r) for r in rows]
+
+    @strawberry.field
+    async def structure(self, info: Info) -> Structure | None:
+        row = await _one(info, models.Structure.foundation_id, self.row.id)
+        return Structure.of(row) if row else None
+
+    @strawberry.field(description="The dependency this foundation's create job waits for.")
+    async def dependency(self, info: Info) -> Dependency | None:
+        row = await _one(info, models.Dependency.foundation_id, self.row.id)
+        return Dependency.of(row) if row else None
+
+
+@strawberry.type
+class StructureInterface:
+    id: int
+    name: str
+    row: strawberry.Private[models.AbstractNetworkInterface]
+
+    @strawberry.field
+    async def network(self, info: Info) -> Network | None:
+        row = await _one(info, models.Network.id, self.row.network_id)
+        return Network.of(row) if row else None
+
+
+@strawberry.type
+class Structure:
+    id: int
+    hostname: str
+    state: BuildState
+    config_uuid: str
+    config_values: JSON
+    built_at: dt.datetime | None
+    created: dt.datetime
+    updated: dt.datetime
+    row: strawberry.Private[models.Structure]
+
+    @classmethod
+    def of(cls, row: models.Structure) -> Structure:
+        return cls(
+            id=row.id,
+            hostname=row.hostname,
+            state=BuildState(row.state),
+            config_uuid=row.config_uuid,
+            config_values=JSON(row.config_values),
+            built_at=row.built_at,
+            created=row.created,
+            updated=row.updated,
+            row=row,
+        )
+
+    @strawberry.field
+    async def site(self, info: Info) -> Site:
+        return Site.of(await _one(info, models.Site.id, self.row.site_id))
+
+    @strawberry.field
+    async def blueprint(self, info: Info) -> StructureBluePrint:
+        return StructureBluePrint.of(await _one(info, models.BluePrint.id, self.row.blueprint_id))
+
+    @strawberry.field
+    async def foundation(self, info: Info) -> Foundation:
+        return Foundation.of(await _one(info, models.Foundation.id, self.row.foundation_id))
+
+    @strawberry.field(description="Addresses by interface name and alias index.")
+    async def addresses(self, info: Info) -> list[Address]:
+        rows = await info.context.loaders.many(
+            models.BaseAddress.structure_id,
+            models.BaseAddress.interface_name,
+            models.BaseAddress.alias_index,
+        ).load(self.row.id)
+        return [a for a in map(address_of, rows) if isinstance(a, Address)]
+
+    @strawberry.field(description="Logical interfaces of the structure itself (bonds, VLANs).")
+    async def interfaces(self, info: Info) -> list[StructureInterface]:
+        rows = await info.context.loaders.many(
+            models.AbstractNetworkInterface.structure_id, models.AbstractNetworkInterface.name
+        ).load(self.row.id)
+        return [StructureInterface(id=r.id, name=r.name, row=r) for r in rows]
+
+    @strawberry.field
+    async def complex(self, info: Info) -> Complex | None:
+        member = await _one(info, models.ComplexMember.structure_id, self.row.id)
+        if member is None:
+            return None
+        return Complex.of(await _one(info, models.Complex.id, member.complex_id))
+
+
+async def _complex_states(session: Any, keys: list[int]) -> list[str]:
+    from contractor.services.building import complex_states
+
+    rows = [await session.get_one(models.Complex, key) for key in keys]
+    states = await complex_states(session, rows)
+    return [states[key] for key in keys]
+
+
+@strawberry.type
+class Complex:
+    id: int
+    name: str
+    description: str
+    built_percentage: int
+    row: strawberry.Private[models.Complex]
+
+    @classmethod
+    def of(cls, row: models.Complex) -> Complex:
+        return cls(
+            id=row.id,
+            name=row.name,
+            description=row.description,
+            built_percentage=row.built_percentage,
+            row=row,
+        )
+
+    @strawberry.field(description="Built when built members reach built_percentage.")
+    async def state(self, info: Info) -> BuildState:
+        state = await info.context.loaders.custom("complex_state", _complex_states).load(
+            self.row.id
+        )
+        return BuildState(state)
+
+    @strawberry.field
+    async def site(self, info: Info) -> Site:
+        return Site.of(await _one(info, models.Site.id, self.row.site_id))
+
+    @strawberry.field
+    async def members(self, info: Info) -> list[Structure]:
+        links = await info.context.loaders.many(
+            models.ComplexMember.complex_id, models.ComplexMember.id
+        ).load(self.row.id)
+        rows = await info.context.loaders.one(models.Structure.id).load_many(
+            [link.structure_id for link in links]
+        )
+        return [Structure.of(r) for r in rows]
+
+
+@strawberry.type
+class Dependency:
+    id: int
+    link: str
+    create_script_name: str | None
+    destroy_script_name: str | None
+    state: BuildState
+    built_at: dt.datetime | None
+    row: strawberry.Private[models.Dependency]
+
+    @classmethod
+    def of(cls, row: models.Dependency) -> Dependency:
+        return cls(
+            id=row.id,
+            link=row.link,
+            create_script_name=row.create_script_name,
+            destroy_script_name=row.destroy_script_name,
+            state=BuildState(row.state),
+            built_at=row.built_at,
+            row=row,
+        )
+
+    @strawberry.field(description="The structure depended on (or null when on a dependency).")
+    async def structure(self, info: Info) -> Structure | None:
+        row = await _one(info, models.Structure.id, self.row.structure_id)
+        return Structure.of(row) if row else None
+
+    @strawberry.field(description="The dependency depended on, for chains.")
+    async def dependency(self, info: Info) -> Dependency | None:
+        row = await _one(info, models.Dependency.id, self.row.dependency_id)
+        return Dependency.of(row) if row else None
+
+    @strawberry.field(description="The foundation whose create job waits for this.")
+    async def foundation(self, info: Info) -> Foundation | None:
+        row = await _one(info, models.Foundation.id, self.row.foundation_id)
+        return Foundation.of(row) if row else None
+
+    @strawberry.field
+    async def script_structure(self, info: Info) -> Structure | None:
+        row = await _one(info, models.Structure.id, self.row.script_structure_id)
+        return Structure.of(row) if row else None
+
+
+@strawberry.type
+class User:
+    id: int
+    username: str
+    role: str
+    is_active: bool
+
+    @classmethod
+    def of(cls, row: models.User) -> User:
+        return cls(id=row.id, username=row.username, role=row.role, is_active=row.is_active)
+
+
+AnyBluePrint = Annotated[FoundationBluePrint | StructureBluePrint, strawberry.union("AnyBluePrint")]

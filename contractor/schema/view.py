@@ -1,0 +1,190 @@
+"""The /graphql endpoint: authentication, the context, error masking and the explorer page.
+
+Requests authenticate with ``Authorization: Bearer <token>`` (an API token, or one the
+``login`` mutation returned). Without credentials only ``login`` may run; anything else gets
+HTTP 401.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from cross_web import HTTPException
+from graphql import GraphQLError, OperationDefinitionNode, parse
+from graphql.error import GraphQLSyntaxError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.websockets import WebSocket
+from strawberry import Schema
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from contractor.errors import ContractorError, Unauthorized
+from contractor.schema.context import Context, Principal
+from contractor.schema.loaders import Loaders
+from contractor.services import auth
+from contractor.settings import Settings
+
+ANONYMOUS_FIELDS = frozenset({"login", "__typename"})
+
+
+@dataclass
+class _CachedPrincipal:
+    principal: Principal
+    until: float
+
+
+class TokenCache:
+    """Verified tokens for a short while: argon2 is deliberately slow, requests must not be.
+
+    Keyed by a SHA-256 of the token (the token itself is never kept); entries live
+    ``ttl`` seconds, so a revoked token stops working within that time.
+    """
+
+    def __init__(self, ttl: float = 30.0, size: int = 10_000) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._entries: dict[str, _CachedPrincipal] = {}
+
+    def get(self, token: str) -> Principal | None:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        entry = self._entries.get(key)
+        if entry is None or entry.until < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return entry.principal
+
+    def put(self, token: str, principal: Principal) -> None:
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        key = hashlib.sha256(token.encode()).hexdigest()
+        self._entries[key] = _CachedPrincipal(principal, time.monotonic() + self._ttl)
+
+
+def _bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def _only_anonymous_fields(document: str, operation_name: str | None) -> bool:
+    try:
+        parsed = parse(document)
+    except GraphQLSyntaxError:
+        return True  # let GraphQL answer the syntax error itself
+    operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1:
+        return len(operations) == 0
+    return all(
+        getattr(selection, "name", None) is not None and selection.name.value in ANONYMOUS_FIELDS  # type: ignore[attr-defined]
+        for selection in operations[0].selection_set.selections
+    )
+
+
+class ContractorGraphQL(GraphQL[Context, None]):
+    def __init__(
+        self,
+        schema: Schema,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        super().__init__(
+            schema,
+            graphql_ide=None,
+            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        )
+        self.settings = settings
+        self.sessions = sessions
+        self.tokens = TokenCache()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            request = Request(scope, receive)
+            if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+                await explorer_page()(scope, receive, send)
+                return
+            try:
+                response = await self.run(request)
+            except HTTPException as error:
+                response = JSONResponse(
+                    {"errors": [{"message": error.reason}]},
+                    status_code=error.status_code,
+                    headers={"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None,
+                )
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def authenticate(self, token: str | None) -> Principal | None:
+        if token is None:
+            return None
+        cached = self.tokens.get(token)
+        if cached is not None:
+            return cached
+        async with self.sessions() as session, session.begin():
+            user = await auth.authenticate_token(session, token)
+        principal = Principal(user_id=user.id, username=user.username, role=user.role)
+        self.tokens.put(token, principal)
+        return principal
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        try:
+            principal = await self.authenticate(_bearer(request.headers.get("authorization")))
+        except Unauthorized as error:
+            raise HTTPException(401, error.message) from None
+        if principal is None and isinstance(request, Request):
+            document, operation = await _document(request)
+            if not _only_anonymous_fields(document, operation):
+                raise HTTPException(
+                    401,
+                    "authentication required: send 'Authorization: Bearer <token>' "
+                    "(a token from 'contractor token create' or the login mutation)",
+                )
+        return Context(
+            settings=self.settings,
+            sessions=self.sessions,
+            principal=principal,
+            loaders=Loaders(self.sessions),
+        )
+
+
+async def _document(request: Request) -> tuple[str, str | None]:
+    if request.method == "GET":
+        return request.query_params.get("query", ""), request.query_params.get("operationName")
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        return "", None
+    if not isinstance(body, dict):
+        return "", None
+    query, name = body.get("query"), body.get("operationName")
+    return (query if isinstance(query, str) else ""), (name if isinstance(name, str) else None)
+
+
+def should_mask(error: GraphQLError) -> bool:
+    """Domain errors and GraphQL's own validation errors are shown; anything else is not."""
+    original = error.original_error
+    if original is None:
+        return False
+    return not isinstance(original, ContractorError)
+
+
+def explorer_page() -> HTMLResponse:
+    html = resources.files("contractor.schema").joinpath("explorer.html").read_text()
+    return HTMLResponse(html)
+
+
+def unauthorized(message: str) -> Response:
+    return JSONResponse({"errors": [{"message": message}]}, status_code=401)
