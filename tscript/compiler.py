@@ -75,6 +75,7 @@ class Op:
     UNWIND_JUMP = 22  # arg = (target pc, block depth): break / continue
     GOTO = 23  # arg = jump point name
     HALT = 24
+    LOOP = 25  # pc = arg: the back edge of a while loop (checks block max_time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +256,7 @@ class _Compiler:
             self.statement(node.body)
             _, breaks, _ = self.loops.pop()
             self.line = node.line
-            self.emit(Op.JUMP, top)
+            self.emit(Op.LOOP, top)
             end = self.label()
             self.patch(exit_jump, end)
             for jump in breaks:

@@ -82,6 +82,7 @@ class Machine:
         self._ceiling_base = 0
         self._charged = False  # the instruction at pc was charged already (a retried call)
         self._pending: Pending | None = None
+        self._timed = 0  # blocks on the block stack with a max_time deadline still pending
 
     @property
     def line(self) -> int | None:
@@ -91,15 +92,22 @@ class Machine:
         return self.program.lines[self._pc]
 
     def check_deadlines(self) -> None:
-        """Raise ``Pause("Max Time Elapsed")`` once for a block whose ``max_time`` passed."""
-        now: float | None = None
+        """Raise ``Pause("Max Time Elapsed")`` once for a block whose ``max_time`` passed.
+
+        Checked where a script can spend time: before a call (also every time a waiting call
+        is polled again), at the back edge of a loop, at goto and continue; never at slice
+        boundaries, so the budget of a slice does not change what a script does. After the
+        pause the block runs on without a deadline."""
+        now = self.clock()
         for record in self._blocks:
-            if record[2] is not None:
-                if now is None:
-                    now = self.clock()
-                if now >= record[2]:
-                    record[2] = None  # pause once; after the resume the block runs on
-                    raise Pause("Max Time Elapsed")
+            if record[2] is not None and now >= record[2]:
+                record[2] = None
+                self._timed = self._count_timed()
+                self._charged = True  # resuming re-executes this instruction, already paid
+                raise Pause("Max Time Elapsed")
+
+    def _count_timed(self) -> int:
+        return sum(1 for record in self._blocks if record[2] is not None)
 
     def execute(self, budget: int) -> RunResult:
         """Execute instructions until the slice's ``budget`` of steps is used up, the script
@@ -156,6 +164,10 @@ class Machine:
                         )
                         pc += 1
                     elif op == 5:  # JUMP
+                        pc = args[pc]
+                    elif op == 25:  # LOOP
+                        if self._timed:
+                            self.check_deadlines()
                         pc = args[pc]
                     elif op == 6:  # POP
                         pop()
@@ -273,23 +285,33 @@ class Machine:
                     raise ScriptError("max_time must be a time such as 1:30")
                 deadline = now + info.max_time.total_seconds()
             self._blocks.append([arg, now, deadline])
+            if deadline is not None:
+                self._timed += 1
         elif op == Op.BLOCK_EXIT:
-            self._blocks.pop()
+            if self._blocks.pop()[2] is not None:
+                self._timed -= 1
         elif op == Op.UNWIND_JUMP:
+            if self._timed:
+                self.check_deadlines()
             target, depth = arg
             del self._blocks[depth:]
+            self._timed = self._count_timed()
             return int(target)
         elif op == Op.GOTO:
+            if self._timed:
+                self.check_deadlines()
             target = self.program.jump_points.get(arg)
             if target is None:
                 raise NotDefinedError(arg)
             del self._blocks[1:]
+            self._timed = self._count_timed()
             stack.clear()
             self._handlers.clear()
             return target
         elif op == Op.HALT:
             self._state = DONE
             self._blocks.clear()
+            self._timed = 0
             stack.clear()
             return -1
         else:  # pragma: no cover - the compiler emits no other opcode
@@ -298,6 +320,8 @@ class Machine:
 
     # functions ----------------------------------------------------------------------
     def _call(self, arg: tuple[str | None, str, tuple[str, ...]]) -> RunResult | None:
+        if self._timed:
+            self.check_deadlines()
         module, name, names = arg
         count = len(names)
         stack = self._stack

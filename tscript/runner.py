@@ -138,7 +138,6 @@ class Runner(Machine):
         if self._state == ABORTED:
             return RunResult(ABORTED)
         try:
-            self.check_deadlines()
             return self.execute(max(int(budget), 1))
         except UnrecoverableError as error:
             self._state = ABORTED
@@ -351,6 +350,7 @@ class Runner(Machine):
         runner._charged = bool(state["charged"])
         runner.cookie = state["cookie"]
         runner._blocks = [list(record) for record in state["blocks"]]
+        runner._timed = runner._count_timed()
         runner._handlers = [list(handler) for handler in state["handlers"]]
         decoder = StateDecoder(runner._decode_object)
         runner.variables = decoder.decode(state["variables"])
