@@ -633,6 +633,26 @@ CASES: list[Case] = [
         [["pause", "Max Time Elapsed", 3]],
     ),
     (
+        "pause inside exists",
+        "aa = { kk=1 }\nbb = exists( aa[ pause( msg='p' ) ] )\n"
+        "cc = [ message( msg='m' ), exists( aa[ 'kk' ] ), exists( aa[ nope( xx=1 ) ] ) ]",
+        ("--resume",),
+        "done",
+        {"aa": {"kk": 1}, "bb": False, "cc": [None, True, False]},
+        None,
+        [["pause", "p", 2], ["message", "m", 3]],
+    ),
+    (
+        "and or short circuit skip calls",
+        "aa = [ 1 ]\nbb = ( false and pop( array=aa ) )\n"
+        "cc = ( true or pop( array=aa ) )\ndd = ( true and pop( array=aa ) )",
+        (),
+        "done",
+        {"aa": [], "bb": False, "cc": True, "dd": 1},
+        None,
+        [],
+    ),
+    (
         "max_time not a time",
         "begin( max_time=5 )\naa = 1\nend",
         (),
