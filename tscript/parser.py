@@ -74,6 +74,10 @@ _VALUE_STARTS = frozenset(
     {"NAME", "QNAME", "INT", "FLOAT", "TIME", "STRING", "LPAR", "LSQB", "LBRACE"}
     | {"TRUE", "FALSE", "NONE", "NOT", "EXISTS"}
 )
+_LABELS = frozenset(
+    {"NAME", "TRUE", "FALSE", "NONE", "NOT", "IF", "THEN", "ELIF", "ELSE", "WHILE", "DO"}
+    | {"BEGIN", "END", "GOTO", "EXISTS", "CONTINUE", "BREAK", "PASS"}
+)
 _STATEMENT_STARTS = frozenset(
     {"IF", "WHILE", "BEGIN", "GOTO", "COLON", "CONTINUE", "BREAK", "PASS"}
 )
@@ -322,6 +326,9 @@ def _describe(token: Token) -> str:
 def _expected_words(expected: set[str]) -> str:
     names = set(expected)
     words: list[str] = []
+    if names >= _LABELS:
+        words.append("a parameter name")
+        names -= _LABELS
     if names >= _STATEMENT_STARTS and names >= _VALUE_STARTS:
         words.append("a statement")
         names -= _STATEMENT_STARTS | _VALUE_STARTS
@@ -345,7 +352,7 @@ def _hint(token: Token, expected: set[str]) -> str:
         return "infix expressions need parentheses: ( a + b )"
     if kind == "EQUAL" and "EQUAL" not in expected:
         return "an assignment is a statement of its own, not a value; compare with =="
-    if expected == {"EQUAL"}:
+    if expected == {"EQUAL"} or (expected >= _LABELS and kind in _VALUE_STARTS):
         return "parameters and map entries are named: name( parameter=value ), { key=value }"
     if kind == "RPAR" and expected == {"OP"}:
         return "parentheses hold one infix operation such as ( a + b ), not a single value"
