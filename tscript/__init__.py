@@ -25,6 +25,7 @@ from tscript.nodes import Script
 from tscript.parser import parse
 from tscript.plugins import ExternalFunction, FunctionFactory, Handler, Module, Value
 from tscript.runner import STATE_FORMAT, STATE_VERSION, Runner, RunResult
+from tscript.values import to_output
 
 __all__ = [
     "STATE_FORMAT",
@@ -50,4 +51,5 @@ __all__ = [
     "UnrecoverableError",
     "Value",
     "parse",
+    "to_output",
 ]

@@ -17,7 +17,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import click
@@ -80,7 +80,7 @@ def run_script(
     roundtrip: bool = False,
     fast: bool = False,
     max_steps: int = 1_000_000,
-    on_event: Any = None,
+    on_event: Callable[[list[Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``source`` with the builtins only; the ``tscript run --json`` document.
 

@@ -142,6 +142,10 @@ class _Compiler:
 
     # expressions: work list of (node, phase) instead of recursion ---------------------
     def expression(self, root: Expression) -> None:
+        """Emit ``root`` in post-order. Phase 0 is a node's first visit (its step is charged
+        to the next instruction: the original enters nodes before their children), phase 1
+        comes after its children; an ``int`` entry is the pc of a jump to patch (phase 2:
+        the end of ``exists``, phase 3: the end of a short-circuit ``and``/``or``)."""
         todo: list[tuple[Any, int]] = [(root, 0)]
         emit = self.emit
         while todo:
