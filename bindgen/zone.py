@@ -1,0 +1,329 @@
+"""Zone data (frozen dataclasses), its checks, its content hash and its text through dnspython.
+
+Owner names and name-valued RDATA are relative to the zone origin unless they end with a
+dot; ``@`` is the origin itself. The text is deterministic: names in DNSSEC order (dnspython
+sorts them), record types in a fixed order per name, and several records of one type in
+canonical RDATA order, whatever order the records were given in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import dns.exception
+import dns.name
+import dns.node
+import dns.rdata
+import dns.rdataclass
+import dns.rdataset
+import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
+import dns.rdtypes.ANY.NS
+import dns.rdtypes.ANY.PTR
+import dns.rdtypes.ANY.SOA
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
+import dns.zone
+
+__all__ = [
+    "FORMAT_VERSION",
+    "RECORD_TYPES",
+    "SOA",
+    "Record",
+    "ZoneData",
+    "ZoneError",
+    "check_zone",
+    "content_hash",
+    "render_zone",
+]
+
+# Part of every content hash: bump it when the rendered text changes for the same data, so
+# every zone gets a new serial and is rewritten once.
+FORMAT_VERSION = 1
+
+RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SRV", "TXT")
+
+_IN = dns.rdataclass.IN
+_A = dns.rdatatype.A
+_AAAA = dns.rdatatype.AAAA
+_CNAME = dns.rdatatype.CNAME
+_NS = dns.rdatatype.NS
+_PTR = dns.rdatatype.PTR
+_SOA = dns.rdatatype.SOA
+_ADDRESS_TYPES = frozenset((_A, _AAAA))
+_TYPE_CODES = {name: dns.rdatatype.RdataType.make(name) for name in RECORD_TYPES}
+_TYPE_ORDER = {
+    code: index for index, code in enumerate(dict.fromkeys([_SOA, _NS, *_TYPE_CODES.values()]))
+}
+_NAME_TARGET = {
+    _CNAME: dns.rdtypes.ANY.CNAME.CNAME,
+    _NS: dns.rdtypes.ANY.NS.NS,
+    _PTR: dns.rdtypes.ANY.PTR.PTR,
+}
+# Names that need no escaping: parsed without dnspython's general tokenizer (much faster).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_*-]+(?:\.[A-Za-z0-9_-]+)*\.?")
+_MAX_TTL = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One resource record: ``name`` (relative, ``@`` or absolute), ``type`` (one of
+    ``RECORD_TYPES``), ``data`` in presentation format (``"10.0.0.1"``, ``"10 mail"``,
+    ``"0 5 80 web"``, ``'"v=spf1 -all"'``) and an optional TTL (default: the zone's)."""
+
+    name: str
+    type: str
+    data: str
+    ttl: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SOA:
+    """The SOA fields except the serial, which is not content (``render_zone`` takes it)."""
+
+    mname: str
+    rname: str
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneData:
+    """A whole zone: origin, default TTL, SOA, the apex name servers and the other records."""
+
+    origin: str
+    soa: SOA
+    nameservers: tuple[str, ...]
+    records: tuple[Record, ...] = ()
+    ttl: int = 3600
+
+
+class ZoneError(ValueError):
+    """The zone data cannot make a valid zone; ``problems`` lists each reason."""
+
+    def __init__(self, origin: str, problems: list[str]) -> None:
+        self.origin = origin
+        self.problems = problems
+        super().__init__(f"zone {origin}: " + "; ".join(problems))
+
+
+def content_hash(zone: ZoneData) -> str:
+    """SHA-256 over everything that ends up in the zone text except the serial.
+
+    Records are hashed in sorted order, so the same records in another order hash the same;
+    a change of any record, TTL, SOA field or name server changes the hash.
+    """
+    soa = zone.soa
+    digest = hashlib.sha256()
+    head = (
+        f"bindgen {FORMAT_VERSION}\n{zone.origin}\n{zone.ttl}\n{soa.mname} {soa.rname} "
+        f"{soa.refresh} {soa.retry} {soa.expire} {soa.minimum}\n" + " ".join(zone.nameservers)
+    )
+    digest.update(head.encode())
+    lines = sorted({f"\n{r.name}\t{r.type}\t{r.ttl}\t{r.data}" for r in zone.records})
+    digest.update("".join(lines).encode())
+    return digest.hexdigest()
+
+
+def check_zone(zone: ZoneData) -> list[str]:
+    """Every reason the data cannot make a valid zone (empty when it can)."""
+    return _build(zone, 0)[1]
+
+
+def render_zone(zone: ZoneData, serial: int, *, header: str | None = None) -> str:
+    """The zone file text, with ``serial`` in the SOA; ``header`` becomes leading ``;``
+    comment lines. Raises ZoneError naming every problem."""
+    if not 0 <= serial < 2**32:
+        raise ZoneError(zone.origin, [f"serial {serial} is not a 32-bit unsigned number"])
+    built, problems = _build(zone, serial)
+    if problems:
+        raise ZoneError(zone.origin, problems)
+    text = built.to_text(sorted=True, relativize=True, want_origin=True)
+    if header:
+        comment = "".join(f"; {line}".rstrip() + "\n" for line in header.splitlines())
+        text = comment + text
+    return text if text.endswith("\n") else text + "\n"
+
+
+# -- building ---------------------------------------------------------------------------
+
+
+def _absolute(text: str, origin: dns.name.Name) -> dns.name.Name:
+    if text == "@":
+        return origin
+    if _PLAIN_NAME.fullmatch(text) and ".." not in text:
+        if text.endswith("."):
+            return dns.name.Name([*text[:-1].encode().split(b"."), b""])
+        return dns.name.Name(text.encode().split(b".") + list(origin.labels))
+    return dns.name.from_text(text, origin)
+
+
+def _rdata(rdtype: dns.rdatatype.RdataType, data: str, origin: dns.name.Name) -> dns.rdata.Rdata:
+    if rdtype == _A:
+        return dns.rdtypes.IN.A.A(_IN, _A, data)  # type: ignore[no-untyped-call]
+    if rdtype == _AAAA:
+        return dns.rdtypes.IN.AAAA.AAAA(_IN, _AAAA, data)  # type: ignore[no-untyped-call]
+    target = _NAME_TARGET.get(rdtype)
+    if target is not None:
+        return target(_IN, rdtype, _absolute(data.strip(), origin))  # type: ignore[no-untyped-call]
+    rdata: dns.rdata.Rdata = dns.rdata.from_text(_IN, rdtype, data, origin=origin, relativize=False)
+    return rdata
+
+
+def _check_ttl(ttl: int, what: str, problems: list[str]) -> None:
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= _MAX_TTL:
+        problems.append(f"{what}: TTL {ttl!r} is not a number from 0 to {_MAX_TTL}")
+
+
+Grouped = dict[dns.name.Name, dict[dns.rdatatype.RdataType, list[tuple[dns.rdata.Rdata, int]]]]
+
+
+def _build(zone: ZoneData, serial: int) -> tuple[dns.zone.Zone, list[str]]:
+    problems: list[str] = []
+    try:
+        origin = dns.name.from_text(zone.origin.rstrip(".") + ".")
+    except dns.exception.DNSException as error:
+        return dns.zone.Zone(dns.name.root), [f"origin {zone.origin!r}: {error}"]
+    _check_ttl(zone.ttl, "zone", problems)
+    built = dns.zone.Zone(origin, relativize=True)
+    groups: Grouped = {}
+
+    def add(
+        owner: dns.name.Name, rdtype: dns.rdatatype.RdataType, rdata: dns.rdata.Rdata, ttl: int
+    ) -> None:
+        groups.setdefault(owner, {}).setdefault(rdtype, []).append((rdata, ttl))
+
+    soa = zone.soa
+    try:
+        add(
+            dns.name.empty,
+            _SOA,
+            dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]
+                _IN,
+                _SOA,
+                _absolute(soa.mname, origin),
+                _absolute(soa.rname, origin),
+                serial,
+                soa.refresh,
+                soa.retry,
+                soa.expire,
+                soa.minimum,
+            ),
+            zone.ttl,
+        )
+    except (dns.exception.DNSException, ValueError, TypeError) as error:
+        problems.append(f"SOA: {error}")
+    if not zone.nameservers:
+        problems.append("no name servers: a zone needs at least one NS record at its apex")
+    for server in zone.nameservers:
+        try:
+            add(dns.name.empty, _NS, _rdata(_NS, server, origin), zone.ttl)
+        except (dns.exception.DNSException, ValueError) as error:
+            problems.append(f"name server {server!r}: {error}")
+
+    for record in zone.records:
+        what = f"record {record.name} {record.type} {record.data}"
+        rdtype = _TYPE_CODES.get(record.type)
+        if rdtype is None:
+            problems.append(f"{what}: type must be one of {', '.join(RECORD_TYPES)}")
+            continue
+        ttl = zone.ttl if record.ttl is None else record.ttl
+        _check_ttl(ttl, what, problems)
+        try:
+            owner = _absolute(record.name, origin)
+            rdata = _rdata(rdtype, record.data, origin)
+        except (dns.exception.DNSException, ValueError) as error:
+            problems.append(f"{what}: {error}")
+            continue
+        if not owner.is_subdomain(origin):
+            problems.append(f"{what}: {owner} is outside the zone {origin}")
+            continue
+        add(owner.relativize(origin), rdtype, rdata, ttl)
+
+    problems.extend(_structure_problems(groups, origin))
+    for owner, types in groups.items():
+        node = dns.node.Node()  # type: ignore[no-untyped-call]
+        for rdtype in sorted(types, key=_TYPE_ORDER.__getitem__):
+            entries = types[rdtype]
+            rdataset = dns.rdataset.Rdataset(_IN, rdtype)
+            if len(entries) > 1:
+                entries = sorted(entries, key=lambda entry: entry[0])
+            for rdata, ttl in entries:
+                rdataset.add(rdata, ttl)
+            node.rdatasets.append(rdataset)
+        built.nodes[owner] = node
+    return built, problems
+
+
+def _structure_problems(groups: Grouped, origin: dns.name.Name) -> list[str]:
+    """CNAMEs beside other data, data hidden below a delegation, name servers without
+    addresses: each is refused by BIND or silently wrong, so each is named here."""
+    problems: list[str] = []
+
+    def show(owner: dns.name.Name) -> str:
+        return owner.derelativize(origin).to_text()
+
+    cuts = {owner for owner, types in groups.items() if owner != dns.name.empty and _NS in types}
+    glue_names: set[dns.name.Name] = set()
+    for cut in (dns.name.empty, *cuts):
+        for rdata, _ttl in groups.get(cut, {}).get(_NS, []):
+            target = rdata.target  # type: ignore[attr-defined]
+            if target.is_subdomain(origin):
+                glue_names.add(target.relativize(origin))
+    for owner, types in groups.items():
+        if _CNAME in types:
+            if owner == dns.name.empty:
+                problems.append(f"{show(owner)}: a CNAME cannot be at the zone apex")
+            elif len(types) > 1:
+                others = ", ".join(dns.rdatatype.to_text(t) for t in types if t != _CNAME)
+                problems.append(f"{show(owner)}: CNAME and other data ({others}) at one name")
+            if len({rdata for rdata, _ in types[_CNAME]}) > 1:
+                problems.append(f"{show(owner)}: more than one CNAME target")
+        if not cuts or owner == dns.name.empty:
+            continue
+        if owner in cuts:
+            hidden = [dns.rdatatype.to_text(t) for t in types if t != _NS]
+            if hidden:
+                problems.append(
+                    f"{show(owner)}: {', '.join(hidden)} at a delegation point "
+                    f"(only NS records may be there)"
+                )
+            continue
+        above = _cut_above(owner, cuts)
+        if above is None:
+            continue
+        if owner in glue_names and set(types) <= _ADDRESS_TYPES:
+            continue
+        names = ", ".join(dns.rdatatype.to_text(t) for t in types)
+        problems.append(f"{show(owner)}: {names} below the delegation {show(above)} is not served")
+
+    servers: list[tuple[dns.name.Name, dns.rdata.Rdata]] = [
+        (dns.name.empty, rdata) for rdata, _ in groups.get(dns.name.empty, {}).get(_NS, [])
+    ]
+    servers += [(cut, rdata) for cut in sorted(cuts) for rdata, _ in groups[cut][_NS]]
+    for where, rdata in servers:
+        target = rdata.target  # type: ignore[attr-defined]
+        if not target.is_subdomain(origin):
+            continue
+        relative = target.relativize(origin)
+        if not _ADDRESS_TYPES & set(groups.get(relative, {})):
+            kind = "glue " if _cut_above(relative, cuts) is not None or relative in cuts else ""
+            problems.append(
+                f"name server {target} (NS of {show(where)}) is inside the zone but has no "
+                f"{kind}A or AAAA record"
+            )
+    return problems
+
+
+def _cut_above(owner: dns.name.Name, cuts: set[dns.name.Name]) -> dns.name.Name | None:
+    """The delegation point strictly above ``owner``, if any (names relative to the origin)."""
+    labels = owner.labels
+    for start in range(1, len(labels)):
+        candidate = dns.name.Name(labels[start:])
+        if candidate in cuts:
+            return candidate
+    return None

@@ -1,0 +1,164 @@
+"""Real BIND for the DNS tests: ``named-checkzone`` on zone text, and a ``named`` serving a
+directory of zones on a kernel-chosen loopback port, queried with dnspython.
+
+Without BIND installed the tests that need it skip, except under CI (``CI=true``), where
+they fail: there, a missing peer is a broken machine, not an optional extra.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
+import dns.resolver
+import pytest
+
+
+def program(name: str) -> str:
+    """The path of a BIND program, or skip (fail under CI) when it is not installed."""
+    found = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
+    )
+    if found is None:
+        message = f"{name} is not installed (apt-get install bind9 bind9-utils)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def checkzone(origin: str, text: str) -> str:
+    """Run named-checkzone on ``text`` as named would load it; fail the test if invalid."""
+    with tempfile.NamedTemporaryFile("w", suffix=".zone") as handle:
+        handle.write(text)
+        handle.flush()
+        result = subprocess.run(
+            [program("named-checkzone"), "-k", "fail", "-i", "local", origin, handle.name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"named-checkzone {origin}:\n{output}\n{text}"
+    return output
+
+
+def free_port() -> int:
+    with socket.socket() as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        port: int = tcp.getsockname()[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", port))  # the same port must be free for UDP too
+    return port
+
+
+@dataclass
+class Named:
+    port: int
+    process: subprocess.Popen[bytes]
+    directory: Path
+
+    def resolver(self) -> dns.resolver.Resolver:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = ["127.0.0.1"]
+        resolver.port = self.port
+        resolver.lifetime = 5
+        return resolver
+
+    def query(self, name: str, rdtype: str) -> list[str]:
+        """The answer's RDATA texts (empty: NXDOMAIN or no data). A CNAME into another zone
+        is followed as a recursive resolver would: an authoritative named answers only the
+        CNAME (RFC 2317 classless reverse zones rely on this)."""
+        resolver = self.resolver()
+        for _hop in range(8):
+            try:
+                answer = resolver.resolve(name, rdtype, raise_on_no_answer=False)
+            except dns.resolver.NXDOMAIN:
+                return []
+            if answer.rrset is not None:
+                return sorted(rdata.to_text() for rdata in answer.rrset)
+            if answer.canonical_name == answer.qname:
+                return []
+            name = answer.canonical_name.to_text()
+        raise AssertionError(f"CNAME chain from {name} is too long")
+
+    def serial(self, zone: str, timeout: float = 5) -> int:
+        request = dns.message.make_query(zone, dns.rdatatype.SOA)
+        response = dns.query.udp(request, "127.0.0.1", port=self.port, timeout=timeout)
+        return int(response.answer[0][0].serial)  # type: ignore[attr-defined]
+
+    def reload(self) -> None:
+        self.process.send_signal(1)  # SIGHUP: reload every zone whose file changed
+
+
+@contextmanager
+def named(include: Path, first_zone: str) -> Iterator[Named]:
+    """``named`` loading the ``named.conf`` fragment ``include``; ready when it answers for
+    ``first_zone``. Stopped (by its own process id) on exit."""
+    binary = program("named")
+    for _attempt in range(3):
+        work = Path(tempfile.mkdtemp(prefix="named-"))
+        port = free_port()
+        conf = work / "named.conf"
+        conf.write_text(
+            f"""options {{
+  directory "{work}"; pid-file "{work}/named.pid"; session-keyfile "{work}/session.key";
+  managed-keys-directory "{work}";
+  listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
+  recursion no; dnssec-validation no; notify no;
+}};
+controls {{ }};
+logging {{ channel f {{ file "{work}/named.log"; severity info; }}; category default {{ f; }}; }};
+include "{include}";
+"""
+        )
+        with (work / "named.out").open("wb") as output:
+            process = subprocess.Popen(
+                [binary, "-g", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=output
+            )
+        server = Named(port, process, work)
+        ready = False
+        try:
+            ready = _wait_ready(server, first_zone)
+            if ready:
+                yield server
+                return
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if ready:
+                shutil.rmtree(work, ignore_errors=True)
+        log = (work / "named.out").read_text(errors="replace")[-2000:]
+        shutil.rmtree(work, ignore_errors=True)
+        if "address in use" not in log:
+            pytest.fail(f"named did not start:\n{log}")
+    pytest.fail("named could not get a free port in 3 attempts")
+
+
+def _wait_ready(server: Named, zone: str) -> bool:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            return False
+        try:
+            server.serial(zone, timeout=0.2)
+            return True
+        except (dns.exception.DNSException, OSError, IndexError):
+            time.sleep(0.05)
+    return False
