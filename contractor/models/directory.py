@@ -1,15 +1,36 @@
-"""DNS zones (records and zone files come from bindgen)."""
+"""DNS: zones, their entries, and the serial each published zone carries.
+
+Records for Structures come from the inventory (``contractor.services.dns``); ``Entry`` rows
+add what the inventory cannot know (CNAME, MX, SRV, TXT, and NS delegations to servers
+Contractor does not manage). Zone text is made by ``bindgen``.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from contractor.models.base import Base, Timestamped
 
+ENTRY_TYPES = ("CNAME", "MX", "NS", "SRV", "TXT")
+
 
 class Zone(Timestamped, Base):
-    """One DNS zone; ``fqdn`` is its name followed by its parents' names."""
+    """One DNS zone; ``fqdn`` is its name followed by its parents' names.
+
+    ``nameservers`` (host names) and ``soa_email`` are inherited from the parent zone when
+    empty; the first name server is the SOA's primary.
+    """
 
     __tablename__ = "zone"
     __table_args__ = (
@@ -34,8 +55,57 @@ class Zone(Timestamped, Base):
     retry: Mapped[int] = mapped_column(Integer, default=7200)
     expire: Mapped[int] = mapped_column(Integer, default=36000)
     minimum: Mapped[int] = mapped_column(Integer, default=172800)
+    nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    soa_email: Mapped[str | None] = mapped_column(String(254))
 
     parent: Mapped[Zone | None] = relationship(remote_side=[id], lazy="raise")
 
     def __repr__(self) -> str:
         return f"<Zone {self.name}>"
+
+
+class Entry(Timestamped, Base):
+    """A record of a zone that does not come from the inventory.
+
+    ``name`` is relative to the zone (``@`` is the zone itself). ``target`` is a host name
+    (relative to the zone unless it ends with a dot) for CNAME, MX, NS and SRV; ``text`` is
+    the TXT value; ``priority`` is the MX preference or SRV priority; ``weight`` and ``port``
+    are SRV's. ``ttl`` defaults to the zone's.
+    """
+
+    __tablename__ = "zone_entry"
+    __table_args__ = (
+        CheckConstraint(
+            "type IN (" + ", ".join(f"'{t}'" for t in ENTRY_TYPES) + ")", name="type_known"
+        ),
+        Index("ix_zone_entry_zone_name", "zone_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zone.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(5))
+    name: Mapped[str] = mapped_column(String(253))
+    target: Mapped[str | None] = mapped_column(String(254))
+    text: Mapped[str | None] = mapped_column(String(2000))
+    priority: Mapped[int | None] = mapped_column(Integer)
+    weight: Mapped[int | None] = mapped_column(Integer)
+    port: Mapped[int | None] = mapped_column(Integer)
+    ttl: Mapped[int | None] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"<Entry {self.name} {self.type}>"
+
+
+class PublishedZone(Timestamped, Base):
+    """The serial and content hash of a zone as last published (forward or reverse zone,
+    by name), so serials grow only when the content changes, even across zone deletion."""
+
+    __tablename__ = "published_zone"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    serial: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return f"<PublishedZone {self.name} {self.serial}>"

@@ -1,16 +1,34 @@
-"""DNS zones: creation, the fully qualified name, deletion rules."""
+"""DNS zones and their entries: creation, the fully qualified name, the naming of hosts in
+DNS, and the rules that keep every generated zone valid.
+
+Host names in a zone (see ``docs/dns.md``): every address of a Structure is
+``<interface>.<hostname>`` (``<interface>-<alias>.<hostname>`` for an alias), and the
+primary address is also the bare ``<hostname>``. A zone's child zones own their names, so a
+hostname, an entry or a child zone never share one.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bindgen import is_hostname, mailbox_to_rname
 from contractor.errors import Conflict, InvalidInput, NotFound
-from contractor.models import Site, Zone
-from contractor.services.common import get_by, refuse_if_used
+from contractor.models import Site, Structure, Zone
+from contractor.models.directory import ENTRY_TYPES, Entry
+from contractor.services.common import UNSET, get_by, refuse_if_used
 from contractor.services.validation import ZONE_NAME_RE, check_int
 
 _TIMERS = ("ttl", "refresh", "retry", "expire", "minimum")
+_MAX_TTL = 2**31 - 1
+# One label of an entry name: letters, digits, '_' (service labels) and inner '-'.
+_ENTRY_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_MAILBOX = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,189}")
+_MAX_TXT = 2000
 
 
 async def get_zone(session: AsyncSession, zone_id: int) -> Zone:
@@ -34,6 +52,43 @@ async def find_zone(session: AsyncSession, fqdn: str) -> Zone:
     return zone
 
 
+def check_nameservers(value: Any, *, field: str = "nameservers") -> list[str]:
+    """Fully qualified host names (``ns1.example.com``; a trailing dot is dropped)."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(f"{field} must be a list of host names", field=field)
+    names: list[str] = []
+    for item in value:
+        name = item.strip().lower().rstrip(".")
+        if not is_hostname(name) or "." not in name:
+            raise InvalidInput(
+                f"name server {item!r} must be a fully qualified host name such as "
+                "'ns1.example.com' (letters, digits and inner '-' in each label)",
+                field=field,
+            )
+        if name in names:
+            raise InvalidInput(f"name server {name!r} is listed twice", field=field)
+        names.append(name)
+    return names
+
+
+def check_soa_email(value: Any, *, field: str = "soa_email") -> str | None:
+    """A mailbox such as ``hostmaster@example.com`` (None: inherit from the parent zone)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _MAILBOX.fullmatch(value.strip()):
+        raise InvalidInput(
+            f"{field} {value!r} must be a mailbox such as 'hostmaster@example.com'", field=field
+        )
+    text = value.strip()
+    local, _, domain = text.rpartition("@")
+    if not is_hostname(domain) or local.startswith(".") or local.endswith(".") or ".." in local:
+        raise InvalidInput(
+            f"{field} {value!r} must be a mailbox such as 'hostmaster@example.com'", field=field
+        )
+    mailbox_to_rname(text)
+    return text
+
+
 async def create_zone(
     session: AsyncSession,
     *,
@@ -44,7 +99,13 @@ async def create_zone(
     retry: int = 7200,
     expire: int = 36000,
     minimum: int = 172800,
+    nameservers: Sequence[str] = (),
+    soa_email: str | None = None,
 ) -> Zone:
+    """A zone; empty ``nameservers`` and a None ``soa_email`` are inherited from the parent.
+
+    A child zone may not take a name the parent zone already uses for a host or an entry.
+    """
     name = name.lower() if isinstance(name, str) else name
     if not isinstance(name, str) or not ZONE_NAME_RE.fullmatch(name):
         raise InvalidInput(
@@ -54,14 +115,43 @@ async def create_zone(
         )
     timers = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
     for field in _TIMERS:
-        check_int(timers[field], field=field, low=1, high=2**31 - 1)
+        check_int(timers[field], field=field, low=1, high=_MAX_TTL)
+    servers = check_nameservers(list(nameservers))
+    email = check_soa_email(soa_email)
     parent_id = parent.id if parent is not None else None
     clash = select(Zone.id).where(Zone.name == name, _parent_is(parent_id))
     if (await session.execute(clash)).first() is not None:
         where = f"under {await zone_fqdn(session, parent)}" if parent else "at the top level"
         raise Conflict(f"zone {name!r} already exists {where}", field="name")
-    zone = Zone(name=name, parent_id=parent_id, **timers)
+    if parent is not None:
+        await _refuse_name_taken_in_zone(session, parent, name)
+    zone = Zone(name=name, parent_id=parent_id, nameservers=servers, soa_email=email, **timers)
     session.add(zone)
+    await session.flush()
+    return zone
+
+
+async def update_zone(
+    session: AsyncSession,
+    zone: Zone,
+    *,
+    ttl: int = UNSET,
+    refresh: int = UNSET,
+    retry: int = UNSET,
+    expire: int = UNSET,
+    minimum: int = UNSET,
+    nameservers: Sequence[str] = UNSET,
+    soa_email: str | None = UNSET,
+) -> Zone:
+    """Change the given fields (each checked as in ``create_zone``)."""
+    given = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
+    for field, value in given.items():
+        if value is not UNSET:
+            setattr(zone, field, check_int(value, field=field, low=1, high=_MAX_TTL))
+    if nameservers is not UNSET:
+        zone.nameservers = check_nameservers(list(nameservers))
+    if soa_email is not UNSET:
+        zone.soa_email = check_soa_email(soa_email)
     await session.flush()
     return zone
 
@@ -78,6 +168,7 @@ async def zone_fqdn(session: AsyncSession, zone: Zone) -> str:
 
 
 async def delete_zone(session: AsyncSession, zone: Zone) -> None:
+    """Delete a zone with no child zones and no sites (its entries go with it)."""
     await refuse_if_used(
         session,
         f"zone {await zone_fqdn(session, zone)!r}",
@@ -87,4 +178,290 @@ async def delete_zone(session: AsyncSession, zone: Zone) -> None:
         ],
     )
     await session.delete(zone)
+    await session.flush()
+
+
+# -- host names in DNS -----------------------------------------------------------------
+
+
+def interface_label(interface_name: str) -> str:
+    """An interface name as a DNS label: lower case, '_' becomes '-', no '-' at the ends
+    (BIND refuses host names with '_')."""
+    return interface_name.lower().replace("_", "-").strip("-") or "if"
+
+
+def address_label(interface_name: str, alias_index: int | None) -> str:
+    """``eth0`` for an interface's own address, ``eth0-2`` for its alias 2."""
+    label = interface_label(interface_name)
+    return f"{label}-{alias_index}" if alias_index else label
+
+
+async def zone_host_names(session: AsyncSession, zone: Zone) -> set[str]:
+    """The hostnames of the Structures whose site uses ``zone``."""
+    query = (
+        select(Structure.hostname)
+        .join(Site, Site.id == Structure.site_id)
+        .where(Site.zone_id == zone.id)
+    )
+    return set((await session.execute(query)).scalars())
+
+
+async def _refuse_name_taken_in_zone(session: AsyncSession, parent: Zone, name: str) -> None:
+    """A child zone named ``name`` would hide the parent's host or entries of that name."""
+    if name in await zone_host_names(session, parent):
+        site = (
+            await session.execute(
+                select(Site.name)
+                .join(Structure, Structure.site_id == Site.id)
+                .where(Site.zone_id == parent.id, Structure.hostname == name)
+                .limit(1)
+            )
+        ).scalar_one()
+        raise Conflict(
+            f"zone {name!r} cannot be created under {await zone_fqdn(session, parent)!r}: "
+            f"structure {name!r} (site {site!r}) already has that name in the parent zone",
+            field="name",
+        )
+    entries = (
+        await session.execute(
+            select(Entry.name, Entry.type).where(
+                Entry.zone_id == parent.id,
+                (Entry.name == name) | Entry.name.endswith("." + name),
+            )
+        )
+    ).all()
+    if entries:
+        entry_name, entry_type = entries[0]
+        raise Conflict(
+            f"zone {name!r} cannot be created under {await zone_fqdn(session, parent)!r}: "
+            f"its {entry_type} entry {entry_name!r} uses that name; delete the entry first",
+            field="name",
+        )
+
+
+async def check_hostname_free_of_zones(session: AsyncSession, zone: Zone, hostname: str) -> None:
+    """Refuse ``hostname`` in ``zone`` when a child zone has that name (for the structure
+    services: DNS generation refuses such a zone too)."""
+    child = select(Zone.id).where(Zone.parent_id == zone.id, Zone.name == hostname)
+    if (await session.execute(child)).first() is not None:
+        raise Conflict(
+            f"hostname {hostname!r} is the name of child zone "
+            f"{hostname + '.' + await zone_fqdn(session, zone)!r}",
+            field="hostname",
+        )
+
+
+# -- entries ---------------------------------------------------------------------------
+
+
+async def get_entry(session: AsyncSession, entry_id: int) -> Entry:
+    return await get_by(session, Entry, Entry.id, entry_id, what="entry")
+
+
+async def list_entries(session: AsyncSession, zone: Zone) -> list[Entry]:
+    query = select(Entry).where(Entry.zone_id == zone.id).order_by(Entry.name, Entry.type, Entry.id)
+    return list((await session.execute(query)).scalars())
+
+
+def _check_entry_name(name: Any, type: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(
+            "entry name must not be empty (use '@' for the zone itself)", field="name"
+        )
+    text = name.strip().lower()
+    if text == "@":
+        if type in ("CNAME", "NS"):
+            raise InvalidInput(
+                f"a {type} entry cannot be at the zone itself ('@'): "
+                + (
+                    "a CNAME cannot share a name with the zone's SOA and NS records"
+                    if type == "CNAME"
+                    else "the zone's own name servers are set on the zone (nameservers)"
+                ),
+                field="name",
+            )
+        return text
+    if len(text) > 253 or text.endswith("."):
+        raise InvalidInput(
+            f"entry name {name!r} must be relative to the zone (no trailing dot) and at most "
+            "253 characters",
+            field="name",
+        )
+    labels = text.split(".")
+    for index, label in enumerate(labels):
+        if label == "*" and index == 0 and type != "NS":
+            continue
+        if not _ENTRY_LABEL.fullmatch(label):
+            raise InvalidInput(
+                f"entry name {name!r}: label {label!r} may only hold lower-case letters, "
+                "digits, '_' and inner '-' (1 to 63 characters)",
+                field="name",
+            )
+    if type in ("MX", "NS") and not is_hostname(text.removeprefix("*.")):
+        raise InvalidInput(f"{type} entry name {name!r} must be a host name (no '_')", field="name")
+    return text
+
+
+def _check_target(target: Any, type: str) -> str:
+    if not isinstance(target, str) or not target.strip():
+        raise InvalidInput(f"a {type} entry needs a target host name", field="target")
+    text = target.strip().lower()
+    if text == "." and type in ("MX", "SRV"):
+        return text  # RFC 7505 null MX, RFC 2782 "service not available"
+    bare = text.rstrip(".")
+    if len(bare) > 253 or text.endswith(".."):
+        raise InvalidInput(f"target {target!r} is not a valid DNS name", field="target")
+    if type == "CNAME":
+        if not all(_ENTRY_LABEL.fullmatch(label) for label in bare.split(".")):
+            raise InvalidInput(
+                f"CNAME target {target!r} is not a valid DNS name (letters, digits, '_' and "
+                "inner '-' per label)",
+                field="target",
+            )
+    elif not is_hostname(bare):
+        raise InvalidInput(
+            f"{type} target {target!r} must be a host name (letters, digits and inner '-' "
+            "per label; end it with '.' when it is outside the zone)",
+            field="target",
+        )
+    return text
+
+
+def _check_text(text: Any) -> str:
+    if not isinstance(text, str) or not text:
+        raise InvalidInput("a TXT entry needs text", field="text")
+    if len(text.encode()) > _MAX_TXT:
+        raise InvalidInput(f"TXT text is longer than {_MAX_TXT} bytes", field="text")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InvalidInput("TXT text must not contain control characters", field="text")
+    return text
+
+
+def _none_or(field: str, value: Any, needed: bool, type: str, high: int) -> int | None:
+    if not needed:
+        if value is not None:
+            raise InvalidInput(f"a {type} entry has no {field}", field=field)
+        return None
+    if value is None:
+        raise InvalidInput(f"a {type} entry needs a {field}", field=field)
+    return check_int(value, field=field, low=0, high=high)
+
+
+def txt_data(text: str) -> str:
+    """TXT presentation data: quoted strings of at most 255 bytes, escaped."""
+    raw = text.encode()
+    chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
+    out = []
+    for chunk in chunks:
+        escaped = "".join(
+            chr(b)
+            if 32 <= b < 127 and b not in (34, 92)
+            else ("\\" + chr(b) if b in (34, 92) else f"\\{b:03d}")
+            for b in chunk
+        )
+        out.append(f'"{escaped}"')
+    return " ".join(out)
+
+
+def entry_data(entry: Entry) -> str:
+    """The entry's RDATA in presentation format."""
+    if entry.type == "TXT":
+        return txt_data(entry.text or "")
+    if entry.type == "MX":
+        return f"{entry.priority} {entry.target}"
+    if entry.type == "SRV":
+        return f"{entry.priority} {entry.weight} {entry.port} {entry.target}"
+    return entry.target or ""
+
+
+async def create_entry(
+    session: AsyncSession,
+    *,
+    zone: Zone,
+    type: str,
+    name: str,
+    target: str | None = None,
+    text: str | None = None,
+    priority: int | None = None,
+    weight: int | None = None,
+    port: int | None = None,
+    ttl: int | None = None,
+) -> Entry:
+    """A CNAME, MX, NS (delegation to servers Contractor does not manage), SRV or TXT record
+    of ``zone``. ``target`` is relative to the zone unless it ends with a dot."""
+    kind = type.strip().upper() if isinstance(type, str) else type
+    if kind not in ENTRY_TYPES:
+        raise InvalidInput(
+            f"entry type {type!r} is not one of {', '.join(ENTRY_TYPES)}", field="type"
+        )
+    owner = _check_entry_name(name, kind)
+    entry = Entry(
+        zone_id=zone.id,
+        type=kind,
+        name=owner,
+        target=_check_target(target, kind) if kind != "TXT" else None,
+        text=_check_text(text) if kind == "TXT" else None,
+        priority=_none_or("priority", priority, kind in ("MX", "SRV"), kind, 65535),
+        weight=_none_or("weight", weight, kind == "SRV", kind, 65535),
+        port=_none_or("port", port, kind == "SRV", kind, 65535),
+        ttl=None if ttl is None else check_int(ttl, field="ttl", low=0, high=_MAX_TTL),
+    )
+    if kind != "TXT" and target is not None and text is not None:
+        raise InvalidInput(f"a {kind} entry has no text", field="text")
+    if kind == "TXT" and target is not None:
+        raise InvalidInput("a TXT entry has no target (the value goes in text)", field="target")
+    await _refuse_entry_clash(session, zone, entry)
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def _refuse_entry_clash(session: AsyncSession, zone: Zone, entry: Entry) -> None:
+    fqdn = await zone_fqdn(session, zone)
+    shown = f"{entry.name} in zone {fqdn!r}"
+    same_name = list(
+        (
+            await session.execute(
+                select(Entry).where(Entry.zone_id == zone.id, Entry.name == entry.name)
+            )
+        ).scalars()
+    )
+    for other in same_name:
+        if entry_data(other) == entry_data(entry) and other.type == entry.type:
+            raise Conflict(f"{entry.type} entry {shown} already exists", field="name")
+        if entry.type == "CNAME" or other.type == "CNAME":
+            raise Conflict(
+                f"{shown} already has a {other.type} entry; a CNAME cannot share its name "
+                "with any other record",
+                field="name",
+            )
+        if entry.type == "NS" or other.type == "NS":
+            raise Conflict(
+                f"{shown} already has a {other.type} entry; a delegation (NS) cannot share "
+                "its name with other records",
+                field="name",
+            )
+    top = entry.name.rsplit(".", 1)[-1]  # the label right below the zone's own name
+    child = (
+        await session.execute(
+            select(func.count()).where(Zone.parent_id == zone.id, Zone.name == top)
+        )
+    ).scalar_one()
+    if child:
+        raise Conflict(
+            f"{shown} is inside child zone {top + '.' + fqdn!r}; add it to that zone",
+            field="name",
+        )
+    if entry.type in ("CNAME", "NS"):
+        hosts = await zone_host_names(session, zone)
+        if entry.name in hosts or (entry.type == "NS" and top in hosts):
+            raise Conflict(
+                f"{shown} is the name of a structure (or below it); a {entry.type} entry "
+                "cannot share its name with a host's addresses",
+                field="name",
+            )
+
+
+async def delete_entry(session: AsyncSession, entry: Entry) -> None:
+    await session.delete(entry)
     await session.flush()
