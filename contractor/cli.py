@@ -166,3 +166,71 @@ def token_create(ctx: click.Context, username: str, description: str) -> None:
     text = _run(_settings(ctx), work)
     click.echo(f"token for {username!r} (shown once; store it now):")
     click.echo(text)
+
+
+@main.group("dns")
+def dns_group() -> None:
+    """DNS zones generated from the inventory."""
+
+
+@dns_group.command("export")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, writable=True),
+    help="Directory for the zone files and the named.conf fragment (created if missing).",
+)
+@click.option(
+    "--check/--no-check",
+    default=True,
+    help="Check each new zone file with named-checkzone when it is installed (default: on).",
+)
+@click.option(
+    "--conf-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where named finds the zone files, if not at --out (paths in named.conf).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def dns_export(
+    ctx: click.Context, out: str, check: bool, conf_dir: str | None, as_json: bool
+) -> None:
+    """Write every zone file and a named.conf fragment into OUT; only changed zones are
+    rewritten, each atomically. Exits 1 naming every invalid zone (its old file is kept)."""
+    import json
+    from pathlib import Path
+
+    from contractor.services import dns as dns_service
+
+    zones = _run(_settings(ctx), dns_service.publish_zones)
+    result = dns_service.export_zones(
+        zones, Path(out), check=check, conf_directory=Path(conf_dir) if conf_dir else None
+    )
+    serials = {zone.name: zone.serial for zone in zones}
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "written": {name: serials[name] for name in result.written},
+                    "unchanged": list(result.unchanged),
+                    "removed": list(result.removed),
+                    "invalid": result.invalid,
+                    "conf": str(Path(out) / dns_service.CONF_NAME),
+                },
+                indent=2,
+            )
+        )
+    else:
+        for name in result.written:
+            click.echo(f"wrote {name} (serial {serials[name]})")
+        for name in result.removed:
+            click.echo(f"removed {name}")
+        click.echo(
+            f"{len(zones)} zones: {len(result.written)} written, {len(result.unchanged)} "
+            f"unchanged, {len(result.invalid)} invalid; include "
+            f"{Path(out).absolute() / dns_service.CONF_NAME} in named.conf"
+        )
+    if result.invalid:
+        problems = "; ".join(f"{name}: {why}" for name, why in result.invalid.items())
+        raise click.ClickException(f"invalid zones (previous files kept): {problems}")
