@@ -1,0 +1,93 @@
+"""Bearer-token authentication and JSON errors for plain REST routes.
+
+Wrap an endpoint with ``authenticated(role)`` and it receives an open session (one
+transaction, committed when the endpoint returns, rolled back when it raises) and the user
+behind the request's ``Authorization: Bearer <token>`` header::
+
+    @authenticated("reader")
+    async def list_things(request: Request, session: AsyncSession, user: User) -> Response:
+        ...
+
+Without a valid token the answer is 401 with ``WWW-Authenticate: Bearer``; with a role too
+low, 403; any ``ContractorError`` the endpoint raises becomes its ``http_status`` and
+``{"error": {"code", "message", "field"}}``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from contractor.db import transaction
+from contractor.errors import ContractorError, Forbidden, Unauthorized
+from contractor.models import User
+from contractor.services.auth import authenticate_token, check_role, role_allows
+
+__all__ = [
+    "AuthenticatedEndpoint",
+    "authenticate_request",
+    "authenticated",
+    "bearer_token",
+    "error_response",
+]
+
+AuthenticatedEndpoint = Callable[[Request, AsyncSession, User], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def error_response(error: ContractorError) -> JSONResponse:
+    """The JSON answer for a domain error, with its HTTP status."""
+    headers = {"WWW-Authenticate": 'Bearer realm="contractor"'} if error.http_status == 401 else {}
+    return JSONResponse({"error": error.as_dict()}, status_code=error.http_status, headers=headers)
+
+
+def bearer_token(request: Request) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header, or Unauthorized."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("this needs an API token: send 'Authorization: Bearer <token>'")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must read 'Bearer <token>'")
+    return token.strip()
+
+
+async def authenticate_request(
+    request: Request, session: AsyncSession, *, role: str = "reader"
+) -> User:
+    """The active user behind the request's bearer token, holding at least ``role``."""
+    user = await authenticate_token(session, bearer_token(request))
+    if not role_allows(user.role, role):
+        raise Forbidden(f"this needs the {role} role; user {user.username!r} is a {user.role}")
+    return user
+
+
+def authenticated(
+    role: str = "reader", *, writes: bool = False
+) -> Callable[[AuthenticatedEndpoint], Endpoint]:
+    """Make an ``(request, session, user)`` endpoint a Starlette endpoint that
+    authenticates first (see the module docstring). ``writes=True``: the endpoint changes
+    data, so its session comes from ``app.state.writer_sessions`` when the app has one."""
+    check_role(role)
+
+    def decorate(endpoint: AuthenticatedEndpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def wrapper(request: Request) -> Response:
+            state = request.app.state
+            sessions: async_sessionmaker[AsyncSession] = (
+                getattr(state, "writer_sessions", None) if writes else None
+            ) or state.sessions
+            try:
+                async with transaction(sessions) as session:
+                    user = await authenticate_request(request, session, role=role)
+                    return await endpoint(request, session, user)
+            except ContractorError as error:
+                return error_response(error)
+
+        return wrapper
+
+    return decorate
