@@ -21,6 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.plugins import foundation_types
+from contractor.rest.dns import dns_routes
 from contractor.schema import build_schema
 from contractor.schema.view import ContractorGraphQL
 from contractor.settings import Settings
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *dns_routes(),
         ],
         lifespan=lifespan,
     )
