@@ -21,7 +21,6 @@ from starlette.routing import Route, WebSocketRoute
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.plugins import foundation_types
-from contractor.rest.dns import dns_routes
 from contractor.schema import build_schema
 from contractor.schema.view import ContractorGraphQL
 from contractor.settings import Settings
@@ -34,7 +33,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     foundation_types()  # map every installed plugin's tables before the first query
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
-    graphql = ContractorGraphQL(build_schema(settings), settings=settings, sessions=sessions)
+    writer_sessions = create_session_factory(engine, writes=True)
+    graphql = ContractorGraphQL(
+        build_schema(settings),
+        settings=settings,
+        sessions=sessions,
+        writer_sessions=writer_sessions,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -50,13 +55,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
-            *dns_routes(),
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.writer_sessions = writer_sessions
     return app
 
 

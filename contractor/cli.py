@@ -34,7 +34,7 @@ def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
         foundation_types()
         engine = create_engine(settings)
         try:
-            async with transaction(create_session_factory(engine)) as session:
+            async with transaction(create_session_factory(engine, writes=True)) as session:
                 return await work(session)
         finally:
             await engine.dispose()

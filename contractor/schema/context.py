@@ -26,7 +26,8 @@ class Principal:
 @dataclass(frozen=True)
 class Context:
     settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: async_sessionmaker[AsyncSession]  # for reading
+    writer_sessions: async_sessionmaker[AsyncSession]  # for changes (mutations)
     principal: Principal | None
     loaders: Loaders = field(repr=False)
 

@@ -98,7 +98,7 @@ async def _mutate(
     """Run ``work`` in one transaction as a caller with ``role``; errors roll it back."""
     try:
         info.context.require(role)
-        async with info.context.sessions() as session, session.begin():
+        async with info.context.writer_sessions() as session, session.begin():
             return await work(session)
     except ContractorError as error:
         return to_graphql_error(error)
@@ -942,7 +942,7 @@ class Mutation:
     @strawberry.mutation(description="Exchange a username and password for an API token.")
     async def login(self, info: Info, username: str, password: str) -> TokenResult:
         try:
-            async with info.context.sessions() as session, session.begin():
+            async with info.context.writer_sessions() as session, session.begin():
                 user = await auth.authenticate_password(session, username, password)
                 new = await auth.create_token(
                     session,

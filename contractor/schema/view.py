@@ -19,7 +19,7 @@ from graphql import GraphQLError, OperationDefinitionNode, parse
 from graphql.error import GraphQLSyntaxError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.websockets import WebSocket
 from strawberry import Schema
 from strawberry.asgi import GraphQL
@@ -99,6 +99,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
         *,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
+        writer_sessions: async_sessionmaker[AsyncSession],
     ) -> None:
         super().__init__(
             schema,
@@ -107,6 +108,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
         )
         self.settings = settings
         self.sessions = sessions
+        self.writer_sessions = writer_sessions
         self.tokens = TokenCache()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -133,7 +135,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
         cached = self.tokens.get(token)
         if cached is not None:
             return cached
-        async with self.sessions() as session, session.begin():
+        async with self.writer_sessions() as session, session.begin():
             user = await auth.authenticate_token(session, token)
         principal = Principal(user_id=user.id, username=user.username, role=user.role)
         self.tokens.put(token, principal)
@@ -155,6 +157,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
         return Context(
             settings=self.settings,
             sessions=self.sessions,
+            writer_sessions=self.writer_sessions,
             principal=principal,
             loaders=Loaders(self.sessions),
         )
@@ -184,7 +187,3 @@ def should_mask(error: GraphQLError) -> bool:
 def explorer_page() -> HTMLResponse:
     html = resources.files("contractor.schema").joinpath("explorer.html").read_text()
     return HTMLResponse(html)
-
-
-def unauthorized(message: str) -> Response:
-    return JSONResponse({"errors": [{"message": message}]}, status_code=401)

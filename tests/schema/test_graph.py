@@ -317,3 +317,19 @@ async def test_unexpected_errors_are_masked(
     body = await client.query('mutation { createSite(name: "x") { __typename } }')
     assert body["errors"][0]["message"] == "Unexpected error."
     assert "hunter2" not in str(body)
+
+
+async def test_concurrent_mutations(client: Client) -> None:
+    """Writers queue for each other (SQLite takes the write lock when a writer begins)."""
+    import asyncio
+
+    results = await asyncio.gather(
+        *(
+            client.data(
+                f'mutation {{ createSite(name: "c{i}") {{ __typename }} }}', role="operator"
+            )
+            for i in range(12)
+        )
+    )
+    assert all(r["createSite"]["__typename"] == "Site" for r in results)
+    assert (await client.data("{ sites { totalCount } }"))["sites"]["totalCount"] == 12
