@@ -24,6 +24,7 @@ from contractor.models.building import (
     complex_state,
     foundation_state,
 )
+from contractor.models.config import ConfigGeneration
 from contractor.models.directory import Zone
 from contractor.models.network import (
     Address,
@@ -50,6 +51,7 @@ __all__ = [
     "BluePrintScript",
     "Complex",
     "ComplexMember",
+    "ConfigGeneration",
     "Dependency",
     "DynamicAddress",
     "Foundation",

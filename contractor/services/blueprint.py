@@ -24,6 +24,7 @@ from contractor.models import (
     StructureFoundationBluePrint,
 )
 from contractor.services.common import UNSET, get_by, refuse_if_used
+from contractor.services.config import config_sources_changed
 from contractor.services.validation import (
     NAME_RE,
     check_config_values,
@@ -221,6 +222,7 @@ async def update_blueprint(
         await set_foundation_blueprints(session, blueprint, fields["foundation_blueprints"])
     if parents is not UNSET:
         await set_parents(session, blueprint, parents)
+    config_sources_changed(session)
     await session.flush()
     return blueprint
 
@@ -251,6 +253,7 @@ async def set_parents(
         BluePrintParent(child_id=blueprint.id, parent_id=parent.id, position=index)
         for index, parent in enumerate(parents)
     )
+    config_sources_changed(session)
     await session.flush()
 
 
@@ -386,6 +389,7 @@ async def delete_blueprint(session: AsyncSession, blueprint: BluePrint) -> None:
         users.append(("structures", Structure.hostname, Structure.blueprint_id == blueprint.id))
     await refuse_if_used(session, f"blueprint {blueprint.name!r}", users)
     await session.delete(blueprint)
+    config_sources_changed(session)
     await session.flush()
 
 

@@ -45,6 +45,7 @@ from contractor.services.blueprint import (
     fingerprint_problems,
 )
 from contractor.services.common import UNSET, get_by, refuse_if_used
+from contractor.services.config import config_sources_changed
 from contractor.services.validation import (
     check_config_values,
     check_hostname,
@@ -134,6 +135,7 @@ async def set_id_map(
             await _check_mac_free(session, mac, interfaces[location].id)
             interfaces[location].mac = mac
     foundation.id_map = checked
+    config_sources_changed(session)
     await session.flush()
     return foundation
 
@@ -161,6 +163,7 @@ async def set_located(session: AsyncSession, foundation: Foundation) -> Foundati
     await _require_fingerprint(session, foundation)
     foundation.located_at = utcnow()
     foundation.built_at = None
+    config_sources_changed(session)
     await session.flush()
     return foundation
 
@@ -172,6 +175,7 @@ async def set_built(session: AsyncSession, foundation: Foundation) -> Foundation
         await _require_fingerprint(session, foundation)
         foundation.located_at = utcnow()
     foundation.built_at = utcnow()
+    config_sources_changed(session)
     await session.flush()
     return foundation
 
@@ -193,6 +197,7 @@ async def set_destroyed(session: AsyncSession, foundation: Foundation) -> Founda
     foundation.located_at = None
     foundation.built_at = None
     foundation.id_map = None
+    config_sources_changed(session)
     await session.flush()
     return foundation
 
@@ -234,6 +239,7 @@ async def update_foundation(
     if fields:
         for key, value in get_foundation_type(foundation.type).validate_fields(fields).items():
             setattr(foundation, key, value)
+    config_sources_changed(session)
     await session.flush()
     return foundation
 
@@ -250,6 +256,7 @@ async def delete_foundation(session: AsyncSession, foundation: Foundation) -> No
         ],
     )
     await session.delete(foundation)
+    config_sources_changed(session)
     await session.flush()
 
 
@@ -335,6 +342,7 @@ async def add_interface(
         pxe_id=pxe.id if pxe else None,
     )
     session.add(interface)
+    config_sources_changed(session)
     await session.flush()
     return interface
 
@@ -361,6 +369,7 @@ async def update_interface(
         interface.network_id = network.id if network else None
     if pxe is not UNSET:
         interface.pxe_id = pxe.id if pxe else None
+    config_sources_changed(session)
     await session.flush()
     return interface
 
@@ -456,6 +465,7 @@ async def create_structure(
         config_values=values,
     )
     session.add(structure)
+    config_sources_changed(session)
     await session.flush()
     return structure
 
@@ -474,6 +484,7 @@ async def update_structure(
         structure.hostname = hostname
     if config_values is not UNSET:
         structure.config_values = check_config_values(config_values)
+    config_sources_changed(session)
     await session.flush()
     return structure
 
@@ -488,6 +499,7 @@ async def set_structure_built(session: AsyncSession, structure: Structure) -> St
             f"built first (it is {foundation.state})"
         )
     structure.built_at = utcnow()
+    config_sources_changed(session)
     await session.flush()
     return structure
 
@@ -508,6 +520,7 @@ async def set_structure_destroyed(session: AsyncSession, structure: Structure) -
         await set_dependency_destroyed(session, dependency)
     structure.built_at = None
     structure.config_uuid = new_config_uuid()
+    config_sources_changed(session)
     await session.flush()
     return structure
 
@@ -539,6 +552,7 @@ async def delete_structure(session: AsyncSession, structure: Structure) -> None:
         ],
     )
     await session.delete(structure)
+    config_sources_changed(session)
     await session.flush()
 
 
@@ -557,6 +571,7 @@ async def add_abstract_interface(
         structure_id=structure.id, name=name, network_id=network.id if network else None
     )
     session.add(interface)
+    config_sources_changed(session)
     await session.flush()
     return interface
 
@@ -604,6 +619,7 @@ async def add_complex_member(
         )
     member = ComplexMember(complex_id=complex_.id, structure_id=structure.id)
     session.add(member)
+    config_sources_changed(session)
     await session.flush()
     return member
 
@@ -625,6 +641,7 @@ async def remove_complex_member(
             field="structure",
         )
     await session.delete(member)
+    config_sources_changed(session)
     await session.flush()
 
 
@@ -648,6 +665,7 @@ async def complex_states(session: AsyncSession, complexes: Sequence[Complex]) ->
 async def delete_complex(session: AsyncSession, complex_: Complex) -> None:
     """Delete the complex; its memberships go with it (the member structures stay)."""
     await session.delete(complex_)
+    config_sources_changed(session)
     await session.flush()
 
 

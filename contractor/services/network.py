@@ -29,6 +29,7 @@ from contractor.models import (
     Structure,
 )
 from contractor.services.common import UNSET, get_by, refuse_if_used
+from contractor.services.config import config_sources_changed
 from contractor.services.validation import NETWORK_NAME_RE, check_int, check_name
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -142,6 +143,7 @@ async def link_address_block(
         session.add(link)
     else:
         link.vlan = vlan
+    config_sources_changed(session)
     await session.flush()
     return link
 
@@ -309,6 +311,7 @@ async def update_address_block(
         block.gateway_offset = gateway_offset
     else:
         _check_gateway(block.gateway_offset, block.prefix, block.version)
+    config_sources_changed(session)
     await session.flush()
     return block
 
@@ -441,6 +444,7 @@ async def create_address(
         is_primary=is_primary,
     )
     session.add(address)
+    config_sources_changed(session)
     await session.flush()
     return address
 
@@ -533,6 +537,7 @@ async def next_address(
         is_primary=is_primary,
     )
     session.add(address)
+    config_sources_changed(session)
     await session.flush()
     return address
 
@@ -544,6 +549,7 @@ async def delete_address(session: AsyncSession, address: BaseAddress) -> None:
         [("pointer addresses", Address.interface_name, Address.pointer_id == address.id)],
     )
     await session.delete(address)
+    config_sources_changed(session)
     await session.flush()
 
 

@@ -18,6 +18,7 @@ from contractor.models import (
     Zone,
 )
 from contractor.services.common import UNSET, get_by, refuse_if_used
+from contractor.services.config import config_sources_changed
 from contractor.services.validation import check_config_values, check_description, check_name
 
 
@@ -77,6 +78,7 @@ async def update_site(
         site.parent_id = parent.id if parent else None
     if zone is not UNSET:
         site.zone_id = zone.id if zone else None
+    config_sources_changed(session)
     await session.flush()
     return site
 
@@ -124,4 +126,5 @@ async def delete_site(session: AsyncSession, site: Site) -> None:
         ],
     )
     await session.delete(site)
+    config_sources_changed(session)
     await session.flush()
