@@ -1,0 +1,165 @@
+"""``/config``: what booting machines and installers fetch (the iPXE chain).
+
+A machine knows its Structure's unguessable config UUID (DHCP option 210) and fetches::
+
+    GET /config/{config_uuid}               the rendered configuration, JSON
+    GET /config/{config_uuid}/boot_script   "#!ipxe" + its PXE's boot script, rendered
+    GET /config/{config_uuid}/pxe_template  its PXE's installer template, rendered
+
+Anything that enumerates needs an authenticated user (``Authorization: Bearer <token>``)::
+
+    GET /config/?site=&hostname=&limit=&offset=   Structures and their config UUIDs
+    GET /config/foundation/{locator}               a Foundation's rendered configuration
+
+As in the original: no PXE set on the provisioning interface → an empty 200. Unlike it:
+lookups by structure id, locator or source IP without a user are gone (they let anyone
+enumerate configurations), and the installer template gets no ``__connection_paramaters``
+(the BMC credentials the original injected): a secret is never part of a configuration.
+Errors are ``{"error": {"code", "message", "field"}}`` (``contractor.rest.auth``): 404 for
+an unknown UUID, 401 without a valid token, 500 (``CONFIG_ERROR``) when the stored values do
+not merge or render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from contractor.config import render_template
+from contractor.errors import ConfigError, ContractorError, InvalidInput
+from contractor.models import User
+from contractor.rest import auth
+from contractor.services import config as config_service
+from contractor.services.building import get_foundation
+from contractor.settings import Settings
+
+__all__ = ["config_routes"]
+
+_NO_STORE = {"Cache-Control": "no-store"}  # configurations carry password hashes and keys
+_IPXE_HEADER = "#!ipxe\n\n"
+
+
+def config_routes() -> list[Route]:
+    return [
+        Route("/config/", list_configs, methods=["GET"]),
+        Route("/config/foundation/{locator}", foundation_config, methods=["GET"]),
+        Route("/config/{config_uuid}", structure_config, methods=["GET"]),
+        Route("/config/{config_uuid}/boot_script", boot_script, methods=["GET"]),
+        Route("/config/{config_uuid}/pxe_template", pxe_template, methods=["GET"]),
+    ]
+
+
+def _error(error: ContractorError) -> Response:
+    response = auth.error_response(error)
+    if isinstance(error, ConfigError):
+        response.status_code = 500  # the stored values are at fault, not the request
+    response.headers.update(_NO_STORE)
+    return response
+
+
+def _state(request: Request) -> tuple[async_sessionmaker[AsyncSession], Settings, Any]:
+    state = request.app.state
+    return state.sessions, state.settings, getattr(state, "config_cache", None)
+
+
+async def _answer(work: Callable[[], Awaitable[Response]]) -> Response:
+    try:
+        return await work()
+    except ContractorError as error:
+        return _error(error)
+
+
+async def structure_config(request: Request) -> Response:
+    sessions, settings, cache = _state(request)
+
+    async def work() -> Response:
+        async with sessions() as session, session.begin():
+            structure = await config_service.structure_by_config_uuid(
+                session, request.path_params["config_uuid"]
+            )
+            values = await config_service.composed_config(
+                session, structure, settings=settings, cache=cache, for_json=True
+            )
+        return JSONResponse(values, headers=_NO_STORE)
+
+    return await _answer(work)
+
+
+async def _pxe_text(request: Request, part: str) -> Response:
+    sessions, settings, cache = _state(request)
+
+    async def work() -> Response:
+        async with sessions() as session, session.begin():
+            structure = await config_service.structure_by_config_uuid(
+                session, request.path_params["config_uuid"]
+            )
+            pxe = await config_service.boot_pxe(session, structure)
+            if pxe is None:
+                return Response(b"", headers=_NO_STORE)
+            values = await config_service.composed_config(
+                session, structure, settings=settings, cache=cache
+            )
+        if part == "boot_script":
+            text = render_template(_IPXE_HEADER + pxe.boot_script, values, name="boot_script")
+        else:
+            text = render_template(pxe.template, values, name="pxe_template")
+        return PlainTextResponse(text, headers=_NO_STORE)
+
+    return await _answer(work)
+
+
+async def boot_script(request: Request) -> Response:
+    return await _pxe_text(request, "boot_script")
+
+
+async def pxe_template(request: Request) -> Response:
+    return await _pxe_text(request, "pxe_template")
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, got {text!r}", field=name) from None
+
+
+@auth.authenticated("reader")
+async def list_configs(request: Request, session: AsyncSession, user: User) -> Response:
+    listing = await config_service.list_structure_configs(
+        session,
+        site=request.query_params.get("site"),
+        hostname=request.query_params.get("hostname"),
+        limit=_int_param(request, "limit", 100),
+        offset=_int_param(request, "offset", 0),
+    )
+    configs = [
+        {
+            "config_uuid": item.config_uuid,
+            "hostname": item.hostname,
+            "site": item.site,
+            "url": f"/config/{item.config_uuid}",
+        }
+        for item in listing
+    ]
+    return JSONResponse({"configs": configs}, headers=_NO_STORE)
+
+
+@auth.authenticated("reader")
+async def foundation_config(request: Request, session: AsyncSession, user: User) -> Response:
+    _sessions, settings, cache = _state(request)
+    foundation = await get_foundation(session, request.path_params["locator"])
+    try:
+        values = await config_service.composed_config(
+            session, foundation, settings=settings, cache=cache, for_json=True
+        )
+    except ConfigError as error:
+        return _error(error)
+    return JSONResponse(values, headers=_NO_STORE)
