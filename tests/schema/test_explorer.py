@@ -57,7 +57,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
                 httpx.get(f"{base}/healthz", timeout=2)
                 break
             except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
+                assert server.poll() is None, "serve exited"
+                assert time.monotonic() < deadline, "serve did not start in time"
                 time.sleep(0.1)
         yield base, token
     finally:
