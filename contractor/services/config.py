@@ -100,6 +100,7 @@ EPOCH: Final = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 
 # Foundations, Structures and Complexes are served rendered; Sites and BluePrints unrendered.
 _RENDERED_KINDS: Final = frozenset({"foundation", "structure", "complex"})
+_KINDS: Final = ("site", "blueprint", "foundation", "structure", "complex")
 
 # Plugin attributes whose names contain one of these are dropped: a configuration is served
 # to anything that knows a config UUID and must never carry a credential.
@@ -363,7 +364,7 @@ async def composed_configs(
         elif key not in entries:
             entries[key] = _PLACEHOLDER
             missing.append(target)
-    sources = await _Sources.load(session, missing) if missing else None
+    sources = await _Sources.load(session, missing, fresh=use_cache) if missing else None
     with _gc_paused(len(targets) >= _GC_PAUSE_FROM):
         if sources is not None:
             prefixes = cache._prefixes if cache is not None and use_cache else {}
@@ -453,58 +454,99 @@ def _newest(*stamps: dt.datetime | None) -> dt.datetime:
 
 @dataclass
 class _Sources:
-    sites: dict[int, Site] = field(default_factory=dict)
-    zones: dict[int, Zone] = field(default_factory=dict)
-    blueprints: dict[int, BluePrint] = field(default_factory=dict)
+    """Every row a batch of targets needs, read as plain column rows (never the session's
+    identity-mapped objects, which may be older than the generation just read), except the
+    Foundations, which plugins need as ORM objects."""
+
+    sites: dict[int, Any] = field(default_factory=dict)
+    zones: dict[int, Any] = field(default_factory=dict)
+    blueprints: dict[int, Any] = field(default_factory=dict)
     parents: dict[int, list[int]] = field(default_factory=dict)
     foundations: dict[int, Foundation] = field(default_factory=dict)
-    structures: dict[int, Structure] = field(default_factory=dict)
-    complexes: dict[int, Complex] = field(default_factory=dict)
+    structures: dict[int, Any] = field(default_factory=dict)
+    complexes: dict[int, Any] = field(default_factory=dict)
     complex_members: dict[int, list[Any]] = field(default_factory=dict)
     structure_of_foundation: dict[int, int] = field(default_factory=dict)
     real_interfaces: dict[int, list[Any]] = field(default_factory=dict)
     abstract_interfaces: dict[int, list[Any]] = field(default_factory=dict)
     addresses: dict[int, list[Any]] = field(default_factory=dict)
     pointed: dict[int, Any] = field(default_factory=dict)
-    blocks: dict[int, AddressBlock] = field(default_factory=dict)
-    networks: dict[int, Network] = field(default_factory=dict)
+    blocks: dict[int, Any] = field(default_factory=dict)
+    networks: dict[int, Any] = field(default_factory=dict)
     vlans: dict[tuple[int, int], int] = field(default_factory=dict)
     _ip_networks: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
-    async def load(cls, session: AsyncSession, targets: Sequence[ConfigTarget]) -> _Sources:
+    async def load(
+        cls, session: AsyncSession, targets: Sequence[ConfigTarget], *, fresh: bool = False
+    ) -> _Sources:
+        """``fresh``: reload Foundations already in the session from the database (their
+        configurations go into a shared cache, so they must be as new as the generation)."""
         self = cls()
-        site_ids: set[int] = set()
-        blueprint_ids: set[int] = set()
-        foundation_ids: set[int] = set()  # foundations of Structure targets
-        foundation_targets: set[int] = set()
+        wanted: dict[str, set[int]] = {kind: set() for kind in _KINDS}
         for target in targets:
-            if isinstance(target, Structure):
-                self.structures[target.id] = target
-                site_ids.add(target.site_id)
-                blueprint_ids.add(target.blueprint_id)
-                foundation_ids.add(target.foundation_id)
-            elif isinstance(target, Foundation):
-                self.foundations[target.id] = target
-                foundation_targets.add(target.id)
-                site_ids.add(target.site_id)
-                blueprint_ids.add(target.blueprint_id)
-            elif isinstance(target, Site):
-                site_ids.add(target.id)
-            elif isinstance(target, BluePrint):
-                blueprint_ids.add(target.id)
-            elif isinstance(target, Complex):
-                self.complexes[target.id] = target
-                site_ids.add(target.site_id)
-            else:
-                raise TypeError(f"{type(target).__name__} has no configuration")
+            kind, ident = _key(target)
+            wanted[kind].add(ident)
+        for chunk in _chunks(wanted["structure"]):
+            rows = await session.execute(
+                select(
+                    Structure.id,
+                    Structure.hostname,
+                    Structure.site_id,
+                    Structure.blueprint_id,
+                    Structure.foundation_id,
+                    Structure.config_uuid,
+                    Structure.config_values,
+                    Structure.built_at,
+                    Structure.updated,
+                ).where(Structure.id.in_(chunk))
+            )
+            self.structures.update((row.id, row) for row in rows)
+        for chunk in _chunks(wanted["complex"]):
+            rows = await session.execute(
+                select(
+                    Complex.id,
+                    Complex.name,
+                    Complex.site_id,
+                    Complex.built_percentage,
+                    Complex.updated,
+                ).where(Complex.id.in_(chunk))
+            )
+            self.complexes.update((row.id, row) for row in rows)
+        foundation_ids = wanted["foundation"] | {
+            row.foundation_id for row in self.structures.values()
+        }
+        for chunk in _chunks(foundation_ids):
+            query = select(Foundation).where(Foundation.id.in_(chunk))
+            if fresh:
+                query = query.execution_options(populate_existing=True)
+            found = await session.execute(query)
+            self.foundations.update((row.id, row) for row in found.scalars())
+        for kind, loaded in (
+            ("structure", self.structures),
+            ("complex", self.complexes),
+            ("foundation", self.foundations),
+        ):
+            gone = wanted[kind] - loaded.keys()
+            if gone:
+                raise NotFound(f"{kind} {min(gone)} no longer exists", field=kind)
+
+        owners: list[Any] = [
+            *self.structures.values(),
+            *(self.foundations[ident] for ident in wanted["foundation"]),
+        ]
+        site_ids = wanted["site"] | {row.site_id for row in owners}
+        site_ids |= {row.site_id for row in self.complexes.values()}
         await self._load_sites(session, site_ids)
-        await self._load_blueprints(session, blueprint_ids)
-        missing = foundation_ids - self.foundations.keys()
-        for chunk in _chunks(missing):
-            rows = await session.execute(select(Foundation).where(Foundation.id.in_(chunk)))
-            self.foundations.update((row.id, row) for row in rows.scalars())
-        for chunk in _chunks(foundation_targets):  # their structures, for _structure_id
+        await self._load_blueprints(
+            session, wanted["blueprint"] | {row.blueprint_id for row in owners}
+        )
+        gone = (wanted["site"] - self.sites.keys()) or (
+            wanted["blueprint"] - self.blueprints.keys()
+        )
+        if gone:
+            raise NotFound(f"site or blueprint {min(gone)} no longer exists")
+        for chunk in _chunks(wanted["foundation"]):  # their structures, for _structure_id
             carried = await session.execute(
                 select(Structure.foundation_id, Structure.id).where(
                     Structure.foundation_id.in_(chunk)
@@ -529,8 +571,17 @@ class _Sources:
             chain = chain.union(
                 select(Site.id, Site.parent_id).join(chain, Site.id == chain.c.parent_id)
             )
-            rows = await session.execute(select(Site).where(Site.id.in_(select(chain.c.id))))
-            self.sites.update((row.id, row) for row in rows.scalars())
+            rows = await session.execute(
+                select(
+                    Site.id,
+                    Site.name,
+                    Site.parent_id,
+                    Site.zone_id,
+                    Site.config_values,
+                    Site.updated,
+                ).where(Site.id.in_(select(chain.c.id)))
+            )
+            self.sites.update((row.id, row) for row in rows)
         zone_ids = {site.zone_id for site in self.sites.values() if site.zone_id is not None}
         if zone_ids:
             up = (
@@ -539,8 +590,10 @@ class _Sources:
                 .cte("zone_chain", recursive=True)
             )
             up = up.union(select(Zone.id, Zone.parent_id).join(up, Zone.id == up.c.parent_id))
-            zones = await session.execute(select(Zone).where(Zone.id.in_(select(up.c.id))))
-            self.zones.update((row.id, row) for row in zones.scalars())
+            zones = await session.execute(
+                select(Zone.id, Zone.name, Zone.parent_id).where(Zone.id.in_(select(up.c.id)))
+            )
+            self.zones.update((row.id, row) for row in zones)
 
     async def _load_blueprints(self, session: AsyncSession, blueprint_ids: set[int]) -> None:
         if not blueprint_ids:
@@ -563,8 +616,12 @@ class _Sources:
             self.parents.setdefault(child, []).append(parent)
             all_ids.add(parent)
         for chunk in _chunks(all_ids):
-            found = await session.execute(select(BluePrint).where(BluePrint.id.in_(chunk)))
-            self.blueprints.update((row.id, row) for row in found.scalars())
+            found = await session.execute(
+                select(
+                    BluePrint.id, BluePrint.name, BluePrint.config_values, BluePrint.updated
+                ).where(BluePrint.id.in_(chunk))
+            )
+            self.blueprints.update((row.id, row) for row in found)
 
     async def _load_networking(self, session: AsyncSession) -> None:
         """Interfaces of the foundations and structures, the structures' addresses, their
@@ -635,11 +692,20 @@ class _Sources:
                 if row.address_block_id is not None:
                     block_ids.add(row.address_block_id)
         for chunk in _chunks(block_ids):
-            found = await session.execute(select(AddressBlock).where(AddressBlock.id.in_(chunk)))
-            self.blocks.update((row.id, row) for row in found.scalars())
+            found = await session.execute(
+                select(
+                    AddressBlock.id,
+                    AddressBlock.subnet,
+                    AddressBlock.prefix,
+                    AddressBlock.gateway_offset,
+                ).where(AddressBlock.id.in_(chunk))
+            )
+            self.blocks.update((row.id, row) for row in found)
         for chunk in _chunks(network_ids):
-            nets = await session.execute(select(Network).where(Network.id.in_(chunk)))
-            self.networks.update((row.id, row) for row in nets.scalars())
+            nets = await session.execute(
+                select(Network.id, Network.name, Network.mtu).where(Network.id.in_(chunk))
+            )
+            self.networks.update((row.id, row) for row in nets)
             vlans = await session.execute(
                 select(
                     NetworkAddressBlock.network_id,
@@ -691,9 +757,9 @@ class _Sources:
         plugin = foundation_types().get(foundation.type)
         return tuple(plugin.class_list) if plugin is not None else ()
 
-    def blueprint_chain(self, blueprint_id: int) -> list[BluePrint]:
+    def blueprint_chain(self, blueprint_id: int) -> list[Any]:
         """Post-order over ordered parents; a shared ancestor once per path (§9.3)."""
-        order: list[BluePrint] = []
+        order: list[Any] = []
 
         def visit(node: int) -> None:
             for parent in self.parents.get(node, ()):
@@ -703,9 +769,9 @@ class _Sources:
         visit(blueprint_id)
         return order
 
-    def site_chain(self, site_id: int) -> list[Site]:
+    def site_chain(self, site_id: int) -> list[Any]:
         """The root first, the site last."""
-        chain: list[Site] = []
+        chain: list[Any] = []
         current: int | None = site_id
         while current is not None and len(chain) <= len(self.sites):
             site = self.sites[current]
@@ -819,7 +885,7 @@ class _Sources:
                 return interface
         return None
 
-    def structure_attributes(self, structure: Structure) -> dict[str, Any]:
+    def structure_attributes(self, structure: Any) -> dict[str, Any]:
         site = self.sites[structure.site_id]
         domain = self._zone_fqdn(site.zone_id) if site.zone_id is not None else None
         addresses = self.addresses.get(structure.id, [])
@@ -858,7 +924,7 @@ class _Sources:
 
         return {
             "_structure_id": structure.id,
-            "_structure_state": structure.state,
+            "_structure_state": "planned" if structure.built_at is None else "built",
             "_structure_config_uuid": structure.config_uuid,
             "_hostname": structure.hostname,
             "_domain_name": domain,
@@ -872,7 +938,7 @@ class _Sources:
             "_interface_map": interface_map,
         }
 
-    def complex_attributes(self, complex_: Complex) -> dict[str, Any]:
+    def complex_attributes(self, complex_: Any) -> dict[str, Any]:
         members = self.complex_members.get(complex_.id, [])
         built = sum(1 for member in members if member.built_at is not None)
         return {
@@ -929,7 +995,8 @@ class _Sources:
             block = self.blocks[block_id]
             network = self._ip_networks.get(block_id)
             if network is None:
-                network = self._ip_networks[block_id] = ipaddress.ip_network(block.cidr)
+                network = ipaddress.ip_network(f"{block.subnet}/{block.prefix}")
+                self._ip_networks[block_id] = network
             ip = str(network.network_address + offset)
             netmask = str(network.netmask)
             subnet = block.subnet

@@ -742,3 +742,34 @@ async def test_structures_sharing_a_cached_prefix_merge_exactly_and_leave_it_int
     assert "gone" not in first[1]
     assert first[2]["count"] == 3
     assert "zz_last" not in first[2]  # "~" runs after the plain key of the same layer
+
+
+async def test_rows_loaded_before_a_commit_elsewhere_never_poison_the_cache(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """A target row loaded earlier in the reader's transaction may be older than the
+    generation read later (PostgreSQL, READ COMMITTED); the cache must not keep its data."""
+    engine_a, engine_b = engines
+    sessions_a = create_session_factory(engine_a)
+    sessions_b = create_session_factory(engine_b)
+    async with sessions_a() as session, session.begin():
+        w = await build_world(session)
+        structure_id, leaf_id = w["structure"].id, w["leaf"].id
+    cache = ConfigCache()
+    async with sessions_a() as session, session.begin():
+        structure = await session.get_one(Structure, structure_id)
+        leaf = await session.get_one(Site, leaf_id)
+        async with sessions_b() as writer, writer.begin():
+            changed = await writer.get_one(Structure, structure_id)
+            await building.update_structure(writer, changed, config_values={"level": "new"})
+            other_leaf = await writer.get_one(Site, leaf_id)
+            await site_service.update_site(writer, other_leaf, config_values={"x": "new"})
+        seen = await composed_config(session, structure, settings=SETTINGS, cache=cache)
+        seen_site = await composed_config(session, leaf, settings=SETTINGS, cache=cache)
+        # PostgreSQL sees the commit (and the new generation); SQLite keeps its snapshot of
+        # both. Either way data and generation agree.
+        assert (seen["level"], seen_site.get("x")) in {("structure", None), ("new", "new")}
+    assert (await read(sessions_a, cache, [structure_id]))[0]["level"] == "new"
+    async with sessions_a() as session:
+        leaf = await session.get_one(Site, leaf_id)
+        assert (await composed_config(session, leaf, settings=SETTINGS, cache=cache))["x"] == "new"
