@@ -6,6 +6,9 @@ A machine knows its Structure's unguessable config UUID (DHCP option 210) and fe
     GET /config/{config_uuid}/boot_script   "#!ipxe" + its PXE's boot script, rendered
     GET /config/{config_uuid}/pxe_template  its PXE's installer template, rendered
 
+The original's ``/config/{config,boot_script,pxe_template}/c/{config_uuid}`` are aliases
+(existing iPXE images chain to ``/config/boot_script/c/<option 210>``).
+
 Anything that enumerates needs an authenticated user (``Authorization: Bearer <token>``)::
 
     GET /config/?site=&hostname=&limit=&offset=   Structures and their config UUIDs
@@ -51,6 +54,10 @@ def config_routes() -> list[Route]:
         Route("/config/{config_uuid}", structure_config, methods=["GET"]),
         Route("/config/{config_uuid}/boot_script", boot_script, methods=["GET"]),
         Route("/config/{config_uuid}/pxe_template", pxe_template, methods=["GET"]),
+        # The original's URLs, built into existing iPXE images and installer templates.
+        Route("/config/config/c/{config_uuid}", structure_config, methods=["GET"]),
+        Route("/config/boot_script/c/{config_uuid}", boot_script, methods=["GET"]),
+        Route("/config/pxe_template/c/{config_uuid}", pxe_template, methods=["GET"]),
     ]
 
 

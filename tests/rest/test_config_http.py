@@ -157,6 +157,27 @@ async def test_boot_script_and_pxe_template(world: World) -> None:
     assert template.text == "d-i passwd/root $6$hash bmc=."
 
 
+async def test_the_original_urls_still_work(world: World) -> None:
+    """iPXE images built for the original chain to /config/boot_script/c/<option 210>."""
+    for kind, suffix in (
+        ("config", ""),
+        ("boot_script", "/boot_script"),
+        ("pxe_template", "/pxe_template"),
+    ):
+        old = await world.client.get(f"/config/{kind}/c/{world.config_uuid.upper()}")
+        new = await world.client.get(f"/config/{world.config_uuid}{suffix}")
+        assert old.status_code == new.status_code == 200
+        if kind == "config":
+            assert without_timestamp(old.json()) == without_timestamp(new.json())
+        else:
+            assert old.text == new.text
+    assert (await world.client.get(f"/config/boot_script/c/{'0' * 36}")).status_code == 404
+
+
+def without_timestamp(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if key != "__timestamp"}
+
+
 async def test_no_pxe_is_an_empty_200(world: World) -> None:
     for part in ("boot_script", "pxe_template"):
         response = await world.client.get(f"/config/{world.bare_uuid}/{part}")
