@@ -255,20 +255,34 @@ def _free_port() -> int:
         return port
 
 
-def test_curl_like_fetch_from_contractor_serve(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'contractor.sqlite3'}"
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_contractor_serve_answers_and_sees_another_process_change(
+    tmp_path: Path, backend: str
+) -> None:
+    """curl-like requests against a real server process, whose warm cache must notice a
+    change committed by this (another) process."""
+    if backend == "postgresql":
+        url = make_pg_database("contractor_config_serve")
+    else:
+        url = f"sqlite:///{tmp_path / 'contractor.sqlite3'}"
     settings = Settings(database_url=url)
     migrate.upgrade(settings)
 
-    async def setup() -> dict[str, Any]:
+    async def in_database(work: Any) -> Any:
         engine = create_engine(settings)
         try:
             async with create_session_factory(engine)() as session, session.begin():
-                return await populate(session)
+                return await work(session)
         finally:
             await engine.dispose()
 
-    data = asyncio.run(setup())
+    async def change_root(session: AsyncSession) -> None:
+        root = await session.get_one(site_service.Site, data["root_id"])
+        await site_service.update_site(
+            session, root, config_values={"root_pw": "$6$other", "motd": "changed"}
+        )
+
+    data = asyncio.run(in_database(populate))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
     env.update(CONTRACTOR_DATABASE_URL=url, CONTRACTOR_PXE_LOCATION="http://pxe/")
@@ -296,6 +310,12 @@ def test_curl_like_fetch_from_contractor_serve(tmp_path: Path) -> None:
         config = httpx.get(f"{base}/config/{data['config_uuid']}", timeout=10)
         assert config.status_code == 200
         assert config.json()["_hostname"] == data["hostname"]
+        assert config.json()["motd"] == f"hi {data['hostname']}"
+        asyncio.run(in_database(change_root))
+        changed = httpx.get(f"{base}/config/{data['config_uuid']}", timeout=10)
+        assert changed.json()["motd"] == "changed"
+        template = httpx.get(f"{base}/config/pxe_template/c/{data['config_uuid']}", timeout=10)
+        assert template.text.startswith("d-i passwd/root $6$other ")
         script = httpx.get(f"{base}/config/{data['config_uuid']}/boot_script", timeout=10)
         assert script.text.startswith("#!ipxe\n\nkernel http://pxe/vmlinuz")
         assert httpx.get(f"{base}/config/", timeout=10).status_code == 401

@@ -773,3 +773,29 @@ async def test_rows_loaded_before_a_commit_elsewhere_never_poison_the_cache(
     async with sessions_a() as session:
         leaf = await session.get_one(Site, leaf_id)
         assert (await composed_config(session, leaf, settings=SETTINGS, cache=cache))["x"] == "new"
+
+
+async def test_the_generation_moves_once_per_commit_and_not_for_savepoints(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    engine_a, engine_b = engines
+    sessions_a = create_session_factory(engine_a)
+    async with sessions_a() as session, session.begin():
+        site = await make_site(session)
+        site_id = site.id
+    async with sessions_a() as session:
+        before = await current_generation(session)
+    async with sessions_a() as session, session.begin():
+        site = await session.get_one(Site, site_id)
+        async with session.begin_nested():
+            await site_service.update_site(session, site, config_values={"a": 1})
+        await site_service.update_site(session, site, config_values={"a": 2})
+        async with create_session_factory(engine_b)() as other:
+            assert await current_generation(other) == before  # nothing committed yet
+        assert await current_generation(session) == before  # bumped only at the commit
+    async with sessions_a() as session:
+        assert await current_generation(session) == before + 1
+    async with sessions_a() as session, session.begin():  # a read-only transaction
+        await composed_config(session, await session.get_one(Site, site_id), settings=SETTINGS)
+    async with sessions_a() as session:
+        assert await current_generation(session) == before + 1
