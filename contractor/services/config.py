@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import anyio.to_thread
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -107,6 +108,7 @@ _KINDS: Final = ("site", "blueprint", "foundation", "structure", "complex")
 _SECRET_WORDS: Final = ("password", "passwd", "secret", "credential", "private_key")
 
 _GC_PAUSE_FROM: Final = 100  # targets in one call; see _gc_paused
+_THREAD_FROM: Final = 100  # targets to compose before it is worth a worker thread
 _CHUNK: Final = 5000  # ids per IN (...) list; stays below SQLite's variable limit
 _GENERATION_ROW: Final = 1
 _CHANGED: Final = "contractor.config.changed"
@@ -349,11 +351,13 @@ async def composed_configs(
     for_json: bool = False,
 ) -> list[dict[str, Any]]:
     """``composed_config`` for many targets, in order, with a fixed number of queries (one
-    when the cache holds them all)."""
+    when the cache holds them all). Large cold batches are composed in a worker thread, so
+    the event loop keeps serving other requests meanwhile."""
     now = utcnow()
-    use_cache = cache is not None and not _has_pending_changes(session)
-    if cache is not None and use_cache:
-        use_cache = cache._use(await current_generation(session))
+    generation = -1
+    if cache is not None and not _has_pending_changes(session):
+        generation = await current_generation(session)
+    use_cache = cache is not None and generation >= 0 and cache._use(generation)
     keys = [_key(target) for target in targets]
     entries: dict[_Key, _Entry] = {}
     missing: list[ConfigTarget] = []
@@ -365,15 +369,28 @@ async def composed_configs(
             entries[key] = _PLACEHOLDER
             missing.append(target)
     sources = await _Sources.load(session, missing, fresh=use_cache) if missing else None
-    with _gc_paused(len(targets) >= _GC_PAUSE_FROM):
-        if sources is not None:
-            prefixes = cache._prefixes if cache is not None and use_cache else {}
-            for target in missing:
-                key = _key(target)
-                entries[key] = sources.entry(key, settings, now, prefixes)
-                if cache is not None and use_cache:
-                    cache._put(key, entries[key])
-        return [_finish(entries[key], rendered, for_json, now) for key in keys]
+    # Built here and stored at the end, if the cache is still at this generation: while this
+    # call awaited, another one may have moved it on, and what was read here is older.
+    prefixes = dict(cache._prefixes) if cache is not None and use_cache else {}
+    built: dict[_Key, _Entry] = {}
+
+    def compose() -> list[dict[str, Any]]:
+        with _gc_paused(len(targets) >= _GC_PAUSE_FROM):
+            if sources is not None:
+                for target in missing:
+                    key = _key(target)
+                    entries[key] = built[key] = sources.entry(key, settings, now, prefixes)
+            return [_finish(entries[key], rendered, for_json, now) for key in keys]
+
+    if len(missing) >= _THREAD_FROM:
+        results = await anyio.to_thread.run_sync(compose)
+    else:
+        results = compose()
+    if cache is not None and use_cache and cache.generation == generation:
+        cache._prefixes.update(prefixes)
+        for key, entry in built.items():
+            cache._put(key, entry)
+    return results
 
 
 _PLACEHOLDER: Final = _Entry(kind="", merged={}, volatile=True)

@@ -799,3 +799,61 @@ async def test_the_generation_moves_once_per_commit_and_not_for_savepoints(
         await composed_config(session, await session.get_one(Site, site_id), settings=SETTINGS)
     async with sessions_a() as session:
         assert await current_generation(session) == before + 1
+
+
+async def test_a_cache_moved_on_while_reading_is_not_filled_with_older_data(
+    engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between reading the generation and storing, a call awaits its queries; another
+    request may meanwhile have seen a newer generation. What this call read must then stay
+    out of the cache."""
+    from contractor.services import config as config_service
+
+    engine_a, _ = engines
+    sessions = create_session_factory(engine_a)
+    async with sessions() as session, session.begin():
+        w = await build_world(session)
+        ids = [w["structure"].id]
+    cache = ConfigCache()
+    load = config_service._Sources.load
+
+    async def load_while_another_request_moves_on(*args: Any, **kwargs: Any) -> Any:
+        sources = await load(*args, **kwargs)
+        cache._use(cache.generation + 1)  # what a concurrent newer reader does
+        return sources
+
+    monkeypatch.setattr(
+        config_service._Sources, "load", staticmethod(load_while_another_request_moves_on)
+    )
+    (config,) = await read(sessions, cache, ids)
+    assert config["_hostname"] == w["structure"].hostname
+    assert len(cache) == 0
+    assert not cache._prefixes
+
+
+async def test_large_batches_compose_in_a_worker_thread(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from contractor.services import config as config_service
+
+    site = await make_site(session, config_values={"thread": "{{ _hostname }}"})
+    fbp = await make_foundation_blueprint(session)
+    sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
+    structures = [
+        await make_structure(session, site, await make_foundation(session, site, fbp), sbp)
+        for _ in range(config_service._THREAD_FROM)
+    ]
+    seen: set[int] = set()
+    original = config_service._Sources.entry
+
+    def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.add(threading.get_ident())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(config_service._Sources, "entry", entry)
+    configs = await composed_configs(session, structures, settings=SETTINGS)
+    assert [c["thread"] for c in configs] == [s.hostname for s in structures]
+    assert seen
+    assert threading.get_ident() not in seen
