@@ -26,7 +26,6 @@ not merge or render.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
@@ -69,7 +68,9 @@ def _error(error: ContractorError) -> Response:
     return response
 
 
-def _state(request: Request) -> tuple[async_sessionmaker[AsyncSession], Settings, Any]:
+def _state(
+    request: Request,
+) -> tuple[async_sessionmaker[AsyncSession], Settings, config_service.ConfigCache | None]:
     state = request.app.state
     return state.sessions, state.settings, getattr(state, "config_cache", None)
 
