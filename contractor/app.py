@@ -21,9 +21,11 @@ from starlette.routing import Route, WebSocketRoute
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.plugins import foundation_types
+from contractor.rest.config import config_routes
 from contractor.rest.dns import dns_routes
 from contractor.schema import build_schema
 from contractor.schema.view import ContractorGraphQL
+from contractor.services.config import ConfigCache
 from contractor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             *dns_routes(),
+            *config_routes(),
         ],
         lifespan=lifespan,
     )
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.writer_sessions = writer_sessions
+    app.state.config_cache = ConfigCache()  # composed configs, checked against the database
     return app
 
 

@@ -51,6 +51,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
+        if value.tzinfo is dt.UTC:  # the common case on PostgreSQL; astimezone is not free
+            return value
         return value.astimezone(dt.UTC)
 
 

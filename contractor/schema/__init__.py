@@ -9,11 +9,13 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     QueryDepthLimiter,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from contractor.schema import errors, types
 from contractor.schema.inventory import InventoryQuery
 from contractor.schema.mutations import Mutation
+from contractor.schema.prefetch import attribute
 from contractor.schema.queries import Query
 from contractor.schema.view import should_mask
 from contractor.settings import Settings
@@ -42,4 +44,5 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             *errors.ERROR_TYPES,
         ],
         extensions=extensions,  # type: ignore[arg-type]
+        config=StrawberryConfig(default_resolver=attribute),
     )

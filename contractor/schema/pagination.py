@@ -15,10 +15,11 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 from sqlalchemy import Select, func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from contractor.errors import InvalidInput
+from contractor.schema.context import Info
+from contractor.schema.prefetch import Tree, prefetch, selection_tree
 
 NodeT = TypeVar("NodeT")
 
@@ -80,13 +81,15 @@ class PageRequest:
 
 
 async def paginate(
-    sessions: async_sessionmaker[AsyncSession],
+    info: Info,
     query: Select[Any],
     order: Sequence[InstrumentedAttribute[Any]],
     page: PageRequest,
     to_node: Callable[[Any], NodeT],
 ) -> Connection[NodeT]:
-    """One page of ``query`` ordered by the unique key ``order``."""
+    """One page of ``query`` ordered by the unique key ``order``, with the relationships the
+    query selects below the nodes loaded for the whole page."""
+    sessions = info.context.sessions
     size = page.size()
     paged = query.order_by(*order)
     if page.after is not None:
@@ -102,6 +105,13 @@ async def paginate(
         Edge(cursor=encode_cursor([getattr(row, c.key) for c in order]), node=to_node(row))
         for row in rows
     ]
+
+    selected = selection_tree(info.selected_fields[0].selections) if info.selected_fields else {}
+    below: Tree = {}
+    for branch in (selected.get("edges", {}).get("node", {}), selected.get("nodes", {})):
+        for name, subtree in branch.items():
+            below.setdefault(name, {}).update(subtree)
+    await prefetch(info.context.loaders, [edge.node for edge in edges], below)
 
     async def count() -> int:
         async with sessions() as session:

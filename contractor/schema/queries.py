@@ -79,9 +79,7 @@ class Query:
         info.context.require("reader")
         async with info.context.sessions() as session:
             query = await filter_sites(session, select(models.Site), filter)
-        return await paginate(
-            info.context.sessions, query, [models.Site.name], PageRequest(first, after), Site.of
-        )
+        return await paginate(info, query, [models.Site.name], PageRequest(first, after), Site.of)
 
     @strawberry.field
     async def blueprint(self, info: Info, name: str) -> BluePrint | None:
@@ -101,7 +99,7 @@ class Query:
         if kind is not None:
             query = query.where(models.BluePrint.kind == kind.value)
         return await paginate(
-            info.context.sessions,
+            info,
             query,
             [models.BluePrint.name],
             PageRequest(first, after),
@@ -119,7 +117,7 @@ class Query:
     ) -> Connection[Script]:
         info.context.require("reader")
         return await paginate(
-            info.context.sessions,
+            info,
             select(models.Script),
             [models.Script.name],
             PageRequest(first, after),
@@ -137,7 +135,7 @@ class Query:
     ) -> Connection[Pxe]:
         info.context.require("reader")
         return await paginate(
-            info.context.sessions,
+            info,
             select(models.PXE),
             [models.PXE.name],
             PageRequest(first, after),
@@ -163,7 +161,7 @@ class Query:
         async with info.context.sessions() as session:
             query = await filter_foundations(session, select(models.Foundation), filter)
         return await paginate(
-            info.context.sessions,
+            info,
             query,
             [models.Foundation.locator],
             PageRequest(first, after),
@@ -204,7 +202,7 @@ class Query:
         async with info.context.sessions() as session:
             query = await filter_structures(session, select(models.Structure), filter)
         return await paginate(
-            info.context.sessions,
+            info,
             query,
             [models.Structure.hostname, models.Structure.id],
             PageRequest(first, after),
@@ -231,7 +229,7 @@ class Query:
                 models.Site.name == site
             )
         return await paginate(
-            info.context.sessions,
+            info,
             query,
             [models.Complex.name],
             PageRequest(first, after),
@@ -249,7 +247,7 @@ class Query:
     ) -> Connection[Dependency]:
         info.context.require("reader")
         return await paginate(
-            info.context.sessions,
+            info,
             select(models.Dependency),
             [models.Dependency.id],
             PageRequest(first, after),
@@ -271,7 +269,7 @@ class Query:
                 models.Site.name == site
             )
         return await paginate(
-            info.context.sessions,
+            info,
             query,
             [models.Network.name, models.Network.id],
             PageRequest(first, after),
@@ -298,7 +296,7 @@ class Query:
                 models.Site.name == site
             )
         return await paginate(
-            info.context.sessions,
+            info,
             query,
             [models.AddressBlock.name, models.AddressBlock.id],
             PageRequest(first, after),
@@ -333,7 +331,7 @@ class Query:
     ) -> Connection[Zone]:
         info.context.require("reader")
         return await paginate(
-            info.context.sessions,
+            info,
             select(models.Zone),
             [models.Zone.name, models.Zone.id],
             PageRequest(first, after),
@@ -346,7 +344,7 @@ class Query:
     ) -> Connection[User]:
         info.context.require("admin")
         return await paginate(
-            info.context.sessions,
+            info,
             select(models.User),
             [models.User.username],
             PageRequest(first, after),

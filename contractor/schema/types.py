@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import ipaddress
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 from contractor import models
 from contractor.plugins import foundation_types
 from contractor.schema.context import Info
+from contractor.schema.prefetch import LAZY, RELATIONS, Relation
 from contractor.services import network as network_service
 
 
@@ -45,10 +46,7 @@ class Zone:
             row=row,
         )
 
-    @strawberry.field
-    async def parent(self, info: Info) -> Zone | None:
-        row = await _one(info, models.Zone.id, self.row.parent_id)
-        return Zone.of(row) if row else None
+    parent: Zone | None = strawberry.field(default=LAZY)
 
     @strawberry.field(description="The fully qualified name, without the trailing dot.")
     async def fqdn(self, info: Info) -> str:
@@ -81,22 +79,11 @@ class Site:
             row=row,
         )
 
-    @strawberry.field
-    async def parent(self, info: Info) -> Site | None:
-        row = await _one(info, models.Site.id, self.row.parent_id)
-        return Site.of(row) if row else None
+    parent: Site | None = strawberry.field(default=LAZY)
 
-    @strawberry.field
-    async def children(self, info: Info) -> list[Site]:
-        rows = await info.context.loaders.many(models.Site.parent_id, models.Site.name).load(
-            self.row.id
-        )
-        return [Site.of(r) for r in rows]
+    children: list[Site] = strawberry.field(default=LAZY)
 
-    @strawberry.field
-    async def zone(self, info: Info) -> Zone | None:
-        row = await _one(info, models.Zone.id, self.row.zone_id)
-        return Zone.of(row) if row else None
+    zone: Zone | None = strawberry.field(default=LAZY)
 
 
 @strawberry.type
@@ -240,9 +227,7 @@ class Network:
     def of(cls, row: models.Network) -> Network:
         return cls(id=row.id, name=row.name, mtu=row.mtu, row=row)
 
-    @strawberry.field
-    async def site(self, info: Info) -> Site:
-        return Site.of(await _one(info, models.Site.id, self.row.site_id))
+    site: Site = strawberry.field(default=LAZY)
 
     @strawberry.field(description="The address blocks carried, with their VLAN (null = untagged).")
     async def address_blocks(self, info: Info) -> list[NetworkAddressBlock]:
@@ -312,9 +297,7 @@ class AddressBlock:
     def size(self) -> str:
         return str(network_service.block_size(self.row))
 
-    @strawberry.field
-    async def site(self, info: Info) -> Site:
-        return Site.of(await _one(info, models.Site.id, self.row.site_id))
+    site: Site = strawberry.field(default=LAZY)
 
     @strawberry.field
     async def usage(self, info: Info) -> BlockUsage:
@@ -328,12 +311,7 @@ class AddressBlock:
             free=usage.free,
         )
 
-    @strawberry.field
-    async def addresses(self, info: Info) -> list[BaseAddress]:
-        rows = await info.context.loaders.many(
-            models.BaseAddress.address_block_id, models.BaseAddress.offset
-        ).load(self.row.id)
-        return [address_of(r) for r in rows]
+    addresses: list[BaseAddress] = strawberry.field(default=LAZY)
 
 
 @strawberry.interface
@@ -342,16 +320,19 @@ class BaseAddress:
     offset: int | None
     row: strawberry.Private[models.BaseAddress]
 
-    @strawberry.field
-    async def address_block(self, info: Info) -> AddressBlock | None:
-        row = await _one(info, models.AddressBlock.id, self.row.address_block_id)
-        return AddressBlock.of(row) if row else None
+    address_block: AddressBlock | None = strawberry.field(default=LAZY)
 
     @strawberry.field
-    async def ip_address(self, info: Info) -> str | None:
-        block = await _one(info, models.AddressBlock.id, self.row.address_block_id)
-        if block is None or self.row.offset is None:
+    def ip_address(self, info: Info) -> str | None:
+        if self.row.address_block_id is None or self.row.offset is None:
             return None
+        if self.address_block is not LAZY and self.address_block is not None:
+            return str(network_service.ip_at(self.address_block.row, self.row.offset))
+        return cast(str, self._ip_address(info))
+
+    async def _ip_address(self, info: Info) -> str:
+        block = await _one(info, models.AddressBlock.id, self.row.address_block_id)
+        assert self.row.offset is not None
         return str(network_service.ip_at(block, self.row.offset))
 
 
@@ -361,9 +342,7 @@ class Address(BaseAddress):
     alias_index: int
     is_primary: bool
 
-    @strawberry.field
-    async def structure(self, info: Info) -> Structure:
-        return Structure.of(await _one(info, models.Structure.id, self.row.structure_id))
+    structure: Structure = strawberry.field(default=LAZY)
 
 
 @strawberry.type
@@ -373,10 +352,7 @@ class ReservedAddress(BaseAddress):
 
 @strawberry.type
 class DynamicAddress(BaseAddress):
-    @strawberry.field
-    async def pxe(self, info: Info) -> Pxe | None:
-        row = await _one(info, models.PXE.id, self.row.pxe_id)
-        return Pxe.of(row) if row else None
+    pxe: Pxe | None = strawberry.field(default=LAZY)
 
 
 def address_of(row: models.BaseAddress) -> BaseAddress:
@@ -416,15 +392,11 @@ class NetworkInterface:
             row=row,
         )
 
-    @strawberry.field
-    async def network(self, info: Info) -> Network | None:
-        row = await _one(info, models.Network.id, self.row.network_id)
-        return Network.of(row) if row else None
+    network: Network | None = strawberry.field(default=LAZY)
 
-    @strawberry.field(description="What the machine boots next through this interface.")
-    async def pxe(self, info: Info) -> Pxe | None:
-        row = await _one(info, models.PXE.id, self.row.pxe_id)
-        return Pxe.of(row) if row else None
+    pxe: Pxe | None = strawberry.field(
+        default=LAZY, description="What the machine boots next through this interface."
+    )
 
 
 @strawberry.enum
@@ -478,31 +450,17 @@ class Foundation:
         plugin = foundation_types().get(self.row.type)
         return JSON({name: getattr(self.row, name) for name in plugin.fields} if plugin else {})
 
-    @strawberry.field
-    async def site(self, info: Info) -> Site:
-        return Site.of(await _one(info, models.Site.id, self.row.site_id))
+    site: Site = strawberry.field(default=LAZY)
 
-    @strawberry.field
-    async def blueprint(self, info: Info) -> FoundationBluePrint:
-        return FoundationBluePrint.of(await _one(info, models.BluePrint.id, self.row.blueprint_id))
+    blueprint: FoundationBluePrint = strawberry.field(default=LAZY)
 
-    @strawberry.field
-    async def interfaces(self, info: Info) -> list[NetworkInterface]:
-        rows = await info.context.loaders.many(
-            models.RealNetworkInterface.foundation_id,
-            models.RealNetworkInterface.physical_location,
-        ).load(self.row.id)
-        return [NetworkInterface.of(r) for r in rows]
+    interfaces: list[NetworkInterface] = strawberry.field(default=LAZY)
 
-    @strawberry.field
-    async def structure(self, info: Info) -> Structure | None:
-        row = await _one(info, models.Structure.foundation_id, self.row.id)
-        return Structure.of(row) if row else None
+    structure: Structure | None = strawberry.field(default=LAZY)
 
-    @strawberry.field(description="The dependency this foundation's create job waits for.")
-    async def dependency(self, info: Info) -> Dependency | None:
-        row = await _one(info, models.Dependency.foundation_id, self.row.id)
-        return Dependency.of(row) if row else None
+    dependency: Dependency | None = strawberry.field(
+        default=LAZY, description="The dependency this foundation's create job waits for."
+    )
 
 
 @strawberry.type
@@ -511,10 +469,7 @@ class StructureInterface:
     name: str
     row: strawberry.Private[models.AbstractNetworkInterface]
 
-    @strawberry.field
-    async def network(self, info: Info) -> Network | None:
-        row = await _one(info, models.Network.id, self.row.network_id)
-        return Network.of(row) if row else None
+    network: Network | None = strawberry.field(default=LAZY)
 
 
 @strawberry.type
@@ -543,33 +498,19 @@ class Structure:
             row=row,
         )
 
-    @strawberry.field
-    async def site(self, info: Info) -> Site:
-        return Site.of(await _one(info, models.Site.id, self.row.site_id))
+    site: Site = strawberry.field(default=LAZY)
 
-    @strawberry.field
-    async def blueprint(self, info: Info) -> StructureBluePrint:
-        return StructureBluePrint.of(await _one(info, models.BluePrint.id, self.row.blueprint_id))
+    blueprint: StructureBluePrint = strawberry.field(default=LAZY)
 
-    @strawberry.field
-    async def foundation(self, info: Info) -> Foundation:
-        return Foundation.of(await _one(info, models.Foundation.id, self.row.foundation_id))
+    foundation: Foundation = strawberry.field(default=LAZY)
 
-    @strawberry.field(description="Addresses by interface name and alias index.")
-    async def addresses(self, info: Info) -> list[Address]:
-        rows = await info.context.loaders.many(
-            models.BaseAddress.structure_id,
-            models.BaseAddress.interface_name,
-            models.BaseAddress.alias_index,
-        ).load(self.row.id)
-        return [a for a in map(address_of, rows) if isinstance(a, Address)]
+    addresses: list[Address] = strawberry.field(
+        default=LAZY, description="Addresses by interface name and alias index."
+    )
 
-    @strawberry.field(description="Logical interfaces of the structure itself (bonds, VLANs).")
-    async def interfaces(self, info: Info) -> list[StructureInterface]:
-        rows = await info.context.loaders.many(
-            models.AbstractNetworkInterface.structure_id, models.AbstractNetworkInterface.name
-        ).load(self.row.id)
-        return [StructureInterface(id=r.id, name=r.name, row=r) for r in rows]
+    interfaces: list[StructureInterface] = strawberry.field(
+        default=LAZY, description="Logical interfaces of the structure itself (bonds, VLANs)."
+    )
 
     @strawberry.field
     async def complex(self, info: Info) -> Complex | None:
@@ -612,9 +553,7 @@ class Complex:
         )
         return BuildState(state)
 
-    @strawberry.field
-    async def site(self, info: Info) -> Site:
-        return Site.of(await _one(info, models.Site.id, self.row.site_id))
+    site: Site = strawberry.field(default=LAZY)
 
     @strawberry.field
     async def members(self, info: Info) -> list[Structure]:
@@ -649,25 +588,19 @@ class Dependency:
             row=row,
         )
 
-    @strawberry.field(description="The structure depended on (or null when on a dependency).")
-    async def structure(self, info: Info) -> Structure | None:
-        row = await _one(info, models.Structure.id, self.row.structure_id)
-        return Structure.of(row) if row else None
+    structure: Structure | None = strawberry.field(
+        default=LAZY, description="The structure depended on (or null when on a dependency)."
+    )
 
-    @strawberry.field(description="The dependency depended on, for chains.")
-    async def dependency(self, info: Info) -> Dependency | None:
-        row = await _one(info, models.Dependency.id, self.row.dependency_id)
-        return Dependency.of(row) if row else None
+    dependency: Dependency | None = strawberry.field(
+        default=LAZY, description="The dependency depended on, for chains."
+    )
 
-    @strawberry.field(description="The foundation whose create job waits for this.")
-    async def foundation(self, info: Info) -> Foundation | None:
-        row = await _one(info, models.Foundation.id, self.row.foundation_id)
-        return Foundation.of(row) if row else None
+    foundation: Foundation | None = strawberry.field(
+        default=LAZY, description="The foundation whose create job waits for this."
+    )
 
-    @strawberry.field
-    async def script_structure(self, info: Info) -> Structure | None:
-        row = await _one(info, models.Structure.id, self.row.script_structure_id)
-        return Structure.of(row) if row else None
+    script_structure: Structure | None = strawberry.field(default=LAZY)
 
 
 @strawberry.type
@@ -683,3 +616,95 @@ class User:
 
 
 AnyBluePrint = Annotated[FoundationBluePrint | StructureBluePrint, strawberry.union("AnyBluePrint")]
+
+
+def _address(row: models.BaseAddress) -> Address:
+    made = address_of(row)
+    assert isinstance(made, Address)
+    return made
+
+
+def _register() -> None:
+    site = Relation(models.Site.id, "site_id", Site.of)
+    zone = Relation(models.Zone.id, "parent_id", Zone.of)
+    network = Relation(models.Network.id, "network_id", Network.of)
+    pxe = Relation(models.PXE.id, "pxe_id", Pxe.of)
+    block = Relation(models.AddressBlock.id, "address_block_id", AddressBlock.of)
+    structure = Relation(models.Structure.id, "structure_id", Structure.of)
+    foundation = Relation(models.Foundation.id, "foundation_id", Foundation.of)
+    RELATIONS.update(
+        {
+            ("Zone", "parent"): zone,
+            ("Site", "parent"): Relation(models.Site.id, "parent_id", Site.of),
+            ("Site", "zone"): Relation(models.Zone.id, "zone_id", Zone.of),
+            ("Site", "children"): Relation(
+                models.Site.parent_id, "id", Site.of, many=True, order_by=(models.Site.name,)
+            ),
+            ("Network", "site"): site,
+            ("AddressBlock", "site"): site,
+            ("AddressBlock", "addresses"): Relation(
+                models.BaseAddress.address_block_id,
+                "id",
+                address_of,
+                many=True,
+                order_by=(models.BaseAddress.offset,),
+            ),
+            ("Address", "structure"): structure,
+            ("DynamicAddress", "pxe"): pxe,
+            ("NetworkInterface", "network"): network,
+            ("NetworkInterface", "pxe"): pxe,
+            ("Foundation", "site"): site,
+            ("Foundation", "blueprint"): Relation(
+                models.BluePrint.id, "blueprint_id", FoundationBluePrint.of
+            ),
+            ("Foundation", "interfaces"): Relation(
+                models.RealNetworkInterface.foundation_id,
+                "id",
+                NetworkInterface.of,
+                many=True,
+                order_by=(models.RealNetworkInterface.physical_location,),
+            ),
+            ("Foundation", "structure"): Relation(
+                models.Structure.foundation_id, "id", Structure.of
+            ),
+            ("Foundation", "dependency"): Relation(
+                models.Dependency.foundation_id, "id", Dependency.of
+            ),
+            ("StructureInterface", "network"): network,
+            ("Structure", "site"): site,
+            ("Structure", "blueprint"): Relation(
+                models.BluePrint.id, "blueprint_id", StructureBluePrint.of
+            ),
+            ("Structure", "foundation"): foundation,
+            ("Structure", "addresses"): Relation(
+                models.BaseAddress.structure_id,
+                "id",
+                _address,
+                many=True,
+                order_by=(models.BaseAddress.interface_name, models.BaseAddress.alias_index),
+                keep=lambda row: isinstance(row, models.Address),
+            ),
+            ("Structure", "interfaces"): Relation(
+                models.AbstractNetworkInterface.structure_id,
+                "id",
+                lambda r: StructureInterface(id=r.id, name=r.name, row=r),
+                many=True,
+                order_by=(models.AbstractNetworkInterface.name,),
+            ),
+            ("Complex", "site"): site,
+            ("Dependency", "structure"): structure,
+            ("Dependency", "dependency"): Relation(
+                models.Dependency.id, "dependency_id", Dependency.of
+            ),
+            ("Dependency", "foundation"): foundation,
+            ("Dependency", "script_structure"): Relation(
+                models.Structure.id, "script_structure_id", Structure.of
+            ),
+        }
+    )
+    for kind in ("Address", "ReservedAddress", "DynamicAddress"):
+        RELATIONS[(kind, "address_block")] = block
+        RELATIONS[(kind, "ip_address")] = block
+
+
+_register()

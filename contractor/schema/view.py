@@ -28,6 +28,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from contractor.errors import ContractorError, Unauthorized
 from contractor.schema.context import Context, Principal
 from contractor.schema.loaders import Loaders
+from contractor.schema.prefetch import current_loaders
 from contractor.services import auth
 from contractor.settings import Settings
 
@@ -154,12 +155,14 @@ class ContractorGraphQL(GraphQL[Context, None]):
                     "authentication required: send 'Authorization: Bearer <token>' "
                     "(a token from 'contractor token create' or the login mutation)",
                 )
+        loaders = Loaders(self.sessions)
+        current_loaders.set(loaders)
         return Context(
             settings=self.settings,
             sessions=self.sessions,
             writer_sessions=self.writer_sessions,
             principal=principal,
-            loaders=Loaders(self.sessions),
+            loaders=loaders,
         )
 
 

@@ -1,0 +1,315 @@
+"""GraphQL benchmark: a 10,000-host inventory on PostgreSQL.
+
+Measures the latency (p50, p99) and SQL statement count of a nested page of 1,000
+Structures (site, blueprint, foundation, interfaces, addresses), of the aggregates and of an
+impact query, and the requests per second of a small query under concurrent load.
+
+    python bench/graphql_bench.py                      # starts a throwaway PostgreSQL
+    python bench/graphql_bench.py --database-url URL   # an empty database you own
+    python bench/graphql_bench.py --hosts 2000         # smaller inventory
+
+Targets (2 cores): nested 1,000-row page under 300 ms p50 with a constant statement count;
+aggregates and impact under 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event, insert
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from contractor import migrate, models  # noqa: E402
+from contractor.app import create_app  # noqa: E402
+from contractor.db import transaction  # noqa: E402
+from contractor.plugins import foundation_types  # noqa: E402
+from contractor.plugins.manual import ManualFoundation  # noqa: E402
+from contractor.services import (  # noqa: E402
+    auth,
+    building,
+    network,
+    site,
+)
+from contractor.services import blueprint as bps  # noqa: E402
+from contractor.settings import Settings  # noqa: E402
+
+PAGE = """query Page($after: String) {
+  structures(first: 1000, after: $after) {
+    pageInfo { endCursor }
+    edges { node {
+      hostname state
+      site { name parent { name } }
+      blueprint { name }
+      foundation { locator type state interfaces { physicalLocation mac } }
+      addresses { interfaceName ipAddress isPrimary }
+    } }
+  }
+}"""
+COUNTS = """{ foundationCounts(groupBy: [SITE, TYPE, STATE]) { site type state count }
+  structureCounts(groupBy: [SITE, BLUEPRINT, STATE]) { site blueprint state count } }"""
+IMPACT = "{ impact(of: {structure: %d}) { kind name path } }"
+SMALL = '{ site(name: "dc1") { name parent { name } } }'
+
+
+def start_postgres() -> tuple[str, str]:
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "pg-throwaway"), "start"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    env = dict(line.split("=", 1) for line in out.split())
+    return env["PG_URL"], env["PGBASE"]
+
+
+async def populate(settings: Settings, hosts: int) -> tuple[str, int]:
+    """The inventory, mostly by bulk insert; returns an admin token and a structure id."""
+    app = create_app(settings)
+    sessions = app.state.writer_sessions
+    async with transaction(sessions) as session:
+        world = await site.create_site(session, name="world")
+        eu = await site.create_site(session, name="eu", parent=world)
+        sites = [await site.create_site(session, name=f"dc{i}", parent=eu) for i in range(1, 5)]
+        metal = await bps.create_foundation_blueprint(
+            session, name="metal", foundation_types=["manual"]
+        )
+        linux = await bps.create_structure_blueprint(
+            session, name="linux", foundation_blueprints=[metal]
+        )
+        web = await bps.create_structure_blueprint(session, name="web", parents=[linux])
+        blocks = [
+            await network.create_address_block(
+                session, site=s, name="prov", subnet=f"10.{i}.0.0/16", gateway_offset=1
+            )
+            for i, s in enumerate(sites)
+        ]
+        user = await auth.create_user(session, username="bench", role="admin")
+        token = (await auth.create_token(session, user=user)).text
+        now = models.utcnow()
+        foundation_rows = [
+            {
+                "locator": f"node{n:06d}",
+                "type": "manual",
+                "site_id": sites[n % 4].id,
+                "blueprint_id": metal.id,
+                "created": now,
+                "updated": now,
+                "located_at": now if n % 3 else None,
+                "built_at": now if n % 3 == 2 else None,
+            }
+            for n in range(hosts)
+        ]
+        ids = (
+            (
+                await session.execute(
+                    insert(models.Foundation.__table__).returning(models.Foundation.__table__.c.id),
+                    foundation_rows,
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await session.execute(insert(ManualFoundation.__table__), [{"id": i} for i in ids])
+        await session.execute(
+            insert(models.RealNetworkInterface.__table__),
+            [
+                {
+                    "foundation_id": fid,
+                    "name": f"eth{p}",
+                    "physical_location": f"eth{p}",
+                    "mac": f"52:54:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}:{p:02x}",
+                    "is_provisioning": p == 0,
+                    "created": now,
+                    "updated": now,
+                }
+                for n, fid in enumerate(ids)
+                for p in range(2)
+            ],
+        )
+        structure_ids = (
+            (
+                await session.execute(
+                    insert(models.Structure.__table__).returning(models.Structure.__table__.c.id),
+                    [
+                        {
+                            "hostname": f"web{n:06d}",
+                            "site_id": sites[n % 4].id,
+                            "blueprint_id": web.id,
+                            "foundation_id": fid,
+                            "config_uuid": f"00000000-0000-4000-8000-{n:012d}",
+                            "config_values": {},
+                            "created": now,
+                            "updated": now,
+                            "built_at": now if n % 3 == 2 else None,
+                        }
+                        for n, fid in enumerate(ids)
+                    ],
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await session.execute(
+            insert(models.BaseAddress.__table__),
+            [
+                {
+                    "kind": "address",
+                    "address_block_id": blocks[n % 4].id,
+                    "offset": 2 + n // 4,
+                    "structure_id": sid,
+                    "interface_name": "eth0",
+                    "alias_index": 0,
+                    "is_primary": True,
+                    "created": now,
+                    "updated": now,
+                }
+                for n, sid in enumerate(structure_ids)
+            ],
+        )
+        complex_ = await building.create_complex(session, name="cluster", site=sites[0])
+        first = await session.get_one(models.Structure, structure_ids[0])
+        for sid in structure_ids[:10]:
+            await building.add_complex_member(
+                session, complex_, await session.get_one(models.Structure, sid)
+            )
+        target = await session.get_one(models.Foundation, ids[1])
+        await building.create_dependency(session, structure=first, foundation=target)
+    await app.state.engine.dispose()
+    return token, structure_ids[0]
+
+
+async def measure(settings: Settings, token: str, structure_id: int, rounds: int) -> dict[str, Any]:
+    app = create_app(settings)
+    statements: list[str] = []
+    event.listen(
+        app.state.engine.sync_engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *a: statements.append(statement),
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    results: dict[str, Any] = {}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://bench",
+            headers=headers,
+            timeout=60,
+        ) as client,
+    ):
+
+        async def timed(
+            document: str, variables: dict[str, Any] | None = None
+        ) -> tuple[float, int]:
+            statements.clear()
+            start = time.perf_counter()
+            response = await client.post(
+                "/graphql", json={"query": document, "variables": variables or {}}
+            )
+            elapsed = time.perf_counter() - start
+            body = response.json()
+            if response.status_code != 200 or "errors" in body:
+                raise SystemExit(f"query failed: {body}")
+            return elapsed, len(statements)
+
+        await timed(SMALL)  # warm: connections, token check
+        for name, document, variables in (
+            ("nested page of 1,000 structures", PAGE, None),
+            ("aggregates (2 grouped counts)", COUNTS, None),
+            ("impact of a structure", IMPACT % structure_id, None),
+        ):
+            samples = [await timed(document, variables) for _ in range(rounds)]
+            times = sorted(s[0] for s in samples)
+            counts = {s[1] for s in samples}
+            results[name] = {
+                "p50_ms": 1000 * statistics.median(times),
+                "p99_ms": 1000 * times[min(len(times) - 1, int(len(times) * 0.99))],
+                "statements": sorted(counts),
+            }
+        # a page deep in the list costs the same statements as the first
+        first = (await client.post("/graphql", json={"query": PAGE})).json()
+        cursor = first["data"]["structures"]["pageInfo"]["endCursor"]
+        _, deep_statements = await timed(PAGE, {"after": cursor})
+        results["nested page of 1,000 structures"]["statements_on_page_2"] = deep_statements
+
+        concurrency, total = 10, 1000
+        done = 0
+
+        async def worker() -> None:
+            nonlocal done
+            while done < total:
+                done += 1
+                response = await client.post("/graphql", json={"query": SMALL})
+                assert response.status_code == 200
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        results["small query"] = {"requests_per_second": total / (time.perf_counter() - start)}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", help="an empty PostgreSQL database (default: a throwaway one)"
+    )
+    parser.add_argument("--hosts", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    base = None
+    url = args.database_url
+    if url is None:
+        url, base = start_postgres()
+    try:
+        settings = Settings(
+            database_url=url, auto_migrate=False, argon2_memory_kib=1024, argon2_time_cost=1
+        )
+        foundation_types()
+        migrate.upgrade(settings)
+        start = time.perf_counter()
+        token, structure_id = asyncio.run(populate(settings, args.hosts))
+        print(
+            f"inventory: {args.hosts} foundations, {args.hosts} structures, "
+            f"{2 * args.hosts} interfaces, {args.hosts} addresses "
+            f"({time.perf_counter() - start:.1f} s to load)"
+        )
+        results = asyncio.run(measure(settings, token, structure_id, args.rounds))
+    finally:
+        if base:
+            subprocess.run([str(ROOT / "scripts" / "pg-throwaway"), "stop", base], check=False)
+    targets = {
+        "nested page of 1,000 structures": 300.0,
+        "aggregates (2 grouped counts)": 100.0,
+        "impact of a structure": 100.0,
+    }
+    for name, figures in results.items():
+        if "p50_ms" in figures:
+            target = targets[name]
+            print(
+                f"{name:34s} p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  "
+                f"statements {figures['statements']}  target {target:.0f} ms  "
+                f"ratio {figures['p50_ms'] / target:.2f}"
+            )
+            if "statements_on_page_2" in figures:
+                print(f"{'':34s} statements on page 2: {figures['statements_on_page_2']}")
+        else:
+            print(
+                f"{name:34s} {figures['requests_per_second']:.0f} requests/s "
+                "(10 concurrent clients, in-process)"
+            )
+
+
+if __name__ == "__main__":
+    main()
