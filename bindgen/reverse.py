@@ -140,10 +140,15 @@ class ReversePlan:
         return None
 
     @staticmethod
-    def ptr_owner(address: IPAddress, zone: ReverseZone) -> str:
-        """``address``'s PTR owner name relative to ``zone`` (``@`` at the zone apex)."""
-        if zone.kind == CLASSLESS:
-            return str(address).rsplit(".", 1)[1]
+    def ptr_owner(address: IPAddress, zone: ReverseZone, *, text: str | None = None) -> str:
+        """``address``'s PTR owner name relative to ``zone`` (``@`` at the zone apex);
+        ``text`` may give ``str(address)`` when the caller has it already."""
+        if address.version == 4:
+            octets = (text or str(address)).split(".")
+            if zone.kind == CLASSLESS:
+                return octets[3]
+            kept = octets[zone.network.prefixlen // 8 :]
+            return ".".join(reversed(kept)) if kept else "@"
         pointer = address.reverse_pointer
         if len(pointer) == len(zone.name):
             return "@"

@@ -165,3 +165,22 @@ def test_zone_level_problems() -> None:
 def test_escaped_names_go_through_dnspython() -> None:
     text = render(zone(Record("_dmarc", "TXT", '"v=DMARC1; p=none"'), Record(r"a\.b", "TXT", "x")))
     assert "a\\.b 3600 IN TXT" in text
+
+
+def test_text_is_dnspython_zone_text() -> None:
+    """Read back by dnspython and written out again by dnspython's own Zone.to_text, the
+    text does not change: same lines, same order, duplicates merged, lowest TTL per set."""
+    data = zone(
+        Record("b", "A", "192.0.2.7"),
+        Record("B.a", "TXT", '"x"'),
+        Record("a", "MX", "5 b"),
+        Record("dup", "A", "192.0.2.8"),
+        Record("dup", "A", "192.0.2.8", ttl=20),
+        Record("dup", "A", "192.0.2.9"),
+        Record("*.w", "CNAME", "b.example.test."),
+        Record("z.y.x", "PTR", "elsewhere.net."),
+    )
+    text = render(data)
+    assert "dup 20 IN A 192.0.2.8\ndup 20 IN A 192.0.2.9\n" in text
+    again = dns.zone.from_text(text, "example.test.", relativize=True)
+    assert again.to_text(sorted=True, relativize=True, want_origin=True) == text

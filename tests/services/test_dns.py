@@ -389,3 +389,15 @@ def test_txt_data_is_quoted_and_split() -> None:
     assert directory.txt_data("é") == '"\\195\\169"'
     long = directory.txt_data("a" * 300)
     assert long == '"' + "a" * 255 + '" "' + "a" * 45 + '"'
+
+
+async def test_worker_processes_write_the_same_files(session: AsyncSession, tmp_path: Path) -> None:
+    await build_lab(session)
+    zones = await dns.publish_zones(session)
+    one = dns.export_zones(zones, tmp_path / "one", processes=1)
+    two = dns.export_zones(zones, tmp_path / "two", processes=2)
+    assert one.written == two.written
+    assert len(one.written) == 10
+    for name in one.written:
+        file = f"{name}.zone"
+        assert (tmp_path / "one" / file).read_text() == (tmp_path / "two" / file).read_text()
