@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
@@ -81,7 +82,8 @@ async def populate(session: AsyncSession) -> dict[str, Any]:
     )
     bare = await make_structure(session, site, bare_foundation, sbp)
     user = await auth.create_user(session, username=unique("reader"), role="reader")
-    token = await auth.create_token(session, user=user)
+    cheap = PasswordHasher(memory_cost=64, time_cost=1)  # hashing cost is not under test
+    token = await auth.create_token(session, user=user, hasher=cheap)
     return {
         "config_uuid": structure.config_uuid,
         "bare_uuid": bare.config_uuid,
