@@ -149,10 +149,12 @@ def _has_pending_changes(session: AsyncSession) -> bool:
 
 
 async def current_generation(session: AsyncSession) -> int:
-    """The committed config generation as this transaction sees it."""
+    """The committed config generation as this transaction sees it; -1 when the counter row
+    is missing (a database not built by the migrations), which disables caching: without
+    the row no change could ever be noticed."""
     query = select(ConfigGeneration.value).where(ConfigGeneration.id == _GENERATION_ROW)
     value = (await session.execute(query)).scalar_one_or_none()
-    return int(value or 0)
+    return -1 if value is None else int(value)
 
 
 # -- lookups for the /config endpoints -------------------------------------------------

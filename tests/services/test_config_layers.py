@@ -857,3 +857,16 @@ async def test_large_batches_compose_in_a_worker_thread(
     assert [c["thread"] for c in configs] == [s.hostname for s in structures]
     assert seen
     assert threading.get_ident() not in seen
+
+
+async def test_without_the_generation_row_nothing_is_cached(session: AsyncSession) -> None:
+    from sqlalchemy import delete
+
+    site = await make_site(session, config_values={"a": 1})
+    session.sync_session.info[_CHANGED] = False  # as if committed
+    await session.execute(delete(ConfigGeneration))
+    assert await current_generation(session) == -1
+    cache = ConfigCache()
+    config = await composed_config(session, site, settings=SETTINGS, cache=cache)
+    assert config["a"] == 1
+    assert len(cache) == 0
