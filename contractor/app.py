@@ -37,11 +37,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
     writer_sessions = create_session_factory(engine, writes=True)
+    config_cache = ConfigCache()  # composed configs, checked against the database
     graphql = ContractorGraphQL(
         build_schema(settings),
         settings=settings,
         sessions=sessions,
         writer_sessions=writer_sessions,
+        config_cache=config_cache,
     )
 
     @asynccontextmanager
@@ -67,7 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.writer_sessions = writer_sessions
-    app.state.config_cache = ConfigCache()  # composed configs, checked against the database
+    app.state.config_cache = config_cache
     return app
 
 

@@ -11,6 +11,7 @@ from strawberry.types import Info as StrawberryInfo
 from contractor.errors import Forbidden
 from contractor.schema.loaders import Loaders
 from contractor.services.auth import role_allows
+from contractor.services.config import ConfigCache
 from contractor.settings import Settings
 
 
@@ -30,6 +31,7 @@ class Context:
     writer_sessions: async_sessionmaker[AsyncSession]  # for changes (mutations)
     principal: Principal | None
     loaders: Loaders = field(repr=False)
+    config_cache: ConfigCache | None = field(default=None, repr=False)
 
     def require(self, role: str) -> Principal:
         """The caller, if their role includes ``role``; else Forbidden."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import ipaddress
+import json
 from typing import Annotated, Any, cast
 
 import strawberry
@@ -15,11 +16,57 @@ from contractor import models
 from contractor.plugins import foundation_types
 from contractor.schema.context import Info
 from contractor.schema.prefetch import LAZY, RELATIONS, Relation
+from contractor.services import config as config_service
 from contractor.services import network as network_service
 
 
 async def _one(info: Info, column: Any, key: Any) -> Any:
     return None if key is None else await info.context.loaders.one(column).load(key)
+
+
+async def _config(info: Info, row: Any, rendered: bool | None) -> JSON:
+    """The composed configuration, batched over every object of the request."""
+
+    async def batch(session: Any, rows: list[Any]) -> list[Any]:
+        return await config_service.composed_configs(
+            session,
+            rows,
+            settings=info.context.settings,
+            rendered=rendered,
+            cache=info.context.config_cache,
+            for_json=True,
+        )
+
+    loader = info.context.loaders.custom(f"config-{rendered}", batch)
+    return JSON(await loader.load(row))
+
+
+async def _explain(info: Info, row: Any) -> JSON:
+    async with info.context.sessions() as session:
+        explanation = await config_service.explain_config(
+            session, row, settings=info.context.settings
+        )
+    # Values keep their Python types in an explanation (datetimes among them): JSON-ready them.
+    return JSON(json.loads(json.dumps(explanation.to_dict(), default=str)))
+
+
+@strawberry.interface(description="Anything with a configuration composed from its layers.")
+class Configurable:
+    row: strawberry.Private[Any]
+
+    @strawberry.field(
+        description="The composed configuration (rendered for foundations, structures and "
+        "complexes; pass rendered to choose)."
+    )
+    async def config(self, info: Info, rendered: bool | None = None) -> JSON:
+        return await _config(info, self.row, rendered)
+
+    @strawberry.field(
+        description="Where every key of the configuration comes from: the layer that set it "
+        "and the later layers that changed, masked or filtered it."
+    )
+    async def config_explain(self, info: Info) -> JSON:
+        return await _explain(info, self.row)
 
 
 @strawberry.type
@@ -58,7 +105,7 @@ class Zone:
 
 
 @strawberry.type
-class Site:
+class Site(Configurable):
     id: int
     name: str
     description: str
@@ -124,7 +171,7 @@ class ScriptLink:
 
 
 @strawberry.interface
-class BluePrint:
+class BluePrint(Configurable):
     id: int
     name: str
     description: str
@@ -413,7 +460,7 @@ class BuildState(enum.Enum):
 
 
 @strawberry.type
-class Foundation:
+class Foundation(Configurable):
     id: int
     locator: str
     type: str
@@ -473,7 +520,7 @@ class StructureInterface:
 
 
 @strawberry.type
-class Structure:
+class Structure(Configurable):
     id: int
     hostname: str
     state: BuildState
@@ -529,7 +576,7 @@ async def _complex_states(session: Any, keys: list[int]) -> list[str]:
 
 
 @strawberry.type
-class Complex:
+class Complex(Configurable):
     id: int
     name: str
     description: str

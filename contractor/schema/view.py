@@ -30,6 +30,7 @@ from contractor.schema.context import Context, Principal
 from contractor.schema.loaders import Loaders
 from contractor.schema.prefetch import current_loaders
 from contractor.services import auth
+from contractor.services.config import ConfigCache
 from contractor.settings import Settings
 
 ANONYMOUS_FIELDS = frozenset({"login", "__typename"})
@@ -101,6 +102,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         writer_sessions: async_sessionmaker[AsyncSession],
+        config_cache: ConfigCache | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -110,6 +112,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
         self.settings = settings
         self.sessions = sessions
         self.writer_sessions = writer_sessions
+        self.config_cache = config_cache
         self.tokens = TokenCache()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -163,6 +166,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
             writer_sessions=self.writer_sessions,
             principal=principal,
             loaders=loaders,
+            config_cache=self.config_cache,
         )
 
 

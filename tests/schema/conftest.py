@@ -33,6 +33,7 @@ class Client:
     statements: list[str]
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
+    writer_sessions: async_sessionmaker[AsyncSession]
 
     async def query(
         self, document: str, variables: dict[str, Any] | None = None, *, role: str | None = "admin"
@@ -118,4 +119,5 @@ async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             statements=statements,
             settings=settings,
             sessions=app.state.sessions,
+            writer_sessions=app.state.writer_sessions,
         )

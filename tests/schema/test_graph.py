@@ -18,7 +18,7 @@ from tests.schema.conftest import Client
 async def build_inventory(client: Client, hosts: int, *, prefix: str = "web") -> dict[str, Any]:
     """A site tree, blueprints with parents, foundations with interfaces, structures with
     addresses, a complex and a dependency."""
-    async with transaction(client.sessions) as session:
+    async with transaction(client.writer_sessions) as session:
         existing = {s.name for s in (await session.execute(sites.Site.__table__.select())).all()}  # type: ignore[attr-defined]
         if "world" not in existing:
             world = await sites.create_site(session, name="world")
@@ -176,7 +176,7 @@ async def test_foundation_filters_and_counts(client: Client) -> None:
 
 async def test_impact_follows_every_kind_of_link(client: Client) -> None:
     made = (await build_inventory(client, 4))["structures"]
-    async with transaction(client.sessions) as session:
+    async with transaction(client.writer_sessions) as session:
         db, app1, app2, spare = [await building.get_structure_by_id(session, i) for i in made]
         cluster = await building.create_complex(
             session, name="cluster", site=await sites.get_site(session, "dc1")
