@@ -308,8 +308,10 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--rounds", type=int, default=3, help="render rounds (best counts)")
     parser.add_argument("--skip-export", action="store_true")
+    parser.add_argument("--skip-render", action="store_true")
     arguments = parser.parse_args()
-    render_bench(arguments.hosts, arguments.rounds)
+    if not arguments.skip_render:
+        render_bench(arguments.hosts, arguments.rounds)
     if arguments.skip_export:
         return
     work = Path(tempfile.mkdtemp(prefix="bindgen-bench-"))

@@ -116,9 +116,11 @@ class ReversePlan:
 
     def zone_for(self, address: IPAddress) -> ReverseZone | None:
         """The most specific zone that holds ``address``'s PTR record (None: not ours)."""
-        version = address.version
+        return self.locate(address.version, int(address))
+
+    def locate(self, version: int, value: int) -> ReverseZone | None:
+        """``zone_for`` an address given as its IP version and integer value."""
         bits = 32 if version == 4 else 128
-        value = int(address)
         for prefix in self._holding_prefixes[version]:
             shift = bits - prefix
             key = (version, prefix, value >> shift << shift)
@@ -140,16 +142,16 @@ class ReversePlan:
         return None
 
     @staticmethod
-    def ptr_owner(address: IPAddress, zone: ReverseZone, *, text: str | None = None) -> str:
-        """``address``'s PTR owner name relative to ``zone`` (``@`` at the zone apex);
-        ``text`` may give ``str(address)`` when the caller has it already."""
-        if address.version == 4:
-            octets = (text or str(address)).split(".")
+    def ptr_owner(address: IPAddress | str, zone: ReverseZone) -> str:
+        """``address``'s PTR owner name relative to ``zone`` (``@`` at the zone apex)."""
+        if zone.network.version == 4:
+            octets = str(address).split(".")
             if zone.kind == CLASSLESS:
                 return octets[3]
             kept = octets[zone.network.prefixlen // 8 :]
             return ".".join(reversed(kept)) if kept else "@"
-        pointer = address.reverse_pointer
+        parsed = ipaddress.ip_address(address) if isinstance(address, str) else address
+        pointer = parsed.reverse_pointer
         if len(pointer) == len(zone.name):
             return "@"
         return pointer[: len(pointer) - len(zone.name) - 1]

@@ -128,10 +128,21 @@ class _Inventory:
         self.site_parent: dict[int, int | None] = {}
         self.site_zone: dict[int, int | None] = {}
         self.site_name: dict[int, str] = {}
-        self.blocks: dict[int, tuple[int, ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+        # block id -> (site id, network, first address as an integer)
+        self.blocks: dict[int, tuple[int, bindgen.IPNetwork, int]] = {}
         self.addresses: list[tuple[int, str, int, int, str, int | None, bool, int | None]] = []
-        self.ips: dict[int, bindgen.IPAddress] = {}
+        self.ips: dict[int, tuple[int, int]] = {}  # address id -> (IP version, integer value)
         self.entries: list[Entry] = []
+
+    def ip(self, block_id: int, offset: int) -> tuple[int, int]:
+        _site, network, first = self.blocks[block_id]
+        return network.version, first + offset
+
+
+def _ip_text(version: int, value: int) -> str:
+    if version == 4:
+        return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
+    return str(ipaddress.IPv6Address(value))
 
 
 async def _follow_pointers(
@@ -146,7 +157,7 @@ async def _follow_pointers(
         ).where(BaseAddress.id.in_(targets))
         for address_id, block_id, offset, pointer_id in await session.execute(query):
             if block_id is not None and offset is not None:
-                inv.ips[address_id] = inv.blocks[block_id][1].network_address + offset
+                inv.ips[address_id] = inv.ip(block_id, offset)
             elif pointer_id is not None:
                 pointers[address_id] = pointer_id
     for address_id in list(pointers):
@@ -194,7 +205,8 @@ async def _read(session: AsyncSession) -> _Inventory:
     for block in await session.execute(
         select(AddressBlock.id, AddressBlock.site_id, AddressBlock.subnet, AddressBlock.prefix)
     ):
-        inv.blocks[block[0]] = (block[1], ipaddress.ip_network(f"{block[2]}/{block[3]}"))
+        network = ipaddress.ip_network(f"{block[2]}/{block[3]}")
+        inv.blocks[block[0]] = (block[1], network, int(network.network_address))
     query = (
         select(
             BaseAddress.id,
@@ -216,10 +228,12 @@ async def _read(session: AsyncSession) -> _Inventory:
     # Core execution (not the ORM's row loading): this is the one query that grows with
     # the inventory.
     connection = await session.connection()
-    for found in await connection.execute(query):
+    blocks = inv.blocks
+    for found in (await connection.execute(query)).all():
         address_id, block_id, offset, pointer_id = found[0], found[1], found[2], found[3]
         if block_id is not None and offset is not None:
-            inv.ips[address_id] = inv.blocks[block_id][1].network_address + offset
+            _site, network, first = blocks[block_id]
+            inv.ips[address_id] = (network.version, first + offset)
         elif pointer_id is not None:
             pointers[address_id] = pointer_id
         inv.addresses.append(
@@ -337,7 +351,7 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
             if server.endswith("." + holder.fqdn):
                 glue_wanted[holder.id].add(server[: -len(holder.fqdn) - 1])
     glue: dict[str, list[Record]] = {}  # name server FQDN -> its address records
-    ptrs: list[tuple[bindgen.IPAddress, str, str]] = []
+    ptrs: list[tuple[int, int, str, str]] = []  # IP version, value, text, PTR target
     labels_seen: dict[tuple[int, str], tuple[str, int | None]] = {}
     child_names = {
         zone_id: {inv.zones[c].name: inv.zones[c].fqdn for c in zone.children}
@@ -384,8 +398,9 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
                 f"and {interface_name!r} (alias {alias_index or 0}) are both named "
                 f"{owner}.{zone.fqdn}; rename an interface"
             )
-        rdtype = "A" if ip.version == 4 else "AAAA"
-        text = str(ip)
+        version, value = ip
+        rdtype = "A" if version == 4 else "AAAA"
+        text = _ip_text(version, value)
         target.records.append(Record(owner, rdtype, text))
         name = owner
         if is_primary:
@@ -397,7 +412,7 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
                 fqdn = f"{candidate}.{zone.fqdn}"
                 glue.setdefault(fqdn, []).append(Record(fqdn + ".", rdtype, text))
         if block_id is not None:
-            ptrs.append((ip, text, f"{name}.{zone.fqdn}."))
+            ptrs.append((version, value, text, f"{name}.{zone.fqdn}."))
 
     entries: dict[int, list[Entry]] = {}
     for entry in inv.entries:
@@ -436,22 +451,19 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
     return sorted(zones, key=lambda z: (z.kind, z.name))
 
 
-def _reverse_zones(
-    inv: _Inventory, ptrs: list[tuple[bindgen.IPAddress, str, str]]
-) -> list[DnsZone]:
+def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str, str]]) -> list[DnsZone]:
     block_zone: dict[bindgen.IPNetwork, int] = {}
-    for site_id, network in inv.blocks.values():
+    for site_id, network, _first in inv.blocks.values():
         zone_id = _site_zone(inv, site_id)
         if zone_id is not None:
             known = block_zone.get(network)
             block_zone[network] = zone_id if known is None else min(known, zone_id)
     plan = bindgen.plan_reverse_zones(block_zone)
     records: dict[str, list[Record]] = {name: [] for name in plan.zones}
-    for ip, text, target in ptrs:
-        zone = plan.zone_for(ip)
+    for version, value, text, target in ptrs:
+        zone = plan.locate(version, value)
         if zone is not None:
-            owner = plan.ptr_owner(ip, zone, text=text)
-            records[zone.name].append(Record(owner, "PTR", target))
+            records[zone.name].append(Record(plan.ptr_owner(text, zone), "PTR", target))
     params = {
         name: inv.zones[min(block_zone[source] for source in zone.sources)]
         for name, zone in plan.zones.items()

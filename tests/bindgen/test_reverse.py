@@ -119,3 +119,15 @@ def test_classless_zones_pass_named_checkzone() -> None:
         ZoneData(child.name, soa, ns, (Record("5", "PTR", "host.example.test."),)),
     ):
         checkzone(data.origin, bindgen.render_zone(data, 1))
+
+
+def test_locate_by_integer_and_owner_from_text() -> None:
+    plan = bindgen.plan_reverse_zones([net("10.0.0.0/16"), net("2001:db8::/64")])
+    zone = plan.locate(4, int(ip("10.0.3.4")))
+    assert zone is not None
+    assert zone.name == "0.10.in-addr.arpa"
+    assert plan.ptr_owner("10.0.3.4", zone) == "4.3"
+    v6 = plan.locate(6, int(ip("2001:db8::7")))
+    assert v6 is not None
+    assert plan.ptr_owner("2001:db8::7", v6) == "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"
+    assert plan.locate(4, int(ip("10.1.0.1"))) is None
