@@ -448,14 +448,11 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def _mentions_timestamp(value: Any) -> bool:
-    if isinstance(value, str):
-        return "__timestamp" in value
-    if isinstance(value, dict):
-        return any(_mentions_timestamp(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_mentions_timestamp(item) for item in value)
-    return False
+def _mentions_timestamp(values: Mapping[str, Any]) -> bool:
+    """Whether any value (at any depth) mentions ``__timestamp``; then the rendered result
+    changes on every read and is not kept. ``repr`` is one C-speed walk; a false positive
+    (a nested key, or text that is no template) only costs a re-render."""
+    return "__timestamp" in repr(list(values.values()))
 
 
 # -- sources: every row a batch of targets needs, in a fixed number of queries -------------

@@ -870,3 +870,29 @@ async def test_without_the_generation_row_nothing_is_cached(session: AsyncSessio
     config = await composed_config(session, site, settings=SETTINGS, cache=cache)
     assert config["a"] == 1
     assert len(cache) == 0
+
+
+async def test_only_configurations_mentioning_the_timestamp_are_rerendered(
+    session: AsyncSession,
+) -> None:
+    site = await make_site(session, config_values={"plain": "{{ _hostname }}"})
+    fbp = await make_foundation_blueprint(session)
+    sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
+    steady = await make_structure(session, site, await make_foundation(session, site, fbp), sbp)
+    ticking = await make_structure(
+        session,
+        site,
+        await make_foundation(session, site, fbp),
+        sbp,
+        config_values={"deep": {"list": ["at {{ __timestamp }}"]}},
+    )
+    session.sync_session.info[_CHANGED] = False  # as if committed
+    cache = ConfigCache()
+    first = await composed_configs(session, [steady, ticking], settings=SETTINGS, cache=cache)
+    second = await composed_configs(session, [steady, ticking], settings=SETTINGS, cache=cache)
+    entries = {key[1]: entry for key, entry in cache._entries.items()}
+    assert entries[steady.id].rendered  # kept rendered
+    assert not entries[ticking.id].rendered  # rendered afresh on every read
+    assert second[1]["deep"]["list"] == [f"at {second[1]['__timestamp']}"]
+    assert first[1]["deep"] != second[1]["deep"]
+    assert first[0]["plain"] == second[0]["plain"] == steady.hostname
