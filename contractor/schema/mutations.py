@@ -4,7 +4,7 @@ one of the ``Error`` types; on an error nothing is changed."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,7 @@ from contractor.schema.types import (
     User,
     Zone,
     address_of,
+    blueprint_of,
 )
 from contractor.services import auth, building, directory
 from contractor.services import blueprint as bps
@@ -349,10 +350,7 @@ class Mutation:
                 parents=parent_rows,
                 **fields,
             )
-            if isinstance(row, models.FoundationBluePrint):
-                return FoundationBluePrint.of(row)
-            assert isinstance(row, models.StructureBluePrint)
-            return StructureBluePrint.of(row)
+            return cast(FoundationBluePrint | StructureBluePrint, blueprint_of(row))
 
         return await _mutate(info, "operator", work)
 
@@ -412,10 +410,7 @@ class Mutation:
             await bps.link_script(
                 session, blueprint=row, role=role, script=await bps.get_script(session, script)
             )
-            if isinstance(row, models.FoundationBluePrint):
-                return FoundationBluePrint.of(row)
-            assert isinstance(row, models.StructureBluePrint)
-            return StructureBluePrint.of(row)
+            return cast(FoundationBluePrint | StructureBluePrint, blueprint_of(row))
 
         return await _mutate(info, "operator", work)
 
@@ -868,27 +863,15 @@ class Mutation:
         ] = None,
     ) -> AddressResult:
         async def work(session: AsyncSession) -> Address:
-            holder = await _structure(session, structure)
-            block = await _block(session, address_block)
-            if offset is None:
-                row = await net.next_address(
-                    session,
-                    block=block,
-                    structure=holder,
-                    interface_name=interface_name,
-                    alias_index=alias_index,
-                    is_primary=is_primary,
-                )
-            else:
-                row = await net.create_address(
-                    session,
-                    structure=holder,
-                    block=block,
-                    offset=offset,
-                    interface_name=interface_name,
-                    alias_index=alias_index,
-                    is_primary=is_primary,
-                )
+            row = await net.create_address(
+                session,
+                structure=await _structure(session, structure),
+                block=await _block(session, address_block),
+                offset=offset,
+                interface_name=interface_name,
+                alias_index=alias_index,
+                is_primary=is_primary,
+            )
             made = address_of(row)
             assert isinstance(made, Address)
             return made

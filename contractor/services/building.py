@@ -78,6 +78,20 @@ async def create_foundation(
     """A planned Foundation of a plugin ``type`` the blueprint (or an ancestor) accepts."""
     check_name(locator, field="locator", max_length=100, what="locator")
     plugin = get_foundation_type(type)
+    await _check_type_accepted(session, blueprint, type, field="type")
+    if (await session.execute(select(Foundation.id).where(Foundation.locator == locator))).first():
+        raise Conflict(f"foundation {locator!r} already exists", field="locator")
+    extra = plugin.validate_fields(fields or {})
+    foundation = plugin.model(locator=locator, site_id=site.id, blueprint_id=blueprint.id, **extra)
+    session.add(foundation)
+    await session.flush()
+    return foundation
+
+
+async def _check_type_accepted(
+    session: AsyncSession, blueprint: FoundationBluePrint, type: str, *, field: str
+) -> None:
+    """The blueprint, or one of its ancestors, lists the foundation type."""
     accepted = {
         name
         for bp in await blueprint_chain(session, blueprint)
@@ -88,15 +102,8 @@ async def create_foundation(
         raise InvalidInput(
             f"blueprint {blueprint.name!r} does not accept foundation type {type!r} "
             f"(it accepts: {', '.join(sorted(accepted)) or 'none'})",
-            field="type",
+            field=field,
         )
-    if (await session.execute(select(Foundation.id).where(Foundation.locator == locator))).first():
-        raise Conflict(f"foundation {locator!r} already exists", field="locator")
-    extra = plugin.validate_fields(fields or {})
-    foundation = plugin.model(locator=locator, site_id=site.id, blueprint_id=blueprint.id, **extra)
-    session.add(foundation)
-    await session.flush()
-    return foundation
 
 
 async def foundation_structure(session: AsyncSession, foundation: Foundation) -> Structure | None:
@@ -211,17 +218,7 @@ async def update_foundation(
     fields: dict[str, Any] | None = None,
 ) -> Foundation:
     if blueprint is not UNSET:
-        accepted = {
-            name
-            for bp in await blueprint_chain(session, blueprint)
-            if isinstance(bp, FoundationBluePrint)
-            for name in bp.foundation_types
-        }
-        if foundation.type not in accepted:
-            raise InvalidInput(
-                f"blueprint {blueprint.name!r} does not accept foundation type {foundation.type!r}",
-                field="blueprint",
-            )
+        await _check_type_accepted(session, blueprint, foundation.type, field="blueprint")
         structure = await foundation_structure(session, foundation)
         if structure is not None:
             allowed = await combined_foundation_blueprint_ids(

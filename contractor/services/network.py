@@ -420,11 +420,16 @@ async def create_address(
     *,
     structure: Structure,
     block: AddressBlock,
-    offset: int,
     interface_name: str,
+    offset: int | None = None,
     alias_index: int = 0,
     is_primary: bool = False,
 ) -> Address:
+    """Give ``structure`` an address of ``block``: at ``offset``, or the lowest free one.
+
+    The block row is locked first, so concurrent allocations in one block wait for each
+    other's transactions and never pick the same offset.
+    """
     await _check_holder(
         session,
         structure=structure,
@@ -434,7 +439,12 @@ async def create_address(
         is_primary=is_primary,
     )
     await _lock_block(session, block)
-    await _check_offset(session, block, offset)
+    if offset is None:
+        offset = await lowest_free_offset(session, block)
+        if offset is None:
+            raise Exhausted(f"address block {block.name!r} ({block.cidr}) has no free address")
+    else:
+        await _check_offset(session, block, offset)
     address = Address(
         address_block_id=block.id,
         offset=offset,
@@ -511,12 +521,8 @@ async def next_address(
     alias_index: int = 0,
     is_primary: bool = False,
 ) -> Address:
-    """Allocate the lowest free offset of ``block`` to ``structure``.
-
-    The block row is locked first, so concurrent allocations in one block wait for each
-    other's transactions and never pick the same offset.
-    """
-    await _check_holder(
+    """Allocate the lowest free offset of ``block`` to ``structure`` (see create_address)."""
+    return await create_address(
         session,
         structure=structure,
         block=block,
@@ -524,22 +530,6 @@ async def next_address(
         alias_index=alias_index,
         is_primary=is_primary,
     )
-    await _lock_block(session, block)
-    offset = await lowest_free_offset(session, block)
-    if offset is None:
-        raise Exhausted(f"address block {block.name!r} ({block.cidr}) has no free address")
-    address = Address(
-        address_block_id=block.id,
-        offset=offset,
-        structure_id=structure.id,
-        interface_name=interface_name,
-        alias_index=alias_index,
-        is_primary=is_primary,
-    )
-    session.add(address)
-    config_sources_changed(session)
-    await session.flush()
-    return address
 
 
 async def delete_address(session: AsyncSession, address: BaseAddress) -> None:

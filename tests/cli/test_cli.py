@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +13,7 @@ from contractor.cli import main
 from contractor.db import create_engine, create_session_factory
 from contractor.services import auth
 from contractor.settings import Settings
+from tests.serving import clean_env, contractor_serve
 
 
 @pytest.fixture
@@ -82,39 +78,9 @@ def test_duplicate_user(db_env: dict[str, str]) -> None:
     assert "user 'carol' already exists" in out
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_serve_creates_the_sqlite_database_and_answers_healthz(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "contractor", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    output = server.stdout.read().decode() if server.stdout else ""
-                    pytest.fail(f"contractor serve did not come up:\n{output}")
-                time.sleep(0.1)
+    with contractor_serve(clean_env(), tmp_path) as base:
+        response = httpx.get(f"{base}/healthz", timeout=5)
         assert response.status_code == 200
         assert response.json() == {"status": "ok", "database": "ok"}
         assert (tmp_path / "contractor.sqlite3").exists()
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        if server.stdout:
-            server.stdout.close()

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,52 +15,24 @@ import pytest
 from click.testing import CliRunner
 
 from contractor.cli import main
+from tests.serving import clean_env, contractor_serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`contractor serve` on a fresh SQLite file; (base URL, an admin token)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
-    env["CONTRACTOR_DATABASE_URL"] = f"sqlite:///{tmp_path / 'explorer.sqlite3'}"
+    env = clean_env(CONTRACTOR_DATABASE_URL=f"sqlite:///{tmp_path / 'explorer.sqlite3'}")
     runner = CliRunner()
     assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
     added = runner.invoke(
         main, ["user", "add", "eve", "--role", "admin"], env=env, input="password1\n"
     )
     assert added.exit_code == 0, added.output
-    made = runner.invoke(main, ["token", "create", "eve"], env=env)
-    token = made.output.strip().splitlines()[-1]
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "contractor", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, "serve exited"
-                assert time.monotonic() < deadline, "serve did not start in time"
-                time.sleep(0.1)
+    token = runner.invoke(main, ["token", "create", "eve"], env=env).output.strip().splitlines()[-1]
+    with contractor_serve(env, tmp_path) as base:
         yield base, token
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
 
 def _dump_dom(url: str) -> str:

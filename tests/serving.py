@@ -1,0 +1,70 @@
+"""A real `contractor serve` process for tests that talk to it over the network."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A loopback port the kernel hands out (free when this returns)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """This environment without CONTRACTOR_ settings, plus ``settings``; the checkout comes
+    first on the import path, as pytest has it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
+    env.update(settings)
+    env["PYTHONPATH"] = os.pathsep.join([str(CHECKOUT), env.get("PYTHONPATH", "")])
+    return env
+
+
+@contextmanager
+def contractor_serve(env: dict[str, str], cwd: Path, timeout: float = 30) -> Iterator[str]:
+    """Run `contractor serve` on a free port until the block ends; yields its base URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "contractor", "serve", "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    output = server.stdout.read().decode() if server.stdout else ""
+                    pytest.fail(f"contractor serve did not come up:\n{output}")
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+        if server.stdout:
+            server.stdout.close()
