@@ -112,6 +112,9 @@ class ZoneError(ValueError):
         self.problems = problems
         super().__init__(f"zone {origin}: " + "; ".join(problems))
 
+    def __reduce__(self) -> tuple[type[ZoneError], tuple[str, list[str]]]:
+        return (ZoneError, (self.origin, self.problems))  # survives pickling (worker processes)
+
 
 def content_hash(zone: ZoneData) -> str:
     """SHA-256 over everything that ends up in the zone text except the serial.

@@ -28,12 +28,13 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,8 +92,11 @@ def zone_text(zone: DnsZone) -> str:
         raise bindgen.ZoneError(zone.name, list(zone.problems))
     if zone.serial is None:
         raise ValueError(f"zone {zone.name} has no serial yet: publish_zones gives it one")
-    header = f"{zone.header}\ngenerated from the inventory; edits are overwritten"
-    return bindgen.render_zone(zone.data, zone.serial, header=header)
+    return bindgen.render_zone(zone.data, zone.serial, header=_file_header(zone))
+
+
+def _file_header(zone: DnsZone) -> str:
+    return f"{zone.header}\ngenerated from the inventory; edits are overwritten"
 
 
 # -- reading the inventory --------------------------------------------------------------
@@ -336,7 +340,10 @@ async def build_zones(session: AsyncSession) -> list[DnsZone]:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _assemble(await _read(session))
+        inventory = await _read(session)
+        # CPU work for a second at 100,000 hosts: off the event loop, so a server stays
+        # responsive (the GIL still lets it run between slices).
+        return await anyio.to_thread.run_sync(_assemble, inventory)
     finally:
         if enabled:
             gc.enable()
@@ -601,11 +608,8 @@ def _check(program: str | None, zone: DnsZone, path: Path) -> str | None:
     return "named-checkzone: " + " | ".join(lines[:5])
 
 
-def _render_and_check(program: str | None, zone: DnsZone, path: Path) -> str | None:
-    try:
-        text = zone_text(zone)
-    except bindgen.ZoneError as error:
-        return "; ".join(error.problems)
+def _write_and_check(program: str | None, zone: DnsZone, path: Path, text: str) -> str | None:
+    """Put ``text`` in place of ``path`` if named-checkzone accepts it; else the complaint."""
     temporary = _write_atomic(path, text)
     try:
         problem = _check(program, zone, temporary)
@@ -614,6 +618,40 @@ def _render_and_check(program: str | None, zone: DnsZone, path: Path) -> str | N
         return problem
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _render_all(todo: list[DnsZone], processes: int) -> Iterator[str | bindgen.ZoneError]:
+    """Each zone's text (or why it has none), in order; in worker processes when asked.
+
+    Workers run ``bindgen.render_zone`` itself (they import only bindgen and dnspython).
+    """
+
+    def attempt(zone: DnsZone) -> str | bindgen.ZoneError:
+        try:
+            return zone_text(zone)
+        except bindgen.ZoneError as error:
+            return error
+
+    if processes <= 1 or len(todo) < 2:
+        yield from (attempt(zone) for zone in todo)
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bindgen"])
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = [
+            pool.submit(bindgen.render_zone, zone.data, zone.serial, header=_file_header(zone))
+            if zone.data is not None and zone.serial is not None
+            else None
+            for zone in todo
+        ]
+        for zone, future in zip(todo, futures, strict=True):
+            if future is None:
+                yield attempt(zone)
+                continue
+            try:
+                yield future.result()
+            except bindgen.ZoneError as error:
+                yield error
 
 
 def export_zones(
@@ -653,19 +691,19 @@ def export_zones(
         processes = (os.cpu_count() or 1) if records > PARALLEL_RECORDS and len(todo) > 1 else 1
     # Biggest first, so the last zone to finish is a small one.
     todo.sort(key=lambda z: -len(z.data.records) if z.data is not None else 0)
-    paths = [directory / zone.file_name for zone in todo]
-    pool: Executor
-    if processes > 1:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
-    else:
-        # named-checkzone runs while the next zone renders.
-        pool = ThreadPoolExecutor(max_workers=2)
+    texts = _render_all(todo, processes)
     written: list[str] = []
-    with pool:
-        outcomes = pool.map(_render_and_check, [program] * len(todo), todo, paths)
-        for zone, problem in zip(todo, outcomes, strict=True):
+    # named-checkzone (a process of its own) runs while the next zones render.
+    with ThreadPoolExecutor(max_workers=2) as checkers:
+        checks: list[tuple[DnsZone, Future[str | None]]] = []
+        for zone, text in zip(todo, texts, strict=True):
+            if isinstance(text, bindgen.ZoneError):
+                invalid[zone.name] = "; ".join(text.problems)
+                continue
+            path = directory / zone.file_name
+            checks.append((zone, checkers.submit(_write_and_check, program, zone, path, text)))
+        for zone, pending in checks:
+            problem = pending.result()
             if problem is None:
                 written.append(zone.name)
             else:

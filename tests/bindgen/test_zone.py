@@ -184,3 +184,11 @@ def test_text_is_dnspython_zone_text() -> None:
     assert "dup 20 IN A 192.0.2.8\ndup 20 IN A 192.0.2.9\n" in text
     again = dns.zone.from_text(text, "example.test.", relativize=True)
     assert again.to_text(sorted=True, relativize=True, want_origin=True) == text
+
+
+def test_zone_error_survives_pickling() -> None:
+    import pickle
+
+    error = bindgen.ZoneError("example.test", ["one", "two"])
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.origin, copy.problems, str(copy)) == ("example.test", ["one", "two"], str(error))

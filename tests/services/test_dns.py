@@ -393,11 +393,16 @@ def test_txt_data_is_quoted_and_split() -> None:
 
 async def test_worker_processes_write_the_same_files(session: AsyncSession, tmp_path: Path) -> None:
     await build_lab(session)
-    zones = await dns.publish_zones(session)
+    soa = bindgen.SOA("ns.elsewhere.net.", "hostmaster.bad.", 1, 2, 3, 4)
+    clash = (bindgen.Record("w", "CNAME", "x"), bindgen.Record("w", "A", "10.9.9.9"))
+    data = bindgen.ZoneData("bad", soa, ("ns.elsewhere.net.",), clash)
+    bad = DnsZone("bad", "forward", data, bindgen.content_hash(data), serial=7)
+    zones = [*await dns.publish_zones(session), bad]
     one = dns.export_zones(zones, tmp_path / "one", processes=1)
     two = dns.export_zones(zones, tmp_path / "two", processes=2)
     assert one.written == two.written
     assert len(one.written) == 10
+    assert one.invalid == two.invalid == {"bad": "w.bad.: CNAME and other data (A) at one name"}
     for name in one.written:
         file = f"{name}.zone"
         assert (tmp_path / "one" / file).read_text() == (tmp_path / "two" / file).read_text()
