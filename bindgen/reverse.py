@@ -40,6 +40,8 @@ CLASSLESS = "classless"
 CLASSLESS_PARENT = "classless-parent"
 
 _Key = tuple[int, int, int]  # (version, prefix, network address as an integer)
+# The bit shifts of the octets below an aligned IPv4 zone of 0, 1, 2 or 3 octets, last first.
+_V4_SHIFTS = {0: (0, 8, 16, 24), 1: (0, 8, 16), 2: (0, 8), 3: (0,), 4: ()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,14 +144,22 @@ class ReversePlan:
         return None
 
     @staticmethod
-    def ptr_owner(address: IPAddress | str, zone: ReverseZone) -> str:
-        """``address``'s PTR owner name relative to ``zone`` (``@`` at the zone apex)."""
+    def ptr_owner(address: IPAddress | str | int, zone: ReverseZone) -> str:
+        """``address`` (an address, its text, or its integer value) as a PTR owner name
+        relative to ``zone`` (``@`` at the zone apex)."""
         if zone.network.version == 4:
+            if isinstance(address, int):
+                if zone.kind == CLASSLESS:
+                    return str(address & 255)
+                shifts = _V4_SHIFTS[zone.network.prefixlen // 8]
+                return ".".join([str(address >> shift & 255) for shift in shifts]) or "@"
             octets = str(address).split(".")
             if zone.kind == CLASSLESS:
                 return octets[3]
             kept = octets[zone.network.prefixlen // 8 :]
             return ".".join(reversed(kept)) if kept else "@"
+        if isinstance(address, int):
+            address = ipaddress.IPv6Address(address)
         parsed = ipaddress.ip_address(address) if isinstance(address, str) else address
         pointer = parsed.reverse_pointer
         if len(pointer) == len(zone.name):

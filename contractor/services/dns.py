@@ -358,7 +358,7 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
             if server.endswith("." + holder.fqdn):
                 glue_wanted[holder.id].add(server[: -len(holder.fqdn) - 1])
     glue: dict[str, list[Record]] = {}  # name server FQDN -> its address records
-    ptrs: list[tuple[int, int, str, str]] = []  # IP version, value, text, PTR target
+    ptrs: list[tuple[int, int, str]] = []  # IP version, value, PTR target
     labels_seen: dict[tuple[int, str], tuple[str, int | None]] = {}
     child_names = {
         zone_id: {inv.zones[c].name: inv.zones[c].fqdn for c in zone.children}
@@ -419,7 +419,7 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
                 fqdn = f"{candidate}.{zone.fqdn}"
                 glue.setdefault(fqdn, []).append(Record(fqdn + ".", rdtype, text))
         if block_id is not None:
-            ptrs.append((version, value, text, f"{name}.{zone.fqdn}."))
+            ptrs.append((version, value, f"{name}.{zone.fqdn}."))
 
     entries: dict[int, list[Entry]] = {}
     for entry in inv.entries:
@@ -458,7 +458,7 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
     return sorted(zones, key=lambda z: (z.kind, z.name))
 
 
-def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str, str]]) -> list[DnsZone]:
+def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str]]) -> list[DnsZone]:
     block_zone: dict[bindgen.IPNetwork, int] = {}
     for site_id, network, _first in inv.blocks.values():
         zone_id = _site_zone(inv, site_id)
@@ -467,10 +467,10 @@ def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str, str]]) -> li
             block_zone[network] = zone_id if known is None else min(known, zone_id)
     plan = bindgen.plan_reverse_zones(block_zone)
     records: dict[str, list[Record]] = {name: [] for name in plan.zones}
-    for version, value, text, target in ptrs:
+    for version, value, target in ptrs:
         zone = plan.locate(version, value)
         if zone is not None:
-            records[zone.name].append(Record(plan.ptr_owner(text, zone), "PTR", target))
+            records[zone.name].append(Record(plan.ptr_owner(value, zone), "PTR", target))
     params = {
         name: inv.zones[min(block_zone[source] for source in zone.sources)]
         for name, zone in plan.zones.items()

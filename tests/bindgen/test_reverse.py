@@ -131,3 +131,21 @@ def test_locate_by_integer_and_owner_from_text() -> None:
     assert v6 is not None
     assert plan.ptr_owner("2001:db8::7", v6) == "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"
     assert plan.locate(4, int(ip("10.1.0.1"))) is None
+
+
+@pytest.mark.parametrize(
+    ("block", "address", "owner"),
+    [
+        ("10.0.0.0/8", "10.1.2.3", "3.2.1"),
+        ("10.1.0.0/16", "10.1.2.3", "3.2"),
+        ("10.1.2.0/24", "10.1.2.3", "3"),
+        ("10.1.2.0/26", "10.1.2.3", "3"),
+        ("2001:db8::/64", "2001:db8::3", "3." + "0." * 14 + "0"),
+    ],
+)
+def test_owner_from_address_text_and_integer(block: str, address: str, owner: str) -> None:
+    plan = bindgen.plan_reverse_zones([net(block)])
+    zone = plan.zone_for(ip(address))
+    assert zone is not None
+    for given in (ip(address), address, int(ip(address))):
+        assert plan.ptr_owner(given, zone) == owner
