@@ -93,6 +93,7 @@ def test_header_comment_and_absolute_owner_names() -> None:
     )
     assert text.startswith("; made by\n; tests\n$ORIGIN example.test.\n")
     assert "abs 3600 IN A 192.0.2.9\n" in text
+    checkzone("example.test", text)
 
 
 def test_delegation_with_glue_is_valid() -> None:
