@@ -20,9 +20,12 @@ from starlette.routing import Route, WebSocketRoute
 
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory
+from contractor.foreman.engine import Foreman, foreman_running
+from contractor.foreman.hub import Hub
 from contractor.plugins import foundation_types
 from contractor.rest.config import config_routes
 from contractor.rest.dns import dns_routes
+from contractor.rest.subcontractor import subcontractor_routes
 from contractor.schema import build_schema
 from contractor.schema.view import ContractorGraphQL
 from contractor.services.config import ConfigCache
@@ -38,6 +41,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     sessions = create_session_factory(engine)
     writer_sessions = create_session_factory(engine, writes=True)
     config_cache = ConfigCache()  # composed configs, checked against the database
+    hub = Hub()  # wakes pollers and the foreman when a transaction announces work
+    hub.attach(engine)
+    foreman = Foreman(
+        writer_sessions, settings=settings, hub=hub, cache=config_cache, readers=sessions
+    )
     graphql = ContractorGraphQL(
         build_schema(settings),
         settings=settings,
@@ -51,7 +59,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(migrate.upgrade, settings)
         try:
-            yield
+            async with foreman_running(settings, hub, foreman):
+                yield
         finally:
             await engine.dispose()
 
@@ -62,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             *dns_routes(),
             *config_routes(),
+            *subcontractor_routes(),
         ],
         lifespan=lifespan,
     )
@@ -70,6 +80,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.sessions = sessions
     app.state.writer_sessions = writer_sessions
     app.state.config_cache = config_cache
+    app.state.hub = hub
+    app.state.foreman = foreman
     return app
 
 

@@ -9,7 +9,8 @@ person who caused it, naming the field, key or object that is wrong::
     │   └── ConfigError                  CONFIG_ERROR         bad config value, key or template
     ├── NotFound                         NOT_FOUND            no such object
     ├── Conflict                         CONFLICT             would duplicate or overlap
-    │   └── InUse                        IN_USE               still used by something else
+    │   ├── InUse                        IN_USE               still used by something else
+    │   └── Stale                        STALE                an old task result, lease or cookie
     ├── InvalidState                     INVALID_STATE        the transition is not allowed now
     ├── Exhausted                        EXHAUSTED            nothing left to allocate
     ├── Unauthorized                     UNAUTHORIZED         no valid credentials
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidInput",
     "InvalidState",
     "NotFound",
+    "Stale",
     "Unauthorized",
 ]
 
@@ -89,6 +91,13 @@ class InUse(Conflict):
     """The object cannot be deleted or changed because something still uses it."""
 
     code = "IN_USE"
+
+
+class Stale(Conflict):
+    """A task result, error or heartbeat that is no longer current (answered already, leased
+    to someone else, or for an earlier call); nothing was changed."""
+
+    code = "STALE"
 
 
 class InvalidState(ContractorError):

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     # Migrate the database when the app starts; by default only for the embedded SQLite
     # file (with PostgreSQL, run `contractor db upgrade` once per release instead).
     auto_migrate: bool | None = None
+    # The job engine: run the foreman worker inside `contractor serve` (off: run
+    # `contractor foreman` separately), how many jobs it steps at once, and how often it looks
+    # for due jobs when nothing woke it.
+    foreman_enabled: bool = True
+    foreman_concurrency: int = Field(default=4, ge=1, le=64)
+    foreman_idle_seconds: float = Field(default=1.0, gt=0)
+    # How often a waiting job checks again whether it may start.
+    foreman_waiting_recheck_seconds: float = Field(default=5.0, gt=0)
+    # Tasks: the lease (visibility timeout) given with a task, and the longest long-poll.
+    task_lease_seconds: float = Field(default=300.0, gt=0)
+    task_max_wait_seconds: float = Field(default=60.0, ge=0)
 
     @property
     def migrate_on_start(self) -> bool:

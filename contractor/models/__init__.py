@@ -26,6 +26,7 @@ from contractor.models.building import (
 )
 from contractor.models.config import ConfigGeneration
 from contractor.models.directory import Zone
+from contractor.models.foreman import Job, JobLog, SubcontractorToken, Task
 from contractor.models.network import (
     Address,
     AddressBlock,
@@ -56,6 +57,8 @@ __all__ = [
     "DynamicAddress",
     "Foundation",
     "FoundationBluePrint",
+    "Job",
+    "JobLog",
     "Network",
     "NetworkAddressBlock",
     "RealNetworkInterface",
@@ -65,6 +68,8 @@ __all__ = [
     "Structure",
     "StructureBluePrint",
     "StructureFoundationBluePrint",
+    "SubcontractorToken",
+    "Task",
     "User",
     "Zone",
     "complex_state",

@@ -9,12 +9,15 @@ the entry point's name is the type name stored in ``Foundation.type`` and listed
 
 Each type owns a joined table extending ``foundation`` (its SQLAlchemy subclass of
 ``Foundation``), the class list used by ``:Class`` config filters, its own config
-attributes and, once the job engine lands, its TScript functions.
+attributes and its TScript functions and values (reached in job scripts as
+``foundation.<name>``; a function may send its task to a subcontractor module of another
+name, ``ipmi`` say, by returning ``(module, handler)`` from its factory).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,10 +26,12 @@ from contractor.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from contractor.models.building import Foundation
+    from tscript import FunctionFactory
 
 __all__ = ["ENTRY_POINT_GROUP", "FoundationType", "foundation_types", "get_foundation_type"]
 
 ENTRY_POINT_GROUP = "contractor.foundation_types"
+log = logging.getLogger(__name__)
 
 
 class FoundationType:
@@ -38,6 +43,8 @@ class FoundationType:
     description: ClassVar[str] = ""
     # Extra fields a caller may set when creating or updating a Foundation of this type.
     fields: ClassVar[tuple[str, ...]] = ()
+    # Fields that are secrets (a BMC password): settable, never shown, logged or configured.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
 
     def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Check caller-supplied extra fields; return the ones to set on the row."""
@@ -54,13 +61,27 @@ class FoundationType:
         """Attributes (``_name``) this type adds to the Foundation's configuration."""
         return {}
 
+    def tscript_values(self, foundation: Foundation) -> dict[str, Any]:
+        """Read-only values a job script sees as ``foundation.<name>`` (never secrets)."""
+        return {}
+
+    def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
+        """Functions a job script calls as ``foundation.<name>( ... )``."""
+        return {}
+
 
 @functools.cache
 def foundation_types() -> Mapping[str, FoundationType]:
     """Every installed foundation type by name, loaded once from the entry points."""
     found: dict[str, FoundationType] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        cls = entry.load()
+        try:
+            cls = entry.load()
+        except ImportError as error:
+            # A plugin that is registered but not importable (uninstalled, or a stale
+            # registration) must not take the others down; its foundations cannot be loaded.
+            log.error("foundation type %r cannot be imported: %s", entry.name, error)
+            continue
         if not (isinstance(cls, type) and issubclass(cls, FoundationType)):
             raise TypeError(f"entry point {entry.name!r} does not name a FoundationType")
         if cls.name != entry.name:

@@ -1,12 +1,20 @@
-"""The ``manual`` foundation type: machines an operator racks, powers and wipes by hand."""
+"""The ``manual`` foundation type: machines an operator racks, powers and wipes by hand.
+
+Its TScript functions pause the job and ask the operator to do the step; resuming the job
+says it is done.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
+from contractor.foreman.remote import AskOperator
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType
+from tscript import FunctionFactory
 
 
 class ManualFoundation(Foundation):
@@ -19,8 +27,26 @@ class ManualFoundation(Foundation):
     __mapper_args__ = {"polymorphic_identity": "manual"}
 
 
+_ASK = {
+    "power_on": "Power on {locator}, then resume the job",
+    "power_off": "Power off {locator}, then resume the job",
+    "wait_for_poweroff": "Resume the job once {locator} is powered off",
+}
+
+
 class ManualFoundationType(FoundationType):
     name = "manual"
     model = ManualFoundation
     class_list = ("Metal", "VM", "Container", "Switch", "Manual")
     description = "anything built by hand; Contractor only records it"
+
+    def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
+        def ask(text: str) -> FunctionFactory:
+            return lambda: AskOperator(text.format(locator=foundation.locator))
+
+        functions = {name: ask(text) for name, text in _ASK.items()}
+        functions["set_boot_device"] = lambda: AskOperator(
+            f"Set the boot device of {foundation.locator} to {{device}}, then resume the job",
+            accepts=("device",),
+        )
+        return functions

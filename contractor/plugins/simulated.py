@@ -1,8 +1,8 @@
 """The ``simulated`` foundation type: a machine that exists only in Contractor.
 
-It lets demos and tests run whole create/destroy jobs with no hardware: its power state is a
-column, and its TScript functions (with the job engine) complete after a configurable delay
-and fail with a configurable likelihood.
+It lets demos and tests run whole create/destroy jobs with no hardware: its TScript power and
+boot functions are tasks for a ``simulated`` subcontractor module, which answers after the
+foundation's ``delay_seconds`` and fails with its ``fail_likelihood`` (percent).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from contractor.errors import InvalidInput
+from contractor.foreman.remote import power_functions
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType
+from tscript import FunctionFactory
 
 
 class SimulatedFoundation(Foundation):
@@ -62,3 +64,20 @@ class SimulatedFoundationType(FoundationType):
     def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
         assert isinstance(foundation, SimulatedFoundation)
         return {"_simulated_power_state": foundation.power_state}
+
+    def tscript_values(self, foundation: Foundation) -> dict[str, Any]:
+        assert isinstance(foundation, SimulatedFoundation)
+        return {
+            "delay_seconds": foundation.delay_seconds,
+            "fail_likelihood": foundation.fail_likelihood,
+        }
+
+    def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
+        assert isinstance(foundation, SimulatedFoundation)
+        locator = foundation.locator
+        delay, fail = foundation.delay_seconds, foundation.fail_likelihood
+
+        def connection() -> dict[str, Any]:
+            return {"locator": locator, "delay_seconds": delay, "fail_likelihood": fail}
+
+        return power_functions("simulated", connection, soft_off=False)

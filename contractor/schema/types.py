@@ -495,7 +495,10 @@ class Foundation(Configurable):
     @strawberry.field(description="The type plugin's own fields (secrets never shown).")
     def type_fields(self) -> JSON:
         plugin = foundation_types().get(self.row.type)
-        return JSON({name: getattr(self.row, name) for name in plugin.fields} if plugin else {})
+        if plugin is None:
+            return JSON({})
+        shown = [name for name in plugin.fields if name not in plugin.secret_fields]
+        return JSON({name: getattr(self.row, name) for name in shown})
 
     site: Site = strawberry.field(default=LAZY)
 

@@ -1,0 +1,327 @@
+"""The stepping engine: claim a due job, run a slice of its script, save everything at once.
+
+A job is *due* when its ``step_at`` has come; creating it, a task result, a signal, an
+operator action or a timer (``delay``, a retry interval, the waiting re-check) sets
+``step_at``. ``Foreman.run`` steps due jobs with a few concurrent workers, each claiming one
+job at a time (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so any number of foreman processes
+share the work; SQLite: one process, plain transactions), and sleeps until the hub says
+something happened or the next timer is due. One step saves the runner state, the job's
+state, message and progress, the script's changes and the new task in one transaction; a
+step that fails unexpectedly aborts that job only, in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Collection, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contractor.errors import ContractorError
+from contractor.foreman.hub import Hub
+from contractor.foreman.modules import JobContext
+from contractor.models import Dependency, Foundation, Job, Structure, Task, utcnow
+from contractor.services import building
+from contractor.services import foreman as jobs
+from contractor.services.config import ConfigCache
+from contractor.settings import Settings
+from tscript import (
+    ExecutionError,
+    Pause,
+    Runner,
+    RunResult,
+    UnrecoverableError,
+)
+
+__all__ = ["Foreman", "foreman_running", "restore_runner", "step_job"]
+
+log = logging.getLogger(__name__)
+
+ACTOR = "foreman"
+SLICE_STEPS = 1000
+SLICES_PER_STEP = 20
+
+
+class _Everything(Collection[str]):
+    """Every module name: the engine makes a task for any module; who serves it is the
+    poller's business."""
+
+    def __contains__(self, item: object) -> bool:
+        return isinstance(item, str)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+EVERY_MODULE = _Everything()
+
+
+def restore_runner(job: Job, context: JobContext) -> Runner | None:
+    """The job's runner (None before its first step)."""
+    if not job.runner_state:
+        return None
+    return Runner.from_json(job.runner_state, context.modules())
+
+
+def _timestamp(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+async def step_job(
+    session: AsyncSession,
+    job: Job,
+    *,
+    settings: Settings,
+    cache: ConfigCache | None = None,
+) -> None:
+    """One step of a (locked) due job; the caller commits."""
+    now = utcnow()
+    job.step_at = None
+    if job.state == "waiting":
+        reason = await jobs.waiting_reason(session, job)
+        if reason is not None:
+            job.message = reason
+            job.step_at = now + dt.timedelta(seconds=settings.foreman_waiting_recheck_seconds)
+            return
+        jobs.set_state(session, job, "queued", actor=ACTOR, action="started", message="")
+        job.started_at = now
+    if job.state != "queued":
+        return
+    context = await JobContext.load(session, job, settings=settings, cache=cache)
+    runner = restore_runner(job, context) or Runner(job.script_source, context.modules())
+    result: RunResult | None = None
+    try:
+        for _ in range(SLICES_PER_STEP):
+            result = runner.run(SLICE_STEPS)
+            if result.state == "message":
+                job.message = result.message
+            elif result.state != "budget":
+                break
+        else:
+            job.step_at = now  # a long computation: continue in the next step
+    except Pause as signal:
+        jobs.set_state(session, job, "paused", actor=ACTOR, action="paused", message=str(signal))
+    except ExecutionError as signal:
+        await jobs.cancel_open_tasks(session, job, now=now)
+        jobs.set_state(session, job, "error", actor=ACTOR, action="error", message=str(signal))
+    except UnrecoverableError as signal:
+        await jobs.cancel_open_tasks(session, job, now=now)
+        jobs.set_state(session, job, "aborted", actor=ACTOR, action="aborted", message=str(signal))
+    task = None
+    if result is not None and result.state == "waiting" and job.state == "queued":
+        job.message = result.message
+        task = runner.to_subcontractor(EVERY_MODULE)
+        wake = runner.next_wake()
+        if wake is not None:
+            job.step_at = _timestamp(wake)
+    job.runner_state = runner.dumps()
+    job.status = runner.status()
+    job.line = runner.line
+    await context.apply(session)
+    if task is not None:
+        session.add(
+            Task(
+                job_id=job.id,
+                site_id=job.site_id,
+                module=task["module"],
+                function=task["function"],
+                parameters=task["parameters"],
+                cookie=task["cookie"],
+                available_at=now,
+            )
+        )
+        await jobs.announce(session, jobs.TASKS_CHANNEL)
+    if result is not None and result.state == "done" and job.state == "queued":
+        await finish_job(session, job, now=now)
+    await session.flush()
+
+
+async def finish_job(session: AsyncSession, job: Job, *, now: dt.datetime) -> None:
+    """The script ended: change the target's state, mark the job done, and let waiting jobs
+    of the site check again whether they may start."""
+    target = await jobs.target_of(session, job)
+    try:
+        await _change_target(session, target, job.script_name)
+    except ContractorError as error:
+        jobs.set_state(
+            session,
+            job,
+            "error",
+            actor=ACTOR,
+            action="error",
+            message=f"the script finished but the target could not change: {error.message}",
+        )
+        return
+    jobs.set_state(session, job, "done", actor=ACTOR, action="done", message="done", now=now)
+    await session.execute(
+        update(Job)
+        .where(Job.site_id == job.site_id, Job.state == "waiting", Job.id != job.id)
+        .values(step_at=now)
+    )
+    await jobs.announce(session, jobs.JOBS_CHANNEL)
+
+
+async def _change_target(session: AsyncSession, target: Any, script_name: str) -> None:
+    if script_name not in ("create", "destroy"):
+        return
+    create = script_name == "create"
+    if isinstance(target, Foundation):
+        if create:
+            await building.set_built(session, target)
+            return
+        structure = await building.foundation_structure(session, target)
+        if structure is not None and structure.state == "built":
+            await building.set_structure_destroyed(session, structure)
+        await building.set_destroyed(session, target)
+    elif isinstance(target, Structure):
+        if create:
+            await building.set_structure_built(session, target)
+        else:
+            await building.set_structure_destroyed(session, target)
+    else:
+        assert isinstance(target, Dependency)
+        if create:
+            await building.set_dependency_built(session, target)
+        else:
+            await building.set_dependency_destroyed(session, target)
+
+
+class Foreman:
+    """Steps due jobs until stopped; see the module docstring."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        settings: Settings,
+        hub: Hub,
+        cache: ConfigCache | None = None,
+        readers: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        # Looking for due jobs only reads: on SQLite that must not take the write lock.
+        self.readers = readers or sessions
+        self.settings = settings
+        self.hub = hub
+        self.cache = cache
+        self.steps = 0
+
+    async def _claim_and_step(self) -> bool:
+        """Claim one due job and step it; False when none is due."""
+        async with self.sessions() as session:
+            job_id: int | None = None
+            try:
+                async with session.begin():
+                    query = (
+                        select(Job)
+                        .where(Job.step_at <= utcnow(), Job.state.in_(("waiting", "queued")))
+                        .order_by(Job.step_at, Job.id)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                    job = (await session.execute(query)).scalar_one_or_none()
+                    if job is None:
+                        return False
+                    job_id = job.id
+                    await step_job(session, job, settings=self.settings, cache=self.cache)
+                self.steps += 1
+                return True
+            except Exception as error:  # a poison job must not stop the others
+                if job_id is None:
+                    raise
+                log.exception("stepping job %s failed", job_id)
+                await self._abort(job_id, error)
+                return True
+
+    async def _abort(self, job_id: int, error: Exception) -> None:
+        async with self.sessions() as session, session.begin():
+            job = await jobs.lock_job(session, job_id)
+            if job.finished_at is not None:
+                return
+            await jobs.cancel_open_tasks(session, job, now=utcnow())
+            jobs.set_state(
+                session,
+                job,
+                "aborted",
+                actor=ACTOR,
+                action="aborted",
+                message=f"Unknown Runtime Exception ({type(error).__name__}): {error}",
+            )
+
+    async def step_due(self) -> int:
+        """Step every due job (several at once); returns how many steps were taken."""
+        before = self.steps
+        async with self.readers() as session:
+            query = select(Job.id).where(
+                Job.step_at <= utcnow(), Job.state.in_(("waiting", "queued"))
+            )
+            if (await session.execute(query.limit(1))).first() is None:
+                return 0
+        bind = self.sessions.kw.get("bind")
+        sqlite = bind is not None and bind.dialect.name == "sqlite"
+        workers = 1 if sqlite else self.settings.foreman_concurrency
+
+        async def worker() -> None:
+            while await self._claim_and_step():
+                pass
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return self.steps - before
+
+    async def next_due(self) -> dt.datetime | None:
+        async with self.readers() as session:
+            query = select(func.min(Job.step_at)).where(Job.state.in_(("waiting", "queued")))
+            return (await session.execute(query)).scalar_one_or_none()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Step due jobs until ``stop`` is set."""
+        idle = self.settings.foreman_idle_seconds
+        while not stop.is_set():
+            woken = self.hub.jobs.waiter()
+            try:
+                await self.step_due()
+                due = await self.next_due()
+            except Exception:  # the database went away: try again shortly
+                log.exception("foreman loop failed; retrying")
+                due = None
+            timeout = idle
+            if due is not None:
+                timeout = min(idle, max((due - utcnow()).total_seconds(), 0.0))
+            if timeout <= 0:
+                continue
+            stopping = asyncio.ensure_future(stop.wait())
+            waking = asyncio.ensure_future(woken.wait())
+            try:
+                await asyncio.wait(
+                    {stopping, waking}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                stopping.cancel()
+                waking.cancel()
+
+
+@asynccontextmanager
+async def foreman_running(settings: Settings, hub: Hub, foreman: Foreman) -> AsyncIterator[None]:
+    """While inside: on PostgreSQL, listen for notifications; with ``foreman_enabled``, step
+    jobs. Both stop when the block ends."""
+    stop = asyncio.Event()
+    running: list[asyncio.Task[None]] = []
+    if not settings.is_sqlite:
+        running.append(asyncio.create_task(hub.listen(settings.database_url)))
+    if settings.foreman_enabled:
+        running.append(asyncio.create_task(foreman.run(stop)))
+    try:
+        yield
+    finally:
+        stop.set()
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

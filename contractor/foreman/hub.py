@@ -1,0 +1,95 @@
+"""Wake-ups: in-process signals fed by commits and, on PostgreSQL, by LISTEN/NOTIFY.
+
+Services call ``contractor.services.foreman.announce(session, channel)`` inside their
+transaction. At commit, the ``Hub`` attached to the engine fires the channel's signal in this
+process; on PostgreSQL the same transaction sent a NOTIFY, which ``Hub.listen`` turns into
+the same signal in every other process. Waiters take ``signal.waiter()`` *before* looking for
+work and wait on it afterwards, so a wake-up between the two is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contractor.services.foreman import ANNOUNCE_KEY, JOBS_CHANNEL, TASKS_CHANNEL
+
+__all__ = ["Hub", "Signal"]
+
+log = logging.getLogger(__name__)
+
+
+class Signal:
+    """A broadcast: every waiter taken before ``fire()`` wakes up."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def waiter(self) -> asyncio.Event:
+        return self._event
+
+    def fire(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.jobs = Signal()
+        self.tasks = Signal()
+        self._channels = {JOBS_CHANNEL: self.jobs, TASKS_CHANNEL: self.tasks}
+
+    def fire(self, channel: str) -> None:
+        signal = self._channels.get(channel)
+        if signal is not None:
+            signal.fire()
+
+    def attach(self, engine: AsyncEngine) -> None:
+        """Fire announced channels when a transaction on ``engine`` commits."""
+
+        def pending(connection: Any) -> set[str]:
+            try:
+                channels: set[str] = connection.info.pop(ANNOUNCE_KEY, set())
+            except SQLAlchemyError:  # an invalidated connection announces nothing
+                return set()
+            return channels
+
+        def on_commit(connection: Any) -> None:
+            for channel in pending(connection):
+                self.fire(channel)
+
+        def on_rollback(connection: Any) -> None:
+            pending(connection)
+
+        event.listen(engine.sync_engine, "commit", on_commit)
+        event.listen(engine.sync_engine, "rollback", on_rollback)
+
+    async def listen(self, database_url: str, ready: asyncio.Event | None = None) -> None:
+        """Forward PostgreSQL notifications to this process's signals until cancelled,
+        reconnecting when the connection drops."""
+        import psycopg
+
+        url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        while True:
+            try:
+                connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+                async with connection:
+                    for channel in self._channels:
+                        await connection.execute(f'LISTEN "{channel}"')
+                    if ready is not None:
+                        ready.set()
+                    # anything missed while (re)connecting: look once
+                    for signal in self._channels.values():
+                        signal.fire()
+                    async for notification in connection.notifies():
+                        self.fire(notification.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("LISTEN connection failed (%s); reconnecting", error)
+                await asyncio.sleep(1.0)

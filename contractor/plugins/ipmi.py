@@ -1,0 +1,99 @@
+"""The ``ipmi`` foundation type: a physical machine with a BMC reached over IPMI.
+
+Its power, boot and link functions are tasks for the subcontractor's ``ipmi`` module; the BMC
+credentials travel only inside those tasks (never in the runner state, logs, GraphQL output
+or configuration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from contractor.errors import InvalidInput
+from contractor.foreman.remote import RemoteCall, power_functions
+from contractor.models.building import Foundation
+from contractor.plugins import FoundationType
+from tscript import ExternalFunction, FunctionFactory
+
+
+class IpmiFoundation(Foundation):
+    __tablename__ = "ipmi_foundation"
+
+    id: Mapped[int] = mapped_column(
+        ForeignKey("foundation.id", ondelete="CASCADE"), primary_key=True
+    )
+    bmc_address: Mapped[str | None] = mapped_column(String(255))
+    bmc_port: Mapped[int] = mapped_column(Integer, default=623)
+    username: Mapped[str] = mapped_column(String(64), default="")
+    password: Mapped[str] = mapped_column(String(255), default="")
+
+    __mapper_args__ = {"polymorphic_identity": "ipmi"}
+
+
+LINK_TEST = {"count": 20, "scaler": 0.85, "threshold": 0.8, "delay": 1}
+
+
+class IpmiFoundationType(FoundationType):
+    name = "ipmi"
+    model = IpmiFoundation
+    class_list = ("Metal", "IPMI")
+    description = "a physical machine powered and booted through its BMC (IPMI)"
+    fields = ("bmc_address", "bmc_port", "username", "password")
+    secret_fields = ("password",)
+
+    def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        checked = super().validate_fields(values)
+        for name in ("bmc_address", "username", "password"):
+            if name in checked and not isinstance(checked[name], str):
+                raise InvalidInput(f"{name} must be a string", field=name)
+        if "bmc_address" in checked and len(checked["bmc_address"]) > 255:
+            raise InvalidInput("bmc_address is longer than 255 characters", field="bmc_address")
+        if "bmc_port" in checked:
+            port = checked["bmc_port"]
+            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+                raise InvalidInput(f"bmc_port must be 1 to 65535, got {port!r}", field="bmc_port")
+        return checked
+
+    def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
+        assert isinstance(foundation, IpmiFoundation)
+        return {"_ipmi_address": foundation.bmc_address}
+
+    def tscript_values(self, foundation: Foundation) -> dict[str, Any]:
+        assert isinstance(foundation, IpmiFoundation)
+        return {"ipmi_address": foundation.bmc_address, "ipmi_username": foundation.username}
+
+    def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
+        assert isinstance(foundation, IpmiFoundation)
+        address, port = foundation.bmc_address, foundation.bmc_port
+        username, password = foundation.username, foundation.password
+        locator = foundation.locator
+
+        def connection() -> dict[str, Any]:
+            if not address:
+                raise ValueError(f"foundation {locator!r} has no bmc_address")
+            return {
+                "host": address,
+                "port": port,
+                "username": username,
+                "password": password,
+            }
+
+        def link_test() -> tuple[str, ExternalFunction]:
+            threshold = LINK_TEST["threshold"]
+            return (
+                "ipmi",
+                RemoteCall(
+                    "link_test",
+                    lambda _: {"connection": connection(), **LINK_TEST},
+                    label="link test",
+                    value=lambda result: float(result["score"]) >= threshold,
+                ),
+            )
+
+        functions = power_functions("ipmi", connection)
+        functions["link_test"] = link_test
+        return functions

@@ -1,0 +1,356 @@
+"""The task API for subcontractors, ``/api/v1/subcontractor/`` (OpenAPI at ``openapi.json``).
+
+Every call is a JSON POST with ``Authorization: Bearer sct_<key>.<secret>`` (a subcontractor
+token scoped to sites and modules):
+
+* ``poll`` ``{site, modules, max_tasks, wait}`` leases up to ``max_tasks`` tasks; with
+  ``wait`` > 0 it holds the request (long-poll) until a task arrives or ``wait`` seconds pass.
+* ``result`` ``{task_id, cookie, lease, data}`` answers a task, once.
+* ``error`` ``{task_id, cookie, lease, message, retryable}`` reports a failed task.
+* ``heartbeat`` ``{task_id, lease}`` extends a lease.
+
+Bad bodies get 400 naming the field; stale answers 409 (code ``STALE``) and change nothing.
+``POST /api/v1/signal/{config_uuid}`` is how a booted machine tells its job it is done (the
+config UUID is the secret, as for ``/config``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from contractor.db import transaction
+from contractor.errors import ContractorError, InvalidInput, NotFound
+from contractor.foreman.hub import Hub
+from contractor.models import Job, Structure, SubcontractorToken, Task, utcnow
+from contractor.rest.auth import bearer_token, error_response
+from contractor.services import foreman as jobs
+from contractor.services import tasks as task_service
+from contractor.settings import Settings
+
+__all__ = ["subcontractor_routes"]
+
+PREFIX = "/api/v1/subcontractor"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PollRequest(_Body):
+    site: str = Field(min_length=1, description="The site whose tasks to take.")
+    modules: list[str] = Field(min_length=1, description="Modules this subcontractor serves.")
+    max_tasks: int = Field(default=1, ge=1, le=100, description="Hand out at most this many.")
+    wait: float = Field(
+        default=0.0, ge=0, description="Seconds to wait for a task when none is ready."
+    )
+
+
+class ResultRequest(_Body):
+    task_id: int
+    cookie: str
+    lease: str
+    data: dict[str, Any] = Field(description="The function's result (a JSON object).")
+
+
+class ErrorRequest(_Body):
+    task_id: int
+    cookie: str
+    lease: str
+    message: str = Field(max_length=2000)
+    retryable: bool = Field(default=False, description="Offer the task again after a back-off.")
+
+
+class HeartbeatRequest(_Body):
+    task_id: int
+    lease: str
+
+
+class TaskOut(BaseModel):
+    task_id: int
+    job_id: int
+    module: str
+    function: str
+    cookie: str
+    lease: str
+    attempt: int
+    lease_expires_at: str
+    parameters: Any
+
+
+BodyT = TypeVar("BodyT", bound=_Body)
+
+
+async def _body(request: Request, model: type[BodyT]) -> BodyT:
+    try:
+        raw = json.loads(await request.body() or b"null")
+    except ValueError as error:
+        raise InvalidInput(f"the body is not JSON: {error}", field="body") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+
+
+def _state(request: Request) -> tuple[async_sessionmaker[AsyncSession], Settings, Hub]:
+    state = request.app.state
+    sessions = getattr(state, "writer_sessions", None) or state.sessions
+    hub = getattr(state, "hub", None)
+    if hub is None:
+        hub = state.hub = Hub()
+    return sessions, state.settings, hub
+
+
+def _task_out(task: Task) -> dict[str, Any]:
+    assert task.lease is not None
+    assert task.lease_expires_at is not None
+    return TaskOut(
+        task_id=task.id,
+        job_id=task.job_id,
+        module=task.module,
+        function=task.function,
+        cookie=task.cookie,
+        lease=task.lease,
+        attempt=task.attempt,
+        lease_expires_at=task.lease_expires_at.isoformat(),
+        parameters=task.parameters,
+    ).model_dump()
+
+
+async def _authenticate(session: AsyncSession, request: Request) -> SubcontractorToken:
+    return await task_service.authenticate_subcontractor(session, bearer_token(request))
+
+
+async def poll(request: Request) -> Response:
+    sessions, settings, hub = _state(request)
+    try:
+        body = await _body(request, PollRequest)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(body.wait, settings.task_max_wait_seconds)
+        while True:
+            woken = hub.tasks.waiter()
+            async with transaction(sessions) as session:
+                token = await _authenticate(session, request)
+                tasks = await task_service.claim_tasks(
+                    session,
+                    token=token,
+                    site=body.site,
+                    modules=body.modules,
+                    limit=body.max_tasks,
+                    lease_seconds=settings.task_lease_seconds,
+                )
+                answer = [_task_out(task) for task in tasks]
+            remaining = deadline - loop.time()
+            if answer or remaining <= 0:
+                return JSONResponse({"tasks": answer})
+            # look again after a second at most: a lease may have expired meanwhile
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), min(remaining, 1.0))
+    except ContractorError as error:
+        return error_response(error)
+
+
+async def result(request: Request) -> Response:
+    sessions, settings, _ = _state(request)
+    try:
+        body = await _body(request, ResultRequest)
+        async with transaction(sessions) as session:
+            token = await _authenticate(session, request)
+            job = await task_service.accept_result(
+                session,
+                token=token,
+                task_id=body.task_id,
+                cookie=body.cookie,
+                lease=body.lease,
+                data=body.data,
+                settings=settings,
+            )
+            return JSONResponse({"status": "accepted", "job_id": job.id})
+    except ContractorError as error:
+        return error_response(error)
+
+
+async def error(request: Request) -> Response:
+    sessions, _, _ = _state(request)
+    try:
+        body = await _body(request, ErrorRequest)
+        async with transaction(sessions) as session:
+            token = await _authenticate(session, request)
+            task = await task_service.report_error(
+                session,
+                token=token,
+                task_id=body.task_id,
+                cookie=body.cookie,
+                lease=body.lease,
+                message=body.message,
+                retryable=body.retryable,
+            )
+            return JSONResponse(
+                {"status": "retrying" if body.retryable else "failed", "task_id": task.id}
+            )
+    except ContractorError as error_:
+        return error_response(error_)
+
+
+async def heartbeat(request: Request) -> Response:
+    sessions, settings, _ = _state(request)
+    try:
+        body = await _body(request, HeartbeatRequest)
+        async with transaction(sessions) as session:
+            token = await _authenticate(session, request)
+            task = await task_service.heartbeat(
+                session,
+                token=token,
+                task_id=body.task_id,
+                lease=body.lease,
+                lease_seconds=settings.task_lease_seconds,
+            )
+            assert task.lease_expires_at is not None
+            return JSONResponse({"lease_expires_at": task.lease_expires_at.isoformat()})
+    except ContractorError as error_:
+        return error_response(error_)
+
+
+async def signal(request: Request) -> Response:
+    """A booted machine says it is done: the unfinished job of the structure with this config
+    UUID (or of its foundation) sees ``signaling.complete``."""
+    sessions, _, _ = _state(request)
+    config_uuid = request.path_params["config_uuid"]
+    try:
+        async with transaction(sessions) as session:
+            structure = (
+                await session.execute(select(Structure).where(Structure.config_uuid == config_uuid))
+            ).scalar_one_or_none()
+            job = None
+            if structure is not None:
+                job = await jobs.job_for_target(session, structure)
+                if job is None:
+                    query = select(Job).where(
+                        Job.foundation_id == structure.foundation_id, Job.finished_at.is_(None)
+                    )
+                    job = (await session.execute(query)).scalar_one_or_none()
+            if job is None:
+                raise NotFound("no running job waits for this config UUID", field="config_uuid")
+            job = await jobs.lock_job(session, job.id)
+            job.signalled = True
+            jobs.write_log(
+                session,
+                job,
+                actor="signal",
+                action="signalled",
+                from_state=job.state,
+                to_state=job.state,
+            )
+            if job.state == "queued":
+                job.step_at = utcnow()
+                await jobs.announce(session, jobs.JOBS_CHANNEL)
+            return JSONResponse({"status": "received", "job_id": job.id})
+    except ContractorError as error_:
+        return error_response(error_)
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the task API."""
+    errors = {
+        "400": {"description": "A malformed body; the message names the field."},
+        "401": {"description": "No valid subcontractor token."},
+        "403": {"description": "The token's sites or modules do not allow this."},
+        "404": {"description": "No such site or task."},
+    }
+    stale = {"409": {"description": "Stale: not the current lease or cookie; nothing changed."}}
+
+    def operation(summary: str, request: str, response: dict[str, Any], extra: dict[str, Any]):  # type: ignore[no-untyped-def]
+        return {
+            "post": {
+                "summary": summary,
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": response}},
+                    },
+                    **errors,
+                    **extra,
+                },
+            }
+        }
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Contractor subcontractor task API", "version": "1"},
+        "servers": [{"url": PREFIX}],
+        "paths": {
+            "/poll": operation(
+                "Lease tasks (optionally waiting for one)",
+                "PollRequest",
+                {
+                    "type": "object",
+                    "properties": {
+                        "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}}
+                    },
+                },
+                {},
+            ),
+            "/result": operation(
+                "Answer a task (accepted once)",
+                "ResultRequest",
+                {"type": "object", "properties": {"status": {"const": "accepted"}}},
+                stale,
+            ),
+            "/error": operation("Report a failed task", "ErrorRequest", {"type": "object"}, stale),
+            "/heartbeat": operation(
+                "Extend a lease",
+                "HeartbeatRequest",
+                {"type": "object", "properties": {"lease_expires_at": {"type": "string"}}},
+                stale,
+            ),
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "PollRequest": _schema(PollRequest),
+                "ResultRequest": _schema(ResultRequest),
+                "ErrorRequest": _schema(ErrorRequest),
+                "HeartbeatRequest": _schema(HeartbeatRequest),
+                "Task": _schema(TaskOut),
+            },
+        },
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+def subcontractor_routes() -> list[Route]:
+    return [
+        Route(f"{PREFIX}/openapi.json", openapi, methods=["GET"]),
+        Route(f"{PREFIX}/poll", poll, methods=["POST"]),
+        Route(f"{PREFIX}/result", result, methods=["POST"]),
+        Route(f"{PREFIX}/error", error, methods=["POST"]),
+        Route(f"{PREFIX}/heartbeat", heartbeat, methods=["POST"]),
+        Route("/api/v1/signal/{config_uuid}", signal, methods=["POST"]),
+    ]

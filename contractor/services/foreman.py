@@ -1,0 +1,504 @@
+"""Jobs: creation with the reference's rules, start ordering, operator actions and the log.
+
+A job runs one script (``create``, ``destroy`` or a utility name) against one Foundation,
+Structure or Dependency, at most one unfinished job per target. States::
+
+    waiting --may start--> queued --script pauses / operator pauses--> paused --resume--> queued
+    queued --ExecutionError / subcontractor error--> error --reset | rollback--> queued
+    queued --unrecoverable error--> aborted        any unfinished --cancel--> aborted (finished)
+    queued --script ends--> done (the target becomes built / destroyed)
+
+Every transition and operator action writes a ``JobLog`` row. The engine
+(``contractor.foreman.engine``) steps jobs; these functions only change rows and set
+``step_at`` so the engine steps the job soon. Like every service they flush and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import text
+
+from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
+from contractor.models import (
+    BluePrint,
+    Dependency,
+    Foundation,
+    Job,
+    JobLog,
+    Structure,
+    Task,
+    utcnow,
+)
+from contractor.services.blueprint import find_script
+from tscript import ParseError, Runner, parse
+
+__all__ = [
+    "ANNOUNCE_KEY",
+    "FINISHED_STATES",
+    "JOBS_CHANNEL",
+    "TASKS_CHANNEL",
+    "Target",
+    "announce",
+    "cancel_job",
+    "cancel_open_tasks",
+    "create_job",
+    "get_job",
+    "job_for_target",
+    "job_logs",
+    "lock_job",
+    "pause_job",
+    "reset_job",
+    "resume_job",
+    "rollback_job",
+    "set_state",
+    "target_of",
+    "waiting_reason",
+    "write_log",
+]
+
+Target = Foundation | Structure | Dependency
+FINISHED_STATES = ("done", "aborted")
+JOBS_CHANNEL = "contractor_jobs"
+TASKS_CHANNEL = "contractor_tasks"
+ANNOUNCE_KEY = "contractor_announce"
+
+
+# -- wake-ups -----------------------------------------------------------------------------
+
+
+async def announce(session: AsyncSession, *channels: str) -> None:
+    """Wake whoever waits on ``channels`` once this transaction commits: PostgreSQL NOTIFY
+    for other processes, and a note on the connection that ``contractor.foreman.hub`` turns
+    into an in-process wake-up at commit (nothing happens on rollback)."""
+    connection = await session.connection()
+    pending: set[str] = connection.info.setdefault(ANNOUNCE_KEY, set())
+    fresh = [channel for channel in channels if channel not in pending]
+    pending.update(fresh)
+    if connection.dialect.name == "postgresql":
+        for channel in fresh:
+            await connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+async def get_job(session: AsyncSession, job_id: int) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist", field="id")
+    return job
+
+
+async def lock_job(session: AsyncSession, job_id: int) -> Job:
+    """The job, locked for this transaction (``populate_existing``: never a stale copy)."""
+    query = (
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    job = (await session.execute(query)).scalar_one_or_none()
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist", field="id")
+    return job
+
+
+def _target_column(target: Target) -> Any:
+    if isinstance(target, Foundation):
+        return Job.foundation_id
+    if isinstance(target, Structure):
+        return Job.structure_id
+    return Job.dependency_id
+
+
+async def job_for_target(session: AsyncSession, target: Target) -> Job | None:
+    """The target's unfinished job, if any."""
+    query = select(Job).where(_target_column(target) == target.id, Job.finished_at.is_(None))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def target_of(session: AsyncSession, job: Job) -> Target:
+    if job.foundation_id is not None:
+        return await session.get_one(Foundation, job.foundation_id)
+    if job.structure_id is not None:
+        return await session.get_one(Structure, job.structure_id)
+    assert job.dependency_id is not None
+    return await session.get_one(Dependency, job.dependency_id)
+
+
+async def job_logs(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, list[JobLog]]:
+    rows = await session.execute(
+        select(JobLog).where(JobLog.job_id.in_(job_ids)).order_by(JobLog.id)
+    )
+    found: dict[int, list[JobLog]] = {job_id: [] for job_id in job_ids}
+    for row in rows.scalars():
+        found[row.job_id].append(row)
+    return found
+
+
+# -- the log and transitions ----------------------------------------------------------------
+
+
+def write_log(
+    session: AsyncSession,
+    job: Job,
+    *,
+    actor: str,
+    action: str,
+    from_state: str | None,
+    to_state: str | None,
+    message: str = "",
+) -> None:
+    session.add(
+        JobLog(
+            job_id=job.id,
+            actor=actor,
+            action=action,
+            from_state=from_state,
+            to_state=to_state,
+            message=message[:2000],
+        )
+    )
+
+
+def set_state(
+    session: AsyncSession,
+    job: Job,
+    state: str,
+    *,
+    actor: str,
+    action: str,
+    message: str | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """Move ``job`` to ``state`` and log it; finished states stop stepping."""
+    before = job.state
+    job.state = state
+    if message is not None:
+        job.message = message
+    if state in FINISHED_STATES or state in ("paused", "error"):
+        job.step_at = None
+    if state == "done" or (state == "aborted" and action == "cancelled"):
+        job.finished_at = now or utcnow()
+    write_log(
+        session,
+        job,
+        actor=actor,
+        action=action,
+        from_state=before,
+        to_state=state,
+        message=job.message if message is None else message,
+    )
+
+
+async def cancel_open_tasks(session: AsyncSession, job: Job, *, now: dt.datetime) -> int:
+    """Close the job's unanswered tasks: a late answer to them is refused as stale."""
+    result = await session.execute(
+        update(Task)
+        .where(Task.job_id == job.id, Task.state == "open")
+        .values(state="cancelled", finished_at=now, lease=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# -- creating -------------------------------------------------------------------------------
+
+
+def _describe(target: Target) -> str:
+    if isinstance(target, Foundation):
+        return f"foundation {target.locator}"
+    if isinstance(target, Structure):
+        return f"structure {target.hostname}"
+    return f"dependency {target.id}"
+
+
+async def _supporting(session: AsyncSession, target: Target) -> Target | None:
+    """What the target stands on: Structure -> its Foundation, Foundation -> its Dependency,
+    Dependency -> its Structure or parent Dependency."""
+    if isinstance(target, Structure):
+        return await session.get_one(Foundation, target.foundation_id)
+    if isinstance(target, Foundation):
+        query = select(Dependency).where(Dependency.foundation_id == target.id)
+        return (await session.execute(query)).scalar_one_or_none()
+    if target.structure_id is not None:
+        return await session.get_one(Structure, target.structure_id)
+    assert target.dependency_id is not None
+    return await session.get_one(Dependency, target.dependency_id)
+
+
+def _built(target: Target) -> bool:
+    return target.state == "built"
+
+
+async def _script_for(session: AsyncSession, target: Target, script_name: str) -> str:
+    """The script text: from the target's blueprint (or its ancestors); a dependency runs its
+    own script names on its script structure and has nothing to run when they are unset."""
+    if isinstance(target, Dependency):
+        name = target.create_script_name if script_name == "create" else target.destroy_script_name
+        if name is None:
+            return f"# dependency {target.id}: no {script_name} script\n"
+        holder_id = target.script_structure_id or target.structure_id
+        if holder_id is None:
+            raise InvalidInput(
+                f"dependency {target.id} has a {script_name} script but no structure to run it on",
+                field="dependency",
+            )
+        holder = await session.get_one(Structure, holder_id)
+        blueprint = await session.get_one(BluePrint, holder.blueprint_id)
+        role = name
+    else:
+        blueprint = await session.get_one(BluePrint, target.blueprint_id)
+        role = script_name
+    script = await find_script(session, blueprint, role)
+    if script is None:
+        raise NotFound(
+            f"blueprint {blueprint.name!r} (and its parents) has no {role!r} script",
+            field="name",
+        )
+    return script.source
+
+
+async def create_job(
+    session: AsyncSession, *, target: Target, script_name: str, creator: str
+) -> Job:
+    """A new ``waiting`` job; the engine starts it once the start ordering allows.
+
+    ``create`` needs the target not built, ``destroy`` and utility scripts need it built;
+    what the target stands on may only have a job of the same kind (create/destroy)."""
+    if not creator:
+        raise InvalidInput("a job needs a creator", field="creator")
+    if not isinstance(script_name, str) or not script_name or len(script_name) > 50:
+        raise InvalidInput("the script name must be 1 to 50 characters", field="name")
+    if isinstance(target, Dependency) and script_name not in ("create", "destroy"):
+        raise InvalidInput("dependencies run only their create and destroy scripts", field="name")
+    described = _describe(target)
+    existing = await job_for_target(session, target)
+    if existing is not None:
+        raise Conflict(
+            f"{described} already has job {existing.id} ({existing.script_name}, "
+            f"{existing.state}); finish or cancel it first",
+            field="id",
+        )
+    supporting = await _supporting(session, target)
+    supporting_job = await job_for_target(session, supporting) if supporting is not None else None
+    if script_name == "create":
+        if _built(target):
+            raise InvalidState(f"{described} is already built")
+        if supporting_job is not None and supporting_job.script_name != "create":
+            raise Conflict(
+                f"{_describe(supporting)} has a {supporting_job.script_name} job "  # type: ignore[arg-type]
+                f"({supporting_job.id})",
+                field="id",
+            )
+    elif script_name == "destroy":
+        if not _built(target):
+            raise InvalidState(f"{described} is not built")
+        if supporting is not None and not _built(supporting):
+            raise InvalidState(f"{_describe(supporting)} is not built")
+        if supporting_job is not None and supporting_job.script_name != "destroy":
+            raise Conflict(
+                f"{_describe(supporting)} has a {supporting_job.script_name} job "  # type: ignore[arg-type]
+                f"({supporting_job.id})",
+                field="id",
+            )
+    elif not _built(target):
+        raise InvalidState(f"{described} must be built to run script {script_name!r}")
+    source = await _script_for(session, target, script_name)
+    try:
+        parse(source)
+    except ParseError as error:
+        raise InvalidInput(
+            f"the {script_name} script of {described} does not parse: line {error.line}, "
+            f"column {error.column}: {error.message}",
+            field="name",
+        ) from None
+    site_id = await _site_id(session, target)
+    job = Job(
+        site_id=site_id,
+        target_kind=type(target).__name__.lower()
+        if not isinstance(target, Foundation)
+        else "foundation",
+        foundation_id=target.id if isinstance(target, Foundation) else None,
+        structure_id=target.id if isinstance(target, Structure) else None,
+        dependency_id=target.id if isinstance(target, Dependency) else None,
+        target_description=described,
+        script_name=script_name,
+        script_source=source,
+        runner_state="",
+        state="waiting",
+        message="",
+        status={},
+        creator=creator,
+        step_at=utcnow(),
+    )
+    session.add(job)
+    await session.flush()
+    write_log(session, job, actor=creator, action="created", from_state=None, to_state="waiting")
+    await announce(session, JOBS_CHANNEL)
+    await session.flush()
+    return job
+
+
+async def _site_id(session: AsyncSession, target: Target) -> int:
+    if isinstance(target, Foundation | Structure):
+        return target.site_id
+    structure_id = target.script_structure_id or target.structure_id
+    node: Dependency = target
+    while structure_id is None:
+        assert node.dependency_id is not None
+        node = await session.get_one(Dependency, node.dependency_id)
+        structure_id = node.structure_id
+    return (await session.get_one(Structure, structure_id)).site_id
+
+
+# -- start ordering ---------------------------------------------------------------------------
+
+
+async def _has_job(session: AsyncSession, target: Target) -> bool:
+    return await job_for_target(session, target) is not None
+
+
+async def waiting_reason(session: AsyncSession, job: Job) -> str | None:
+    """Why the job may not start yet, or None when it may (the reference's ``can_start``)."""
+    target = await target_of(session, job)
+    name = job.script_name
+    if name not in ("create", "destroy"):
+        return None
+    if isinstance(target, Foundation):
+        if name == "create":
+            if target.state == "planned":
+                return f"waiting for foundation {target.locator} to be located"
+            dependency = await _supporting(session, target)
+            if dependency is not None and not _built(dependency):
+                return f"waiting for dependency {dependency.id} to be built"
+            return None
+        structure = (
+            await session.execute(select(Structure).where(Structure.foundation_id == target.id))
+        ).scalar_one_or_none()
+        if structure is not None and (_built(structure) or await _has_job(session, structure)):
+            return f"waiting for structure {structure.hostname} to be destroyed"
+        return None
+    if isinstance(target, Structure):
+        if name == "create":
+            foundation = await session.get_one(Foundation, target.foundation_id)
+            if foundation.state != "built":
+                return f"waiting for foundation {foundation.locator} to be built"
+            return None
+        dependants = (
+            await session.execute(select(Dependency).where(Dependency.structure_id == target.id))
+        ).scalars()
+        for dependency in dependants:
+            if _built(dependency) or await _has_job(session, dependency):
+                return f"waiting for dependency {dependency.id} to be destroyed"
+        return None
+    if name == "create":
+        supporting = await _supporting(session, target)
+        if supporting is not None and not _built(supporting):
+            return f"waiting for {_describe(supporting)} to be built"
+        return None
+    if target.foundation_id is not None:
+        foundation = await session.get_one(Foundation, target.foundation_id)
+        if foundation.state != "planned" or await _has_job(session, foundation):
+            return f"waiting for foundation {foundation.locator} to be destroyed"
+        return None
+    children = await session.execute(
+        select(func.count())
+        .select_from(Dependency)
+        .where(Dependency.dependency_id == target.id, Dependency.built_at.is_not(None))
+    )
+    if children.scalar_one():
+        return f"waiting for the dependencies on dependency {target.id} to be destroyed"
+    return None
+
+
+# -- operator actions -------------------------------------------------------------------------
+
+
+def _require(job: Job, *states: str, action: str) -> None:
+    if job.state not in states:
+        raise InvalidState(
+            f"job {job.id} is {job.state}; {action} needs it {' or '.join(states)}",
+            field="id",
+        )
+
+
+async def pause_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
+    """queued -> paused. A task already handed out keeps running; its answer is accepted
+    and the job continues with it when resumed."""
+    _require(job, "queued", action="pause")
+    set_state(session, job, "paused", actor=actor, action="paused", message="paused by " + actor)
+    await session.flush()
+    return job
+
+
+async def resume_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
+    _require(job, "paused", action="resume")
+    set_state(session, job, "queued", actor=actor, action="resumed", message="")
+    job.step_at = utcnow()
+    await announce(session, JOBS_CHANNEL)
+    await session.flush()
+    return job
+
+
+async def reset_job(session: AsyncSession, job: Job, *, actor: str, runner: Runner | None) -> Job:
+    """error -> queued: the failed step is tried again (a lost task is sent again, a runaway
+    loop gets another step allowance)."""
+    _require(job, "error", action="reset")
+    now = utcnow()
+    await cancel_open_tasks(session, job, now=now)
+    if runner is not None:
+        runner.clear_dispatched()
+        runner.reset_step_ceiling()
+        job.runner_state = runner.dumps()
+    set_state(session, job, "queued", actor=actor, action="reset", message="")
+    job.step_at = now
+    await announce(session, JOBS_CHANNEL)
+    await session.flush()
+    return job
+
+
+async def rollback_job(
+    session: AsyncSession, job: Job, *, actor: str, runner: Runner | None
+) -> Job:
+    """error -> queued after the waiting function agreed to roll back; the cookie changes, so
+    a late answer to the old task is refused."""
+    _require(job, "error", action="rollback")
+    if runner is None:
+        raise InvalidState(f"job {job.id} has not started a function to roll back", field="id")
+    answer = runner.rollback()
+    if answer != "Done":
+        raise InvalidState(f"job {job.id} cannot roll back: {answer}", field="id")
+    now = utcnow()
+    await cancel_open_tasks(session, job, now=now)
+    job.runner_state = runner.dumps()
+    set_state(session, job, "queued", actor=actor, action="rolled back", message="")
+    job.step_at = now
+    await announce(session, JOBS_CHANNEL)
+    await session.flush()
+    return job
+
+
+async def cancel_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
+    """Any unfinished job -> aborted and finished: the target is left as it is and may get a
+    new job; unanswered tasks are withdrawn."""
+    if job.finished_at is not None:
+        raise InvalidState(f"job {job.id} is already finished ({job.state})", field="id")
+    now = utcnow()
+    await cancel_open_tasks(session, job, now=now)
+    set_state(
+        session,
+        job,
+        "aborted",
+        actor=actor,
+        action="cancelled",
+        message=f"cancelled by {actor}",
+        now=now,
+    )
+    await announce(session, JOBS_CHANNEL)
+    await session.flush()
+    return job

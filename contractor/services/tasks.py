@@ -1,0 +1,287 @@
+"""Tasks for subcontractors: tokens, leases, results, errors and heartbeats.
+
+A task is handed out by ``claim_tasks`` under a lease (a random string and an expiry); only
+the holder of the current lease may answer it (``accept_result``, ``report_error``) or extend
+it (``heartbeat``). When a lease expires the task is offered again with a higher ``attempt``
+and a new lease, so an answer from the earlier holder is refused. An answer must also carry
+the job's current cookie, so an answer to a call the job has rolled back or moved past is
+refused too. Every refusal raises ``Stale`` (HTTP 409) and changes nothing. Task parameters
+may hold secrets: nothing here logs them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contractor.errors import Forbidden, InvalidInput, NotFound, Stale, Unauthorized
+from contractor.foreman.modules import JobContext
+from contractor.models import Job, Site, SubcontractorToken, Task, utcnow
+from contractor.services import foreman as jobs
+from contractor.services.validation import check_name
+from contractor.settings import Settings
+from tscript import Runner
+
+__all__ = [
+    "NewSubcontractorToken",
+    "accept_result",
+    "authenticate_subcontractor",
+    "claim_tasks",
+    "create_subcontractor_token",
+    "heartbeat",
+    "report_error",
+    "revoke_subcontractor_token",
+]
+
+_TOKEN_RE = re.compile(r"sct_([a-z0-9]{16})\.([A-Za-z0-9_\-]{20,})")
+RETRY_BACKOFF_MAX = 60.0
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewSubcontractorToken:
+    token: SubcontractorToken
+    text: str  # shown once
+
+
+async def create_subcontractor_token(
+    session: AsyncSession, *, name: str, sites: Sequence[str], modules: Sequence[str]
+) -> NewSubcontractorToken:
+    """A token for the subcontractor identity ``name``, allowed to take tasks of ``sites``
+    (by name) for ``modules``."""
+    check_name(name, field="name", max_length=64, what="subcontractor name")
+    if not sites:
+        raise InvalidInput("a subcontractor token needs at least one site", field="sites")
+    if not modules:
+        raise InvalidInput("a subcontractor token needs at least one module", field="modules")
+    for site in sites:
+        if (await session.execute(select(Site.id).where(Site.name == site))).first() is None:
+            raise NotFound(f"site {site!r} does not exist", field="sites")
+    for module in modules:
+        check_name(module, field="modules", max_length=40, what="module name")
+    key = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    token = SubcontractorToken(
+        name=name,
+        key=key,
+        secret_sha256=_sha256(secret),
+        sites=sorted(set(sites)),
+        modules=sorted(set(modules)),
+    )
+    session.add(token)
+    await session.flush()
+    return NewSubcontractorToken(token=token, text=f"sct_{key}.{secret}")
+
+
+async def revoke_subcontractor_token(session: AsyncSession, key: str) -> None:
+    token = (
+        await session.execute(select(SubcontractorToken).where(SubcontractorToken.key == key))
+    ).scalar_one_or_none()
+    if token is None:
+        raise NotFound(f"subcontractor token {key!r} does not exist", field="key")
+    token.revoked_at = utcnow()
+    await session.flush()
+
+
+async def authenticate_subcontractor(session: AsyncSession, text: str) -> SubcontractorToken:
+    match = _TOKEN_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise Unauthorized("malformed subcontractor token (it reads sct_<key>.<secret>)")
+    token = (
+        await session.execute(
+            select(SubcontractorToken).where(SubcontractorToken.key == match.group(1))
+        )
+    ).scalar_one_or_none()
+    if (
+        token is None
+        or token.revoked_at is not None
+        or not hmac.compare_digest(token.secret_sha256, _sha256(match.group(2)))
+    ):
+        raise Unauthorized("invalid subcontractor token")
+    return token
+
+
+async def claim_tasks(
+    session: AsyncSession,
+    *,
+    token: SubcontractorToken,
+    site: str,
+    modules: Sequence[str],
+    limit: int,
+    lease_seconds: float,
+) -> list[Task]:
+    """Lease up to ``limit`` available tasks of ``site`` for ``modules``: never answered,
+    not leased or with an expired lease, oldest first. Each gets a new lease and attempt."""
+    if site not in token.sites:
+        raise Forbidden(f"token {token.name!r} may not take tasks of site {site!r}", field="site")
+    for module in modules:
+        if module not in token.modules:
+            raise Forbidden(
+                f"token {token.name!r} may not take tasks for module {module!r}", field="modules"
+            )
+    site_id = (await session.execute(select(Site.id).where(Site.name == site))).scalar()
+    if site_id is None:
+        raise NotFound(f"site {site!r} does not exist", field="site")
+    now = utcnow()
+    query = (
+        select(Task)
+        .where(
+            Task.state == "open",
+            Task.site_id == site_id,
+            Task.module.in_(modules),
+            Task.available_at <= now,
+            or_(Task.lease_expires_at.is_(None), Task.lease_expires_at <= now),
+        )
+        .order_by(Task.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    tasks = list((await session.execute(query)).scalars())
+    expires = now + dt.timedelta(seconds=lease_seconds)
+    for task in tasks:
+        task.attempt += 1
+        task.lease = uuid.uuid4().hex
+        task.lease_holder = token.name
+        task.lease_expires_at = expires
+    await session.flush()
+    return tasks
+
+
+async def _current(
+    session: AsyncSession, token: SubcontractorToken, task_id: int, lease: str
+) -> tuple[Job, Task]:
+    """The task and its job, both locked (job first, as the engine does), if ``lease`` is
+    the task's current lease."""
+    job_id = (await session.execute(select(Task.job_id).where(Task.id == task_id))).scalar()
+    if job_id is None:
+        raise NotFound(f"task {task_id} does not exist", field="task_id")
+    job = await jobs.lock_job(session, job_id)
+    task = (
+        await session.execute(
+            select(Task)
+            .where(Task.id == task_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    site = await session.get_one(Site, task.site_id)
+    if site.name not in token.sites or task.module not in token.modules:
+        raise Forbidden(f"token {token.name!r} may not answer task {task_id}", field="task_id")
+    if task.state != "open":
+        raise Stale(f"task {task_id} is {task.state}; nothing was changed", field="task_id")
+    if task.lease is None or not hmac.compare_digest(task.lease, lease):
+        raise Stale(
+            f"the lease of task {task_id} is not current (the task was handed out again, "
+            f"attempt {task.attempt}); nothing was changed",
+            field="lease",
+        )
+    return job, task
+
+
+async def accept_result(
+    session: AsyncSession,
+    *,
+    token: SubcontractorToken,
+    task_id: int,
+    cookie: str,
+    lease: str,
+    data: dict[str, Any],
+    settings: Settings,
+) -> Job:
+    """Take a task's result (exactly once); the job steps again soon."""
+    job, task = await _current(session, token, task_id, lease)
+    if not hmac.compare_digest(task.cookie, cookie):
+        raise Stale(f"cookie is not task {task_id}'s; nothing was changed", field="cookie")
+    if job.state not in ("queued", "paused"):
+        raise Stale(
+            f"job {job.id} is {job.state} and takes no results; nothing was changed",
+            field="task_id",
+        )
+    context = await JobContext.load(session, job, settings=settings, for_step=False)
+    runner = Runner.from_json(job.runner_state, context.modules())
+    answer, message = runner.from_subcontractor(cookie, data)
+    if answer == "Error":
+        raise InvalidInput(
+            f"the result of task {task_id} ({task.module}.{task.function}) was refused by the "
+            "function: check its fields",
+            field="data",
+        )
+    if answer != "Accepted":
+        raise Stale(f"job {job.id} does not expect this result: {answer}", field="cookie")
+    now = utcnow()
+    task.state = "done"
+    task.finished_at = now
+    job.runner_state = runner.dumps()
+    if message:
+        job.message = message
+    if job.state == "queued":
+        job.step_at = now
+        await jobs.announce(session, jobs.JOBS_CHANNEL)
+    await session.flush()
+    return job
+
+
+async def report_error(
+    session: AsyncSession,
+    *,
+    token: SubcontractorToken,
+    task_id: int,
+    cookie: str,
+    lease: str,
+    message: str,
+    retryable: bool,
+) -> Task:
+    """A task failed. Retryable: it is offered again after a back-off growing with its
+    attempts. Otherwise the job goes to ``error`` (an operator resets or rolls it back)."""
+    job, task = await _current(session, token, task_id, lease)
+    if not hmac.compare_digest(task.cookie, cookie):
+        raise Stale(f"cookie is not task {task_id}'s; nothing was changed", field="cookie")
+    now = utcnow()
+    if retryable:
+        task.lease = None
+        task.lease_holder = None
+        task.lease_expires_at = None
+        task.available_at = now + dt.timedelta(seconds=min(2.0 ** (task.attempt - 1), 60.0))
+        await jobs.announce(session, jobs.TASKS_CHANNEL)
+    else:
+        task.state = "failed"
+        task.finished_at = now
+        if job.state in ("queued", "paused"):
+            jobs.set_state(
+                session,
+                job,
+                "error",
+                actor=f"subcontractor {token.name}",
+                action="error",
+                message=f"{task.module}.{task.function} failed: {message}",
+            )
+    await session.flush()
+    return task
+
+
+async def heartbeat(
+    session: AsyncSession,
+    *,
+    token: SubcontractorToken,
+    task_id: int,
+    lease: str,
+    lease_seconds: float,
+) -> Task:
+    """Extend the lease of a task still being worked on."""
+    _, task = await _current(session, token, task_id, lease)
+    task.lease_expires_at = utcnow() + dt.timedelta(seconds=lease_seconds)
+    await session.flush()
+    return task

@@ -1,0 +1,131 @@
+"""Whole jobs driven over HTTP: the foreman steps them inside the app, a fake subcontractor
+polls the task API (long-polling), answers, and the targets change state."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contractor.models import Foundation, Job, Structure
+from contractor.services import foreman as jobs
+from tests.foreman.conftest import Env
+from tests.foreman.inventory import Stack, make_job_stack
+
+WAIT = 20.0  # every wait below is bounded by this
+
+
+def answer_for(task: dict[str, Any]) -> dict[str, Any]:
+    """A simulated machine that does what it is told."""
+    if task["function"] == "set_power":
+        return {"state": task["parameters"]["state"].replace("soft_", "")}
+    if task["function"] == "power_state":
+        return {"state": "off"}
+    if task["function"] == "port_state":
+        return {"state": "open"}
+    return {}
+
+
+async def serve(env: Env, token: str, site: str, modules: list[str], count: int) -> list[Any]:
+    """Answer ``count`` tasks; returns them."""
+    done: list[Any] = []
+    while len(done) < count:
+        response = await env.call(
+            token, "poll", {"site": site, "modules": modules, "max_tasks": 5, "wait": 5}
+        )
+        assert response.status_code == 200, response.text
+        for task in response.json()["tasks"]:
+            reply = await env.call(
+                token,
+                "result",
+                {
+                    "task_id": task["task_id"],
+                    "cookie": task["cookie"],
+                    "lease": task["lease"],
+                    "data": answer_for(task),
+                },
+            )
+            assert reply.status_code == 200, reply.text
+            done.append(task)
+    return done
+
+
+async def job_state(env: Env, job_id: int) -> Job:
+    async def work(session: AsyncSession) -> Job:
+        return await jobs.get_job(session, job_id)
+
+    return await env.run(work)
+
+
+async def wait_for(env: Env, job_id: int, *states: str) -> Job:
+    async def poll() -> Job:
+        while True:
+            job = await job_state(env, job_id)
+            if job.state in states:
+                return job
+            await asyncio.sleep(0.05)
+
+    return await asyncio.wait_for(poll(), WAIT)
+
+
+async def test_create_and_destroy_over_http(env: Env) -> None:
+    stack: Stack = await env.run(make_job_stack)
+    token = await env.token(stack.site.name, ["simulated", "iputils"])
+
+    async def create(session: AsyncSession) -> tuple[int, int]:
+        foundation_job = await jobs.create_job(
+            session, target=stack.foundation, script_name="create", creator="alice"
+        )
+        structure_job = await jobs.create_job(
+            session, target=stack.structure, script_name="create", creator="alice"
+        )
+        return foundation_job.id, structure_job.id
+
+    foundation_job, structure_job = await env.run(create)
+    tasks = await asyncio.wait_for(
+        serve(env, token, stack.site.name, ["simulated", "iputils"], 4), WAIT
+    )
+    assert [t["function"] for t in tasks] == ["set_power", "power_state", "set_power", "port_state"]
+    assert (await wait_for(env, foundation_job, "done")).message == "done"
+    await wait_for(env, structure_job, "done")
+
+    async def states(session: AsyncSession) -> tuple[str, str, Any]:
+        foundation = await session.get_one(Foundation, stack.foundation.id)
+        structure = await session.get_one(Structure, stack.structure.id)
+        return foundation.state, structure.state, structure.config_values
+
+    assert await env.run(states) == ("built", "built", {"installed": True})
+
+    async def destroy(session: AsyncSession) -> tuple[int, int, str]:
+        structure = await session.get_one(Structure, stack.structure.id)
+        foundation = await session.get_one(Foundation, stack.foundation.id)
+        structure_job = await jobs.create_job(
+            session, target=structure, script_name="destroy", creator="alice"
+        )
+        foundation_job = await jobs.create_job(
+            session, target=foundation, script_name="destroy", creator="alice"
+        )
+        return structure_job.id, foundation_job.id, structure.config_uuid
+
+    structure_job, foundation_job, old_uuid = await env.run(destroy)
+    paused = await wait_for(env, structure_job, "paused")
+    assert paused.message.startswith("wipe it")
+    foundation_waiting = await job_state(env, foundation_job)
+    assert foundation_waiting.state == "waiting"
+
+    async def resume(session: AsyncSession) -> None:
+        job = await jobs.lock_job(session, structure_job)
+        await jobs.resume_job(session, job, actor="alice")
+
+    await env.run(resume)
+    await wait_for(env, structure_job, "done")
+    await asyncio.wait_for(serve(env, token, stack.site.name, ["simulated"], 1), WAIT)
+    await wait_for(env, foundation_job, "done")
+
+    async def after(session: AsyncSession) -> tuple[str, str, bool]:
+        foundation = await session.get_one(Foundation, stack.foundation.id)
+        structure = await session.get_one(Structure, stack.structure.id)
+        return foundation.state, structure.state, structure.config_uuid != old_uuid
+
+    assert await env.run(after) == ("planned", "planned", True)
