@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -234,3 +235,60 @@ def dns_export(
     if result.invalid:
         problems = "; ".join(f"{name}: {why}" for name, why in result.invalid.items())
         raise click.ClickException(f"invalid zones (previous files kept): {problems}")
+
+
+@main.group()
+def blueprint() -> None:
+    """BluePrint resource files (the original's TOML format)."""
+
+
+@blueprint.command("load")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--builtin", is_flag=True, help="Also load the resources shipped with Contractor.")
+@click.pass_context
+def blueprint_load(ctx: click.Context, files: tuple[Path, ...], builtin: bool) -> None:
+    """Load resource FILES: everything is checked first, then written in one transaction;
+    loading the same files again changes nothing."""
+    from contractor.services import resources
+
+    paths = list(files)
+    if builtin:
+        paths = sorted(resources.BUILTIN.glob("*.toml")) + paths
+    if not paths:
+        raise click.UsageError("name resource files to load, or --builtin")
+    try:
+        checked = resources.read_resources(paths)
+    except ContractorError as error:
+        raise click.ClickException(f"nothing was loaded:\n{error}") from None
+
+    async def work(session: Any) -> resources.LoadReport:
+        return await resources.apply_resources(session, checked)
+
+    report = _run(_settings(ctx), work)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for label in report.created:
+        click.echo(f"created {label}")
+    for label in report.updated:
+        click.echo(f"updated {label}")
+    click.echo(
+        f"{len(report.created)} created, {len(report.updated)} updated, "
+        f"{report.unchanged} unchanged"
+    )
+
+
+@blueprint.command("dump")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default stdout)."
+)
+@click.pass_context
+def blueprint_dump(ctx: click.Context, out: Path | None) -> None:
+    """Write every script, PXE and blueprint in the resource format."""
+    from contractor.services import resources
+
+    text = _run(_settings(ctx), resources.dump_resources)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}")

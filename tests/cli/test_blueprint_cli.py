@@ -1,0 +1,44 @@
+"""contractor blueprint load / dump."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from contractor.cli import main
+
+RESOURCES = Path(__file__).parents[1] / "services" / "resources" / "base.toml"
+
+
+def test_load_dump_load(tmp_path: Path) -> None:
+    env = {"CONTRACTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'bp.sqlite3'}"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    first = runner.invoke(main, ["blueprint", "load", str(RESOURCES)], env=env)
+    assert first.exit_code == 0, first.output
+    assert "8 created, 0 updated, 1 unchanged" in first.output  # the sflink was already made
+    assert "foundation type 'VCenter' is not installed" in first.output
+    dumped = tmp_path / "dump.toml"
+    out = runner.invoke(main, ["blueprint", "dump", "--out", str(dumped)], env=env)
+    assert out.exit_code == 0, out.output
+    again = runner.invoke(main, ["blueprint", "load", str(dumped)], env=env)
+    assert again.exit_code == 0, again.output
+    assert "0 created, 0 updated, 8 unchanged" in again.output
+
+
+def test_bad_file_loads_nothing(tmp_path: Path) -> None:
+    env = {"CONTRACTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'bp.sqlite3'}"}
+    runner = CliRunner()
+    runner.invoke(main, ["db", "upgrade"], env=env)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ script.ok ]\nscript = 'pass'\n\n[ script.broken ]\nscript = 'x = ( 1 + '\n")
+    result = runner.invoke(main, ["blueprint", "load", str(bad)], env=env)
+    assert result.exit_code == 1
+    assert "nothing was loaded" in result.output
+    assert f"{bad}:4: script.broken: script line 1" in result.output
+    dump = runner.invoke(main, ["blueprint", "dump"], env=env)
+    assert "ok" not in dump.output
+    usage = runner.invoke(main, ["blueprint", "load"], env=env)
+    assert usage.exit_code == 2
+    assert "name resource files to load, or --builtin" in usage.output
