@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -33,12 +34,22 @@ def _default_hasher() -> PasswordHasher:
     return PasswordHasher()
 
 
-def _verify(hashed: str, secret: str) -> bool:
+def _verify_now(hashed: str, secret: str) -> bool:
     # The cost parameters are read from the hash itself.
     try:
         return PasswordHasher().verify(hashed, secret)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# argon2 is deliberately slow (about 0.1 s at the default cost): hash and verify on worker
+# threads, so that the event loop keeps serving other requests meanwhile.
+async def _verify(hashed: str, secret: str) -> bool:
+    return await anyio.to_thread.run_sync(_verify_now, hashed, secret)
+
+
+async def _hash(secret: str, hasher: PasswordHasher | None) -> str:
+    return await anyio.to_thread.run_sync((hasher or _default_hasher()).hash, secret)
 
 
 def check_role(role: str) -> str:
@@ -75,24 +86,24 @@ async def create_user(
         raise Conflict(f"user {username!r} already exists", field="username")
     user = User(username=username, role=role)
     if password is not None:
-        user.password_hash = _hash_password(password, hasher)
+        user.password_hash = await _hash_password(password, hasher)
     session.add(user)
     await session.flush()
     return user
 
 
-def _hash_password(password: str, hasher: PasswordHasher | None) -> str:
+async def _hash_password(password: str, hasher: PasswordHasher | None) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
             f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
         )
-    return (hasher or _default_hasher()).hash(password)
+    return await _hash(password, hasher)
 
 
 async def set_password(
     session: AsyncSession, user: User, password: str, *, hasher: PasswordHasher | None = None
 ) -> None:
-    user.password_hash = _hash_password(password, hasher)
+    user.password_hash = await _hash_password(password, hasher)
     await session.flush()
 
 
@@ -104,7 +115,7 @@ async def authenticate_password(session: AsyncSession, username: str, password: 
         user is None
         or not user.is_active
         or user.password_hash is None
-        or not _verify(user.password_hash, password)
+        or not await _verify(user.password_hash, password)
     ):
         raise Unauthorized("unknown user or wrong password")
     return user
@@ -131,7 +142,7 @@ async def create_token(
     token = ApiToken(
         user_id=user.id,
         key=key,
-        secret_hash=(hasher or _default_hasher()).hash(secret),
+        secret_hash=await _hash(secret, hasher),
         description=description,
         expires_at=expires_at,
     )
@@ -161,7 +172,7 @@ async def authenticate_token(session: AsyncSession, text: str) -> User:
         token.revoked_at is not None
         or (token.expires_at is not None and token.expires_at <= now)
         or not user.is_active
-        or not _verify(token.secret_hash, match.group(2))
+        or not await _verify(token.secret_hash, match.group(2))
     ):
         raise Unauthorized("invalid API token")
     token.last_used_at = now

@@ -34,6 +34,7 @@ from contractor.models import (
     Site,
     Structure,
     StructureBluePrint,
+    Zone,
     complex_state,
     utcnow,
 )
@@ -46,6 +47,7 @@ from contractor.services.blueprint import (
 )
 from contractor.services.common import UNSET, get_by, refuse_if_used
 from contractor.services.config import config_sources_changed
+from contractor.services.directory import check_hostname_free_of_zones
 from contractor.services.validation import (
     check_config_values,
     check_hostname,
@@ -414,6 +416,8 @@ async def _check_hostname_free(
         )
     if site.zone_id is None:
         return
+    zone = await session.get_one(Zone, site.zone_id)
+    await check_hostname_free_of_zones(session, zone, hostname)
     same_zone = (
         select(Site.name)
         .join(Structure, Structure.site_id == Site.id)

@@ -294,3 +294,17 @@ async def test_addresses_go_with_their_structure(session: AsyncSession) -> None:
         await building.add_abstract_interface(session, structure=structure, name="bond0")
     await building.delete_structure(session, structure)
     assert (await network.block_usage(session, block)).static == 0
+
+
+async def test_hostname_may_not_shadow_a_child_zone(session: AsyncSession) -> None:
+    parent = await directory.create_zone(session, name="example")
+    await directory.create_zone(session, name="lab", parent=parent)
+    site = await make_site(session, zone=parent)
+    fbp = await make_foundation_blueprint(session)
+    sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
+    foundation = await make_foundation(session, site, fbp)
+    with pytest.raises(Conflict, match=r"hostname 'lab' is the name of child zone 'lab.example'"):
+        await make_structure(session, site, foundation, sbp, hostname="lab")
+    web = await make_structure(session, site, foundation, sbp, hostname="web")
+    with pytest.raises(Conflict, match="child zone"):
+        await building.update_structure(session, web, hostname="lab")

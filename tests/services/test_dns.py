@@ -176,13 +176,17 @@ async def test_hostname_colliding_with_child_zone(session: AsyncSession) -> None
         await directory.create_zone(session, name="www", parent=lab.example)
     with pytest.raises(Conflict, match=r"hostname 'lab' is the name of child zone 'lab\.example'"):
         await directory.check_hostname_free_of_zones(session, lab.example, "lab")
-    # ... and a host created with a child zone's name makes generation refuse the zone,
-    # which keeps its last serial.
+    # ... the structure service refuses such a hostname, and should one get in all the same
+    # (written past the services), generation refuses the zone, which keeps its last serial.
     published = by_name(await dns.publish_zones(session))
     _site, _foundation, structure = await make_stack(session)
     site = await make_site(session, zone=lab.example)
     foundation = await make_foundation(session, site, await _blueprint_of(session, structure))
-    clash = await _structure(session, site, foundation, structure, "lab")
+    with pytest.raises(Conflict, match=r"is the name of child zone 'lab\.example'"):
+        await _structure(session, site, foundation, structure, "lab")
+    clash = await _structure(session, site, foundation, structure, "labx")
+    clash.hostname = "lab"  # type: ignore[attr-defined]
+    await session.flush()
     await network.create_address(
         session, structure=clash, block=lab.blocks["v4"], offset=50, interface_name="eth0"
     )
