@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.errors import ContractorError
+from contractor.foreman.cli import foreman_command, subcontractor_token
 from contractor.models import ROLES
 from contractor.plugins import foundation_types
 from contractor.services import auth
@@ -292,3 +293,7 @@ def blueprint_dump(ctx: click.Context, out: Path | None) -> None:
     else:
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}")
+
+
+main.add_command(foreman_command)
+main.add_command(subcontractor_token)

@@ -256,25 +256,42 @@ class Foreman:
                 message=f"Unknown Runtime Exception ({type(error).__name__}): {error}",
             )
 
+    async def schedule(self) -> tuple[int, dt.datetime | None]:
+        """How many jobs are due now (up to the concurrency) and when the next one after
+        them is, in one read (no lock: on SQLite it must not take the write lock)."""
+        limit = self.settings.foreman_concurrency
+        async with self.readers() as session:
+            query = (
+                select(Job.step_at)
+                .where(Job.step_at.is_not(None), Job.state.in_(("waiting", "queued")))
+                .order_by(Job.step_at)
+                .limit(limit + 1)
+            )
+            times = [at for at in (await session.execute(query)).scalars() if at is not None]
+        now = utcnow()
+        due = sum(1 for at in times if at <= now)
+        later = next((at for at in times if at > now), None)
+        return min(due, limit), later
+
     async def step_due(self) -> int:
         """Step every due job (several at once); returns how many steps were taken."""
         before = self.steps
-        async with self.readers() as session:
-            query = select(Job.id).where(
-                Job.step_at <= utcnow(), Job.state.in_(("waiting", "queued"))
-            )
-            if (await session.execute(query.limit(1))).first() is None:
-                return 0
+        due, _ = await self.schedule()
+        await self._step(due)
+        return self.steps - before
+
+    async def _step(self, due: int) -> None:
+        if due == 0:
+            return
         bind = self.sessions.kw.get("bind")
         sqlite = bind is not None and bind.dialect.name == "sqlite"
-        workers = 1 if sqlite else self.settings.foreman_concurrency
+        workers = 1 if sqlite else due
 
         async def worker() -> None:
             while await self._claim_and_step():
                 pass
 
         await asyncio.gather(*(worker() for _ in range(workers)))
-        return self.steps - before
 
     async def next_due(self) -> dt.datetime | None:
         async with self.readers() as session:
@@ -287,14 +304,16 @@ class Foreman:
         while not stop.is_set():
             woken = self.hub.jobs.waiter()
             try:
-                await self.step_due()
-                due = await self.next_due()
+                due, later = await self.schedule()
+                if due:
+                    await self._step(due)
+                    continue  # look again at once: stepping may have made more work due
             except Exception:  # the database went away: try again shortly
                 log.exception("foreman loop failed; retrying")
-                due = None
+                later = None
             timeout = idle
-            if due is not None:
-                timeout = min(idle, max((due - utcnow()).total_seconds(), 0.0))
+            if later is not None:
+                timeout = min(idle, max((later - utcnow()).total_seconds(), 0.0))
             if timeout <= 0:
                 continue
             stopping = asyncio.ensure_future(stop.wait())

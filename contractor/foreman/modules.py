@@ -98,8 +98,22 @@ class JobContext:
         for_step: bool = True,
     ) -> JobContext:
         """Read what the job's modules show. ``for_step=False`` (to take a result or roll
-        back) skips the configuration, which only a running script reads."""
+        back: nothing runs) reads only what rebuilding the waiting function needs."""
         context = cls(job=job)
+        if not for_step:
+            # Only a foundation type's functions need a row to be rebuilt; values and the
+            # other modules are read by running scripts only.
+            foundation_id = job.foundation_id
+            structure_id = job.structure_id
+            if job.dependency_id is not None:
+                dependency = await session.get_one(Dependency, job.dependency_id)
+                structure_id = dependency.script_structure_id or dependency.structure_id
+            if foundation_id is None and structure_id is not None:
+                structure = await session.get_one(Structure, structure_id)
+                foundation_id = structure.foundation_id
+            if foundation_id is not None:
+                context.foundation = await session.get_one(Foundation, foundation_id)
+            return context
         if job.foundation_id is not None:
             context.foundation = await session.get_one(Foundation, job.foundation_id)
             context.structure = (
@@ -131,22 +145,27 @@ class JobContext:
                     )
                 ).scalars()
             )
-            site = await session.get_one(Site, context.foundation.site_id)
-            blueprint = await session.get_one(BluePrint, context.foundation.blueprint_id)
-            context.site_name, context.blueprint_name = site.name, blueprint.name
+            names = await session.execute(
+                select(
+                    Site.name,
+                    select(BluePrint.name)
+                    .where(BluePrint.id == context.foundation.blueprint_id)
+                    .scalar_subquery(),
+                ).where(Site.id == context.foundation.site_id)
+            )
+            context.site_name, context.blueprint_name = names.one()
         if context.structure is not None:
             context.config_values = copy.deepcopy(context.structure.config_values)
-        if for_step:
-            source = job.script_source
-            if "config." in source or "structure." in source:
-                target = context.structure if job.foundation_id is None else context.foundation
-                if target is not None:
-                    context.config = await composed_config(
-                        session, target, settings=settings, cache=cache
-                    )
-            if "set_pxe" in source:
-                rows = await session.execute(select(PXE.name, PXE.id))
-                context.pxe_ids = {name: pxe_id for name, pxe_id in rows}
+        source = job.script_source
+        if "config." in source or "structure." in source:
+            target = context.structure if job.foundation_id is None else context.foundation
+            if target is not None:
+                context.config = await composed_config(
+                    session, target, settings=settings, cache=cache
+                )
+        if "set_pxe" in source:
+            rows = await session.execute(select(PXE.name, PXE.id))
+            context.pxe_ids = {name: pxe_id for name, pxe_id in rows}
         return context
 
     # -- the modules ---------------------------------------------------------------------

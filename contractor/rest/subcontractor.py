@@ -137,6 +137,7 @@ async def _authenticate(session: AsyncSession, request: Request) -> Subcontracto
 async def poll(request: Request) -> Response:
     sessions, settings, hub = _state(request)
     try:
+        bearer_token(request)  # no token: 401 before anything else
         body = await _body(request, PollRequest)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(body.wait, settings.task_max_wait_seconds)
@@ -166,6 +167,7 @@ async def poll(request: Request) -> Response:
 async def result(request: Request) -> Response:
     sessions, settings, _ = _state(request)
     try:
+        bearer_token(request)  # no token: 401 before anything else
         body = await _body(request, ResultRequest)
         async with transaction(sessions) as session:
             token = await _authenticate(session, request)
@@ -186,6 +188,7 @@ async def result(request: Request) -> Response:
 async def error(request: Request) -> Response:
     sessions, _, _ = _state(request)
     try:
+        bearer_token(request)  # no token: 401 before anything else
         body = await _body(request, ErrorRequest)
         async with transaction(sessions) as session:
             token = await _authenticate(session, request)
@@ -208,6 +211,7 @@ async def error(request: Request) -> Response:
 async def heartbeat(request: Request) -> Response:
     sessions, settings, _ = _state(request)
     try:
+        bearer_token(request)  # no token: 401 before anything else
         body = await _body(request, HeartbeatRequest)
         async with transaction(sessions) as session:
             token = await _authenticate(session, request)

@@ -14,6 +14,7 @@ from strawberry.tools import merge_types
 
 from contractor.schema import errors, types
 from contractor.schema.inventory import InventoryQuery
+from contractor.schema.jobs import JobMutation, JobQuery
 from contractor.schema.mutations import Mutation
 from contractor.schema.prefetch import attribute
 from contractor.schema.queries import Query
@@ -33,8 +34,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if not settings.debug:
         extensions.append(lambda: MaskErrors(should_mask_error=should_mask))
     return strawberry.Schema(
-        query=merge_types("Query", (Query, InventoryQuery)),
-        mutation=Mutation,
+        query=merge_types("Query", (Query, InventoryQuery, JobQuery)),
+        mutation=merge_types("Mutation", (Mutation, JobMutation)),
         types=[
             types.FoundationBluePrint,
             types.StructureBluePrint,

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import transaction
+from contractor.services import auth
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.conftest import make_pg_database, test_settings
@@ -43,6 +44,26 @@ class Env:
             return new.text
 
         return await self.run(work)
+
+    async def user_token(self, role: str) -> str:
+        async def work(session: AsyncSession) -> str:
+            hasher = self.settings.password_hasher()
+            user = await auth.create_user(session, username=f"{role}1", role=role, hasher=hasher)
+            return (await auth.create_token(session, user=user, hasher=hasher)).text
+
+        return await self.run(work)
+
+    async def graphql(
+        self, token: str, document: str, variables: dict[str, Any] | None = None
+    ) -> Any:
+        response = await self.http.post(
+            "/graphql",
+            json={"query": document, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        body = response.json()
+        assert "errors" not in body, body
+        return body["data"]
 
     async def call(self, token: str, path: str, body: dict[str, Any]) -> httpx.Response:
         return await self.http.post(

@@ -1,0 +1,101 @@
+"""``contractor foreman`` (the stepping worker on its own) and ``contractor
+subcontractor-token`` (tokens for subcontractor identities)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from contractor.db import create_engine, create_session_factory, transaction
+from contractor.errors import ContractorError
+from contractor.foreman.engine import Foreman
+from contractor.foreman.hub import Hub
+from contractor.plugins import foundation_types
+from contractor.services import tasks as task_service
+from contractor.settings import Settings
+
+__all__ = ["foreman_command", "subcontractor_token"]
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.find_object(Settings)
+    assert settings is not None
+    return settings
+
+
+async def run_foreman(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Step jobs until ``stop`` is set (or SIGINT/SIGTERM)."""
+    foundation_types()
+    engine = create_engine(settings)
+    hub = Hub()
+    hub.attach(engine)
+    foreman = Foreman(
+        create_session_factory(engine, writes=True),
+        settings=settings,
+        hub=hub,
+        readers=create_session_factory(engine),
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    listener = (
+        None if settings.is_sqlite else asyncio.create_task(hub.listen(settings.database_url))
+    )
+    try:
+        await foreman.run(stop)
+    finally:
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        await engine.dispose()
+
+
+@click.command("foreman")
+@click.pass_context
+def foreman_command(ctx: click.Context) -> None:
+    """Step jobs without serving HTTP. Any number of these (and of `contractor serve`) may
+    share one PostgreSQL; run `contractor serve` with CONTRACTOR_FOREMAN_ENABLED=false to
+    leave the stepping to them."""
+    click.echo("contractor foreman: stepping jobs (Ctrl-C to stop)", err=True)
+    asyncio.run(run_foreman(_settings(ctx)))
+
+
+@click.group("subcontractor-token")
+def subcontractor_token() -> None:
+    """Tokens for subcontractors, scoped to sites and modules."""
+
+
+@subcontractor_token.command("create")
+@click.argument("name")
+@click.option("--site", "sites", multiple=True, required=True, help="A site it serves (repeat).")
+@click.option(
+    "--module", "modules", multiple=True, required=True, help="A module it serves (repeat)."
+)
+@click.pass_context
+def token_create(
+    ctx: click.Context, name: str, sites: tuple[str, ...], modules: tuple[str, ...]
+) -> None:
+    """Create a token for subcontractor NAME; printed once, on the last line."""
+
+    async def work() -> str:
+        settings = _settings(ctx)
+        foundation_types()
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_session_factory(engine, writes=True)) as session:
+                new = await task_service.create_subcontractor_token(
+                    session, name=name, sites=list(sites), modules=list(modules)
+                )
+                return new.text
+        finally:
+            await engine.dispose()
+
+    try:
+        text = asyncio.run(work())
+    except ContractorError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"subcontractor token for {name!r} (shown once; store it now):")
+    click.echo(text)

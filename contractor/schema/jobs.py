@@ -1,0 +1,375 @@
+"""Jobs in GraphQL: starting create, destroy and utility jobs, the operator actions (pause,
+resume, reset, rollback, cancel) and job queries with progress, variables and log.
+
+Job mutations need the operator role; each runs in one transaction and answers the job or
+an ``Error``. Variables and task parameters are shown with secrets masked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import strawberry
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.scalars import JSON
+
+from contractor import models
+from contractor.errors import ContractorError, InvalidInput
+from contractor.foreman.engine import restore_runner
+from contractor.foreman.modules import JobContext
+from contractor.schema.context import Info
+from contractor.schema.errors import AnyError, to_graphql_error
+from contractor.schema.types import Dependency, Foundation, Structure
+from contractor.services import building
+from contractor.services import foreman as jobs
+from contractor.services.site import get_site
+
+__all__ = ["JobMutation", "JobQuery", "mask_secrets"]
+
+_SECRET_WORDS = ("password", "secret", "token", "key")
+MASK = "********"
+
+
+def mask_secrets(value: Any) -> Any:
+    """``value`` with every map entry whose key looks like a secret replaced by a mask."""
+    if isinstance(value, dict):
+        return {
+            key: MASK
+            if isinstance(key, str) and any(word in key.lower() for word in _SECRET_WORDS)
+            else mask_secrets(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_secrets(item) for item in value]
+    return value
+
+
+@strawberry.enum
+class JobState(enum.Enum):
+    WAITING = "waiting"
+    QUEUED = "queued"
+    PAUSED = "paused"
+    ERROR = "error"
+    ABORTED = "aborted"
+    DONE = "done"
+
+
+@strawberry.type(description="One entry of a job's log: a transition or an operator action.")
+class JobLogEntry:
+    at: dt.datetime
+    actor: str
+    action: str
+    from_state: str | None
+    to_state: str | None
+    message: str
+
+
+@strawberry.type(description="A remote step of a job (parameters shown with secrets masked).")
+class JobTask:
+    id: int
+    module: str
+    function: str
+    state: str
+    attempt: int
+    lease_holder: str | None
+    lease_expires_at: dt.datetime | None
+    parameters: JSON
+    created: dt.datetime
+
+
+@strawberry.type(description="A script running against a foundation, structure or dependency.")
+class Job:
+    id: int
+    state: JobState
+    script_name: str
+    target_kind: str
+    target: str = strawberry.field(description="What the job runs on, in words.")
+    message: str
+    line: int | None = strawberry.field(description="The script line it is at.")
+    creator: str
+    created: dt.datetime
+    updated: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    row: strawberry.Private[models.Job]
+
+    @classmethod
+    def of(cls, row: models.Job) -> Job:
+        return cls(
+            id=row.id,
+            state=JobState(row.state),
+            script_name=row.script_name,
+            target_kind=row.target_kind,
+            target=row.target_description,
+            message=row.message,
+            line=row.line,
+            creator=row.creator,
+            created=row.created,
+            updated=row.updated,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            row=row,
+        )
+
+    @strawberry.field(description="Percent complete (0 to 100).")
+    def progress(self) -> float:
+        if self.row.state == "done":
+            return 100.0
+        return float((self.row.status or {}).get("percent", 0.0))
+
+    @strawberry.field(description="Progress per enclosing block of the script.")
+    def status(self) -> JSON:
+        return JSON(self.row.status or {})
+
+    @strawberry.field(description="The script's variables (secrets masked).")
+    def variables(self) -> JSON:
+        if not self.row.runner_state:
+            return JSON({})
+        saved = json.loads(self.row.runner_state)
+        return JSON(mask_secrets(saved.get("variables") or {}))
+
+    @strawberry.field(description="The script text the job runs.")
+    def script(self) -> str:
+        return self.row.script_source
+
+    @strawberry.field
+    async def foundation(self, info: Info) -> Foundation | None:
+        if self.row.foundation_id is None:
+            return None
+        row = await info.context.loaders.one(models.Foundation.id).load(self.row.foundation_id)
+        return Foundation.of(row)
+
+    @strawberry.field
+    async def structure(self, info: Info) -> Structure | None:
+        if self.row.structure_id is None:
+            return None
+        row = await info.context.loaders.one(models.Structure.id).load(self.row.structure_id)
+        return Structure.of(row)
+
+    @strawberry.field
+    async def dependency(self, info: Info) -> Dependency | None:
+        if self.row.dependency_id is None:
+            return None
+        row = await info.context.loaders.one(models.Dependency.id).load(self.row.dependency_id)
+        return Dependency.of(row)
+
+    @strawberry.field(description="Every transition and operator action, oldest first.")
+    async def log(self, info: Info) -> list[JobLogEntry]:
+        rows = await info.context.loaders.many(models.JobLog.job_id, models.JobLog.id).load(
+            self.row.id
+        )
+        return [
+            JobLogEntry(
+                at=r.at,
+                actor=r.actor,
+                action=r.action,
+                from_state=r.from_state,
+                to_state=r.to_state,
+                message=r.message,
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(description="The job's remote steps, oldest first.")
+    async def tasks(self, info: Info) -> list[JobTask]:
+        rows = await info.context.loaders.many(models.Task.job_id, models.Task.id).load(self.row.id)
+        return [
+            JobTask(
+                id=r.id,
+                module=r.module,
+                function=r.function,
+                state=r.state,
+                attempt=r.attempt,
+                lease_holder=r.lease_holder,
+                lease_expires_at=r.lease_expires_at,
+                parameters=JSON(mask_secrets(r.parameters)),
+                created=r.created,
+            )
+            for r in rows
+        ]
+
+
+JobResult = Annotated[Job | AnyError, strawberry.union("JobResult")]
+
+
+@strawberry.type
+class JobQuery:
+    @strawberry.field(description="A job by id.")
+    async def job(self, info: Info, id: int) -> Job | None:
+        info.context.require("reader")
+        async with info.context.sessions() as session:
+            row = await session.get(models.Job, id)
+        return None if row is None else Job.of(row)
+
+    @strawberry.field(
+        description="Jobs, newest first: unfinished ones unless finished is true; optionally "
+        "of one state or site (at most 500)."
+    )
+    async def jobs(
+        self,
+        info: Info,
+        state: JobState | None = None,
+        site: str | None = None,
+        finished: bool = False,
+    ) -> list[Job]:
+        info.context.require("reader")
+        query = select(models.Job).order_by(models.Job.id.desc()).limit(500)
+        if not finished:
+            query = query.where(models.Job.finished_at.is_(None))
+        if state is not None:
+            query = query.where(models.Job.state == state.value)
+        async with info.context.sessions() as session:
+            if site is not None:
+                query = query.where(models.Job.site_id == (await get_site(session, site)).id)
+            rows = (await session.execute(query)).scalars().all()
+        return [Job.of(row) for row in rows]
+
+
+async def _job_mutation(
+    info: Info, work: Callable[[AsyncSession, str], Awaitable[models.Job]]
+) -> Job | AnyError:
+    try:
+        principal = info.context.require("operator")
+        async with info.context.writer_sessions() as session, session.begin():
+            return Job.of(await work(session, principal.username))
+    except ContractorError as error:
+        return to_graphql_error(error)
+
+
+async def _target(
+    session: AsyncSession,
+    foundation: str | None,
+    structure: int | None,
+    dependency: int | None,
+) -> jobs.Target:
+    given = [x for x in (foundation, structure, dependency) if x is not None]
+    if len(given) != 1:
+        raise InvalidInput(
+            "name exactly one target: foundation (locator), structure (id) or dependency (id)",
+            field="foundation",
+        )
+    if foundation is not None:
+        return await building.get_foundation(session, foundation)
+    if structure is not None:
+        return await building.get_structure_by_id(session, structure)
+    assert dependency is not None
+    return await building.get_dependency(session, dependency)
+
+
+async def _action(
+    info: Info,
+    id: int,
+    act: Callable[[AsyncSession, models.Job, str], Awaitable[models.Job]],
+) -> Job | AnyError:
+    async def work(session: AsyncSession, actor: str) -> models.Job:
+        job = await jobs.lock_job(session, id)
+        return await act(session, job, actor)
+
+    return await _job_mutation(info, work)
+
+
+async def _runner_action(
+    info: Info, id: int, act: Callable[..., Awaitable[models.Job]]
+) -> Job | AnyError:
+    async def work(session: AsyncSession, job: models.Job, actor: str) -> models.Job:
+        runner = None
+        if job.runner_state:
+            context = await JobContext.load(
+                session, job, settings=info.context.settings, for_step=False
+            )
+            runner = restore_runner(job, context)
+        return await act(session, job, actor=actor, runner=runner)
+
+    return await _action(info, id, work)
+
+
+_TARGET_HELP = "Exactly one of foundation (locator), structure (id) or dependency (id)."
+
+
+@strawberry.type
+class JobMutation:
+    @strawberry.mutation(description="Start the target's create job. " + _TARGET_HELP)
+    async def do_create(
+        self,
+        info: Info,
+        foundation: str | None = None,
+        structure: int | None = None,
+        dependency: int | None = None,
+    ) -> JobResult:
+        async def work(session: AsyncSession, actor: str) -> models.Job:
+            target = await _target(session, foundation, structure, dependency)
+            return await jobs.create_job(
+                session, target=target, script_name="create", creator=actor
+            )
+
+        return await _job_mutation(info, work)
+
+    @strawberry.mutation(description="Start the target's destroy job. " + _TARGET_HELP)
+    async def do_destroy(
+        self,
+        info: Info,
+        foundation: str | None = None,
+        structure: int | None = None,
+        dependency: int | None = None,
+    ) -> JobResult:
+        async def work(session: AsyncSession, actor: str) -> models.Job:
+            target = await _target(session, foundation, structure, dependency)
+            return await jobs.create_job(
+                session, target=target, script_name="destroy", creator=actor
+            )
+
+        return await _job_mutation(info, work)
+
+    @strawberry.mutation(
+        description="Run a utility script of the target's blueprint (not create or destroy) "
+        "on a built foundation or structure."
+    )
+    async def do_job(
+        self,
+        info: Info,
+        name: str,
+        foundation: str | None = None,
+        structure: int | None = None,
+    ) -> JobResult:
+        async def work(session: AsyncSession, actor: str) -> models.Job:
+            if name in ("create", "destroy"):
+                raise InvalidInput(f"use do{name.capitalize()} for the {name} script", field="name")
+            target = await _target(session, foundation, structure, None)
+            return await jobs.create_job(session, target=target, script_name=name, creator=actor)
+
+        return await _job_mutation(info, work)
+
+    @strawberry.mutation(description="Pause a queued job (a task already out still counts).")
+    async def pause_job(self, info: Info, id: int) -> JobResult:
+        return await _action(
+            info, id, lambda session, job, actor: jobs.pause_job(session, job, actor=actor)
+        )
+
+    @strawberry.mutation(description="Resume a paused job.")
+    async def resume_job(self, info: Info, id: int) -> JobResult:
+        return await _action(
+            info, id, lambda session, job, actor: jobs.resume_job(session, job, actor=actor)
+        )
+
+    @strawberry.mutation(description="Try the failed step of a job in error again.")
+    async def reset_job(self, info: Info, id: int) -> JobResult:
+        return await _runner_action(info, id, jobs.reset_job)
+
+    @strawberry.mutation(
+        description="Roll back the waiting function of a job in error, then try it again."
+    )
+    async def rollback_job(self, info: Info, id: int) -> JobResult:
+        return await _runner_action(info, id, jobs.rollback_job)
+
+    @strawberry.mutation(
+        description="Abort an unfinished job for good; the target is left as it is."
+    )
+    async def cancel_job(self, info: Info, id: int) -> JobResult:
+        return await _action(
+            info, id, lambda session, job, actor: jobs.cancel_job(session, job, actor=actor)
+        )

@@ -1,0 +1,133 @@
+"""Jobs through GraphQL: starting them, every operator action, and what queries show."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from contractor.services import building
+from tests.foreman.conftest import Env
+from tests.foreman.inventory import make_job_stack
+from tests.foreman.test_http import WAIT, answer_for
+
+JOB_BODY = """
+  id state scriptName message progress line variables target
+  log { actor action fromState toState message }
+  tasks { module function state attempt parameters }
+"""
+JOB_FIELDS = f"... on Job {{ {JOB_BODY} }} ... on Error {{ code message field }}"
+
+CREATE = f"mutation($f: String) {{ doCreate(foundation: $f) {{ {JOB_FIELDS} }} }}"
+ACTION = "mutation($id: Int!) { NAME(id: $id) { " + JOB_FIELDS + " } }"
+QUERY = f"query($id: Int!) {{ job(id: $id) {{ {JOB_BODY} }} }}"
+
+ERROR_SCRIPT = """\
+count = 1
+foundation.power_on()
+error( msg='disk on fire' )
+done = true
+"""
+
+
+async def action(env: Env, token: str, name: str, job_id: int) -> dict[str, Any]:
+    data = await env.graphql(token, ACTION.replace("NAME", name), {"id": job_id})
+    result: dict[str, Any] = data[name]
+    return result
+
+
+async def until(env: Env, token: str, job_id: int, state: str) -> dict[str, Any]:
+    async def poll() -> dict[str, Any]:
+        while True:
+            job: dict[str, Any] = (await env.graphql(token, QUERY, {"id": job_id}))["job"]
+            if job["state"] == state:
+                return job
+            await asyncio.sleep(0.05)
+
+    return await asyncio.wait_for(poll(), WAIT)
+
+
+async def answer_one(env: Env, sub: str, site: str, data: dict[str, Any] | None = None) -> Any:
+    response = await env.call(
+        sub, "poll", {"site": site, "modules": ["simulated"], "max_tasks": 1, "wait": 5}
+    )
+    (task,) = response.json()["tasks"]
+    reply = await env.call(
+        sub,
+        "result",
+        {
+            "task_id": task["task_id"],
+            "cookie": task["cookie"],
+            "lease": task["lease"],
+            "data": data or answer_for(task),
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    return task
+
+
+async def test_operator_actions(env: Env) -> None:
+    stack = await env.run(lambda s: make_job_stack(s, foundation_create=ERROR_SCRIPT))
+    operator = await env.user_token("operator")
+    reader = await env.user_token("reader")
+    sub = await env.token(stack.site.name, ["simulated"])
+
+    denied = (await env.graphql(reader, CREATE, {"f": stack.foundation.locator}))["doCreate"]
+    assert denied["code"] == "FORBIDDEN"
+    job = (await env.graphql(operator, CREATE, {"f": stack.foundation.locator}))["doCreate"]
+    assert job["state"] == "WAITING"
+    again = (await env.graphql(operator, CREATE, {"f": stack.foundation.locator}))["doCreate"]
+    assert again["code"] == "CONFLICT"
+    job_id = job["id"]
+
+    await until(env, operator, job_id, "QUEUED")
+    paused = await action(env, operator, "pauseJob", job_id)
+    assert paused["state"] == "PAUSED"
+    assert (await action(env, operator, "pauseJob", job_id))["code"] == "INVALID_STATE"
+    # the task handed out before the pause is still answered and taken
+    await answer_one(env, sub, stack.site.name)
+    assert (await action(env, operator, "resumeJob", job_id))["state"] == "QUEUED"
+
+    failed = await until(env, operator, job_id, "ERROR")
+    assert failed["message"] == "disk on fire (line 3)"
+    assert failed["line"] == 3
+    assert failed["variables"] == {"count": 1}
+    assert (await action(env, operator, "resumeJob", job_id))["code"] == "INVALID_STATE"
+    # reset continues after the error() call; the script then finishes
+    assert (await action(env, operator, "resetJob", job_id))["state"] == "QUEUED"
+    done = await until(env, operator, job_id, "DONE")
+    assert done["progress"] == 100.0
+    assert done["variables"] == {"count": 1, "done": True}
+    actions = [entry["action"] for entry in done["log"]]
+    assert actions == ["created", "started", "paused", "resumed", "error", "reset", "done"]
+    assert done["log"][2]["actor"] == "operator1"
+
+    async def state(session: Any) -> str:
+        return (await building.get_foundation(session, stack.foundation.locator)).state
+
+    assert await env.run(state) == "built"
+    assert (await action(env, operator, "cancelJob", job_id))["code"] == "INVALID_STATE"
+
+
+async def test_rollback_and_cancel(env: Env) -> None:
+    stack = await env.run(lambda s: make_job_stack(s, foundation_create="foundation.power_on()\n"))
+    operator = await env.user_token("operator")
+    sub = await env.token(stack.site.name, ["simulated"])
+    job_id = (await env.graphql(operator, CREATE, {"f": stack.foundation.locator}))["doCreate"][
+        "id"
+    ]
+    # the machine never comes on: after five attempts the job errors
+    for _ in range(5):
+        await asyncio.wait_for(answer_one(env, sub, stack.site.name, {"state": "off"}), WAIT)
+    failed = await until(env, operator, job_id, "ERROR")
+    assert "no success after 5 attempts" in failed["message"]
+    rolled = await action(env, operator, "rollbackJob", job_id)
+    assert rolled["state"] == "QUEUED"
+    task = await asyncio.wait_for(answer_one(env, sub, stack.site.name, {"state": "off"}), WAIT)
+    assert task["function"] == "set_power"
+    cancelled = await action(env, operator, "cancelJob", job_id)
+    assert cancelled["state"] == "ABORTED"
+    assert cancelled["log"][-1]["action"] == "cancelled"
+    assert all(t["state"] != "open" for t in cancelled["tasks"])
+    # a new job may start on the same target
+    again = (await env.graphql(operator, CREATE, {"f": stack.foundation.locator}))["doCreate"]
+    assert again["state"] == "WAITING"
