@@ -33,6 +33,7 @@ from contractor.schema.types import (
     StructureInterface,
     User,
     Zone,
+    ZoneEntry,
     address_of,
     blueprint_of,
 )
@@ -62,6 +63,7 @@ class NewToken:
 
 SiteResult = Annotated[Site | Errors, strawberry.union("SiteResult")]
 ZoneResult = Annotated[Zone | Errors, strawberry.union("ZoneResult")]
+ZoneEntryResult = Annotated[ZoneEntry | Errors, strawberry.union("ZoneEntryResult")]
 FoundationBluePrintResult = Annotated[
     FoundationBluePrint | Errors, strawberry.union("FoundationBluePrintResult")
 ]
@@ -233,15 +235,68 @@ class Mutation:
 
         return await _mutate(info, "operator", work)
 
-    @strawberry.mutation(description="A zone; parent is the dotted name of the parent zone.")
+    @strawberry.mutation(
+        description="A zone; parent is the dotted name of the parent zone; name servers and "
+        "the SOA mailbox are inherited from the parent when not given."
+    )
     async def create_zone(
-        self, info: Info, name: str, parent: str | None = None, ttl: int = 3600
+        self,
+        info: Info,
+        name: str,
+        parent: str | None = None,
+        ttl: int = 3600,
+        nameservers: list[str] | None = None,
+        soa_email: str | None = None,
     ) -> ZoneResult:
         async def work(session: AsyncSession) -> Zone:
             row = await directory.create_zone(
-                session, name=name, parent=await _zone(session, parent), ttl=ttl
+                session,
+                name=name,
+                parent=await _zone(session, parent),
+                ttl=ttl,
+                nameservers=nameservers or [],
+                soa_email=soa_email,
             )
             return Zone.of(row)
+
+        return await _mutate(info, "operator", work)
+
+    @strawberry.mutation(description="Add a CNAME, MX, NS, SRV or TXT record to a zone.")
+    async def create_zone_entry(
+        self,
+        info: Info,
+        zone: str,
+        type: str,
+        name: str,
+        target: str | None = None,
+        text: str | None = None,
+        priority: int | None = None,
+        weight: int | None = None,
+        port: int | None = None,
+        ttl: int | None = None,
+    ) -> ZoneEntryResult:
+        async def work(session: AsyncSession) -> ZoneEntry:
+            row = await directory.create_entry(
+                session,
+                zone=await directory.find_zone(session, zone),
+                type=type,
+                name=name,
+                target=target,
+                text=text,
+                priority=priority,
+                weight=weight,
+                port=port,
+                ttl=ttl,
+            )
+            return ZoneEntry.of(row)
+
+        return await _mutate(info, "operator", work)
+
+    @strawberry.mutation
+    async def delete_zone_entry(self, info: Info, id: int) -> DeleteResult:
+        async def work(session: AsyncSession) -> Deleted:
+            await directory.delete_entry(session, await directory.get_entry(session, id))
+            return Deleted(kind="ZoneEntry", id=id)
 
         return await _mutate(info, "operator", work)
 

@@ -38,7 +38,7 @@ from contractor.schema.types import (
     address_of,
     blueprint_of,
 )
-from contractor.services import directory
+from contractor.services import directory, dns
 from contractor.services import network as network_service
 from contractor.services.site import get_site
 
@@ -53,6 +53,15 @@ async def _get(info: Info, query: Any) -> Any:
 class BluePrintKind(enum.Enum):
     FOUNDATION = "foundation"
     STRUCTURE = "structure"
+
+
+@strawberry.type(description="A zone file as Contractor publishes it.")
+class PublishedZone:
+    name: str
+    kind: str = strawberry.field(description="forward or reverse")
+    serial: int | None
+    problems: list[str] = strawberry.field(description="Why the zone cannot be published, if so.")
+    text: str | None = strawberry.field(description="The zone file; null when it has problems.")
 
 
 @strawberry.type
@@ -337,6 +346,26 @@ class Query:
             PageRequest(first, after),
             Zone.of,
         )
+
+    @strawberry.field(
+        description="The zones as published for BIND, with their serials and text (reading "
+        "publishes: a zone whose content changed gets its new serial now)."
+    )
+    async def published_zones(self, info: Info, name: str | None = None) -> list[PublishedZone]:
+        info.context.require("reader")
+        async with info.context.writer_sessions() as session, session.begin():
+            zones = await dns.publish_zones(session)
+        return [
+            PublishedZone(
+                name=z.name,
+                kind=z.kind,
+                serial=z.serial,
+                problems=list(z.problems),
+                text=None if z.data is None else dns.zone_text(z),
+            )
+            for z in zones
+            if name is None or z.name == name.strip().lower().rstrip(".")
+        ]
 
     @strawberry.field(description="Every user (admins only).")
     async def users(

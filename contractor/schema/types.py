@@ -13,6 +13,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from contractor import models
+from contractor.models.directory import Entry as ZoneEntryRow
 from contractor.plugins import foundation_types
 from contractor.schema.context import Info
 from contractor.schema.prefetch import LAZY, RELATIONS, Relation
@@ -78,6 +79,10 @@ class Zone:
     retry: int
     expire: int
     minimum: int
+    nameservers: list[str] = strawberry.field(
+        description="Host names of the zone's name servers (inherited from the parent if empty)."
+    )
+    soa_email: str | None
     row: strawberry.Private[models.Zone]
 
     @classmethod
@@ -90,10 +95,15 @@ class Zone:
             retry=row.retry,
             expire=row.expire,
             minimum=row.minimum,
+            nameservers=list(row.nameservers),
+            soa_email=row.soa_email,
             row=row,
         )
 
     parent: Zone | None = strawberry.field(default=LAZY)
+    entries: list[ZoneEntry] = strawberry.field(
+        default=LAZY, description="Records of the zone that do not come from the inventory."
+    )
 
     @strawberry.field(description="The fully qualified name, without the trailing dot.")
     async def fqdn(self, info: Info) -> str:
@@ -102,6 +112,33 @@ class Zone:
             row = await _one(info, models.Zone.id, row.parent_id)
             labels.append(row.name)
         return ".".join(labels)
+
+
+@strawberry.type(description="A CNAME, MX, NS, SRV or TXT record kept in a zone.")
+class ZoneEntry:
+    id: int
+    type: str
+    name: str
+    target: str | None
+    text: str | None
+    priority: int | None
+    weight: int | None
+    port: int | None
+    ttl: int | None
+
+    @classmethod
+    def of(cls, row: ZoneEntryRow) -> ZoneEntry:
+        return cls(
+            id=row.id,
+            type=row.type,
+            name=row.name,
+            target=row.target,
+            text=row.text,
+            priority=row.priority,
+            weight=row.weight,
+            port=row.port,
+            ttl=row.ttl,
+        )
 
 
 @strawberry.type
@@ -685,6 +722,13 @@ def _register() -> None:
     RELATIONS.update(
         {
             ("Zone", "parent"): zone,
+            ("Zone", "entries"): Relation(
+                ZoneEntryRow.zone_id,
+                "id",
+                ZoneEntry.of,
+                many=True,
+                order_by=(ZoneEntryRow.name, ZoneEntryRow.type, ZoneEntryRow.id),
+            ),
             ("Site", "parent"): Relation(models.Site.id, "parent_id", Site.of),
             ("Site", "zone"): Relation(models.Zone.id, "zone_id", Zone.of),
             ("Site", "children"): Relation(

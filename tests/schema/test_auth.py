@@ -15,6 +15,11 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "deleteSite": ('deleteSite(name: "s1")', "operator"),
     "createZone": ('createZone(name: "zz")', "operator"),
     "deleteZone": ('deleteZone(fqdn: "zz")', "operator"),
+    "createZoneEntry": (
+        'createZoneEntry(zone: "zz", type: "TXT", name: "x", text: "t")',
+        "operator",
+    ),
+    "deleteZoneEntry": ("deleteZoneEntry(id: 999)", "operator"),
     "createFoundationBlueprint": ('createFoundationBlueprint(name: "f1")', "operator"),
     "createStructureBlueprint": ('createStructureBlueprint(name: "b1")', "operator"),
     "updateBlueprint": ('updateBlueprint(name: "b1", description: "x")', "operator"),
