@@ -130,11 +130,16 @@ async def _prefetch_field(
 ) -> None:
     keys = [getattr(node.row, relation.key) for node in nodes]
     wanted = [k for k in dict.fromkeys(keys) if k is not None]
-    loaded = dict(zip(wanted, await relation.loader(loaders).load_many(wanted), strict=True))
-    children: list[Any] = []
+    loaded = await relation.loader(loaders).load_many(wanted)
+    # One node per related row, shared by every node that points at it: a page of a
+    # thousand hosts in four sites makes four site nodes, and their own relationships are
+    # then loaded for four nodes, not a thousand.
+    converted = {key: relation.finish(row) for key, row in zip(wanted, loaded, strict=True)}
+    empty: Any = [] if relation.many else None
     for node, key in zip(nodes, keys, strict=True):
-        value = ([] if relation.many else None) if key is None else relation.finish(loaded[key])
-        setattr(node, field, value)
+        setattr(node, field, empty if key is None else converted[key])
+    children: list[Any] = []
+    for value in converted.values():
         if isinstance(value, list):
             children.extend(value)
         elif value is not None:
