@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import models
 from contractor.errors import InvalidInput
 from contractor.schema.types import BuildState, FoundationState
+from contractor.services.site import site_descendant_ids
 
 
 def like_pattern(pattern: str, *, field: str) -> str:
@@ -81,8 +82,6 @@ async def _site_ids(session: AsyncSession, scope: SiteScope) -> list[int]:
         raise InvalidInput(f"site {scope.name!r} does not exist", field="site")
     if not scope.include_descendants:
         return [site.id]
-    from contractor.services.site import site_descendant_ids
-
     return await site_descendant_ids(session, site)
 
 
@@ -116,14 +115,10 @@ def foundation_state_condition(states: list[FoundationState]) -> ColumnElement[b
         FoundationState.LOCATED: and_(f.located_at.is_not(None), f.built_at.is_(None)),
         FoundationState.BUILT: and_(f.located_at.is_not(None), f.built_at.is_not(None)),
     }
-    from sqlalchemy import or_
-
     return or_(*(conditions[s] for s in states))
 
 
 def built_condition(column: Any, states: list[BuildState]) -> ColumnElement[bool]:
-    from sqlalchemy import or_
-
     return or_(
         *(column.is_(None) if s is BuildState.PLANNED else column.is_not(None) for s in states)
     )

@@ -19,6 +19,7 @@ from contractor.schema.context import Info
 from contractor.schema.prefetch import LAZY, RELATIONS, Relation
 from contractor.services import config as config_service
 from contractor.services import network as network_service
+from contractor.services.building import complex_states
 
 
 async def _one(info: Info, column: Any, key: Any) -> Any:
@@ -608,8 +609,6 @@ class Structure(Configurable):
 
 
 async def _complex_states(session: Any, keys: list[int]) -> list[str]:
-    from contractor.services.building import complex_states
-
     rows = [await session.get_one(models.Complex, key) for key in keys]
     states = await complex_states(session, rows)
     return [states[key] for key in keys]

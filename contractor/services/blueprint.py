@@ -23,6 +23,7 @@ from contractor.models import (
     StructureBluePrint,
     StructureFoundationBluePrint,
 )
+from contractor.plugins import foundation_types
 from contractor.services.common import UNSET, get_by, refuse_if_used
 from contractor.services.config import config_sources_changed
 from contractor.services.validation import (
@@ -133,8 +134,6 @@ async def create_foundation_blueprint(
 
 
 def _check_foundation_types(names: Sequence[str]) -> list[str]:
-    from contractor.plugins import foundation_types
-
     checked = check_string_list(list(names), field="foundation_types")
     installed = foundation_types()
     for item in checked:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from contractor.config import validate_config_values
 from contractor.errors import InvalidInput
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_\-]*")
@@ -122,8 +123,6 @@ _LIST_KEYS = ("dns_servers", "dns_search", "domain_search", "log_servers")
 
 def check_config_values(value: Any, *, field: str = "config_values") -> dict[str, Any]:
     """A config-value map: valid keys (operators, ``:Class``), JSON values, order kept."""
-    from contractor.config import validate_config_values
-
     values = check_json_object(value, field=field)
     validate_config_values(values)
     for key, item in values.items():
