@@ -1,0 +1,1 @@
+"""The modules shipped with the agent: ``ipmi``, ``iputils`` and ``simulated``."""

@@ -1,0 +1,74 @@
+"""``simulated``: answers the ``simulated`` foundation type's power and boot tasks.
+
+Each call waits the foundation's ``delay_seconds`` (scaled by the ``delay_scale`` option, 0 for
+benchmarks) and fails with its ``fail_likelihood`` percent (a retryable failure, as a flaky BMC
+would). Power states are kept per locator in memory, starting ``off``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from subcontractor.module import Function, Module, TaskFailed, require
+
+__all__ = ["SimulatedModule"]
+
+STATES = {"on": "on", "off": "off", "soft_off": "off", "cycle": "on", "reset": "on"}
+
+
+class SimulatedOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delay_scale: float = Field(default=1.0, ge=0, description="Multiplies every delay.")
+
+
+class SimulatedModule(Module):
+    Options = SimulatedOptions
+
+    def __init__(self, name: str, options: BaseModel, *, concurrency: int) -> None:
+        super().__init__(name, options, concurrency=concurrency)
+        assert isinstance(options, SimulatedOptions)
+        self.scale = options.delay_scale
+        self.power: dict[str, str] = {}
+        self.boot: dict[str, str] = {}
+
+    def functions(self) -> Mapping[str, Function]:
+        return {
+            "set_power": self.set_power,
+            "power_state": self.power_state,
+            "set_boot_device": self.set_boot_device,
+        }
+
+    async def _machine(self, parameters: dict[str, Any]) -> str:
+        connection = require(parameters, "connection", dict)
+        locator: str = require(connection, "locator", str)
+        delay = connection.get("delay_seconds", 0)
+        fail = connection.get("fail_likelihood", 0)
+        if isinstance(delay, int | float) and delay > 0 and self.scale > 0:
+            await asyncio.sleep(delay * self.scale)
+        if isinstance(fail, int | float) and fail > 0 and random.uniform(0, 100) < fail:
+            raise TaskFailed(f"simulated machine {locator!r} did not answer", retryable=True)
+        return locator
+
+    async def set_power(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        want = require(parameters, "state", str)
+        if want not in STATES:
+            raise TaskFailed(f"parameter 'state' must be one of {', '.join(STATES)}, got {want!r}")
+        locator = await self._machine(parameters)
+        self.power[locator] = STATES[want]
+        return {"state": self.power[locator]}
+
+    async def power_state(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        locator = await self._machine(parameters)
+        return {"state": self.power.get(locator, "off")}
+
+    async def set_boot_device(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        device = require(parameters, "device", str)
+        locator = await self._machine(parameters)
+        self.boot[locator] = device
+        return {"device": device}

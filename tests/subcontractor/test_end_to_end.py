@@ -1,0 +1,339 @@
+"""The whole path with real processes: `contractor serve` on PostgreSQL steps the jobs, a
+`subcontractor run` daemon takes their tasks over HTTP, and OpenIPMI's ipmi_sim is the BMC
+(read back with ipmitool). Then the failures: the agent killed mid-task, Contractor gone while
+the agent holds a result, and a wrong BMC password fixed by the operator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from contractor import migrate
+from contractor.db import create_engine, create_session_factory, transaction
+from contractor.foreman.engine import restore_runner
+from contractor.foreman.modules import JobContext
+from contractor.models import Foundation, Job, Task
+from contractor.services import blueprint as bp_service
+from contractor.services import building
+from contractor.services import foreman as jobs
+from contractor.services import tasks as task_service
+from contractor.settings import Settings
+from tests.conftest import make_pg_database
+from tests.factories import make_foundation, make_foundation_blueprint, make_site, unique
+from tests.serving import clean_env, free_port
+from tests.subcontractor.bmc import Bmc, ipmi_sim, require_tools
+from tests.subcontractor.processes import contractor_on, subcontractor, write_config
+
+T = TypeVar("T")
+WAIT = 45.0  # every wait below is bounded by this
+
+IPMI_CREATE = """\
+foundation.power_off()
+foundation.set_boot_device( device='pxe' )
+foundation.power_on()
+foundation.wait_for_poweroff()
+"""
+FAST_IPMI = {"concurrency": 4, "confirm_interval": 0.2, "soft_off_wait": 5}
+
+
+@dataclass
+class Database:
+    url: str
+    engine: AsyncEngine
+    settings: Settings
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with transaction(create_session_factory(self.engine)) as session:
+            return await work(session)
+
+    async def job(self, job_id: int) -> Job:
+        return await self.run(lambda session: jobs.get_job(session, job_id))
+
+    async def wait_for(self, job_id: int, *states: str) -> Job:
+        deadline = time.monotonic() + WAIT
+        while True:
+            job = await self.job(job_id)
+            if job.state in states:
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} is {job.state} ({job.message!r}), not {states}")
+            await asyncio.sleep(0.1)
+
+    async def tasks(self, job_id: int) -> list[Task]:
+        async def work(session: AsyncSession) -> list[Task]:
+            query = select(Task).where(Task.job_id == job_id).order_by(Task.id)
+            return list((await session.execute(query)).scalars())
+
+        return await self.run(work)
+
+    async def wait_for_lease(self, job_id: int) -> Task:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            for task in await self.tasks(job_id):
+                if task.state == "open" and task.lease is not None:
+                    return task
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no task of job {job_id} was handed out")
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[Database]:
+    require_tools()
+    url = Settings(database_url=make_pg_database("contractor_subcontractor")).database_url
+    settings = Settings(database_url=url)
+    migrate.upgrade(settings)
+    engine = create_engine(settings)
+    try:
+        yield Database(url=url, engine=engine, settings=settings)
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class Setup:
+    site: str
+    foundation_id: int
+    job_id: int
+    token: str
+
+
+async def create_job(
+    db: Database, *, script: str, foundation_type: str, fields: dict[str, Any], modules: list[str]
+) -> Setup:
+    async def work(session: AsyncSession) -> Setup:
+        site = await make_site(session)
+        blueprint = await make_foundation_blueprint(session, foundation_types=[foundation_type])
+        source = await bp_service.create_script(session, name=unique("script"), source=script)
+        await bp_service.link_script(session, blueprint=blueprint, role="create", script=source)
+        foundation = await make_foundation(
+            session, site, blueprint, type=foundation_type, fields=fields
+        )
+        await building.set_located(session, foundation)
+        job = await jobs.create_job(
+            session, target=foundation, script_name="create", creator="alice"
+        )
+        token = await task_service.create_subcontractor_token(
+            session, name=unique("agent"), sites=[site.name], modules=modules
+        )
+        return Setup(site.name, foundation.id, job.id, token.text)
+
+    return await db.run(work)
+
+
+def bmc_fields(bmc: Bmc, password: str | None = None) -> dict[str, Any]:
+    return {
+        "bmc_address": "127.0.0.1",
+        "bmc_port": bmc.port,
+        "username": bmc.username,
+        "password": password or bmc.password,
+    }
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def test_ipmi_foundation_create_against_ipmi_sim(database: Database, tmp_path: Path) -> None:
+    with ipmi_sim(tmp_path / "bmc", power="on") as bmc:
+        setup = await create_job(
+            database,
+            script=IPMI_CREATE,
+            foundation_type="ipmi",
+            fields=bmc_fields(bmc),
+            modules=["ipmi"],
+        )
+        with contractor_on(free_port(), database.url, tmp_path) as url:
+            config = write_config(
+                tmp_path,
+                url=url,
+                token=setup.token,
+                site=setup.site,
+                modules={"ipmi": FAST_IPMI},
+                journal=tmp_path / "journal",
+            )
+            check = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "subcontractor", "check", "--config", str(config), "--json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=clean_env(NO_PROXY="127.0.0.1"),
+                check=False,
+            )
+            assert check.returncode == 0, check.stdout + check.stderr
+            assert json.loads(check.stdout)["ok"] is True
+            with subcontractor(config, tmp_path) as agent:
+                # off (soft first), PXE, on: then the job waits for the machine to power off
+                await until(lambda: "set power 1" in bmc.calls(), "power on")
+                assert bmc.power() == "on"
+                calls = bmc.calls()
+                assert calls.index("set shutdown 1") < calls.index("set boot pxe")
+                assert calls.index("set boot pxe") < calls.index("set power 1")
+                assert bmc.boot_device() == "pxe"
+                job = await database.job(setup.job_id)
+                assert job.state == "queued"
+                # the installer finishes and turns the machine off
+                bmc.ipmitool("chassis", "power", "off")
+                job = await database.wait_for(setup.job_id, "done", "error", "aborted")
+                assert job.state == "done", job.message
+                assert agent.stop() == 0
+            output = agent.output()
+        foundation = await database.run(
+            lambda session: session.get_one(Foundation, setup.foundation_id)
+        )
+        assert foundation.state == "built"
+        assert bmc.power() == "off"
+        assert bmc.password not in output
+        assert setup.token.rpartition(".")[2] not in output
+        assert "result accepted" in output
+        assert not list((tmp_path / "journal").glob("*.json"))
+
+
+async def test_wrong_bmc_password_then_fixed(database: Database, tmp_path: Path) -> None:
+    with ipmi_sim(tmp_path / "bmc", power="off") as bmc:
+        setup = await create_job(
+            database,
+            script="foundation.power_on()\n",
+            foundation_type="ipmi",
+            fields=bmc_fields(bmc, password="not-the-password"),
+            modules=["ipmi"],
+        )
+        with contractor_on(free_port(), database.url, tmp_path) as url:
+            config = write_config(
+                tmp_path,
+                url=url,
+                token=setup.token,
+                site=setup.site,
+                modules={"ipmi": FAST_IPMI},
+                journal=tmp_path / "journal",
+            )
+            with subcontractor(config, tmp_path) as agent:
+                job = await database.wait_for(setup.job_id, "error", "done")
+                assert job.state == "error"
+                assert f"BMC 127.0.0.1:{bmc.port} refused the credentials of user 'admin'" in (
+                    job.message
+                )
+                assert "not-the-password" not in job.message
+                assert bmc.power() == "off"
+
+                async def fix(session: AsyncSession) -> None:
+                    foundation = await session.get_one(Foundation, setup.foundation_id)
+                    await building.update_foundation(
+                        session, foundation, fields={"password": bmc.password}
+                    )
+                    locked = await jobs.lock_job(session, setup.job_id)
+                    context = await JobContext.load(
+                        session, locked, settings=database.settings, for_step=False
+                    )
+                    runner = restore_runner(locked, context)
+                    await jobs.reset_job(session, locked, actor="alice", runner=runner)
+
+                await database.run(fix)
+                job = await database.wait_for(setup.job_id, "done", "error")
+                assert job.state == "done", job.message
+                assert bmc.power() == "on"
+                assert agent.stop() == 0
+            assert "not-the-password" not in agent.output()
+
+
+async def test_agent_killed_mid_task(database: Database, tmp_path: Path) -> None:
+    setup = await create_job(
+        database,
+        script="foundation.power_on()\n",
+        foundation_type="simulated",
+        fields={"delay_seconds": 3},
+        modules=["simulated"],
+    )
+    with contractor_on(
+        free_port(), database.url, tmp_path, CONTRACTOR_TASK_LEASE_SECONDS="3"
+    ) as url:
+        config = write_config(
+            tmp_path,
+            url=url,
+            token=setup.token,
+            site=setup.site,
+            modules={"simulated": {"concurrency": 2}},
+            journal=tmp_path / "journal-1",
+        )
+        with subcontractor(config, tmp_path) as first:
+            task = await database.wait_for_lease(setup.job_id)
+            assert task.attempt == 1
+            first.stop(signal.SIGKILL)  # mid-task: the simulated machine takes 3 s
+        config = write_config(
+            tmp_path,
+            url=url,
+            token=setup.token,
+            site=setup.site,
+            modules={"simulated": {"concurrency": 2}},
+            journal=tmp_path / "journal-2",
+        )
+        with subcontractor(config, tmp_path) as second:
+            job = await database.wait_for(setup.job_id, "done", "error")
+            assert job.state == "done", job.message
+            assert second.stop() == 0
+    (task,) = await database.tasks(setup.job_id)
+    assert task.state == "done"
+    # The lease expired and the task was offered again. Attempt 2 may have gone to the killed
+    # agent's own long-poll, which Contractor holds open until its wait ends (it does not
+    # notice the client is gone); then that lease expired too.
+    assert task.attempt >= 2
+
+
+async def test_contractor_gone_while_the_agent_holds_a_result(
+    database: Database, tmp_path: Path
+) -> None:
+    setup = await create_job(
+        database,
+        script="foundation.power_on()\n",
+        foundation_type="simulated",
+        fields={"delay_seconds": 2},
+        modules=["simulated"],
+    )
+    port = free_port()
+    journal = tmp_path / "journal"
+    with contractor_on(port, database.url, tmp_path) as url:
+        config = write_config(
+            tmp_path,
+            url=url,
+            token=setup.token,
+            site=setup.site,
+            modules={"simulated": {"concurrency": 2}},
+            journal=journal,
+            grace=10,
+        )
+        agent_cm = subcontractor(config, tmp_path)
+        first = agent_cm.__enter__()
+        await database.wait_for_lease(setup.job_id)
+    # Contractor is down now; the agent finishes the task and cannot deliver the result
+    try:
+        await until(lambda: bool(list(journal.glob("*.json"))), "the result in the journal")
+        assert first.stop() == 0  # a clean stop keeps the undelivered result on disk
+    finally:
+        agent_cm.__exit__(None, None, None)
+    assert len(list(journal.glob("*.json"))) == 1
+    assert (await database.job(setup.job_id)).state == "queued"
+    with contractor_on(port, database.url, tmp_path):
+        with subcontractor(config, tmp_path) as second:
+            job = await database.wait_for(setup.job_id, "done", "error")
+            assert job.state == "done", job.message
+            await until(lambda: not list(journal.glob("*.json")), "an empty journal")
+            assert second.stop() == 0
+        assert "answer(s) from before the restart to send again" in second.output()
+    (task,) = await database.tasks(setup.job_id)
+    assert (task.state, task.attempt) == ("done", 1)  # the task itself ran once
