@@ -1,0 +1,228 @@
+"""Subcontractor benchmark: tasks per second through one agent, IPMI queries per second.
+
+1. `contractor serve` (its foreman stepping jobs) on PostgreSQL and one `subcontractor run`
+   daemon serving the ``simulated`` module (no delays): JOBS simulated foundations each run a
+   create job of 10 remote ``power_state`` steps. Reports tasks per second from the first job
+   created to the last job done (poll, run, journal with fsync, result, next step).
+2. The ``ipmi`` module in-process against OpenIPMI's ``ipmi_sim`` (one simulator per BMC on a
+   loopback UDP port): power-state queries per second on one BMC (operations on a BMC are one
+   at a time) and on several BMCs at once.
+
+    python bench/subcontractor_bench.py                      # a throwaway PostgreSQL
+    python bench/subcontractor_bench.py --database-url URL   # an empty database you own
+    python bench/subcontractor_bench.py --jobs 200 --concurrency 50 --bmcs 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from contractor import migrate  # noqa: E402
+from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
+from contractor.models import Job  # noqa: E402
+from contractor.plugins import foundation_types  # noqa: E402
+from contractor.services import blueprint as bps  # noqa: E402
+from contractor.services import building, site  # noqa: E402
+from contractor.services import foreman as jobs  # noqa: E402
+from contractor.services import tasks as task_service  # noqa: E402
+from contractor.settings import Settings  # noqa: E402
+from subcontractor.module import load_modules  # noqa: E402
+from tests.subcontractor.bmc import ipmi_sim  # noqa: E402
+
+STEPS = 10
+SCRIPT = "foundation.power_state()\n" * STEPS
+
+
+def start_postgres() -> tuple[str, str]:
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "pg-throwaway"), "start"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    env = dict(line.split("=", 1) for line in out.split())
+    return env["PG_URL"], env["PGBASE"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def populate(settings: Settings, count: int) -> str:
+    engine = create_engine(settings)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            here = await site.create_site(session, name="bench")
+            blueprint = await bps.create_foundation_blueprint(
+                session, name="sim", foundation_types=["simulated"]
+            )
+            script = await bps.create_script(session, name="ten-steps", source=SCRIPT)
+            await bps.link_script(session, blueprint=blueprint, role="create", script=script)
+            for n in range(count):
+                foundation = await building.create_foundation(
+                    session, locator=f"sim{n}", site=here, blueprint=blueprint, type="simulated"
+                )
+                await building.set_located(session, foundation)
+            new = await task_service.create_subcontractor_token(
+                session, name="bench", sites=["bench"], modules=["simulated"]
+            )
+            return new.text
+    finally:
+        await engine.dispose()
+
+
+async def run_jobs(settings: Settings, count: int) -> float:
+    """Create the jobs, wait until all are done; seconds taken."""
+    engine = create_engine(settings)
+    try:
+        start = time.perf_counter()
+        async with transaction(create_session_factory(engine)) as session:
+            for n in range(count):
+                foundation = await building.get_foundation(session, f"sim{n}")
+                await jobs.create_job(
+                    session, target=foundation, script_name="create", creator="bench"
+                )
+        query = select(func.count()).select_from(Job).where(Job.state == "done")
+        deadline = start + 600
+        while time.perf_counter() < deadline:
+            async with create_session_factory(engine)() as session:
+                if int((await session.execute(query)).scalar_one()) >= count:
+                    return time.perf_counter() - start
+            await asyncio.sleep(0.05)
+        raise SystemExit("the jobs did not finish within 600 s")
+    finally:
+        await engine.dispose()
+
+
+def agent_figures(url: str, count: int, concurrency: int, work: Path) -> float:
+    settings = Settings(database_url=url, auto_migrate=False)
+    foundation_types()
+    migrate.upgrade(settings)
+    token = asyncio.run(populate(settings, count))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTRACTOR_", "SUBCON"))}
+    env.update(PYTHONPATH=str(ROOT), NO_PROXY="127.0.0.1")
+    (work / "token").write_text(token)
+    config = work / "subcontractor.toml"
+    config.write_text(
+        f"""[contractor]
+url = "http://127.0.0.1:{port}"
+token_file = "{work / "token"}"
+site = "bench"
+
+[agent]
+wait = 10
+journal_dir = "{work / "journal"}"
+log_level = "warning"
+
+[modules.simulated]
+concurrency = {concurrency}
+"""
+    )
+    with ExitStack() as stack:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "contractor", "serve", "--port", str(port)],
+            env=dict(env, CONTRACTOR_DATABASE_URL=url, CONTRACTOR_LOG_LEVEL="warning"),
+        )
+        stack.callback(server.wait, 20)
+        stack.callback(server.terminate)
+        for _ in range(300):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "subcontractor", "run", "--config", str(config)], env=env
+        )
+        stack.callback(agent.wait, 30)
+        stack.callback(agent.terminate)
+        return asyncio.run(run_jobs(settings, count))
+
+
+async def ipmi_queries(ports: list[int], seconds: float, concurrency: int) -> float:
+    """Power-state queries per second, one stream per BMC, for ``seconds``."""
+    module = load_modules({"ipmi": concurrency}, {})["ipmi"]
+    power_state = module.functions()["power_state"]
+    done = 0
+
+    async def stream(port: int) -> None:
+        nonlocal done
+        connection = {"host": "127.0.0.1", "port": port, "username": "admin", "password": "pw"}
+        await power_state({"connection": connection})  # log in outside the timing
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            await power_state({"connection": connection})
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(stream(port) for port in ports))
+    elapsed = time.perf_counter() - start
+    await module.aclose()
+    return done / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", help="an empty PostgreSQL database (default: a throwaway one)"
+    )
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=50, help="simulated module limit")
+    parser.add_argument("--bmcs", type=int, default=4, help="ipmi_sim instances at once")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per IPMI measurement")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="subcontractor-bench-") as scratch:
+        work = Path(scratch)
+        base_dir = None
+        url = args.database_url
+        if url is None:
+            url, base_dir = start_postgres()
+        try:
+            seconds = agent_figures(url, args.jobs, args.concurrency, work)
+        finally:
+            if base_dir:
+                subprocess.run(
+                    [str(ROOT / "scripts" / "pg-throwaway"), "stop", base_dir], check=False
+                )
+        tasks = args.jobs * STEPS
+        print(
+            f"{args.jobs} jobs x {STEPS} remote steps through one subcontractor "
+            f"(simulated x{args.concurrency}), contractor serve on PostgreSQL: {seconds:.1f} s"
+        )
+        print(f"tasks/s through one agent      {tasks / seconds:7.0f}")
+        print(f"jobs/s                         {args.jobs / seconds:7.1f}")
+        with ExitStack() as stack:
+            ports = [
+                stack.enter_context(ipmi_sim(work / f"bmc{n}", password="pw", power="on")).port
+                for n in range(args.bmcs)
+            ]
+            one = asyncio.run(ipmi_queries(ports[:1], args.seconds, 4))
+            many = asyncio.run(ipmi_queries(ports, args.seconds, max(4, args.bmcs)))
+        print(f"ipmi power-state queries/s, 1 BMC          {one:7.0f}")
+        print(f"ipmi power-state queries/s, {args.bmcs} BMCs at once  {many:7.0f}")
+
+
+if __name__ == "__main__":
+    main()
