@@ -90,6 +90,11 @@ def test_file_and_flags(tmp_path: Path) -> None:
         ),
         ('[contractor]\nurl = "http://x"\nsite = "x"\n', {}, "modules: name at least one module"),
         ('[contractor\nurl = "http://x"\n', {}, "not valid TOML"),
+        (
+            '[contractor]\nurl = "https://x"\nsite = "x"\n[modules.ipmi]\n',
+            {"contractor.ca_bundle": "/nonexistent/ca.pem"},
+            "contractor.ca_bundle (flag --ca-bundle): /nonexistent/ca.pem is not a file",
+        ),
     ],
 )
 def test_errors_name_the_key_and_flag(

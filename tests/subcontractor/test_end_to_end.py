@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -337,3 +338,41 @@ async def test_contractor_gone_while_the_agent_holds_a_result(
         assert "answer(s) from before the restart to send again" in second.output()
     (task,) = await database.tasks(setup.job_id)
     assert (task.state, task.attempt) == ("done", 1)  # the task itself ran once
+
+
+async def test_port_checks_in_a_job(database: Database, tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    open_port, closed_port = listener.getsockname()[1], closed.getsockname()[1]
+    script = f"""\
+open_state = iputils.port_state( target="127.0.0.1", port={open_port} )
+closed_state = iputils.port_state( target="127.0.0.1", port={closed_port} )
+if ( open_state != "open" ) then error( msg="the listening port is not open" )
+if ( closed_state != "closed" ) then error( msg="the closed port is not closed" )
+iputils.wait_for_port( target="127.0.0.1", port={open_port} )
+"""
+    try:
+        setup = await create_job(
+            database, script=script, foundation_type="simulated", fields={}, modules=["iputils"]
+        )
+        with contractor_on(free_port(), database.url, tmp_path) as url:
+            config = write_config(
+                tmp_path,
+                url=url,
+                token=setup.token,
+                site=setup.site,
+                modules={"iputils": {"concurrency": 2, "connect_timeout": 2}},
+                journal=tmp_path / "journal",
+            )
+            with subcontractor(config, tmp_path) as agent:
+                job = await database.wait_for(setup.job_id, "done", "error")
+                assert job.state == "done", job.message
+                assert agent.stop() == 0
+        tasks = await database.tasks(setup.job_id)
+        assert [(t.function, t.state) for t in tasks] == [("port_state", "done")] * 3
+    finally:
+        listener.close()
+        closed.close()

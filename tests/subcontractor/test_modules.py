@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from subcontractor.module import Module, TaskFailed, load_modules
-from tests.subcontractor.bmc import Bmc, free_udp_port, ipmi_sim
+from tests.subcontractor.bmc import Bmc, free_udp_port, ipmi_sim, require_tools
 
 FAST_IPMI = {"confirm_interval": 0.2, "confirm_timeout": 10, "soft_off_wait": 5}
 
@@ -155,6 +155,7 @@ async def test_port_state_against_a_real_socket_and_a_closed_port() -> None:
 
 
 async def test_ping_loopback() -> None:
+    require_tools("ping")
     iputils = module("iputils").functions()
     answer = await iputils["ping"]({"target": "127.0.0.1", "count": 2})
     assert answer == {"result": 100.0}
