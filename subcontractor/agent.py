@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -173,7 +174,8 @@ class Agent:
                 tasks = await self.client.poll(
                     self.site, [name], min(free, 100), self.config.agent.wait
                 )
-            except (Unavailable, Rejected) as error:
+            except (Unavailable, Rejected, ValueError, KeyError, TypeError) as error:
+                # ValueError and the like: an answer that is not the task API's
                 delay = backoff.next()
                 if isinstance(error, Rejected) and not isinstance(error, Unauthorized):
                     delay = max(delay, 10.0)
@@ -240,6 +242,12 @@ class Agent:
                 data = running.work.result()
                 if not isinstance(data, dict):
                     raise TaskFailed(f"{label} returned {type(data).__name__}, not an object")
+                try:
+                    json.dumps(data)
+                except (TypeError, ValueError) as error:
+                    raise TaskFailed(
+                        f"{label} returned a value JSON cannot carry: {error}"
+                    ) from None
                 entry = self._entry(task, "result", data=data)
             except TaskFailed as failure:
                 entry = self._entry(

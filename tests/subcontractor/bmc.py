@@ -30,7 +30,7 @@ case $op in
            power) echo "$v" > "$dir/power" ;;
            reset) echo reset >> "$dir/calls" ;;
            boot) echo "$v" > "$dir/boot" ;;
-           shutdown) echo 0 > "$dir/power" ;;
+           shutdown) [ -e "$dir/deaf" ] || echo 0 > "$dir/power" ;;  # deaf: the OS ignores it
            identify) shift ;;
            *) echo "Invalid parameter: $p"; exit 1 ;; esac; done ;;
   *) exit 1 ;;

@@ -34,7 +34,7 @@ class Work(Module):
         self.most = 0
 
     def functions(self) -> Mapping[str, Function]:
-        return {"sleep": self.sleep, "fail": self.fail, "boom": self.boom}
+        return {"sleep": self.sleep, "fail": self.fail, "boom": self.boom, "odd": self.odd}
 
     async def sleep(self, parameters: dict[str, Any]) -> dict[str, Any]:
         self.running += 1
@@ -50,6 +50,9 @@ class Work(Module):
 
     async def boom(self, parameters: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("a bug")
+
+    async def odd(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        return {"when": object()}
 
 
 @dataclass
@@ -165,8 +168,9 @@ async def test_every_outcome_is_answered_within_the_module_limit(tmp_path: Path)
     fake.add("fail", password="hunter22")
     fake.add("boom")
     fake.add("teleport")
+    fake.add("odd")
     running = await start(tmp_path, fake, work)
-    await until(lambda: len(fake.answers("result")) + len(fake.answers("error")) == 8, "answers")
+    await until(lambda: len(fake.answers("result")) + len(fake.answers("error")) == 9, "answers")
     await running.finish()
     assert work.most <= 2
     assert max(fake.max_tasks_seen) <= 2
@@ -176,9 +180,10 @@ async def test_every_outcome_is_answered_within_the_module_limit(tmp_path: Path)
     assert errors[6]["message"] == "no luck with ***"  # the password was learned and masked
     assert errors[7]["retryable"] is False
     assert errors[7]["message"] == "work.boom failed: RuntimeError: a bug"
-    assert (
-        errors[8]["message"] == "module 'work' has no function 'teleport' (has: boom, fail, sleep)"
+    assert errors[8]["message"] == (
+        "module 'work' has no function 'teleport' (has: boom, fail, odd, sleep)"
     )
+    assert errors[9]["message"].startswith("work.odd returned a value JSON cannot carry")
     assert not list((tmp_path / "journal").glob("*.json"))
 
 

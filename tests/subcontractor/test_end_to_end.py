@@ -303,7 +303,8 @@ async def test_contractor_gone_while_the_agent_holds_a_result(
         database,
         script="foundation.power_on()\n",
         foundation_type="simulated",
-        fields={"delay_seconds": 2},
+        # long enough that Contractor (waiting for the agent's 2 s long-poll) is gone first
+        fields={"delay_seconds": 4},
         modules=["simulated"],
     )
     port = free_port()

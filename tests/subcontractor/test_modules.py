@@ -67,13 +67,28 @@ async def test_ipmi_power_and_boot(bmc: Bmc) -> None:
     await ipmi.aclose()
 
 
+async def test_ipmi_soft_off_ignored_then_hard_off(bmc: Bmc) -> None:
+    call = module("ipmi", **dict(FAST_IPMI, soft_off_wait=0.5)).functions()
+    await call["set_power"]({"connection": connection(bmc), "state": "on"})
+    (bmc.node / "deaf").touch()  # the OS ignores the shutdown request
+    answer = await call["set_power"]({"connection": connection(bmc), "state": "soft_off"})
+    assert answer == {"state": "on"}  # Contractor's power_off goes on to a hard off
+    assert await call["set_power"]({"connection": connection(bmc), "state": "off"}) == {
+        "state": "off"
+    }
+    assert bmc.power() == "off"
+    assert bmc.calls().count("set shutdown 1") == 1
+
+
 async def test_ipmi_wrong_password_is_final_and_names_the_bmc(bmc: Bmc) -> None:
     call = module("ipmi", **FAST_IPMI).functions()
-    with pytest.raises(TaskFailed) as failure:
-        await call["power_state"]({"connection": connection(bmc, password="wrong-secret")})
-    assert not failure.value.retryable
+    for _ in range(2):  # the second login is refused just the same (no cached broken session)
+        with pytest.raises(TaskFailed) as failure:
+            await call["power_state"]({"connection": connection(bmc, password="wrong-secret")})
+        assert not failure.value.retryable
     assert f"BMC 127.0.0.1:{bmc.port} refused the credentials of user 'admin'" in str(failure.value)
     assert "wrong-secret" not in str(failure.value)
+    assert await call["power_state"]({"connection": connection(bmc)}) == {"state": "off"}
 
 
 async def test_ipmi_unreachable_is_retryable() -> None:
