@@ -10,6 +10,8 @@ work and wait on it afterwards, so a wake-up between the two is never lost.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 from typing import Any
 
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contractor.services.foreman import ANNOUNCE_KEY, JOBS_CHANNEL, TASKS_CHANNEL
 
-__all__ = ["Hub", "Signal"]
+__all__ = ["Hub", "Signal", "WakeOne"]
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +40,47 @@ class Signal:
         event.set()
 
 
+class WakeOne:
+    """Wakes one waiter per ``fire()``, oldest first: a new task needs one poller, not all of
+    them. A waiter that stops waiting without looking for work again passes a wake-up it got
+    on (``leave``); one that looks again drops its own (``discard``)."""
+
+    def __init__(self) -> None:
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def waiter(self) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        return future
+
+    def fire(self) -> None:
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+                return
+
+    def leave(self, future: asyncio.Future[None]) -> None:
+        if future.done() and not future.cancelled():
+            self.fire()
+        else:
+            self.discard(future)
+
+    def discard(self, future: asyncio.Future[None]) -> None:
+        if not future.done():
+            future.cancel()
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(future)
+
+
 class Hub:
     def __init__(self) -> None:
         self.jobs = Signal()
-        self.tasks = Signal()
-        self._channels = {JOBS_CHANNEL: self.jobs, TASKS_CHANNEL: self.tasks}
+        self.tasks = WakeOne()
+        self._channels: dict[str, Signal | WakeOne] = {
+            JOBS_CHANNEL: self.jobs,
+            TASKS_CHANNEL: self.tasks,
+        }
 
     def fire(self, channel: str) -> None:
         signal = self._channels.get(channel)

@@ -17,7 +17,6 @@ config UUID is the secret, as for ``/config``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any, TypeVar
 
@@ -141,25 +140,34 @@ async def poll(request: Request) -> Response:
         body = await _body(request, PollRequest)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(body.wait, settings.task_max_wait_seconds)
+        token: SubcontractorToken | None = None
         while True:
             woken = hub.tasks.waiter()
-            async with transaction(sessions) as session:
-                token = await _authenticate(session, request)
-                tasks = await task_service.claim_tasks(
-                    session,
-                    token=token,
-                    site=body.site,
-                    modules=body.modules,
-                    limit=body.max_tasks,
-                    lease_seconds=settings.task_lease_seconds,
-                )
-                answer = [_task_out(task) for task in tasks]
-            remaining = deadline - loop.time()
-            if answer or remaining <= 0:
-                return JSONResponse({"tasks": answer})
-            # look again after a second at most: a lease may have expired meanwhile
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), min(remaining, 1.0))
+            looking_again = False
+            try:
+                async with transaction(sessions) as session:
+                    if token is None:  # once per call, not per look
+                        token = await _authenticate(session, request)
+                    tasks = await task_service.claim_tasks(
+                        session,
+                        token=token,
+                        site=body.site,
+                        modules=body.modules,
+                        limit=body.max_tasks,
+                        lease_seconds=settings.task_lease_seconds,
+                    )
+                    answer = [_task_out(task) for task in tasks]
+                remaining = deadline - loop.time()
+                if answer or remaining <= 0:
+                    return JSONResponse({"tasks": answer})
+                # look again after a second at most: a lease may have expired meanwhile
+                await asyncio.wait({woken}, timeout=min(remaining, 1.0))
+                looking_again = True
+            finally:
+                if looking_again:
+                    hub.tasks.discard(woken)
+                else:  # a wake-up that came meanwhile goes to another poller
+                    hub.tasks.leave(woken)
     except ContractorError as error:
         return error_response(error)
 

@@ -1,0 +1,238 @@
+"""Foreman benchmark: jobs with 10 remote steps each, answered over real HTTP.
+
+Starts `contractor serve` (uvicorn, one process, its foreman stepping jobs) on PostgreSQL,
+creates JOBS simulated foundations with a create job of 10 remote ``power_state`` steps,
+and lets N concurrent subcontractor clients long-poll the task API and answer at once.
+Reports task round trips per second, job completions per second and the latency from
+posting a result to receiving the job's next task (p50, p99).
+
+    python bench/foreman_bench.py                      # starts a throwaway PostgreSQL
+    python bench/foreman_bench.py --database-url URL   # an empty database you own
+    python bench/foreman_bench.py --jobs 100 --clients 8
+
+Targets (2 cores, PostgreSQL): at least 300 task round trips per second, and p99
+result-to-next-task under 100 ms with long-poll.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from contractor import migrate  # noqa: E402
+from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
+from contractor.models import Job  # noqa: E402
+from contractor.plugins import foundation_types  # noqa: E402
+from contractor.services import blueprint as bps  # noqa: E402
+from contractor.services import building, site  # noqa: E402
+from contractor.services import foreman as jobs  # noqa: E402
+from contractor.services import tasks as task_service  # noqa: E402
+from contractor.settings import Settings  # noqa: E402
+
+STEPS = 10
+SCRIPT = "foundation.power_state()\n" * STEPS
+
+
+def start_postgres() -> tuple[str, str]:
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "pg-throwaway"), "start"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    env = dict(line.split("=", 1) for line in out.split())
+    return env["PG_URL"], env["PGBASE"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def populate(settings: Settings, count: int) -> str:
+    """A site, a blueprint whose create script makes 10 remote calls, ``count`` located
+    simulated foundations; returns a subcontractor token."""
+    engine = create_engine(settings)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            here = await site.create_site(session, name="bench")
+            blueprint = await bps.create_foundation_blueprint(
+                session, name="sim", foundation_types=["simulated"]
+            )
+            script = await bps.create_script(session, name="ten-steps", source=SCRIPT)
+            await bps.link_script(session, blueprint=blueprint, role="create", script=script)
+            for n in range(count):
+                foundation = await building.create_foundation(
+                    session, locator=f"sim{n}", site=here, blueprint=blueprint, type="simulated"
+                )
+                await building.set_located(session, foundation)
+            new = await task_service.create_subcontractor_token(
+                session, name="bench", sites=["bench"], modules=["simulated"]
+            )
+            return new.text
+    finally:
+        await engine.dispose()
+
+
+async def start_jobs(settings: Settings, first: int, count: int) -> None:
+    engine = create_engine(settings)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            for n in range(first, first + count):
+                foundation = await building.get_foundation(session, f"sim{n}")
+                await jobs.create_job(
+                    session, target=foundation, script_name="create", creator="bench"
+                )
+    finally:
+        await engine.dispose()
+
+
+async def done_count(settings: Settings) -> int:
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            query = select(func.count()).select_from(Job).where(Job.state == "done")
+            return int((await session.execute(query)).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def drive(
+    base: str, token: str, settings: Settings, first: int, count: int, clients: int
+) -> dict[str, Any]:
+    """Start ``count`` jobs and answer their tasks with ``clients`` long-polling clients."""
+    total = count * STEPS
+    answered = 0
+    sent_at: dict[int, float] = {}
+    latencies: list[float] = []
+    finished = asyncio.Event()
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal answered
+        while not finished.is_set():
+            response = await http.post(
+                "/api/v1/subcontractor/poll",
+                json={"site": "bench", "modules": ["simulated"], "max_tasks": 4, "wait": 2},
+            )
+            response.raise_for_status()
+            now = time.perf_counter()
+            for task in response.json()["tasks"]:
+                job_id = task["job_id"]
+                if job_id in sent_at:
+                    latencies.append(now - sent_at.pop(job_id))
+                sent_at[job_id] = time.perf_counter()
+                reply = await http.post(
+                    "/api/v1/subcontractor/result",
+                    json={
+                        "task_id": task["task_id"],
+                        "cookie": task["cookie"],
+                        "lease": task["lease"],
+                        "data": {"state": "off"},
+                    },
+                )
+                reply.raise_for_status()
+                answered += 1
+                if answered >= total:
+                    finished.set()
+
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30, limits=limits) as http:
+        start = time.perf_counter()
+        await start_jobs(settings, first, count)
+        runners = [asyncio.create_task(client(http)) for _ in range(clients)]
+        await asyncio.wait_for(finished.wait(), 600)
+        round_trips_done = time.perf_counter()
+        while await done_count(settings) < first + count:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        jobs_done = time.perf_counter()
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+    latencies.sort()
+    return {
+        "round_trips": total,
+        "round_trips_per_second": total / (round_trips_done - start),
+        "jobs_per_second": count / (jobs_done - start),
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "seconds": jobs_done - start,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", help="an empty PostgreSQL database (default: a throwaway one)"
+    )
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+    base_dir = None
+    url = args.database_url
+    if url is None:
+        url, base_dir = start_postgres()
+    server = None
+    try:
+        settings = Settings(database_url=url, auto_migrate=False)
+        foundation_types()
+        migrate.upgrade(settings)
+        token = asyncio.run(populate(settings, args.jobs))
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
+        env.update(
+            CONTRACTOR_DATABASE_URL=url,
+            CONTRACTOR_LOG_LEVEL="warning",
+            PYTHONPATH=str(ROOT),
+        )
+        server = subprocess.Popen(
+            [sys.executable, "-m", "contractor", "serve", "--port", str(port)], env=env
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        figures = asyncio.run(drive(base, token, settings, 0, args.jobs, args.clients))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+        if base_dir:
+            subprocess.run([str(ROOT / "scripts" / "pg-throwaway"), "stop", base_dir], check=False)
+    print(
+        f"{args.jobs} jobs x {STEPS} remote steps, {args.clients} clients "
+        f"(long-poll), one `contractor serve` on PostgreSQL, {figures['seconds']:.1f} s"
+    )
+    print(f"task round trips/s  {figures['round_trips_per_second']:7.0f}   (target >= 300)")
+    print(f"job completions/s   {figures['jobs_per_second']:7.1f}")
+    print(
+        f"result -> next task ({args.jobs} jobs at once) p50 {figures['p50_ms']:.1f} ms  "
+        f"p99 {figures['p99_ms']:.1f} ms   (target p99 < 100 ms; with more jobs than the "
+        "server steps per second this is queueing: run --jobs 4 for the unsaturated figure)"
+    )
+
+
+if __name__ == "__main__":
+    main()
