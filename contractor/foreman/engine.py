@@ -286,10 +286,14 @@ class Foreman:
         bind = self.sessions.kw.get("bind")
         sqlite = bind is not None and bind.dialect.name == "sqlite"
         workers = 1 if sqlite else due
+        claims = due  # as many claims as jobs were due; the run loop looks again afterwards
 
         async def worker() -> None:
-            while await self._claim_and_step():
-                pass
+            nonlocal claims
+            while claims > 0:
+                claims -= 1
+                if not await self._claim_and_step():
+                    return
 
         await asyncio.gather(*(worker() for _ in range(workers)))
 
