@@ -189,6 +189,13 @@ async def test_ipmi_foundation_create_against_ipmi_sim(database: Database, tmp_p
                 assert bmc.boot_device() == "pxe"
                 job = await database.job(setup.job_id)
                 assert job.state == "queued"
+                # Only once the job waits for the power-off: before that, power_on may still
+                # be confirming, and would switch the machine back on.
+                deadline = time.monotonic() + WAIT
+                while "wait for power off" not in (job.message or ""):
+                    assert time.monotonic() < deadline, f"job never waited: {job.message}"
+                    await asyncio.sleep(0.2)
+                    job = await database.job(setup.job_id)
                 # the installer finishes and turns the machine off
                 bmc.ipmitool("chassis", "power", "off")
                 job = await database.wait_for(setup.job_id, "done", "error", "aborted")
