@@ -20,6 +20,8 @@ from starlette.routing import Route, WebSocketRoute
 
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory
+from contractor.events.broadcast import EventBroadcaster
+from contractor.events.webhooks import events_running
 from contractor.foreman.engine import Foreman, foreman_running
 from contractor.foreman.hub import Hub
 from contractor.plugins import foundation_types
@@ -46,12 +48,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     foreman = Foreman(
         writer_sessions, settings=settings, hub=hub, cache=config_cache, readers=sessions
     )
+    broadcaster = EventBroadcaster(
+        database_url=settings.database_url, poll_seconds=settings.events_poll_seconds
+    )
+    broadcaster.attach(engine)
     graphql = ContractorGraphQL(
         build_schema(settings),
         settings=settings,
         sessions=sessions,
         writer_sessions=writer_sessions,
         config_cache=config_cache,
+        events=broadcaster,
     )
 
     @asynccontextmanager
@@ -59,7 +66,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(migrate.upgrade, settings)
         try:
-            async with foreman_running(settings, hub, foreman):
+            async with (
+                foreman_running(settings, hub, foreman),
+                events_running(settings, broadcaster),
+            ):
                 yield
         finally:
             await engine.dispose()
@@ -82,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.config_cache = config_cache
     app.state.hub = hub
     app.state.foreman = foreman
+    app.state.events = broadcaster
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
         engine = create_engine(settings)
         try:
             async with transaction(create_session_factory(engine, writes=True)) as session:
+                session.info["actor"] = f"cli:{getpass.getuser()}"  # for its events
                 return await work(session)
         finally:
             await engine.dispose()

@@ -54,6 +54,19 @@ class Settings(BaseSettings):
     task_lease_seconds: float = Field(default=300.0, gt=0)
     task_max_wait_seconds: float = Field(default=60.0, ge=0)
 
+    # Events: how often each process looks for new events when nothing woke it; webhook
+    # delivery inside `contractor serve`, its parallelism (in all, and per target), the
+    # request timeout, and the retry backoff (base, cap) up to a maximum age.
+    events_poll_seconds: float = Field(default=1.0, gt=0)
+    webhooks_enabled: bool = True
+    webhook_concurrency: int = Field(default=32, ge=1, le=256)
+    webhook_per_target: int = Field(default=8, ge=1, le=64)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=600.0, gt=0)
+    webhook_max_age_seconds: float = Field(default=86400.0, gt=0)
+    webhook_idle_seconds: float = Field(default=5.0, gt=0)
+
     @property
     def migrate_on_start(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate

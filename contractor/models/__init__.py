@@ -26,6 +26,7 @@ from contractor.models.building import (
 )
 from contractor.models.config import ConfigGeneration
 from contractor.models.directory import Zone
+from contractor.models.events import Event, WebhookDelivery, WebhookTarget
 from contractor.models.foreman import Job, JobLog, SubcontractorToken, Task
 from contractor.models.network import (
     Address,
@@ -55,6 +56,7 @@ __all__ = [
     "ConfigGeneration",
     "Dependency",
     "DynamicAddress",
+    "Event",
     "Foundation",
     "FoundationBluePrint",
     "Job",
@@ -71,6 +73,8 @@ __all__ = [
     "SubcontractorToken",
     "Task",
     "User",
+    "WebhookDelivery",
+    "WebhookTarget",
     "Zone",
     "complex_state",
     "foundation_state",

@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from contractor.schema import errors, types
+from contractor.schema.events import EventMutation, EventQuery, Subscription
 from contractor.schema.inventory import InventoryQuery
 from contractor.schema.jobs import JobMutation, JobQuery
 from contractor.schema.mutations import Mutation
@@ -34,8 +35,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if not settings.debug:
         extensions.append(lambda: MaskErrors(should_mask_error=should_mask))
     return strawberry.Schema(
-        query=merge_types("Query", (Query, InventoryQuery, JobQuery)),
-        mutation=merge_types("Mutation", (Mutation, JobMutation)),
+        query=merge_types("Query", (Query, InventoryQuery, JobQuery, EventQuery)),
+        mutation=merge_types("Mutation", (Mutation, JobMutation, EventMutation)),
+        subscription=Subscription,
         types=[
             types.FoundationBluePrint,
             types.StructureBluePrint,

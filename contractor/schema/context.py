@@ -4,6 +4,7 @@ the request's DataLoaders."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.types import Info as StrawberryInfo
@@ -13,6 +14,9 @@ from contractor.schema.loaders import Loaders
 from contractor.services.auth import role_allows
 from contractor.services.config import ConfigCache
 from contractor.settings import Settings
+
+if TYPE_CHECKING:
+    from contractor.events.broadcast import EventBroadcaster
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Context:
     principal: Principal | None
     loaders: Loaders = field(repr=False)
     config_cache: ConfigCache | None = field(default=None, repr=False)
+    events: EventBroadcaster | None = field(default=None, repr=False)  # subscriptions
 
     def require(self, role: str) -> Principal:
         """The caller, if their role includes ``role``; else Forbidden."""

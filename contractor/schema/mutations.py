@@ -100,8 +100,9 @@ async def _mutate(
 ) -> T | AnyError:
     """Run ``work`` in one transaction as a caller with ``role``; errors roll it back."""
     try:
-        info.context.require(role)
+        principal = info.context.require(role)
         async with info.context.writer_sessions() as session, session.begin():
+            session.info["actor"] = principal.username  # for the events it writes
             return await work(session)
     except ContractorError as error:
         return to_graphql_error(error)

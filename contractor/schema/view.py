@@ -23,9 +23,11 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.websockets import WebSocket
 from strawberry import Schema
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from contractor.errors import ContractorError, Unauthorized
+from contractor.events.broadcast import EventBroadcaster
 from contractor.schema.context import Context, Principal
 from contractor.schema.loaders import Loaders
 from contractor.schema.prefetch import current_loaders
@@ -94,6 +96,12 @@ def _only_anonymous_fields(document: str, operation_name: str | None) -> bool:
     )
 
 
+class SocketContext(Context):
+    """A WebSocket's context: strawberry stores the ``connection_init`` payload on it."""
+
+    connection_params: dict[str, Any] | None = None
+
+
 class ContractorGraphQL(GraphQL[Context, None]):
     def __init__(
         self,
@@ -103,6 +111,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
         sessions: async_sessionmaker[AsyncSession],
         writer_sessions: async_sessionmaker[AsyncSession],
         config_cache: ConfigCache | None = None,
+        events: EventBroadcaster | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -113,6 +122,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
         self.sessions = sessions
         self.writer_sessions = writer_sessions
         self.config_cache = config_cache
+        self.events = events
         self.tokens = TokenCache()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -160,14 +170,32 @@ class ContractorGraphQL(GraphQL[Context, None]):
                 )
         loaders = Loaders(self.sessions)
         current_loaders.set(loaders)
-        return Context(
+        context_type = SocketContext if isinstance(request, WebSocket) else Context
+        return context_type(
             settings=self.settings,
             sessions=self.sessions,
             writer_sessions=self.writer_sessions,
             principal=principal,
             loaders=loaders,
             config_cache=self.config_cache,
+            events=self.events,
         )
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """A WebSocket authenticates in its handshake (``Authorization`` header) or in
+        ``connection_init``'s payload (``{"Authorization": "Bearer <token>"}``); without
+        either it is closed with 4403 before any operation runs."""
+        params = getattr(context, "connection_params", None) or {}
+        header = params.get("Authorization") or params.get("authorization")
+        if header is not None:
+            try:
+                principal = await self.authenticate(_bearer(str(header)))
+            except Unauthorized:
+                raise ConnectionRejectionError() from None
+            # completed once, before connection_ack: no operation has seen it yet
+            object.__setattr__(context, "principal", principal)
+        if context.principal is None:
+            raise ConnectionRejectionError()
 
 
 async def _document(request: Request) -> tuple[str, str | None]:

@@ -35,6 +35,7 @@ from contractor.models import (
     utcnow,
 )
 from contractor.services.blueprint import find_script
+from contractor.services.events import record_event
 from tscript import ParseError, Runner, parse
 
 __all__ = [
@@ -163,6 +164,20 @@ def write_log(
             to_state=to_state,
             message=message[:2000],
         )
+    )
+    record_event(
+        session,
+        kind=action.replace(" ", "_"),
+        object=job,
+        actor=actor,
+        payload={
+            "state": to_state,
+            "from_state": from_state,
+            "message": message[:2000],
+            "script_name": job.script_name,
+            "target_kind": job.target_kind,
+            "target": job.target_description,
+        },
     )
 
 

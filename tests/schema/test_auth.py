@@ -83,6 +83,14 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "createUser": ('createUser(username: "u1", role: "reader")', "admin"),
     "createToken": ('createToken(username: "nobody")', "admin"),
     "revokeToken": ('revokeToken(key: "0000000000000000")', "admin"),
+    "createWebhookTarget": (
+        'createWebhookTarget(name: "w1", url: "http://127.0.0.1:9/hook")',
+        "admin",
+    ),
+    "updateWebhookTarget": ('updateWebhookTarget(name: "w1", active: false)', "admin"),
+    "deleteWebhookTarget": ('deleteWebhookTarget(name: "w1")', "admin"),
+    "retryWebhookDelivery": ("retryWebhookDelivery(id: 999)", "admin"),
+    "cancelWebhookDelivery": ("cancelWebhookDelivery(id: 999)", "admin"),
 }
 RANK = {"reader": 0, "operator": 1, "admin": 2}
 

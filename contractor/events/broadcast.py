@@ -1,0 +1,243 @@
+"""One reader of the outbox per process, fanning new events out to its subscribers.
+
+The broadcaster keeps the cursor of the newest event it has read. Whenever it is woken it
+reads what came after, in cursor order, and hands the rows to every subscriber's queue. It
+is woken:
+
+- on PostgreSQL by ``NOTIFY contractor_events``, sent by every transaction that wrote events
+  and delivered when it commits, on one ``LISTEN`` connection per process (re-opened when it
+  drops, with a look at the table each time);
+- in this process, once a connection whose transaction wrote events is handed back to the
+  pool (that is, after its commit);
+- every ``poll_seconds`` in any case (which is also how, on SQLite, a change committed by
+  another process such as the CLI is seen).
+
+A subscriber registers first, then replays from the database everything after its cursor,
+then takes rows from its queue, skipping what the replay already covered: nothing falls
+between the two. A subscriber too slow for its queue drops the queue and replays again from
+the database; it never misses an event and never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from contractor.models import Event
+from contractor.services.events import (
+    NOTIFY_CHANNEL,
+    WROTE_EVENTS_KEY,
+    EventFilter,
+    events_after,
+    latest_cursor,
+)
+
+__all__ = ["EventBroadcaster", "Signal", "stop_if_cancelled"]
+
+log = logging.getLogger(__name__)
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when this task is being cancelled. A driver may turn the
+    cancellation of a query into its own error (PostgreSQL's "canceling statement due to user
+    request"); a loop that catches errors to retry must not swallow the cancellation too."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+class Signal:
+    """A broadcast: every waiter taken before ``fire()`` wakes up."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def waiter(self) -> asyncio.Event:
+        return self._event
+
+    def fire(self) -> None:
+        fired, self._event = self._event, asyncio.Event()
+        fired.set()
+
+
+class _Subscriber:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.rows: deque[Event] = deque()
+        self.ready = asyncio.Event()
+        self.overflowed = False
+
+    def push(self, rows: list[Event]) -> None:
+        if self.overflowed:
+            return
+        if len(self.rows) + len(rows) > self.limit:
+            self.rows.clear()  # too slow: it reads the database again instead
+            self.overflowed = True
+        else:
+            self.rows.extend(rows)
+        self.ready.set()
+
+
+class EventBroadcaster:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        poll_seconds: float = 1.0,
+        batch: int = 500,
+        queue_limit: int = 5000,
+    ) -> None:
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._database_url = database_url
+        self._poll_seconds = poll_seconds
+        self._batch = batch
+        self._queue_limit = queue_limit
+        self._subscribers: set[_Subscriber] = set()
+        self._wake = asyncio.Event()
+        self._started = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.position = 0
+        self.changed = Signal()  # fired after new events were read (the webhook worker waits)
+
+    # -- wake-ups ----------------------------------------------------------------------
+
+    def attach(self, engine: AsyncEngine) -> None:
+        """Wake up when a connection of ``engine`` that wrote events is handed back (its
+        transaction has committed by then; a rollback clears the mark)."""
+
+        def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+            if record is not None and record.info.pop(WROTE_EVENTS_KEY, False):
+                self.wake()
+
+        def on_rollback(connection: Any) -> None:
+            with contextlib.suppress(SQLAlchemyError):
+                connection.info.pop(WROTE_EVENTS_KEY, None)
+
+        event.listen(engine.sync_engine, "checkin", on_checkin)
+        event.listen(engine.sync_engine, "rollback", on_rollback)
+
+    def wake(self) -> None:
+        """Look for new events soon (callable from any thread)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        """Read and fan out new events with ``sessions`` until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        self._sessions = sessions
+        while True:
+            try:
+                async with sessions() as session:
+                    self.position = await latest_cursor(session)
+                break
+            except Exception as error:  # not migrated yet, or the database is away
+                stop_if_cancelled()
+                log.warning("cannot read the event log yet: %s", error)
+                await asyncio.sleep(self._poll_seconds)
+        self._started.set()
+        listener = None
+        if self._database_url.startswith("postgresql"):
+            listener = asyncio.create_task(self._listen(), name="events-listen")
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self._read_new()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # the database went away; try again later
+                    stop_if_cancelled()
+                    log.warning("reading new events failed: %s", error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    async def _read_new(self) -> None:
+        assert self._sessions is not None
+        more = True
+        while more:
+            async with self._sessions() as session:
+                rows, _upto, more = await events_after(
+                    session, after=self.position, limit=self._batch
+                )
+            if not rows:
+                return
+            self.position = rows[-1].id
+            for subscriber in list(self._subscribers):
+                subscriber.push(rows)
+            self.changed.fire()
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        url = self._database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        while True:
+            try:
+                connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+                async with connection:
+                    await connection.execute(f'LISTEN "{NOTIFY_CHANNEL}"')
+                    self._wake.set()  # anything committed while we were not listening
+                    async for _notification in connection.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                stop_if_cancelled()
+                log.warning("LISTEN %s failed (%s); reconnecting", NOTIFY_CHANNEL, error)
+                await asyncio.sleep(1.0)
+
+    # -- subscribing -------------------------------------------------------------------
+
+    async def subscribe(self, filter: EventFilter, after: int | None) -> AsyncIterator[Event]:
+        """Events matching ``filter`` after cursor ``after`` (None: from now on), in cursor
+        order, without end."""
+        await self._started.wait()
+        assert self._sessions is not None
+        subscriber = _Subscriber(self._queue_limit)
+        self._subscribers.add(subscriber)
+        try:
+            seen = self.position if after is None else after
+            replay = after is not None
+            while True:
+                if replay or subscriber.overflowed:
+                    subscriber.overflowed = False
+                    subscriber.rows.clear()
+                    more = True
+                    while more:
+                        async with self._sessions() as session:
+                            rows, upto, more = await events_after(
+                                session, after=seen, filter=filter, limit=self._batch
+                            )
+                        for row in rows:
+                            yield row
+                        seen = max(seen, upto)
+                    replay = False
+                    continue
+                if not subscriber.rows:
+                    subscriber.ready.clear()
+                    await subscriber.ready.wait()
+                    continue
+                row = subscriber.rows.popleft()
+                if row.id <= seen:
+                    continue
+                seen = row.id
+                filter.observe(row)
+                if filter.matches(row):
+                    yield row
+        finally:
+            self._subscribers.discard(subscriber)

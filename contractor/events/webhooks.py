@@ -1,0 +1,244 @@
+"""The webhook worker: turns new events into deliveries and posts them, signed.
+
+It runs inside ``contractor serve`` (``CONTRACTOR_WEBHOOKS_ENABLED``, on by default). Each
+round it (1) turns events after every active target's cursor into deliveries, (2) claims
+due deliveries up to its free capacity (at most ``webhook_per_target`` in flight per target,
+so a slow receiver only slows itself), (3) posts each in a task of its own and records the
+outcome in a transaction of its own. It sleeps until the broadcaster reads new events, an
+attempt finishes, or the next retry is due.
+
+Every request is a POST of ``{"delivery": "<id>", "attempt": n, "event": {...}}`` with::
+
+    Content-Type: application/json
+    User-Agent: Contractor-Webhook/1
+    X-Contractor-Delivery: <delivery id; the same on every retry of it>
+    X-Contractor-Event: <event cursor>
+    X-Contractor-Attempt: <n>
+    X-Contractor-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+
+A 2xx answer delivers it; anything else (or no answer within the timeout) is retried with
+exponential backoff and jitter until the delivery is older than the maximum age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contractor.db import create_engine, create_session_factory
+from contractor.events.broadcast import EventBroadcaster, Signal, stop_if_cancelled
+from contractor.models import utcnow
+from contractor.services import webhooks
+from contractor.services.events import event_document
+from contractor.settings import Settings
+
+__all__ = ["WebhookWorker", "events_running", "sign", "verify"]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "Contractor-Webhook/1"
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The ``X-Contractor-Signature`` value for ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify(secret: str, body: bytes, header: str, *, tolerance: float = 300.0) -> bool:
+    """What a receiver does: the signature matches and the timestamp is recent."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(time.time() - timestamp) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, body, timestamp), header)
+
+
+class WebhookWorker:
+    def __init__(
+        self,
+        writer_sessions: async_sessionmaker[AsyncSession],
+        *,
+        readers: async_sessionmaker[AsyncSession] | None = None,
+        settings: Settings,
+        broadcaster: EventBroadcaster,
+    ) -> None:
+        self._sessions = writer_sessions
+        # Looking for work only reads: on SQLite that must not take the write lock.
+        self._readers = readers or writer_sessions
+        self._settings = settings
+        self._broadcaster = broadcaster
+        self._busy: dict[int, int] = {}  # in flight or not yet recorded, per target
+        self._targets: dict[int, int] = {}  # delivery id -> target id, for those
+        self._outcomes: list[webhooks.Outcome] = []
+        self._fanned_out: int | None = None  # the broadcaster's position at the last fan-out
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished = Signal()
+
+    async def run(self) -> None:
+        settings = self._settings
+        timeout = httpx.Timeout(settings.webhook_timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            try:
+                while True:
+                    woken = self._broadcaster.changed.waiter()
+                    finished = self._finished.waiter()
+                    wait = settings.webhook_idle_seconds
+                    try:
+                        wait = min(wait, await self._round(client))
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as error:  # the database went away: try again later
+                        stop_if_cancelled()
+                        log.warning("webhook round failed: %s", error)
+                    await _first(woken, finished, seconds=max(wait, 0.01))
+            finally:
+                for task in self._tasks:
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _round(self, client: httpx.AsyncClient) -> float:
+        """One round of work; returns how long until the next retry is due."""
+        settings = self._settings
+        # new deliveries only come from new events (a new target starts at the newest)
+        position = self._broadcaster.position
+        if self._fanned_out is None or position != self._fanned_out:
+            # read first: on SQLite a write transaction, even an empty one, holds the lock
+            async with self._readers() as session:
+                needed = await webhooks.fan_out_needed(session)
+            while needed:
+                async with self._sessions() as session, session.begin():
+                    looked = await webhooks.fan_out(session)
+                needed = looked == 1000
+            self._fanned_out = position
+        # what the finished attempts did, and the next attempts, in one transaction
+        outcomes, self._outcomes = self._outcomes, []
+        for outcome in outcomes:
+            self._busy[self._targets.pop(outcome.delivery_id)] -= 1
+        free = settings.webhook_concurrency - sum(self._busy.values())
+        claimed: list[webhooks.Claimed] = []
+        if free > 0 and not outcomes:
+            async with self._readers() as session:
+                due = await webhooks.next_due(session)
+            if due is None or due > utcnow():
+                free = 0  # nothing to claim: no write transaction
+        if outcomes or free > 0:
+            async with self._sessions() as session, session.begin():
+                await webhooks.record_outcomes(
+                    session,
+                    outcomes,
+                    retry_base=settings.webhook_retry_base_seconds,
+                    retry_cap=settings.webhook_retry_max_seconds,
+                    max_age=settings.webhook_max_age_seconds,
+                )
+                if free > 0:
+                    claimed = await webhooks.claim_deliveries(
+                        session,
+                        limit=free,
+                        lease_seconds=_lease(settings.webhook_timeout_seconds),
+                        busy=self._busy,
+                        per_target=settings.webhook_per_target,
+                    )
+        for attempt in claimed:
+            self._busy[attempt.target_id] = self._busy.get(attempt.target_id, 0) + 1
+            self._targets[attempt.delivery_id] = attempt.target_id
+            task = asyncio.create_task(self._attempt(client, attempt))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if claimed:  # their outcomes wake us; look for due retries within a second
+            return min(1.0, settings.webhook_idle_seconds)
+        async with self._readers() as session:
+            due = await webhooks.next_due(session)
+        if due is None:
+            return settings.webhook_idle_seconds
+        return (due - utcnow()).total_seconds()
+
+    async def _attempt(self, client: httpx.AsyncClient, attempt: webhooks.Claimed) -> None:
+        body = json.dumps(
+            {
+                "delivery": str(attempt.delivery_id),
+                "attempt": attempt.attempt,
+                "event": event_document(attempt.event),
+            },
+            separators=(",", ":"),
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Contractor-Delivery": str(attempt.delivery_id),
+            "X-Contractor-Event": str(attempt.event.id),
+            "X-Contractor-Attempt": str(attempt.attempt),
+            "X-Contractor-Signature": sign(attempt.secret, body, int(time.time())),
+        }
+        code: int | None = None
+        error: str | None = None
+        try:
+            response = await client.post(attempt.url, content=body, headers=headers)
+            code = response.status_code
+            if not 200 <= code < 300:
+                error = f"HTTP {code}: {response.text[:200]}"
+        except Exception as failure:  # refused, timed out, malformed URL, ...
+            stop_if_cancelled()
+            error = type(failure).__name__
+            if str(failure):
+                error += f": {failure}"
+        # recorded by the next round, with every other outcome, in one transaction
+        self._outcomes.append(webhooks.Outcome(attempt.delivery_id, attempt.attempt, code, error))
+        self._finished.fire()
+
+
+def _lease(timeout: float) -> float:
+    """How long a claimed delivery stays ours: the request, its recording, and a margin."""
+    return timeout + max(5.0, timeout)
+
+
+async def _first(*events: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+@asynccontextmanager
+async def events_running(settings: Settings, broadcaster: EventBroadcaster) -> AsyncIterator[None]:
+    """Run the broadcaster (and, when enabled, the webhook worker) for the block's length, on
+    an engine of their own: background reads and writes never wait for, or take, the
+    connections requests use."""
+    engine = create_engine(settings)  # (an in-memory SQLite database would not be shared)
+    readers = create_session_factory(engine)
+    tasks = [asyncio.create_task(broadcaster.run(readers), name="events-broadcast")]
+    if settings.webhooks_enabled:
+        worker = WebhookWorker(
+            create_session_factory(engine, writes=True),
+            readers=readers,
+            settings=settings,
+            broadcaster=broadcaster,
+        )
+        tasks.append(asyncio.create_task(worker.run(), name="webhooks"))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                try:
+                    await task
+                except Exception:
+                    log.exception("%s stopped with an error", task.get_name())
+        await engine.dispose()

@@ -1,0 +1,358 @@
+"""Events in GraphQL: the ``events`` subscription (and query), webhook targets and their
+delivery log. See ``docs/events.md`` for the protocol."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncGenerator
+from typing import Annotated
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.scalars import JSON
+
+from contractor import models
+from contractor.errors import InvalidInput
+from contractor.schema.context import Info
+from contractor.schema.errors import AnyError
+from contractor.schema.mutations import Deleted, DeleteResult, _given, _mutate
+from contractor.services import events as outbox
+from contractor.services import webhooks
+from contractor.services.blueprint import get_blueprint
+from contractor.services.common import UNSET
+from contractor.services.site import get_site
+
+MAX_PAGE = 1000
+
+
+@strawberry.type(
+    description="One change: an inventory object created, updated or deleted, or a job transition."
+)
+class Event:
+    cursor: str = strawberry.field(
+        description="Resume after this (opaque; increases in commit order)."
+    )
+    at: dt.datetime
+    kind: str = strawberry.field(description="created, updated, deleted, or a job transition.")
+    object_type: str = strawberry.field(description="site, foundation, structure, job, ...")
+    object_id: int
+    object_name: str
+    site_id: int | None = strawberry.field(description="The site the object is in, if any.")
+    blueprint_id: int | None
+    actor: str | None = strawberry.field(description="Who made the change.")
+    changed: list[str] = strawberry.field(description="The fields an update changed.")
+    payload: JSON = strawberry.field(
+        description="The object's fields after the change (before it, for a delete); "
+        "never a secret."
+    )
+
+    @classmethod
+    def of(cls, row: models.Event) -> Event:
+        return cls(
+            cursor=str(row.id),
+            at=row.at,
+            kind=row.kind,
+            object_type=row.object_type,
+            object_id=row.object_id,
+            object_name=row.object_name,
+            site_id=row.site_id,
+            blueprint_id=row.blueprint_id,
+            actor=row.actor,
+            changed=list(row.changed or ()),
+            payload=JSON(row.payload),
+        )
+
+
+@strawberry.input(
+    description="Which events; every part is optional and all given parts must match."
+)
+class EventFilter:
+    object_types: list[str] | None = None
+    kinds: list[str] | None = None
+    site: str | None = strawberry.field(
+        default=None, description="A site's name: events in it and in the sites below it."
+    )
+    blueprint: str | None = strawberry.field(default=None, description="A blueprint's name.")
+
+
+@strawberry.type(description="A page of events.")
+class EventPage:
+    events: list[Event]
+    cursor: str = strawberry.field(description="Pass as `after` for the next page.")
+    has_more: bool
+
+
+@strawberry.type
+class WebhookFilter:
+    object_types: list[str] | None
+    kinds: list[str] | None
+    site_id: int | None
+    blueprint_id: int | None
+
+
+@strawberry.type(description="Where matching events are posted (the secret is never shown).")
+class WebhookTarget:
+    id: int
+    name: str
+    url: str
+    active: bool
+    filter: WebhookFilter
+    cursor: str = strawberry.field(description="The last event turned into deliveries.")
+    created: dt.datetime
+    updated: dt.datetime
+
+    @classmethod
+    def of(cls, row: models.WebhookTarget) -> WebhookTarget:
+        spec = row.filter or {}
+        return cls(
+            id=row.id,
+            name=row.name,
+            url=row.url,
+            active=row.active,
+            filter=WebhookFilter(
+                object_types=spec.get("object_types"),
+                kinds=spec.get("kinds"),
+                site_id=spec.get("site_id"),
+                blueprint_id=spec.get("blueprint_id"),
+            ),
+            cursor=str(row.cursor),
+            created=row.created,
+            updated=row.updated,
+        )
+
+
+@strawberry.type(description="A new webhook target and its secret (shown only here).")
+class CreatedWebhookTarget:
+    target: WebhookTarget
+    secret: str
+
+
+@strawberry.type(description="One event for one target, and how its delivery went.")
+class WebhookDelivery:
+    id: int
+    target_id: int
+    event_cursor: str
+    object_key: str
+    state: str = strawberry.field(description="pending, delivered, failed or cancelled.")
+    attempts: int
+    created: dt.datetime
+    next_attempt_at: dt.datetime
+    last_attempt_at: dt.datetime | None
+    response_code: int | None
+    error: str | None
+    finished_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, row: models.WebhookDelivery) -> WebhookDelivery:
+        return cls(
+            id=row.id,
+            target_id=row.target_id,
+            event_cursor=str(row.event_id),
+            object_key=row.object_key,
+            state=row.state,
+            attempts=row.attempts,
+            created=row.created,
+            next_attempt_at=row.next_attempt_at,
+            last_attempt_at=row.last_attempt_at,
+            response_code=row.response_code,
+            error=row.error,
+            finished_at=row.finished_at,
+        )
+
+
+WebhookTargetResult = Annotated[WebhookTarget | AnyError, strawberry.union("WebhookTargetResult")]
+CreatedWebhookTargetResult = Annotated[
+    CreatedWebhookTarget | AnyError, strawberry.union("CreatedWebhookTargetResult")
+]
+WebhookDeliveryResult = Annotated[
+    WebhookDelivery | AnyError, strawberry.union("WebhookDeliveryResult")
+]
+
+
+def parse_cursor(value: str | None, *, field: str = "after") -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 19:
+        raise InvalidInput(f"{field} must be a cursor from an event, not {value!r}", field=field)
+    return int(value)
+
+
+async def _filter(session: AsyncSession, given: EventFilter | None) -> outbox.EventFilter:
+    given = given or EventFilter()
+    site_id = tree = None
+    if given.site is not None:
+        site_id = (await get_site(session, given.site)).id
+        tree = await outbox.site_tree(session)
+    blueprint_id = None
+    if given.blueprint is not None:
+        blueprint_id = (await get_blueprint(session, given.blueprint)).id
+    return outbox.EventFilter.build(
+        object_types=given.object_types,
+        kinds=given.kinds,
+        site_id=site_id,
+        blueprint_id=blueprint_id,
+        tree=tree,
+    )
+
+
+async def _stored_filter(session: AsyncSession, given: EventFilter | None) -> dict[str, object]:
+    if given is None:
+        return {}
+    site_id = (await get_site(session, given.site)).id if given.site is not None else None
+    blueprint_id = (
+        (await get_blueprint(session, given.blueprint)).id if given.blueprint is not None else None
+    )
+    return {
+        "object_types": given.object_types,
+        "kinds": given.kinds,
+        "site_id": site_id,
+        "blueprint_id": blueprint_id,
+    }
+
+
+@strawberry.type
+class EventQuery:
+    @strawberry.field(
+        description="Events after a cursor, oldest first (the subscription "
+        "`events` streams the same, live)."
+    )
+    async def events(
+        self,
+        info: Info,
+        filter: EventFilter | None = None,
+        after: str | None = None,
+        first: int = 100,
+    ) -> EventPage:
+        info.context.require("reader")
+        if not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", field="first")
+        start = parse_cursor(after) or 0
+        async with info.context.sessions() as session:
+            wanted = await _filter(session, filter)
+            rows, upto, more = await outbox.events_after(
+                session, after=start, filter=wanted, limit=first
+            )
+        return EventPage(events=[Event.of(r) for r in rows], cursor=str(upto), has_more=more)
+
+    @strawberry.field(description="Webhook targets (admins only).")
+    async def webhook_targets(self, info: Info) -> list[WebhookTarget]:
+        info.context.require("admin")
+        async with info.context.sessions() as session:
+            return [WebhookTarget.of(t) for t in await webhooks.list_targets(session)]
+
+    @strawberry.field(description="The delivery log, newest first (admins only).")
+    async def webhook_deliveries(
+        self,
+        info: Info,
+        target: str | None = None,
+        states: list[str] | None = None,
+        before: int | None = None,
+        first: int = 100,
+    ) -> list[WebhookDelivery]:
+        info.context.require("admin")
+        if not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", field="first")
+        async with info.context.sessions() as session:
+            row = await webhooks.get_target(session, target) if target is not None else None
+            rows = await webhooks.list_deliveries(
+                session, target=row, states=states, before=before, limit=first
+            )
+        return [WebhookDelivery.of(d) for d in rows]
+
+
+@strawberry.type
+class EventMutation:
+    @strawberry.mutation(description="Post matching events to a URL from now on (admins).")
+    async def create_webhook_target(
+        self,
+        info: Info,
+        name: str,
+        url: str,
+        secret: str | None = None,
+        filter: EventFilter | None = None,
+        active: bool = True,
+    ) -> CreatedWebhookTargetResult:
+        async def work(session: AsyncSession) -> CreatedWebhookTarget:
+            row = await webhooks.create_target(
+                session,
+                name=name,
+                url=url,
+                secret=secret,
+                filter=await _stored_filter(session, filter),
+                active=active,
+            )
+            return CreatedWebhookTarget(target=WebhookTarget.of(row), secret=row.secret)
+
+        return await _mutate(info, "admin", work)
+
+    @strawberry.mutation(description="Change the given fields of a webhook target (admins).")
+    async def update_webhook_target(
+        self,
+        info: Info,
+        name: str,
+        url: str | None = strawberry.UNSET,
+        secret: str | None = strawberry.UNSET,
+        filter: EventFilter | None = strawberry.UNSET,
+        active: bool | None = strawberry.UNSET,
+    ) -> WebhookTargetResult:
+        async def work(session: AsyncSession) -> WebhookTarget:
+            row = await webhooks.get_target(session, name)
+            stored = _given(filter)
+            if stored is not UNSET:
+                stored = await _stored_filter(session, stored)
+            await webhooks.update_target(
+                session,
+                row,
+                url=_given(url),
+                secret=_given(secret),
+                filter=stored,
+                active=_given(active),
+            )
+            return WebhookTarget.of(row)
+
+        return await _mutate(info, "admin", work)
+
+    @strawberry.mutation(description="Remove a webhook target and its delivery log (admins).")
+    async def delete_webhook_target(self, info: Info, name: str) -> DeleteResult:
+        async def work(session: AsyncSession) -> Deleted:
+            row = await webhooks.get_target(session, name)
+            await webhooks.delete_target(session, row)
+            return Deleted(kind="WebhookTarget", id=row.id)
+
+        return await _mutate(info, "admin", work)
+
+    @strawberry.mutation(description="Deliver again, now (admins).")
+    async def retry_webhook_delivery(self, info: Info, id: int) -> WebhookDeliveryResult:
+        async def work(session: AsyncSession) -> WebhookDelivery:
+            row = await webhooks.retry_delivery(session, await webhooks.get_delivery(session, id))
+            return WebhookDelivery.of(row)
+
+        return await _mutate(info, "admin", work)
+
+    @strawberry.mutation(description="Stop trying a pending delivery (admins).")
+    async def cancel_webhook_delivery(self, info: Info, id: int) -> WebhookDeliveryResult:
+        async def work(session: AsyncSession) -> WebhookDelivery:
+            row = await webhooks.cancel_delivery(session, await webhooks.get_delivery(session, id))
+            return WebhookDelivery.of(row)
+
+        return await _mutate(info, "admin", work)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Every matching event after `after` (omitted: from now on), in commit "
+        "order, then live. Reconnect with the last cursor received to miss nothing."
+    )
+    async def events(
+        self, info: Info, filter: EventFilter | None = None, after: str | None = None
+    ) -> AsyncGenerator[Event, None]:
+        info.context.require("reader")
+        broadcaster = info.context.events
+        if broadcaster is None:
+            raise InvalidInput("this server does not stream events", field="events")
+        start = parse_cursor(after)
+        async with info.context.sessions() as session:
+            wanted = await _filter(session, filter)
+        async for row in broadcaster.subscribe(wanted, start):
+            yield Event.of(row)

@@ -1,0 +1,446 @@
+"""Webhook targets and their deliveries: the SQL and the rules; the HTTP side is
+``contractor.events.webhooks``.
+
+A delivery moves ``pending`` → ``delivered``, or ``pending`` → ``failed`` when it is still
+failing once older than the maximum age, or ``pending`` → ``cancelled`` by an operator;
+``retry`` puts any finished one back to ``pending``, due now. Any number of processes share
+the work: targets and deliveries are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL
+(SQLite: one process, transactions that take the write lock when they begin).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
+from contractor.models import Event, WebhookDelivery, WebhookTarget, utcnow
+from contractor.services.common import UNSET, get_by
+from contractor.services.events import EventFilter, latest_cursor, site_tree
+from contractor.services.validation import check_name
+
+__all__ = [
+    "Claimed",
+    "Outcome",
+    "cancel_delivery",
+    "claim_deliveries",
+    "create_target",
+    "delete_target",
+    "fan_out",
+    "fan_out_needed",
+    "get_delivery",
+    "get_target",
+    "list_deliveries",
+    "list_targets",
+    "next_due",
+    "record_outcomes",
+    "retry_delivery",
+    "target_filter",
+    "update_target",
+]
+
+_FILTER_KEYS = ("object_types", "kinds", "site_id", "blueprint_id")
+
+
+# -- targets ------------------------------------------------------------------------------
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput(f"webhook URL {url!r} must be an http:// or https:// URL", field="url")
+    if len(url) > 2048:
+        raise InvalidInput("webhook URL is longer than 2048 characters", field="url")
+    return url
+
+
+def _check_secret(secret: str | None) -> str:
+    if secret is None:
+        return secrets.token_urlsafe(32)
+    if len(secret) < 16 or len(secret) > 200:
+        raise InvalidInput("a webhook secret must be 16 to 200 characters long", field="secret")
+    return secret
+
+
+def _check_filter(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    value = dict(value or {})
+    unknown = sorted(set(value) - set(_FILTER_KEYS))
+    if unknown:
+        raise InvalidInput(f"unknown event filter key {unknown[0]!r}", field="filter")
+    for key in ("object_types", "kinds"):
+        items = value.get(key)
+        if items is not None and (
+            not isinstance(items, list) or not all(isinstance(i, str) for i in items)
+        ):
+            raise InvalidInput(f"filter.{key} must be a list of strings", field=f"filter.{key}")
+    return {k: v for k, v in value.items() if v not in (None, [])}
+
+
+async def get_target(session: AsyncSession, name: str) -> WebhookTarget:
+    return await get_by(session, WebhookTarget, WebhookTarget.name, name, what="webhook target")
+
+
+async def list_targets(session: AsyncSession) -> list[WebhookTarget]:
+    rows = await session.execute(select(WebhookTarget).order_by(WebhookTarget.name))
+    return list(rows.scalars())
+
+
+async def create_target(
+    session: AsyncSession,
+    *,
+    name: str,
+    url: str,
+    secret: str | None = None,
+    filter: Mapping[str, Any] | None = None,
+    active: bool = True,
+) -> WebhookTarget:
+    """A new target; it receives events committed from now on. Without a secret, one is
+    made (read it from the returned row: it is never shown again)."""
+    check_name(name, field="name", what="webhook target name")
+    if (await session.execute(select(WebhookTarget.id).where(WebhookTarget.name == name))).first():
+        raise Conflict(f"webhook target {name!r} already exists", field="name")
+    target = WebhookTarget(
+        name=name,
+        url=_check_url(url),
+        secret=_check_secret(secret),
+        filter=_check_filter(filter),
+        active=active,
+        cursor=await latest_cursor(session),
+    )
+    session.add(target)
+    await session.flush()
+    return target
+
+
+async def update_target(
+    session: AsyncSession,
+    target: WebhookTarget,
+    *,
+    url: Any = UNSET,
+    secret: Any = UNSET,
+    filter: Any = UNSET,
+    active: Any = UNSET,
+) -> WebhookTarget:
+    """Change the given fields. Re-activating a target skips what happened while it was off."""
+    if url is not UNSET:
+        target.url = _check_url(url)
+    if secret is not UNSET:
+        target.secret = _check_secret(secret)
+    if filter is not UNSET:
+        target.filter = _check_filter(filter)
+    if active is not UNSET:
+        if active and not target.active:
+            target.cursor = await latest_cursor(session)
+        target.active = bool(active)
+    await session.flush()
+    return target
+
+
+async def delete_target(session: AsyncSession, target: WebhookTarget) -> None:
+    """Remove the target and its delivery log."""
+    await session.delete(target)
+    await session.flush()
+
+
+async def target_filter(session: AsyncSession, target: WebhookTarget) -> EventFilter:
+    spec = target.filter or {}
+    tree = await site_tree(session) if spec.get("site_id") is not None else None
+    return EventFilter.build(
+        object_types=spec.get("object_types"),
+        kinds=spec.get("kinds"),
+        site_id=spec.get("site_id"),
+        blueprint_id=spec.get("blueprint_id"),
+        tree=tree,
+    )
+
+
+# -- turning events into deliveries -------------------------------------------------------
+
+
+def _postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _skip_locked(query: Any, session: AsyncSession) -> Any:
+    if _postgresql(session):
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+async def fan_out_needed(session: AsyncSession) -> bool:
+    """Whether an active target is behind the newest event."""
+    newest = select(func.max(Event.id)).scalar_subquery()
+    query = select(WebhookTarget.id).where(WebhookTarget.active, WebhookTarget.cursor < newest)
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+async def fan_out(session: AsyncSession, *, limit: int = 1000) -> int:
+    """Turn events after each active target's cursor into deliveries (one batch of at most
+    ``limit`` events); returns how many events were looked at, so callers repeat while it
+    is ``limit``. Targets another process is working on are skipped."""
+    newest = await latest_cursor(session)
+    query = select(WebhookTarget).where(WebhookTarget.active, WebhookTarget.cursor < newest)
+    targets = list((await session.execute(_skip_locked(query, session))).scalars())
+    if not targets:
+        return 0
+    start = min(t.cursor for t in targets)
+    rows = list(
+        (
+            await session.execute(
+                select(Event).where(Event.id > start).order_by(Event.id).limit(limit)
+            )
+        ).scalars()
+    )
+    if not rows:
+        return 0
+    now = utcnow()
+    for target in targets:
+        wanted = await target_filter(session, target)
+        for row in rows:
+            if row.id <= target.cursor:
+                continue
+            wanted.observe(row)
+            if wanted.matches(row):
+                session.add(
+                    WebhookDelivery(
+                        target_id=target.id,
+                        event_id=row.id,
+                        object_key=f"{row.object_type}:{row.object_id}",
+                        created=now,
+                        next_attempt_at=now,
+                    )
+                )
+        target.cursor = rows[-1].id
+    await session.flush()
+    return len(rows)
+
+
+# -- claiming and finishing attempts ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One attempt to make: the delivery, its target's URL and secret, and the event."""
+
+    delivery_id: int
+    target_id: int
+    url: str
+    secret: str
+    event: Event
+    attempt: int
+
+
+async def claim_deliveries(
+    session: AsyncSession,
+    *,
+    limit: int,
+    lease_seconds: float,
+    busy: Mapping[int, int] | None = None,
+    per_target: int = 4,
+) -> list[Claimed]:
+    """Due deliveries, oldest first, at most ``per_target`` in flight per target (``busy``
+    counts this process's), never one while an earlier delivery of the same object to the
+    same target is still pending. Each is leased: due again only after ``lease_seconds``,
+    so a process that dies mid-request leaves it for another attempt."""
+    now = utcnow()
+    earlier = aliased(WebhookDelivery)
+    blocked = exists().where(
+        earlier.target_id == WebhookDelivery.target_id,
+        earlier.object_key == WebhookDelivery.object_key,
+        earlier.state == "pending",
+        earlier.id < WebhookDelivery.id,
+    )
+    query = (
+        select(WebhookDelivery)
+        .join(WebhookTarget, WebhookTarget.id == WebhookDelivery.target_id)
+        .where(
+            WebhookDelivery.state == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookTarget.active,
+            ~blocked,
+        )
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit * 4)
+    )
+    full = [t for t, n in (busy or {}).items() if n >= per_target]
+    if full:
+        query = query.where(WebhookDelivery.target_id.not_in(full))
+    if _postgresql(session):
+        query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
+    candidates = list((await session.execute(query)).scalars())
+    counts = dict(busy or {})
+    chosen: list[WebhookDelivery] = []
+    for delivery in candidates:
+        if len(chosen) >= limit:
+            break
+        if counts.get(delivery.target_id, 0) >= per_target:
+            continue
+        counts[delivery.target_id] = counts.get(delivery.target_id, 0) + 1
+        chosen.append(delivery)
+    if not chosen:
+        return []
+    targets = {
+        t.id: t
+        for t in (
+            await session.execute(
+                select(WebhookTarget).where(WebhookTarget.id.in_({d.target_id for d in chosen}))
+            )
+        ).scalars()
+    }
+    events = {
+        e.id: e
+        for e in (
+            await session.execute(select(Event).where(Event.id.in_({d.event_id for d in chosen})))
+        ).scalars()
+    }
+    lease_until = now + dt.timedelta(seconds=lease_seconds)
+    claimed = []
+    for delivery in chosen:
+        delivery.attempts += 1
+        delivery.last_attempt_at = now
+        delivery.next_attempt_at = lease_until
+        target = targets[delivery.target_id]
+        claimed.append(
+            Claimed(
+                delivery.id,
+                target.id,
+                target.url,
+                target.secret,
+                events[delivery.event_id],
+                delivery.attempts,
+            )
+        )
+    await session.flush()
+    return claimed
+
+
+def backoff(attempt: int, *, base: float, cap: float) -> float:
+    """Seconds before attempt ``attempt + 1``: exponential, capped, with full jitter over
+    the upper half (so retries of many deliveries spread out but never come early)."""
+    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt went: ``error`` is None when it was delivered."""
+
+    delivery_id: int
+    attempt: int
+    response_code: int | None
+    error: str | None
+
+
+async def record_outcomes(
+    session: AsyncSession,
+    outcomes: Sequence[Outcome],
+    *,
+    retry_base: float,
+    retry_cap: float,
+    max_age: float,
+) -> list[WebhookDelivery]:
+    """Record how attempts went, all in this transaction: delivered, or due again after a
+    backoff, or failed once older than ``max_age`` seconds. An outcome is ignored when its
+    delivery changed meanwhile (an operator cancelled or retried it, or its lease ran out and
+    another attempt began); the recorded deliveries are returned."""
+    if not outcomes:
+        return []
+    query = select(WebhookDelivery).where(WebhookDelivery.id.in_({o.delivery_id for o in outcomes}))
+    if _postgresql(session):
+        query = query.with_for_update()
+    rows = {d.id: d for d in (await session.execute(query)).scalars()}
+    now = utcnow()
+    recorded = []
+    for outcome in outcomes:
+        delivery = rows.get(outcome.delivery_id)
+        if delivery is None or delivery.state != "pending" or delivery.attempts != outcome.attempt:
+            continue
+        delivery.response_code = outcome.response_code
+        delivery.error = None if outcome.error is None else outcome.error[:2000]
+        if outcome.error is None:
+            delivery.state = "delivered"
+            delivery.finished_at = now
+            delivery.next_attempt_at = now
+        else:
+            wait = backoff(delivery.attempts, base=retry_base, cap=retry_cap)
+            due = now + dt.timedelta(seconds=wait)
+            if (due - delivery.created).total_seconds() > max_age:
+                delivery.state = "failed"
+                delivery.finished_at = now
+            delivery.next_attempt_at = due
+        recorded.append(delivery)
+    await session.flush()
+    return recorded
+
+
+async def next_due(session: AsyncSession) -> dt.datetime | None:
+    """When the earliest pending delivery is due (None: nothing pending)."""
+    query = select(func.min(WebhookDelivery.next_attempt_at)).where(
+        WebhookDelivery.state == "pending"
+    )
+    value: dt.datetime | None = (await session.execute(query)).scalar_one()
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value
+
+
+# -- the delivery log ---------------------------------------------------------------------
+
+
+async def get_delivery(session: AsyncSession, delivery_id: int) -> WebhookDelivery:
+    delivery = await session.get(WebhookDelivery, delivery_id)
+    if delivery is None:
+        raise NotFound(f"webhook delivery {delivery_id} does not exist", field="id")
+    return delivery
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    target: WebhookTarget | None = None,
+    states: Iterable[str] | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> Sequence[WebhookDelivery]:
+    """Newest first; ``before`` pages back from a delivery id."""
+    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
+    conditions = []
+    if target is not None:
+        conditions.append(WebhookDelivery.target_id == target.id)
+    if states:
+        conditions.append(WebhookDelivery.state.in_(list(states)))
+    if before is not None:
+        conditions.append(WebhookDelivery.id < before)
+    if conditions:
+        query = query.where(and_(*conditions))
+    return list((await session.execute(query)).scalars())
+
+
+async def retry_delivery(session: AsyncSession, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send it again as soon as a worker is free (a new attempt, same delivery id)."""
+    now = utcnow()
+    delivery.state = "pending"
+    delivery.created = now  # the maximum age counts from the retry
+    delivery.next_attempt_at = now
+    delivery.finished_at = None
+    await session.flush()
+    return delivery
+
+
+async def cancel_delivery(session: AsyncSession, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Stop trying (later deliveries of the same object are no longer held back by it)."""
+    if delivery.state != "pending":
+        raise InvalidState(f"webhook delivery {delivery.id} is {delivery.state}, not pending")
+    delivery.state = "cancelled"
+    delivery.finished_at = utcnow()
+    await session.flush()
+    return delivery
