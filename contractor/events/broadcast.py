@@ -151,6 +151,7 @@ class EventBroadcaster:
             listener = asyncio.create_task(self._listen(), name="events-listen")
         try:
             while True:
+                stop_if_cancelled()
                 self._wake.clear()
                 try:
                     await self._read_new()
@@ -159,8 +160,11 @@ class EventBroadcaster:
                 except Exception as error:  # the database went away; try again later
                     stop_if_cancelled()
                     log.warning("reading new events failed: %s", error)
+                # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that arrives as
+                # the event is set, and this task would then outlive the server's shutdown.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                    async with asyncio.timeout(self._poll_seconds):
+                        await self._wake.wait()
         finally:
             if listener is not None:
                 listener.cancel()

@@ -23,7 +23,6 @@ exponential backoff and jitter until the delivery is older than the maximum age.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -47,6 +46,7 @@ __all__ = ["WebhookWorker", "events_running", "sign", "verify"]
 log = logging.getLogger(__name__)
 
 USER_AGENT = "Contractor-Webhook/1"
+SHUTDOWN_SECONDS = 10.0
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -235,10 +235,11 @@ async def events_running(settings: Settings, broadcaster: EventBroadcaster) -> A
     finally:
         for task in tasks:
             task.cancel()
+        # Bounded: a worker that ignored its cancellation must not hold the server's shutdown.
+        _done, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS)
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                try:
-                    await task
-                except Exception:
-                    log.exception("%s stopped with an error", task.get_name())
+            if task in stuck:
+                log.error("%s did not stop within %ss", task.get_name(), SHUTDOWN_SECONDS)
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("%s stopped with an error", task.get_name(), exc_info=task.exception())
         await engine.dispose()

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 ACTOR = "foreman"
 SLICE_STEPS = 1000
+SHUTDOWN_SECONDS = 10.0
 SLICES_PER_STEP = 20
 
 
@@ -347,4 +348,11 @@ async def foreman_running(settings: Settings, hub: Hub, foreman: Foreman) -> Asy
         stop.set()
         for task in running:
             task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        if running:  # bounded: a task that ignored its cancellation must not hold shutdown
+            done, stuck = await asyncio.wait(running, timeout=SHUTDOWN_SECONDS)
+            for task in stuck:
+                log.error("%s did not stop within %ss", task.get_name(), SHUTDOWN_SECONDS)
+            for task in done:
+                error = None if task.cancelled() else task.exception()
+                if error is not None:
+                    log.error("%s stopped with an error", task.get_name(), exc_info=error)
