@@ -273,8 +273,15 @@ def main() -> None:
     if url is None:
         url, base = start_postgres()
     try:
+        # No job stepping or webhook delivery in this process: their background queries
+        # would be counted with the request's statements.
         settings = Settings(
-            database_url=url, auto_migrate=False, argon2_memory_kib=1024, argon2_time_cost=1
+            database_url=url,
+            auto_migrate=False,
+            argon2_memory_kib=1024,
+            argon2_time_cost=1,
+            foreman_enabled=False,
+            webhooks_enabled=False,
         )
         foundation_types()
         migrate.upgrade(settings)

@@ -28,6 +28,7 @@ from contractor.plugins import foundation_types
 from contractor.rest.config import config_routes
 from contractor.rest.dns import dns_routes
 from contractor.rest.subcontractor import subcontractor_routes
+from contractor.runtime import tune_gc
 from contractor.schema import build_schema
 from contractor.schema.view import ContractorGraphQL
 from contractor.services.config import ConfigCache
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(migrate.upgrade, settings)
+        if settings.gc_tuning:
+            tune_gc()
         try:
             async with (
                 foreman_running(settings, hub, foreman),

@@ -41,6 +41,20 @@ class Loaders:
         """A loader whose batch function ``query(session, keys)`` returns one value per key."""
         return self._get(("custom", name), lambda keys: self._custom(query, keys))
 
+    async def fetch_one(self, column: InstrumentedAttribute[Any], keys: list[Any]) -> list[Any]:
+        """Rows by a unique column for ``keys`` in one query, outside any loader."""
+        return await self._one(column, keys)
+
+    async def fetch_many(
+        self,
+        column: InstrumentedAttribute[Any],
+        keys: list[Any],
+        order_by: Sequence[InstrumentedAttribute[Any]] = (),
+    ) -> list[list[Any]]:
+        """Lists of rows sharing a column value for ``keys`` in one query, outside any
+        loader."""
+        return await self._many(column, keys, order_by, ())
+
     def _get(self, key: Hashable, batch: Any) -> DataLoader[Any, Any]:
         loader = self._loaders.get(key)
         if loader is None:

@@ -41,11 +41,19 @@ class Relation:
     many: bool = False
     order_by: tuple[InstrumentedAttribute[Any], ...] = ()
     keep: Callable[[Any], bool] | None = None
+    into: str | None = None  # the attribute that holds the result (default: the field's)
 
     def loader(self, loaders: Loaders) -> Any:
         if self.many:
             return loaders.many(self.column, *self.order_by)
         return loaders.one(self.column)
+
+    async def fetch(self, loaders: Loaders, keys: list[Any]) -> list[Any]:
+        """The rows for ``keys`` in one query, without a DataLoader's per-key futures (a
+        page asks for each key once)."""
+        if self.many:
+            return await loaders.fetch_many(self.column, keys, self.order_by)
+        return await loaders.fetch_one(self.column, keys)
 
     def finish(self, loaded: Any) -> Any:
         if self.many:
@@ -130,14 +138,15 @@ async def _prefetch_field(
 ) -> None:
     keys = [getattr(node.row, relation.key) for node in nodes]
     wanted = [k for k in dict.fromkeys(keys) if k is not None]
-    loaded = await relation.loader(loaders).load_many(wanted)
+    loaded = await relation.fetch(loaders, wanted) if wanted else []
     # One node per related row, shared by every node that points at it: a page of a
     # thousand hosts in four sites makes four site nodes, and their own relationships are
     # then loaded for four nodes, not a thousand.
     converted = {key: relation.finish(row) for key, row in zip(wanted, loaded, strict=True)}
     empty: Any = [] if relation.many else None
+    into = relation.into or field
     for node, key in zip(nodes, keys, strict=True):
-        setattr(node, field, empty if key is None else converted[key])
+        setattr(node, into, empty if key is None else converted[key])
     children: list[Any] = []
     for value in converted.values():
         if isinstance(value, list):

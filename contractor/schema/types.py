@@ -3,6 +3,7 @@ relationships through the request's DataLoaders, never by lazy loading."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import ipaddress
@@ -797,7 +798,8 @@ def _register() -> None:
     )
     for kind in ("Address", "ReservedAddress", "DynamicAddress"):
         RELATIONS[(kind, "address_block")] = block
-        RELATIONS[(kind, "ip_address")] = block
+        # a computed field: selecting it loads the block it is computed from
+        RELATIONS[(kind, "ip_address")] = dataclasses.replace(block, into="address_block")
 
 
 _register()

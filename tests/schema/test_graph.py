@@ -333,3 +333,41 @@ async def test_concurrent_mutations(client: Client) -> None:
     )
     assert all(r["createSite"]["__typename"] == "Site" for r in results)
     assert (await client.data("{ sites { totalCount } }"))["sites"]["totalCount"] == 12
+
+
+async def test_ip_addresses_on_a_page_load_their_blocks_once(client: Client) -> None:
+    """``ipAddress`` alone is computed from the address's block: the page loads the blocks
+    ahead (one batch), with the same answers as when ``addressBlock`` is selected too."""
+    await build_inventory(client, 6)
+    bare = "{ structures(first: 100) { edges { node { hostname addresses { ipAddress } } } } }"
+    full = "{ structures(first: 100) { edges { node { hostname addresses { ipAddress addressBlock { cidr } } } } } }"
+    await client.data(bare, role="reader")  # connection set-up queries
+    client.statements.clear()
+    plain = await client.data(bare, role="reader")
+    blocks = [s for s in queries(client.statements) if "FROM address_block" in s]
+    assert len(blocks) == 1, client.statements
+    with_blocks = await client.data(full, role="reader")
+    ips = [a["ipAddress"] for e in plain["structures"]["edges"] for a in e["node"]["addresses"]]
+    assert ips == [
+        a["ipAddress"] for e in with_blocks["structures"]["edges"] for a in e["node"]["addresses"]
+    ]
+    assert len(set(ips)) == 6
+    assert all(ip.startswith("10.1.0.") for ip in ips)
+
+
+async def test_selecting_ip_address_prefetches_the_block(client: Client) -> None:
+    """No per-row await: after a page's prefetch, ``ipAddress`` is computed on the spot."""
+    from sqlalchemy import select
+
+    from contractor import models
+    from contractor.schema.loaders import Loaders
+    from contractor.schema.prefetch import LAZY, prefetch
+    from contractor.schema.types import address_of
+
+    await build_inventory(client, 3)
+    async with client.sessions() as session:
+        rows = (await session.execute(select(models.Address))).scalars().all()
+    nodes = [address_of(row) for row in rows]
+    await prefetch(Loaders(client.sessions), nodes, {"ipAddress": {}})
+    assert all(node.address_block is not LAZY for node in nodes)
+    assert all(isinstance(node.ip_address(None), str) for node in nodes)  # type: ignore[arg-type]
