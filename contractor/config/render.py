@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Template, TemplateSyntaxError, Undefined, UndefinedError
+from jinja2 import Template, TemplateSyntaxError, Undefined, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_MAX_LENGTH",
     "DEFAULT_MAX_ROUNDS",
     "RenderCycleError",
+    "RenderMemo",
     "jinja_environment",
     "render",
     "render_template",
@@ -79,6 +80,55 @@ def _compile(source: str) -> Template:
     return jinja_environment().from_string(source)
 
 
+_MEMO_TYPES = frozenset({str, int, float, bool, type(None)})
+_ABSENT = ("absent",)
+_UNCACHEABLE = re.compile(r"random|lipsum|cycler|joiner|namespace")
+
+
+@lru_cache(maxsize=4096)
+def _names(source: str) -> tuple[str, ...] | None:
+    """The top-level names a template reads, or None when its output may differ between two
+    renders with the same names (a random filter, a lipsum) and must not be remembered."""
+    if _UNCACHEABLE.search(source):
+        return None
+    return tuple(sorted(meta.find_undeclared_variables(jinja_environment().parse(source))))
+
+
+class RenderMemo:
+    """Remembers rendered strings by template and the values of the names it reads, for
+    many configurations rendered together: a template such as ``{{ dns_servers }}`` set
+    high in the site tree renders once for all the Structures below that share its values.
+    Only templates whose names all hold plain scalars (or Jinja2's own globals) are
+    remembered; the results are exactly those of rendering every string."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[Any, ...], str] = {}
+
+    def key(self, source: str, context: dict[str, Any], limit: int) -> tuple[Any, ...] | None:
+        names = _names(source)
+        if names is None:
+            return None
+        jinja_globals = jinja_environment().globals
+        parts: list[Any] = [source, limit]
+        for name in names:
+            value = context.get(name, _ABSENT)
+            if value is _ABSENT:
+                parts.append(_ABSENT)
+            elif type(value) in _MEMO_TYPES:
+                parts.append((type(value), value))  # 1, 1.0 and True render differently
+            elif value is jinja_globals.get(name):
+                parts.append(("global", name))
+            else:
+                return None
+        return tuple(parts)
+
+    def get(self, key: tuple[Any, ...]) -> str | None:
+        return self._done.get(key)
+
+    def put(self, key: tuple[Any, ...], text: str) -> None:
+        self._done[key] = text
+
+
 _NEWLINES = re.compile(r"\r\n?")
 _SCALARS = frozenset({int, float, bool, type(None), datetime.datetime, datetime.date})
 
@@ -87,7 +137,9 @@ class _TooLong(Exception):
     pass
 
 
-def _render_text(source: str, context: dict[str, Any], max_length: int) -> str:
+def _render_text(
+    source: str, context: dict[str, Any], max_length: int, memo: RenderMemo | None = None
+) -> str:
     """Render one string; ``_TooLong`` once the output passes ``max_length`` characters
     (checked while rendering: a value that doubles its references grows by squaring)."""
     if "{" not in source:
@@ -96,6 +148,18 @@ def _render_text(source: str, context: dict[str, Any], max_length: int) -> str:
         if "\r" in source:
             source = _NEWLINES.sub("\n", source)
         return source[:-1] if source.endswith("\n") else source
+    key = None if memo is None else memo.key(source, context, max_length)
+    if key is not None:
+        assert memo is not None
+        done = memo.get(key)
+        if done is None:
+            done = _render_markup(source, context, max_length)
+            memo.put(key, done)
+        return done
+    return _render_markup(source, context, max_length)
+
+
+def _render_markup(source: str, context: dict[str, Any], max_length: int) -> str:
     limit = max(max_length, len(source))
     pieces: list[str] = []
     length = 0
@@ -137,10 +201,12 @@ def _is_plain(value: Any) -> bool:
     return type(value) in _SCALARS
 
 
-def _render_node(node: Any, context: dict[str, Any], max_length: int) -> tuple[Any, bool]:
+def _render_node(
+    node: Any, context: dict[str, Any], max_length: int, memo: RenderMemo | None
+) -> tuple[Any, bool]:
     if isinstance(node, str):
         try:
-            text = _render_text(node, context, max_length)
+            text = _render_text(node, context, max_length, memo)
         except _TooLong:
             raise _Failure(
                 f"grows past {max_length} characters while rendering (does it refer to itself?)",
@@ -159,7 +225,7 @@ def _render_node(node: Any, context: dict[str, Any], max_length: int) -> tuple[A
                 rendered[key] = item
                 continue
             try:
-                rendered[key], item_changed = _render_node(item, context, max_length)
+                rendered[key], item_changed = _render_node(item, context, max_length, memo)
             except _Failure as failure:
                 failure.path.append(str(key))
                 raise
@@ -173,7 +239,7 @@ def _render_node(node: Any, context: dict[str, Any], max_length: int) -> tuple[A
                 items.append(item)
                 continue
             try:
-                new_item, item_changed = _render_node(item, context, max_length)
+                new_item, item_changed = _render_node(item, context, max_length, memo)
             except _Failure as failure:
                 failure.path.append(str(index))
                 raise
@@ -210,13 +276,15 @@ def render(
     *,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
     max_length: int = DEFAULT_MAX_LENGTH,
+    memo: RenderMemo | None = None,
 ) -> dict[str, Any]:
     """Render every string in ``values`` against the whole map until nothing changes.
 
     Returns a new map; ``values`` is not modified. Raises ``ConfigError`` naming the value
     (as a path such as ``a.b.0``) for a template syntax error, arithmetic on an undefined
     name or any other template failure, and ``RenderCycleError`` when the values still
-    change after ``max_rounds`` rounds.
+    change after ``max_rounds`` rounds. ``memo``, shared by the configurations of one
+    batch, renders a template once per distinct set of the values it reads.
     """
     if not isinstance(values, Mapping):
         raise ConfigError(f"configuration values must be a map, got {type(values).__name__}")
@@ -224,7 +292,7 @@ def render(
     previous = current
     try:
         for _ in range(max(1, max_rounds)):
-            rendered, changed = _render_node(current, _context(current), max_length)
+            rendered, changed = _render_node(current, _context(current), max_length, memo)
             if not changed:
                 result: dict[str, Any] = rendered
                 return result

@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from contractor.config import Explanation, explain, merge, parse_key, render
+from contractor.config.render import RenderMemo
 from contractor.errors import ConfigError, InvalidInput, NotFound
 from contractor.models import (
     PXE,
@@ -377,12 +378,13 @@ async def composed_configs(
     built: dict[_Key, _Entry] = {}
 
     def compose() -> list[dict[str, Any]]:
+        memo = RenderMemo()
         with _gc_paused(len(targets) >= _GC_PAUSE_FROM):
             if sources is not None:
                 for target in missing:
                     key = _key(target)
                     entries[key] = built[key] = sources.entry(key, settings, now, prefixes)
-            return [_finish(entries[key], rendered, for_json, now) for key in keys]
+            return [_finish(entries[key], rendered, for_json, now, memo) for key in keys]
 
     if len(missing) >= _THREAD_FROM:
         results = await anyio.to_thread.run_sync(compose)
@@ -413,7 +415,11 @@ def _key(target: ConfigTarget) -> _Key:
 
 
 def _finish(
-    entry: _Entry, rendered: bool | None, for_json: bool, now: dt.datetime
+    entry: _Entry,
+    rendered: bool | None,
+    for_json: bool,
+    now: dt.datetime,
+    memo: RenderMemo | None = None,
 ) -> dict[str, Any]:
     """A target's result: the cached map with a fresh ``__timestamp``, rendered if asked."""
     stamp: Any = now.isoformat() if for_json else now
@@ -425,7 +431,7 @@ def _finish(
     if done is None:
         values = dict(entry.merged)
         values["__timestamp"] = now
-        done = render(_json_ready(values) if for_json else values)
+        done = render(_json_ready(values) if for_json else values, memo=memo)
         if not entry.volatile:
             entry.rendered[for_json] = done
     result = dict(done)

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contractor.config import ConfigError, explain, merge, render
+from contractor.config.render import RenderMemo
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -163,3 +164,15 @@ def test_text_without_braces_renders_like_jinja(text: str) -> None:
             break
         expected = again
     assert render({"a": text}) == {"a": expected}
+
+
+@FUZZ
+@given(st.lists(render_maps, min_size=1, max_size=4))
+def test_a_shared_memo_renders_exactly_like_rendering_each_alone(maps: list[Any]) -> None:
+    # Many configurations rendered with one memo (as a batch of Structures is) give what
+    # each gives alone, errors included.
+    memo = RenderMemo()
+    for values in maps:
+        alone = outcome(lambda v: render(v, max_rounds=30, max_length=2_000), values)
+        shared = outcome(lambda v: render(v, max_rounds=30, max_length=2_000, memo=memo), values)
+        assert shared == alone

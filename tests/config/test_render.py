@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from contractor.config import ConfigError, RenderCycleError, render, render_template
+from contractor.config.render import RenderMemo
 
 UTC = datetime.UTC
 WHEN = datetime.datetime(2024, 1, 1, tzinfo=UTC)
@@ -309,3 +310,23 @@ def test_template_that_keeps_its_markup_hits_the_round_limit() -> None:
     with pytest.raises(RenderCycleError) as caught:
         render_template("{{ t }}", values, max_rounds=5)
     assert caught.value.key == "template"
+
+
+def test_a_shared_memo_tells_values_of_equal_hash_apart() -> None:
+    memo = RenderMemo()
+    results = [render({"n": n, "t": "{{ n }}"}, memo=memo)["t"] for n in (1, True, 1.0, "1")]
+    assert results == ["1", "True", "1.0", "1"]
+
+
+def test_a_shared_memo_never_remembers_random_output() -> None:
+    memo = RenderMemo()
+    seen = {render({"t": "{{ range(100000)|random }}"}, memo=memo)["t"] for _ in range(5)}
+    assert len(seen) > 1
+    assert memo.key("{{ [1, 2]|random }}", {}, 100) is None
+
+
+def test_a_shared_memo_skips_templates_reading_lists_or_maps() -> None:
+    memo = RenderMemo()
+    assert memo.key("{{ a }}", {"a": [1]}, 100) is None
+    assert memo.key("{{ a }}", {"a": "x"}, 100) is not None
+    assert memo.key("{{ f }}", {"f": len}, 100) is None
