@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 import anyio.to_thread
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bindgen
@@ -493,10 +493,20 @@ def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str]]) -> list[Dn
 # -- serials -----------------------------------------------------------------------------
 
 
+# The advisory lock key publishers take turns on ("bindgen" as a number).
+_PUBLISH_LOCK = int.from_bytes(b"bindgen", "big")
+
+
 async def publish_zones(session: AsyncSession, *, now: int | None = None) -> list[DnsZone]:
     """Every zone with its serial: kept while its content hash is unchanged, else the next
     one (Unix time when that is larger). Zones that cannot be generated keep their last
-    serial. Writes ``published_zone`` rows; the caller commits."""
+    serial. Writes ``published_zone`` rows; the caller commits.
+
+    Publishers take turns (on PostgreSQL a transaction-scoped advisory lock; SQLite's
+    writers already do): two processes publishing a zone for the first time would otherwise
+    both insert its row, and the later one would fail on the unique name."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_PUBLISH_LOCK)))
     zones = await build_zones(session)
     clock = int(time.time()) if now is None else now
     rows = {

@@ -89,3 +89,31 @@ async def test_allocation_rolls_back_with_its_transaction(pg_engine: AsyncEngine
             session, block=block, structure=structure, interface_name="eth0"
         )
     assert address.offset == 1
+
+
+async def test_concurrent_first_publishes_agree_on_serials(pg_engine: AsyncEngine) -> None:
+    """Several processes publishing zones nobody published yet: no unique-name error, one
+    serial per zone that every publisher reports."""
+    from sqlalchemy import func
+
+    from contractor.models.directory import PublishedZone
+    from contractor.services import dns
+    from tests.bindgen.inventory import build_lab
+
+    sessions = create_session_factory(pg_engine)
+    async with sessions() as session, session.begin():
+        await build_lab(session)
+    ready = asyncio.Event()
+
+    async def publish() -> dict[str, int | None]:
+        await ready.wait()
+        async with sessions() as session, session.begin():
+            return {zone.name: zone.serial for zone in await dns.publish_zones(session)}
+
+    tasks = [asyncio.create_task(publish()) for _ in range(6)]
+    ready.set()
+    results = await asyncio.gather(*tasks)
+    assert all(result == results[0] for result in results)
+    async with sessions() as session:
+        rows = await session.scalar(select(func.count()).select_from(PublishedZone))
+    assert rows == len(results[0])
