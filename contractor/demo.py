@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import errno
 import json
+import shutil
 import signal
 import socket
 import sys
@@ -292,10 +293,11 @@ class Progress:
         if self.tty:
             if self.drawn:
                 self.out.write(f"\x1b[{self.drawn}F")
-            width = 28
+            columns = max(shutil.get_terminal_size().columns - 1, 40)  # a line never wraps
             for item in self.tracked:
-                line = f"  {item.label:<{width}} {item.state:<8} {item.message}"
-                self.out.write("\x1b[2K" + line[:160] + "\n")
+                detail = "" if item.message == item.state else item.message
+                line = f"  {item.label:<28} {item.state:<8} {detail}"
+                self.out.write("\x1b[2K" + line[:columns] + "\n")
             counts = self.counts()
             summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
             self.out.write(f"\x1b[2K  [{time.monotonic() - self.started:5.1f}s] {summary}\n")
