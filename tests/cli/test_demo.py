@@ -5,11 +5,14 @@ bad flags are refused clearly."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -57,6 +60,7 @@ def test_demo_builds_everything_then_reuses_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
     first = demo(url, "--foundations", "3", "--delay", "0", "--exit-when-built")
     assert first.returncode == 0, first.stdout + first.stderr
+    assert "Traceback" not in first.stderr
     out = first.stdout
     assert "with a subcontractor for demo-east, demo-west" in out
     assert "building 6 targets" in out
@@ -76,6 +80,39 @@ def test_demo_builds_everything_then_reuses_it(tmp_path: Path) -> None:
     assert "building 2 targets (6 built earlier)" in again.stdout
     assert "8 of 8 targets built" in again.stdout
     assert states(url) == (["built"] * 4, ["built"] * 4)
+
+
+def test_it_serves_until_interrupted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    command = [sys.executable, "-m", "contractor", "--database-url", url, "demo", "--port", "0"]
+    flags = ["--foundations", "1", "--delay", "0"]
+    with subprocess.Popen(
+        [*command, *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=CHECKOUT,
+        env=clean_env(),
+    ) as process:
+        try:
+            assert process.stdout is not None
+            lines = []
+            deadline = time.monotonic() + TIMEOUT
+            while not lines or lines[-1] != "serving until interrupted (Ctrl-C)\n":
+                assert time.monotonic() < deadline, "".join(lines)
+                line = process.stdout.readline()
+                assert line, "".join(lines) + (process.stderr.read() if process.stderr else "")
+                lines.append(line)
+            explorer = next(line for line in lines if line.startswith("Explorer: "))
+            base = explorer.split()[1].removesuffix("/graphql")
+            health = httpx.get(f"{base}/healthz", timeout=10, trust_env=False)
+            assert health.json() == {"status": "ok", "database": "ok"}
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 0
+            assert process.stdout.read() == "stopping\n"
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def test_a_job_in_error_fails_the_run_naming_it(tmp_path: Path) -> None:
