@@ -109,11 +109,34 @@ def db() -> None:
 
 
 @db.command()
+@click.option(
+    "--with-resources",
+    is_flag=True,
+    help="Then load the BluePrints shipped with Contractor (as `blueprint load --builtin`).",
+)
 @click.pass_context
-def upgrade(ctx: click.Context) -> None:
+def upgrade(ctx: click.Context, with_resources: bool) -> None:
     """Create the database or bring it to the latest schema."""
     migrate.upgrade(_settings(ctx))
     click.echo("database is at the latest schema")
+    if with_resources:
+        from contractor.services import resources
+
+        _echo_report(_run(_settings(ctx), resources.load_builtin))
+
+
+def _echo_report(report: Any) -> None:
+    """What a resource load did (a ``resources.LoadReport``)."""
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for label in report.created:
+        click.echo(f"created {label}")
+    for label in report.updated:
+        click.echo(f"updated {label}")
+    click.echo(
+        f"{len(report.created)} created, {len(report.updated)} updated, "
+        f"{report.unchanged} unchanged"
+    )
 
 
 @main.group()
@@ -256,7 +279,7 @@ def blueprint_load(ctx: click.Context, files: tuple[Path, ...], builtin: bool) -
 
     paths = list(files)
     if builtin:
-        paths = sorted(resources.BUILTIN.glob("*.toml")) + paths
+        paths = resources.builtin_paths() + paths
     if not paths:
         raise click.UsageError("name resource files to load, or --builtin")
     try:
@@ -267,17 +290,7 @@ def blueprint_load(ctx: click.Context, files: tuple[Path, ...], builtin: bool) -
     async def work(session: Any) -> resources.LoadReport:
         return await resources.apply_resources(session, checked)
 
-    report = _run(_settings(ctx), work)
-    for warning in report.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    for label in report.created:
-        click.echo(f"created {label}")
-    for label in report.updated:
-        click.echo(f"updated {label}")
-    click.echo(
-        f"{len(report.created)} created, {len(report.updated)} updated, "
-        f"{report.unchanged} unchanged"
-    )
+    _echo_report(_run(_settings(ctx), work))
 
 
 @blueprint.command("dump")
@@ -295,6 +308,70 @@ def blueprint_dump(ctx: click.Context, out: Path | None) -> None:
     else:
         out.write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port (default: the usual port when free, else one the system picks; 0: any).",
+)
+@click.option(
+    "--foundations",
+    type=click.IntRange(1, 100),
+    default=4,
+    show_default=True,
+    help="How many simulated machines (each carries a Linux structure).",
+)
+@click.option(
+    "--delay",
+    type=click.IntRange(0, 60),
+    default=1,
+    show_default=True,
+    help="Seconds each simulated power or boot call takes (for new machines).",
+)
+@click.option(
+    "--fail-percent",
+    type=click.IntRange(0, 90),
+    default=0,
+    show_default=True,
+    help="How often a simulated call fails (for new machines); failed calls are retried "
+    "with back-off.",
+)
+@click.option(
+    "--exit-when-built",
+    is_flag=True,
+    help="Exit once every job has finished: 0 when all is built, 1 naming the failed jobs.",
+)
+@click.pass_context
+def demo(
+    ctx: click.Context,
+    host: str,
+    port: int | None,
+    foundations: int,
+    delay: int,
+    fail_percent: int,
+    exit_when_built: bool,
+) -> None:
+    """Build a demo inventory of simulated machines and serve it: shipped BluePrints, a site
+    tree, address blocks, an in-process subcontractor, live job progress, example queries."""
+    from contractor.demo import DemoError, DemoOptions, run_demo
+
+    options = DemoOptions(
+        host=host,
+        port=port,
+        foundations=foundations,
+        delay_seconds=delay,
+        fail_percent=fail_percent,
+        exit_when_built=exit_when_built,
+    )
+    try:
+        status = run_demo(_settings(ctx), options)
+    except DemoError as error:
+        raise click.ClickException(str(error)) from None
+    ctx.exit(status)
 
 
 main.add_command(foreman_command)

@@ -91,7 +91,8 @@ class Client:
         self._http = httpx.AsyncClient(
             base_url=config.url,
             verify=_ssl_context(config),
-            trust_env=True,  # HTTP(S)_PROXY, ALL_PROXY, NO_PROXY
+            # HTTP(S)_PROXY, ALL_PROXY, NO_PROXY; a transport given (in-process) is used as is
+            trust_env=transport is None,
             timeout=config.request_timeout,
             headers={"Authorization": f"Bearer {config.token}"},
             transport=transport,

@@ -73,6 +73,11 @@ STRING_KEYS = {
 BUILTIN = Path(__file__).resolve().parents[1] / "resources"
 
 
+def builtin_paths() -> list[Path]:
+    """The resource files shipped with Contractor (``contractor/resources/*.toml``)."""
+    return sorted(BUILTIN.glob("*.toml"))
+
+
 @dataclass(frozen=True)
 class Entry:
     kind: str
@@ -257,6 +262,11 @@ async def apply_resources(session: AsyncSession, resources: Resources) -> LoadRe
     for structure, foundation, where in resources.sflinks:
         await _apply_sflink(session, structure, foundation, where, report)
     return report
+
+
+async def load_builtin(session: AsyncSession) -> LoadReport:
+    """Load the shipped resource set (idempotent, as every load)."""
+    return await apply_resources(session, read_resources(builtin_paths()))
 
 
 async def _existing(session: AsyncSession, model: type[Any], name: str) -> Any:
@@ -496,6 +506,8 @@ __all__ = [
     "LoadReport",
     "Resources",
     "apply_resources",
+    "builtin_paths",
     "dump_resources",
+    "load_builtin",
     "read_resources",
 ]

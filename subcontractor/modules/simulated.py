@@ -3,12 +3,18 @@
 Each call waits the foundation's ``delay_seconds`` (scaled by the ``delay_scale`` option, 0 for
 benchmarks) and fails with its ``fail_likelihood`` percent (a retryable failure, as a flaky BMC
 would). Power states are kept per locator in memory, starting ``off``.
+
+A machine powered on to boot from the network (``pxe``/``network``, next boot only, as a BMC
+does) runs a simulated installer: it powers itself off ``install_seconds`` later (scaled by
+``delay_scale`` too), as a real installer does when it has finished, so scripts that wait for
+the power-off (``foundation.wait_for_poweroff()``) go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,12 +25,16 @@ from subcontractor.module import Function, Module, TaskFailed, require
 __all__ = ["SimulatedModule"]
 
 STATES = {"on": "on", "off": "off", "soft_off": "off", "cycle": "on", "reset": "on"}
+NETWORK_BOOT = ("pxe", "network")
 
 
 class SimulatedOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     delay_scale: float = Field(default=1.0, ge=0, description="Multiplies every delay.")
+    install_seconds: float = Field(
+        default=5.0, ge=0, description="How long a network boot's installer runs."
+    )
 
 
 class SimulatedModule(Module):
@@ -34,8 +44,10 @@ class SimulatedModule(Module):
         super().__init__(name, options, concurrency=concurrency)
         assert isinstance(options, SimulatedOptions)
         self.scale = options.delay_scale
+        self.install_seconds = options.install_seconds * options.delay_scale
         self.power: dict[str, str] = {}
         self.boot: dict[str, str] = {}
+        self.installed_at: dict[str, float] = {}  # when a running installer powers off
 
     def functions(self) -> Mapping[str, Function]:
         return {
@@ -60,12 +72,26 @@ class SimulatedModule(Module):
         if want not in STATES:
             raise TaskFailed(f"parameter 'state' must be one of {', '.join(STATES)}, got {want!r}")
         locator = await self._machine(parameters)
+        self._installer(locator)
+        was = self.power.get(locator, "off")
         self.power[locator] = STATES[want]
+        self.installed_at.pop(locator, None)
+        booted = self.power[locator] == "on" and (was == "off" or want in ("cycle", "reset"))
+        if booted and self.boot.pop(locator, "") in NETWORK_BOOT:
+            self.installed_at[locator] = time.monotonic() + self.install_seconds
         return {"state": self.power[locator]}
 
     async def power_state(self, parameters: dict[str, Any]) -> dict[str, Any]:
         locator = await self._machine(parameters)
+        self._installer(locator)
         return {"state": self.power.get(locator, "off")}
+
+    def _installer(self, locator: str) -> None:
+        """A finished installer has powered its machine off."""
+        done = self.installed_at.get(locator)
+        if done is not None and time.monotonic() >= done:
+            del self.installed_at[locator]
+            self.power[locator] = "off"
 
     async def set_boot_device(self, parameters: dict[str, Any]) -> dict[str, Any]:
         device = require(parameters, "device", str)

@@ -42,3 +42,30 @@ def test_bad_file_loads_nothing(tmp_path: Path) -> None:
     usage = runner.invoke(main, ["blueprint", "load"], env=env)
     assert usage.exit_code == 2
     assert "name resource files to load, or --builtin" in usage.output
+
+
+def test_shipped_resources_through_both_commands(tmp_path: Path) -> None:
+    env = {"CONTRACTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'bp.sqlite3'}"}
+    runner = CliRunner()
+    upgraded = runner.invoke(main, ["db", "upgrade", "--with-resources"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "database is at the latest schema" in upgraded.output
+    assert "created structure.linux" in upgraded.output
+    assert "12 created, 0 updated, 0 unchanged" in upgraded.output
+    again = runner.invoke(main, ["db", "upgrade", "--with-resources"], env=env)
+    assert "0 created, 0 updated, 12 unchanged" in again.output
+    loaded = runner.invoke(main, ["blueprint", "load", "--builtin"], env=env)
+    assert loaded.exit_code == 0, loaded.output
+    assert loaded.output.strip() == "0 created, 0 updated, 12 unchanged"
+    dump = runner.invoke(main, ["blueprint", "dump"], env=env)
+    assert "[structure.linux]" in dump.output
+    assert "[foundation.simulated-foundation]" in dump.output
+
+
+def test_builtin_into_a_fresh_database_by_load(tmp_path: Path) -> None:
+    env = {"CONTRACTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'bp.sqlite3'}"}
+    runner = CliRunner()
+    runner.invoke(main, ["db", "upgrade"], env=env)
+    loaded = runner.invoke(main, ["blueprint", "load", "--builtin"], env=env)
+    assert loaded.exit_code == 0, loaded.output
+    assert "12 created, 0 updated, 0 unchanged" in loaded.output

@@ -27,7 +27,7 @@ from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
 from contractor.models import Foundation, Job, Task
 from contractor.services import blueprint as bp_service
-from contractor.services import building
+from contractor.services import building, resources
 from contractor.services import foreman as jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
@@ -211,6 +211,52 @@ async def test_ipmi_foundation_create_against_ipmi_sim(database: Database, tmp_p
         assert setup.token.rpartition(".")[2] not in output
         assert "result accepted" in output
         assert not list((tmp_path / "journal").glob("*.json"))
+
+
+async def test_shipped_ipmi_blueprint_create_against_ipmi_sim(
+    database: Database, tmp_path: Path
+) -> None:
+    """The create script of the shipped ``ipmi-foundation`` blueprint, to the end."""
+
+    async def setup(session: AsyncSession) -> Setup:
+        await resources.load_builtin(session)
+        site = await make_site(session)
+        foundation = await building.create_foundation(
+            session,
+            locator=unique("bm"),
+            site=site,
+            blueprint=await bp_service.get_foundation_blueprint(session, "ipmi-foundation"),
+            type="ipmi",
+            fields=bmc_fields(bmc),
+        )
+        await building.set_located(session, foundation)
+        job = await jobs.create_job(session, target=foundation, script_name="create", creator="t")
+        token = await task_service.create_subcontractor_token(
+            session, name=unique("agent"), sites=[site.name], modules=["ipmi"]
+        )
+        return Setup(site.name, foundation.id, job.id, token.text)
+
+    with ipmi_sim(tmp_path / "bmc", power="on") as bmc:
+        created = await database.run(setup)
+        with contractor_on(free_port(), database.url, tmp_path) as url:
+            config = write_config(
+                tmp_path,
+                url=url,
+                token=created.token,
+                site=created.site,
+                modules={"ipmi": FAST_IPMI},
+                journal=tmp_path / "journal",
+            )
+            with subcontractor(config, tmp_path) as agent:
+                job = await database.wait_for(created.job_id, "done", "error", "aborted")
+                assert job.state == "done", job.message
+                assert agent.stop() == 0
+        foundation = await database.run(
+            lambda session: session.get_one(Foundation, created.foundation_id)
+        )
+        assert foundation.state == "built"
+        assert bmc.power() == "off"
+        assert bmc.boot_device() == "pxe"
 
 
 async def test_wrong_bmc_password_then_fixed(database: Database, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from subcontractor.config import ConfigError
 from subcontractor.module import Module, TaskFailed, load_modules
 from tests.subcontractor.bmc import Bmc, free_udp_port, ipmi_sim, require_tools
 
@@ -186,3 +187,19 @@ async def test_simulated_machine() -> None:
     with pytest.raises(TaskFailed) as failure:
         await simulated["power_state"]({"connection": flaky})
     assert failure.value.retryable
+
+
+async def test_simulated_network_boot_runs_an_installer_that_powers_off() -> None:
+    simulated = module("simulated", delay_scale=0.01, install_seconds=20).functions()
+    machine = {"connection": {"locator": "node2"}}
+    await simulated["set_boot_device"]({**machine, "device": "pxe"})
+    assert await simulated["set_power"]({**machine, "state": "on"}) == {"state": "on"}
+    assert await simulated["power_state"](machine) == {"state": "on"}  # installing
+    await asyncio.sleep(0.3)  # 20 s scaled by 0.01
+    assert await simulated["power_state"](machine) == {"state": "off"}
+    # the network boot was for one boot only: from the disk the machine stays on
+    assert await simulated["set_power"]({**machine, "state": "on"}) == {"state": "on"}
+    await asyncio.sleep(0.3)
+    assert await simulated["power_state"](machine) == {"state": "on"}
+    with pytest.raises(ConfigError, match=r"modules\.simulated\.install_seconds"):
+        module("simulated", install_seconds=-1)

@@ -1,0 +1,510 @@
+"""``contractor demo``: one command that shows Contractor building something.
+
+On the database of the settings (the embedded SQLite file by default) it migrates, loads the
+shipped BluePrints, creates a demo inventory (a site tree, address blocks, simulated
+Foundations with Linux Structures on them), serves the API, runs an in-process subcontractor
+with the ``simulated`` module for each demo site, starts the create jobs and shows their
+progress, then runs the example GraphQL queries and prints them with their answers, the
+explorer URL and an API token. It keeps serving until interrupted (or, with
+``exit_when_built``, exits once every job has finished: 0 when all is built).
+
+Running it again on the same database reuses what exists (by name) and adds only what is
+missing, so it never fails on its own earlier run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import uvicorn
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contractor import migrate
+from contractor.app import create_app
+from contractor.db import create_engine, create_session_factory, transaction
+from contractor.errors import ContractorError, NotFound
+from contractor.models import AddressBlock, Foundation, Job, Site, Structure, User
+from contractor.plugins import foundation_types
+from contractor.services import auth, building, network, resources, site
+from contractor.services import blueprint as bps
+from contractor.services import foreman as jobs
+from contractor.services import tasks as task_service
+from contractor.settings import Settings
+from subcontractor.agent import Agent
+from subcontractor.client import Client
+from subcontractor.config import AgentConfig, Config, ContractorConfig, ModuleConfig
+from subcontractor.journal import Journal
+from subcontractor.masking import Masker
+from subcontractor.module import load_modules
+
+__all__ = ["DemoError", "DemoOptions", "run_demo"]
+
+ROOT = "demo"
+SITES = {"demo-east": "10.20.1.0/24", "demo-west": "10.20.2.0/24"}
+USER = "demo"
+FINISHED = ("done", "error", "aborted")
+# the demo's engine settings: quick to notice new work, short leases (a task left by an
+# interrupted earlier run comes back soon)
+FAST = {
+    "foreman_idle_seconds": 0.2,
+    "foreman_waiting_recheck_seconds": 0.5,
+    "task_lease_seconds": 30.0,
+}
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    host: str = "127.0.0.1"
+    port: int | None = None  # None: the settings' port when free, else one the kernel picks
+    foundations: int = 4
+    delay_seconds: int = 1  # each simulated power or boot call
+    fail_percent: int = 0  # how often a simulated call fails
+    install_seconds: float = 3.0  # the simulated installer
+    exit_when_built: bool = False
+
+
+@dataclass
+class Tracked:
+    label: str
+    job_id: int
+    state: str = ""
+    message: str = ""
+
+
+@dataclass
+class Prepared:
+    api_token: str
+    agent_token: str
+    tracked: list[Tracked] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    first_locator: str = ""
+    first_structure: tuple[str, str] = ("", "")
+
+
+# -- the inventory ---------------------------------------------------------------------------
+
+
+async def _site(session: AsyncSession, name: str, **fields: Any) -> tuple[Site, bool]:
+    try:
+        return await site.get_site(session, name), False
+    except NotFound:
+        return await site.create_site(session, name=name, **fields), True
+
+
+async def prepare(session: AsyncSession, settings: Settings, options: DemoOptions) -> Prepared:
+    """Load the shipped BluePrints, create (or reuse) the demo inventory and tokens, and start
+    a create job for every demo target that is not built and has none."""
+    loaded = await resources.load_builtin(session)
+    notes = []
+    if loaded.created or loaded.updated:
+        notes.append(
+            f"shipped BluePrints: {len(loaded.created)} created, {len(loaded.updated)} updated"
+        )
+    root, new_root = await _site(
+        session,
+        ROOT,
+        description="Contractor demo: the root of the site tree",
+        config_values={"domain_name": "demo.test", "dns_servers": ["10.20.0.53"]},
+    )
+    if not new_root:
+        notes.append(f"site {ROOT!r} exists: reusing the demo inventory, adding what is missing")
+    foundation_bp = await bps.get_foundation_blueprint(session, "simulated-foundation")
+    structure_bp = await bps.get_structure_blueprint(session, "linux")
+    leaves = []
+    for name, subnet in SITES.items():
+        leaf, _ = await _site(session, name, description=f"demo site {name}", parent=root)
+        blocks = await session.execute(
+            select(AddressBlock).where(AddressBlock.site_id == leaf.id, AddressBlock.name == name)
+        )
+        block = blocks.scalar_one_or_none()
+        if block is None:
+            block = await network.create_address_block(
+                session, site=leaf, name=name, subnet=subnet, gateway_offset=1
+            )
+        leaves.append((leaf, block))
+    created = 0
+    first_locator, first_structure = "", ("", "")
+    targets: list[Foundation | Structure] = []
+    for index in range(options.foundations):
+        leaf, block = leaves[index % len(leaves)]
+        number = index // len(leaves) + 1
+        short = leaf.name.removeprefix("demo-")
+        locator = f"{short}-sim{number:02d}"
+        hostname = f"{short}-web{number:02d}"
+        try:
+            foundation = await building.get_foundation(session, locator)
+        except NotFound:
+            foundation = await building.create_foundation(
+                session,
+                locator=locator,
+                site=leaf,
+                blueprint=foundation_bp,
+                type="simulated",
+                fields={
+                    "delay_seconds": options.delay_seconds,
+                    "fail_likelihood": options.fail_percent,
+                },
+            )
+            await building.add_interface(
+                session,
+                foundation=foundation,
+                physical_location="eth0",
+                mac=f"02:00:00:00:{index // 256:02x}:{index % 256:02x}",
+                is_provisioning=True,
+            )
+            created += 1
+        if foundation.state == "planned" and await jobs.job_for_target(session, foundation) is None:
+            await building.set_located(session, foundation)
+        structure = await building.foundation_structure(session, foundation)
+        if structure is None:
+            structure = await building.create_structure(
+                session,
+                hostname=hostname,
+                site=leaf,
+                blueprint=structure_bp,
+                foundation=foundation,
+                config_values={"role": "web"},
+            )
+            await network.create_address(
+                session, structure=structure, block=block, interface_name="eth0", is_primary=True
+            )
+        targets += [foundation, structure]
+        if index == 0:
+            first_locator, first_structure = locator, (leaf.name, structure.hostname)
+    if not new_root:
+        notes.append(f"{created} new foundations (the demo has {len(targets) // 2} in all)")
+    tracked = []
+    for target in targets:
+        label = (
+            f"foundation {target.locator}"
+            if isinstance(target, Foundation)
+            else f"structure {target.hostname}"
+        )
+        job = await jobs.job_for_target(session, target)
+        if job is None and target.state != "built":
+            job = await jobs.create_job(session, target=target, script_name="create", creator=USER)
+        if job is not None:
+            tracked.append(Tracked(label, job.id))
+        else:
+            tracked.append(Tracked(label, 0, "built", "built earlier"))
+    api_token = await _api_token(session, settings)
+    agent = await task_service.create_subcontractor_token(
+        session, name="demo-subcontractor", sites=list(SITES), modules=["simulated"]
+    )
+    return Prepared(
+        api_token=api_token,
+        agent_token=agent.text,
+        tracked=tracked,
+        notes=notes,
+        first_locator=first_locator,
+        first_structure=first_structure,
+    )
+
+
+async def _api_token(session: AsyncSession, settings: Settings) -> str:
+    hasher = settings.password_hasher()
+    found = await session.execute(select(User).where(User.username == USER))
+    user = found.scalar_one_or_none()
+    if user is None:
+        user = await auth.create_user(session, username=USER, role="admin", hasher=hasher)
+    new = await auth.create_token(session, user=user, description="contractor demo", hasher=hasher)
+    return new.text
+
+
+# -- serving ---------------------------------------------------------------------------------
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the demo stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int | None, default: int) -> socket.socket:
+    """A listening socket: on ``port``, or on ``default`` when free, else on a kernel port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    candidates = [port] if port is not None else [default, 0]
+    for candidate in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, candidate))
+        except OSError as error:
+            sock.close()
+            if port is None and error.errno == errno.EADDRINUSE:
+                continue
+            if error.errno == errno.EADDRINUSE:
+                raise DemoError(
+                    f"port {candidate} on {host} is in use; pick another with --port "
+                    "(--port 0 lets the system choose)"
+                ) from None
+            raise DemoError(f"cannot listen on {host} port {candidate}: {error.strerror}") from None
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+    raise AssertionError("port 0 is always free")  # pragma: no cover
+
+
+def _url(host: str, port: int) -> str:
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+# -- progress --------------------------------------------------------------------------------
+
+
+class Progress:
+    """Job lines: redrawn in place on a terminal, one line per change otherwise."""
+
+    def __init__(self, out: TextIO, tracked: list[Tracked]) -> None:
+        self.out = out
+        self.tracked = tracked
+        self.tty = out.isatty()
+        self.drawn = 0
+        self.started = time.monotonic()
+
+    def update(self, rows: dict[int, tuple[str, str]]) -> None:
+        changed = []
+        for item in self.tracked:
+            if item.job_id in rows and rows[item.job_id] != (item.state, item.message):
+                item.state, item.message = rows[item.job_id]
+                changed.append(item)
+        if self.tty:
+            if self.drawn:
+                self.out.write(f"\x1b[{self.drawn}F")
+            columns = max(shutil.get_terminal_size().columns - 1, 40)  # a line never wraps
+            for item in self.tracked:
+                detail = "" if item.message == item.state else item.message
+                line = f"  {item.label:<28} {item.state:<8} {detail}"
+                self.out.write("\x1b[2K" + line[:columns] + "\n")
+            counts = self.counts()
+            summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            self.out.write(f"\x1b[2K  [{time.monotonic() - self.started:5.1f}s] {summary}\n")
+            self.drawn = len(self.tracked) + 1
+        else:
+            for item in changed:
+                elapsed = time.monotonic() - self.started
+                detail = "" if item.message in ("", item.state) else f" ({item.message})"
+                self.out.write(f"[{elapsed:5.1f}s] {item.label}: {item.state}{detail}\n")
+        self.out.flush()
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self.tracked:
+            counts[item.state] = counts.get(item.state, 0) + 1
+        return counts
+
+    @property
+    def finished(self) -> bool:
+        """Every job has finished, or a job failed and the rest only wait (on it)."""
+        open_ = [item for item in self.tracked if item.state not in (*FINISHED, "built")]
+        return not open_ or (bool(self.failed) and all(i.state == "waiting" for i in open_))
+
+    @property
+    def failed(self) -> list[Tracked]:
+        return [item for item in self.tracked if item.state in ("error", "aborted")]
+
+
+async def _job_rows(
+    sessions: async_sessionmaker[AsyncSession], ids: list[int]
+) -> dict[int, tuple[str, str]]:
+    async with transaction(sessions) as session:
+        found = await session.execute(select(Job.id, Job.state, Job.message).where(Job.id.in_(ids)))
+        return {job_id: (state, message or "") for job_id, state, message in found}
+
+
+# -- the example queries ---------------------------------------------------------------------
+
+
+def example_queries(prepared: Prepared) -> list[tuple[str, str]]:
+    site_name, hostname = prepared.first_structure
+    return [
+        (
+            "How many foundations per site, type and state?",
+            "{ foundationCounts(groupBy: [SITE, TYPE, STATE]) { site type state count } }",
+        ),
+        (
+            "How many Linux servers per site, and are they built?",
+            '{ structureCounts(groupBy: [SITE, STATE], filter: {blueprint: {name: "linux", '
+            "includeDescendants: true}}) { site state count } }",
+        ),
+        (
+            "What does taking this machine down affect?",
+            f'{{ impact(of: {{foundation: "{prepared.first_locator}"}}) {{ kind name state }} }}',
+        ),
+        (
+            "Every structure in the demo site tree with its addresses",
+            f'{{ structures(first: 100, filter: {{site: {{name: "{ROOT}", '
+            "includeDescendants: true}}) { totalCount edges { node { hostname state "
+            "foundation { locator type } addresses { interfaceName ipAddress isPrimary } } } } }",
+        ),
+        (
+            "The composed configuration of a host",
+            f'{{ structure(site: "{site_name}", hostname: "{hostname}") {{ config }} }}',
+        ),
+    ]
+
+
+async def _ask(http: httpx.AsyncClient, token: str, query: str) -> str:
+    response = await http.post(
+        "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"}
+    )
+    body = response.json()
+    if response.status_code != 200 or "errors" in body:
+        raise DemoError(f"the example query failed: {query}\n{json.dumps(body)}")
+    text = json.dumps(body["data"], separators=(",", ":"))
+    return text if len(text) <= 400 else text[:400] + " ..."
+
+
+# -- the whole run ---------------------------------------------------------------------------
+
+
+async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asyncio.Event) -> int:
+    say: Callable[[str], None] = lambda line: print(line, file=out, flush=True)  # noqa: E731
+    foundation_types()
+    sock = bind(options.host, options.port, settings.port)
+    port = sock.getsockname()[1]
+    url = _url(options.host, port)
+    engine = create_engine(settings)
+    try:
+        async with transaction(create_session_factory(engine, writes=True)) as session:
+            session.info["actor"] = "demo"
+            prepared = await prepare(session, settings, options)
+    except ContractorError as error:
+        sock.close()
+        raise DemoError(f"cannot set up the demo inventory: {error}") from None
+    finally:
+        await engine.dispose()
+    for note in prepared.notes:
+        say(note)
+
+    app = create_app(settings.model_copy(update={"auto_migrate": False}))
+    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    agents: list[tuple[asyncio.Task[None], Journal, Client]] = []
+    agents_stop = asyncio.Event()
+    transport = httpx.ASGITransport(app=app)
+    journals = tempfile.TemporaryDirectory(prefix="contractor-demo-")
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()
+                raise DemoError("the server stopped while starting")
+            await asyncio.sleep(0.05)
+        for name in SITES:
+            config = Config(
+                contractor=ContractorConfig(
+                    url="http://contractor", token=prepared.agent_token, site=name
+                ),
+                agent=AgentConfig(wait=5, journal_dir=Path(journals.name) / name, shutdown_grace=2),
+                modules={"simulated": ModuleConfig(concurrency=16, task_timeout=120)},
+                module_options={"simulated": {"install_seconds": options.install_seconds}},
+            )
+            modules = load_modules({"simulated": 16}, config.module_options)
+            journal = Journal(config.agent.journal_dir)
+            journal.open()
+            client = Client(config.contractor, transport=transport)
+            agent = Agent(config, modules, client, journal, Masker(config.secrets()))
+            agents.append((asyncio.create_task(agent.run(agents_stop)), journal, client))
+        say(f"Contractor is serving {url} with a subcontractor for {', '.join(SITES)}")
+        earlier = sum(1 for item in prepared.tracked if item.job_id == 0)
+        building_now = len(prepared.tracked) - earlier
+        also = f" ({earlier} built earlier)" if earlier else ""
+        say(f"building {building_now} targets{also} (Ctrl-C to stop):")
+        progress = Progress(out, prepared.tracked)
+        sessions = app.state.sessions
+        ids = [item.job_id for item in prepared.tracked if item.job_id]
+        while not stop.is_set():
+            progress.update(await _job_rows(sessions, ids))
+            if progress.finished:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+        if stop.is_set():
+            say("interrupted; stopping")
+            return 130
+        failed = progress.failed
+        for item in failed:
+            say(f"job {item.job_id} ({item.label}) is {item.state}: {item.message}")
+        for item in progress.tracked:
+            if item.state == "waiting":
+                say(f"job {item.job_id} ({item.label}) is still {item.message or 'waiting'}")
+        built = sum(1 for item in progress.tracked if item.state in ("done", "built"))
+        say(f"{built} of {len(progress.tracked)} targets built")
+        async with httpx.AsyncClient(transport=transport, base_url=url) as http:
+            say("\nExample GraphQL queries (POST them to /graphql), with their answers now:")
+            for question, query in example_queries(prepared):
+                answer = await _ask(http, prepared.api_token, query)
+                say(f"\n# {question}\n{query}\n=> {answer}")
+        say(f"\nExplorer: {url}/graphql  (paste the token below into its Token field)")
+        say(f"API token for user {USER!r}: {prepared.api_token}")
+        say(
+            f"e.g. curl -s -H 'Authorization: Bearer {prepared.api_token}' "
+            "-H 'Content-Type: application/json' -d '{\"query\": \"{ foundationCounts(groupBy: "
+            f"[STATE]) {{ state count }} }}\"}}' {url}/graphql"
+        )
+        if failed:
+            if options.exit_when_built:
+                raise DemoError(
+                    f"{len(failed)} job(s) did not finish: "
+                    + "; ".join(f"job {i.job_id} ({i.label}): {i.message}" for i in failed)
+                )
+            say("some jobs failed: look at them in the explorer (query jobs, resetJob)")
+        if options.exit_when_built:
+            return 0
+        say("\nserving until interrupted (Ctrl-C)")
+        await stop.wait()
+        say("stopping")
+        return 0
+    finally:
+        agents_stop.set()
+        for task, _, _ in agents:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 15)
+        for _, journal, client in agents:
+            await client.aclose()
+            journal.close()
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(serving, 15)
+        journals.cleanup()
+
+
+def run_demo(settings: Settings, options: DemoOptions, out: TextIO = sys.stdout) -> int:
+    """Run the demo (see the module docstring); the exit status. DemoError says why it
+    cannot go on."""
+    settings = settings.model_copy(update=FAST)
+    try:
+        migrate.upgrade(settings)
+    except Exception as error:  # any failure to reach or migrate the database
+        raise DemoError(f"cannot prepare the database {settings.database_url}: {error}") from None
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop.set)
+        return await _demo(settings, options, out, stop)
+
+    return asyncio.run(main())

@@ -1,0 +1,164 @@
+"""``contractor demo`` run headless as a subprocess, to the end: everything it creates is
+built, a second run reuses the inventory, a job in error makes it exit 1 naming the job, and
+bad flags are refused clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from contractor import migrate
+from contractor.cli import main
+from contractor.db import create_engine, create_session_factory, transaction
+from contractor.demo import DemoOptions, prepare
+from contractor.models import Foundation, Job, Structure
+from contractor.plugins import foundation_types
+from contractor.services import foreman as jobs
+from contractor.settings import Settings
+from tests.serving import CHECKOUT, clean_env
+
+TIMEOUT = 180  # seconds for one demo run (each takes about 15 s alone)
+
+
+def demo(url: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "contractor", "--database-url", url, "demo", "--port", "0", *flags],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=CHECKOUT,
+        env=clean_env(),
+        check=False,
+    )
+
+
+def states(url: str) -> tuple[list[str], list[str]]:
+    async def read() -> tuple[list[str], list[str]]:
+        foundation_types()
+        engine = create_engine(Settings(database_url=url))
+        try:
+            async with transaction(create_session_factory(engine)) as session:
+                found = (await session.execute(select(Foundation))).scalars()
+                built = (await session.execute(select(Structure))).scalars()
+                return [f.state for f in found], [s.state for s in built]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_demo_builds_everything_then_reuses_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    first = demo(url, "--foundations", "3", "--delay", "0", "--exit-when-built")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Traceback" not in first.stderr
+    out = first.stdout
+    assert "with a subcontractor for demo-east, demo-west" in out
+    assert "building 6 targets" in out
+    assert "structure west-web01: done" in out
+    assert "6 of 6 targets built" in out
+    # the example queries ran and answered the inventory questions
+    assert '"structureCounts":[{"site":"demo-east","state":"built","count":2}' in out
+    assert '"ipAddress":"10.20.1.2","isPrimary":true' in out
+    assert "/graphql  (paste the token below" in out
+    assert "API token for user 'demo': ctr_" in out
+    assert states(url) == (["built"] * 3, ["built"] * 3)
+
+    again = demo(url, "--foundations", "4", "--delay", "0", "--exit-when-built")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "site 'demo' exists: reusing the demo inventory" in again.stdout
+    assert "1 new foundations (the demo has 4 in all)" in again.stdout
+    assert "building 2 targets (6 built earlier)" in again.stdout
+    assert "8 of 8 targets built" in again.stdout
+    assert states(url) == (["built"] * 4, ["built"] * 4)
+
+
+def test_it_serves_until_interrupted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    command = [sys.executable, "-m", "contractor", "--database-url", url, "demo", "--port", "0"]
+    flags = ["--foundations", "1", "--delay", "0"]
+    with subprocess.Popen(
+        [*command, *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=CHECKOUT,
+        env=clean_env(),
+    ) as process:
+        try:
+            assert process.stdout is not None
+            lines = []
+            deadline = time.monotonic() + TIMEOUT
+            while not lines or lines[-1] != "serving until interrupted (Ctrl-C)\n":
+                assert time.monotonic() < deadline, "".join(lines)
+                line = process.stdout.readline()
+                assert line, "".join(lines) + (process.stderr.read() if process.stderr else "")
+                lines.append(line)
+            explorer = next(line for line in lines if line.startswith("Explorer: "))
+            base = explorer.split()[1].removesuffix("/graphql")
+            health = httpx.get(f"{base}/healthz", timeout=10, trust_env=False)
+            assert health.json() == {"status": "ok", "database": "ok"}
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 0
+            assert process.stdout.read() == "stopping\n"
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def test_a_job_in_error_fails_the_run_naming_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    settings = Settings(database_url=url)
+    migrate.upgrade(settings)
+
+    async def break_one() -> int:
+        foundation_types()
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_session_factory(engine, writes=True)) as session:
+                prepared = await prepare(session, settings, DemoOptions(foundations=1))
+                job = await session.get_one(Job, prepared.tracked[0].job_id)
+                jobs.set_state(
+                    session, job, "error", actor="test", action="error", message="BMC on fire"
+                )
+                return job.id
+        finally:
+            await engine.dispose()
+
+    job_id = asyncio.run(break_one())
+    result = demo(url, "--delay", "0", "--exit-when-built")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"job {job_id} (foundation east-sim01) is error: BMC on fire" in result.stdout
+    assert f"Error: 1 job(s) did not finish: job {job_id} (foundation east-sim01)" in (
+        result.stderr
+    )
+
+
+def test_bad_flags_are_refused(tmp_path: Path) -> None:
+    env = {"CONTRACTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
+    runner = CliRunner()
+    for flags, message in (
+        (["--foundations", "0"], "Invalid value for '--foundations': 0 is not in the range"),
+        (["--port", "70000"], "Invalid value for '--port': 70000 is not in the range"),
+        (["--fail-percent", "101"], "Invalid value for '--fail-percent'"),
+        (["--bogus"], "No such option '--bogus'"),
+    ):
+        result = runner.invoke(main, ["demo", *flags], env=env)
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = runner.invoke(main, ["demo", "--port", str(port)], env=env)
+    assert result.exit_code == 1, result.output
+    assert f"port {port} on 127.0.0.1 is in use; pick another with --port" in result.output
