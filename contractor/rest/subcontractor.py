@@ -30,7 +30,7 @@ from starlette.routing import Route
 from contractor.db import transaction
 from contractor.errors import ContractorError, InvalidInput, NotFound
 from contractor.foreman.hub import Hub
-from contractor.models import Job, Structure, SubcontractorToken, Task, utcnow
+from contractor.models import Job, Structure, Task, utcnow
 from contractor.rest.auth import bearer_token, error_response
 from contractor.services import foreman as jobs
 from contractor.services import tasks as task_service
@@ -113,6 +113,15 @@ def _state(request: Request) -> tuple[async_sessionmaker[AsyncSession], Settings
     return sessions, state.settings, hub
 
 
+def _token_cache(request: Request) -> task_service.TokenCache:
+    state = request.app.state
+    cache: task_service.TokenCache | None = getattr(state, "subcontractor_tokens", None)
+    if cache is None:
+        seconds = state.settings.task_token_cache_seconds
+        cache = state.subcontractor_tokens = task_service.TokenCache(seconds)
+    return cache
+
+
 def _task_out(task: Task) -> dict[str, Any]:
     assert task.lease is not None
     assert task.lease_expires_at is not None
@@ -129,8 +138,10 @@ def _task_out(task: Task) -> dict[str, Any]:
     ).model_dump()
 
 
-async def _authenticate(session: AsyncSession, request: Request) -> SubcontractorToken:
-    return await task_service.authenticate_subcontractor(session, bearer_token(request))
+async def _authenticate(session: AsyncSession, request: Request) -> task_service.Subcontractor:
+    return await task_service.authenticate_subcontractor(
+        session, bearer_token(request), cache=_token_cache(request)
+    )
 
 
 async def poll(request: Request) -> Response:
@@ -140,7 +151,7 @@ async def poll(request: Request) -> Response:
         body = await _body(request, PollRequest)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(body.wait, settings.task_max_wait_seconds)
-        token: SubcontractorToken | None = None
+        token: task_service.Subcontractor | None = None
         while True:
             woken = hub.tasks.waiter()
             looking_again = False
@@ -187,6 +198,8 @@ async def result(request: Request) -> Response:
                 lease=body.lease,
                 data=body.data,
                 settings=settings,
+                step=True,
+                cache=getattr(request.app.state, "config_cache", None),
             )
             return JSONResponse({"status": "accepted", "job_id": job.id})
     except ContractorError as error:
