@@ -144,13 +144,29 @@ async def _authenticate(session: AsyncSession, request: Request) -> task_service
     )
 
 
+class _Gone(Exception):
+    """The client went away while its poll was being answered."""
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has closed the connection (the body is read already, so
+    the next message the server sends is ``http.disconnect``)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 async def poll(request: Request) -> Response:
     sessions, settings, hub = _state(request)
+    gone: asyncio.Task[None] | None = None
     try:
         bearer_token(request)  # no token: 401 before anything else
         body = await _body(request, PollRequest)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(body.wait, settings.task_max_wait_seconds)
+        if deadline > loop.time():
+            # a long-poll whose client has gone must stop waiting: a task leased to it
+            # would sit until its lease expires
+            gone = asyncio.create_task(_disconnected(request))
         token: task_service.Subcontractor | None = None
         while True:
             woken = hub.tasks.waiter()
@@ -168,19 +184,31 @@ async def poll(request: Request) -> Response:
                         lease_seconds=settings.task_lease_seconds,
                     )
                     answer = [_task_out(task) for task in tasks]
+                    if gone is not None and gone.done():
+                        raise _Gone  # roll the leases back: nobody would get them
                 remaining = deadline - loop.time()
                 if answer or remaining <= 0:
                     return JSONResponse({"tasks": answer})
                 # look again after a second at most: a lease may have expired meanwhile
-                await asyncio.wait({woken}, timeout=min(remaining, 1.0))
+                assert gone is not None
+                await asyncio.wait(
+                    {woken, gone}, timeout=min(remaining, 1.0), return_when=asyncio.FIRST_COMPLETED
+                )
+                if gone.done():
+                    raise _Gone
                 looking_again = True
             finally:
                 if looking_again:
                     hub.tasks.discard(woken)
                 else:  # a wake-up that came meanwhile goes to another poller
                     hub.tasks.leave(woken)
+    except _Gone:
+        return Response(status_code=499)  # nobody reads it
     except ContractorError as error:
         return error_response(error)
+    finally:
+        if gone is not None:
+            gone.cancel()
 
 
 async def result(request: Request) -> Response:
