@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +40,8 @@ from contractor.settings import Settings
 __all__ = ["subcontractor_routes"]
 
 PREFIX = "/api/v1/subcontractor"
+
+log = logging.getLogger(__name__)
 
 
 class _Body(BaseModel):
@@ -216,20 +219,28 @@ async def result(request: Request) -> Response:
     try:
         bearer_token(request)  # no token: 401 before anything else
         body = await _body(request, ResultRequest)
-        async with transaction(sessions) as session:
-            token = await _authenticate(session, request)
-            job = await task_service.accept_result(
-                session,
-                token=token,
-                task_id=body.task_id,
-                cookie=body.cookie,
-                lease=body.lease,
-                data=body.data,
-                settings=settings,
-                step=True,
-                cache=getattr(request.app.state, "config_cache", None),
-            )
-            return JSONResponse({"status": "accepted", "job_id": job.id})
+
+        async def accept(step: bool) -> Job:
+            async with transaction(sessions) as session:
+                token = await _authenticate(session, request)
+                return await task_service.accept_result(
+                    session,
+                    token=token,
+                    task_id=body.task_id,
+                    cookie=body.cookie,
+                    lease=body.lease,
+                    data=body.data,
+                    settings=settings,
+                    step=step,
+                    cache=getattr(request.app.state, "config_cache", None),
+                )
+
+        try:
+            job = await accept(step=True)
+        except task_service.StepFailed as failed:  # all rolled back: take the result alone
+            log.exception("%s; the engine steps it", failed)
+            job = await accept(step=False)
+        return JSONResponse({"status": "accepted", "job_id": job.id})
     except ContractorError as error:
         return error_response(error)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import logging
 import re
 import secrets
 import time
@@ -38,6 +37,7 @@ from tscript import Runner
 __all__ = [
     "Identity",
     "NewSubcontractorToken",
+    "StepFailed",
     "Subcontractor",
     "TokenCache",
     "accept_result",
@@ -49,8 +49,6 @@ __all__ = [
     "revoke_subcontractor_token",
 ]
 
-log = logging.getLogger(__name__)
-
 _TOKEN_RE = re.compile(r"sct_([a-z0-9]{16})\.([A-Za-z0-9_\-]{20,})")
 RETRY_BACKOFF_MAX = 60.0
 TOKEN_CACHE_SIZE = 10_000
@@ -58,6 +56,14 @@ TOKEN_CACHE_SIZE = 10_000
 
 def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class StepFailed(Exception):
+    """Stepping a job after taking its result failed unexpectedly (see ``accept_result``)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"stepping job {job_id} after a result failed")
+        self.job_id = job_id
 
 
 @dataclass(frozen=True)
@@ -286,7 +292,9 @@ async def accept_result(
     """Take a task's result (exactly once); the job steps again soon. With ``step``, a queued
     job takes its next step here, in this transaction (the job is locked already, and its
     runner and modules are loaded: the engine would only read them all again). Should that
-    step fail unexpectedly, the result is still taken and the engine steps the job."""
+    step fail unexpectedly, ``StepFailed`` is raised: the caller rolls back and takes the
+    result again without ``step``, and the engine steps the job (and aborts it if the step
+    fails there too)."""
     job, task = await _current(session, token, task_id, lease)
     if not hmac.compare_digest(task.cookie, cookie):
         raise Stale(f"cookie is not task {task_id}'s; nothing was changed", field="cookie")
@@ -310,24 +318,17 @@ async def accept_result(
     now = utcnow()
     task.state = "done"
     task.finished_at = now
-    accepted = runner.dumps()
+    if step:
+        try:
+            await step_job(
+                session, job, settings=settings, cache=cache, context=context, runner=runner
+            )
+        except Exception as error:
+            raise StepFailed(job.id) from error
+        return job
+    job.runner_state = runner.dumps()
     if message:
         job.message = message
-    if step:
-        await session.flush()  # the task is answered, whatever the step does
-        job_id = job.id
-        try:
-            async with session.begin_nested():
-                await step_job(
-                    session, job, settings=settings, cache=cache, context=context, runner=runner
-                )
-            return job
-        except Exception:
-            log.exception("stepping job %s after a result failed; the engine steps it", job_id)
-            job = await jobs.lock_job(session, job_id)  # the savepoint's changes are gone
-            if message:
-                job.message = message
-    job.runner_state = accepted
     if job.state == "queued":
         job.step_at = now
         await jobs.announce(session, jobs.JOBS_CHANNEL)
