@@ -325,6 +325,8 @@ async def accept_result(
             )
         except Exception as error:
             raise StepFailed(job.id) from error
+        if job.step_at is not None:  # a timer or more to run: the engine takes it from here
+            await jobs.announce(session, jobs.JOBS_CHANNEL)
         return job
     job.runner_state = runner.dumps()
     if message:
