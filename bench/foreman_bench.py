@@ -57,6 +57,12 @@ def start_postgres() -> tuple[str, str]:
     return env["PG_URL"], env["PGBASE"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     import socket
 
@@ -214,7 +220,11 @@ def main() -> None:
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
+        server_cpu = cpu_seconds(server.pid)
+        client_cpu = time.process_time()
         figures = asyncio.run(drive(base, token, settings, 0, args.jobs, args.clients))
+        server_cpu = cpu_seconds(server.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
     finally:
         if server is not None:
             server.terminate()
@@ -227,6 +237,12 @@ def main() -> None:
     )
     print(f"task round trips/s  {figures['round_trips_per_second']:7.0f}   (target >= 300)")
     print(f"job completions/s   {figures['jobs_per_second']:7.1f}")
+    trips = figures["round_trips"]
+    print(
+        f"CPU per round trip  server {1000 * server_cpu / trips:.2f} ms, "
+        f"bench clients {1000 * client_cpu / trips:.2f} ms "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     print(
         f"result -> next task ({args.jobs} jobs at once) p50 {figures['p50_ms']:.1f} ms  "
         f"p99 {figures['p99_ms']:.1f} ms   (target p99 < 100 ms; with more jobs than the "

@@ -32,6 +32,8 @@ def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, echo=settings.database_echo, **kwargs)
         _configure_sqlite(engine.sync_engine)
         return engine
+    kwargs.setdefault("pool_size", settings.database_pool_size)
+    kwargs.setdefault("max_overflow", settings.database_max_overflow)
     return create_async_engine(url, echo=settings.database_echo, pool_pre_ping=True, **kwargs)
 
 

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; postgresql:// URLs are run through psycopg 3.",
     )
     database_echo: bool = False
+    # PostgreSQL connections kept open per process (and how many more it may open briefly):
+    # long-polls, the foreman's workers, webhooks and events each hold one while they work,
+    # and a pool smaller than that opens and closes a connection per transaction.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
+    database_max_overflow: int = Field(default=10, ge=0, le=500)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     # What booting machines use to reach us (the __contractor_host config global).
@@ -58,6 +63,9 @@ class Settings(BaseSettings):
     # Tasks: the lease (visibility timeout) given with a task, and the longest long-poll.
     task_lease_seconds: float = Field(default=300.0, gt=0)
     task_max_wait_seconds: float = Field(default=60.0, ge=0)
+    # How long a checked subcontractor token is trusted without reading it again (a token
+    # revoked by another process is refused after at most this long; 0: read every call).
+    task_token_cache_seconds: float = Field(default=5.0, ge=0)
 
     # Events: how often each process looks for new events when nothing woke it; webhook
     # delivery inside `contractor serve`, its parallelism (in all, and per target), the

@@ -82,8 +82,11 @@ async def step_job(
     *,
     settings: Settings,
     cache: ConfigCache | None = None,
+    context: JobContext | None = None,
+    runner: Runner | None = None,
 ) -> None:
-    """One step of a (locked) due job; the caller commits."""
+    """One step of a (locked) due job; the caller commits. ``context`` (loaded for a step)
+    and ``runner`` may be given when the caller has them already (a result just taken)."""
     now = utcnow()
     job.step_at = None
     if job.state == "waiting":
@@ -96,8 +99,9 @@ async def step_job(
         job.started_at = now
     if job.state != "queued":
         return
-    context = await JobContext.load(session, job, settings=settings, cache=cache)
-    runner = restore_runner(job, context) or Runner(job.script_source, context.modules())
+    if context is None or runner is None:
+        context = await JobContext.load(session, job, settings=settings, cache=cache)
+        runner = restore_runner(job, context) or Runner(job.script_source, context.modules())
     result: RunResult | None = None
     try:
         for _ in range(SLICES_PER_STEP):

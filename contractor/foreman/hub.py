@@ -81,6 +81,10 @@ class Hub:
             JOBS_CHANNEL: self.jobs,
             TASKS_CHANNEL: self.tasks,
         }
+        # Backend PIDs of the attached engine's connections: their notifications were already
+        # fired at commit, so ``listen`` skips them (a new task would otherwise wake two
+        # pollers, one of them for nothing).
+        self._own_pids: set[int] = set()
 
     def fire(self, channel: str) -> None:
         signal = self._channels.get(channel)
@@ -104,8 +108,24 @@ class Hub:
         def on_rollback(connection: Any) -> None:
             pending(connection)
 
+        def backend_pid(dbapi_connection: Any) -> int | None:
+            pid = getattr(getattr(dbapi_connection, "info", None), "backend_pid", None)
+            return pid if isinstance(pid, int) else None
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            pid = backend_pid(dbapi_connection)
+            if pid is not None:
+                self._own_pids.add(pid)
+
+        def on_close(dbapi_connection: Any, *_: Any) -> None:
+            self._own_pids.discard(backend_pid(dbapi_connection) or 0)
+
         event.listen(engine.sync_engine, "commit", on_commit)
         event.listen(engine.sync_engine, "rollback", on_rollback)
+        if engine.dialect.name == "postgresql":
+            event.listen(engine.sync_engine.pool, "connect", on_connect)
+            event.listen(engine.sync_engine.pool, "close", on_close)
+            event.listen(engine.sync_engine.pool, "close_detached", on_close)
 
     async def listen(self, database_url: str, ready: asyncio.Event | None = None) -> None:
         """Forward PostgreSQL notifications to this process's signals until cancelled,
@@ -125,7 +145,8 @@ class Hub:
                     for signal in self._channels.values():
                         signal.fire()
                     async for notification in connection.notifies():
-                        self.fire(notification.channel)
+                        if notification.pid not in self._own_pids:
+                            self.fire(notification.channel)
             except asyncio.CancelledError:
                 raise
             except Exception as error:

@@ -114,13 +114,17 @@ class JobContext:
             if foundation_id is not None:
                 context.foundation = await session.get_one(Foundation, foundation_id)
             return context
+        # What a script cannot name it does not need: a foundation job reads its structure,
+        # and any job its interfaces, only when the script's text mentions them.
+        source = job.script_source
+        foundation_ref: int | None = job.foundation_id
         if job.foundation_id is not None:
-            context.foundation = await session.get_one(Foundation, job.foundation_id)
-            context.structure = (
-                await session.execute(
-                    select(Structure).where(Structure.foundation_id == job.foundation_id)
-                )
-            ).scalar_one_or_none()
+            if "structure" in source:
+                context.structure = (
+                    await session.execute(
+                        select(Structure).where(Structure.foundation_id == job.foundation_id)
+                    )
+                ).scalar_one_or_none()
         else:
             if job.structure_id is not None:
                 context.structure = await session.get_one(Structure, job.structure_id)
@@ -131,32 +135,29 @@ class JobContext:
                 holder = dependency.script_structure_id or dependency.structure_id
                 if holder is not None:
                     context.structure = await session.get_one(Structure, holder)
-            if context.structure is not None:
-                context.foundation = await session.get_one(
-                    Foundation, context.structure.foundation_id
+            foundation_ref = context.structure.foundation_id if context.structure else None
+        if foundation_ref is not None:
+            row = (
+                await session.execute(
+                    select(Foundation, Site.name, BluePrint.name)
+                    .join(Site, Site.id == Foundation.site_id)
+                    .join(BluePrint, BluePrint.id == Foundation.blueprint_id)
+                    .where(Foundation.id == foundation_ref)
                 )
-        if context.foundation is not None:
-            context.interfaces = list(
-                (
-                    await session.execute(
-                        select(RealNetworkInterface)
-                        .where(RealNetworkInterface.foundation_id == context.foundation.id)
-                        .order_by(RealNetworkInterface.physical_location)
-                    )
-                ).scalars()
-            )
-            names = await session.execute(
-                select(
-                    Site.name,
-                    select(BluePrint.name)
-                    .where(BluePrint.id == context.foundation.blueprint_id)
-                    .scalar_subquery(),
-                ).where(Site.id == context.foundation.site_id)
-            )
-            context.site_name, context.blueprint_name = names.one()
+            ).one()
+            context.foundation, context.site_name, context.blueprint_name = row
+            if "interface" in source or "set_pxe" in source:
+                context.interfaces = list(
+                    (
+                        await session.execute(
+                            select(RealNetworkInterface)
+                            .where(RealNetworkInterface.foundation_id == foundation_ref)
+                            .order_by(RealNetworkInterface.physical_location)
+                        )
+                    ).scalars()
+                )
         if context.structure is not None:
             context.config_values = copy.deepcopy(context.structure.config_values)
-        source = job.script_source
         if "config." in source or "structure." in source:
             target = context.structure if job.foundation_id is None else context.foundation
             if target is not None:

@@ -88,8 +88,10 @@ class IpmiFoundationType(FoundationType):
                 "ipmi",
                 RemoteCall(
                     "link_test",
-                    lambda _: {"connection": connection(), **LINK_TEST},
+                    # count and delay may be given (a quick check before a long one)
+                    lambda given: {"connection": connection(), **LINK_TEST, **given},
                     label="link test",
+                    accepts={"count": LINK_TEST["count"], "delay": LINK_TEST["delay"]},
                     value=lambda result: float(result["score"]) >= threshold,
                 ),
             )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,7 +31,7 @@ from starlette.routing import Route
 from contractor.db import transaction
 from contractor.errors import ContractorError, InvalidInput, NotFound
 from contractor.foreman.hub import Hub
-from contractor.models import Job, Structure, SubcontractorToken, Task, utcnow
+from contractor.models import Job, Structure, Task, utcnow
 from contractor.rest.auth import bearer_token, error_response
 from contractor.services import foreman as jobs
 from contractor.services import tasks as task_service
@@ -39,6 +40,8 @@ from contractor.settings import Settings
 __all__ = ["subcontractor_routes"]
 
 PREFIX = "/api/v1/subcontractor"
+
+log = logging.getLogger(__name__)
 
 
 class _Body(BaseModel):
@@ -113,6 +116,15 @@ def _state(request: Request) -> tuple[async_sessionmaker[AsyncSession], Settings
     return sessions, state.settings, hub
 
 
+def _token_cache(request: Request) -> task_service.TokenCache:
+    state = request.app.state
+    cache: task_service.TokenCache | None = getattr(state, "subcontractor_tokens", None)
+    if cache is None:
+        seconds = state.settings.task_token_cache_seconds
+        cache = state.subcontractor_tokens = task_service.TokenCache(seconds)
+    return cache
+
+
 def _task_out(task: Task) -> dict[str, Any]:
     assert task.lease is not None
     assert task.lease_expires_at is not None
@@ -129,18 +141,36 @@ def _task_out(task: Task) -> dict[str, Any]:
     ).model_dump()
 
 
-async def _authenticate(session: AsyncSession, request: Request) -> SubcontractorToken:
-    return await task_service.authenticate_subcontractor(session, bearer_token(request))
+async def _authenticate(session: AsyncSession, request: Request) -> task_service.Subcontractor:
+    return await task_service.authenticate_subcontractor(
+        session, bearer_token(request), cache=_token_cache(request)
+    )
+
+
+class _Gone(Exception):
+    """The client went away while its poll was being answered."""
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has closed the connection (the body is read already, so
+    the next message the server sends is ``http.disconnect``)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def poll(request: Request) -> Response:
     sessions, settings, hub = _state(request)
+    gone: asyncio.Task[None] | None = None
     try:
         bearer_token(request)  # no token: 401 before anything else
         body = await _body(request, PollRequest)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(body.wait, settings.task_max_wait_seconds)
-        token: SubcontractorToken | None = None
+        if deadline > loop.time():
+            # a long-poll whose client has gone must stop waiting: a task leased to it
+            # would sit until its lease expires
+            gone = asyncio.create_task(_disconnected(request))
+        token: task_service.Subcontractor | None = None
         while True:
             woken = hub.tasks.waiter()
             looking_again = False
@@ -157,19 +187,31 @@ async def poll(request: Request) -> Response:
                         lease_seconds=settings.task_lease_seconds,
                     )
                     answer = [_task_out(task) for task in tasks]
+                    if gone is not None and gone.done():
+                        raise _Gone  # roll the leases back: nobody would get them
                 remaining = deadline - loop.time()
                 if answer or remaining <= 0:
                     return JSONResponse({"tasks": answer})
                 # look again after a second at most: a lease may have expired meanwhile
-                await asyncio.wait({woken}, timeout=min(remaining, 1.0))
+                assert gone is not None
+                await asyncio.wait(
+                    {woken, gone}, timeout=min(remaining, 1.0), return_when=asyncio.FIRST_COMPLETED
+                )
+                if gone.done():
+                    raise _Gone
                 looking_again = True
             finally:
                 if looking_again:
                     hub.tasks.discard(woken)
                 else:  # a wake-up that came meanwhile goes to another poller
                     hub.tasks.leave(woken)
+    except _Gone:
+        return Response(status_code=499)  # nobody reads it
     except ContractorError as error:
         return error_response(error)
+    finally:
+        if gone is not None:
+            gone.cancel()
 
 
 async def result(request: Request) -> Response:
@@ -177,18 +219,28 @@ async def result(request: Request) -> Response:
     try:
         bearer_token(request)  # no token: 401 before anything else
         body = await _body(request, ResultRequest)
-        async with transaction(sessions) as session:
-            token = await _authenticate(session, request)
-            job = await task_service.accept_result(
-                session,
-                token=token,
-                task_id=body.task_id,
-                cookie=body.cookie,
-                lease=body.lease,
-                data=body.data,
-                settings=settings,
-            )
-            return JSONResponse({"status": "accepted", "job_id": job.id})
+
+        async def accept(step: bool) -> Job:
+            async with transaction(sessions) as session:
+                token = await _authenticate(session, request)
+                return await task_service.accept_result(
+                    session,
+                    token=token,
+                    task_id=body.task_id,
+                    cookie=body.cookie,
+                    lease=body.lease,
+                    data=body.data,
+                    settings=settings,
+                    step=step,
+                    cache=getattr(request.app.state, "config_cache", None),
+                )
+
+        try:
+            job = await accept(step=True)
+        except task_service.StepFailed as failed:  # all rolled back: take the result alone
+            log.exception("%s; the engine steps it", failed)
+            job = await accept(step=False)
+        return JSONResponse({"status": "accepted", "job_id": job.id})
     except ContractorError as error:
         return error_response(error)
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import Conflict, InvalidInput, InvalidState
+from contractor.errors import Conflict, InUse, InvalidInput, InvalidState
 from contractor.models import (
     PXE,
     AbstractNetworkInterface,
@@ -29,6 +29,7 @@ from contractor.models import (
     Dependency,
     Foundation,
     FoundationBluePrint,
+    Job,
     Network,
     RealNetworkInterface,
     Site,
@@ -243,9 +244,25 @@ async def update_foundation(
     return foundation
 
 
+async def _refuse_if_job(session: AsyncSession, description: str, *condition: Any) -> None:
+    """A target with an unfinished job is not deleted (its job would vanish with it)."""
+    job = (
+        await session.execute(select(Job).where(Job.finished_at.is_(None), *condition))
+    ).scalar_one_or_none()
+    if job is not None:
+        raise InUse(
+            f"{description} has unfinished job {job.id} ({job.script_name}, {job.state}); "
+            "cancel it (cancelJob) or let it finish first",
+            field="id",
+        )
+
+
 async def delete_foundation(session: AsyncSession, foundation: Foundation) -> None:
     if foundation.state == "built":
         raise InvalidState(f"foundation {foundation.locator!r} is built; destroy it first")
+    await _refuse_if_job(
+        session, f"foundation {foundation.locator!r}", Job.foundation_id == foundation.id
+    )
     await refuse_if_used(
         session,
         f"foundation {foundation.locator!r}",
@@ -529,6 +546,9 @@ async def set_structure_destroyed(session: AsyncSession, structure: Structure) -
 async def delete_structure(session: AsyncSession, structure: Structure) -> None:
     if structure.state == "built":
         raise InvalidState(f"structure {structure.hostname!r} is built; destroy it first")
+    await _refuse_if_job(
+        session, f"structure {structure.hostname!r}", Job.structure_id == structure.id
+    )
     own_addresses = select(BaseAddress.id).where(BaseAddress.structure_id == structure.id)
     await refuse_if_used(
         session,
@@ -776,6 +796,7 @@ async def set_dependency_destroyed(session: AsyncSession, dependency: Dependency
 async def delete_dependency(session: AsyncSession, dependency: Dependency) -> None:
     if dependency.state == "built":
         raise InvalidState(f"dependency {dependency.id} is built; destroy it first")
+    await _refuse_if_job(session, f"dependency {dependency.id}", Job.dependency_id == dependency.id)
     await refuse_if_used(
         session,
         f"dependency {dependency.id}",

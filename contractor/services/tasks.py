@@ -16,24 +16,30 @@ import hashlib
 import hmac
 import re
 import secrets
-import uuid
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import String, cast, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Forbidden, InvalidInput, NotFound, Stale, Unauthorized
+from contractor.foreman.engine import step_job
 from contractor.foreman.modules import JobContext
 from contractor.models import Job, Site, SubcontractorToken, Task, utcnow
 from contractor.services import foreman as jobs
+from contractor.services.config import ConfigCache
 from contractor.services.validation import check_name
 from contractor.settings import Settings
 from tscript import Runner
 
 __all__ = [
+    "Identity",
     "NewSubcontractorToken",
+    "StepFailed",
+    "Subcontractor",
+    "TokenCache",
     "accept_result",
     "authenticate_subcontractor",
     "claim_tasks",
@@ -45,10 +51,36 @@ __all__ = [
 
 _TOKEN_RE = re.compile(r"sct_([a-z0-9]{16})\.([A-Za-z0-9_\-]{20,})")
 RETRY_BACKOFF_MAX = 60.0
+TOKEN_CACHE_SIZE = 10_000
 
 
 def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class StepFailed(Exception):
+    """Stepping a job after taking its result failed unexpectedly (see ``accept_result``)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"stepping job {job_id} after a result failed")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class Subcontractor:
+    """Who called, as a checked token says: a plain value, safe to keep between sessions."""
+
+    name: str
+    key: str
+    sites: tuple[str, ...]
+    modules: tuple[str, ...]
+
+    @classmethod
+    def of(cls, token: SubcontractorToken) -> Subcontractor:
+        return cls(token.name, token.key, tuple(token.sites), tuple(token.modules))
+
+
+Identity = SubcontractorToken | Subcontractor
 
 
 @dataclass(frozen=True)
@@ -96,10 +128,46 @@ async def revoke_subcontractor_token(session: AsyncSession, key: str) -> None:
     await session.flush()
 
 
-async def authenticate_subcontractor(session: AsyncSession, text: str) -> SubcontractorToken:
+class TokenCache:
+    """Subcontractor tokens already checked, for ``seconds``: a poller calls several times a
+    second, and each call would otherwise read its token again. A token revoked elsewhere is
+    refused once its entry expires (``seconds`` at most); ``seconds=0`` caches nothing."""
+
+    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._tokens: dict[str, tuple[float, Subcontractor]] = {}
+
+    def get(self, text: str) -> Subcontractor | None:
+        key = _sha256(text)
+        entry = self._tokens.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self.clock():
+            del self._tokens[key]
+            return None
+        return entry[1]
+
+    def put(self, text: str, token: Subcontractor) -> None:
+        if self.seconds <= 0:
+            return
+        now = self.clock()
+        if len(self._tokens) >= TOKEN_CACHE_SIZE:  # many identities: drop what has expired
+            self._tokens = {k: v for k, v in self._tokens.items() if v[0] > now}
+            if len(self._tokens) >= TOKEN_CACHE_SIZE:
+                self._tokens.clear()
+        self._tokens[_sha256(text)] = (now + self.seconds, token)
+
+
+async def authenticate_subcontractor(
+    session: AsyncSession, text: str, *, cache: TokenCache | None = None
+) -> Subcontractor:
     match = _TOKEN_RE.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
         raise Unauthorized("malformed subcontractor token (it reads sct_<key>.<secret>)")
+    cached = cache.get(text.strip()) if cache is not None else None
+    if cached is not None:
+        return cached
     token = (
         await session.execute(
             select(SubcontractorToken).where(SubcontractorToken.key == match.group(1))
@@ -111,13 +179,16 @@ async def authenticate_subcontractor(session: AsyncSession, text: str) -> Subcon
         or not hmac.compare_digest(token.secret_sha256, _sha256(match.group(2)))
     ):
         raise Unauthorized("invalid subcontractor token")
-    return token
+    identity = Subcontractor.of(token)
+    if cache is not None:
+        cache.put(text.strip(), identity)
+    return identity
 
 
 async def claim_tasks(
     session: AsyncSession,
     *,
-    token: SubcontractorToken,
+    token: Identity,
     site: str,
     modules: Sequence[str],
     limit: int,
@@ -132,12 +203,10 @@ async def claim_tasks(
             raise Forbidden(
                 f"token {token.name!r} may not take tasks for module {module!r}", field="modules"
             )
-    site_id = (await session.execute(select(Site.id).where(Site.name == site))).scalar()
-    if site_id is None:
-        raise NotFound(f"site {site!r} does not exist", field="site")
     now = utcnow()
-    query = (
-        select(Task)
+    site_id = select(Site.id).where(Site.name == site).scalar_subquery()
+    available = (
+        select(Task.id)
         .where(
             Task.state == "open",
             Task.site_id == site_id,
@@ -149,36 +218,53 @@ async def claim_tasks(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    tasks = list((await session.execute(query)).scalars())
-    expires = now + dt.timedelta(seconds=lease_seconds)
-    for task in tasks:
-        task.attempt += 1
-        task.lease = uuid.uuid4().hex
-        task.lease_holder = token.name
-        task.lease_expires_at = expires
-    await session.flush()
+    # One statement: lock what is free (concurrent pollers skip each other's rows) and lease
+    # it. Each lease is a fresh random prefix and the task id (unique, not guessable).
+    claim = (
+        update(Task)
+        .where(Task.id.in_(available))
+        .values(
+            attempt=Task.attempt + 1,
+            lease=literal(secrets.token_hex(12)) + "-" + cast(Task.id, String),
+            lease_holder=token.name,
+            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+        )
+        .returning(Task)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    tasks = sorted((await session.execute(claim)).scalars(), key=lambda task: task.id)
+    if not tasks:
+        found = (await session.execute(select(Site.id).where(Site.name == site))).first()
+        if found is None:
+            raise NotFound(f"site {site!r} does not exist", field="site")
     return tasks
 
 
 async def _current(
-    session: AsyncSession, token: SubcontractorToken, task_id: int, lease: str
+    session: AsyncSession, token: Identity, task_id: int, lease: str
 ) -> tuple[Job, Task]:
     """The task and its job, both locked (job first, as the engine does), if ``lease`` is
     the task's current lease."""
-    job_id = (await session.execute(select(Task.job_id).where(Task.id == task_id))).scalar()
-    if job_id is None:
-        raise NotFound(f"task {task_id} does not exist", field="task_id")
-    job = await jobs.lock_job(session, job_id)
-    task = (
+    job = (
         await session.execute(
-            select(Task)
-            .where(Task.id == task_id)
+            select(Job)
+            .where(Job.id == select(Task.job_id).where(Task.id == task_id).scalar_subquery())
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-    ).scalar_one()
-    site = await session.get_one(Site, task.site_id)
-    if site.name not in token.sites or task.module not in token.modules:
+    ).scalar_one_or_none()
+    if job is None:
+        raise NotFound(f"task {task_id} does not exist", field="task_id")
+    task, site_name = (
+        await session.execute(
+            select(Task, Site.name)
+            .join(Site, Site.id == Task.site_id)
+            .where(Task.id == task_id)
+            .with_for_update(of=Task)
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+    if site_name not in token.sites or task.module not in token.modules:
         raise Forbidden(f"token {token.name!r} may not answer task {task_id}", field="task_id")
     if task.state != "open":
         raise Stale(f"task {task_id} is {task.state}; nothing was changed", field="task_id")
@@ -194,14 +280,21 @@ async def _current(
 async def accept_result(
     session: AsyncSession,
     *,
-    token: SubcontractorToken,
+    token: Identity,
     task_id: int,
     cookie: str,
     lease: str,
     data: dict[str, Any],
     settings: Settings,
+    step: bool = False,
+    cache: ConfigCache | None = None,
 ) -> Job:
-    """Take a task's result (exactly once); the job steps again soon."""
+    """Take a task's result (exactly once); the job steps again soon. With ``step``, a queued
+    job takes its next step here, in this transaction (the job is locked already, and its
+    runner and modules are loaded: the engine would only read them all again). Should that
+    step fail unexpectedly, ``StepFailed`` is raised: the caller rolls back and takes the
+    result again without ``step``, and the engine steps the job (and aborts it if the step
+    fails there too)."""
     job, task = await _current(session, token, task_id, lease)
     if not hmac.compare_digest(task.cookie, cookie):
         raise Stale(f"cookie is not task {task_id}'s; nothing was changed", field="cookie")
@@ -210,7 +303,8 @@ async def accept_result(
             f"job {job.id} is {job.state} and takes no results; nothing was changed",
             field="task_id",
         )
-    context = await JobContext.load(session, job, settings=settings, for_step=False)
+    step = step and job.state == "queued"
+    context = await JobContext.load(session, job, settings=settings, cache=cache, for_step=step)
     runner = Runner.from_json(job.runner_state, context.modules())
     answer, message = runner.from_subcontractor(cookie, data)
     if answer == "Error":
@@ -224,6 +318,16 @@ async def accept_result(
     now = utcnow()
     task.state = "done"
     task.finished_at = now
+    if step:
+        try:
+            await step_job(
+                session, job, settings=settings, cache=cache, context=context, runner=runner
+            )
+        except Exception as error:
+            raise StepFailed(job.id) from error
+        if job.step_at is not None:  # a timer or more to run: the engine takes it from here
+            await jobs.announce(session, jobs.JOBS_CHANNEL)
+        return job
     job.runner_state = runner.dumps()
     if message:
         job.message = message
@@ -237,7 +341,7 @@ async def accept_result(
 async def report_error(
     session: AsyncSession,
     *,
-    token: SubcontractorToken,
+    token: Identity,
     task_id: int,
     cookie: str,
     lease: str,
@@ -275,7 +379,7 @@ async def report_error(
 async def heartbeat(
     session: AsyncSession,
     *,
-    token: SubcontractorToken,
+    token: Identity,
     task_id: int,
     lease: str,
     lease_seconds: float,

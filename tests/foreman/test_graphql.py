@@ -131,3 +131,70 @@ async def test_rollback_and_cancel(env: Env) -> None:
     # a new job may start on the same target
     again = (await env.graphql(operator, CREATE, {"f": stack.foundation.locator}))["doCreate"]
     assert again["state"] == "WAITING"
+
+
+DO_JOB = (
+    "mutation($name: String!, $s: Int, $f: String) { doJob(name: $name, structure: $s, "
+    f"foundation: $f) {{ {JOB_FIELDS} }} }}"
+)
+
+
+async def test_utility_scripts_with_do_job(env: Env) -> None:
+    stack = await env.run(make_job_stack)
+    operator = await env.user_token("operator")
+    structure = stack.structure.id
+
+    unbuilt = (await env.graphql(operator, DO_JOB, {"name": "hello", "s": structure}))["doJob"]
+    assert unbuilt["code"] == "INVALID_STATE"
+    assert "must be built to run script 'hello'" in unbuilt["message"]
+
+    async def build(session: Any) -> None:
+        await building.set_built(session, await session.merge(stack.foundation))
+        await building.set_structure_built(session, await session.merge(stack.structure))
+
+    await env.run(build)
+    missing = (await env.graphql(operator, DO_JOB, {"name": "nope", "s": structure}))["doJob"]
+    assert missing["code"] == "NOT_FOUND"
+    assert "has no 'nope' script" in missing["message"]
+    on_foundation = {"name": "hello", "f": stack.foundation.locator}
+    no_script = (await env.graphql(operator, DO_JOB, on_foundation))["doJob"]
+    assert no_script["code"] == "NOT_FOUND"  # the foundation's blueprint has no 'hello'
+
+    job = (await env.graphql(operator, DO_JOB, {"name": "hello", "s": structure}))["doJob"]
+    assert (job["scriptName"], job["state"]) == ("hello", "WAITING")
+    done = await until(env, operator, job["id"], "DONE")
+    assert done["message"] == "done"
+    assert [entry["action"] for entry in done["log"]] == ["created", "started", "done"]
+
+    async def states(session: Any) -> tuple[str, str]:
+        foundation = await building.get_foundation(session, stack.foundation.locator)
+        row = await session.get_one(type(stack.structure), structure)
+        return foundation.state, row.state
+
+    assert await env.run(states) == ("built", "built")  # a utility script changes no state
+
+
+DELETE = (
+    "mutation($f: String!, $s: Int!) { deleteStructure(id: $s) { __typename "
+    "... on Error { code message } } deleteFoundation(locator: $f) { __typename "
+    "... on Error { code message } } }"
+)
+DELETE_FOUNDATION = "mutation($f: String!) { deleteFoundation(locator: $f) { __typename } }"
+
+
+async def test_deleting_a_target_with_an_unfinished_job_is_refused(env: Env) -> None:
+    stack = await env.run(make_job_stack)
+    operator = await env.user_token("operator")
+    locator = stack.foundation.locator
+    job = (await env.graphql(operator, CREATE, {"f": locator}))["doCreate"]
+    # the structure (no job) is deleted; the foundation (its create job waits) is not
+    data = await env.graphql(operator, DELETE, {"f": locator, "s": stack.structure.id})
+    assert data["deleteStructure"] == {"__typename": "Deleted"}
+    refused = data["deleteFoundation"]
+    assert refused["__typename"] == "ConflictError"
+    assert refused["code"] == "IN_USE"
+    assert f"unfinished job {job['id']} (create, " in refused["message"]
+    assert (await env.graphql(operator, QUERY, {"id": job["id"]}))["job"]["scriptName"] == "create"
+    assert (await action(env, operator, "cancelJob", job["id"]))["state"] == "ABORTED"
+    data = await env.graphql(operator, DELETE_FOUNDATION, {"f": locator})
+    assert data["deleteFoundation"] == {"__typename": "Deleted"}

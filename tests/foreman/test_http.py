@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.models import Foundation, Job, Structure
 from contractor.services import foreman as jobs
+from contractor.services import tasks as task_service
 from tests.foreman.conftest import Env
 from tests.foreman.inventory import Stack, make_job_stack
 
@@ -129,3 +131,32 @@ async def test_create_and_destroy_over_http(env: Env) -> None:
         return foundation.state, structure.state, structure.config_uuid != old_uuid
 
     assert await env.run(after) == ("planned", "planned", True)
+
+
+async def test_a_result_is_taken_when_stepping_after_it_fails(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result path steps the job itself; if that step blows up (injected here, once),
+    the result is still taken and the engine steps the job instead."""
+    stack = await env.run(
+        lambda s: make_job_stack(s, foundation_create="foundation.power_state()\n" * 2)
+    )
+    token = await env.token(stack.site.name, ["simulated"])
+    job = await env.run(
+        lambda s: jobs.create_job(s, target=stack.foundation, script_name="create", creator="a")
+    )
+    job_id = job.id
+    failures: list[int] = []
+    step = task_service.step_job
+
+    async def failing_once(session: AsyncSession, job: Job, **kwargs: Any) -> None:
+        if not failures:
+            failures.append(job.id)
+            raise RuntimeError("injected")
+        await step(session, job, **kwargs)
+
+    monkeypatch.setattr(task_service, "step_job", failing_once)
+    tasks = await asyncio.wait_for(serve(env, token, stack.site.name, ["simulated"], 2), WAIT)
+    assert failures == [job_id]
+    assert [(t["function"], t["attempt"]) for t in tasks] == [("power_state", 1)] * 2
+    assert (await wait_for(env, job_id, "done")).message == "done"

@@ -430,3 +430,46 @@ iputils.wait_for_port( target="127.0.0.1", port={open_port} )
     finally:
         listener.close()
         closed.close()
+
+
+async def test_link_test_boot_device_and_ping_in_a_job(database: Database, tmp_path: Path) -> None:
+    require_tools("ping")
+    script = """\
+linked = foundation.link_test( count=3, delay=0.1 )
+if ( linked != true ) then error( msg="the BMC did not answer" )
+foundation.set_boot_device( device='cdrom' )
+received = iputils.ping( target='127.0.0.1', count=2 )
+if ( received != 100 ) then error( msg="ping lost packets" )
+"""
+    with ipmi_sim(tmp_path / "bmc", power="on") as bmc:
+        setup = await create_job(
+            database,
+            script=script,
+            foundation_type="ipmi",
+            fields=bmc_fields(bmc),
+            modules=["ipmi", "iputils"],
+        )
+        with contractor_on(free_port(), database.url, tmp_path) as url:
+            config = write_config(
+                tmp_path,
+                url=url,
+                token=setup.token,
+                site=setup.site,
+                modules={"ipmi": FAST_IPMI, "iputils": {"concurrency": 1}},
+                journal=tmp_path / "journal",
+            )
+            with subcontractor(config, tmp_path) as agent:
+                job = await database.wait_for(setup.job_id, "done", "error", "aborted")
+                assert job.state == "done", job.message
+                assert agent.stop() == 0
+        tasks = await database.tasks(setup.job_id)
+        assert [(t.module, t.function, t.state, t.attempt) for t in tasks] == [
+            ("ipmi", "link_test", "done", 1),
+            ("ipmi", "set_boot_device", "done", 1),
+            ("iputils", "ping", "done", 1),
+        ]
+        assert (tasks[0].parameters["count"], tasks[0].parameters["delay"]) == (3, 0.1)
+        assert tasks[2].parameters == {"target": "127.0.0.1", "count": 2}
+        assert bmc.calls().count("get power") >= 3  # the link test read the power state
+        assert bmc.boot_device() == "cdrom"  # ipmi_sim's name for the optical drive
+        assert bmc.power() == "on"  # nothing here powers the machine
