@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from sqlalchemy import event
@@ -207,7 +207,9 @@ class EventBroadcaster:
 
     # -- subscribing -------------------------------------------------------------------
 
-    async def subscribe(self, filter: EventFilter, after: int | None) -> AsyncIterator[Event]:
+    async def subscribe(
+        self, filter: EventFilter, after: int | None
+    ) -> AsyncGenerator[Event, None]:
         """Events matching ``filter`` after cursor ``after`` (None: from now on), in cursor
         order, without end."""
         await self._started.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Annotated
 
 import strawberry
@@ -15,6 +16,7 @@ from contractor import models
 from contractor.errors import InvalidInput
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
+from contractor.schema.jobs import JobUpdate, watch_job
 from contractor.schema.mutations import Deleted, DeleteResult, _given, _mutate
 from contractor.services import events as outbox
 from contractor.services import webhooks
@@ -356,3 +358,12 @@ class Subscription:
             wanted = await _filter(session, filter)
         async for row in broadcaster.subscribe(wanted, start):
             yield Event.of(row)
+
+    @strawberry.subscription(
+        description="A job's state, progress, line and message: first as they are now, then "
+        "at every change until the job is done or aborted (then the subscription completes)."
+    )
+    async def job(self, info: Info, id: int) -> AsyncGenerator[JobUpdate, None]:
+        async with aclosing(watch_job(info, id)) as updates:
+            async for update in updates:
+                yield update
