@@ -1,6 +1,7 @@
 """The webhook worker: turns new events into deliveries and posts them, signed.
 
-It runs inside ``contractor serve`` (``CONTRACTOR_WEBHOOKS_ENABLED``, on by default). Each
+It runs inside ``contractor serve`` and ``contractor foreman`` (``CONTRACTOR_WEBHOOKS_ENABLED``,
+on by default); any number of processes share the work. Each
 round it (1) turns events after every active target's cursor into deliveries, (2) claims
 due deliveries up to its free capacity (at most ``webhook_per_target`` in flight per target,
 so a slow receiver only slows itself), (3) posts each in a task of its own and records the
@@ -37,11 +38,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contractor.db import create_engine, create_session_factory
 from contractor.events.broadcast import EventBroadcaster, Signal, stop_if_cancelled
 from contractor.models import utcnow
-from contractor.services import webhooks
+from contractor.services import pruning, webhooks
 from contractor.services.events import event_document
 from contractor.settings import Settings
 
-__all__ = ["WebhookWorker", "events_running", "sign", "verify"]
+__all__ = ["WebhookWorker", "events_running", "prune_periodically", "sign", "verify"]
 
 log = logging.getLogger(__name__)
 
@@ -214,32 +215,72 @@ async def _first(*events: asyncio.Event, seconds: float) -> None:
             waiter.cancel()
 
 
+async def prune_periodically(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """Remove what is older than the retention now, then every
+    ``events_prune_interval_seconds``, until cancelled (on PostgreSQL one process at a time
+    does the work; the others skip that round)."""
+    while True:
+        try:
+            more = True
+            while more:
+                async with sessions() as session, session.begin():
+                    done = await pruning.prune(
+                        session, retention_days=settings.events_retention_days
+                    )
+                more = done.more and not done.skipped
+                if done.events or done.deliveries:
+                    log.info(
+                        "pruned %d events and %d deliveries (horizon %d)",
+                        done.events,
+                        done.deliveries,
+                        done.horizon,
+                    )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the database went away: try again next time
+            stop_if_cancelled()
+            log.warning("pruning events failed: %s", error)
+        await asyncio.sleep(settings.events_prune_interval_seconds)
+
+
 @asynccontextmanager
-async def events_running(settings: Settings, broadcaster: EventBroadcaster) -> AsyncIterator[None]:
-    """Run the broadcaster (and, when enabled, the webhook worker) for the block's length, on
-    an engine of their own: background reads and writes never wait for, or take, the
-    connections requests use."""
+async def events_running(
+    settings: Settings, broadcaster: EventBroadcaster | None
+) -> AsyncIterator[None]:
+    """For the block's length, on an engine of their own (background reads and writes never
+    wait for, or take, the connections requests use): the broadcaster, when given; the
+    webhook worker, when ``webhooks_enabled`` and there is a broadcaster to wake it; the
+    pruner, when ``events_retention_days`` is set. ``contractor serve`` and ``contractor
+    foreman`` both run this."""
     engine = create_engine(settings)  # (an in-memory SQLite database would not be shared)
     readers = create_session_factory(engine)
-    tasks = [asyncio.create_task(broadcaster.run(readers), name="events-broadcast")]
-    if settings.webhooks_enabled:
-        worker = WebhookWorker(
-            create_session_factory(engine, writes=True),
-            readers=readers,
-            settings=settings,
-            broadcaster=broadcaster,
+    writers = create_session_factory(engine, writes=True)
+    tasks = []
+    if broadcaster is not None:
+        tasks.append(asyncio.create_task(broadcaster.run(readers), name="events-broadcast"))
+        if settings.webhooks_enabled:
+            worker = WebhookWorker(
+                writers, readers=readers, settings=settings, broadcaster=broadcaster
+            )
+            tasks.append(asyncio.create_task(worker.run(), name="webhooks"))
+    if settings.events_retention_days > 0:
+        tasks.append(
+            asyncio.create_task(prune_periodically(writers, settings), name="events-prune")
         )
-        tasks.append(asyncio.create_task(worker.run(), name="webhooks"))
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
-        # Bounded: a worker that ignored its cancellation must not hold the server's shutdown.
-        _done, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS)
-        for task in tasks:
-            if task in stuck:
-                log.error("%s did not stop within %ss", task.get_name(), SHUTDOWN_SECONDS)
-            elif not task.cancelled() and task.exception() is not None:
-                log.error("%s stopped with an error", task.get_name(), exc_info=task.exception())
+        if tasks:  # bounded: a task that ignored its cancellation must not hold shutdown
+            _done, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS)
+            for task in tasks:
+                if task in stuck:
+                    log.error("%s did not stop within %ss", task.get_name(), SHUTDOWN_SECONDS)
+                elif not task.cancelled() and task.exception() is not None:
+                    log.error(
+                        "%s stopped with an error", task.get_name(), exc_info=task.exception()
+                    )
         await engine.dispose()

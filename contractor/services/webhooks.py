@@ -373,7 +373,7 @@ async def record_outcomes(
         else:
             wait = backoff(delivery.attempts, base=retry_base, cap=retry_cap)
             due = now + dt.timedelta(seconds=wait)
-            if (due - delivery.created).total_seconds() > max_age:
+            if (due - (delivery.retried_at or delivery.created)).total_seconds() > max_age:
                 delivery.state = "failed"
                 delivery.finished_at = now
             delivery.next_attempt_at = due
@@ -426,10 +426,11 @@ async def list_deliveries(
 
 
 async def retry_delivery(session: AsyncSession, delivery: WebhookDelivery) -> WebhookDelivery:
-    """Send it again as soon as a worker is free (a new attempt, same delivery id)."""
+    """Send it again as soon as a worker is free (a new attempt, same delivery id). Its
+    creation time stays; the maximum age counts from this retry."""
     now = utcnow()
     delivery.state = "pending"
-    delivery.created = now  # the maximum age counts from the retry
+    delivery.retried_at = now
     delivery.next_attempt_at = now
     delivery.finished_at = None
     await session.flush()

@@ -1,0 +1,85 @@
+"""Webhook delivery inside `contractor foreman`, and with several processes delivering at
+once (PostgreSQL): every delivery arrives exactly once, in order per object."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import ExitStack
+from pathlib import Path
+
+from tests.events.realparts import Receiver, graphql, prepared_database, wait_for
+from tests.foreman.test_processes import contractor_foreman
+from tests.serving import clean_env, contractor_serve, free_port
+
+CREATE_SITE = "mutation ($name: String!) { createSite(name: $name) { __typename } }"
+UPDATE_SITE = """
+mutation ($name: String!, $d: String!) { updateSite(name: $name, description: $d) { __typename } }
+"""
+
+
+def _in_order_per_object(receiver: Receiver) -> None:
+    with receiver.lock:
+        arrivals = list(receiver.received)
+    for site in {r.event["objectName"] for r in arrivals}:
+        cursors = [int(r.event["cursor"]) for r in arrivals if r.event["objectName"] == site]
+        assert cursors == sorted(cursors), site
+
+
+async def test_foreman_delivers_and_shares_the_work_with_serve(tmp_path: Path) -> None:
+    url, token = await prepared_database("postgresql", tmp_path)
+    common = {
+        "CONTRACTOR_DATABASE_URL": url,
+        "CONTRACTOR_AUTO_MIGRATE": "false",
+        "CONTRACTOR_LOG_LEVEL": "warning",
+        "CONTRACTOR_FOREMAN_ENABLED": "false",
+        "CONTRACTOR_WEBHOOK_PER_TARGET": "4",
+    }
+    receiver = Receiver(free_port(), delay=0.02)
+    receiver.start()
+    try:
+        with ExitStack() as stack:
+            # the API process delivers nothing: the foreman does it all
+            quiet = stack.enter_context(
+                contractor_serve(clean_env(**common, CONTRACTOR_WEBHOOKS_ENABLED="false"), tmp_path)
+            )
+            stack.enter_context(contractor_foreman(clean_env(**common), tmp_path))
+            await graphql(
+                quiet,
+                token,
+                'mutation ($u: String!) { createWebhookTarget(name: "f", url: $u) { __typename } }',
+                u=receiver.url,
+            )
+            for index in range(4):
+                await graphql(quiet, token, CREATE_SITE, name=f"f{index}")
+            async with asyncio.timeout(60):
+                await wait_for(lambda: len(receiver.unique()) == 4, 30, "the foreman's deliveries")
+            # now a second process delivers too, while changes keep coming
+            busy = stack.enter_context(
+                contractor_serve(clean_env(**common, CONTRACTOR_WEBHOOKS_ENABLED="true"), tmp_path)
+            )
+            expected = 4
+            for round_ in range(6):
+                for index in range(4):
+                    await graphql(
+                        (quiet, busy)[index % 2],
+                        token,
+                        UPDATE_SITE,
+                        name=f"f{index}",
+                        d=f"r{round_}",
+                    )
+                    expected += 1
+            for index in range(4, 8):
+                await graphql(busy, token, CREATE_SITE, name=f"f{index}")
+                expected += 1
+            async with asyncio.timeout(60):
+                await wait_for(lambda: len(receiver.unique()) == expected, 45, "every delivery")
+                await asyncio.sleep(1.0)  # anything sent twice would arrive by now
+            log = await graphql(
+                quiet, token, '{ webhookDeliveries(target: "f", first: 100) { state attempts } }'
+            )
+    finally:
+        receiver.stop()
+    assert len(receiver.received) == expected  # each delivery id posted once
+    assert len(receiver.unique()) == expected
+    _in_order_per_object(receiver)
+    assert {(d["state"], d["attempts"]) for d in log["webhookDeliveries"]} == {("delivered", 1)}
