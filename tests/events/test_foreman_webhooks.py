@@ -7,6 +7,11 @@ import asyncio
 from contextlib import ExitStack
 from pathlib import Path
 
+from sqlalchemy import select
+
+from contractor.db import create_engine, create_session_factory
+from contractor.models import WebhookDelivery, utcnow
+from contractor.settings import Settings
 from tests.events.realparts import Receiver, graphql, prepared_database, wait_for
 from tests.foreman.test_processes import contractor_foreman
 from tests.serving import clean_env, contractor_serve, free_port
@@ -83,3 +88,44 @@ async def test_foreman_delivers_and_shares_the_work_with_serve(tmp_path: Path) -
     assert len(receiver.unique()) == expected
     _in_order_per_object(receiver)
     assert {(d["state"], d["attempts"]) for d in log["webhookDeliveries"]} == {("delivered", 1)}
+
+
+async def test_a_stopping_worker_hands_back_what_it_had_not_posted(tmp_path: Path) -> None:
+    """Deliveries are claimed ahead of free request slots; a worker that stops gracefully
+    gives those back at once (only requests cut short wait for their leases)."""
+    url, token = await prepared_database("sqlite", tmp_path)
+    env = clean_env(
+        CONTRACTOR_DATABASE_URL=url,
+        CONTRACTOR_AUTO_MIGRATE="false",
+        CONTRACTOR_LOG_LEVEL="warning",
+        CONTRACTOR_FOREMAN_ENABLED="false",
+        CONTRACTOR_WEBHOOK_PER_TARGET="2",
+        CONTRACTOR_WEBHOOK_TIMEOUT_SECONDS="30",
+    )
+    receiver = Receiver(free_port(), delay=5.0)
+    receiver.start()
+    try:
+        with contractor_serve(env, tmp_path) as base:
+            await graphql(
+                base,
+                token,
+                'mutation ($u: String!) { createWebhookTarget(name: "h", url: $u) { __typename } }',
+                u=receiver.url,
+            )
+            for index in range(8):
+                await graphql(base, token, CREATE_SITE, name=f"h{index}")
+            await asyncio.sleep(1.5)  # two requests out, two more claimed and queued
+    finally:
+        receiver.stop()
+    engine = create_engine(Settings(database_url=url))
+    try:
+        async with create_session_factory(engine)() as session:
+            rows = (await session.execute(select(WebhookDelivery))).scalars().all()
+    finally:
+        await engine.dispose()
+    now = utcnow()
+    assert len(rows) == 8
+    assert {row.state for row in rows} == {"pending"}
+    leased = [row for row in rows if row.next_attempt_at > now]
+    assert len(leased) == 2  # the two cut short; the queued two are due again now
+    assert sum(1 for row in rows if row.attempts == 1) == 4

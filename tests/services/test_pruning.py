@@ -164,17 +164,20 @@ async def test_retry_keeps_created_and_counts_the_age_from_the_retry(
         fails = [webhooks.Outcome(c.delivery_id, c.attempt, 500, "HTTP 500") for c in claimed]
         settings = {"retry_base": 1.0, "retry_cap": 10.0, "max_age": 86400.0}
         recorded = await webhooks.record_outcomes(session, fails, **settings)
-        assert {d.state for d in recorded} == {"failed"}  # older than a day
-        retried = await webhooks.retry_delivery(session, recorded[0])
+        assert sorted(recorded) == sorted(c.delivery_id for c in claimed)
+        rows = [await session.get_one(WebhookDelivery, i) for i in recorded]
+        assert {row.state for row in rows} == {"failed"}  # older than a day
+        retried = await webhooks.retry_delivery(session, rows[0])
         assert retried.created == created
         assert retried.retried_at is not None
         assert retried.retried_at > created
         assert (retried.state, retried.finished_at) == ("pending", None)
     async with transaction(sessions) as session:
         (again,) = await webhooks.claim_deliveries(session, limit=10, lease_seconds=10)
-        assert again.delivery_id == recorded[0].id
+        assert again.delivery_id == rows[0].id
         assert again.attempt == 2
         fail = webhooks.Outcome(again.delivery_id, again.attempt, 500, "HTTP 500")
-        (row,) = await webhooks.record_outcomes(session, [fail], **settings)
+        assert await webhooks.record_outcomes(session, [fail], **settings) == [rows[0].id]
+        row = await session.get_one(WebhookDelivery, rows[0].id)
         assert row.state == "pending"  # a day from the retry, not from its creation
         assert row.created == created
