@@ -36,11 +36,11 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor.db import create_engine, create_session_factory
 from contractor.events.broadcast import EventBroadcaster, Signal, stop_if_cancelled
+from contractor.events.http import WebhookClient
 from contractor.models import utcnow
 from contractor.services import pruning, webhooks
 from contractor.services.events import event_document
@@ -102,14 +102,9 @@ class WebhookWorker:
 
     async def run(self) -> None:
         settings = self._settings
-        timeout = httpx.Timeout(settings.webhook_timeout_seconds)
         # keep-alive connections for every request slot: a warm pool, no reconnects
-        limits = httpx.Limits(
-            max_connections=settings.webhook_concurrency,
-            max_keepalive_connections=settings.webhook_concurrency,
-        )
-        async with httpx.AsyncClient(
-            timeout=timeout, limits=limits, follow_redirects=False
+        async with WebhookClient(
+            timeout=settings.webhook_timeout_seconds, keep=settings.webhook_concurrency
         ) as client:
             try:
                 while True:
@@ -152,7 +147,7 @@ class WebhookWorker:
         except Exception as error:  # also a timeout: the leases take care of it
             log.warning("could not hand back webhook deliveries: %s", error)
 
-    async def _round(self, client: httpx.AsyncClient) -> float:
+    async def _round(self, client: WebhookClient) -> float:
         """One round of work; returns how long until the next retry is due."""
         settings = self._settings
         # new deliveries only come from new events (a new target starts at the newest)
@@ -207,7 +202,7 @@ class WebhookWorker:
             return settings.webhook_idle_seconds
         return (due - utcnow()).total_seconds()
 
-    def _launch(self, client: httpx.AsyncClient) -> None:
+    def _launch(self, client: WebhookClient) -> None:
         """Post queued deliveries while their target and this process have free request
         slots (a target's queue is in claim order: oldest first)."""
         settings = self._settings
@@ -227,7 +222,7 @@ class WebhookWorker:
                 task.add_done_callback(self._tasks.discard)
             self._posting[target_id] = posting
 
-    async def _attempt(self, client: httpx.AsyncClient, attempt: webhooks.Claimed) -> None:
+    async def _attempt(self, client: WebhookClient, attempt: webhooks.Claimed) -> None:
         body = json.dumps(
             {
                 "delivery": str(attempt.delivery_id),
@@ -247,10 +242,10 @@ class WebhookWorker:
         code: int | None = None
         error: str | None = None
         try:
-            response = await client.post(attempt.url, content=body, headers=headers)
-            code = response.status_code
+            answer = await client.post(attempt.url, body, headers)
+            code = answer.status
             if not 200 <= code < 300:
-                error = f"HTTP {code}: {response.text[:200]}"
+                error = f"HTTP {code}: {answer.text[:200]}"
         except Exception as failure:  # refused, timed out, malformed URL, ...
             stop_if_cancelled()
             error = type(failure).__name__
