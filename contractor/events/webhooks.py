@@ -194,7 +194,8 @@ class WebhookWorker:
             self._targets[attempt.delivery_id] = attempt.target_id
             self._queued.setdefault(attempt.target_id, deque()).append(attempt)
         self._launch(client)
-        if claimed:  # their outcomes wake us; look for due retries within a second
+        if claimed or any(self._held.values()):
+            # outcomes wake us when a queue runs low; record the rest within a second
             return min(1.0, settings.webhook_idle_seconds)
         async with self._readers() as session:
             due = await webhooks.next_due(session)
@@ -255,7 +256,11 @@ class WebhookWorker:
         self._outcomes.append(webhooks.Outcome(attempt.delivery_id, attempt.attempt, code, error))
         self._posting[attempt.target_id] -= 1
         self._launch(client)  # the next queued one goes now, not after the next round
-        self._finished.fire()
+        queued = self._queued.get(attempt.target_id)
+        if not queued or len(queued) <= self._settings.webhook_per_target // 2:
+            # time to claim more (a round also comes within a second in any case, and
+            # records this outcome with the others)
+            self._finished.fire()
 
 
 def _lease(timeout: float) -> float:
