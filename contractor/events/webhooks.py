@@ -279,14 +279,21 @@ async def _first(*events: asyncio.Event, seconds: float) -> None:
 
 
 async def prune_periodically(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    readers: async_sessionmaker[AsyncSession] | None = None,
 ) -> None:
     """Remove what is older than the retention now, then every
     ``events_prune_interval_seconds``, until cancelled (on PostgreSQL one process at a time
-    does the work; the others skip that round)."""
+    does the work; the others skip that round). It looks with ``readers`` first and writes
+    only when there is something to remove."""
     while True:
         try:
-            more = True
+            async with (readers or sessions)() as session:
+                more = await pruning.prune_needed(
+                    session, retention_days=settings.events_retention_days
+                )
             while more:
                 async with sessions() as session, session.begin():
                     done = await pruning.prune(
@@ -330,7 +337,9 @@ async def events_running(
             tasks.append(asyncio.create_task(worker.run(), name="webhooks"))
     if settings.events_retention_days > 0:
         tasks.append(
-            asyncio.create_task(prune_periodically(writers, settings), name="events-prune")
+            asyncio.create_task(
+                prune_periodically(writers, settings, readers=readers), name="events-prune"
+            )
         )
     try:
         yield

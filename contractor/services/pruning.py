@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.errors import InvalidInput, Pruned
 from contractor.models import Event, EventHorizon, WebhookDelivery, WebhookTarget, utcnow
 
-__all__ = ["Pruning", "check_after", "horizon", "prune"]
+__all__ = ["Pruning", "check_after", "horizon", "prune", "prune_needed"]
 
 # Held for one prune transaction on PostgreSQL: a second pruner skips instead of waiting.
 _PRUNE_LOCK: Final = 0x636F6E74726164  # "contrad"
@@ -46,6 +46,22 @@ async def check_after(session: AsyncSession, after: int, *, field: str = "after"
             f"continue after cursor {pruned}",
             field=field,
         )
+
+
+async def prune_needed(
+    session: AsyncSession, *, retention_days: float, now: dt.datetime | None = None
+) -> bool:
+    """Whether ``prune`` may find something to remove (reads only: on SQLite a writing
+    transaction, even one that changes nothing, holds the database's write lock)."""
+    cutoff = (now or utcnow()) - dt.timedelta(days=retention_days)
+    finished = select(WebhookDelivery.id).where(
+        WebhookDelivery.state.in_(_FINISHED), WebhookDelivery.finished_at < cutoff
+    )
+    if (await session.execute(finished.limit(1))).first() is not None:
+        return True
+    oldest = select(Event.at).where(Event.id > await horizon(session)).order_by(Event.id)
+    at = (await session.execute(oldest.limit(1))).scalar()
+    return at is not None and at < cutoff
 
 
 @dataclass(frozen=True)

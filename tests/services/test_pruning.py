@@ -181,3 +181,28 @@ async def test_retry_keeps_created_and_counts_the_age_from_the_retry(
         row = await session.get_one(WebhookDelivery, rows[0].id)
         assert row.state == "pending"  # a day from the retry, not from its creation
         assert row.created == created
+
+
+async def test_prune_needed_only_reads_and_says_when(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with transaction(sessions) as session:
+        assert not await pruning.prune_needed(session, retention_days=30)
+        await make_site(session, name="n0")
+    async with transaction(sessions) as session:
+        assert not await pruning.prune_needed(session, retention_days=30)  # recent
+        await _age_events(session, OLD)
+    async with transaction(sessions) as session:
+        assert await pruning.prune_needed(session, retention_days=30)
+        await pruning.prune(session, retention_days=30)
+    async with transaction(sessions) as session:
+        assert not await pruning.prune_needed(session, retention_days=30)
+        target = await webhooks.create_target(session, name="n", url="http://127.0.0.1:9/h")
+        await make_site(session, name="n1")
+    async with transaction(sessions) as session:
+        await webhooks.fan_out(session)
+        delivery = (await session.execute(select(WebhookDelivery))).scalar_one()
+        delivery.state, delivery.finished_at = "delivered", utcnow() - OLD
+    async with transaction(sessions) as session:
+        assert await pruning.prune_needed(session, retention_days=30)  # an old delivery
+        assert target.active
