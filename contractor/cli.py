@@ -374,5 +374,55 @@ def demo(
     ctx.exit(status)
 
 
+@main.group("events")
+def events_group() -> None:
+    """The event log (outbox) behind subscriptions and webhooks."""
+
+
+@events_group.command("prune")
+@click.option(
+    "--retention-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Remove what is older than this (default: CONTRACTOR_EVENTS_RETENTION_DAYS, 30).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def events_prune(ctx: click.Context, retention_days: float | None, as_json: bool) -> None:
+    """Remove events and finished webhook deliveries older than the retention now (never an
+    event a remaining delivery or an active target still needs). `contractor serve` and
+    `contractor foreman` also do this every CONTRACTOR_EVENTS_PRUNE_INTERVAL_SECONDS."""
+    import json
+
+    from contractor.services import pruning
+
+    settings = _settings(ctx)
+    days = retention_days if retention_days is not None else settings.events_retention_days
+    if days <= 0:
+        raise click.UsageError(
+            "the retention is 0 (keep for ever): pass --retention-days or set "
+            "CONTRACTOR_EVENTS_RETENTION_DAYS"
+        )
+    events = deliveries = 0
+    while True:
+        done: pruning.Pruning = _run(
+            settings, lambda session: pruning.prune(session, retention_days=days)
+        )
+        if done.skipped:
+            raise click.ClickException("another process is pruning events now; try again later")
+        events += done.events
+        deliveries += done.deliveries
+        if not done.more:
+            break
+    if as_json:
+        outcome = {"events": events, "deliveries": deliveries, "horizon": done.horizon}
+        click.echo(json.dumps(outcome))
+    else:
+        click.echo(
+            f"removed {events} events and {deliveries} finished deliveries older than "
+            f"{days:g} days; events up to cursor {done.horizon} are gone"
+        )
+
+
 main.add_command(foreman_command)
 main.add_command(subcontractor_token)

@@ -8,6 +8,7 @@ person who caused it, naming the field, key or object that is wrong::
     ├── InvalidInput                     INVALID_INPUT        bad value for a field
     │   └── ConfigError                  CONFIG_ERROR         bad config value, key or template
     ├── NotFound                         NOT_FOUND            no such object
+    │   └── Pruned                       PRUNED               events past their retention
     ├── Conflict                         CONFLICT             would duplicate or overlap
     │   ├── InUse                        IN_USE               still used by something else
     │   └── Stale                        STALE                an old task result, lease or cookie
@@ -34,6 +35,7 @@ __all__ = [
     "InvalidInput",
     "InvalidState",
     "NotFound",
+    "Pruned",
     "Stale",
     "Unauthorized",
 ]
@@ -78,6 +80,14 @@ class NotFound(ContractorError):
 
     code = "NOT_FOUND"
     http_status = 404
+
+
+class Pruned(NotFound):
+    """What was asked for is older than the retention and was removed (events after a
+    cursor that has been pruned)."""
+
+    code = "PRUNED"
+    http_status = 410
 
 
 class Conflict(ContractorError):

@@ -68,8 +68,9 @@ class Settings(BaseSettings):
     task_token_cache_seconds: float = Field(default=5.0, ge=0)
 
     # Events: how often each process looks for new events when nothing woke it; webhook
-    # delivery inside `contractor serve`, its parallelism (in all, and per target), the
-    # request timeout, and the retry backoff (base, cap) up to a maximum age.
+    # delivery inside `contractor serve` and `contractor foreman`, its parallelism (in all,
+    # and per target), the request timeout, and the retry backoff (base, cap) up to a
+    # maximum age.
     events_poll_seconds: float = Field(default=1.0, gt=0)
     webhooks_enabled: bool = True
     webhook_concurrency: int = Field(default=32, ge=1, le=256)
@@ -79,6 +80,11 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(default=600.0, gt=0)
     webhook_max_age_seconds: float = Field(default=86400.0, gt=0)
     webhook_idle_seconds: float = Field(default=5.0, gt=0)
+    # Event retention: events and finished deliveries older than this many days are removed
+    # (0: kept for ever), looked at every `events_prune_interval_seconds` by `contractor
+    # serve` and `contractor foreman` (or `contractor events prune`).
+    events_retention_days: float = Field(default=30.0, ge=0)
+    events_prune_interval_seconds: float = Field(default=3600.0, gt=0)
 
     @property
     def migrate_on_start(self) -> bool:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from sqlalchemy import event
@@ -39,6 +39,7 @@ from contractor.services.events import (
     events_after,
     latest_cursor,
 )
+from contractor.services.pruning import check_after
 
 __all__ = ["EventBroadcaster", "Signal", "stop_if_cancelled"]
 
@@ -207,9 +208,11 @@ class EventBroadcaster:
 
     # -- subscribing -------------------------------------------------------------------
 
-    async def subscribe(self, filter: EventFilter, after: int | None) -> AsyncIterator[Event]:
+    async def subscribe(
+        self, filter: EventFilter, after: int | None
+    ) -> AsyncGenerator[Event, None]:
         """Events matching ``filter`` after cursor ``after`` (None: from now on), in cursor
-        order, without end."""
+        order, without end; ``Pruned`` when events after ``after`` have been removed."""
         await self._started.wait()
         assert self._sessions is not None
         subscriber = _Subscriber(self._queue_limit)
@@ -221,6 +224,8 @@ class EventBroadcaster:
                 if replay or subscriber.overflowed:
                     subscriber.overflowed = False
                     subscriber.rows.clear()
+                    async with self._sessions() as session:
+                        await check_after(session, seen)  # never skip what was pruned
                     more = True
                     while more:
                         async with self._sessions() as session:

@@ -1,11 +1,15 @@
 """The webhook worker: turns new events into deliveries and posts them, signed.
 
-It runs inside ``contractor serve`` (``CONTRACTOR_WEBHOOKS_ENABLED``, on by default). Each
-round it (1) turns events after every active target's cursor into deliveries, (2) claims
-due deliveries up to its free capacity (at most ``webhook_per_target`` in flight per target,
-so a slow receiver only slows itself), (3) posts each in a task of its own and records the
-outcome in a transaction of its own. It sleeps until the broadcaster reads new events, an
-attempt finishes, or the next retry is due.
+It runs inside ``contractor serve`` and ``contractor foreman``
+(``CONTRACTOR_WEBHOOKS_ENABLED``, on by default); any number of processes share the work.
+Each round it (1) turns events after every active target's cursor into deliveries, (2) in
+one transaction records how the finished attempts went and claims due deliveries, up to
+twice its request slots (``webhook_per_target`` per target, ``webhook_concurrency`` in
+all), and (3) posts them, at most a slot's worth at once: a finished request starts the
+next claimed one straight away, without waiting for the database, so a receiver is kept
+busy while outcomes are written in batches. A slow receiver only slows itself. The worker
+sleeps until the broadcaster reads new events, an attempt finishes, or the next retry is
+due.
 
 Every request is a POST of ``{"delivery": "<id>", "attempt": n, "event": {...}}`` with::
 
@@ -28,20 +32,21 @@ import hmac
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor.db import create_engine, create_session_factory
 from contractor.events.broadcast import EventBroadcaster, Signal, stop_if_cancelled
+from contractor.events.http import WebhookClient
 from contractor.models import utcnow
-from contractor.services import webhooks
+from contractor.services import pruning, webhooks
 from contractor.services.events import event_document
 from contractor.settings import Settings
 
-__all__ = ["WebhookWorker", "events_running", "sign", "verify"]
+__all__ = ["WebhookWorker", "events_running", "prune_periodically", "sign", "verify"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,11 @@ def verify(secret: str, body: bytes, header: str, *, tolerance: float = 300.0) -
 
 
 class WebhookWorker:
+    """Deliveries are claimed ahead (up to twice the request slots, per target and in all)
+    and queued here; a finished request starts the next queued one at once, without waiting
+    for the database. Outcomes are recorded in batches by the next round, in the transaction
+    that claims more."""
+
     def __init__(
         self,
         writer_sessions: async_sessionmaker[AsyncSession],
@@ -81,8 +91,10 @@ class WebhookWorker:
         self._readers = readers or writer_sessions
         self._settings = settings
         self._broadcaster = broadcaster
-        self._busy: dict[int, int] = {}  # in flight or not yet recorded, per target
+        self._held: dict[int, int] = {}  # claimed and not yet recorded, per target
         self._targets: dict[int, int] = {}  # delivery id -> target id, for those
+        self._queued: dict[int, deque[webhooks.Claimed]] = {}  # claimed, not yet posted
+        self._posting: dict[int, int] = {}  # requests in flight, per target
         self._outcomes: list[webhooks.Outcome] = []
         self._fanned_out: int | None = None  # the broadcaster's position at the last fan-out
         self._tasks: set[asyncio.Task[None]] = set()
@@ -90,8 +102,10 @@ class WebhookWorker:
 
     async def run(self) -> None:
         settings = self._settings
-        timeout = httpx.Timeout(settings.webhook_timeout_seconds)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        # keep-alive connections for every request slot: a warm pool, no reconnects
+        async with WebhookClient(
+            timeout=settings.webhook_timeout_seconds, keep=settings.webhook_concurrency
+        ) as client:
             try:
                 while True:
                     woken = self._broadcaster.changed.waiter()
@@ -109,8 +123,31 @@ class WebhookWorker:
                 for task in self._tasks:
                     task.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self._hand_back()
 
-    async def _round(self, client: httpx.AsyncClient) -> float:
+    async def _hand_back(self) -> None:
+        """Stopping: record what finished and give back what was never posted, so nobody
+        waits for their leases to run out (bounded; a failure leaves that to the leases)."""
+        queued = [claim for queue in self._queued.values() for claim in queue]
+        outcomes, self._outcomes = self._outcomes, []
+        if not queued and not outcomes:
+            return
+        settings = self._settings
+        try:
+            async with asyncio.timeout(3.0):
+                async with self._sessions() as session, session.begin():
+                    await webhooks.record_outcomes(
+                        session,
+                        outcomes,
+                        retry_base=settings.webhook_retry_base_seconds,
+                        retry_cap=settings.webhook_retry_max_seconds,
+                        max_age=settings.webhook_max_age_seconds,
+                    )
+                    await webhooks.release(session, queued)
+        except Exception as error:  # also a timeout: the leases take care of it
+            log.warning("could not hand back webhook deliveries: %s", error)
+
+    async def _round(self, client: WebhookClient) -> float:
         """One round of work; returns how long until the next retry is due."""
         settings = self._settings
         # new deliveries only come from new events (a new target starts at the newest)
@@ -127,8 +164,8 @@ class WebhookWorker:
         # what the finished attempts did, and the next attempts, in one transaction
         outcomes, self._outcomes = self._outcomes, []
         for outcome in outcomes:
-            self._busy[self._targets.pop(outcome.delivery_id)] -= 1
-        free = settings.webhook_concurrency - sum(self._busy.values())
+            self._held[self._targets.pop(outcome.delivery_id)] -= 1
+        free = 2 * settings.webhook_concurrency - sum(self._held.values())
         claimed: list[webhooks.Claimed] = []
         if free > 0 and not outcomes:
             async with self._readers() as session:
@@ -149,16 +186,16 @@ class WebhookWorker:
                         session,
                         limit=free,
                         lease_seconds=_lease(settings.webhook_timeout_seconds),
-                        busy=self._busy,
-                        per_target=settings.webhook_per_target,
+                        busy=self._held,
+                        per_target=2 * settings.webhook_per_target,
                     )
         for attempt in claimed:
-            self._busy[attempt.target_id] = self._busy.get(attempt.target_id, 0) + 1
+            self._held[attempt.target_id] = self._held.get(attempt.target_id, 0) + 1
             self._targets[attempt.delivery_id] = attempt.target_id
-            task = asyncio.create_task(self._attempt(client, attempt))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        if claimed:  # their outcomes wake us; look for due retries within a second
+            self._queued.setdefault(attempt.target_id, deque()).append(attempt)
+        self._launch(client)
+        if claimed or any(self._held.values()):
+            # outcomes wake us when a queue runs low; record the rest within a second
             return min(1.0, settings.webhook_idle_seconds)
         async with self._readers() as session:
             due = await webhooks.next_due(session)
@@ -166,7 +203,27 @@ class WebhookWorker:
             return settings.webhook_idle_seconds
         return (due - utcnow()).total_seconds()
 
-    async def _attempt(self, client: httpx.AsyncClient, attempt: webhooks.Claimed) -> None:
+    def _launch(self, client: WebhookClient) -> None:
+        """Post queued deliveries while their target and this process have free request
+        slots (a target's queue is in claim order: oldest first)."""
+        settings = self._settings
+        total = sum(self._posting.values())
+        for target_id, queue in self._queued.items():
+            posting = self._posting.get(target_id, 0)
+            while (
+                queue
+                and posting < settings.webhook_per_target
+                and total < settings.webhook_concurrency
+            ):
+                attempt = queue.popleft()
+                posting += 1
+                total += 1
+                task = asyncio.create_task(self._attempt(client, attempt))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            self._posting[target_id] = posting
+
+    async def _attempt(self, client: WebhookClient, attempt: webhooks.Claimed) -> None:
         body = json.dumps(
             {
                 "delivery": str(attempt.delivery_id),
@@ -186,10 +243,10 @@ class WebhookWorker:
         code: int | None = None
         error: str | None = None
         try:
-            response = await client.post(attempt.url, content=body, headers=headers)
-            code = response.status_code
+            answer = await client.post(attempt.url, body, headers)
+            code = answer.status
             if not 200 <= code < 300:
-                error = f"HTTP {code}: {response.text[:200]}"
+                error = f"HTTP {code}: {answer.text[:200]}"
         except Exception as failure:  # refused, timed out, malformed URL, ...
             stop_if_cancelled()
             error = type(failure).__name__
@@ -197,12 +254,19 @@ class WebhookWorker:
                 error += f": {failure}"
         # recorded by the next round, with every other outcome, in one transaction
         self._outcomes.append(webhooks.Outcome(attempt.delivery_id, attempt.attempt, code, error))
-        self._finished.fire()
+        self._posting[attempt.target_id] -= 1
+        self._launch(client)  # the next queued one goes now, not after the next round
+        queued = self._queued.get(attempt.target_id)
+        if not queued or len(queued) <= self._settings.webhook_per_target // 2:
+            # time to claim more (a round also comes within a second in any case, and
+            # records this outcome with the others)
+            self._finished.fire()
 
 
 def _lease(timeout: float) -> float:
-    """How long a claimed delivery stays ours: the request, its recording, and a margin."""
-    return timeout + max(5.0, timeout)
+    """How long a claimed delivery stays ours: waiting in the queue for the request ahead of
+    it (at most one timeout), its own request, its recording, and a margin."""
+    return 2 * timeout + max(5.0, timeout)
 
 
 async def _first(*events: asyncio.Event, seconds: float) -> None:
@@ -214,32 +278,81 @@ async def _first(*events: asyncio.Event, seconds: float) -> None:
             waiter.cancel()
 
 
+async def prune_periodically(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    readers: async_sessionmaker[AsyncSession] | None = None,
+) -> None:
+    """Remove what is older than the retention now, then every
+    ``events_prune_interval_seconds``, until cancelled (on PostgreSQL one process at a time
+    does the work; the others skip that round). It looks with ``readers`` first and writes
+    only when there is something to remove."""
+    while True:
+        try:
+            async with (readers or sessions)() as session:
+                more = await pruning.prune_needed(
+                    session, retention_days=settings.events_retention_days
+                )
+            while more:
+                async with sessions() as session, session.begin():
+                    done = await pruning.prune(
+                        session, retention_days=settings.events_retention_days
+                    )
+                more = done.more and not done.skipped
+                if done.events or done.deliveries:
+                    log.info(
+                        "pruned %d events and %d deliveries (horizon %d)",
+                        done.events,
+                        done.deliveries,
+                        done.horizon,
+                    )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the database went away: try again next time
+            stop_if_cancelled()
+            log.warning("pruning events failed: %s", error)
+        await asyncio.sleep(settings.events_prune_interval_seconds)
+
+
 @asynccontextmanager
-async def events_running(settings: Settings, broadcaster: EventBroadcaster) -> AsyncIterator[None]:
-    """Run the broadcaster (and, when enabled, the webhook worker) for the block's length, on
-    an engine of their own: background reads and writes never wait for, or take, the
-    connections requests use."""
+async def events_running(
+    settings: Settings, broadcaster: EventBroadcaster | None
+) -> AsyncIterator[None]:
+    """For the block's length, on an engine of their own (background reads and writes never
+    wait for, or take, the connections requests use): the broadcaster, when given; the
+    webhook worker, when ``webhooks_enabled`` and there is a broadcaster to wake it; the
+    pruner, when ``events_retention_days`` is set. ``contractor serve`` and ``contractor
+    foreman`` both run this."""
     engine = create_engine(settings)  # (an in-memory SQLite database would not be shared)
     readers = create_session_factory(engine)
-    tasks = [asyncio.create_task(broadcaster.run(readers), name="events-broadcast")]
-    if settings.webhooks_enabled:
-        worker = WebhookWorker(
-            create_session_factory(engine, writes=True),
-            readers=readers,
-            settings=settings,
-            broadcaster=broadcaster,
+    writers = create_session_factory(engine, writes=True)
+    tasks = []
+    if broadcaster is not None:
+        tasks.append(asyncio.create_task(broadcaster.run(readers), name="events-broadcast"))
+        if settings.webhooks_enabled:
+            worker = WebhookWorker(
+                writers, readers=readers, settings=settings, broadcaster=broadcaster
+            )
+            tasks.append(asyncio.create_task(worker.run(), name="webhooks"))
+    if settings.events_retention_days > 0:
+        tasks.append(
+            asyncio.create_task(
+                prune_periodically(writers, settings, readers=readers), name="events-prune"
+            )
         )
-        tasks.append(asyncio.create_task(worker.run(), name="webhooks"))
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
-        # Bounded: a worker that ignored its cancellation must not hold the server's shutdown.
-        _done, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS)
-        for task in tasks:
-            if task in stuck:
-                log.error("%s did not stop within %ss", task.get_name(), SHUTDOWN_SECONDS)
-            elif not task.cancelled() and task.exception() is not None:
-                log.error("%s stopped with an error", task.get_name(), exc_info=task.exception())
+        if tasks:  # bounded: a task that ignored its cancellation must not hold shutdown
+            _done, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS)
+            for task in tasks:
+                if task in stuck:
+                    log.error("%s did not stop within %ss", task.get_name(), SHUTDOWN_SECONDS)
+                elif not task.cancelled() and task.exception() is not None:
+                    log.error(
+                        "%s stopped with an error", task.get_name(), exc_info=task.exception()
+                    )
         await engine.dispose()

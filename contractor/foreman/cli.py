@@ -10,6 +10,8 @@ import click
 
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.errors import ContractorError
+from contractor.events.broadcast import EventBroadcaster
+from contractor.events.webhooks import events_running
 from contractor.foreman.engine import Foreman
 from contractor.foreman.hub import Hub
 from contractor.plugins import foundation_types
@@ -26,11 +28,18 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 async def run_foreman(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Step jobs until ``stop`` is set (or SIGINT/SIGTERM)."""
+    """Step jobs, deliver webhooks (``webhooks_enabled``) and prune old events
+    (``events_retention_days``) until ``stop`` is set (or SIGINT/SIGTERM)."""
     foundation_types()
     engine = create_engine(settings)
     hub = Hub()
     hub.attach(engine)
+    broadcaster = None
+    if settings.webhooks_enabled:  # it wakes the webhook worker when events are written
+        broadcaster = EventBroadcaster(
+            database_url=settings.database_url, poll_seconds=settings.events_poll_seconds
+        )
+        broadcaster.attach(engine)
     foreman = Foreman(
         create_session_factory(engine, writes=True),
         settings=settings,
@@ -45,7 +54,8 @@ async def run_foreman(settings: Settings, stop: asyncio.Event | None = None) -> 
         None if settings.is_sqlite else asyncio.create_task(hub.listen(settings.database_url))
     )
     try:
-        await foreman.run(stop)
+        async with events_running(settings, broadcaster):
+            await foreman.run(stop)
     finally:
         if listener is not None:
             listener.cancel()
@@ -56,11 +66,14 @@ async def run_foreman(settings: Settings, stop: asyncio.Event | None = None) -> 
 @click.command("foreman")
 @click.pass_context
 def foreman_command(ctx: click.Context) -> None:
-    """Step jobs without serving HTTP. Any number of these (and of `contractor serve`) may
-    share one PostgreSQL; run `contractor serve` with CONTRACTOR_FOREMAN_ENABLED=false to
-    leave the stepping to them."""
-    click.echo("contractor foreman: stepping jobs (Ctrl-C to stop)", err=True)
-    asyncio.run(run_foreman(_settings(ctx)))
+    """Step jobs and deliver webhooks without serving HTTP. Any number of these (and of
+    `contractor serve`) may share one PostgreSQL; run `contractor serve` with
+    CONTRACTOR_FOREMAN_ENABLED=false (and CONTRACTOR_WEBHOOKS_ENABLED=false) to leave the
+    stepping (and the deliveries) to them."""
+    settings = _settings(ctx)
+    doing = "stepping jobs" + (", delivering webhooks" if settings.webhooks_enabled else "")
+    click.echo(f"contractor foreman: {doing} (Ctrl-C to stop)", err=True)
+    asyncio.run(run_foreman(settings))
 
 
 @click.group("subcontractor-token")

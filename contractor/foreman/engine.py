@@ -89,20 +89,26 @@ async def step_job(
     and ``runner`` may be given when the caller has them already (a result just taken)."""
     now = utcnow()
     job.step_at = None
+    before = jobs.progress_of(job)
     if job.state == "waiting":
         reason = await jobs.waiting_reason(session, job)
         if reason is not None:
             job.message = reason
             job.step_at = now + dt.timedelta(seconds=settings.foreman_waiting_recheck_seconds)
+            jobs.report_progress(session, job, before, actor=ACTOR)
             return
         jobs.set_state(session, job, "queued", actor=ACTOR, action="started", message="")
         job.started_at = now
+        before = jobs.progress_of(job)
     if job.state != "queued":
         return
     if context is None or runner is None:
         context = await JobContext.load(session, job, settings=settings, cache=cache)
         runner = restore_runner(job, context) or Runner(job.script_source, context.modules())
     result: RunResult | None = None
+    # A signal's transition is logged once the job's progress is saved, so its event
+    # carries the line and percent where the script stopped.
+    transition: tuple[str, str] | None = None
     try:
         for _ in range(SLICES_PER_STEP):
             result = runner.run(SLICE_STEPS)
@@ -113,15 +119,15 @@ async def step_job(
         else:
             job.step_at = now  # a long computation: continue in the next step
     except Pause as signal:
-        jobs.set_state(session, job, "paused", actor=ACTOR, action="paused", message=str(signal))
+        transition = ("paused", str(signal))
     except ExecutionError as signal:
         await jobs.cancel_open_tasks(session, job, now=now)
-        jobs.set_state(session, job, "error", actor=ACTOR, action="error", message=str(signal))
+        transition = ("error", str(signal))
     except UnrecoverableError as signal:
         await jobs.cancel_open_tasks(session, job, now=now)
-        jobs.set_state(session, job, "aborted", actor=ACTOR, action="aborted", message=str(signal))
+        transition = ("aborted", str(signal))
     task = None
-    if result is not None and result.state == "waiting" and job.state == "queued":
+    if transition is None and result is not None and result.state == "waiting":
         job.message = result.message
         task = runner.to_subcontractor(EVERY_MODULE)
         wake = runner.next_wake()
@@ -130,6 +136,9 @@ async def step_job(
     job.runner_state = runner.dumps()
     job.status = runner.status()
     job.line = runner.line
+    if transition is not None:
+        state, message = transition
+        jobs.set_state(session, job, state, actor=ACTOR, action=state, message=message)
     await context.apply(session)
     if task is not None:
         session.add(
@@ -146,6 +155,8 @@ async def step_job(
         await jobs.announce(session, jobs.TASKS_CHANNEL)
     if result is not None and result.state == "done" and job.state == "queued":
         await finish_job(session, job, now=now)
+    elif transition is None:
+        jobs.report_progress(session, job, before, actor=ACTOR)
     await session.flush()
 
 

@@ -26,7 +26,7 @@ from contractor.models.building import (
 )
 from contractor.models.config import ConfigGeneration
 from contractor.models.directory import Zone
-from contractor.models.events import Event, WebhookDelivery, WebhookTarget
+from contractor.models.events import Event, EventHorizon, WebhookDelivery, WebhookTarget
 from contractor.models.foreman import Job, JobLog, SubcontractorToken, Task
 from contractor.models.network import (
     Address,
@@ -57,6 +57,7 @@ __all__ = [
     "Dependency",
     "DynamicAddress",
     "Event",
+    "EventHorizon",
     "Foundation",
     "FoundationBluePrint",
     "Job",

@@ -63,6 +63,18 @@ class Event(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class EventHorizon(Base):
+    """How far the event log has been pruned (one row, written by the first prune):
+    events up to ``cursor`` are gone, except those a webhook delivery still names, so
+    reading "after N" for any N below it could miss changes."""
+
+    __tablename__ = "event_horizon"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    pruned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class WebhookTarget(Timestamped, Base):
     """Where matching events are posted. ``cursor`` is the last event turned into deliveries
     for this target (a new target starts at the newest event: it receives what comes next)."""
@@ -95,6 +107,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("target_id", "event_id"),
         Index("ix_webhook_delivery_order", "target_id", "object_key", "id"),
+        Index("ix_webhook_delivery_event", "event_id"),
         Index(
             "ix_webhook_delivery_due",
             "next_attempt_at",
@@ -110,6 +123,8 @@ class WebhookDelivery(Base):
     object_key: Mapped[str] = mapped_column(String(80))
     state: Mapped[str] = mapped_column(String(10), default="pending")
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # when an operator last asked to try it again: the maximum age counts from then
+    retried_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

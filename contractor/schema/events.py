@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Annotated
 
 import strawberry
@@ -15,9 +16,10 @@ from contractor import models
 from contractor.errors import InvalidInput
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
+from contractor.schema.jobs import JobUpdate, watch_job
 from contractor.schema.mutations import Deleted, DeleteResult, _given, _mutate
 from contractor.services import events as outbox
-from contractor.services import webhooks
+from contractor.services import pruning, webhooks
 from contractor.services.blueprint import get_blueprint
 from contractor.services.common import UNSET
 from contractor.services.site import get_site
@@ -136,6 +138,10 @@ class WebhookDelivery:
     state: str = strawberry.field(description="pending, delivered, failed or cancelled.")
     attempts: int
     created: dt.datetime
+    retried_at: dt.datetime | None = strawberry.field(
+        description="When an operator last asked to deliver it again (the maximum age "
+        "counts from then)."
+    )
     next_attempt_at: dt.datetime
     last_attempt_at: dt.datetime | None
     response_code: int | None
@@ -152,6 +158,7 @@ class WebhookDelivery:
             state=row.state,
             attempts=row.attempts,
             created=row.created,
+            retried_at=row.retried_at,
             next_attempt_at=row.next_attempt_at,
             last_attempt_at=row.last_attempt_at,
             response_code=row.response_code,
@@ -213,8 +220,9 @@ async def _stored_filter(session: AsyncSession, given: EventFilter | None) -> di
 @strawberry.type
 class EventQuery:
     @strawberry.field(
-        description="Events after a cursor, oldest first (the subscription "
-        "`events` streams the same, live)."
+        description="Events after a cursor (omitted: from the oldest one kept), oldest "
+        "first (the subscription `events` streams the same, live). A cursor older than the "
+        "event retention is refused with code PRUNED."
     )
     async def events(
         self,
@@ -226,8 +234,12 @@ class EventQuery:
         info.context.require("reader")
         if not 1 <= first <= MAX_PAGE:
             raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", field="first")
-        start = parse_cursor(after) or 0
+        start = parse_cursor(after)
         async with info.context.sessions() as session:
+            if start is None:
+                start = await pruning.horizon(session)  # from the oldest event kept
+            else:
+                await pruning.check_after(session, start)
             wanted = await _filter(session, filter)
             rows, upto, more = await outbox.events_after(
                 session, after=start, filter=wanted, limit=first
@@ -356,3 +368,12 @@ class Subscription:
             wanted = await _filter(session, filter)
         async for row in broadcaster.subscribe(wanted, start):
             yield Event.of(row)
+
+    @strawberry.subscription(
+        description="A job's state, progress, line and message: first as they are now, then "
+        "at every change until the job is done or aborted (then the subscription completes)."
+    )
+    async def job(self, info: Info, id: int) -> AsyncGenerator[JobUpdate, None]:
+        async with aclosing(watch_job(info, id)) as updates:
+            async for update in updates:
+                yield update

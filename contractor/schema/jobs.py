@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Annotated, Any
 
 import strawberry
@@ -20,6 +21,7 @@ from strawberry.scalars import JSON
 
 from contractor import models
 from contractor.errors import ContractorError, InvalidInput
+from contractor.events.broadcast import EventBroadcaster
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
 from contractor.schema.context import Info
@@ -27,9 +29,10 @@ from contractor.schema.errors import AnyError, to_graphql_error
 from contractor.schema.types import Dependency, Foundation, Structure
 from contractor.services import building
 from contractor.services import foreman as jobs
+from contractor.services.events import EventFilter
 from contractor.services.site import get_site
 
-__all__ = ["JobMutation", "JobQuery", "mask_secrets"]
+__all__ = ["JobMutation", "JobQuery", "JobUpdate", "mask_secrets", "watch_job"]
 
 _SECRET_WORDS = ("password", "secret", "token", "key")
 MASK = "********"
@@ -195,6 +198,83 @@ class Job:
 
 
 JobResult = Annotated[Job | AnyError, strawberry.union("JobResult")]
+
+
+@strawberry.type(
+    description="A job as it moves: first how it is when the subscription starts, then one "
+    "update per transition or progress step, the last one in a finished state."
+)
+class JobUpdate:
+    job_id: int
+    kind: str = strawberry.field(
+        description="`current` for the first update; then what happened: `started`, "
+        "`progress`, `paused`, `resumed`, `error`, `reset`, `rolled_back`, `aborted`, "
+        "`cancelled`, `done`, ..."
+    )
+    cursor: str = strawberry.field(description="The event it comes from (as in `events`).")
+    at: dt.datetime
+    actor: str | None
+    state: JobState
+    progress: float = strawberry.field(description="Percent complete (0 to 100).")
+    line: int | None = strawberry.field(description="The script line it is at.")
+    message: str
+    finished: bool = strawberry.field(
+        description="True in a final state (done or aborted): nothing follows."
+    )
+
+    @classmethod
+    def current(cls, row: models.Job, cursor: int) -> JobUpdate:
+        message, percent, line = jobs.progress_of(row)
+        return cls(
+            job_id=row.id,
+            kind="current",
+            cursor=str(cursor),
+            at=row.updated,
+            actor=None,
+            state=JobState(row.state),
+            progress=percent,
+            line=line,
+            message=message,
+            finished=row.state in jobs.FINISHED_STATES,
+        )
+
+    def after(self, event: models.Event) -> JobUpdate:
+        """This update moved on by one of the job's events (fields it lacks stay)."""
+        payload = mask_secrets(event.payload or {})
+        state = payload.get("state") or self.state.value
+        return JobUpdate(
+            job_id=self.job_id,
+            kind=event.kind,
+            cursor=str(event.id),
+            at=event.at,
+            actor=event.actor,
+            state=JobState(state),
+            progress=float(payload.get("progress", self.progress)),
+            line=payload.get("line", self.line),
+            message=str(payload.get("message", self.message)),
+            finished=state in jobs.FINISHED_STATES,
+        )
+
+
+async def watch_job(info: Info, job_id: int) -> AsyncGenerator[JobUpdate, None]:
+    """The ``job`` subscription: the job now, then every change until it finishes."""
+    info.context.require("reader")
+    broadcaster: EventBroadcaster | None = info.context.events
+    if broadcaster is None:
+        raise InvalidInput("this server does not stream events", field="job")
+    async with info.context.sessions() as session:
+        row, cursor = await jobs.job_and_cursor(session, job_id)
+    update = JobUpdate.current(row, cursor)
+    yield update
+    if update.finished:
+        return
+    wanted = EventFilter.build(object_types=["job"], object_id=job_id)
+    async with aclosing(broadcaster.subscribe(wanted, cursor)) as stream:
+        async for event in stream:
+            update = update.after(event)
+            yield update
+            if update.finished:
+                return
 
 
 @strawberry.type

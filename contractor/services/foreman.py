@@ -27,6 +27,7 @@ from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
 from contractor.models import (
     BluePrint,
     Dependency,
+    Event,
     Foundation,
     Job,
     JobLog,
@@ -49,10 +50,13 @@ __all__ = [
     "cancel_open_tasks",
     "create_job",
     "get_job",
+    "job_and_cursor",
     "job_for_target",
     "job_logs",
     "lock_job",
     "pause_job",
+    "progress_of",
+    "report_progress",
     "reset_job",
     "resume_job",
     "rollback_job",
@@ -93,6 +97,16 @@ async def get_job(session: AsyncSession, job_id: int) -> Job:
     if job is None:
         raise NotFound(f"job {job_id} does not exist", field="id")
     return job
+
+
+async def job_and_cursor(session: AsyncSession, job_id: int) -> tuple[Job, int]:
+    """The job and the newest event cursor, read together (one statement, one snapshot):
+    every later change of the job has an event after that cursor."""
+    newest = select(func.coalesce(func.max(Event.id), 0)).scalar_subquery()
+    row = (await session.execute(select(Job, newest).where(Job.id == job_id))).first()
+    if row is None:
+        raise NotFound(f"job {job_id} does not exist", field="id")
+    return row[0], int(row[1])
 
 
 async def lock_job(session: AsyncSession, job_id: int) -> Job:
@@ -170,14 +184,46 @@ def write_log(
         kind=action.replace(" ", "_"),
         object=job,
         actor=actor,
-        payload={
-            "state": to_state,
-            "from_state": from_state,
-            "message": message[:2000],
-            "script_name": job.script_name,
-            "target_kind": job.target_kind,
-            "target": job.target_description,
-        },
+        payload=_job_payload(job, state=to_state, from_state=from_state, message=message),
+    )
+
+
+def progress_of(job: Job) -> tuple[str, float, int | None]:
+    """What a watcher of the job sees move: its message, percent complete and line."""
+    percent = 100.0 if job.state == "done" else float((job.status or {}).get("percent", 0.0))
+    return job.message, percent, job.line
+
+
+def _job_payload(
+    job: Job, *, state: str | None, from_state: str | None, message: str
+) -> dict[str, Any]:
+    _message, percent, line = progress_of(job)
+    return {
+        "state": state,
+        "from_state": from_state,
+        "message": message[:2000],
+        "progress": percent,
+        "line": line,
+        "script_name": job.script_name,
+        "target_kind": job.target_kind,
+        "target": job.target_description,
+    }
+
+
+def report_progress(
+    session: AsyncSession, job: Job, before: tuple[str, float, int | None], *, actor: str
+) -> None:
+    """Write a ``progress`` event when the job's message, percent or line moved since
+    ``before`` (``progress_of`` taken earlier in this transaction); the ``job``
+    subscription streams these between transitions."""
+    if progress_of(job) == before:
+        return
+    record_event(
+        session,
+        kind="progress",
+        object=job,
+        actor=actor,
+        payload=_job_payload(job, state=job.state, from_state=job.state, message=job.message),
     )
 
 

@@ -329,8 +329,10 @@ async def accept_result(
             await jobs.announce(session, jobs.JOBS_CHANNEL)
         return job
     job.runner_state = runner.dumps()
+    before = jobs.progress_of(job)
     if message:
         job.message = message
+    jobs.report_progress(session, job, before, actor=f"subcontractor {token.name}")
     if job.state == "queued":
         job.step_at = now
         await jobs.announce(session, jobs.JOBS_CHANNEL)

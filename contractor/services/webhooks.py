@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -43,12 +43,16 @@ __all__ = [
     "list_targets",
     "next_due",
     "record_outcomes",
+    "release",
     "retry_delivery",
     "target_filter",
     "update_target",
 ]
 
 _FILTER_KEYS = ("object_types", "kinds", "site_id", "blueprint_id")
+# Hot statements go to the table directly: the ORM's bulk UPDATE path costs more than the
+# statement itself.
+_DELIVERY: Any = WebhookDelivery.__table__
 
 
 # -- targets ------------------------------------------------------------------------------
@@ -203,6 +207,7 @@ async def fan_out(session: AsyncSession, *, limit: int = 1000) -> int:
     if not rows:
         return 0
     now = utcnow()
+    values = []
     for target in targets:
         wanted = await target_filter(session, target)
         for row in rows:
@@ -210,16 +215,20 @@ async def fan_out(session: AsyncSession, *, limit: int = 1000) -> int:
                 continue
             wanted.observe(row)
             if wanted.matches(row):
-                session.add(
-                    WebhookDelivery(
-                        target_id=target.id,
-                        event_id=row.id,
-                        object_key=f"{row.object_type}:{row.object_id}",
-                        created=now,
-                        next_attempt_at=now,
-                    )
+                values.append(
+                    {
+                        "target_id": target.id,
+                        "event_id": row.id,
+                        "object_key": f"{row.object_type}:{row.object_id}",
+                        "state": "pending",
+                        "attempts": 0,
+                        "created": now,
+                        "next_attempt_at": now,
+                    }
                 )
         target.cursor = rows[-1].id
+    if values:  # one multi-row INSERT, not a unit of work per delivery
+        await session.execute(insert(_DELIVERY), values)
     await session.flush()
     return len(rows)
 
@@ -247,10 +256,15 @@ async def claim_deliveries(
     busy: Mapping[int, int] | None = None,
     per_target: int = 4,
 ) -> list[Claimed]:
-    """Due deliveries, oldest first, at most ``per_target`` in flight per target (``busy``
-    counts this process's), never one while an earlier delivery of the same object to the
-    same target is still pending. Each is leased: due again only after ``lease_seconds``,
-    so a process that dies mid-request leaves it for another attempt."""
+    """Due deliveries, oldest first, at most ``per_target`` per target counting ``busy``
+    (this process's unfinished ones), never one while an earlier delivery of the same object
+    to the same target is still pending. Each is leased: due again only after
+    ``lease_seconds``, so a process that dies mid-request leaves it for another attempt.
+
+    The candidates are read without locks (ids only); only the chosen rows are then locked
+    (``SKIP LOCKED``: those another process took meanwhile drop out) and leased in one
+    ``UPDATE``. A candidate's earlier deliveries stay pending until recorded, so choosing
+    without the lock cannot reorder an object's deliveries."""
     now = utcnow()
     earlier = aliased(WebhookDelivery)
     blocked = exists().where(
@@ -259,68 +273,86 @@ async def claim_deliveries(
         earlier.state == "pending",
         earlier.id < WebhookDelivery.id,
     )
+    due = (WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now)
     query = (
-        select(WebhookDelivery)
+        select(WebhookDelivery.id, WebhookDelivery.target_id)
         .join(WebhookTarget, WebhookTarget.id == WebhookDelivery.target_id)
-        .where(
-            WebhookDelivery.state == "pending",
-            WebhookDelivery.next_attempt_at <= now,
-            WebhookTarget.active,
-            ~blocked,
-        )
+        .where(*due, WebhookTarget.active, ~blocked)
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        .limit(limit * 4)
+        .limit(limit * 2)
     )
-    full = [t for t, n in (busy or {}).items() if n >= per_target]
+    counts = dict(busy or {})
+    full = [t for t, n in counts.items() if n >= per_target]
     if full:
         query = query.where(WebhookDelivery.target_id.not_in(full))
-    if _postgresql(session):
-        query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
-    candidates = list((await session.execute(query)).scalars())
-    counts = dict(busy or {})
-    chosen: list[WebhookDelivery] = []
-    for delivery in candidates:
+    chosen: list[int] = []
+    for delivery_id, target_id in await session.execute(query):
         if len(chosen) >= limit:
             break
-        if counts.get(delivery.target_id, 0) >= per_target:
+        if counts.get(target_id, 0) >= per_target:
             continue
-        counts[delivery.target_id] = counts.get(delivery.target_id, 0) + 1
-        chosen.append(delivery)
+        counts[target_id] = counts.get(target_id, 0) + 1
+        chosen.append(delivery_id)
     if not chosen:
         return []
+    lock = select(WebhookDelivery.id).where(WebhookDelivery.id.in_(chosen), *due)
+    if _postgresql(session):
+        lock = lock.with_for_update(skip_locked=True)
+    locked = list((await session.execute(lock)).scalars())
+    if not locked:
+        return []
+    column = _DELIVERY.c
+    leased = await session.execute(
+        update(_DELIVERY)
+        .where(column.id.in_(locked))
+        .values(
+            attempts=column.attempts + 1,
+            last_attempt_at=now,
+            next_attempt_at=now + dt.timedelta(seconds=lease_seconds),
+        )
+        .returning(column.id, column.target_id, column.event_id, column.attempts)
+    )
+    rows = sorted(leased.all(), key=lambda row: chosen.index(row[0]))
     targets = {
         t.id: t
         for t in (
             await session.execute(
-                select(WebhookTarget).where(WebhookTarget.id.in_({d.target_id for d in chosen}))
+                select(WebhookTarget).where(WebhookTarget.id.in_({row[1] for row in rows}))
             )
         ).scalars()
     }
     events = {
         e.id: e
         for e in (
-            await session.execute(select(Event).where(Event.id.in_({d.event_id for d in chosen})))
+            await session.execute(select(Event).where(Event.id.in_({row[2] for row in rows})))
         ).scalars()
     }
-    lease_until = now + dt.timedelta(seconds=lease_seconds)
-    claimed = []
-    for delivery in chosen:
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        delivery.next_attempt_at = lease_until
-        target = targets[delivery.target_id]
-        claimed.append(
-            Claimed(
-                delivery.id,
-                target.id,
-                target.url,
-                target.secret,
-                events[delivery.event_id],
-                delivery.attempts,
-            )
+    return [
+        Claimed(
+            delivery_id,
+            target_id,
+            targets[target_id].url,
+            targets[target_id].secret,
+            events[event_id],
+            attempts,
         )
-    await session.flush()
-    return claimed
+        for delivery_id, target_id, event_id, attempts in rows
+    ]
+
+
+async def release(session: AsyncSession, claims: Iterable[Claimed]) -> None:
+    """Give back claimed deliveries that were never posted (a worker stopping): due now
+    again, for any process."""
+    pairs = [(claim.delivery_id, claim.attempt) for claim in claims]
+    if pairs:
+        await session.execute(
+            update(_DELIVERY)
+            .where(
+                tuple_(_DELIVERY.c.id, _DELIVERY.c.attempts).in_(pairs),
+                _DELIVERY.c.state == "pending",
+            )
+            .values(next_attempt_at=utcnow())
+        )
 
 
 def backoff(attempt: int, *, base: float, cap: float) -> float:
@@ -347,37 +379,63 @@ async def record_outcomes(
     retry_base: float,
     retry_cap: float,
     max_age: float,
-) -> list[WebhookDelivery]:
+) -> list[int]:
     """Record how attempts went, all in this transaction: delivered, or due again after a
-    backoff, or failed once older than ``max_age`` seconds. An outcome is ignored when its
-    delivery changed meanwhile (an operator cancelled or retried it, or its lease ran out and
-    another attempt began); the recorded deliveries are returned."""
+    backoff, or failed once older than ``max_age`` seconds (counted from the last retry by
+    an operator, else from its creation). An outcome is ignored when its delivery changed
+    meanwhile (an operator cancelled or retried it, or its lease ran out and another attempt
+    began); returns the ids of the deliveries recorded.
+
+    Successes, the common case, are one ``UPDATE`` per response code; failures are read
+    (locked) and written one by one, since each gets its own backoff."""
     if not outcomes:
         return []
-    query = select(WebhookDelivery).where(WebhookDelivery.id.in_({o.delivery_id for o in outcomes}))
+    now = utcnow()
+    recorded: list[int] = []
+    delivered: dict[int | None, list[tuple[int, int]]] = {}
+    for outcome in outcomes:
+        if outcome.error is None:
+            delivered.setdefault(outcome.response_code, []).append(
+                (outcome.delivery_id, outcome.attempt)
+            )
+    for code, pairs in delivered.items():
+        result = await session.execute(
+            update(_DELIVERY)
+            .where(
+                tuple_(_DELIVERY.c.id, _DELIVERY.c.attempts).in_(pairs),
+                _DELIVERY.c.state == "pending",
+            )
+            .values(
+                state="delivered",
+                finished_at=now,
+                next_attempt_at=now,
+                response_code=code,
+                error=None,
+            )
+            .returning(_DELIVERY.c.id)
+        )
+        recorded.extend(result.scalars())
+    failures = [o for o in outcomes if o.error is not None]
+    if not failures:
+        return recorded
+    query = select(WebhookDelivery).where(WebhookDelivery.id.in_({o.delivery_id for o in failures}))
     if _postgresql(session):
         query = query.with_for_update()
     rows = {d.id: d for d in (await session.execute(query)).scalars()}
-    now = utcnow()
-    recorded = []
-    for outcome in outcomes:
+    for outcome in failures:
         delivery = rows.get(outcome.delivery_id)
         if delivery is None or delivery.state != "pending" or delivery.attempts != outcome.attempt:
             continue
+        assert outcome.error is not None
         delivery.response_code = outcome.response_code
-        delivery.error = None if outcome.error is None else outcome.error[:2000]
-        if outcome.error is None:
-            delivery.state = "delivered"
+        delivery.error = outcome.error[:2000]
+        wait = backoff(delivery.attempts, base=retry_base, cap=retry_cap)
+        due = now + dt.timedelta(seconds=wait)
+        if (due - (delivery.retried_at or delivery.created)).total_seconds() > max_age:
+            delivery.state = "failed"
             delivery.finished_at = now
-            delivery.next_attempt_at = now
-        else:
-            wait = backoff(delivery.attempts, base=retry_base, cap=retry_cap)
-            due = now + dt.timedelta(seconds=wait)
-            if (due - delivery.created).total_seconds() > max_age:
-                delivery.state = "failed"
-                delivery.finished_at = now
-            delivery.next_attempt_at = due
-        recorded.append(delivery)
+        delivery.next_attempt_at = due
+        recorded.append(delivery.id)
     await session.flush()
     return recorded
 
@@ -426,10 +484,11 @@ async def list_deliveries(
 
 
 async def retry_delivery(session: AsyncSession, delivery: WebhookDelivery) -> WebhookDelivery:
-    """Send it again as soon as a worker is free (a new attempt, same delivery id)."""
+    """Send it again as soon as a worker is free (a new attempt, same delivery id). Its
+    creation time stays; the maximum age counts from this retry."""
     now = utcnow()
     delivery.state = "pending"
-    delivery.created = now  # the maximum age counts from the retry
+    delivery.retried_at = now
     delivery.next_attempt_at = now
     delivery.finished_at = None
     await session.flush()

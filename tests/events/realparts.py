@@ -92,6 +92,26 @@ class Subscription:
             assert "errors" not in message["payload"], message
             return message["payload"]["data"]
 
+    async def rest(self) -> tuple[list[Any], list[Any]]:
+        """Every further result until the server completes the subscription: (data of each
+        ``next``, errors of each ``next`` or ``error`` message)."""
+        data: list[Any] = []
+        errors: list[Any] = []
+        while True:
+            message = json.loads(await self.socket.recv())
+            if message["type"] == "ping":
+                await self.socket.send(json.dumps({"type": "pong"}))
+            elif message["type"] == "complete":
+                return data, errors
+            elif message["type"] == "error":
+                errors.extend(message["payload"])
+                return data, errors
+            else:
+                assert message["type"] == "next", message
+                errors.extend(message["payload"].get("errors") or [])
+                if message["payload"].get("data") is not None:
+                    data.append(message["payload"]["data"])
+
     async def __aexit__(self, *exc: object) -> None:
         await self.socket.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,32 @@ def answer_for(task: dict[str, Any]) -> dict[str, Any]:
     if task["function"] == "port_state":
         return {"state": "open"}
     return {}
+
+
+async def answer_over_http(
+    http: httpx.AsyncClient, site: str, modules: list[str], count: int
+) -> list[str]:
+    """A real task client on ``http`` (its base URL and token set): long-poll the task API
+    and answer ``count`` tasks; returns their functions in the order answered."""
+    functions: list[str] = []
+    while len(functions) < count:
+        response = await http.post(
+            "/api/v1/subcontractor/poll", json={"site": site, "modules": modules, "wait": 10}
+        )
+        assert response.status_code == 200, response.text
+        for task in response.json()["tasks"]:
+            reply = await http.post(
+                "/api/v1/subcontractor/result",
+                json={
+                    "task_id": task["task_id"],
+                    "cookie": task["cookie"],
+                    "lease": task["lease"],
+                    "data": answer_for(task),
+                },
+            )
+            assert reply.status_code == 200, reply.text
+            functions.append(task["function"])
+    return functions
 
 
 async def serve(env: Env, token: str, site: str, modules: list[str], count: int) -> list[Any]:

@@ -23,7 +23,7 @@ from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.conftest import make_pg_database
 from tests.foreman.inventory import make_job_stack
-from tests.foreman.test_http import answer_for
+from tests.foreman.test_http import answer_over_http
 from tests.serving import clean_env, contractor_serve
 
 
@@ -64,25 +64,7 @@ async def test_serve_and_a_separate_foreman(tmp_path: Path) -> None:
         with contractor_foreman(foreman_env, tmp_path), contractor_serve(env, tmp_path) as base:
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
-                functions = []
-                for _ in range(3):
-                    response = await http.post(
-                        "/api/v1/subcontractor/poll",
-                        json={"site": stack.site.name, "modules": ["simulated"], "wait": 20},
-                    )
-                    assert response.status_code == 200, response.text
-                    (task,) = response.json()["tasks"]
-                    functions.append(task["function"])
-                    reply = await http.post(
-                        "/api/v1/subcontractor/result",
-                        json={
-                            "task_id": task["task_id"],
-                            "cookie": task["cookie"],
-                            "lease": task["lease"],
-                            "data": answer_for(task),
-                        },
-                    )
-                    assert reply.status_code == 200, reply.text
+                functions = await answer_over_http(http, stack.site.name, ["simulated"], 3)
                 assert functions == ["set_power", "power_state", "set_power"]
                 openapi = await http.get("/api/v1/subcontractor/openapi.json")
                 assert set(openapi.json()["paths"]) == {

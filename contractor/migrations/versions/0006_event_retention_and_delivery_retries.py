@@ -1,0 +1,42 @@
+"""event retention and delivery retries
+
+How far the event log has been pruned (event_horizon), an index to find the events that
+deliveries still name, and when an operator last retried a delivery (its maximum age counts
+from then; its creation time stays).
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-26 21:48:06.906904
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision: str = '0006'
+down_revision: str | None = '0005'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table('event_horizon',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cursor', sa.BigInteger(), nullable=False),
+    sa.Column('pruned_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_event_horizon'))
+    )
+    with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('retried_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index('ix_webhook_delivery_event', ['event_id'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_delivery_event')
+        batch_op.drop_column('retried_at')
+
+    op.drop_table('event_horizon')
