@@ -14,15 +14,18 @@ the wire format is a maintained library's, not ours.
   deduplicates on the delivery id anyway).
 - ``timeout`` bounds the whole exchange (connect, send, answer); on expiry the connection is
   closed and ``TimeoutError`` raised. Redirects are not followed (a 3xx is an answer).
+- ``https://`` verifies the receiver's certificate against the system's CAs (or
+  ``ssl_context``); credentials in the URL (``https://user:secret@host/``) go as basic auth.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import h11
 
@@ -90,15 +93,15 @@ class WebhookClient:
         default = 443 if parts.scheme == "https" else 80
         origin = (parts.scheme, parts.hostname, parts.port or default)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        request = h11.Request(
-            method="POST",
-            target=target,
-            headers=[
-                ("Host", parts.netloc.rsplit("@", 1)[-1]),
-                ("Content-Length", str(len(body))),
-                *headers.items(),
-            ],
-        )
+        sent = [
+            ("Host", parts.netloc.rsplit("@", 1)[-1]),
+            ("Content-Length", str(len(body))),
+            *headers.items(),
+        ]
+        if parts.username is not None:  # https://user:password@host/... : basic auth
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            sent.append(("Authorization", "Basic " + b64encode(credentials.encode()).decode()))
+        request = h11.Request(method="POST", target=target, headers=sent)
         async with asyncio.timeout(self._timeout):
             kept = self._take(origin)
             if kept is not None:
@@ -129,7 +132,9 @@ class WebhookClient:
         scheme, host, port = origin
         context = None
         if scheme == "https":
-            context = self._ssl or ssl.create_default_context()
+            if self._ssl is None:  # loading the system's CAs once, not per connection
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
         reader, writer = await asyncio.open_connection(host, port, ssl=context)
         return _Connection(reader, writer)
 

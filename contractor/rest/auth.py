@@ -78,12 +78,21 @@ def authenticated(
         @functools.wraps(endpoint)
         async def wrapper(request: Request) -> Response:
             state = request.app.state
-            sessions: async_sessionmaker[AsyncSession] = (
-                getattr(state, "writer_sessions", None) if writes else None
-            ) or state.sessions
+            readers: async_sessionmaker[AsyncSession] = state.sessions
+            writers: async_sessionmaker[AsyncSession] | None = getattr(
+                state, "writer_sessions", None
+            )
             try:
-                async with transaction(sessions) as session:
+                if writes or writers is None:
+                    async with transaction(writers or readers) as session:
+                        user = await authenticate_request(request, session, role=role)
+                        return await endpoint(request, session, user)
+                # Authenticating notes the token's use, a write: in a writer's transaction of
+                # its own, so that the endpoint's reads never turn into a late write (on
+                # SQLite that fails when another writer committed since the reads began).
+                async with transaction(writers) as session:
                     user = await authenticate_request(request, session, role=role)
+                async with transaction(readers) as session:
                     return await endpoint(request, session, user)
             except ContractorError as error:
                 return error_response(error)

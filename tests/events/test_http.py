@@ -156,3 +156,61 @@ async def test_a_huge_answer_is_cut_and_its_connection_dropped() -> None:
             assert answer.status == 200
             assert len(answer.text) == 64 * 1024
     assert len(accepted) == 2
+
+
+@asynccontextmanager
+async def tls_server(handler: Handler, ca: object) -> AsyncIterator[str]:
+    """An HTTPS server on a loopback port with a certificate for 127.0.0.1 from ``ca``."""
+    import ssl
+
+    import trustme
+
+    assert isinstance(ca, trustme.CA)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"https://127.0.0.1:{port}/hook"
+    finally:
+        server.close()
+
+
+async def test_https_with_a_trusted_certificate_and_basic_auth_from_the_url() -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await read_request(reader)) is not None:
+            seen.append(request[0])
+            writer.write(NO_CONTENT)
+        writer.close()
+
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    async with tls_server(handler, ca) as url:
+        with_user = url.replace("https://", "https://hook%40user:p%3Ass@")
+        async with WebhookClient(timeout=5, ssl_context=trusting) as client:
+            assert (await client.post(with_user, b"{}", {})).status == 204
+            assert (await client.post(url, b"{}", {})).status == 204
+    # "hook@user:p:ss", base64
+    assert b"Authorization: Basic aG9va0B1c2VyOnA6c3M=" in seen[0]
+    assert b"Authorization" not in seen[1]
+    assert b"Host: 127.0.0.1:" in seen[0]
+
+
+async def test_https_refuses_an_untrusted_certificate() -> None:
+    import ssl
+
+    import trustme
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    async with tls_server(handler, trustme.CA()) as url, WebhookClient(timeout=5) as client:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await client.post(url, b"{}", {})

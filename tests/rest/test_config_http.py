@@ -327,3 +327,26 @@ def test_contractor_serve_answers_and_sees_another_process_change(
         server.wait(timeout=15)
         if server.stdout:
             server.stdout.close()
+
+
+async def test_authenticated_reads_succeed_while_another_writer_commits(world: World) -> None:
+    """Noting a token's use is a write; on SQLite a read transaction that writes late fails
+    ('database is locked') when another writer committed since it began. Authentication
+    therefore writes in a transaction of its own."""
+    headers = {"Authorization": f"Bearer {world.token}"}
+    holding = asyncio.Event()
+
+    async def writer() -> None:
+        async with world.app.state.writer_sessions() as session, session.begin():
+            await site_service.create_site(session, name=unique("busy"))
+            await session.flush()
+            holding.set()
+            await asyncio.sleep(0.5)
+
+    busy = asyncio.create_task(writer())
+    await holding.wait()
+    answers = await asyncio.gather(
+        *(world.client.get("/config/", params={"limit": "5"}, headers=headers) for _ in range(4))
+    )
+    await busy
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
