@@ -132,20 +132,24 @@ class WebhookWorker:
         outcomes, self._outcomes = self._outcomes, []
         if not queued and not outcomes:
             return
-        settings = self._settings
         try:
             async with asyncio.timeout(3.0):
                 async with self._sessions() as session, session.begin():
-                    await webhooks.record_outcomes(
-                        session,
-                        outcomes,
-                        retry_base=settings.webhook_retry_base_seconds,
-                        retry_cap=settings.webhook_retry_max_seconds,
-                        max_age=settings.webhook_max_age_seconds,
-                    )
+                    await self._record(session, outcomes)
                     await webhooks.release(session, queued)
         except Exception as error:  # also a timeout: the leases take care of it
             log.warning("could not hand back webhook deliveries: %s", error)
+
+    async def _record(self, session: AsyncSession, outcomes: list[webhooks.Outcome]) -> None:
+        """Store what finished attempts did (retries scheduled with the settings' backoff)."""
+        settings = self._settings
+        await webhooks.record_outcomes(
+            session,
+            outcomes,
+            retry_base=settings.webhook_retry_base_seconds,
+            retry_cap=settings.webhook_retry_max_seconds,
+            max_age=settings.webhook_max_age_seconds,
+        )
 
     async def _round(self, client: WebhookClient) -> float:
         """One round of work; returns how long until the next retry is due."""
@@ -174,13 +178,7 @@ class WebhookWorker:
                 free = 0  # nothing to claim: no write transaction
         if outcomes or free > 0:
             async with self._sessions() as session, session.begin():
-                await webhooks.record_outcomes(
-                    session,
-                    outcomes,
-                    retry_base=settings.webhook_retry_base_seconds,
-                    retry_cap=settings.webhook_retry_max_seconds,
-                    max_age=settings.webhook_max_age_seconds,
-                )
+                await self._record(session, outcomes)
                 if free > 0:
                     claimed = await webhooks.claim_deliveries(
                         session,
