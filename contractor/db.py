@@ -6,12 +6,14 @@ CLI, the foreman) owns the transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -34,7 +36,33 @@ def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", settings.database_pool_size)
     kwargs.setdefault("max_overflow", settings.database_max_overflow)
-    return create_async_engine(url, echo=settings.database_echo, pool_pre_ping=True, **kwargs)
+    engine = create_async_engine(url, echo=settings.database_echo, **kwargs)
+    _ping_when_idle(engine.sync_engine, settings.database_ping_idle_seconds)
+    return engine
+
+
+_CHECKED_IN_AT = "contractor.checked_in_at"
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection with a round trip before it is used, when it has been idle
+    for more than ``idle_seconds`` (the database may have restarted meanwhile). A busy
+    server hands its connections out several times a second: pinging each of those would
+    cost a round trip per transaction for connections that were working moments ago."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKED_IN_AT)
+        if checked_in is not None and time.monotonic() - checked_in <= idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the pool drops it and tries another (or a new one)
+            raise DisconnectionError(f"pooled connection failed its check: {error}") from error
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # and a pool smaller than that opens and closes a connection per transaction.
     database_pool_size: int = Field(default=20, ge=1, le=500)
     database_max_overflow: int = Field(default=10, ge=0, le=500)
+    # A pooled PostgreSQL connection idle for longer than this is checked with a round trip
+    # before it is used (one dropped by a database restart is replaced, not handed out); one
+    # used more recently is handed out as it is (0: check every time).
+    database_ping_idle_seconds: float = Field(default=1.0, ge=0, le=3600)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     # What booting machines use to reach us (the __contractor_host config global).

@@ -93,12 +93,17 @@ class EventBroadcaster:
         *,
         database_url: str,
         poll_seconds: float = 1.0,
+        gather_seconds: float = 0.05,
         batch: int = 500,
         queue_limit: int = 5000,
     ) -> None:
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._database_url = database_url
         self._poll_seconds = poll_seconds
+        # after a look that found events, wait this long before the next: under a stream of
+        # small transactions one read takes many events (and the webhook worker, woken by
+        # each read, one round for them all) instead of one read per commit
+        self._gather_seconds = gather_seconds
         self._batch = batch
         self._queue_limit = queue_limit
         self._subscribers: set[_Subscriber] = set()
@@ -154,13 +159,16 @@ class EventBroadcaster:
             while True:
                 stop_if_cancelled()
                 self._wake.clear()
+                found = False
                 try:
-                    await self._read_new()
+                    found = await self._read_new()
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:  # the database went away; try again later
                     stop_if_cancelled()
                     log.warning("reading new events failed: %s", error)
+                if found and self._gather_seconds > 0:
+                    await asyncio.sleep(self._gather_seconds)
                 # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that arrives as
                 # the event is set, and this task would then outlive the server's shutdown.
                 with contextlib.suppress(TimeoutError):
@@ -172,8 +180,10 @@ class EventBroadcaster:
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
 
-    async def _read_new(self) -> None:
+    async def _read_new(self) -> bool:
+        """Read and hand out what came after the cursor; True when there was something."""
         assert self._sessions is not None
+        found = False
         more = True
         while more:
             async with self._sessions() as session:
@@ -181,11 +191,13 @@ class EventBroadcaster:
                     session, after=self.position, limit=self._batch
                 )
             if not rows:
-                return
+                break
+            found = True
             self.position = rows[-1].id
             for subscriber in list(self._subscribers):
                 subscriber.push(rows)
             self.changed.fire()
+        return found
 
     async def _listen(self) -> None:
         import psycopg

@@ -27,6 +27,7 @@ exponential backoff and jitter until the delivery is older than the maximum age.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -171,9 +172,12 @@ class WebhookWorker:
             self._held[self._targets.pop(outcome.delivery_id)] -= 1
         free = 2 * settings.webhook_concurrency - sum(self._held.values())
         claimed: list[webhooks.Claimed] = []
+        looked = False  # whether ``due`` below is still what the database says
+        due: dt.datetime | None = None
         if free > 0 and not outcomes:
             async with self._readers() as session:
                 due = await webhooks.next_due(session)
+            looked = True
             if due is None or due > utcnow():
                 free = 0  # nothing to claim: no write transaction
         if outcomes or free > 0:
@@ -195,8 +199,9 @@ class WebhookWorker:
         if claimed or any(self._held.values()):
             # outcomes wake us when a queue runs low; record the rest within a second
             return min(1.0, settings.webhook_idle_seconds)
-        async with self._readers() as session:
-            due = await webhooks.next_due(session)
+        if not looked:
+            async with self._readers() as session:
+                due = await webhooks.next_due(session)
         if due is None:
             return settings.webhook_idle_seconds
         return (due - utcnow()).total_seconds()

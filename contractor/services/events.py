@@ -66,9 +66,11 @@ from contractor.models.events import Event
 
 __all__ = [
     "ACTOR_KEY",
+    "ANNOUNCE_KEY",
     "NOTIFY_CHANNEL",
     "WROTE_EVENTS_KEY",
     "EventFilter",
+    "announce",
     "event_document",
     "events_after",
     "latest_cursor",
@@ -80,6 +82,11 @@ __all__ = [
 
 ACTOR_KEY: Final = "actor"
 NOTIFY_CHANNEL: Final = "contractor_events"
+# The channels a transaction announces (``contractor.services.foreman.announce``), kept on its
+# connection's info: on PostgreSQL they are notified just before the commit, all in one
+# statement with the events' order lock; the hub fires them in this process at the commit.
+ANNOUNCE_KEY: Final = "contractor_announce"
+_ANNOUNCED: Final = "contractor.events.announced"
 # Set on the connection's info when its transaction wrote events (cleared at rollback); the
 # event broadcaster turns it into an in-process wake-up once the connection is handed back.
 WROTE_EVENTS_KEY: Final = "contractor.events.wrote"
@@ -353,6 +360,7 @@ def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None
     if not previous.nested:
         session.info.pop(_NOTES, None)
         session.info.pop(_TOUCHED, None)
+        session.info.pop(_ANNOUNCED, None)
         return
     notes = _notes(session)
     for key, note in list(notes.items()):
@@ -406,11 +414,44 @@ def record_event(
     notes[("recorded", len(notes), id(note))] = note
 
 
+async def announce(session: AsyncSession, *channels: str) -> None:
+    """Wake whoever waits on ``channels`` once this transaction commits (nothing happens on
+    rollback): on PostgreSQL a NOTIFY for every process, sent just before the commit; in this
+    process the hub fires them at the commit (``contractor.foreman.hub``)."""
+    connection = await session.connection()
+    pending: set[str] = connection.info.setdefault(ANNOUNCE_KEY, set())
+    pending.update(channels)
+    session.sync_session.info[_ANNOUNCED] = True
+
+
 def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint: the outermost commit writes
-    if not session.info.get(_NOTES) and not session.info.get(_TOUCHED):
+    announced = session.info.pop(_ANNOUNCED, False)
+    values = _event_rows(session) if session.info.get(_NOTES) or session.info.get(_TOUCHED) else []
+    if not values and not announced:
         return
+    connection = session.connection()
+    channels = sorted(connection.info.get(ANNOUNCE_KEY, ()))
+    if connection.dialect.name == "postgresql":
+        # NOTIFY is delivered at the commit wherever it is sent in the transaction: one
+        # statement takes the order lock (only when events are written) and sends them all.
+        if values:
+            channels = sorted({*channels, NOTIFY_CHANNEL})
+        calls = [f"pg_notify(:c{n}, '')" for n in range(len(channels))]
+        parameters: dict[str, Any] = {f"c{n}": name for n, name in enumerate(channels)}
+        if values:
+            calls.insert(0, "pg_advisory_xact_lock(:key)")
+            parameters["key"] = _ORDER_LOCK
+        if calls:
+            connection.execute(text(f"SELECT {', '.join(calls)}"), parameters)
+    if values:
+        connection.execute(insert(Event), values)
+        connection.info[WROTE_EVENTS_KEY] = True
+
+
+def _event_rows(session: Session) -> list[dict[str, Any]]:
+    """The event rows of what this transaction changed (the notes taken off the session)."""
     session.flush()
     notes = session.info.pop(_NOTES, {})
     touched: dict[tuple[type[Any], int], set[str]] = session.info.pop(_TOUCHED, {})
@@ -426,7 +467,7 @@ def _before_commit(session: Session) -> None:
             notes[key] = _Note(UPDATED, obj, None, set(what))
     rows = [_row(note) for note in notes.values()]
     if not rows:
-        return
+        return []
     _resolve_owners(session, rows)
     actor = session.info.get(ACTOR_KEY)
     now = utcnow()
@@ -445,14 +486,7 @@ def _before_commit(session: Session) -> None:
         }
         for note, identity, object_id, payload in rows
     ]
-    connection = session.connection()
-    postgresql = connection.dialect.name == "postgresql"
-    if postgresql:
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ORDER_LOCK})
-    connection.execute(insert(Event), values)
-    if postgresql:
-        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
-    connection.info[WROTE_EVENTS_KEY] = True
+    return values
 
 
 def _row(note: _Note) -> tuple[_Note, _Identity, int, dict[str, Any]]:

@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import text
 
 from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
 from contractor.models import (
@@ -36,7 +35,7 @@ from contractor.models import (
     utcnow,
 )
 from contractor.services.blueprint import find_script
-from contractor.services.events import record_event
+from contractor.services.events import ANNOUNCE_KEY, announce, record_event
 from tscript import ParseError, Runner, parse
 
 __all__ = [
@@ -70,23 +69,6 @@ Target = Foundation | Structure | Dependency
 FINISHED_STATES = ("done", "aborted")
 JOBS_CHANNEL = "contractor_jobs"
 TASKS_CHANNEL = "contractor_tasks"
-ANNOUNCE_KEY = "contractor_announce"
-
-
-# -- wake-ups -----------------------------------------------------------------------------
-
-
-async def announce(session: AsyncSession, *channels: str) -> None:
-    """Wake whoever waits on ``channels`` once this transaction commits: PostgreSQL NOTIFY
-    for other processes, and a note on the connection that ``contractor.foreman.hub`` turns
-    into an in-process wake-up at commit (nothing happens on rollback)."""
-    connection = await session.connection()
-    pending: set[str] = connection.info.setdefault(ANNOUNCE_KEY, set())
-    fresh = [channel for channel in channels if channel not in pending]
-    pending.update(fresh)
-    if connection.dialect.name == "postgresql":
-        for channel in fresh:
-            await connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
 
 
 # -- reading ------------------------------------------------------------------------------

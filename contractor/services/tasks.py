@@ -243,27 +243,21 @@ async def claim_tasks(
 async def _current(
     session: AsyncSession, token: Identity, task_id: int, lease: str
 ) -> tuple[Job, Task]:
-    """The task and its job, both locked (job first, as the engine does), if ``lease`` is
-    the task's current lease."""
-    job = (
+    """The task and its job, both locked (job first, as the engine does: ``FOR UPDATE OF
+    job, task`` locks in that order), if ``lease`` is the task's current lease."""
+    row = (
         await session.execute(
-            select(Job)
-            .where(Job.id == select(Task.job_id).where(Task.id == task_id).scalar_subquery())
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-    if job is None:
-        raise NotFound(f"task {task_id} does not exist", field="task_id")
-    task, site_name = (
-        await session.execute(
-            select(Task, Site.name)
+            select(Job, Task, Site.name)
+            .join(Task, Task.job_id == Job.id)
             .join(Site, Site.id == Task.site_id)
             .where(Task.id == task_id)
-            .with_for_update(of=Task)
+            .with_for_update(of=(Job, Task))
             .execution_options(populate_existing=True)
         )
-    ).one()
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"task {task_id} does not exist", field="task_id")
+    job, task, site_name = row
     if site_name not in token.sites or task.module not in token.modules:
         raise Forbidden(f"token {token.name!r} may not answer task {task_id}", field="task_id")
     if task.state != "open":
