@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import InvalidInput
+from contractor.config import parse_key
+from contractor.errors import ConfigError, InvalidInput
 from contractor.foreman.remote import RemoteCall
 from contractor.models import (
     PXE,
@@ -34,7 +35,7 @@ from contractor.models import (
 )
 from contractor.plugins import FoundationType, foundation_types
 from contractor.services.config import ConfigCache, composed_config, config_sources_changed
-from contractor.services.validation import normalise_mac
+from contractor.services.validation import check_config_values, normalise_mac
 from contractor.settings import Settings
 from tscript import (
     ExternalFunction,
@@ -42,7 +43,6 @@ from tscript import (
     Handler,
     Interrupt,
     Module,
-    NotDefinedError,
     ParameterError,
     Value,
 )
@@ -378,22 +378,64 @@ class JobContext:
         return True
 
     def _set_config(self, *, name: Any, value: Any) -> bool:
+        """Set ``name`` (dotted path; digits index lists) in the structure's own config
+        values: an existing value, a new top-level key, or a new key in an existing map.
+        Keys and values obey the rules of the API (``check_config_values``)."""
         if not isinstance(name, str) or not name:
             raise ParameterError("name", "must be a config key (dotted for nested values)")
         values = self.config_values
         assert values is not None
-        parts = name.split(".")
-        holder: Any = values
-        for index, part in enumerate(parts):
-            key: Any = int(part) if part.isdigit() and isinstance(holder, list) else part
-            try:
-                current = holder[key]
-            except (KeyError, IndexError, TypeError):
-                raise NotDefinedError(".".join(parts[: index + 1])) from None
-            if index == len(parts) - 1:
-                holder[key] = copy.deepcopy(value)
-            else:
-                holder = current
+        top, *path = name.split(".")
+        try:
+            parse_key(top)
+        except ConfigError as error:
+            raise ParameterError("name", error.message) from None
+        new = value
+        if path:
+            if top not in values:
+                raise ParameterError("name", f"{top!r} does not exist, so {name!r} cannot be set")
+            new = copy.deepcopy(values[top])
+            holder: Any = new
+            for index, part in enumerate(path):
+                where = ".".join([top, *path[:index]])
+                last = index == len(path) - 1
+                if isinstance(holder, list):
+                    if not part.isdigit():
+                        raise ParameterError(
+                            "name", f"{where!r} is a list: {part!r} is not an index"
+                        )
+                    position = int(part)
+                    if position >= len(holder):
+                        raise ParameterError(
+                            "name",
+                            f"{where!r} has {len(holder)} items: index {position} is out of "
+                            "range (appending is not supported)",
+                        )
+                    if last:
+                        holder[position] = value
+                    else:
+                        holder = holder[position]
+                elif isinstance(holder, dict):
+                    if not part:
+                        raise ParameterError("name", f"{name!r} has an empty part after {where!r}")
+                    if last:
+                        holder[part] = value
+                    elif part not in holder:
+                        missing = f"{where}.{part}"
+                        raise ParameterError(
+                            "name", f"{missing!r} does not exist, so {name!r} cannot be set"
+                        )
+                    else:
+                        holder = holder[part]
+                else:
+                    raise ParameterError(
+                        "name", f"{where!r} is a {type(holder).__name__}, not a map or a list"
+                    )
+        try:
+            checked = check_config_values({top: new}, field="value")
+        except InvalidInput as error:
+            raise ParameterError("value", error.message) from None
+        values[top] = checked[top]
         return True
 
     # -- writing back ------------------------------------------------------------------
