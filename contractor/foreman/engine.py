@@ -6,8 +6,9 @@ operator action or a timer (``delay``, a retry interval, the waiting re-check) s
 job at a time (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so any number of foreman processes
 share the work; SQLite: one process, plain transactions), and sleeps until the hub says
 something happened or the next timer is due. One step saves the runner state, the job's
-state, message and progress, the script's changes and the new task in one transaction; a
-step that fails unexpectedly aborts that job only, in a transaction of its own.
+state, message and progress, the script's changes and the new task in one transaction (a
+step that aborts the job writes none of the script's changes); a step that fails
+unexpectedly aborts that job only, in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -126,6 +127,11 @@ async def step_job(
     except UnrecoverableError as signal:
         await jobs.cancel_open_tasks(session, job, now=now)
         transition = ("aborted", str(signal))
+    if transition is None or transition[0] != "aborted":
+        refused = await context.check(session)
+        if refused is not None:
+            await jobs.cancel_open_tasks(session, job, now=now)
+            transition = ("aborted", str(refused))
     task = None
     if transition is None and result is not None and result.state == "waiting":
         job.message = result.message
@@ -139,7 +145,10 @@ async def step_job(
     if transition is not None:
         state, message = transition
         jobs.set_state(session, job, state, actor=ACTOR, action=state, message=message)
-    await context.apply(session)
+    if transition is None or transition[0] != "aborted":
+        # An aborted job cannot go on, so what its script changed in this step is dropped.
+        # Paused and error steps keep it: the job continues after the point they stopped.
+        await context.apply(session)
     if task is not None:
         session.add(
             Task(

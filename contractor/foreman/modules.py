@@ -2,22 +2,26 @@
 ``dhcp``, ``iputils`` and ``signaling``.
 
 A runner runs synchronously, so a ``JobContext`` reads everything the modules show before a
-step (``JobContext.load``) and writes what the script changed after it (``apply``), inside
-the step's transaction. Every job registers the same six modules, whatever its target, so a
-saved runner always finds its modules again.
+step (``JobContext.load``), records what the script changes during it (assigned foundation
+fields, interface MACs, PXE choices, structure config values; later reads in the step see
+them) and writes it after the step (``check`` then ``apply``), inside the step's transaction.
+A step that aborts the job writes none of it. Every job registers the same six modules,
+whatever its target, so a saved runner always finds its modules again.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contractor.config import parse_key
+from contractor.errors import ConfigError, InvalidInput
 from contractor.foreman.remote import RemoteCall
 from contractor.models import (
     PXE,
@@ -29,15 +33,16 @@ from contractor.models import (
     Site,
     Structure,
 )
-from contractor.plugins import foundation_types
+from contractor.plugins import FoundationType, foundation_types
 from contractor.services.config import ConfigCache, composed_config, config_sources_changed
+from contractor.services.validation import check_config_values, normalise_mac
 from contractor.settings import Settings
 from tscript import (
     ExternalFunction,
     FunctionFactory,
+    Handler,
     Interrupt,
     Module,
-    NotDefinedError,
     ParameterError,
     Value,
 )
@@ -84,8 +89,13 @@ class JobContext:
     config: dict[str, Any] | None = None
     pxe_ids: dict[str, int] | None = None
     writable_structure: bool = False
+    writable_foundation: bool = False
     pxe_changes: dict[int, int | None] = field(default_factory=dict)
     config_values: dict[str, Any] | None = None
+    # A Foundation job's assignments (field -> checked value) and MACs (interface id -> MAC).
+    foundation_changes: dict[str, Any] = field(default_factory=dict)
+    mac_changes: dict[int, str] = field(default_factory=dict)
+    _changed_foundation: Foundation | None = field(default=None, repr=False)
 
     @classmethod
     async def load(
@@ -99,7 +109,7 @@ class JobContext:
     ) -> JobContext:
         """Read what the job's modules show. ``for_step=False`` (to take a result or roll
         back: nothing runs) reads only what rebuilding the waiting function needs."""
-        context = cls(job=job)
+        context = cls(job=job, writable_foundation=job.foundation_id is not None)
         if not for_step:
             # Only a foundation type's functions need a row to be rebuilt; values and the
             # other modules are read by running scripts only.
@@ -186,30 +196,86 @@ class JobContext:
         if foundation is None:
             return _Table("foundation")
         provisioning = next((i for i in self.interfaces if i.is_provisioning), None)
-        values: dict[str, Any] = {
+        constants: dict[str, Any] = {
             "id": foundation.id,
             "locator": foundation.locator,
             "type": foundation.type,
             "state": foundation.state,
             "site": self.site_name,
             "blueprint": self.blueprint_name,
-            "interfaces": [
-                {
-                    "name": i.name,
-                    "physical_location": i.physical_location,
-                    "mac": i.mac,
-                    "is_provisioning": i.is_provisioning,
-                }
-                for i in self.interfaces
-            ],
             "provisioning_interface": provisioning.name if provisioning else None,
         }
-        functions: Mapping[str, FunctionFactory] = {}
+        values = {name: _constant(v) for name, v in constants.items()}
+        values["interfaces"] = Value(self._interface_list)
+        functions: dict[str, FunctionFactory] = {}
+        if self.writable_foundation:
+            functions["set_interface_macs"] = lambda: self._set_interface_macs
         plugin = foundation_types().get(foundation.type)
         if plugin is not None:
-            values.update(plugin.tscript_values(foundation))
-            functions = plugin.tscript_functions(foundation)
-        return _Table("foundation", {name: _constant(v) for name, v in values.items()}, functions)
+            for name in plugin.tscript_values(foundation):
+                values[name] = Value(self._plugin_value(plugin, name))
+            for name in plugin.settable_fields:
+                values[name] = Value(
+                    self._field_value(name),
+                    self._field_setter(plugin, name) if self.writable_foundation else None,
+                )
+            for name in plugin.secret_fields:
+                # never readable; assigning one says why it is refused
+                setter = self._field_setter(plugin, name) if self.writable_foundation else None
+                values[name] = Value(None, setter)
+            for name in plugin.tscript_functions(foundation):
+                functions[name] = self._plugin_function(plugin, name)
+        return _Table("foundation", values, functions)
+
+    def _current_foundation(self) -> Foundation:
+        """The foundation as the script has changed it in this step: the row itself, or an
+        unsaved copy with the assigned fields (never added to the session)."""
+        foundation = self.foundation
+        assert foundation is not None
+        if not self.foundation_changes:
+            return foundation
+        if self._changed_foundation is None:
+            mapper = inspect(foundation).mapper
+            fields = {attr.key: getattr(foundation, attr.key) for attr in mapper.column_attrs}
+            fields.update(self.foundation_changes)
+            self._changed_foundation = mapper.class_(**fields)
+        return self._changed_foundation
+
+    def _plugin_value(self, plugin: FoundationType, name: str) -> Callable[[], Any]:
+        return lambda: copy.deepcopy(plugin.tscript_values(self._current_foundation())[name])
+
+    def _field_value(self, name: str) -> Callable[[], Any]:
+        return lambda: copy.deepcopy(getattr(self._current_foundation(), name))
+
+    def _field_setter(self, plugin: FoundationType, name: str) -> Callable[[Any], None]:
+        def setter(value: Any) -> None:
+            try:
+                checked = plugin.validate_setting(name, value)
+            except InvalidInput as error:
+                raise ParameterError(name, error.message) from None
+            self.foundation_changes[name] = checked
+            self._changed_foundation = None
+
+        return setter
+
+    def _plugin_function(self, plugin: FoundationType, name: str) -> FunctionFactory:
+        # Made at each call from the foundation as changed so far (a BMC address assigned
+        # earlier in the step is the one the task goes to).
+        def factory() -> Handler | tuple[str, Handler]:
+            return plugin.tscript_functions(self._current_foundation())[name]()
+
+        return factory
+
+    def _interface_list(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": i.name,
+                "physical_location": i.physical_location,
+                "mac": self.mac_changes.get(i.id, i.mac),
+                "is_provisioning": i.is_provisioning,
+            }
+            for i in self.interfaces
+        ]
 
     def _structure(self) -> Module:
         structure = self.structure
@@ -275,26 +341,128 @@ class JobContext:
         self.pxe_changes[found.id] = pxe_id
         return True
 
+    def _set_interface_macs(self, *, macs: Any) -> bool:
+        if not isinstance(macs, dict):
+            raise ParameterError("macs", "must be a map of physical location to MAC address")
+        by_location = {i.physical_location: i for i in self.interfaces}
+        changes: dict[int, str] = {}
+        for location, mac in macs.items():
+            interface = by_location.get(location) if isinstance(location, str) else None
+            if interface is None:
+                have = ", ".join(sorted(by_location)) or "none"
+                raise ParameterError(
+                    "macs", f"no interface at physical location {location!r} (have: {have})"
+                )
+            if mac is None or mac == "":
+                raise ParameterError("macs", f"{location!r}: a MAC address is needed")
+            try:
+                normalised = normalise_mac(mac)
+            except InvalidInput as error:
+                raise ParameterError("macs", f"{location!r}: {error.message}") from None
+            assert normalised is not None
+            changes[interface.id] = normalised
+        after = {
+            i.id: changes.get(i.id, self.mac_changes.get(i.id, i.mac)) for i in self.interfaces
+        }
+        for interface in self.interfaces:
+            if interface.id not in changes:
+                continue
+            for other in self.interfaces:
+                if other.id != interface.id and after[other.id] == changes[interface.id]:
+                    raise ParameterError(
+                        "macs",
+                        f"{interface.physical_location!r}: MAC {changes[interface.id]} would "
+                        f"also be on {other.physical_location!r}",
+                    )
+        self.mac_changes.update(changes)
+        return True
+
     def _set_config(self, *, name: Any, value: Any) -> bool:
+        """Set ``name`` (dotted path; digits index lists) in the structure's own config
+        values: an existing value, a new top-level key, or a new key in an existing map.
+        Keys and values obey the rules of the API (``check_config_values``)."""
         if not isinstance(name, str) or not name:
             raise ParameterError("name", "must be a config key (dotted for nested values)")
         values = self.config_values
         assert values is not None
-        parts = name.split(".")
-        holder: Any = values
-        for index, part in enumerate(parts):
-            key: Any = int(part) if part.isdigit() and isinstance(holder, list) else part
-            try:
-                current = holder[key]
-            except (KeyError, IndexError, TypeError):
-                raise NotDefinedError(".".join(parts[: index + 1])) from None
-            if index == len(parts) - 1:
-                holder[key] = copy.deepcopy(value)
-            else:
-                holder = current
+        top, *path = name.split(".")
+        try:
+            parse_key(top)
+        except ConfigError as error:
+            raise ParameterError("name", error.message) from None
+        new = value
+        if path:
+            if top not in values:
+                raise ParameterError("name", f"{top!r} does not exist, so {name!r} cannot be set")
+            new = copy.deepcopy(values[top])
+            holder: Any = new
+            for index, part in enumerate(path):
+                where = ".".join([top, *path[:index]])
+                last = index == len(path) - 1
+                if isinstance(holder, list):
+                    if not part.isdigit():
+                        raise ParameterError(
+                            "name", f"{where!r} is a list: {part!r} is not an index"
+                        )
+                    position = int(part)
+                    if position >= len(holder):
+                        raise ParameterError(
+                            "name",
+                            f"{where!r} has {len(holder)} items: index {position} is out of "
+                            "range (appending is not supported)",
+                        )
+                    if last:
+                        holder[position] = value
+                    else:
+                        holder = holder[position]
+                elif isinstance(holder, dict):
+                    if not part:
+                        raise ParameterError("name", f"{name!r} has an empty part after {where!r}")
+                    if last:
+                        holder[part] = value
+                    elif part not in holder:
+                        missing = f"{where}.{part}"
+                        raise ParameterError(
+                            "name", f"{missing!r} does not exist, so {name!r} cannot be set"
+                        )
+                    else:
+                        holder = holder[part]
+                else:
+                    raise ParameterError(
+                        "name", f"{where!r} is a {type(holder).__name__}, not a map or a list"
+                    )
+        try:
+            checked = check_config_values({top: new}, field="value")
+        except InvalidInput as error:
+            raise ParameterError("value", error.message) from None
+        values[top] = checked[top]
         return True
 
     # -- writing back ------------------------------------------------------------------
+
+    async def check(self, session: AsyncSession) -> ParameterError | None:
+        """What the script changed that the database refuses (a MAC another foundation has);
+        the step then aborts the job and writes nothing."""
+        if not self.mac_changes or self.foundation is None:
+            return None
+        rows = await session.execute(
+            select(
+                RealNetworkInterface.mac, RealNetworkInterface.physical_location, Foundation.locator
+            )
+            .join(Foundation, Foundation.id == RealNetworkInterface.foundation_id)
+            .where(
+                RealNetworkInterface.mac.in_(sorted(set(self.mac_changes.values()))),
+                RealNetworkInterface.foundation_id != self.foundation.id,
+            )
+        )
+        for mac, location, locator in rows:
+            ours = next(i for i in self.interfaces if self.mac_changes.get(i.id) == mac)
+            return ParameterError(
+                "macs",
+                f"{ours.physical_location!r}: MAC {mac} is already on interface {location!r} of "
+                f"foundation {locator!r}",
+            )
+        return None
 
     async def apply(self, session: AsyncSession) -> None:
         """Write what the script changed during the step."""
@@ -303,6 +471,21 @@ class JobContext:
             if interface.id in self.pxe_changes:
                 interface.pxe_id = self.pxe_changes[interface.id]
                 changed = True
+        foundation = self.foundation
+        if foundation is not None and self.foundation_changes:
+            for name, value in self.foundation_changes.items():
+                setattr(foundation, name, value)
+            changed = True  # its fields feed config attributes (``_ipmi_address``)
+        moving = [i for i in self.interfaces if self.mac_changes.get(i.id, i.mac) != i.mac]
+        if moving:
+            # The unique index on MACs is checked per statement: clear first, so MACs may
+            # move between this foundation's interfaces.
+            for interface in moving:
+                interface.mac = None
+            await session.flush()
+            for interface in moving:
+                interface.mac = self.mac_changes[interface.id]
+            changed = True
         structure = self.structure
         if (
             self.writable_structure

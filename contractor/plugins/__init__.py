@@ -12,6 +12,12 @@ Each type owns a joined table extending ``foundation`` (its SQLAlchemy subclass 
 attributes and its TScript functions and values (reached in job scripts as
 ``foundation.<name>``; a function may send its task to a subcontractor module of another
 name, ``ipmi`` say, by returning ``(module, handler)`` from its factory).
+
+The script of a *Foundation* job may also assign the fields a type lists in
+``settable_fields`` (``foundation.bmc_address = "10.0.0.5"``); each assignment is checked by
+``validate_setting``, that is by the type's own ``validate_fields``, so a script obeys the same
+rules as the API. Secret fields are never settable by scripts: the value would be written in
+the script or held in its variables, which are saved with the job and shown to operators.
 """
 
 from __future__ import annotations
@@ -43,8 +49,12 @@ class FoundationType:
     description: ClassVar[str] = ""
     # Extra fields a caller may set when creating or updating a Foundation of this type.
     fields: ClassVar[tuple[str, ...]] = ()
-    # Fields that are secrets (a BMC password): settable, never shown, logged or configured.
+    # Fields that are secrets (a BMC password): set through the API only; never shown, logged
+    # or configured.
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # Fields a Foundation job's script may read and assign as ``foundation.<field>`` (some of
+    # ``fields``, never a secret one).
+    settable_fields: ClassVar[tuple[str, ...]] = ()
 
     def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Check caller-supplied extra fields; return the ones to set on the row."""
@@ -57,12 +67,35 @@ class FoundationType:
             )
         return dict(values)
 
+    def validate_setting(self, name: str, value: Any) -> Any:
+        """Check a value a script assigns to ``foundation.<name>``; return the one to store.
+        ``InvalidInput`` names the field and says why."""
+        if name in self.secret_fields:
+            raise InvalidInput(
+                f"{name} is a secret and cannot be set by a script (it would be saved with the "
+                "job); set it with updateFoundation",
+                field=name,
+            )
+        if name not in self.settable_fields:
+            settable = ", ".join(self.settable_fields) or "none"
+            raise InvalidInput(
+                f"foundation type {self.name!r} does not let scripts set {name!r} "
+                f"(settable: {settable})",
+                field=name,
+            )
+        return self.validate_fields({name: value})[name]
+
     def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
         """Attributes (``_name``) this type adds to the Foundation's configuration."""
         return {}
 
     def tscript_values(self, foundation: Foundation) -> dict[str, Any]:
-        """Read-only values a job script sees as ``foundation.<name>`` (never secrets)."""
+        """Read-only values a job script sees as ``foundation.<name>`` (never secrets); the
+        ``settable_fields`` are shown too, under their own names.
+
+        In a Foundation job this and ``tscript_functions`` are given the foundation as the
+        script has changed it so far in the step (an unsaved copy once it has assigned a
+        field), so what a script reads or sends reflects its own assignments."""
         return {}
 
     def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
@@ -86,6 +119,12 @@ def foundation_types() -> Mapping[str, FoundationType]:
             raise TypeError(f"entry point {entry.name!r} does not name a FoundationType")
         if cls.name != entry.name:
             raise TypeError(f"entry point {entry.name!r} loads type {cls.name!r}")
+        wrong = set(cls.settable_fields) - (set(cls.fields) - set(cls.secret_fields))
+        if wrong:
+            raise TypeError(
+                f"foundation type {cls.name!r} lets scripts set {sorted(wrong)!r}, "
+                "which are not its fields or are secret"
+            )
         found[entry.name] = cls()
     return found
 

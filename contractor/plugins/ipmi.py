@@ -2,7 +2,8 @@
 
 Its power, boot and link functions are tasks for the subcontractor's ``ipmi`` module; the BMC
 credentials travel only inside those tasks (never in the runner state, logs, GraphQL output
-or configuration).
+or configuration). A Foundation job's script may set ``bmc_address``, ``bmc_port`` and
+``username``, never the password.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class IpmiFoundationType(FoundationType):
     description = "a physical machine powered and booted through its BMC (IPMI)"
     fields = ("bmc_address", "bmc_port", "username", "password")
     secret_fields = ("password",)
+    settable_fields = ("bmc_address", "bmc_port", "username")
 
     def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate_fields(values)

@@ -44,6 +44,7 @@ class SimulatedFoundationType(FoundationType):
     class_list = ("Metal", "VM", "Container", "Switch", "Simulated")
     description = "a machine simulated inside Contractor, for demos and tests"
     fields = ("delay_seconds", "fail_likelihood")
+    settable_fields = ("delay_seconds", "fail_likelihood")
 
     def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate_fields(values)
@@ -64,13 +65,6 @@ class SimulatedFoundationType(FoundationType):
     def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
         assert isinstance(foundation, SimulatedFoundation)
         return {"_simulated_power_state": foundation.power_state}
-
-    def tscript_values(self, foundation: Foundation) -> dict[str, Any]:
-        assert isinstance(foundation, SimulatedFoundation)
-        return {
-            "delay_seconds": foundation.delay_seconds,
-            "fail_likelihood": foundation.fail_likelihood,
-        }
 
     def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
         assert isinstance(foundation, SimulatedFoundation)
