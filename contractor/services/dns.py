@@ -226,7 +226,7 @@ async def _read(session: AsyncSession) -> _Inventory:
         )
         .join(Structure, Structure.id == BaseAddress.structure_id)
         .where(BaseAddress.kind == Address.__mapper__.polymorphic_identity)
-        .order_by(BaseAddress.structure_id)
+        .order_by(BaseAddress.structure_id, BaseAddress.id)  # a stable order for messages
     )
     pointers: dict[int, int] = {}
     # Core execution (not the ORM's row loading): this is the one query that grows with
