@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor.errors import ContractorError
@@ -92,6 +92,7 @@ async def step_job(
     job.step_at = None
     before = jobs.progress_of(job)
     if job.state == "waiting":
+        await jobs.lock_start_order(session, job.site_id)
         reason = await jobs.waiting_reason(session, job)
         if reason is not None:
             job.message = reason
@@ -186,11 +187,8 @@ async def finish_job(session: AsyncSession, job: Job, *, now: dt.datetime) -> No
         )
         return
     jobs.set_state(session, job, "done", actor=ACTOR, action="done", message="done", now=now)
-    await session.execute(
-        update(Job)
-        .where(Job.site_id == job.site_id, Job.state == "waiting", Job.id != job.id)
-        .values(step_at=now)
-    )
+    await session.flush()  # the job is no longer waiting-or-queued when the site is woken
+    await jobs.wake_waiting(session, job.site_id, now=now)
     await jobs.announce(session, jobs.JOBS_CHANNEL)
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "job_for_target",
     "job_logs",
     "lock_job",
+    "lock_start_order",
     "pause_job",
     "progress_of",
     "report_progress",
@@ -62,6 +63,7 @@ __all__ = [
     "set_state",
     "target_of",
     "waiting_reason",
+    "wake_waiting",
     "write_log",
 ]
 
@@ -400,6 +402,37 @@ async def _site_id(session: AsyncSession, target: Target) -> int:
 
 
 # -- start ordering ---------------------------------------------------------------------------
+
+# The advisory lock namespace of a site's start ordering ("jobs" as a number); the key inside
+# it is the site id. PostgreSQL keeps two-number keys apart from one-number keys.
+_START_ORDER_LOCK = int.from_bytes(b"jobs", "big")
+
+
+async def lock_start_order(session: AsyncSession, site_id: int) -> None:
+    """Take the site's start-ordering turn for this transaction (PostgreSQL; SQLite's single
+    writer already serialises). A job that finishes and a waiting job that checks whether it
+    may start take turns, so the check never misses a finish that commits while it runs."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_START_ORDER_LOCK, site_id)))
+
+
+async def wake_waiting(session: AsyncSession, site_id: int, *, now: dt.datetime) -> None:
+    """Make the site's waiting jobs due, so they check again whether they may start.
+
+    Takes the site's start-ordering turn first. A waiting job locked by another transaction is
+    skipped instead of waited for: the transaction holding it is either stepping it (and
+    checks after this one commits, waiting for the same turn) or waking it too. Waiting for
+    such rows could deadlock with another process waking the same site in another order."""
+    await lock_start_order(session, site_id)
+    waiting = select(Job.id).where(Job.site_id == site_id, Job.state == "waiting")
+    if session.get_bind().dialect.name == "postgresql":
+        waiting = waiting.order_by(Job.id).with_for_update(skip_locked=True)
+    await session.execute(
+        update(Job)
+        .where(Job.id.in_(waiting.scalar_subquery()))
+        .values(step_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 async def _has_job(session: AsyncSession, target: Target) -> bool:
