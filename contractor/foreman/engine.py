@@ -85,9 +85,11 @@ async def step_job(
     cache: ConfigCache | None = None,
     context: JobContext | None = None,
     runner: Runner | None = None,
+    flush: bool = True,
 ) -> None:
     """One step of a (locked) due job; the caller commits. ``context`` (loaded for a step)
-    and ``runner`` may be given when the caller has them already (a result just taken)."""
+    and ``runner`` may be given when the caller has them already (a result just taken).
+    ``flush=False`` leaves the last changes unflushed, for a caller that writes them."""
     now = utcnow()
     job.step_at = None
     before = jobs.progress_of(job)
@@ -167,7 +169,8 @@ async def step_job(
         await finish_job(session, job, now=now)
     elif transition is None:
         jobs.report_progress(session, job, before, actor=ACTOR)
-    await session.flush()
+    if flush:
+        await session.flush()
 
 
 async def finish_job(session: AsyncSession, job: Job, *, now: dt.datetime) -> None:

@@ -34,6 +34,7 @@ from contractor.foreman.hub import Hub
 from contractor.models import Job, Structure, Task, utcnow
 from contractor.rest.auth import bearer_token, error_response
 from contractor.services import foreman as jobs
+from contractor.services import hotpath
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 
@@ -147,6 +148,57 @@ async def _authenticate(session: AsyncSession, request: Request) -> task_service
     )
 
 
+async def _identity(
+    sessions: async_sessionmaker[AsyncSession], request: Request
+) -> task_service.Subcontractor:
+    cached = _token_cache(request).get(bearer_token(request))
+    if cached is not None:
+        return cached
+    async with transaction(sessions) as session:
+        return await _authenticate(session, request)
+
+
+async def _claim(
+    request: Request,
+    sessions: async_sessionmaker[AsyncSession],
+    token: task_service.Subcontractor,
+    body: PollRequest,
+    settings: Settings,
+    gone: asyncio.Task[None] | None,
+) -> list[dict[str, Any]]:
+    """Lease tasks for a poll (on PostgreSQL one autocommitted statement); gives them back
+    and raises ``_Gone`` when the poller has gone meanwhile."""
+    engine = None if settings.is_sqlite else getattr(request.app.state, "engine", None)
+    if engine is None:
+        async with transaction(sessions) as session:
+            tasks = await task_service.claim_tasks(
+                session,
+                token=token,
+                site=body.site,
+                modules=body.modules,
+                limit=body.max_tasks,
+                lease_seconds=settings.task_lease_seconds,
+            )
+            answer = [_task_out(task) for task in tasks]
+            if gone is not None and gone.done():
+                raise _Gone  # roll the leases back: nobody would get them
+            return answer
+    async with hotpath.autocommit(engine) as connection:
+        tasks = await task_service.claim_tasks_now(
+            connection,
+            token=token,
+            site=body.site,
+            modules=body.modules,
+            limit=body.max_tasks,
+            lease_seconds=settings.task_lease_seconds,
+        )
+        if gone is not None and gone.done():
+            if tasks:
+                await hotpath.release(connection, tasks)  # nobody would get them
+            raise _Gone
+        return [_task_out(task) for task in tasks]
+
+
 class _Gone(Exception):
     """The client went away while its poll was being answered."""
 
@@ -175,20 +227,9 @@ async def poll(request: Request) -> Response:
             woken = hub.tasks.waiter()
             looking_again = False
             try:
-                async with transaction(sessions) as session:
-                    if token is None:  # once per call, not per look
-                        token = await _authenticate(session, request)
-                    tasks = await task_service.claim_tasks(
-                        session,
-                        token=token,
-                        site=body.site,
-                        modules=body.modules,
-                        limit=body.max_tasks,
-                        lease_seconds=settings.task_lease_seconds,
-                    )
-                    answer = [_task_out(task) for task in tasks]
-                    if gone is not None and gone.done():
-                        raise _Gone  # roll the leases back: nobody would get them
+                if token is None:  # once per call, not per look
+                    token = await _identity(sessions, request)
+                answer = await _claim(request, sessions, token, body, settings, gone)
                 remaining = deadline - loop.time()
                 if answer or remaining <= 0:
                     return JSONResponse({"tasks": answer})

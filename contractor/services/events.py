@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import LargeBinary, event, func, insert, inspect, select, text
+from sqlalchemy import LargeBinary, event, func, insert, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
@@ -434,20 +435,59 @@ def _before_commit(session: Session) -> None:
     connection = session.connection()
     channels = sorted(connection.info.get(ANNOUNCE_KEY, ()))
     if connection.dialect.name == "postgresql":
-        # NOTIFY is delivered at the commit wherever it is sent in the transaction: one
-        # statement takes the order lock (only when events are written) and sends them all.
-        if values:
-            channels = sorted({*channels, NOTIFY_CHANNEL})
-        calls = [f"pg_notify(:c{n}, '')" for n in range(len(channels))]
-        parameters: dict[str, Any] = {f"c{n}": name for n, name in enumerate(channels)}
-        if values:
-            calls.insert(0, "pg_advisory_xact_lock(:key)")
-            parameters["key"] = _ORDER_LOCK
-        if calls:
-            connection.execute(text(f"SELECT {', '.join(calls)}"), parameters)
-    if values:
+        _send_postgresql(connection, channels, values)
+    elif values:
         connection.execute(insert(Event), values)
+    if values:
         connection.info[WROTE_EVENTS_KEY] = True
+
+
+# The event columns and their types, for the plain SQL below.
+_EVENT_COLUMNS: Final = (
+    ("at", "timestamptz"),
+    ("kind", "varchar"),
+    ("object_type", "varchar"),
+    ("object_id", "bigint"),
+    ("object_name", "varchar"),
+    ("site_id", "integer"),
+    ("blueprint_id", "integer"),
+    ("actor", "varchar"),
+    ("changed", "json"),
+    ("payload", "json"),
+)
+
+
+def _send_postgresql(
+    connection: Connection, channels: list[str], values: list[dict[str, Any]]
+) -> None:
+    """NOTIFY is delivered at the commit wherever it is sent in the transaction, so one
+    statement just before the commit sends them all and, when there are events, takes the
+    order lock and then inserts the events (each row is made from the lock's row, so no id
+    is drawn before the lock is held)."""
+    if values:
+        channels = sorted({*channels, NOTIFY_CHANNEL})
+    calls = [f"pg_notify(%(c{n})s, '')" for n in range(len(channels))]
+    parameters: dict[str, Any] = {f"c{n}": name for n, name in enumerate(channels)}
+    if not values:
+        connection.exec_driver_sql(f"SELECT {', '.join(calls)}", parameters)
+        return
+    calls.insert(0, "pg_advisory_xact_lock(%(key)s)")
+    parameters["key"] = _ORDER_LOCK
+    rows = []
+    for n, row in enumerate(values):
+        cells = []
+        for name, kind in _EVENT_COLUMNS:
+            value = row[name]
+            parameters[f"e{n}_{name}"] = json.dumps(value) if kind == "json" else value
+            cells.append(f"%(e{n}_{name})s::{kind}")
+        rows.append(f"({', '.join(cells)})")
+    names = ", ".join(name for name, _ in _EVENT_COLUMNS)
+    connection.exec_driver_sql(
+        f"WITH turn AS MATERIALIZED (SELECT {', '.join(calls)}) "
+        f"INSERT INTO event ({names}) SELECT v.* FROM turn, (VALUES {', '.join(rows)}) "
+        f"AS v({names})",
+        parameters,
+    )
 
 
 def _event_rows(session: Session) -> list[dict[str, Any]]:

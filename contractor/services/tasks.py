@@ -29,6 +29,7 @@ from contractor.foreman.engine import step_job
 from contractor.foreman.modules import JobContext
 from contractor.models import Job, Site, SubcontractorToken, Task, utcnow
 from contractor.services import foreman as jobs
+from contractor.services import hotpath
 from contractor.services.config import ConfigCache
 from contractor.services.validation import check_name
 from contractor.settings import Settings
@@ -43,6 +44,7 @@ __all__ = [
     "accept_result",
     "authenticate_subcontractor",
     "claim_tasks",
+    "claim_tasks_now",
     "create_subcontractor_token",
     "heartbeat",
     "report_error",
@@ -185,6 +187,28 @@ async def authenticate_subcontractor(
     return identity
 
 
+def _check_claim(token: Identity, site: str, modules: Sequence[str]) -> None:
+    if site not in token.sites:
+        raise Forbidden(f"token {token.name!r} may not take tasks of site {site!r}", field="site")
+    for module in modules:
+        if module not in token.modules:
+            raise Forbidden(
+                f"token {token.name!r} may not take tasks for module {module!r}", field="modules"
+            )
+
+
+def _lease(token: Identity, lease_seconds: float) -> hotpath.Lease:
+    """A new lease: a fresh random prefix (the task id follows it, so it is unique and not
+    guessable), its holder and the times."""
+    now = utcnow()
+    return hotpath.Lease(
+        prefix=secrets.token_hex(12),
+        holder=token.name,
+        now=now,
+        expires=now + dt.timedelta(seconds=lease_seconds),
+    )
+
+
 async def claim_tasks(
     session: AsyncSession,
     *,
@@ -196,14 +220,14 @@ async def claim_tasks(
 ) -> list[Task]:
     """Lease up to ``limit`` available tasks of ``site`` for ``modules``: never answered,
     not leased or with an expired lease, oldest first. Each gets a new lease and attempt."""
-    if site not in token.sites:
-        raise Forbidden(f"token {token.name!r} may not take tasks of site {site!r}", field="site")
-    for module in modules:
-        if module not in token.modules:
-            raise Forbidden(
-                f"token {token.name!r} may not take tasks for module {module!r}", field="modules"
-            )
-    now = utcnow()
+    _check_claim(token, site, modules)
+    lease = _lease(token, lease_seconds)
+    connection = await hotpath.driver(session)
+    if connection is not None:
+        return await claim_tasks_now(
+            connection, token=token, site=site, modules=modules, limit=limit, lease=lease
+        )
+    now = lease.now
     site_id = select(Site.id).where(Site.name == site).scalar_subquery()
     available = (
         select(Task.id)
@@ -219,45 +243,80 @@ async def claim_tasks(
         .with_for_update(skip_locked=True)
     )
     # One statement: lock what is free (concurrent pollers skip each other's rows) and lease
-    # it. Each lease is a fresh random prefix and the task id (unique, not guessable).
+    # it.
     claim = (
         update(Task)
         .where(Task.id.in_(available))
         .values(
             attempt=Task.attempt + 1,
-            lease=literal(secrets.token_hex(12)) + "-" + cast(Task.id, String),
+            lease=literal(lease.prefix) + "-" + cast(Task.id, String),
             lease_holder=token.name,
-            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+            lease_expires_at=lease.expires,
         )
         .returning(Task)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     tasks = sorted((await session.execute(claim)).scalars(), key=lambda task: task.id)
     if not tasks:
-        found = (await session.execute(select(Site.id).where(Site.name == site))).first()
-        if found is None:
-            raise NotFound(f"site {site!r} does not exist", field="site")
+        await _require_site(session, site)
     return tasks
 
 
+async def claim_tasks_now(
+    connection: hotpath.Driver,
+    *,
+    token: Identity,
+    site: str,
+    modules: Sequence[str],
+    limit: int,
+    lease_seconds: float | None = None,
+    lease: hotpath.Lease | None = None,
+) -> list[Task]:
+    """``claim_tasks`` on a PostgreSQL connection of its own (``hotpath.autocommit``): one
+    statement, committed at once. The tasks are plain objects."""
+    if lease is None:
+        assert lease_seconds is not None
+        _check_claim(token, site, modules)
+        lease = _lease(token, lease_seconds)
+    tasks = await hotpath.claim(connection, site=site, modules=modules, limit=limit, lease=lease)
+    if not tasks and not await hotpath.site_exists(connection, site):
+        raise NotFound(f"site {site!r} does not exist", field="site")
+    return tasks
+
+
+async def _require_site(session: AsyncSession, site: str) -> None:
+    if (await session.execute(select(Site.id).where(Site.name == site))).first() is None:
+        raise NotFound(f"site {site!r} does not exist", field="site")
+
+
 async def _current(
-    session: AsyncSession, token: Identity, task_id: int, lease: str
+    session: AsyncSession,
+    token: Identity,
+    task_id: int,
+    lease: str,
+    connection: hotpath.Driver | None = None,
 ) -> tuple[Job, Task]:
     """The task and its job, both locked (job first, as the engine does: ``FOR UPDATE OF
-    job, task`` locks in that order), if ``lease`` is the task's current lease."""
-    row = (
-        await session.execute(
-            select(Job, Task, Site.name)
-            .join(Task, Task.job_id == Job.id)
-            .join(Site, Site.id == Task.site_id)
-            .where(Task.id == task_id)
-            .with_for_update(of=(Job, Task))
-            .execution_options(populate_existing=True)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"task {task_id} does not exist", field="task_id")
-    job, task, site_name = row
+    job, task`` locks in that order), if ``lease`` is the task's current lease. With the
+    session's PostgreSQL ``connection``, in plain SQL."""
+    found: tuple[Job, Task, str] | None = None
+    if connection is not None:
+        found = await hotpath.lock_job_and_task(session, connection, task_id)
+    if found is None:
+        row = (
+            await session.execute(
+                select(Job, Task, Site.name)
+                .join(Task, Task.job_id == Job.id)
+                .join(Site, Site.id == Task.site_id)
+                .where(Task.id == task_id)
+                .with_for_update(of=(Job, Task))
+                .execution_options(populate_existing=True)
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"task {task_id} does not exist", field="task_id")
+        found = (row[0], row[1], row[2])
+    job, task, site_name = found
     if site_name not in token.sites or task.module not in token.modules:
         raise Forbidden(f"token {token.name!r} may not answer task {task_id}", field="task_id")
     if task.state != "open":
@@ -289,7 +348,8 @@ async def accept_result(
     step fail unexpectedly, ``StepFailed`` is raised: the caller rolls back and takes the
     result again without ``step``, and the engine steps the job (and aborts it if the step
     fails there too)."""
-    job, task = await _current(session, token, task_id, lease)
+    connection = await hotpath.driver(session)
+    job, task = await _current(session, token, task_id, lease, connection)
     if not hmac.compare_digest(task.cookie, cookie):
         raise Stale(f"cookie is not task {task_id}'s; nothing was changed", field="cookie")
     if job.state not in ("queued", "paused"):
@@ -315,8 +375,16 @@ async def accept_result(
     if step:
         try:
             await step_job(
-                session, job, settings=settings, cache=cache, context=context, runner=runner
+                session,
+                job,
+                settings=settings,
+                cache=cache,
+                context=context,
+                runner=runner,
+                flush=connection is None,
             )
+            if connection is not None and not await hotpath.write_step(session, connection):
+                await session.flush()
         except Exception as error:
             raise StepFailed(job.id) from error
         if job.step_at is not None:  # a timer or more to run: the engine takes it from here
@@ -346,7 +414,7 @@ async def report_error(
 ) -> Task:
     """A task failed. Retryable: it is offered again after a back-off growing with its
     attempts. Otherwise the job goes to ``error`` (an operator resets or rolls it back)."""
-    job, task = await _current(session, token, task_id, lease)
+    job, task = await _current(session, token, task_id, lease, await hotpath.driver(session))
     if not hmac.compare_digest(task.cookie, cookie):
         raise Stale(f"cookie is not task {task_id}'s; nothing was changed", field="cookie")
     now = utcnow()
@@ -381,7 +449,7 @@ async def heartbeat(
     lease_seconds: float,
 ) -> Task:
     """Extend the lease of a task still being worked on."""
-    _, task = await _current(session, token, task_id, lease)
+    _, task = await _current(session, token, task_id, lease, await hotpath.driver(session))
     task.lease_expires_at = utcnow() + dt.timedelta(seconds=lease_seconds)
     await session.flush()
     return task

@@ -1,0 +1,213 @@
+"""The task API's plain SQL on PostgreSQL (``contractor.services.hotpath``): leases taken in
+autocommit and given back, job and task read into the session, and a step written in one
+statement only when it changed nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from contractor import migrate
+from contractor.db import create_engine
+from contractor.models import Job, JobLog, Task, utcnow
+from contractor.plugins import foundation_types
+from contractor.services import foreman as jobs
+from contractor.services import hotpath
+from contractor.services import tasks as task_service
+from contractor.settings import Settings
+from tests.conftest import make_pg_database
+from tests.foreman.inventory import make_job_stack
+
+
+@pytest.fixture(scope="module")
+def own_pg_url() -> str:
+    """A database of this module's own: its tests commit, and others count rows."""
+    foundation_types()
+    settings = Settings(database_url=make_pg_database("contractor_hotpath"))
+    migrate.upgrade(settings)
+    return settings.database_url
+
+
+@pytest.fixture
+async def engine(own_pg_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(Settings(database_url=own_pg_url))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _job_with_task(engine: AsyncEngine) -> tuple[int, Any, str]:
+    """A committed queued job with one open task, and a token for its site."""
+    async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+        stack = await make_job_stack(session)
+        job = await jobs.create_job(
+            session, target=stack.foundation, script_name="create", creator="alice"
+        )
+        job.state = "queued"
+        await session.flush()
+        session.add(
+            Task(
+                job_id=job.id,
+                site_id=stack.site.id,
+                module="simulated",
+                function="power_state",
+                parameters={"password": "s3cret"},
+                cookie="c1",
+                available_at=utcnow(),
+            )
+        )
+        new = await task_service.create_subcontractor_token(
+            session, name="sub1", sites=[stack.site.name], modules=["simulated"]
+        )
+        return job.id, task_service.Subcontractor.of(new.token), stack.site.name
+
+
+async def test_claim_in_autocommit_and_release(engine: AsyncEngine) -> None:
+    job_id, token, site = await _job_with_task(engine)
+    async with hotpath.autocommit(engine) as connection:
+        (task,) = await task_service.claim_tasks_now(
+            connection, token=token, site=site, modules=["simulated"], limit=5, lease_seconds=30
+        )
+        assert (task.job_id, task.attempt, task.lease_holder) == (job_id, 1, "sub1")
+        assert task.lease is not None
+        assert task.lease.endswith(f"-{task.id}")
+        assert task.lease_expires_at is not None
+        assert task.lease_expires_at.tzinfo is not None
+        assert task.parameters == {"password": "s3cret"}
+        # committed at once: another connection sees the lease
+        async with AsyncSession(engine) as other:
+            assert (await other.get_one(Task, task.id)).lease == task.lease
+        assert (
+            await task_service.claim_tasks_now(
+                connection, token=token, site=site, modules=["simulated"], limit=5, lease_seconds=30
+            )
+            == []
+        )
+        await hotpath.release(connection, [task])
+    async with AsyncSession(engine) as session:
+        again = await session.get_one(Task, task.id)
+        assert (again.attempt, again.lease, again.lease_holder) == (0, None, None)
+    assert not connection.autocommit  # back to the pool as it came
+
+
+async def test_claim_refusals(engine: AsyncEngine) -> None:
+    _, token, site = await _job_with_task(engine)
+    async with hotpath.autocommit(engine) as connection:
+        with pytest.raises(task_service.Forbidden, match="may not take tasks of site"):
+            await task_service.claim_tasks_now(
+                connection,
+                token=token,
+                site="elsewhere",
+                modules=["simulated"],
+                limit=1,
+                lease_seconds=30,
+            )
+        with pytest.raises(task_service.Forbidden, match="module 'ipmi'"):
+            await task_service.claim_tasks_now(
+                connection, token=token, site=site, modules=["ipmi"], limit=1, lease_seconds=30
+            )
+        gone = task_service.Subcontractor("sub2", "k", ("nowhere",), ("simulated",))
+        with pytest.raises(task_service.NotFound, match="site 'nowhere' does not exist"):
+            await task_service.claim_tasks_now(
+                connection,
+                token=gone,
+                site="nowhere",
+                modules=["simulated"],
+                limit=1,
+                lease_seconds=30,
+            )
+
+
+async def test_lock_reads_rows_into_the_session_unless_it_holds_them(engine: AsyncEngine) -> None:
+    job_id, _, site = await _job_with_task(engine)
+    async with AsyncSession(engine) as session, session.begin():
+        connection = await hotpath.driver(session)
+        assert connection is not None
+        task_id = (await session.execute(select(Task.id).where(Task.job_id == job_id))).scalar_one()
+        session.expunge_all()
+        found = await hotpath.lock_job_and_task(session, connection, task_id)
+        assert found is not None
+        job, task, site_name = found
+        assert (job.id, task.id, site_name) == (job_id, task_id, site)
+        assert job in session
+        assert task in session
+        assert not session.dirty
+        assert job.step_at is None or job.step_at.tzinfo is not None
+        assert await hotpath.lock_job_and_task(session, connection, task_id) is None  # held
+        assert await hotpath.lock_job_and_task(session, connection, 10**9) is None  # missing
+
+
+async def test_write_step_writes_job_task_and_new_task_in_one_go(engine: AsyncEngine) -> None:
+    job_id, _, _ = await _job_with_task(engine)
+    async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+        connection = await hotpath.driver(session)
+        assert connection is not None
+        task_id = (await session.execute(select(Task.id).where(Task.job_id == job_id))).scalar_one()
+        session.expunge_all()
+        found = await hotpath.lock_job_and_task(session, connection, task_id)
+        assert found is not None
+        job, task, _ = found
+        before = job.updated
+        job.message, job.status, job.line = "step two", {"percent": 50.0}, 2
+        task.state, task.finished_at = "done", utcnow()
+        session.add(
+            Task(
+                job_id=job.id,
+                site_id=task.site_id,
+                module="simulated",
+                function="set_power",
+                parameters={"state": "on"},
+                cookie="c2",
+                available_at=utcnow(),
+            )
+        )
+        assert await hotpath.write_step(session, connection)
+        assert not session.dirty  # nothing left for a flush
+        assert not session.new
+        assert job in session
+    async with AsyncSession(engine) as session:
+        job = await session.get_one(Job, job_id)
+        assert (job.message, job.status, job.line) == ("step two", {"percent": 50.0}, 2)
+        assert job.updated > before
+        rows = await session.execute(select(Task).where(Task.job_id == job_id).order_by(Task.id))
+        done, new = rows.scalars().all()
+        assert (done.state, done.finished_at is not None) == ("done", True)
+        assert (new.function, new.parameters, new.state, new.attempt) == (
+            "set_power",
+            {"state": "on"},
+            "open",
+            0,
+        )
+        assert new.created is not None
+        assert new.lease is None
+
+
+async def test_write_step_leaves_anything_else_to_the_flush(engine: AsyncEngine) -> None:
+    job_id, _, _ = await _job_with_task(engine)
+    async with AsyncSession(engine) as session, session.begin():
+        connection = await hotpath.driver(session)
+        assert connection is not None
+        job = await session.get_one(Job, job_id)
+        job.message = "paused"
+        jobs.write_log(
+            session, job, actor="t", action="paused", from_state="queued", to_state="paused"
+        )
+        assert not await hotpath.write_step(session, connection)  # a log row: not ours
+        assert job in session.dirty  # untouched, for the flush
+        await session.flush()
+        logs = (await session.execute(select(JobLog).where(JobLog.job_id == job_id))).scalars()
+        assert "paused" in [log.action for log in logs]
+
+
+async def test_no_driver_on_sqlite(sqlite_url: str) -> None:
+    engine = create_engine(Settings(database_url=sqlite_url))
+    try:
+        async with AsyncSession(engine) as session:
+            assert await hotpath.driver(session) is None
+    finally:
+        await engine.dispose()
