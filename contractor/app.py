@@ -7,6 +7,7 @@ embedded database when asked and disposes of the engine. Routes read ``engine``,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,6 +69,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await anyio.to_thread.run_sync(migrate.upgrade, settings)
         if settings.gc_tuning:
             tune_gc()
+        loop = asyncio.get_running_loop()
+        # Called by `contractor serve` from its signal handler when shutdown begins.
+        app.state.begin_shutdown = lambda: loop.call_soon_threadsafe(hub.drain)
         try:
             async with (
                 foreman_running(settings, hub, foreman),

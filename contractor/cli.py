@@ -7,6 +7,7 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -88,9 +89,23 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         migrate.upgrade(settings)
     settings = settings.model_copy(update={"auto_migrate": False})
     click.echo(f"contractor serving on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        """Tells the app when shutdown begins, so open long-polls answer at once instead of
+        holding the shutdown (uvicorn waits for open requests before the app's own shutdown
+        runs)."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            begin_shutdown = getattr(app.state, "begin_shutdown", None)
+            if begin_shutdown is not None:
+                begin_shutdown()
+
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level
     )
+    Server(config).run()
 
 
 @main.command("schema")

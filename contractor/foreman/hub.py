@@ -60,6 +60,12 @@ class WakeOne:
                 future.set_result(None)
                 return
 
+    def fire_all(self) -> None:
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+
     def leave(self, future: asyncio.Future[None]) -> None:
         if future.done() and not future.cancelled():
             self.fire()
@@ -85,6 +91,14 @@ class Hub:
         # fired at commit, so ``listen`` skips them (a new task would otherwise wake two
         # pollers, one of them for nothing).
         self._own_pids: set[int] = set()
+        # Set when the server begins to shut down: long-polls answer at once (with no tasks)
+        # instead of holding the shutdown for up to ``task_max_wait_seconds``.
+        self.draining = False
+
+    def drain(self) -> None:
+        """The server is stopping: wake every long-poll, and keep new ones from waiting."""
+        self.draining = True
+        self.tasks.fire_all()
 
     def fire(self, channel: str) -> None:
         signal = self._channels.get(channel)

@@ -231,7 +231,7 @@ async def poll(request: Request) -> Response:
                     token = await _identity(sessions, request)
                 answer = await _claim(request, sessions, token, body, settings, gone)
                 remaining = deadline - loop.time()
-                if answer or remaining <= 0:
+                if answer or remaining <= 0 or hub.draining:
                     return JSONResponse({"tasks": answer})
                 # look again after a second at most: a lease may have expired meanwhile
                 assert gone is not None
@@ -240,6 +240,8 @@ async def poll(request: Request) -> Response:
                 )
                 if gone.done():
                     raise _Gone
+                if hub.draining:  # shutting down: answer now, the poller comes back later
+                    return JSONResponse({"tasks": []})
                 looking_again = True
             finally:
                 if looking_again:
