@@ -263,6 +263,7 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="`contractor serve --workers`")
     args = parser.parse_args()
     base_dir = None
     url = args.database_url
@@ -285,6 +286,7 @@ def main() -> None:
             [
                 sys.executable,
                 *("-m", "contractor", "serve", "--port", str(port)),
+                *("--workers", str(args.workers)),
             ],
             env=env,
         )
@@ -311,7 +313,7 @@ def main() -> None:
             subprocess.run([str(ROOT / "scripts" / "pg-throwaway"), "stop", base_dir], check=False)
     print(
         f"{args.jobs} jobs x {STEPS} remote steps, {args.clients} clients (long-poll), "
-        f"one `contractor serve` on PostgreSQL, {figures['seconds']:.1f} s"
+        f"`contractor serve --workers {args.workers}` on PostgreSQL, {figures['seconds']:.1f} s"
     )
     print(f"task round trips/s  {figures['round_trips_per_second']:7.0f}   (target >= 300)")
     print(f"job completions/s   {figures['jobs_per_second']:7.1f}")

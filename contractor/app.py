@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import text
@@ -36,6 +41,9 @@ from contractor.services.config import ConfigCache
 from contractor.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# `contractor serve --workers N` hands its resolved settings to the worker processes here.
+SETTINGS_ENV = "CONTRACTOR_SERVE_SETTINGS_JSON"
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -70,8 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.gc_tuning:
             tune_gc()
         loop = asyncio.get_running_loop()
-        # Called by `contractor serve` from its signal handler when shutdown begins.
-        app.state.begin_shutdown = lambda: loop.call_soon_threadsafe(hub.drain)
+        restore = _drain_on_signals(lambda: loop.call_soon_threadsafe(hub.drain))
         try:
             async with (
                 foreman_running(settings, hub, foreman),
@@ -79,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ):
                 yield
         finally:
+            restore()
             await engine.dispose()
 
     app = Starlette(
@@ -101,6 +109,43 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.foreman = foreman
     app.state.events = broadcaster
     return app
+
+
+def create_app_from_environment() -> Starlette:
+    """The app of one `contractor serve --workers N` process: the settings the command
+    resolved, as JSON in ``CONTRACTOR_SERVE_SETTINGS_JSON``."""
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+
+
+def _drain_on_signals(drain: Callable[[], object]) -> Callable[[], None]:
+    """Call ``drain`` first when SIGINT or SIGTERM arrives, then the handler already there
+    (uvicorn's, which begins its shutdown). uvicorn waits for open requests before the app's
+    own shutdown runs, so this is how long-polls learn to answer at once. Returns what puts
+    the previous handlers back (nothing to do off the main thread, where there are none)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: dict[int, Any] = {
+        number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)
+    }
+
+    def handler(number: int, frame: FrameType | None) -> None:
+        drain()
+        before = previous[number]
+        if callable(before):
+            before(number, frame)
+        elif before != signal.SIG_IGN:  # the default action: put it back and take it
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+
+    for number in previous:
+        signal.signal(number, handler)
+
+    def restore() -> None:
+        for number, before in previous.items():
+            if signal.getsignal(number) is handler:
+                signal.signal(number, before)
+
+    return restore
 
 
 async def healthz(request: Request) -> JSONResponse:

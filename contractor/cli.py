@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -71,12 +71,19 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8080).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes on the one port (PostgreSQL only); each runs a foreman too.",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
     """Run the API server (and, on the embedded SQLite default, migrate first)."""
     import uvicorn
 
-    from contractor.app import create_app
+    from contractor.app import SETTINGS_ENV, create_app
 
     settings = _settings(ctx)
     updates: dict[str, Any] = {}
@@ -89,23 +96,28 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         migrate.upgrade(settings)
     settings = settings.model_copy(update={"auto_migrate": False})
     click.echo(f"contractor serving on http://{settings.host}:{settings.port}", err=True)
-    app = create_app(settings)
-
-    class Server(uvicorn.Server):
-        """Tells the app when shutdown begins, so open long-polls answer at once instead of
-        holding the shutdown (uvicorn waits for open requests before the app's own shutdown
-        runs)."""
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            super().handle_exit(sig, frame)
-            begin_shutdown = getattr(app.state, "begin_shutdown", None)
-            if begin_shutdown is not None:
-                begin_shutdown()
-
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+        )
+        return
+    if settings.is_sqlite:
+        raise click.UsageError(
+            "--workers needs PostgreSQL: SQLite has one writer, so run one process on it"
+        )
+    # Each worker process builds its app from these settings (uvicorn imports the factory).
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    uvicorn.run(
+        "contractor.app:create_app_from_environment",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
     )
-    Server(config).run()
 
 
 @main.command("schema")

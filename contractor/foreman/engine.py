@@ -94,7 +94,7 @@ async def step_job(
     job.step_at = None
     before = jobs.progress_of(job)
     if job.state == "waiting":
-        await jobs.lock_start_order(session, job.site_id)
+        await jobs.lock_start_order(session, job.site_id, finishing=False)
         reason = await jobs.waiting_reason(session, job)
         if reason is not None:
             job.message = reason

@@ -12,12 +12,13 @@ whatever its target, so a saved runner always finds its modules again.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import Select, bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.config import parse_key
@@ -74,6 +75,18 @@ class _Table(Module):
 
 def _constant(value: Any) -> Value:
     return Value(lambda: copy.deepcopy(value))
+
+
+@functools.cache
+def _foundation_query() -> Select[Foundation, str, str]:
+    """A foundation with its site's and blueprint's names, built once (on first use, when
+    every foundation type's table is mapped): building it costs more than running it."""
+    return (
+        select(Foundation, Site.name, BluePrint.name)
+        .join(Site, Site.id == Foundation.site_id)
+        .join(BluePrint, BluePrint.id == Foundation.blueprint_id)
+        .where(Foundation.id == bindparam("foundation_id"))
+    )
 
 
 @dataclass
@@ -148,12 +161,7 @@ class JobContext:
             foundation_ref = context.structure.foundation_id if context.structure else None
         if foundation_ref is not None:
             row = (
-                await session.execute(
-                    select(Foundation, Site.name, BluePrint.name)
-                    .join(Site, Site.id == Foundation.site_id)
-                    .join(BluePrint, BluePrint.id == Foundation.blueprint_id)
-                    .where(Foundation.id == foundation_ref)
-                )
+                await session.execute(_foundation_query(), {"foundation_id": foundation_ref})
             ).one()
             context.foundation, context.site_name, context.blueprint_name = row
             if "interface" in source or "set_pxe" in source:

@@ -266,7 +266,7 @@ async def result(request: Request) -> Response:
         async def accept(step: bool) -> Job:
             async with transaction(sessions) as session:
                 token = await _authenticate(session, request)
-                return await task_service.accept_result(
+                job = await task_service.accept_result(
                     session,
                     token=token,
                     task_id=body.task_id,
@@ -277,6 +277,10 @@ async def result(request: Request) -> Response:
                     step=step,
                     cache=getattr(request.app.state, "config_cache", None),
                 )
+                connection = await hotpath.driver(session)
+                if connection is not None:  # PostgreSQL: events and COMMIT in one round trip
+                    await hotpath.commit(session, connection)
+                return job
 
         try:
             job = await accept(step=True)

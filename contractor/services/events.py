@@ -72,6 +72,7 @@ __all__ = [
     "WROTE_EVENTS_KEY",
     "EventFilter",
     "announce",
+    "commit_statement",
     "event_document",
     "events_after",
     "latest_cursor",
@@ -428,18 +429,39 @@ async def announce(session: AsyncSession, *channels: str) -> None:
 def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint: the outermost commit writes
+    pending = _take_pending(session)
+    if pending is None:
+        return
+    connection, channels, values = pending
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(*_postgresql_statement(channels, values))
+    elif values:
+        connection.execute(insert(Event), values)
+
+
+def _take_pending(session: Session) -> tuple[Connection, list[str], list[dict[str, Any]]] | None:
+    """What this transaction has to send at its commit: the channels it announced and its
+    event rows (taken off the session, so they are sent once); None for nothing."""
     announced = session.info.pop(_ANNOUNCED, False)
     values = _event_rows(session) if session.info.get(_NOTES) or session.info.get(_TOUCHED) else []
     if not values and not announced:
-        return
+        return None
     connection = session.connection()
-    channels = sorted(connection.info.get(ANNOUNCE_KEY, ()))
-    if connection.dialect.name == "postgresql":
-        _send_postgresql(connection, channels, values)
-    elif values:
-        connection.execute(insert(Event), values)
     if values:
         connection.info[WROTE_EVENTS_KEY] = True
+    return connection, sorted(connection.info.get(ANNOUNCE_KEY, ())), values
+
+
+def commit_statement(session: Session) -> tuple[str, dict[str, Any]] | None:
+    """PostgreSQL: the statement this transaction sends just before its COMMIT (events, their
+    order lock, NOTIFYs), taken off the session for a caller that sends it together with the
+    COMMIT (``contractor.services.hotpath.commit``); None when there is nothing to send."""
+    session.flush()
+    pending = _take_pending(session)
+    if pending is None:
+        return None
+    _, channels, values = pending
+    return _postgresql_statement(channels, values)
 
 
 # The event columns and their types, for the plain SQL below.
@@ -457,9 +479,9 @@ _EVENT_COLUMNS: Final = (
 )
 
 
-def _send_postgresql(
-    connection: Connection, channels: list[str], values: list[dict[str, Any]]
-) -> None:
+def _postgresql_statement(
+    channels: list[str], values: list[dict[str, Any]]
+) -> tuple[str, dict[str, Any]]:
     """NOTIFY is delivered at the commit wherever it is sent in the transaction, so one
     statement just before the commit sends them all and, when there are events, takes the
     order lock and then inserts the events (each row is made from the lock's row, so no id
@@ -469,8 +491,7 @@ def _send_postgresql(
     calls = [f"pg_notify(%(c{n})s, '')" for n in range(len(channels))]
     parameters: dict[str, Any] = {f"c{n}": name for n, name in enumerate(channels)}
     if not values:
-        connection.exec_driver_sql(f"SELECT {', '.join(calls)}", parameters)
-        return
+        return f"SELECT {', '.join(calls)}", parameters
     calls.insert(0, "pg_advisory_xact_lock(%(key)s)")
     parameters["key"] = _ORDER_LOCK
     rows = []
@@ -482,7 +503,7 @@ def _send_postgresql(
             cells.append(f"%(e{n}_{name})s::{kind}")
         rows.append(f"({', '.join(cells)})")
     names = ", ".join(name for name, _ in _EVENT_COLUMNS)
-    connection.exec_driver_sql(
+    return (
         f"WITH turn AS MATERIALIZED (SELECT {', '.join(calls)}) "
         f"INSERT INTO event ({names}) SELECT v.* FROM turn, (VALUES {', '.join(rows)}) "
         f"AS v({names})",

@@ -408,12 +408,14 @@ async def _site_id(session: AsyncSession, target: Target) -> int:
 _START_ORDER_LOCK = int.from_bytes(b"jobs", "big")
 
 
-async def lock_start_order(session: AsyncSession, site_id: int) -> None:
+async def lock_start_order(session: AsyncSession, site_id: int, *, finishing: bool) -> None:
     """Take the site's start-ordering turn for this transaction (PostgreSQL; SQLite's single
-    writer already serialises). A job that finishes and a waiting job that checks whether it
-    may start take turns, so the check never misses a finish that commits while it runs."""
+    writer already serialises). A job that finishes (``finishing``: exclusive) and a waiting
+    job that checks whether it may start (shared: checks do not wait for each other) take
+    turns, so a check never misses a finish that commits while it runs."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(_START_ORDER_LOCK, site_id)))
+        take = func.pg_advisory_xact_lock if finishing else func.pg_advisory_xact_lock_shared
+        await session.execute(select(take(_START_ORDER_LOCK, site_id)))
 
 
 async def wake_waiting(session: AsyncSession, site_id: int, *, now: dt.datetime) -> None:
@@ -423,7 +425,7 @@ async def wake_waiting(session: AsyncSession, site_id: int, *, now: dt.datetime)
     skipped instead of waited for: the transaction holding it is either stepping it (and
     checks after this one commits, waiting for the same turn) or waking it too. Waiting for
     such rows could deadlock with another process waking the same site in another order."""
-    await lock_start_order(session, site_id)
+    await lock_start_order(session, site_id, finishing=True)
     waiting = select(Job.id).where(Job.site_id == site_id, Job.state == "waiting")
     if session.get_bind().dialect.name == "postgresql":
         waiting = waiting.order_by(Job.id).with_for_update(skip_locked=True)

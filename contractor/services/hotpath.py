@@ -11,6 +11,9 @@ session's own psycopg connection, inside the session's transaction:
 * ``lock_job_and_task``: read and lock a task and its job (job first, as everywhere).
 * ``write_step``: the job's and the answered task's changes and the job's next task, in one
   statement, when a step changed nothing else (anything else is left to the ORM's flush).
+* ``commit``: the statement the commit sends first (events, their order lock, NOTIFYs) and
+  the COMMIT, pipelined: one round trip, and the events' order lock is held only while the
+  database commits, not while this process gets round to sending the COMMIT.
 
 The rows come back as ORM objects, so the services around them are the same on both
 databases; on SQLite (and whenever a row is already in the session) the ORM does the work.
@@ -29,14 +32,17 @@ from psycopg.types.json import Json
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 from contractor.models import Job, Task, utcnow
+from contractor.services import events
 
 __all__ = [
     "Driver",
     "Lease",
     "autocommit",
     "claim",
+    "commit",
     "driver",
     "lock_job_and_task",
     "release",
@@ -114,6 +120,17 @@ async def release(connection: Driver, tasks: Sequence[Task]) -> None:
     )
 
 
+async def commit(session: AsyncSession, connection: Driver) -> None:
+    """Commit the session's transaction now, in one round trip (see the module docstring).
+    The session's own commit afterwards finds nothing left to send: it fires this process's
+    wake-ups as always."""
+    statement = await session.run_sync(events.commit_statement)
+    async with connection.pipeline():
+        if statement is not None:
+            await connection.execute(*statement)
+        await connection.execute("COMMIT")
+
+
 def _value(key: str, value: Any) -> Any:
     if key in _TIME_COLUMNS and value is not None:
         return value.astimezone(dt.UTC)
@@ -125,7 +142,13 @@ def _columns(table: str, names: Sequence[str]) -> str:
 
 
 def _row(model: type[Any], names: Sequence[str], values: Sequence[Any]) -> Any:
-    return model(**{name: _value(name, value) for name, value in zip(names, values, strict=True)})
+    """A new (transient) object of ``model`` holding a row's values, set as loading does:
+    straight into its state, without an attribute event per column."""
+    obj = manager_of_class(model).new_instance()
+    obj.__dict__.update(
+        (name, _value(name, value)) for name, value in zip(names, values, strict=True)
+    )
+    return obj
 
 
 _CLAIM = f"""

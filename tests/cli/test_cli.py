@@ -65,6 +65,12 @@ def test_bad_input_is_refused(db_env: dict[str, str]) -> None:
     code, out = invoke(["serve", "--port", "70000"], db_env)
     assert code == 2
     assert "70000 is not in the range 0<=x<=65535" in out
+    code, out = invoke(["serve", "--workers", "0"], db_env)
+    assert code == 2
+    assert "0 is not in the range 1<=x<=64" in out
+    code, out = invoke(["serve", "--workers", "2"], db_env)
+    assert code == 2
+    assert "--workers needs PostgreSQL" in out
     code, out = invoke(["--database-url", "mysql://x/y", "db", "upgrade"], db_env)
     assert code == 2
     assert "unsupported database URL 'mysql'" in out

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contractor import migrate
 from contractor.db import create_engine
-from contractor.models import Job, JobLog, Task, utcnow
+from contractor.models import Event, Job, JobLog, Task, utcnow
 from contractor.plugins import foundation_types
 from contractor.services import foreman as jobs
 from contractor.services import hotpath
@@ -211,3 +211,35 @@ async def test_no_driver_on_sqlite(sqlite_url: str) -> None:
             assert await hotpath.driver(session) is None
     finally:
         await engine.dispose()
+
+
+async def test_commit_sends_events_and_commit_in_one_go(engine: AsyncEngine) -> None:
+    job_id, _, _ = await _job_with_task(engine)
+    async with AsyncSession(engine) as session, session.begin():
+        connection = await hotpath.driver(session)
+        assert connection is not None
+        job = await session.get_one(Job, job_id)
+        before = jobs.progress_of(job)
+        job.message = "half way"
+        jobs.report_progress(session, job, before, actor="test")
+        await jobs.announce(session, jobs.TASKS_CHANNEL)
+        await hotpath.commit(session, connection)
+        # committed already: another connection sees the change and its event
+        async with AsyncSession(engine) as other:
+            assert (await other.get_one(Job, job_id)).message == "half way"
+            kinds = (
+                await other.execute(
+                    select(Event.kind).where(Event.object_type == "job", Event.object_id == job_id)
+                )
+            ).scalars()
+            assert "progress" in list(kinds)
+    # the session's own commit after it sent nothing more and failed nothing
+    async with AsyncSession(engine) as other:
+        count = (
+            await other.execute(
+                select(func.count())
+                .select_from(Event)
+                .where(Event.object_type == "job", Event.object_id == job_id)
+            )
+        ).scalar_one()
+        assert count == 2  # created and progress, each once
