@@ -127,19 +127,21 @@ def _token_cache(request: Request) -> task_service.TokenCache:
 
 
 def _task_out(task: Task) -> dict[str, Any]:
+    """A leased task as ``TaskOut`` describes it (built directly: every poll answers with
+    these, and the values are the database's own)."""
     assert task.lease is not None
     assert task.lease_expires_at is not None
-    return TaskOut(
-        task_id=task.id,
-        job_id=task.job_id,
-        module=task.module,
-        function=task.function,
-        cookie=task.cookie,
-        lease=task.lease,
-        attempt=task.attempt,
-        lease_expires_at=task.lease_expires_at.isoformat(),
-        parameters=task.parameters,
-    ).model_dump()
+    return {
+        "task_id": task.id,
+        "job_id": task.job_id,
+        "module": task.module,
+        "function": task.function,
+        "cookie": task.cookie,
+        "lease": task.lease,
+        "attempt": task.attempt,
+        "lease_expires_at": task.lease_expires_at.isoformat(),
+        "parameters": task.parameters,
+    }
 
 
 async def _authenticate(session: AsyncSession, request: Request) -> task_service.Subcontractor:

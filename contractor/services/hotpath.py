@@ -66,6 +66,7 @@ class Lease:
 _JOB_COLUMNS = tuple(column.key for column in Job.__table__.columns)
 _TASK_COLUMNS = tuple(column.key for column in Task.__table__.columns)
 _JSON_COLUMNS = frozenset({"status", "parameters"})
+_COLUMN_KEYS = {Job: frozenset(_JOB_COLUMNS), Task: frozenset(_TASK_COLUMNS)}
 _TIME_COLUMNS = frozenset(
     {
         "created",
@@ -233,12 +234,12 @@ async def lock_job_and_task(
 
 
 def _changes(obj: Any) -> dict[str, Any]:
+    """The columns assigned since the row was read (``committed_state`` holds their earlier
+    values: the same record the flush reads); one assigned its old value again is written
+    again, which changes nothing."""
     state = inspect(obj)
-    return {
-        attr.key: getattr(obj, attr.key)
-        for attr in state.mapper.column_attrs
-        if state.attrs[attr.key].history.has_changes()
-    }
+    columns = _COLUMN_KEYS[type(obj)]
+    return {key: state.dict[key] for key in state.committed_state if key in columns}
 
 
 def _adapt(key: str, value: Any) -> Any:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.models import Foundation, Job, Structure
+from contractor.rest.subcontractor import TaskOut
 from contractor.services import foreman as jobs
 from contractor.services import tasks as task_service
 from tests.foreman.conftest import Env
@@ -186,4 +187,6 @@ async def test_a_result_is_taken_when_stepping_after_it_fails(
     tasks = await asyncio.wait_for(serve(env, token, stack.site.name, ["simulated"], 2), WAIT)
     assert failures == [job_id]
     assert [(t["function"], t["attempt"]) for t in tasks] == [("power_state", 1)] * 2
+    for task in tasks:  # as the OpenAPI document describes them
+        assert TaskOut.model_validate(task).model_dump() == task
     assert (await wait_for(env, job_id, "done")).message == "done"
