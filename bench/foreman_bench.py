@@ -9,6 +9,8 @@ posting a result to receiving the job's next task (p50, p99).
     python bench/foreman_bench.py                      # starts a throwaway PostgreSQL
     python bench/foreman_bench.py --database-url URL   # an empty database you own
     python bench/foreman_bench.py --jobs 100 --clients 8
+    python bench/foreman_bench.py --foreman-process    # jobs stepped by `contractor foreman`
+    python bench/foreman_bench.py --workers 2          # `contractor serve --workers 2`
 
 Targets (2 cores, PostgreSQL): at least 300 task round trips per second, and p99
 result-to-next-task under 100 ms with long-poll.
@@ -264,12 +266,19 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="`contractor serve --workers`")
+    parser.add_argument(
+        "--foreman-process",
+        action="store_true",
+        help="step jobs and deliver webhooks in a separate `contractor foreman` (serve only "
+        "answers HTTP); its CPU counts as the server's",
+    )
     args = parser.parse_args()
     base_dir = None
     url = args.database_url
     if url is None:
         url, base_dir = start_postgres()
     server = None
+    foreman = None
     try:
         settings = Settings(database_url=url, auto_migrate=False)
         foundation_types()
@@ -282,6 +291,9 @@ def main() -> None:
             CONTRACTOR_LOG_LEVEL="warning",
             PYTHONPATH=str(ROOT),
         )
+        if args.foreman_process:
+            foreman = subprocess.Popen([sys.executable, "-m", "contractor", "foreman"], env=env)
+            env.update(CONTRACTOR_FOREMAN_ENABLED="false", CONTRACTOR_WEBHOOKS_ENABLED="false")
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -290,6 +302,7 @@ def main() -> None:
             ],
             env=env,
         )
+        processes = [server] if foreman is None else [server, foreman]
         base = f"http://127.0.0.1:{port}"
         for _ in range(300):
             try:
@@ -297,23 +310,26 @@ def main() -> None:
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        server_cpu = server_seconds(server.pid)
+        server_cpu = sum(server_seconds(process.pid) for process in processes)
         database_cpu = postgres_seconds(base_dir)
         client_cpu = time.process_time()
         figures = asyncio.run(drive(port, token, settings, 0, args.jobs, args.clients))
-        server_cpu = server_seconds(server.pid) - server_cpu
+        server_cpu = sum(server_seconds(process.pid) for process in processes) - server_cpu
         client_cpu = time.process_time() - client_cpu
         # PostgreSQL's backends stay open until the server stops: count them while they run
         database_cpu = postgres_seconds(base_dir) - database_cpu
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=20)
+        for process in (server, foreman):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=20)
         if base_dir:
             subprocess.run([str(ROOT / "scripts" / "pg-throwaway"), "stop", base_dir], check=False)
     print(
         f"{args.jobs} jobs x {STEPS} remote steps, {args.clients} clients (long-poll), "
-        f"`contractor serve --workers {args.workers}` on PostgreSQL, {figures['seconds']:.1f} s"
+        f"`contractor serve --workers {args.workers}`"
+        f"{' and `contractor foreman`' if args.foreman_process else ''} on PostgreSQL, "
+        f"{figures['seconds']:.1f} s"
     )
     print(f"task round trips/s  {figures['round_trips_per_second']:7.0f}   (target >= 300)")
     print(f"job completions/s   {figures['jobs_per_second']:7.1f}")
