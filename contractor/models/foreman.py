@@ -63,6 +63,14 @@ class Job(Timestamped, Base):
         _unfinished_unique("structure_id"),
         _unfinished_unique("dependency_id"),
         Index("ix_job_step_at", "step_at"),
+        # A finishing job wakes its site's waiting jobs: found without the site's history.
+        Index(
+            "ix_job_waiting",
+            "site_id",
+            "id",
+            postgresql_where=text("state = 'waiting'"),
+            sqlite_where=text("state = 'waiting'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
@@ -426,7 +426,9 @@ async def wake_waiting(session: AsyncSession, site_id: int, *, now: dt.datetime)
     checks after this one commits, waiting for the same turn) or waking it too. Waiting for
     such rows could deadlock with another process waking the same site in another order."""
     await lock_start_order(session, site_id, finishing=True)
-    waiting = select(Job.id).where(Job.site_id == site_id, Job.state == "waiting")
+    # 'waiting' written into the statement, not bound: then the planner can use the partial
+    # index of waiting jobs (ix_job_waiting) whatever plan it keeps for the statement.
+    waiting = select(Job.id).where(Job.site_id == site_id, Job.state == literal_column("'waiting'"))
     if session.get_bind().dialect.name == "postgresql":
         waiting = waiting.order_by(Job.id).with_for_update(skip_locked=True)
     await session.execute(
