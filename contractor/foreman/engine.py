@@ -191,8 +191,8 @@ async def finish_job(session: AsyncSession, job: Job, *, now: dt.datetime) -> No
         return
     jobs.set_state(session, job, "done", actor=ACTOR, action="done", message="done", now=now)
     await session.flush()  # the job is no longer waiting-or-queued when the site is woken
-    await jobs.wake_waiting(session, job.site_id, now=now)
-    await jobs.announce(session, jobs.JOBS_CHANNEL)
+    if await jobs.wake_waiting(session, job.site_id, now=now):
+        await jobs.announce(session, jobs.JOBS_CHANNEL)  # the foreman has jobs to step
 
 
 async def _change_target(session: AsyncSession, target: Any, script_name: str) -> None:

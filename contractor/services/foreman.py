@@ -418,8 +418,9 @@ async def lock_start_order(session: AsyncSession, site_id: int, *, finishing: bo
         await session.execute(select(take(_START_ORDER_LOCK, site_id)))
 
 
-async def wake_waiting(session: AsyncSession, site_id: int, *, now: dt.datetime) -> None:
-    """Make the site's waiting jobs due, so they check again whether they may start.
+async def wake_waiting(session: AsyncSession, site_id: int, *, now: dt.datetime) -> int:
+    """Make the site's waiting jobs due, so they check again whether they may start; returns
+    how many were made due (the caller wakes the foreman only if any were).
 
     Takes the site's start-ordering turn first. A waiting job locked by another transaction is
     skipped instead of waited for: the transaction holding it is either stepping it (and
@@ -431,12 +432,14 @@ async def wake_waiting(session: AsyncSession, site_id: int, *, now: dt.datetime)
     waiting = select(Job.id).where(Job.site_id == site_id, Job.state == literal_column("'waiting'"))
     if session.get_bind().dialect.name == "postgresql":
         waiting = waiting.order_by(Job.id).with_for_update(skip_locked=True)
-    await session.execute(
+    woken = await session.execute(
         update(Job)
         .where(Job.id.in_(waiting.scalar_subquery()))
         .values(step_at=now)
+        .returning(Job.id)
         .execution_options(synchronize_session="fetch")
     )
+    return len(woken.all())
 
 
 async def _has_job(session: AsyncSession, target: Target) -> bool:
