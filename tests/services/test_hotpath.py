@@ -95,6 +95,23 @@ async def test_claim_in_autocommit_and_release(engine: AsyncEngine) -> None:
     assert not connection.autocommit  # back to the pool as it came
 
 
+async def test_claim_for_several_modules(engine: AsyncEngine) -> None:
+    job_id, _, site = await _job_with_task(engine)
+    token = task_service.Subcontractor("sub3", "k3", (site,), ("ipmi", "simulated"))
+    async with hotpath.autocommit(engine) as connection:
+        tasks = await task_service.claim_tasks_now(
+            connection,
+            token=token,
+            site=site,
+            modules=["ipmi", "simulated"],
+            limit=5,
+            lease_seconds=30,
+        )
+    assert [(task.job_id, task.module, task.lease_holder) for task in tasks] == [
+        (job_id, "simulated", "sub3")
+    ]
+
+
 async def test_claim_refusals(engine: AsyncEngine) -> None:
     _, token, site = await _job_with_task(engine)
     async with hotpath.autocommit(engine) as connection:
