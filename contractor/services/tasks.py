@@ -224,9 +224,7 @@ async def claim_tasks(
     lease = _lease(token, lease_seconds)
     connection = await hotpath.driver(session)
     if connection is not None:
-        return await claim_tasks_now(
-            connection, token=token, site=site, modules=modules, limit=limit, lease=lease
-        )
+        return await _claim_plain(connection, site, modules, limit, lease)
     now = lease.now
     site_id = select(Site.id).where(Site.name == site).scalar_subquery()
     available = (
@@ -269,15 +267,21 @@ async def claim_tasks_now(
     site: str,
     modules: Sequence[str],
     limit: int,
-    lease_seconds: float | None = None,
-    lease: hotpath.Lease | None = None,
+    lease_seconds: float,
 ) -> list[Task]:
     """``claim_tasks`` on a PostgreSQL connection of its own (``hotpath.autocommit``): one
     statement, committed at once. The tasks are plain objects."""
-    if lease is None:
-        assert lease_seconds is not None
-        _check_claim(token, site, modules)
-        lease = _lease(token, lease_seconds)
+    _check_claim(token, site, modules)
+    return await _claim_plain(connection, site, modules, limit, _lease(token, lease_seconds))
+
+
+async def _claim_plain(
+    connection: hotpath.Driver,
+    site: str,
+    modules: Sequence[str],
+    limit: int,
+    lease: hotpath.Lease,
+) -> list[Task]:
     tasks = await hotpath.claim(connection, site=site, modules=modules, limit=limit, lease=lease)
     if not tasks and not await hotpath.site_exists(connection, site):
         raise NotFound(f"site {site!r} does not exist", field="site")

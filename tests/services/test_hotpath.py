@@ -114,30 +114,18 @@ async def test_claim_for_several_modules(engine: AsyncEngine) -> None:
 
 async def test_claim_refusals(engine: AsyncEngine) -> None:
     _, token, site = await _job_with_task(engine)
+    gone = task_service.Subcontractor("sub2", "k", ("nowhere",), ("simulated",))
+    refusals = [
+        (token, "elsewhere", "simulated", task_service.Forbidden, "may not take tasks of site"),
+        (token, site, "ipmi", task_service.Forbidden, "module 'ipmi'"),
+        (gone, "nowhere", "simulated", task_service.NotFound, "site 'nowhere' does not exist"),
+    ]
     async with hotpath.autocommit(engine) as connection:
-        with pytest.raises(task_service.Forbidden, match="may not take tasks of site"):
-            await task_service.claim_tasks_now(
-                connection,
-                token=token,
-                site="elsewhere",
-                modules=["simulated"],
-                limit=1,
-                lease_seconds=30,
-            )
-        with pytest.raises(task_service.Forbidden, match="module 'ipmi'"):
-            await task_service.claim_tasks_now(
-                connection, token=token, site=site, modules=["ipmi"], limit=1, lease_seconds=30
-            )
-        gone = task_service.Subcontractor("sub2", "k", ("nowhere",), ("simulated",))
-        with pytest.raises(task_service.NotFound, match="site 'nowhere' does not exist"):
-            await task_service.claim_tasks_now(
-                connection,
-                token=gone,
-                site="nowhere",
-                modules=["simulated"],
-                limit=1,
-                lease_seconds=30,
-            )
+        for who, where, module, error, message in refusals:
+            with pytest.raises(error, match=message):
+                await task_service.claim_tasks_now(
+                    connection, token=who, site=where, modules=[module], limit=1, lease_seconds=30
+                )
 
 
 async def test_lock_reads_rows_into_the_session_unless_it_holds_them(engine: AsyncEngine) -> None:
