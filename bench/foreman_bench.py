@@ -42,7 +42,7 @@ from contractor.models import Job  # noqa: E402
 from contractor.plugins import foundation_types  # noqa: E402
 from contractor.services import blueprint as bps  # noqa: E402
 from contractor.services import building, site  # noqa: E402
-from contractor.services import foreman as jobs  # noqa: E402
+from contractor.services import jobs  # noqa: E402
 from contractor.services import tasks as task_service  # noqa: E402
 from contractor.settings import Settings  # noqa: E402
 

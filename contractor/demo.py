@@ -42,7 +42,7 @@ from contractor.models import AddressBlock, Foundation, Job, Site, Structure, Us
 from contractor.plugins import foundation_types
 from contractor.services import auth, building, network, resources, site
 from contractor.services import blueprint as bps
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from subcontractor.agent import Agent

@@ -1,6 +1,6 @@
 """Wake-ups: in-process signals fed by commits and, on PostgreSQL, by LISTEN/NOTIFY.
 
-Services call ``contractor.services.foreman.announce(session, channel)`` inside their
+Services call ``contractor.services.jobs.announce(session, channel)`` inside their
 transaction. At commit, the ``Hub`` attached to the engine fires the channel's signal in this
 process; on PostgreSQL the same transaction sent a NOTIFY, which ``Hub.listen`` turns into
 the same signal in every other process. Waiters take ``signal.waiter()`` *before* looking for
@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contractor.services.foreman import ANNOUNCE_KEY, JOBS_CHANNEL, TASKS_CHANNEL
+from contractor.services.jobs import ANNOUNCE_KEY, JOBS_CHANNEL, TASKS_CHANNEL
 
 __all__ = ["Hub", "Signal", "WakeOne"]
 

@@ -28,7 +28,7 @@ from contractor.schema.context import Info
 from contractor.schema.errors import AnyError, to_graphql_error
 from contractor.schema.types import Dependency, Foundation, Structure
 from contractor.services import building
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from contractor.services.events import EventFilter
 from contractor.services.site import get_site
 

@@ -84,7 +84,7 @@ __all__ = [
 
 ACTOR_KEY: Final = "actor"
 NOTIFY_CHANNEL: Final = "contractor_events"
-# The channels a transaction announces (``contractor.services.foreman.announce``), kept on its
+# The channels a transaction announces (``contractor.services.jobs.announce``), kept on its
 # connection's info: on PostgreSQL they are notified just before the commit, all in one
 # statement with the events' order lock; the hub fires them in this process at the commit.
 ANNOUNCE_KEY: Final = "contractor_announce"

@@ -15,7 +15,7 @@ import pytest
 
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.plugins import foundation_types
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.events.realparts import Subscription, graphql, prepared_database

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.errors import Conflict, InvalidState, Stale
 from contractor.foreman.engine import step_job
 from contractor.models import Job, JobLog, RealNetworkInterface, Task
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.foreman.inventory import make_job_stack

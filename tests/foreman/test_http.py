@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.models import Foundation, Job, Structure
 from contractor.rest.subcontractor import TaskOut
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from contractor.services import tasks as task_service
 from tests.foreman.conftest import Env
 from tests.foreman.inventory import Stack, make_job_stack

@@ -16,7 +16,7 @@ from contractor.models import Foundation, Job, RealNetworkInterface, Structure, 
 from contractor.plugins.ipmi import IpmiFoundation
 from contractor.plugins.simulated import SimulatedFoundation
 from contractor.services import building
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from contractor.services.config import composed_config
 from contractor.settings import Settings
 from tests.foreman.conftest import Env

@@ -14,7 +14,7 @@ from contractor.foreman.engine import step_job
 from contractor.models import PXE, Job, RealNetworkInterface
 from contractor.services import blueprint as bps
 from contractor.services import building, resources
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from contractor.settings import Settings
 from tests.factories import make_site
 
