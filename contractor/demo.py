@@ -40,9 +40,8 @@ from contractor.db import create_engine, create_session_factory, transaction
 from contractor.errors import ContractorError, NotFound
 from contractor.models import AddressBlock, Foundation, Job, Site, Structure, User
 from contractor.plugins import foundation_types
-from contractor.services import auth, building, network, resources, site
+from contractor.services import auth, building, jobs, network, resources, site
 from contractor.services import blueprint as bps
-from contractor.services import jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from subcontractor.agent import Agent

@@ -27,8 +27,7 @@ from contractor.errors import ContractorError
 from contractor.foreman.hub import Hub
 from contractor.foreman.modules import JobContext
 from contractor.models import Dependency, Foundation, Job, Structure, Task, utcnow
-from contractor.services import building
-from contractor.services import jobs
+from contractor.services import building, jobs
 from contractor.services.config import ConfigCache
 from contractor.settings import Settings
 from tscript import (

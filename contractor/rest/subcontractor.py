@@ -33,8 +33,7 @@ from contractor.errors import ContractorError, InvalidInput, NotFound
 from contractor.foreman.hub import Hub
 from contractor.models import Job, Structure, Task, utcnow
 from contractor.rest.auth import bearer_token, error_response
-from contractor.services import jobs
-from contractor.services import hotpath
+from contractor.services import hotpath, jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 

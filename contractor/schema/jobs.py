@@ -27,8 +27,7 @@ from contractor.foreman.modules import JobContext
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError, to_graphql_error
 from contractor.schema.types import Dependency, Foundation, Structure
-from contractor.services import building
-from contractor.services import jobs
+from contractor.services import building, jobs
 from contractor.services.events import EventFilter
 from contractor.services.site import get_site
 

@@ -28,8 +28,7 @@ from contractor.errors import Forbidden, InvalidInput, NotFound, Stale, Unauthor
 from contractor.foreman.engine import step_job
 from contractor.foreman.modules import JobContext
 from contractor.models import Job, Site, SubcontractorToken, Task, utcnow
-from contractor.services import jobs
-from contractor.services import hotpath
+from contractor.services import hotpath, jobs
 from contractor.services.config import ConfigCache
 from contractor.services.validation import check_name
 from contractor.settings import Settings

@@ -15,8 +15,7 @@ from contractor.foreman.engine import step_job
 from contractor.models import Foundation, Job, RealNetworkInterface, Structure, Task
 from contractor.plugins.ipmi import IpmiFoundation
 from contractor.plugins.simulated import SimulatedFoundation
-from contractor.services import building
-from contractor.services import jobs
+from contractor.services import building, jobs
 from contractor.services.config import composed_config
 from contractor.settings import Settings
 from tests.foreman.conftest import Env

@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.foreman.engine import step_job
 from contractor.models import PXE, Job, RealNetworkInterface
 from contractor.services import blueprint as bps
-from contractor.services import building, resources
-from contractor.services import jobs
+from contractor.services import building, jobs, resources
 from contractor.settings import Settings
 from tests.factories import make_site
 

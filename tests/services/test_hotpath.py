@@ -15,8 +15,7 @@ from contractor import migrate
 from contractor.db import create_engine
 from contractor.models import Event, Job, JobLog, Task, utcnow
 from contractor.plugins import foundation_types
-from contractor.services import jobs
-from contractor.services import hotpath
+from contractor.services import hotpath, jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.conftest import make_pg_database
