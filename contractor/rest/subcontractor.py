@@ -31,7 +31,7 @@ from starlette.routing import Route
 from contractor.db import transaction
 from contractor.errors import ContractorError, InvalidInput, NotFound
 from contractor.foreman.hub import Hub
-from contractor.models import Job, Structure, Task, utcnow
+from contractor.models import Job, JobState, Structure, Task, utcnow
 from contractor.rest.auth import bearer_token, error_response
 from contractor.services import hotpath, jobs
 from contractor.services import tasks as task_service
@@ -366,7 +366,7 @@ async def signal(request: Request) -> Response:
                 from_state=job.state,
                 to_state=job.state,
             )
-            if job.state == "queued":
+            if job.state == JobState.QUEUED:
                 job.step_at = utcnow()
                 await jobs.announce(session, jobs.JOBS_CHANNEL)
             return JSONResponse({"status": "received", "job_id": job.id})

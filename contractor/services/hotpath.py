@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.instrumentation import manager_of_class
 
-from contractor.models import Job, Task, utcnow
+from contractor.models import Job, Task, TaskState, utcnow
 from contractor.services import events
 
 __all__ = [
@@ -280,7 +280,7 @@ async def write_step(session: AsyncSession, connection: Driver) -> bool:
         )
     if new is not None:
         values = {key: getattr(new, key) for key in _NEW_TASK}
-        values.update(state="open", attempt=0, created=now)
+        values.update(state=TaskState.OPEN, attempt=0, created=now)
         parameters.update({f"n_{key}": _adapt(key, value) for key, value in values.items()})
         final = (
             f"INSERT INTO task ({', '.join(values)}) "

@@ -24,14 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
 from contractor.models import (
+    FINISHED_JOB_STATES,
     BluePrint,
     Dependency,
     Event,
     Foundation,
     Job,
     JobLog,
+    JobState,
     Structure,
     Task,
+    TaskState,
     utcnow,
 )
 from contractor.services.blueprint import find_script
@@ -68,7 +71,7 @@ __all__ = [
 ]
 
 Target = Foundation | Structure | Dependency
-FINISHED_STATES = ("done", "aborted")
+FINISHED_STATES = FINISHED_JOB_STATES
 JOBS_CHANNEL = "contractor_jobs"
 TASKS_CHANNEL = "contractor_tasks"
 
@@ -174,7 +177,7 @@ def write_log(
 
 def progress_of(job: Job) -> tuple[str, float, int | None]:
     """What a watcher of the job sees move: its message, percent complete and line."""
-    percent = 100.0 if job.state == "done" else float((job.status or {}).get("percent", 0.0))
+    percent = 100.0 if job.state == JobState.DONE else float((job.status or {}).get("percent", 0.0))
     return job.message, percent, job.line
 
 
@@ -226,9 +229,9 @@ def set_state(
     job.state = state
     if message is not None:
         job.message = message
-    if state in FINISHED_STATES or state in ("paused", "error"):
+    if state in FINISHED_STATES or state in (JobState.PAUSED, JobState.ERROR):
         job.step_at = None
-    if state == "done" or (state == "aborted" and action == "cancelled"):
+    if state == JobState.DONE or (state == JobState.ABORTED and action == "cancelled"):
         job.finished_at = now or utcnow()
     write_log(
         session,
@@ -245,8 +248,8 @@ async def cancel_open_tasks(session: AsyncSession, job: Job, *, now: dt.datetime
     """Close the job's unanswered tasks: a late answer to them is refused as stale."""
     result = await session.execute(
         update(Task)
-        .where(Task.job_id == job.id, Task.state == "open")
-        .values(state="cancelled", finished_at=now, lease=None)
+        .where(Task.job_id == job.id, Task.state == TaskState.OPEN)
+        .values(state=TaskState.CANCELLED, finished_at=now, lease=None)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -375,7 +378,7 @@ async def create_job(
         script_name=script_name,
         script_source=source,
         runner_state="",
-        state="waiting",
+        state=JobState.WAITING,
         message="",
         status={},
         creator=creator,
@@ -383,7 +386,9 @@ async def create_job(
     )
     session.add(job)
     await session.flush()
-    write_log(session, job, actor=creator, action="created", from_state=None, to_state="waiting")
+    write_log(
+        session, job, actor=creator, action="created", from_state=None, to_state=JobState.WAITING
+    )
     await announce(session, JOBS_CHANNEL)
     await session.flush()
     return job
@@ -513,15 +518,17 @@ def _require(job: Job, *states: str, action: str) -> None:
 async def pause_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
     """queued -> paused. A task already handed out keeps running; its answer is accepted
     and the job continues with it when resumed."""
-    _require(job, "queued", action="pause")
-    set_state(session, job, "paused", actor=actor, action="paused", message="paused by " + actor)
+    _require(job, JobState.QUEUED, action="pause")
+    set_state(
+        session, job, JobState.PAUSED, actor=actor, action="paused", message="paused by " + actor
+    )
     await session.flush()
     return job
 
 
 async def resume_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
-    _require(job, "paused", action="resume")
-    set_state(session, job, "queued", actor=actor, action="resumed", message="")
+    _require(job, JobState.PAUSED, action="resume")
+    set_state(session, job, JobState.QUEUED, actor=actor, action="resumed", message="")
     job.step_at = utcnow()
     await announce(session, JOBS_CHANNEL)
     await session.flush()
@@ -531,14 +538,14 @@ async def resume_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
 async def reset_job(session: AsyncSession, job: Job, *, actor: str, runner: Runner | None) -> Job:
     """error -> queued: the failed step is tried again (a lost task is sent again, a runaway
     loop gets another step allowance)."""
-    _require(job, "error", action="reset")
+    _require(job, JobState.ERROR, action="reset")
     now = utcnow()
     await cancel_open_tasks(session, job, now=now)
     if runner is not None:
         runner.clear_dispatched()
         runner.reset_step_ceiling()
         job.runner_state = runner.dumps()
-    set_state(session, job, "queued", actor=actor, action="reset", message="")
+    set_state(session, job, JobState.QUEUED, actor=actor, action="reset", message="")
     job.step_at = now
     await announce(session, JOBS_CHANNEL)
     await session.flush()
@@ -550,7 +557,7 @@ async def rollback_job(
 ) -> Job:
     """error -> queued after the waiting function agreed to roll back; the cookie changes, so
     a late answer to the old task is refused."""
-    _require(job, "error", action="rollback")
+    _require(job, JobState.ERROR, action="rollback")
     if runner is None:
         raise InvalidState(f"job {job.id} has not started a function to roll back", field="id")
     answer = runner.rollback()
@@ -559,7 +566,7 @@ async def rollback_job(
     now = utcnow()
     await cancel_open_tasks(session, job, now=now)
     job.runner_state = runner.dumps()
-    set_state(session, job, "queued", actor=actor, action="rolled back", message="")
+    set_state(session, job, JobState.QUEUED, actor=actor, action="rolled back", message="")
     job.step_at = now
     await announce(session, JOBS_CHANNEL)
     await session.flush()
@@ -576,7 +583,7 @@ async def cancel_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
     set_state(
         session,
         job,
-        "aborted",
+        JobState.ABORTED,
         actor=actor,
         action="cancelled",
         message=f"cancelled by {actor}",

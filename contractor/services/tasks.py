@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.errors import Forbidden, InvalidInput, NotFound, Stale, Unauthorized
 from contractor.foreman.engine import step_job
 from contractor.foreman.modules import JobContext
-from contractor.models import Job, Site, SubcontractorToken, Task, utcnow
+from contractor.models import Job, JobState, Site, SubcontractorToken, Task, TaskState, utcnow
 from contractor.services import hotpath, jobs
 from contractor.services.config import ConfigCache
 from contractor.services.validation import check_name
@@ -229,7 +229,7 @@ async def claim_tasks(
     available = (
         select(Task.id)
         .where(
-            Task.state == "open",
+            Task.state == TaskState.OPEN,
             Task.site_id == site_id,
             Task.module.in_(modules),
             Task.available_at <= now,
@@ -322,7 +322,7 @@ async def _current(
     job, task, site_name = found
     if site_name not in token.sites or task.module not in token.modules:
         raise Forbidden(f"token {token.name!r} may not answer task {task_id}", field="task_id")
-    if task.state != "open":
+    if task.state != TaskState.OPEN:
         raise Stale(f"task {task_id} is {task.state}; nothing was changed", field="task_id")
     if task.lease is None or not hmac.compare_digest(task.lease, lease):
         raise Stale(
@@ -355,12 +355,12 @@ async def accept_result(
     job, task = await _current(session, token, task_id, lease, connection)
     if not hmac.compare_digest(task.cookie, cookie):
         raise Stale(f"cookie is not task {task_id}'s; nothing was changed", field="cookie")
-    if job.state not in ("queued", "paused"):
+    if job.state not in (JobState.QUEUED, JobState.PAUSED):
         raise Stale(
             f"job {job.id} is {job.state} and takes no results; nothing was changed",
             field="task_id",
         )
-    step = step and job.state == "queued"
+    step = step and job.state == JobState.QUEUED
     context = await JobContext.load(session, job, settings=settings, cache=cache, for_step=step)
     runner = Runner.from_json(job.runner_state, context.modules())
     answer, message = runner.from_subcontractor(cookie, data)
@@ -373,7 +373,7 @@ async def accept_result(
     if answer != "Accepted":
         raise Stale(f"job {job.id} does not expect this result: {answer}", field="cookie")
     now = utcnow()
-    task.state = "done"
+    task.state = TaskState.DONE
     task.finished_at = now
     if step:
         try:
@@ -398,7 +398,7 @@ async def accept_result(
     if message:
         job.message = message
     jobs.report_progress(session, job, before, actor=f"subcontractor {token.name}")
-    if job.state == "queued":
+    if job.state == JobState.QUEUED:
         job.step_at = now
         await jobs.announce(session, jobs.JOBS_CHANNEL)
     await session.flush()
@@ -428,13 +428,13 @@ async def report_error(
         task.available_at = now + dt.timedelta(seconds=min(2.0 ** (task.attempt - 1), 60.0))
         await jobs.announce(session, jobs.TASKS_CHANNEL)
     else:
-        task.state = "failed"
+        task.state = TaskState.FAILED
         task.finished_at = now
-        if job.state in ("queued", "paused"):
+        if job.state in (JobState.QUEUED, JobState.PAUSED):
             jobs.set_state(
                 session,
                 job,
-                "error",
+                JobState.ERROR,
                 actor=f"subcontractor {token.name}",
                 action="error",
                 message=f"{task.module}.{task.function} failed: {message}",
