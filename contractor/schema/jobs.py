@@ -15,21 +15,19 @@ from contextlib import aclosing
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from contractor import models
-from contractor.errors import ContractorError, InvalidInput
+from contractor.errors import ContractorError, InvalidInput, NotFound
 from contractor.events.broadcast import EventBroadcaster
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError, to_graphql_error
 from contractor.schema.types import Dependency, Foundation, Structure
-from contractor.services import building, jobs
+from contractor.services import building, inventory, jobs
 from contractor.services.events import EventFilter
-from contractor.services.site import get_site
 
 __all__ = ["JobMutation", "JobQuery", "JobUpdate", "mask_secrets", "watch_job"]
 
@@ -282,8 +280,11 @@ class JobQuery:
     async def job(self, info: Info, id: int) -> Job | None:
         info.context.require("reader")
         async with info.context.sessions() as session:
-            row = await session.get(models.Job, id)
-        return None if row is None else Job.of(row)
+            try:
+                row = await jobs.get_job(session, id)
+            except NotFound:
+                return None
+        return Job.of(row)
 
     @strawberry.field(
         description="Jobs, newest first: unfinished ones unless finished is true; optionally "
@@ -297,15 +298,10 @@ class JobQuery:
         finished: bool = False,
     ) -> list[Job]:
         info.context.require("reader")
-        query = select(models.Job).order_by(models.Job.id.desc()).limit(500)
-        if not finished:
-            query = query.where(models.Job.finished_at.is_(None))
-        if state is not None:
-            query = query.where(models.Job.state == state.value)
         async with info.context.sessions() as session:
-            if site is not None:
-                query = query.where(models.Job.site_id == (await get_site(session, site)).id)
-            rows = (await session.execute(query)).scalars().all()
+            rows = await inventory.list_jobs(
+                session, state=None if state is None else state.value, site=site, finished=finished
+            )
         return [Job.of(row) for row in rows]
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from contractor import models
-from contractor.errors import ContractorError, InvalidInput, NotFound
+from contractor.errors import ContractorError, InvalidInput
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError, to_graphql_error
 from contractor.schema.types import (
@@ -37,7 +37,7 @@ from contractor.schema.types import (
     address_of,
     blueprint_of,
 )
-from contractor.services import auth, building, directory
+from contractor.services import auth, building, directory, inventory
 from contractor.services import blueprint as bps
 from contractor.services import network as net
 from contractor.services import site as sites
@@ -134,36 +134,15 @@ async def _structure(session: AsyncSession, structure_id: int) -> models.Structu
 
 
 async def _block(session: AsyncSession, block_id: int) -> models.AddressBlock:
-    row = await session.get(models.AddressBlock, block_id)
-    if row is None:
-        raise NotFound(f"address block {block_id} does not exist", field="address_block")
-    return row
+    return await inventory.get_address_block_by_id(session, block_id)
 
 
 async def _network(session: AsyncSession, network_id: int | None) -> models.Network | None:
-    if network_id is None:
-        return None
-    row = await session.get(models.Network, network_id)
-    if row is None:
-        raise NotFound(f"network {network_id} does not exist", field="network")
-    return row
+    return None if network_id is None else await inventory.get_network_by_id(session, network_id)
 
 
 async def _pxe(session: AsyncSession, name: str | None) -> models.PXE | None:
     return None if name is None else await bps.get_pxe(session, name)
-
-
-async def _interface(
-    session: AsyncSession, locator: str, physical_location: str
-) -> models.RealNetworkInterface:
-    foundation = await building.get_foundation(session, locator)
-    for interface in await building.foundation_interfaces(session, foundation):
-        if interface.physical_location == physical_location:
-            return interface
-    raise NotFound(
-        f"foundation {locator!r} has no interface at {physical_location!r}",
-        field="physical_location",
-    )
 
 
 def _json_object(value: Any, field: str) -> dict[str, Any]:
@@ -620,7 +599,7 @@ class Mutation:
         network: int | None = strawberry.UNSET,
     ) -> InterfaceResult:
         async def work(session: AsyncSession) -> NetworkInterface:
-            row = await _interface(session, locator, physical_location)
+            row = await inventory.get_interface(session, locator, physical_location)
             await building.update_interface(
                 session,
                 row,
@@ -637,7 +616,7 @@ class Mutation:
         self, info: Info, locator: str, physical_location: str, pxe: str | None
     ) -> InterfaceResult:
         async def work(session: AsyncSession) -> NetworkInterface:
-            row = await _interface(session, locator, physical_location)
+            row = await inventory.get_interface(session, locator, physical_location)
             await building.update_interface(session, row, pxe=await _pxe(session, pxe))
             return NetworkInterface.of(row)
 
@@ -648,9 +627,8 @@ class Mutation:
         self, info: Info, locator: str, physical_location: str
     ) -> DeleteResult:
         async def work(session: AsyncSession) -> Deleted:
-            row = await _interface(session, locator, physical_location)
-            await session.delete(row)
-            await session.flush()
+            row = await inventory.get_interface(session, locator, physical_location)
+            await building.delete_interface(session, row)
             return Deleted(kind="NetworkInterface", id=row.id)
 
         return await _mutate(info, "operator", work)
@@ -968,10 +946,7 @@ class Mutation:
     @strawberry.mutation
     async def delete_address(self, info: Info, id: int) -> DeleteResult:
         async def work(session: AsyncSession) -> Deleted:
-            row = await session.get(models.BaseAddress, id)
-            if row is None:
-                raise NotFound(f"address {id} does not exist", field="id")
-            await net.delete_address(session, row)
+            await net.delete_address(session, await inventory.get_address_by_id(session, id))
             return Deleted(kind="Address", id=id)
 
         return await _mutate(info, "operator", work)

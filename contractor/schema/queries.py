@@ -4,22 +4,14 @@ keyset-paginated lists."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import strawberry
-from sqlalchemy import select
 
-from contractor import models
 from contractor.errors import InvalidInput, NotFound
 from contractor.schema.context import Info
-from contractor.schema.filters import (
-    FoundationFilter,
-    SiteFilter,
-    StructureFilter,
-    filter_foundations,
-    filter_sites,
-    filter_structures,
-)
+from contractor.schema.filters import FoundationFilter, SiteFilter, StructureFilter, plain
 from contractor.schema.pagination import Connection, PageRequest, paginate
 from contractor.schema.types import (
     AddressBlock,
@@ -38,15 +30,20 @@ from contractor.schema.types import (
     address_of,
     blueprint_of,
 )
-from contractor.services import directory, dns
+from contractor.services import blueprint as bps
+from contractor.services import building, directory, dns, filters, inventory
 from contractor.services import network as network_service
-from contractor.services.site import get_site
+from contractor.services import site as sites
 
 
-async def _get(info: Info, query: Any) -> Any:
+async def _found(info: Info, lookup: Callable[..., Awaitable[Any]], *key: Any) -> Any:
+    """The row a service's ``get_...`` finds, or None where it does not exist."""
     info.context.require("reader")
     async with info.context.sessions() as session:
-        return (await session.execute(query)).scalar_one_or_none()
+        try:
+            return await lookup(session, *key)
+        except NotFound:
+            return None
 
 
 @strawberry.enum
@@ -69,12 +66,11 @@ class Query:
     @strawberry.field(description="The caller.")
     async def me(self, info: Info) -> User:
         principal = info.context.require("reader")
-        row = await _get(info, select(models.User).where(models.User.id == principal.user_id))
-        return User.of(row)
+        return User.of(await _found(info, inventory.get_user_by_id, principal.user_id))
 
     @strawberry.field
     async def site(self, info: Info, name: str) -> Site | None:
-        row = await _get(info, select(models.Site).where(models.Site.name == name))
+        row = await _found(info, sites.get_site, name)
         return Site.of(row) if row else None
 
     @strawberry.field
@@ -87,12 +83,12 @@ class Query:
     ) -> Connection[Site]:
         info.context.require("reader")
         async with info.context.sessions() as session:
-            query = await filter_sites(session, select(models.Site), filter)
-        return await paginate(info, query, [models.Site.name], PageRequest(first, after), Site.of)
+            listing = await inventory.sites(session, plain(filter, filters.SiteFilter))
+        return await paginate(info, listing, PageRequest(first, after), Site.of)
 
     @strawberry.field
     async def blueprint(self, info: Info, name: str) -> BluePrint | None:
-        row = await _get(info, select(models.BluePrint).where(models.BluePrint.name == name))
+        row = await _found(info, bps.get_blueprint, name)
         return blueprint_of(row) if row else None
 
     @strawberry.field
@@ -104,20 +100,12 @@ class Query:
         after: str | None = None,
     ) -> Connection[BluePrint]:
         info.context.require("reader")
-        query = select(models.BluePrint)
-        if kind is not None:
-            query = query.where(models.BluePrint.kind == kind.value)
-        return await paginate(
-            info,
-            query,
-            [models.BluePrint.name],
-            PageRequest(first, after),
-            blueprint_of,
-        )
+        listing = inventory.blueprints(None if kind is None else kind.value)
+        return await paginate(info, listing, PageRequest(first, after), blueprint_of)
 
     @strawberry.field
     async def script(self, info: Info, name: str) -> Script | None:
-        row = await _get(info, select(models.Script).where(models.Script.name == name))
+        row = await _found(info, bps.get_script, name)
         return Script.of(row) if row else None
 
     @strawberry.field
@@ -125,17 +113,11 @@ class Query:
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Script]:
         info.context.require("reader")
-        return await paginate(
-            info,
-            select(models.Script),
-            [models.Script.name],
-            PageRequest(first, after),
-            Script.of,
-        )
+        return await paginate(info, inventory.scripts(), PageRequest(first, after), Script.of)
 
     @strawberry.field(name="pxe")
     async def pxe(self, info: Info, name: str) -> Pxe | None:
-        row = await _get(info, select(models.PXE).where(models.PXE.name == name))
+        row = await _found(info, bps.get_pxe, name)
         return Pxe.of(row) if row else None
 
     @strawberry.field(name="pxes")
@@ -143,19 +125,11 @@ class Query:
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Pxe]:
         info.context.require("reader")
-        return await paginate(
-            info,
-            select(models.PXE),
-            [models.PXE.name],
-            PageRequest(first, after),
-            Pxe.of,
-        )
+        return await paginate(info, inventory.pxes(), PageRequest(first, after), Pxe.of)
 
     @strawberry.field
     async def foundation(self, info: Info, locator: str) -> Foundation | None:
-        row = await _get(
-            info, select(models.Foundation).where(models.Foundation.locator == locator)
-        )
+        row = await _found(info, building.get_foundation, locator)
         return Foundation.of(row) if row else None
 
     @strawberry.field
@@ -168,14 +142,8 @@ class Query:
     ) -> Connection[Foundation]:
         info.context.require("reader")
         async with info.context.sessions() as session:
-            query = await filter_foundations(session, select(models.Foundation), filter)
-        return await paginate(
-            info,
-            query,
-            [models.Foundation.locator],
-            PageRequest(first, after),
-            Foundation.of,
-        )
+            listing = await inventory.foundations(session, plain(filter, filters.FoundationFilter))
+        return await paginate(info, listing, PageRequest(first, after), Foundation.of)
 
     @strawberry.field(description="A structure by id, or by site and hostname.")
     async def structure(
@@ -185,18 +153,11 @@ class Query:
         site: str | None = None,
         hostname: str | None = None,
     ) -> Structure | None:
-        query = select(models.Structure)
-        if id is not None:
-            query = query.where(models.Structure.id == id)
-        if hostname is not None:
-            query = query.where(models.Structure.hostname == hostname)
-        if site is not None:
-            query = query.join(models.Site, models.Site.id == models.Structure.site_id).where(
-                models.Site.name == site
-            )
         if id is None and (site is None or hostname is None):
             raise InvalidInput("give id, or both site and hostname", field="id")
-        row = await _get(info, query)
+        info.context.require("reader")
+        async with info.context.sessions() as session:
+            row = await inventory.find_structure(session, id=id, site=site, hostname=hostname)
         return Structure.of(row) if row else None
 
     @strawberry.field
@@ -209,18 +170,12 @@ class Query:
     ) -> Connection[Structure]:
         info.context.require("reader")
         async with info.context.sessions() as session:
-            query = await filter_structures(session, select(models.Structure), filter)
-        return await paginate(
-            info,
-            query,
-            [models.Structure.hostname, models.Structure.id],
-            PageRequest(first, after),
-            Structure.of,
-        )
+            listing = await inventory.structures(session, plain(filter, filters.StructureFilter))
+        return await paginate(info, listing, PageRequest(first, after), Structure.of)
 
     @strawberry.field
     async def complex(self, info: Info, name: str) -> Complex | None:
-        row = await _get(info, select(models.Complex).where(models.Complex.name == name))
+        row = await _found(info, building.get_complex, name)
         return Complex.of(row) if row else None
 
     @strawberry.field
@@ -232,22 +187,13 @@ class Query:
         after: str | None = None,
     ) -> Connection[Complex]:
         info.context.require("reader")
-        query = select(models.Complex)
-        if site is not None:
-            query = query.join(models.Site, models.Site.id == models.Complex.site_id).where(
-                models.Site.name == site
-            )
         return await paginate(
-            info,
-            query,
-            [models.Complex.name],
-            PageRequest(first, after),
-            Complex.of,
+            info, inventory.complexes(site), PageRequest(first, after), Complex.of
         )
 
     @strawberry.field
     async def dependency(self, info: Info, id: int) -> Dependency | None:
-        row = await _get(info, select(models.Dependency).where(models.Dependency.id == id))
+        row = await _found(info, building.get_dependency, id)
         return Dependency.of(row) if row else None
 
     @strawberry.field
@@ -255,13 +201,8 @@ class Query:
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Dependency]:
         info.context.require("reader")
-        return await paginate(
-            info,
-            select(models.Dependency),
-            [models.Dependency.id],
-            PageRequest(first, after),
-            Dependency.of,
-        )
+        listing = inventory.dependencies()
+        return await paginate(info, listing, PageRequest(first, after), Dependency.of)
 
     @strawberry.field
     async def networks(
@@ -272,22 +213,11 @@ class Query:
         after: str | None = None,
     ) -> Connection[Network]:
         info.context.require("reader")
-        query = select(models.Network)
-        if site is not None:
-            query = query.join(models.Site, models.Site.id == models.Network.site_id).where(
-                models.Site.name == site
-            )
-        return await paginate(
-            info,
-            query,
-            [models.Network.name, models.Network.id],
-            PageRequest(first, after),
-            Network.of,
-        )
+        return await paginate(info, inventory.networks(site), PageRequest(first, after), Network.of)
 
     @strawberry.field
     async def address_block(self, info: Info, id: int) -> AddressBlock | None:
-        row = await _get(info, select(models.AddressBlock).where(models.AddressBlock.id == id))
+        row = await _found(info, inventory.get_address_block_by_id, id)
         return AddressBlock.of(row) if row else None
 
     @strawberry.field
@@ -299,18 +229,8 @@ class Query:
         after: str | None = None,
     ) -> Connection[AddressBlock]:
         info.context.require("reader")
-        query = select(models.AddressBlock)
-        if site is not None:
-            query = query.join(models.Site, models.Site.id == models.AddressBlock.site_id).where(
-                models.Site.name == site
-            )
-        return await paginate(
-            info,
-            query,
-            [models.AddressBlock.name, models.AddressBlock.id],
-            PageRequest(first, after),
-            AddressBlock.of,
-        )
+        listing = inventory.address_blocks(site)
+        return await paginate(info, listing, PageRequest(first, after), AddressBlock.of)
 
     @strawberry.field(description="The address allocated for an IP (in a site, if given).")
     async def address(self, info: Info, ip: str, site: str | None = None) -> BaseAddress | None:
@@ -318,7 +238,7 @@ class Query:
         async with info.context.sessions() as session:
             scope = None
             if site is not None:
-                scope = await get_site(session, site)
+                scope = await sites.get_site(session, site)
             try:
                 row = await network_service.lookup_address(session, ip, site=scope)
             except NotFound:
@@ -339,13 +259,7 @@ class Query:
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Zone]:
         info.context.require("reader")
-        return await paginate(
-            info,
-            select(models.Zone),
-            [models.Zone.name, models.Zone.id],
-            PageRequest(first, after),
-            Zone.of,
-        )
+        return await paginate(info, inventory.zones(), PageRequest(first, after), Zone.of)
 
     @strawberry.field(
         description="The zones as published for BIND, with their serials and text (reading "
@@ -372,10 +286,4 @@ class Query:
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[User]:
         info.context.require("admin")
-        return await paginate(
-            info,
-            select(models.User),
-            [models.User.username],
-            PageRequest(first, after),
-            User.of,
-        )
+        return await paginate(info, inventory.users(), PageRequest(first, after), User.of)

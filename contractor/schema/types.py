@@ -18,9 +18,9 @@ from contractor.models.directory import Entry as ZoneEntryRow
 from contractor.plugins import foundation_types
 from contractor.schema.context import Info
 from contractor.schema.prefetch import LAZY, RELATIONS, Relation
+from contractor.services import batches
 from contractor.services import config as config_service
 from contractor.services import network as network_service
-from contractor.services.building import complex_states
 
 
 async def _one(info: Info, column: Any, key: Any) -> Any:
@@ -609,12 +609,6 @@ class Structure(Configurable):
         return Complex.of(await _one(info, models.Complex.id, member.complex_id))
 
 
-async def _complex_states(session: Any, keys: list[int]) -> list[str]:
-    rows = [await session.get_one(models.Complex, key) for key in keys]
-    states = await complex_states(session, rows)
-    return [states[key] for key in keys]
-
-
 @strawberry.type
 class Complex(Configurable):
     id: int
@@ -635,9 +629,9 @@ class Complex(Configurable):
 
     @strawberry.field(description="Built when built members reach built_percentage.")
     async def state(self, info: Info) -> BuildState:
-        state = await info.context.loaders.custom("complex_state", _complex_states).load(
-            self.row.id
-        )
+        state = await info.context.loaders.custom(
+            "complex_state", batches.complex_states_by_id
+        ).load(self.row.id)
         return BuildState(state)
 
     site: Site = strawberry.field(default=LAZY)
