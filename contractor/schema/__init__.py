@@ -13,9 +13,10 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from contractor.schema import errors, types
-from contractor.schema.events import EventMutation, EventQuery, Subscription
+from contractor.schema.errors import ERROR_HANDLERS
+from contractor.schema.events import EventMutation, EventQuery, EventSubscription
 from contractor.schema.inventory import InventoryQuery
-from contractor.schema.jobs import JobMutation, JobQuery
+from contractor.schema.jobs import JobMutation, JobQuery, JobSubscription
 from contractor.schema.mutations import Mutation
 from contractor.schema.prefetch import attribute
 from contractor.schema.queries import Query
@@ -37,7 +38,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return strawberry.Schema(
         query=merge_types("Query", (Query, InventoryQuery, JobQuery, EventQuery)),
         mutation=merge_types("Mutation", (Mutation, JobMutation, EventMutation)),
-        subscription=Subscription,
+        subscription=merge_types("Subscription", (EventSubscription, JobSubscription)),
         types=[
             types.FoundationBluePrint,
             types.StructureBluePrint,
@@ -47,5 +48,6 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             *errors.ERROR_TYPES,
         ],
         extensions=extensions,  # type: ignore[arg-type]
+        exception_handlers=ERROR_HANDLERS,
         config=StrawberryConfig(default_resolver=attribute),
     )

@@ -9,6 +9,7 @@ import strawberry
 
 from contractor.schema.context import Info
 from contractor.schema.filters import FoundationFilter, StructureFilter, plain
+from contractor.schema.permissions import Reader
 from contractor.schema.types import Complex, Structure
 from contractor.services import building, filters, inventory
 from contractor.services.impact import impact_of
@@ -80,35 +81,41 @@ def _groups(groups: list[inventory.Group]) -> list[CountGroup]:
 
 @strawberry.type
 class InventoryQuery:
-    @strawberry.field(description="Foundations counted per the chosen dimensions, in SQL.")
+    @strawberry.field(
+        description="Foundations counted per the chosen dimensions, in SQL.",
+        extensions=[Reader()],
+    )
     async def foundation_counts(
         self,
         info: Info,
         group_by: list[FoundationDimension],
         filter: FoundationFilter | None = None,
     ) -> list[CountGroup]:
-        info.context.require("reader")
         dimensions = [d.value for d in group_by]
         async with info.context.sessions() as session:
             where = plain(filter, filters.FoundationFilter)
             return _groups(await inventory.count_foundations(session, dimensions, where))
 
-    @strawberry.field(description="Structures counted per the chosen dimensions, in SQL.")
+    @strawberry.field(
+        description="Structures counted per the chosen dimensions, in SQL.",
+        extensions=[Reader()],
+    )
     async def structure_counts(
         self,
         info: Info,
         group_by: list[StructureDimension],
         filter: StructureFilter | None = None,
     ) -> list[CountGroup]:
-        info.context.require("reader")
         dimensions = [d.value for d in group_by]
         async with info.context.sessions() as session:
             where = plain(filter, filters.StructureFilter)
             return _groups(await inventory.count_structures(session, dimensions, where))
 
-    @strawberry.field(description="Everything that depends, transitively, on the origin.")
+    @strawberry.field(
+        description="Everything that depends, transitively, on the origin.",
+        extensions=[Reader()],
+    )
     async def impact(self, info: Info, of: ImpactOrigin) -> list[Impacted]:
-        info.context.require("reader")
         async with info.context.sessions() as session:
             found = await impact_of(
                 session,
@@ -122,9 +129,10 @@ class InventoryQuery:
             for i in found
         ]
 
-    @strawberry.field(description="Members of a complex and how many are built.")
+    @strawberry.field(
+        description="Members of a complex and how many are built.", extensions=[Reader()]
+    )
     async def complex_usage(self, info: Info, name: str) -> ComplexUsage:
-        info.context.require("reader")
         async with info.context.sessions() as session:
             row = await building.get_complex(session, name)
             members = await inventory.complex_members(session, row)

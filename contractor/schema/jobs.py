@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Annotated, Any
 
@@ -19,17 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from contractor import models
-from contractor.errors import ContractorError, InvalidInput, NotFound
+from contractor.errors import InvalidInput, NotFound
 from contractor.events.broadcast import EventBroadcaster
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
+from contractor.schema.common import mutation, subscription
 from contractor.schema.context import Info
-from contractor.schema.errors import AnyError, to_graphql_error
+from contractor.schema.errors import AnyError
+from contractor.schema.permissions import Operator, Reader
 from contractor.schema.types import Dependency, Foundation, Structure
 from contractor.services import building, inventory, jobs
 from contractor.services.events import EventFilter
+from tscript import Runner
 
-__all__ = ["JobMutation", "JobQuery", "JobUpdate", "mask_secrets", "watch_job"]
+__all__ = ["JobMutation", "JobQuery", "JobSubscription", "JobUpdate", "mask_secrets"]
 
 _SECRET_WORDS = ("password", "secret", "token", "key")
 MASK = "********"
@@ -253,32 +256,36 @@ class JobUpdate:
         )
 
 
-async def watch_job(info: Info, job_id: int) -> AsyncGenerator[JobUpdate, None]:
-    """The ``job`` subscription: the job now, then every change until it finishes."""
-    info.context.require("reader")
-    broadcaster: EventBroadcaster | None = info.context.events
-    if broadcaster is None:
-        raise InvalidInput("this server does not stream events", field="job")
-    async with info.context.sessions() as session:
-        row, cursor = await jobs.job_and_cursor(session, job_id)
-    update = JobUpdate.current(row, cursor)
-    yield update
-    if update.finished:
-        return
-    wanted = EventFilter.build(object_types=["job"], object_id=job_id)
-    async with aclosing(broadcaster.subscribe(wanted, cursor)) as stream:
-        async for event in stream:
-            update = update.after(event)
-            yield update
-            if update.finished:
-                return
+@strawberry.type
+class JobSubscription:
+    @subscription(
+        Reader,
+        description="A job's state, progress, line and message: first as they are now, then "
+        "at every change until the job is done or aborted (then the subscription completes).",
+    )
+    async def job(self, info: Info, id: int) -> AsyncGenerator[JobUpdate, None]:
+        broadcaster: EventBroadcaster | None = info.context.events
+        if broadcaster is None:
+            raise InvalidInput("this server does not stream events", field="job")
+        async with info.context.sessions() as session:
+            row, cursor = await jobs.job_and_cursor(session, id)
+        update = JobUpdate.current(row, cursor)
+        yield update
+        if update.finished:
+            return
+        wanted = EventFilter.build(object_types=["job"], object_id=id)
+        async with aclosing(broadcaster.subscribe(wanted, cursor)) as stream:
+            async for event in stream:
+                update = update.after(event)
+                yield update
+                if update.finished:
+                    return
 
 
 @strawberry.type
 class JobQuery:
-    @strawberry.field(description="A job by id.")
+    @strawberry.field(description="A job by id.", extensions=[Reader()])
     async def job(self, info: Info, id: int) -> Job | None:
-        info.context.require("reader")
         async with info.context.sessions() as session:
             try:
                 row = await jobs.get_job(session, id)
@@ -288,7 +295,8 @@ class JobQuery:
 
     @strawberry.field(
         description="Jobs, newest first: unfinished ones unless finished is true; optionally "
-        "of one state or site (at most 500)."
+        "of one state or site (at most 500).",
+        extensions=[Reader()],
     )
     async def jobs(
         self,
@@ -297,23 +305,11 @@ class JobQuery:
         site: str | None = None,
         finished: bool = False,
     ) -> list[Job]:
-        info.context.require("reader")
         async with info.context.sessions() as session:
             rows = await inventory.list_jobs(
                 session, state=None if state is None else state.value, site=site, finished=finished
             )
         return [Job.of(row) for row in rows]
-
-
-async def _job_mutation(
-    info: Info, work: Callable[[AsyncSession, str], Awaitable[models.Job]]
-) -> Job | AnyError:
-    try:
-        principal = info.context.require("operator")
-        async with info.context.writer_sessions() as session, session.begin():
-            return Job.of(await work(session, principal.username))
-    except ContractorError as error:
-        return to_graphql_error(error)
 
 
 async def _target(
@@ -336,31 +332,12 @@ async def _target(
     return await building.get_dependency(session, dependency)
 
 
-async def _action(
-    info: Info,
-    id: int,
-    act: Callable[[AsyncSession, models.Job, str], Awaitable[models.Job]],
-) -> Job | AnyError:
-    async def work(session: AsyncSession, actor: str) -> models.Job:
-        job = await jobs.lock_job(session, id)
-        return await act(session, job, actor)
-
-    return await _job_mutation(info, work)
-
-
-async def _runner_action(
-    info: Info, id: int, act: Callable[..., Awaitable[models.Job]]
-) -> Job | AnyError:
-    async def work(session: AsyncSession, job: models.Job, actor: str) -> models.Job:
-        runner = None
-        if job.runner_state:
-            context = await JobContext.load(
-                session, job, settings=info.context.settings, for_step=False
-            )
-            runner = restore_runner(job, context)
-        return await act(session, job, actor=actor, runner=runner)
-
-    return await _action(info, id, work)
+async def _runner(session: AsyncSession, info: Info, job: models.Job) -> Runner | None:
+    """The job's runner as saved (None before its first step)."""
+    if not job.runner_state:
+        return None
+    context = await JobContext.load(session, job, settings=info.context.settings, for_step=False)
+    return restore_runner(job, context)
 
 
 _TARGET_HELP = "Exactly one of foundation (locator), structure (id) or dependency (id)."
@@ -368,83 +345,75 @@ _TARGET_HELP = "Exactly one of foundation (locator), structure (id) or dependenc
 
 @strawberry.type
 class JobMutation:
-    @strawberry.mutation(description="Start the target's create job. " + _TARGET_HELP)
+    @mutation(Operator, description="Start the target's create job. " + _TARGET_HELP)
     async def do_create(
-        self,
-        info: Info,
+        session: AsyncSession,
+        actor: str,
         foundation: str | None = None,
         structure: int | None = None,
         dependency: int | None = None,
     ) -> JobResult:
-        async def work(session: AsyncSession, actor: str) -> models.Job:
-            target = await _target(session, foundation, structure, dependency)
-            return await jobs.create_job(
-                session, target=target, script_name="create", creator=actor
-            )
+        target = await _target(session, foundation, structure, dependency)
+        job = await jobs.create_job(session, target=target, script_name="create", creator=actor)
+        return Job.of(job)
 
-        return await _job_mutation(info, work)
-
-    @strawberry.mutation(description="Start the target's destroy job. " + _TARGET_HELP)
+    @mutation(Operator, description="Start the target's destroy job. " + _TARGET_HELP)
     async def do_destroy(
-        self,
-        info: Info,
+        session: AsyncSession,
+        actor: str,
         foundation: str | None = None,
         structure: int | None = None,
         dependency: int | None = None,
     ) -> JobResult:
-        async def work(session: AsyncSession, actor: str) -> models.Job:
-            target = await _target(session, foundation, structure, dependency)
-            return await jobs.create_job(
-                session, target=target, script_name="destroy", creator=actor
-            )
+        target = await _target(session, foundation, structure, dependency)
+        job = await jobs.create_job(session, target=target, script_name="destroy", creator=actor)
+        return Job.of(job)
 
-        return await _job_mutation(info, work)
-
-    @strawberry.mutation(
+    @mutation(
+        Operator,
         description="Run a utility script of the target's blueprint (not create or destroy) "
-        "on a built foundation or structure."
+        "on a built foundation or structure.",
     )
     async def do_job(
-        self,
-        info: Info,
+        session: AsyncSession,
+        actor: str,
         name: str,
         foundation: str | None = None,
         structure: int | None = None,
     ) -> JobResult:
-        async def work(session: AsyncSession, actor: str) -> models.Job:
-            if name in ("create", "destroy"):
-                raise InvalidInput(f"use do{name.capitalize()} for the {name} script", field="name")
-            target = await _target(session, foundation, structure, None)
-            return await jobs.create_job(session, target=target, script_name=name, creator=actor)
-
-        return await _job_mutation(info, work)
-
-    @strawberry.mutation(description="Pause a queued job (a task already out still counts).")
-    async def pause_job(self, info: Info, id: int) -> JobResult:
-        return await _action(
-            info, id, lambda session, job, actor: jobs.pause_job(session, job, actor=actor)
+        if name in ("create", "destroy"):
+            raise InvalidInput(f"use do{name.capitalize()} for the {name} script", field="name")
+        target = await _target(session, foundation, structure, None)
+        return Job.of(
+            await jobs.create_job(session, target=target, script_name=name, creator=actor)
         )
 
-    @strawberry.mutation(description="Resume a paused job.")
-    async def resume_job(self, info: Info, id: int) -> JobResult:
-        return await _action(
-            info, id, lambda session, job, actor: jobs.resume_job(session, job, actor=actor)
-        )
+    @mutation(Operator, description="Pause a queued job (a task already out still counts).")
+    async def pause_job(session: AsyncSession, actor: str, id: int) -> JobResult:
+        return Job.of(await jobs.pause_job(session, await jobs.lock_job(session, id), actor=actor))
 
-    @strawberry.mutation(description="Try the failed step of a job in error again.")
-    async def reset_job(self, info: Info, id: int) -> JobResult:
-        return await _runner_action(info, id, jobs.reset_job)
+    @mutation(Operator, description="Resume a paused job.")
+    async def resume_job(session: AsyncSession, actor: str, id: int) -> JobResult:
+        job = await jobs.lock_job(session, id)
+        return Job.of(await jobs.resume_job(session, job, actor=actor))
 
-    @strawberry.mutation(
-        description="Roll back the waiting function of a job in error, then try it again."
+    @mutation(Operator, description="Try the failed step of a job in error again.")
+    async def reset_job(session: AsyncSession, info: Info, actor: str, id: int) -> JobResult:
+        job = await jobs.lock_job(session, id)
+        runner = await _runner(session, info, job)
+        return Job.of(await jobs.reset_job(session, job, actor=actor, runner=runner))
+
+    @mutation(
+        Operator,
+        description="Roll back the waiting function of a job in error, then try it again.",
     )
-    async def rollback_job(self, info: Info, id: int) -> JobResult:
-        return await _runner_action(info, id, jobs.rollback_job)
+    async def rollback_job(session: AsyncSession, info: Info, actor: str, id: int) -> JobResult:
+        job = await jobs.lock_job(session, id)
+        runner = await _runner(session, info, job)
+        return Job.of(await jobs.rollback_job(session, job, actor=actor, runner=runner))
 
-    @strawberry.mutation(
-        description="Abort an unfinished job for good; the target is left as it is."
+    @mutation(
+        Operator, description="Abort an unfinished job for good; the target is left as it is."
     )
-    async def cancel_job(self, info: Info, id: int) -> JobResult:
-        return await _action(
-            info, id, lambda session, job, actor: jobs.cancel_job(session, job, actor=actor)
-        )
+    async def cancel_job(session: AsyncSession, actor: str, id: int) -> JobResult:
+        return Job.of(await jobs.cancel_job(session, await jobs.lock_job(session, id), actor=actor))

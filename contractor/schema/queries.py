@@ -4,15 +4,15 @@ keyset-paginated lists."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import strawberry
 
 from contractor.errors import InvalidInput, NotFound
+from contractor.schema.common import found
 from contractor.schema.context import Info
 from contractor.schema.filters import FoundationFilter, SiteFilter, StructureFilter, plain
 from contractor.schema.pagination import Connection, PageRequest, paginate
+from contractor.schema.permissions import Admin, Reader
 from contractor.schema.types import (
     AddressBlock,
     BaseAddress,
@@ -36,16 +36,6 @@ from contractor.services import network as network_service
 from contractor.services import site as sites
 
 
-async def _found(info: Info, lookup: Callable[..., Awaitable[Any]], *key: Any) -> Any:
-    """The row a service's ``get_...`` finds, or None where it does not exist."""
-    info.context.require("reader")
-    async with info.context.sessions() as session:
-        try:
-            return await lookup(session, *key)
-        except NotFound:
-            return None
-
-
 @strawberry.enum
 class BluePrintKind(enum.Enum):
     FOUNDATION = "foundation"
@@ -63,17 +53,20 @@ class PublishedZone:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The caller.")
+    @strawberry.field(description="The caller.", extensions=[Reader()])
     async def me(self, info: Info) -> User:
-        principal = info.context.require("reader")
-        return User.of(await _found(info, inventory.get_user_by_id, principal.user_id))
+        principal = info.context.principal
+        assert principal is not None  # the permission admitted someone
+        row = await found(info, inventory.get_user_by_id, principal.user_id)
+        assert row is not None  # users are never deleted
+        return User.of(row)
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def site(self, info: Info, name: str) -> Site | None:
-        row = await _found(info, sites.get_site, name)
+        row = await found(info, sites.get_site, name)
         return Site.of(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def sites(
         self,
         info: Info,
@@ -81,17 +74,16 @@ class Query:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Site]:
-        info.context.require("reader")
         async with info.context.sessions() as session:
             listing = await inventory.sites(session, plain(filter, filters.SiteFilter))
         return await paginate(info, listing, PageRequest(first, after), Site.of)
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def blueprint(self, info: Info, name: str) -> BluePrint | None:
-        row = await _found(info, bps.get_blueprint, name)
+        row = await found(info, bps.get_blueprint, name)
         return blueprint_of(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def blueprints(
         self,
         info: Info,
@@ -99,40 +91,37 @@ class Query:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[BluePrint]:
-        info.context.require("reader")
         listing = inventory.blueprints(None if kind is None else kind.value)
         return await paginate(info, listing, PageRequest(first, after), blueprint_of)
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def script(self, info: Info, name: str) -> Script | None:
-        row = await _found(info, bps.get_script, name)
+        row = await found(info, bps.get_script, name)
         return Script.of(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def scripts(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Script]:
-        info.context.require("reader")
         return await paginate(info, inventory.scripts(), PageRequest(first, after), Script.of)
 
-    @strawberry.field(name="pxe")
+    @strawberry.field(name="pxe", extensions=[Reader()])
     async def pxe(self, info: Info, name: str) -> Pxe | None:
-        row = await _found(info, bps.get_pxe, name)
+        row = await found(info, bps.get_pxe, name)
         return Pxe.of(row) if row else None
 
-    @strawberry.field(name="pxes")
+    @strawberry.field(name="pxes", extensions=[Reader()])
     async def pxes(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Pxe]:
-        info.context.require("reader")
         return await paginate(info, inventory.pxes(), PageRequest(first, after), Pxe.of)
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def foundation(self, info: Info, locator: str) -> Foundation | None:
-        row = await _found(info, building.get_foundation, locator)
+        row = await found(info, building.get_foundation, locator)
         return Foundation.of(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def foundations(
         self,
         info: Info,
@@ -140,12 +129,13 @@ class Query:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Foundation]:
-        info.context.require("reader")
         async with info.context.sessions() as session:
             listing = await inventory.foundations(session, plain(filter, filters.FoundationFilter))
         return await paginate(info, listing, PageRequest(first, after), Foundation.of)
 
-    @strawberry.field(description="A structure by id, or by site and hostname.")
+    @strawberry.field(
+        description="A structure by id, or by site and hostname.", extensions=[Reader()]
+    )
     async def structure(
         self,
         info: Info,
@@ -155,12 +145,11 @@ class Query:
     ) -> Structure | None:
         if id is None and (site is None or hostname is None):
             raise InvalidInput("give id, or both site and hostname", field="id")
-        info.context.require("reader")
         async with info.context.sessions() as session:
             row = await inventory.find_structure(session, id=id, site=site, hostname=hostname)
         return Structure.of(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def structures(
         self,
         info: Info,
@@ -168,17 +157,16 @@ class Query:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Structure]:
-        info.context.require("reader")
         async with info.context.sessions() as session:
             listing = await inventory.structures(session, plain(filter, filters.StructureFilter))
         return await paginate(info, listing, PageRequest(first, after), Structure.of)
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def complex(self, info: Info, name: str) -> Complex | None:
-        row = await _found(info, building.get_complex, name)
+        row = await found(info, building.get_complex, name)
         return Complex.of(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def complexes(
         self,
         info: Info,
@@ -186,25 +174,23 @@ class Query:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Complex]:
-        info.context.require("reader")
         return await paginate(
             info, inventory.complexes(site), PageRequest(first, after), Complex.of
         )
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def dependency(self, info: Info, id: int) -> Dependency | None:
-        row = await _found(info, building.get_dependency, id)
+        row = await found(info, building.get_dependency, id)
         return Dependency.of(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def dependencies(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Dependency]:
-        info.context.require("reader")
         listing = inventory.dependencies()
         return await paginate(info, listing, PageRequest(first, after), Dependency.of)
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def networks(
         self,
         info: Info,
@@ -212,15 +198,14 @@ class Query:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Network]:
-        info.context.require("reader")
         return await paginate(info, inventory.networks(site), PageRequest(first, after), Network.of)
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def address_block(self, info: Info, id: int) -> AddressBlock | None:
-        row = await _found(info, inventory.get_address_block_by_id, id)
+        row = await found(info, inventory.get_address_block_by_id, id)
         return AddressBlock.of(row) if row else None
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def address_blocks(
         self,
         info: Info,
@@ -228,13 +213,14 @@ class Query:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[AddressBlock]:
-        info.context.require("reader")
         listing = inventory.address_blocks(site)
         return await paginate(info, listing, PageRequest(first, after), AddressBlock.of)
 
-    @strawberry.field(description="The address allocated for an IP (in a site, if given).")
+    @strawberry.field(
+        description="The address allocated for an IP (in a site, if given).",
+        extensions=[Reader()],
+    )
     async def address(self, info: Info, ip: str, site: str | None = None) -> BaseAddress | None:
-        info.context.require("reader")
         async with info.context.sessions() as session:
             scope = None
             if site is not None:
@@ -245,28 +231,28 @@ class Query:
                 return None
         return address_of(row)
 
-    @strawberry.field(description="A zone by its dotted name, e.g. 'dc1.example'.")
+    @strawberry.field(
+        description="A zone by its dotted name, e.g. 'dc1.example'.", extensions=[Reader()]
+    )
     async def zone(self, info: Info, fqdn: str) -> Zone | None:
-        info.context.require("reader")
         async with info.context.sessions() as session:
             try:
                 return Zone.of(await directory.find_zone(session, fqdn))
             except NotFound:
                 return None
 
-    @strawberry.field
+    @strawberry.field(extensions=[Reader()])
     async def zones(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Zone]:
-        info.context.require("reader")
         return await paginate(info, inventory.zones(), PageRequest(first, after), Zone.of)
 
     @strawberry.field(
         description="The zones as published for BIND, with their serials and text (reading "
-        "publishes: a zone whose content changed gets its new serial now)."
+        "publishes: a zone whose content changed gets its new serial now).",
+        extensions=[Reader()],
     )
     async def published_zones(self, info: Info, name: str | None = None) -> list[PublishedZone]:
-        info.context.require("reader")
         async with info.context.writer_sessions() as session, session.begin():
             zones = await dns.publish_zones(session)
         return [
@@ -281,9 +267,8 @@ class Query:
             if name is None or z.name == name.strip().lower().rstrip(".")
         ]
 
-    @strawberry.field(description="Every user (admins only).")
+    @strawberry.field(description="Every user (admins only).", extensions=[Admin()])
     async def users(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[User]:
-        info.context.require("admin")
         return await paginate(info, inventory.users(), PageRequest(first, after), User.of)
