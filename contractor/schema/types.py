@@ -3,7 +3,6 @@ relationships through the request's DataLoaders, never by lazy loading."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 import ipaddress
@@ -17,7 +16,7 @@ from contractor import models
 from contractor.models.directory import Entry as ZoneEntryRow
 from contractor.plugins import foundation_types
 from contractor.schema.context import Info
-from contractor.schema.prefetch import LAZY, RELATIONS, Relation
+from contractor.schema.prefetch import LAZY, loads, related
 from contractor.services import batches
 from contractor.services import config as config_service
 from contractor.services import network as network_service
@@ -102,9 +101,12 @@ class Zone:
             row=row,
         )
 
-    parent: Zone | None = strawberry.field(default=LAZY)
-    entries: list[ZoneEntry] = strawberry.field(
-        default=LAZY, description="Records of the zone that do not come from the inventory."
+    parent: Zone | None = related(models.Zone.id, "parent_id")
+    entries: list[ZoneEntry] = related(
+        ZoneEntryRow.zone_id,
+        "id",
+        order_by=(ZoneEntryRow.name, ZoneEntryRow.type, ZoneEntryRow.id),
+        description="Records of the zone that do not come from the inventory.",
     )
 
     @strawberry.field(description="The fully qualified name, without the trailing dot.")
@@ -165,11 +167,9 @@ class Site(Configurable):
             row=row,
         )
 
-    parent: Site | None = strawberry.field(default=LAZY)
-
-    children: list[Site] = strawberry.field(default=LAZY)
-
-    zone: Zone | None = strawberry.field(default=LAZY)
+    parent: Site | None = related(models.Site.id, "parent_id")
+    children: list[Site] = related(models.Site.parent_id, "id", order_by=(models.Site.name,))
+    zone: Zone | None = related(models.Zone.id, "zone_id")
 
 
 @strawberry.type
@@ -313,7 +313,7 @@ class Network:
     def of(cls, row: models.Network) -> Network:
         return cls(id=row.id, name=row.name, mtu=row.mtu, row=row)
 
-    site: Site = strawberry.field(default=LAZY)
+    site: Site = related(models.Site.id, "site_id")
 
     @strawberry.field(description="The address blocks carried, with their VLAN (null = untagged).")
     async def address_blocks(self, info: Info) -> list[NetworkAddressBlock]:
@@ -383,7 +383,7 @@ class AddressBlock:
     def size(self) -> str:
         return str(network_service.block_size(self.row))
 
-    site: Site = strawberry.field(default=LAZY)
+    site: Site = related(models.Site.id, "site_id")
 
     @strawberry.field
     async def usage(self, info: Info) -> BlockUsage:
@@ -397,7 +397,9 @@ class AddressBlock:
             free=usage.free,
         )
 
-    addresses: list[BaseAddress] = strawberry.field(default=LAZY)
+    addresses: list[BaseAddress] = related(
+        models.BaseAddress.address_block_id, "id", order_by=(models.BaseAddress.offset,)
+    )
 
 
 @strawberry.interface
@@ -406,15 +408,19 @@ class BaseAddress:
     offset: int | None
     row: strawberry.Private[models.BaseAddress]
 
-    address_block: AddressBlock | None = strawberry.field(default=LAZY)
+    address_block: AddressBlock | None = related(models.AddressBlock.id, "address_block_id")
 
-    @strawberry.field
+    @strawberry.field(metadata=loads("address_block"))
     def ip_address(self, info: Info) -> str | None:
         if self.row.address_block_id is None or self.row.offset is None:
             return None
         if self.address_block is not LAZY and self.address_block is not None:
             return str(network_service.ip_at(self.address_block.row, self.row.offset))
         return cast(str, self._ip_address(info))
+
+    @classmethod
+    def of(cls, row: models.BaseAddress) -> BaseAddress:
+        return address_of(row)
 
     async def _ip_address(self, info: Info) -> str:
         block = await _one(info, models.AddressBlock.id, self.row.address_block_id)
@@ -428,7 +434,13 @@ class Address(BaseAddress):
     alias_index: int
     is_primary: bool
 
-    structure: Structure = strawberry.field(default=LAZY)
+    structure: Structure = related(models.Structure.id, "structure_id")
+
+    @classmethod
+    def of(cls, row: models.BaseAddress) -> Address:
+        made = address_of(row)
+        assert isinstance(made, Address)
+        return made
 
 
 @strawberry.type
@@ -438,7 +450,7 @@ class ReservedAddress(BaseAddress):
 
 @strawberry.type
 class DynamicAddress(BaseAddress):
-    pxe: Pxe | None = strawberry.field(default=LAZY)
+    pxe: Pxe | None = related(models.PXE.id, "pxe_id")
 
 
 def address_of(row: models.BaseAddress) -> BaseAddress:
@@ -478,10 +490,9 @@ class NetworkInterface:
             row=row,
         )
 
-    network: Network | None = strawberry.field(default=LAZY)
-
-    pxe: Pxe | None = strawberry.field(
-        default=LAZY, description="What the machine boots next through this interface."
+    network: Network | None = related(models.Network.id, "network_id")
+    pxe: Pxe | None = related(
+        models.PXE.id, "pxe_id", description="What the machine boots next through this interface."
     )
 
 
@@ -539,16 +550,18 @@ class Foundation(Configurable):
         shown = [name for name in plugin.fields if name not in plugin.secret_fields]
         return JSON({name: getattr(self.row, name) for name in shown})
 
-    site: Site = strawberry.field(default=LAZY)
-
-    blueprint: FoundationBluePrint = strawberry.field(default=LAZY)
-
-    interfaces: list[NetworkInterface] = strawberry.field(default=LAZY)
-
-    structure: Structure | None = strawberry.field(default=LAZY)
-
-    dependency: Dependency | None = strawberry.field(
-        default=LAZY, description="The dependency this foundation's create job waits for."
+    site: Site = related(models.Site.id, "site_id")
+    blueprint: FoundationBluePrint = related(models.BluePrint.id, "blueprint_id")
+    interfaces: list[NetworkInterface] = related(
+        models.RealNetworkInterface.foundation_id,
+        "id",
+        order_by=(models.RealNetworkInterface.physical_location,),
+    )
+    structure: Structure | None = related(models.Structure.foundation_id, "id")
+    dependency: Dependency | None = related(
+        models.Dependency.foundation_id,
+        "id",
+        description="The dependency this foundation's create job waits for.",
     )
 
 
@@ -558,7 +571,11 @@ class StructureInterface:
     name: str
     row: strawberry.Private[models.AbstractNetworkInterface]
 
-    network: Network | None = strawberry.field(default=LAZY)
+    @classmethod
+    def of(cls, row: models.AbstractNetworkInterface) -> StructureInterface:
+        return cls(id=row.id, name=row.name, row=row)
+
+    network: Network | None = related(models.Network.id, "network_id")
 
 
 @strawberry.type
@@ -587,18 +604,21 @@ class Structure(Configurable):
             row=row,
         )
 
-    site: Site = strawberry.field(default=LAZY)
-
-    blueprint: StructureBluePrint = strawberry.field(default=LAZY)
-
-    foundation: Foundation = strawberry.field(default=LAZY)
-
-    addresses: list[Address] = strawberry.field(
-        default=LAZY, description="Addresses by interface name and alias index."
+    site: Site = related(models.Site.id, "site_id")
+    blueprint: StructureBluePrint = related(models.BluePrint.id, "blueprint_id")
+    foundation: Foundation = related(models.Foundation.id, "foundation_id")
+    addresses: list[Address] = related(
+        models.BaseAddress.structure_id,
+        "id",
+        order_by=(models.BaseAddress.interface_name, models.BaseAddress.alias_index),
+        keep=lambda row: isinstance(row, models.Address),
+        description="Addresses by interface name and alias index.",
     )
-
-    interfaces: list[StructureInterface] = strawberry.field(
-        default=LAZY, description="Logical interfaces of the structure itself (bonds, VLANs)."
+    interfaces: list[StructureInterface] = related(
+        models.AbstractNetworkInterface.structure_id,
+        "id",
+        order_by=(models.AbstractNetworkInterface.name,),
+        description="Logical interfaces of the structure itself (bonds, VLANs).",
     )
 
     @strawberry.field
@@ -634,7 +654,7 @@ class Complex(Configurable):
         ).load(self.row.id)
         return BuildState(state)
 
-    site: Site = strawberry.field(default=LAZY)
+    site: Site = related(models.Site.id, "site_id")
 
     @strawberry.field
     async def members(self, info: Info) -> list[Structure]:
@@ -669,19 +689,20 @@ class Dependency:
             row=row,
         )
 
-    structure: Structure | None = strawberry.field(
-        default=LAZY, description="The structure depended on (or null when on a dependency)."
+    structure: Structure | None = related(
+        models.Structure.id,
+        "structure_id",
+        description="The structure depended on (or null when on a dependency).",
     )
-
-    dependency: Dependency | None = strawberry.field(
-        default=LAZY, description="The dependency depended on, for chains."
+    dependency: Dependency | None = related(
+        models.Dependency.id, "dependency_id", description="The dependency depended on, for chains."
     )
-
-    foundation: Foundation | None = strawberry.field(
-        default=LAZY, description="The foundation whose create job waits for this."
+    foundation: Foundation | None = related(
+        models.Foundation.id,
+        "foundation_id",
+        description="The foundation whose create job waits for this.",
     )
-
-    script_structure: Structure | None = strawberry.field(default=LAZY)
+    script_structure: Structure | None = related(models.Structure.id, "script_structure_id")
 
 
 @strawberry.type
@@ -697,103 +718,3 @@ class User:
 
 
 AnyBluePrint = Annotated[FoundationBluePrint | StructureBluePrint, strawberry.union("AnyBluePrint")]
-
-
-def _address(row: models.BaseAddress) -> Address:
-    made = address_of(row)
-    assert isinstance(made, Address)
-    return made
-
-
-def _register() -> None:
-    site = Relation(models.Site.id, "site_id", Site.of)
-    zone = Relation(models.Zone.id, "parent_id", Zone.of)
-    network = Relation(models.Network.id, "network_id", Network.of)
-    pxe = Relation(models.PXE.id, "pxe_id", Pxe.of)
-    block = Relation(models.AddressBlock.id, "address_block_id", AddressBlock.of)
-    structure = Relation(models.Structure.id, "structure_id", Structure.of)
-    foundation = Relation(models.Foundation.id, "foundation_id", Foundation.of)
-    RELATIONS.update(
-        {
-            ("Zone", "parent"): zone,
-            ("Zone", "entries"): Relation(
-                ZoneEntryRow.zone_id,
-                "id",
-                ZoneEntry.of,
-                many=True,
-                order_by=(ZoneEntryRow.name, ZoneEntryRow.type, ZoneEntryRow.id),
-            ),
-            ("Site", "parent"): Relation(models.Site.id, "parent_id", Site.of),
-            ("Site", "zone"): Relation(models.Zone.id, "zone_id", Zone.of),
-            ("Site", "children"): Relation(
-                models.Site.parent_id, "id", Site.of, many=True, order_by=(models.Site.name,)
-            ),
-            ("Network", "site"): site,
-            ("AddressBlock", "site"): site,
-            ("AddressBlock", "addresses"): Relation(
-                models.BaseAddress.address_block_id,
-                "id",
-                address_of,
-                many=True,
-                order_by=(models.BaseAddress.offset,),
-            ),
-            ("Address", "structure"): structure,
-            ("DynamicAddress", "pxe"): pxe,
-            ("NetworkInterface", "network"): network,
-            ("NetworkInterface", "pxe"): pxe,
-            ("Foundation", "site"): site,
-            ("Foundation", "blueprint"): Relation(
-                models.BluePrint.id, "blueprint_id", FoundationBluePrint.of
-            ),
-            ("Foundation", "interfaces"): Relation(
-                models.RealNetworkInterface.foundation_id,
-                "id",
-                NetworkInterface.of,
-                many=True,
-                order_by=(models.RealNetworkInterface.physical_location,),
-            ),
-            ("Foundation", "structure"): Relation(
-                models.Structure.foundation_id, "id", Structure.of
-            ),
-            ("Foundation", "dependency"): Relation(
-                models.Dependency.foundation_id, "id", Dependency.of
-            ),
-            ("StructureInterface", "network"): network,
-            ("Structure", "site"): site,
-            ("Structure", "blueprint"): Relation(
-                models.BluePrint.id, "blueprint_id", StructureBluePrint.of
-            ),
-            ("Structure", "foundation"): foundation,
-            ("Structure", "addresses"): Relation(
-                models.BaseAddress.structure_id,
-                "id",
-                _address,
-                many=True,
-                order_by=(models.BaseAddress.interface_name, models.BaseAddress.alias_index),
-                keep=lambda row: isinstance(row, models.Address),
-            ),
-            ("Structure", "interfaces"): Relation(
-                models.AbstractNetworkInterface.structure_id,
-                "id",
-                lambda r: StructureInterface(id=r.id, name=r.name, row=r),
-                many=True,
-                order_by=(models.AbstractNetworkInterface.name,),
-            ),
-            ("Complex", "site"): site,
-            ("Dependency", "structure"): structure,
-            ("Dependency", "dependency"): Relation(
-                models.Dependency.id, "dependency_id", Dependency.of
-            ),
-            ("Dependency", "foundation"): foundation,
-            ("Dependency", "script_structure"): Relation(
-                models.Structure.id, "script_structure_id", Structure.of
-            ),
-        }
-    )
-    for kind in ("Address", "ReservedAddress", "DynamicAddress"):
-        RELATIONS[(kind, "address_block")] = block
-        # a computed field: selecting it loads the block it is computed from
-        RELATIONS[(kind, "ip_address")] = dataclasses.replace(block, into="address_block")
-
-
-_register()
