@@ -1,15 +1,21 @@
 """What every domain module of the schema uses: the mutation and subscription fields (a role
-each), single-object reads, the delete answer, and argument helpers."""
+each), object types made from rows, single-object reads, the delete answer, and argument
+helpers."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from contextlib import aclosing
-from typing import Annotated, Any, TypeVar
+from functools import cache
+from typing import Annotated, Any, Self, TypeVar
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.scalars import JSON
 
 from contractor.errors import InvalidInput, NotFound
@@ -84,6 +90,54 @@ def subscription(
     return decorate
 
 
+async def load_one(info: Info, column: InstrumentedAttribute[Any], key: Any) -> Any:
+    """The row whose unique ``column`` is ``key`` (None for no key), through the request's
+    loader."""
+    return None if key is None else await info.context.loaders.one(column).load(key)
+
+
+async def linked(
+    info: Info,
+    link: InstrumentedAttribute[Any],
+    order: InstrumentedAttribute[Any],
+    key: Any,
+    target: InstrumentedAttribute[Any],
+    target_key: str,
+) -> list[tuple[Any, Any]]:
+    """Rows reached through a link table: the links whose ``link`` column is ``key`` (in
+    ``order``), each with the row its ``target_key`` names by ``target``."""
+    links = await info.context.loaders.many(link, order).load(key)
+    targets = await info.context.loaders.one(target).load_many(
+        [getattr(row, target_key) for row in links]
+    )
+    return list(zip(links, targets, strict=True))
+
+
+async def optional(
+    lookup: Callable[[AsyncSession, Any], Awaitable[T]], session: AsyncSession, key: Any
+) -> T | None:
+    """``lookup(session, key)``, or None for no key."""
+    return None if key is None else await lookup(session, key)
+
+
+async def each(
+    lookup: Callable[[AsyncSession, Any], Awaitable[T]], session: AsyncSession, keys: Any
+) -> list[T]:
+    """``lookup(session, key)`` for every key, in order (None: none)."""
+    return [await lookup(session, key) for key in keys or []]
+
+
+async def removed(
+    session: AsyncSession,
+    kind: str,
+    remove: Callable[[AsyncSession, Any], Awaitable[None]],
+    row: Any,
+) -> Deleted:
+    """Delete ``row`` with the service's ``remove``; the answer names it."""
+    await remove(session, row)
+    return Deleted(kind=kind, id=row.id)
+
+
 async def found(info: Info, lookup: Callable[..., Awaitable[T]], *key: Any) -> T | None:
     """What a service's ``get_...`` finds by ``key``, or None where it does not exist."""
     async with info.context.sessions() as session:
@@ -91,6 +145,37 @@ async def found(info: Info, lookup: Callable[..., Awaitable[T]], *key: Any) -> T
             return await lookup(session, *key)
         except NotFound:
             return None
+
+
+class Row:
+    """An object type made from its ORM row: each of its fields without a default holds the
+    row's attribute of the same name (``row``, if it has one, the row itself); ``from_row``
+    takes the ones that differ."""
+
+    @classmethod
+    def of(cls, row: Any) -> Self:
+        return cls.from_row(row)
+
+    @classmethod
+    def from_row(cls, row: Any, **given: Any) -> Self:
+        kind: object = cls
+        taken = {
+            name: row if name == "row" else getattr(row, name)
+            for name in _row_fields(kind)
+            if name not in given
+        }
+        return cls(**taken, **given)
+
+
+@cache
+def _row_fields(cls: Hashable) -> tuple[str, ...]:
+    return tuple(
+        field.name
+        for field in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if field.init
+        and field.default is dataclasses.MISSING
+        and field.default_factory is dataclasses.MISSING
+    )
 
 
 @strawberry.type(description="What a delete mutation removed.")
@@ -105,6 +190,27 @@ DeleteResult = Annotated[Deleted | AnyError, strawberry.union("DeleteResult")]
 def given(value: Any) -> Any:
     """strawberry's 'argument not given' as the services' UNSET."""
     return UNSET if value is strawberry.UNSET else value
+
+
+def given_object(value: JSON | None, field: str) -> Any:
+    """An optional JSON object argument: UNSET when not given."""
+    return UNSET if value is strawberry.UNSET else json_object(value, field)
+
+
+def plain(given: Any, into: Callable[..., T]) -> T | None:
+    """The service filter ``into`` holding what the input ``given`` says (None: no filter):
+    the same fields, enums as their values, nested inputs as their ``plain()``."""
+    if given is None:
+        return None
+    return into(**{name: _plain(value) for name, value in vars(given).items()})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value.plain() if hasattr(value, "plain") else value
 
 
 def json_object(value: JSON | None, field: str) -> dict[str, Any]:

@@ -7,10 +7,11 @@ import enum
 
 import strawberry
 
+from contractor.schema.building import FoundationFilter, Structure, StructureFilter
+from contractor.schema.common import plain
+from contractor.schema.complexes import Complex
 from contractor.schema.context import Info
-from contractor.schema.filters import FoundationFilter, StructureFilter, plain
 from contractor.schema.permissions import Reader
-from contractor.schema.types import Complex, Structure
 from contractor.services import building, filters, inventory
 from contractor.services.impact import impact_of
 

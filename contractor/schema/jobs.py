@@ -23,11 +23,12 @@ from contractor.errors import InvalidInput, NotFound
 from contractor.events.broadcast import EventBroadcaster
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
+from contractor.schema.building import Foundation, Structure
 from contractor.schema.common import mutation, subscription
+from contractor.schema.complexes import Dependency
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
 from contractor.schema.permissions import Operator, Reader
-from contractor.schema.types import Dependency, Foundation, Structure
 from contractor.services import building, inventory, jobs
 from contractor.services.events import EventFilter
 from tscript import Runner

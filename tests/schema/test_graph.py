@@ -361,13 +361,13 @@ async def test_selecting_ip_address_prefetches_the_block(client: Client) -> None
 
     from contractor import models
     from contractor.schema.loaders import Loaders
+    from contractor.schema.network import BaseAddress
     from contractor.schema.prefetch import LAZY, prefetch
-    from contractor.schema.types import address_of
 
     await build_inventory(client, 3)
     async with client.sessions() as session:
         rows = (await session.execute(select(models.Address))).scalars().all()
-    nodes = [address_of(row) for row in rows]
+    nodes = [BaseAddress.of(row) for row in rows]
     await prefetch(Loaders(client.sessions), nodes, {"ipAddress": {}})
     assert all(node.address_block is not LAZY for node in nodes)
     assert all(isinstance(node.ip_address(None), str) for node in nodes)  # type: ignore[arg-type]
