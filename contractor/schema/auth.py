@@ -8,10 +8,10 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import models
-from contractor.schema.common import Deleted, DeleteResult, Row, found, mutation
+from contractor.schema.common import Deleted, DeleteResult, Row, found
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.pagination import Connection, PageRequest, paginate
+from contractor.schema.fields import connection, mutation
 from contractor.schema.permissions import Admin, Reader
 from contractor.services import auth, inventory
 
@@ -59,11 +59,7 @@ class CallerQuery:
 
 @strawberry.type
 class UserQuery:
-    @strawberry.field(description="Every user (admins only).", extensions=[Admin()])
-    async def users(
-        self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[User]:
-        return await paginate(info, inventory.users(), PageRequest(first, after), User.of)
+    users = connection(User, inventory.users, role=Admin, description="Every user (admins only).")
 
 
 @strawberry.type

@@ -17,19 +17,18 @@ from contractor.schema.common import (
     DeleteResult,
     Row,
     each,
-    found,
     given,
     given_object,
     json_object,
     linked,
-    mutation,
+    plain_fields,
     removed,
 )
 from contractor.schema.configurable import Configurable
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.pagination import Connection, PageRequest, paginate
-from contractor.schema.permissions import Operator, Reader
+from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.permissions import Operator
 from contractor.services import blueprint as bps
 from contractor.services import filters, inventory
 from contractor.services.common import UNSET
@@ -150,48 +149,17 @@ class BluePrintScope:
     include_descendants: bool = False
 
     def plain(self) -> filters.Scope:
-        return filters.Scope(self.name, self.include_descendants)
+        return filters.Scope(**plain_fields(self))
 
 
 @strawberry.type
 class BlueprintQuery:
-    @strawberry.field(extensions=[Reader()])
-    async def blueprint(self, info: Info, name: str) -> BluePrint | None:
-        row = await found(info, bps.get_blueprint, name)
-        return blueprint_of(row) if row else None
-
-    @strawberry.field(extensions=[Reader()])
-    async def blueprints(
-        self,
-        info: Info,
-        kind: BluePrintKind | None = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> Connection[BluePrint]:
-        listing = inventory.blueprints(None if kind is None else kind.value)
-        return await paginate(info, listing, PageRequest(first, after), blueprint_of)
-
-    @strawberry.field(extensions=[Reader()])
-    async def script(self, info: Info, name: str) -> Script | None:
-        row = await found(info, bps.get_script, name)
-        return Script.of(row) if row else None
-
-    @strawberry.field(extensions=[Reader()])
-    async def scripts(
-        self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Script]:
-        return await paginate(info, inventory.scripts(), PageRequest(first, after), Script.of)
-
-    @strawberry.field(name="pxe", extensions=[Reader()])
-    async def pxe(self, info: Info, name: str) -> Pxe | None:
-        row = await found(info, bps.get_pxe, name)
-        return Pxe.of(row) if row else None
-
-    @strawberry.field(name="pxes", extensions=[Reader()])
-    async def pxes(
-        self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Pxe]:
-        return await paginate(info, inventory.pxes(), PageRequest(first, after), Pxe.of)
+    blueprint = lookup(BluePrint, bps.get_blueprint, of=blueprint_of, name=str)
+    blueprints = connection(BluePrint, inventory.blueprints, of=blueprint_of, kind=BluePrintKind)
+    script = lookup(Script, bps.get_script, name=str)
+    scripts = connection(Script, inventory.scripts)
+    pxe = lookup(Pxe, bps.get_pxe, name=str)
+    pxes = connection(Pxe, inventory.pxes)
 
 
 @strawberry.type

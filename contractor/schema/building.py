@@ -19,21 +19,19 @@ from contractor.schema.blueprint import BluePrintScope, FoundationBluePrint, Pxe
 from contractor.schema.common import (
     DeleteResult,
     Row,
-    found,
     given,
     given_object,
     json_object,
     load_one,
-    mutation,
     optional,
-    plain,
+    plain_fields,
     removed,
 )
 from contractor.schema.configurable import Configurable
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
+from contractor.schema.fields import connection, lookup, mutation
 from contractor.schema.network import Address, Network
-from contractor.schema.pagination import Connection, PageRequest, paginate
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import related
 from contractor.schema.site import Site, SiteScope
@@ -197,6 +195,9 @@ class FoundationFilter:
     )
     has_structure: bool | None = None
 
+    def plain(self) -> filters.FoundationFilter:
+        return filters.FoundationFilter(**plain_fields(self))
+
 
 @strawberry.input
 class StructureFilter:
@@ -213,25 +214,14 @@ class StructureFilter:
         default=None, description="Holding an address in this block id."
     )
 
+    def plain(self) -> filters.StructureFilter:
+        return filters.StructureFilter(**plain_fields(self))
+
 
 @strawberry.type
 class BuildingQuery:
-    @strawberry.field(extensions=[Reader()])
-    async def foundation(self, info: Info, locator: str) -> Foundation | None:
-        row = await found(info, building.get_foundation, locator)
-        return Foundation.of(row) if row else None
-
-    @strawberry.field(extensions=[Reader()])
-    async def foundations(
-        self,
-        info: Info,
-        filter: FoundationFilter | None = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> Connection[Foundation]:
-        async with info.context.sessions() as session:
-            listing = await inventory.foundations(session, plain(filter, filters.FoundationFilter))
-        return await paginate(info, listing, PageRequest(first, after), Foundation.of)
+    foundation = lookup(Foundation, building.get_foundation, locator=str)
+    foundations = connection(Foundation, inventory.foundations, filter=FoundationFilter)
 
     @strawberry.field(
         description="A structure by id, or by site and hostname.", extensions=[Reader()]
@@ -249,17 +239,7 @@ class BuildingQuery:
             row = await inventory.find_structure(session, id=id, site=site, hostname=hostname)
         return Structure.of(row) if row else None
 
-    @strawberry.field(extensions=[Reader()])
-    async def structures(
-        self,
-        info: Info,
-        filter: StructureFilter | None = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> Connection[Structure]:
-        async with info.context.sessions() as session:
-            listing = await inventory.structures(session, plain(filter, filters.StructureFilter))
-        return await paginate(info, listing, PageRequest(first, after), Structure.of)
+    structures = connection(Structure, inventory.structures, filter=StructureFilter)
 
 
 async def _network(session: AsyncSession, network_id: int | None) -> models.Network | None:

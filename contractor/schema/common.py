@@ -1,15 +1,11 @@
-"""What every domain module of the schema uses: the mutation and subscription fields (a role
-each), object types made from rows, single-object reads, the delete answer, and argument
-helpers."""
+"""What the domain modules of the schema share: object types made from rows, reads through
+the request's loaders, lookups, the delete answer, and argument helpers."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
-import inspect
-from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable, Hashable
 from functools import cache
 from typing import Annotated, Any, Self, TypeVar
 
@@ -21,73 +17,40 @@ from strawberry.scalars import JSON
 from contractor.errors import InvalidInput, NotFound
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.permissions import Role
 from contractor.services.common import UNSET
 
 T = TypeVar("T")
 
-_INJECTED = ("session", "info", "actor")
-_SELF = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-_INFO = inspect.Parameter("info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Info)
+
+class Row:
+    """An object type made from its ORM row: each of its fields without a default holds the
+    row's attribute of the same name (``row``, if it has one, the row itself); ``from_row``
+    takes the ones that differ."""
+
+    @classmethod
+    def of(cls, row: Any) -> Self:
+        return cls.from_row(row)
+
+    @classmethod
+    def from_row(cls, row: Any, **given: Any) -> Self:
+        kind: object = cls
+        taken = {
+            name: row if name == "row" else getattr(row, name)
+            for name in _row_fields(kind)
+            if name not in given
+        }
+        return cls(**taken, **given)
 
 
-def mutation(
-    permission: type[Role], *, name: str | None = None, description: str | None = None
-) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
-    """A mutation field for callers with ``permission``, made of ``work(session, ...)``.
-
-    ``work`` runs in one transaction of its own writer session, whose events name the
-    caller as their actor; it may also take ``info`` and ``actor`` (the caller's username).
-    Its other parameters are the field's arguments. A service error it raises, and a
-    refusal, are answered as the Error union member (``errors.ERROR_HANDLERS``), with
-    nothing changed.
-    """
-
-    def decorate(work: Callable[..., Awaitable[Any]]) -> Any:
-        signature = inspect.signature(work)
-        wanted = signature.parameters
-
-        @functools.wraps(work)
-        async def resolve(self: Any, info: Info, **arguments: Any) -> Any:
-            principal = info.context.principal
-            assert principal is not None  # the permission admitted someone
-            if "info" in wanted:
-                arguments["info"] = info
-            if "actor" in wanted:
-                arguments["actor"] = principal.username
-            async with info.context.writer_sessions() as session, session.begin():
-                session.info["actor"] = principal.username  # for the events it writes
-                return await work(session, **arguments)
-
-        arguments = [p for n, p in wanted.items() if n not in _INJECTED]
-        resolve.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[_SELF, _INFO, *arguments]
-        )
-        return strawberry.mutation(
-            resolver=resolve, name=name, description=description, extensions=[permission()]
-        )
-
-    return decorate
-
-
-def subscription(
-    permission: type[Role], *, description: str | None = None
-) -> Callable[[Callable[..., AsyncGenerator[Any, None]]], Any]:
-    """A subscription field for callers with ``permission``. The role is checked as the
-    stream starts, so a refusal arrives as the stream's error (as any failure of it does),
-    not as a refusal of the operation."""
-
-    def decorate(stream: Callable[..., AsyncGenerator[Any, None]]) -> Any:
-        @functools.wraps(stream)
-        async def checked(self: Any, info: Info, **arguments: Any) -> AsyncGenerator[Any, None]:
-            info.context.require(permission.role)
-            async with aclosing(stream(self, info, **arguments)) as items:
-                async for item in items:
-                    yield item
-
-        return strawberry.subscription(resolver=checked, description=description)
-
-    return decorate
+@cache
+def _row_fields(cls: Hashable) -> tuple[str, ...]:
+    return tuple(
+        field.name
+        for field in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if field.init
+        and field.default is dataclasses.MISSING
+        and field.default_factory is dataclasses.MISSING
+    )
 
 
 async def load_one(info: Info, column: InstrumentedAttribute[Any], key: Any) -> Any:
@@ -147,37 +110,6 @@ async def found(info: Info, lookup: Callable[..., Awaitable[T]], *key: Any) -> T
             return None
 
 
-class Row:
-    """An object type made from its ORM row: each of its fields without a default holds the
-    row's attribute of the same name (``row``, if it has one, the row itself); ``from_row``
-    takes the ones that differ."""
-
-    @classmethod
-    def of(cls, row: Any) -> Self:
-        return cls.from_row(row)
-
-    @classmethod
-    def from_row(cls, row: Any, **given: Any) -> Self:
-        kind: object = cls
-        taken = {
-            name: row if name == "row" else getattr(row, name)
-            for name in _row_fields(kind)
-            if name not in given
-        }
-        return cls(**taken, **given)
-
-
-@cache
-def _row_fields(cls: Hashable) -> tuple[str, ...]:
-    return tuple(
-        field.name
-        for field in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if field.init
-        and field.default is dataclasses.MISSING
-        and field.default_factory is dataclasses.MISSING
-    )
-
-
 @strawberry.type(description="What a delete mutation removed.")
 class Deleted:
     kind: str
@@ -197,20 +129,19 @@ def given_object(value: JSON | None, field: str) -> Any:
     return UNSET if value is strawberry.UNSET else json_object(value, field)
 
 
-def plain(given: Any, into: Callable[..., T]) -> T | None:
-    """The service filter ``into`` holding what the input ``given`` says (None: no filter):
-    the same fields, enums as their values, nested inputs as their ``plain()``."""
-    if given is None:
-        return None
-    return into(**{name: _plain(value) for name, value in vars(given).items()})
-
-
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """An argument as the services take it: an enum as its value, an input as its
+    ``plain()`` (a service dataclass), a list item by item."""
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value.plain() if hasattr(value, "plain") else value
+
+
+def plain_fields(given: Any) -> dict[str, Any]:
+    """An input's fields as the services take them (see ``plain``)."""
+    return {name: plain(value) for name, value in vars(given).items()}
 
 
 def json_object(value: JSON | None, field: str) -> dict[str, Any]:

@@ -14,17 +14,15 @@ from contractor.schema.building import BuildState, Foundation, Structure
 from contractor.schema.common import (
     DeleteResult,
     Row,
-    found,
     linked,
-    mutation,
     optional,
     removed,
 )
 from contractor.schema.configurable import Configurable
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.pagination import Connection, PageRequest, paginate
-from contractor.schema.permissions import Operator, Reader
+from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.permissions import Operator
 from contractor.schema.prefetch import related
 from contractor.schema.site import Site
 from contractor.services import batches, building, inventory
@@ -95,33 +93,10 @@ DependencyResult = Annotated[Dependency | AnyError, strawberry.union("Dependency
 
 @strawberry.type
 class ComplexQuery:
-    @strawberry.field(extensions=[Reader()])
-    async def complex(self, info: Info, name: str) -> Complex | None:
-        row = await found(info, building.get_complex, name)
-        return Complex.of(row) if row else None
-
-    @strawberry.field(extensions=[Reader()])
-    async def complexes(
-        self,
-        info: Info,
-        site: str | None = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> Connection[Complex]:
-        listing = inventory.complexes(site)
-        return await paginate(info, listing, PageRequest(first, after), Complex.of)
-
-    @strawberry.field(extensions=[Reader()])
-    async def dependency(self, info: Info, id: int) -> Dependency | None:
-        row = await found(info, building.get_dependency, id)
-        return Dependency.of(row) if row else None
-
-    @strawberry.field(extensions=[Reader()])
-    async def dependencies(
-        self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Dependency]:
-        listing = inventory.dependencies()
-        return await paginate(info, listing, PageRequest(first, after), Dependency.of)
+    complex = lookup(Complex, building.get_complex, name=str)
+    complexes = connection(Complex, inventory.complexes, site=str)
+    dependency = lookup(Dependency, building.get_dependency, id=int)
+    dependencies = connection(Dependency, inventory.dependencies)
 
 
 @strawberry.type

@@ -8,13 +8,12 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import models
-from contractor.errors import NotFound
 from contractor.models.directory import Entry
-from contractor.schema.common import DeleteResult, Row, load_one, mutation, removed
+from contractor.schema.common import DeleteResult, Row, load_one, removed
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.pagination import Connection, PageRequest, paginate
-from contractor.schema.permissions import Operator, Reader
+from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.permissions import Operator
 from contractor.schema.prefetch import related
 from contractor.services import directory, inventory
 
@@ -74,21 +73,13 @@ async def zone_named(session: AsyncSession, fqdn: str | None) -> models.Zone | N
 
 @strawberry.type
 class DirectoryQuery:
-    @strawberry.field(
-        description="A zone by its dotted name, e.g. 'dc1.example'.", extensions=[Reader()]
+    zone = lookup(
+        Zone,
+        directory.find_zone,
+        fqdn=str,
+        description="A zone by its dotted name, e.g. 'dc1.example'.",
     )
-    async def zone(self, info: Info, fqdn: str) -> Zone | None:
-        async with info.context.sessions() as session:
-            try:
-                return Zone.of(await directory.find_zone(session, fqdn))
-            except NotFound:
-                return None
-
-    @strawberry.field(extensions=[Reader()])
-    async def zones(
-        self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Zone]:
-        return await paginate(info, inventory.zones(), PageRequest(first, after), Zone.of)
+    zones = connection(Zone, inventory.zones)
 
 
 @strawberry.type

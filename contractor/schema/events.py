@@ -13,9 +13,10 @@ from strawberry.scalars import JSON
 
 from contractor import models
 from contractor.errors import InvalidInput
-from contractor.schema.common import Deleted, DeleteResult, given, mutation, subscription
+from contractor.schema.common import Deleted, DeleteResult, given
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
+from contractor.schema.fields import mutation, subscription
 from contractor.schema.permissions import Admin, Reader
 from contractor.services import events as outbox
 from contractor.services import pruning, webhooks

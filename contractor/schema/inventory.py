@@ -12,7 +12,7 @@ from contractor.schema.common import plain
 from contractor.schema.complexes import Complex
 from contractor.schema.context import Info
 from contractor.schema.permissions import Reader
-from contractor.services import building, filters, inventory
+from contractor.services import building, inventory
 from contractor.services.impact import impact_of
 
 
@@ -94,7 +94,7 @@ class InventoryQuery:
     ) -> list[CountGroup]:
         dimensions = [d.value for d in group_by]
         async with info.context.sessions() as session:
-            where = plain(filter, filters.FoundationFilter)
+            where = plain(filter)
             return _groups(await inventory.count_foundations(session, dimensions, where))
 
     @strawberry.field(
@@ -109,7 +109,7 @@ class InventoryQuery:
     ) -> list[CountGroup]:
         dimensions = [d.value for d in group_by]
         async with info.context.sessions() as session:
-            where = plain(filter, filters.StructureFilter)
+            where = plain(filter)
             return _groups(await inventory.count_structures(session, dimensions, where))
 
     @strawberry.field(

@@ -24,10 +24,10 @@ from contractor.events.broadcast import EventBroadcaster
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
 from contractor.schema.building import Foundation, Structure
-from contractor.schema.common import mutation, subscription
 from contractor.schema.complexes import Dependency
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
+from contractor.schema.fields import mutation, subscription
 from contractor.schema.permissions import Operator, Reader
 from contractor.services import building, inventory, jobs
 from contractor.services.events import EventFilter

@@ -16,16 +16,14 @@ from contractor.schema.common import (
     Deleted,
     DeleteResult,
     Row,
-    found,
     given,
     linked,
     load_one,
-    mutation,
     optional,
 )
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.pagination import Connection, PageRequest, paginate
+from contractor.schema.fields import connection, lookup, mutation
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import LAZY, loads, related
 from contractor.schema.site import Site
@@ -195,31 +193,9 @@ DynamicAddressResult = Annotated[
 
 @strawberry.type
 class NetworkQuery:
-    @strawberry.field(extensions=[Reader()])
-    async def networks(
-        self,
-        info: Info,
-        site: str | None = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> Connection[Network]:
-        return await paginate(info, inventory.networks(site), PageRequest(first, after), Network.of)
-
-    @strawberry.field(extensions=[Reader()])
-    async def address_block(self, info: Info, id: int) -> AddressBlock | None:
-        row = await found(info, inventory.get_address_block_by_id, id)
-        return AddressBlock.of(row) if row else None
-
-    @strawberry.field(extensions=[Reader()])
-    async def address_blocks(
-        self,
-        info: Info,
-        site: str | None = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> Connection[AddressBlock]:
-        listing = inventory.address_blocks(site)
-        return await paginate(info, listing, PageRequest(first, after), AddressBlock.of)
+    networks = connection(Network, inventory.networks, site=str)
+    address_block = lookup(AddressBlock, inventory.get_address_block_by_id, id=int)
+    address_blocks = connection(AddressBlock, inventory.address_blocks, site=str)
 
     @strawberry.field(
         description="The address allocated for an IP (in a site, if given).",

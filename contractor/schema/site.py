@@ -12,24 +12,21 @@ from strawberry.scalars import JSON
 from contractor import models
 from contractor.schema.common import (
     DeleteResult,
-    found,
     given,
     given_object,
     json_object,
-    mutation,
     optional,
-    plain,
+    plain_fields,
     removed,
 )
 from contractor.schema.configurable import Configurable
-from contractor.schema.context import Info
 from contractor.schema.directory import Zone, zone_named
 from contractor.schema.errors import AnyError
-from contractor.schema.pagination import Connection, PageRequest, paginate
-from contractor.schema.permissions import Operator, Reader
+from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.permissions import Operator
 from contractor.schema.prefetch import related
 from contractor.services import filters, inventory
-from contractor.services import site as sites
+from contractor.services import site as site_service
 from contractor.services.common import UNSET
 
 
@@ -57,7 +54,7 @@ class SiteScope:
     include_descendants: bool = False
 
     def plain(self) -> filters.Scope:
-        return filters.Scope(self.name, self.include_descendants)
+        return filters.Scope(**plain_fields(self))
 
 
 @strawberry.input
@@ -67,25 +64,14 @@ class SiteFilter:
     within: SiteScope | None = None
     roots_only: bool = False
 
+    def plain(self) -> filters.SiteFilter:
+        return filters.SiteFilter(**plain_fields(self))
+
 
 @strawberry.type
 class SiteQuery:
-    @strawberry.field(extensions=[Reader()])
-    async def site(self, info: Info, name: str) -> Site | None:
-        row = await found(info, sites.get_site, name)
-        return Site.of(row) if row else None
-
-    @strawberry.field(extensions=[Reader()])
-    async def sites(
-        self,
-        info: Info,
-        filter: SiteFilter | None = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> Connection[Site]:
-        async with info.context.sessions() as session:
-            listing = await inventory.sites(session, plain(filter, filters.SiteFilter))
-        return await paginate(info, listing, PageRequest(first, after), Site.of)
+    site = lookup(Site, site_service.get_site, name=str)
+    sites = connection(Site, inventory.sites, filter=SiteFilter)
 
 
 @strawberry.type
@@ -99,11 +85,11 @@ class SiteMutation:
         zone: str | None = None,
         config_values: JSON | None = None,
     ) -> SiteResult:
-        row = await sites.create_site(
+        row = await site_service.create_site(
             session,
             name=name,
             description=description,
-            parent=await optional(sites.get_site, session, parent),
+            parent=await optional(site_service.get_site, session, parent),
             zone=await zone_named(session, zone),
             config_values=json_object(config_values, "config_values"),
         )
@@ -118,14 +104,14 @@ class SiteMutation:
         zone: str | None = strawberry.UNSET,
         config_values: JSON | None = strawberry.UNSET,
     ) -> SiteResult:
-        row = await sites.get_site(session, name)
-        await sites.update_site(
+        row = await site_service.get_site(session, name)
+        await site_service.update_site(
             session,
             row,
             description=given(description),
             parent=UNSET
             if parent is strawberry.UNSET
-            else await optional(sites.get_site, session, parent),
+            else await optional(site_service.get_site, session, parent),
             zone=UNSET if zone is strawberry.UNSET else await zone_named(session, zone),
             config_values=given_object(config_values, "config_values"),
         )
@@ -134,5 +120,5 @@ class SiteMutation:
     @mutation(Operator)
     async def delete_site(session: AsyncSession, name: str) -> DeleteResult:
         return await removed(
-            session, "Site", sites.delete_site, await sites.get_site(session, name)
+            session, "Site", site_service.delete_site, await site_service.get_site(session, name)
         )

@@ -104,6 +104,8 @@ async def complex_members(
 
 
 # -- lists ----------------------------------------------------------------------------------
+# Each is built in a session (a filter may look up the rows it names); the arguments are
+# the ones the API's list takes.
 
 
 def _in_site(model: Any, site: str | None) -> Any:
@@ -115,58 +117,58 @@ def _in_site(model: Any, site: str | None) -> Any:
     return query
 
 
-async def sites(session: AsyncSession, where: SiteFilter | None) -> Listing:
-    query = await filter_sites(session, select(models.Site), where)
+async def sites(session: AsyncSession, filter: SiteFilter | None = None) -> Listing:
+    query = await filter_sites(session, select(models.Site), filter)
     return Listing(query, (models.Site.name,))
 
 
-def blueprints(kind: str | None) -> Listing:
+async def blueprints(session: AsyncSession, kind: str | None = None) -> Listing:
     query = select(models.BluePrint)
     if kind is not None:
         query = query.where(models.BluePrint.kind == kind)
     return Listing(query, (models.BluePrint.name,))
 
 
-def scripts() -> Listing:
+async def scripts(session: AsyncSession) -> Listing:
     return Listing.of(models.Script, models.Script.name)
 
 
-def pxes() -> Listing:
+async def pxes(session: AsyncSession) -> Listing:
     return Listing.of(models.PXE, models.PXE.name)
 
 
-async def foundations(session: AsyncSession, where: FoundationFilter | None) -> Listing:
-    query = await filter_foundations(session, select(models.Foundation), where)
+async def foundations(session: AsyncSession, filter: FoundationFilter | None = None) -> Listing:
+    query = await filter_foundations(session, select(models.Foundation), filter)
     return Listing(query, (models.Foundation.locator,))
 
 
-async def structures(session: AsyncSession, where: StructureFilter | None) -> Listing:
-    query = await filter_structures(session, select(models.Structure), where)
+async def structures(session: AsyncSession, filter: StructureFilter | None = None) -> Listing:
+    query = await filter_structures(session, select(models.Structure), filter)
     return Listing(query, (models.Structure.hostname, models.Structure.id))
 
 
-def complexes(site: str | None) -> Listing:
+async def complexes(session: AsyncSession, site: str | None = None) -> Listing:
     return Listing(_in_site(models.Complex, site), (models.Complex.name,))
 
 
-def dependencies() -> Listing:
+async def dependencies(session: AsyncSession) -> Listing:
     return Listing.of(models.Dependency, models.Dependency.id)
 
 
-def networks(site: str | None) -> Listing:
+async def networks(session: AsyncSession, site: str | None = None) -> Listing:
     return Listing(_in_site(models.Network, site), (models.Network.name, models.Network.id))
 
 
-def address_blocks(site: str | None) -> Listing:
+async def address_blocks(session: AsyncSession, site: str | None = None) -> Listing:
     block = models.AddressBlock
     return Listing(_in_site(block, site), (block.name, block.id))
 
 
-def zones() -> Listing:
+async def zones(session: AsyncSession) -> Listing:
     return Listing.of(models.Zone, models.Zone.name, models.Zone.id)
 
 
-def users() -> Listing:
+async def users(session: AsyncSession) -> Listing:
     return Listing.of(models.User, models.User.username)
 
 
