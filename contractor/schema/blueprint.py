@@ -16,12 +16,12 @@ from contractor.schema.common import (
     Deleted,
     DeleteResult,
     Row,
+    Scope,
     each,
     given,
     given_object,
     json_object,
     linked,
-    plain_fields,
     removed,
 )
 from contractor.schema.configurable import Configurable
@@ -30,7 +30,7 @@ from contractor.schema.errors import AnyError
 from contractor.schema.fields import connection, lookup, mutation
 from contractor.schema.permissions import Operator
 from contractor.services import blueprint as bps
-from contractor.services import filters, inventory
+from contractor.services import inventory
 from contractor.services.common import UNSET
 
 
@@ -144,12 +144,8 @@ class BluePrintKind(enum.Enum):
 
 
 @strawberry.input(description="Which blueprint, optionally with every blueprint inheriting it.")
-class BluePrintScope:
-    name: str
-    include_descendants: bool = False
-
-    def plain(self) -> filters.Scope:
-        return filters.Scope(**plain_fields(self))
+class BluePrintScope(Scope):
+    pass
 
 
 @strawberry.type

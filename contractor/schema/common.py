@@ -17,6 +17,7 @@ from strawberry.scalars import JSON
 from contractor.errors import InvalidInput, NotFound
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
+from contractor.services import filters
 from contractor.services.common import UNSET
 
 T = TypeVar("T")
@@ -108,6 +109,18 @@ async def found(info: Info, lookup: Callable[..., Awaitable[T]], *key: Any) -> T
             return await lookup(session, *key)
         except NotFound:
             return None
+
+
+@strawberry.input
+class Scope:
+    """A site or a blueprint by name, optionally with everything below or inheriting it (an
+    input's base: the SDL shows SiteScope and BluePrintScope)."""
+
+    name: str
+    include_descendants: bool = False
+
+    def plain(self) -> filters.Scope:
+        return filters.Scope(**plain_fields(self))
 
 
 @strawberry.type(description="What a delete mutation removed.")

@@ -4,7 +4,8 @@ foundation's create job or another dependency waits for."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Self
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Self
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,6 +100,17 @@ class ComplexQuery:
     dependencies = connection(Dependency, inventory.dependencies)
 
 
+def _membership(change: Callable[..., Awaitable[object]]) -> Any:
+    """The mutation making a structure a member of a complex, or no longer one."""
+
+    async def member(session: AsyncSession, complex: str, structure: int) -> ComplexResult:
+        row = await building.get_complex(session, complex)
+        await change(session, row, await building.get_structure_by_id(session, structure))
+        return Complex.of(row)
+
+    return mutation(Operator)(member)
+
+
 @strawberry.type
 class ComplexMutation:
     @mutation(Operator)
@@ -118,23 +130,8 @@ class ComplexMutation:
         )
         return Complex.of(row)
 
-    @mutation(Operator)
-    async def add_complex_member(
-        session: AsyncSession, complex: str, structure: int
-    ) -> ComplexResult:
-        row = await building.get_complex(session, complex)
-        member = await building.get_structure_by_id(session, structure)
-        await building.add_complex_member(session, row, member)
-        return Complex.of(row)
-
-    @mutation(Operator)
-    async def remove_complex_member(
-        session: AsyncSession, complex: str, structure: int
-    ) -> ComplexResult:
-        row = await building.get_complex(session, complex)
-        member = await building.get_structure_by_id(session, structure)
-        await building.remove_complex_member(session, row, member)
-        return Complex.of(row)
+    add_complex_member = _membership(building.add_complex_member)
+    remove_complex_member = _membership(building.remove_complex_member)
 
     @mutation(Operator)
     async def delete_complex(session: AsyncSession, name: str) -> DeleteResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncGenerator
-from typing import Annotated
+from typing import Annotated, Self
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 
 from contractor import models
 from contractor.errors import InvalidInput
-from contractor.schema.common import Deleted, DeleteResult, given
+from contractor.schema.common import Deleted, DeleteResult, Row, given
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
 from contractor.schema.fields import mutation, subscription
@@ -30,7 +30,7 @@ MAX_PAGE = 1000
 @strawberry.type(
     description="One change: an inventory object created, updated or deleted, or a job transition."
 )
-class Event:
+class Event(Row):
     cursor: str = strawberry.field(
         description="Resume after this (opaque; increases in commit order)."
     )
@@ -49,20 +49,8 @@ class Event:
     )
 
     @classmethod
-    def of(cls, row: models.Event) -> Event:
-        return cls(
-            cursor=str(row.id),
-            at=row.at,
-            kind=row.kind,
-            object_type=row.object_type,
-            object_id=row.object_id,
-            object_name=row.object_name,
-            site_id=row.site_id,
-            blueprint_id=row.blueprint_id,
-            actor=row.actor,
-            changed=list(row.changed or ()),
-            payload=JSON(row.payload),
-        )
+    def of(cls, row: models.Event) -> Self:
+        return cls.from_row(row, cursor=str(row.id), changed=list(row.changed or ()))
 
 
 @strawberry.input(
@@ -92,8 +80,11 @@ class WebhookFilter:
     blueprint_id: int | None
 
 
+_FILTER_PARTS = ("object_types", "kinds", "site_id", "blueprint_id")
+
+
 @strawberry.type(description="Where matching events are posted (the secret is never shown).")
-class WebhookTarget:
+class WebhookTarget(Row):
     id: int
     name: str
     url: str
@@ -104,22 +95,12 @@ class WebhookTarget:
     updated: dt.datetime
 
     @classmethod
-    def of(cls, row: models.WebhookTarget) -> WebhookTarget:
+    def of(cls, row: models.WebhookTarget) -> Self:
         spec = row.filter or {}
-        return cls(
-            id=row.id,
-            name=row.name,
-            url=row.url,
-            active=row.active,
-            filter=WebhookFilter(
-                object_types=spec.get("object_types"),
-                kinds=spec.get("kinds"),
-                site_id=spec.get("site_id"),
-                blueprint_id=spec.get("blueprint_id"),
-            ),
+        return cls.from_row(
+            row,
+            filter=WebhookFilter(**{name: spec.get(name) for name in _FILTER_PARTS}),
             cursor=str(row.cursor),
-            created=row.created,
-            updated=row.updated,
         )
 
 
@@ -130,7 +111,7 @@ class CreatedWebhookTarget:
 
 
 @strawberry.type(description="One event for one target, and how its delivery went.")
-class WebhookDelivery:
+class WebhookDelivery(Row):
     id: int
     target_id: int
     event_cursor: str
@@ -149,22 +130,8 @@ class WebhookDelivery:
     finished_at: dt.datetime | None
 
     @classmethod
-    def of(cls, row: models.WebhookDelivery) -> WebhookDelivery:
-        return cls(
-            id=row.id,
-            target_id=row.target_id,
-            event_cursor=str(row.event_id),
-            object_key=row.object_key,
-            state=row.state,
-            attempts=row.attempts,
-            created=row.created,
-            retried_at=row.retried_at,
-            next_attempt_at=row.next_attempt_at,
-            last_attempt_at=row.last_attempt_at,
-            response_code=row.response_code,
-            error=row.error,
-            finished_at=row.finished_at,
-        )
+    def of(cls, row: models.WebhookDelivery) -> Self:
+        return cls.from_row(row, event_cursor=str(row.event_id))
 
 
 WebhookTargetResult = Annotated[WebhookTarget | AnyError, strawberry.union("WebhookTargetResult")]

@@ -11,8 +11,9 @@ from contextlib import aclosing
 from typing import Any
 
 import strawberry
+from sqlalchemy.orm import InstrumentedAttribute
 
-from contractor.schema.common import found, plain
+from contractor.schema.common import found, load_one, plain
 from contractor.schema.context import Info
 from contractor.schema.pagination import Connection, PageRequest, paginate
 from contractor.schema.permissions import Reader, Role
@@ -80,6 +81,20 @@ def subscription(
         return strawberry.subscription(resolver=checked, description=description)
 
     return decorate
+
+
+def fetched(node_type: Any, column: InstrumentedAttribute[Any], key: str) -> Any:
+    """An object field: the ``node_type`` of the row whose unique ``column`` is the node's
+    row's ``key`` (null for none), through the request's loader."""
+
+    async def resolve(self: Any, info: Info) -> Any:
+        row = await load_one(info, column, getattr(self.row, key))
+        return None if row is None else node_type.of(row)
+
+    resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [_SELF, _INFO], return_annotation=node_type | None
+    )
+    return strawberry.field(resolver=resolve)
 
 
 def lookup(

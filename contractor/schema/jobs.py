@@ -12,22 +12,23 @@ import enum
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from contractor import models
-from contractor.errors import InvalidInput, NotFound
+from contractor.errors import InvalidInput
 from contractor.events.broadcast import EventBroadcaster
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
 from contractor.schema.building import Foundation, Structure
+from contractor.schema.common import Row
 from contractor.schema.complexes import Dependency
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import mutation, subscription
+from contractor.schema.fields import fetched, lookup, mutation, subscription
 from contractor.schema.permissions import Operator, Reader
 from contractor.services import building, inventory, jobs
 from contractor.services.events import EventFilter
@@ -64,7 +65,7 @@ class JobState(enum.Enum):
 
 
 @strawberry.type(description="One entry of a job's log: a transition or an operator action.")
-class JobLogEntry:
+class JobLogEntry(Row):
     at: dt.datetime
     actor: str
     action: str
@@ -74,7 +75,7 @@ class JobLogEntry:
 
 
 @strawberry.type(description="A remote step of a job (parameters shown with secrets masked).")
-class JobTask:
+class JobTask(Row):
     id: int
     module: str
     function: str
@@ -85,9 +86,13 @@ class JobTask:
     parameters: JSON
     created: dt.datetime
 
+    @classmethod
+    def of(cls, row: models.Task) -> Self:
+        return cls.from_row(row, parameters=JSON(mask_secrets(row.parameters)))
+
 
 @strawberry.type(description="A script running against a foundation, structure or dependency.")
-class Job:
+class Job(Row):
     id: int
     state: JobState
     script_name: str
@@ -103,22 +108,8 @@ class Job:
     row: strawberry.Private[models.Job]
 
     @classmethod
-    def of(cls, row: models.Job) -> Job:
-        return cls(
-            id=row.id,
-            state=JobState(row.state),
-            script_name=row.script_name,
-            target_kind=row.target_kind,
-            target=row.target_description,
-            message=row.message,
-            line=row.line,
-            creator=row.creator,
-            created=row.created,
-            updated=row.updated,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            row=row,
-        )
+    def of(cls, row: models.Job) -> Self:
+        return cls.from_row(row, state=JobState(row.state), target=row.target_description)
 
     @strawberry.field(description="Percent complete (0 to 100).")
     def progress(self) -> float:
@@ -141,61 +132,21 @@ class Job:
     def script(self) -> str:
         return self.row.script_source
 
-    @strawberry.field
-    async def foundation(self, info: Info) -> Foundation | None:
-        if self.row.foundation_id is None:
-            return None
-        row = await info.context.loaders.one(models.Foundation.id).load(self.row.foundation_id)
-        return Foundation.of(row)
-
-    @strawberry.field
-    async def structure(self, info: Info) -> Structure | None:
-        if self.row.structure_id is None:
-            return None
-        row = await info.context.loaders.one(models.Structure.id).load(self.row.structure_id)
-        return Structure.of(row)
-
-    @strawberry.field
-    async def dependency(self, info: Info) -> Dependency | None:
-        if self.row.dependency_id is None:
-            return None
-        row = await info.context.loaders.one(models.Dependency.id).load(self.row.dependency_id)
-        return Dependency.of(row)
+    foundation = fetched(Foundation, models.Foundation.id, "foundation_id")
+    structure = fetched(Structure, models.Structure.id, "structure_id")
+    dependency = fetched(Dependency, models.Dependency.id, "dependency_id")
 
     @strawberry.field(description="Every transition and operator action, oldest first.")
     async def log(self, info: Info) -> list[JobLogEntry]:
         rows = await info.context.loaders.many(models.JobLog.job_id, models.JobLog.id).load(
             self.row.id
         )
-        return [
-            JobLogEntry(
-                at=r.at,
-                actor=r.actor,
-                action=r.action,
-                from_state=r.from_state,
-                to_state=r.to_state,
-                message=r.message,
-            )
-            for r in rows
-        ]
+        return [JobLogEntry.of(row) for row in rows]
 
     @strawberry.field(description="The job's remote steps, oldest first.")
     async def tasks(self, info: Info) -> list[JobTask]:
         rows = await info.context.loaders.many(models.Task.job_id, models.Task.id).load(self.row.id)
-        return [
-            JobTask(
-                id=r.id,
-                module=r.module,
-                function=r.function,
-                state=r.state,
-                attempt=r.attempt,
-                lease_holder=r.lease_holder,
-                lease_expires_at=r.lease_expires_at,
-                parameters=JSON(mask_secrets(r.parameters)),
-                created=r.created,
-            )
-            for r in rows
-        ]
+        return [JobTask.of(row) for row in rows]
 
 
 JobResult = Annotated[Job | AnyError, strawberry.union("JobResult")]
@@ -285,14 +236,7 @@ class JobSubscription:
 
 @strawberry.type
 class JobQuery:
-    @strawberry.field(description="A job by id.", extensions=[Reader()])
-    async def job(self, info: Info, id: int) -> Job | None:
-        async with info.context.sessions() as session:
-            try:
-                row = await jobs.get_job(session, id)
-            except NotFound:
-                return None
-        return Job.of(row)
+    job = lookup(Job, jobs.get_job, id=int, description="A job by id.")
 
     @strawberry.field(
         description="Jobs, newest first: unfinished ones unless finished is true; optionally "
@@ -344,10 +288,10 @@ async def _runner(session: AsyncSession, info: Info, job: models.Job) -> Runner 
 _TARGET_HELP = "Exactly one of foundation (locator), structure (id) or dependency (id)."
 
 
-@strawberry.type
-class JobMutation:
-    @mutation(Operator, description="Start the target's create job. " + _TARGET_HELP)
-    async def do_create(
+def _start(script_name: str) -> Any:
+    """The mutation starting the target's ``script_name`` job."""
+
+    async def start(
         session: AsyncSession,
         actor: str,
         foundation: str | None = None,
@@ -355,20 +299,17 @@ class JobMutation:
         dependency: int | None = None,
     ) -> JobResult:
         target = await _target(session, foundation, structure, dependency)
-        job = await jobs.create_job(session, target=target, script_name="create", creator=actor)
+        job = await jobs.create_job(session, target=target, script_name=script_name, creator=actor)
         return Job.of(job)
 
-    @mutation(Operator, description="Start the target's destroy job. " + _TARGET_HELP)
-    async def do_destroy(
-        session: AsyncSession,
-        actor: str,
-        foundation: str | None = None,
-        structure: int | None = None,
-        dependency: int | None = None,
-    ) -> JobResult:
-        target = await _target(session, foundation, structure, dependency)
-        job = await jobs.create_job(session, target=target, script_name="destroy", creator=actor)
-        return Job.of(job)
+    description = f"Start the target's {script_name} job. {_TARGET_HELP}"
+    return mutation(Operator, description=description)(start)
+
+
+@strawberry.type
+class JobMutation:
+    do_create = _start("create")
+    do_destroy = _start("destroy")
 
     @mutation(
         Operator,

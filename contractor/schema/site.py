@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from contractor import models
 from contractor.schema.common import (
     DeleteResult,
+    Scope,
     given,
     given_object,
     json_object,
@@ -49,12 +50,8 @@ SiteResult = Annotated[Site | AnyError, strawberry.union("SiteResult")]
 
 
 @strawberry.input(description="Where: a site, optionally with every site below it.")
-class SiteScope:
-    name: str
-    include_descendants: bool = False
-
-    def plain(self) -> filters.Scope:
-        return filters.Scope(**plain_fields(self))
+class SiteScope(Scope):
+    pass
 
 
 @strawberry.input
