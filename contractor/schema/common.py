@@ -34,7 +34,7 @@ class Row:
 
     @classmethod
     def from_row(cls, row: Any, **given: Any) -> Self:
-        kind: object = cls
+        kind: object = cls  # a class is hashable (mypy does not see type[...] as Hashable)
         taken = {
             name: row if name == "row" else getattr(row, name)
             for name in _row_fields(kind)

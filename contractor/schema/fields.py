@@ -140,20 +140,15 @@ def connection(
         self: Any, info: Info, first: int | None = None, after: str | None = None, **given: Any
     ) -> Any:
         async with info.context.sessions() as session:
-            rows = await listing(session, **{name: plain(value) for name, value in given.items()})
-        return await paginate(info, rows, PageRequest(first, after), node)
+            listed = await listing(session, **{name: plain(value) for name, value in given.items()})
+        return await paginate(info, listed, PageRequest(first, after), node)
 
+    optional = {**arguments, "first": int, "after": str}
     parameters = [
         inspect.Parameter(
-            name, inspect.Parameter.KEYWORD_ONLY, annotation=type_ | None, default=None
+            name, inspect.Parameter.KEYWORD_ONLY, annotation=kind | None, default=None
         )
-        for name, type_ in arguments.items()
-    ]
-    parameters += [
-        inspect.Parameter(
-            name, inspect.Parameter.KEYWORD_ONLY, annotation=type_ | None, default=None
-        )
-        for name, type_ in (("first", int), ("after", str))
+        for name, kind in optional.items()
     ]
     resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [_SELF, _INFO, *parameters], return_annotation=Connection[node_type]
