@@ -12,6 +12,7 @@ from typing import Any
 
 import strawberry
 from sqlalchemy.orm import InstrumentedAttribute
+from strawberry.extensions import FieldExtension
 
 from contractor.schema.common import found, load_one, plain
 from contractor.schema.context import Info
@@ -83,6 +84,29 @@ def subscription(
     return decorate
 
 
+def query(
+    resolve: Callable[..., Awaitable[Any]],
+    returns: Any,
+    *parameters: tuple[Any, ...],
+    role: type[Role] | None = Reader,
+    description: str | None = None,
+) -> Any:
+    """A field for callers with ``role`` (None: anyone who may read its object), answered by
+    ``resolve(self, info, **arguments)``: its arguments are ``parameters``, each ``(name,
+    type)`` or ``(name, type, default)``, its type ``returns``."""
+    arguments = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default[0])
+        if default
+        else inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind)
+        for name, kind, *default in parameters
+    ]
+    resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [_SELF, _INFO, *arguments], return_annotation=returns
+    )
+    extensions: list[FieldExtension] = [] if role is None else [role()]
+    return strawberry.field(resolver=resolve, description=description, extensions=extensions)
+
+
 def fetched(node_type: Any, column: InstrumentedAttribute[Any], key: str) -> Any:
     """An object field: the ``node_type`` of the row whose unique ``column`` is the node's
     row's ``key`` (null for none), through the request's loader."""
@@ -91,10 +115,7 @@ def fetched(node_type: Any, column: InstrumentedAttribute[Any], key: str) -> Any
         row = await load_one(info, column, getattr(self.row, key))
         return None if row is None else node_type.of(row)
 
-    resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [_SELF, _INFO], return_annotation=node_type | None
-    )
-    return strawberry.field(resolver=resolve)
+    return query(resolve, node_type | None, role=None)
 
 
 def lookup(
@@ -114,11 +135,7 @@ def lookup(
         row = await found(info, get, arguments[name])
         return None if row is None else node(row)
 
-    argument = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=key_type)
-    resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [_SELF, _INFO, argument], return_annotation=node_type | None
-    )
-    return strawberry.field(resolver=resolve, description=description, extensions=[Reader()])
+    return query(resolve, node_type | None, (name, key_type), description=description)
 
 
 def connection(
@@ -144,13 +161,6 @@ def connection(
         return await paginate(info, listed, PageRequest(first, after), node)
 
     optional = {**arguments, "first": int, "after": str}
-    parameters = [
-        inspect.Parameter(
-            name, inspect.Parameter.KEYWORD_ONLY, annotation=kind | None, default=None
-        )
-        for name, kind in optional.items()
-    ]
-    resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [_SELF, _INFO, *parameters], return_annotation=Connection[node_type]
-    )
-    return strawberry.field(resolver=resolve, description=description, extensions=[role()])
+    parameters = [(name, kind | None, None) for name, kind in optional.items()]
+    returns = Connection[node_type]
+    return query(resolve, returns, *parameters, role=role, description=description)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import strawberry
 
@@ -11,6 +13,7 @@ from contractor.schema.building import FoundationFilter, Structure, StructureFil
 from contractor.schema.common import plain
 from contractor.schema.complexes import Complex
 from contractor.schema.context import Info
+from contractor.schema.fields import query
 from contractor.schema.permissions import Reader
 from contractor.services import building, inventory
 from contractor.services.impact import impact_of
@@ -76,41 +79,36 @@ class ComplexUsage:
     members: list[Structure]
 
 
-def _groups(groups: list[inventory.Group]) -> list[CountGroup]:
-    return [CountGroup(count=group.count, **group.values) for group in groups]
+def _counts(
+    count: Callable[..., Awaitable[list[inventory.Group]]],
+    dimension: type[enum.Enum],
+    where: type,
+    what: str,
+) -> Any:
+    """The field counting ``what`` per the chosen dimensions with the service's ``count``."""
+
+    async def resolve(self: Any, info: Info, group_by: list[Any], filter: Any = None) -> Any:
+        async with info.context.sessions() as session:
+            groups = await count(session, plain(group_by), plain(filter))
+        return [CountGroup(count=group.count, **group.values) for group in groups]
+
+    return query(
+        resolve,
+        list[CountGroup],
+        ("group_by", list[dimension]),  # type: ignore[valid-type]
+        ("filter", where | None, None),
+        description=f"{what} counted per the chosen dimensions, in SQL.",
+    )
 
 
 @strawberry.type
 class InventoryQuery:
-    @strawberry.field(
-        description="Foundations counted per the chosen dimensions, in SQL.",
-        extensions=[Reader()],
+    foundation_counts = _counts(
+        inventory.count_foundations, FoundationDimension, FoundationFilter, "Foundations"
     )
-    async def foundation_counts(
-        self,
-        info: Info,
-        group_by: list[FoundationDimension],
-        filter: FoundationFilter | None = None,
-    ) -> list[CountGroup]:
-        dimensions = [d.value for d in group_by]
-        async with info.context.sessions() as session:
-            where = plain(filter)
-            return _groups(await inventory.count_foundations(session, dimensions, where))
-
-    @strawberry.field(
-        description="Structures counted per the chosen dimensions, in SQL.",
-        extensions=[Reader()],
+    structure_counts = _counts(
+        inventory.count_structures, StructureDimension, StructureFilter, "Structures"
     )
-    async def structure_counts(
-        self,
-        info: Info,
-        group_by: list[StructureDimension],
-        filter: StructureFilter | None = None,
-    ) -> list[CountGroup]:
-        dimensions = [d.value for d in group_by]
-        async with info.context.sessions() as session:
-            where = plain(filter)
-            return _groups(await inventory.count_structures(session, dimensions, where))
 
     @strawberry.field(
         description="Everything that depends, transitively, on the origin.",
