@@ -804,3 +804,12 @@ async def delete_dependency(session: AsyncSession, dependency: Dependency) -> No
     )
     await session.delete(dependency)
     await session.flush()
+
+
+# -- interfaces, removed -------------------------------------------------------------------
+
+
+async def delete_interface(session: AsyncSession, interface: RealNetworkInterface) -> None:
+    """Remove a foundation's interface."""
+    await session.delete(interface)
+    await session.flush()
