@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contractor.db import transaction
-from contractor.errors import ContractorError, InvalidInput, NotFound
+from contractor.errors import ContractorError, InvalidInput
+from contractor.foreman import results
 from contractor.foreman.hub import Hub
-from contractor.models import Job, JobState, Structure, Task, utcnow
+from contractor.models import Task
 from contractor.rest.auth import bearer_token, error_response
 from contractor.services import hotpath, jobs
 from contractor.services import tasks as task_service
@@ -40,8 +39,6 @@ from contractor.settings import Settings
 __all__ = ["subcontractor_routes"]
 
 PREFIX = "/api/v1/subcontractor"
-
-log = logging.getLogger(__name__)
 
 
 class _Body(BaseModel):
@@ -263,32 +260,17 @@ async def result(request: Request) -> Response:
     try:
         bearer_token(request)  # no token: 401 before anything else
         body = await _body(request, ResultRequest)
-
-        async def accept(step: bool) -> Job:
-            async with transaction(sessions) as session:
-                token = await _authenticate(session, request)
-                job = await task_service.accept_result(
-                    session,
-                    token=token,
-                    task_id=body.task_id,
-                    cookie=body.cookie,
-                    lease=body.lease,
-                    data=body.data,
-                    settings=settings,
-                    step=step,
-                    cache=getattr(request.app.state, "config_cache", None),
-                )
-                connection = await hotpath.driver(session)
-                if connection is not None:  # PostgreSQL: events and COMMIT in one round trip
-                    await hotpath.commit(session, connection)
-                return job
-
-        try:
-            job = await accept(step=True)
-        except task_service.StepFailed as failed:  # all rolled back: take the result alone
-            log.exception("%s; the engine steps it", failed)
-            job = await accept(step=False)
-        return JSONResponse({"status": "accepted", "job_id": job.id})
+        job_id = await results.take_result(
+            sessions,
+            token=await _identity(sessions, request),
+            task_id=body.task_id,
+            cookie=body.cookie,
+            lease=body.lease,
+            data=body.data,
+            settings=settings,
+            cache=getattr(request.app.state, "config_cache", None),
+        )
+        return JSONResponse({"status": "accepted", "job_id": job_id})
     except ContractorError as error:
         return error_response(error)
 
@@ -340,35 +322,9 @@ async def signal(request: Request) -> Response:
     """A booted machine says it is done: the unfinished job of the structure with this config
     UUID (or of its foundation) sees ``signaling.complete``."""
     sessions, _, _ = _state(request)
-    config_uuid = request.path_params["config_uuid"]
     try:
         async with transaction(sessions) as session:
-            structure = (
-                await session.execute(select(Structure).where(Structure.config_uuid == config_uuid))
-            ).scalar_one_or_none()
-            job = None
-            if structure is not None:
-                job = await jobs.job_for_target(session, structure)
-                if job is None:
-                    query = select(Job).where(
-                        Job.foundation_id == structure.foundation_id, Job.finished_at.is_(None)
-                    )
-                    job = (await session.execute(query)).scalar_one_or_none()
-            if job is None:
-                raise NotFound("no running job waits for this config UUID", field="config_uuid")
-            job = await jobs.lock_job(session, job.id)
-            job.signalled = True
-            jobs.write_log(
-                session,
-                job,
-                actor="signal",
-                action="signalled",
-                from_state=job.state,
-                to_state=job.state,
-            )
-            if job.state == JobState.QUEUED:
-                job.step_at = utcnow()
-                await jobs.announce(session, jobs.JOBS_CHANNEL)
+            job = await jobs.signal_job(session, request.path_params["config_uuid"])
             return JSONResponse({"status": "received", "job_id": job.id})
     except ContractorError as error_:
         return error_response(error_)
