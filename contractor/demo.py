@@ -40,6 +40,7 @@ from contractor.db import create_engine, create_session_factory, transaction
 from contractor.errors import ContractorError, NotFound
 from contractor.models import AddressBlock, Foundation, Job, Site, Structure, User
 from contractor.plugins import foundation_types
+from contractor.rest.state import app_state
 from contractor.services import auth, building, jobs, network, resources, site
 from contractor.services import blueprint as bps
 from contractor.services import tasks as task_service
@@ -432,7 +433,7 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
         also = f" ({earlier} built earlier)" if earlier else ""
         say(f"building {building_now} targets{also} (Ctrl-C to stop):")
         progress = Progress(out, prepared.tracked)
-        sessions = app.state.sessions
+        sessions = app_state(app).sessions
         ids = [item.job_id for item in prepared.tracked if item.job_id]
         while not stop.is_set():
             progress.update(await _job_rows(sessions, ids))

@@ -30,15 +30,17 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Json
 from sqlalchemy import inspect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.instrumentation import manager_of_class
 
+from contractor import db
 from contractor.models import Job, Task, TaskState, utcnow
 from contractor.services import events
 
 __all__ = [
     "Driver",
+    "Held",
     "Lease",
     "autocommit",
     "claim",
@@ -46,7 +48,9 @@ __all__ = [
     "driver",
     "lock_job_and_task",
     "release",
+    "save_step",
     "site_exists",
+    "transaction",
     "write_step",
 ]
 
@@ -61,6 +65,15 @@ class Lease:
     holder: str
     now: dt.datetime
     expires: dt.datetime
+
+
+@dataclass(frozen=True)
+class Held:
+    """A task and its job, locked by this transaction, and the name of the task's site."""
+
+    job: Job
+    task: Task
+    site: str
 
 
 _JOB_COLUMNS = tuple(column.key for column in Job.__table__.columns)
@@ -119,6 +132,17 @@ async def release(connection: Driver, tasks: Sequence[Task]) -> None:
         " lease_expires_at = NULL WHERE id = ANY(%(ids)s) AND lease = ANY(%(leases)s)",
         {"ids": [task.id for task in tasks], "leases": [task.lease for task in tasks]},
     )
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """``contractor.db.transaction``, committed on PostgreSQL in one round trip together with
+    its events (``commit``)."""
+    async with db.transaction(sessions) as session:
+        yield session
+        connection = await driver(session)
+        if connection is not None:
+            await commit(session, connection)
 
 
 async def commit(session: AsyncSession, connection: Driver) -> None:
@@ -208,9 +232,7 @@ SELECT {_columns("job", _JOB_COLUMNS)}, {_columns("task", _TASK_COLUMNS)}, site.
 """
 
 
-async def lock_job_and_task(
-    session: AsyncSession, connection: Driver, task_id: int
-) -> tuple[Job, Task, str] | None:
+async def lock_job_and_task(session: AsyncSession, connection: Driver, task_id: int) -> Held | None:
     """The task, its job and its site's name, locked (``FOR UPDATE OF job, task``), as
     objects of the session. None when there is no such task or when the session holds
     either row already (the caller reads them through the ORM then: the locks are taken)."""
@@ -230,7 +252,7 @@ async def lock_job_and_task(
     for obj in (job, task):
         make_transient_to_detached(obj)
         session.add(obj)
-    return job, task, site_name
+    return Held(job, task, site_name)
 
 
 def _changes(obj: Any) -> dict[str, Any]:
@@ -248,6 +270,14 @@ def _adapt(key: str, value: Any) -> Any:
 
 # The columns of a new task, with the values the model's defaults would give.
 _NEW_TASK = ("job_id", "site_id", "module", "function", "parameters", "cookie", "available_at")
+
+
+async def save_step(session: AsyncSession) -> None:
+    """Write what a step changed: in one statement on PostgreSQL when ``write_step`` can,
+    else by the ORM's flush."""
+    connection = await driver(session)
+    if connection is None or not await write_step(session, connection):
+        await session.flush()
 
 
 async def write_step(session: AsyncSession, connection: Driver) -> bool:

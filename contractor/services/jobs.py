@@ -1,4 +1,5 @@
-"""Jobs: creation with the reference's rules, start ordering, operator actions and the log.
+"""Jobs: creation with the reference's rules, start ordering, operator actions, signals and the
+log.
 
 A job runs one script (``create``, ``destroy`` or a utility name) against one Foundation,
 Structure or Dependency, at most one unfinished job per target. States::
@@ -64,6 +65,7 @@ __all__ = [
     "resume_job",
     "rollback_job",
     "set_state",
+    "signal_job",
     "target_of",
     "waiting_reason",
     "wake_waiting",
@@ -569,6 +571,34 @@ async def rollback_job(
     set_state(session, job, JobState.QUEUED, actor=actor, action="rolled back", message="")
     job.step_at = now
     await announce(session, JOBS_CHANNEL)
+    await session.flush()
+    return job
+
+
+async def signal_job(session: AsyncSession, config_uuid: str) -> Job:
+    """A booted machine says it is done: the unfinished job of the structure with this config
+    UUID (or of its foundation) sees ``signaling.complete``, and a queued one steps soon."""
+    structure = (
+        await session.execute(select(Structure).where(Structure.config_uuid == config_uuid))
+    ).scalar_one_or_none()
+    job = None
+    if structure is not None:
+        job = await job_for_target(session, structure)
+        if job is None:
+            query = select(Job).where(
+                Job.foundation_id == structure.foundation_id, Job.finished_at.is_(None)
+            )
+            job = (await session.execute(query)).scalar_one_or_none()
+    if job is None:
+        raise NotFound("no running job waits for this config UUID", field="config_uuid")
+    job = await lock_job(session, job.id)
+    job.signalled = True
+    write_log(
+        session, job, actor="signal", action="signalled", from_state=job.state, to_state=job.state
+    )
+    if job.state == JobState.QUEUED:
+        job.step_at = utcnow()
+        await announce(session, JOBS_CHANNEL)
     await session.flush()
     return job
 

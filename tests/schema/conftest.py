@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
+from contractor.rest.state import app_state
 from contractor.services import auth, building, network
 from contractor.services import blueprint as bps
 from contractor.services import site as sites
@@ -106,7 +107,7 @@ async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     app = create_app(settings)
     statements: list[str] = []
     event.listen(
-        app.state.engine.sync_engine,
+        app_state(app).engine.sync_engine,
         "before_cursor_execute",
         lambda conn, cursor, statement, *args: statements.append(statement),
     )
@@ -120,8 +121,8 @@ async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             tokens=dict(tokens),
             statements=statements,
             settings=settings,
-            sessions=app.state.sessions,
-            writer_sessions=app.state.writer_sessions,
+            sessions=app_state(app).sessions,
+            writer_sessions=app_state(app).writer_sessions,
         )
 
 

@@ -136,7 +136,7 @@ async def test_lock_reads_rows_into_the_session_unless_it_holds_them(engine: Asy
         session.expunge_all()
         found = await hotpath.lock_job_and_task(session, connection, task_id)
         assert found is not None
-        job, task, site_name = found
+        job, task, site_name = found.job, found.task, found.site
         assert (job.id, task.id, site_name) == (job_id, task_id, site)
         assert job in session
         assert task in session
@@ -155,7 +155,7 @@ async def test_write_step_writes_job_task_and_new_task_in_one_go(engine: AsyncEn
         session.expunge_all()
         found = await hotpath.lock_job_and_task(session, connection, task_id)
         assert found is not None
-        job, task, _ = found
+        job, task = found.job, found.task
         before = job.updated
         job.message, job.status, job.line = "step two", {"percent": 50.0}, 2
         task.state, task.finished_at = "done", utcnow()
