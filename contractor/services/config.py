@@ -85,6 +85,7 @@ __all__ = [
     "config_sources_changed",
     "current_generation",
     "explain_config",
+    "install_generation_bump",
     "list_structure_configs",
     "structure_by_config_uuid",
 ]
@@ -113,7 +114,6 @@ _THREAD_FROM: Final = 100  # targets to compose before it is worth a worker thre
 _CHUNK: Final = 5000  # ids per IN (...) list; stays below SQLite's variable limit
 _GENERATION_ROW: Final = 1
 _CHANGED: Final = "contractor.config.changed"
-_LISTENING: Final = "contractor.config.listening"
 
 
 # -- invalidation ------------------------------------------------------------------------
@@ -127,11 +127,14 @@ def config_sources_changed(session: AsyncSession) -> None:
     transaction commits (so its row lock is held only for the commit), and until then this
     session never reads or fills a shared ``ConfigCache``.
     """
-    info = session.sync_session.info
-    info[_CHANGED] = True
-    if not info.get(_LISTENING):
-        event.listen(session.sync_session, "before_commit", _bump_before_commit)
-        info[_LISTENING] = True
+    session.sync_session.info[_CHANGED] = True
+
+
+def install_generation_bump(session_class: type[Session]) -> None:
+    """Bump the config generation at the commit of every session of ``session_class`` that
+    ``config_sources_changed`` marked (``contractor.db`` calls this for each session factory
+    it builds, each with a class of its own: install it once per class)."""
+    event.listen(session_class, "before_commit", _bump_before_commit)
 
 
 def _bump_before_commit(session: Session) -> None:

@@ -1,8 +1,9 @@
 """The outbox: one ``Event`` row per changed inventory object, written in the changing
 transaction, and the queries subscribers and webhooks read it with.
 
-Nothing in the services has to remember to write events. Session hooks, installed when
-``contractor.services`` is imported, do it for every session:
+Nothing in the services has to remember to write events. Session hooks, installed on every
+session factory by ``contractor.db.create_session_factory`` (``install_outbox``), do it for
+every session:
 
 - after each flush, the inventory objects that were inserted, updated or deleted are noted
   (one note per object per transaction: created then updated is one ``created``; created and
@@ -75,6 +76,7 @@ __all__ = [
     "commit_statement",
     "event_document",
     "events_after",
+    "install_outbox",
     "latest_cursor",
     "record_event",
     "scrub",
@@ -590,18 +592,17 @@ def _resolve_owners(
             identity.blueprint_id = identity.blueprint_id or blueprint_id
 
 
-def _install() -> None:
+def install_outbox(session_class: type[Session]) -> None:
+    """Make every session of ``session_class`` write its events (``contractor.db`` calls this
+    for each session factory it builds, each with a class of its own: install it once per
+    class)."""
     for name, listener in (
         ("after_flush", _after_flush),
         ("before_commit", _before_commit),
         ("after_soft_rollback", _after_soft_rollback),
         ("do_orm_execute", _on_orm_execute),
     ):
-        if not event.contains(Session, name, listener):
-            event.listen(Session, name, listener)
-
-
-_install()
+        event.listen(session_class, name, listener)
 
 
 # -- reading ------------------------------------------------------------------------------
