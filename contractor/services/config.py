@@ -33,12 +33,10 @@ by every process at its next read; a session holding uncommitted changes bypasse
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import ipaddress
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -71,6 +69,7 @@ from contractor.models import (
     utcnow,
 )
 from contractor.plugins import foundation_types
+from contractor.runtime import gc_paused
 from contractor.settings import Settings
 
 __all__ = [
@@ -109,7 +108,7 @@ _KINDS: Final = ("site", "blueprint", "foundation", "structure", "complex")
 # to anything that knows a config UUID and must never carry a credential.
 _SECRET_WORDS: Final = ("password", "passwd", "secret", "credential", "private_key")
 
-_GC_PAUSE_FROM: Final = 100  # targets in one call; see _gc_paused
+_GC_PAUSE_FROM: Final = 100  # targets in one call worth pausing the collector for
 _THREAD_FROM: Final = 100  # targets to compose before it is worth a worker thread
 _CHUNK: Final = 5000  # ids per IN (...) list; stays below SQLite's variable limit
 _GENERATION_ROW: Final = 1
@@ -382,7 +381,7 @@ async def composed_configs(
 
     def compose() -> list[dict[str, Any]]:
         memo = RenderMemo()
-        with _gc_paused(len(targets) >= _GC_PAUSE_FROM):
+        with gc_paused(len(targets) >= _GC_PAUSE_FROM):
             if sources is not None:
                 for target in missing:
                     key = _key(target)
@@ -1114,25 +1113,6 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(item) for item in value]
     return value
-
-
-@contextmanager
-def _gc_paused(active: bool) -> Iterator[None]:
-    """Pause the cyclic garbage collector around a long stretch of synchronous composing.
-
-    Composing a thousand configurations allocates millions of short-lived dicts and lists
-    (none of them in cycles); with the collector running, generation scans over the growing
-    heap cost as much as the work itself. Nothing inside awaits, so no other task runs while
-    it is paused.
-    """
-    if not active or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _globals(last_modified: dt.datetime, now: dt.datetime, settings: Settings) -> dict[str, Any]:

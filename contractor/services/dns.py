@@ -20,7 +20,6 @@ servers and mailbox from the zone of the block's site (or the nearest ancestor s
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import multiprocessing
 import os
@@ -43,6 +42,7 @@ from bindgen import SOA, Record, ZoneData
 from contractor.errors import NotFound
 from contractor.models import Address, AddressBlock, BaseAddress, Site, Structure, Zone
 from contractor.models.directory import Entry, PublishedZone
+from contractor.runtime import gc_paused
 from contractor.services.directory import address_label, entry_data
 
 __all__ = [
@@ -337,16 +337,11 @@ async def build_zones(session: AsyncSession) -> list[DnsZone]:
     """Every forward and reverse zone, by name, from the current inventory (reads only)."""
     # A few objects per address and none in cycles: without the cyclic collector rescanning
     # the growing heap, this takes half the time.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         inventory = await _read(session)
         # CPU work for a second at 100,000 hosts: off the event loop, so a server stays
         # responsive (the GIL still lets it run between slices).
         return await anyio.to_thread.run_sync(_assemble, inventory)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _assemble(inv: _Inventory) -> list[DnsZone]:
