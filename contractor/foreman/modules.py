@@ -46,6 +46,7 @@ from tscript import (
     Module,
     ParameterError,
     Value,
+    references,
 )
 
 __all__ = ["MODULE_NAMES", "JobContext"]
@@ -53,6 +54,13 @@ __all__ = ["MODULE_NAMES", "JobContext"]
 MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling")
 _LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
 PORT_POLL_SECONDS = 5.0
+# The module values and functions that show (or change) the foundation's interfaces.
+_SHOW_INTERFACES = (
+    ("foundation", "interfaces"),
+    ("foundation", "provisioning_interface"),
+    ("foundation", "set_interface_macs"),
+    ("dhcp", "set_pxe"),
+)
 
 
 class _Table(Module):
@@ -137,12 +145,13 @@ class JobContext:
             if foundation_id is not None:
                 context.foundation = await session.get_one(Foundation, foundation_id)
             return context
-        # What a script cannot name it does not need: a foundation job reads its structure,
-        # and any job its interfaces, only when the script's text mentions them.
-        source = job.script_source
+        # What a script does not refer to it does not need: a foundation job reads its
+        # structure, and any job its interfaces, its configuration and the PXE names, only
+        # when the script names what shows them.
+        uses = references(job.script_source).uses
         foundation_ref: int | None = job.foundation_id
         if job.foundation_id is not None:
-            if "structure" in source:
+            if uses("structure"):
                 context.structure = (
                     await session.execute(
                         select(Structure).where(Structure.foundation_id == job.foundation_id)
@@ -164,7 +173,7 @@ class JobContext:
                 await session.execute(_foundation_query(), {"foundation_id": foundation_ref})
             ).one()
             context.foundation, context.site_name, context.blueprint_name = row
-            if "interface" in source or "set_pxe" in source:
+            if any(uses(module, name) for module, name in _SHOW_INTERFACES):
                 context.interfaces = list(
                     (
                         await session.execute(
@@ -176,13 +185,14 @@ class JobContext:
                 )
         if context.structure is not None:
             context.config_values = copy.deepcopy(context.structure.config_values)
-        if "config." in source or "structure." in source:
+        # the structure module's addresses and interfaces come from the configuration
+        if uses("config") or uses("structure"):
             target = context.structure if job.foundation_id is None else context.foundation
             if target is not None:
                 context.config = await composed_config(
                     session, target, settings=settings, cache=cache
                 )
-        if "set_pxe" in source:
+        if uses("dhcp", "set_pxe"):
             rows = await session.execute(select(PXE.name, PXE.id))
             context.pxe_ids = {name: pxe_id for name, pxe_id in rows}
         return context
