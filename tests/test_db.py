@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 import contractor
 from contractor.db import create_engine, create_session_factory
-from contractor.services import config, events
+from contractor.services.config import generation
+from contractor.services.events import outbox
 from contractor.settings import Settings
 
 
@@ -65,11 +66,11 @@ def test_importing_the_package_installs_no_session_hook() -> None:
         if module.name != "contractor.__main__" and ".migrations" not in module.name:
             importlib.import_module(module.name)
     hooks = [
-        ("after_flush", events._after_flush),
-        ("before_commit", events._before_commit),
-        ("after_soft_rollback", events._after_soft_rollback),
-        ("do_orm_execute", events._on_orm_execute),
-        ("before_commit", config._bump_before_commit),
+        ("after_flush", outbox._after_flush),
+        ("before_commit", outbox._before_commit),
+        ("after_soft_rollback", outbox._after_soft_rollback),
+        ("do_orm_execute", outbox._on_orm_execute),
+        ("before_commit", generation._bump_before_commit),
     ]
     for name, listener in hooks:
         assert not event.contains(Session, name, listener), name
@@ -81,6 +82,6 @@ def test_each_session_factory_carries_the_hooks() -> None:
     classes = {first().sync_session.__class__, second().sync_session.__class__}
     assert len(classes) == 2  # a class per factory: its hooks are its own
     for session_class in classes:
-        assert event.contains(session_class, "after_flush", events._after_flush)
-        assert event.contains(session_class, "before_commit", config._bump_before_commit)
-    assert not event.contains(Session, "after_flush", events._after_flush)
+        assert event.contains(session_class, "after_flush", outbox._after_flush)
+        assert event.contains(session_class, "before_commit", generation._bump_before_commit)
+    assert not event.contains(Session, "after_flush", outbox._after_flush)
