@@ -39,7 +39,6 @@ from contractor.services.config import ConfigCache, composed_config, config_sour
 from contractor.services.validation import check_config_values, normalise_mac
 from contractor.settings import Settings
 from tscript import (
-    ExternalFunction,
     FunctionFactory,
     Handler,
     Interrupt,
@@ -519,36 +518,28 @@ class JobContext:
 
 
 def _iputils() -> Module:
-    def ping() -> ExternalFunction:
-        return RemoteCall(
-            "ping",
-            lambda parameters: parameters,
-            label="ping",
-            accepts={"target": ..., "count": 5},
-            value=lambda result: result["result"],
+    def remote(
+        function: str, label: str, accepts: dict[str, Any], **options: Any
+    ) -> FunctionFactory:
+        return lambda: RemoteCall(
+            function, lambda parameters: parameters, label=label, accepts=accepts, **options
         )
 
-    def port_state() -> ExternalFunction:
-        return RemoteCall(
+    port = {"target": ..., "port": ...}
+    functions: dict[str, FunctionFactory] = {
+        "ping": remote(
+            "ping", "ping", {"target": ..., "count": 5}, value=lambda result: result["result"]
+        ),
+        "port_state": remote(
+            "port_state", "port state", port, value=lambda result: result["state"]
+        ),
+        "wait_for_port": remote(
             "port_state",
-            lambda parameters: parameters,
-            label="port state",
-            accepts={"target": ..., "port": ...},
-            value=lambda result: result["state"],
-        )
-
-    def wait_for_port() -> ExternalFunction:
-        return RemoteCall(
-            "port_state",
-            lambda parameters: parameters,
-            label="wait for port",
-            accepts={"target": ..., "port": ...},
+            "wait for port",
+            port,
             until=lambda result: result.get("state") == "open",
             interval=PORT_POLL_SECONDS,
             value=lambda _: True,
-        )
-
-    return _Table(
-        "iputils",
-        functions={"ping": ping, "port_state": port_state, "wait_for_port": wait_for_port},
-    )
+        ),
+    }
+    return _Table("iputils", functions=functions)

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Self
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from contractor.errors import NotFound
 from contractor.models import (
@@ -65,6 +66,35 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
         yield ordered[start : start + _CHUNK]
 
 
+async def _by_id(
+    session: AsyncSession, ids: Iterable[int], *columns: InstrumentedAttribute[Any]
+) -> dict[int, Any]:
+    """Rows of ``columns`` (the first is their table's id) for ``ids``, by id."""
+    found: dict[int, Any] = {}
+    for chunk in _chunks(ids):
+        rows = await session.execute(select(*columns).where(columns[0].in_(chunk)))
+        found.update((row[0], row) for row in rows)
+    return found
+
+
+async def _by_owner(
+    session: AsyncSession,
+    ids: Iterable[int],
+    owner: InstrumentedAttribute[Any],
+    *columns: InstrumentedAttribute[Any],
+    where: Sequence[ColumnElement[bool]] = (),
+    order_by: Sequence[InstrumentedAttribute[Any]] = (),
+) -> dict[int, list[Any]]:
+    """Rows of ``owner`` and ``columns`` whose ``owner`` is one of ``ids`` (and ``where``
+    holds), in a list per owner, each in ``order_by`` order."""
+    found: dict[int, list[Any]] = {}
+    for chunk in _chunks(ids):
+        query = select(owner, *columns).where(owner.in_(chunk), *where).order_by(*order_by)
+        for row in await session.execute(query):
+            found.setdefault(row[0], []).append(row)
+    return found
+
+
 @dataclass
 class Rows:
     """Every row a batch of targets needs, read as plain column rows (never the session's
@@ -100,32 +130,28 @@ class Rows:
         for target in targets:
             kind, ident = target_key(target)
             wanted[kind].add(ident)
-        for chunk in _chunks(wanted["structure"]):
-            rows = await session.execute(
-                select(
-                    Structure.id,
-                    Structure.hostname,
-                    Structure.site_id,
-                    Structure.blueprint_id,
-                    Structure.foundation_id,
-                    Structure.config_uuid,
-                    Structure.config_values,
-                    Structure.built_at,
-                    Structure.updated,
-                ).where(Structure.id.in_(chunk))
-            )
-            self.structures.update((row.id, row) for row in rows)
-        for chunk in _chunks(wanted["complex"]):
-            rows = await session.execute(
-                select(
-                    Complex.id,
-                    Complex.name,
-                    Complex.site_id,
-                    Complex.built_percentage,
-                    Complex.updated,
-                ).where(Complex.id.in_(chunk))
-            )
-            self.complexes.update((row.id, row) for row in rows)
+        self.structures = await _by_id(
+            session,
+            wanted["structure"],
+            Structure.id,
+            Structure.hostname,
+            Structure.site_id,
+            Structure.blueprint_id,
+            Structure.foundation_id,
+            Structure.config_uuid,
+            Structure.config_values,
+            Structure.built_at,
+            Structure.updated,
+        )
+        self.complexes = await _by_id(
+            session,
+            wanted["complex"],
+            Complex.id,
+            Complex.name,
+            Complex.site_id,
+            Complex.built_percentage,
+            Complex.updated,
+        )
         foundation_ids = wanted["foundation"] | {
             row.foundation_id for row in self.structures.values()
         }
@@ -228,92 +254,72 @@ class Rows:
         for child, parent in rows:
             self.parents.setdefault(child, []).append(parent)
             all_ids.add(parent)
-        for chunk in _chunks(all_ids):
-            found = await session.execute(
-                select(
-                    BluePrint.id, BluePrint.name, BluePrint.config_values, BluePrint.updated
-                ).where(BluePrint.id.in_(chunk))
-            )
-            self.blueprints.update((row.id, row) for row in found)
+        self.blueprints = await _by_id(
+            session,
+            all_ids,
+            BluePrint.id,
+            BluePrint.name,
+            BluePrint.config_values,
+            BluePrint.updated,
+        )
 
     async def _load_networking(self, session: AsyncSession) -> None:
         """Interfaces of the foundations and structures, the structures' addresses, their
         blocks, networks and VLANs."""
         foundation_ids = list(self.foundations)
         structure_ids = list(self.structures)
-        network_ids: set[int] = set()
         real = RealNetworkInterface
-        for chunk in _chunks(foundation_ids):
-            rows = await session.execute(
-                select(
-                    real.foundation_id,
-                    real.name,
-                    real.physical_location,
-                    real.mac,
-                    real.is_provisioning,
-                    real.link_name,
-                    real.network_id,
-                )
-                .where(real.foundation_id.in_(chunk))
-                .order_by(real.foundation_id, real.id)
-            )
-            for row in rows:
-                self.real_interfaces.setdefault(row.foundation_id, []).append(row)
-                if row.network_id is not None:
-                    network_ids.add(row.network_id)
+        self.real_interfaces = await _by_owner(
+            session,
+            foundation_ids,
+            real.foundation_id,
+            real.name,
+            real.physical_location,
+            real.mac,
+            real.is_provisioning,
+            real.link_name,
+            real.network_id,
+            order_by=(real.foundation_id, real.id),
+        )
         abstract = AbstractNetworkInterface
+        self.abstract_interfaces = await _by_owner(
+            session,
+            structure_ids,
+            abstract.structure_id,
+            abstract.name,
+            abstract.network_id,
+            order_by=(abstract.structure_id, abstract.id),
+        )
         address = BaseAddress
-        block_ids: set[int] = set()
-        pointer_ids: set[int] = set()
-        for chunk in _chunks(structure_ids):
-            rows = await session.execute(
-                select(abstract.structure_id, abstract.name, abstract.network_id)
-                .where(abstract.structure_id.in_(chunk))
-                .order_by(abstract.structure_id, abstract.id)
-            )
-            for row in rows:
-                self.abstract_interfaces.setdefault(row.structure_id, []).append(row)
-                if row.network_id is not None:
-                    network_ids.add(row.network_id)
-            rows = await session.execute(
-                select(
-                    address.structure_id,
-                    address.interface_name,
-                    address.alias_index,
-                    address.is_primary,
-                    address.address_block_id,
-                    address.offset,
-                    address.pointer_id,
-                )
-                .where(address.structure_id.in_(chunk), address.kind == "address")
-                .order_by(address.structure_id, address.alias_index, address.id)
-            )
-            for row in rows:
-                self.addresses.setdefault(row.structure_id, []).append(row)
-                if row.address_block_id is not None:
-                    block_ids.add(row.address_block_id)
-                if row.pointer_id is not None:
-                    pointer_ids.add(row.pointer_id)
-        for chunk in _chunks(pointer_ids):
-            rows = await session.execute(
-                select(address.id, address.address_block_id, address.offset).where(
-                    address.id.in_(chunk)
-                )
-            )
-            for row in rows:
-                self.pointed[row.id] = row
-                if row.address_block_id is not None:
-                    block_ids.add(row.address_block_id)
-        for chunk in _chunks(block_ids):
-            found = await session.execute(
-                select(
-                    AddressBlock.id,
-                    AddressBlock.subnet,
-                    AddressBlock.prefix,
-                    AddressBlock.gateway_offset,
-                ).where(AddressBlock.id.in_(chunk))
-            )
-            self.blocks.update((row.id, row) for row in found)
+        self.addresses = await _by_owner(
+            session,
+            structure_ids,
+            address.structure_id,
+            address.interface_name,
+            address.alias_index,
+            address.is_primary,
+            address.address_block_id,
+            address.offset,
+            address.pointer_id,
+            where=(address.kind == "address",),
+            order_by=(address.structure_id, address.alias_index, address.id),
+        )
+        interfaces = [*self.real_interfaces.values(), *self.abstract_interfaces.values()]
+        network_ids = {i.network_id for rows in interfaces for i in rows} - {None}
+        held = [a for rows in self.addresses.values() for a in rows]
+        pointer_ids = {a.pointer_id for a in held} - {None}
+        self.pointed = await _by_id(
+            session, pointer_ids, address.id, address.address_block_id, address.offset
+        )
+        block_ids = {a.address_block_id for a in [*held, *self.pointed.values()]} - {None}
+        self.blocks = await _by_id(
+            session,
+            block_ids,
+            AddressBlock.id,
+            AddressBlock.subnet,
+            AddressBlock.prefix,
+            AddressBlock.gateway_offset,
+        )
         for chunk in _chunks(network_ids):
             nets = await session.execute(
                 select(Network.id, Network.name, Network.mtu).where(Network.id.in_(chunk))
