@@ -24,11 +24,17 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from contractor.models.base import Base, Timestamped, UTCDateTime, utcnow
+from contractor.models.base import (
+    Base,
+    Timestamped,
+    UTCDateTime,
+    one_of,
+    partial_index,
+    utcnow,
+)
 
 
 class JobState(StrEnum):
@@ -63,17 +69,9 @@ TASK_STATES = tuple(TaskState)
 TARGET_KINDS = ("foundation", "structure", "dependency")
 
 
-def _one_of(states: tuple[StrEnum, ...]) -> str:
-    return "state IN (" + ", ".join(f"'{state}'" for state in states) + ")"
-
-
 def _unfinished_unique(column: str) -> Index:
-    return Index(
-        f"uq_job_unfinished_{column}",
-        column,
-        unique=True,
-        postgresql_where=text("finished_at IS NULL"),
-        sqlite_where=text("finished_at IS NULL"),
+    return partial_index(
+        f"uq_job_unfinished_{column}", column, where="finished_at IS NULL", unique=True
     )
 
 
@@ -82,10 +80,7 @@ class Job(Timestamped, Base):
 
     __tablename__ = "job"
     __table_args__ = (
-        CheckConstraint(
-            _one_of(JOB_STATES),
-            name="state_known",
-        ),
+        one_of("state", JOB_STATES, name="state_known"),
         CheckConstraint(
             "(CASE WHEN foundation_id IS NULL THEN 0 ELSE 1 END"
             " + CASE WHEN structure_id IS NULL THEN 0 ELSE 1 END"
@@ -97,13 +92,7 @@ class Job(Timestamped, Base):
         _unfinished_unique("dependency_id"),
         Index("ix_job_step_at", "step_at"),
         # A finishing job wakes its site's waiting jobs: found without the site's history.
-        Index(
-            "ix_job_waiting",
-            "site_id",
-            "id",
-            postgresql_where=text("state = 'waiting'"),
-            sqlite_where=text("state = 'waiting'"),
-        ),
+        partial_index("ix_job_waiting", "site_id", "id", where="state = 'waiting'"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -156,15 +145,8 @@ class Task(Base):
 
     __tablename__ = "task"
     __table_args__ = (
-        CheckConstraint(_one_of(TASK_STATES), name="state_known"),
-        Index(
-            "ix_task_open",
-            "site_id",
-            "module",
-            "id",
-            postgresql_where=text("state = 'open'"),
-            sqlite_where=text("state = 'open'"),
-        ),
+        one_of("state", TASK_STATES, name="state_known"),
+        partial_index("ix_task_open", "site_id", "module", "id", where="state = 'open'"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

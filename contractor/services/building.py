@@ -46,7 +46,7 @@ from contractor.services.blueprint import (
     combined_foundation_blueprint_ids,
     fingerprint_problems,
 )
-from contractor.services.common import UNSET, get_by, refuse_if_used
+from contractor.services.common import UNSET, get_by, id_or_none, refuse_if_used, set_given
 from contractor.services.config import config_sources_changed
 from contractor.services.directory import check_hostname_free_of_zones
 from contractor.services.validation import (
@@ -234,8 +234,7 @@ async def update_foundation(
                     field="blueprint",
                 )
         foundation.blueprint_id = blueprint.id
-    if site is not UNSET:
-        foundation.site_id = site.id
+    set_given(foundation, site_id=(site, lambda site: site.id))
     if fields:
         for key, value in get_foundation_type(foundation.type).validate_fields(fields).items():
             setattr(foundation, key, value)
@@ -381,10 +380,7 @@ async def update_interface(
         if is_provisioning:
             await _check_provisioning_free(session, foundation, interface.id)
         interface.is_provisioning = bool(is_provisioning)
-    if network is not UNSET:
-        interface.network_id = network.id if network else None
-    if pxe is not UNSET:
-        interface.pxe_id = pxe.id if pxe else None
+    set_given(interface, network_id=(network, id_or_none), pxe_id=(pxe, id_or_none))
     config_sources_changed(session)
     await session.flush()
     return interface
@@ -500,8 +496,7 @@ async def update_structure(
         site = await session.get_one(Site, structure.site_id)
         await _check_hostname_free(session, hostname, site, structure.id)
         structure.hostname = hostname
-    if config_values is not UNSET:
-        structure.config_values = check_config_values(config_values)
+    set_given(structure, config_values=(config_values, check_config_values))
     config_sources_changed(session)
     await session.flush()
     return structure

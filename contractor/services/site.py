@@ -17,7 +17,7 @@ from contractor.models import (
     Structure,
     Zone,
 )
-from contractor.services.common import UNSET, get_by, refuse_if_used
+from contractor.services.common import UNSET, get_by, id_or_none, refuse_if_used, set_given
 from contractor.services.config import config_sources_changed
 from contractor.services.validation import check_config_values, check_description, check_name
 
@@ -62,10 +62,11 @@ async def update_site(
     config_values: dict[str, Any] = UNSET,
 ) -> Site:
     """Change the given fields; a new parent may not be the site itself or below it."""
-    if description is not UNSET:
-        site.description = check_description(description)
-    if config_values is not UNSET:
-        site.config_values = check_config_values(config_values)
+    set_given(
+        site,
+        description=(description, check_description),
+        config_values=(config_values, check_config_values),
+    )
     if parent is not UNSET:
         if parent is not None:
             below = await site_ancestor_ids(session, parent)
@@ -76,8 +77,7 @@ async def update_site(
                     field="parent",
                 )
         site.parent_id = parent.id if parent else None
-    if zone is not UNSET:
-        site.zone_id = zone.id if zone else None
+    set_given(site, zone_id=(zone, id_or_none))
     config_sources_changed(session)
     await session.flush()
     return site

@@ -25,8 +25,6 @@ from contractor.services import building, directory, network
 from contractor.services import site as site_service
 from contractor.services.blueprint import update_blueprint
 from contractor.services.config import (
-    _CHANGED,
-    EPOCH,
     ConfigCache,
     composed_config,
     composed_configs,
@@ -34,6 +32,8 @@ from contractor.services.config import (
     current_generation,
     explain_config,
 )
+from contractor.services.config.generation import _CHANGED
+from contractor.services.config.layers import EPOCH
 from contractor.settings import Settings
 from tests.conftest import make_pg_database
 from tests.factories import (
@@ -807,7 +807,7 @@ async def test_a_cache_moved_on_while_reading_is_not_filled_with_older_data(
     """Between reading the generation and storing, a call awaits its queries; another
     request may meanwhile have seen a newer generation. What this call read must then stay
     out of the cache."""
-    from contractor.services import config as config_service
+    from contractor.services.config.layers import Sources
 
     engine_a, _ = engines
     sessions = create_session_factory(engine_a)
@@ -815,16 +815,14 @@ async def test_a_cache_moved_on_while_reading_is_not_filled_with_older_data(
         w = await build_world(session)
         ids = [w["structure"].id]
     cache = ConfigCache()
-    load = config_service._Sources.load
+    load = Sources.load
 
     async def load_while_another_request_moves_on(*args: Any, **kwargs: Any) -> Any:
         sources = await load(*args, **kwargs)
         cache._use(cache.generation + 1)  # what a concurrent newer reader does
         return sources
 
-    monkeypatch.setattr(
-        config_service._Sources, "load", staticmethod(load_while_another_request_moves_on)
-    )
+    monkeypatch.setattr(Sources, "load", staticmethod(load_while_another_request_moves_on))
     (config,) = await read(sessions, cache, ids)
     assert config["_hostname"] == w["structure"].hostname
     assert len(cache) == 0
@@ -836,23 +834,24 @@ async def test_large_batches_compose_in_a_worker_thread(
 ) -> None:
     import threading
 
-    from contractor.services import config as config_service
+    from contractor.services.config import compose
+    from contractor.services.config.layers import Sources
 
     site = await make_site(session, config_values={"thread": "{{ _hostname }}"})
     fbp = await make_foundation_blueprint(session)
     sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
     structures = [
         await make_structure(session, site, await make_foundation(session, site, fbp), sbp)
-        for _ in range(config_service._THREAD_FROM)
+        for _ in range(compose._THREAD_FROM)
     ]
     seen: set[int] = set()
-    original = config_service._Sources.entry
+    original = Sources.entry
 
     def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
         seen.add(threading.get_ident())
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(config_service._Sources, "entry", entry)
+    monkeypatch.setattr(Sources, "entry", entry)
     configs = await composed_configs(session, structures, settings=SETTINGS)
     assert [c["thread"] for c in configs] == [s.hostname for s in structures]
     assert seen

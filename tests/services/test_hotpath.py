@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contractor import migrate
-from contractor.db import create_engine
+from contractor.db import create_engine, create_session_factory
 from contractor.models import Event, Job, JobLog, Task, utcnow
 from contractor.plugins import foundation_types
 from contractor.services import hotpath, jobs
@@ -42,7 +42,7 @@ async def engine(own_pg_url: str) -> AsyncIterator[AsyncEngine]:
 
 async def _job_with_task(engine: AsyncEngine) -> tuple[int, Any, str]:
     """A committed queued job with one open task, and a token for its site."""
-    async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+    async with create_session_factory(engine)() as session, session.begin():
         stack = await make_job_stack(session)
         job = await jobs.create_job(
             session, target=stack.foundation, script_name="create", creator="alice"
@@ -79,7 +79,7 @@ async def test_claim_in_autocommit_and_release(engine: AsyncEngine) -> None:
         assert task.lease_expires_at.tzinfo is not None
         assert task.parameters == {"password": "s3cret"}
         # committed at once: another connection sees the lease
-        async with AsyncSession(engine) as other:
+        async with create_session_factory(engine)() as other:
             assert (await other.get_one(Task, task.id)).lease == task.lease
         assert (
             await task_service.claim_tasks_now(
@@ -88,7 +88,7 @@ async def test_claim_in_autocommit_and_release(engine: AsyncEngine) -> None:
             == []
         )
         await hotpath.release(connection, [task])
-    async with AsyncSession(engine) as session:
+    async with create_session_factory(engine)() as session:
         again = await session.get_one(Task, task.id)
         assert (again.attempt, again.lease, again.lease_holder) == (0, None, None)
     assert not connection.autocommit  # back to the pool as it came
@@ -129,7 +129,7 @@ async def test_claim_refusals(engine: AsyncEngine) -> None:
 
 async def test_lock_reads_rows_into_the_session_unless_it_holds_them(engine: AsyncEngine) -> None:
     job_id, _, site = await _job_with_task(engine)
-    async with AsyncSession(engine) as session, session.begin():
+    async with create_session_factory(engine)() as session, session.begin():
         connection = await hotpath.driver(session)
         assert connection is not None
         task_id = (await session.execute(select(Task.id).where(Task.job_id == job_id))).scalar_one()
@@ -148,7 +148,7 @@ async def test_lock_reads_rows_into_the_session_unless_it_holds_them(engine: Asy
 
 async def test_write_step_writes_job_task_and_new_task_in_one_go(engine: AsyncEngine) -> None:
     job_id, _, _ = await _job_with_task(engine)
-    async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+    async with create_session_factory(engine)() as session, session.begin():
         connection = await hotpath.driver(session)
         assert connection is not None
         task_id = (await session.execute(select(Task.id).where(Task.job_id == job_id))).scalar_one()
@@ -174,7 +174,7 @@ async def test_write_step_writes_job_task_and_new_task_in_one_go(engine: AsyncEn
         assert not session.dirty  # nothing left for a flush
         assert not session.new
         assert job in session
-    async with AsyncSession(engine) as session:
+    async with create_session_factory(engine)() as session:
         job = await session.get_one(Job, job_id)
         assert (job.message, job.status, job.line) == ("step two", {"percent": 50.0}, 2)
         assert job.updated > before
@@ -193,7 +193,7 @@ async def test_write_step_writes_job_task_and_new_task_in_one_go(engine: AsyncEn
 
 async def test_write_step_leaves_anything_else_to_the_flush(engine: AsyncEngine) -> None:
     job_id, _, _ = await _job_with_task(engine)
-    async with AsyncSession(engine) as session, session.begin():
+    async with create_session_factory(engine)() as session, session.begin():
         connection = await hotpath.driver(session)
         assert connection is not None
         job = await session.get_one(Job, job_id)
@@ -211,7 +211,7 @@ async def test_write_step_leaves_anything_else_to_the_flush(engine: AsyncEngine)
 async def test_no_driver_on_sqlite(sqlite_url: str) -> None:
     engine = create_engine(Settings(database_url=sqlite_url))
     try:
-        async with AsyncSession(engine) as session:
+        async with create_session_factory(engine)() as session:
             assert await hotpath.driver(session) is None
     finally:
         await engine.dispose()
@@ -219,7 +219,7 @@ async def test_no_driver_on_sqlite(sqlite_url: str) -> None:
 
 async def test_commit_sends_events_and_commit_in_one_go(engine: AsyncEngine) -> None:
     job_id, _, _ = await _job_with_task(engine)
-    async with AsyncSession(engine) as session, session.begin():
+    async with create_session_factory(engine)() as session, session.begin():
         connection = await hotpath.driver(session)
         assert connection is not None
         job = await session.get_one(Job, job_id)
@@ -229,7 +229,7 @@ async def test_commit_sends_events_and_commit_in_one_go(engine: AsyncEngine) -> 
         await jobs.announce(session, jobs.TASKS_CHANNEL)
         await hotpath.commit(session, connection)
         # committed already: another connection sees the change and its event
-        async with AsyncSession(engine) as other:
+        async with create_session_factory(engine)() as other:
             assert (await other.get_one(Job, job_id)).message == "half way"
             kinds = (
                 await other.execute(
@@ -238,7 +238,7 @@ async def test_commit_sends_events_and_commit_in_one_go(engine: AsyncEngine) -> 
             ).scalars()
             assert "progress" in list(kinds)
     # the session's own commit after it sent nothing more and failed nothing
-    async with AsyncSession(engine) as other:
+    async with create_session_factory(engine)() as other:
         count = (
             await other.execute(
                 select(func.count())

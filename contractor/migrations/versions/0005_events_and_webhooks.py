@@ -2,22 +2,13 @@
 
 The outbox (one row per change, its id the subscribers' cursor), webhook targets and their
 delivery log (contractor.models.events).
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-26 15:45:43.900052
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-
-revision: str = '0005'
-down_revision: str | None = '0004'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = '0005'
+down_revision = '0004'
 
 
 def upgrade() -> None:

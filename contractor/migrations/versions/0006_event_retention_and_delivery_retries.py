@@ -3,22 +3,13 @@
 How far the event log has been pruned (event_horizon), an index to find the events that
 deliveries still name, and when an operator last retried a delivery (its maximum age counts
 from then; its creation time stays).
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-26 21:48:06.906904
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-
-revision: str = '0006'
-down_revision: str | None = '0005'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = '0006'
+down_revision = '0005'
 
 
 def upgrade() -> None:
