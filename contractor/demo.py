@@ -41,7 +41,16 @@ from contractor.errors import ContractorError, NotFound
 from contractor.models import AddressBlock, Foundation, Job, Site, Structure, User
 from contractor.plugins import foundation_types
 from contractor.rest.state import app_state
-from contractor.services import auth, building, jobs, network, resources, site
+from contractor.services import (
+    addresses,
+    auth,
+    building,
+    interfaces,
+    jobs,
+    network,
+    resources,
+    site,
+)
 from contractor.services import blueprint as bps
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
@@ -164,7 +173,7 @@ async def prepare(session: AsyncSession, settings: Settings, options: DemoOption
                     "fail_likelihood": options.fail_percent,
                 },
             )
-            await building.add_interface(
+            await interfaces.add_interface(
                 session,
                 foundation=foundation,
                 physical_location="eth0",
@@ -184,7 +193,7 @@ async def prepare(session: AsyncSession, settings: Settings, options: DemoOption
                 foundation=foundation,
                 config_values={"role": "web"},
             )
-            await network.create_address(
+            await addresses.create_address(
                 session, structure=structure, block=block, interface_name="eth0", is_primary=True
             )
         targets += [foundation, structure]

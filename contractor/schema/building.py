@@ -36,7 +36,7 @@ from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import related
 from contractor.schema.site import Site, SiteScope
 from contractor.services import blueprint as bps
-from contractor.services import building, filters, inventory
+from contractor.services import building, filters, interfaces, inventory
 from contractor.services import site as sites
 from contractor.services.common import UNSET
 
@@ -324,7 +324,7 @@ class BuildingMutation:
         link_name: str | None = None,
         pxe: str | None = None,
     ) -> InterfaceResult:
-        row = await building.add_interface(
+        row = await interfaces.add_interface(
             session,
             foundation=await building.get_foundation(session, locator),
             physical_location=physical_location,
@@ -347,7 +347,7 @@ class BuildingMutation:
         network: int | None = strawberry.UNSET,
     ) -> InterfaceResult:
         row = await inventory.get_interface(session, locator, physical_location)
-        await building.update_interface(
+        await interfaces.update_interface(
             session,
             row,
             mac=given(mac),
@@ -361,7 +361,7 @@ class BuildingMutation:
         session: AsyncSession, locator: str, physical_location: str, pxe: str | None
     ) -> InterfaceResult:
         row = await inventory.get_interface(session, locator, physical_location)
-        await building.update_interface(session, row, pxe=await _pxe(session, pxe))
+        await interfaces.update_interface(session, row, pxe=await _pxe(session, pxe))
         return NetworkInterface.of(row)
 
     @mutation(Operator)
@@ -369,7 +369,7 @@ class BuildingMutation:
         session: AsyncSession, locator: str, physical_location: str
     ) -> DeleteResult:
         interface = await inventory.get_interface(session, locator, physical_location)
-        return await removed(session, "NetworkInterface", building.delete_interface, interface)
+        return await removed(session, "NetworkInterface", interfaces.delete_interface, interface)
 
     @mutation(Operator)
     async def create_structure(
@@ -415,7 +415,7 @@ class BuildingMutation:
     async def add_structure_interface(
         session: AsyncSession, structure: int, name: str, network: int | None = None
     ) -> StructureInterfaceResult:
-        row = await building.add_abstract_interface(
+        row = await interfaces.add_abstract_interface(
             session,
             structure=await building.get_structure_by_id(session, structure),
             name=name,

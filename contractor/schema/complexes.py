@@ -26,7 +26,7 @@ from contractor.schema.fields import connection, lookup, mutation
 from contractor.schema.permissions import Operator
 from contractor.schema.prefetch import related
 from contractor.schema.site import Site
-from contractor.services import batches, building, inventory
+from contractor.services import batches, building, complexes, inventory
 from contractor.services import site as sites
 
 
@@ -94,7 +94,7 @@ DependencyResult = Annotated[Dependency | AnyError, strawberry.union("Dependency
 
 @strawberry.type
 class ComplexQuery:
-    complex = lookup(Complex, building.get_complex, name=str)
+    complex = lookup(Complex, complexes.get_complex, name=str)
     complexes = connection(Complex, inventory.complexes, site=str)
     dependency = lookup(Dependency, building.get_dependency, id=int)
     dependencies = connection(Dependency, inventory.dependencies)
@@ -104,7 +104,7 @@ def _membership(change: Callable[..., Awaitable[object]]) -> Any:
     """The mutation making a structure a member of a complex, or no longer one."""
 
     async def member(session: AsyncSession, complex: str, structure: int) -> ComplexResult:
-        row = await building.get_complex(session, complex)
+        row = await complexes.get_complex(session, complex)
         await change(session, row, await building.get_structure_by_id(session, structure))
         return Complex.of(row)
 
@@ -121,7 +121,7 @@ class ComplexMutation:
         description: str = "",
         built_percentage: int = 90,
     ) -> ComplexResult:
-        row = await building.create_complex(
+        row = await complexes.create_complex(
             session,
             name=name,
             site=await sites.get_site(session, site),
@@ -130,13 +130,13 @@ class ComplexMutation:
         )
         return Complex.of(row)
 
-    add_complex_member = _membership(building.add_complex_member)
-    remove_complex_member = _membership(building.remove_complex_member)
+    add_complex_member = _membership(complexes.add_complex_member)
+    remove_complex_member = _membership(complexes.remove_complex_member)
 
     @mutation(Operator)
     async def delete_complex(session: AsyncSession, name: str) -> DeleteResult:
-        complex_ = await building.get_complex(session, name)
-        return await removed(session, "Complex", building.delete_complex, complex_)
+        complex_ = await complexes.get_complex(session, name)
+        return await removed(session, "Complex", complexes.delete_complex, complex_)
 
     @mutation(Operator)
     async def create_dependency(

@@ -15,7 +15,7 @@ from contractor.schema.complexes import Complex
 from contractor.schema.context import Info
 from contractor.schema.fields import query
 from contractor.schema.permissions import Reader
-from contractor.services import building, inventory
+from contractor.services import complexes, inventory
 from contractor.services.impact import impact_of
 
 
@@ -133,7 +133,7 @@ class InventoryQuery:
     )
     async def complex_usage(self, info: Info, name: str) -> ComplexUsage:
         async with info.context.sessions() as session:
-            row = await building.get_complex(session, name)
+            row = await complexes.get_complex(session, name)
             members = await inventory.complex_members(session, row)
         return ComplexUsage(
             complex=Complex.of(row),

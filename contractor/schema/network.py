@@ -27,8 +27,8 @@ from contractor.schema.fields import connection, lookup, mutation
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import LAZY, loads, related
 from contractor.schema.site import Site
+from contractor.services import addresses, building, inventory
 from contractor.services import blueprint as bps
-from contractor.services import building, inventory
 from contractor.services import network as net
 from contractor.services import site as sites
 
@@ -111,7 +111,7 @@ class AddressBlock(Row):
     @strawberry.field
     async def usage(self, info: Info) -> BlockUsage:
         async with info.context.sessions() as session:
-            return BlockUsage.of(await net.block_usage(session, self.row))
+            return BlockUsage.of(await addresses.block_usage(session, self.row))
 
 
 @strawberry.interface
@@ -205,7 +205,7 @@ class NetworkQuery:
         async with info.context.sessions() as session:
             scope = await optional(sites.get_site, session, site)
             try:
-                return BaseAddress.of(await net.lookup_address(session, ip, site=scope))
+                return BaseAddress.of(await addresses.lookup_address(session, ip, site=scope))
             except NotFound:
                 return None
 
@@ -287,7 +287,7 @@ class NetworkMutation:
             strawberry.argument(description="A specific offset instead of the lowest free one."),
         ] = None,
     ) -> AddressResult:
-        row = await net.create_address(
+        row = await addresses.create_address(
             session,
             structure=await building.get_structure_by_id(session, structure),
             block=await _block(session, address_block),
@@ -303,14 +303,16 @@ class NetworkMutation:
         session: AsyncSession, address_block: int, offset: int, reason: str
     ) -> ReservedAddressResult:
         block = await _block(session, address_block)
-        row = await net.create_reserved_address(session, block=block, offset=offset, reason=reason)
+        row = await addresses.create_reserved_address(
+            session, block=block, offset=offset, reason=reason
+        )
         return ReservedAddress.of(row)
 
     @mutation(Operator, description="Add an offset to the block's DHCP dynamic pool.")
     async def add_dynamic_address(
         session: AsyncSession, address_block: int, offset: int, pxe: str | None = None
     ) -> DynamicAddressResult:
-        row = await net.create_dynamic_address(
+        row = await addresses.create_dynamic_address(
             session,
             block=await _block(session, address_block),
             offset=offset,
@@ -320,5 +322,5 @@ class NetworkMutation:
 
     @mutation(Operator)
     async def delete_address(session: AsyncSession, id: int) -> DeleteResult:
-        await net.delete_address(session, await inventory.get_address_by_id(session, id))
+        await addresses.delete_address(session, await inventory.get_address_by_id(session, id))
         return Deleted(kind="Address", id=id)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from contractor.models import Complex
-from contractor.services.building import complex_states
+from contractor.services.complexes import complex_states
 
 
 async def rows_by(

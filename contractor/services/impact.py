@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import models
 from contractor.errors import InvalidInput
-from contractor.services import building
+from contractor.services import building, complexes
 
 FOUNDATION, STRUCTURE, COMPLEX, DEPENDENCY = "foundation", "structure", "complex", "dependency"
 KINDS = (FOUNDATION, STRUCTURE, COMPLEX, DEPENDENCY)
@@ -54,7 +54,7 @@ async def _describe(session: AsyncSession, nodes: set[Node]) -> dict[Node, tuple
         model, name = _NAMED[kind]
         rows = list((await session.execute(select(model).where(model.id.in_(ids)))).scalars())
         if kind == COMPLEX:
-            states = await building.complex_states(session, rows)
+            states = await complexes.complex_states(session, rows)
         else:
             states = {row.id: row.state for row in rows}
         for row in rows:
@@ -122,7 +122,7 @@ async def _origin(
     if structure is not None:
         return Node(STRUCTURE, (await building.get_structure_by_id(session, structure)).id)
     if complex is not None:
-        return Node(COMPLEX, (await building.get_complex(session, complex)).id)
+        return Node(COMPLEX, (await complexes.get_complex(session, complex)).id)
     assert dependency is not None
     return Node(DEPENDENCY, (await building.get_dependency(session, dependency)).id)
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import models
 from contractor.errors import NotFound
-from contractor.services import building
+from contractor.services import building, interfaces
 from contractor.services.filters import (
     FoundationFilter,
     SiteFilter,
@@ -65,7 +65,7 @@ async def get_interface(
 ) -> models.RealNetworkInterface:
     """The interface of the foundation ``locator`` at ``physical_location``."""
     foundation = await building.get_foundation(session, locator)
-    for interface in await building.foundation_interfaces(session, foundation):
+    for interface in await interfaces.foundation_interfaces(session, foundation):
         if interface.physical_location == physical_location:
             return interface
     raise NotFound(

@@ -24,7 +24,7 @@ from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory
 from contractor.rest.state import app_state
-from contractor.services import auth, building, network
+from contractor.services import addresses, auth, interfaces
 from contractor.services import blueprint as bp_service
 from contractor.services import site as site_service
 from contractor.settings import Settings
@@ -69,16 +69,16 @@ async def populate(session: AsyncSession) -> dict[str, Any]:
         session, name=unique("installer"), boot_script=BOOT_SCRIPT, template=TEMPLATE
     )
     foundation = await make_foundation(session, site, fbp)
-    await building.add_interface(
+    await interfaces.add_interface(
         session, foundation=foundation, physical_location="eth0", is_provisioning=True, pxe=pxe
     )
     structure = await make_structure(session, site, foundation, sbp, unique("web"))
     block = await make_block(session, site, "10.7.0.0/24")
-    await network.create_address(
+    await addresses.create_address(
         session, structure=structure, block=block, offset=5, interface_name="eth0", is_primary=True
     )
     bare_foundation = await make_foundation(session, site, fbp)
-    await building.add_interface(
+    await interfaces.add_interface(
         session, foundation=bare_foundation, physical_location="eth0", is_provisioning=True
     )
     bare = await make_structure(session, site, bare_foundation, sbp)

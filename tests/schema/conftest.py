@@ -20,7 +20,7 @@ from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.rest.state import app_state
-from contractor.services import auth, building, network
+from contractor.services import addresses, auth, building, interfaces, network
 from contractor.services import blueprint as bps
 from contractor.services import site as sites
 from contractor.settings import Settings
@@ -161,14 +161,14 @@ async def build_inventory(client: Client, hosts: int, *, prefix: str = "web") ->
                 blueprint=metal,
                 type="manual" if index % 2 else "simulated",
             )
-            await building.add_interface(
+            await interfaces.add_interface(
                 session,
                 foundation=foundation,
                 physical_location="eth0",
                 is_provisioning=True,
                 network=prov,
             )
-            await building.add_interface(session, foundation=foundation, physical_location="eth1")
+            await interfaces.add_interface(session, foundation=foundation, physical_location="eth1")
             structure = await building.create_structure(
                 session,
                 hostname=f"{prefix}{index:04d}",
@@ -176,7 +176,7 @@ async def build_inventory(client: Client, hosts: int, *, prefix: str = "web") ->
                 blueprint=web,
                 foundation=foundation,
             )
-            await network.next_address(
+            await addresses.next_address(
                 session, block=block, structure=structure, interface_name="eth0", is_primary=True
             )
             made.append(structure.id)

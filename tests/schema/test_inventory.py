@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contractor.db import transaction
-from contractor.services import building
+from contractor.services import building, complexes
 from contractor.services import site as sites
 from tests.schema.conftest import Client, build_inventory
 
@@ -36,10 +36,10 @@ async def test_impact_follows_every_kind_of_link(client: Client) -> None:
     made = (await build_inventory(client, 4))["structures"]
     async with transaction(client.writer_sessions) as session:
         db, app1, app2, spare = [await building.get_structure_by_id(session, i) for i in made]
-        cluster = await building.create_complex(
+        cluster = await complexes.create_complex(
             session, name="cluster", site=await sites.get_site(session, "dc1")
         )
-        await building.add_complex_member(session, cluster, app1)
+        await complexes.add_complex_member(session, cluster, app1)
         app2_foundation = await session.get_one(building.Foundation, app2.foundation_id)
         dependency = await building.create_dependency(
             session, structure=db, foundation=app2_foundation

@@ -7,15 +7,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import InvalidInput, NotFound
-from contractor.services import building
+from contractor.services import building, complexes
 from contractor.services.impact import impact_of
 from tests.factories import make_stack
 
 
 async def test_impact_walks_every_kind_of_link(session: AsyncSession) -> None:
     site, foundation, structure = await make_stack(session)
-    complex_ = await building.create_complex(session, name="cluster", site=site)
-    await building.add_complex_member(session, complex_, structure)
+    complex_ = await complexes.create_complex(session, name="cluster", site=site)
+    await complexes.add_complex_member(session, complex_, structure)
     dependency = await building.create_dependency(session, structure=structure)
     found = await impact_of(session, foundation=foundation.locator)
     assert [(i.kind, i.name) for i in found] == [

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import NotFound
 from contractor.models import Address, Foundation, RealNetworkInterface, Structure
+from contractor.services import addresses, building, directory, interfaces, inventory, network
 from contractor.services import blueprint as bps
-from contractor.services import building, directory, inventory, network
 from contractor.services import site as sites
 from tests.factories import make_foundation, make_foundation_blueprint, make_site, make_stack
 
@@ -65,7 +65,7 @@ async def test_realistic_inventory(session: AsyncSession) -> None:
             type="manual" if index % 3 else "simulated",
         )
         for port in range(2):
-            await building.add_interface(
+            await interfaces.add_interface(
                 session,
                 foundation=foundation,
                 physical_location=f"eth{port}",
@@ -81,7 +81,7 @@ async def test_realistic_inventory(session: AsyncSession) -> None:
                 blueprint=web,
                 foundation=foundation,
             )
-            await network.next_address(
+            await addresses.next_address(
                 session, block=block, structure=structure, interface_name="eth0", is_primary=True
             )
 
@@ -103,7 +103,7 @@ async def test_realistic_inventory(session: AsyncSession) -> None:
         ).all()
     )
     assert by_type == {"manual": 33, "simulated": 17}
-    usage = await network.block_usage(session, provisioning[rows[0].id][1])
+    usage = await addresses.block_usage(session, provisioning[rows[0].id][1])
     assert (usage.static, usage.reserved, usage.free) == (20, 1, 233)
 
 
