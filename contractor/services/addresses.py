@@ -21,8 +21,8 @@ from contractor.models import (
     Site,
     Structure,
 )
-from contractor.services.common import refuse_if_used
-from contractor.services.config import config_sources_changed
+from contractor.services.common import added, refuse_if_used
+from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.network import (
     block_bounds,
     block_network,
@@ -151,9 +151,7 @@ async def create_address(
         is_primary=is_primary,
     )
     session.add(address)
-    config_sources_changed(session)
-    await session.flush()
-    return address
+    return await config_changed(session, address)
 
 
 async def create_reserved_address(
@@ -164,9 +162,7 @@ async def create_reserved_address(
     await lock_block(session, block)
     await _check_offset(session, block, offset)
     address = ReservedAddress(address_block_id=block.id, offset=offset, reason=reason)
-    session.add(address)
-    await session.flush()
-    return address
+    return await added(session, address)
 
 
 async def create_dynamic_address(
@@ -177,9 +173,7 @@ async def create_dynamic_address(
     address = DynamicAddress(
         address_block_id=block.id, offset=offset, pxe_id=pxe.id if pxe else None
     )
-    session.add(address)
-    await session.flush()
-    return address
+    return await added(session, address)
 
 
 async def lowest_free_offset(session: AsyncSession, block: AddressBlock) -> int | None:

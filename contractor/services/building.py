@@ -41,8 +41,8 @@ from contractor.services.blueprint import (
     combined_foundation_blueprint_ids,
     fingerprint_problems,
 )
-from contractor.services.common import UNSET, get_by, refuse_if_used, set_given
-from contractor.services.config import config_sources_changed
+from contractor.services.common import UNSET, added, get_by, refuse_if_used, set_given
+from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.directory import check_hostname_free_of_zones
 from contractor.services.interfaces import check_mac_free
 from contractor.services.validation import (
@@ -81,9 +81,7 @@ async def create_foundation(
         raise Conflict(f"foundation {locator!r} already exists", field="locator")
     extra = plugin.validate_fields(fields or {})
     foundation = plugin.model(locator=locator, site_id=site.id, blueprint_id=blueprint.id, **extra)
-    session.add(foundation)
-    await session.flush()
-    return foundation
+    return await added(session, foundation)
 
 
 async def _check_type_accepted(
@@ -140,9 +138,7 @@ async def set_id_map(
             await check_mac_free(session, mac, interfaces[location].id)
             interfaces[location].mac = mac
     foundation.id_map = checked
-    config_sources_changed(session)
-    await session.flush()
-    return foundation
+    return await config_changed(session, foundation)
 
 
 async def _require_fingerprint(session: AsyncSession, foundation: Foundation) -> None:
@@ -168,9 +164,7 @@ async def set_located(session: AsyncSession, foundation: Foundation) -> Foundati
     await _require_fingerprint(session, foundation)
     foundation.located_at = utcnow()
     foundation.built_at = None
-    config_sources_changed(session)
-    await session.flush()
-    return foundation
+    return await config_changed(session, foundation)
 
 
 async def set_built(session: AsyncSession, foundation: Foundation) -> Foundation:
@@ -180,9 +174,7 @@ async def set_built(session: AsyncSession, foundation: Foundation) -> Foundation
         await _require_fingerprint(session, foundation)
         foundation.located_at = utcnow()
     foundation.built_at = utcnow()
-    config_sources_changed(session)
-    await session.flush()
-    return foundation
+    return await config_changed(session, foundation)
 
 
 async def set_destroyed(session: AsyncSession, foundation: Foundation) -> Foundation:
@@ -202,9 +194,7 @@ async def set_destroyed(session: AsyncSession, foundation: Foundation) -> Founda
     foundation.located_at = None
     foundation.built_at = None
     foundation.id_map = None
-    config_sources_changed(session)
-    await session.flush()
-    return foundation
+    return await config_changed(session, foundation)
 
 
 async def update_foundation(
@@ -233,9 +223,7 @@ async def update_foundation(
     if fields:
         for key, value in get_foundation_type(foundation.type).validate_fields(fields).items():
             setattr(foundation, key, value)
-    config_sources_changed(session)
-    await session.flush()
-    return foundation
+    return await config_changed(session, foundation)
 
 
 async def _refuse_if_job(session: AsyncSession, description: str, *condition: Any) -> None:
@@ -352,9 +340,7 @@ async def create_structure(
         config_values=values,
     )
     session.add(structure)
-    config_sources_changed(session)
-    await session.flush()
-    return structure
+    return await config_changed(session, structure)
 
 
 async def update_structure(
@@ -370,9 +356,7 @@ async def update_structure(
         await _check_hostname_free(session, hostname, site, structure.id)
         structure.hostname = hostname
     set_given(structure, config_values=(config_values, check_config_values))
-    config_sources_changed(session)
-    await session.flush()
-    return structure
+    return await config_changed(session, structure)
 
 
 async def set_structure_built(session: AsyncSession, structure: Structure) -> Structure:
@@ -385,9 +369,7 @@ async def set_structure_built(session: AsyncSession, structure: Structure) -> St
             f"built first (it is {foundation.state})"
         )
     structure.built_at = utcnow()
-    config_sources_changed(session)
-    await session.flush()
-    return structure
+    return await config_changed(session, structure)
 
 
 async def set_structure_destroyed(session: AsyncSession, structure: Structure) -> Structure:
@@ -406,9 +388,7 @@ async def set_structure_destroyed(session: AsyncSession, structure: Structure) -
         await set_dependency_destroyed(session, dependency)
     structure.built_at = None
     structure.config_uuid = new_config_uuid()
-    config_sources_changed(session)
-    await session.flush()
-    return structure
+    return await config_changed(session, structure)
 
 
 async def delete_structure(session: AsyncSession, structure: Structure) -> None:
@@ -502,9 +482,7 @@ async def create_dependency(
         create_script_name=create_script_name,
         destroy_script_name=destroy_script_name,
     )
-    session.add(row)
-    await session.flush()
-    return row
+    return await added(session, row)
 
 
 async def set_dependency_built(session: AsyncSession, dependency: Dependency) -> Dependency:

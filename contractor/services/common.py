@@ -47,6 +47,13 @@ def set_given(obj: Any, **fields: tuple[Any, Callable[[Any], Any]]) -> None:
             setattr(obj, name, check(value))
 
 
+async def added(session: AsyncSession, row: ModelT) -> ModelT:
+    """Add a new ``row``, flush it (so it has its id) and hand it back."""
+    session.add(row)
+    await session.flush()
+    return row
+
+
 def id_or_none(row: Any) -> int | None:
     """A foreign key given as the row it points to: the row's id, or None for None."""
     return None if row is None else int(row.id)

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidInput
 from contractor.models import Complex, ComplexMember, Site, Structure, complex_state
-from contractor.services.common import get_by
-from contractor.services.config import config_sources_changed
+from contractor.services.common import added, get_by
+from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.validation import check_int, check_name
 
 
@@ -34,9 +34,7 @@ async def create_complex(
     complex_ = Complex(
         name=name, site_id=site.id, description=description, built_percentage=built_percentage
     )
-    session.add(complex_)
-    await session.flush()
-    return complex_
+    return await added(session, complex_)
 
 
 async def add_complex_member(
@@ -55,9 +53,7 @@ async def add_complex_member(
         )
     member = ComplexMember(complex_id=complex_.id, structure_id=structure.id)
     session.add(member)
-    config_sources_changed(session)
-    await session.flush()
-    return member
+    return await config_changed(session, member)
 
 
 async def remove_complex_member(

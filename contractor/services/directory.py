@@ -21,7 +21,7 @@ from bindgen import is_hostname, mailbox_to_rname
 from contractor.errors import Conflict, InvalidInput, NotFound
 from contractor.models import Site, Structure, Zone
 from contractor.models.directory import ENTRY_TYPES, Entry
-from contractor.services.common import UNSET, get_by, refuse_if_used, set_given
+from contractor.services.common import UNSET, added, get_by, refuse_if_used, set_given
 from contractor.services.validation import ZONE_NAME_RE, check_int
 
 _TIMERS = ("ttl", "refresh", "retry", "expire", "minimum")
@@ -127,9 +127,7 @@ async def create_zone(
     if parent is not None:
         await _refuse_name_taken_in_zone(session, parent, name)
     zone = Zone(name=name, parent_id=parent_id, nameservers=servers, soa_email=email, **timers)
-    session.add(zone)
-    await session.flush()
-    return zone
+    return await added(session, zone)
 
 
 async def update_zone(
@@ -412,9 +410,7 @@ async def create_entry(
     if kind == "TXT" and target is not None:
         raise InvalidInput("a TXT entry has no target (the value goes in text)", field="target")
     await _refuse_entry_clash(session, zone, entry)
-    session.add(entry)
-    await session.flush()
-    return entry
+    return await added(session, entry)
 
 
 async def _refuse_entry_clash(session: AsyncSession, zone: Zone, entry: Entry) -> None:

@@ -18,7 +18,7 @@ from contractor.models import (
     Structure,
 )
 from contractor.services.common import UNSET, id_or_none, set_given
-from contractor.services.config import config_sources_changed
+from contractor.services.config import config_changed
 from contractor.services.validation import check_name, normalise_mac
 
 # -- real network interfaces (on foundations) ---------------------------------------------
@@ -103,9 +103,7 @@ async def add_interface(
         pxe_id=pxe.id if pxe else None,
     )
     session.add(interface)
-    config_sources_changed(session)
-    await session.flush()
-    return interface
+    return await config_changed(session, interface)
 
 
 async def update_interface(
@@ -127,9 +125,7 @@ async def update_interface(
             await _check_provisioning_free(session, foundation, interface.id)
         interface.is_provisioning = bool(is_provisioning)
     set_given(interface, network_id=(network, id_or_none), pxe_id=(pxe, id_or_none))
-    config_sources_changed(session)
-    await session.flush()
-    return interface
+    return await config_changed(session, interface)
 
 
 async def foundation_interfaces(
@@ -167,6 +163,4 @@ async def add_abstract_interface(
         structure_id=structure.id, name=name, network_id=network.id if network else None
     )
     session.add(interface)
-    config_sources_changed(session)
-    await session.flush()
-    return interface
+    return await config_changed(session, interface)

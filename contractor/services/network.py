@@ -23,8 +23,8 @@ from contractor.models import (
     RealNetworkInterface,
     Site,
 )
-from contractor.services.common import UNSET, get_by, refuse_if_used
-from contractor.services.config import config_sources_changed
+from contractor.services.common import UNSET, added, get_by, refuse_if_used
+from contractor.services.config import config_changed
 from contractor.services.validation import NETWORK_NAME_RE, check_int, check_name
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -93,9 +93,7 @@ async def create_network(
     if (await session.execute(clash)).first():
         raise Conflict(f"network {name!r} already exists in site {site.name!r}", field="name")
     network = Network(site_id=site.id, name=name, mtu=mtu)
-    session.add(network)
-    await session.flush()
-    return network
+    return await added(session, network)
 
 
 async def delete_network(session: AsyncSession, network: Network) -> None:
@@ -138,9 +136,7 @@ async def link_address_block(
         session.add(link)
     else:
         link.vlan = vlan
-    config_sources_changed(session)
-    await session.flush()
-    return link
+    return await config_changed(session, link)
 
 
 # -- address blocks --------------------------------------------------------------------
@@ -255,9 +251,7 @@ async def create_address_block(
         first_bin=to_bin(network.network_address),
         last_bin=to_bin(network.broadcast_address),
     )
-    session.add(block)
-    await session.flush()
-    return block
+    return await added(session, block)
 
 
 async def update_address_block(
@@ -306,9 +300,7 @@ async def update_address_block(
         block.gateway_offset = gateway_offset
     else:
         _check_gateway(block.gateway_offset, block.prefix, block.version)
-    config_sources_changed(session)
-    await session.flush()
-    return block
+    return await config_changed(session, block)
 
 
 async def delete_address_block(session: AsyncSession, block: AddressBlock) -> None:

@@ -17,8 +17,8 @@ from contractor.models import (
     Structure,
     Zone,
 )
-from contractor.services.common import UNSET, get_by, id_or_none, refuse_if_used, set_given
-from contractor.services.config import config_sources_changed
+from contractor.services.common import UNSET, added, get_by, id_or_none, refuse_if_used, set_given
+from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.validation import check_config_values, check_description, check_name
 
 
@@ -47,9 +47,7 @@ async def create_site(
         zone_id=zone.id if zone else None,
         config_values=values,
     )
-    session.add(site)
-    await session.flush()
-    return site
+    return await added(session, site)
 
 
 async def update_site(
@@ -78,9 +76,7 @@ async def update_site(
                 )
         site.parent_id = parent.id if parent else None
     set_given(site, zone_id=(zone, id_or_none))
-    config_sources_changed(session)
-    await session.flush()
-    return site
+    return await config_changed(session, site)
 
 
 async def site_ancestor_ids(session: AsyncSession, site: Site) -> list[int]:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import aliased
 
 from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
 from contractor.models import Event, WebhookDelivery, WebhookTarget, utcnow
-from contractor.services.common import UNSET, get_by, set_given
+from contractor.services.common import UNSET, added, get_by, set_given
 from contractor.services.events import EventFilter, latest_cursor, site_tree
 from contractor.services.validation import check_name
 
@@ -120,9 +120,7 @@ async def create_target(
         active=active,
         cursor=await latest_cursor(session),
     )
-    session.add(target)
-    await session.flush()
-    return target
+    return await added(session, target)
 
 
 async def update_target(

@@ -38,6 +38,7 @@ from contractor.services.config.compose import (
     explain_config,
 )
 from contractor.services.config.generation import (
+    config_changed,
     config_sources_changed,
     current_generation,
     install_generation_bump,
@@ -59,6 +60,7 @@ __all__ = [
     "boot_pxe",
     "composed_config",
     "composed_configs",
+    "config_changed",
     "config_layers",
     "config_sources_changed",
     "current_generation",

@@ -8,13 +8,15 @@ session factory (``install_generation_bump``), so the row lock is held only for 
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, TypeVar
 
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from contractor.models import ConfigGeneration
+
+RowT = TypeVar("RowT")
 
 __all__ = [
     "config_sources_changed",
@@ -36,6 +38,14 @@ def config_sources_changed(session: AsyncSession) -> None:
     session never reads or fills a shared ``ConfigCache``.
     """
     session.sync_session.info[_CHANGED] = True
+
+
+async def config_changed(session: AsyncSession, row: RowT) -> RowT:
+    """Flush a change to something configurations are built from (see
+    ``config_sources_changed``) and hand back the changed ``row``."""
+    config_sources_changed(session)
+    await session.flush()
+    return row
 
 
 def install_generation_bump(session_class: type[Session]) -> None:
