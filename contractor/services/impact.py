@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from contractor import models
 from contractor.errors import InvalidInput
@@ -62,30 +63,47 @@ async def _describe(session: AsyncSession, nodes: set[Node]) -> dict[Node, tuple
     return out
 
 
+async def _edges(
+    session: AsyncSession,
+    cause: str,
+    cause_column: InstrumentedAttribute[Any],
+    ids: dict[str, list[int]],
+    affected: str,
+    affected_column: InstrumentedAttribute[Any],
+) -> list[tuple[Node, Node]]:
+    """Edges from the frontier's ``cause`` nodes (matched on ``cause_column``) to the
+    ``affected`` nodes named by ``affected_column`` of the same rows."""
+    rows = await session.execute(
+        select(cause_column, affected_column).where(cause_column.in_(ids[cause]))
+    )
+    return [(Node(cause, c), Node(affected, a)) for c, a in rows]
+
+
 async def _dependants(session: AsyncSession, frontier: set[Node]) -> list[tuple[Node, Node]]:
     """Edges (cause, affected) out of the frontier, a few queries per level."""
     ids = {kind: [n.id for n in frontier if n.kind == kind] for kind in KINDS}
     edges: list[tuple[Node, Node]] = []
     if ids[FOUNDATION]:
-        rows = await session.execute(
-            select(models.Structure.foundation_id, models.Structure.id).where(
-                models.Structure.foundation_id.in_(ids[FOUNDATION])
-            )
+        edges += await _edges(
+            session, FOUNDATION, models.Structure.foundation_id, ids, STRUCTURE, models.Structure.id
         )
-        edges += [(Node(FOUNDATION, f), Node(STRUCTURE, s)) for f, s in rows]
     if ids[STRUCTURE]:
-        rows = await session.execute(
-            select(models.ComplexMember.structure_id, models.ComplexMember.complex_id).where(
-                models.ComplexMember.structure_id.in_(ids[STRUCTURE])
-            )
+        edges += await _edges(
+            session,
+            STRUCTURE,
+            models.ComplexMember.structure_id,
+            ids,
+            COMPLEX,
+            models.ComplexMember.complex_id,
         )
-        edges += [(Node(STRUCTURE, s), Node(COMPLEX, c)) for s, c in rows]
-        rows = await session.execute(
-            select(models.Dependency.structure_id, models.Dependency.id).where(
-                models.Dependency.structure_id.in_(ids[STRUCTURE])
-            )
+        edges += await _edges(
+            session,
+            STRUCTURE,
+            models.Dependency.structure_id,
+            ids,
+            DEPENDENCY,
+            models.Dependency.id,
         )
-        edges += [(Node(STRUCTURE, s), Node(DEPENDENCY, d)) for s, d in rows]
     if ids[DEPENDENCY]:
         links = await session.execute(
             select(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor import models
 from contractor.errors import NotFound
 from contractor.services import building, interfaces
+from contractor.services.common import ModelT
 from contractor.services.filters import (
     FoundationFilter,
     SiteFilter,
@@ -27,7 +28,9 @@ from contractor.services.site import get_site
 # -- rows by id ----------------------------------------------------------------------------
 
 
-async def _by_id(session: AsyncSession, model: type[Any], key: int, what: str, field: str) -> Any:
+async def _by_id(
+    session: AsyncSession, model: type[ModelT], key: int, what: str, field: str
+) -> ModelT:
     row = await session.get(model, key)
     if row is None:
         raise NotFound(f"{what} {key} does not exist", field=field)
@@ -35,29 +38,19 @@ async def _by_id(session: AsyncSession, model: type[Any], key: int, what: str, f
 
 
 async def get_network_by_id(session: AsyncSession, network_id: int) -> models.Network:
-    network: models.Network = await _by_id(
-        session, models.Network, network_id, "network", "network"
-    )
-    return network
+    return await _by_id(session, models.Network, network_id, "network", "network")
 
 
 async def get_address_block_by_id(session: AsyncSession, block_id: int) -> models.AddressBlock:
-    block: models.AddressBlock = await _by_id(
-        session, models.AddressBlock, block_id, "address block", "address_block"
-    )
-    return block
+    return await _by_id(session, models.AddressBlock, block_id, "address block", "address_block")
 
 
 async def get_address_by_id(session: AsyncSession, address_id: int) -> models.BaseAddress:
-    address: models.BaseAddress = await _by_id(
-        session, models.BaseAddress, address_id, "address", "id"
-    )
-    return address
+    return await _by_id(session, models.BaseAddress, address_id, "address", "id")
 
 
 async def get_user_by_id(session: AsyncSession, user_id: int) -> models.User:
-    user: models.User = await _by_id(session, models.User, user_id, "user", "id")
-    return user
+    return await _by_id(session, models.User, user_id, "user", "id")
 
 
 async def get_interface(
