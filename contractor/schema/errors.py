@@ -4,7 +4,7 @@ mutation raises becomes its answer through the schema's exception handlers, once
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import strawberry
 
@@ -57,14 +57,7 @@ AnyError = (
     | ForbiddenError
 )
 
-ERROR_TYPES = (
-    InvalidInputError,
-    NotFoundError,
-    ConflictError,
-    InvalidStateError,
-    ExhaustedError,
-    ForbiddenError,
-)
+ERROR_TYPES: tuple[type[AnyError], ...] = get_args(AnyError)
 
 
 class _Answer:

@@ -8,7 +8,6 @@ an ``Error``. Variables and task parameters are shown with secrets masked.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -23,6 +22,7 @@ from contractor.errors import InvalidInput
 from contractor.events.broadcast import EventBroadcaster
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
+from contractor.models import JobState
 from contractor.schema.building import Foundation, Structure
 from contractor.schema.common import Row
 from contractor.schema.complexes import Dependency
@@ -54,14 +54,8 @@ def mask_secrets(value: Any) -> Any:
     return value
 
 
-@strawberry.enum
-class JobState(enum.Enum):
-    WAITING = "waiting"
-    QUEUED = "queued"
-    PAUSED = "paused"
-    ERROR = "error"
-    ABORTED = "aborted"
-    DONE = "done"
+# The model's enum is the GraphQL enum: one list of job states.
+strawberry.enum(JobState, name="JobState")
 
 
 @strawberry.type(description="One entry of a job's log: a transition or an operator action.")

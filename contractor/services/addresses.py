@@ -203,26 +203,6 @@ async def lowest_free_offset(session: AsyncSession, block: AddressBlock) -> int 
     return offset
 
 
-async def next_address(
-    session: AsyncSession,
-    *,
-    block: AddressBlock,
-    structure: Structure,
-    interface_name: str,
-    alias_index: int = 0,
-    is_primary: bool = False,
-) -> Address:
-    """Allocate the lowest free offset of ``block`` to ``structure`` (see create_address)."""
-    return await create_address(
-        session,
-        structure=structure,
-        block=block,
-        interface_name=interface_name,
-        alias_index=alias_index,
-        is_primary=is_primary,
-    )
-
-
 async def delete_address(session: AsyncSession, address: BaseAddress) -> None:
     await refuse_if_used(
         session,

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from contractor import models
 from contractor.errors import InvalidInput
@@ -62,6 +63,11 @@ def like_pattern(pattern: str, *, field: str) -> str:
         raise InvalidInput(f"{field} must be a pattern of 1 to 200 characters", field=field)
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
+
+
+def _glob(column: QueryableAttribute[str], pattern: str, *, field: str) -> ColumnElement[bool]:
+    """``column`` matches the glob ``pattern`` (see ``like_pattern``)."""
+    return column.like(like_pattern(pattern, field=field), escape="\\")
 
 
 async def _site_ids(session: AsyncSession, scope: Scope) -> list[int]:
@@ -119,7 +125,7 @@ async def filter_sites(
         return query
     s = models.Site
     if where.name is not None:
-        query = query.where(s.name.like(like_pattern(where.name, field="name"), escape="\\"))
+        query = query.where(_glob(s.name, where.name, field="name"))
     if where.parent is not None:
         parent = (
             await session.execute(select(s.id).where(s.name == where.parent))
@@ -175,9 +181,7 @@ async def filter_foundations(
     if where.state:
         query = query.where(foundation_state_condition(where.state))
     if where.locator is not None:
-        query = query.where(
-            f.locator.like(like_pattern(where.locator, field="locator"), escape="\\")
-        )
+        query = query.where(_glob(f.locator, where.locator, field="locator"))
     if where.complex is not None:
         hosted = select(models.Structure.foundation_id).where(
             models.Structure.id.in_(_complex_structures(where.complex))
@@ -201,9 +205,7 @@ async def filter_structures(
     if where.state:
         query = query.where(built_condition(s.built_at, where.state))
     if where.hostname is not None:
-        query = query.where(
-            s.hostname.like(like_pattern(where.hostname, field="hostname"), escape="\\")
-        )
+        query = query.where(_glob(s.hostname, where.hostname, field="hostname"))
     if where.foundation_type:
         query = query.where(
             s.foundation_id.in_(

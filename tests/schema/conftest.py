@@ -176,7 +176,7 @@ async def build_inventory(client: Client, hosts: int, *, prefix: str = "web") ->
                 blueprint=web,
                 foundation=foundation,
             )
-            await addresses.next_address(
+            await addresses.create_address(
                 session, block=block, structure=structure, interface_name="eth0", is_primary=True
             )
             made.append(structure.id)

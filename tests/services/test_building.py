@@ -288,7 +288,7 @@ async def test_dependencies(session: AsyncSession) -> None:
 async def test_addresses_go_with_their_structure(session: AsyncSession) -> None:
     site, _, structure = await make_stack(session)
     block = await make_block(session, site)
-    await addresses.next_address(session, block=block, structure=structure, interface_name="eth0")
+    await addresses.create_address(session, block=block, structure=structure, interface_name="eth0")
     await interfaces.add_abstract_interface(session, structure=structure, name="bond0")
     with pytest.raises(Conflict, match="already has an interface 'bond0'"):
         await interfaces.add_abstract_interface(session, structure=structure, name="bond0")

@@ -49,7 +49,7 @@ async def test_concurrent_next_address_never_duplicates(pg_engine: AsyncEngine) 
             async with sessions() as session, session.begin():
                 block = await session.get_one(AddressBlock, block_id)
                 structure = await session.get_one(Structure, structure_id)
-                address = await addresses.next_address(
+                address = await addresses.create_address(
                     session,
                     block=block,
                     structure=structure,
@@ -77,7 +77,7 @@ async def test_allocation_rolls_back_with_its_transaction(pg_engine: AsyncEngine
 
     async def allocate_then_fail() -> None:
         async with sessions() as session, session.begin():
-            await addresses.next_address(
+            await addresses.create_address(
                 session, block=block, structure=structure, interface_name="eth0"
             )
             raise RuntimeError("the caller failed after allocating")
@@ -85,7 +85,7 @@ async def test_allocation_rolls_back_with_its_transaction(pg_engine: AsyncEngine
     with pytest.raises(RuntimeError):
         await allocate_then_fail()
     async with sessions() as session, session.begin():
-        address = await addresses.next_address(
+        address = await addresses.create_address(
             session, block=block, structure=structure, interface_name="eth0"
         )
     assert address.offset == 1

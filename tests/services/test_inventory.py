@@ -81,7 +81,7 @@ async def test_realistic_inventory(session: AsyncSession) -> None:
                 blueprint=web,
                 foundation=foundation,
             )
-            await addresses.next_address(
+            await addresses.create_address(
                 session, block=block, structure=structure, interface_name="eth0", is_primary=True
             )
 

@@ -138,10 +138,10 @@ async def test_primary_must_be_in_own_site(session: AsyncSession) -> None:
     _, _, structure = await make_stack(session)
     elsewhere = await make_block(session, await make_site(session))
     with pytest.raises(InvalidInput, match="structure's own site"):
-        await addresses.next_address(
+        await addresses.create_address(
             session, block=elsewhere, structure=structure, interface_name="eth0", is_primary=True
         )
-    await addresses.next_address(
+    await addresses.create_address(
         session, block=elsewhere, structure=structure, interface_name="eth0"
     )
 
@@ -152,13 +152,13 @@ async def test_next_address_takes_the_lowest_free_offset(session: AsyncSession) 
     await addresses.create_reserved_address(session, block=block, offset=4, reason="printer")
     got = []
     for index in range(4):
-        address = await addresses.next_address(
+        address = await addresses.create_address(
             session, block=block, structure=structure, interface_name="eth0", alias_index=index
         )
         got.append(address.offset)
     assert got == [1, 3, 5, 6]
     with pytest.raises(Exhausted, match="has no free address"):
-        await addresses.next_address(
+        await addresses.create_address(
             session, block=block, structure=structure, interface_name="eth0", alias_index=9
         )
 
@@ -167,13 +167,13 @@ async def test_next_address_fills_holes(session: AsyncSession) -> None:
     site, _, structure = await make_stack(session)
     block = await make_block(session, site, "10.9.0.0/24")
     made = [
-        await addresses.next_address(
+        await addresses.create_address(
             session, block=block, structure=structure, interface_name="eth0", alias_index=i
         )
         for i in range(5)
     ]
     await addresses.delete_address(session, made[2])
-    again = await addresses.next_address(
+    again = await addresses.create_address(
         session, block=block, structure=structure, interface_name="eth1"
     )
     assert again.offset == 3
@@ -185,7 +185,7 @@ async def test_small_blocks(session: AsyncSession, subnet: str, offsets: list[in
     block = await make_block(session, site, subnet)
     got = [
         (
-            await addresses.next_address(
+            await addresses.create_address(
                 session, block=block, structure=structure, interface_name="p", alias_index=i
             )
         ).offset
@@ -198,7 +198,7 @@ async def test_small_blocks(session: AsyncSession, subnet: str, offsets: list[in
 async def test_usage_and_lookup(session: AsyncSession) -> None:
     site, _, structure = await make_stack(session)
     block = await make_block(session, site, "10.7.0.0/24", gateway_offset=1)
-    await addresses.next_address(session, block=block, structure=structure, interface_name="eth0")
+    await addresses.create_address(session, block=block, structure=structure, interface_name="eth0")
     await addresses.create_dynamic_address(session, block=block, offset=100)
     usage = await addresses.block_usage(session, block)
     assert (usage.total, usage.static, usage.reserved, usage.dynamic) == (254, 1, 1, 1)
