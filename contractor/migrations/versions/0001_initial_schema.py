@@ -3,56 +3,54 @@
 import sqlalchemy as sa
 from alembic import op
 
+from contractor.migrations import columns
+
 revision = '0001'
 down_revision = None
 
 
 def upgrade() -> None:
     op.create_table('blueprint',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('name', sa.String(length=40), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('config_values', sa.JSON(), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_blueprint')),
+    *columns.timestamps(),
+    columns.primary_key('blueprint'),
     sa.UniqueConstraint('name', name=op.f('uq_blueprint_name'))
     )
     op.create_table('pxe',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('name', sa.String(length=50), nullable=False),
     sa.Column('boot_script', sa.Text(), nullable=False),
     sa.Column('template', sa.Text(), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_pxe')),
+    *columns.timestamps(),
+    columns.primary_key('pxe'),
     sa.UniqueConstraint('name', name=op.f('uq_pxe_name'))
     )
     op.create_table('script',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('name', sa.String(length=40), nullable=False),
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_script')),
+    *columns.timestamps(),
+    columns.primary_key('script'),
     sa.UniqueConstraint('name', name=op.f('uq_script_name'))
     )
     op.create_table('user_account',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('username', sa.String(length=64), nullable=False),
     sa.Column('role', sa.String(length=10), nullable=False),
     sa.Column('password_hash', sa.String(length=200), nullable=True),
     sa.Column('is_active', sa.Boolean(), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.CheckConstraint("role IN ('reader', 'operator', 'admin')", name=op.f('ck_user_account_role_known')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_user_account')),
+    columns.primary_key('user_account'),
     sa.UniqueConstraint('username', name=op.f('uq_user_account_username'))
     )
     op.create_table('zone',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('parent_id', sa.Integer(), nullable=True),
     sa.Column('ttl', sa.Integer(), nullable=False),
@@ -60,16 +58,15 @@ def upgrade() -> None:
     sa.Column('retry', sa.Integer(), nullable=False),
     sa.Column('expire', sa.Integer(), nullable=False),
     sa.Column('minimum', sa.Integer(), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.ForeignKeyConstraint(['parent_id'], ['zone.id'], name=op.f('fk_zone_parent_id_zone'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_zone')),
+    columns.primary_key('zone'),
     sa.UniqueConstraint('parent_id', 'name', name=op.f('uq_zone_parent_id_name'))
     )
     op.create_index(op.f('ix_zone_parent_id'), 'zone', ['parent_id'], unique=False)
     op.create_index('uq_zone_top_level_name', 'zone', ['name'], unique=True, postgresql_where=sa.text('parent_id IS NULL'), sqlite_where=sa.text('parent_id IS NULL'))
     op.create_table('api_token',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=16), nullable=False),
     sa.Column('secret_hash', sa.String(length=200), nullable=False),
@@ -77,10 +74,9 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_api_token_user_id_user_account'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_token')),
+    columns.primary_key('api_token'),
     sa.UniqueConstraint('key', name=op.f('uq_api_token_key'))
     )
     op.create_index(op.f('ix_api_token_user_id'), 'api_token', ['user_id'], unique=False)
@@ -94,18 +90,18 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_blueprint_parent_parent_id'), 'blueprint_parent', ['parent_id'], unique=False)
     op.create_table('blueprint_script',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('blueprint_id', sa.Integer(), nullable=False),
     sa.Column('script_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=50), nullable=False),
     sa.ForeignKeyConstraint(['blueprint_id'], ['blueprint.id'], name=op.f('fk_blueprint_script_blueprint_id_blueprint'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['script_id'], ['script.id'], name=op.f('fk_blueprint_script_script_id_script'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_blueprint_script')),
+    columns.primary_key('blueprint_script'),
     sa.UniqueConstraint('blueprint_id', 'name', name=op.f('uq_blueprint_script_blueprint_id_name'))
     )
     op.create_index(op.f('ix_blueprint_script_script_id'), 'blueprint_script', ['script_id'], unique=False)
     op.create_table('foundation_blueprint',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('foundation_types', sa.JSON(), nullable=False),
     sa.Column('physical_interface_names', sa.JSON(), nullable=False),
     sa.Column('min_cpu_count', sa.Integer(), nullable=True),
@@ -113,31 +109,30 @@ def upgrade() -> None:
     sa.Column('required_pci_devices', sa.JSON(), nullable=False),
     sa.Column('required_disks_gb', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['id'], ['blueprint.id'], name=op.f('fk_foundation_blueprint_id_blueprint'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_foundation_blueprint'))
+    columns.primary_key('foundation_blueprint')
     )
     op.create_table('site',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('name', sa.String(length=40), nullable=False),
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('parent_id', sa.Integer(), nullable=True),
     sa.Column('zone_id', sa.Integer(), nullable=True),
     sa.Column('config_values', sa.JSON(), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.ForeignKeyConstraint(['parent_id'], ['site.id'], name=op.f('fk_site_parent_id_site'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_site_zone_id_zone'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_site')),
+    columns.primary_key('site'),
     sa.UniqueConstraint('name', name=op.f('uq_site_name'))
     )
     op.create_index(op.f('ix_site_parent_id'), 'site', ['parent_id'], unique=False)
     op.create_index(op.f('ix_site_zone_id'), 'site', ['zone_id'], unique=False)
     op.create_table('structure_blueprint',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.ForeignKeyConstraint(['id'], ['blueprint.id'], name=op.f('fk_structure_blueprint_id_blueprint'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_structure_blueprint'))
+    columns.primary_key('structure_blueprint')
     )
     op.create_table('address_block',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=40), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -146,29 +141,27 @@ def upgrade() -> None:
     sa.Column('gateway_offset', sa.Integer(), nullable=True),
     sa.Column('first_bin', sa.LargeBinary(length=16), nullable=False),
     sa.Column('last_bin', sa.LargeBinary(length=16), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_address_block_site_id_site'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_address_block')),
+    columns.primary_key('address_block'),
     sa.UniqueConstraint('site_id', 'name', name=op.f('uq_address_block_site_id_name'))
     )
     op.create_index('ix_address_block_site_range', 'address_block', ['site_id', 'version', 'first_bin', 'last_bin'], unique=False)
     op.create_table('complex',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('name', sa.String(length=40), nullable=False),
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('built_percentage', sa.Integer(), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.CheckConstraint('built_percentage BETWEEN 1 AND 100', name=op.f('ck_complex_built_percentage_range')),
     sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_complex_site_id_site'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_complex')),
+    columns.primary_key('complex'),
     sa.UniqueConstraint('name', name=op.f('uq_complex_name'))
     )
     op.create_index(op.f('ix_complex_site_id'), 'complex', ['site_id'], unique=False)
     op.create_table('foundation',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('locator', sa.String(length=100), nullable=False),
     sa.Column('type', sa.String(length=40), nullable=False),
     sa.Column('site_id', sa.Integer(), nullable=False),
@@ -176,25 +169,23 @@ def upgrade() -> None:
     sa.Column('located_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('built_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('id_map', sa.JSON(), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.ForeignKeyConstraint(['blueprint_id'], ['foundation_blueprint.id'], name=op.f('fk_foundation_blueprint_id_foundation_blueprint'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_foundation_site_id_site'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_foundation')),
+    columns.primary_key('foundation'),
     sa.UniqueConstraint('locator', name=op.f('uq_foundation_locator'))
     )
     op.create_index(op.f('ix_foundation_blueprint_id'), 'foundation', ['blueprint_id'], unique=False)
     op.create_index(op.f('ix_foundation_site_id'), 'foundation', ['site_id'], unique=False)
     op.create_index(op.f('ix_foundation_type'), 'foundation', ['type'], unique=False)
     op.create_table('network',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=40), nullable=False),
     sa.Column('mtu', sa.Integer(), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_network_site_id_site'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_network')),
+    columns.primary_key('network'),
     sa.UniqueConstraint('site_id', 'name', name=op.f('uq_network_site_id_name'))
     )
     op.create_index(op.f('ix_network_site_id'), 'network', ['site_id'], unique=False)
@@ -208,9 +199,9 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_structure_foundation_blueprint_foundation_blueprint_id'), 'structure_foundation_blueprint', ['foundation_blueprint_id'], unique=False)
     op.create_table('manual_foundation',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.ForeignKeyConstraint(['id'], ['foundation.id'], name=op.f('fk_manual_foundation_id_foundation'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_manual_foundation'))
+    columns.primary_key('manual_foundation')
     )
     op.create_table('network_address_block',
     sa.Column('network_id', sa.Integer(), nullable=False),
@@ -222,7 +213,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_network_address_block_address_block_id'), 'network_address_block', ['address_block_id'], unique=False)
     op.create_table('real_network_interface',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('foundation_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=20), nullable=False),
     sa.Column('physical_location', sa.String(length=100), nullable=False),
@@ -231,12 +222,11 @@ def upgrade() -> None:
     sa.Column('link_name', sa.String(length=100), nullable=True),
     sa.Column('network_id', sa.Integer(), nullable=True),
     sa.Column('pxe_id', sa.Integer(), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.ForeignKeyConstraint(['foundation_id'], ['foundation.id'], name=op.f('fk_real_network_interface_foundation_id_foundation'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['network_id'], ['network.id'], name=op.f('fk_real_network_interface_network_id_network'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['pxe_id'], ['pxe.id'], name=op.f('fk_real_network_interface_pxe_id_pxe'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_real_network_interface')),
+    columns.primary_key('real_network_interface'),
     sa.UniqueConstraint('foundation_id', 'physical_location', name=op.f('uq_real_network_interface_foundation_id_physical_location'))
     )
     op.create_index(op.f('ix_real_network_interface_network_id'), 'real_network_interface', ['network_id'], unique=False)
@@ -244,7 +234,7 @@ def upgrade() -> None:
     op.create_index('uq_real_network_interface_mac', 'real_network_interface', ['mac'], unique=True, postgresql_where=sa.text('mac IS NOT NULL'), sqlite_where=sa.text('mac IS NOT NULL'))
     op.create_index('uq_real_network_interface_one_provisioning', 'real_network_interface', ['foundation_id'], unique=True, postgresql_where=sa.text('is_provisioning'), sqlite_where=sa.text('is_provisioning'))
     op.create_table('simulated_foundation',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('power_state', sa.String(length=3), nullable=False),
     sa.Column('delay_seconds', sa.Integer(), nullable=False),
     sa.Column('fail_likelihood', sa.Integer(), nullable=False),
@@ -252,10 +242,10 @@ def upgrade() -> None:
     sa.CheckConstraint('delay_seconds >= 0', name=op.f('ck_simulated_foundation_delay_not_negative')),
     sa.CheckConstraint('fail_likelihood BETWEEN 0 AND 100', name=op.f('ck_simulated_foundation_fail_likelihood_percent')),
     sa.ForeignKeyConstraint(['id'], ['foundation.id'], name=op.f('fk_simulated_foundation_id_foundation'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_simulated_foundation'))
+    columns.primary_key('simulated_foundation')
     )
     op.create_table('structure',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('hostname', sa.String(length=100), nullable=False),
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('blueprint_id', sa.Integer(), nullable=False),
@@ -263,12 +253,11 @@ def upgrade() -> None:
     sa.Column('config_uuid', sa.String(length=36), nullable=False),
     sa.Column('config_values', sa.JSON(), nullable=False),
     sa.Column('built_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.ForeignKeyConstraint(['blueprint_id'], ['structure_blueprint.id'], name=op.f('fk_structure_blueprint_id_structure_blueprint'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['foundation_id'], ['foundation.id'], name=op.f('fk_structure_foundation_id_foundation'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_structure_site_id_site'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_structure')),
+    columns.primary_key('structure'),
     sa.UniqueConstraint('config_uuid', name=op.f('uq_structure_config_uuid')),
     sa.UniqueConstraint('foundation_id', name=op.f('uq_structure_foundation_id')),
     sa.UniqueConstraint('site_id', 'hostname', name=op.f('uq_structure_site_id_hostname'))
@@ -276,20 +265,19 @@ def upgrade() -> None:
     op.create_index(op.f('ix_structure_blueprint_id'), 'structure', ['blueprint_id'], unique=False)
     op.create_index(op.f('ix_structure_hostname'), 'structure', ['hostname'], unique=False)
     op.create_table('abstract_network_interface',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('structure_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=20), nullable=False),
     sa.Column('network_id', sa.Integer(), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.ForeignKeyConstraint(['network_id'], ['network.id'], name=op.f('fk_abstract_network_interface_network_id_network'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['structure_id'], ['structure.id'], name=op.f('fk_abstract_network_interface_structure_id_structure'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_abstract_network_interface')),
+    columns.primary_key('abstract_network_interface'),
     sa.UniqueConstraint('structure_id', 'name', name=op.f('uq_abstract_network_interface_structure_id_name'))
     )
     op.create_index(op.f('ix_abstract_network_interface_network_id'), 'abstract_network_interface', ['network_id'], unique=False)
     op.create_table('address',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('address_block_id', sa.Integer(), nullable=True),
     sa.Column('offset', sa.Integer(), nullable=True),
@@ -300,15 +288,14 @@ def upgrade() -> None:
     sa.Column('is_primary', sa.Boolean(), nullable=False),
     sa.Column('reason', sa.String(length=50), nullable=True),
     sa.Column('pxe_id', sa.Integer(), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.CheckConstraint('(address_block_id IS NULL) = ("offset" IS NULL)', name=op.f('ck_address_block_and_offset')),
     sa.CheckConstraint('alias_index >= 0', name=op.f('ck_address_alias_index_not_negative')),
     sa.ForeignKeyConstraint(['address_block_id'], ['address_block.id'], name=op.f('fk_address_address_block_id_address_block'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['pointer_id'], ['address.id'], name=op.f('fk_address_pointer_id_address'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['pxe_id'], ['pxe.id'], name=op.f('fk_address_pxe_id_pxe'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['structure_id'], ['structure.id'], name=op.f('fk_address_structure_id_structure'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_address')),
+    columns.primary_key('address'),
     sa.UniqueConstraint('address_block_id', 'offset', name=op.f('uq_address_address_block_id_offset')),
     sa.UniqueConstraint('structure_id', 'interface_name', 'alias_index', name=op.f('uq_address_structure_id_interface_name_alias_index'))
     )
@@ -317,17 +304,17 @@ def upgrade() -> None:
     op.create_index(op.f('ix_address_structure_id'), 'address', ['structure_id'], unique=False)
     op.create_index('uq_address_one_primary', 'address', ['structure_id'], unique=True, postgresql_where=sa.text('is_primary'), sqlite_where=sa.text('is_primary'))
     op.create_table('complex_member',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('complex_id', sa.Integer(), nullable=False),
     sa.Column('structure_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['complex_id'], ['complex.id'], name=op.f('fk_complex_member_complex_id_complex'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['structure_id'], ['structure.id'], name=op.f('fk_complex_member_structure_id_structure'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_complex_member')),
+    columns.primary_key('complex_member'),
     sa.UniqueConstraint('structure_id', name=op.f('uq_complex_member_structure_id'))
     )
     op.create_index(op.f('ix_complex_member_complex_id'), 'complex_member', ['complex_id'], unique=False)
     op.create_table('dependency',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('structure_id', sa.Integer(), nullable=True),
     sa.Column('dependency_id', sa.Integer(), nullable=True),
     sa.Column('foundation_id', sa.Integer(), nullable=True),
@@ -336,15 +323,14 @@ def upgrade() -> None:
     sa.Column('create_script_name', sa.String(length=40), nullable=True),
     sa.Column('destroy_script_name', sa.String(length=40), nullable=True),
     sa.Column('built_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.CheckConstraint("link IN ('soft', 'hard')", name=op.f('ck_dependency_link_kind')),
     sa.CheckConstraint('structure_id IS NOT NULL OR dependency_id IS NOT NULL', name=op.f('ck_dependency_has_target')),
     sa.ForeignKeyConstraint(['dependency_id'], ['dependency.id'], name=op.f('fk_dependency_dependency_id_dependency'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['foundation_id'], ['foundation.id'], name=op.f('fk_dependency_foundation_id_foundation'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['script_structure_id'], ['structure.id'], name=op.f('fk_dependency_script_structure_id_structure'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['structure_id'], ['structure.id'], name=op.f('fk_dependency_structure_id_structure'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_dependency')),
+    columns.primary_key('dependency'),
     sa.UniqueConstraint('foundation_id', name=op.f('uq_dependency_foundation_id'))
     )
     op.create_index(op.f('ix_dependency_dependency_id'), 'dependency', ['dependency_id'], unique=False)

@@ -8,23 +8,24 @@ the zones' name servers and SOA mailbox. Existing zones get an empty name-server
 import sqlalchemy as sa
 from alembic import op
 
+from contractor.migrations import columns
+
 revision = '0002'
 down_revision = '0001'
 
 
 def upgrade() -> None:
     op.create_table('published_zone',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('name', sa.String(length=253), nullable=False),
     sa.Column('serial', sa.BigInteger(), nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_published_zone')),
+    *columns.timestamps(),
+    columns.primary_key('published_zone'),
     sa.UniqueConstraint('name', name=op.f('uq_published_zone_name'))
     )
     op.create_table('zone_entry',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('zone_id', sa.Integer(), nullable=False),
     sa.Column('type', sa.String(length=5), nullable=False),
     sa.Column('name', sa.String(length=253), nullable=False),
@@ -34,11 +35,10 @@ def upgrade() -> None:
     sa.Column('weight', sa.Integer(), nullable=True),
     sa.Column('port', sa.Integer(), nullable=True),
     sa.Column('ttl', sa.Integer(), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.CheckConstraint("type IN ('CNAME', 'MX', 'NS', 'SRV', 'TXT')", name=op.f('ck_zone_entry_type_known')),
     sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_zone_entry_zone_id_zone'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_zone_entry'))
+    columns.primary_key('zone_entry')
     )
     op.create_index('ix_zone_entry_zone_name', 'zone_entry', ['zone_id', 'name'], unique=False)
     op.add_column('zone', sa.Column('nameservers', sa.JSON(), nullable=False, server_default=sa.text("'[]'")))

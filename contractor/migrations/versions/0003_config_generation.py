@@ -7,15 +7,17 @@ configurations compares it before using its cache (contractor.services.config).
 import sqlalchemy as sa
 from alembic import op
 
+from contractor.migrations import columns
+
 revision = '0003'
 down_revision = '0002'
 
 
 def upgrade() -> None:
     table = op.create_table('config_generation',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('value', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_config_generation'))
+    columns.primary_key('config_generation')
     )
     op.bulk_insert(table, [{'id': 1, 'value': 0}])
 

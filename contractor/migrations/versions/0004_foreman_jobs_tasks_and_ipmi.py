@@ -3,13 +3,15 @@
 import sqlalchemy as sa
 from alembic import op
 
+from contractor.migrations import columns
+
 revision = '0004'
 down_revision = '0003'
 
 
 def upgrade() -> None:
     op.create_table('job_log',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('job_id', sa.Integer(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=100), nullable=False),
@@ -17,33 +19,32 @@ def upgrade() -> None:
     sa.Column('from_state', sa.String(length=10), nullable=True),
     sa.Column('to_state', sa.String(length=10), nullable=True),
     sa.Column('message', sa.Text(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_job_log'))
+    columns.primary_key('job_log')
     )
     op.create_index(op.f('ix_job_log_job_id'), 'job_log', ['job_id'], unique=False)
     op.create_table('subcontractor_token',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('key', sa.String(length=16), nullable=False),
     sa.Column('secret_sha256', sa.String(length=64), nullable=False),
     sa.Column('sites', sa.JSON(), nullable=False),
     sa.Column('modules', sa.JSON(), nullable=False),
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_subcontractor_token')),
+    *columns.timestamps(),
+    columns.primary_key('subcontractor_token'),
     sa.UniqueConstraint('key', name=op.f('uq_subcontractor_token_key'))
     )
     op.create_table('ipmi_foundation',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('bmc_address', sa.String(length=255), nullable=True),
     sa.Column('bmc_port', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
     sa.Column('password', sa.String(length=255), nullable=False),
     sa.ForeignKeyConstraint(['id'], ['foundation.id'], name=op.f('fk_ipmi_foundation_id_foundation'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ipmi_foundation'))
+    columns.primary_key('ipmi_foundation')
     )
     op.create_table('job',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('target_kind', sa.String(length=10), nullable=False),
     sa.Column('foundation_id', sa.Integer(), nullable=True),
@@ -62,15 +63,14 @@ def upgrade() -> None:
     sa.Column('creator', sa.String(length=64), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
+    *columns.timestamps(),
     sa.CheckConstraint("state IN ('waiting', 'queued', 'paused', 'error', 'aborted', 'done')", name=op.f('ck_job_state_known')),
     sa.CheckConstraint('(CASE WHEN foundation_id IS NULL THEN 0 ELSE 1 END + CASE WHEN structure_id IS NULL THEN 0 ELSE 1 END + CASE WHEN dependency_id IS NULL THEN 0 ELSE 1 END) = 1', name=op.f('ck_job_one_target')),
     sa.ForeignKeyConstraint(['dependency_id'], ['dependency.id'], name=op.f('fk_job_dependency_id_dependency'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['foundation_id'], ['foundation.id'], name=op.f('fk_job_foundation_id_foundation'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_job_site_id_site'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['structure_id'], ['structure.id'], name=op.f('fk_job_structure_id_structure'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_job'))
+    columns.primary_key('job')
     )
     op.create_index(op.f('ix_job_site_id'), 'job', ['site_id'], unique=False)
     op.create_index('ix_job_step_at', 'job', ['step_at'], unique=False)
@@ -78,7 +78,7 @@ def upgrade() -> None:
     op.create_index('uq_job_unfinished_foundation_id', 'job', ['foundation_id'], unique=True, postgresql_where=sa.text('finished_at IS NULL'), sqlite_where=sa.text('finished_at IS NULL'))
     op.create_index('uq_job_unfinished_structure_id', 'job', ['structure_id'], unique=True, postgresql_where=sa.text('finished_at IS NULL'), sqlite_where=sa.text('finished_at IS NULL'))
     op.create_table('task',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('job_id', sa.Integer(), nullable=False),
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('module', sa.String(length=40), nullable=False),
@@ -96,7 +96,7 @@ def upgrade() -> None:
     sa.CheckConstraint("state IN ('open', 'done', 'failed', 'cancelled')", name=op.f('ck_task_state_known')),
     sa.ForeignKeyConstraint(['job_id'], ['job.id'], name=op.f('fk_task_job_id_job'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_task_site_id_site'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_task'))
+    columns.primary_key('task')
     )
     op.create_index(op.f('ix_task_job_id'), 'task', ['job_id'], unique=False)
     op.create_index('ix_task_open', 'task', ['site_id', 'module', 'id'], unique=False, postgresql_where=sa.text("state = 'open'"), sqlite_where=sa.text("state = 'open'"))

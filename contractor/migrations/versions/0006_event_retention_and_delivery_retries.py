@@ -8,16 +8,18 @@ from then; its creation time stays).
 import sqlalchemy as sa
 from alembic import op
 
+from contractor.migrations import columns
+
 revision = '0006'
 down_revision = '0005'
 
 
 def upgrade() -> None:
     op.create_table('event_horizon',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('cursor', sa.BigInteger(), nullable=False),
     sa.Column('pruned_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_event_horizon'))
+    columns.primary_key('event_horizon')
     )
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
         batch_op.add_column(sa.Column('retried_at', sa.DateTime(timezone=True), nullable=True))
