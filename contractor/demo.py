@@ -38,7 +38,7 @@ from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.errors import ContractorError, NotFound
-from contractor.models import AddressBlock, Foundation, Job, Site, Structure, User
+from contractor.models import AddressBlock, Foundation, Job, JobState, Site, Structure, User
 from contractor.plugins import foundation_types
 from contractor.rest.state import app_state
 from contractor.services import (
@@ -66,7 +66,7 @@ __all__ = ["DemoError", "DemoOptions", "run_demo"]
 ROOT = "demo"
 SITES = {"demo-east": "10.20.1.0/24", "demo-west": "10.20.2.0/24"}
 USER = "demo"
-FINISHED = ("done", "error", "aborted")
+FINISHED = (JobState.DONE, JobState.ERROR, JobState.ABORTED)
 # the demo's engine settings: quick to notice new work, short leases (a task left by an
 # interrupted earlier run comes back soon)
 FAST = {
@@ -328,11 +328,11 @@ class Progress:
     def finished(self) -> bool:
         """Every job has finished, or a job failed and the rest only wait (on it)."""
         open_ = [item for item in self.tracked if item.state not in (*FINISHED, "built")]
-        return not open_ or (bool(self.failed) and all(i.state == "waiting" for i in open_))
+        return not open_ or (bool(self.failed) and all(i.state == JobState.WAITING for i in open_))
 
     @property
     def failed(self) -> list[Tracked]:
-        return [item for item in self.tracked if item.state in ("error", "aborted")]
+        return [item for item in self.tracked if item.state in (JobState.ERROR, JobState.ABORTED)]
 
 
 async def _job_rows(
@@ -457,9 +457,9 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
         for item in failed:
             say(f"job {item.job_id} ({item.label}) is {item.state}: {item.message}")
         for item in progress.tracked:
-            if item.state == "waiting":
+            if item.state == JobState.WAITING:
                 say(f"job {item.job_id} ({item.label}) is still {item.message or 'waiting'}")
-        built = sum(1 for item in progress.tracked if item.state in ("done", "built"))
+        built = sum(1 for item in progress.tracked if item.state in (JobState.DONE, "built"))
         say(f"{built} of {len(progress.tracked)} targets built")
         async with httpx.AsyncClient(transport=transport, base_url=url) as http:
             say("\nExample GraphQL queries (POST them to /graphql), with their answers now:")
