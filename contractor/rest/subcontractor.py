@@ -224,13 +224,10 @@ async def result(request: Request) -> Response:
     state, body, token = await _call(request, ResultRequest)
     job_id = await results.take_result(
         state.writer_sessions,
-        token=token,
-        task_id=body.task_id,
-        cookie=body.cookie,
-        lease=body.lease,
-        data=body.data,
         settings=state.settings,
         cache=state.config_cache,
+        token=token,
+        **dict(body),  # task_id, cookie, lease, data
     )
     return JSONResponse({"status": "accepted", "job_id": job_id})
 
@@ -238,27 +235,16 @@ async def result(request: Request) -> Response:
 async def error(request: Request) -> Response:
     state, body, token = await _call(request, ErrorRequest)
     async with transaction(state.writer_sessions) as session:
-        task = await task_service.report_error(
-            session,
-            token=token,
-            task_id=body.task_id,
-            cookie=body.cookie,
-            lease=body.lease,
-            message=body.message,
-            retryable=body.retryable,
-        )
+        task = await task_service.report_error(session, token=token, **dict(body))
     return JSONResponse({"status": "retrying" if body.retryable else "failed", "task_id": task.id})
 
 
 async def heartbeat(request: Request) -> Response:
     state, body, token = await _call(request, HeartbeatRequest)
+    lease_seconds = state.settings.task_lease_seconds
     async with transaction(state.writer_sessions) as session:
         task = await task_service.heartbeat(
-            session,
-            token=token,
-            task_id=body.task_id,
-            lease=body.lease,
-            lease_seconds=state.settings.task_lease_seconds,
+            session, token=token, lease_seconds=lease_seconds, **dict(body)
         )
     assert task.lease_expires_at is not None
     return JSONResponse({"lease_expires_at": task.lease_expires_at.isoformat()})
