@@ -14,7 +14,7 @@ there too. On PostgreSQL the step is written and committed in one round trip eac
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,7 +26,7 @@ from contractor.services.config import ConfigCache
 from contractor.settings import Settings
 from tscript import Runner
 
-__all__ = ["StepFailed", "accept_result", "take_result"]
+__all__ = ["Answer", "StepFailed", "accept_result", "take_result"]
 
 log = logging.getLogger(__name__)
 
@@ -39,33 +39,30 @@ class StepFailed(Exception):
         self.job_id = job_id
 
 
+class Answer(TypedDict):
+    """A subcontractor's result for a task: ``data`` for the task it holds under ``lease``,
+    answering the job's call ``cookie``."""
+
+    token: tasks.Identity
+    task_id: int
+    cookie: str
+    lease: str
+    data: dict[str, Any]
+
+
 async def take_result(
     sessions: async_sessionmaker[AsyncSession],
     *,
-    token: tasks.Identity,
-    task_id: int,
-    cookie: str,
-    lease: str,
-    data: dict[str, Any],
     settings: Settings,
     cache: ConfigCache | None = None,
+    **answer: Unpack[Answer],
 ) -> int:
     """Take a task's result and step its job, committed; the job's id (see the module
     docstring)."""
 
     async def attempt(step: bool) -> Job:
         async with hotpath.transaction(sessions) as session:
-            return await accept_result(
-                session,
-                token=token,
-                task_id=task_id,
-                cookie=cookie,
-                lease=lease,
-                data=data,
-                settings=settings,
-                cache=cache,
-                step=step,
-            )
+            return await accept_result(session, settings=settings, cache=cache, step=step, **answer)
 
     try:
         job = await attempt(step=True)
@@ -78,26 +75,23 @@ async def take_result(
 async def accept_result(
     session: AsyncSession,
     *,
-    token: tasks.Identity,
-    task_id: int,
-    cookie: str,
-    lease: str,
-    data: dict[str, Any],
     settings: Settings,
     cache: ConfigCache | None = None,
     step: bool = False,
+    **answer: Unpack[Answer],
 ) -> Job:
     """Take a task's result (exactly once); the job steps again soon. With ``step``, a queued
     job takes its next step here, in this transaction; should that step fail unexpectedly,
     ``StepFailed`` is raised and the caller rolls back (``take_result``)."""
+    token, cookie = answer["token"], answer["cookie"]
     held = await tasks.hold_result(
-        session, token=token, task_id=task_id, cookie=cookie, lease=lease
+        session, token=token, task_id=answer["task_id"], cookie=cookie, lease=answer["lease"]
     )
     job = held.job
     step = step and job.state == JobState.QUEUED
     context = await JobContext.load(session, job, settings=settings, cache=cache, for_step=step)
     runner = Runner.from_json(job.runner_state, context.modules())
-    message = tasks.hand_over(held, runner, cookie=cookie, data=data)
+    message = tasks.hand_over(held, runner, cookie=cookie, data=answer["data"])
     if not step:
         await tasks.keep_result(session, job, runner, message, actor=f"subcontractor {token.name}")
         return job

@@ -28,7 +28,6 @@ from starlette.routing import Route
 from contractor.db import transaction
 from contractor.errors import InvalidInput
 from contractor.foreman import results
-from contractor.models import Task
 from contractor.rest.auth import bearer_token
 from contractor.rest.state import AppState, app_state
 from contractor.services import hotpath, jobs
@@ -102,11 +101,9 @@ async def _body(request: Request, model: type[BodyT]) -> BodyT:
         raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
 
 
-def _task_out(task: Task) -> dict[str, Any]:
+def _task_out(task: hotpath.LeasedTask) -> dict[str, Any]:
     """A leased task as ``TaskOut`` describes it (built directly: every poll answers with
     these, and the values are the database's own)."""
-    assert task.lease is not None
-    assert task.lease_expires_at is not None
     return {
         "task_id": task.id,
         "job_id": task.job_id,
@@ -151,33 +148,17 @@ async def _claim(
 ) -> list[dict[str, Any]]:
     """Lease tasks for a poll (on PostgreSQL one autocommitted statement); gives them back
     and raises ``_Gone`` when the poller has gone meanwhile."""
-    settings = state.settings
-    if settings.is_sqlite:
-        async with transaction(state.writer_sessions) as session:
-            tasks = await task_service.claim_tasks(
-                session,
-                token=token,
-                site=body.site,
-                modules=body.modules,
-                limit=body.max_tasks,
-                lease_seconds=settings.task_lease_seconds,
-            )
-            answer = [_task_out(task) for task in tasks]
-            if gone is not None and gone.done():
-                raise _Gone  # roll the leases back: nobody would get them
-            return answer
-    async with hotpath.autocommit(state.engine) as connection:
-        tasks = await task_service.claim_tasks_now(
-            connection,
+    async with hotpath.leasing(state.engine, state.writer_sessions) as on:
+        tasks = await task_service.claim_tasks(
+            on,
             token=token,
             site=body.site,
             modules=body.modules,
             limit=body.max_tasks,
-            lease_seconds=settings.task_lease_seconds,
+            lease_seconds=state.settings.task_lease_seconds,
         )
         if gone is not None and gone.done():
-            if tasks:
-                await hotpath.release(connection, tasks)  # nobody would get them
+            await hotpath.release(on, tasks)  # nobody would get them
             raise _Gone
         return [_task_out(task) for task in tasks]
 
@@ -243,13 +224,10 @@ async def result(request: Request) -> Response:
     state, body, token = await _call(request, ResultRequest)
     job_id = await results.take_result(
         state.writer_sessions,
-        token=token,
-        task_id=body.task_id,
-        cookie=body.cookie,
-        lease=body.lease,
-        data=body.data,
         settings=state.settings,
         cache=state.config_cache,
+        token=token,
+        **dict(body),  # task_id, cookie, lease, data
     )
     return JSONResponse({"status": "accepted", "job_id": job_id})
 
@@ -257,27 +235,16 @@ async def result(request: Request) -> Response:
 async def error(request: Request) -> Response:
     state, body, token = await _call(request, ErrorRequest)
     async with transaction(state.writer_sessions) as session:
-        task = await task_service.report_error(
-            session,
-            token=token,
-            task_id=body.task_id,
-            cookie=body.cookie,
-            lease=body.lease,
-            message=body.message,
-            retryable=body.retryable,
-        )
+        task = await task_service.report_error(session, token=token, **dict(body))
     return JSONResponse({"status": "retrying" if body.retryable else "failed", "task_id": task.id})
 
 
 async def heartbeat(request: Request) -> Response:
     state, body, token = await _call(request, HeartbeatRequest)
+    lease_seconds = state.settings.task_lease_seconds
     async with transaction(state.writer_sessions) as session:
         task = await task_service.heartbeat(
-            session,
-            token=token,
-            task_id=body.task_id,
-            lease=body.lease,
-            lease_seconds=state.settings.task_lease_seconds,
+            session, token=token, lease_seconds=lease_seconds, **dict(body)
         )
     assert task.lease_expires_at is not None
     return JSONResponse({"lease_expires_at": task.lease_expires_at.isoformat()})

@@ -26,11 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, cast, literal, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Forbidden, InvalidInput, NotFound, Stale, Unauthorized
-from contractor.models import Job, JobState, Site, SubcontractorToken, Task, TaskState, utcnow
+from contractor.models import Job, JobState, SubcontractorToken, Task, TaskState, utcnow
 from contractor.services import hotpath, jobs
 from contractor.services.hotpath import Held
 from contractor.services.validation import check_name
@@ -44,7 +44,6 @@ __all__ = [
     "TokenCache",
     "authenticate_subcontractor",
     "claim_tasks",
-    "claim_tasks_now",
     "create_subcontractor_token",
     "hand_over",
     "heartbeat",
@@ -97,8 +96,7 @@ async def create_subcontractor_token(
     if not modules:
         raise InvalidInput("a subcontractor token needs at least one module", field="modules")
     for site in sites:
-        if (await session.execute(select(Site.id).where(Site.name == site))).first() is None:
-            raise NotFound(f"site {site!r} does not exist", field="sites")
+        await _require_site(session, site, field="sites")
     for module in modules:
         check_name(module, field="modules", max_length=40, what="module name")
     key = secrets.token_hex(8)
@@ -205,110 +203,37 @@ def _lease(token: Identity, lease_seconds: float) -> hotpath.Lease:
 
 
 async def claim_tasks(
-    session: AsyncSession,
+    on: hotpath.On,
     *,
     token: Identity,
     site: str,
     modules: Sequence[str],
     limit: int,
     lease_seconds: float,
-) -> list[Task]:
+) -> list[hotpath.LeasedTask]:
     """Lease up to ``limit`` available tasks of ``site`` for ``modules``: never answered,
-    not leased or with an expired lease, oldest first. Each gets a new lease and attempt."""
+    not leased or with an expired lease, oldest first. Each gets a new lease and attempt.
+    ``on`` a session, in its transaction; on PostgreSQL also a connection of its own in
+    autocommit (``hotpath.leasing``): one statement, committed at once."""
     _check_claim(token, site, modules)
     lease = _lease(token, lease_seconds)
-    connection = await hotpath.driver(session)
-    if connection is not None:
-        return await _claim_plain(connection, site, modules, limit, lease)
-    now = lease.now
-    site_id = select(Site.id).where(Site.name == site).scalar_subquery()
-    available = (
-        select(Task.id)
-        .where(
-            Task.state == TaskState.OPEN,
-            Task.site_id == site_id,
-            Task.module.in_(modules),
-            Task.available_at <= now,
-            or_(Task.lease_expires_at.is_(None), Task.lease_expires_at <= now),
-        )
-        .order_by(Task.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    # One statement: lock what is free (concurrent pollers skip each other's rows) and lease
-    # it.
-    claim = (
-        update(Task)
-        .where(Task.id.in_(available))
-        .values(
-            attempt=Task.attempt + 1,
-            lease=literal(lease.prefix) + "-" + cast(Task.id, String),
-            lease_holder=token.name,
-            lease_expires_at=lease.expires,
-        )
-        .returning(Task)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    tasks = sorted((await session.execute(claim)).scalars(), key=lambda task: task.id)
+    tasks = await hotpath.claim(on, site=site, modules=modules, limit=limit, lease=lease)
     if not tasks:
-        await _require_site(session, site)
+        await _require_site(on, site, field="site")
     return tasks
 
 
-async def claim_tasks_now(
-    connection: hotpath.Driver,
-    *,
-    token: Identity,
-    site: str,
-    modules: Sequence[str],
-    limit: int,
-    lease_seconds: float,
-) -> list[Task]:
-    """``claim_tasks`` on a PostgreSQL connection of its own (``hotpath.autocommit``): one
-    statement, committed at once. The tasks are plain objects."""
-    _check_claim(token, site, modules)
-    return await _claim_plain(connection, site, modules, limit, _lease(token, lease_seconds))
-
-
-async def _claim_plain(
-    connection: hotpath.Driver,
-    site: str,
-    modules: Sequence[str],
-    limit: int,
-    lease: hotpath.Lease,
-) -> list[Task]:
-    tasks = await hotpath.claim(connection, site=site, modules=modules, limit=limit, lease=lease)
-    if not tasks and not await hotpath.site_exists(connection, site):
-        raise NotFound(f"site {site!r} does not exist", field="site")
-    return tasks
-
-
-async def _require_site(session: AsyncSession, site: str) -> None:
-    if (await session.execute(select(Site.id).where(Site.name == site))).first() is None:
-        raise NotFound(f"site {site!r} does not exist", field="site")
+async def _require_site(on: hotpath.On, site: str, *, field: str) -> None:
+    if not await hotpath.site_exists(on, site):
+        raise NotFound(f"site {site!r} does not exist", field=field)
 
 
 async def _current(session: AsyncSession, token: Identity, task_id: int, lease: str) -> Held:
     """The task and its job, both locked (job first, as the engine does: ``FOR UPDATE OF
     job, task`` locks in that order), if ``lease`` is the task's current lease."""
-    held: Held | None = None
-    connection = await hotpath.driver(session)
-    if connection is not None:
-        held = await hotpath.lock_job_and_task(session, connection, task_id)
+    held = await hotpath.lock_job_and_task(session, task_id)
     if held is None:
-        row = (
-            await session.execute(
-                select(Job, Task, Site.name)
-                .join(Task, Task.job_id == Job.id)
-                .join(Site, Site.id == Task.site_id)
-                .where(Task.id == task_id)
-                .with_for_update(of=(Job, Task))
-                .execution_options(populate_existing=True)
-            )
-        ).one_or_none()
-        if row is None:
-            raise NotFound(f"task {task_id} does not exist", field="task_id")
-        held = Held(row[0], row[1], row[2])
+        raise NotFound(f"task {task_id} does not exist", field="task_id")
     task = held.task
     if held.site not in token.sites or task.module not in token.modules:
         raise Forbidden(f"token {token.name!r} may not answer task {task_id}", field="task_id")

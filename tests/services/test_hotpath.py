@@ -69,7 +69,7 @@ async def _job_with_task(engine: AsyncEngine) -> tuple[int, Any, str]:
 async def test_claim_in_autocommit_and_release(engine: AsyncEngine) -> None:
     job_id, token, site = await _job_with_task(engine)
     async with hotpath.autocommit(engine) as connection:
-        (task,) = await task_service.claim_tasks_now(
+        (task,) = await task_service.claim_tasks(
             connection, token=token, site=site, modules=["simulated"], limit=5, lease_seconds=30
         )
         assert (task.job_id, task.attempt, task.lease_holder) == (job_id, 1, "sub1")
@@ -82,7 +82,7 @@ async def test_claim_in_autocommit_and_release(engine: AsyncEngine) -> None:
         async with create_session_factory(engine)() as other:
             assert (await other.get_one(Task, task.id)).lease == task.lease
         assert (
-            await task_service.claim_tasks_now(
+            await task_service.claim_tasks(
                 connection, token=token, site=site, modules=["simulated"], limit=5, lease_seconds=30
             )
             == []
@@ -98,7 +98,7 @@ async def test_claim_for_several_modules(engine: AsyncEngine) -> None:
     job_id, _, site = await _job_with_task(engine)
     token = task_service.Subcontractor("sub3", "k3", (site,), ("ipmi", "simulated"))
     async with hotpath.autocommit(engine) as connection:
-        tasks = await task_service.claim_tasks_now(
+        tasks = await task_service.claim_tasks(
             connection,
             token=token,
             site=site,
@@ -122,19 +122,17 @@ async def test_claim_refusals(engine: AsyncEngine) -> None:
     async with hotpath.autocommit(engine) as connection:
         for who, where, module, error, message in refusals:
             with pytest.raises(error, match=message):
-                await task_service.claim_tasks_now(
+                await task_service.claim_tasks(
                     connection, token=who, site=where, modules=[module], limit=1, lease_seconds=30
                 )
 
 
-async def test_lock_reads_rows_into_the_session_unless_it_holds_them(engine: AsyncEngine) -> None:
+async def test_lock_reads_rows_into_the_session_or_refreshes_its_own(engine: AsyncEngine) -> None:
     job_id, _, site = await _job_with_task(engine)
     async with create_session_factory(engine)() as session, session.begin():
-        connection = await hotpath.driver(session)
-        assert connection is not None
         task_id = (await session.execute(select(Task.id).where(Task.job_id == job_id))).scalar_one()
         session.expunge_all()
-        found = await hotpath.lock_job_and_task(session, connection, task_id)
+        found = await hotpath.lock_job_and_task(session, task_id)
         assert found is not None
         job, task, site_name = found.job, found.task, found.site
         assert (job.id, task.id, site_name) == (job_id, task_id, site)
@@ -142,8 +140,13 @@ async def test_lock_reads_rows_into_the_session_unless_it_holds_them(engine: Asy
         assert task in session
         assert not session.dirty
         assert job.step_at is None or job.step_at.tzinfo is not None
-        assert await hotpath.lock_job_and_task(session, connection, task_id) is None  # held
-        assert await hotpath.lock_job_and_task(session, connection, 10**9) is None  # missing
+        job.message = "not saved"
+        held = await hotpath.lock_job_and_task(session, task_id)  # held: the session's own
+        assert held is not None
+        assert (held.job, held.task) == (job, task)
+        assert job.message != "not saved"  # as read, as populate_existing leaves it
+        assert not session.is_modified(job)
+        assert await hotpath.lock_job_and_task(session, 10**9) is None  # missing
 
 
 async def test_write_step_writes_job_task_and_new_task_in_one_go(engine: AsyncEngine) -> None:
@@ -153,7 +156,7 @@ async def test_write_step_writes_job_task_and_new_task_in_one_go(engine: AsyncEn
         assert connection is not None
         task_id = (await session.execute(select(Task.id).where(Task.job_id == job_id))).scalar_one()
         session.expunge_all()
-        found = await hotpath.lock_job_and_task(session, connection, task_id)
+        found = await hotpath.lock_job_and_task(session, task_id)
         assert found is not None
         job, task = found.job, found.task
         before = job.updated
@@ -247,3 +250,39 @@ async def test_commit_sends_events_and_commit_in_one_go(engine: AsyncEngine) -> 
             )
         ).scalar_one()
         assert count == 2  # created and progress, each once
+
+
+async def test_the_statements_run_on_both_databases(session: AsyncSession) -> None:
+    """The claim, the release, the lock and the site check are each written once: through
+    the session on SQLite, as plain SQL on its connection on PostgreSQL."""
+    stack = await make_job_stack(session)
+    job = await jobs.create_job(
+        session, target=stack.foundation, script_name="create", creator="alice"
+    )
+    job.state = "queued"
+    session.add(
+        Task(
+            job_id=job.id,
+            site_id=stack.site.id,
+            module="simulated",
+            function="power_state",
+            parameters={},
+            cookie="c1",
+            available_at=utcnow(),
+        )
+    )
+    await session.flush()
+    site = stack.site.name
+    token = task_service.Subcontractor("sub1", "k", (site,), ("ipmi", "simulated"))
+    (task,) = await task_service.claim_tasks(
+        session, token=token, site=site, modules=["ipmi", "simulated"], limit=5, lease_seconds=30
+    )
+    assert (task.job_id, task.attempt, task.lease_holder) == (job.id, 1, "sub1")
+    assert task.lease_expires_at.tzinfo is not None
+    await hotpath.release(session, [task])
+    held = await hotpath.lock_job_and_task(session, task.id)
+    assert held is not None
+    assert held.job is job  # the session's own object, as the row now is
+    assert (held.task.attempt, held.task.lease, held.site) == (0, None, site)
+    assert await hotpath.site_exists(session, site)
+    assert not await hotpath.site_exists(session, "nowhere")
