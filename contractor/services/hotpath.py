@@ -53,7 +53,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Select, Update
 from sqlalchemy.types import TypeDecorator
 
-from contractor import db
 from contractor.models import Job, Site, Task, TaskState
 from contractor.services import events
 
@@ -243,14 +242,14 @@ async def leasing(
         async with autocommit(engine) as connection:
             yield connection
     else:
-        async with db.transaction(sessions) as session:
+        async with sessions() as session, session.begin():
             yield session
 
 
 @asynccontextmanager
 async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """``contractor.db.transaction``, committed on PostgreSQL in one round trip together with
-    its events (``commit``)."""
+    """One session, one transaction (as ``contractor.db.transaction``), committed on
+    PostgreSQL in one round trip together with its events (``commit``)."""
     async with sessions() as session, session.begin():
         yield session
         connection = await driver(session)
