@@ -30,7 +30,7 @@ from contractor.errors import InvalidInput
 from contractor.foreman import results
 from contractor.rest.auth import bearer_token
 from contractor.rest.state import AppState, app_state
-from contractor.services import hotpath, jobs
+from contractor.services import hotpath
 from contractor.services import tasks as task_service
 
 __all__ = ["subcontractor_routes"]
@@ -254,7 +254,7 @@ async def signal(request: Request) -> Response:
     """A booted machine says it is done: the unfinished job of the structure with this config
     UUID (or of its foundation) sees ``signaling.complete``."""
     async with transaction(app_state(request.app).writer_sessions) as session:
-        job = await jobs.signal_job(session, request.path_params["config_uuid"])
+        job = await task_service.signal_job(session, request.path_params["config_uuid"])
     return JSONResponse({"status": "received", "job_id": job.id})
 
 

@@ -1,5 +1,4 @@
-"""Jobs: creation with the reference's rules, start ordering, operator actions, signals and the
-log.
+"""Jobs: creation with the reference's rules, start ordering, operator actions and the log.
 
 A job runs one script (``create``, ``destroy`` or a utility name) against one Foundation,
 Structure or Dependency, at most one unfinished job per target. States::
@@ -65,7 +64,6 @@ __all__ = [
     "resume_job",
     "rollback_job",
     "set_state",
-    "signal_job",
     "target_of",
     "waiting_reason",
     "wake_waiting",
@@ -339,25 +337,23 @@ async def create_job(
     if script_name == "create":
         if _built(target):
             raise InvalidState(f"{described} is already built")
-        if supporting_job is not None and supporting_job.script_name != "create":
-            raise Conflict(
-                f"{_describe(supporting)} has a {supporting_job.script_name} job "  # type: ignore[arg-type]
-                f"({supporting_job.id})",
-                field="id",
-            )
     elif script_name == "destroy":
         if not _built(target):
             raise InvalidState(f"{described} is not built")
         if supporting is not None and not _built(supporting):
             raise InvalidState(f"{_describe(supporting)} is not built")
-        if supporting_job is not None and supporting_job.script_name != "destroy":
-            raise Conflict(
-                f"{_describe(supporting)} has a {supporting_job.script_name} job "  # type: ignore[arg-type]
-                f"({supporting_job.id})",
-                field="id",
-            )
     elif not _built(target):
         raise InvalidState(f"{described} must be built to run script {script_name!r}")
+    if (
+        script_name in ("create", "destroy")
+        and supporting_job is not None
+        and supporting_job.script_name != script_name
+    ):  # what the target stands on may only have a job of the same kind
+        raise Conflict(
+            f"{_describe(supporting)} has a {supporting_job.script_name} job "  # type: ignore[arg-type]
+            f"({supporting_job.id})",
+            field="id",
+        )
     source = await _script_for(session, target, script_name)
     try:
         parse(source)
@@ -530,8 +526,15 @@ async def pause_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
 
 async def resume_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
     _require(job, JobState.PAUSED, action="resume")
-    set_state(session, job, JobState.QUEUED, actor=actor, action="resumed", message="")
-    job.step_at = utcnow()
+    return await _queue_again(session, job, actor=actor, action="resumed", now=utcnow())
+
+
+async def _queue_again(
+    session: AsyncSession, job: Job, *, actor: str, action: str, now: dt.datetime
+) -> Job:
+    """Back to queued and due ``now``: the engine steps the job soon."""
+    set_state(session, job, JobState.QUEUED, actor=actor, action=action, message="")
+    job.step_at = now
     await announce(session, JOBS_CHANNEL)
     await session.flush()
     return job
@@ -547,11 +550,7 @@ async def reset_job(session: AsyncSession, job: Job, *, actor: str, runner: Runn
         runner.clear_dispatched()
         runner.reset_step_ceiling()
         job.runner_state = runner.dumps()
-    set_state(session, job, JobState.QUEUED, actor=actor, action="reset", message="")
-    job.step_at = now
-    await announce(session, JOBS_CHANNEL)
-    await session.flush()
-    return job
+    return await _queue_again(session, job, actor=actor, action="reset", now=now)
 
 
 async def rollback_job(
@@ -568,39 +567,7 @@ async def rollback_job(
     now = utcnow()
     await cancel_open_tasks(session, job, now=now)
     job.runner_state = runner.dumps()
-    set_state(session, job, JobState.QUEUED, actor=actor, action="rolled back", message="")
-    job.step_at = now
-    await announce(session, JOBS_CHANNEL)
-    await session.flush()
-    return job
-
-
-async def signal_job(session: AsyncSession, config_uuid: str) -> Job:
-    """A booted machine says it is done: the unfinished job of the structure with this config
-    UUID (or of its foundation) sees ``signaling.complete``, and a queued one steps soon."""
-    structure = (
-        await session.execute(select(Structure).where(Structure.config_uuid == config_uuid))
-    ).scalar_one_or_none()
-    job = None
-    if structure is not None:
-        job = await job_for_target(session, structure)
-        if job is None:
-            query = select(Job).where(
-                Job.foundation_id == structure.foundation_id, Job.finished_at.is_(None)
-            )
-            job = (await session.execute(query)).scalar_one_or_none()
-    if job is None:
-        raise NotFound("no running job waits for this config UUID", field="config_uuid")
-    job = await lock_job(session, job.id)
-    job.signalled = True
-    write_log(
-        session, job, actor="signal", action="signalled", from_state=job.state, to_state=job.state
-    )
-    if job.state == JobState.QUEUED:
-        job.step_at = utcnow()
-        await announce(session, JOBS_CHANNEL)
-    await session.flush()
-    return job
+    return await _queue_again(session, job, actor=actor, action="rolled back", now=now)
 
 
 async def cancel_job(session: AsyncSession, job: Job, *, actor: str) -> Job:

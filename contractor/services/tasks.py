@@ -1,4 +1,5 @@
-"""Tasks for subcontractors: tokens, leases, results, errors and heartbeats.
+"""Tasks for subcontractors: tokens, leases, results, errors and heartbeats; and the signal
+of a booted machine (``signal_job``).
 
 A task is handed out by ``claim_tasks`` under a lease (a random string and an expiry); only
 the holder of the current lease may answer it (``hold_result``, ``report_error``) or extend
@@ -30,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Forbidden, InvalidInput, NotFound, Stale, Unauthorized
-from contractor.models import Job, JobState, SubcontractorToken, Task, TaskState, utcnow
+from contractor.models import Job, JobState, Structure, SubcontractorToken, Task, TaskState, utcnow
 from contractor.services import hotpath, jobs
 from contractor.services.hotpath import Held
 from contractor.services.validation import check_name
@@ -51,6 +52,7 @@ __all__ = [
     "keep_result",
     "report_error",
     "revoke_subcontractor_token",
+    "signal_job",
 ]
 
 _TOKEN_RE = re.compile(r"sct_([a-z0-9]{16})\.([A-Za-z0-9_\-]{20,})")
@@ -355,3 +357,31 @@ async def heartbeat(
     task.lease_expires_at = utcnow() + dt.timedelta(seconds=lease_seconds)
     await session.flush()
     return task
+
+
+async def signal_job(session: AsyncSession, config_uuid: str) -> Job:
+    """A booted machine says it is done: the unfinished job of the structure with this config
+    UUID (or of its foundation) sees ``signaling.complete``, and a queued one steps soon."""
+    structure = (
+        await session.execute(select(Structure).where(Structure.config_uuid == config_uuid))
+    ).scalar_one_or_none()
+    job = None
+    if structure is not None:
+        job = await jobs.job_for_target(session, structure)
+        if job is None:
+            query = select(Job).where(
+                Job.foundation_id == structure.foundation_id, Job.finished_at.is_(None)
+            )
+            job = (await session.execute(query)).scalar_one_or_none()
+    if job is None:
+        raise NotFound("no running job waits for this config UUID", field="config_uuid")
+    job = await jobs.lock_job(session, job.id)
+    job.signalled = True
+    jobs.write_log(
+        session, job, actor="signal", action="signalled", from_state=job.state, to_state=job.state
+    )
+    if job.state == JobState.QUEUED:
+        job.step_at = utcnow()
+        await jobs.announce(session, jobs.JOBS_CHANNEL)
+    await session.flush()
+    return job
