@@ -21,7 +21,7 @@ the job engine lands.
 ``composed_configs`` does it for many targets with a fixed number of queries; ``explain_config``
 reports where each key comes from.
 
-Caching. A ``ConfigCache`` (one per process, on ``app.state.config_cache``) keeps composed
+Caching. A ``ConfigCache`` (one per process, in the app's ``AppState``) keeps composed
 configurations and the merged blueprint+site prefixes they share, tagged with the *config
 generation*: a counter in the ``config_generation`` table that every service changing a
 configuration source bumps in the same transaction (``config_sources_changed``, bumped just
