@@ -41,8 +41,11 @@ from contractor.db import create_engine, create_session_factory, transaction  # 
 from contractor.models import Job  # noqa: E402
 from contractor.plugins import foundation_types  # noqa: E402
 from contractor.services import blueprint as bps  # noqa: E402
-from contractor.services import building, site  # noqa: E402
-from contractor.services import foreman as jobs  # noqa: E402
+from contractor.services import (  # noqa: E402
+    building,
+    jobs,
+    site,
+)
 from contractor.services import tasks as task_service  # noqa: E402
 from contractor.settings import Settings  # noqa: E402
 

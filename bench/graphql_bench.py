@@ -34,6 +34,7 @@ from contractor.app import create_app  # noqa: E402
 from contractor.db import transaction  # noqa: E402
 from contractor.plugins import foundation_types  # noqa: E402
 from contractor.plugins.manual import ManualFoundation  # noqa: E402
+from contractor.rest.state import app_state  # noqa: E402
 from contractor.services import (  # noqa: E402
     auth,
     building,
@@ -75,7 +76,7 @@ def start_postgres() -> tuple[str, str]:
 async def populate(settings: Settings, hosts: int) -> tuple[str, int]:
     """The inventory, mostly by bulk insert; returns an admin token and a structure id."""
     app = create_app(settings)
-    sessions = app.state.writer_sessions
+    sessions = app_state(app).writer_sessions
     async with transaction(sessions) as session:
         world = await site.create_site(session, name="world")
         eu = await site.create_site(session, name="eu", parent=world)
@@ -184,7 +185,7 @@ async def populate(settings: Settings, hosts: int) -> tuple[str, int]:
             )
         target = await session.get_one(models.Foundation, ids[1])
         await building.create_dependency(session, structure=first, foundation=target)
-    await app.state.engine.dispose()
+    await app_state(app).engine.dispose()
     return token, structure_ids[0]
 
 
@@ -192,7 +193,7 @@ async def measure(settings: Settings, token: str, structure_id: int, rounds: int
     app = create_app(settings)
     statements: list[str] = []
     event.listen(
-        app.state.engine.sync_engine,
+        app_state(app).engine.sync_engine,
         "before_cursor_execute",
         lambda conn, cursor, statement, *a: statements.append(statement),
     )

@@ -1,8 +1,11 @@
 """The ASGI application: ``uvicorn --factory contractor.app:create_app``.
 
-``create_app`` builds the engine (no I/O yet) and the routes; the lifespan migrates the
-embedded database when asked and disposes of the engine. Routes read ``engine``,
-``sessions`` and ``settings`` from ``request.app.state``.
+``create_app`` builds the application's state once (``build_state``: the engine, no I/O
+yet, the session factories, the hub, the foreman, the event broadcaster) and the routes,
+with one mapping of domain errors to answers for every REST route
+(``contractor.rest.errors``); the lifespan migrates the embedded database when asked, runs
+the foreman and the event loops, and disposes of the engine. Routes read the state through
+``contractor.rest.state.app_state``.
 """
 
 from __future__ import annotations
@@ -31,13 +34,16 @@ from contractor.events.webhooks import events_running
 from contractor.foreman.engine import Foreman, foreman_running
 from contractor.foreman.hub import Hub
 from contractor.plugins import foundation_types
-from contractor.rest.config import config_routes
+from contractor.rest.config import config_error_answers, config_routes
 from contractor.rest.dns import dns_routes
+from contractor.rest.errors import exception_handlers
+from contractor.rest.state import AppState, app_state, set_app_state
 from contractor.rest.subcontractor import subcontractor_routes
 from contractor.runtime import tune_gc
 from contractor.schema import build_schema
 from contractor.schema.view import ContractorGraphQL
 from contractor.services.config import ConfigCache
+from contractor.services.tasks import TokenCache
 from contractor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,29 +52,44 @@ log = logging.getLogger(__name__)
 SETTINGS_ENV = "CONTRACTOR_SERVE_SETTINGS_JSON"
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    settings = settings or Settings()
+def build_state(settings: Settings) -> AppState:
+    """Everything the app holds, built once (no I/O yet): see ``contractor.rest.state``."""
     foundation_types()  # map every installed plugin's tables before the first query
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
     writer_sessions = create_session_factory(engine, writes=True)
-    config_cache = ConfigCache()  # composed configs, checked against the database
-    hub = Hub()  # wakes pollers and the foreman when a transaction announces work
+    config_cache = ConfigCache()
+    hub = Hub()
     hub.attach(engine)
-    foreman = Foreman(
-        writer_sessions, settings=settings, hub=hub, cache=config_cache, readers=sessions
-    )
     broadcaster = EventBroadcaster(
         database_url=settings.database_url, poll_seconds=settings.events_poll_seconds
     )
     broadcaster.attach(engine)
-    graphql = ContractorGraphQL(
-        build_schema(settings),
+    return AppState(
         settings=settings,
+        engine=engine,
         sessions=sessions,
         writer_sessions=writer_sessions,
         config_cache=config_cache,
+        hub=hub,
+        foreman=Foreman(
+            writer_sessions, settings=settings, hub=hub, cache=config_cache, readers=sessions
+        ),
         events=broadcaster,
+        subcontractor_tokens=TokenCache(settings.task_token_cache_seconds),
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    state = build_state(settings or Settings())
+    settings = state.settings
+    graphql = ContractorGraphQL(
+        build_schema(settings),
+        settings=settings,
+        sessions=state.sessions,
+        writer_sessions=state.writer_sessions,
+        config_cache=state.config_cache,
+        events=state.events,
     )
 
     @asynccontextmanager
@@ -78,16 +99,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.gc_tuning:
             tune_gc()
         loop = asyncio.get_running_loop()
-        restore = _drain_on_signals(lambda: loop.call_soon_threadsafe(hub.drain))
+        restore = _drain_on_signals(lambda: loop.call_soon_threadsafe(state.hub.drain))
         try:
             async with (
-                foreman_running(settings, hub, foreman),
-                events_running(settings, broadcaster),
+                foreman_running(settings, state.hub, state.foreman),
+                events_running(settings, state.events),
             ):
                 yield
         finally:
             restore()
-            await engine.dispose()
+            await state.engine.dispose()
 
     app = Starlette(
         routes=[
@@ -98,16 +119,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *config_routes(),
             *subcontractor_routes(),
         ],
+        exception_handlers=exception_handlers(config_error_answers()),
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessions = sessions
-    app.state.writer_sessions = writer_sessions
-    app.state.config_cache = config_cache
-    app.state.hub = hub
-    app.state.foreman = foreman
-    app.state.events = broadcaster
+    set_app_state(app, state)
     return app
 
 
@@ -151,7 +166,7 @@ def _drain_on_signals(drain: Callable[[], object]) -> Callable[[], None]:
 async def healthz(request: Request) -> JSONResponse:
     """Liveness and database reachability, for load balancers and operators."""
     try:
-        async with request.app.state.engine.connect() as connection:
+        async with app_state(request.app).engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as error:  # any failure means "not healthy"; say which
         log.warning("health check failed: %s", error)

@@ -23,6 +23,7 @@ from contractor.services import auth
 from contractor.settings import Settings
 
 T = TypeVar("T")
+Decorated = TypeVar("Decorated", bound=Callable[..., Any])
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -48,6 +49,15 @@ def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except ContractorError as error:
         raise click.ClickException(str(error)) from None
+
+
+def _bounded(
+    name: str, low: int, high: int, default: int, help: str
+) -> Callable[[Decorated], Decorated]:
+    """An integer option from ``low`` to ``high``, its default shown in ``--help``."""
+    return click.option(
+        name, type=click.IntRange(low, high), default=default, show_default=True, help=help
+    )
 
 
 @click.group()
@@ -156,10 +166,9 @@ def _echo_report(report: Any) -> None:
     """What a resource load did (a ``resources.LoadReport``)."""
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
-    for label in report.created:
-        click.echo(f"created {label}")
-    for label in report.updated:
-        click.echo(f"updated {label}")
+    for done, labels in (("created", report.created), ("updated", report.updated)):
+        for label in labels:
+            click.echo(f"{done} {label}")
     click.echo(
         f"{len(report.created)} created, {len(report.updated)} updated, "
         f"{report.unchanged} unchanged"
@@ -345,27 +354,18 @@ def blueprint_dump(ctx: click.Context, out: Path | None) -> None:
     default=None,
     help="Port (default: the usual port when free, else one the system picks; 0: any).",
 )
-@click.option(
-    "--foundations",
-    type=click.IntRange(1, 100),
-    default=4,
-    show_default=True,
-    help="How many simulated machines (each carries a Linux structure).",
+@_bounded(
+    "--foundations", 1, 100, 4, "How many simulated machines (each carries a Linux structure)."
 )
-@click.option(
-    "--delay",
-    type=click.IntRange(0, 60),
-    default=1,
-    show_default=True,
-    help="Seconds each simulated power or boot call takes (for new machines).",
+@_bounded(
+    "--delay", 0, 60, 1, "Seconds each simulated power or boot call takes (for new machines)."
 )
-@click.option(
+@_bounded(
     "--fail-percent",
-    type=click.IntRange(0, 90),
-    default=0,
-    show_default=True,
-    help="How often a simulated call fails (for new machines); failed calls are retried "
-    "with back-off.",
+    0,
+    90,
+    0,
+    "How often a simulated call fails (for new machines); failed calls are retried with back-off.",
 )
 @click.option(
     "--exit-when-built",

@@ -15,13 +15,16 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from contractor.services import install_session_hooks
 from contractor.settings import Settings
 
 __all__ = ["create_engine", "create_session_factory", "transaction"]
@@ -89,14 +92,22 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def create_session_factory(
-    engine: AsyncEngine, *, writes: bool = False
+    bind: AsyncEngine | AsyncConnection, *, writes: bool = False, **options: Any
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions on ``engine``; ``writes=True`` for sessions that change data (on SQLite they
-    begin with the write lock held)."""
-    bind = engine
-    if writes and engine.dialect.name == "sqlite":
-        bind = engine.execution_options(sqlite_begin="IMMEDIATE")
-    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+    """Sessions on ``bind`` (an engine, or a connection whose transaction they join as
+    ``options`` say), carrying the services' session hooks (the outbox, the config
+    generation: ``contractor.services.install_session_hooks``); ``writes=True`` for sessions
+    that change data (on SQLite they begin with the write lock held). Every session that may
+    change data is made here: a bare ``AsyncSession`` would write no events."""
+    if writes and isinstance(bind, AsyncEngine) and bind.dialect.name == "sqlite":
+        bind = bind.execution_options(sqlite_begin="IMMEDIATE")
+
+    class ContractorSession(Session):
+        """This factory's sessions: a class of their own, so the hooks are theirs alone."""
+
+    install_session_hooks(ContractorSession)
+    options = {"expire_on_commit": False, "autoflush": False, **options}
+    return async_sessionmaker(bind, sync_session_class=ContractorSession, **options)
 
 
 @asynccontextmanager

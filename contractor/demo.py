@@ -38,11 +38,20 @@ from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.errors import ContractorError, NotFound
-from contractor.models import AddressBlock, Foundation, Job, Site, Structure, User
+from contractor.models import AddressBlock, Foundation, Job, JobState, Site, Structure, User
 from contractor.plugins import foundation_types
-from contractor.services import auth, building, network, resources, site
+from contractor.rest.state import app_state
+from contractor.services import (
+    addresses,
+    auth,
+    building,
+    interfaces,
+    jobs,
+    network,
+    resources,
+    site,
+)
 from contractor.services import blueprint as bps
-from contractor.services import foreman as jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from subcontractor.agent import Agent
@@ -57,7 +66,7 @@ __all__ = ["DemoError", "DemoOptions", "run_demo"]
 ROOT = "demo"
 SITES = {"demo-east": "10.20.1.0/24", "demo-west": "10.20.2.0/24"}
 USER = "demo"
-FINISHED = ("done", "error", "aborted")
+FINISHED = (JobState.DONE, JobState.ERROR, JobState.ABORTED)
 # the demo's engine settings: quick to notice new work, short leases (a task left by an
 # interrupted earlier run comes back soon)
 FAST = {
@@ -164,7 +173,7 @@ async def prepare(session: AsyncSession, settings: Settings, options: DemoOption
                     "fail_likelihood": options.fail_percent,
                 },
             )
-            await building.add_interface(
+            await interfaces.add_interface(
                 session,
                 foundation=foundation,
                 physical_location="eth0",
@@ -184,7 +193,7 @@ async def prepare(session: AsyncSession, settings: Settings, options: DemoOption
                 foundation=foundation,
                 config_values={"role": "web"},
             )
-            await network.create_address(
+            await addresses.create_address(
                 session, structure=structure, block=block, interface_name="eth0", is_primary=True
             )
         targets += [foundation, structure]
@@ -319,11 +328,11 @@ class Progress:
     def finished(self) -> bool:
         """Every job has finished, or a job failed and the rest only wait (on it)."""
         open_ = [item for item in self.tracked if item.state not in (*FINISHED, "built")]
-        return not open_ or (bool(self.failed) and all(i.state == "waiting" for i in open_))
+        return not open_ or (bool(self.failed) and all(i.state == JobState.WAITING for i in open_))
 
     @property
     def failed(self) -> list[Tracked]:
-        return [item for item in self.tracked if item.state in ("error", "aborted")]
+        return [item for item in self.tracked if item.state in (JobState.ERROR, JobState.ABORTED)]
 
 
 async def _job_rows(
@@ -433,7 +442,7 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
         also = f" ({earlier} built earlier)" if earlier else ""
         say(f"building {building_now} targets{also} (Ctrl-C to stop):")
         progress = Progress(out, prepared.tracked)
-        sessions = app.state.sessions
+        sessions = app_state(app).sessions
         ids = [item.job_id for item in prepared.tracked if item.job_id]
         while not stop.is_set():
             progress.update(await _job_rows(sessions, ids))
@@ -448,9 +457,9 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
         for item in failed:
             say(f"job {item.job_id} ({item.label}) is {item.state}: {item.message}")
         for item in progress.tracked:
-            if item.state == "waiting":
+            if item.state == JobState.WAITING:
                 say(f"job {item.job_id} ({item.label}) is still {item.message or 'waiting'}")
-        built = sum(1 for item in progress.tracked if item.state in ("done", "built"))
+        built = sum(1 for item in progress.tracked if item.state in (JobState.DONE, "built"))
         say(f"{built} of {len(progress.tracked)} targets built")
         async with httpx.AsyncClient(transport=transport, base_url=url) as http:
             say("\nExample GraphQL queries (POST them to /graphql), with their answers now:")

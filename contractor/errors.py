@@ -23,7 +23,7 @@ routes to HTTP statuses (``http_status``).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "ConfigError",
@@ -42,10 +42,20 @@ __all__ = [
 
 
 class ContractorError(Exception):
-    """Base of every error Contractor reports to a user."""
+    """Base of every error Contractor reports to a user. A subclass gives its ``code`` (and
+    its ``http_status`` when not its parent's) in its class line."""
 
     code: ClassVar[str] = "CONTRACTOR_ERROR"
     http_status: ClassVar[int] = 400
+
+    def __init_subclass__(
+        cls, *, code: str | None = None, http_status: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+        if http_status is not None:
+            cls.http_status = http_status
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -59,80 +69,51 @@ class ContractorError(Exception):
         return {"code": self.code, "message": self.message, "field": self.field}
 
 
-class InvalidInput(ContractorError):
+class InvalidInput(ContractorError, code="INVALID_INPUT"):
     """A value does not satisfy its field's rules."""
 
-    code = "INVALID_INPUT"
 
-
-class ConfigError(InvalidInput):
+class ConfigError(InvalidInput, code="CONFIG_ERROR"):
     """A configuration value, key or template is invalid, or rendering does not settle."""
-
-    code = "CONFIG_ERROR"
 
     def __init__(self, message: str, *, key: str | None = None) -> None:
         super().__init__(message, field=key)
         self.key = key
 
 
-class NotFound(ContractorError):
+class NotFound(ContractorError, code="NOT_FOUND", http_status=404):
     """The named object does not exist."""
 
-    code = "NOT_FOUND"
-    http_status = 404
 
-
-class Pruned(NotFound):
+class Pruned(NotFound, code="PRUNED", http_status=410):
     """What was asked for is older than the retention and was removed (events after a
     cursor that has been pruned)."""
 
-    code = "PRUNED"
-    http_status = 410
 
-
-class Conflict(ContractorError):
+class Conflict(ContractorError, code="CONFLICT", http_status=409):
     """The change would duplicate or overlap something that exists."""
 
-    code = "CONFLICT"
-    http_status = 409
 
-
-class InUse(Conflict):
+class InUse(Conflict, code="IN_USE"):
     """The object cannot be deleted or changed because something still uses it."""
 
-    code = "IN_USE"
 
-
-class Stale(Conflict):
+class Stale(Conflict, code="STALE"):
     """A task result, error or heartbeat that is no longer current (answered already, leased
     to someone else, or for an earlier call); nothing was changed."""
 
-    code = "STALE"
 
-
-class InvalidState(ContractorError):
+class InvalidState(ContractorError, code="INVALID_STATE", http_status=409):
     """The object's current state does not allow this transition."""
 
-    code = "INVALID_STATE"
-    http_status = 409
 
-
-class Exhausted(ContractorError):
+class Exhausted(ContractorError, code="EXHAUSTED", http_status=409):
     """A pool (an address block, say) has nothing left to hand out."""
 
-    code = "EXHAUSTED"
-    http_status = 409
 
-
-class Unauthorized(ContractorError):
+class Unauthorized(ContractorError, code="UNAUTHORIZED", http_status=401):
     """No valid credentials were presented."""
 
-    code = "UNAUTHORIZED"
-    http_status = 401
 
-
-class Forbidden(ContractorError):
+class Forbidden(ContractorError, code="FORBIDDEN", http_status=403):
     """The credentials are valid but their role does not allow this."""
-
-    code = "FORBIDDEN"
-    http_status = 403

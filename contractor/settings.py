@@ -6,11 +6,18 @@ environment anywhere else.
 
 from __future__ import annotations
 
+from typing import Any
+
 from argon2 import PasswordHasher
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./contractor.sqlite3"
+
+
+def _seconds(default: float) -> Any:
+    """A field holding a length of time in seconds, above zero."""
+    return Field(default=default, gt=0)
 
 
 class Settings(BaseSettings):
@@ -61,11 +68,11 @@ class Settings(BaseSettings):
     # for due jobs when nothing woke it.
     foreman_enabled: bool = True
     foreman_concurrency: int = Field(default=4, ge=1, le=64)
-    foreman_idle_seconds: float = Field(default=1.0, gt=0)
+    foreman_idle_seconds: float = _seconds(1.0)
     # How often a waiting job checks again whether it may start.
-    foreman_waiting_recheck_seconds: float = Field(default=5.0, gt=0)
+    foreman_waiting_recheck_seconds: float = _seconds(5.0)
     # Tasks: the lease (visibility timeout) given with a task, and the longest long-poll.
-    task_lease_seconds: float = Field(default=300.0, gt=0)
+    task_lease_seconds: float = _seconds(300.0)
     task_max_wait_seconds: float = Field(default=60.0, ge=0)
     # How long a checked subcontractor token is trusted without reading it again (a token
     # revoked by another process is refused after at most this long; 0: read every call).
@@ -75,20 +82,20 @@ class Settings(BaseSettings):
     # delivery inside `contractor serve` and `contractor foreman`, its parallelism (in all,
     # and per target), the request timeout, and the retry backoff (base, cap) up to a
     # maximum age.
-    events_poll_seconds: float = Field(default=1.0, gt=0)
+    events_poll_seconds: float = _seconds(1.0)
     webhooks_enabled: bool = True
     webhook_concurrency: int = Field(default=32, ge=1, le=256)
     webhook_per_target: int = Field(default=8, ge=1, le=64)
-    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
-    webhook_retry_base_seconds: float = Field(default=1.0, gt=0)
-    webhook_retry_max_seconds: float = Field(default=600.0, gt=0)
-    webhook_max_age_seconds: float = Field(default=86400.0, gt=0)
-    webhook_idle_seconds: float = Field(default=5.0, gt=0)
+    webhook_timeout_seconds: float = _seconds(10.0)
+    webhook_retry_base_seconds: float = _seconds(1.0)
+    webhook_retry_max_seconds: float = _seconds(600.0)
+    webhook_max_age_seconds: float = _seconds(86400.0)
+    webhook_idle_seconds: float = _seconds(5.0)
     # Event retention: events and finished deliveries older than this many days are removed
     # (0: kept for ever), looked at every `events_prune_interval_seconds` by `contractor
     # serve` and `contractor foreman` (or `contractor events prune`).
     events_retention_days: float = Field(default=30.0, ge=0)
-    events_prune_interval_seconds: float = Field(default=3600.0, gt=0)
+    events_prune_interval_seconds: float = _seconds(3600.0)
 
     @property
     def migrate_on_start(self) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import migrate
-from contractor.db import create_engine
+from contractor.db import create_engine, create_session_factory
 from contractor.plugins import foundation_types
 from contractor.settings import Settings
 
@@ -82,12 +82,8 @@ async def session(db_url: str) -> AsyncIterator[AsyncSession]:
     try:
         async with engine.connect() as connection:
             transaction = await connection.begin()
-            db_session = AsyncSession(
-                bind=connection,
-                expire_on_commit=False,
-                autoflush=False,
-                join_transaction_mode="create_savepoint",
-            )
+            factory = create_session_factory(connection, join_transaction_mode="create_savepoint")
+            db_session = factory()
             try:
                 yield db_session
             finally:

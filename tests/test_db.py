@@ -1,12 +1,20 @@
-"""The engine's pooled PostgreSQL connections: checked when idle, trusted when busy."""
+"""The engine's pooled PostgreSQL connections: checked when idle, trusted when busy; the
+session factory's hooks, installed on it and not at import."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 
-from contractor.db import create_engine
+import contractor
+from contractor.db import create_engine, create_session_factory
+from contractor.services.config import generation
+from contractor.services.events import outbox
 from contractor.settings import Settings
 
 
@@ -49,3 +57,31 @@ async def test_a_recently_used_connection_is_handed_out_without_a_check(pg_url: 
         assert len(pings) == 1
     finally:
         await engine.dispose()
+
+
+def test_importing_the_package_installs_no_session_hook() -> None:
+    """The services' hooks live on each factory's session class, never on ``Session``."""
+    for module in pkgutil.walk_packages(contractor.__path__, "contractor."):
+        # not the entry point, nor the migrations (alembic runs those)
+        if module.name != "contractor.__main__" and ".migrations" not in module.name:
+            importlib.import_module(module.name)
+    hooks = [
+        ("after_flush", outbox._after_flush),
+        ("before_commit", outbox._before_commit),
+        ("after_soft_rollback", outbox._after_soft_rollback),
+        ("do_orm_execute", outbox._on_orm_execute),
+        ("before_commit", generation._bump_before_commit),
+    ]
+    for name, listener in hooks:
+        assert not event.contains(Session, name, listener), name
+
+
+def test_each_session_factory_carries_the_hooks() -> None:
+    engine = create_engine(Settings(database_url="sqlite+aiosqlite://"))
+    first, second = create_session_factory(engine), create_session_factory(engine, writes=True)
+    classes = {first().sync_session.__class__, second().sync_session.__class__}
+    assert len(classes) == 2  # a class per factory: its hooks are its own
+    for session_class in classes:
+        assert event.contains(session_class, "after_flush", outbox._after_flush)
+        assert event.contains(session_class, "before_commit", generation._bump_before_commit)
+    assert not event.contains(Session, "after_flush", outbox._after_flush)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contractor.app import create_app
-from contractor.runtime import GC_THRESHOLDS, tune_gc
+from contractor.runtime import GC_THRESHOLDS, gc_paused, tune_gc
 from tests import conftest
 
 
@@ -35,3 +35,33 @@ async def test_the_app_tunes_only_when_asked(
     app = create_app(settings.model_copy(update={"gc_tuning": tuning}))
     async with app.router.lifespan_context(app):
         assert (gc.get_threshold() == GC_THRESHOLDS) is tuning
+
+
+def test_gc_paused_pauses_and_resumes_the_collector() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with gc_paused(active=False):
+        assert gc.isenabled()
+
+
+def test_gc_paused_leaves_a_collector_paused_by_someone_else_to_them() -> None:
+    with gc_paused():
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner pause did not resume it early
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_gc_paused_resumes_after_an_error() -> None:
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()

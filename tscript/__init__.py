@@ -4,7 +4,8 @@
 rendering); ``Runner(script, modules)`` runs it as a resumable state machine whose whole
 state is versioned JSON (``to_json()`` / ``Runner.from_json()``) at every point where it can
 stop. Plugins add modules through ``Module``, ``Value`` and ``ExternalFunction``
-(see ``tscript.plugins`` for the remote-task protocol).
+(see ``tscript.plugins`` for the remote-task protocol). ``references(script)`` tells which
+module values and functions a script uses, so a host can prepare only those.
 """
 
 from tscript.errors import (
@@ -24,6 +25,7 @@ from tscript.errors import (
 from tscript.nodes import Script
 from tscript.parser import parse
 from tscript.plugins import ExternalFunction, FunctionFactory, Handler, Module, Value
+from tscript.references import References, references
 from tscript.runner import STATE_FORMAT, STATE_VERSION, Runner, RunResult
 from tscript.values import to_output
 
@@ -41,6 +43,7 @@ __all__ = [
     "ParameterError",
     "ParseError",
     "Pause",
+    "References",
     "RunResult",
     "Runner",
     "RuntimeSignal",
@@ -51,5 +54,6 @@ __all__ = [
     "UnrecoverableError",
     "Value",
     "parse",
+    "references",
     "to_output",
 ]

@@ -31,6 +31,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from contractor.listen import Signal, listen, stop_if_cancelled
 from contractor.models import Event
 from contractor.services.events import (
     NOTIFY_CHANNEL,
@@ -41,32 +42,9 @@ from contractor.services.events import (
 )
 from contractor.services.pruning import check_after
 
-__all__ = ["EventBroadcaster", "Signal", "stop_if_cancelled"]
+__all__ = ["EventBroadcaster"]
 
 log = logging.getLogger(__name__)
-
-
-def stop_if_cancelled() -> None:
-    """Raise CancelledError when this task is being cancelled. A driver may turn the
-    cancellation of a query into its own error (PostgreSQL's "canceling statement due to user
-    request"); a loop that catches errors to retry must not swallow the cancellation too."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-class Signal:
-    """A broadcast: every waiter taken before ``fire()`` wakes up."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def waiter(self) -> asyncio.Event:
-        return self._event
-
-    def fire(self) -> None:
-        fired, self._event = self._event, asyncio.Event()
-        fired.set()
 
 
 class _Subscriber:
@@ -154,7 +132,14 @@ class EventBroadcaster:
         self._started.set()
         listener = None
         if self._database_url.startswith("postgresql"):
-            listener = asyncio.create_task(self._listen(), name="events-listen")
+            # a wake-up on each (re)connection: anything committed while nobody listened
+            listening = listen(
+                self._database_url,
+                [NOTIFY_CHANNEL],
+                lambda _notification: self._wake.set(),
+                on_listening=self._wake.set,
+            )
+            listener = asyncio.create_task(listening, name="events-listen")
         try:
             while True:
                 stop_if_cancelled()
@@ -198,25 +183,6 @@ class EventBroadcaster:
                 subscriber.push(rows)
             self.changed.fire()
         return found
-
-    async def _listen(self) -> None:
-        import psycopg
-
-        url = self._database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        while True:
-            try:
-                connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
-                async with connection:
-                    await connection.execute(f'LISTEN "{NOTIFY_CHANNEL}"')
-                    self._wake.set()  # anything committed while we were not listening
-                    async for _notification in connection.notifies():
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                stop_if_cancelled()
-                log.warning("LISTEN %s failed (%s); reconnecting", NOTIFY_CHANNEL, error)
-                await asyncio.sleep(1.0)
 
     # -- subscribing -------------------------------------------------------------------
 

@@ -40,8 +40,9 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor.db import create_engine, create_session_factory
-from contractor.events.broadcast import EventBroadcaster, Signal, stop_if_cancelled
+from contractor.events.broadcast import EventBroadcaster
 from contractor.events.http import WebhookClient
+from contractor.listen import Signal, stop_if_cancelled
 from contractor.models import utcnow
 from contractor.services import pruning, webhooks
 from contractor.services.events import event_document

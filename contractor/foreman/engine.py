@@ -26,9 +26,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contractor.errors import ContractorError
 from contractor.foreman.hub import Hub
 from contractor.foreman.modules import JobContext
-from contractor.models import Dependency, Foundation, Job, Structure, Task, utcnow
-from contractor.services import building
-from contractor.services import foreman as jobs
+from contractor.models import (
+    STEPPABLE_JOB_STATES,
+    Dependency,
+    Foundation,
+    Job,
+    JobState,
+    Structure,
+    Task,
+    utcnow,
+)
+from contractor.services import building, jobs
 from contractor.services.config import ConfigCache
 from contractor.settings import Settings
 from tscript import (
@@ -93,7 +101,7 @@ async def step_job(
     now = utcnow()
     job.step_at = None
     before = jobs.progress_of(job)
-    if job.state == "waiting":
+    if job.state == JobState.WAITING:
         await jobs.lock_start_order(session, job.site_id, finishing=False)
         reason = await jobs.waiting_reason(session, job)
         if reason is not None:
@@ -101,10 +109,10 @@ async def step_job(
             job.step_at = now + dt.timedelta(seconds=settings.foreman_waiting_recheck_seconds)
             jobs.report_progress(session, job, before, actor=ACTOR)
             return
-        jobs.set_state(session, job, "queued", actor=ACTOR, action="started", message="")
+        jobs.set_state(session, job, JobState.QUEUED, actor=ACTOR, action="started", message="")
         job.started_at = now
         before = jobs.progress_of(job)
-    if job.state != "queued":
+    if job.state != JobState.QUEUED:
         return
     if context is None or runner is None:
         context = await JobContext.load(session, job, settings=settings, cache=cache)
@@ -123,18 +131,18 @@ async def step_job(
         else:
             job.step_at = now  # a long computation: continue in the next step
     except Pause as signal:
-        transition = ("paused", str(signal))
+        transition = (JobState.PAUSED, str(signal))
     except ExecutionError as signal:
         await jobs.cancel_open_tasks(session, job, now=now)
-        transition = ("error", str(signal))
+        transition = (JobState.ERROR, str(signal))
     except UnrecoverableError as signal:
         await jobs.cancel_open_tasks(session, job, now=now)
-        transition = ("aborted", str(signal))
-    if transition is None or transition[0] != "aborted":
+        transition = (JobState.ABORTED, str(signal))
+    if transition is None or transition[0] != JobState.ABORTED:
         refused = await context.check(session)
         if refused is not None:
             await jobs.cancel_open_tasks(session, job, now=now)
-            transition = ("aborted", str(refused))
+            transition = (JobState.ABORTED, str(refused))
     task = None
     if transition is None and result is not None and result.state == "waiting":
         job.message = result.message
@@ -148,7 +156,7 @@ async def step_job(
     if transition is not None:
         state, message = transition
         jobs.set_state(session, job, state, actor=ACTOR, action=state, message=message)
-    if transition is None or transition[0] != "aborted":
+    if transition is None or transition[0] != JobState.ABORTED:
         # An aborted job cannot go on, so what its script changed in this step is dropped.
         # Paused and error steps keep it: the job continues after the point they stopped.
         await context.apply(session)
@@ -165,7 +173,7 @@ async def step_job(
             )
         )
         await jobs.announce(session, jobs.TASKS_CHANNEL)
-    if result is not None and result.state == "done" and job.state == "queued":
+    if result is not None and result.state == "done" and job.state == JobState.QUEUED:
         await finish_job(session, job, now=now)
     elif transition is None:
         jobs.report_progress(session, job, before, actor=ACTOR)
@@ -183,13 +191,13 @@ async def finish_job(session: AsyncSession, job: Job, *, now: dt.datetime) -> No
         jobs.set_state(
             session,
             job,
-            "error",
+            JobState.ERROR,
             actor=ACTOR,
             action="error",
             message=f"the script finished but the target could not change: {error.message}",
         )
         return
-    jobs.set_state(session, job, "done", actor=ACTOR, action="done", message="done", now=now)
+    jobs.set_state(session, job, JobState.DONE, actor=ACTOR, action="done", message="done", now=now)
     await session.flush()  # the job is no longer waiting-or-queued when the site is woken
     if await jobs.wake_waiting(session, job.site_id, now=now):
         await jobs.announce(session, jobs.JOBS_CHANNEL)  # the foreman has jobs to step
@@ -248,7 +256,7 @@ class Foreman:
                 async with session.begin():
                     query = (
                         select(Job)
-                        .where(Job.step_at <= utcnow(), Job.state.in_(("waiting", "queued")))
+                        .where(Job.step_at <= utcnow(), Job.state.in_(STEPPABLE_JOB_STATES))
                         .order_by(Job.step_at, Job.id)
                         .limit(1)
                         .with_for_update(skip_locked=True)
@@ -276,7 +284,7 @@ class Foreman:
             jobs.set_state(
                 session,
                 job,
-                "aborted",
+                JobState.ABORTED,
                 actor=ACTOR,
                 action="aborted",
                 message=f"Unknown Runtime Exception ({type(error).__name__}): {error}",
@@ -289,7 +297,7 @@ class Foreman:
         async with self.readers() as session:
             query = (
                 select(Job.step_at)
-                .where(Job.step_at.is_not(None), Job.state.in_(("waiting", "queued")))
+                .where(Job.step_at.is_not(None), Job.state.in_(STEPPABLE_JOB_STATES))
                 .order_by(Job.step_at)
                 .limit(limit + 1)
             )
@@ -325,7 +333,7 @@ class Foreman:
 
     async def next_due(self) -> dt.datetime | None:
         async with self.readers() as session:
-            query = select(func.min(Job.step_at)).where(Job.state.in_(("waiting", "queued")))
+            query = select(func.min(Job.step_at)).where(Job.state.in_(STEPPABLE_JOB_STATES))
             return (await session.execute(query)).scalar_one_or_none()
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -1,6 +1,6 @@
 """Wake-ups: in-process signals fed by commits and, on PostgreSQL, by LISTEN/NOTIFY.
 
-Services call ``contractor.services.foreman.announce(session, channel)`` inside their
+Services call ``contractor.services.jobs.announce(session, channel)`` inside their
 transaction. At commit, the ``Hub`` attached to the engine fires the channel's signal in this
 process; on PostgreSQL the same transaction sent a NOTIFY, which ``Hub.listen`` turns into
 the same signal in every other process. Waiters take ``signal.waiter()`` *before* looking for
@@ -12,32 +12,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contractor.services.foreman import ANNOUNCE_KEY, JOBS_CHANNEL, TASKS_CHANNEL
+from contractor.listen import Signal, listen
+from contractor.services.jobs import ANNOUNCE_KEY, JOBS_CHANNEL, TASKS_CHANNEL
+
+if TYPE_CHECKING:
+    from psycopg import Notify
 
 __all__ = ["Hub", "Signal", "WakeOne"]
-
-log = logging.getLogger(__name__)
-
-
-class Signal:
-    """A broadcast: every waiter taken before ``fire()`` wakes up."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def waiter(self) -> asyncio.Event:
-        return self._event
-
-    def fire(self) -> None:
-        event, self._event = self._event, asyncio.Event()
-        event.set()
 
 
 class WakeOne:
@@ -144,25 +131,16 @@ class Hub:
     async def listen(self, database_url: str, ready: asyncio.Event | None = None) -> None:
         """Forward PostgreSQL notifications to this process's signals until cancelled,
         reconnecting when the connection drops."""
-        import psycopg
 
-        url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        while True:
-            try:
-                connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
-                async with connection:
-                    for channel in self._channels:
-                        await connection.execute(f'LISTEN "{channel}"')
-                    if ready is not None:
-                        ready.set()
-                    # anything missed while (re)connecting: look once
-                    for signal in self._channels.values():
-                        signal.fire()
-                    async for notification in connection.notifies():
-                        if notification.pid not in self._own_pids:
-                            self.fire(notification.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("LISTEN connection failed (%s); reconnecting", error)
-                await asyncio.sleep(1.0)
+        def on_listening() -> None:
+            if ready is not None:
+                ready.set()
+            # anything missed while (re)connecting: look once
+            for signal in self._channels.values():
+                signal.fire()
+
+        def on_notification(notification: Notify) -> None:
+            if notification.pid not in self._own_pids:
+                self.fire(notification.channel)
+
+        await listen(database_url, list(self._channels), on_notification, on_listening=on_listening)

@@ -39,13 +39,13 @@ from contractor.services.config import ConfigCache, composed_config, config_sour
 from contractor.services.validation import check_config_values, normalise_mac
 from contractor.settings import Settings
 from tscript import (
-    ExternalFunction,
     FunctionFactory,
     Handler,
     Interrupt,
     Module,
     ParameterError,
     Value,
+    references,
 )
 
 __all__ = ["MODULE_NAMES", "JobContext"]
@@ -53,6 +53,13 @@ __all__ = ["MODULE_NAMES", "JobContext"]
 MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling")
 _LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
 PORT_POLL_SECONDS = 5.0
+# The module values and functions that show (or change) the foundation's interfaces.
+_SHOW_INTERFACES = (
+    ("foundation", "interfaces"),
+    ("foundation", "provisioning_interface"),
+    ("foundation", "set_interface_macs"),
+    ("dhcp", "set_pxe"),
+)
 
 
 class _Table(Module):
@@ -137,12 +144,13 @@ class JobContext:
             if foundation_id is not None:
                 context.foundation = await session.get_one(Foundation, foundation_id)
             return context
-        # What a script cannot name it does not need: a foundation job reads its structure,
-        # and any job its interfaces, only when the script's text mentions them.
-        source = job.script_source
+        # What a script does not refer to it does not need: a foundation job reads its
+        # structure, and any job its interfaces, its configuration and the PXE names, only
+        # when the script names what shows them.
+        uses = references(job.script_source).uses
         foundation_ref: int | None = job.foundation_id
         if job.foundation_id is not None:
-            if "structure" in source:
+            if uses("structure"):
                 context.structure = (
                     await session.execute(
                         select(Structure).where(Structure.foundation_id == job.foundation_id)
@@ -164,7 +172,7 @@ class JobContext:
                 await session.execute(_foundation_query(), {"foundation_id": foundation_ref})
             ).one()
             context.foundation, context.site_name, context.blueprint_name = row
-            if "interface" in source or "set_pxe" in source:
+            if any(uses(module, name) for module, name in _SHOW_INTERFACES):
                 context.interfaces = list(
                     (
                         await session.execute(
@@ -176,13 +184,14 @@ class JobContext:
                 )
         if context.structure is not None:
             context.config_values = copy.deepcopy(context.structure.config_values)
-        if "config." in source or "structure." in source:
+        # the structure module's addresses and interfaces come from the configuration
+        if uses("config") or uses("structure"):
             target = context.structure if job.foundation_id is None else context.foundation
             if target is not None:
                 context.config = await composed_config(
                     session, target, settings=settings, cache=cache
                 )
-        if "set_pxe" in source:
+        if uses("dhcp", "set_pxe"):
             rows = await session.execute(select(PXE.name, PXE.id))
             context.pxe_ids = {name: pxe_id for name, pxe_id in rows}
         return context
@@ -509,36 +518,28 @@ class JobContext:
 
 
 def _iputils() -> Module:
-    def ping() -> ExternalFunction:
-        return RemoteCall(
-            "ping",
-            lambda parameters: parameters,
-            label="ping",
-            accepts={"target": ..., "count": 5},
-            value=lambda result: result["result"],
+    def remote(
+        function: str, label: str, accepts: dict[str, Any], **options: Any
+    ) -> FunctionFactory:
+        return lambda: RemoteCall(
+            function, lambda parameters: parameters, label=label, accepts=accepts, **options
         )
 
-    def port_state() -> ExternalFunction:
-        return RemoteCall(
+    port = {"target": ..., "port": ...}
+    functions: dict[str, FunctionFactory] = {
+        "ping": remote(
+            "ping", "ping", {"target": ..., "count": 5}, value=lambda result: result["result"]
+        ),
+        "port_state": remote(
+            "port_state", "port state", port, value=lambda result: result["state"]
+        ),
+        "wait_for_port": remote(
             "port_state",
-            lambda parameters: parameters,
-            label="port state",
-            accepts={"target": ..., "port": ...},
-            value=lambda result: result["state"],
-        )
-
-    def wait_for_port() -> ExternalFunction:
-        return RemoteCall(
-            "port_state",
-            lambda parameters: parameters,
-            label="wait for port",
-            accepts={"target": ..., "port": ...},
+            "wait for port",
+            port,
             until=lambda result: result.get("state") == "open",
             interval=PORT_POLL_SECONDS,
             value=lambda _: True,
-        )
-
-    return _Table(
-        "iputils",
-        functions={"ping": ping, "port_state": port_state, "wait_for_port": wait_for_port},
-    )
+        ),
+    }
+    return _Table("iputils", functions=functions)

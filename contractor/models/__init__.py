@@ -27,7 +27,16 @@ from contractor.models.building import (
 from contractor.models.config import ConfigGeneration
 from contractor.models.directory import Zone
 from contractor.models.events import Event, EventHorizon, WebhookDelivery, WebhookTarget
-from contractor.models.foreman import Job, JobLog, SubcontractorToken, Task
+from contractor.models.foreman import (
+    FINISHED_JOB_STATES,
+    STEPPABLE_JOB_STATES,
+    Job,
+    JobLog,
+    JobState,
+    SubcontractorToken,
+    Task,
+    TaskState,
+)
 from contractor.models.network import (
     Address,
     AddressBlock,
@@ -40,8 +49,10 @@ from contractor.models.network import (
 from contractor.models.site import Site
 
 __all__ = [
+    "FINISHED_JOB_STATES",
     "PXE",
     "ROLES",
+    "STEPPABLE_JOB_STATES",
     "AbstractNetworkInterface",
     "Address",
     "AddressBlock",
@@ -62,6 +73,7 @@ __all__ = [
     "FoundationBluePrint",
     "Job",
     "JobLog",
+    "JobState",
     "Network",
     "NetworkAddressBlock",
     "RealNetworkInterface",
@@ -73,6 +85,7 @@ __all__ = [
     "StructureFoundationBluePrint",
     "SubcontractorToken",
     "Task",
+    "TaskState",
     "User",
     "WebhookDelivery",
     "WebhookTarget",

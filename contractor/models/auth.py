@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from contractor.models.base import Base, Timestamped, UTCDateTime
+from contractor.models.base import Base, Timestamped, UTCDateTime, one_of
 
 ROLES = ("reader", "operator", "admin")
 
 
 class User(Timestamped, Base):
     __tablename__ = "user_account"
-    __table_args__ = (
-        CheckConstraint("role IN ('reader', 'operator', 'admin')", name="role_known"),
-    )
+    __table_args__ = (one_of("role", ROLES, name="role_known"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)

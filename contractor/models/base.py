@@ -1,13 +1,14 @@
-"""The declarative base, column types and mixins shared by every table."""
+"""The declarative base, column types, mixins and column shapes shared by every table."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, MetaData, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -71,3 +72,26 @@ class Timestamped:
 
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+def key_of(
+    table: str, *, ondelete: str = "CASCADE", index: bool | None = None
+) -> MappedColumn[Any]:
+    """A primary key column that is a foreign key to ``table``'s id: the two ends of a link
+    table, a plugin table's foundation."""
+    return mapped_column(
+        ForeignKey(f"{table}.id", ondelete=ondelete), primary_key=True, index=index
+    )
+
+
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index of the rows where ``where`` (SQL) holds, on PostgreSQL and SQLite alike."""
+    return Index(
+        name, *columns, unique=unique, postgresql_where=text(where), sqlite_where=text(where)
+    )
+
+
+def one_of(column: str, values: Iterable[str], *, name: str) -> CheckConstraint:
+    """A check that ``column`` holds one of ``values``."""
+    listed = ", ".join(f"'{value}'" for value in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=name)

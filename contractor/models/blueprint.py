@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from contractor.models.base import Base, OrderedJSON, Timestamped
+from contractor.models.base import Base, OrderedJSON, Timestamped, key_of
 
 
 class BluePrint(Timestamped, Base):
@@ -37,9 +37,7 @@ class BluePrint(Timestamped, Base):
 class FoundationBluePrint(BluePrint):
     __tablename__ = "foundation_blueprint"
 
-    id: Mapped[int] = mapped_column(
-        ForeignKey("blueprint.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[int] = key_of("blueprint")
     # Foundation type names (plugin names) this blueprint accepts.
     foundation_types: Mapped[list[str]] = mapped_column(OrderedJSON, default=list)
     physical_interface_names: Mapped[list[str]] = mapped_column(OrderedJSON, default=list)
@@ -56,9 +54,7 @@ class FoundationBluePrint(BluePrint):
 class StructureBluePrint(BluePrint):
     __tablename__ = "structure_blueprint"
 
-    id: Mapped[int] = mapped_column(
-        ForeignKey("blueprint.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[int] = key_of("blueprint")
 
     __mapper_args__ = {"polymorphic_identity": "structure"}
 
@@ -68,12 +64,8 @@ class BluePrintParent(Base):
 
     __tablename__ = "blueprint_parent"
 
-    child_id: Mapped[int] = mapped_column(
-        ForeignKey("blueprint.id", ondelete="CASCADE"), primary_key=True
-    )
-    parent_id: Mapped[int] = mapped_column(
-        ForeignKey("blueprint.id", ondelete="RESTRICT"), primary_key=True, index=True
-    )
+    child_id: Mapped[int] = key_of("blueprint")
+    parent_id: Mapped[int] = key_of("blueprint", ondelete="RESTRICT", index=True)
     position: Mapped[int] = mapped_column(Integer)
 
 
@@ -82,11 +74,9 @@ class StructureFoundationBluePrint(Base):
 
     __tablename__ = "structure_foundation_blueprint"
 
-    structure_blueprint_id: Mapped[int] = mapped_column(
-        ForeignKey("structure_blueprint.id", ondelete="CASCADE"), primary_key=True
-    )
-    foundation_blueprint_id: Mapped[int] = mapped_column(
-        ForeignKey("foundation_blueprint.id", ondelete="RESTRICT"), primary_key=True, index=True
+    structure_blueprint_id: Mapped[int] = key_of("structure_blueprint")
+    foundation_blueprint_id: Mapped[int] = key_of(
+        "foundation_blueprint", ondelete="RESTRICT", index=True
     )
     position: Mapped[int] = mapped_column(Integer)
 

@@ -14,15 +14,13 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
-    Index,
     Integer,
     String,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from contractor.models.base import Base, OrderedJSON, Timestamped, UTCDateTime
+from contractor.models.base import Base, OrderedJSON, Timestamped, UTCDateTime, partial_index
 
 
 def new_config_uuid() -> str:
@@ -73,20 +71,13 @@ class RealNetworkInterface(Timestamped, Base):
     __tablename__ = "real_network_interface"
     __table_args__ = (
         UniqueConstraint("foundation_id", "physical_location"),
-        Index(
+        partial_index(
             "uq_real_network_interface_one_provisioning",
             "foundation_id",
+            where="is_provisioning",
             unique=True,
-            postgresql_where=text("is_provisioning"),
-            sqlite_where=text("is_provisioning"),
         ),
-        Index(
-            "uq_real_network_interface_mac",
-            "mac",
-            unique=True,
-            postgresql_where=text("mac IS NOT NULL"),
-            sqlite_where=text("mac IS NOT NULL"),
-        ),
+        partial_index("uq_real_network_interface_mac", "mac", where="mac IS NOT NULL", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

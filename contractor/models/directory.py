@@ -16,11 +16,10 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from contractor.models.base import Base, Timestamped
+from contractor.models.base import Base, Timestamped, partial_index
 
 ENTRY_TYPES = ("CNAME", "MX", "NS", "SRV", "TXT")
 
@@ -36,13 +35,7 @@ class Zone(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("parent_id", "name"),
         # NULL parents are distinct to SQL, so top-level names need their own index.
-        Index(
-            "uq_zone_top_level_name",
-            "name",
-            unique=True,
-            postgresql_where=text("parent_id IS NULL"),
-            sqlite_where=text("parent_id IS NULL"),
-        ),
+        partial_index("uq_zone_top_level_name", "name", where="parent_id IS NULL", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

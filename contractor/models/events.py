@@ -25,11 +25,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from contractor.models.base import Base, Timestamped, UTCDateTime, utcnow
+from contractor.models.base import Base, Timestamped, UTCDateTime, partial_index, utcnow
 
 # A 64-bit cursor on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the rowid (and with
 # AUTOINCREMENT a cursor is never handed out twice, even after the newest rows are deleted).
@@ -108,12 +107,8 @@ class WebhookDelivery(Base):
         UniqueConstraint("target_id", "event_id"),
         Index("ix_webhook_delivery_order", "target_id", "object_key", "id"),
         Index("ix_webhook_delivery_event", "event_id"),
-        Index(
-            "ix_webhook_delivery_due",
-            "next_attempt_at",
-            "id",
-            postgresql_where=text("state = 'pending'"),
-            sqlite_where=text("state = 'pending'"),
+        partial_index(
+            "ix_webhook_delivery_due", "next_attempt_at", "id", where="state = 'pending'"
         ),
     )
 

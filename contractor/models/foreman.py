@@ -12,6 +12,7 @@ A task is one remote step of a job, leased to one subcontractor at a time; see
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -23,24 +24,54 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from contractor.models.base import Base, Timestamped, UTCDateTime, utcnow
+from contractor.models.base import (
+    Base,
+    Timestamped,
+    UTCDateTime,
+    one_of,
+    partial_index,
+    utcnow,
+)
 
-JOB_STATES = ("waiting", "queued", "paused", "error", "aborted", "done")
+
+class JobState(StrEnum):
+    """A job's state (the state machine is drawn in ``contractor.services.jobs``)."""
+
+    WAITING = "waiting"
+    QUEUED = "queued"
+    PAUSED = "paused"
+    ERROR = "error"
+    ABORTED = "aborted"
+    DONE = "done"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED_JOB_STATES
+
+
+class TaskState(StrEnum):
+    """A task's state: open until answered, failed, or cancelled with its job."""
+
+    OPEN = "open"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+JOB_STATES = tuple(JobState)
+FINISHED_JOB_STATES = frozenset({JobState.DONE, JobState.ABORTED})
+# Jobs the engine steps when their ``step_at`` is due.
+STEPPABLE_JOB_STATES = (JobState.WAITING, JobState.QUEUED)
+TASK_STATES = tuple(TaskState)
 TARGET_KINDS = ("foundation", "structure", "dependency")
-TASK_STATES = ("open", "done", "failed", "cancelled")
 
 
 def _unfinished_unique(column: str) -> Index:
-    return Index(
-        f"uq_job_unfinished_{column}",
-        column,
-        unique=True,
-        postgresql_where=text("finished_at IS NULL"),
-        sqlite_where=text("finished_at IS NULL"),
+    return partial_index(
+        f"uq_job_unfinished_{column}", column, where="finished_at IS NULL", unique=True
     )
 
 
@@ -49,10 +80,7 @@ class Job(Timestamped, Base):
 
     __tablename__ = "job"
     __table_args__ = (
-        CheckConstraint(
-            "state IN ('waiting', 'queued', 'paused', 'error', 'aborted', 'done')",
-            name="state_known",
-        ),
+        one_of("state", JOB_STATES, name="state_known"),
         CheckConstraint(
             "(CASE WHEN foundation_id IS NULL THEN 0 ELSE 1 END"
             " + CASE WHEN structure_id IS NULL THEN 0 ELSE 1 END"
@@ -64,13 +92,7 @@ class Job(Timestamped, Base):
         _unfinished_unique("dependency_id"),
         Index("ix_job_step_at", "step_at"),
         # A finishing job wakes its site's waiting jobs: found without the site's history.
-        Index(
-            "ix_job_waiting",
-            "site_id",
-            "id",
-            postgresql_where=text("state = 'waiting'"),
-            sqlite_where=text("state = 'waiting'"),
-        ),
+        partial_index("ix_job_waiting", "site_id", "id", where="state = 'waiting'"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -87,7 +109,7 @@ class Job(Timestamped, Base):
     script_name: Mapped[str] = mapped_column(String(50))
     script_source: Mapped[str] = mapped_column(Text)
     runner_state: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(10), default="waiting")
+    state: Mapped[str] = mapped_column(String(10), default=JobState.WAITING)
     message: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     line: Mapped[int | None] = mapped_column(Integer)
@@ -123,15 +145,8 @@ class Task(Base):
 
     __tablename__ = "task"
     __table_args__ = (
-        CheckConstraint("state IN ('open', 'done', 'failed', 'cancelled')", name="state_known"),
-        Index(
-            "ix_task_open",
-            "site_id",
-            "module",
-            "id",
-            postgresql_where=text("state = 'open'"),
-            sqlite_where=text("state = 'open'"),
-        ),
+        one_of("state", TASK_STATES, name="state_known"),
+        partial_index("ix_task_open", "site_id", "module", "id", where="state = 'open'"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -142,7 +157,7 @@ class Task(Base):
     # May hold secrets (BMC passwords): sent to the subcontractor, never logged or shown.
     parameters: Mapped[Any] = mapped_column(JSON)
     cookie: Mapped[str] = mapped_column(String(40))
-    state: Mapped[str] = mapped_column(String(10), default="open")
+    state: Mapped[str] = mapped_column(String(10), default=TaskState.OPEN)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     lease: Mapped[str | None] = mapped_column(String(40))
     lease_holder: Mapped[str | None] = mapped_column(String(100))

@@ -16,11 +16,10 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from contractor.models.base import Base, Timestamped
+from contractor.models.base import Base, Timestamped, key_of, partial_index
 
 
 class Network(Timestamped, Base):
@@ -62,12 +61,8 @@ class NetworkAddressBlock(Base):
 
     __tablename__ = "network_address_block"
 
-    network_id: Mapped[int] = mapped_column(
-        ForeignKey("network.id", ondelete="CASCADE"), primary_key=True
-    )
-    address_block_id: Mapped[int] = mapped_column(
-        ForeignKey("address_block.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    network_id: Mapped[int] = key_of("network")
+    address_block_id: Mapped[int] = key_of("address_block", index=True)
     vlan: Mapped[int | None] = mapped_column(Integer)
 
 
@@ -82,13 +77,7 @@ class BaseAddress(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("address_block_id", "offset"),
         UniqueConstraint("structure_id", "interface_name", "alias_index"),
-        Index(
-            "uq_address_one_primary",
-            "structure_id",
-            unique=True,
-            postgresql_where=text("is_primary"),
-            sqlite_where=text("is_primary"),
-        ),
+        partial_index("uq_address_one_primary", "structure_id", where="is_primary", unique=True),
         CheckConstraint('(address_block_id IS NULL) = ("offset" IS NULL)', name="block_and_offset"),
         CheckConstraint("alias_index >= 0", name="alias_index_not_negative"),
     )

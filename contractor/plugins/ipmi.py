@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from contractor.errors import InvalidInput
 from contractor.foreman.remote import RemoteCall, power_functions
+from contractor.models.base import key_of
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType
 from tscript import ExternalFunction, FunctionFactory
@@ -24,9 +25,7 @@ from tscript import ExternalFunction, FunctionFactory
 class IpmiFoundation(Foundation):
     __tablename__ = "ipmi_foundation"
 
-    id: Mapped[int] = mapped_column(
-        ForeignKey("foundation.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[int] = key_of("foundation")
     bmc_address: Mapped[str | None] = mapped_column(String(255))
     bmc_port: Mapped[int] = mapped_column(Integer, default=623)
     username: Mapped[str] = mapped_column(String(64), default="")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import ForeignKey
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped
 
 from contractor.foreman.remote import AskOperator
+from contractor.models.base import key_of
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType
 from tscript import FunctionFactory
@@ -20,9 +20,7 @@ from tscript import FunctionFactory
 class ManualFoundation(Foundation):
     __tablename__ = "manual_foundation"
 
-    id: Mapped[int] = mapped_column(
-        ForeignKey("foundation.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[int] = key_of("foundation")
 
     __mapper_args__ = {"polymorphic_identity": "manual"}
 

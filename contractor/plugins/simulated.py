@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import CheckConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from contractor.errors import InvalidInput
 from contractor.foreman.remote import power_functions
+from contractor.models.base import key_of
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType
 from tscript import FunctionFactory
@@ -28,9 +29,7 @@ class SimulatedFoundation(Foundation):
         CheckConstraint("power_state IN ('off', 'on')", name="power_state_known"),
     )
 
-    id: Mapped[int] = mapped_column(
-        ForeignKey("foundation.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[int] = key_of("foundation")
     power_state: Mapped[str] = mapped_column(String(3), default="off")
     delay_seconds: Mapped[int] = mapped_column(Integer, default=0)
     fail_likelihood: Mapped[int] = mapped_column(Integer, default=0)

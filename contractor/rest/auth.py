@@ -1,4 +1,4 @@
-"""Bearer-token authentication and JSON errors for plain REST routes.
+"""Bearer-token authentication for plain REST routes.
 
 Wrap an endpoint with ``authenticated(role)`` and it receives an open session (one
 transaction, committed when the endpoint returns, rolled back when it raises) and the user
@@ -10,7 +10,7 @@ behind the request's ``Authorization: Bearer <token>`` header::
 
 Without a valid token the answer is 401 with ``WWW-Authenticate: Bearer``; with a role too
 low, 403; any ``ContractorError`` the endpoint raises becomes its ``http_status`` and
-``{"error": {"code", "message", "field"}}``.
+``{"error": {"code", "message", "field"}}`` (the app's one mapping, ``contractor.rest.errors``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from contractor.db import transaction
-from contractor.errors import ContractorError, Forbidden, Unauthorized
+from contractor.errors import Forbidden, Unauthorized
 from contractor.models import User
+from contractor.rest.state import app_state
 from contractor.services.auth import authenticate_token, check_role, role_allows
 
 __all__ = [
@@ -32,17 +33,10 @@ __all__ = [
     "authenticate_request",
     "authenticated",
     "bearer_token",
-    "error_response",
 ]
 
 AuthenticatedEndpoint = Callable[[Request, AsyncSession, User], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def error_response(error: ContractorError) -> JSONResponse:
-    """The JSON answer for a domain error, with its HTTP status."""
-    headers = {"WWW-Authenticate": 'Bearer realm="contractor"'} if error.http_status == 401 else {}
-    return JSONResponse({"error": error.as_dict()}, status_code=error.http_status, headers=headers)
 
 
 def bearer_token(request: Request) -> str:
@@ -71,31 +65,24 @@ def authenticated(
 ) -> Callable[[AuthenticatedEndpoint], Endpoint]:
     """Make an ``(request, session, user)`` endpoint a Starlette endpoint that
     authenticates first (see the module docstring). ``writes=True``: the endpoint changes
-    data, so its session comes from ``app.state.writer_sessions`` when the app has one."""
+    data, so its session is a writer's."""
     check_role(role)
 
     def decorate(endpoint: AuthenticatedEndpoint) -> Endpoint:
         @functools.wraps(endpoint)
         async def wrapper(request: Request) -> Response:
-            state = request.app.state
-            readers: async_sessionmaker[AsyncSession] = state.sessions
-            writers: async_sessionmaker[AsyncSession] | None = getattr(
-                state, "writer_sessions", None
-            )
-            try:
-                if writes or writers is None:
-                    async with transaction(writers or readers) as session:
-                        user = await authenticate_request(request, session, role=role)
-                        return await endpoint(request, session, user)
-                # Authenticating notes the token's use, a write: in a writer's transaction of
-                # its own, so that the endpoint's reads never turn into a late write (on
-                # SQLite that fails when another writer committed since the reads began).
-                async with transaction(writers) as session:
+            state = app_state(request.app)
+            if writes:
+                async with transaction(state.writer_sessions) as session:
                     user = await authenticate_request(request, session, role=role)
-                async with transaction(readers) as session:
                     return await endpoint(request, session, user)
-            except ContractorError as error:
-                return error_response(error)
+            # Authenticating notes the token's use, a write: in a writer's transaction of its
+            # own, so that the endpoint's reads never turn into a late write (on SQLite that
+            # fails when another writer committed since the reads began).
+            async with transaction(state.writer_sessions) as session:
+                user = await authenticate_request(request, session, role=role)
+            async with transaction(state.sessions) as session:
+                return await endpoint(request, session, user)
 
         return wrapper
 

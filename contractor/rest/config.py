@@ -18,29 +18,28 @@ As in the original: no PXE set on the provisioning interface → an empty 200. U
 lookups by structure id, locator or source IP without a user are gone (they let anyone
 enumerate configurations), and the installer template gets no ``__connection_paramaters``
 (the BMC credentials the original injected): a secret is never part of a configuration.
-Errors are ``{"error": {"code", "message", "field"}}`` (``contractor.rest.auth``): 404 for
+Errors are ``{"error": {"code", "message", "field"}}`` (``contractor.rest.errors``): 404 for
 an unknown UUID, 401 without a valid token, 500 (``CONFIG_ERROR``) when the stored values do
-not merge or render.
+not merge or render (``config_error_answers``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from contractor.config import render_template
+from contractor.db import transaction
 from contractor.errors import ConfigError, ContractorError, InvalidInput
 from contractor.models import User
-from contractor.rest import auth
+from contractor.rest import auth, errors
+from contractor.rest.state import app_state
 from contractor.services import config as config_service
 from contractor.services.building import get_foundation
-from contractor.settings import Settings
 
-__all__ = ["config_routes"]
+__all__ = ["config_error_answers", "config_routes"]
 
 _NO_STORE = {"Cache-Control": "no-store"}  # configurations carry password hashes and keys
 _IPXE_HEADER = "#!ipxe\n\n"
@@ -60,65 +59,56 @@ def config_routes() -> list[Route]:
     ]
 
 
-def _error(error: ContractorError) -> Response:
-    response = auth.error_response(error)
-    if isinstance(error, ConfigError):
-        response.status_code = 500  # the stored values are at fault, not the request
+def _private_error(error: ContractorError) -> Response:
+    """A route booting machines fetch: its answers are never cached, errors included, and a
+    stored configuration that does not merge or render is the server's fault, not the
+    request's."""
+    response = errors.error_response(error, status=500 if isinstance(error, ConfigError) else None)
     response.headers.update(_NO_STORE)
     return response
 
 
-def _state(
-    request: Request,
-) -> tuple[async_sessionmaker[AsyncSession], Settings, config_service.ConfigCache | None]:
-    state = request.app.state
-    return state.sessions, state.settings, getattr(state, "config_cache", None)
+def _rendering_error(error: ContractorError) -> Response:
+    if isinstance(error, ConfigError):
+        return _private_error(error)
+    return errors.error_response(error)
 
 
-async def _answer(work: Callable[[], Awaitable[Response]]) -> Response:
-    try:
-        return await work()
-    except ContractorError as error:
-        return _error(error)
+def config_error_answers() -> errors.ErrorAnswers:
+    """How these routes answer domain errors (the app's mapping, ``contractor.rest.errors``)."""
+    private = dict.fromkeys((structure_config, boot_script, pxe_template), _private_error)
+    return {**private, foundation_config: _rendering_error}
 
 
 async def structure_config(request: Request) -> Response:
-    sessions, settings, cache = _state(request)
-
-    async def work() -> Response:
-        async with sessions() as session, session.begin():
-            structure = await config_service.structure_by_config_uuid(
-                session, request.path_params["config_uuid"]
-            )
-            values = await config_service.composed_config(
-                session, structure, settings=settings, cache=cache, for_json=True
-            )
-        return JSONResponse(values, headers=_NO_STORE)
-
-    return await _answer(work)
+    state = app_state(request.app)
+    async with transaction(state.sessions) as session:
+        structure = await config_service.structure_by_config_uuid(
+            session, request.path_params["config_uuid"]
+        )
+        values = await config_service.composed_config(
+            session, structure, settings=state.settings, cache=state.config_cache, for_json=True
+        )
+    return JSONResponse(values, headers=_NO_STORE)
 
 
 async def _pxe_text(request: Request, part: str) -> Response:
-    sessions, settings, cache = _state(request)
-
-    async def work() -> Response:
-        async with sessions() as session, session.begin():
-            structure = await config_service.structure_by_config_uuid(
-                session, request.path_params["config_uuid"]
-            )
-            pxe = await config_service.boot_pxe(session, structure)
-            if pxe is None:
-                return Response(b"", headers=_NO_STORE)
-            values = await config_service.composed_config(
-                session, structure, settings=settings, cache=cache
-            )
-        if part == "boot_script":
-            text = render_template(_IPXE_HEADER + pxe.boot_script, values, name="boot_script")
-        else:
-            text = render_template(pxe.template, values, name="pxe_template")
-        return PlainTextResponse(text, headers=_NO_STORE)
-
-    return await _answer(work)
+    state = app_state(request.app)
+    async with transaction(state.sessions) as session:
+        structure = await config_service.structure_by_config_uuid(
+            session, request.path_params["config_uuid"]
+        )
+        pxe = await config_service.boot_pxe(session, structure)
+        if pxe is None:
+            return Response(b"", headers=_NO_STORE)
+        values = await config_service.composed_config(
+            session, structure, settings=state.settings, cache=state.config_cache
+        )
+    if part == "boot_script":
+        text = render_template(_IPXE_HEADER + pxe.boot_script, values, name="boot_script")
+    else:
+        text = render_template(pxe.template, values, name="pxe_template")
+    return PlainTextResponse(text, headers=_NO_STORE)
 
 
 async def boot_script(request: Request) -> Response:
@@ -162,12 +152,9 @@ async def list_configs(request: Request, session: AsyncSession, user: User) -> R
 
 @auth.authenticated("reader")
 async def foundation_config(request: Request, session: AsyncSession, user: User) -> Response:
-    _sessions, settings, cache = _state(request)
+    state = app_state(request.app)
     foundation = await get_foundation(session, request.path_params["locator"])
-    try:
-        values = await config_service.composed_config(
-            session, foundation, settings=settings, cache=cache, for_json=True
-        )
-    except ConfigError as error:
-        return _error(error)
+    values = await config_service.composed_config(
+        session, foundation, settings=state.settings, cache=state.config_cache, for_json=True
+    )
     return JSONResponse(values, headers=_NO_STORE)

@@ -18,31 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contractor.db import transaction
-from contractor.errors import ContractorError, InvalidInput, NotFound
-from contractor.foreman.hub import Hub
-from contractor.models import Job, Structure, Task, utcnow
-from contractor.rest.auth import bearer_token, error_response
-from contractor.services import foreman as jobs
+from contractor.errors import InvalidInput
+from contractor.foreman import results
+from contractor.rest.auth import bearer_token
+from contractor.rest.state import AppState, app_state
 from contractor.services import hotpath
 from contractor.services import tasks as task_service
-from contractor.settings import Settings
 
 __all__ = ["subcontractor_routes"]
 
 PREFIX = "/api/v1/subcontractor"
-
-log = logging.getLogger(__name__)
 
 
 class _Body(BaseModel):
@@ -108,29 +101,9 @@ async def _body(request: Request, model: type[BodyT]) -> BodyT:
         raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
 
 
-def _state(request: Request) -> tuple[async_sessionmaker[AsyncSession], Settings, Hub]:
-    state = request.app.state
-    sessions = getattr(state, "writer_sessions", None) or state.sessions
-    hub = getattr(state, "hub", None)
-    if hub is None:
-        hub = state.hub = Hub()
-    return sessions, state.settings, hub
-
-
-def _token_cache(request: Request) -> task_service.TokenCache:
-    state = request.app.state
-    cache: task_service.TokenCache | None = getattr(state, "subcontractor_tokens", None)
-    if cache is None:
-        seconds = state.settings.task_token_cache_seconds
-        cache = state.subcontractor_tokens = task_service.TokenCache(seconds)
-    return cache
-
-
-def _task_out(task: Task) -> dict[str, Any]:
+def _task_out(task: hotpath.LeasedTask) -> dict[str, Any]:
     """A leased task as ``TaskOut`` describes it (built directly: every poll answers with
     these, and the values are the database's own)."""
-    assert task.lease is not None
-    assert task.lease_expires_at is not None
     return {
         "task_id": task.id,
         "job_id": task.job_id,
@@ -144,59 +117,48 @@ def _task_out(task: Task) -> dict[str, Any]:
     }
 
 
-async def _authenticate(session: AsyncSession, request: Request) -> task_service.Subcontractor:
-    return await task_service.authenticate_subcontractor(
-        session, bearer_token(request), cache=_token_cache(request)
-    )
-
-
-async def _identity(
-    sessions: async_sessionmaker[AsyncSession], request: Request
-) -> task_service.Subcontractor:
-    cached = _token_cache(request).get(bearer_token(request))
+async def _identity(state: AppState, request: Request) -> task_service.Subcontractor:
+    """The subcontractor behind the request's token (checked once, then cached a while)."""
+    text = bearer_token(request)
+    cached = state.subcontractor_tokens.get(text)
     if cached is not None:
         return cached
-    async with transaction(sessions) as session:
-        return await _authenticate(session, request)
+    async with transaction(state.writer_sessions) as session:
+        return await task_service.authenticate_subcontractor(
+            session, text, cache=state.subcontractor_tokens
+        )
+
+
+async def _call(
+    request: Request, model: type[BodyT]
+) -> tuple[AppState, BodyT, task_service.Subcontractor]:
+    """The app's state, the request's body and who sent it: no token is 401 before anything
+    else, then a bad body 400, then a bad token 401."""
+    state = app_state(request.app)
+    bearer_token(request)
+    body = await _body(request, model)
+    return state, body, await _identity(state, request)
 
 
 async def _claim(
-    request: Request,
-    sessions: async_sessionmaker[AsyncSession],
+    state: AppState,
     token: task_service.Subcontractor,
     body: PollRequest,
-    settings: Settings,
     gone: asyncio.Task[None] | None,
 ) -> list[dict[str, Any]]:
     """Lease tasks for a poll (on PostgreSQL one autocommitted statement); gives them back
     and raises ``_Gone`` when the poller has gone meanwhile."""
-    engine = None if settings.is_sqlite else getattr(request.app.state, "engine", None)
-    if engine is None:
-        async with transaction(sessions) as session:
-            tasks = await task_service.claim_tasks(
-                session,
-                token=token,
-                site=body.site,
-                modules=body.modules,
-                limit=body.max_tasks,
-                lease_seconds=settings.task_lease_seconds,
-            )
-            answer = [_task_out(task) for task in tasks]
-            if gone is not None and gone.done():
-                raise _Gone  # roll the leases back: nobody would get them
-            return answer
-    async with hotpath.autocommit(engine) as connection:
-        tasks = await task_service.claim_tasks_now(
-            connection,
+    async with hotpath.leasing(state.engine, state.writer_sessions) as on:
+        tasks = await task_service.claim_tasks(
+            on,
             token=token,
             site=body.site,
             modules=body.modules,
             limit=body.max_tasks,
-            lease_seconds=settings.task_lease_seconds,
+            lease_seconds=state.settings.task_lease_seconds,
         )
         if gone is not None and gone.done():
-            if tasks:
-                await hotpath.release(connection, tasks)  # nobody would get them
+            await hotpath.release(on, tasks)  # nobody would get them
             raise _Gone
         return [_task_out(task) for task in tasks]
 
@@ -213,13 +175,14 @@ async def _disconnected(request: Request) -> None:
 
 
 async def poll(request: Request) -> Response:
-    sessions, settings, hub = _state(request)
+    state = app_state(request.app)
+    hub = state.hub
     gone: asyncio.Task[None] | None = None
     try:
         bearer_token(request)  # no token: 401 before anything else
         body = await _body(request, PollRequest)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(body.wait, settings.task_max_wait_seconds)
+        deadline = loop.time() + min(body.wait, state.settings.task_max_wait_seconds)
         if deadline > loop.time():
             # a long-poll whose client has gone must stop waiting: a task leased to it
             # would sit until its lease expires
@@ -230,8 +193,8 @@ async def poll(request: Request) -> Response:
             looking_again = False
             try:
                 if token is None:  # once per call, not per look
-                    token = await _identity(sessions, request)
-                answer = await _claim(request, sessions, token, body, settings, gone)
+                    token = await _identity(state, request)
+                answer = await _claim(state, token, body, gone)
                 remaining = deadline - loop.time()
                 if answer or remaining <= 0 or hub.draining:
                     return JSONResponse({"tasks": answer})
@@ -252,127 +215,47 @@ async def poll(request: Request) -> Response:
                     hub.tasks.leave(woken)
     except _Gone:
         return Response(status_code=499)  # nobody reads it
-    except ContractorError as error:
-        return error_response(error)
     finally:
         if gone is not None:
             gone.cancel()
 
 
 async def result(request: Request) -> Response:
-    sessions, settings, _ = _state(request)
-    try:
-        bearer_token(request)  # no token: 401 before anything else
-        body = await _body(request, ResultRequest)
-
-        async def accept(step: bool) -> Job:
-            async with transaction(sessions) as session:
-                token = await _authenticate(session, request)
-                job = await task_service.accept_result(
-                    session,
-                    token=token,
-                    task_id=body.task_id,
-                    cookie=body.cookie,
-                    lease=body.lease,
-                    data=body.data,
-                    settings=settings,
-                    step=step,
-                    cache=getattr(request.app.state, "config_cache", None),
-                )
-                connection = await hotpath.driver(session)
-                if connection is not None:  # PostgreSQL: events and COMMIT in one round trip
-                    await hotpath.commit(session, connection)
-                return job
-
-        try:
-            job = await accept(step=True)
-        except task_service.StepFailed as failed:  # all rolled back: take the result alone
-            log.exception("%s; the engine steps it", failed)
-            job = await accept(step=False)
-        return JSONResponse({"status": "accepted", "job_id": job.id})
-    except ContractorError as error:
-        return error_response(error)
+    state, body, token = await _call(request, ResultRequest)
+    job_id = await results.take_result(
+        state.writer_sessions,
+        settings=state.settings,
+        cache=state.config_cache,
+        token=token,
+        **dict(body),  # task_id, cookie, lease, data
+    )
+    return JSONResponse({"status": "accepted", "job_id": job_id})
 
 
 async def error(request: Request) -> Response:
-    sessions, _, _ = _state(request)
-    try:
-        bearer_token(request)  # no token: 401 before anything else
-        body = await _body(request, ErrorRequest)
-        async with transaction(sessions) as session:
-            token = await _authenticate(session, request)
-            task = await task_service.report_error(
-                session,
-                token=token,
-                task_id=body.task_id,
-                cookie=body.cookie,
-                lease=body.lease,
-                message=body.message,
-                retryable=body.retryable,
-            )
-            return JSONResponse(
-                {"status": "retrying" if body.retryable else "failed", "task_id": task.id}
-            )
-    except ContractorError as error_:
-        return error_response(error_)
+    state, body, token = await _call(request, ErrorRequest)
+    async with transaction(state.writer_sessions) as session:
+        task = await task_service.report_error(session, token=token, **dict(body))
+    return JSONResponse({"status": "retrying" if body.retryable else "failed", "task_id": task.id})
 
 
 async def heartbeat(request: Request) -> Response:
-    sessions, settings, _ = _state(request)
-    try:
-        bearer_token(request)  # no token: 401 before anything else
-        body = await _body(request, HeartbeatRequest)
-        async with transaction(sessions) as session:
-            token = await _authenticate(session, request)
-            task = await task_service.heartbeat(
-                session,
-                token=token,
-                task_id=body.task_id,
-                lease=body.lease,
-                lease_seconds=settings.task_lease_seconds,
-            )
-            assert task.lease_expires_at is not None
-            return JSONResponse({"lease_expires_at": task.lease_expires_at.isoformat()})
-    except ContractorError as error_:
-        return error_response(error_)
+    state, body, token = await _call(request, HeartbeatRequest)
+    lease_seconds = state.settings.task_lease_seconds
+    async with transaction(state.writer_sessions) as session:
+        task = await task_service.heartbeat(
+            session, token=token, lease_seconds=lease_seconds, **dict(body)
+        )
+    assert task.lease_expires_at is not None
+    return JSONResponse({"lease_expires_at": task.lease_expires_at.isoformat()})
 
 
 async def signal(request: Request) -> Response:
     """A booted machine says it is done: the unfinished job of the structure with this config
     UUID (or of its foundation) sees ``signaling.complete``."""
-    sessions, _, _ = _state(request)
-    config_uuid = request.path_params["config_uuid"]
-    try:
-        async with transaction(sessions) as session:
-            structure = (
-                await session.execute(select(Structure).where(Structure.config_uuid == config_uuid))
-            ).scalar_one_or_none()
-            job = None
-            if structure is not None:
-                job = await jobs.job_for_target(session, structure)
-                if job is None:
-                    query = select(Job).where(
-                        Job.foundation_id == structure.foundation_id, Job.finished_at.is_(None)
-                    )
-                    job = (await session.execute(query)).scalar_one_or_none()
-            if job is None:
-                raise NotFound("no running job waits for this config UUID", field="config_uuid")
-            job = await jobs.lock_job(session, job.id)
-            job.signalled = True
-            jobs.write_log(
-                session,
-                job,
-                actor="signal",
-                action="signalled",
-                from_state=job.state,
-                to_state=job.state,
-            )
-            if job.state == "queued":
-                job.step_at = utcnow()
-                await jobs.announce(session, jobs.JOBS_CHANNEL)
-            return JSONResponse({"status": "received", "job_id": job.id})
-    except ContractorError as error_:
-        return error_response(error_)
+    async with transaction(app_state(request.app).writer_sessions) as session:
+        job = await task_service.signal_job(session, request.path_params["config_uuid"])
+    return JSONResponse({"status": "received", "job_id": job.id})
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The GraphQL schema: the inventory graph, its mutations and inventory questions."""
+"""The GraphQL schema, one module per domain: each holds its types, its part of ``Query`` and
+its part of ``Mutation``, merged here in the order the committed ``schema.graphql`` shows."""
 
 from __future__ import annotations
 
@@ -12,17 +13,52 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from contractor.schema import errors, types
-from contractor.schema.events import EventMutation, EventQuery, Subscription
-from contractor.schema.inventory import InventoryQuery
-from contractor.schema.jobs import JobMutation, JobQuery
-from contractor.schema.mutations import Mutation
+from contractor.schema import (
+    auth,
+    blueprint,
+    building,
+    complexes,
+    directory,
+    dns,
+    errors,
+    events,
+    inventory,
+    jobs,
+    network,
+    site,
+)
 from contractor.schema.prefetch import attribute
-from contractor.schema.queries import Query
 from contractor.schema.view import should_mask
 from contractor.settings import Settings
 
 __all__ = ["build_schema"]
+
+QUERIES = (
+    auth.CallerQuery,
+    site.SiteQuery,
+    blueprint.BlueprintQuery,
+    building.BuildingQuery,
+    complexes.ComplexQuery,
+    network.NetworkQuery,
+    directory.DirectoryQuery,
+    dns.DnsQuery,
+    auth.UserQuery,
+    inventory.InventoryQuery,
+    jobs.JobQuery,
+    events.EventQuery,
+)
+MUTATIONS = (
+    site.SiteMutation,
+    directory.DirectoryMutation,
+    blueprint.BlueprintMutation,
+    building.BuildingMutation,
+    complexes.ComplexMutation,
+    network.NetworkMutation,
+    auth.AuthMutation,
+    jobs.JobMutation,
+    events.EventMutation,
+)
+SUBSCRIPTIONS = (events.EventSubscription, jobs.JobSubscription)
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
@@ -35,17 +71,18 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if not settings.debug:
         extensions.append(lambda: MaskErrors(should_mask_error=should_mask))
     return strawberry.Schema(
-        query=merge_types("Query", (Query, InventoryQuery, JobQuery, EventQuery)),
-        mutation=merge_types("Mutation", (Mutation, JobMutation, EventMutation)),
-        subscription=Subscription,
+        query=merge_types("Query", QUERIES),
+        mutation=merge_types("Mutation", MUTATIONS),
+        subscription=merge_types("Subscription", SUBSCRIPTIONS),
         types=[
-            types.FoundationBluePrint,
-            types.StructureBluePrint,
-            types.Address,
-            types.ReservedAddress,
-            types.DynamicAddress,
+            blueprint.FoundationBluePrint,
+            blueprint.StructureBluePrint,
+            network.Address,
+            network.ReservedAddress,
+            network.DynamicAddress,
             *errors.ERROR_TYPES,
         ],
         extensions=extensions,  # type: ignore[arg-type]
+        exception_handlers=errors.ERROR_HANDLERS,
         config=StrawberryConfig(default_resolver=attribute),
     )

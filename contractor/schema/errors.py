@@ -1,7 +1,10 @@
 """Expected failures as GraphQL types: every mutation returns its payload or one of these,
-all implementing the ``Error`` interface (``code``, ``message``, ``field``)."""
+all implementing the ``Error`` interface (``code``, ``message``, ``field``). A service error a
+mutation raises becomes its answer through the schema's exception handlers, once for all."""
 
 from __future__ import annotations
+
+from typing import Any, get_args
 
 import strawberry
 
@@ -54,31 +57,30 @@ AnyError = (
     | ForbiddenError
 )
 
-ERROR_TYPES = (
-    InvalidInputError,
-    NotFoundError,
-    ConflictError,
-    InvalidStateError,
-    ExhaustedError,
-    ForbiddenError,
+ERROR_TYPES: tuple[type[AnyError], ...] = get_args(AnyError)
+
+
+class _Answer:
+    """Turns a service error raised by a field whose type is a union with the Error types
+    (a mutation's result) into that union's member; elsewhere the error is raised."""
+
+    def __init__(self, exception_type: Any, error_type: type[AnyError]) -> None:
+        self.exception_type = exception_type
+        self.error_type = error_type
+
+    def handle(self, exception: errors.ContractorError, *, field: Any, info: Any) -> AnyError:
+        return self.error_type(
+            code=exception.code, message=exception.message, field=exception.field
+        )
+
+
+# The first that matches answers (the most specific type that applies).
+ERROR_HANDLERS = (
+    _Answer(errors.InvalidInput, InvalidInputError),
+    _Answer(errors.NotFound, NotFoundError),
+    _Answer(errors.Conflict, ConflictError),
+    _Answer(errors.InvalidState, InvalidStateError),
+    _Answer(errors.Exhausted, ExhaustedError),
+    _Answer((errors.Forbidden, errors.Unauthorized), ForbiddenError),
+    _Answer(errors.ContractorError, InvalidInputError),
 )
-
-
-def to_graphql_error(error: errors.ContractorError) -> AnyError:
-    """The GraphQL type of a service error (the most specific that applies)."""
-    kind: type[AnyError]
-    if isinstance(error, errors.InvalidInput):
-        kind = InvalidInputError
-    elif isinstance(error, errors.NotFound):
-        kind = NotFoundError
-    elif isinstance(error, errors.Conflict):
-        kind = ConflictError
-    elif isinstance(error, errors.InvalidState):
-        kind = InvalidStateError
-    elif isinstance(error, errors.Exhausted):
-        kind = ExhaustedError
-    elif isinstance(error, errors.Forbidden | errors.Unauthorized):
-        kind = ForbiddenError
-    else:
-        kind = InvalidInputError
-    return kind(code=error.code, message=error.message, field=error.field)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from typing import Annotated
+from typing import Annotated, Self
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,10 +13,11 @@ from strawberry.scalars import JSON
 
 from contractor import models
 from contractor.errors import InvalidInput
+from contractor.schema.common import Deleted, DeleteResult, Row, given
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.jobs import JobUpdate, watch_job
-from contractor.schema.mutations import Deleted, DeleteResult, _given, _mutate
+from contractor.schema.fields import mutation, subscription
+from contractor.schema.permissions import Admin, Reader
 from contractor.services import events as outbox
 from contractor.services import pruning, webhooks
 from contractor.services.blueprint import get_blueprint
@@ -30,7 +30,7 @@ MAX_PAGE = 1000
 @strawberry.type(
     description="One change: an inventory object created, updated or deleted, or a job transition."
 )
-class Event:
+class Event(Row):
     cursor: str = strawberry.field(
         description="Resume after this (opaque; increases in commit order)."
     )
@@ -49,20 +49,8 @@ class Event:
     )
 
     @classmethod
-    def of(cls, row: models.Event) -> Event:
-        return cls(
-            cursor=str(row.id),
-            at=row.at,
-            kind=row.kind,
-            object_type=row.object_type,
-            object_id=row.object_id,
-            object_name=row.object_name,
-            site_id=row.site_id,
-            blueprint_id=row.blueprint_id,
-            actor=row.actor,
-            changed=list(row.changed or ()),
-            payload=JSON(row.payload),
-        )
+    def of(cls, row: models.Event) -> Self:
+        return cls.from_row(row, cursor=str(row.id), changed=list(row.changed or ()))
 
 
 @strawberry.input(
@@ -92,8 +80,11 @@ class WebhookFilter:
     blueprint_id: int | None
 
 
+_FILTER_PARTS = ("object_types", "kinds", "site_id", "blueprint_id")
+
+
 @strawberry.type(description="Where matching events are posted (the secret is never shown).")
-class WebhookTarget:
+class WebhookTarget(Row):
     id: int
     name: str
     url: str
@@ -104,22 +95,12 @@ class WebhookTarget:
     updated: dt.datetime
 
     @classmethod
-    def of(cls, row: models.WebhookTarget) -> WebhookTarget:
+    def of(cls, row: models.WebhookTarget) -> Self:
         spec = row.filter or {}
-        return cls(
-            id=row.id,
-            name=row.name,
-            url=row.url,
-            active=row.active,
-            filter=WebhookFilter(
-                object_types=spec.get("object_types"),
-                kinds=spec.get("kinds"),
-                site_id=spec.get("site_id"),
-                blueprint_id=spec.get("blueprint_id"),
-            ),
+        return cls.from_row(
+            row,
+            filter=WebhookFilter(**{name: spec.get(name) for name in _FILTER_PARTS}),
             cursor=str(row.cursor),
-            created=row.created,
-            updated=row.updated,
         )
 
 
@@ -130,7 +111,7 @@ class CreatedWebhookTarget:
 
 
 @strawberry.type(description="One event for one target, and how its delivery went.")
-class WebhookDelivery:
+class WebhookDelivery(Row):
     id: int
     target_id: int
     event_cursor: str
@@ -149,22 +130,8 @@ class WebhookDelivery:
     finished_at: dt.datetime | None
 
     @classmethod
-    def of(cls, row: models.WebhookDelivery) -> WebhookDelivery:
-        return cls(
-            id=row.id,
-            target_id=row.target_id,
-            event_cursor=str(row.event_id),
-            object_key=row.object_key,
-            state=row.state,
-            attempts=row.attempts,
-            created=row.created,
-            retried_at=row.retried_at,
-            next_attempt_at=row.next_attempt_at,
-            last_attempt_at=row.last_attempt_at,
-            response_code=row.response_code,
-            error=row.error,
-            finished_at=row.finished_at,
-        )
+    def of(cls, row: models.WebhookDelivery) -> Self:
+        return cls.from_row(row, event_cursor=str(row.event_id))
 
 
 WebhookTargetResult = Annotated[WebhookTarget | AnyError, strawberry.union("WebhookTargetResult")]
@@ -222,7 +189,8 @@ class EventQuery:
     @strawberry.field(
         description="Events after a cursor (omitted: from the oldest one kept), oldest "
         "first (the subscription `events` streams the same, live). A cursor older than the "
-        "event retention is refused with code PRUNED."
+        "event retention is refused with code PRUNED.",
+        extensions=[Reader()],
     )
     async def events(
         self,
@@ -231,7 +199,6 @@ class EventQuery:
         after: str | None = None,
         first: int = 100,
     ) -> EventPage:
-        info.context.require("reader")
         if not 1 <= first <= MAX_PAGE:
             raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", field="first")
         start = parse_cursor(after)
@@ -246,13 +213,14 @@ class EventQuery:
             )
         return EventPage(events=[Event.of(r) for r in rows], cursor=str(upto), has_more=more)
 
-    @strawberry.field(description="Webhook targets (admins only).")
+    @strawberry.field(description="Webhook targets (admins only).", extensions=[Admin()])
     async def webhook_targets(self, info: Info) -> list[WebhookTarget]:
-        info.context.require("admin")
         async with info.context.sessions() as session:
             return [WebhookTarget.of(t) for t in await webhooks.list_targets(session)]
 
-    @strawberry.field(description="The delivery log, newest first (admins only).")
+    @strawberry.field(
+        description="The delivery log, newest first (admins only).", extensions=[Admin()]
+    )
     async def webhook_deliveries(
         self,
         info: Info,
@@ -261,7 +229,6 @@ class EventQuery:
         before: int | None = None,
         first: int = 100,
     ) -> list[WebhookDelivery]:
-        info.context.require("admin")
         if not 1 <= first <= MAX_PAGE:
             raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", field="first")
         async with info.context.sessions() as session:
@@ -274,92 +241,75 @@ class EventQuery:
 
 @strawberry.type
 class EventMutation:
-    @strawberry.mutation(description="Post matching events to a URL from now on (admins).")
+    @mutation(Admin, description="Post matching events to a URL from now on (admins).")
     async def create_webhook_target(
-        self,
-        info: Info,
+        session: AsyncSession,
         name: str,
         url: str,
         secret: str | None = None,
         filter: EventFilter | None = None,
         active: bool = True,
     ) -> CreatedWebhookTargetResult:
-        async def work(session: AsyncSession) -> CreatedWebhookTarget:
-            row = await webhooks.create_target(
-                session,
-                name=name,
-                url=url,
-                secret=secret,
-                filter=await _stored_filter(session, filter),
-                active=active,
-            )
-            return CreatedWebhookTarget(target=WebhookTarget.of(row), secret=row.secret)
+        row = await webhooks.create_target(
+            session,
+            name=name,
+            url=url,
+            secret=secret,
+            filter=await _stored_filter(session, filter),
+            active=active,
+        )
+        return CreatedWebhookTarget(target=WebhookTarget.of(row), secret=row.secret)
 
-        return await _mutate(info, "admin", work)
-
-    @strawberry.mutation(description="Change the given fields of a webhook target (admins).")
+    @mutation(Admin, description="Change the given fields of a webhook target (admins).")
     async def update_webhook_target(
-        self,
-        info: Info,
+        session: AsyncSession,
         name: str,
         url: str | None = strawberry.UNSET,
         secret: str | None = strawberry.UNSET,
         filter: EventFilter | None = strawberry.UNSET,
         active: bool | None = strawberry.UNSET,
     ) -> WebhookTargetResult:
-        async def work(session: AsyncSession) -> WebhookTarget:
-            row = await webhooks.get_target(session, name)
-            stored = _given(filter)
-            if stored is not UNSET:
-                stored = await _stored_filter(session, stored)
-            await webhooks.update_target(
-                session,
-                row,
-                url=_given(url),
-                secret=_given(secret),
-                filter=stored,
-                active=_given(active),
-            )
-            return WebhookTarget.of(row)
+        row = await webhooks.get_target(session, name)
+        stored = given(filter)
+        if stored is not UNSET:
+            stored = await _stored_filter(session, stored)
+        await webhooks.update_target(
+            session,
+            row,
+            url=given(url),
+            secret=given(secret),
+            filter=stored,
+            active=given(active),
+        )
+        return WebhookTarget.of(row)
 
-        return await _mutate(info, "admin", work)
+    @mutation(Admin, description="Remove a webhook target and its delivery log (admins).")
+    async def delete_webhook_target(session: AsyncSession, name: str) -> DeleteResult:
+        row = await webhooks.get_target(session, name)
+        await webhooks.delete_target(session, row)
+        return Deleted(kind="WebhookTarget", id=row.id)
 
-    @strawberry.mutation(description="Remove a webhook target and its delivery log (admins).")
-    async def delete_webhook_target(self, info: Info, name: str) -> DeleteResult:
-        async def work(session: AsyncSession) -> Deleted:
-            row = await webhooks.get_target(session, name)
-            await webhooks.delete_target(session, row)
-            return Deleted(kind="WebhookTarget", id=row.id)
+    @mutation(Admin, description="Deliver again, now (admins).")
+    async def retry_webhook_delivery(session: AsyncSession, id: int) -> WebhookDeliveryResult:
+        row = await webhooks.retry_delivery(session, await webhooks.get_delivery(session, id))
+        return WebhookDelivery.of(row)
 
-        return await _mutate(info, "admin", work)
-
-    @strawberry.mutation(description="Deliver again, now (admins).")
-    async def retry_webhook_delivery(self, info: Info, id: int) -> WebhookDeliveryResult:
-        async def work(session: AsyncSession) -> WebhookDelivery:
-            row = await webhooks.retry_delivery(session, await webhooks.get_delivery(session, id))
-            return WebhookDelivery.of(row)
-
-        return await _mutate(info, "admin", work)
-
-    @strawberry.mutation(description="Stop trying a pending delivery (admins).")
-    async def cancel_webhook_delivery(self, info: Info, id: int) -> WebhookDeliveryResult:
-        async def work(session: AsyncSession) -> WebhookDelivery:
-            row = await webhooks.cancel_delivery(session, await webhooks.get_delivery(session, id))
-            return WebhookDelivery.of(row)
-
-        return await _mutate(info, "admin", work)
+    @mutation(Admin, description="Stop trying a pending delivery (admins).")
+    async def cancel_webhook_delivery(session: AsyncSession, id: int) -> WebhookDeliveryResult:
+        row = await webhooks.cancel_delivery(session, await webhooks.get_delivery(session, id))
+        return WebhookDelivery.of(row)
 
 
 @strawberry.type
-class Subscription:
-    @strawberry.subscription(
+class EventSubscription:
+    @subscription(
+        Reader,
         description="Every matching event after `after` (omitted: from now on), in commit "
-        "order, then live. Reconnect with the last cursor received to miss nothing."
+        "order, then live. Reconnect with the last cursor received to miss nothing.",
     )
     async def events(
         self, info: Info, filter: EventFilter | None = None, after: str | None = None
     ) -> AsyncGenerator[Event, None]:
-        info.context.require("reader")
         broadcaster = info.context.events
         if broadcaster is None:
             raise InvalidInput("this server does not stream events", field="events")
@@ -368,12 +318,3 @@ class Subscription:
             wanted = await _filter(session, filter)
         async for row in broadcaster.subscribe(wanted, start):
             yield Event.of(row)
-
-    @strawberry.subscription(
-        description="A job's state, progress, line and message: first as they are now, then "
-        "at every change until the job is done or aborted (then the subscription completes)."
-    )
-    async def job(self, info: Info, id: int) -> AsyncGenerator[JobUpdate, None]:
-        async with aclosing(watch_job(info, id)) as updates:
-            async for update in updates:
-                yield update

@@ -8,31 +8,33 @@ an ``Error``. Variables and task parameters are shown with secrets masked.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import strawberry
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from contractor import models
-from contractor.errors import ContractorError, InvalidInput
+from contractor.errors import InvalidInput
 from contractor.events.broadcast import EventBroadcaster
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
+from contractor.models import JobState
+from contractor.schema.building import Foundation, Structure
+from contractor.schema.common import Row
+from contractor.schema.complexes import Dependency
 from contractor.schema.context import Info
-from contractor.schema.errors import AnyError, to_graphql_error
-from contractor.schema.types import Dependency, Foundation, Structure
-from contractor.services import building
-from contractor.services import foreman as jobs
+from contractor.schema.errors import AnyError
+from contractor.schema.fields import fetched, lookup, mutation, subscription
+from contractor.schema.permissions import Operator, Reader
+from contractor.services import building, inventory, jobs
 from contractor.services.events import EventFilter
-from contractor.services.site import get_site
+from tscript import Runner
 
-__all__ = ["JobMutation", "JobQuery", "JobUpdate", "mask_secrets", "watch_job"]
+__all__ = ["JobMutation", "JobQuery", "JobSubscription", "JobUpdate", "mask_secrets"]
 
 _SECRET_WORDS = ("password", "secret", "token", "key")
 MASK = "********"
@@ -52,18 +54,12 @@ def mask_secrets(value: Any) -> Any:
     return value
 
 
-@strawberry.enum
-class JobState(enum.Enum):
-    WAITING = "waiting"
-    QUEUED = "queued"
-    PAUSED = "paused"
-    ERROR = "error"
-    ABORTED = "aborted"
-    DONE = "done"
+# The model's enum is the GraphQL enum: one list of job states.
+strawberry.enum(JobState, name="JobState")
 
 
 @strawberry.type(description="One entry of a job's log: a transition or an operator action.")
-class JobLogEntry:
+class JobLogEntry(Row):
     at: dt.datetime
     actor: str
     action: str
@@ -73,7 +69,7 @@ class JobLogEntry:
 
 
 @strawberry.type(description="A remote step of a job (parameters shown with secrets masked).")
-class JobTask:
+class JobTask(Row):
     id: int
     module: str
     function: str
@@ -84,9 +80,13 @@ class JobTask:
     parameters: JSON
     created: dt.datetime
 
+    @classmethod
+    def of(cls, row: models.Task) -> Self:
+        return cls.from_row(row, parameters=JSON(mask_secrets(row.parameters)))
+
 
 @strawberry.type(description="A script running against a foundation, structure or dependency.")
-class Job:
+class Job(Row):
     id: int
     state: JobState
     script_name: str
@@ -102,22 +102,8 @@ class Job:
     row: strawberry.Private[models.Job]
 
     @classmethod
-    def of(cls, row: models.Job) -> Job:
-        return cls(
-            id=row.id,
-            state=JobState(row.state),
-            script_name=row.script_name,
-            target_kind=row.target_kind,
-            target=row.target_description,
-            message=row.message,
-            line=row.line,
-            creator=row.creator,
-            created=row.created,
-            updated=row.updated,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            row=row,
-        )
+    def of(cls, row: models.Job) -> Self:
+        return cls.from_row(row, state=JobState(row.state), target=row.target_description)
 
     @strawberry.field(description="Percent complete (0 to 100).")
     def progress(self) -> float:
@@ -140,61 +126,21 @@ class Job:
     def script(self) -> str:
         return self.row.script_source
 
-    @strawberry.field
-    async def foundation(self, info: Info) -> Foundation | None:
-        if self.row.foundation_id is None:
-            return None
-        row = await info.context.loaders.one(models.Foundation.id).load(self.row.foundation_id)
-        return Foundation.of(row)
-
-    @strawberry.field
-    async def structure(self, info: Info) -> Structure | None:
-        if self.row.structure_id is None:
-            return None
-        row = await info.context.loaders.one(models.Structure.id).load(self.row.structure_id)
-        return Structure.of(row)
-
-    @strawberry.field
-    async def dependency(self, info: Info) -> Dependency | None:
-        if self.row.dependency_id is None:
-            return None
-        row = await info.context.loaders.one(models.Dependency.id).load(self.row.dependency_id)
-        return Dependency.of(row)
+    foundation = fetched(Foundation, models.Foundation.id, "foundation_id")
+    structure = fetched(Structure, models.Structure.id, "structure_id")
+    dependency = fetched(Dependency, models.Dependency.id, "dependency_id")
 
     @strawberry.field(description="Every transition and operator action, oldest first.")
     async def log(self, info: Info) -> list[JobLogEntry]:
         rows = await info.context.loaders.many(models.JobLog.job_id, models.JobLog.id).load(
             self.row.id
         )
-        return [
-            JobLogEntry(
-                at=r.at,
-                actor=r.actor,
-                action=r.action,
-                from_state=r.from_state,
-                to_state=r.to_state,
-                message=r.message,
-            )
-            for r in rows
-        ]
+        return [JobLogEntry.of(row) for row in rows]
 
     @strawberry.field(description="The job's remote steps, oldest first.")
     async def tasks(self, info: Info) -> list[JobTask]:
         rows = await info.context.loaders.many(models.Task.job_id, models.Task.id).load(self.row.id)
-        return [
-            JobTask(
-                id=r.id,
-                module=r.module,
-                function=r.function,
-                state=r.state,
-                attempt=r.attempt,
-                lease_holder=r.lease_holder,
-                lease_expires_at=r.lease_expires_at,
-                parameters=JSON(mask_secrets(r.parameters)),
-                created=r.created,
-            )
-            for r in rows
-        ]
+        return [JobTask.of(row) for row in rows]
 
 
 JobResult = Annotated[Job | AnyError, strawberry.union("JobResult")]
@@ -256,39 +202,40 @@ class JobUpdate:
         )
 
 
-async def watch_job(info: Info, job_id: int) -> AsyncGenerator[JobUpdate, None]:
-    """The ``job`` subscription: the job now, then every change until it finishes."""
-    info.context.require("reader")
-    broadcaster: EventBroadcaster | None = info.context.events
-    if broadcaster is None:
-        raise InvalidInput("this server does not stream events", field="job")
-    async with info.context.sessions() as session:
-        row, cursor = await jobs.job_and_cursor(session, job_id)
-    update = JobUpdate.current(row, cursor)
-    yield update
-    if update.finished:
-        return
-    wanted = EventFilter.build(object_types=["job"], object_id=job_id)
-    async with aclosing(broadcaster.subscribe(wanted, cursor)) as stream:
-        async for event in stream:
-            update = update.after(event)
-            yield update
-            if update.finished:
-                return
+@strawberry.type
+class JobSubscription:
+    @subscription(
+        Reader,
+        description="A job's state, progress, line and message: first as they are now, then "
+        "at every change until the job is done or aborted (then the subscription completes).",
+    )
+    async def job(self, info: Info, id: int) -> AsyncGenerator[JobUpdate, None]:
+        broadcaster: EventBroadcaster | None = info.context.events
+        if broadcaster is None:
+            raise InvalidInput("this server does not stream events", field="job")
+        async with info.context.sessions() as session:
+            row, cursor = await jobs.job_and_cursor(session, id)
+        update = JobUpdate.current(row, cursor)
+        yield update
+        if update.finished:
+            return
+        wanted = EventFilter.build(object_types=["job"], object_id=id)
+        async with aclosing(broadcaster.subscribe(wanted, cursor)) as stream:
+            async for event in stream:
+                update = update.after(event)
+                yield update
+                if update.finished:
+                    return
 
 
 @strawberry.type
 class JobQuery:
-    @strawberry.field(description="A job by id.")
-    async def job(self, info: Info, id: int) -> Job | None:
-        info.context.require("reader")
-        async with info.context.sessions() as session:
-            row = await session.get(models.Job, id)
-        return None if row is None else Job.of(row)
+    job = lookup(Job, jobs.get_job, id=int, description="A job by id.")
 
     @strawberry.field(
         description="Jobs, newest first: unfinished ones unless finished is true; optionally "
-        "of one state or site (at most 500)."
+        "of one state or site (at most 500).",
+        extensions=[Reader()],
     )
     async def jobs(
         self,
@@ -297,28 +244,11 @@ class JobQuery:
         site: str | None = None,
         finished: bool = False,
     ) -> list[Job]:
-        info.context.require("reader")
-        query = select(models.Job).order_by(models.Job.id.desc()).limit(500)
-        if not finished:
-            query = query.where(models.Job.finished_at.is_(None))
-        if state is not None:
-            query = query.where(models.Job.state == state.value)
         async with info.context.sessions() as session:
-            if site is not None:
-                query = query.where(models.Job.site_id == (await get_site(session, site)).id)
-            rows = (await session.execute(query)).scalars().all()
+            rows = await inventory.list_jobs(
+                session, state=None if state is None else state.value, site=site, finished=finished
+            )
         return [Job.of(row) for row in rows]
-
-
-async def _job_mutation(
-    info: Info, work: Callable[[AsyncSession, str], Awaitable[models.Job]]
-) -> Job | AnyError:
-    try:
-        principal = info.context.require("operator")
-        async with info.context.writer_sessions() as session, session.begin():
-            return Job.of(await work(session, principal.username))
-    except ContractorError as error:
-        return to_graphql_error(error)
 
 
 async def _target(
@@ -341,115 +271,85 @@ async def _target(
     return await building.get_dependency(session, dependency)
 
 
-async def _action(
-    info: Info,
-    id: int,
-    act: Callable[[AsyncSession, models.Job, str], Awaitable[models.Job]],
-) -> Job | AnyError:
-    async def work(session: AsyncSession, actor: str) -> models.Job:
-        job = await jobs.lock_job(session, id)
-        return await act(session, job, actor)
-
-    return await _job_mutation(info, work)
-
-
-async def _runner_action(
-    info: Info, id: int, act: Callable[..., Awaitable[models.Job]]
-) -> Job | AnyError:
-    async def work(session: AsyncSession, job: models.Job, actor: str) -> models.Job:
-        runner = None
-        if job.runner_state:
-            context = await JobContext.load(
-                session, job, settings=info.context.settings, for_step=False
-            )
-            runner = restore_runner(job, context)
-        return await act(session, job, actor=actor, runner=runner)
-
-    return await _action(info, id, work)
+async def _runner(session: AsyncSession, info: Info, job: models.Job) -> Runner | None:
+    """The job's runner as saved (None before its first step)."""
+    if not job.runner_state:
+        return None
+    context = await JobContext.load(session, job, settings=info.context.settings, for_step=False)
+    return restore_runner(job, context)
 
 
 _TARGET_HELP = "Exactly one of foundation (locator), structure (id) or dependency (id)."
 
 
+def _start(script_name: str) -> Any:
+    """The mutation starting the target's ``script_name`` job."""
+
+    async def start(
+        session: AsyncSession,
+        actor: str,
+        foundation: str | None = None,
+        structure: int | None = None,
+        dependency: int | None = None,
+    ) -> JobResult:
+        target = await _target(session, foundation, structure, dependency)
+        job = await jobs.create_job(session, target=target, script_name=script_name, creator=actor)
+        return Job.of(job)
+
+    description = f"Start the target's {script_name} job. {_TARGET_HELP}"
+    return mutation(Operator, description=description)(start)
+
+
 @strawberry.type
 class JobMutation:
-    @strawberry.mutation(description="Start the target's create job. " + _TARGET_HELP)
-    async def do_create(
-        self,
-        info: Info,
-        foundation: str | None = None,
-        structure: int | None = None,
-        dependency: int | None = None,
-    ) -> JobResult:
-        async def work(session: AsyncSession, actor: str) -> models.Job:
-            target = await _target(session, foundation, structure, dependency)
-            return await jobs.create_job(
-                session, target=target, script_name="create", creator=actor
-            )
+    do_create = _start("create")
+    do_destroy = _start("destroy")
 
-        return await _job_mutation(info, work)
-
-    @strawberry.mutation(description="Start the target's destroy job. " + _TARGET_HELP)
-    async def do_destroy(
-        self,
-        info: Info,
-        foundation: str | None = None,
-        structure: int | None = None,
-        dependency: int | None = None,
-    ) -> JobResult:
-        async def work(session: AsyncSession, actor: str) -> models.Job:
-            target = await _target(session, foundation, structure, dependency)
-            return await jobs.create_job(
-                session, target=target, script_name="destroy", creator=actor
-            )
-
-        return await _job_mutation(info, work)
-
-    @strawberry.mutation(
+    @mutation(
+        Operator,
         description="Run a utility script of the target's blueprint (not create or destroy) "
-        "on a built foundation or structure."
+        "on a built foundation or structure.",
     )
     async def do_job(
-        self,
-        info: Info,
+        session: AsyncSession,
+        actor: str,
         name: str,
         foundation: str | None = None,
         structure: int | None = None,
     ) -> JobResult:
-        async def work(session: AsyncSession, actor: str) -> models.Job:
-            if name in ("create", "destroy"):
-                raise InvalidInput(f"use do{name.capitalize()} for the {name} script", field="name")
-            target = await _target(session, foundation, structure, None)
-            return await jobs.create_job(session, target=target, script_name=name, creator=actor)
-
-        return await _job_mutation(info, work)
-
-    @strawberry.mutation(description="Pause a queued job (a task already out still counts).")
-    async def pause_job(self, info: Info, id: int) -> JobResult:
-        return await _action(
-            info, id, lambda session, job, actor: jobs.pause_job(session, job, actor=actor)
+        if name in ("create", "destroy"):
+            raise InvalidInput(f"use do{name.capitalize()} for the {name} script", field="name")
+        target = await _target(session, foundation, structure, None)
+        return Job.of(
+            await jobs.create_job(session, target=target, script_name=name, creator=actor)
         )
 
-    @strawberry.mutation(description="Resume a paused job.")
-    async def resume_job(self, info: Info, id: int) -> JobResult:
-        return await _action(
-            info, id, lambda session, job, actor: jobs.resume_job(session, job, actor=actor)
-        )
+    @mutation(Operator, description="Pause a queued job (a task already out still counts).")
+    async def pause_job(session: AsyncSession, actor: str, id: int) -> JobResult:
+        return Job.of(await jobs.pause_job(session, await jobs.lock_job(session, id), actor=actor))
 
-    @strawberry.mutation(description="Try the failed step of a job in error again.")
-    async def reset_job(self, info: Info, id: int) -> JobResult:
-        return await _runner_action(info, id, jobs.reset_job)
+    @mutation(Operator, description="Resume a paused job.")
+    async def resume_job(session: AsyncSession, actor: str, id: int) -> JobResult:
+        job = await jobs.lock_job(session, id)
+        return Job.of(await jobs.resume_job(session, job, actor=actor))
 
-    @strawberry.mutation(
-        description="Roll back the waiting function of a job in error, then try it again."
+    @mutation(Operator, description="Try the failed step of a job in error again.")
+    async def reset_job(session: AsyncSession, info: Info, actor: str, id: int) -> JobResult:
+        job = await jobs.lock_job(session, id)
+        runner = await _runner(session, info, job)
+        return Job.of(await jobs.reset_job(session, job, actor=actor, runner=runner))
+
+    @mutation(
+        Operator,
+        description="Roll back the waiting function of a job in error, then try it again.",
     )
-    async def rollback_job(self, info: Info, id: int) -> JobResult:
-        return await _runner_action(info, id, jobs.rollback_job)
+    async def rollback_job(session: AsyncSession, info: Info, actor: str, id: int) -> JobResult:
+        job = await jobs.lock_job(session, id)
+        runner = await _runner(session, info, job)
+        return Job.of(await jobs.rollback_job(session, job, actor=actor, runner=runner))
 
-    @strawberry.mutation(
-        description="Abort an unfinished job for good; the target is left as it is."
+    @mutation(
+        Operator, description="Abort an unfinished job for good; the target is left as it is."
     )
-    async def cancel_job(self, info: Info, id: int) -> JobResult:
-        return await _action(
-            info, id, lambda session, job, actor: jobs.cancel_job(session, job, actor=actor)
-        )
+    async def cancel_job(session: AsyncSession, actor: str, id: int) -> JobResult:
+        return Job.of(await jobs.cancel_job(session, await jobs.lock_job(session, id), actor=actor))

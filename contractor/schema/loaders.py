@@ -1,16 +1,16 @@
-"""DataLoaders: one per relationship per request, each batch one query in its own short
-session (sibling resolvers run concurrently and must not share a session)."""
+"""DataLoaders: one per relationship per request, each batch one service call (one query) in
+its own short session (sibling resolvers run concurrently and must not share a session)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
+
+from contractor.services import batches
 
 
 class Loaders:
@@ -28,13 +28,10 @@ class Loaders:
         self,
         column: InstrumentedAttribute[Any],
         *order_by: InstrumentedAttribute[Any],
-        where: Sequence[ColumnElement[bool]] = (),
-        name: str = "",
     ) -> DataLoader[Any, Any]:
         """Lists of rows sharing a column value, ordered."""
         return self._get(
-            ("many", column, order_by, name),
-            lambda keys: self._many(column, keys, order_by, where),
+            ("many", column, order_by), lambda keys: self._many(column, keys, order_by)
         )
 
     def custom(self, name: str, query: Any) -> DataLoader[Any, Any]:
@@ -53,7 +50,7 @@ class Loaders:
     ) -> list[list[Any]]:
         """Lists of rows sharing a column value for ``keys`` in one query, outside any
         loader."""
-        return await self._many(column, keys, order_by, ())
+        return await self._many(column, keys, order_by)
 
     def _get(self, key: Hashable, batch: Any) -> DataLoader[Any, Any]:
         loader = self._loaders.get(key)
@@ -63,27 +60,17 @@ class Loaders:
         return loader
 
     async def _one(self, column: InstrumentedAttribute[Any], keys: list[Any]) -> list[Any]:
-        entity = column.class_
-        query: Select[Any] = select(entity).where(column.in_(keys))
         async with self._sessions() as session:
-            rows = (await session.execute(query)).scalars()
-            found = {getattr(row, column.key): row for row in rows}
-        return [found.get(key) for key in keys]
+            return await batches.rows_by(session, column, keys)
 
     async def _many(
         self,
         column: InstrumentedAttribute[Any],
         keys: list[Any],
         order_by: Sequence[InstrumentedAttribute[Any]],
-        where: Sequence[ColumnElement[bool]],
     ) -> list[list[Any]]:
-        entity = column.class_
-        query: Select[Any] = select(entity).where(column.in_(keys), *where).order_by(*order_by)
-        grouped: dict[Any, list[Any]] = defaultdict(list)
         async with self._sessions() as session:
-            for row in (await session.execute(query)).scalars():
-                grouped[getattr(row, column.key)].append(row)
-        return [grouped.get(key, []) for key in keys]
+            return await batches.rows_grouped_by(session, column, keys, order_by)
 
     async def _custom(self, query: Any, keys: list[Any]) -> list[Any]:
         async with self._sessions() as session:

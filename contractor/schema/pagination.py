@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from sqlalchemy import Select, func, select, tuple_
-from sqlalchemy.orm import InstrumentedAttribute
 
 from contractor.errors import InvalidInput
 from contractor.schema.context import Info
 from contractor.schema.prefetch import Tree, prefetch, selection_tree
+from contractor.services import paging
+from contractor.services.paging import Listing
 
 NodeT = TypeVar("NodeT")
 
@@ -81,30 +81,16 @@ class PageRequest:
 
 
 async def paginate(
-    info: Info,
-    query: Select[Any],
-    order: Sequence[InstrumentedAttribute[Any]],
-    page: PageRequest,
-    to_node: Callable[[Any], NodeT],
+    info: Info, listing: Listing, page: PageRequest, to_node: Callable[[Any], NodeT]
 ) -> Connection[NodeT]:
-    """One page of ``query`` ordered by the unique key ``order``, with the relationships the
-    query selects below the nodes loaded for the whole page."""
+    """One page of ``listing``, with the relationships the query selects below the nodes
+    loaded for the whole page."""
     sessions = info.context.sessions
     size = page.size()
-    paged = query.order_by(*order)
-    if page.after is not None:
-        key = decode_cursor(page.after, len(order))
-        columns = order[0] if len(order) == 1 else tuple_(*order)
-        bound = key[0] if len(order) == 1 else tuple_(*key)
-        paged = paged.where(columns > bound)
+    after = None if page.after is None else decode_cursor(page.after, len(listing.order))
     async with sessions() as session:
-        rows = list((await session.execute(paged.limit(size + 1))).scalars())
-    has_next = len(rows) > size
-    rows = rows[:size]
-    edges = [
-        Edge(cursor=encode_cursor([getattr(row, c.key) for c in order]), node=to_node(row))
-        for row in rows
-    ]
+        rows, has_next = await paging.page(session, listing, after=after, size=size)
+    edges = [Edge(cursor=encode_cursor(listing.key(row)), node=to_node(row)) for row in rows]
 
     selected = selection_tree(info.selected_fields[0].selections) if info.selected_fields else {}
     below: Tree = {}
@@ -115,8 +101,7 @@ async def paginate(
 
     async def count() -> int:
         async with sessions() as session:
-            total = await session.execute(select(func.count()).select_from(query.subquery()))
-            return int(total.scalar_one())
+            return await paging.count(session, listing)
 
     return Connection(
         edges=edges,

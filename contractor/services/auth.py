@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidInput, Unauthorized
 from contractor.models import ROLES, ApiToken, User, utcnow
-from contractor.services.common import get_by
+from contractor.services.common import added, get_by
 
 _USERNAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.@\-]{0,63}")
 _TOKEN_RE = re.compile(r"ctr_([a-z0-9]{16})\.([A-Za-z0-9_\-]{20,})")
@@ -87,9 +87,7 @@ async def create_user(
     user = User(username=username, role=role)
     if password is not None:
         user.password_hash = await _hash_password(password, hasher)
-    session.add(user)
-    await session.flush()
-    return user
+    return await added(session, user)
 
 
 async def _hash_password(password: str, hasher: PasswordHasher | None) -> str:

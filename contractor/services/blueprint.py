@@ -24,8 +24,8 @@ from contractor.models import (
     StructureFoundationBluePrint,
 )
 from contractor.plugins import foundation_types
-from contractor.services.common import UNSET, get_by, refuse_if_used
-from contractor.services.config import config_sources_changed
+from contractor.services.common import UNSET, added, get_by, refuse_if_used
+from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.validation import (
     NAME_RE,
     check_config_values,
@@ -221,9 +221,7 @@ async def update_blueprint(
         await set_foundation_blueprints(session, blueprint, fields["foundation_blueprints"])
     if parents is not UNSET:
         await set_parents(session, blueprint, parents)
-    config_sources_changed(session)
-    await session.flush()
-    return blueprint
+    return await config_changed(session, blueprint)
 
 
 async def set_parents(
@@ -408,9 +406,7 @@ async def create_script(
     if (await session.execute(select(Script.id).where(Script.name == name))).first():
         raise Conflict(f"script {name!r} already exists", field="name")
     script = Script(name=name, description=check_description(description), source=source)
-    session.add(script)
-    await session.flush()
-    return script
+    return await added(session, script)
 
 
 async def update_script(
@@ -507,9 +503,7 @@ async def create_pxe(
     if (await session.execute(select(PXE.id).where(PXE.name == name))).first():
         raise Conflict(f"PXE {name!r} already exists", field="name")
     pxe = PXE(name=name, boot_script=boot_script, template=template)
-    session.add(pxe)
-    await session.flush()
-    return pxe
+    return await added(session, pxe)
 
 
 async def delete_pxe(session: AsyncSession, pxe: PXE) -> None:

@@ -1,27 +1,24 @@
-"""Foundations, Structures, Complexes and Dependencies: creation rules and state transitions.
+"""Foundations, Structures and Dependencies: creation rules and state transitions.
 
 States follow from timestamps. The transitions here are the ones an operator (or, later, a
-finished job) makes; each checks its preconditions and names what blocks it::
+finished job) makes; each checks its preconditions and names what blocks it (interfaces are
+in ``services.interfaces``, complexes, whose state is derived, in ``services.complexes``)::
 
     Foundation  planned --set_located--> located --set_built--> built --set_destroyed--> planned
     Structure   planned --set_built--> built --set_destroyed--> planned (new config UUID)
     Dependency  planned --set_built--> built --set_destroyed--> planned (children too; a hard
                 link destroys its Foundation)
-    Complex     built when built members reach built_percentage, else planned (derived only)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InUse, InvalidInput, InvalidState
 from contractor.models import (
-    PXE,
-    AbstractNetworkInterface,
     Address,
     BaseAddress,
     Complex,
@@ -30,13 +27,11 @@ from contractor.models import (
     Foundation,
     FoundationBluePrint,
     Job,
-    Network,
     RealNetworkInterface,
     Site,
     Structure,
     StructureBluePrint,
     Zone,
-    complex_state,
     utcnow,
 )
 from contractor.models.building import new_config_uuid
@@ -46,13 +41,13 @@ from contractor.services.blueprint import (
     combined_foundation_blueprint_ids,
     fingerprint_problems,
 )
-from contractor.services.common import UNSET, get_by, refuse_if_used
-from contractor.services.config import config_sources_changed
+from contractor.services.common import UNSET, added, get_by, refuse_if_used, set_given
+from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.directory import check_hostname_free_of_zones
+from contractor.services.interfaces import check_mac_free
 from contractor.services.validation import (
     check_config_values,
     check_hostname,
-    check_int,
     check_json_object,
     check_name,
     normalise_mac,
@@ -86,9 +81,7 @@ async def create_foundation(
         raise Conflict(f"foundation {locator!r} already exists", field="locator")
     extra = plugin.validate_fields(fields or {})
     foundation = plugin.model(locator=locator, site_id=site.id, blueprint_id=blueprint.id, **extra)
-    session.add(foundation)
-    await session.flush()
-    return foundation
+    return await added(session, foundation)
 
 
 async def _check_type_accepted(
@@ -142,12 +135,10 @@ async def set_id_map(
             )
         if location in interfaces and details.get("mac"):
             mac = normalise_mac(details["mac"], field=f"id_map.network.{location}.mac")
-            await _check_mac_free(session, mac, interfaces[location].id)
+            await check_mac_free(session, mac, interfaces[location].id)
             interfaces[location].mac = mac
     foundation.id_map = checked
-    config_sources_changed(session)
-    await session.flush()
-    return foundation
+    return await config_changed(session, foundation)
 
 
 async def _require_fingerprint(session: AsyncSession, foundation: Foundation) -> None:
@@ -173,9 +164,7 @@ async def set_located(session: AsyncSession, foundation: Foundation) -> Foundati
     await _require_fingerprint(session, foundation)
     foundation.located_at = utcnow()
     foundation.built_at = None
-    config_sources_changed(session)
-    await session.flush()
-    return foundation
+    return await config_changed(session, foundation)
 
 
 async def set_built(session: AsyncSession, foundation: Foundation) -> Foundation:
@@ -185,9 +174,7 @@ async def set_built(session: AsyncSession, foundation: Foundation) -> Foundation
         await _require_fingerprint(session, foundation)
         foundation.located_at = utcnow()
     foundation.built_at = utcnow()
-    config_sources_changed(session)
-    await session.flush()
-    return foundation
+    return await config_changed(session, foundation)
 
 
 async def set_destroyed(session: AsyncSession, foundation: Foundation) -> Foundation:
@@ -207,9 +194,7 @@ async def set_destroyed(session: AsyncSession, foundation: Foundation) -> Founda
     foundation.located_at = None
     foundation.built_at = None
     foundation.id_map = None
-    config_sources_changed(session)
-    await session.flush()
-    return foundation
+    return await config_changed(session, foundation)
 
 
 async def update_foundation(
@@ -234,14 +219,11 @@ async def update_foundation(
                     field="blueprint",
                 )
         foundation.blueprint_id = blueprint.id
-    if site is not UNSET:
-        foundation.site_id = site.id
+    set_given(foundation, site_id=(site, lambda site: site.id))
     if fields:
         for key, value in get_foundation_type(foundation.type).validate_fields(fields).items():
             setattr(foundation, key, value)
-    config_sources_changed(session)
-    await session.flush()
-    return foundation
+    return await config_changed(session, foundation)
 
 
 async def _refuse_if_job(session: AsyncSession, description: str, *condition: Any) -> None:
@@ -274,131 +256,6 @@ async def delete_foundation(session: AsyncSession, foundation: Foundation) -> No
     await session.delete(foundation)
     config_sources_changed(session)
     await session.flush()
-
-
-# -- real network interfaces -------------------------------------------------------------
-
-
-async def _check_mac_free(session: AsyncSession, mac: str | None, interface_id: int | None) -> None:
-    if mac is None:
-        return
-    query = (
-        select(RealNetworkInterface.physical_location, Foundation.locator)
-        .join(Foundation, Foundation.id == RealNetworkInterface.foundation_id)
-        .where(RealNetworkInterface.mac == mac)
-    )
-    if interface_id is not None:
-        query = query.where(RealNetworkInterface.id != interface_id)
-    holder = (await session.execute(query)).first()
-    if holder is not None:
-        raise Conflict(
-            f"MAC {mac} is already on interface {holder[0]!r} of foundation {holder[1]!r}",
-            field="mac",
-        )
-
-
-async def _check_provisioning_free(
-    session: AsyncSession, foundation: Foundation, interface_id: int | None
-) -> None:
-    query = select(RealNetworkInterface.physical_location).where(
-        RealNetworkInterface.foundation_id == foundation.id,
-        RealNetworkInterface.is_provisioning.is_(True),
-    )
-    if interface_id is not None:
-        query = query.where(RealNetworkInterface.id != interface_id)
-    other = (await session.execute(query)).scalar_one_or_none()
-    if other is not None:
-        raise Conflict(
-            f"foundation {foundation.locator!r} already provisions through {other!r}; "
-            "a foundation has one provisioning interface",
-            field="is_provisioning",
-        )
-
-
-async def add_interface(
-    session: AsyncSession,
-    *,
-    foundation: Foundation,
-    physical_location: str,
-    name: str | None = None,
-    mac: str | None = None,
-    is_provisioning: bool = False,
-    network: Network | None = None,
-    link_name: str | None = None,
-    pxe: PXE | None = None,
-) -> RealNetworkInterface:
-    check_name(
-        physical_location, field="physical_location", max_length=100, what="physical location"
-    )
-    name = physical_location if name is None else name
-    check_name(name, field="name", max_length=20, what="interface name")
-    mac = normalise_mac(mac)
-    clash = select(RealNetworkInterface.id).where(
-        RealNetworkInterface.foundation_id == foundation.id,
-        RealNetworkInterface.physical_location == physical_location,
-    )
-    if (await session.execute(clash)).first():
-        raise Conflict(
-            f"foundation {foundation.locator!r} already has an interface at {physical_location!r}",
-            field="physical_location",
-        )
-    if is_provisioning:
-        await _check_provisioning_free(session, foundation, None)
-    await _check_mac_free(session, mac, None)
-    if link_name is not None and (not isinstance(link_name, str) or len(link_name) > 100):
-        raise InvalidInput("link_name must be text of at most 100 characters", field="link_name")
-    interface = RealNetworkInterface(
-        foundation_id=foundation.id,
-        name=name,
-        physical_location=physical_location,
-        mac=mac,
-        is_provisioning=is_provisioning,
-        network_id=network.id if network else None,
-        link_name=link_name,
-        pxe_id=pxe.id if pxe else None,
-    )
-    session.add(interface)
-    config_sources_changed(session)
-    await session.flush()
-    return interface
-
-
-async def update_interface(
-    session: AsyncSession,
-    interface: RealNetworkInterface,
-    *,
-    mac: str | None = UNSET,
-    is_provisioning: bool = UNSET,
-    network: Network | None = UNSET,
-    pxe: PXE | None = UNSET,
-) -> RealNetworkInterface:
-    foundation = await session.get_one(Foundation, interface.foundation_id)
-    if mac is not UNSET:
-        normalised = normalise_mac(mac)
-        await _check_mac_free(session, normalised, interface.id)
-        interface.mac = normalised
-    if is_provisioning is not UNSET:
-        if is_provisioning:
-            await _check_provisioning_free(session, foundation, interface.id)
-        interface.is_provisioning = bool(is_provisioning)
-    if network is not UNSET:
-        interface.network_id = network.id if network else None
-    if pxe is not UNSET:
-        interface.pxe_id = pxe.id if pxe else None
-    config_sources_changed(session)
-    await session.flush()
-    return interface
-
-
-async def foundation_interfaces(
-    session: AsyncSession, foundation: Foundation
-) -> Sequence[RealNetworkInterface]:
-    query = (
-        select(RealNetworkInterface)
-        .where(RealNetworkInterface.foundation_id == foundation.id)
-        .order_by(RealNetworkInterface.physical_location)
-    )
-    return (await session.execute(query)).scalars().all()
 
 
 # -- structures ------------------------------------------------------------------------
@@ -483,9 +340,7 @@ async def create_structure(
         config_values=values,
     )
     session.add(structure)
-    config_sources_changed(session)
-    await session.flush()
-    return structure
+    return await config_changed(session, structure)
 
 
 async def update_structure(
@@ -500,11 +355,8 @@ async def update_structure(
         site = await session.get_one(Site, structure.site_id)
         await _check_hostname_free(session, hostname, site, structure.id)
         structure.hostname = hostname
-    if config_values is not UNSET:
-        structure.config_values = check_config_values(config_values)
-    config_sources_changed(session)
-    await session.flush()
-    return structure
+    set_given(structure, config_values=(config_values, check_config_values))
+    return await config_changed(session, structure)
 
 
 async def set_structure_built(session: AsyncSession, structure: Structure) -> Structure:
@@ -517,9 +369,7 @@ async def set_structure_built(session: AsyncSession, structure: Structure) -> St
             f"built first (it is {foundation.state})"
         )
     structure.built_at = utcnow()
-    config_sources_changed(session)
-    await session.flush()
-    return structure
+    return await config_changed(session, structure)
 
 
 async def set_structure_destroyed(session: AsyncSession, structure: Structure) -> Structure:
@@ -538,9 +388,7 @@ async def set_structure_destroyed(session: AsyncSession, structure: Structure) -
         await set_dependency_destroyed(session, dependency)
     structure.built_at = None
     structure.config_uuid = new_config_uuid()
-    config_sources_changed(session)
-    await session.flush()
-    return structure
+    return await config_changed(session, structure)
 
 
 async def delete_structure(session: AsyncSession, structure: Structure) -> None:
@@ -573,119 +421,6 @@ async def delete_structure(session: AsyncSession, structure: Structure) -> None:
         ],
     )
     await session.delete(structure)
-    config_sources_changed(session)
-    await session.flush()
-
-
-async def add_abstract_interface(
-    session: AsyncSession, *, structure: Structure, name: str, network: Network | None = None
-) -> AbstractNetworkInterface:
-    check_name(name, field="name", max_length=20, what="interface name")
-    clash = select(AbstractNetworkInterface.id).where(
-        AbstractNetworkInterface.structure_id == structure.id, AbstractNetworkInterface.name == name
-    )
-    if (await session.execute(clash)).first():
-        raise Conflict(
-            f"structure {structure.hostname!r} already has an interface {name!r}", field="name"
-        )
-    interface = AbstractNetworkInterface(
-        structure_id=structure.id, name=name, network_id=network.id if network else None
-    )
-    session.add(interface)
-    config_sources_changed(session)
-    await session.flush()
-    return interface
-
-
-# -- complexes -------------------------------------------------------------------------
-
-
-async def get_complex(session: AsyncSession, name: str) -> Complex:
-    return await get_by(session, Complex, Complex.name, name, what="complex")
-
-
-async def create_complex(
-    session: AsyncSession,
-    *,
-    name: str,
-    site: Site,
-    description: str = "",
-    built_percentage: int = 90,
-) -> Complex:
-    check_name(name, field="name", what="complex name")
-    check_int(built_percentage, field="built_percentage", low=1, high=100)
-    if (await session.execute(select(Complex.id).where(Complex.name == name))).first():
-        raise Conflict(f"complex {name!r} already exists", field="name")
-    complex_ = Complex(
-        name=name, site_id=site.id, description=description, built_percentage=built_percentage
-    )
-    session.add(complex_)
-    await session.flush()
-    return complex_
-
-
-async def add_complex_member(
-    session: AsyncSession, complex_: Complex, structure: Structure
-) -> ComplexMember:
-    query = (
-        select(Complex.name)
-        .join(ComplexMember, ComplexMember.complex_id == Complex.id)
-        .where(ComplexMember.structure_id == structure.id)
-    )
-    current = (await session.execute(query)).scalar_one_or_none()
-    if current is not None:
-        raise Conflict(
-            f"structure {structure.hostname!r} is already a member of complex {current!r}",
-            field="structure",
-        )
-    member = ComplexMember(complex_id=complex_.id, structure_id=structure.id)
-    session.add(member)
-    config_sources_changed(session)
-    await session.flush()
-    return member
-
-
-async def remove_complex_member(
-    session: AsyncSession, complex_: Complex, structure: Structure
-) -> None:
-    member = (
-        await session.execute(
-            select(ComplexMember).where(
-                ComplexMember.complex_id == complex_.id,
-                ComplexMember.structure_id == structure.id,
-            )
-        )
-    ).scalar_one_or_none()
-    if member is None:
-        raise InvalidInput(
-            f"structure {structure.hostname!r} is not a member of complex {complex_.name!r}",
-            field="structure",
-        )
-    await session.delete(member)
-    config_sources_changed(session)
-    await session.flush()
-
-
-async def complex_states(session: AsyncSession, complexes: Sequence[Complex]) -> dict[int, str]:
-    """The derived state of each complex, from one aggregate query."""
-    ids = [c.id for c in complexes]
-    rows = await session.execute(
-        select(
-            ComplexMember.complex_id,
-            func.count(),
-            func.sum(case((Structure.built_at.is_not(None), 1), else_=0)),
-        )
-        .join(Structure, Structure.id == ComplexMember.structure_id)
-        .where(ComplexMember.complex_id.in_(ids))
-        .group_by(ComplexMember.complex_id)
-    )
-    counts = {cid: (int(total), int(built or 0)) for cid, total, built in rows}
-    return {c.id: complex_state(*counts.get(c.id, (0, 0)), c.built_percentage) for c in complexes}
-
-
-async def delete_complex(session: AsyncSession, complex_: Complex) -> None:
-    """Delete the complex; its memberships go with it (the member structures stay)."""
-    await session.delete(complex_)
     config_sources_changed(session)
     await session.flush()
 
@@ -747,9 +482,7 @@ async def create_dependency(
         create_script_name=create_script_name,
         destroy_script_name=destroy_script_name,
     )
-    session.add(row)
-    await session.flush()
-    return row
+    return await added(session, row)
 
 
 async def set_dependency_built(session: AsyncSession, dependency: Dependency) -> Dependency:

@@ -1,8 +1,8 @@
-"""Lookups and refusals every service module needs."""
+"""Lookups, refusals and the setting of given fields that every service module needs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, func, select
@@ -36,6 +36,27 @@ class _Unset:
 
 
 UNSET: Any = _Unset()
+
+
+def set_given(obj: Any, **fields: tuple[Any, Callable[[Any], Any]]) -> None:
+    """Set each field the caller gave (its value is not ``UNSET``) to what its check makes
+    of it, in the order given: ``set_given(site, description=(description,
+    check_description))``. A check raises to refuse the value; nothing after it is set."""
+    for name, (value, check) in fields.items():
+        if value is not UNSET:
+            setattr(obj, name, check(value))
+
+
+async def added(session: AsyncSession, row: ModelT) -> ModelT:
+    """Add a new ``row``, flush it (so it has its id) and hand it back."""
+    session.add(row)
+    await session.flush()
+    return row
+
+
+def id_or_none(row: Any) -> int | None:
+    """A foreign key given as the row it points to: the row's id, or None for None."""
+    return None if row is None else int(row.id)
 
 
 async def get_by(

@@ -9,6 +9,7 @@ hostname, an entry or a child zone never share one.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from bindgen import is_hostname, mailbox_to_rname
 from contractor.errors import Conflict, InvalidInput, NotFound
 from contractor.models import Site, Structure, Zone
 from contractor.models.directory import ENTRY_TYPES, Entry
-from contractor.services.common import UNSET, get_by, refuse_if_used
+from contractor.services.common import UNSET, added, get_by, refuse_if_used, set_given
 from contractor.services.validation import ZONE_NAME_RE, check_int
 
 _TIMERS = ("ttl", "refresh", "retry", "expire", "minimum")
@@ -126,9 +127,7 @@ async def create_zone(
     if parent is not None:
         await _refuse_name_taken_in_zone(session, parent, name)
     zone = Zone(name=name, parent_id=parent_id, nameservers=servers, soa_email=email, **timers)
-    session.add(zone)
-    await session.flush()
-    return zone
+    return await added(session, zone)
 
 
 async def update_zone(
@@ -144,14 +143,14 @@ async def update_zone(
     soa_email: str | None = UNSET,
 ) -> Zone:
     """Change the given fields (each checked as in ``create_zone``)."""
-    given = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
-    for field, value in given.items():
-        if value is not UNSET:
-            setattr(zone, field, check_int(value, field=field, low=1, high=_MAX_TTL))
-    if nameservers is not UNSET:
-        zone.nameservers = check_nameservers(list(nameservers))
-    if soa_email is not UNSET:
-        zone.soa_email = check_soa_email(soa_email)
+    timers = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
+    check_timer = functools.partial(check_int, low=1, high=_MAX_TTL)
+    set_given(zone, **{f: (v, functools.partial(check_timer, field=f)) for f, v in timers.items()})
+    set_given(
+        zone,
+        nameservers=(nameservers, lambda servers: check_nameservers(list(servers))),
+        soa_email=(soa_email, check_soa_email),
+    )
     await session.flush()
     return zone
 
@@ -411,9 +410,7 @@ async def create_entry(
     if kind == "TXT" and target is not None:
         raise InvalidInput("a TXT entry has no target (the value goes in text)", field="target")
     await _refuse_entry_clash(session, zone, entry)
-    session.add(entry)
-    await session.flush()
-    return entry
+    return await added(session, entry)
 
 
 async def _refuse_entry_clash(session: AsyncSession, zone: Zone, entry: Entry) -> None:

@@ -1,49 +1,36 @@
-"""DNS zones from the inventory: what each zone holds, its serial, and its files.
+"""DNS zones published: each zone's serial, its file text, and the files themselves.
 
-* ``build_zones`` reads the inventory (a handful of queries, whatever its size) and returns
-  every forward zone (one per Zone row) and reverse zone (planned by ``bindgen`` from the
-  address blocks) as plain ``bindgen.ZoneData`` with its content hash, or the problems that
-  keep it from being generated.
+* ``build_zones`` (``contractor.services.dns_zones``) reads the inventory and returns every
+  forward and reverse zone as plain ``bindgen.ZoneData`` with its content hash, or the
+  problems that keep it from being generated.
 * ``publish_zones`` gives each zone its serial: unchanged while the content hash is, a new
   one (``bindgen.next_serial``) when it changes, kept in ``published_zone``.
 * ``export_zones`` writes the zone files and a ``named.conf`` fragment into a directory:
   only zones whose serial or content differs from the file are rendered, each new file is
   checked with ``named-checkzone`` (when installed) before it atomically replaces the old.
-
-What goes in a forward zone, for every Structure whose site uses the zone: each address is
-``<interface>[-<alias>].<hostname>`` (A or AAAA), and the primary address is also the bare
-``<hostname>``; then the zone's entries, and the NS delegation (with glue) of each child
-zone. Reverse zones get a PTR for every address held from a block (not pointer addresses)
-naming the address's own name. The reverse zones of a block take their SOA timers, name
-servers and mailbox from the zone of the block's site (or the nearest ancestor site's).
 """
 
 from __future__ import annotations
 
-import gc
-import ipaddress
 import multiprocessing
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
-import anyio.to_thread
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bindgen
-from bindgen import SOA, Record, ZoneData
 from contractor.errors import NotFound
-from contractor.models import Address, AddressBlock, BaseAddress, Site, Structure, Zone
-from contractor.models.directory import Entry, PublishedZone
-from contractor.services.directory import address_label, entry_data
+from contractor.models.directory import PublishedZone
+from contractor.services.dns_zones import FILE_MARK as _MARK
+from contractor.services.dns_zones import DnsZone, build_zones
 
 __all__ = [
     "CONF_NAME",
@@ -59,31 +46,6 @@ __all__ = [
 
 CONF_NAME = "named.conf"
 PARALLEL_RECORDS = 50_000  # more records than this to write: render in worker processes
-_MARK = "contractor dns"  # first words of every file export_zones owns
-Kind = Literal["forward", "reverse"]
-
-
-@dataclass(frozen=True, slots=True)
-class DnsZone:
-    """One zone to publish. ``data`` is None when ``problems`` says why it cannot be made;
-    ``serial`` is set by ``publish_zones`` (``changed``: the serial moved just now)."""
-
-    name: str
-    kind: Kind
-    data: ZoneData | None
-    content_hash: str | None
-    problems: tuple[str, ...] = ()
-    serial: int | None = None
-    changed: bool = False
-
-    @property
-    def file_name(self) -> str:
-        return f"{self.name}.zone"
-
-    @property
-    def header(self) -> str:
-        """The first line of the zone's file: what export_zones compares to skip work."""
-        return f"{_MARK} zone {self.name} serial {self.serial} content {self.content_hash}"
 
 
 def zone_text(zone: DnsZone) -> str:
@@ -97,397 +59,6 @@ def zone_text(zone: DnsZone) -> str:
 
 def _file_header(zone: DnsZone) -> str:
     return f"{zone.header}\ngenerated from the inventory; edits are overwritten"
-
-
-# -- reading the inventory --------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _ZoneRow:
-    id: int
-    name: str
-    parent_id: int | None
-    ttl: int
-    refresh: int
-    retry: int
-    expire: int
-    minimum: int
-    nameservers: list[str]
-    soa_email: str | None
-    fqdn: str = ""
-    children: list[int] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Forward:
-    records: list[Record] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-
-class _Inventory:
-    """Everything zone generation needs, read in a fixed number of queries."""
-
-    def __init__(self) -> None:
-        self.zones: dict[int, _ZoneRow] = {}
-        self.site_parent: dict[int, int | None] = {}
-        self.site_zone: dict[int, int | None] = {}
-        self.site_name: dict[int, str] = {}
-        # block id -> (site id, network, first address as an integer)
-        self.blocks: dict[int, tuple[int, bindgen.IPNetwork, int]] = {}
-        self.addresses: list[tuple[int, str, int, int, str, int | None, bool, int | None]] = []
-        self.ips: dict[int, tuple[int, int]] = {}  # address id -> (IP version, integer value)
-        self.entries: list[Entry] = []
-
-    def ip(self, block_id: int, offset: int) -> tuple[int, int]:
-        _site, network, first = self.blocks[block_id]
-        return network.version, first + offset
-
-
-def _ip_text(version: int, value: int) -> str:
-    if version == 4:
-        return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
-    return str(ipaddress.IPv6Address(value))
-
-
-async def _follow_pointers(
-    session: AsyncSession, inv: _Inventory, pointers: dict[int, int]
-) -> None:
-    """Give pointer addresses their target's IP. A pointer may lead to an address of a
-    Structure outside every zone, or to a reservation; chains are followed, cycles not."""
-    targets = set(pointers.values()) - inv.ips.keys()
-    if targets:
-        query = select(
-            BaseAddress.id, BaseAddress.address_block_id, BaseAddress.offset, BaseAddress.pointer_id
-        ).where(BaseAddress.id.in_(targets))
-        for address_id, block_id, offset, pointer_id in await session.execute(query):
-            if block_id is not None and offset is not None:
-                inv.ips[address_id] = inv.ip(block_id, offset)
-            elif pointer_id is not None:
-                pointers[address_id] = pointer_id
-    for address_id in list(pointers):
-        seen: set[int] = set()
-        current = address_id
-        while current in pointers and current not in seen:
-            seen.add(current)
-            current = pointers[current]
-        if current in inv.ips:
-            inv.ips[address_id] = inv.ips[current]
-
-
-async def _read(session: AsyncSession) -> _Inventory:
-    inv = _Inventory()
-    for row in await session.execute(
-        select(
-            Zone.id,
-            Zone.name,
-            Zone.parent_id,
-            Zone.ttl,
-            Zone.refresh,
-            Zone.retry,
-            Zone.expire,
-            Zone.minimum,
-            Zone.nameservers,
-            Zone.soa_email,
-        )
-    ):
-        inv.zones[row[0]] = _ZoneRow(*row)
-    for zone in inv.zones.values():
-        labels, parent_id, seen = [zone.name], zone.parent_id, {zone.id}
-        while parent_id is not None and parent_id not in seen:
-            seen.add(parent_id)
-            labels.append(inv.zones[parent_id].name)
-            parent_id = inv.zones[parent_id].parent_id
-        zone.fqdn = ".".join(labels)
-        if zone.parent_id is not None:
-            inv.zones[zone.parent_id].children.append(zone.id)
-    for site_id, parent_id, zone_id, name in await session.execute(
-        select(Site.id, Site.parent_id, Site.zone_id, Site.name)
-    ):
-        inv.site_parent[site_id] = parent_id
-        inv.site_zone[site_id] = zone_id
-        inv.site_name[site_id] = name
-    for block in await session.execute(
-        select(AddressBlock.id, AddressBlock.site_id, AddressBlock.subnet, AddressBlock.prefix)
-    ):
-        network = ipaddress.ip_network(f"{block[2]}/{block[3]}")
-        inv.blocks[block[0]] = (block[1], network, int(network.network_address))
-    query = (
-        select(
-            BaseAddress.id,
-            BaseAddress.address_block_id,
-            BaseAddress.offset,
-            BaseAddress.pointer_id,
-            Structure.id,
-            Structure.hostname,
-            Structure.site_id,
-            BaseAddress.interface_name,
-            BaseAddress.alias_index,
-            BaseAddress.is_primary,
-        )
-        .join(Structure, Structure.id == BaseAddress.structure_id)
-        .where(BaseAddress.kind == Address.__mapper__.polymorphic_identity)
-        .order_by(BaseAddress.structure_id, BaseAddress.id)  # a stable order for messages
-    )
-    pointers: dict[int, int] = {}
-    # Core execution (not the ORM's row loading): this is the one query that grows with
-    # the inventory.
-    connection = await session.connection()
-    blocks = inv.blocks
-    for found in (await connection.execute(query)).all():
-        address_id, block_id, offset, pointer_id = found[0], found[1], found[2], found[3]
-        if block_id is not None and offset is not None:
-            _site, network, first = blocks[block_id]
-            inv.ips[address_id] = (network.version, first + offset)
-        elif pointer_id is not None:
-            pointers[address_id] = pointer_id
-        inv.addresses.append(
-            (
-                address_id,
-                found[5],
-                found[4],
-                found[6],
-                found[7] or "",
-                found[8],
-                bool(found[9]),
-                block_id,
-            )
-        )
-    if pointers:
-        await _follow_pointers(session, inv, pointers)
-    inv.entries = list(
-        (await session.execute(select(Entry).order_by(Entry.zone_id, Entry.name, Entry.id)))
-        .scalars()
-        .all()
-    )
-    return inv
-
-
-# -- building zones ----------------------------------------------------------------------
-
-
-def _inherited(inv: _Inventory, zone: _ZoneRow) -> tuple[list[str], str]:
-    """The zone's name servers and SOA mailbox, from the nearest zone that sets them."""
-    servers: list[str] = []
-    email: str | None = None
-    current: _ZoneRow | None = zone
-    while current is not None and (not servers or email is None):
-        servers = servers or list(current.nameservers)
-        email = email or current.soa_email
-        current = inv.zones.get(current.parent_id) if current.parent_id is not None else None
-    return servers, email or f"hostmaster@{zone.fqdn}"
-
-
-def _zone_data(
-    inv: _Inventory, origin: str, params: _ZoneRow, records: list[Record]
-) -> tuple[ZoneData | None, list[str]]:
-    servers, email = _inherited(inv, params)
-    if not servers:
-        return None, [
-            f"zone {params.fqdn!r} has no name servers: set nameservers on it or on a parent zone"
-        ]
-    soa = SOA(
-        mname=servers[0] + ".",
-        rname=bindgen.mailbox_to_rname(email),
-        refresh=params.refresh,
-        retry=params.retry,
-        expire=params.expire,
-        minimum=params.minimum,
-    )
-    data = ZoneData(
-        origin=origin,
-        soa=soa,
-        nameservers=tuple(s + "." for s in servers),
-        records=tuple(records),
-        ttl=params.ttl,
-    )
-    return data, []
-
-
-def _finish(name: str, kind: Kind, data: ZoneData | None, problems: Sequence[str]) -> DnsZone:
-    if problems or data is None:
-        return DnsZone(name, kind, None, None, tuple(problems))
-    return DnsZone(name, kind, data, bindgen.content_hash(data))
-
-
-def _site_zone(inv: _Inventory, site_id: int) -> int | None:
-    """The zone of a site, or of its nearest ancestor that has one."""
-    current: int | None = site_id
-    seen: set[int] = set()
-    while current is not None and current not in seen:
-        seen.add(current)
-        zone_id = inv.site_zone.get(current)
-        if zone_id is not None:
-            return zone_id
-        current = inv.site_parent.get(current)
-    return None
-
-
-def _ns_targets(inv: _Inventory) -> set[str]:
-    """Every name server host name (without the trailing dot) any zone may need glue for."""
-    targets = {name for zone in inv.zones.values() for name in zone.nameservers}
-    for entry in inv.entries:
-        if entry.type == "NS" and entry.target:
-            zone = inv.zones[entry.zone_id]
-            target = entry.target
-            targets.add(target[:-1] if target.endswith(".") else f"{target}.{zone.fqdn}")
-    return targets
-
-
-async def build_zones(session: AsyncSession) -> list[DnsZone]:
-    """Every forward and reverse zone, by name, from the current inventory (reads only)."""
-    # A few objects per address and none in cycles: without the cyclic collector rescanning
-    # the growing heap, this takes half the time.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        inventory = await _read(session)
-        # CPU work for a second at 100,000 hosts: off the event loop, so a server stays
-        # responsive (the GIL still lets it run between slices).
-        return await anyio.to_thread.run_sync(_assemble, inventory)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _assemble(inv: _Inventory) -> list[DnsZone]:
-    forward: dict[int, _Forward] = {zone_id: _Forward() for zone_id in inv.zones}
-    # Name servers that may need glue, as names relative to each zone that could hold them.
-    glue_wanted: dict[int, set[str]] = {zone_id: set() for zone_id in inv.zones}
-    for server in _ns_targets(inv):
-        for holder in inv.zones.values():
-            if server.endswith("." + holder.fqdn):
-                glue_wanted[holder.id].add(server[: -len(holder.fqdn) - 1])
-    glue: dict[str, list[Record]] = {}  # name server FQDN -> its address records
-    ptrs: list[tuple[int, int, str]] = []  # IP version, value, PTR target
-    labels_seen: dict[tuple[int, str], tuple[str, int | None]] = {}
-    child_names = {
-        zone_id: {inv.zones[c].name: inv.zones[c].fqdn for c in zone.children}
-        for zone_id, zone in inv.zones.items()
-    }
-    label_of: dict[tuple[str, int | None], str] = {}
-    previous_structure = -1
-
-    for (
-        address_id,
-        hostname,
-        structure_id,
-        site_id,
-        interface_name,
-        alias_index,
-        is_primary,
-        block_id,
-    ) in inv.addresses:
-        zone_id = inv.site_zone.get(site_id)
-        ip = inv.ips.get(address_id)
-        if zone_id is None or ip is None:
-            continue
-        zone = inv.zones[zone_id]
-        target = forward[zone_id]
-        key = (interface_name, alias_index)
-        label = label_of.get(key)
-        if label is None:
-            label = label_of[key] = address_label(interface_name, alias_index)
-        owner = f"{label}.{hostname}"
-        if structure_id != previous_structure:
-            # Rows come grouped by structure; checks that are per structure run once.
-            previous_structure = structure_id
-            labels_seen.clear()
-            if hostname in child_names[zone_id]:
-                target.problems.append(
-                    f"hostname {hostname!r} (structure in site {inv.site_name[site_id]!r}) is "
-                    f"also the name of child zone {child_names[zone_id][hostname]!r}; rename "
-                    "the structure or the zone"
-                )
-        clash = labels_seen.setdefault((structure_id, label), key)
-        if clash != key:
-            target.problems.append(
-                f"structure {hostname!r}: addresses on {clash[0]!r} (alias {clash[1] or 0}) "
-                f"and {interface_name!r} (alias {alias_index or 0}) are both named "
-                f"{owner}.{zone.fqdn}; rename an interface"
-            )
-        version, value = ip
-        rdtype = "A" if version == 4 else "AAAA"
-        text = _ip_text(version, value)
-        target.records.append(Record(owner, rdtype, text))
-        name = owner
-        if is_primary:
-            target.records.append(Record(hostname, rdtype, text))
-            name = hostname
-        wanted = glue_wanted[zone_id]
-        if wanted:
-            for candidate in {owner, name} & wanted:
-                fqdn = f"{candidate}.{zone.fqdn}"
-                glue.setdefault(fqdn, []).append(Record(fqdn + ".", rdtype, text))
-        if block_id is not None:
-            ptrs.append((version, value, f"{name}.{zone.fqdn}."))
-
-    entries: dict[int, list[Entry]] = {}
-    for entry in inv.entries:
-        entries.setdefault(entry.zone_id, []).append(entry)
-    zones: list[DnsZone] = []
-    for zone_id, zone in inv.zones.items():
-        target = forward[zone_id]
-        delegated: list[str] = []
-        for child_id in zone.children:
-            child = inv.zones[child_id]
-            servers, _ = _inherited(inv, child)
-            if not servers:
-                target.problems.append(
-                    f"child zone {child.fqdn!r} has no name servers to delegate to"
-                )
-            target.records.extend(Record(child.name, "NS", s + ".") for s in servers)
-            delegated.append(child.fqdn)
-        apex_servers, _ = _inherited(inv, zone)
-        servers_here = set(apex_servers)
-        for entry in entries.get(zone_id, []):
-            target.records.append(Record(entry.name, entry.type, entry_data(entry), entry.ttl))
-            if entry.type == "NS":
-                delegated.append(f"{entry.name}.{zone.fqdn}")
-                name = entry.target or ""
-                servers_here.add(name[:-1] if name.endswith(".") else f"{name}.{zone.fqdn}")
-        for child_id in zone.children:
-            servers_here.update(_inherited(inv, inv.zones[child_id])[0])
-        # Glue: name servers below a delegation of this zone need their addresses here.
-        for server in sorted(servers_here):
-            if any(server == cut or server.endswith("." + cut) for cut in delegated):
-                target.records.extend(glue.get(server, []))
-        data, problems = _zone_data(inv, zone.fqdn, zone, target.records)
-        zones.append(_finish(zone.fqdn, "forward", data, target.problems + problems))
-
-    zones.extend(_reverse_zones(inv, ptrs))
-    return sorted(zones, key=lambda z: (z.kind, z.name))
-
-
-def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str]]) -> list[DnsZone]:
-    block_zone: dict[bindgen.IPNetwork, int] = {}
-    for site_id, network, _first in inv.blocks.values():
-        zone_id = _site_zone(inv, site_id)
-        if zone_id is not None:
-            known = block_zone.get(network)
-            block_zone[network] = zone_id if known is None else min(known, zone_id)
-    plan = bindgen.plan_reverse_zones(block_zone)
-    records: dict[str, list[Record]] = {name: [] for name in plan.zones}
-    for version, value, target in ptrs:
-        zone = plan.locate(version, value)
-        if zone is not None:
-            records[zone.name].append(Record(plan.ptr_owner(value, zone), "PTR", target))
-    params = {
-        name: inv.zones[min(block_zone[source] for source in zone.sources)]
-        for name, zone in plan.zones.items()
-    }
-    for zone in plan.zones.values():
-        parent = plan.parent_of(zone)
-        if parent is None:
-            continue
-        owner = plan.delegation_owner(zone, parent)
-        servers, _ = _inherited(inv, params[zone.name])
-        records[parent.name].extend(Record(owner, "NS", s + ".") for s in servers)
-        records[parent.name].extend(plan.classless_cnames(zone))
-    result = []
-    for name in plan.zones:
-        data, problems = _zone_data(inv, name, params[name], records[name])
-        result.append(_finish(name, "reverse", data, problems))
-    return result
 
 
 # -- serials -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Networks, address blocks and addresses: overlap rules, bounds and allocation.
+"""Networks and address blocks: overlap rules, bounds and the offsets of addresses (the
+addresses themselves are in ``services.addresses``).
 
 An address is ``(block, offset)``. Usable offsets follow the original: 1 .. size-2 for an
 ordinary block (network and broadcast excluded, also on IPv6), 0 .. 1 for a /31 (/127) and
@@ -8,28 +9,22 @@ ordinary block (network and broadcast excluded, also on IPv6), 0 .. 1 for a /31 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 
-from sqlalchemy import and_, func, literal, or_, select, union_all
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import Conflict, Exhausted, InvalidInput, NotFound
+from contractor.errors import Conflict, InvalidInput
 from contractor.models import (
-    PXE,
     AbstractNetworkInterface,
-    Address,
     AddressBlock,
     BaseAddress,
-    DynamicAddress,
     Network,
     NetworkAddressBlock,
     RealNetworkInterface,
-    ReservedAddress,
     Site,
-    Structure,
 )
-from contractor.services.common import UNSET, get_by, refuse_if_used
-from contractor.services.config import config_sources_changed
+from contractor.services.common import UNSET, added, get_by, refuse_if_used
+from contractor.services.config import config_changed
 from contractor.services.validation import NETWORK_NAME_RE, check_int, check_name
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -98,9 +93,7 @@ async def create_network(
     if (await session.execute(clash)).first():
         raise Conflict(f"network {name!r} already exists in site {site.name!r}", field="name")
     network = Network(site_id=site.id, name=name, mtu=mtu)
-    session.add(network)
-    await session.flush()
-    return network
+    return await added(session, network)
 
 
 async def delete_network(session: AsyncSession, network: Network) -> None:
@@ -143,9 +136,7 @@ async def link_address_block(
         session.add(link)
     else:
         link.vlan = vlan
-    config_sources_changed(session)
-    await session.flush()
-    return link
+    return await config_changed(session, link)
 
 
 # -- address blocks --------------------------------------------------------------------
@@ -260,9 +251,7 @@ async def create_address_block(
         first_bin=to_bin(network.network_address),
         last_bin=to_bin(network.broadcast_address),
     )
-    session.add(block)
-    await session.flush()
-    return block
+    return await added(session, block)
 
 
 async def update_address_block(
@@ -273,7 +262,7 @@ async def update_address_block(
     gateway_offset: int | None = UNSET,
 ) -> AddressBlock:
     """Move or resize the block (every address keeps its offset) or change its gateway."""
-    await _lock_block(session, block)
+    await lock_block(session, block)
     if subnet is not UNSET:
         network = parse_subnet(subnet)
         if network.version != block.version:
@@ -311,9 +300,7 @@ async def update_address_block(
         block.gateway_offset = gateway_offset
     else:
         _check_gateway(block.gateway_offset, block.prefix, block.version)
-    config_sources_changed(session)
-    await session.flush()
-    return block
+    return await config_changed(session, block)
 
 
 async def delete_address_block(session: AsyncSession, block: AddressBlock) -> None:
@@ -326,282 +313,9 @@ async def delete_address_block(session: AsyncSession, block: AddressBlock) -> No
     await session.flush()
 
 
-async def _lock_block(session: AsyncSession, block: AddressBlock) -> None:
+async def lock_block(session: AsyncSession, block: AddressBlock) -> None:
     """Serialise allocations in this block until the transaction ends (PostgreSQL row lock;
     SQLite has one writer at a time anyway)."""
     await session.execute(
         select(AddressBlock.id).where(AddressBlock.id == block.id).with_for_update()
     )
-
-
-# -- addresses -------------------------------------------------------------------------
-
-
-async def _check_offset(session: AsyncSession, block: AddressBlock, offset: int) -> None:
-    check_int(offset, field="offset")
-    low, high = block_bounds(block)
-    if not low <= offset <= high:
-        raise InvalidInput(
-            f"offset {offset} is outside the usable offsets {low}..{high} of block "
-            f"{block.name!r} ({block.cidr})",
-            field="offset",
-        )
-    if offset == block.gateway_offset:
-        raise Conflict(f"offset {offset} is the gateway of block {block.name!r}", field="offset")
-    holder = (
-        await session.execute(
-            select(BaseAddress).where(
-                BaseAddress.address_block_id == block.id, BaseAddress.offset == offset
-            )
-        )
-    ).scalar_one_or_none()
-    if holder is not None:
-        raise Conflict(
-            f"{ip_at(block, offset)} (offset {offset} of block {block.name!r}) is already "
-            f"allocated to {await describe_address(session, holder)}",
-            field="offset",
-        )
-
-
-async def describe_address(session: AsyncSession, address: BaseAddress) -> str:
-    if isinstance(address, ReservedAddress):
-        return f"a reservation ({address.reason or 'no reason given'})"
-    if isinstance(address, DynamicAddress):
-        return "the dynamic pool"
-    hostname = (
-        await session.execute(
-            select(Structure.hostname).where(Structure.id == address.structure_id)
-        )
-    ).scalar_one_or_none()
-    return f"structure {hostname!r} interface {address.interface_name!r}"
-
-
-async def _check_holder(
-    session: AsyncSession,
-    *,
-    structure: Structure,
-    block: AddressBlock | None,
-    interface_name: str,
-    alias_index: int,
-    is_primary: bool,
-) -> None:
-    check_name(interface_name, field="interface_name", max_length=20, what="interface name")
-    check_int(alias_index, field="alias_index", low=0)
-    same = select(BaseAddress.id).where(
-        BaseAddress.structure_id == structure.id,
-        BaseAddress.interface_name == interface_name,
-        BaseAddress.alias_index == alias_index,
-    )
-    if (await session.execute(same)).first():
-        raise Conflict(
-            f"structure {structure.hostname!r} already has an address on {interface_name!r} "
-            f"with alias index {alias_index}",
-            field="alias_index",
-        )
-    if is_primary:
-        primary = select(BaseAddress.id).where(
-            BaseAddress.structure_id == structure.id, BaseAddress.is_primary.is_(True)
-        )
-        if (await session.execute(primary)).first():
-            raise Conflict(
-                f"structure {structure.hostname!r} already has a primary address",
-                field="is_primary",
-            )
-        if block is not None and block.site_id != structure.site_id:
-            raise InvalidInput(
-                f"a primary address must come from a block of the structure's own site; "
-                f"block {block.name!r} is in another site",
-                field="address_block",
-            )
-
-
-async def create_address(
-    session: AsyncSession,
-    *,
-    structure: Structure,
-    block: AddressBlock,
-    interface_name: str,
-    offset: int | None = None,
-    alias_index: int = 0,
-    is_primary: bool = False,
-) -> Address:
-    """Give ``structure`` an address of ``block``: at ``offset``, or the lowest free one.
-
-    The block row is locked first, so concurrent allocations in one block wait for each
-    other's transactions and never pick the same offset.
-    """
-    await _check_holder(
-        session,
-        structure=structure,
-        block=block,
-        interface_name=interface_name,
-        alias_index=alias_index,
-        is_primary=is_primary,
-    )
-    await _lock_block(session, block)
-    if offset is None:
-        offset = await lowest_free_offset(session, block)
-        if offset is None:
-            raise Exhausted(f"address block {block.name!r} ({block.cidr}) has no free address")
-    else:
-        await _check_offset(session, block, offset)
-    address = Address(
-        address_block_id=block.id,
-        offset=offset,
-        structure_id=structure.id,
-        interface_name=interface_name,
-        alias_index=alias_index,
-        is_primary=is_primary,
-    )
-    session.add(address)
-    config_sources_changed(session)
-    await session.flush()
-    return address
-
-
-async def create_reserved_address(
-    session: AsyncSession, *, block: AddressBlock, offset: int, reason: str
-) -> ReservedAddress:
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > 50:
-        raise InvalidInput("reason must be 1 to 50 characters", field="reason")
-    await _lock_block(session, block)
-    await _check_offset(session, block, offset)
-    address = ReservedAddress(address_block_id=block.id, offset=offset, reason=reason)
-    session.add(address)
-    await session.flush()
-    return address
-
-
-async def create_dynamic_address(
-    session: AsyncSession, *, block: AddressBlock, offset: int, pxe: PXE | None = None
-) -> DynamicAddress:
-    await _lock_block(session, block)
-    await _check_offset(session, block, offset)
-    address = DynamicAddress(
-        address_block_id=block.id, offset=offset, pxe_id=pxe.id if pxe else None
-    )
-    session.add(address)
-    await session.flush()
-    return address
-
-
-async def lowest_free_offset(session: AsyncSession, block: AddressBlock) -> int | None:
-    """The lowest usable offset that no address and not the gateway holds, in one query.
-
-    A free offset is either the first usable one, or one just above a taken offset (or above
-    the gateway) that is itself not taken.
-    """
-    low, high = block_bounds(block)
-    taken = select(BaseAddress.offset.label("offset")).where(
-        BaseAddress.address_block_id == block.id
-    )
-    if block.gateway_offset is not None:
-        taken = union_all(taken, select(literal(block.gateway_offset).label("offset")))  # type: ignore[assignment]
-    used = taken.subquery("used")
-    other = taken.subquery("other")
-    candidates = union_all(
-        select(literal(low).label("candidate")),
-        select((used.c.offset + 1).label("candidate")),
-    ).subquery("candidates")
-    query = select(func.min(candidates.c.candidate)).where(
-        candidates.c.candidate >= low,
-        candidates.c.candidate <= high,
-        ~select(other.c.offset).where(other.c.offset == candidates.c.candidate).exists(),
-    )
-    offset: int | None = (await session.execute(query)).scalar_one_or_none()
-    return offset
-
-
-async def next_address(
-    session: AsyncSession,
-    *,
-    block: AddressBlock,
-    structure: Structure,
-    interface_name: str,
-    alias_index: int = 0,
-    is_primary: bool = False,
-) -> Address:
-    """Allocate the lowest free offset of ``block`` to ``structure`` (see create_address)."""
-    return await create_address(
-        session,
-        structure=structure,
-        block=block,
-        interface_name=interface_name,
-        alias_index=alias_index,
-        is_primary=is_primary,
-    )
-
-
-async def delete_address(session: AsyncSession, address: BaseAddress) -> None:
-    await refuse_if_used(
-        session,
-        "the address",
-        [("pointer addresses", Address.interface_name, Address.pointer_id == address.id)],
-    )
-    await session.delete(address)
-    config_sources_changed(session)
-    await session.flush()
-
-
-@dataclass(frozen=True)
-class BlockUsage:
-    total: int
-    static: int
-    reserved: int
-    dynamic: int
-
-    @property
-    def free(self) -> int:
-        return self.total - self.static - self.reserved - self.dynamic
-
-
-async def block_usage(session: AsyncSession, block: AddressBlock) -> BlockUsage:
-    """Counts per kind; the gateway counts as reserved."""
-    rows = await session.execute(
-        select(BaseAddress.kind, func.count())
-        .where(BaseAddress.address_block_id == block.id)
-        .group_by(BaseAddress.kind)
-    )
-    counts = dict(rows.all())
-    return BlockUsage(
-        total=block_size(block),
-        static=counts.get("address", 0),
-        reserved=counts.get("reserved", 0) + (block.gateway_offset is not None),
-        dynamic=counts.get("dynamic", 0),
-    )
-
-
-async def lookup_address(
-    session: AsyncSession, ip: str, *, site: Site | None = None
-) -> BaseAddress:
-    """The one address with this IP (in ``site``, if given)."""
-    try:
-        parsed = ipaddress.ip_address(ip.strip())
-    except (ValueError, AttributeError):
-        raise InvalidInput(f"{ip!r} is not an IP address", field="ip_address") from None
-    key = to_bin(parsed)
-    query = select(AddressBlock).where(
-        AddressBlock.version == parsed.version,
-        AddressBlock.first_bin <= key,
-        AddressBlock.last_bin >= key,
-    )
-    if site is not None:
-        query = query.where(AddressBlock.site_id == site.id)
-    blocks = (await session.execute(query)).scalars().all()
-    wanted = [
-        and_(
-            BaseAddress.address_block_id == b.id,
-            BaseAddress.offset == int(parsed) - int(block_network(b).network_address),
-        )
-        for b in blocks
-    ]
-    found: list[BaseAddress] = []
-    if wanted:
-        found = list((await session.execute(select(BaseAddress).where(or_(*wanted)))).scalars())
-    if not found:
-        raise NotFound(f"no address {parsed} is allocated", field="ip_address")
-    if len(found) > 1:
-        raise Conflict(
-            f"{parsed} is allocated in {len(found)} sites; name the site", field="ip_address"
-        )
-    return found[0]

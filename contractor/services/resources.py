@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ from contractor.services import blueprint as bps
 from contractor.services.validation import NAME_RE
 
 KINDS = ("script", "pxe", "foundation", "structure")
+# A script's columns, by the keys its entry gives them in.
+_SCRIPT_FIELDS = (("source", "script"), ("description", "description"))
 KEYS = {
     "script": {"description", "script"},
     "pxe": {"boot_script", "template"},
@@ -247,9 +249,13 @@ async def apply_resources(session: AsyncSession, resources: Resources) -> LoadRe
     """Write checked resources in the caller's transaction (see the module docstring)."""
     report = LoadReport()
     for entry in resources.of("script"):
-        await _apply_script(session, entry, report)
+        script = {key: entry.data.get(name, "") for key, name in _SCRIPT_FIELDS}
+        await _apply_named(
+            session, entry, report, Script, script, bps.create_script, bps.update_script
+        )
     for entry in resources.of("pxe"):
-        await _apply_pxe(session, entry, report)
+        pxe = {key: entry.data.get(key, "") for key in ("boot_script", "template")}
+        await _apply_named(session, entry, report, PXE, pxe, bps.create_pxe, _update_pxe)
     # A structure's foundation blueprints are its own list plus the sflinks of this load, so
     # that loading the same files again finds nothing to change.
     linked: dict[str, list[str]] = {}
@@ -283,39 +289,30 @@ def _note(report: LoadReport, entry: Entry, created: bool, changed: bool) -> Non
         report.unchanged += 1
 
 
-async def _apply_script(session: AsyncSession, entry: Entry, report: LoadReport) -> None:
-    source = entry.data.get("script", "")
-    description = entry.data.get("description", "")
-    row = await _existing(session, Script, entry.name)
+async def _apply_named(
+    session: AsyncSession,
+    entry: Entry,
+    report: LoadReport,
+    model: type[Any],
+    values: dict[str, str],
+    create: Callable[..., Awaitable[Any]],
+    update: Callable[..., Awaitable[Any]],
+) -> None:
+    """A script or PXE: created when missing, updated when one of ``values`` differs."""
+    row = await _existing(session, model, entry.name)
     if row is None:
-        await _guard(
-            entry,
-            bps.create_script(session, name=entry.name, source=source, description=description),
-        )
+        await _guard(entry, create(session, name=entry.name, **values))
         _note(report, entry, True, False)
         return
-    changed = (row.source, row.description) != (source, description)
+    changed = any(getattr(row, key) != value for key, value in values.items())
     if changed:
-        await _guard(entry, bps.update_script(session, row, source=source, description=description))
+        await _guard(entry, update(session, row, **values))
     _note(report, entry, False, changed)
 
 
-async def _apply_pxe(session: AsyncSession, entry: Entry, report: LoadReport) -> None:
-    boot_script = entry.data.get("boot_script", "")
-    template = entry.data.get("template", "")
-    row = await _existing(session, PXE, entry.name)
-    if row is None:
-        await _guard(
-            entry,
-            bps.create_pxe(session, name=entry.name, boot_script=boot_script, template=template),
-        )
-        _note(report, entry, True, False)
-        return
-    changed = (row.boot_script, row.template) != (boot_script, template)
-    if changed:
-        row.boot_script, row.template = boot_script, template
-        await session.flush()
-    _note(report, entry, False, changed)
+async def _update_pxe(session: AsyncSession, row: PXE, *, boot_script: str, template: str) -> None:
+    row.boot_script, row.template = boot_script, template
+    await session.flush()
 
 
 async def _guard(entry: Entry, work: Any) -> Any:

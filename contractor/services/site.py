@@ -17,8 +17,8 @@ from contractor.models import (
     Structure,
     Zone,
 )
-from contractor.services.common import UNSET, get_by, refuse_if_used
-from contractor.services.config import config_sources_changed
+from contractor.services.common import UNSET, added, get_by, id_or_none, refuse_if_used, set_given
+from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.validation import check_config_values, check_description, check_name
 
 
@@ -47,9 +47,7 @@ async def create_site(
         zone_id=zone.id if zone else None,
         config_values=values,
     )
-    session.add(site)
-    await session.flush()
-    return site
+    return await added(session, site)
 
 
 async def update_site(
@@ -62,10 +60,11 @@ async def update_site(
     config_values: dict[str, Any] = UNSET,
 ) -> Site:
     """Change the given fields; a new parent may not be the site itself or below it."""
-    if description is not UNSET:
-        site.description = check_description(description)
-    if config_values is not UNSET:
-        site.config_values = check_config_values(config_values)
+    set_given(
+        site,
+        description=(description, check_description),
+        config_values=(config_values, check_config_values),
+    )
     if parent is not UNSET:
         if parent is not None:
             below = await site_ancestor_ids(session, parent)
@@ -76,11 +75,8 @@ async def update_site(
                     field="parent",
                 )
         site.parent_id = parent.id if parent else None
-    if zone is not UNSET:
-        site.zone_id = zone.id if zone else None
-    config_sources_changed(session)
-    await session.flush()
-    return site
+    set_given(site, zone_id=(zone, id_or_none))
+    return await config_changed(session, site)
 
 
 async def site_ancestor_ids(session: AsyncSession, site: Site) -> list[int]:

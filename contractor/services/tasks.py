@@ -1,12 +1,18 @@
-"""Tasks for subcontractors: tokens, leases, results, errors and heartbeats.
+"""Tasks for subcontractors: tokens, leases, results, errors and heartbeats; and the signal
+of a booted machine (``signal_job``).
 
 A task is handed out by ``claim_tasks`` under a lease (a random string and an expiry); only
-the holder of the current lease may answer it (``accept_result``, ``report_error``) or extend
+the holder of the current lease may answer it (``hold_result``, ``report_error``) or extend
 it (``heartbeat``). When a lease expires the task is offered again with a higher ``attempt``
 and a new lease, so an answer from the earlier holder is refused. An answer must also carry
 the job's current cookie, so an answer to a call the job has rolled back or moved past is
 refused too. Every refusal raises ``Stale`` (HTTP 409) and changes nothing. Task parameters
 may hold secrets: nothing here logs them.
+
+A result is taken in three steps, composed by ``contractor.foreman.results`` (which steps
+the job after them): ``hold_result`` locks the task and its job and checks the answer,
+``hand_over`` gives the result to the job's runner and marks the task done, and
+``keep_result`` saves the runner when the job does not step at once.
 """
 
 from __future__ import annotations
@@ -21,34 +27,32 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, cast, literal, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Forbidden, InvalidInput, NotFound, Stale, Unauthorized
-from contractor.foreman.engine import step_job
-from contractor.foreman.modules import JobContext
-from contractor.models import Job, Site, SubcontractorToken, Task, utcnow
-from contractor.services import foreman as jobs
-from contractor.services import hotpath
-from contractor.services.config import ConfigCache
+from contractor.models import Job, JobState, Structure, SubcontractorToken, Task, TaskState, utcnow
+from contractor.services import hotpath, jobs
+from contractor.services.hotpath import Held
 from contractor.services.validation import check_name
-from contractor.settings import Settings
 from tscript import Runner
 
 __all__ = [
+    "Held",
     "Identity",
     "NewSubcontractorToken",
-    "StepFailed",
     "Subcontractor",
     "TokenCache",
-    "accept_result",
     "authenticate_subcontractor",
     "claim_tasks",
-    "claim_tasks_now",
     "create_subcontractor_token",
+    "hand_over",
     "heartbeat",
+    "hold_result",
+    "keep_result",
     "report_error",
     "revoke_subcontractor_token",
+    "signal_job",
 ]
 
 _TOKEN_RE = re.compile(r"sct_([a-z0-9]{16})\.([A-Za-z0-9_\-]{20,})")
@@ -58,14 +62,6 @@ TOKEN_CACHE_SIZE = 10_000
 
 def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-class StepFailed(Exception):
-    """Stepping a job after taking its result failed unexpectedly (see ``accept_result``)."""
-
-    def __init__(self, job_id: int) -> None:
-        super().__init__(f"stepping job {job_id} after a result failed")
-        self.job_id = job_id
 
 
 @dataclass(frozen=True)
@@ -102,8 +98,7 @@ async def create_subcontractor_token(
     if not modules:
         raise InvalidInput("a subcontractor token needs at least one module", field="modules")
     for site in sites:
-        if (await session.execute(select(Site.id).where(Site.name == site))).first() is None:
-            raise NotFound(f"site {site!r} does not exist", field="sites")
+        await _require_site(session, site, field="sites")
     for module in modules:
         check_name(module, field="modules", max_length=40, what="module name")
     key = secrets.token_hex(8)
@@ -210,120 +205,41 @@ def _lease(token: Identity, lease_seconds: float) -> hotpath.Lease:
 
 
 async def claim_tasks(
-    session: AsyncSession,
+    on: hotpath.On,
     *,
     token: Identity,
     site: str,
     modules: Sequence[str],
     limit: int,
     lease_seconds: float,
-) -> list[Task]:
+) -> list[hotpath.LeasedTask]:
     """Lease up to ``limit`` available tasks of ``site`` for ``modules``: never answered,
-    not leased or with an expired lease, oldest first. Each gets a new lease and attempt."""
+    not leased or with an expired lease, oldest first. Each gets a new lease and attempt.
+    ``on`` a session, in its transaction; on PostgreSQL also a connection of its own in
+    autocommit (``hotpath.leasing``): one statement, committed at once."""
     _check_claim(token, site, modules)
     lease = _lease(token, lease_seconds)
-    connection = await hotpath.driver(session)
-    if connection is not None:
-        return await _claim_plain(connection, site, modules, limit, lease)
-    now = lease.now
-    site_id = select(Site.id).where(Site.name == site).scalar_subquery()
-    available = (
-        select(Task.id)
-        .where(
-            Task.state == "open",
-            Task.site_id == site_id,
-            Task.module.in_(modules),
-            Task.available_at <= now,
-            or_(Task.lease_expires_at.is_(None), Task.lease_expires_at <= now),
-        )
-        .order_by(Task.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    # One statement: lock what is free (concurrent pollers skip each other's rows) and lease
-    # it.
-    claim = (
-        update(Task)
-        .where(Task.id.in_(available))
-        .values(
-            attempt=Task.attempt + 1,
-            lease=literal(lease.prefix) + "-" + cast(Task.id, String),
-            lease_holder=token.name,
-            lease_expires_at=lease.expires,
-        )
-        .returning(Task)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    tasks = sorted((await session.execute(claim)).scalars(), key=lambda task: task.id)
+    tasks = await hotpath.claim(on, site=site, modules=modules, limit=limit, lease=lease)
     if not tasks:
-        await _require_site(session, site)
+        await _require_site(on, site, field="site")
     return tasks
 
 
-async def claim_tasks_now(
-    connection: hotpath.Driver,
-    *,
-    token: Identity,
-    site: str,
-    modules: Sequence[str],
-    limit: int,
-    lease_seconds: float,
-) -> list[Task]:
-    """``claim_tasks`` on a PostgreSQL connection of its own (``hotpath.autocommit``): one
-    statement, committed at once. The tasks are plain objects."""
-    _check_claim(token, site, modules)
-    return await _claim_plain(connection, site, modules, limit, _lease(token, lease_seconds))
+async def _require_site(on: hotpath.On, site: str, *, field: str) -> None:
+    if not await hotpath.site_exists(on, site):
+        raise NotFound(f"site {site!r} does not exist", field=field)
 
 
-async def _claim_plain(
-    connection: hotpath.Driver,
-    site: str,
-    modules: Sequence[str],
-    limit: int,
-    lease: hotpath.Lease,
-) -> list[Task]:
-    tasks = await hotpath.claim(connection, site=site, modules=modules, limit=limit, lease=lease)
-    if not tasks and not await hotpath.site_exists(connection, site):
-        raise NotFound(f"site {site!r} does not exist", field="site")
-    return tasks
-
-
-async def _require_site(session: AsyncSession, site: str) -> None:
-    if (await session.execute(select(Site.id).where(Site.name == site))).first() is None:
-        raise NotFound(f"site {site!r} does not exist", field="site")
-
-
-async def _current(
-    session: AsyncSession,
-    token: Identity,
-    task_id: int,
-    lease: str,
-    connection: hotpath.Driver | None = None,
-) -> tuple[Job, Task]:
+async def _current(session: AsyncSession, token: Identity, task_id: int, lease: str) -> Held:
     """The task and its job, both locked (job first, as the engine does: ``FOR UPDATE OF
-    job, task`` locks in that order), if ``lease`` is the task's current lease. With the
-    session's PostgreSQL ``connection``, in plain SQL."""
-    found: tuple[Job, Task, str] | None = None
-    if connection is not None:
-        found = await hotpath.lock_job_and_task(session, connection, task_id)
-    if found is None:
-        row = (
-            await session.execute(
-                select(Job, Task, Site.name)
-                .join(Task, Task.job_id == Job.id)
-                .join(Site, Site.id == Task.site_id)
-                .where(Task.id == task_id)
-                .with_for_update(of=(Job, Task))
-                .execution_options(populate_existing=True)
-            )
-        ).one_or_none()
-        if row is None:
-            raise NotFound(f"task {task_id} does not exist", field="task_id")
-        found = (row[0], row[1], row[2])
-    job, task, site_name = found
-    if site_name not in token.sites or task.module not in token.modules:
+    job, task`` locks in that order), if ``lease`` is the task's current lease."""
+    held = await hotpath.lock_job_and_task(session, task_id)
+    if held is None:
+        raise NotFound(f"task {task_id} does not exist", field="task_id")
+    task = held.task
+    if held.site not in token.sites or task.module not in token.modules:
         raise Forbidden(f"token {token.name!r} may not answer task {task_id}", field="task_id")
-    if task.state != "open":
+    if task.state != TaskState.OPEN:
         raise Stale(f"task {task_id} is {task.state}; nothing was changed", field="task_id")
     if task.lease is None or not hmac.compare_digest(task.lease, lease):
         raise Stale(
@@ -331,79 +247,63 @@ async def _current(
             f"attempt {task.attempt}); nothing was changed",
             field="lease",
         )
-    return job, task
+    return held
 
 
-async def accept_result(
-    session: AsyncSession,
-    *,
-    token: Identity,
-    task_id: int,
-    cookie: str,
-    lease: str,
-    data: dict[str, Any],
-    settings: Settings,
-    step: bool = False,
-    cache: ConfigCache | None = None,
-) -> Job:
-    """Take a task's result (exactly once); the job steps again soon. With ``step``, a queued
-    job takes its next step here, in this transaction (the job is locked already, and its
-    runner and modules are loaded: the engine would only read them all again). Should that
-    step fail unexpectedly, ``StepFailed`` is raised: the caller rolls back and takes the
-    result again without ``step``, and the engine steps the job (and aborts it if the step
-    fails there too)."""
-    connection = await hotpath.driver(session)
-    job, task = await _current(session, token, task_id, lease, connection)
+def _check_cookie(task: Task, cookie: str) -> None:
     if not hmac.compare_digest(task.cookie, cookie):
-        raise Stale(f"cookie is not task {task_id}'s; nothing was changed", field="cookie")
-    if job.state not in ("queued", "paused"):
+        raise Stale(f"cookie is not task {task.id}'s; nothing was changed", field="cookie")
+
+
+async def hold_result(
+    session: AsyncSession, *, token: Identity, task_id: int, cookie: str, lease: str
+) -> Held:
+    """The task and its job, locked, if its result may be taken now: the current lease and
+    the job's current cookie, and a job that is queued or paused. Anything else raises
+    (``Stale`` and the like) and changes nothing."""
+    held = await _current(session, token, task_id, lease)
+    _check_cookie(held.task, cookie)
+    job = held.job
+    if job.state not in (JobState.QUEUED, JobState.PAUSED):
         raise Stale(
             f"job {job.id} is {job.state} and takes no results; nothing was changed",
             field="task_id",
         )
-    step = step and job.state == "queued"
-    context = await JobContext.load(session, job, settings=settings, cache=cache, for_step=step)
-    runner = Runner.from_json(job.runner_state, context.modules())
+    return held
+
+
+def hand_over(held: Held, runner: Runner, *, cookie: str, data: dict[str, Any]) -> str | None:
+    """Give a held task's result to its job's runner (the waiting function checks it) and mark
+    the task done; the runner's message. A result the function refuses changes nothing."""
+    job, task = held.job, held.task
     answer, message = runner.from_subcontractor(cookie, data)
     if answer == "Error":
         raise InvalidInput(
-            f"the result of task {task_id} ({task.module}.{task.function}) was refused by the "
+            f"the result of task {task.id} ({task.module}.{task.function}) was refused by the "
             "function: check its fields",
             field="data",
         )
     if answer != "Accepted":
         raise Stale(f"job {job.id} does not expect this result: {answer}", field="cookie")
-    now = utcnow()
-    task.state = "done"
-    task.finished_at = now
-    if step:
-        try:
-            await step_job(
-                session,
-                job,
-                settings=settings,
-                cache=cache,
-                context=context,
-                runner=runner,
-                flush=connection is None,
-            )
-            if connection is not None and not await hotpath.write_step(session, connection):
-                await session.flush()
-        except Exception as error:
-            raise StepFailed(job.id) from error
-        if job.step_at is not None:  # a timer or more to run: the engine takes it from here
-            await jobs.announce(session, jobs.JOBS_CHANNEL)
-        return job
+    task.state = TaskState.DONE
+    task.finished_at = utcnow()
+    return message
+
+
+async def keep_result(
+    session: AsyncSession, job: Job, runner: Runner, message: str | None, *, actor: str
+) -> None:
+    """A result handed over (``hand_over``) that the job does not step on now: the runner
+    keeps it, and a queued job is due (the engine steps it soon)."""
     job.runner_state = runner.dumps()
     before = jobs.progress_of(job)
     if message:
         job.message = message
-    jobs.report_progress(session, job, before, actor=f"subcontractor {token.name}")
-    if job.state == "queued":
-        job.step_at = now
+    jobs.report_progress(session, job, before, actor=actor)
+    if job.state == JobState.QUEUED:
+        job.step_at = utcnow()
         await jobs.announce(session, jobs.JOBS_CHANNEL)
     await session.flush()
-    return job
 
 
 async def report_error(
@@ -418,9 +318,9 @@ async def report_error(
 ) -> Task:
     """A task failed. Retryable: it is offered again after a back-off growing with its
     attempts. Otherwise the job goes to ``error`` (an operator resets or rolls it back)."""
-    job, task = await _current(session, token, task_id, lease, await hotpath.driver(session))
-    if not hmac.compare_digest(task.cookie, cookie):
-        raise Stale(f"cookie is not task {task_id}'s; nothing was changed", field="cookie")
+    held = await _current(session, token, task_id, lease)
+    job, task = held.job, held.task
+    _check_cookie(task, cookie)
     now = utcnow()
     if retryable:
         task.lease = None
@@ -429,13 +329,13 @@ async def report_error(
         task.available_at = now + dt.timedelta(seconds=min(2.0 ** (task.attempt - 1), 60.0))
         await jobs.announce(session, jobs.TASKS_CHANNEL)
     else:
-        task.state = "failed"
+        task.state = TaskState.FAILED
         task.finished_at = now
-        if job.state in ("queued", "paused"):
+        if job.state in (JobState.QUEUED, JobState.PAUSED):
             jobs.set_state(
                 session,
                 job,
-                "error",
+                JobState.ERROR,
                 actor=f"subcontractor {token.name}",
                 action="error",
                 message=f"{task.module}.{task.function} failed: {message}",
@@ -453,7 +353,35 @@ async def heartbeat(
     lease_seconds: float,
 ) -> Task:
     """Extend the lease of a task still being worked on."""
-    _, task = await _current(session, token, task_id, lease, await hotpath.driver(session))
+    task = (await _current(session, token, task_id, lease)).task
     task.lease_expires_at = utcnow() + dt.timedelta(seconds=lease_seconds)
     await session.flush()
     return task
+
+
+async def signal_job(session: AsyncSession, config_uuid: str) -> Job:
+    """A booted machine says it is done: the unfinished job of the structure with this config
+    UUID (or of its foundation) sees ``signaling.complete``, and a queued one steps soon."""
+    structure = (
+        await session.execute(select(Structure).where(Structure.config_uuid == config_uuid))
+    ).scalar_one_or_none()
+    job = None
+    if structure is not None:
+        job = await jobs.job_for_target(session, structure)
+        if job is None:
+            query = select(Job).where(
+                Job.foundation_id == structure.foundation_id, Job.finished_at.is_(None)
+            )
+            job = (await session.execute(query)).scalar_one_or_none()
+    if job is None:
+        raise NotFound("no running job waits for this config UUID", field="config_uuid")
+    job = await jobs.lock_job(session, job.id)
+    job.signalled = True
+    jobs.write_log(
+        session, job, actor="signal", action="signalled", from_state=job.state, to_state=job.state
+    )
+    if job.state == JobState.QUEUED:
+        job.step_at = utcnow()
+        await jobs.announce(session, jobs.JOBS_CHANNEL)
+    await session.flush()
+    return job

@@ -21,32 +21,40 @@ _MAC_BARE_RE = re.compile(r"[0-9a-f]{12}")
 
 def check_name(value: str, *, field: str, max_length: int = 40, what: str | None = None) -> str:
     """A name: letters, digits, ``_`` and ``-``, starting with a letter or digit."""
-    what = what or field
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"{what} must not be empty", field=field)
-    if len(value) > max_length:
-        raise InvalidInput(f"{what} {value!r} is longer than {max_length} characters", field=field)
-    if not NAME_RE.fullmatch(value):
-        raise InvalidInput(
-            f"{what} {value!r} may only contain letters, digits, '_' and '-', "
-            "and must start with a letter or digit",
-            field=field,
-        )
-    return value
+    return _check_text(
+        value,
+        field=field,
+        what=what or field,
+        max_length=max_length,
+        pattern=NAME_RE,
+        rule="may only contain letters, digits, '_' and '-', and must start with a letter or digit",
+    )
 
 
 def check_hostname(value: str, *, field: str = "hostname") -> str:
     """A DNS label: lower-case letters, digits and inner '-', at least two characters."""
+    return _check_text(
+        value,
+        field=field,
+        what="hostname",
+        max_length=63,
+        pattern=HOSTNAME_RE,
+        rule="must be at least two characters of lower-case letters, digits and '-', not "
+        "starting or ending with '-' (no dots: the zone supplies the domain)",
+    )
+
+
+def _check_text(
+    value: str, *, field: str, what: str, max_length: int, pattern: re.Pattern[str], rule: str
+) -> str:
+    """``value`` when it is non-empty text of at most ``max_length`` characters that matches
+    ``pattern``; else InvalidInput saying so (``rule`` says what ``pattern`` wants)."""
     if not isinstance(value, str) or not value:
-        raise InvalidInput("hostname must not be empty", field=field)
-    if len(value) > 63:
-        raise InvalidInput(f"hostname {value!r} is longer than 63 characters", field=field)
-    if not HOSTNAME_RE.fullmatch(value):
-        raise InvalidInput(
-            f"hostname {value!r} must be at least two characters of lower-case letters, digits "
-            "and '-', not starting or ending with '-' (no dots: the zone supplies the domain)",
-            field=field,
-        )
+        raise InvalidInput(f"{what} must not be empty", field=field)
+    if len(value) > max_length:
+        raise InvalidInput(f"{what} {value!r} is longer than {max_length} characters", field=field)
+    if not pattern.fullmatch(value):
+        raise InvalidInput(f"{what} {value!r} {rule}", field=field)
     return value
 
 

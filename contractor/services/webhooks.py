@@ -24,7 +24,7 @@ from sqlalchemy.orm import aliased
 
 from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
 from contractor.models import Event, WebhookDelivery, WebhookTarget, utcnow
-from contractor.services.common import UNSET, get_by
+from contractor.services.common import UNSET, added, get_by, set_given
 from contractor.services.events import EventFilter, latest_cursor, site_tree
 from contractor.services.validation import check_name
 
@@ -120,9 +120,7 @@ async def create_target(
         active=active,
         cursor=await latest_cursor(session),
     )
-    session.add(target)
-    await session.flush()
-    return target
+    return await added(session, target)
 
 
 async def update_target(
@@ -135,12 +133,12 @@ async def update_target(
     active: Any = UNSET,
 ) -> WebhookTarget:
     """Change the given fields. Re-activating a target skips what happened while it was off."""
-    if url is not UNSET:
-        target.url = _check_url(url)
-    if secret is not UNSET:
-        target.secret = _check_secret(secret)
-    if filter is not UNSET:
-        target.filter = _check_filter(filter)
+    set_given(
+        target,
+        url=(url, _check_url),
+        secret=(secret, _check_secret),
+        filter=(filter, _check_filter),
+    )
     if active is not UNSET:
         if active and not target.active:
             target.cursor = await latest_cursor(session)

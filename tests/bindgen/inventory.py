@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.models import Address, AddressBlock, Site, Structure, Zone
-from contractor.services import directory, network
+from contractor.services import addresses, directory, network
 from tests.factories import (
     make_block,
     make_foundation,
@@ -67,7 +67,7 @@ async def build_lab(session: AsyncSession) -> Lab:
         alias: int = 0,
         primary: bool = False,
     ) -> Address:
-        made = await network.create_address(
+        made = await addresses.create_address(
             session,
             structure=structure,
             block=blocks[block],

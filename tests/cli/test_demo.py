@@ -22,7 +22,7 @@ from contractor.db import create_engine, create_session_factory, transaction
 from contractor.demo import DemoOptions, prepare
 from contractor.models import Foundation, Job, Structure
 from contractor.plugins import foundation_types
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from contractor.settings import Settings
 from tests.serving import CHECKOUT, clean_env
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.cli import main
 from contractor.db import create_engine, create_session_factory, transaction
-from contractor.services import directory, network
+from contractor.services import addresses, directory, network
 from contractor.services.building import get_structure
 from contractor.settings import Settings
 from tests.bindgen.bind import named
@@ -75,11 +75,11 @@ def test_export_is_incremental_and_named_serves_it(db_env: dict[str, str], tmp_p
         before = server.serial("example")
 
         async def move(session: AsyncSession) -> None:
-            old = await network.lookup_address(session, "10.0.0.20")
-            await network.delete_address(session, old)
+            old = await addresses.lookup_address(session, "10.0.0.20")
+            await addresses.delete_address(session, old)
             block = await network.get_address_block(session, lab.dc1, "v4")
             nopri = await get_structure(session, lab.dc1, "nopri")
-            await network.create_address(
+            await addresses.create_address(
                 session, structure=nopri, block=block, offset=21, interface_name="eth0"
             )
 

@@ -15,7 +15,8 @@ import pytest
 
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.plugins import foundation_types
-from contractor.services import foreman as jobs
+from contractor.rest.state import app_state
+from contractor.services import jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.events.realparts import Subscription, graphql, prepared_database
@@ -174,12 +175,12 @@ async def test_job_subscription_needs_the_reader_role(tmp_path: Path) -> None:
     async with app.router.lifespan_context(app):
         schema = app.routes[1].endpoint.schema  # type: ignore[attr-defined]
         context = Context(
-            settings=app.state.settings,
-            sessions=app.state.sessions,
-            writer_sessions=app.state.writer_sessions,
+            settings=app_state(app).settings,
+            sessions=app_state(app).sessions,
+            writer_sessions=app_state(app).writer_sessions,
             principal=None,
-            loaders=Loaders(app.state.sessions),
-            events=app.state.events,
+            loaders=Loaders(app_state(app).sessions),
+            events=app_state(app).events,
         )
         results: Any = await schema.subscribe(
             WATCH, variable_values={"id": 1}, context_value=context

@@ -10,7 +10,7 @@ from contractor import migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.models import Event
 from contractor.services import blueprint as bp_service
-from contractor.services import building, events
+from contractor.services import building, events, interfaces
 from contractor.services import site as site_service
 from contractor.services.events import EventFilter, events_after, latest_cursor, record_event
 from contractor.settings import Settings
@@ -166,7 +166,7 @@ async def test_parts_carry_their_owners_site(session: AsyncSession) -> None:
     foundation = await make_foundation(session, site, fbp)
     await session.commit()
     start = await latest_cursor(session)
-    await building.add_interface(session, foundation=foundation, physical_location="eth0")
+    await interfaces.add_interface(session, foundation=foundation, physical_location="eth0")
     await session.commit()
     [row] = await _events(session, start)
     assert (row.kind, row.object_type, row.site_id) == ("created", "network_interface", site.id)

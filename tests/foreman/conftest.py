@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import transaction
+from contractor.rest.state import app_state
 from contractor.services import auth
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
@@ -116,4 +117,6 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://contractor", timeout=30) as http,
     ):
-        yield Env(app=app, http=http, settings=settings, writer_sessions=app.state.writer_sessions)
+        yield Env(
+            app=app, http=http, settings=settings, writer_sessions=app_state(app).writer_sessions
+        )

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.models import Foundation, Site, Structure
 from contractor.services import blueprint as bp_service
-from contractor.services import building
+from contractor.services import building, interfaces
 from tests.factories import (
     make_foundation,
     make_foundation_blueprint,
@@ -63,7 +63,7 @@ async def make_job_stack(
         script = await bp_service.create_script(session, name=unique("script"), source=source)
         await bp_service.link_script(session, blueprint=blueprint, role=role, script=script)
     foundation = await make_foundation(session, site, fbp, type=foundation_type)
-    await building.add_interface(
+    await interfaces.add_interface(
         session, foundation=foundation, physical_location="eth0", name="eth0"
     )
     if await _no_pxe(session):

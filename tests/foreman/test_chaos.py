@@ -23,8 +23,7 @@ from contractor import migrate
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.models import Foundation, Job, Task
 from contractor.services import blueprint as bps
-from contractor.services import building, site
-from contractor.services import foreman as jobs
+from contractor.services import building, jobs, site
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.conftest import make_pg_database

@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.errors import InUse
 from contractor.foreman.engine import step_job
 from contractor.models import Dependency, Foundation, FoundationBluePrint, Job, Structure
-from contractor.services import building
-from contractor.services import foreman as jobs
+from contractor.services import building, jobs
 from contractor.settings import Settings
 from tests.factories import make_foundation
 from tests.foreman.inventory import Stack, make_job_stack

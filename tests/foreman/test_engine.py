@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidState, Stale
+from contractor.foreman import results
 from contractor.foreman.engine import step_job
 from contractor.models import Job, JobLog, RealNetworkInterface, Task
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.foreman.inventory import make_job_stack
@@ -36,7 +37,7 @@ async def _answer(session: AsyncSession, token: Any, site: str, data: dict[str, 
         session, token=token, site=site, modules=token.modules, limit=5, lease_seconds=60
     )
     assert task.lease is not None
-    await task_service.accept_result(
+    await results.accept_result(
         session,
         token=token,
         task_id=task.id,
@@ -156,7 +157,7 @@ async def test_stale_results_change_nothing(session: AsyncSession) -> None:
     assert lease is not None
     state = job.runner_state
     with pytest.raises(Stale, match="cookie"):
-        await task_service.accept_result(
+        await results.accept_result(
             session,
             token=token,
             task_id=task.id,
@@ -166,7 +167,7 @@ async def test_stale_results_change_nothing(session: AsyncSession) -> None:
             settings=SETTINGS,
         )
     with pytest.raises(Stale, match="lease"):
-        await task_service.accept_result(
+        await results.accept_result(
             session,
             token=token,
             task_id=task.id,
@@ -176,7 +177,7 @@ async def test_stale_results_change_nothing(session: AsyncSession) -> None:
             settings=SETTINGS,
         )
     assert job.runner_state == state
-    await task_service.accept_result(
+    await results.accept_result(
         session,
         token=token,
         task_id=task.id,
@@ -186,7 +187,7 @@ async def test_stale_results_change_nothing(session: AsyncSession) -> None:
         settings=SETTINGS,
     )
     with pytest.raises(Stale, match="done"):
-        await task_service.accept_result(
+        await results.accept_result(
             session,
             token=token,
             task_id=task.id,

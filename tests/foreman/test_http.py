@@ -10,10 +10,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contractor.foreman import results
 from contractor.models import Foundation, Job, Structure
 from contractor.rest.subcontractor import TaskOut
-from contractor.services import foreman as jobs
-from contractor.services import tasks as task_service
+from contractor.services import jobs
 from tests.foreman.conftest import Env
 from tests.foreman.inventory import Stack, make_job_stack
 
@@ -175,7 +175,7 @@ async def test_a_result_is_taken_when_stepping_after_it_fails(
     )
     job_id = job.id
     failures: list[int] = []
-    step = task_service.step_job
+    step = results.step_job
 
     async def failing_once(session: AsyncSession, job: Job, **kwargs: Any) -> None:
         if not failures:
@@ -183,7 +183,7 @@ async def test_a_result_is_taken_when_stepping_after_it_fails(
             raise RuntimeError("injected")
         await step(session, job, **kwargs)
 
-    monkeypatch.setattr(task_service, "step_job", failing_once)
+    monkeypatch.setattr(results, "step_job", failing_once)
     tasks = await asyncio.wait_for(serve(env, token, stack.site.name, ["simulated"], 2), WAIT)
     assert failures == [job_id]
     assert [(t["function"], t["attempt"]) for t in tasks] == [("power_state", 1)] * 2

@@ -11,7 +11,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.models import Task
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from tests.foreman.conftest import Env
 from tests.foreman.inventory import Stack, make_job_stack
 from tests.foreman.test_http import WAIT, job_state, wait_for

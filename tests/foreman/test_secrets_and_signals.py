@@ -7,8 +7,7 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.services import building
-from contractor.services import foreman as jobs
+from contractor.services import building, jobs
 from tests.foreman.conftest import Env
 from tests.foreman.inventory import make_job_stack
 from tests.foreman.test_http import job_state, wait_for

@@ -15,8 +15,7 @@ from contractor.foreman.engine import step_job
 from contractor.models import Foundation, Job, RealNetworkInterface, Structure, Task
 from contractor.plugins.ipmi import IpmiFoundation
 from contractor.plugins.simulated import SimulatedFoundation
-from contractor.services import building
-from contractor.services import foreman as jobs
+from contractor.services import building, interfaces, jobs
 from contractor.services.config import composed_config
 from contractor.settings import Settings
 from tests.foreman.conftest import Env
@@ -41,7 +40,7 @@ async def _foundation_job(
     if fields:
         await building.update_foundation(session, stack.foundation, fields=fields)
     if second_interface:
-        await building.add_interface(
+        await interfaces.add_interface(
             session, foundation=stack.foundation, physical_location="eth1", name="eth1"
         )
     job = await jobs.create_job(
@@ -227,7 +226,7 @@ async def test_set_interface_macs_may_swap_macs(session: AsyncSession) -> None:
         foundation_create=f"foundation.set_interface_macs( macs={{ eth0='{MAC_B}', "
         f"eth1='{MAC_A}' }} )\n",
     )
-    await building.add_interface(
+    await interfaces.add_interface(
         session, foundation=stack.foundation, physical_location="eth1", name="eth1", mac=MAC_B
     )
     (eth0,) = (
@@ -238,7 +237,7 @@ async def test_set_interface_macs_may_swap_macs(session: AsyncSession) -> None:
             )
         )
     ).scalars()
-    await building.update_interface(session, eth0, mac=MAC_A)
+    await interfaces.update_interface(session, eth0, mac=MAC_A)
     job = await jobs.create_job(
         session, target=stack.foundation, script_name="create", creator="alice"
     )
@@ -288,7 +287,7 @@ async def test_set_interface_macs_refuses_a_mac_another_foundation_has(
             )
         )
     ).scalars()
-    await building.update_interface(session, interface, mac=MAC_A)
+    await interfaces.update_interface(session, interface, mac=MAC_A)
     stack, job = await _foundation_job(
         session,
         f"foundation.set_interface_macs( macs={{ eth0='{MAC_A}', eth1='{MAC_B}' }} )\n"

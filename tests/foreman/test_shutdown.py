@@ -17,7 +17,7 @@ import pytest
 
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory, transaction
-from contractor.services import foreman as jobs
+from contractor.services import jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.conftest import make_pg_database

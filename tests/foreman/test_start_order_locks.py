@@ -15,8 +15,7 @@ from contractor.db import create_engine, create_session_factory, transaction
 from contractor.foreman.engine import finish_job, step_job
 from contractor.models import Foundation, Job, utcnow
 from contractor.services import blueprint as bp_service
-from contractor.services import building
-from contractor.services import foreman as jobs
+from contractor.services import building, jobs
 from contractor.settings import Settings
 from tests.conftest import make_pg_database
 from tests.factories import make_foundation, make_foundation_blueprint, make_site, unique

@@ -23,7 +23,8 @@ from starlette.applications import Starlette
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory
-from contractor.services import auth, building, network
+from contractor.rest.state import app_state
+from contractor.services import addresses, auth, interfaces
 from contractor.services import blueprint as bp_service
 from contractor.services import site as site_service
 from contractor.settings import Settings
@@ -68,16 +69,16 @@ async def populate(session: AsyncSession) -> dict[str, Any]:
         session, name=unique("installer"), boot_script=BOOT_SCRIPT, template=TEMPLATE
     )
     foundation = await make_foundation(session, site, fbp)
-    await building.add_interface(
+    await interfaces.add_interface(
         session, foundation=foundation, physical_location="eth0", is_provisioning=True, pxe=pxe
     )
     structure = await make_structure(session, site, foundation, sbp, unique("web"))
     block = await make_block(session, site, "10.7.0.0/24")
-    await network.create_address(
+    await addresses.create_address(
         session, structure=structure, block=block, offset=5, interface_name="eth0", is_primary=True
     )
     bare_foundation = await make_foundation(session, site, fbp)
-    await building.add_interface(
+    await interfaces.add_interface(
         session, foundation=bare_foundation, physical_location="eth0", is_provisioning=True
     )
     bare = await make_structure(session, site, bare_foundation, sbp)
@@ -111,7 +112,7 @@ async def world(app_url: str) -> AsyncIterator[World]:
     settings = Settings(database_url=app_url, auto_migrate=False, pxe_location="http://pxe/")
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        async with app.state.sessions() as session, session.begin():
+        async with app_state(app).sessions() as session, session.begin():
             data = await populate(session)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://contractor") as client:
@@ -223,11 +224,11 @@ async def test_listing_needs_a_user(world: World) -> None:
 
 async def test_a_committed_change_reaches_the_next_request(world: World) -> None:
     first = (await world.client.get(f"/config/{world.config_uuid}")).json()
-    cache = world.app.state.config_cache
+    cache = app_state(world.app).config_cache
     hits = cache.hits
     assert (await world.client.get(f"/config/{world.config_uuid}")).status_code == 200
     assert cache.hits == hits + 1
-    async with world.app.state.sessions() as session, session.begin():
+    async with app_state(world.app).sessions() as session, session.begin():
         root = await session.get_one(site_service.Site, world.root_id)
         await site_service.update_site(
             session, root, config_values={"root_pw": "$6$new", "motd": "bye {{ _hostname }}"}
@@ -240,7 +241,7 @@ async def test_a_committed_change_reaches_the_next_request(world: World) -> None
 
 
 async def test_values_that_do_not_render_are_a_500_naming_the_key(world: World) -> None:
-    async with world.app.state.sessions() as session, session.begin():
+    async with app_state(world.app).sessions() as session, session.begin():
         root = await session.get_one(site_service.Site, world.root_id)
         await site_service.update_site(session, root, config_values={"broken": "{{ 1 + }}"})
     response = await world.client.get(f"/config/{world.config_uuid}")
@@ -337,7 +338,7 @@ async def test_authenticated_reads_succeed_while_another_writer_commits(world: W
     holding = asyncio.Event()
 
     async def writer() -> None:
-        async with world.app.state.writer_sessions() as session, session.begin():
+        async with app_state(world.app).writer_sessions() as session, session.begin():
             await site_service.create_site(session, name=unique("busy"))
             await session.flush()
             holding.set()

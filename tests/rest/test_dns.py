@@ -16,11 +16,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contractor import migrate
-from contractor.app import create_app
+from contractor.app import build_state, create_app
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.errors import InvalidInput, NotFound
 from contractor.models import User
 from contractor.rest.auth import authenticated
+from contractor.rest.errors import exception_handlers
+from contractor.rest.state import app_state, set_app_state
 from contractor.services import auth, directory, dns
 from contractor.settings import Settings
 from tests.bindgen.bind import checkzone
@@ -52,7 +54,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://contractor") as client:
         yield Served(client, settings, token, {"Authorization": f"Bearer {token}"})
-    await app.state.engine.dispose()
+    await app_state(app).engine.dispose()
 
 
 async def test_zone_list(served: Served) -> None:
@@ -155,8 +157,11 @@ async def test_authenticated_helper_roles_and_errors(served: Served) -> None:
             raise NotFound("nothing here", field="fail")
         return JSONResponse({"user": user.username, "role": user.role})
 
-    app = Starlette(routes=[Route("/admin", admin_only), Route("/who", who)])
-    app.state.sessions = create_session_factory(create_engine(served.settings))
+    app = Starlette(
+        routes=[Route("/admin", admin_only), Route("/who", who)],
+        exception_handlers=exception_handlers({}),
+    )
+    set_app_state(app, build_state(served.settings))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         forbidden = await client.get("/admin", headers=served.headers)
@@ -171,6 +176,6 @@ async def test_authenticated_helper_roles_and_errors(served: Served) -> None:
         failed = await client.get("/who?fail=1", headers=served.headers)
         assert failed.status_code == 404
         assert failed.json()["error"]["field"] == "fail"
-    await app.state.sessions.kw["bind"].dispose()
+    await app_state(app).engine.dispose()
     with pytest.raises(InvalidInput, match="role 'root' is not one of"):
         authenticated("root")

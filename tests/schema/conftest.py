@@ -1,5 +1,5 @@
 """A GraphQL client against the real ASGI app on a fresh database (copied from a migrated
-template holding one user per role), on PostgreSQL and SQLite."""
+template holding one user per role), on PostgreSQL and SQLite; and an inventory to query."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
-from contractor.services import auth
+from contractor.rest.state import app_state
+from contractor.services import addresses, auth, building, interfaces, network
+from contractor.services import blueprint as bps
+from contractor.services import site as sites
 from contractor.settings import Settings
 from tests.conftest import make_pg_database, test_settings
 
@@ -104,7 +107,7 @@ async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     app = create_app(settings)
     statements: list[str] = []
     event.listen(
-        app.state.engine.sync_engine,
+        app_state(app).engine.sync_engine,
         "before_cursor_execute",
         lambda conn, cursor, statement, *args: statements.append(statement),
     )
@@ -118,6 +121,85 @@ async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             tokens=dict(tokens),
             statements=statements,
             settings=settings,
-            sessions=app.state.sessions,
-            writer_sessions=app.state.writer_sessions,
+            sessions=app_state(app).sessions,
+            writer_sessions=app_state(app).writer_sessions,
         )
+
+
+async def build_inventory(client: Client, hosts: int, *, prefix: str = "web") -> dict[str, Any]:
+    """A site tree, blueprints with parents, foundations with interfaces, structures with
+    addresses, a complex and a dependency."""
+    async with transaction(client.writer_sessions) as session:
+        existing = {s.name for s in (await session.execute(sites.Site.__table__.select())).all()}  # type: ignore[attr-defined]
+        if "world" not in existing:
+            world = await sites.create_site(session, name="world")
+            region = await sites.create_site(session, name="eu", parent=world)
+            await sites.create_site(session, name="dc1", parent=region)
+            metal = await bps.create_foundation_blueprint(
+                session, name="metal", foundation_types=["manual", "simulated"]
+            )
+            base = await bps.create_structure_blueprint(
+                session, name="linux", foundation_blueprints=[metal]
+            )
+            await bps.create_structure_blueprint(session, name="web", parents=[base])
+            dc1 = await sites.get_site(session, "dc1")
+            await network.create_network(session, site=dc1, name="prov")
+            await network.create_address_block(
+                session, site=dc1, name="prov", subnet="10.1.0.0/16", gateway_offset=1
+            )
+        dc1 = await sites.get_site(session, "dc1")
+        metal = await bps.get_foundation_blueprint(session, "metal")
+        web = await bps.get_structure_blueprint(session, "web")
+        block = await network.get_address_block(session, dc1, "prov")
+        prov = await network.get_network(session, dc1, "prov")
+        made = []
+        for index in range(hosts):
+            foundation = await building.create_foundation(
+                session,
+                locator=f"{prefix}-node{index:04d}",
+                site=dc1,
+                blueprint=metal,
+                type="manual" if index % 2 else "simulated",
+            )
+            await interfaces.add_interface(
+                session,
+                foundation=foundation,
+                physical_location="eth0",
+                is_provisioning=True,
+                network=prov,
+            )
+            await interfaces.add_interface(session, foundation=foundation, physical_location="eth1")
+            structure = await building.create_structure(
+                session,
+                hostname=f"{prefix}{index:04d}",
+                site=dc1,
+                blueprint=web,
+                foundation=foundation,
+            )
+            await addresses.create_address(
+                session, block=block, structure=structure, interface_name="eth0", is_primary=True
+            )
+            made.append(structure.id)
+        return {"structures": made}
+
+
+def queries(statements: list[str]) -> list[str]:
+    """The statements that read data (SQLite's explicit BEGINs are transaction framing)."""
+    return [s for s in statements if s.split()[0].upper() not in ("BEGIN", "PRAGMA")]
+
+
+PAGE = """
+query Page($first: Int, $after: String) {
+  structures(first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node {
+      hostname state
+      site { name parent { name } }
+      blueprint { name parents { name } }
+      foundation { locator type state interfaces { physicalLocation mac network { name } } }
+      addresses { interfaceName isPrimary ipAddress addressBlock { cidr } }
+    } }
+  }
+}
+"""

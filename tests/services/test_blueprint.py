@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InUse, InvalidInput, NotFound
 from contractor.services import blueprint as bps
-from contractor.services import building
+from contractor.services import interfaces
 from tests.factories import (
     make_foundation,
     make_foundation_blueprint,
@@ -146,6 +146,8 @@ async def test_scripts_and_pxe(session: AsyncSession) -> None:
     pxe = await bps.create_pxe(session, name="normal-boot", boot_script="chain {{ x }}")
     site = await make_site(session)
     foundation = await make_foundation(session, site, await make_foundation_blueprint(session))
-    await building.add_interface(session, foundation=foundation, physical_location="eth0", pxe=pxe)
+    await interfaces.add_interface(
+        session, foundation=foundation, physical_location="eth0", pxe=pxe
+    )
     with pytest.raises(InUse, match=r"PXE 'normal-boot' is still used by 1 interfaces \(eth0\)"):
         await bps.delete_pxe(session, pxe)

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InUse, InvalidInput, InvalidState, NotFound
-from contractor.services import building, directory, network
+from contractor.services import addresses, building, complexes, directory, interfaces
 from tests.factories import (
     make_block,
     make_foundation,
@@ -66,7 +66,7 @@ async def test_interfaces(session: AsyncSession) -> None:
     fbp = await make_foundation_blueprint(session)
     one = await make_foundation(session, site, fbp, locator="one")
     two = await make_foundation(session, site, fbp, locator="two")
-    eth0 = await building.add_interface(
+    eth0 = await interfaces.add_interface(
         session,
         foundation=one,
         physical_location="eth0",
@@ -76,28 +76,28 @@ async def test_interfaces(session: AsyncSession) -> None:
     assert eth0.mac == "aa:bb:cc:dd:ee:ff"
     assert eth0.name == "eth0"
     with pytest.raises(Conflict, match="already provisions through 'eth0'"):
-        await building.add_interface(
+        await interfaces.add_interface(
             session, foundation=one, physical_location="eth1", is_provisioning=True
         )
     with pytest.raises(Conflict, match="already has an interface at 'eth0'"):
-        await building.add_interface(session, foundation=one, physical_location="eth0")
+        await interfaces.add_interface(session, foundation=one, physical_location="eth0")
     with pytest.raises(
         Conflict, match="MAC aa:bb:cc:dd:ee:ff is already on interface 'eth0' of foundation 'one'"
     ):
-        await building.add_interface(
+        await interfaces.add_interface(
             session, foundation=two, physical_location="eth0", mac="aa-bb-cc-dd-ee-ff"
         )
     with pytest.raises(InvalidInput, match="not in a known form"):
-        await building.add_interface(
+        await interfaces.add_interface(
             session, foundation=two, physical_location="eth0", mac="aa:bb:cc:dd:ee:ff:00"
         )
-    eth1 = await building.add_interface(session, foundation=one, physical_location="eth1")
+    eth1 = await interfaces.add_interface(session, foundation=one, physical_location="eth1")
     with pytest.raises(Conflict, match="one provisioning interface"):
-        await building.update_interface(session, eth1, is_provisioning=True)
-    await building.update_interface(session, eth0, is_provisioning=False)
-    await building.update_interface(session, eth1, is_provisioning=True, mac="001122334455")
+        await interfaces.update_interface(session, eth1, is_provisioning=True)
+    await interfaces.update_interface(session, eth0, is_provisioning=False)
+    await interfaces.update_interface(session, eth1, is_provisioning=True, mac="001122334455")
     assert eth1.mac == "00:11:22:33:44:55"
-    names = [i.physical_location for i in await building.foundation_interfaces(session, one)]
+    names = [i.physical_location for i in await interfaces.foundation_interfaces(session, one)]
     assert names == ["eth0", "eth1"]
 
 
@@ -105,7 +105,7 @@ async def test_foundation_states(session: AsyncSession) -> None:
     site = await make_site(session)
     fbp = await make_foundation_blueprint(session)
     foundation = await make_foundation(session, site, fbp)
-    await building.add_interface(
+    await interfaces.add_interface(
         session, foundation=foundation, physical_location="eth0", mac="00:00:00:00:00:01"
     )
     assert foundation.state == "planned"
@@ -121,7 +121,7 @@ async def test_foundation_states(session: AsyncSession) -> None:
         await building.delete_foundation(session, foundation)
     await building.set_destroyed(session, foundation)
     assert foundation.state == "planned"
-    (eth0,) = await building.foundation_interfaces(session, foundation)
+    (eth0,) = await interfaces.foundation_interfaces(session, foundation)
     assert eth0.mac is None
     await building.set_built(session, foundation)  # planned -> built locates on the way
     assert foundation.located_at is not None
@@ -136,12 +136,12 @@ async def test_fingerprint_gates_location(session: AsyncSession) -> None:
     with pytest.raises(InvalidState, match="needs at least 4 CPUs"):
         await building.set_built(session, foundation)
     assert foundation.state == "planned"
-    await building.add_interface(session, foundation=foundation, physical_location="eth0")
+    await interfaces.add_interface(session, foundation=foundation, physical_location="eth0")
     await building.set_id_map(
         session, foundation, {"cpu_count": 8, "network": {"eth0": {"mac": "0a:00:00:00:00:01"}}}
     )
     await building.set_located(session, foundation)
-    (eth0,) = await building.foundation_interfaces(session, foundation)
+    (eth0,) = await interfaces.foundation_interfaces(session, foundation)
     assert eth0.mac == "0a:00:00:00:00:01"
     with pytest.raises(InvalidInput, match=r"id_map.network must be a map"):
         await building.set_id_map(session, foundation, {"network": []})
@@ -222,29 +222,29 @@ async def test_structure_states(session: AsyncSession) -> None:
 
 async def test_complex_state_follows_members(session: AsyncSession) -> None:
     site = await make_site(session)
-    complex_ = await building.create_complex(
+    complex_ = await complexes.create_complex(
         session, name="cluster", site=site, built_percentage=50
     )
-    assert (await building.complex_states(session, [complex_]))[complex_.id] == "planned"
+    assert (await complexes.complex_states(session, [complex_]))[complex_.id] == "planned"
     members = [await make_stack(session) for _ in range(4)]
     for _, _, structure in members:
-        await building.add_complex_member(session, complex_, structure)
+        await complexes.add_complex_member(session, complex_, structure)
     with pytest.raises(Conflict, match="already a member of complex 'cluster'"):
-        await building.add_complex_member(session, complex_, members[0][2])
+        await complexes.add_complex_member(session, complex_, members[0][2])
     for _, foundation, structure in members[:1]:
         await building.set_built(session, foundation)
         await building.set_structure_built(session, structure)
-    assert (await building.complex_states(session, [complex_]))[complex_.id] == "planned"
+    assert (await complexes.complex_states(session, [complex_]))[complex_.id] == "planned"
     _, foundation, structure = members[1]
     await building.set_built(session, foundation)
     await building.set_structure_built(session, structure)
-    assert (await building.complex_states(session, [complex_]))[complex_.id] == "built"
+    assert (await complexes.complex_states(session, [complex_]))[complex_.id] == "built"
     with pytest.raises(InUse, match="complexes \\(cluster\\)"):
         await building.delete_structure(session, members[3][2])
-    await building.remove_complex_member(session, complex_, members[3][2])
+    await complexes.remove_complex_member(session, complex_, members[3][2])
     await building.delete_structure(session, members[3][2])
     with pytest.raises(InvalidInput, match="built_percentage"):
-        await building.create_complex(session, name="bad", site=site, built_percentage=0)
+        await complexes.create_complex(session, name="bad", site=site, built_percentage=0)
 
 
 async def test_dependencies(session: AsyncSession) -> None:
@@ -288,12 +288,12 @@ async def test_dependencies(session: AsyncSession) -> None:
 async def test_addresses_go_with_their_structure(session: AsyncSession) -> None:
     site, _, structure = await make_stack(session)
     block = await make_block(session, site)
-    await network.next_address(session, block=block, structure=structure, interface_name="eth0")
-    await building.add_abstract_interface(session, structure=structure, name="bond0")
+    await addresses.create_address(session, block=block, structure=structure, interface_name="eth0")
+    await interfaces.add_abstract_interface(session, structure=structure, name="bond0")
     with pytest.raises(Conflict, match="already has an interface 'bond0'"):
-        await building.add_abstract_interface(session, structure=structure, name="bond0")
+        await interfaces.add_abstract_interface(session, structure=structure, name="bond0")
     await building.delete_structure(session, structure)
-    assert (await network.block_usage(session, block)).static == 0
+    assert (await addresses.block_usage(session, block)).static == 0
 
 
 async def test_hostname_may_not_shadow_a_child_zone(session: AsyncSession) -> None:

@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.foreman.engine import step_job
 from contractor.models import PXE, Job, RealNetworkInterface
 from contractor.services import blueprint as bps
-from contractor.services import building, resources
-from contractor.services import foreman as jobs
+from contractor.services import building, interfaces, jobs, resources
 from contractor.settings import Settings
 from tests.factories import make_site
 
@@ -96,7 +95,7 @@ async def test_manual_foundation_and_linux_run_with_the_operator(session: AsyncS
         blueprint=await bps.get_foundation_blueprint(session, "manual-foundation"),
         type="manual",
     )
-    interface = await building.add_interface(
+    interface = await interfaces.add_interface(
         session, foundation=foundation, physical_location="eth0", is_provisioning=True
     )
     await building.set_located(session, foundation)

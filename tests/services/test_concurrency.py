@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.models import Address, AddressBlock, Structure
-from contractor.services import network
+from contractor.services import addresses
 from contractor.settings import Settings
 from tests.conftest import make_pg_database
 from tests.factories import make_block, make_stack
@@ -49,7 +49,7 @@ async def test_concurrent_next_address_never_duplicates(pg_engine: AsyncEngine) 
             async with sessions() as session, session.begin():
                 block = await session.get_one(AddressBlock, block_id)
                 structure = await session.get_one(Structure, structure_id)
-                address = await network.next_address(
+                address = await addresses.create_address(
                     session,
                     block=block,
                     structure=structure,
@@ -77,7 +77,7 @@ async def test_allocation_rolls_back_with_its_transaction(pg_engine: AsyncEngine
 
     async def allocate_then_fail() -> None:
         async with sessions() as session, session.begin():
-            await network.next_address(
+            await addresses.create_address(
                 session, block=block, structure=structure, interface_name="eth0"
             )
             raise RuntimeError("the caller failed after allocating")
@@ -85,7 +85,7 @@ async def test_allocation_rolls_back_with_its_transaction(pg_engine: AsyncEngine
     with pytest.raises(RuntimeError):
         await allocate_then_fail()
     async with sessions() as session, session.begin():
-        address = await network.next_address(
+        address = await addresses.create_address(
             session, block=block, structure=structure, interface_name="eth0"
         )
     assert address.offset == 1

@@ -21,12 +21,10 @@ from contractor import migrate
 from contractor.config import merge, render
 from contractor.db import create_engine, create_session_factory
 from contractor.models import ConfigGeneration, Site, Structure
-from contractor.services import building, directory, network
+from contractor.services import addresses, building, complexes, directory, interfaces, network
 from contractor.services import site as site_service
 from contractor.services.blueprint import update_blueprint
 from contractor.services.config import (
-    _CHANGED,
-    EPOCH,
     ConfigCache,
     composed_config,
     composed_configs,
@@ -34,6 +32,8 @@ from contractor.services.config import (
     current_generation,
     explain_config,
 )
+from contractor.services.config.generation import _CHANGED
+from contractor.services.config.layers import EPOCH
 from contractor.settings import Settings
 from tests.conftest import make_pg_database
 from tests.factories import (
@@ -112,7 +112,7 @@ async def build_world(session: AsyncSession) -> dict[str, Any]:
     net = await network.create_network(session, site=leaf, name="prov", mtu=9000)
     block = await make_block(session, leaf, "10.1.0.0/24", gateway_offset=1)
     await network.link_address_block(session, network=net, block=block, vlan=42)
-    await building.add_interface(
+    await interfaces.add_interface(
         session,
         foundation=foundation,
         physical_location="eth0",
@@ -121,9 +121,9 @@ async def build_world(session: AsyncSession) -> dict[str, Any]:
         is_provisioning=True,
         network=net,
     )
-    await building.add_interface(session, foundation=foundation, physical_location="eth1")
-    await building.add_abstract_interface(session, structure=structure, name="bond0")
-    await network.create_address(
+    await interfaces.add_interface(session, foundation=foundation, physical_location="eth1")
+    await interfaces.add_abstract_interface(session, structure=structure, name="bond0")
+    await addresses.create_address(
         session,
         structure=structure,
         block=block,
@@ -131,10 +131,10 @@ async def build_world(session: AsyncSession) -> dict[str, Any]:
         interface_name="eth0",
         is_primary=True,
     )
-    await network.create_address(
+    await addresses.create_address(
         session, structure=structure, block=block, offset=11, interface_name="eth0", alias_index=1
     )
-    await network.create_address(
+    await addresses.create_address(
         session, structure=structure, block=block, offset=20, interface_name="bond0"
     )
     return {
@@ -338,8 +338,8 @@ async def test_site_and_blueprint_layers_are_served_unrendered(session: AsyncSes
 
 async def test_complex_has_its_site_chain_and_attributes(session: AsyncSession) -> None:
     w = await build_world(session)
-    complex_ = await building.create_complex(session, name=unique("cluster"), site=w["mid"])
-    await building.add_complex_member(session, complex_, w["structure"])
+    complex_ = await complexes.create_complex(session, name=unique("cluster"), site=w["mid"])
+    await complexes.add_complex_member(session, complex_, w["structure"])
     layers = await config_layers(session, complex_, settings=SETTINGS)
     assert names(layers) == [
         f"values site {w['root'].name}",
@@ -599,7 +599,7 @@ async def test_cache_invalidated_by_blueprint_parent_structure_and_address(
     async with sessions_b() as session, session.begin():  # an address
         structure = await session.get_one(Structure, structure_id)
         block = await session.get_one(w["block"].__class__, block_id)
-        await network.create_address(
+        await addresses.create_address(
             session, structure=structure, block=block, offset=30, interface_name="eth1"
         )
     after = (await read(sessions_a, cache, ids))[0]
@@ -807,7 +807,7 @@ async def test_a_cache_moved_on_while_reading_is_not_filled_with_older_data(
     """Between reading the generation and storing, a call awaits its queries; another
     request may meanwhile have seen a newer generation. What this call read must then stay
     out of the cache."""
-    from contractor.services import config as config_service
+    from contractor.services.config.layers import Sources
 
     engine_a, _ = engines
     sessions = create_session_factory(engine_a)
@@ -815,16 +815,14 @@ async def test_a_cache_moved_on_while_reading_is_not_filled_with_older_data(
         w = await build_world(session)
         ids = [w["structure"].id]
     cache = ConfigCache()
-    load = config_service._Sources.load
+    load = Sources.load
 
     async def load_while_another_request_moves_on(*args: Any, **kwargs: Any) -> Any:
         sources = await load(*args, **kwargs)
         cache._use(cache.generation + 1)  # what a concurrent newer reader does
         return sources
 
-    monkeypatch.setattr(
-        config_service._Sources, "load", staticmethod(load_while_another_request_moves_on)
-    )
+    monkeypatch.setattr(Sources, "load", staticmethod(load_while_another_request_moves_on))
     (config,) = await read(sessions, cache, ids)
     assert config["_hostname"] == w["structure"].hostname
     assert len(cache) == 0
@@ -836,23 +834,24 @@ async def test_large_batches_compose_in_a_worker_thread(
 ) -> None:
     import threading
 
-    from contractor.services import config as config_service
+    from contractor.services.config import compose
+    from contractor.services.config.layers import Sources
 
     site = await make_site(session, config_values={"thread": "{{ _hostname }}"})
     fbp = await make_foundation_blueprint(session)
     sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
     structures = [
         await make_structure(session, site, await make_foundation(session, site, fbp), sbp)
-        for _ in range(config_service._THREAD_FROM)
+        for _ in range(compose._THREAD_FROM)
     ]
     seen: set[int] = set()
-    original = config_service._Sources.entry
+    original = Sources.entry
 
     def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
         seen.add(threading.get_ident())
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(config_service._Sources, "entry", entry)
+    monkeypatch.setattr(Sources, "entry", entry)
     configs = await composed_configs(session, structures, settings=SETTINGS)
     assert [c["thread"] for c in configs] == [s.hostname for s in structures]
     assert seen

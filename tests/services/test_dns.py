@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import bindgen
 from contractor.errors import Conflict, InvalidInput, NotFound
-from contractor.services import directory, dns, network
+from contractor.services import addresses, directory, dns
 from contractor.services.dns import DnsZone
 from tests.bindgen.bind import checkzone, named
 from tests.bindgen.inventory import build_lab, ptr_name
@@ -136,9 +136,9 @@ async def test_serials_follow_content(session: AsyncSession, tmp_path: Path) -> 
     assert sorted(result.unchanged) == sorted(first)
 
     # Move nopri's address from 10.0.0.20 to 10.0.0.21: one forward, one reverse zone.
-    moved = await network.lookup_address(session, "10.0.0.20")
-    await network.delete_address(session, moved)
-    await network.create_address(
+    moved = await addresses.lookup_address(session, "10.0.0.20")
+    await addresses.delete_address(session, moved)
+    await addresses.create_address(
         session,
         structure=lab.structures["nopri.dc1"],
         block=lab.blocks["v4"],
@@ -156,7 +156,7 @@ async def test_serials_follow_content(session: AsyncSession, tmp_path: Path) -> 
     assert ("21", "PTR", "eth0.nopri.example.") in records(third["0.0.10.in-addr.arpa"])
 
     # A clock set back still gives a growing serial.
-    await network.create_address(
+    await addresses.create_address(
         session,
         structure=lab.structures["nopri.dc1"],
         block=lab.blocks["v4"],
@@ -187,7 +187,7 @@ async def test_hostname_colliding_with_child_zone(session: AsyncSession) -> None
     clash = await _structure(session, site, foundation, structure, "labx")
     clash.hostname = "lab"  # type: ignore[attr-defined]
     await session.flush()
-    await network.create_address(
+    await addresses.create_address(
         session, structure=clash, block=lab.blocks["v4"], offset=50, interface_name="eth0"
     )
     zones = by_name(await dns.publish_zones(session))
@@ -292,7 +292,7 @@ async def test_interface_names_that_clash_in_dns(session: AsyncSession) -> None:
     structure.site_id = site.id
     block = await make_block(session, site, "172.16.0.0/24")
     for offset, interface in [(1, "eth_0"), (2, "eth-0")]:
-        await network.create_address(
+        await addresses.create_address(
             session, structure=structure, block=block, offset=offset, interface_name=interface
         )
     zones = by_name(await dns.build_zones(session))

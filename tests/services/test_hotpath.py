@@ -12,11 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contractor import migrate
-from contractor.db import create_engine
+from contractor.db import create_engine, create_session_factory
 from contractor.models import Event, Job, JobLog, Task, utcnow
 from contractor.plugins import foundation_types
-from contractor.services import foreman as jobs
-from contractor.services import hotpath
+from contractor.services import hotpath, jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.conftest import make_pg_database
@@ -43,7 +42,7 @@ async def engine(own_pg_url: str) -> AsyncIterator[AsyncEngine]:
 
 async def _job_with_task(engine: AsyncEngine) -> tuple[int, Any, str]:
     """A committed queued job with one open task, and a token for its site."""
-    async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+    async with create_session_factory(engine)() as session, session.begin():
         stack = await make_job_stack(session)
         job = await jobs.create_job(
             session, target=stack.foundation, script_name="create", creator="alice"
@@ -70,7 +69,7 @@ async def _job_with_task(engine: AsyncEngine) -> tuple[int, Any, str]:
 async def test_claim_in_autocommit_and_release(engine: AsyncEngine) -> None:
     job_id, token, site = await _job_with_task(engine)
     async with hotpath.autocommit(engine) as connection:
-        (task,) = await task_service.claim_tasks_now(
+        (task,) = await task_service.claim_tasks(
             connection, token=token, site=site, modules=["simulated"], limit=5, lease_seconds=30
         )
         assert (task.job_id, task.attempt, task.lease_holder) == (job_id, 1, "sub1")
@@ -80,16 +79,16 @@ async def test_claim_in_autocommit_and_release(engine: AsyncEngine) -> None:
         assert task.lease_expires_at.tzinfo is not None
         assert task.parameters == {"password": "s3cret"}
         # committed at once: another connection sees the lease
-        async with AsyncSession(engine) as other:
+        async with create_session_factory(engine)() as other:
             assert (await other.get_one(Task, task.id)).lease == task.lease
         assert (
-            await task_service.claim_tasks_now(
+            await task_service.claim_tasks(
                 connection, token=token, site=site, modules=["simulated"], limit=5, lease_seconds=30
             )
             == []
         )
         await hotpath.release(connection, [task])
-    async with AsyncSession(engine) as session:
+    async with create_session_factory(engine)() as session:
         again = await session.get_one(Task, task.id)
         assert (again.attempt, again.lease, again.lease_holder) == (0, None, None)
     assert not connection.autocommit  # back to the pool as it came
@@ -99,7 +98,7 @@ async def test_claim_for_several_modules(engine: AsyncEngine) -> None:
     job_id, _, site = await _job_with_task(engine)
     token = task_service.Subcontractor("sub3", "k3", (site,), ("ipmi", "simulated"))
     async with hotpath.autocommit(engine) as connection:
-        tasks = await task_service.claim_tasks_now(
+        tasks = await task_service.claim_tasks(
             connection,
             token=token,
             site=site,
@@ -123,40 +122,43 @@ async def test_claim_refusals(engine: AsyncEngine) -> None:
     async with hotpath.autocommit(engine) as connection:
         for who, where, module, error, message in refusals:
             with pytest.raises(error, match=message):
-                await task_service.claim_tasks_now(
+                await task_service.claim_tasks(
                     connection, token=who, site=where, modules=[module], limit=1, lease_seconds=30
                 )
 
 
-async def test_lock_reads_rows_into_the_session_unless_it_holds_them(engine: AsyncEngine) -> None:
+async def test_lock_reads_rows_into_the_session_or_refreshes_its_own(engine: AsyncEngine) -> None:
     job_id, _, site = await _job_with_task(engine)
-    async with AsyncSession(engine) as session, session.begin():
-        connection = await hotpath.driver(session)
-        assert connection is not None
+    async with create_session_factory(engine)() as session, session.begin():
         task_id = (await session.execute(select(Task.id).where(Task.job_id == job_id))).scalar_one()
         session.expunge_all()
-        found = await hotpath.lock_job_and_task(session, connection, task_id)
+        found = await hotpath.lock_job_and_task(session, task_id)
         assert found is not None
-        job, task, site_name = found
+        job, task, site_name = found.job, found.task, found.site
         assert (job.id, task.id, site_name) == (job_id, task_id, site)
         assert job in session
         assert task in session
         assert not session.dirty
         assert job.step_at is None or job.step_at.tzinfo is not None
-        assert await hotpath.lock_job_and_task(session, connection, task_id) is None  # held
-        assert await hotpath.lock_job_and_task(session, connection, 10**9) is None  # missing
+        job.message = "not saved"
+        held = await hotpath.lock_job_and_task(session, task_id)  # held: the session's own
+        assert held is not None
+        assert (held.job, held.task) == (job, task)
+        assert job.message != "not saved"  # as read, as populate_existing leaves it
+        assert not session.is_modified(job)
+        assert await hotpath.lock_job_and_task(session, 10**9) is None  # missing
 
 
 async def test_write_step_writes_job_task_and_new_task_in_one_go(engine: AsyncEngine) -> None:
     job_id, _, _ = await _job_with_task(engine)
-    async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+    async with create_session_factory(engine)() as session, session.begin():
         connection = await hotpath.driver(session)
         assert connection is not None
         task_id = (await session.execute(select(Task.id).where(Task.job_id == job_id))).scalar_one()
         session.expunge_all()
-        found = await hotpath.lock_job_and_task(session, connection, task_id)
+        found = await hotpath.lock_job_and_task(session, task_id)
         assert found is not None
-        job, task, _ = found
+        job, task = found.job, found.task
         before = job.updated
         job.message, job.status, job.line = "step two", {"percent": 50.0}, 2
         task.state, task.finished_at = "done", utcnow()
@@ -175,7 +177,7 @@ async def test_write_step_writes_job_task_and_new_task_in_one_go(engine: AsyncEn
         assert not session.dirty  # nothing left for a flush
         assert not session.new
         assert job in session
-    async with AsyncSession(engine) as session:
+    async with create_session_factory(engine)() as session:
         job = await session.get_one(Job, job_id)
         assert (job.message, job.status, job.line) == ("step two", {"percent": 50.0}, 2)
         assert job.updated > before
@@ -194,7 +196,7 @@ async def test_write_step_writes_job_task_and_new_task_in_one_go(engine: AsyncEn
 
 async def test_write_step_leaves_anything_else_to_the_flush(engine: AsyncEngine) -> None:
     job_id, _, _ = await _job_with_task(engine)
-    async with AsyncSession(engine) as session, session.begin():
+    async with create_session_factory(engine)() as session, session.begin():
         connection = await hotpath.driver(session)
         assert connection is not None
         job = await session.get_one(Job, job_id)
@@ -212,7 +214,7 @@ async def test_write_step_leaves_anything_else_to_the_flush(engine: AsyncEngine)
 async def test_no_driver_on_sqlite(sqlite_url: str) -> None:
     engine = create_engine(Settings(database_url=sqlite_url))
     try:
-        async with AsyncSession(engine) as session:
+        async with create_session_factory(engine)() as session:
             assert await hotpath.driver(session) is None
     finally:
         await engine.dispose()
@@ -220,7 +222,7 @@ async def test_no_driver_on_sqlite(sqlite_url: str) -> None:
 
 async def test_commit_sends_events_and_commit_in_one_go(engine: AsyncEngine) -> None:
     job_id, _, _ = await _job_with_task(engine)
-    async with AsyncSession(engine) as session, session.begin():
+    async with create_session_factory(engine)() as session, session.begin():
         connection = await hotpath.driver(session)
         assert connection is not None
         job = await session.get_one(Job, job_id)
@@ -230,7 +232,7 @@ async def test_commit_sends_events_and_commit_in_one_go(engine: AsyncEngine) -> 
         await jobs.announce(session, jobs.TASKS_CHANNEL)
         await hotpath.commit(session, connection)
         # committed already: another connection sees the change and its event
-        async with AsyncSession(engine) as other:
+        async with create_session_factory(engine)() as other:
             assert (await other.get_one(Job, job_id)).message == "half way"
             kinds = (
                 await other.execute(
@@ -239,7 +241,7 @@ async def test_commit_sends_events_and_commit_in_one_go(engine: AsyncEngine) -> 
             ).scalars()
             assert "progress" in list(kinds)
     # the session's own commit after it sent nothing more and failed nothing
-    async with AsyncSession(engine) as other:
+    async with create_session_factory(engine)() as other:
         count = (
             await other.execute(
                 select(func.count())
@@ -248,3 +250,39 @@ async def test_commit_sends_events_and_commit_in_one_go(engine: AsyncEngine) -> 
             )
         ).scalar_one()
         assert count == 2  # created and progress, each once
+
+
+async def test_the_statements_run_on_both_databases(session: AsyncSession) -> None:
+    """The claim, the release, the lock and the site check are each written once: through
+    the session on SQLite, as plain SQL on its connection on PostgreSQL."""
+    stack = await make_job_stack(session)
+    job = await jobs.create_job(
+        session, target=stack.foundation, script_name="create", creator="alice"
+    )
+    job.state = "queued"
+    session.add(
+        Task(
+            job_id=job.id,
+            site_id=stack.site.id,
+            module="simulated",
+            function="power_state",
+            parameters={},
+            cookie="c1",
+            available_at=utcnow(),
+        )
+    )
+    await session.flush()
+    site = stack.site.name
+    token = task_service.Subcontractor("sub1", "k", (site,), ("ipmi", "simulated"))
+    (task,) = await task_service.claim_tasks(
+        session, token=token, site=site, modules=["ipmi", "simulated"], limit=5, lease_seconds=30
+    )
+    assert (task.job_id, task.attempt, task.lease_holder) == (job.id, 1, "sub1")
+    assert task.lease_expires_at.tzinfo is not None
+    await hotpath.release(session, [task])
+    held = await hotpath.lock_job_and_task(session, task.id)
+    assert held is not None
+    assert held.job is job  # the session's own object, as the row now is
+    assert (held.task.attempt, held.task.lease, held.site) == (0, None, site)
+    assert await hotpath.site_exists(session, site)
+    assert not await hotpath.site_exists(session, "nowhere")

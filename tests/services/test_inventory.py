@@ -1,15 +1,19 @@
 """A realistic inventory built through the services, on PostgreSQL and SQLite: a three-level
-site tree, blueprints with parents, 50 foundations with interfaces, structures and addresses."""
+site tree, blueprints with parents, 50 foundations with interfaces, structures and addresses;
+and the API's reads of it (services/inventory.py): rows by id, lookups, grouped counts."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contractor.errors import NotFound
 from contractor.models import Address, Foundation, RealNetworkInterface, Structure
+from contractor.services import addresses, building, directory, interfaces, inventory, network
 from contractor.services import blueprint as bps
-from contractor.services import building, directory, network
 from contractor.services import site as sites
+from tests.factories import make_foundation, make_foundation_blueprint, make_site, make_stack
 
 
 async def test_realistic_inventory(session: AsyncSession) -> None:
@@ -61,7 +65,7 @@ async def test_realistic_inventory(session: AsyncSession) -> None:
             type="manual" if index % 3 else "simulated",
         )
         for port in range(2):
-            await building.add_interface(
+            await interfaces.add_interface(
                 session,
                 foundation=foundation,
                 physical_location=f"eth{port}",
@@ -77,7 +81,7 @@ async def test_realistic_inventory(session: AsyncSession) -> None:
                 blueprint=web,
                 foundation=foundation,
             )
-            await network.next_address(
+            await addresses.create_address(
                 session, block=block, structure=structure, interface_name="eth0", is_primary=True
             )
 
@@ -99,5 +103,45 @@ async def test_realistic_inventory(session: AsyncSession) -> None:
         ).all()
     )
     assert by_type == {"manual": 33, "simulated": 17}
-    usage = await network.block_usage(session, provisioning[rows[0].id][1])
+    usage = await addresses.block_usage(session, provisioning[rows[0].id][1])
     assert (usage.static, usage.reserved, usage.free) == (20, 1, 233)
+
+
+async def test_rows_by_id_name_the_field(session: AsyncSession) -> None:
+    for lookup, field in (
+        (inventory.get_network_by_id, "network"),
+        (inventory.get_address_block_by_id, "address_block"),
+        (inventory.get_address_by_id, "id"),
+        (inventory.get_user_by_id, "id"),
+    ):
+        with pytest.raises(NotFound) as info:
+            await lookup(session, 999999)
+        assert info.value.field == field
+        assert "999999 does not exist" in info.value.message
+
+
+async def test_find_structure_matches_every_part_given(session: AsyncSession) -> None:
+    site, _foundation, structure = await make_stack(session)
+    assert await inventory.find_structure(session, id=structure.id, site=None, hostname=None)
+    found = await inventory.find_structure(
+        session, id=None, site=site.name, hostname=structure.hostname
+    )
+    assert found is structure
+    wrong = await inventory.find_structure(
+        session, id=structure.id, site=None, hostname="somebody-else"
+    )
+    assert wrong is None
+
+
+async def test_counts_are_grouped_in_sql(session: AsyncSession) -> None:
+    site = await make_site(session, "counted")
+    blueprint = await make_foundation_blueprint(session)
+    for locator, type_ in (("c-1", "manual"), ("c-2", "manual"), ("c-3", "simulated")):
+        await make_foundation(session, site, blueprint, locator=locator, type=type_)
+    groups = await inventory.count_foundations(session, ["type", "state"], None)
+    assert [(g.values, g.count) for g in groups] == [
+        ({"type": "manual", "state": "planned"}, 2),
+        ({"type": "simulated", "state": "planned"}, 1),
+    ]
+    by_site = await inventory.count_foundations(session, ["site", "site"], None)
+    assert [(g.values, g.count) for g in by_site] == [({"site": "counted"}, 3)]

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, Exhausted, InUse, InvalidInput, NotFound
 from contractor.models import AddressBlock, BaseAddress
-from contractor.services import network
+from contractor.services import addresses, network
 from tests.factories import make_block, make_site, make_stack
 
 
@@ -88,22 +88,22 @@ async def test_bad_blocks(
 async def test_addresses_and_their_rules(session: AsyncSession) -> None:
     site, _, structure = await make_stack(session)
     block = await make_block(session, site, "192.168.0.0/29", gateway_offset=1)
-    address = await network.create_address(
+    address = await addresses.create_address(
         session, structure=structure, block=block, offset=2, interface_name="eth0", is_primary=True
     )
     assert str(network.ip_at(block, address.offset or 0)) == "192.168.0.2"
     with pytest.raises(Conflict, match="is the gateway"):
-        await network.create_reserved_address(session, block=block, offset=1, reason="gw")
+        await addresses.create_reserved_address(session, block=block, offset=1, reason="gw")
     with pytest.raises(Conflict, match=r"already allocated to structure '.*' interface 'eth0'"):
-        await network.create_reserved_address(session, block=block, offset=2, reason="x")
+        await addresses.create_reserved_address(session, block=block, offset=2, reason="x")
     with pytest.raises(InvalidInput, match=r"outside the usable offsets 1..6"):
-        await network.create_dynamic_address(session, block=block, offset=7)
+        await addresses.create_dynamic_address(session, block=block, offset=7)
     with pytest.raises(Conflict, match="alias index 0"):
-        await network.create_address(
+        await addresses.create_address(
             session, structure=structure, block=block, offset=3, interface_name="eth0"
         )
     with pytest.raises(Conflict, match="already has a primary address"):
-        await network.create_address(
+        await addresses.create_address(
             session,
             structure=structure,
             block=block,
@@ -111,7 +111,7 @@ async def test_addresses_and_their_rules(session: AsyncSession) -> None:
             interface_name="eth1",
             is_primary=True,
         )
-    alias = await network.create_address(
+    alias = await addresses.create_address(
         session, structure=structure, block=block, offset=3, interface_name="eth0", alias_index=1
     )
     assert alias.alias_index == 1
@@ -124,7 +124,7 @@ async def test_same_interface_name_on_two_structures(session: AsyncSession) -> N
     _, _, two = await make_stack(session)
     block = await make_block(session, site)
     for structure in (one, two):
-        await network.create_address(
+        await addresses.create_address(
             session,
             structure=structure,
             block=block,
@@ -138,25 +138,27 @@ async def test_primary_must_be_in_own_site(session: AsyncSession) -> None:
     _, _, structure = await make_stack(session)
     elsewhere = await make_block(session, await make_site(session))
     with pytest.raises(InvalidInput, match="structure's own site"):
-        await network.next_address(
+        await addresses.create_address(
             session, block=elsewhere, structure=structure, interface_name="eth0", is_primary=True
         )
-    await network.next_address(session, block=elsewhere, structure=structure, interface_name="eth0")
+    await addresses.create_address(
+        session, block=elsewhere, structure=structure, interface_name="eth0"
+    )
 
 
 async def test_next_address_takes_the_lowest_free_offset(session: AsyncSession) -> None:
     site, _, structure = await make_stack(session)
     block = await make_block(session, site, "10.9.0.0/29", gateway_offset=2)
-    await network.create_reserved_address(session, block=block, offset=4, reason="printer")
+    await addresses.create_reserved_address(session, block=block, offset=4, reason="printer")
     got = []
     for index in range(4):
-        address = await network.next_address(
+        address = await addresses.create_address(
             session, block=block, structure=structure, interface_name="eth0", alias_index=index
         )
         got.append(address.offset)
     assert got == [1, 3, 5, 6]
     with pytest.raises(Exhausted, match="has no free address"):
-        await network.next_address(
+        await addresses.create_address(
             session, block=block, structure=structure, interface_name="eth0", alias_index=9
         )
 
@@ -165,13 +167,13 @@ async def test_next_address_fills_holes(session: AsyncSession) -> None:
     site, _, structure = await make_stack(session)
     block = await make_block(session, site, "10.9.0.0/24")
     made = [
-        await network.next_address(
+        await addresses.create_address(
             session, block=block, structure=structure, interface_name="eth0", alias_index=i
         )
         for i in range(5)
     ]
-    await network.delete_address(session, made[2])
-    again = await network.next_address(
+    await addresses.delete_address(session, made[2])
+    again = await addresses.create_address(
         session, block=block, structure=structure, interface_name="eth1"
     )
     assert again.offset == 3
@@ -183,35 +185,35 @@ async def test_small_blocks(session: AsyncSession, subnet: str, offsets: list[in
     block = await make_block(session, site, subnet)
     got = [
         (
-            await network.next_address(
+            await addresses.create_address(
                 session, block=block, structure=structure, interface_name="p", alias_index=i
             )
         ).offset
         for i in range(len(offsets))
     ]
     assert got == offsets
-    assert (await network.block_usage(session, block)).free == 0
+    assert (await addresses.block_usage(session, block)).free == 0
 
 
 async def test_usage_and_lookup(session: AsyncSession) -> None:
     site, _, structure = await make_stack(session)
     block = await make_block(session, site, "10.7.0.0/24", gateway_offset=1)
-    await network.next_address(session, block=block, structure=structure, interface_name="eth0")
-    await network.create_dynamic_address(session, block=block, offset=100)
-    usage = await network.block_usage(session, block)
+    await addresses.create_address(session, block=block, structure=structure, interface_name="eth0")
+    await addresses.create_dynamic_address(session, block=block, offset=100)
+    usage = await addresses.block_usage(session, block)
     assert (usage.total, usage.static, usage.reserved, usage.dynamic) == (254, 1, 1, 1)
-    found = await network.lookup_address(session, "10.7.0.2")
+    found = await addresses.lookup_address(session, "10.7.0.2")
     assert found.structure_id == structure.id
     with pytest.raises(NotFound):
-        await network.lookup_address(session, "10.7.0.3")
+        await addresses.lookup_address(session, "10.7.0.3")
     with pytest.raises(InvalidInput, match="not an IP address"):
-        await network.lookup_address(session, "10.7.0")
+        await addresses.lookup_address(session, "10.7.0")
 
 
 async def test_block_update_and_delete_rules(session: AsyncSession) -> None:
     site, _, structure = await make_stack(session)
     block = await make_block(session, site, "10.5.0.0/24", name="blk")
-    await network.create_address(
+    await addresses.create_address(
         session, structure=structure, block=block, offset=200, interface_name="eth0"
     )
     with pytest.raises(Conflict, match=r"would fall outside 10.5.0.0/25"):

@@ -27,8 +27,7 @@ from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
 from contractor.models import Foundation, Job, Task
 from contractor.services import blueprint as bp_service
-from contractor.services import building, resources
-from contractor.services import foreman as jobs
+from contractor.services import building, jobs, resources
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.conftest import make_pg_database

@@ -2,22 +2,15 @@
 
 The outbox (one row per change, its id the subscribers' cursor), webhook targets and their
 delivery log (contractor.models.events).
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-26 15:45:43.900052
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
+from contractor.migrations import columns
 
-revision: str = '0005'
-down_revision: str | None = '0004'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = '0005'
+down_revision = '0004'
 
 
 def upgrade() -> None:
@@ -33,27 +26,26 @@ def upgrade() -> None:
     sa.Column('actor', sa.String(length=100), nullable=True),
     sa.Column('changed', sa.JSON(), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_event')),
+    columns.primary_key('event'),
     sqlite_autoincrement=True
     )
     with op.batch_alter_table('event', schema=None) as batch_op:
         batch_op.create_index('ix_event_object', ['object_type', 'object_id'], unique=False)
 
     op.create_table('webhook_target',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('name', sa.String(length=40), nullable=False),
     sa.Column('url', sa.String(length=2048), nullable=False),
     sa.Column('secret', sa.String(length=200), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('filter', sa.JSON(), nullable=False),
     sa.Column('cursor', sa.BigInteger(), nullable=False),
-    sa.Column('created', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_target')),
+    *columns.timestamps(),
+    columns.primary_key('webhook_target'),
     sa.UniqueConstraint('name', name=op.f('uq_webhook_target_name'))
     )
     op.create_table('webhook_delivery',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('target_id', sa.Integer(), nullable=False),
     sa.Column('event_id', sa.BigInteger(), nullable=False),
     sa.Column('object_key', sa.String(length=80), nullable=False),
@@ -66,7 +58,7 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['target_id'], ['webhook_target.id'], name=op.f('fk_webhook_delivery_target_id_webhook_target'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_delivery')),
+    columns.primary_key('webhook_delivery'),
     sa.UniqueConstraint('target_id', 'event_id', name=op.f('uq_webhook_delivery_target_id_event_id'))
     )
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:

@@ -3,30 +3,23 @@
 How far the event log has been pruned (event_horizon), an index to find the events that
 deliveries still name, and when an operator last retried a delivery (its maximum age counts
 from then; its creation time stays).
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-26 21:48:06.906904
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
+from contractor.migrations import columns
 
-revision: str = '0006'
-down_revision: str | None = '0005'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = '0006'
+down_revision = '0005'
 
 
 def upgrade() -> None:
     op.create_table('event_horizon',
-    sa.Column('id', sa.Integer(), nullable=False),
+    columns.id(),
     sa.Column('cursor', sa.BigInteger(), nullable=False),
     sa.Column('pruned_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_event_horizon'))
+    columns.primary_key('event_horizon')
     )
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
         batch_op.add_column(sa.Column('retried_at', sa.DateTime(timezone=True), nullable=True))

@@ -2,22 +2,13 @@
 
 A job that finishes makes its site's waiting jobs due; this partial index finds them without
 reading the site's whole job history.
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-27 04:55:00.000000
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-
-revision: str = '0007'
-down_revision: str | None = '0006'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = '0007'
+down_revision = '0006'
 
 
 def upgrade() -> None:

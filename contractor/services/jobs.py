@@ -24,14 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
 from contractor.models import (
+    FINISHED_JOB_STATES,
     BluePrint,
     Dependency,
     Event,
     Foundation,
     Job,
     JobLog,
+    JobState,
     Structure,
     Task,
+    TaskState,
     utcnow,
 )
 from contractor.services.blueprint import find_script
@@ -68,7 +71,7 @@ __all__ = [
 ]
 
 Target = Foundation | Structure | Dependency
-FINISHED_STATES = ("done", "aborted")
+FINISHED_STATES = FINISHED_JOB_STATES
 JOBS_CHANNEL = "contractor_jobs"
 TASKS_CHANNEL = "contractor_tasks"
 
@@ -174,7 +177,7 @@ def write_log(
 
 def progress_of(job: Job) -> tuple[str, float, int | None]:
     """What a watcher of the job sees move: its message, percent complete and line."""
-    percent = 100.0 if job.state == "done" else float((job.status or {}).get("percent", 0.0))
+    percent = 100.0 if job.state == JobState.DONE else float((job.status or {}).get("percent", 0.0))
     return job.message, percent, job.line
 
 
@@ -226,9 +229,9 @@ def set_state(
     job.state = state
     if message is not None:
         job.message = message
-    if state in FINISHED_STATES or state in ("paused", "error"):
+    if state in FINISHED_STATES or state in (JobState.PAUSED, JobState.ERROR):
         job.step_at = None
-    if state == "done" or (state == "aborted" and action == "cancelled"):
+    if state == JobState.DONE or (state == JobState.ABORTED and action == "cancelled"):
         job.finished_at = now or utcnow()
     write_log(
         session,
@@ -245,8 +248,8 @@ async def cancel_open_tasks(session: AsyncSession, job: Job, *, now: dt.datetime
     """Close the job's unanswered tasks: a late answer to them is refused as stale."""
     result = await session.execute(
         update(Task)
-        .where(Task.job_id == job.id, Task.state == "open")
-        .values(state="cancelled", finished_at=now, lease=None)
+        .where(Task.job_id == job.id, Task.state == TaskState.OPEN)
+        .values(state=TaskState.CANCELLED, finished_at=now, lease=None)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -334,25 +337,23 @@ async def create_job(
     if script_name == "create":
         if _built(target):
             raise InvalidState(f"{described} is already built")
-        if supporting_job is not None and supporting_job.script_name != "create":
-            raise Conflict(
-                f"{_describe(supporting)} has a {supporting_job.script_name} job "  # type: ignore[arg-type]
-                f"({supporting_job.id})",
-                field="id",
-            )
     elif script_name == "destroy":
         if not _built(target):
             raise InvalidState(f"{described} is not built")
         if supporting is not None and not _built(supporting):
             raise InvalidState(f"{_describe(supporting)} is not built")
-        if supporting_job is not None and supporting_job.script_name != "destroy":
-            raise Conflict(
-                f"{_describe(supporting)} has a {supporting_job.script_name} job "  # type: ignore[arg-type]
-                f"({supporting_job.id})",
-                field="id",
-            )
     elif not _built(target):
         raise InvalidState(f"{described} must be built to run script {script_name!r}")
+    if (
+        script_name in ("create", "destroy")
+        and supporting_job is not None
+        and supporting_job.script_name != script_name
+    ):  # what the target stands on may only have a job of the same kind
+        raise Conflict(
+            f"{_describe(supporting)} has a {supporting_job.script_name} job "  # type: ignore[arg-type]
+            f"({supporting_job.id})",
+            field="id",
+        )
     source = await _script_for(session, target, script_name)
     try:
         parse(source)
@@ -375,7 +376,7 @@ async def create_job(
         script_name=script_name,
         script_source=source,
         runner_state="",
-        state="waiting",
+        state=JobState.WAITING,
         message="",
         status={},
         creator=creator,
@@ -383,7 +384,9 @@ async def create_job(
     )
     session.add(job)
     await session.flush()
-    write_log(session, job, actor=creator, action="created", from_state=None, to_state="waiting")
+    write_log(
+        session, job, actor=creator, action="created", from_state=None, to_state=JobState.WAITING
+    )
     await announce(session, JOBS_CHANNEL)
     await session.flush()
     return job
@@ -513,16 +516,25 @@ def _require(job: Job, *states: str, action: str) -> None:
 async def pause_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
     """queued -> paused. A task already handed out keeps running; its answer is accepted
     and the job continues with it when resumed."""
-    _require(job, "queued", action="pause")
-    set_state(session, job, "paused", actor=actor, action="paused", message="paused by " + actor)
+    _require(job, JobState.QUEUED, action="pause")
+    set_state(
+        session, job, JobState.PAUSED, actor=actor, action="paused", message="paused by " + actor
+    )
     await session.flush()
     return job
 
 
 async def resume_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
-    _require(job, "paused", action="resume")
-    set_state(session, job, "queued", actor=actor, action="resumed", message="")
-    job.step_at = utcnow()
+    _require(job, JobState.PAUSED, action="resume")
+    return await _queue_again(session, job, actor=actor, action="resumed", now=utcnow())
+
+
+async def _queue_again(
+    session: AsyncSession, job: Job, *, actor: str, action: str, now: dt.datetime
+) -> Job:
+    """Back to queued and due ``now``: the engine steps the job soon."""
+    set_state(session, job, JobState.QUEUED, actor=actor, action=action, message="")
+    job.step_at = now
     await announce(session, JOBS_CHANNEL)
     await session.flush()
     return job
@@ -531,18 +543,14 @@ async def resume_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
 async def reset_job(session: AsyncSession, job: Job, *, actor: str, runner: Runner | None) -> Job:
     """error -> queued: the failed step is tried again (a lost task is sent again, a runaway
     loop gets another step allowance)."""
-    _require(job, "error", action="reset")
+    _require(job, JobState.ERROR, action="reset")
     now = utcnow()
     await cancel_open_tasks(session, job, now=now)
     if runner is not None:
         runner.clear_dispatched()
         runner.reset_step_ceiling()
         job.runner_state = runner.dumps()
-    set_state(session, job, "queued", actor=actor, action="reset", message="")
-    job.step_at = now
-    await announce(session, JOBS_CHANNEL)
-    await session.flush()
-    return job
+    return await _queue_again(session, job, actor=actor, action="reset", now=now)
 
 
 async def rollback_job(
@@ -550,7 +558,7 @@ async def rollback_job(
 ) -> Job:
     """error -> queued after the waiting function agreed to roll back; the cookie changes, so
     a late answer to the old task is refused."""
-    _require(job, "error", action="rollback")
+    _require(job, JobState.ERROR, action="rollback")
     if runner is None:
         raise InvalidState(f"job {job.id} has not started a function to roll back", field="id")
     answer = runner.rollback()
@@ -559,11 +567,7 @@ async def rollback_job(
     now = utcnow()
     await cancel_open_tasks(session, job, now=now)
     job.runner_state = runner.dumps()
-    set_state(session, job, "queued", actor=actor, action="rolled back", message="")
-    job.step_at = now
-    await announce(session, JOBS_CHANNEL)
-    await session.flush()
-    return job
+    return await _queue_again(session, job, actor=actor, action="rolled back", now=now)
 
 
 async def cancel_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
@@ -576,7 +580,7 @@ async def cancel_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
     set_state(
         session,
         job,
-        "aborted",
+        JobState.ABORTED,
         actor=actor,
         action="cancelled",
         message=f"cancelled by {actor}",

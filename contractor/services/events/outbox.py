@@ -1,8 +1,9 @@
 """The outbox: one ``Event`` row per changed inventory object, written in the changing
-transaction, and the queries subscribers and webhooks read it with.
+transaction.
 
-Nothing in the services has to remember to write events. Session hooks, installed when
-``contractor.services`` is imported, do it for every session:
+Nothing in the services has to remember to write events. Session hooks, installed on every
+session factory by ``contractor.db.create_session_factory`` (``install_outbox``), do it for
+every session:
 
 - after each flush, the inventory objects that were inserted, updated or deleted are noted
   (one note per object per transaction: created then updated is one ``created``; created and
@@ -22,69 +23,51 @@ which joins the same transaction.
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import LargeBinary, event, func, insert, inspect, select
+from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
-from sqlalchemy.sql.schema import Column
 
-from contractor.models import (
-    PXE,
-    AbstractNetworkInterface,
-    AddressBlock,
-    BaseAddress,
-    BluePrint,
-    BluePrintParent,
-    BluePrintScript,
-    Complex,
-    ComplexMember,
-    Dependency,
-    Foundation,
-    FoundationBluePrint,
-    Network,
-    NetworkAddressBlock,
-    RealNetworkInterface,
-    Script,
-    Site,
-    Structure,
-    StructureBluePrint,
-    StructureFoundationBluePrint,
-    Zone,
-    utcnow,
-)
-from contractor.models.directory import Entry
+from contractor.models import utcnow
 from contractor.models.events import Event
+from contractor.services.events.objects import (
+    CREATED,
+    DELETED,
+    LINK_COLUMNS,
+    LINKS,
+    SECRET_WORDS,
+    UPDATED,
+    Identity,
+    generic_identity,
+    identity_of,
+    scrub,
+    snapshot,
+)
 
 __all__ = [
     "ACTOR_KEY",
     "ANNOUNCE_KEY",
     "NOTIFY_CHANNEL",
     "WROTE_EVENTS_KEY",
-    "EventFilter",
     "announce",
     "commit_statement",
-    "event_document",
-    "events_after",
-    "latest_cursor",
+    "install_outbox",
     "record_event",
-    "scrub",
     "set_actor",
-    "site_tree",
+    "wrote_events",
 ]
 
 ACTOR_KEY: Final = "actor"
 NOTIFY_CHANNEL: Final = "contractor_events"
-# The channels a transaction announces (``contractor.services.foreman.announce``), kept on its
+# The channels a transaction announces (``contractor.services.jobs.announce``), kept on its
 # connection's info: on PostgreSQL they are notified just before the commit, all in one
 # statement with the events' order lock; the hub fires them in this process at the commit.
 ANNOUNCE_KEY: Final = "contractor_announce"
@@ -97,147 +80,11 @@ _TOUCHED: Final = "contractor.events.touched"
 # Every transaction that writes events takes this lock just before it inserts them; it is
 # held until the commit, so cursor order is commit order.
 _ORDER_LOCK: Final = 0x636F6E74726163  # "contrac"
-_SECRET_WORDS: Final = ("password", "secret", "token", "credential", "private_key")
-
-CREATED: Final = "created"
-UPDATED: Final = "updated"
-DELETED: Final = "deleted"
 
 
 def set_actor(session: AsyncSession | Session, actor: str | None) -> None:
     """Name who makes this session's changes (a username, ``cli:<user>``, ``foreman``)."""
     _sync(session).info[ACTOR_KEY] = actor
-
-
-def scrub(value: Any) -> Any:
-    """``value`` as JSON-ready data without any key that names a secret, at any depth."""
-    if isinstance(value, Mapping):
-        return {
-            str(k): scrub(v)
-            for k, v in value.items()
-            if not any(word in str(k).lower() for word in _SECRET_WORDS)
-        }
-    if isinstance(value, list | tuple):
-        return [scrub(v) for v in value]
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return None
-    return value
-
-
-# -- what an object is, as an event sees it ----------------------------------------------
-
-
-@dataclass
-class _Identity:
-    object_type: str
-    name: str
-    site_id: int | None = None
-    blueprint_id: int | None = None
-    # (model, id) whose site and blueprint this object's event carries, resolved at commit
-    owner: tuple[type[Any], int] | None = None
-
-
-def _identity(obj: Any) -> _Identity | None:
-    """How an inventory object appears in events; None for anything else."""
-    match obj:
-        case Site():
-            return _Identity("site", obj.name, site_id=obj.id)
-        case FoundationBluePrint():
-            return _Identity("foundation_blueprint", obj.name, blueprint_id=obj.id)
-        case StructureBluePrint():
-            return _Identity("structure_blueprint", obj.name, blueprint_id=obj.id)
-        case Script():
-            return _Identity("script", obj.name)
-        case PXE():
-            return _Identity("pxe", obj.name)
-        case Foundation():
-            return _Identity("foundation", obj.locator, obj.site_id, obj.blueprint_id)
-        case Structure():
-            return _Identity("structure", obj.hostname, obj.site_id, obj.blueprint_id)
-        case Complex():
-            return _Identity("complex", obj.name, site_id=obj.site_id)
-        case Dependency():
-            structure = (Structure, obj.structure_id) if obj.structure_id is not None else None
-            return _Identity("dependency", str(obj.id), owner=structure)
-        case Network():
-            return _Identity("network", obj.name, site_id=obj.site_id)
-        case AddressBlock():
-            return _Identity("address_block", obj.name, site_id=obj.site_id)
-        case BaseAddress():
-            if obj.structure_id is not None:
-                owner: tuple[type[Any], int] | None = (Structure, obj.structure_id)
-            elif obj.address_block_id is not None:
-                owner = (AddressBlock, obj.address_block_id)
-            else:
-                owner = None
-            kind = {"address": "address"}.get(obj.kind, f"{obj.kind}_address")
-            name = obj.interface_name or obj.reason or ""
-            return _Identity(kind, name, owner=owner)
-        case RealNetworkInterface():
-            return _Identity("network_interface", obj.name, owner=(Foundation, obj.foundation_id))
-        case AbstractNetworkInterface():
-            return _Identity("structure_interface", obj.name, owner=(Structure, obj.structure_id))
-        case Zone():
-            return _Identity("zone", obj.name)
-        case Entry():
-            return _Identity("zone_entry", obj.name)
-    return None
-
-
-def _generic_identity(obj: Any) -> _Identity:
-    """For ``record_event`` on objects outside the inventory (jobs, ...)."""
-    name = next(
-        (
-            str(getattr(obj, attr))
-            for attr in ("name", "hostname", "locator", "target_description")
-            if getattr(obj, attr, None) is not None
-        ),
-        "",
-    )
-    return _Identity(
-        getattr(obj, "__tablename__", type(obj).__name__.lower()),
-        name,
-        site_id=getattr(obj, "site_id", None),
-        blueprint_id=getattr(obj, "blueprint_id", None),
-    )
-
-
-# Link rows: a change to one is an update of the object it belongs to.
-_LINKS: Final[dict[Any, tuple[type[Any], str]]] = {
-    BluePrintParent.__table__.c.child_id: (BluePrint, "parents"),
-    StructureFoundationBluePrint.__table__.c.structure_blueprint_id: (
-        BluePrint,
-        "foundation_blueprints",
-    ),
-    BluePrintScript.__table__.c.blueprint_id: (BluePrint, "scripts"),
-    ComplexMember.__table__.c.complex_id: (Complex, "members"),
-    NetworkAddressBlock.__table__.c.network_id: (Network, "address_blocks"),
-}
-_LINK_COLUMNS: Final[dict[Any, list[Column[Any]]]] = {}
-for _column in _LINKS:
-    _LINK_COLUMNS.setdefault(_column.table, []).append(_column)
-
-
-def _snapshot(obj: Any, *, loaded_only: bool = False) -> dict[str, Any]:
-    """The object's columns (and its derived ``state``), secrets and binary columns left out."""
-    state = inspect(obj)
-    loaded = state.dict
-    values: dict[str, Any] = {}
-    for attr in state.mapper.column_attrs:
-        column = attr.columns[0]
-        if isinstance(column.type, LargeBinary):
-            continue
-        if loaded_only and attr.key not in loaded:
-            continue
-        values[attr.key] = getattr(obj, attr.key)
-    derived = getattr(type(obj), "state", None)
-    if isinstance(derived, property):
-        with contextlib.suppress(AttributeError):  # a state needing what is not loaded
-            values["state"] = obj.state
-    result: dict[str, Any] = scrub(values)
-    return result
 
 
 # -- notes kept during the transaction -----------------------------------------------------
@@ -250,7 +97,7 @@ class _Note:
     transaction: SessionTransaction | None
     changed: set[str] = field(default_factory=set)
     # Set when the row is gone (deleted) or the caller gave them (record_event).
-    identity: _Identity | None = None
+    identity: Identity | None = None
     object_id: int | None = None
     payload: dict[str, Any] | None = None
     actor: str | None = None
@@ -292,9 +139,9 @@ def _note(session: Session, obj: Any, kind: str, changed: Iterable[str] = ()) ->
 
 def _freeze(note: _Note) -> None:
     """A deleted object's identity and payload, taken while its attributes are still there."""
-    note.identity = _identity(note.obj)
+    note.identity = identity_of(note.obj)
     note.object_id = inspect(note.obj).identity[0]
-    note.payload = _snapshot(note.obj, loaded_only=True)
+    note.payload = snapshot(note.obj, loaded_only=True)
 
 
 def _touch(session: Session, owner: type[Any], owner_id: Any, what: str) -> None:
@@ -310,7 +157,7 @@ def _changed_attributes(obj: Any) -> list[str]:
         attr.key
         for attr in state.mapper.column_attrs
         if state.attrs[attr.key].history.has_changes()
-        and not any(word in attr.key.lower() for word in _SECRET_WORDS)
+        and not any(word in attr.key.lower() for word in SECRET_WORDS)
         and attr.key != "updated"
     ]
 
@@ -326,10 +173,10 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
 
 
 def _seen(session: Session, obj: Any, kind: str) -> None:
-    for column in _LINK_COLUMNS.get(getattr(obj, "__table__", None), ()):
-        owner, what = _LINKS[column]
+    for column in LINK_COLUMNS.get(getattr(obj, "__table__", None), ()):
+        owner, what = LINKS[column]
         _touch(session, owner, getattr(obj, column.key), what)
-    if _identity(obj) is None:
+    if identity_of(obj) is None:
         return
     _note(session, obj, kind, _changed_attributes(obj) if kind == UPDATED else ())
 
@@ -339,7 +186,7 @@ def _on_orm_execute(state: ORMExecuteState) -> None:
     if not (state.is_update or state.is_delete):
         return
     statement: Any = state.statement
-    columns = _LINK_COLUMNS.get(getattr(statement, "table", None), ())
+    columns = LINK_COLUMNS.get(getattr(statement, "table", None), ())
     where = getattr(statement, "whereclause", None)
     if not columns or where is None:
         return
@@ -354,7 +201,7 @@ def _on_orm_execute(state: ORMExecuteState) -> None:
                     getattr(element.left, "name", None) == column.name
                     and getattr(element.left, "table", None) is column.table
                 ):
-                    owner, what = _LINKS[column]
+                    owner, what = LINKS[column]
                     _touch(state.session, owner, element.right.effective_value, what)
 
 
@@ -396,7 +243,7 @@ def record_event(
     reported at all; an inventory object's are an event of their own).
     """
     sync = _sync(session)
-    identity = _identity(object) or _generic_identity(object)
+    identity = identity_of(object) or generic_identity(object)
     if object_type is not None:
         identity.object_type = object_type
     if site_id is not None:
@@ -550,18 +397,18 @@ def _event_rows(session: Session) -> list[dict[str, Any]]:
     return values
 
 
-def _row(note: _Note) -> tuple[_Note, _Identity, int, dict[str, Any]]:
+def _row(note: _Note) -> tuple[_Note, Identity, int, dict[str, Any]]:
     if note.identity is not None and note.payload is not None and note.kind == DELETED:
         assert note.object_id is not None
         return note, note.identity, note.object_id, note.payload
-    identity = note.identity or _identity(note.obj) or _generic_identity(note.obj)
+    identity = note.identity or identity_of(note.obj) or generic_identity(note.obj)
     object_id = int(inspect(note.obj).identity[0])
-    payload = note.payload if note.payload is not None else _snapshot(note.obj)
+    payload = note.payload if note.payload is not None else snapshot(note.obj)
     return note, identity, object_id, payload
 
 
 def _resolve_owners(
-    session: Session, rows: list[tuple[_Note, _Identity, int, dict[str, Any]]]
+    session: Session, rows: list[tuple[_Note, Identity, int, dict[str, Any]]]
 ) -> None:
     """Give events of parts (interfaces, addresses, dependencies) their owner's site and
     blueprint: from the identity map when loaded, else one query per owner type."""
@@ -590,159 +437,17 @@ def _resolve_owners(
             identity.blueprint_id = identity.blueprint_id or blueprint_id
 
 
-def _install() -> None:
+def install_outbox(session_class: type[Session]) -> None:
+    """Make every session of ``session_class`` write its events (``contractor.db`` calls this
+    for each session factory it builds, each with a class of its own: install it once per
+    class)."""
     for name, listener in (
         ("after_flush", _after_flush),
         ("before_commit", _before_commit),
         ("after_soft_rollback", _after_soft_rollback),
         ("do_orm_execute", _on_orm_execute),
     ):
-        if not event.contains(Session, name, listener):
-            event.listen(Session, name, listener)
-
-
-_install()
-
-
-# -- reading ------------------------------------------------------------------------------
-
-
-async def latest_cursor(session: AsyncSession) -> int:
-    """The newest event's cursor (0 when there is none)."""
-    return int((await session.execute(select(func.max(Event.id)))).scalar_one() or 0)
-
-
-async def site_tree(session: AsyncSession) -> dict[int, int | None]:
-    """Every site's parent, by site id."""
-    rows = await session.execute(select(Site.id, Site.parent_id))
-    return {site_id: parent for site_id, parent in rows}
-
-
-@dataclass
-class EventFilter:
-    """Which events a subscriber or webhook wants; ``None`` means any.
-
-    ``site_ids`` is the site and its descendants; ``observe`` grows it when a new child site
-    goes by, so events of sites made after the filter was built still match.
-    """
-
-    object_types: frozenset[str] | None = None
-    kinds: frozenset[str] | None = None
-    site_ids: set[int] | None = None
-    blueprint_id: int | None = None
-    object_id: int | None = None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        object_types: Iterable[str] | None = None,
-        kinds: Iterable[str] | None = None,
-        site_id: int | None = None,
-        blueprint_id: int | None = None,
-        object_id: int | None = None,
-        tree: Mapping[int, int | None] | None = None,
-    ) -> EventFilter:
-        site_ids = None
-        if site_id is not None:
-            site_ids = {site_id} | _descendants(tree or {}, site_id)
-        return cls(
-            frozenset(object_types) if object_types else None,
-            frozenset(kinds) if kinds else None,
-            site_ids,
-            blueprint_id,
-            object_id,
-        )
-
-    def observe(self, row: Event) -> bool:
-        """Note a site event; True when the site set grew."""
-        if self.site_ids is None or row.object_type != "site" or row.kind == DELETED:
-            return False
-        parent = row.payload.get("parent_id")
-        if parent in self.site_ids and row.object_id not in self.site_ids:
-            self.site_ids.add(row.object_id)
-            return True
-        return False
-
-    def matches(self, row: Event) -> bool:
-        return (
-            (self.object_types is None or row.object_type in self.object_types)
-            and (self.kinds is None or row.kind in self.kinds)
-            and (self.site_ids is None or row.site_id in self.site_ids)
-            and (self.blueprint_id is None or row.blueprint_id == self.blueprint_id)
-            and (self.object_id is None or row.object_id == self.object_id)
-        )
-
-    def where(self) -> list[Any]:
-        """The same test as SQL conditions (site events always pass: ``observe`` needs them)."""
-        conditions: list[Any] = []
-        if self.object_types is not None:
-            conditions.append(Event.object_type.in_(sorted(self.object_types)))
-        if self.kinds is not None:
-            conditions.append(Event.kind.in_(sorted(self.kinds)))
-        if self.site_ids is not None:
-            conditions.append(
-                Event.site_id.in_(sorted(self.site_ids)) | (Event.object_type == "site")
-            )
-        if self.blueprint_id is not None:
-            conditions.append(Event.blueprint_id == self.blueprint_id)
-        if self.object_id is not None:
-            conditions.append(Event.object_id == self.object_id)
-        return conditions
-
-
-def _descendants(tree: Mapping[int, int | None], root: int) -> set[int]:
-    children: dict[int | None, list[int]] = {}
-    for site_id, parent in tree.items():
-        children.setdefault(parent, []).append(site_id)
-    found: set[int] = set()
-    stack = [root]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-async def events_after(
-    session: AsyncSession, *, after: int, filter: EventFilter | None = None, limit: int = 500
-) -> tuple[list[Event], int, bool]:
-    """Events matching ``filter`` with cursors above ``after``, oldest first; the cursor to
-    resume from; and whether there may be more (read again from that cursor)."""
-    query = select(Event).where(Event.id > after).order_by(Event.id).limit(limit)
-    if filter is not None:
-        query = query.where(*filter.where())
-    rows = list((await session.execute(query)).scalars())
-    more = len(rows) == limit
-    if filter is None:
-        return rows, rows[-1].id if rows else after, more
-    matched: list[Event] = []
-    for index, row in enumerate(rows):
-        grew = filter.observe(row)
-        if filter.matches(row):
-            matched.append(row)
-        if grew and index + 1 < len(rows):
-            # the rows after this one were chosen without the new site: read them again
-            return matched, row.id, True
-    return matched, rows[-1].id if rows else after, more
-
-
-def event_document(row: Event) -> dict[str, Any]:
-    """An event as webhooks post it (the same names as the GraphQL ``Event`` type)."""
-    return {
-        "cursor": str(row.id),
-        "at": row.at.isoformat(),
-        "kind": row.kind,
-        "objectType": row.object_type,
-        "objectId": row.object_id,
-        "objectName": row.object_name,
-        "siteId": row.site_id,
-        "blueprintId": row.blueprint_id,
-        "actor": row.actor,
-        "changed": list(row.changed or ()),
-        "payload": row.payload,
-    }
+        event.listen(session_class, name, listener)
 
 
 def wrote_events(connection: Connection) -> bool:

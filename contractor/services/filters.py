@@ -1,17 +1,60 @@
-"""List filters: GraphQL inputs and the SQL conditions they become."""
+"""List filters as SQL conditions: which sites, foundations and structures a list (or a
+count) holds. Every part of a filter is optional; the given parts must all match."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import strawberry
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from contractor import models
 from contractor.errors import InvalidInput
-from contractor.schema.types import BuildState, FoundationState
 from contractor.services.site import site_descendant_ids
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A site or a blueprint by name, optionally with everything below it (sites) or
+    inheriting it (blueprints)."""
+
+    name: str
+    include_descendants: bool = False
+
+
+@dataclass(frozen=True)
+class SiteFilter:
+    name: str | None = None  # a glob
+    parent: str | None = None  # direct children of this site
+    within: Scope | None = None
+    roots_only: bool = False
+
+
+@dataclass(frozen=True)
+class FoundationFilter:
+    site: Scope | None = None
+    blueprint: Scope | None = None
+    type: Sequence[str] | None = None
+    state: Sequence[str] | None = None  # planned, located, built
+    locator: str | None = None  # a glob
+    complex: str | None = None  # hosted by structures of this complex
+    network: int | None = None  # has an interface on this network id
+    has_structure: bool | None = None
+
+
+@dataclass(frozen=True)
+class StructureFilter:
+    site: Scope | None = None
+    blueprint: Scope | None = None
+    state: Sequence[str] | None = None  # planned, built
+    hostname: str | None = None  # a glob
+    foundation_type: Sequence[str] | None = None
+    complex: str | None = None  # members of this complex
+    network: int | None = None  # whose foundation has an interface on this network id
+    address_block: int | None = None  # holding an address in this block id
 
 
 def like_pattern(pattern: str, *, field: str) -> str:
@@ -22,59 +65,12 @@ def like_pattern(pattern: str, *, field: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-@strawberry.input(description="Where: a site, optionally with every site below it.")
-class SiteScope:
-    name: str
-    include_descendants: bool = False
+def _glob(column: QueryableAttribute[str], pattern: str, *, field: str) -> ColumnElement[bool]:
+    """``column`` matches the glob ``pattern`` (see ``like_pattern``)."""
+    return column.like(like_pattern(pattern, field=field), escape="\\")
 
 
-@strawberry.input(description="Which blueprint, optionally with every blueprint inheriting it.")
-class BluePrintScope:
-    name: str
-    include_descendants: bool = False
-
-
-@strawberry.input
-class SiteFilter:
-    name: str | None = strawberry.field(default=None, description="Glob, e.g. 'dc1-*'.")
-    parent: str | None = strawberry.field(default=None, description="Direct children of this site.")
-    within: SiteScope | None = None
-    roots_only: bool = False
-
-
-@strawberry.input
-class FoundationFilter:
-    site: SiteScope | None = None
-    blueprint: BluePrintScope | None = None
-    type: list[str] | None = None
-    state: list[FoundationState] | None = None
-    locator: str | None = strawberry.field(default=None, description="Glob, e.g. 'rack1-*'.")
-    complex: str | None = strawberry.field(
-        default=None, description="Hosted by structures of this complex."
-    )
-    network: int | None = strawberry.field(
-        default=None, description="Has an interface on this network id."
-    )
-    has_structure: bool | None = None
-
-
-@strawberry.input
-class StructureFilter:
-    site: SiteScope | None = None
-    blueprint: BluePrintScope | None = None
-    state: list[BuildState] | None = None
-    hostname: str | None = strawberry.field(default=None, description="Glob, e.g. 'web*'.")
-    foundation_type: list[str] | None = None
-    complex: str | None = strawberry.field(default=None, description="Members of this complex.")
-    network: int | None = strawberry.field(
-        default=None, description="Whose foundation has an interface on this network id."
-    )
-    address_block: int | None = strawberry.field(
-        default=None, description="Holding an address in this block id."
-    )
-
-
-async def _site_ids(session: AsyncSession, scope: SiteScope) -> list[int]:
+async def _site_ids(session: AsyncSession, scope: Scope) -> list[int]:
     site = (
         await session.execute(select(models.Site).where(models.Site.name == scope.name))
     ).scalar_one_or_none()
@@ -85,7 +81,7 @@ async def _site_ids(session: AsyncSession, scope: SiteScope) -> list[int]:
     return await site_descendant_ids(session, site)
 
 
-async def _blueprint_ids(session: AsyncSession, scope: BluePrintScope) -> list[int]:
+async def _blueprint_ids(session: AsyncSession, scope: Scope) -> list[int]:
     blueprint_id = (
         await session.execute(
             select(models.BluePrint.id).where(models.BluePrint.name == scope.name)
@@ -108,20 +104,18 @@ async def _blueprint_ids(session: AsyncSession, scope: BluePrintScope) -> list[i
     return list((await session.execute(select(tree.c.id))).scalars())
 
 
-def foundation_state_condition(states: list[FoundationState]) -> ColumnElement[bool]:
+def foundation_state_condition(states: Sequence[str]) -> ColumnElement[bool]:
     f = models.Foundation
     conditions = {
-        FoundationState.PLANNED: f.located_at.is_(None),
-        FoundationState.LOCATED: and_(f.located_at.is_not(None), f.built_at.is_(None)),
-        FoundationState.BUILT: and_(f.located_at.is_not(None), f.built_at.is_not(None)),
+        "planned": f.located_at.is_(None),
+        "located": and_(f.located_at.is_not(None), f.built_at.is_(None)),
+        "built": and_(f.located_at.is_not(None), f.built_at.is_not(None)),
     }
     return or_(*(conditions[s] for s in states))
 
 
-def built_condition(column: Any, states: list[BuildState]) -> ColumnElement[bool]:
-    return or_(
-        *(column.is_(None) if s is BuildState.PLANNED else column.is_not(None) for s in states)
-    )
+def built_condition(column: Any, states: Sequence[str]) -> ColumnElement[bool]:
+    return or_(*(column.is_(None) if s == "planned" else column.is_not(None) for s in states))
 
 
 async def filter_sites(
@@ -131,7 +125,7 @@ async def filter_sites(
         return query
     s = models.Site
     if where.name is not None:
-        query = query.where(s.name.like(like_pattern(where.name, field="name"), escape="\\"))
+        query = query.where(_glob(s.name, where.name, field="name"))
     if where.parent is not None:
         parent = (
             await session.execute(select(s.id).where(s.name == where.parent))
@@ -154,37 +148,47 @@ def _complex_structures(name: str) -> Select[Any]:
     )
 
 
+def _on_network(column: Any, network_id: int) -> ColumnElement[bool]:
+    """``column`` (a foundation id) is of a foundation with an interface on the network."""
+    condition: ColumnElement[bool] = column.in_(
+        select(models.RealNetworkInterface.foundation_id).where(
+            models.RealNetworkInterface.network_id == network_id
+        )
+    )
+    return condition
+
+
+async def _placed(
+    session: AsyncSession, query: Select[Any], row: Any, where: FoundationFilter | StructureFilter
+) -> Select[Any]:
+    """``query`` narrowed by the parts foundation and structure filters share."""
+    if where.site is not None:
+        query = query.where(row.site_id.in_(await _site_ids(session, where.site)))
+    if where.blueprint is not None:
+        query = query.where(row.blueprint_id.in_(await _blueprint_ids(session, where.blueprint)))
+    return query
+
+
 async def filter_foundations(
     session: AsyncSession, query: Select[Any], where: FoundationFilter | None
 ) -> Select[Any]:
     if where is None:
         return query
     f = models.Foundation
-    if where.site is not None:
-        query = query.where(f.site_id.in_(await _site_ids(session, where.site)))
-    if where.blueprint is not None:
-        query = query.where(f.blueprint_id.in_(await _blueprint_ids(session, where.blueprint)))
+    query = await _placed(session, query, f, where)
     if where.type:
         query = query.where(f.type.in_(where.type))
     if where.state:
         query = query.where(foundation_state_condition(where.state))
     if where.locator is not None:
-        query = query.where(
-            f.locator.like(like_pattern(where.locator, field="locator"), escape="\\")
-        )
+        query = query.where(_glob(f.locator, where.locator, field="locator"))
     if where.complex is not None:
         hosted = select(models.Structure.foundation_id).where(
             models.Structure.id.in_(_complex_structures(where.complex))
         )
         query = query.where(f.id.in_(hosted))
     if where.network is not None:
-        query = query.where(
-            f.id.in_(
-                select(models.RealNetworkInterface.foundation_id).where(
-                    models.RealNetworkInterface.network_id == where.network
-                )
-            )
-        )
+        query = query.where(_on_network(f.id, where.network))
     if where.has_structure is not None:
         carried = select(models.Structure.foundation_id)
         query = query.where(f.id.in_(carried) if where.has_structure else f.id.not_in(carried))
@@ -197,16 +201,11 @@ async def filter_structures(
     if where is None:
         return query
     s = models.Structure
-    if where.site is not None:
-        query = query.where(s.site_id.in_(await _site_ids(session, where.site)))
-    if where.blueprint is not None:
-        query = query.where(s.blueprint_id.in_(await _blueprint_ids(session, where.blueprint)))
+    query = await _placed(session, query, s, where)
     if where.state:
         query = query.where(built_condition(s.built_at, where.state))
     if where.hostname is not None:
-        query = query.where(
-            s.hostname.like(like_pattern(where.hostname, field="hostname"), escape="\\")
-        )
+        query = query.where(_glob(s.hostname, where.hostname, field="hostname"))
     if where.foundation_type:
         query = query.where(
             s.foundation_id.in_(
@@ -218,13 +217,7 @@ async def filter_structures(
     if where.complex is not None:
         query = query.where(s.id.in_(_complex_structures(where.complex)))
     if where.network is not None:
-        query = query.where(
-            s.foundation_id.in_(
-                select(models.RealNetworkInterface.foundation_id).where(
-                    models.RealNetworkInterface.network_id == where.network
-                )
-            )
-        )
+        query = query.where(_on_network(s.foundation_id, where.network))
     if where.address_block is not None:
         query = query.where(
             s.id.in_(

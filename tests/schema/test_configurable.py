@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from contractor.db import transaction
 from contractor.services import site as sites
-from tests.schema.conftest import Client
-from tests.schema.test_graph import build_inventory, queries
+from tests.schema.conftest import Client, build_inventory, queries
 
 
 async def test_structure_config_comes_from_its_layers(client: Client) -> None:

@@ -1,0 +1,145 @@
+"""Zones in GraphQL: the zone tree and the records kept in a zone beside the inventory."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contractor import models
+from contractor.models.directory import Entry
+from contractor.schema.common import DeleteResult, Row, load_one, removed
+from contractor.schema.context import Info
+from contractor.schema.errors import AnyError
+from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.permissions import Operator
+from contractor.schema.prefetch import related
+from contractor.services import directory, inventory
+
+
+@strawberry.type
+class Zone(Row):
+    id: int
+    name: str
+    ttl: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    nameservers: list[str] = strawberry.field(
+        description="Host names of the zone's name servers (inherited from the parent if empty)."
+    )
+    soa_email: str | None
+    row: strawberry.Private[models.Zone]
+
+    parent: Zone | None = related(models.Zone.id, "parent_id")
+    entries: list[ZoneEntry] = related(
+        Entry.zone_id,
+        "id",
+        order_by=(Entry.name, Entry.type, Entry.id),
+        description="Records of the zone that do not come from the inventory.",
+    )
+
+    @strawberry.field(description="The fully qualified name, without the trailing dot.")
+    async def fqdn(self, info: Info) -> str:
+        labels, row = [self.row.name], self.row
+        while row.parent_id is not None:
+            row = await load_one(info, models.Zone.id, row.parent_id)
+            labels.append(row.name)
+        return ".".join(labels)
+
+
+@strawberry.type(description="A CNAME, MX, NS, SRV or TXT record kept in a zone.")
+class ZoneEntry(Row):
+    id: int
+    type: str
+    name: str
+    target: str | None
+    text: str | None
+    priority: int | None
+    weight: int | None
+    port: int | None
+    ttl: int | None
+
+
+ZoneResult = Annotated[Zone | AnyError, strawberry.union("ZoneResult")]
+ZoneEntryResult = Annotated[ZoneEntry | AnyError, strawberry.union("ZoneEntryResult")]
+
+
+async def zone_named(session: AsyncSession, fqdn: str | None) -> models.Zone | None:
+    return None if fqdn is None else await directory.find_zone(session, fqdn)
+
+
+@strawberry.type
+class DirectoryQuery:
+    zone = lookup(
+        Zone,
+        directory.find_zone,
+        fqdn=str,
+        description="A zone by its dotted name, e.g. 'dc1.example'.",
+    )
+    zones = connection(Zone, inventory.zones)
+
+
+@strawberry.type
+class DirectoryMutation:
+    @mutation(
+        Operator,
+        description="A zone; parent is the dotted name of the parent zone; name servers and "
+        "the SOA mailbox are inherited from the parent when not given.",
+    )
+    async def create_zone(
+        session: AsyncSession,
+        name: str,
+        parent: str | None = None,
+        ttl: int = 3600,
+        nameservers: list[str] | None = None,
+        soa_email: str | None = None,
+    ) -> ZoneResult:
+        row = await directory.create_zone(
+            session,
+            name=name,
+            parent=await zone_named(session, parent),
+            ttl=ttl,
+            nameservers=nameservers or [],
+            soa_email=soa_email,
+        )
+        return Zone.of(row)
+
+    @mutation(Operator, description="Add a CNAME, MX, NS, SRV or TXT record to a zone.")
+    async def create_zone_entry(
+        session: AsyncSession,
+        zone: str,
+        type: str,
+        name: str,
+        target: str | None = None,
+        text: str | None = None,
+        priority: int | None = None,
+        weight: int | None = None,
+        port: int | None = None,
+        ttl: int | None = None,
+    ) -> ZoneEntryResult:
+        row = await directory.create_entry(
+            session,
+            zone=await directory.find_zone(session, zone),
+            type=type,
+            name=name,
+            target=target,
+            text=text,
+            priority=priority,
+            weight=weight,
+            port=port,
+            ttl=ttl,
+        )
+        return ZoneEntry.of(row)
+
+    @mutation(Operator)
+    async def delete_zone_entry(session: AsyncSession, id: int) -> DeleteResult:
+        entry = await directory.get_entry(session, id)
+        return await removed(session, "ZoneEntry", directory.delete_entry, entry)
+
+    @mutation(Operator)
+    async def delete_zone(session: AsyncSession, fqdn: str) -> DeleteResult:
+        zone = await directory.find_zone(session, fqdn)
+        return await removed(session, "Zone", directory.delete_zone, zone)

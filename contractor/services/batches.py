@@ -1,0 +1,44 @@
+"""Rows for many keys in one statement: the batches behind the GraphQL DataLoaders."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from contractor.models import Complex
+from contractor.services.complexes import complex_states
+
+
+async def rows_by(
+    session: AsyncSession, column: InstrumentedAttribute[Any], keys: Sequence[Any]
+) -> list[Any]:
+    """For each key, the row whose unique ``column`` equals it (None when there is none)."""
+    query: Select[Any] = select(column.class_).where(column.in_(keys))
+    found = {getattr(row, column.key): row for row in (await session.execute(query)).scalars()}
+    return [found.get(key) for key in keys]
+
+
+async def rows_grouped_by(
+    session: AsyncSession,
+    column: InstrumentedAttribute[Any],
+    keys: Sequence[Any],
+    order_by: Sequence[InstrumentedAttribute[Any]] = (),
+) -> list[list[Any]]:
+    """For each key, the rows whose ``column`` equals it, in ``order_by``."""
+    query: Select[Any] = select(column.class_).where(column.in_(keys)).order_by(*order_by)
+    grouped: dict[Any, list[Any]] = defaultdict(list)
+    for row in (await session.execute(query)).scalars():
+        grouped[getattr(row, column.key)].append(row)
+    return [grouped.get(key, []) for key in keys]
+
+
+async def complex_states_by_id(session: AsyncSession, ids: Sequence[int]) -> list[str]:
+    """The derived state of each complex named by id."""
+    rows = [await session.get_one(Complex, key) for key in ids]
+    states = await complex_states(session, rows)
+    return [states[key] for key in ids]
