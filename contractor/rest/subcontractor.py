@@ -118,12 +118,13 @@ def _task_out(task: hotpath.LeasedTask) -> dict[str, Any]:
 
 
 async def _identity(state: AppState, request: Request) -> task_service.Subcontractor:
-    """The subcontractor behind the request's token (checked once, then cached a while)."""
+    """The subcontractor behind the request's token (checked once, then cached a while). The
+    check only reads: a reader session, so on SQLite it never waits for the write lock."""
     text = bearer_token(request)
     cached = state.subcontractor_tokens.get(text)
     if cached is not None:
         return cached
-    async with transaction(state.writer_sessions) as session:
+    async with transaction(state.sessions) as session:
         return await task_service.authenticate_subcontractor(
             session, text, cache=state.subcontractor_tokens
         )
