@@ -266,38 +266,62 @@ class _Builder(Transformer[Token, Any]):
         statements = tuple(_nodes(children))
         if len(statements) == 1 and isinstance(statements[0], Block):
             root = statements[0]
+            lines: tuple[Statement, ...] = (root,)
         else:
             root = Block(1, 1, statements)
-        _check_structure(root)
+            lines = statements
+        problems = structure_problems(lines)
+        if problems:
+            raise problems[0]
         return root
 
 
 MAX_NESTING = 200
 
 
-def _check_structure(root: Block) -> None:
-    """Jump points only at the top level; break/continue only inside while; statements nested
-    at most ``MAX_NESTING`` deep (an implementation limit; the original stops near 100)."""
-    todo: list[tuple[Statement, bool, bool, int]] = [(s, False, True, 1) for s in root.body]
+def structure_problems(lines: Sequence[Statement]) -> list[ParseError]:
+    """What a context-free grammar cannot check, for the top-level ``lines`` of a script, in
+    source order: jump points only at the top level (a script that is one ``begin( ) ... end``
+    block has its jump points inside that block, so they are errors too); break/continue only
+    inside while; statements nested at most ``MAX_NESTING`` deep (an implementation limit;
+    the original stops near 100). A work list, not recursion: nesting may be deep."""
+    problems: list[ParseError] = []
+    todo: list[tuple[Statement, bool, Block | None, int]] = [
+        (s, False, None, 1) for s in reversed(lines)
+    ]
     while todo:
-        statement, in_loop, top_level, depth = todo.pop()
+        statement, in_loop, block, depth = todo.pop()
         if depth > MAX_NESTING:
-            raise _fail(f"statements are nested more than {MAX_NESTING} deep", statement)
-        if isinstance(statement, JumpPoint) and not top_level:
-            raise _fail(
-                "jump points are only allowed at the top level of the script, "
-                f'not inside begin/end, if or while (jump point "{statement.name}")',
-                statement,
+            problems.append(_fail(f"statements are nested more than {MAX_NESTING} deep", statement))
+            continue
+        if isinstance(statement, JumpPoint) and depth > 1:
+            where = "not inside begin/end, if or while"
+            if block is not None and len(lines) == 1 and lines[0] is block:
+                where = (
+                    "not inside begin/end, if or while; this script is one begin( ) ... end "
+                    "block, so put the jump point and its goto outside it"
+                )
+            problems.append(
+                _fail(
+                    "jump points are only allowed at the top level of the script, "
+                    f'{where} (jump point "{statement.name}")',
+                    statement,
+                )
             )
         if isinstance(statement, Break | Continue) and not in_loop:
             word = "break" if isinstance(statement, Break) else "continue"
-            raise _fail(f"{word} is only allowed inside a while loop", statement)
+            problems.append(_fail(f"{word} is only allowed inside a while loop", statement))
         if isinstance(statement, Block):
-            todo.extend((child, in_loop, False, depth + 1) for child in statement.body)
+            todo.extend(
+                (child, in_loop, statement, depth + 1) for child in reversed(statement.body)
+            )
         elif isinstance(statement, If):
-            todo.extend((body, in_loop, False, depth + 1) for _, body in statement.branches)
+            todo.extend(
+                (body, in_loop, block, depth + 1) for _, body in reversed(statement.branches)
+            )
         elif isinstance(statement, While):
-            todo.append((statement.body, True, False, depth + 1))
+            todo.append((statement.body, True, block, depth + 1))
+    return problems
 
 
 @functools.cache

@@ -217,17 +217,38 @@ def test_status_inside_an_expression_and_a_loop() -> None:
 
 
 def test_goto_keeps_block_timers() -> None:
+    # DESIGN TScript 7: the original discards the root scope's start time on goto; we keep it
+    # (jump points are top-level lines, so the root scope is the only block a goto stays in).
+    # A block the goto leaves is entered afresh, with a new start and a new max_time deadline.
     clock = Clock()
     runner = Runner(
-        "begin( description='all', expected_time=1:00 )\n:top\n  pause( msg='x' )\n  goto top\nend",
+        "rounds = []\n"
+        ":top\n"
+        "append( array=rounds, value=len( array=rounds ) )\n"
+        "begin( description='round', expected_time=1:00, max_time=0:30 )\n"
+        "  pause( msg='look' )\n"
+        "  if ( len( array=rounds ) < 3 ) then goto top\n"
+        "end\n"
+        "total = len( array=rounds )\n",
         clock=clock,
     )
-    with pytest.raises(Pause):
+    with pytest.raises(Pause, match="look"):
         runner.run()
-    clock.now += 20
-    with pytest.raises(Pause):
-        runner.run()
-    assert runner.status()["blocks"][0]["elapsed"] == pytest.approx(20.0)
+    for waited, root_elapsed in ((20, 20.0), (25, 45.0)):
+        clock.now += waited
+        runner = _roundtrip(runner, clock)
+        with pytest.raises(Pause, match="look"):  # not "Max Time Elapsed": a fresh deadline
+            runner.run()
+        root, block = runner.status()["blocks"]
+        assert root["elapsed"] == pytest.approx(root_elapsed)
+        assert root["description"] is None
+        assert block["description"] == "round"
+        assert block["elapsed"] == pytest.approx(0.0)
+        assert block["remaining"] == pytest.approx(60.0)
+        assert runner.next_wake() == pytest.approx(clock.now + 30)
+    clock.now += 5
+    _finish(runner)
+    assert runner.variables == {"rounds": [0, 1, 2], "total": 3}
 
 
 def test_goto_leaves_loops_and_blocks() -> None:
