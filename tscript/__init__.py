@@ -27,7 +27,7 @@ from tscript.parser import parse
 from tscript.plugins import ExternalFunction, FunctionFactory, Handler, Module, Value
 from tscript.references import References, references
 from tscript.runner import STATE_FORMAT, STATE_VERSION, Runner, RunResult
-from tscript.values import to_output
+from tscript.values import to_literal, to_output, to_text
 
 __all__ = [
     "STATE_FORMAT",
@@ -55,5 +55,7 @@ __all__ = [
     "Value",
     "parse",
     "references",
+    "to_literal",
     "to_output",
+    "to_text",
 ]

@@ -18,7 +18,7 @@ from typing import Any
 
 from tscript.errors import ExecutionError, ParameterError, Pause, ScriptError
 from tscript.plugins import ExternalFunction, FunctionFactory
-from tscript.values import JSONValue
+from tscript.values import JSONValue, to_text
 
 __all__ = ["BUILTINS", "Delay", "Message"]
 
@@ -53,19 +53,19 @@ def _index(*, array: Any, value: Any) -> Any:
 
 
 def _pause(*, msg: Any) -> Pause:
-    return Pause(str(msg))
+    return Pause(to_text(msg))
 
 
 def _error(*, msg: Any) -> ExecutionError:
-    return ExecutionError(str(msg))
+    return ExecutionError(to_text(msg))
 
 
 def _fatal_error(*, msg: Any) -> ScriptError:
-    return ScriptError(str(msg))
+    return ScriptError(to_text(msg))
 
 
 def _message(*, msg: Any) -> Message:
-    return Message(str(msg))
+    return Message(to_text(msg))
 
 
 class Delay(ExternalFunction):

@@ -12,6 +12,7 @@ import pytest
 from tscript import (
     STATE_VERSION,
     ExecutionError,
+    Module,
     NotDefinedError,
     ParameterError,
     Pause,
@@ -20,6 +21,7 @@ from tscript import (
     ScriptError,
     StepLimitExceeded,
     UnrecoverableError,
+    Value,
 )
 
 
@@ -137,7 +139,7 @@ def test_pause_resume_and_line() -> None:
     assert runner.line == 1
     with pytest.raises(Pause) as caught:
         runner.run()
-    assert (caught.value.message, caught.value.line) == ("[1]", 3)
+    assert (caught.value.message, caught.value.line) == ("[ 1 ]", 3)
     assert runner.line == 3
     runner = _roundtrip(runner)
     assert runner.run().state == "done"
@@ -365,3 +367,58 @@ def test_next_wake() -> None:
     runner.run()
     assert runner.done
     assert runner.next_wake() is None
+
+
+class _Inventory(Module):
+    name = "inventory"
+
+    def values(self) -> dict[str, Value]:
+        return {"hosts": Value(lambda: ["web01"])}
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("x = [ 1, 2, 3 ]\ny = x[5]", 'Not Defined "x[5]: index 5 out of range (length 3)"'),
+        ("x = 'abc'\ny = x[-4]", 'Not Defined "x[-4]: index -4 out of range (length 3)"'),
+        (
+            "m = { aa=1, bb=2 }\ny = m['zz']",
+            "Not Defined \"m['zz']: no key 'zz' (keys: 'aa', 'bb')\"",
+        ),
+        ("m = {}\ny = m[1]", 'Not Defined "m[1]: no key 1 (keys: none)"'),
+        (
+            "y = inventory.hosts[1]",
+            'Not Defined "inventory.hosts[1]: index 1 out of range (length 1)"',
+        ),
+    ],
+)
+def test_a_missing_item_names_the_variable_and_the_index(source: str, message: str) -> None:
+    runner = Runner(source, [_Inventory()])
+    with pytest.raises(NotDefinedError) as caught:
+        runner.run()
+    assert caught.value.message == message
+    assert caught.value.line == source.count("\n") + 1
+    assert runner.aborted  # the reference's class and outcome: NotDefined, job aborted
+    # exists() still answers false for it
+    probe = source.replace("y = ", "y = exists( ", 1).rstrip() + " )"
+    assert _run_to_end(probe).variables["y"] is False
+
+
+def test_a_map_shows_at_most_ten_keys() -> None:
+    keys = ", ".join(f"k{i}={i}" for i in range(12))
+    with pytest.raises(NotDefinedError) as caught:
+        Runner(f"m = {{ {keys} }}\ny = m['zz']").run()
+    assert caught.value.message.endswith("'k8', 'k9', ...)\"")
+
+
+def test_indexing_what_cannot_be_indexed_is_a_script_error() -> None:
+    with pytest.raises(ScriptError) as caught:
+        Runner("x = 5\ny = x[0]").run()
+    assert caught.value.message == "x[0]: a number cannot be indexed with 0"
+    assert caught.value.kind == "ScriptError"
+
+
+def _run_to_end(source: str) -> Runner:
+    runner = Runner(source, [_Inventory()])
+    _finish(runner)
+    return runner
