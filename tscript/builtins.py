@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tscript.errors import ExecutionError, ParameterError, Pause, ScriptError
-from tscript.plugins import ExternalFunction, FunctionFactory
+from tscript.plugins import ExternalFunction, FunctionFactory, Signature
 from tscript.values import JSONValue, to_text
 
 __all__ = ["BUILTINS", "Delay", "Message"]
@@ -96,6 +96,9 @@ class Delay(ExternalFunction):
             raise ParameterError("seconds", "specified 0 delay, give seconds, minutes or hours")
         self.seconds = total
         self.end_at = self.clock() + total
+
+    def signature(self) -> Signature:
+        return Signature(frozenset({"seconds", "minutes", "hours"}))
 
     @property
     def done(self) -> bool:

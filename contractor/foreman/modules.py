@@ -43,12 +43,14 @@ from tscript import (
     Handler,
     Interrupt,
     Module,
+    ModuleSignature,
     ParameterError,
     Value,
+    describe,
     references,
 )
 
-__all__ = ["MODULE_NAMES", "JobContext"]
+__all__ = ["MODULE_NAMES", "JobContext", "module_signatures"]
 
 MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling")
 _LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
@@ -543,3 +545,23 @@ def _iputils() -> Module:
         ),
     }
     return _Table("iputils", functions=functions)
+
+
+def module_signatures() -> list[ModuleSignature]:
+    """What a job's script may call and read in the modules above, for ``tscript check``
+    (the ``tscript.modules`` entry point): a Structure job's modules and a Foundation job's
+    for every installed foundation type. A function that two types both have takes what
+    either takes; ``config`` shows any value (its keys depend on the target)."""
+    job = Job()
+    contexts = [JobContext(job=job, structure=Structure(), writable_structure=True)]
+    for plugin in foundation_types().values():
+        foundation = plugin.model()
+        foundation.type = plugin.name
+        contexts.append(JobContext(job=job, foundation=foundation, writable_foundation=True))
+    merged: dict[str, ModuleSignature] = {}
+    for context in contexts:
+        for module in context.modules():
+            found = describe(module, values=module.name != "config")
+            known = merged.get(found.name)
+            merged[found.name] = found if known is None else known.merged(found)
+    return [merged[name] for name in MODULE_NAMES]
