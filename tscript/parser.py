@@ -561,12 +561,12 @@ def _parse_recovering(source: str, recovery: Recovery) -> Block | None:
         else:
             statement.append(token)
     end = Token.new_borrow_pos("$END", "", last)
-    for _ in range(_MAX_CLOSES):
+    for closed in range(_MAX_CLOSES):
         attempt = state.copy(deepcopy_values=False)
         try:
             root: Block = attempt.feed_token(end, True)
         except UnexpectedInput as error:
-            if not recovery.errors:
+            if not closed:  # the first time only: the blocks closed below are that error
                 recovery.errors.append(_translate_at(error, interactive.parser, attempt, source))
         else:
             return root
