@@ -27,6 +27,7 @@ from contractor.schema import (
     network,
     site,
 )
+from contractor.schema.anonymous import AnonymousOnlyLogin
 from contractor.schema.prefetch import attribute
 from contractor.schema.view import should_mask
 from contractor.settings import Settings
@@ -64,6 +65,7 @@ SUBSCRIPTIONS = (events.EventSubscription, jobs.JobSubscription)
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     extensions: list[object] = [
+        AnonymousOnlyLogin,
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
