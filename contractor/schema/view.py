@@ -14,7 +14,6 @@ from importlib import resources
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -26,7 +25,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from contractor.errors import ContractorError, Unauthorized
+from contractor.errors import Unauthorized
 from contractor.events.broadcast import EventBroadcaster
 from contractor.schema.anonymous import AUTHENTICATION_REQUIRED
 from contractor.schema.context import Context, Principal
@@ -191,14 +190,6 @@ class ContractorGraphQL(GraphQL[Context, None]):
             object.__setattr__(context, "principal", principal)
         if context.principal is None:
             raise ConnectionRejectionError()
-
-
-def should_mask(error: GraphQLError) -> bool:
-    """Domain errors and GraphQL's own validation errors are shown; anything else is not."""
-    original = error.original_error
-    if original is None:
-        return False
-    return not isinstance(original, ContractorError)
 
 
 def explorer_page() -> HTMLResponse:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,11 +13,8 @@ import pytest
 import websockets
 from graphql import parse
 
-from contractor.app import create_app
 from contractor.schema.anonymous import anonymous_may_run, root_fields
-from tests.conftest import test_settings as settings_for
 from tests.schema.conftest import Client
-from tests.serving import serving_in_thread
 
 INTROSPECTION = "__schema { types { name } }"
 LOGIN = 'login(username: "nobody", password: "not-a-password") { __typename }'
@@ -135,16 +129,6 @@ def test_root_fields_expand_every_fragment() -> None:
     assert root_fields(document, "C") is None
     assert not anonymous_may_run(document, "A")
     assert anonymous_may_run(parse("{ ...f } fragment f on Query { __typename }"), None)
-
-
-@pytest.fixture
-def live(sqlite_template: tuple[Path, dict[str, str]], tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    """A real server (uvicorn, loopback) on a copy of the SQLite template; (URL, tokens)."""
-    template, tokens = sqlite_template
-    shutil.copy(template, tmp_path / "live.sqlite3")
-    app = create_app(settings_for(f"sqlite:///{tmp_path / 'live.sqlite3'}"))
-    with serving_in_thread(app) as base:
-        yield base, tokens
 
 
 async def _socket_run(base: str, payload: dict[str, Any], document: str) -> list[dict[str, Any]]:
