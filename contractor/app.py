@@ -23,6 +23,7 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -34,6 +35,7 @@ from contractor.events.webhooks import events_running
 from contractor.foreman.engine import Foreman, foreman_running
 from contractor.foreman.hub import Hub
 from contractor.plugins import foundation_types
+from contractor.requestid import RequestIdMiddleware
 from contractor.rest.config import config_error_answers, config_routes
 from contractor.rest.dns import dns_routes
 from contractor.rest.errors import exception_handlers
@@ -120,6 +122,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *subcontractor_routes(),
         ],
         exception_handlers=exception_handlers(config_error_answers()),
+        # outermost: every answer, an error's too, carries the request's X-Request-ID
+        middleware=[Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
     )
     set_app_state(app, state)

@@ -6,13 +6,16 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +71,25 @@ def contractor_serve(env: dict[str, str], cwd: Path, timeout: float = 30) -> Ite
             server.wait(timeout=5)
         if server.stdout:
             server.stdout.close()
+
+
+@contextmanager
+def serving_in_thread(app: Any, timeout: float = 30) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port the kernel chooses, in a thread of this
+    process (so its log records reach ``caplog``), until the block ends; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        assert not thread.is_alive(), "uvicorn did not stop"

@@ -35,6 +35,7 @@ from contractor.models import (
     Structure,
 )
 from contractor.plugins import FoundationType, foundation_types
+from contractor.services import jobs
 from contractor.services.config import ConfigCache, composed_config, config_sources_changed
 from contractor.services.validation import check_config_values, normalise_mac
 from contractor.settings import Settings
@@ -135,16 +136,7 @@ class JobContext:
         if not for_step:
             # Only a foundation type's functions need a row to be rebuilt; values and the
             # other modules are read by running scripts only.
-            foundation_id = job.foundation_id
-            structure_id = job.structure_id
-            if job.dependency_id is not None:
-                dependency = await session.get_one(Dependency, job.dependency_id)
-                structure_id = dependency.script_structure_id or dependency.structure_id
-            if foundation_id is None and structure_id is not None:
-                structure = await session.get_one(Structure, structure_id)
-                foundation_id = structure.foundation_id
-            if foundation_id is not None:
-                context.foundation = await session.get_one(Foundation, foundation_id)
+            context.foundation = await jobs.foundation_of(session, job)
             return context
         # What a script does not refer to it does not need: a foundation job reads its
         # structure, and any job its interfaces, its configuration and the PXE names, only

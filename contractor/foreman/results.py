@@ -91,7 +91,9 @@ async def accept_result(
     step = step and job.state == JobState.QUEUED
     context = await JobContext.load(session, job, settings=settings, cache=cache, for_step=step)
     runner = Runner.from_json(job.runner_state, context.modules())
-    message = tasks.hand_over(held, runner, cookie=cookie, data=answer["data"])
+    message = tasks.hand_over(
+        held, runner, cookie=cookie, data=answer["data"], foundation=context.foundation
+    )
     if not step:
         await tasks.keep_result(session, job, runner, message, actor=f"subcontractor {token.name}")
         return job

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import (
-    MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
@@ -27,8 +26,9 @@ from contractor.schema import (
     network,
     site,
 )
+from contractor.schema.anonymous import AnonymousOnlyLogin
 from contractor.schema.prefetch import attribute
-from contractor.schema.view import should_mask
+from contractor.schema.reporting import ContractorSchema, MaskUnexpected
 from contractor.settings import Settings
 
 __all__ = ["build_schema"]
@@ -64,13 +64,14 @@ SUBSCRIPTIONS = (events.EventSubscription, jobs.JobSubscription)
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     extensions: list[object] = [
+        AnonymousOnlyLogin,
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
     ]
     if not settings.debug:
-        extensions.append(lambda: MaskErrors(should_mask_error=should_mask))
-    return strawberry.Schema(
+        extensions.append(MaskUnexpected)
+    return ContractorSchema(
         query=merge_types("Query", QUERIES),
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS),

@@ -32,22 +32,18 @@ from contractor.schema.fields import fetched, lookup, mutation, subscription
 from contractor.schema.permissions import Operator, Reader
 from contractor.services import building, inventory, jobs
 from contractor.services.events import EventFilter
+from contractor.services.secrets import MASK, is_secret_name
 from tscript import Runner
 
 __all__ = ["JobMutation", "JobQuery", "JobSubscription", "JobUpdate", "mask_secrets"]
 
-_SECRET_WORDS = ("password", "secret", "token", "key")
-MASK = "********"
-
 
 def mask_secrets(value: Any) -> Any:
-    """``value`` with every map entry whose key looks like a secret replaced by a mask."""
+    """``value`` with every map entry whose key names a secret (``services.secrets``, the
+    same rule that finds a task's secrets) replaced by a mask."""
     if isinstance(value, dict):
         return {
-            key: MASK
-            if isinstance(key, str) and any(word in key.lower() for word in _SECRET_WORDS)
-            else mask_secrets(item)
-            for key, item in value.items()
+            key: MASK if is_secret_name(key) else mask_secrets(item) for key, item in value.items()
         }
     if isinstance(value, list):
         return [mask_secrets(item) for item in value]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from contractor.services import blueprint as bps
 from contractor.services import site as sites
 from contractor.settings import Settings
 from tests.conftest import make_pg_database, test_settings
+from tests.serving import serving_in_thread
 
 ROLES = ("reader", "operator", "admin")
 
@@ -203,3 +204,13 @@ query Page($first: Int, $after: String) {
   }
 }
 """
+
+
+@pytest.fixture
+def live(sqlite_template: tuple[Path, dict[str, str]], tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A real server (uvicorn, loopback) on a copy of the SQLite template; (URL, tokens)."""
+    template, tokens = sqlite_template
+    shutil.copy(template, tmp_path / "live.sqlite3")
+    app = create_app(test_settings(f"sqlite:///{tmp_path / 'live.sqlite3'}"))
+    with serving_in_thread(app) as base:
+        yield base, tokens
