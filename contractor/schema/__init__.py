@@ -27,6 +27,7 @@ from contractor.schema import (
     network,
     site,
 )
+from contractor.schema.bounded import BoundedMessages
 from contractor.schema.prefetch import attribute
 from contractor.schema.view import should_mask
 from contractor.settings import Settings
@@ -67,6 +68,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        BoundedMessages,
     ]
     if not settings.debug:
         extensions.append(lambda: MaskErrors(should_mask_error=should_mask))
