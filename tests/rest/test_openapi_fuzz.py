@@ -4,6 +4,7 @@ accepts what the document accepts, refuses what it refuses, and answers as it sa
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -32,10 +33,10 @@ async def _token(url: str) -> str:
         await engine.dispose()
 
 
-async def test_schemathesis_finds_nothing_in_the_task_api(tmp_path: Path) -> None:
+def test_schemathesis_finds_nothing_in_the_task_api(tmp_path: Path) -> None:
     url = Settings(database_url=make_pg_database("contractor_fuzz")).database_url
     migrate.upgrade(Settings(database_url=url))
-    token = await _token(url)
+    token = asyncio.run(_token(url))
     # a long-poll holds its answer for at most a second here (60 s by default)
     env = clean_env(CONTRACTOR_DATABASE_URL=url, CONTRACTOR_TASK_MAX_WAIT_SECONDS="1")
     schemathesis = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
