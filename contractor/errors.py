@@ -15,17 +15,26 @@ person who caused it, naming the field, key or object that is wrong::
     ├── InvalidState                     INVALID_STATE        the transition is not allowed now
     ├── Exhausted                        EXHAUSTED            nothing left to allocate
     ├── Unauthorized                     UNAUTHORIZED         no valid credentials
-    └── Forbidden                        FORBIDDEN            credentials lack the role
+    ├── Forbidden                        FORBIDDEN            credentials lack the role
+    └── TooLarge                         TOO_LARGE            a request body over its limit
 
 Services raise these; the CLI prints them, GraphQL maps them to error types, and the REST
 routes to HTTP statuses (``http_status``).
+
+A message quotes what the client sent, but never much of it: ``bounded`` (applied to every
+message here, and by GraphQL to graphql-core's own errors) cuts each long run of characters
+to an ``excerpt`` and the whole message to ``MESSAGE_LIMIT`` characters, so a 20 MB name
+neither comes back in the answer nor lands in a log line.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 __all__ = [
+    "EXCERPT_LIMIT",
+    "MESSAGE_LIMIT",
     "ConfigError",
     "Conflict",
     "ContractorError",
@@ -37,8 +46,37 @@ __all__ = [
     "NotFound",
     "Pruned",
     "Stale",
+    "TooLarge",
     "Unauthorized",
+    "bounded",
+    "excerpt",
 ]
+
+# How much of one piece of client input a message quotes, and the longest message.
+EXCERPT_LIMIT = 200
+MESSAGE_LIMIT = 1000
+# A run of 300 characters without a space is one piece of input (a name, a token), not prose;
+# a fully qualified host name (253 characters at most) is still quoted whole.
+_LONG_RUN = re.compile(r"\S{300,}")
+
+
+def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    """``text`` when it is at most ``limit`` characters, else its first ``limit`` characters
+    and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def bounded(message: str) -> str:
+    """``message`` with every long run of non-space characters cut to an excerpt, and cut
+    to ``MESSAGE_LIMIT`` characters itself (and anything UTF-8 cannot carry escaped)."""
+    if not message.isascii():  # a lone surrogate (JSON "\udc80") has no UTF-8
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(message) <= EXCERPT_LIMIT:
+        return message  # the common case: nothing to look for
+    message = _LONG_RUN.sub(lambda run: excerpt(run.group()), message)
+    return excerpt(message, MESSAGE_LIMIT)
 
 
 class ContractorError(Exception):
@@ -58,9 +96,10 @@ class ContractorError(Exception):
             cls.http_status = http_status
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
+        message = bounded(message)
         super().__init__(message)
         self.message = message
-        self.field = field
+        self.field = None if field is None else excerpt(field)
 
     def __str__(self) -> str:
         return self.message
@@ -117,3 +156,7 @@ class Unauthorized(ContractorError, code="UNAUTHORIZED", http_status=401):
 
 class Forbidden(ContractorError, code="FORBIDDEN", http_status=403):
     """The credentials are valid but their role does not allow this."""
+
+
+class TooLarge(ContractorError, code="TOO_LARGE", http_status=413):
+    """A request body is larger than its route allows (refused before it was parsed)."""

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=12, ge=1)
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=5000, ge=10)
+    # Request bodies: the most a request may send, checked before anything reads it (more:
+    # 413). GraphQL documents with their variables; task API calls (a result's data
+    # included); every other route (the signal endpoint; the rest take no body).
+    graphql_max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    task_max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    max_body_bytes: int = Field(default=64 << 10, ge=1024)
     # Show unexpected errors' messages (development only; production masks them).
     debug: bool = False
     # argon2id cost for new password and token hashes (verification reads the cost from each

@@ -38,16 +38,22 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 
 @contextmanager
-def contractor_serve(env: dict[str, str], cwd: Path, timeout: float = 30) -> Iterator[str]:
-    """Run `contractor serve` on a free port until the block ends; yields its base URL."""
+def contractor_serve(
+    env: dict[str, str], cwd: Path, timeout: float = 30, output: Path | None = None
+) -> Iterator[str]:
+    """Run `contractor serve` on a free port until the block ends; yields its base URL.
+    ``output``: the file its log goes to (read it after the block)."""
     port = free_port()
+    log = output.open("wb") if output is not None else subprocess.PIPE
     server = subprocess.Popen(
         [sys.executable, "-m", "contractor", "serve", "--port", str(port)],
         cwd=cwd,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
+    if output is not None:
+        log.close()  # type: ignore[union-attr]  # the server has its own copy
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -58,8 +64,10 @@ def contractor_serve(env: dict[str, str], cwd: Path, timeout: float = 30) -> Ite
             except httpx.TransportError:
                 if server.poll() is not None or time.monotonic() > deadline:
                     server.kill()
-                    output = server.stdout.read().decode() if server.stdout else ""
-                    pytest.fail(f"contractor serve did not come up:\n{output}")
+                    printed = server.stdout.read() if server.stdout else b""
+                    if output is not None:
+                        printed = output.read_bytes()
+                    pytest.fail(f"contractor serve did not come up:\n{printed.decode()}")
                 time.sleep(0.1)
         yield base
     finally:

@@ -27,6 +27,7 @@ from contractor.schema import (
     site,
 )
 from contractor.schema.anonymous import AnonymousOnlyLogin
+from contractor.schema.bounded import BoundedMessages
 from contractor.schema.prefetch import attribute
 from contractor.schema.reporting import ContractorSchema, MaskUnexpected
 from contractor.settings import Settings
@@ -68,6 +69,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        BoundedMessages,
     ]
     if not settings.debug:
         extensions.append(MaskUnexpected)

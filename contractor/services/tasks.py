@@ -252,7 +252,7 @@ async def _current(session: AsyncSession, token: Identity, task_id: int, lease: 
         raise Forbidden(f"token {token.name!r} may not answer task {task_id}", field="task_id")
     if task.state != TaskState.OPEN:
         raise Stale(f"task {task_id} is {task.state}; nothing was changed", field="task_id")
-    if task.lease is None or not hmac.compare_digest(task.lease, lease):
+    if task.lease is None or not _same(task.lease, lease):
         raise Stale(
             f"the lease of task {task_id} is not current (the task was handed out again, "
             f"attempt {task.attempt}); nothing was changed",
@@ -261,8 +261,14 @@ async def _current(session: AsyncSession, token: Identity, task_id: int, lease: 
     return held
 
 
+def _same(secret: str, given: str) -> bool:
+    """``given`` is ``secret``, compared in constant time (as bytes: ``compare_digest``
+    refuses non-ASCII strings, and a client may send any, lone surrogates too)."""
+    return hmac.compare_digest(secret.encode(), given.encode("utf-8", "surrogatepass"))
+
+
 def _check_cookie(task: Task, cookie: str) -> None:
-    if not hmac.compare_digest(task.cookie, cookie):
+    if not _same(task.cookie, cookie):
         raise Stale(f"cookie is not task {task.id}'s; nothing was changed", field="cookie")
 
 
