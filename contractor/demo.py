@@ -95,8 +95,13 @@ class DemoOptions:
 class Tracked:
     label: str
     job_id: int
-    state: str = ""
+    state: str = ""  # the job's, as stored ("done"); "built" for a target built earlier
     message: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The state as the API spells it (``DONE``, ``BUILT``)."""
+        return self.state.upper()
 
 
 @dataclass
@@ -305,7 +310,7 @@ class Progress:
             columns = max(shutil.get_terminal_size().columns - 1, 40)  # a line never wraps
             for item in self.tracked:
                 detail = "" if item.message == item.state else item.message
-                line = f"  {item.label:<28} {item.state:<8} {detail}"
+                line = f"  {item.label:<28} {item.shown:<8} {detail}"
                 self.out.write("\x1b[2K" + line[:columns] + "\n")
             counts = self.counts()
             summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
@@ -315,13 +320,13 @@ class Progress:
             for item in changed:
                 elapsed = time.monotonic() - self.started
                 detail = "" if item.message in ("", item.state) else f" ({item.message})"
-                self.out.write(f"[{elapsed:5.1f}s] {item.label}: {item.state}{detail}\n")
+                self.out.write(f"[{elapsed:5.1f}s] {item.label}: {item.shown}{detail}\n")
         self.out.flush()
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for item in self.tracked:
-            counts[item.state] = counts.get(item.state, 0) + 1
+            counts[item.shown] = counts.get(item.shown, 0) + 1
         return counts
 
     @property
@@ -455,7 +460,7 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
             return 130
         failed = progress.failed
         for item in failed:
-            say(f"job {item.job_id} ({item.label}) is {item.state}: {item.message}")
+            say(f"job {item.job_id} ({item.label}) is {item.shown}: {item.message}")
         for item in progress.tracked:
             if item.state == JobState.WAITING:
                 say(f"job {item.job_id} ({item.label}) is still {item.message or 'waiting'}")

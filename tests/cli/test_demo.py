@@ -64,10 +64,10 @@ def test_demo_builds_everything_then_reuses_it(tmp_path: Path) -> None:
     out = first.stdout
     assert "with a subcontractor for demo-east, demo-west" in out
     assert "building 6 targets" in out
-    assert "structure west-web01: done" in out
+    assert "structure west-web01: DONE" in out
     assert "6 of 6 targets built" in out
     # the example queries ran and answered the inventory questions
-    assert '"structureCounts":[{"site":"demo-east","state":"built","count":2}' in out
+    assert '"structureCounts":[{"site":"demo-east","state":"BUILT","count":2}' in out
     assert '"ipAddress":"10.20.1.2","isPrimary":true' in out
     assert "/graphql  (paste the token below" in out
     assert "API token for user 'demo': ctr_" in out
@@ -137,7 +137,7 @@ def test_a_job_in_error_fails_the_run_naming_it(tmp_path: Path) -> None:
     job_id = asyncio.run(break_one())
     result = demo(url, "--delay", "0", "--exit-when-built")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"job {job_id} (foundation east-sim01) is error: BMC on fire" in result.stdout
+    assert f"job {job_id} (foundation east-sim01) is ERROR: BMC on fire" in result.stdout
     assert f"Error: 1 job(s) did not finish: job {job_id} (foundation east-sim01)" in (
         result.stderr
     )
