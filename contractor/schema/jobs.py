@@ -22,7 +22,7 @@ from contractor.errors import InvalidInput
 from contractor.events.broadcast import EventBroadcaster
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
-from contractor.models import JobState
+from contractor.models import JobState, TaskState
 from contractor.schema.building import Foundation, Structure
 from contractor.schema.common import Row
 from contractor.schema.complexes import Dependency
@@ -50,8 +50,9 @@ def mask_secrets(value: Any) -> Any:
     return value
 
 
-# The model's enum is the GraphQL enum: one list of job states.
+# The models' enums are the GraphQL enums: one list of job states, one of task states.
 strawberry.enum(JobState, name="JobState")
+strawberry.enum(TaskState, name="TaskState")
 
 
 @strawberry.type(description="One entry of a job's log: a transition or an operator action.")
@@ -59,9 +60,17 @@ class JobLogEntry(Row):
     at: dt.datetime
     actor: str
     action: str
-    from_state: str | None
-    to_state: str | None
+    from_state: JobState | None
+    to_state: JobState | None
     message: str
+
+    @classmethod
+    def of(cls, row: models.JobLog) -> Self:
+        return cls.from_row(
+            row,
+            from_state=None if row.from_state is None else JobState(row.from_state),
+            to_state=None if row.to_state is None else JobState(row.to_state),
+        )
 
 
 @strawberry.type(description="A remote step of a job (parameters shown with secrets masked).")
@@ -69,7 +78,7 @@ class JobTask(Row):
     id: int
     module: str
     function: str
-    state: str
+    state: TaskState
     attempt: int
     lease_holder: str | None
     lease_expires_at: dt.datetime | None
@@ -78,7 +87,9 @@ class JobTask(Row):
 
     @classmethod
     def of(cls, row: models.Task) -> Self:
-        return cls.from_row(row, parameters=JSON(mask_secrets(row.parameters)))
+        return cls.from_row(
+            row, state=TaskState(row.state), parameters=JSON(mask_secrets(row.parameters))
+        )
 
 
 @strawberry.type(description="A script running against a foundation, structure or dependency.")

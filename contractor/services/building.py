@@ -75,8 +75,8 @@ async def create_foundation(
 ) -> Foundation:
     """A planned Foundation of a plugin ``type`` the blueprint (or an ancestor) accepts."""
     check_name(locator, field="locator", max_length=100, what="locator")
-    plugin = get_foundation_type(type)
-    await _check_type_accepted(session, blueprint, type, field="type")
+    plugin = get_foundation_type(type)  # any case: the row holds the plugin's own name
+    await _check_type_accepted(session, blueprint, plugin.name, field="type")
     if (await session.execute(select(Foundation.id).where(Foundation.locator == locator))).first():
         raise Conflict(f"foundation {locator!r} already exists", field="locator")
     extra = plugin.validate_fields(fields or {})
@@ -94,7 +94,7 @@ async def _check_type_accepted(
         if isinstance(bp, FoundationBluePrint)
         for name in bp.foundation_types
     }
-    if type not in accepted:
+    if type.casefold() not in {name.casefold() for name in accepted}:
         raise InvalidInput(
             f"blueprint {blueprint.name!r} does not accept foundation type {type!r} "
             f"(it accepts: {', '.join(sorted(accepted)) or 'none'})",

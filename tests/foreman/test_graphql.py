@@ -100,6 +100,17 @@ async def test_operator_actions(env: Env) -> None:
     actions = [entry["action"] for entry in done["log"]]
     assert actions == ["created", "started", "paused", "resumed", "error", "reset", "done"]
     assert done["log"][2]["actor"] == "operator1"
+    # transitions in the JobState enum's spelling, as the job's own state
+    assert [(e["fromState"], e["toState"]) for e in done["log"]] == [
+        (None, "WAITING"),
+        ("WAITING", "QUEUED"),
+        ("QUEUED", "PAUSED"),
+        ("PAUSED", "QUEUED"),
+        ("QUEUED", "ERROR"),
+        ("ERROR", "QUEUED"),
+        ("QUEUED", "DONE"),
+    ]
+    assert {task["state"] for task in done["tasks"]} == {"DONE"}
 
     async def state(session: Any) -> str:
         return (await building.get_foundation(session, stack.foundation.locator)).state
@@ -127,7 +138,9 @@ async def test_rollback_and_cancel(env: Env) -> None:
     cancelled = await action(env, operator, "cancelJob", job_id)
     assert cancelled["state"] == "ABORTED"
     assert cancelled["log"][-1]["action"] == "cancelled"
-    assert all(t["state"] != "open" for t in cancelled["tasks"])
+    assert all(t["state"] != "OPEN" for t in cancelled["tasks"])
+    assert {t["state"] for t in cancelled["tasks"]} <= {"DONE", "FAILED", "CANCELLED"}
+    assert cancelled["log"][-1]["toState"] == "ABORTED"
     # a new job may start on the same target
     again = (await env.graphql(operator, CREATE, {"f": stack.foundation.locator}))["doCreate"]
     assert again["state"] == "WAITING"
