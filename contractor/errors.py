@@ -15,7 +15,8 @@ person who caused it, naming the field, key or object that is wrong::
     ├── InvalidState                     INVALID_STATE        the transition is not allowed now
     ├── Exhausted                        EXHAUSTED            nothing left to allocate
     ├── Unauthorized                     UNAUTHORIZED         no valid credentials
-    └── Forbidden                        FORBIDDEN            credentials lack the role
+    ├── Forbidden                        FORBIDDEN            credentials lack the role
+    └── DatabaseNotReady                 DATABASE_NOT_READY   unreachable, missing, or behind
 
 Services raise these; the CLI prints them, GraphQL maps them to error types, and the REST
 routes to HTTP statuses (``http_status``).
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ContractorError",
+    "DatabaseNotReady",
     "Exhausted",
     "Forbidden",
     "InUse",
@@ -117,3 +119,9 @@ class Unauthorized(ContractorError, code="UNAUTHORIZED", http_status=401):
 
 class Forbidden(ContractorError, code="FORBIDDEN", http_status=403):
     """The credentials are valid but their role does not allow this."""
+
+
+class DatabaseNotReady(ContractorError, code="DATABASE_NOT_READY", http_status=503):
+    """The database cannot be used as it is: it cannot be reached or opened, it does not
+    exist, or its schema is not the one this Contractor needs. The message names the
+    database (never its password) and says what to do."""
