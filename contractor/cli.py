@@ -351,7 +351,8 @@ def blueprint_dump(ctx: click.Context, out: Path | None) -> None:
         try:
             out.write_text(text, encoding="utf-8")
         except OSError as error:
-            raise EnvironmentFailure(f"cannot write the --out file {out}: {error.strerror}")
+            why = error.strerror
+            raise EnvironmentFailure(f"cannot write the --out file {out}: {why}") from None
         click.echo(f"wrote {out}")
 
 
