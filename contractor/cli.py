@@ -98,15 +98,19 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         )
     if workers > 1 and settings.port == 0:
         raise click.UsageError("--workers needs a port to share: name one with --port")
-    prepare(settings, upgrade_schema=settings.migrate_on_start)
-    settings = settings.model_copy(update={"auto_migrate": False})
     if workers == 1:
-        try:
+        try:  # first: a port in use is refused before the database is touched
             sock = serving.bind(settings.host, settings.port)
         except OSError as error:
             raise EnvironmentFailure(
-                f"cannot listen on {settings.host} port {settings.port}: {error.strerror}"
+                f"cannot listen on {settings.host} port {settings.port}: {_strerror(error)}"
             ) from None
+        try:
+            prepare(settings, upgrade_schema=settings.migrate_on_start)
+        except BaseException:
+            sock.close()
+            raise
+        settings = settings.model_copy(update={"auto_migrate": False})
         address = serving.url(sock)
         serving.serve(
             create_app(settings),
@@ -115,6 +119,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
             started=lambda: click.echo(f"contractor serving on {address}", err=True),
         )
         return
+    prepare(settings, upgrade_schema=settings.migrate_on_start)
+    settings = settings.model_copy(update={"auto_migrate": False})
     click.echo(
         f"contractor serving on http://{settings.host}:{settings.port} ({workers} processes)",
         err=True,
@@ -129,6 +135,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         port=settings.port,
         log_level=settings.log_level,
     )
+
+
+def _strerror(error: OSError) -> str:
+    """The system's words for ``error`` (without what Python adds to them)."""
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 @main.command("schema")

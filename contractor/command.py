@@ -3,14 +3,16 @@ only with ``contractor --debug``), and the database made ready the way ``contrac
 makes it.
 
 A command reads its settings with ``settings_of(ctx)``, works on the database with
-``run(settings, work)`` and lets errors rise; ``ContractorGroup`` (the ``contractor``
-group) reports them::
+``run(settings, work)`` (which prepares it first) and lets errors rise; to refuse, it raises
+``Failure`` (what it was asked cannot be done) or ``EnvironmentFailure`` (what it needs
+around it is wrong). ``ContractorGroup`` (the ``contractor`` group) reports them::
 
     raised                                      exit  shown
     click.UsageError (bad flags, arguments)     2     click's usage message
-    DatabaseNotReady (unreachable, missing,     2     Error: <one line naming it>
-      behind), OSError, other database errors
-    ContractorError, click.ClickException       1     Error: <its message>
+    EnvironmentFailure, DatabaseNotReady        2     Error: <one line naming it>
+      (unreachable, missing, behind), OSError,
+      other database errors
+    Failure, ContractorError, ClickException    1     Error: <its message>
     anything else (a bug)                       1     Error: unexpected <type>: <message>
 """
 

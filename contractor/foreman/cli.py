@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,9 +23,14 @@ from contractor.settings import Settings
 __all__ = ["foreman_command", "subcontractor_token"]
 
 
-async def run_foreman(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run_foreman(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    started: Callable[[], object] = lambda: None,
+) -> None:
     """Step jobs, deliver webhooks (``webhooks_enabled``) and prune old events
-    (``events_retention_days``) until ``stop`` is set (or SIGINT/SIGTERM)."""
+    (``events_retention_days``) until ``stop`` is set (or SIGINT/SIGTERM, a clean stop);
+    ``started()`` once those signals stop it cleanly."""
     foundation_types()
     engine = create_engine(settings)
     hub = Hub()
@@ -45,6 +51,7 @@ async def run_foreman(settings: Settings, stop: asyncio.Event | None = None) -> 
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
+    started()
     listener = (
         None if settings.is_sqlite else asyncio.create_task(hub.listen(settings.database_url))
     )
@@ -68,8 +75,8 @@ def foreman_command(ctx: click.Context) -> None:
     settings = settings_of(ctx)
     prepare(settings, upgrade_schema=settings.migrate_on_start)
     doing = "stepping jobs" + (", delivering webhooks" if settings.webhooks_enabled else "")
-    click.echo(f"contractor foreman: {doing} (Ctrl-C to stop)", err=True)
-    asyncio.run(run_foreman(settings))
+    say = f"contractor foreman: {doing} (Ctrl-C to stop)"
+    asyncio.run(run_foreman(settings, started=lambda: click.echo(say, err=True)))
 
 
 @click.group("subcontractor-token")
