@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
-from contractor import migrate
-from contractor.db import create_engine, create_session_factory, transaction
+from contractor.command import (
+    DEBUG,
+    ContractorGroup,
+    EnvironmentFailure,
+    directory_for_output,
+    file_for_input,
+    file_for_output,
+    prepare,
+)
+from contractor.command import run as _run
+from contractor.command import settings_of as _settings
 from contractor.errors import ContractorError
 from contractor.foreman.cli import foreman_command, subcontractor_token
 from contractor.models import ROLES
@@ -22,33 +29,7 @@ from contractor.plugins import foundation_types
 from contractor.services import auth
 from contractor.settings import Settings
 
-T = TypeVar("T")
 Decorated = TypeVar("Decorated", bound=Callable[..., Any])
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.find_object(Settings)
-    assert settings is not None
-    return settings
-
-
-def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(session)`` in one transaction on a fresh engine."""
-
-    async def main() -> T:
-        foundation_types()
-        engine = create_engine(settings)
-        try:
-            async with transaction(create_session_factory(engine, writes=True)) as session:
-                session.info["actor"] = f"cli:{getpass.getuser()}"  # for its events
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ContractorError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _bounded(
@@ -60,15 +41,22 @@ def _bounded(
     )
 
 
-@click.group()
+@click.group(cls=ContractorGroup)
 @click.option(
     "--database-url",
     envvar="CONTRACTOR_DATABASE_URL",
     help="SQLAlchemy URL (default: the SQLite file ./contractor.sqlite3).",
 )
+@click.option("--debug", is_flag=True, help="On a failure, print its traceback too.")
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None) -> None:
-    """Contractor: provision infrastructure and be its single source of truth."""
+def main(ctx: click.Context, database_url: str | None, debug: bool) -> None:
+    """Contractor: provision infrastructure and be its single source of truth.
+
+    Every command that uses the database first makes it ready as `serve` does: the SQLite
+    default is created or migrated; a PostgreSQL database behind is refused, naming
+    `contractor db upgrade`. Failures are one line (exit 2 for the environment: database,
+    files; 1 for what the command was asked to do); --debug adds the traceback."""
+    ctx.meta[DEBUG] = debug
     try:
         ctx.obj = Settings(database_url=database_url) if database_url else Settings()
     except ValidationError as error:
@@ -90,9 +78,11 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 )
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
-    """Run the API server (and, on the embedded SQLite default, migrate first)."""
+    """Run the API server (and, on the embedded SQLite default, migrate first). It announces
+    its address once it answers, and exits 0 after a clean stop on SIGINT or SIGTERM."""
     import uvicorn
 
+    from contractor import serving
     from contractor.app import SETTINGS_ENV, create_app
 
     settings = _settings(ctx)
@@ -102,22 +92,39 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     if port is not None:
         updates["port"] = port
     settings = settings.model_copy(update=updates)
-    if settings.migrate_on_start:
-        migrate.upgrade(settings)
-    settings = settings.model_copy(update={"auto_migrate": False})
-    click.echo(f"contractor serving on http://{settings.host}:{settings.port}", err=True)
-    if workers == 1:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-        )
-        return
-    if settings.is_sqlite:
+    if workers > 1 and settings.is_sqlite:
         raise click.UsageError(
             "--workers needs PostgreSQL: SQLite has one writer, so run one process on it"
         )
+    if workers > 1 and settings.port == 0:
+        raise click.UsageError("--workers needs a port to share: name one with --port")
+    if workers == 1:
+        try:  # first: a port in use is refused before the database is touched
+            sock = serving.bind(settings.host, settings.port)
+        except OSError as error:
+            raise EnvironmentFailure(
+                f"cannot listen on {settings.host} port {settings.port}: {_strerror(error)}"
+            ) from None
+        try:
+            prepare(settings, upgrade_schema=settings.migrate_on_start)
+        except BaseException:
+            sock.close()
+            raise
+        settings = settings.model_copy(update={"auto_migrate": False})
+        address = serving.url(sock)
+        serving.serve(
+            create_app(settings),
+            sock,
+            log_level=settings.log_level,
+            started=lambda: click.echo(f"contractor serving on {address}", err=True),
+        )
+        return
+    prepare(settings, upgrade_schema=settings.migrate_on_start)
+    settings = settings.model_copy(update={"auto_migrate": False})
+    click.echo(
+        f"contractor serving on http://{settings.host}:{settings.port} ({workers} processes)",
+        err=True,
+    )
     # Each worker process builds its app from these settings (uvicorn imports the factory).
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     uvicorn.run(
@@ -128,6 +135,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         port=settings.port,
         log_level=settings.log_level,
     )
+
+
+def _strerror(error: OSError) -> str:
+    """The system's words for ``error`` (without what Python adds to them)."""
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 @main.command("schema")
@@ -154,7 +166,7 @@ def db() -> None:
 @click.pass_context
 def upgrade(ctx: click.Context, with_resources: bool) -> None:
     """Create the database or bring it to the latest schema."""
-    migrate.upgrade(_settings(ctx))
+    prepare(_settings(ctx), upgrade_schema=True)
     click.echo("database is at the latest schema")
     if with_resources:
         from contractor.services import resources
@@ -266,6 +278,7 @@ def dns_export(
 
     from contractor.services import dns as dns_service
 
+    directory_for_output(Path(out), "the --out directory")
     zones = _run(_settings(ctx), dns_service.publish_zones)
     result = dns_service.export_zones(
         zones, Path(out), check=check, conf_directory=Path(conf_dir) if conf_dir else None
@@ -318,6 +331,8 @@ def blueprint_load(ctx: click.Context, files: tuple[Path, ...], builtin: bool) -
         paths = resources.builtin_paths() + paths
     if not paths:
         raise click.UsageError("name resource files to load, or --builtin")
+    for path in files:
+        file_for_input(path, "resource file")
     try:
         checked = resources.read_resources(paths)
     except ContractorError as error:
@@ -338,11 +353,17 @@ def blueprint_dump(ctx: click.Context, out: Path | None) -> None:
     """Write every script, PXE and blueprint in the resource format."""
     from contractor.services import resources
 
+    if out is not None:
+        file_for_output(out, "the --out file")
     text = _run(_settings(ctx), resources.dump_resources)
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as error:
+            why = error.strerror
+            raise EnvironmentFailure(f"cannot write the --out file {out}: {why}") from None
         click.echo(f"wrote {out}")
 
 

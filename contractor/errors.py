@@ -16,7 +16,8 @@ person who caused it, naming the field, key or object that is wrong::
     ├── Exhausted                        EXHAUSTED            nothing left to allocate
     ├── Unauthorized                     UNAUTHORIZED         no valid credentials
     ├── Forbidden                        FORBIDDEN            credentials lack the role
-    └── TooLarge                         TOO_LARGE            a request body over its limit
+    ├── TooLarge                         TOO_LARGE            a request body over its limit
+    └── DatabaseNotReady                 DATABASE_NOT_READY   unreachable, missing, or behind
 
 Services raise these; the CLI prints them, GraphQL maps them to error types, and the REST
 routes to HTTP statuses (``http_status``).
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ContractorError",
+    "DatabaseNotReady",
     "Exhausted",
     "Forbidden",
     "InUse",
@@ -160,3 +162,9 @@ class Forbidden(ContractorError, code="FORBIDDEN", http_status=403):
 
 class TooLarge(ContractorError, code="TOO_LARGE", http_status=413):
     """A request body is larger than its route allows (refused before it was parsed)."""
+
+
+class DatabaseNotReady(ContractorError, code="DATABASE_NOT_READY", http_status=503):
+    """The database cannot be used as it is: it cannot be reached or opened, it does not
+    exist, or its schema is not the one this Contractor needs. The message names the
+    database (never its password) and says what to do."""
