@@ -22,12 +22,11 @@ from contractor.schema.common import (
     given_object,
     json_object,
     linked,
-    removed,
 )
 from contractor.schema.configurable import Configurable
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation
 from contractor.schema.permissions import Operator
 from contractor.services import blueprint as bps
 from contractor.services import inventory
@@ -248,10 +247,7 @@ class BlueprintMutation:
         )
         return blueprint_of(row)
 
-    @mutation(Operator)
-    async def delete_blueprint(session: AsyncSession, name: str) -> DeleteResult:
-        blueprint = await bps.get_blueprint(session, name)
-        return await removed(session, "BluePrint", bps.delete_blueprint, blueprint)
+    delete_blueprint = deletion("BluePrint", bps.get_blueprint, bps.delete_blueprint, name=str)
 
     @mutation(Operator)
     async def create_script(
@@ -271,11 +267,7 @@ class BlueprintMutation:
         await bps.update_script(session, row, source=given(source), description=given(description))
         return Script.of(row)
 
-    @mutation(Operator)
-    async def delete_script(session: AsyncSession, name: str) -> DeleteResult:
-        return await removed(
-            session, "Script", bps.delete_script, await bps.get_script(session, name)
-        )
+    delete_script = deletion("Script", bps.get_script, bps.delete_script, name=str)
 
     @mutation(Operator, description="Use a script for a blueprint's role (create, destroy, ...).")
     async def link_script(
@@ -300,6 +292,4 @@ class BlueprintMutation:
         row = await bps.create_pxe(session, name=name, boot_script=boot_script, template=template)
         return Pxe.of(row)
 
-    @mutation(Operator, name="deletePXE")
-    async def delete_pxe(session: AsyncSession, name: str) -> DeleteResult:
-        return await removed(session, "PXE", bps.delete_pxe, await bps.get_pxe(session, name))
+    delete_pxe = deletion("PXE", bps.get_pxe, bps.delete_pxe, field_name="deletePXE", name=str)

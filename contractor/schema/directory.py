@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import models
 from contractor.models.directory import Entry
-from contractor.schema.common import DeleteResult, Row, load_one, removed
+from contractor.schema.common import Row, load_one
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation
 from contractor.schema.permissions import Operator
 from contractor.schema.prefetch import related
 from contractor.services import directory, inventory
@@ -134,12 +134,6 @@ class DirectoryMutation:
         )
         return ZoneEntry.of(row)
 
-    @mutation(Operator)
-    async def delete_zone_entry(session: AsyncSession, id: int) -> DeleteResult:
-        entry = await directory.get_entry(session, id)
-        return await removed(session, "ZoneEntry", directory.delete_entry, entry)
+    delete_zone_entry = deletion("ZoneEntry", directory.get_entry, directory.delete_entry, id=int)
 
-    @mutation(Operator)
-    async def delete_zone(session: AsyncSession, fqdn: str) -> DeleteResult:
-        zone = await directory.find_zone(session, fqdn)
-        return await removed(session, "Zone", directory.delete_zone, zone)
+    delete_zone = deletion("Zone", directory.find_zone, directory.delete_zone, fqdn=str)

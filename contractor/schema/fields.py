@@ -1,6 +1,7 @@
 """The kinds of field the domain modules declare, each with the least role that may use it:
 a lookup (one object by its key, or null), a connection (a keyset-paged list), a mutation
-(one transaction) and a subscription."""
+(one transaction), a deletion (a mutation that deletes one object by its key) and a
+subscription."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ import strawberry
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.extensions import FieldExtension
 
-from contractor.schema.common import found, load_one, plain
+from contractor.schema.common import Deleted, DeleteResult, found, load_one, plain
 from contractor.schema.context import Info
 from contractor.schema.pagination import Connection, PageRequest, paginate
-from contractor.schema.permissions import Reader, Role
+from contractor.schema.permissions import Operator, Reader, Role
 from contractor.services.paging import Listing
 
 _INJECTED = ("session", "info", "actor")
 _SELF = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _INFO = inspect.Parameter("info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Info)
+_SESSION = inspect.Parameter("session", inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def mutation(
@@ -62,6 +64,34 @@ def mutation(
         )
 
     return decorate
+
+
+def deletion(
+    kind: str,
+    get: Callable[..., Awaitable[Any]],
+    delete: Callable[[Any, Any], Awaitable[None]],
+    *,
+    role: type[Role] = Operator,
+    field_name: str | None = None,
+    description: str | None = None,
+    **key: Any,
+) -> Any:
+    """A mutation field for callers with ``role`` (named ``field_name``, else after its
+    attribute): the service's ``delete(session, row)`` of the row its ``get(session, *key)``
+    finds by the arguments ``key`` names (name: type, in order), answered as ``Deleted`` with
+    the GraphQL type name ``kind`` and the row's id."""
+
+    async def work(session: Any, **arguments: Any) -> Deleted:
+        row = await get(session, *(arguments[argument] for argument in key))
+        await delete(session, row)
+        return Deleted(kind=kind, id=row.id)
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    work.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [_SESSION, *(inspect.Parameter(n, keyword, annotation=t) for n, t in key.items())],
+        return_annotation=DeleteResult,
+    )
+    return mutation(role, name=field_name, description=description)(work)
 
 
 def subscription(

@@ -23,7 +23,7 @@ from contractor.schema.common import (
 )
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import LAZY, loads, related
 from contractor.schema.site import Site
@@ -225,10 +225,7 @@ class NetworkMutation:
         )
         return Network.of(row)
 
-    @mutation(Operator)
-    async def delete_network(session: AsyncSession, id: int) -> DeleteResult:
-        await net.delete_network(session, await inventory.get_network_by_id(session, id))
-        return Deleted(kind="Network", id=id)
+    delete_network = deletion("Network", inventory.get_network_by_id, net.delete_network, id=int)
 
     @mutation(Operator, description="Carry an address block on a network (vlan null: untagged).")
     async def link_address_block(
