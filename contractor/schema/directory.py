@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Unpack
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,30 +109,10 @@ class DirectoryMutation:
 
     @mutation(Operator, description="Add a CNAME, MX, NS, SRV or TXT record to a zone.")
     async def create_zone_entry(
-        session: AsyncSession,
-        zone: str,
-        type: str,
-        name: str,
-        target: str | None = None,
-        text: str | None = None,
-        priority: int | None = None,
-        weight: int | None = None,
-        port: int | None = None,
-        ttl: int | None = None,
+        session: AsyncSession, zone: str, **record: Unpack[directory.Record]
     ) -> ZoneEntryResult:
-        row = await directory.create_entry(
-            session,
-            zone=await directory.find_zone(session, zone),
-            type=type,
-            name=name,
-            target=target,
-            text=text,
-            priority=priority,
-            weight=weight,
-            port=port,
-            ttl=ttl,
-        )
-        return ZoneEntry.of(row)
+        found = await directory.find_zone(session, zone)
+        return ZoneEntry.of(await directory.create_entry(session, zone=found, **record))
 
     delete_zone_entry = deletion("ZoneEntry", directory.get_entry, directory.delete_entry, id=int)
 

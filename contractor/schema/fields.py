@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
-from typing import Any
+from typing import Any, NotRequired, Required, get_args, get_origin, get_type_hints
 
 import strawberry
 from sqlalchemy.orm import InstrumentedAttribute
@@ -34,8 +34,10 @@ def mutation(
 
     ``work`` runs in one transaction of its own writer session, whose events name the
     caller as their actor; it may also take ``info`` and ``actor`` (the caller's username).
-    Its other parameters are the field's arguments. A service error it raises, and a
-    refusal, are answered as the Error union member (``errors.ERROR_HANDLERS``), with
+    Its other parameters are the field's arguments; ``**name: Unpack[SomeTypedDict]`` makes
+    one argument of each key of (a service's) TypedDict, in its order (a key that is not
+    required defaults to null), and passes them on together. A service error it raises, and
+    a refusal, are answered as the Error union member (``errors.ERROR_HANDLERS``), with
     nothing changed.
     """
 
@@ -55,7 +57,7 @@ def mutation(
                 session.info["actor"] = principal.username  # for the events it writes
                 return await work(session, **arguments)
 
-        arguments = [p for n, p in wanted.items() if n not in _INJECTED]
+        arguments = _arguments(work, wanted.values())
         resolve.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=[_SELF, _INFO, *arguments]
         )
@@ -64,6 +66,32 @@ def mutation(
         )
 
     return decorate
+
+
+def _arguments(
+    work: Callable[..., Any], parameters: Iterable[inspect.Parameter]
+) -> list[inspect.Parameter]:
+    """The field arguments of a mutation's ``work`` (see ``mutation``)."""
+    arguments = []
+    for parameter in parameters:
+        if parameter.name in _INJECTED:
+            continue
+        if parameter.kind is not inspect.Parameter.VAR_KEYWORD:
+            arguments.append(parameter)
+            continue
+        (spread,) = get_args(get_type_hints(work, include_extras=True)[parameter.name])
+        for key, hint in get_type_hints(spread, include_extras=True).items():
+            # Required[...] is read from the hint: a module with postponed annotations
+            # leaves it out of the TypedDict's __required_keys__.
+            marked = get_origin(hint)
+            kind = get_args(hint)[0] if marked in (Required, NotRequired) else hint
+            needed = marked is Required or (
+                marked is not NotRequired and key in spread.__required_keys__
+            )
+            default = inspect.Parameter.empty if needed else None
+            keyword = inspect.Parameter.KEYWORD_ONLY
+            arguments.append(inspect.Parameter(key, keyword, annotation=kind, default=default))
+    return arguments
 
 
 def deletion(

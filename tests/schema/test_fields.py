@@ -3,6 +3,8 @@ row by its arguments, deletes it and names it; what it does not find is refused 
 
 from __future__ import annotations
 
+from graphql import get_introspection_query
+
 from tests.schema.conftest import Client
 
 ANSWER = "{ __typename ... on Deleted { kind id } ... on Error { code message field } }"
@@ -46,3 +48,58 @@ async def test_a_refused_deletion_changes_nothing(client: Client) -> None:
     assert "child sites (leaf)" in refused["deleteSite"]["message"]
     still = await client.data('{ site(name: "top") { children { name } } }')
     assert still == {"site": {"children": [{"name": "leaf"}]}}
+
+
+async def test_a_spread_typed_dict_gives_one_argument_per_key(client: Client) -> None:
+    """createZoneEntry spreads services.directory.Record: the keys not given are null (its
+    SDL line, one argument per key, is checked by test_sdl)."""
+    await client.data(
+        'mutation { createZone(name: "spread", nameservers: ["ns.x."]) { __typename } }'
+    )
+    fields = "... on ZoneEntry { type name target text priority weight port ttl }"
+    made = await client.data(
+        f'mutation {{ createZoneEntry(zone: "spread", type: "TXT", name: "t", text: "hi") '
+        f"{{ {fields} }} }}"
+    )
+    assert made["createZoneEntry"] == {
+        "type": "TXT",
+        "name": "t",
+        "target": None,
+        "text": "hi",
+        "priority": None,
+        "weight": None,
+        "port": None,
+        "ttl": None,
+    }
+    refused = await client.data(
+        'mutation { createZoneEntry(zone: "spread", type: "SRV", name: "_s._tcp", '
+        'target: "h", priority: 1, weight: 2, ttl: 60) '
+        "{ __typename ... on Error { field } } }"
+    )
+    assert refused["createZoneEntry"]["__typename"] == "InvalidInputError"
+    assert refused["createZoneEntry"]["field"] == "port"
+    entries = await client.data('{ zone(fqdn: "spread") { entries { name } } }')
+    assert entries == {"zone": {"entries": [{"name": "t"}]}}
+
+
+async def test_spread_arguments_introspect_like_declared_ones(client: Client) -> None:
+    """GraphiQL's introspection query answers; a spread key that is Required has no default
+    (services.directory has postponed annotations, which hide Required from the TypedDict)."""
+    body = await client.query(get_introspection_query(), role="reader")
+    assert "errors" not in body, body["errors"]
+    (mutation,) = [t for t in body["data"]["__schema"]["types"] if t["name"] == "Mutation"]
+    fields = {f["name"]: f for f in mutation["fields"]}
+    zone_entry = [(a["name"], a["defaultValue"]) for a in fields["createZoneEntry"]["args"]]
+    assert zone_entry == [
+        ("zone", None),
+        ("type", None),
+        ("name", None),
+        ("target", "null"),
+        ("text", "null"),
+        ("priority", "null"),
+        ("weight", "null"),
+        ("port", "null"),
+        ("ttl", "null"),
+    ]
+    do_job = [(a["name"], a["defaultValue"]) for a in fields["doJob"]["args"]]
+    assert do_job == [("name", None), ("foundation", "null"), ("structure", "null")]
