@@ -21,12 +21,10 @@ from contractor.schema.common import (
     given,
     given_object,
     json_object,
-    linked,
 )
 from contractor.schema.configurable import Configurable
-from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, deletion, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation, through
 from contractor.schema.permissions import Operator
 from contractor.services import blueprint as bps
 from contractor.services import inventory
@@ -66,29 +64,22 @@ class BluePrint(Configurable):
     updated: dt.datetime
     row: strawberry.Private[models.BluePrint]
 
-    @strawberry.field(description="Parents in order (config layering and script lookup).")
-    async def parents(self, info: Info) -> list[BluePrint]:
-        links = await linked(
-            info,
-            models.BluePrintParent.child_id,
-            models.BluePrintParent.position,
-            self.row.id,
-            models.BluePrint.id,
-            "parent_id",
-        )
-        return [blueprint_of(parent) for _, parent in links]
-
-    @strawberry.field(description="This blueprint's own scripts by role (parents not included).")
-    async def scripts(self, info: Info) -> list[ScriptLink]:
-        links = await linked(
-            info,
-            models.BluePrintScript.blueprint_id,
-            models.BluePrintScript.name,
-            self.row.id,
-            models.Script.id,
-            "script_id",
-        )
-        return [ScriptLink(role=link.name, script=Script.of(script)) for link, script in links]
+    parents: list[BluePrint] = through(
+        models.BluePrintParent.child_id,
+        models.BluePrintParent.position,
+        models.BluePrint.id,
+        "parent_id",
+        lambda _, parent: blueprint_of(parent),
+        description="Parents in order (config layering and script lookup).",
+    )
+    scripts: list[ScriptLink] = through(
+        models.BluePrintScript.blueprint_id,
+        models.BluePrintScript.name,
+        models.Script.id,
+        "script_id",
+        lambda link, script: ScriptLink(role=link.name, script=Script.of(script)),
+        description="This blueprint's own scripts by role (parents not included).",
+    )
 
 
 @strawberry.type
@@ -103,17 +94,14 @@ class FoundationBluePrint(BluePrint):
 
 @strawberry.type
 class StructureBluePrint(BluePrint):
-    @strawberry.field(description="Foundation blueprints this may be built on (own list).")
-    async def foundation_blueprints(self, info: Info) -> list[FoundationBluePrint]:
-        links = await linked(
-            info,
-            models.StructureFoundationBluePrint.structure_blueprint_id,
-            models.StructureFoundationBluePrint.position,
-            self.row.id,
-            models.BluePrint.id,
-            "foundation_blueprint_id",
-        )
-        return [FoundationBluePrint.of(blueprint) for _, blueprint in links]
+    foundation_blueprints: list[FoundationBluePrint] = through(
+        models.StructureFoundationBluePrint.structure_blueprint_id,
+        models.StructureFoundationBluePrint.position,
+        models.BluePrint.id,
+        "foundation_blueprint_id",
+        lambda _, blueprint: FoundationBluePrint.of(blueprint),
+        description="Foundation blueprints this may be built on (own list).",
+    )
 
 
 def blueprint_of(row: models.BluePrint) -> FoundationBluePrint | StructureBluePrint:

@@ -15,7 +15,7 @@ import strawberry
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.extensions import FieldExtension
 
-from contractor.schema.common import Deleted, DeleteResult, found, load_one, plain
+from contractor.schema.common import Deleted, DeleteResult, found, linked, load_one, plain
 from contractor.schema.context import Info
 from contractor.schema.pagination import Connection, PageRequest, paginate
 from contractor.schema.permissions import Operator, Reader, Role
@@ -174,6 +174,27 @@ def fetched(node_type: Any, column: InstrumentedAttribute[Any], key: str) -> Any
         return None if row is None else node_type.of(row)
 
     return query(resolve, node_type | None, role=None)
+
+
+def through(
+    link: InstrumentedAttribute[Any],
+    order: InstrumentedAttribute[Any],
+    target: InstrumentedAttribute[Any],
+    target_key: str,
+    node: Callable[[Any, Any], Any],
+    *,
+    description: str | None = None,
+) -> Any:
+    """An object field of the list type it is annotated with: the rows reached from the
+    node's row through a link table (``common.linked``: the links whose ``link`` column is
+    the row's id, in ``order``, each with the row its ``target_key`` names by ``target``),
+    each made into a node by ``node(link, row)``."""
+
+    async def resolve(self: Any, info: Info) -> list[Any]:  # typed by the field's annotation
+        links = await linked(info, link, order, self.row.id, target, target_key)
+        return [node(link_row, row) for link_row, row in links]
+
+    return strawberry.field(resolver=resolve, description=description)
 
 
 def lookup(

@@ -17,13 +17,12 @@ from contractor.schema.common import (
     DeleteResult,
     Row,
     given,
-    linked,
     load_one,
     optional,
 )
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, deletion, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation, through
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import LAZY, loads, related
 from contractor.schema.site import Site
@@ -45,20 +44,16 @@ class Network(Row):
 
     site: Site = related(models.Site.id, "site_id")
 
-    @strawberry.field(description="The address blocks carried, with their VLAN (null = untagged).")
-    async def address_blocks(self, info: Info) -> list[NetworkAddressBlock]:
-        links = await linked(
-            info,
-            models.NetworkAddressBlock.network_id,
-            models.NetworkAddressBlock.address_block_id,
-            self.row.id,
-            models.AddressBlock.id,
-            "address_block_id",
-        )
-        return [
-            NetworkAddressBlock(vlan=link.vlan, address_block=AddressBlock.of(block))
-            for link, block in links
-        ]
+    address_blocks: list[NetworkAddressBlock] = through(
+        models.NetworkAddressBlock.network_id,
+        models.NetworkAddressBlock.address_block_id,
+        models.AddressBlock.id,
+        "address_block_id",
+        lambda link, block: NetworkAddressBlock(
+            vlan=link.vlan, address_block=AddressBlock.of(block)
+        ),
+        description="The address blocks carried, with their VLAN (null = untagged).",
+    )
 
 
 @strawberry.type
