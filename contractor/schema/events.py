@@ -14,10 +14,10 @@ from strawberry.scalars import JSON
 from contractor import models
 from contractor.errors import InvalidInput
 from contractor.models.events import DeliveryState
-from contractor.schema.common import Deleted, DeleteResult, Row, given
+from contractor.schema.common import Row, given
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import mutation, subscription
+from contractor.schema.fields import deletion, mutation, subscription
 from contractor.schema.permissions import Admin, Reader
 from contractor.services import events as outbox
 from contractor.services import pruning, webhooks
@@ -291,11 +291,14 @@ class EventMutation:
         )
         return WebhookTarget.of(row)
 
-    @mutation(Admin, description="Remove a webhook target and its delivery log (admins).")
-    async def delete_webhook_target(session: AsyncSession, name: str) -> DeleteResult:
-        row = await webhooks.get_target(session, name)
-        await webhooks.delete_target(session, row)
-        return Deleted(kind="WebhookTarget", id=row.id)
+    delete_webhook_target = deletion(
+        "WebhookTarget",
+        webhooks.get_target,
+        webhooks.delete_target,
+        role=Admin,
+        description="Remove a webhook target and its delivery log (admins).",
+        name=str,
+    )
 
     @mutation(Admin, description="Deliver again, now (admins).")
     async def retry_webhook_delivery(session: AsyncSession, id: int) -> WebhookDeliveryResult:

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypedDict, Unpack
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -258,12 +258,24 @@ class JobQuery:
         return [Job.of(row) for row in rows]
 
 
-async def _target(
-    session: AsyncSession,
-    foundation: str | None,
-    structure: int | None,
-    dependency: int | None,
-) -> jobs.Target:
+class FoundationOrStructure(TypedDict, total=False):
+    """The arguments naming a utility job's target: a foundation (locator) or a structure
+    (id)."""
+
+    foundation: str | None
+    structure: int | None
+
+
+class JobTarget(FoundationOrStructure, total=False):
+    """The arguments naming a job's target: exactly one of a foundation (locator), a
+    structure (id) or a dependency (id)."""
+
+    dependency: int | None
+
+
+async def _target(session: AsyncSession, **target: Unpack[JobTarget]) -> jobs.Target:
+    foundation, structure = target.get("foundation"), target.get("structure")
+    dependency = target.get("dependency")
     given = [x for x in (foundation, structure, dependency) if x is not None]
     if len(given) != 1:
         raise InvalidInput(
@@ -292,15 +304,9 @@ _TARGET_HELP = "Exactly one of foundation (locator), structure (id) or dependenc
 def _start(script_name: str) -> Any:
     """The mutation starting the target's ``script_name`` job."""
 
-    async def start(
-        session: AsyncSession,
-        actor: str,
-        foundation: str | None = None,
-        structure: int | None = None,
-        dependency: int | None = None,
-    ) -> JobResult:
-        target = await _target(session, foundation, structure, dependency)
-        job = await jobs.create_job(session, target=target, script_name=script_name, creator=actor)
+    async def start(session: AsyncSession, actor: str, **target: Unpack[JobTarget]) -> JobResult:
+        found = await _target(session, **target)
+        job = await jobs.create_job(session, target=found, script_name=script_name, creator=actor)
         return Job.of(job)
 
     description = f"Start the target's {script_name} job. {_TARGET_HELP}"
@@ -318,18 +324,12 @@ class JobMutation:
         "on a built foundation or structure.",
     )
     async def do_job(
-        session: AsyncSession,
-        actor: str,
-        name: str,
-        foundation: str | None = None,
-        structure: int | None = None,
+        session: AsyncSession, actor: str, name: str, **target: Unpack[FoundationOrStructure]
     ) -> JobResult:
         if name in ("create", "destroy"):
             raise InvalidInput(f"use do{name.capitalize()} for the {name} script", field="name")
-        target = await _target(session, foundation, structure, None)
-        return Job.of(
-            await jobs.create_job(session, target=target, script_name=name, creator=actor)
-        )
+        found = await _target(session, **target)
+        return Job.of(await jobs.create_job(session, target=found, script_name=name, creator=actor))
 
     @mutation(Operator, description="Pause a queued job (a task already out still counts).")
     async def pause_job(session: AsyncSession, actor: str, id: int) -> JobResult:

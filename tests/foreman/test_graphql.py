@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sqlalchemy import select
+
+from contractor.models import Job
 from contractor.services import building
 from tests.foreman.conftest import Env
 from tests.foreman.inventory import make_job_stack
@@ -150,6 +153,29 @@ DO_JOB = (
     "mutation($name: String!, $s: Int, $f: String) { doJob(name: $name, structure: $s, "
     f"foundation: $f) {{ {JOB_FIELDS} }} }}"
 )
+
+
+async def test_a_job_names_exactly_one_target(env: Env) -> None:
+    stack = await env.run(make_job_stack)
+    operator = await env.user_token("operator")
+    both = {"f": stack.foundation.locator, "s": stack.structure.id}
+    head = "mutation($f: String, $s: Int) { r: "
+    named = [
+        ("doCreate", "mutation { r: doCreate { %s } }", {}),
+        ("doDestroy", head + "doDestroy(foundation: $f, structure: $s) { %s } }", both),
+        ("doJob", head + 'doJob(name: "hello", foundation: $f, structure: $s) { %s } }', both),
+        ("doJob", 'mutation { r: doJob(name: "hello") { %s } }', {}),
+    ]
+    for name, document, variables in named:
+        refused = (await env.graphql(operator, document % JOB_FIELDS, variables))["r"]
+        assert refused["code"] == "INVALID_INPUT", (name, refused)
+        assert refused["field"] == "foundation"
+        assert "name exactly one target" in refused["message"]
+
+    async def job_count(session: Any) -> int:
+        return len((await session.execute(select(Job))).scalars().all())
+
+    assert await env.run(job_count) == 0
 
 
 async def test_utility_scripts_with_do_job(env: Env) -> None:
