@@ -48,6 +48,20 @@ class ForbiddenError(Error):
     pass
 
 
+@strawberry.type(description="Too many failed logins lately: try again after a while.")
+class ThrottledError(Error):
+    retry_after: int = strawberry.field(description="Seconds to wait before trying again.")
+
+    @classmethod
+    def of(cls, refusal: errors.Throttled) -> ThrottledError:
+        return cls(
+            code=refusal.code,
+            message=refusal.message,
+            field=refusal.field,
+            retry_after=refusal.retry_after,
+        )
+
+
 AnyError = (
     InvalidInputError
     | NotFoundError
