@@ -402,7 +402,10 @@ async def revoke_any_token(session: AsyncSession, key: str, *, kind: str | None 
     prefix, _, bare = key.partition("_")
     if bare and prefix in _KIND_PREFIX:
         if kind is not None and kind != _KIND_PREFIX[prefix]:
-            raise InvalidInput(f"{key!r} is a {_KIND_PREFIX[prefix]} token", field="kind")
+            raise InvalidInput(
+                f"{key!r} is the key of an {_KIND_PREFIX[prefix]} token, not of a {kind} token",
+                field="kind",
+            )
         key, kind = bare, _KIND_PREFIX[prefix]
     if kind is not None and kind not in TOKEN_KINDS:
         raise InvalidInput(f"kind {kind!r} is not one of {', '.join(TOKEN_KINDS)}", field="kind")
