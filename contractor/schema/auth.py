@@ -72,7 +72,8 @@ class CallerQuery:
         principal = info.context.principal
         assert principal is not None  # the role admitted someone
         row = await found(info, inventory.get_user_by_id, principal.user_id)
-        assert row is not None  # users are never deleted
+        if row is None:  # deleted since this request's token was checked
+            raise errors.Unauthorized("your user no longer exists")
         return User.of(row)
 
 

@@ -181,3 +181,16 @@ async def test_refusals_are_audit_events(request: pytest.FixtureRequest, tmp_pat
         if e["objectType"] == "user" and e["objectName"] == "una"
     ]
     assert updates == [("created", "admin"), ("updated", "admin"), ("updated", "admin")]
+
+
+async def test_concurrent_attempts_cannot_pass_the_limit_together(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Attempts being checked count too, and noting one is serialised: ten at once, with a
+    limit of three, give three password checks and seven throttled answers."""
+    url, tokens = fresh_database(request, "postgresql", tmp_path)
+    async with serving(url, tokens, login_max_failures_per_user=3) as client:
+        await add_user(client, "zed")
+        answers = await asyncio.gather(*(login(client, "zed", "guess") for _ in range(10)))
+    kinds = sorted(answer["__typename"] for answer in answers)
+    assert kinds == ["ForbiddenError"] * 3 + ["ThrottledError"] * 7
