@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,19 +88,29 @@ async def test_unknown_user_and_wrong_password_take_as_long(
     assert difference < 0.5 * verification, (verification, unknown, wrong)
 
 
-async def test_throttle_per_user_across_apps_and_its_release(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
+@asynccontextmanager
+async def two_apps(
+    request: pytest.FixtureRequest, tmp_path: Path, *, per_user: int, per_address: int
+) -> AsyncIterator[tuple[Client, Client]]:
+    """Two apps on one PostgreSQL database (as two `serve` workers), each with clients from
+    an address of its own, and a window of two seconds."""
     url, tokens = fresh_database(request, "postgresql", tmp_path)
     limits = {
         "login_window_seconds": 2.0,
-        "login_max_failures_per_user": 3,
-        "login_max_failures_per_address": 100,
+        "login_max_failures_per_user": per_user,
+        "login_max_failures_per_address": per_address,
     }
     async with (
         serving(url, tokens, address="10.9.0.1", **limits) as first,
         serving(url, tokens, address="10.9.0.2", **limits) as second,
     ):
+        yield first, second
+
+
+async def test_throttle_per_user_across_apps_and_its_release(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    async with two_apps(request, tmp_path, per_user=3, per_address=100) as (first, second):
         await add_user(first, "pat")
         # Three refusals from two apps and two addresses: the username's count is shared.
         for app in (first, second, first):
@@ -121,16 +133,7 @@ async def test_throttle_per_user_across_apps_and_its_release(
 
 
 async def test_throttle_per_address(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    url, tokens = fresh_database(request, "postgresql", tmp_path)
-    limits = {
-        "login_window_seconds": 2.0,
-        "login_max_failures_per_user": 100,
-        "login_max_failures_per_address": 3,
-    }
-    async with (
-        serving(url, tokens, address="10.8.0.1", **limits) as attacker,
-        serving(url, tokens, address="10.8.0.2", **limits) as bystander,
-    ):
+    async with two_apps(request, tmp_path, per_user=100, per_address=3) as (attacker, bystander):
         await add_user(attacker, "sam")
         for name in ("a", "b", "c"):
             assert await login(attacker, name, "guess") == REFUSED
