@@ -15,6 +15,7 @@ person who caused it, naming the field, key or object that is wrong::
     ├── InvalidState                     INVALID_STATE        the transition is not allowed now
     ├── Exhausted                        EXHAUSTED            nothing left to allocate
     ├── Unauthorized                     UNAUTHORIZED         no valid credentials
+    │   └── Throttled                    THROTTLED            too many refused logins: wait
     ├── Forbidden                        FORBIDDEN            credentials lack the role
     ├── TooLarge                         TOO_LARGE            a request body over its limit
     └── DatabaseNotReady                 DATABASE_NOT_READY   unreachable, missing, or behind
@@ -48,6 +49,7 @@ __all__ = [
     "NotFound",
     "Pruned",
     "Stale",
+    "Throttled",
     "TooLarge",
     "Unauthorized",
     "bounded",
@@ -154,6 +156,15 @@ class Exhausted(ContractorError, code="EXHAUSTED", http_status=409):
 
 class Unauthorized(ContractorError, code="UNAUTHORIZED", http_status=401):
     """No valid credentials were presented."""
+
+
+class Throttled(Unauthorized, code="THROTTLED", http_status=429):
+    """Too many refused logins for this username or client address lately: refused without
+    looking at the password until ``retry_after`` seconds have passed."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Forbidden(ContractorError, code="FORBIDDEN", http_status=403):

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # hash, so raising these later only affects hashes made afterwards).
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_time_cost: int = Field(default=3, ge=1)
+    # Login throttling: a username, or a client address, with this many refused logins within
+    # the last `login_window_seconds` is refused until the oldest of them leaves the window
+    # (counted in the database, so across every server process). Tokens are not throttled.
+    login_window_seconds: float = _seconds(300.0)
+    login_max_failures_per_user: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
     # Migrate the database when the app starts; by default only for the embedded SQLite
     # file (with PostgreSQL, run `contractor db upgrade` once per release instead).
     auto_migrate: bool | None = None

@@ -1,7 +1,7 @@
 """Every core table of Contractor. Plugin tables (foundation types, the core's ``manual`` and
 ``simulated`` included) are mapped when ``contractor.plugins.foundation_types()`` loads them."""
 
-from contractor.models.auth import ROLES, ApiToken, User
+from contractor.models.auth import LOGIN_OUTCOMES, ROLES, ApiToken, LoginAttempt, User
 from contractor.models.base import Base, utcnow
 from contractor.models.blueprint import (
     PXE,
@@ -50,6 +50,7 @@ from contractor.models.site import Site
 
 __all__ = [
     "FINISHED_JOB_STATES",
+    "LOGIN_OUTCOMES",
     "PXE",
     "ROLES",
     "STEPPABLE_JOB_STATES",
@@ -74,6 +75,7 @@ __all__ = [
     "Job",
     "JobLog",
     "JobState",
+    "LoginAttempt",
     "Network",
     "NetworkAddressBlock",
     "RealNetworkInterface",

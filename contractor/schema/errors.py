@@ -52,6 +52,20 @@ else:
     AnyError = functools.reduce(operator.or_, ERROR_TYPES)  # the union of them, for Strawberry
 
 
+@strawberry.type(description="Too many failed logins lately: try again after a while.")
+class ThrottledError(Error):
+    retry_after: int = strawberry.field(description="Seconds to wait before trying again.")
+
+    @classmethod
+    def of(cls, refusal: errors.Throttled) -> ThrottledError:
+        return cls(
+            code=refusal.code,
+            message=refusal.message,
+            field=refusal.field,
+            retry_after=refusal.retry_after,
+        )
+
+
 class _Answer:
     """Turns a service error raised by a field whose type is a union with the Error types
     (a mutation's result) into that union's member; elsewhere the error is raised."""

@@ -37,36 +37,40 @@ from contractor.settings import Settings
 
 
 @dataclass
-class _CachedPrincipal:
-    principal: Principal
+class _Verified:
+    key: str
     until: float
 
 
 class TokenCache:
-    """Verified tokens for a short while: argon2 is deliberately slow, requests must not be.
+    """Tokens whose secret was verified lately: argon2 is deliberately slow, requests must
+    not be.
 
-    Keyed by a SHA-256 of the token (the token itself is never kept); entries live
-    ``ttl`` seconds, so a revoked token stops working within that time.
+    Keyed by a SHA-256 of the token (the token itself is never kept); an entry holds the
+    token's key for ``ttl`` seconds, in which the secret is not verified again. The token's
+    standing (revoked, expired, its user disabled, deleted or re-roled) is not cached: each
+    request reads it (``auth.recheck_token``), so a change any process makes holds at once.
     """
 
     def __init__(self, ttl: float = 30.0, size: int = 10_000) -> None:
         self._ttl = ttl
         self._size = size
-        self._entries: dict[str, _CachedPrincipal] = {}
+        self._entries: dict[str, _Verified] = {}
 
-    def get(self, token: str) -> Principal | None:
-        key = hashlib.sha256(token.encode()).hexdigest()
-        entry = self._entries.get(key)
+    def get(self, token: str) -> str | None:
+        """The key of ``token`` if its secret was verified within the last ``ttl``."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        entry = self._entries.get(digest)
         if entry is None or entry.until < time.monotonic():
-            self._entries.pop(key, None)
+            self._entries.pop(digest, None)
             return None
-        return entry.principal
+        return entry.key
 
-    def put(self, token: str, principal: Principal) -> None:
+    def put(self, token: str, key: str) -> None:
         if len(self._entries) >= self._size:
             self._entries.clear()
-        key = hashlib.sha256(token.encode()).hexdigest()
-        self._entries[key] = _CachedPrincipal(principal, time.monotonic() + self._ttl)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        self._entries[digest] = _Verified(key, time.monotonic() + self._ttl)
 
 
 def _bearer(header: str | None) -> str | None:
@@ -128,14 +132,15 @@ class ContractorGraphQL(GraphQL[Context, None]):
     async def authenticate(self, token: str | None) -> Principal | None:
         if token is None:
             return None
-        cached = self.tokens.get(token)
-        if cached is not None:
-            return cached
-        async with self.writer_sessions() as session, session.begin():
-            user = await auth.authenticate_token(session, token)
-        principal = Principal(user_id=user.id, username=user.username, role=user.role)
-        self.tokens.put(token, principal)
-        return principal
+        key = self.tokens.get(token)
+        if key is not None:
+            async with self.sessions() as session:
+                user = await auth.recheck_token(session, key)
+        else:
+            async with self.writer_sessions() as session, session.begin():
+                user = await auth.authenticate_token(session, token)
+            self.tokens.put(token, auth.token_key(token))
+        return Principal(user_id=user.id, username=user.username, role=user.role)
 
     async def execute_single(
         self,
@@ -173,6 +178,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
             loaders=loaders,
             config_cache=self.config_cache,
             events=self.events,
+            client_address=request.client.host if request.client else None,
         )
 
     async def on_ws_connect(self, context: Context) -> None:

@@ -83,6 +83,8 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "createUser": ('createUser(username: "u1", role: "reader")', "admin"),
     "createToken": ('createToken(username: "nobody")', "admin"),
     "revokeToken": ('revokeToken(key: "0000000000000000")', "admin"),
+    "updateUser": ('updateUser(username: "nobody", role: "reader")', "admin"),
+    "deleteUser": ('deleteUser(username: "nobody")', "admin"),
     "createWebhookTarget": (
         'createWebhookTarget(name: "w1", url: "http://127.0.0.1:9/hook")',
         "admin",

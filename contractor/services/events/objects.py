@@ -35,6 +35,7 @@ from contractor.models import (
     Structure,
     StructureBluePrint,
     StructureFoundationBluePrint,
+    User,
     Zone,
 )
 from contractor.models.directory import Entry
@@ -131,6 +132,8 @@ def identity_of(obj: Any) -> Identity | None:
             return Identity("zone", obj.name)
         case Entry():
             return Identity("zone_entry", obj.name)
+        case User():  # its password hash is a secret: never in a payload
+            return Identity("user", obj.username)
     return None
 
 
@@ -139,7 +142,7 @@ def generic_identity(obj: Any) -> Identity:
     name = next(
         (
             str(getattr(obj, attr))
-            for attr in ("name", "hostname", "locator", "target_description")
+            for attr in ("name", "hostname", "locator", "target_description", "username")
             if getattr(obj, attr, None) is not None
         ),
         "",
