@@ -164,25 +164,22 @@ async def finish_login(session: AsyncSession, check: LoginCheck, outcome: str) -
             LoginAttempt.username == check.username, LoginAttempt.address == check.address
         )
     )
-    record_event(
-        session,
-        kind="login",
-        object=user,
-        object_type="user",
-        payload={"username": user.username, "address": check.address},
-    )
+    _audit(session, "login", user, "user", username=user.username, address=check.address)
     return user
 
 
 def _refused(session: AsyncSession, attempt: LoginAttempt) -> None:
-    record_event(
+    _audit(
         session,
-        kind=REFUSED,
-        object=attempt,
-        object_type="login",
-        payload={
-            "username": attempt.username,
-            "address": attempt.address,
-            "reason": attempt.outcome,
-        },
+        REFUSED,
+        attempt,
+        "login",
+        username=attempt.username,
+        address=attempt.address,
+        reason=attempt.outcome,
     )
+
+
+def _audit(session: AsyncSession, kind: str, row: object, object_type: str, **payload: str) -> None:
+    """The audit event of one login or refusal (never the password tried)."""
+    record_event(session, kind=kind, object=row, object_type=object_type, payload=payload)
