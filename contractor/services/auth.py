@@ -175,7 +175,6 @@ async def create_token(
     )
     session.add(token)
     await session.flush()
-    _token_event(session, "created", token, user.username)
     return NewToken(token=token, text=f"ctr_{key}.{secret}")
 
 
@@ -280,11 +279,16 @@ async def update_user(
     losing = (role is not UNSET and role != "admin") or is_active is False
     if losing:
         await _keep_an_admin(session, user, "disable" if is_active is False else "re-role")
-    if role is not UNSET:
-        user.role = role
-    if is_active is not UNSET:
-        user.is_active = is_active
+    changed = {
+        name: value
+        for name, value in (("role", role), ("is_active", is_active))
+        if value is not UNSET and getattr(user, name) != value
+    }
+    for name, value in changed.items():
+        setattr(user, name, value)
     await session.flush()
+    if changed:
+        _user_event(session, "updated", user, changed=sorted(changed))
     return user
 
 
@@ -296,8 +300,20 @@ async def delete_user(session: AsyncSession, user: User, *, by: str | None = Non
             field="username",
         )
     await _keep_an_admin(session, user, "delete")
+    _user_event(session, "deleted", user)
     await session.delete(user)
     await session.flush()
+
+
+def _user_event(
+    session: AsyncSession, kind: str, user: User, *, changed: list[str] | None = None
+) -> None:
+    """A user's audit event (users are no inventory objects: their creation, by the CLI
+    or an admin, is not one)."""
+    payload = {"username": user.username, "role": user.role, "is_active": user.is_active}
+    record_event(
+        session, kind=kind, object=user, object_type="user", payload=payload, changed=changed or ()
+    )
 
 
 async def _keep_an_admin(session: AsyncSession, user: User, doing: str) -> None:

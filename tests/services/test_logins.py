@@ -150,7 +150,7 @@ async def test_refusals_are_audit_events_without_the_password(session: AsyncSess
     everything = json.dumps([[row.object_name, row.payload, row.changed] for row in rows])
     assert secret not in everything
     assert PASSWORD not in everything
-    assert "argon2" not in everything  # the user's created event carries no hash
+    assert "argon2" not in everything
 
 
 async def test_success_forgets_the_usernames_refusals_from_that_address(

@@ -35,7 +35,6 @@ from contractor.models import (
     Structure,
     StructureBluePrint,
     StructureFoundationBluePrint,
-    User,
     Zone,
 )
 from contractor.models.directory import Entry
@@ -132,8 +131,6 @@ def identity_of(obj: Any) -> Identity | None:
             return Identity("zone", obj.name)
         case Entry():
             return Identity("zone_entry", obj.name)
-        case User():  # its password hash is a secret: never in a payload
-            return Identity("user", obj.username)
     return None
 
 
