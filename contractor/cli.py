@@ -267,6 +267,8 @@ def dns_export(
     from contractor.services import dns as dns_service
 
     zones = _run(_settings(ctx), dns_service.publish_zones)
+    # zones published by updates alone are the server's files (its journal): not ours
+    zones = [zone for zone in zones if _settings(ctx).dns_mode(zone.name) != "updates"]
     result = dns_service.export_zones(
         zones, Path(out), check=check, conf_directory=Path(conf_dir) if conf_dir else None
     )
@@ -297,6 +299,71 @@ def dns_export(
     if result.invalid:
         problems = "; ".join(f"{name}: {why}" for name, why in result.invalid.items())
         raise click.ClickException(f"invalid zones (previous files kept): {problems}")
+
+
+@dns_group.command("resync")
+@click.option(
+    "--zone", default=None, help="Only this zone (default: every zone pushed by updates)."
+)
+@click.option("--dry-run", is_flag=True, help="Only report the differences; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_context
+def dns_resync(ctx: click.Context, zone: str | None, dry_run: bool, as_json: bool) -> None:
+    """Read each zone published by updates from the DNS server (AXFR, TSIG-signed), print
+    how it differs from the inventory (+ missing on the server, - not in the inventory) and
+    repair it by updates. Exits 1 when a zone could not be read or repaired."""
+    import json
+
+    from contractor.events.dns_updates import resync
+
+    settings = _settings(ctx)
+
+    async def main() -> list[Any]:
+        foundation_types()
+        engine = create_engine(settings)
+        try:
+            return await resync(
+                create_session_factory(engine, writes=True), settings, zone=zone, dry_run=dry_run
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        found = asyncio.run(main())
+    except ContractorError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "zone": d.zone,
+                        "missing": list(d.missing),
+                        "unexpected": list(d.unexpected),
+                        "repaired": d.repaired,
+                        "error": d.error,
+                    }
+                    for d in found
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for d in found:
+            for line in d.missing:
+                click.echo(f"{d.zone}: + {line}")
+            for line in d.unexpected:
+                click.echo(f"{d.zone}: - {line}")
+            if d.error:
+                status = f"error: {d.error}"
+            elif d.in_sync:
+                status = "in sync"
+            else:
+                status = "differs (dry run: not repaired)" if dry_run else "repaired"
+            click.echo(f"{d.zone}: {status}")
+    failed = [d for d in found if d.error]
+    if failed:
+        raise click.ClickException("; ".join(f"{d.zone}: {d.error}" for d in failed))
 
 
 @main.group()

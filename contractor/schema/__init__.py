@@ -20,6 +20,7 @@ from contractor.schema import (
     complexes,
     directory,
     dns,
+    dns_push,
     errors,
     events,
     inventory,
@@ -42,6 +43,7 @@ QUERIES = (
     network.NetworkQuery,
     directory.DirectoryQuery,
     dns.DnsQuery,
+    dns_push.DnsPushQuery,
     auth.UserQuery,
     inventory.InventoryQuery,
     jobs.JobQuery,
@@ -57,6 +59,7 @@ MUTATIONS = (
     auth.AuthMutation,
     jobs.JobMutation,
     events.EventMutation,
+    dns_push.DnsPushMutation,
 )
 SUBSCRIPTIONS = (events.EventSubscription, jobs.JobSubscription)
 
