@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bindgen
@@ -45,6 +45,7 @@ __all__ = [
     "backoff",
     "list_pushes",
     "list_zone_states",
+    "next_due",
     "plan_pushes",
     "push_needed",
     "record_push",
@@ -98,17 +99,15 @@ async def push_needed(session: AsyncSession) -> bool:
 
 
 async def next_due(session: AsyncSession) -> dt.datetime | None:
-    """When the earliest pending or failing zone is due again (None: none is)."""
-    value: dt.datetime | None = (
-        await session.execute(
-            select(func.min(DnsPushZone.next_attempt_at)).where(
-                DnsPushZone.state.in_(("pending", "failing"))
-            )
+    """When the earliest pending or failing zone is due again, counting the lease of a zone
+    another process is sending (None: none is)."""
+    rows = await session.execute(
+        select(DnsPushZone.next_attempt_at, DnsPushZone.leased_until).where(
+            DnsPushZone.state.in_(("pending", "failing"))
         )
-    ).scalar_one()
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value
+    )
+    times = [max(due, leased) if leased is not None else due for due, leased in rows]
+    return min(times, default=None)
 
 
 @dataclass(frozen=True)
@@ -160,6 +159,7 @@ async def plan_pushes(
     chosen = [z for z in zones if wanted(z.name) and (only is None or z.name == only)]
     rows = await zone_rows(session)
     planned: list[Planned] = []
+    held = False  # a zone another process is sending: its later changes are not planned yet
     for zone in chosen:
         row = rows.get(zone.name)
         if row is None:
@@ -171,7 +171,8 @@ async def plan_pushes(
             row.last_error += "records): " + "; ".join(zone.problems)
             continue
         if row.leased_until is not None and row.leased_until > now:
-            continue  # another process is sending it
+            held = True  # another process is sending it
+            continue
         if resync:
             row.records = None
         elif row.records is not None and (row.content_hash, row.serial) == (
@@ -211,7 +212,7 @@ async def plan_pushes(
     cursor = await _cursor(session)
     if cursor is None:
         session.add(DnsPushCursor(cursor=newest))
-    elif not resync:
+    elif not resync and not held:  # (held: look again once that push is recorded)
         cursor.cursor = max(cursor.cursor, newest)
     await session.flush()
     return planned
