@@ -26,6 +26,7 @@ from click.testing import CliRunner
 from contractor.app import create_app
 from contractor.cli import main
 from contractor.db import create_engine, create_session_factory, transaction
+from contractor.events.dns_updates import DnsPusher
 from contractor.plugins import foundation_types
 from contractor.settings import Settings
 from tests.bindgen.bind import SOA_LINE, DynamicNamed, dynamic_named
@@ -277,3 +278,30 @@ async def test_resync_repairs_what_changed_behind_our_back(backend: str, tmp_pat
         refused = await r.graphql(RESYNC.replace('"example"', '"0.0.10.in-addr.arpa"'), dry=True)
         assert refused["resyncDnsZones"]["__typename"] == "InvalidInputError"
         assert refused["resyncDnsZones"]["field"] == "zone"
+
+
+async def test_two_pushers_share_the_work_and_lose_nothing(tmp_path: Path) -> None:
+    async with rig("postgresql", tmp_path) as r:
+        await until(lambda: r.server.query("web1.example.", "A") == ["10.0.0.10"], 10, "push")
+        # a second process's pusher, on an engine of its own
+        engine = create_engine(r.settings)
+        other = DnsPusher(
+            create_session_factory(engine, writes=True),
+            readers=create_session_factory(engine),
+            settings=r.settings,
+            broadcaster=None,
+        )
+        task = asyncio.create_task(other.run())
+        try:
+            for index in range(20):
+                await r.graphql(ADD_TXT, name=f"p{index}", text=f"p{index}")
+            await until(lambda: r.txt("p19") == ['"p19"'], 10, "the last change")
+            for index in range(20):
+                assert r.txt(f"p{index}") == [f'"p{index}"'], index
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await engine.dispose()
+        pushes = (await r.graphql(PUSH_STATE))["dnsPushes"]
+        serials = [p["serial"] for p in reversed(pushes) if p["state"] == "acknowledged"]
+        assert serials == sorted(serials)
