@@ -19,6 +19,7 @@ from contractor.command import (
     file_for_input,
     file_for_output,
     prepare,
+    run_with_sessions,
 )
 from contractor.command import run as _run
 from contractor.command import settings_of as _settings
@@ -401,6 +402,8 @@ def dns_export(
 
     directory_for_output(Path(out), "the --out directory")
     zones = _run(_settings(ctx), dns_service.publish_zones)
+    # zones published by updates alone are the server's files (its journal): not ours
+    zones = [zone for zone in zones if _settings(ctx).dns_mode(zone.name) != "updates"]
     result = dns_service.export_zones(
         zones, Path(out), check=check, conf_directory=Path(conf_dir) if conf_dir else None
     )
@@ -431,6 +434,59 @@ def dns_export(
     if result.invalid:
         problems = "; ".join(f"{name}: {why}" for name, why in result.invalid.items())
         raise click.ClickException(f"invalid zones (previous files kept): {problems}")
+
+
+@dns_group.command("resync")
+@click.option(
+    "--zone", default=None, help="Only this zone (default: every zone pushed by updates)."
+)
+@click.option("--dry-run", is_flag=True, help="Only report the differences; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_context
+def dns_resync(ctx: click.Context, zone: str | None, dry_run: bool, as_json: bool) -> None:
+    """Read each zone published by updates from the DNS server (AXFR, TSIG-signed), print
+    how it differs from the inventory (+ missing on the server, - not in the inventory) and
+    repair it by updates. Exits 1 when a zone could not be read or repaired."""
+    import json
+
+    from contractor.events.dns_updates import resync
+
+    found = run_with_sessions(
+        _settings(ctx),
+        lambda sessions: resync(sessions, _settings(ctx), zone=zone, dry_run=dry_run),
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "zone": d.zone,
+                        "missing": list(d.missing),
+                        "unexpected": list(d.unexpected),
+                        "repaired": d.repaired,
+                        "error": d.error,
+                    }
+                    for d in found
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for d in found:
+            for line in d.missing:
+                click.echo(f"{d.zone}: + {line}")
+            for line in d.unexpected:
+                click.echo(f"{d.zone}: - {line}")
+            if d.error:
+                status = f"error: {d.error}"
+            elif d.in_sync:
+                status = "in sync"
+            else:
+                status = "differs (dry run: not repaired)" if dry_run else "repaired"
+            click.echo(f"{d.zone}: {status}")
+    failed = [d for d in found if d.error]
+    if failed:
+        raise click.ClickException("; ".join(f"{d.zone}: {d.error}" for d in failed))
 
 
 @main.group()

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import click
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory, transaction
@@ -170,6 +170,20 @@ def prepare(settings: Settings, *, upgrade_schema: bool) -> bool:
 
 def run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``work(session)`` in one transaction on a fresh engine, once the database is
+    ready as `contractor serve` makes it (see ``run_with_sessions``)."""
+
+    async def in_transaction(sessions: async_sessionmaker[AsyncSession]) -> T:
+        async with transaction(sessions) as session:
+            session.info["actor"] = f"cli:{getpass.getuser()}"  # for its events
+            return await work(session)
+
+    return run_with_sessions(settings, in_transaction)
+
+
+def run_with_sessions(
+    settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
+) -> T:
+    """Run ``work(sessions)`` (writer sessions) on a fresh engine, once the database is
     ready as `contractor serve` makes it (``migrate.prepare``: the SQLite default created
     or migrated; otherwise refused in one line naming `contractor db upgrade`). An SQLite
     file created here is removed again if the command fails (``ContractorGroup``)."""
@@ -178,9 +192,7 @@ def run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         foundation_types()
         engine = create_engine(settings)
         try:
-            async with transaction(create_session_factory(engine, writes=True)) as session:
-                session.info["actor"] = f"cli:{getpass.getuser()}"  # for its events
-                return await work(session)
+            return await work(create_session_factory(engine, writes=True))
         finally:
             await engine.dispose()
 

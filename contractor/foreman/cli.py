@@ -23,20 +23,27 @@ from contractor.settings import Settings
 __all__ = ["foreman_command", "subcontractor_token"]
 
 
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.find_object(Settings)
+    assert settings is not None
+    return settings
+
+
 async def run_foreman(
     settings: Settings,
     stop: asyncio.Event | None = None,
     started: Callable[[], object] = lambda: None,
 ) -> None:
-    """Step jobs, deliver webhooks (``webhooks_enabled``) and prune old events
-    (``events_retention_days``) until ``stop`` is set (or SIGINT/SIGTERM, a clean stop);
-    ``started()`` once those signals stop it cleanly."""
+    """Step jobs, deliver webhooks (``webhooks_enabled``), push DNS updates (zones published
+    by updates) and prune old events (``events_retention_days``) until ``stop`` is set (or
+    SIGINT/SIGTERM, a clean stop); ``started()`` once those signals stop it cleanly."""
     foundation_types()
     engine = create_engine(settings)
     hub = Hub()
     hub.attach(engine)
     broadcaster = None
-    if settings.webhooks_enabled:  # it wakes the webhook worker when events are written
+    # it wakes the webhook worker and the DNS pusher when events are written
+    if settings.webhooks_enabled or settings.dns_updates_wanted:
         broadcaster = EventBroadcaster(
             database_url=settings.database_url, poll_seconds=settings.events_poll_seconds
         )

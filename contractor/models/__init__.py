@@ -26,6 +26,7 @@ from contractor.models.building import (
 )
 from contractor.models.config import ConfigGeneration
 from contractor.models.directory import Zone
+from contractor.models.dns_push import DnsPush, DnsPushCursor, DnsPushZone
 from contractor.models.events import Event, EventHorizon, WebhookDelivery, WebhookTarget
 from contractor.models.foreman import (
     FINISHED_JOB_STATES,
@@ -67,6 +68,9 @@ __all__ = [
     "ComplexMember",
     "ConfigGeneration",
     "Dependency",
+    "DnsPush",
+    "DnsPushCursor",
+    "DnsPushZone",
     "DynamicAddress",
     "Event",
     "EventHorizon",

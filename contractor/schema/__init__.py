@@ -19,6 +19,7 @@ from contractor.schema import (
     complexes,
     directory,
     dns,
+    dns_push,
     errors,
     events,
     inventory,
@@ -43,6 +44,7 @@ QUERIES = (
     network.NetworkQuery,
     directory.DirectoryQuery,
     dns.DnsQuery,
+    dns_push.DnsPushQuery,
     auth.UserQuery,
     inventory.InventoryQuery,
     jobs.JobQuery,
@@ -58,6 +60,7 @@ MUTATIONS = (
     auth.AuthMutation,
     jobs.JobMutation,
     events.EventMutation,
+    dns_push.DnsPushMutation,
 )
 SUBSCRIPTIONS = (events.EventSubscription, jobs.JobSubscription)
 
