@@ -7,9 +7,9 @@ from typing import Annotated
 
 import strawberry
 
-from contractor.events.dns_updates import ZoneDifference, resync
-from contractor.models.dns_push import DnsPush as DnsPushRow
+from contractor.events.dns_updates import resync
 from contractor.models.dns_push import DnsPushZone as DnsPushZoneRow
+from contractor.schema.common import Row
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
 from contractor.schema.permissions import Admin, Reader
@@ -17,7 +17,7 @@ from contractor.services import dns_push
 
 
 @strawberry.type(description="A zone published by RFC 2136 updates, as the server last took it.")
-class DnsPushZone:
+class DnsPushZone(Row):
     name: str
     mode: str = strawberry.field(description="files, updates or both")
     state: str = strawberry.field(
@@ -32,22 +32,15 @@ class DnsPushZone:
     next_attempt_at: dt.datetime | None
 
     @classmethod
-    def of(cls, row: DnsPushZoneRow, mode: str) -> DnsPushZone:
-        return cls(
-            name=row.name,
-            mode=mode,
-            state=row.state,
-            serial=row.serial,
-            attempts=row.attempts,
-            last_error=row.last_error,
-            last_attempt_at=row.last_attempt_at,
-            last_success_at=row.last_success_at,
-            next_attempt_at=row.next_attempt_at if row.state in ("pending", "failing") else None,
+    def of(cls, row: DnsPushZoneRow, mode: str) -> DnsPushZone:  # type: ignore[override]
+        waiting = row.state in ("pending", "failing")
+        return cls.from_row(
+            row, mode=mode, next_attempt_at=row.next_attempt_at if waiting else None
         )
 
 
 @strawberry.type(description="One push of a zone to the DNS server, and how it went.")
-class DnsPush:
+class DnsPush(Row):
     id: int
     zone: str
     kind: str = strawberry.field(description="update or resync")
@@ -61,41 +54,14 @@ class DnsPush:
     started_at: dt.datetime
     finished_at: dt.datetime | None
 
-    @classmethod
-    def of(cls, row: DnsPushRow) -> DnsPush:
-        return cls(
-            id=row.id,
-            zone=row.zone,
-            kind=row.kind,
-            state=row.state,
-            attempt=row.attempt,
-            serial=row.serial,
-            deleted=row.deleted,
-            added=row.added,
-            rcode=row.rcode,
-            error=row.error,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-        )
-
 
 @strawberry.type(description="How a zone on the DNS server differs from the inventory.")
-class DnsZoneDifference:
+class DnsZoneDifference(Row):
     zone: str
     missing: list[str] = strawberry.field(description="Records the server lacks.")
     unexpected: list[str] = strawberry.field(description="Records the inventory does not have.")
     repaired: bool
     error: str | None
-
-    @classmethod
-    def of(cls, difference: ZoneDifference) -> DnsZoneDifference:
-        return cls(
-            zone=difference.zone,
-            missing=list(difference.missing),
-            unexpected=list(difference.unexpected),
-            repaired=difference.repaired,
-            error=difference.error,
-        )
 
 
 @strawberry.type(description="What a resync found (and repaired, unless a dry run).")
