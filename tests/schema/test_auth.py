@@ -93,6 +93,7 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "deleteWebhookTarget": ('deleteWebhookTarget(name: "w1")', "admin"),
     "retryWebhookDelivery": ("retryWebhookDelivery(id: 999)", "admin"),
     "cancelWebhookDelivery": ("cancelWebhookDelivery(id: 999)", "admin"),
+    "resyncDnsZones": ('resyncDnsZones(zone: "example", dryRun: true)', "admin"),
 }
 RANK = {"reader": 0, "operator": 1, "admin": 2}
 
