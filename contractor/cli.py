@@ -584,6 +584,8 @@ def demo(
     tree, address blocks, an in-process subcontractor, live job progress, example queries."""
     from contractor.demo import DemoError, DemoOptions, run_demo
 
+    # The demo migrates whatever database it is given; a problem with it is one line here.
+    prepare(_settings(ctx), upgrade_schema=True)
     options = DemoOptions(
         host=host,
         port=port,

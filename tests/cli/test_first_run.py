@@ -153,6 +153,7 @@ def test_an_unreachable_postgresql_is_one_line_with_the_password_hidden(tmp_path
         ["db", "upgrade"],
         ["serve", "--port", "0"],
         ["foreman"],
+        ["demo", "--port", "0"],
     ):
         done = contractor(tmp_path, *args, input="password1\n", CONTRACTOR_DATABASE_URL=url)
         assert failed(done) == expected, args
