@@ -6,6 +6,7 @@ Build a ``ZoneData`` (origin, ``SOA`` timers and mailbox, name servers, ``Record
 (serials excluded) and ``next_serial`` picks a serial that only grows. ``plan_reverse_zones``
 works out the reverse zones (octet-aligned, RFC 2317 classless, IPv6 nibble) of a set of
 address blocks, and ``render_named_conf`` the ``named.conf`` fragment that loads the zones.
+``zone_rrsets`` and ``diff_rrsets`` give the record sets a dynamic update changes.
 """
 
 from bindgen.conf import render_named_conf
@@ -17,6 +18,16 @@ from bindgen.reverse import (
     ReverseZone,
     plan_reverse_zones,
     reverse_zone_name,
+)
+from bindgen.rrsets import (
+    Change,
+    RRset,
+    RRsetKey,
+    RRsets,
+    apply_changes,
+    diff_rrsets,
+    zone_rrsets,
+    zone_rrsets_of,
 )
 from bindgen.serial import next_serial, serial_gt
 from bindgen.zone import (
@@ -35,15 +46,21 @@ __all__ = [
     "FORMAT_VERSION",
     "RECORD_TYPES",
     "SOA",
+    "Change",
     "IPAddress",
     "IPNetwork",
+    "RRset",
+    "RRsetKey",
+    "RRsets",
     "Record",
     "ReversePlan",
     "ReverseZone",
     "ZoneData",
     "ZoneError",
+    "apply_changes",
     "check_zone",
     "content_hash",
+    "diff_rrsets",
     "is_hostname",
     "mailbox_to_rname",
     "next_serial",
@@ -52,4 +69,6 @@ __all__ = [
     "render_zone",
     "reverse_zone_name",
     "serial_gt",
+    "zone_rrsets",
+    "zone_rrsets_of",
 ]

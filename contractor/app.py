@@ -23,6 +23,7 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -34,10 +35,13 @@ from contractor.events.webhooks import events_running
 from contractor.foreman.engine import Foreman, foreman_running
 from contractor.foreman.hub import Hub
 from contractor.plugins import foundation_types
+from contractor.requestid import RequestIdMiddleware
 from contractor.rest.config import config_error_answers, config_routes
 from contractor.rest.dns import dns_routes
 from contractor.rest.errors import exception_handlers
+from contractor.rest.limits import BodyLimit, RouteLimit
 from contractor.rest.state import AppState, app_state, set_app_state
+from contractor.rest.subcontractor import PREFIX as TASK_API
 from contractor.rest.subcontractor import subcontractor_routes
 from contractor.runtime import tune_gc
 from contractor.schema import build_schema
@@ -120,10 +124,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *subcontractor_routes(),
         ],
         exception_handlers=exception_handlers(config_error_answers()),
+        # outermost: every answer, an error's too, carries the request's X-Request-ID;
+        # then bodies over their route's limit are refused before anything reads them
+        middleware=[Middleware(RequestIdMiddleware), _body_limit(settings)],
         lifespan=lifespan,
     )
     set_app_state(app, state)
     return app
+
+
+def _body_limit(settings: Settings) -> Middleware:
+    """Every request body limited before it is parsed (``contractor.rest.limits``)."""
+    return Middleware(
+        BodyLimit,
+        default=RouteLimit("/", settings.max_body_bytes, "max_body_bytes"),
+        routes=[
+            RouteLimit("/graphql", settings.graphql_max_body_bytes, "graphql_max_body_bytes", True),
+            RouteLimit(TASK_API, settings.task_max_body_bytes, "task_max_body_bytes"),
+        ],
+    )
 
 
 def create_app_from_environment() -> Starlette:

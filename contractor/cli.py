@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
-from contractor import migrate
-from contractor.db import create_engine, create_session_factory, transaction
+from contractor.command import (
+    DEBUG,
+    ContractorGroup,
+    EnvironmentFailure,
+    directory_for_output,
+    file_for_input,
+    file_for_output,
+    prepare,
+    run_with_sessions,
+)
+from contractor.command import run as _run
+from contractor.command import settings_of as _settings
 from contractor.errors import ContractorError
 from contractor.foreman.cli import foreman_command, subcontractor_token
 from contractor.models import ROLES
@@ -22,33 +30,7 @@ from contractor.plugins import foundation_types
 from contractor.services import auth
 from contractor.settings import Settings
 
-T = TypeVar("T")
 Decorated = TypeVar("Decorated", bound=Callable[..., Any])
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.find_object(Settings)
-    assert settings is not None
-    return settings
-
-
-def _run(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(session)`` in one transaction on a fresh engine."""
-
-    async def main() -> T:
-        foundation_types()
-        engine = create_engine(settings)
-        try:
-            async with transaction(create_session_factory(engine, writes=True)) as session:
-                session.info["actor"] = f"cli:{getpass.getuser()}"  # for its events
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ContractorError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _bounded(
@@ -60,15 +42,22 @@ def _bounded(
     )
 
 
-@click.group()
+@click.group(cls=ContractorGroup)
 @click.option(
     "--database-url",
     envvar="CONTRACTOR_DATABASE_URL",
     help="SQLAlchemy URL (default: the SQLite file ./contractor.sqlite3).",
 )
+@click.option("--debug", is_flag=True, help="On a failure, print its traceback too.")
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None) -> None:
-    """Contractor: provision infrastructure and be its single source of truth."""
+def main(ctx: click.Context, database_url: str | None, debug: bool) -> None:
+    """Contractor: provision infrastructure and be its single source of truth.
+
+    Every command that uses the database first makes it ready as `serve` does: the SQLite
+    default is created or migrated; a PostgreSQL database behind is refused, naming
+    `contractor db upgrade`. Failures are one line (exit 2 for the environment: database,
+    files; 1 for what the command was asked to do); --debug adds the traceback."""
+    ctx.meta[DEBUG] = debug
     try:
         ctx.obj = Settings(database_url=database_url) if database_url else Settings()
     except ValidationError as error:
@@ -90,9 +79,11 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 )
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
-    """Run the API server (and, on the embedded SQLite default, migrate first)."""
+    """Run the API server (and, on the embedded SQLite default, migrate first). It announces
+    its address once it answers, and exits 0 after a clean stop on SIGINT or SIGTERM."""
     import uvicorn
 
+    from contractor import serving
     from contractor.app import SETTINGS_ENV, create_app
 
     settings = _settings(ctx)
@@ -102,22 +93,39 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     if port is not None:
         updates["port"] = port
     settings = settings.model_copy(update=updates)
-    if settings.migrate_on_start:
-        migrate.upgrade(settings)
-    settings = settings.model_copy(update={"auto_migrate": False})
-    click.echo(f"contractor serving on http://{settings.host}:{settings.port}", err=True)
-    if workers == 1:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-        )
-        return
-    if settings.is_sqlite:
+    if workers > 1 and settings.is_sqlite:
         raise click.UsageError(
             "--workers needs PostgreSQL: SQLite has one writer, so run one process on it"
         )
+    if workers > 1 and settings.port == 0:
+        raise click.UsageError("--workers needs a port to share: name one with --port")
+    if workers == 1:
+        try:  # first: a port in use is refused before the database is touched
+            sock = serving.bind(settings.host, settings.port)
+        except OSError as error:
+            raise EnvironmentFailure(
+                f"cannot listen on {settings.host} port {settings.port}: {_strerror(error)}"
+            ) from None
+        try:
+            prepare(settings, upgrade_schema=settings.migrate_on_start)
+        except BaseException:
+            sock.close()
+            raise
+        settings = settings.model_copy(update={"auto_migrate": False})
+        address = serving.url(sock)
+        serving.serve(
+            create_app(settings),
+            sock,
+            log_level=settings.log_level,
+            started=lambda: click.echo(f"contractor serving on {address}", err=True),
+        )
+        return
+    prepare(settings, upgrade_schema=settings.migrate_on_start)
+    settings = settings.model_copy(update={"auto_migrate": False})
+    click.echo(
+        f"contractor serving on http://{settings.host}:{settings.port} ({workers} processes)",
+        err=True,
+    )
     # Each worker process builds its app from these settings (uvicorn imports the factory).
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     uvicorn.run(
@@ -128,6 +136,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         port=settings.port,
         log_level=settings.log_level,
     )
+
+
+def _strerror(error: OSError) -> str:
+    """The system's words for ``error`` (without what Python adds to them)."""
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 @main.command("schema")
@@ -154,7 +167,7 @@ def db() -> None:
 @click.pass_context
 def upgrade(ctx: click.Context, with_resources: bool) -> None:
     """Create the database or bring it to the latest schema."""
-    migrate.upgrade(_settings(ctx))
+    prepare(_settings(ctx), upgrade_schema=True)
     click.echo("database is at the latest schema")
     if with_resources:
         from contractor.services import resources
@@ -231,6 +244,127 @@ def token_create(ctx: click.Context, username: str, description: str) -> None:
     click.echo(text)
 
 
+# -- administering users and tokens (list, re-role, disable, delete; list, revoke) ----------
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def _when(stamp: Any) -> str:
+    return "-" if stamp is None else f"{stamp:%Y-%m-%d %H:%M:%S}"
+
+
+def _user_change(ctx: click.Context, name: str, said: str, **change: Any) -> None:
+    async def work(session: Any) -> None:
+        await auth.update_user(session, await auth.get_user(session, name), **change)
+
+    _run(_settings(ctx), work)
+    click.echo(f"user {name!r} {said}")
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the users as JSON.")
+@click.pass_context
+def user_list(ctx: click.Context, as_json: bool) -> None:
+    """List the users: name, role, whether active, when created."""
+    import json
+
+    users = _run(_settings(ctx), auth.list_users)
+    if as_json:
+        fields = ("username", "role", "is_active")
+        listed = [
+            {**{f: getattr(u, f) for f in fields}, "created": u.created.isoformat()} for u in users
+        ]
+        click.echo(json.dumps(listed, indent=2))
+        return
+    rows = [[u.username, u.role, "yes" if u.is_active else "no", _when(u.created)] for u in users]
+    _table(rows, ["USERNAME", "ROLE", "ACTIVE", "CREATED"])
+
+
+@user.command("set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+@click.pass_context
+def user_set_role(ctx: click.Context, name: str, role: str) -> None:
+    """Give user NAME the ROLE; their tokens carry it at once."""
+    _user_change(ctx, name, f"now has role {role}", role=role)
+
+
+@user.command("disable")
+@click.argument("name")
+@click.pass_context
+def user_disable(ctx: click.Context, name: str) -> None:
+    """Disable user NAME: no login, and their tokens are refused at once (kept for enable)."""
+    _user_change(ctx, name, "disabled; their tokens are refused", is_active=False)
+
+
+@user.command("enable")
+@click.argument("name")
+@click.pass_context
+def user_enable(ctx: click.Context, name: str) -> None:
+    """Enable user NAME again (their unrevoked tokens work again)."""
+    _user_change(ctx, name, "enabled", is_active=True)
+
+
+@user.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def user_delete(ctx: click.Context, name: str, yes: bool) -> None:
+    """Delete user NAME and their tokens (never the last active admin)."""
+    if not yes:
+        click.confirm(f"delete user {name!r} and their tokens?", abort=True)
+
+    async def work(session: Any) -> None:
+        await auth.delete_user(session, await auth.get_user(session, name))
+
+    _run(_settings(ctx), work)
+    click.echo(f"user {name!r} deleted, with their tokens")
+
+
+@token.command("list")
+@click.option("--all", "everything", is_flag=True, help="Also revoked and expired tokens.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tokens as JSON.")
+@click.pass_context
+def token_list(ctx: click.Context, everything: bool, as_json: bool) -> None:
+    """List API and subcontractor tokens (never their secrets), oldest first."""
+    import json
+
+    tokens = _run(_settings(ctx), lambda session: auth.list_tokens(session, everything=everything))
+    if as_json:
+        click.echo(json.dumps([info.as_dict() for info in tokens], indent=2))
+        return
+    rows = [
+        [t.key, t.kind, t.name or "-", t.owner or "-", _when(t.created), _when(t.last_used_at)]
+        + ([] if not everything else ["yes" if t.active else "no"])
+        for t in tokens
+    ]
+    header = ["KEY", "KIND", "NAME", "OWNER", "CREATED", "LAST USED"]
+    _table(rows, header + (["ACTIVE"] if everything else []))
+
+
+@token.command("revoke")
+@click.argument("key")
+@click.option(
+    "--kind", type=click.Choice(auth.TOKEN_KINDS), help="When KEY names a token of each kind."
+)
+@click.pass_context
+def token_revoke(ctx: click.Context, key: str, kind: str | None) -> None:
+    """Revoke the token KEY (as `token list` shows it, or ctr_<key> / sct_<key>)."""
+    settings = _settings(ctx)
+    revoked = _run(settings, lambda session: auth.revoke_any_token(session, key, kind=kind))
+    if revoked == auth.API:
+        click.echo(f"API token {key!r} revoked; it is refused at once")
+    else:
+        click.echo(
+            f"subcontractor token {key!r} revoked; servers refuse it within "
+            f"{settings.task_token_cache_seconds:g} s (CONTRACTOR_TASK_TOKEN_CACHE_SECONDS)"
+        )
+
+
 @main.group("dns")
 def dns_group() -> None:
     """DNS zones generated from the inventory."""
@@ -266,7 +400,10 @@ def dns_export(
 
     from contractor.services import dns as dns_service
 
+    directory_for_output(Path(out), "the --out directory")
     zones = _run(_settings(ctx), dns_service.publish_zones)
+    # zones published by updates alone are the server's files (its journal): not ours
+    zones = [zone for zone in zones if _settings(ctx).dns_mode(zone.name) != "updates"]
     result = dns_service.export_zones(
         zones, Path(out), check=check, conf_directory=Path(conf_dir) if conf_dir else None
     )
@@ -299,6 +436,59 @@ def dns_export(
         raise click.ClickException(f"invalid zones (previous files kept): {problems}")
 
 
+@dns_group.command("resync")
+@click.option(
+    "--zone", default=None, help="Only this zone (default: every zone pushed by updates)."
+)
+@click.option("--dry-run", is_flag=True, help="Only report the differences; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_context
+def dns_resync(ctx: click.Context, zone: str | None, dry_run: bool, as_json: bool) -> None:
+    """Read each zone published by updates from the DNS server (AXFR, TSIG-signed), print
+    how it differs from the inventory (+ missing on the server, - not in the inventory) and
+    repair it by updates. Exits 1 when a zone could not be read or repaired."""
+    import json
+
+    from contractor.events.dns_updates import resync
+
+    found = run_with_sessions(
+        _settings(ctx),
+        lambda sessions: resync(sessions, _settings(ctx), zone=zone, dry_run=dry_run),
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "zone": d.zone,
+                        "missing": list(d.missing),
+                        "unexpected": list(d.unexpected),
+                        "repaired": d.repaired,
+                        "error": d.error,
+                    }
+                    for d in found
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for d in found:
+            for line in d.missing:
+                click.echo(f"{d.zone}: + {line}")
+            for line in d.unexpected:
+                click.echo(f"{d.zone}: - {line}")
+            if d.error:
+                status = f"error: {d.error}"
+            elif d.in_sync:
+                status = "in sync"
+            else:
+                status = "differs (dry run: not repaired)" if dry_run else "repaired"
+            click.echo(f"{d.zone}: {status}")
+    failed = [d for d in found if d.error]
+    if failed:
+        raise click.ClickException("; ".join(f"{d.zone}: {d.error}" for d in failed))
+
+
 @main.group()
 def blueprint() -> None:
     """BluePrint resource files (the original's TOML format)."""
@@ -318,6 +508,8 @@ def blueprint_load(ctx: click.Context, files: tuple[Path, ...], builtin: bool) -
         paths = resources.builtin_paths() + paths
     if not paths:
         raise click.UsageError("name resource files to load, or --builtin")
+    for path in files:
+        file_for_input(path, "resource file")
     try:
         checked = resources.read_resources(paths)
     except ContractorError as error:
@@ -338,11 +530,17 @@ def blueprint_dump(ctx: click.Context, out: Path | None) -> None:
     """Write every script, PXE and blueprint in the resource format."""
     from contractor.services import resources
 
+    if out is not None:
+        file_for_output(out, "the --out file")
     text = _run(_settings(ctx), resources.dump_resources)
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as error:
+            why = error.strerror
+            raise EnvironmentFailure(f"cannot write the --out file {out}: {why}") from None
         click.echo(f"wrote {out}")
 
 
@@ -386,6 +584,8 @@ def demo(
     tree, address blocks, an in-process subcontractor, live job progress, example queries."""
     from contractor.demo import DemoError, DemoOptions, run_demo
 
+    # The demo migrates whatever database it is given; a problem with it is one line here.
+    prepare(_settings(ctx), upgrade_schema=True)
     options = DemoOptions(
         host=host,
         port=port,

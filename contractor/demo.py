@@ -1,12 +1,14 @@
 """``contractor demo``: one command that shows Contractor building something.
 
 On the database of the settings (the embedded SQLite file by default) it migrates, loads the
-shipped BluePrints, creates a demo inventory (a site tree, address blocks, simulated
-Foundations with Linux Structures on them), serves the API, runs an in-process subcontractor
-with the ``simulated`` module for each demo site, starts the create jobs and shows their
-progress, then runs the example GraphQL queries and prints them with their answers, the
-explorer URL and an API token. It keeps serving until interrupted (or, with
-``exit_when_built``, exits once every job has finished: 0 when all is built).
+shipped BluePrints, creates a demo inventory (a site tree publishing the DNS zone
+``demo.test``, address blocks, simulated Foundations with Linux Structures on them), serves
+the API, runs an in-process subcontractor with the ``simulated`` module for each demo site,
+starts the create jobs and shows their progress, then runs the example GraphQL queries and
+prints them with their answers, the explorer URL and an API token. It keeps serving until
+interrupted (or, with ``exit_when_built``, exits once every job has finished: 0 when all is
+built). ``contractor dns export`` then writes the zone files of ``demo.test``, its parent
+``test`` and the sites' reverse zones.
 
 Running it again on the same database reuses what exists (by name) and adds only what is
 missing, so it never fails on its own earlier run.
@@ -38,13 +40,14 @@ from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.errors import ContractorError, NotFound
-from contractor.models import AddressBlock, Foundation, Job, JobState, Site, Structure, User
+from contractor.models import AddressBlock, Foundation, Job, JobState, Site, Structure, User, Zone
 from contractor.plugins import foundation_types
 from contractor.rest.state import app_state
 from contractor.services import (
     addresses,
     auth,
     building,
+    directory,
     interfaces,
     jobs,
     network,
@@ -65,6 +68,11 @@ __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
 ROOT = "demo"
 SITES = {"demo-east": "10.20.1.0/24", "demo-west": "10.20.2.0/24"}
+# The demo sites' DNS zone (``.test`` is reserved for testing, RFC 6761): one row per label,
+# so the parent zone ``test`` is published too, delegating ``demo.test``. Its name server is
+# outside both zones (no demo host serves DNS), so neither needs glue.
+DOMAIN = "demo.test"
+NAMESERVERS = ["ns1.example.net"]
 USER = "demo"
 FINISHED = (JobState.DONE, JobState.ERROR, JobState.ABORTED)
 # the demo's engine settings: quick to notice new work, short leases (a task left by an
@@ -95,8 +103,13 @@ class DemoOptions:
 class Tracked:
     label: str
     job_id: int
-    state: str = ""
+    state: str = ""  # the job's, as stored ("done"); "built" for a target built earlier
     message: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The state as the API spells it (``DONE``, ``BUILT``)."""
+        return self.state.upper()
 
 
 @dataclass
@@ -112,11 +125,28 @@ class Prepared:
 # -- the inventory ---------------------------------------------------------------------------
 
 
-async def _site(session: AsyncSession, name: str, **fields: Any) -> tuple[Site, bool]:
+async def _site(session: AsyncSession, name: str, zone: Zone, **fields: Any) -> tuple[Site, bool]:
+    """The site, created if missing; one an earlier demo left without a zone gets it."""
     try:
-        return await site.get_site(session, name), False
+        found = await site.get_site(session, name)
     except NotFound:
-        return await site.create_site(session, name=name, **fields), True
+        return await site.create_site(session, name=name, zone=zone, **fields), True
+    if found.zone_id is None:
+        await site.update_site(session, found, zone=zone)
+    return found, False
+
+
+async def _zone(session: AsyncSession, fqdn: str) -> tuple[Zone, bool]:
+    """The zone ``fqdn`` and each missing parent, created with the demo's name servers."""
+    try:
+        return await directory.find_zone(session, fqdn), False
+    except NotFound:
+        pass
+    label, _, parent_name = fqdn.partition(".")
+    parent = (await _zone(session, parent_name))[0] if parent_name else None
+    nameservers = [] if parent is not None else NAMESERVERS  # a child inherits them
+    zone = await directory.create_zone(session, name=label, parent=parent, nameservers=nameservers)
+    return zone, True
 
 
 async def prepare(session: AsyncSession, settings: Settings, options: DemoOptions) -> Prepared:
@@ -128,19 +158,23 @@ async def prepare(session: AsyncSession, settings: Settings, options: DemoOption
         notes.append(
             f"shipped BluePrints: {len(loaded.created)} created, {len(loaded.updated)} updated"
         )
+    zone, new_zone = await _zone(session, DOMAIN)
     root, new_root = await _site(
         session,
         ROOT,
+        zone,
         description="Contractor demo: the root of the site tree",
-        config_values={"domain_name": "demo.test", "dns_servers": ["10.20.0.53"]},
+        config_values={"domain_name": DOMAIN, "dns_servers": ["10.20.0.53"]},
     )
     if not new_root:
         notes.append(f"site {ROOT!r} exists: reusing the demo inventory, adding what is missing")
+    if new_zone and not new_root:
+        notes.append(f"the demo sites now publish the DNS zone {DOMAIN!r}")
     foundation_bp = await bps.get_foundation_blueprint(session, "simulated-foundation")
     structure_bp = await bps.get_structure_blueprint(session, "linux")
     leaves = []
     for name, subnet in SITES.items():
-        leaf, _ = await _site(session, name, description=f"demo site {name}", parent=root)
+        leaf, _ = await _site(session, name, zone, description=f"demo site {name}", parent=root)
         blocks = await session.execute(
             select(AddressBlock).where(AddressBlock.site_id == leaf.id, AddressBlock.name == name)
         )
@@ -305,7 +339,7 @@ class Progress:
             columns = max(shutil.get_terminal_size().columns - 1, 40)  # a line never wraps
             for item in self.tracked:
                 detail = "" if item.message == item.state else item.message
-                line = f"  {item.label:<28} {item.state:<8} {detail}"
+                line = f"  {item.label:<28} {item.shown:<8} {detail}"
                 self.out.write("\x1b[2K" + line[:columns] + "\n")
             counts = self.counts()
             summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
@@ -315,13 +349,13 @@ class Progress:
             for item in changed:
                 elapsed = time.monotonic() - self.started
                 detail = "" if item.message in ("", item.state) else f" ({item.message})"
-                self.out.write(f"[{elapsed:5.1f}s] {item.label}: {item.state}{detail}\n")
+                self.out.write(f"[{elapsed:5.1f}s] {item.label}: {item.shown}{detail}\n")
         self.out.flush()
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for item in self.tracked:
-            counts[item.state] = counts.get(item.state, 0) + 1
+            counts[item.shown] = counts.get(item.shown, 0) + 1
         return counts
 
     @property
@@ -371,6 +405,10 @@ def example_queries(prepared: Prepared) -> list[tuple[str, str]]:
         (
             "The composed configuration of a host",
             f'{{ structure(site: "{site_name}", hostname: "{hostname}") {{ config }} }}',
+        ),
+        (
+            "The DNS zone of the demo sites, as BIND gets it (contractor dns export writes it)",
+            f'{{ publishedZones(name: "{DOMAIN}") {{ name serial problems }} }}',
         ),
     ]
 
@@ -455,7 +493,7 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
             return 130
         failed = progress.failed
         for item in failed:
-            say(f"job {item.job_id} ({item.label}) is {item.state}: {item.message}")
+            say(f"job {item.job_id} ({item.label}) is {item.shown}: {item.message}")
         for item in progress.tracked:
             if item.state == JobState.WAITING:
                 say(f"job {item.job_id} ({item.label}) is still {item.message or 'waiting'}")
@@ -473,6 +511,7 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
             "-H 'Content-Type: application/json' -d '{\"query\": \"{ foundationCounts(groupBy: "
             f"[STATE]) {{ state count }} }}\"}}' {url}/graphql"
         )
+        say(f"DNS: contractor dns export --out DIR writes the zone {DOMAIN} and its reverse zones")
         if failed:
             if options.exit_when_built:
                 raise DemoError(

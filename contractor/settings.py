@@ -6,13 +6,18 @@ environment anywhere else.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from argon2 import PasswordHasher
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./contractor.sqlite3"
+
+# How a zone reaches DNS: zone files (`contractor dns export`), RFC 2136 updates to a
+# running server, or both.
+DnsMode = Literal["files", "updates", "both"]
+TsigAlgorithm = Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"]
 
 
 def _seconds(default: float) -> Any:
@@ -49,12 +54,24 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=12, ge=1)
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=5000, ge=10)
+    # Request bodies: the most a request may send, checked before anything reads it (more:
+    # 413). GraphQL documents with their variables; task API calls (a result's data
+    # included); every other route (the signal endpoint; the rest take no body).
+    graphql_max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    task_max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    max_body_bytes: int = Field(default=64 << 10, ge=1024)
     # Show unexpected errors' messages (development only; production masks them).
     debug: bool = False
     # argon2id cost for new password and token hashes (verification reads the cost from each
     # hash, so raising these later only affects hashes made afterwards).
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_time_cost: int = Field(default=3, ge=1)
+    # Login throttling: a username, or a client address, with this many refused logins within
+    # the last `login_window_seconds` is refused until the oldest of them leaves the window
+    # (counted in the database, so across every server process). Tokens are not throttled.
+    login_window_seconds: float = _seconds(300.0)
+    login_max_failures_per_user: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
     # Migrate the database when the app starts; by default only for the embedded SQLite
     # file (with PostgreSQL, run `contractor db upgrade` once per release instead).
     auto_migrate: bool | None = None
@@ -96,6 +113,54 @@ class Settings(BaseSettings):
     # serve` and `contractor foreman` (or `contractor events prune`).
     events_retention_days: float = Field(default=30.0, ge=0)
     events_prune_interval_seconds: float = _seconds(3600.0)
+
+    # DNS live updates (docs/dns.md, "Live updates"): how each zone is published
+    # (`dns_zone_modes`, a JSON object of zone name to mode, else `dns_default_mode`), the
+    # authoritative server that takes RFC 2136 updates, and the TSIG key that signs them. The
+    # secret is the key's base64 text, as in named.conf; it is never logged nor shown.
+    dns_default_mode: DnsMode = "files"
+    dns_zone_modes: dict[str, DnsMode] = Field(default_factory=dict)
+    dns_server_host: str | None = None
+    dns_server_port: int = Field(default=53, ge=1, le=65535)
+    dns_tsig_key_name: str | None = None
+    dns_tsig_algorithm: TsigAlgorithm = "hmac-sha256"
+    dns_tsig_secret: SecretStr | None = None
+    # One update's (or zone transfer's) time limit, and the retry backoff (base, cap): a
+    # zone the server does not acknowledge is tried again for ever, at most every cap.
+    dns_update_timeout_seconds: float = _seconds(5.0)
+    dns_update_retry_base_seconds: float = _seconds(1.0)
+    dns_update_retry_max_seconds: float = _seconds(60.0)
+
+    @field_validator("dns_zone_modes")
+    @classmethod
+    def _zone_names(cls, value: dict[str, DnsMode]) -> dict[str, DnsMode]:
+        return {name.strip().lower().rstrip("."): mode for name, mode in value.items()}
+
+    @model_validator(mode="after")
+    def _dns_server_named(self) -> Settings:
+        if self.dns_updates_wanted:
+            missing = [
+                f"CONTRACTOR_{name.upper()}"
+                for name in ("dns_server_host", "dns_tsig_key_name", "dns_tsig_secret")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(
+                    f"zones published by updates need {', '.join(missing)} "
+                    "(dns_default_mode or dns_zone_modes names updates or both)"
+                )
+        return self
+
+    def dns_mode(self, zone: str) -> DnsMode:
+        """How ``zone`` (a zone name, forward or reverse) is published."""
+        return self.dns_zone_modes.get(zone.lower().rstrip("."), self.dns_default_mode)
+
+    @property
+    def dns_updates_wanted(self) -> bool:
+        """Whether some zone is published by updates (so the pusher runs)."""
+        return self.dns_default_mode != "files" or any(
+            mode != "files" for mode in self.dns_zone_modes.values()
+        )
 
     @property
     def migrate_on_start(self) -> bool:

@@ -48,7 +48,7 @@ def test_settings(url: str, **overrides: object) -> Settings:
     """Settings for an app under test; its foreman worker is off unless a test turns it on
     (its queries would disturb statement counts)."""
     overrides.setdefault("foreman_enabled", False)
-    return Settings(database_url=url, auto_migrate=False, **FAST_HASHING, **overrides)  # type: ignore[arg-type]
+    return Settings(database_url=url, auto_migrate=False, **{**FAST_HASHING, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,16 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -35,16 +38,22 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 
 @contextmanager
-def contractor_serve(env: dict[str, str], cwd: Path, timeout: float = 30) -> Iterator[str]:
-    """Run `contractor serve` on a free port until the block ends; yields its base URL."""
+def contractor_serve(
+    env: dict[str, str], cwd: Path, timeout: float = 30, output: Path | None = None
+) -> Iterator[str]:
+    """Run `contractor serve` on a free port until the block ends; yields its base URL.
+    ``output``: the file its log goes to (read it after the block)."""
     port = free_port()
+    log = output.open("wb") if output is not None else subprocess.PIPE
     server = subprocess.Popen(
         [sys.executable, "-m", "contractor", "serve", "--port", str(port)],
         cwd=cwd,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
+    if output is not None:
+        log.close()  # type: ignore[union-attr]  # the server has its own copy
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -55,8 +64,10 @@ def contractor_serve(env: dict[str, str], cwd: Path, timeout: float = 30) -> Ite
             except httpx.TransportError:
                 if server.poll() is not None or time.monotonic() > deadline:
                     server.kill()
-                    output = server.stdout.read().decode() if server.stdout else ""
-                    pytest.fail(f"contractor serve did not come up:\n{output}")
+                    printed = server.stdout.read() if server.stdout else b""
+                    if output is not None:
+                        printed = output.read_bytes()
+                    pytest.fail(f"contractor serve did not come up:\n{printed.decode()}")
                 time.sleep(0.1)
         yield base
     finally:
@@ -68,3 +79,25 @@ def contractor_serve(env: dict[str, str], cwd: Path, timeout: float = 30) -> Ite
             server.wait(timeout=5)
         if server.stdout:
             server.stdout.close()
+
+
+@contextmanager
+def serving_in_thread(app: Any, timeout: float = 30) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port the kernel chooses, in a thread of this
+    process (so its log records reach ``caplog``), until the block ends; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        assert not thread.is_alive(), "uvicorn did not stop"

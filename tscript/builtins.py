@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tscript.errors import ExecutionError, ParameterError, Pause, ScriptError
-from tscript.plugins import ExternalFunction, FunctionFactory
-from tscript.values import JSONValue
+from tscript.plugins import ExternalFunction, FunctionFactory, Signature
+from tscript.values import JSONValue, to_text
 
 __all__ = ["BUILTINS", "Delay", "Message"]
 
@@ -53,19 +53,19 @@ def _index(*, array: Any, value: Any) -> Any:
 
 
 def _pause(*, msg: Any) -> Pause:
-    return Pause(str(msg))
+    return Pause(to_text(msg))
 
 
 def _error(*, msg: Any) -> ExecutionError:
-    return ExecutionError(str(msg))
+    return ExecutionError(to_text(msg))
 
 
 def _fatal_error(*, msg: Any) -> ScriptError:
-    return ScriptError(str(msg))
+    return ScriptError(to_text(msg))
 
 
 def _message(*, msg: Any) -> Message:
-    return Message(str(msg))
+    return Message(to_text(msg))
 
 
 class Delay(ExternalFunction):
@@ -96,6 +96,9 @@ class Delay(ExternalFunction):
             raise ParameterError("seconds", "specified 0 delay, give seconds, minutes or hours")
         self.seconds = total
         self.end_at = self.clock() + total
+
+    def signature(self) -> Signature:
+        return Signature(frozenset({"seconds", "minutes", "hours"}))
 
     @property
     def done(self) -> bool:

@@ -1,7 +1,11 @@
 """The ``tscript`` command: check scripts and run them with the builtins only.
 
 ``tscript check FILE...`` prints ``FILE:LINE:COLUMN: message`` and the caret rendering for
-every file that does not parse (all files are checked); exit 0 when all parse, else 1.
+every problem of every file: all the parse errors the parser recovers from, and calls to
+functions, modules or parameters that do not exist (the builtins, the modules installed hosts
+provide through the ``tscript.modules`` entry point, and ``--module NAME[.FUNCTION]``); a
+count on stderr; ``--json`` prints ``{"ok", "files", "errors": [{"file", "line", "column",
+"message"}]}``. Exit 0 when all are fine, else 1 (2: the modules cannot be loaded).
 
 ``tscript run FILE`` runs a script in slices of ``--budget`` steps. ``--json`` prints one
 object ``{"outcome", "variables", "error", "events"}``; ``--resume`` continues after
@@ -15,14 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
 from typing import Any, NoReturn
 
 import click
 
 from tscript.builtins import Delay
+from tscript.checker import ModuleSignature
+from tscript.checker import check as check_script
 from tscript.errors import (
     ExecutionError,
     ParseError,
@@ -32,10 +40,13 @@ from tscript.errors import (
     UnrecoverableError,
 )
 from tscript.parser import parse
+from tscript.plugins import Signature
 from tscript.runner import Runner
 from tscript.values import to_output
 
-__all__ = ["main", "run_script"]
+__all__ = ["installed_modules", "main", "run_script"]
+
+_LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
 
 
 def _read(path: str) -> str:
@@ -48,24 +59,103 @@ def main() -> None:
     """TScript: check and run blueprint scripts."""
 
 
+MODULES_ENTRY_POINT = "tscript.modules"
+
+
+def installed_modules() -> list[ModuleSignature]:
+    """The modules the installed hosts give scripts: every ``tscript.modules`` entry point
+    names a callable returning ``ModuleSignature``s (Contractor's job modules, say). Modules
+    of one name from several hosts are merged: what any of them has is known."""
+    found: dict[str, ModuleSignature] = {}
+    for entry in entry_points(group=MODULES_ENTRY_POINT):
+        for module in entry.load()():
+            known = found.get(module.name)
+            found[module.name] = module if known is None else known.merged(module)
+    return list(found.values())
+
+
+def _with_extra(modules: list[ModuleSignature], extra: tuple[str, ...]) -> list[ModuleSignature]:
+    """Add ``--module NAME`` (any function and value) and ``--module NAME.FUNCTION`` (that
+    function, any parameters)."""
+    found = {module.name: module for module in modules}
+    for text in extra:
+        name, _, function = text.partition(".")
+        if not _LABEL.match(name) or (function and not _LABEL.match(function)):
+            raise click.BadParameter(
+                f"{text!r}: give NAME or NAME.FUNCTION (letters, digits, _)", param_hint="--module"
+            )
+        if not function:
+            found[name] = ModuleSignature(name)
+            continue
+        known = found.get(name)
+        if known is None:
+            found[name] = ModuleSignature(name, {function: Signature()}, frozenset())
+        elif known.functions is not None:
+            functions = {function: Signature(), **known.functions}
+            found[name] = ModuleSignature(name, functions, known.values)
+    return list(found.values())
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-def check(files: tuple[str, ...]) -> None:
-    """Parse every FILE and report each error with its line, column and a caret."""
-    failed = False
+@click.option(
+    "--module",
+    "extra",
+    multiple=True,
+    metavar="NAME[.FUNCTION]",
+    help="One more module a script may use (any function), or one more function of a module.",
+)
+@click.option(
+    "--standard/--no-standard",
+    default=True,
+    show_default=True,
+    help="Check module calls against the modules installed hosts provide "
+    f"(entry points {MODULES_ENTRY_POINT}); --no-standard: only the builtins and --module.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def check(files: tuple[str, ...], extra: tuple[str, ...], standard: bool, as_json: bool) -> None:
+    """Check every FILE: each parse error the parser can recover from, and each call to a
+    function, module or parameter that does not exist, with its line, column and a caret.
+    Exit 0 when every file is fine, 1 when any is not, 2 when the modules cannot be loaded."""
+    try:
+        modules = installed_modules() if standard else []
+    except Exception as error:
+        click.echo(f"tscript check: cannot load the standard modules: {error}", err=True)
+        sys.exit(2)
+    modules = _with_extra(modules, extra)
+    report: list[dict[str, Any]] = []
+    failed_files = 0
     for name in files:
         try:
             source = _read(name)
         except (OSError, UnicodeDecodeError) as error:
-            click.echo(f"{name}:0:0: cannot read the file: {error}")
-            failed = True
-            continue
-        try:
-            parse(source)
-        except ParseError as error:
-            click.echo(error.render(name))
-            failed = True
-    sys.exit(1 if failed else 0)
+            problems = [ParseError(f"cannot read the file: {error}", 0, 0)]
+        else:
+            problems = check_script(source, modules)
+        failed_files += bool(problems)
+        for problem in problems:
+            report.append(
+                {
+                    "file": name,
+                    "line": problem.line,
+                    "column": problem.column,
+                    "message": problem.message,
+                }
+            )
+            if not as_json:
+                click.echo(
+                    problem.render(name) if problem.line else f"{name}:0:0: {problem.message}"
+                )
+    if as_json:
+        click.echo(json.dumps({"ok": not report, "files": len(files), "errors": report}))
+    elif report:
+        count = len(report)
+        click.echo(
+            f"{count} error{'s' if count > 1 else ''} in {failed_files} of {len(files)} "
+            f"file{'s' if len(files) > 1 else ''}",
+            err=True,
+        )
+    sys.exit(1 if report else 0)
 
 
 def _error(error: RuntimeSignal) -> dict[str, Any]:

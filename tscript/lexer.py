@@ -22,7 +22,7 @@ from lark.lexer import Lexer as LarkLexer
 
 from tscript.errors import ParseError
 
-__all__ = ["KEYWORDS", "MAX_BRACKETS", "Lexer", "source_line", "tokenize"]
+__all__ = ["KEYWORDS", "MAX_BRACKETS", "Lexer", "Recovery", "source_line", "tokenize"]
 
 MAX_BRACKETS = 200  # an implementation limit (the original fails near 150 nested levels)
 
@@ -103,8 +103,23 @@ def _error(text: str, message: str, line: int, column: int) -> ParseError:
     return ParseError(message, line, column, source_line(text, line))
 
 
-def tokenize(text: str) -> Iterator[Token]:
-    """Yield the tokens of ``text`` as the grammar sees them (ending with one ``NL``)."""
+class Recovery:
+    """Lets ``tokenize`` go on after an error (for ``tscript check``): each error is added to
+    ``errors`` and an ``ERROR`` token, which no rule accepts, stands for the bad text. The
+    parser sets ``reset`` when it skips the rest of a statement, so brackets left open there
+    do not swallow the following lines."""
+
+    __slots__ = ("errors", "reset")
+
+    def __init__(self) -> None:
+        self.errors: list[ParseError] = []
+        self.reset = False
+
+
+def tokenize(text: str, recovery: Recovery | None = None) -> Iterator[Token]:
+    """Yield the tokens of ``text`` as the grammar sees them (ending with one ``NL``).
+
+    Without ``recovery`` the first error raises ``ParseError``."""
     match = _TOKEN_RE.match
     pos = 0
     end = len(text)
@@ -113,22 +128,45 @@ def tokenize(text: str) -> Iterator[Token]:
     depth = 0
     previous = "NL"  # type of the last token yielded
     pending_newline: Token | None = None
+
+    def failed(error: ParseError, start: int) -> Token:
+        if recovery is None:
+            raise error
+        recovery.errors.append(error)
+        return Token("ERROR", text[start:pos], start, error.line, error.column)
+
     while pos < end:
+        if recovery is not None and recovery.reset:
+            depth = 0
+            recovery.reset = False
         found = match(text, pos)
         if found is None:
             spaces = _SPACES.match(text, pos)
             if spaces is not None:
                 pos = spaces.end()
             char = text[pos]
+            column = pos - line_start + 1
+            start = pos
             if char in "\"'":
-                raise _error(
+                error = _error(
                     text,
                     f"string not closed: add the closing {char} (strings cannot contain "
                     "their own quote character)",
                     line,
-                    pos - line_start + 1,
+                    column,
                 )
-            raise _error(text, f"unexpected character {char!r}", line, pos - line_start + 1)
+                newline = _NEWLINE_RE.search(text, pos)
+                pos = newline.start() if newline is not None else end
+            else:
+                error = _error(text, f"unexpected character {char!r}", line, column)
+                pos += 1
+            token = failed(error, start)
+            if pending_newline is not None:
+                yield pending_newline
+                pending_newline = None
+            previous = token.type
+            yield token
+            continue
         kind = found.lastgroup or ""
         start = found.start(kind) if kind else pos
         value = found.group(kind) if kind else ""
@@ -157,24 +195,34 @@ def tokenize(text: str) -> Iterator[Token]:
         elif kind == "QNAME":
             module, _, name = value.partition(".")
             if not name:
-                raise _error(
-                    text,
-                    f'a module value is written module.name with no spaces, not "{module}. "',
-                    line,
-                    column,
+                token = failed(
+                    _error(
+                        text,
+                        f'a module value is written module.name with no spaces, not "{module}. "',
+                        line,
+                        column,
+                    ),
+                    start,
                 )
             # only the module part is checked: ``mod.do`` is a legal module value
-            if module in KEYWORDS or module.lower() in ANY_CASE_KEYWORDS:
-                raise _error(
-                    text, f'"{module}" is a keyword and cannot be a module name', line, column
+            elif module in KEYWORDS or module.lower() in ANY_CASE_KEYWORDS:
+                token = failed(
+                    _error(
+                        text, f'"{module}" is a keyword and cannot be a module name', line, column
+                    ),
+                    start,
                 )
-            token = Token("QNAME", value, start, line, column)
+            else:
+                token = Token("QNAME", value, start, line, column)
         elif kind == "BADTIME":
-            raise _error(
-                text,
-                "bad time: write M:S, H:M:S or D:H:M:S with one or two digits in each part",
-                line,
-                column,
+            token = failed(
+                _error(
+                    text,
+                    "bad time: write M:S, H:M:S or D:H:M:S with one or two digits in each part",
+                    line,
+                    column,
+                ),
+                start,
             )
         elif (
             kind == "OP"
@@ -187,20 +235,30 @@ def tokenize(text: str) -> Iterator[Token]:
                 pos = number.end()
                 after = text[pos : pos + 1]
                 if after == ":":
-                    raise _error(text, "a time cannot have a sign", line, column)
-                kind = "FLOAT" if "." in digits else "INT"
-                value = value + digits
-            token = Token(kind, value, start, line, column)
+                    time_text = _TOKEN_RE.match(text, start + 1)  # skip the whole time
+                    pos = time_text.end() if time_text is not None else pos
+                    token = failed(_error(text, "a time cannot have a sign", line, column), start)
+                else:
+                    kind = "FLOAT" if "." in digits else "INT"
+                    value = value + digits
+                    token = Token(kind, value, start, line, column)
+            else:
+                token = Token(kind, value, start, line, column)
         else:
             if kind in _OPENING:
                 depth += 1
-                if depth > MAX_BRACKETS:
-                    raise _error(
-                        text, f"brackets are nested more than {MAX_BRACKETS} deep", line, column
-                    )
             elif kind in _CLOSING:
                 depth = max(depth - 1, 0)
-            token = Token(kind, value, start, line, column)
+            if depth > MAX_BRACKETS:
+                depth = 0  # the parser skips this statement; its brackets are not counted
+                token = failed(
+                    _error(
+                        text, f"brackets are nested more than {MAX_BRACKETS} deep", line, column
+                    ),
+                    start,
+                )
+            else:
+                token = Token(kind, value, start, line, column)
         if pending_newline is not None:
             if token.type not in _JOINS:
                 yield pending_newline
@@ -208,7 +266,8 @@ def tokenize(text: str) -> Iterator[Token]:
         previous = token.type
         yield token
     if previous != "NL":
-        yield Token("NL", "", end, line, end - line_start + 1)
+        # not empty: lark places the end of the script at the last token unless it is falsy
+        yield Token("NL", "\n", end, line, end - line_start + 1)
 
 
 class Lexer(LarkLexer):

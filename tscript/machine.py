@@ -29,7 +29,7 @@ from tscript.errors import (
     TScriptError,
 )
 from tscript.plugins import ExternalFunction, FunctionFactory, Module, Value
-from tscript.values import copy_value
+from tscript.values import copy_value, to_literal
 
 __all__ = ["ABORTED", "DONE", "RUNNING", "Machine", "Pending", "RunResult"]
 
@@ -37,6 +37,34 @@ RUNNING = "running"
 DONE = "done"
 ABORTED = "aborted"
 _IMMUTABLE = frozenset({int, float, str, bool, type(None), timedelta, complex})
+_KINDS = {
+    list: "an array",
+    dict: "a map",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "none",
+    timedelta: "a time",
+}
+_SHOWN_KEYS = 10
+
+
+def _item_text(module: str | None, name: str, index: Any) -> str:
+    where = name if module is None else f"{module}.{name}"
+    return f"{where}[{to_literal(index)}]"
+
+
+def _missing_item(module: str | None, name: str, container: Any, index: Any) -> str:
+    """What ``Not Defined`` names for ``name[index]`` that does not exist."""
+    where = _item_text(module, name, index)
+    if isinstance(container, dict):
+        keys = [to_literal(key) for key in list(container)[:_SHOWN_KEYS]]
+        if len(container) > _SHOWN_KEYS:
+            keys.append("...")
+        have = ", ".join(keys) if keys else "none"
+        return f"{where}: no key {to_literal(index)} (keys: {have})"
+    return f"{where}: index {to_literal(index)} out of range (length {len(container)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +260,13 @@ class Machine:
             try:
                 stack.append(container[index])
             except (IndexError, KeyError):
-                raise NotDefinedError("Index/Key does not exist") from None
+                raise NotDefinedError(_missing_item(module, name, container, index)) from None
+            except TypeError:
+                kind = _KINDS.get(type(container), type(container).__name__)
+                where = _item_text(module, name, index)
+                raise ScriptError(
+                    f"{where}: {kind} cannot be indexed with {to_literal(index)}"
+                ) from None
         elif op == Op.ARRAY:
             if arg:
                 items = stack[-arg:]

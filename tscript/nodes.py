@@ -10,6 +10,7 @@ the whole script, as in the original).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeAlias
@@ -37,6 +38,7 @@ __all__ = [
     "Statement",
     "Variable",
     "While",
+    "walk",
 ]
 
 ConstantValue: TypeAlias = int | float | str | bool | timedelta | None
@@ -84,11 +86,13 @@ class MapLiteral(Node):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Call(Node):
-    """``name( p=v, ... )`` or ``module.name( ... )``; parameters in source order."""
+    """``name( p=v, ... )`` or ``module.name( ... )``; parameters in source order;
+    ``positions``: the line and column of each parameter's name."""
 
     module: str | None
     name: str
     parameters: tuple[tuple[str, Expression], ...]
+    positions: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -176,3 +180,38 @@ class Script:
 
     root: Block
     source: str
+
+
+def walk(root: Node) -> Iterator[tuple[Node, bool]]:
+    """Every node under ``root`` (itself included), each with whether it is the target of an
+    ``exists( ... )``. A work list, not recursion: nesting may be deeper than Python's limit."""
+    todo: list[tuple[Node, bool]] = [(root, False)]
+    while todo:
+        node, asked = todo.pop()
+        yield node, asked
+        match node:
+            case Item(index=index):
+                todo.append((index, False))
+            case Call(parameters=parameters):
+                todo.extend((value, False) for _, value in reversed(parameters))
+            case Assignment(target=target, value=value):
+                todo.extend(((value, False), (target, False)))
+            case Exists(target=target):
+                todo.append((target, True))
+            case Infix(left=left, right=right):
+                todo.extend(((right, False), (left, False)))
+            case Not(value=value):
+                todo.append((value, False))
+            case Array(items=items):
+                todo.extend((item, False) for item in reversed(items))
+            case MapLiteral(entries=entries):
+                todo.extend((value, False) for _, value in reversed(entries))
+            case If(branches=branches):
+                for condition, body in reversed(branches):
+                    todo.append((body, False))
+                    if condition is not None:
+                        todo.append((condition, False))
+            case While(condition=condition, body=body):
+                todo.extend(((body, False), (condition, False)))
+            case Block(body=body):
+                todo.extend((statement, False) for statement in reversed(body))

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedInput, UnexpectedToken, VisitError
+from lark.parsers.lalr_interactive_parser import InteractiveParser
+from lark.parsers.lalr_parser_state import ParserState
 
 from tscript.errors import ParseError
-from tscript.lexer import Lexer, source_line
+from tscript.lexer import Lexer, Recovery, source_line, tokenize
 from tscript.nodes import (
     Array,
     Assignment,
@@ -46,7 +49,7 @@ from tscript.nodes import (
     While,
 )
 
-__all__ = ["parse"]
+__all__ = ["parse", "parse_all"]
 
 BLOCK_OPTIONS = ("description", "expected_time", "max_time")
 
@@ -98,6 +101,18 @@ def _fail(message: str, token: Token | Node) -> ParseError:
     return ParseError(message, int(token.line or 0), int(token.column or 0))
 
 
+# Where the AST builder puts the errors it finds while ``parse_all`` recovers from errors;
+# ``None`` (``parse``): the first error raises.
+_SINK: ContextVar[list[ParseError] | None] = ContextVar("tscript_parse_sink", default=None)
+
+
+def _report(error: ParseError) -> None:
+    sink = _SINK.get()
+    if sink is None:
+        raise error
+    sink.append(error)
+
+
 def _time(text: str) -> timedelta:
     parts = [int(part) for part in text.split(":")]
     seconds = parts[-1]
@@ -140,7 +155,8 @@ class _Builder(Transformer[Token, Any]):
         result = []
         for name, value, token in _nodes(children):
             if name in seen:
-                raise _fail(f'"{name}" is given twice; each name may appear only once', token)
+                _report(_fail(f'"{name}" is given twice; each name may appear only once', token))
+                continue
             seen.add(name)
             result.append((name, value, token))
         return tuple(result)
@@ -156,7 +172,12 @@ class _Builder(Transformer[Token, Any]):
         ref: Variable = children[0]
         parameters: _Parameters = children[2] or ()
         return Call(
-            ref.line, ref.column, ref.module, ref.name, tuple((n, v) for n, v, _ in parameters)
+            ref.line,
+            ref.column,
+            ref.module,
+            ref.name,
+            tuple((n, v) for n, v, _ in parameters),
+            tuple((int(t.line or 0), int(t.column or 0)) for _, _, t in parameters),
         )
 
     def infix(self, children: list[Any]) -> Infix:
@@ -235,15 +256,22 @@ class _Builder(Transformer[Token, Any]):
         options: dict[str, Any] = {}
         for name, value, name_token in parameters:
             if name not in BLOCK_OPTIONS:
-                raise _fail(
-                    f'"{name}" is not a block option; use description, expected_time or max_time',
-                    name_token,
+                _report(
+                    _fail(
+                        f'"{name}" is not a block option; use description, expected_time or '
+                        "max_time",
+                        name_token,
+                    )
                 )
-            if not isinstance(value, Constant):
-                raise _fail(
-                    f'block option "{name}" must be a constant (a string, number or time)', value
+            elif not isinstance(value, Constant):
+                _report(
+                    _fail(
+                        f'block option "{name}" must be a constant (a string, number or time)',
+                        value,
+                    )
                 )
-            options[name] = value.value
+            else:
+                options[name] = value.value
         body = tuple(_nodes(children[5:-1]))
         return Block(token.line or 0, token.column or 0, body, **options)
 
@@ -266,38 +294,61 @@ class _Builder(Transformer[Token, Any]):
         statements = tuple(_nodes(children))
         if len(statements) == 1 and isinstance(statements[0], Block):
             root = statements[0]
+            lines: tuple[Statement, ...] = (root,)
         else:
             root = Block(1, 1, statements)
-        _check_structure(root)
+            lines = statements
+        for problem in structure_problems(lines):
+            _report(problem)
         return root
 
 
 MAX_NESTING = 200
 
 
-def _check_structure(root: Block) -> None:
-    """Jump points only at the top level; break/continue only inside while; statements nested
-    at most ``MAX_NESTING`` deep (an implementation limit; the original stops near 100)."""
-    todo: list[tuple[Statement, bool, bool, int]] = [(s, False, True, 1) for s in root.body]
+def structure_problems(lines: Sequence[Statement]) -> list[ParseError]:
+    """What a context-free grammar cannot check, for the top-level ``lines`` of a script, in
+    source order: jump points only at the top level (a script that is one ``begin( ) ... end``
+    block has its jump points inside that block, so they are errors too); break/continue only
+    inside while; statements nested at most ``MAX_NESTING`` deep (an implementation limit;
+    the original stops near 100). A work list, not recursion: nesting may be deep."""
+    problems: list[ParseError] = []
+    todo: list[tuple[Statement, bool, Block | None, int]] = [
+        (s, False, None, 1) for s in reversed(lines)
+    ]
     while todo:
-        statement, in_loop, top_level, depth = todo.pop()
+        statement, in_loop, block, depth = todo.pop()
         if depth > MAX_NESTING:
-            raise _fail(f"statements are nested more than {MAX_NESTING} deep", statement)
-        if isinstance(statement, JumpPoint) and not top_level:
-            raise _fail(
-                "jump points are only allowed at the top level of the script, "
-                f'not inside begin/end, if or while (jump point "{statement.name}")',
-                statement,
+            problems.append(_fail(f"statements are nested more than {MAX_NESTING} deep", statement))
+            continue
+        if isinstance(statement, JumpPoint) and depth > 1:
+            where = "not inside begin/end, if or while"
+            if block is not None and len(lines) == 1 and lines[0] is block:
+                where = (
+                    "not inside begin/end, if or while; this script is one begin( ) ... end "
+                    "block, so put the jump point and its goto outside it"
+                )
+            problems.append(
+                _fail(
+                    "jump points are only allowed at the top level of the script, "
+                    f'{where} (jump point "{statement.name}")',
+                    statement,
+                )
             )
         if isinstance(statement, Break | Continue) and not in_loop:
             word = "break" if isinstance(statement, Break) else "continue"
-            raise _fail(f"{word} is only allowed inside a while loop", statement)
+            problems.append(_fail(f"{word} is only allowed inside a while loop", statement))
         if isinstance(statement, Block):
-            todo.extend((child, in_loop, False, depth + 1) for child in statement.body)
+            todo.extend(
+                (child, in_loop, statement, depth + 1) for child in reversed(statement.body)
+            )
         elif isinstance(statement, If):
-            todo.extend((body, in_loop, False, depth + 1) for _, body in statement.branches)
+            todo.extend(
+                (body, in_loop, block, depth + 1) for _, body in reversed(statement.branches)
+            )
         elif isinstance(statement, While):
-            todo.append((statement.body, True, False, depth + 1))
+            todo.append((statement.body, True, block, depth + 1))
+    return problems
 
 
 @functools.cache
@@ -370,7 +421,18 @@ def _hint(token: Token, expected: set[str]) -> str:
     return ""
 
 
-def _translate(error: UnexpectedInput) -> ParseError:
+def _unclosed_begin(source: str) -> Token | None:
+    """The innermost ``begin`` of ``source`` that has no ``end``."""
+    opened: list[Token] = []
+    for token in tokenize(source, Recovery()):
+        if token.type == "BEGIN":
+            opened.append(token)
+        elif token.type == "END" and opened:
+            opened.pop()
+    return opened[-1] if opened else None
+
+
+def _translate(error: UnexpectedInput, source: str) -> ParseError:
     if isinstance(error, UnexpectedToken):
         token: Token = error.token
         try:
@@ -381,7 +443,13 @@ def _translate(error: UnexpectedInput) -> ParseError:
         hint = _hint(token, expected)
         if hint:
             message = f"{message} ({hint})"
-        return ParseError(message, int(error.line or 1), int(error.column or 1))
+        line, column = int(error.line or 1), int(error.column or 1)
+        if token.type == "$END" and "END" in expected:
+            # where the block that is not closed begins, as the reference reports it
+            begin = _unclosed_begin(source)
+            if begin is not None:
+                line, column = int(begin.line or 1), int(begin.column or 1)
+        return ParseError(message, line, column)
     return ParseError(str(error), int(getattr(error, "line", 1)), int(getattr(error, "column", 1)))
 
 
@@ -399,9 +467,124 @@ def parse(source: str) -> Script:
             raise inner from None
         raise
     except UnexpectedInput as error:
-        parse_error = _translate(error)
+        parse_error = _translate(error, source)
         parse_error.source_line = source_line(source, parse_error.line)
         raise parse_error from None
     except RecursionError:
         raise ParseError("the script is nested too deeply", 1, 1, source_line(source, 1)) from None
     return Script(root, source)
+
+
+# Blocks a skipped statement opened are opened again (so their lines are still checked and
+# their ``end`` is not an error of its own); one opened by a while is opened as a loop's body,
+# so a break inside it is not reported.
+_OPEN_BLOCK = ("BEGIN", "LPAR", "RPAR", "NL")
+_OPEN_LOOP = ("WHILE", "TRUE", "DO", *_OPEN_BLOCK)
+_CLOSE_BLOCK = ("END", "NL")
+_MAX_CLOSES = MAX_NESTING + 1
+
+
+def _feed(state: ParserState[Any], kinds: Sequence[str], where: Token) -> bool:
+    """Feed made-up tokens of ``kinds`` (at ``where``); False, and ``state`` unusable, if the
+    parser refuses one."""
+    try:
+        for kind in kinds:
+            state.feed_token(Token.new_borrow_pos(kind, kind.lower(), where))
+    except UnexpectedInput:
+        return False
+    return True
+
+
+def parse_all(source: str) -> tuple[Script | None, list[ParseError]]:
+    """Parse ``source`` and go on after errors: every error found, in source order, at most
+    one per line (the first; later ones on a line are mostly its echoes), and the script
+    made of the statements that parsed (``None`` if the parser could not finish).
+
+    After an error the rest of the statement is skipped and parsing restarts at the next
+    statement of the same block. ``parse_all`` finds no error exactly when ``parse`` raises
+    none, and then the script is the same."""
+    recovery = Recovery()
+    errors = recovery.errors
+    sink = _SINK.set(errors)
+    try:
+        root = _parse_recovering(source, recovery)
+    except RecursionError:
+        errors.append(ParseError("the script is nested too deeply", 1, 1))
+        root = None
+    finally:
+        _SINK.reset(sink)
+    first: dict[int, ParseError] = {}
+    for error in sorted(errors, key=lambda e: (e.line, e.column)):
+        if error.line not in first:
+            error.source_line = source_line(source, error.line)
+            first[error.line] = error
+    return (None if root is None else Script(root, source)), list(first.values())
+
+
+def _parse_recovering(source: str, recovery: Recovery) -> Block | None:
+    interactive = _lark().parse_interactive("")
+    state: ParserState[Any] = interactive.parser_state
+    checkpoint = state.copy(deepcopy_values=False)
+    statement: list[Token] = []  # the tokens since the checkpoint
+    tokens = tokenize(source, recovery)
+    last = Token("NL", "", 0, 1, 1)
+    for token in tokens:
+        last = token
+        try:
+            state.feed_token(token)
+        except UnexpectedInput as error:
+            if token.type != "ERROR":  # the lexer has reported that one
+                recovery.errors.append(_translate_at(error, interactive.parser, state, source))
+            statement.append(token)
+            recovery.reset = True
+            while token.type != "NL":
+                token = next(tokens, last)
+                if token is last:
+                    break
+                last = token
+                statement.append(token)
+            kinds = [t.type for t in statement]
+            opened = kinds.count("BEGIN") - kinds.count("END")
+            state = checkpoint.copy(deepcopy_values=False)
+            restart = _OPEN_LOOP if "WHILE" in kinds else _OPEN_BLOCK
+            for _ in range(abs(opened)):
+                attempt = state.copy(deepcopy_values=False)
+                if not _feed(attempt, restart if opened > 0 else _CLOSE_BLOCK, token):
+                    break
+                state = attempt
+            checkpoint = state.copy(deepcopy_values=False)
+            statement = []
+            continue
+        if token.type == "NL":
+            checkpoint = state.copy(deepcopy_values=False)
+            statement = []
+        else:
+            statement.append(token)
+    end = Token.new_borrow_pos("$END", "", last)
+    for closed in range(_MAX_CLOSES):
+        attempt = state.copy(deepcopy_values=False)
+        try:
+            root: Block = attempt.feed_token(end, True)
+        except UnexpectedInput as error:
+            if not closed:  # the first time only: the blocks closed below are that error
+                recovery.errors.append(_translate_at(error, interactive.parser, attempt, source))
+        else:
+            return root
+        # blocks left open at the end: close them, so their lines are still checked
+        if not _feed(state, _CLOSE_BLOCK, last):
+            return None
+    return None
+
+
+def _translate_at(
+    error: UnexpectedInput, parser: Any, state: ParserState[Any], source: str
+) -> ParseError:
+    """``_translate`` for an error met while feeding tokens by hand: the tokens the parser
+    would have accepted are worked out on copies, with the AST builder's reports muted."""
+    copy = state.copy(deepcopy_values=False)
+    error.interactive_parser = InteractiveParser(parser, copy, None)  # type: ignore[arg-type]
+    muted = _SINK.set([])
+    try:
+        return _translate(error, source)
+    finally:
+        _SINK.reset(muted)

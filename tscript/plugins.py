@@ -34,6 +34,8 @@ saves; its protocol (the reference's §9, with our spelling)::
     from_subcontractor(data)  the subcontractor's result (a dict).
     rollback()             prepare to redo the task; raise NoRollback when impossible.
     to_json()/from_json()  the handler's own fields, saved with the runner (JSON only).
+    signature()            the parameters it takes (a ``Signature``), so ``tscript check``
+                           can report unknown and missing ones; ``None``: not declared.
 
 The runner side of the remote protocol (``tscript.Runner``): after a ``run()`` that left a
 function waiting, ``to_subcontractor(modules)`` hands out the task
@@ -56,7 +58,16 @@ from tscript.values import JSONValue
 if TYPE_CHECKING:
     from tscript.machine import Machine
 
-__all__ = ["ExternalFunction", "FunctionFactory", "Handler", "Module", "Value"]
+__all__ = ["ExternalFunction", "FunctionFactory", "Handler", "Module", "Signature", "Value"]
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """The named parameters a function takes: ``parameters`` (``None``: any) of which
+    ``required`` must be given."""
+
+    parameters: frozenset[str] | None = None
+    required: frozenset[str] = frozenset()
 
 
 class ExternalFunction:
@@ -110,6 +121,10 @@ class ExternalFunction:
 
     def from_json(self, state: JSONValue) -> None:
         """Restore what ``to_json`` returned."""
+
+    def signature(self) -> Signature | None:
+        """The parameters this function takes, for ``tscript check``; ``None``: not declared."""
+        return None
 
     def get_script_value(self, module: str, name: str) -> Any:
         """Read ``module.name`` through the runner; ``ValueError`` if it cannot be read."""

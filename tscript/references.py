@@ -12,21 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from tscript.nodes import (
-    Array,
-    Assignment,
-    Block,
-    Call,
-    Exists,
-    If,
-    Infix,
-    Item,
-    MapLiteral,
-    Not,
-    Script,
-    Variable,
-    While,
-)
+from tscript.nodes import Call, Item, Script, Variable, walk
 from tscript.parser import parse
 
 __all__ = ["References", "references"]
@@ -68,40 +54,14 @@ def _of_source(source: str) -> References:
 def _walk(script: Script) -> References:
     values: set[tuple[str, str]] = set()
     functions: set[tuple[str | None, str]] = set()
-    todo: list[object] = [script.root]  # a work list: nesting may be deeper than recursion
-    while todo:
-        node = todo.pop()
+    for node, _ in walk(script.root):
         match node:
             case Variable(module=str() as module, name=name):
                 values.add((module, name))
-            case Item(module=module, name=name, index=index):
-                if module is not None:
-                    values.add((module, name))
-                todo.append(index)
-            case Call(module=module, name=name, parameters=parameters):
+            case Item(module=str() as module, name=name):
+                values.add((module, name))
+            case Call(module=module, name=name):
                 functions.add((module, name))
-                todo.extend(value for _, value in parameters)
-            case Assignment(target=target, value=value):
-                todo.extend((target, value))
-            case Exists(target=target):
-                todo.append(target)
-            case Infix(left=left, right=right):
-                todo.extend((left, right))
-            case Not(value=value):
-                todo.append(value)
-            case Array(items=items):
-                todo.extend(items)
-            case MapLiteral(entries=entries):
-                todo.extend(value for _, value in entries)
-            case If(branches=branches):
-                for condition, body in branches:
-                    if condition is not None:
-                        todo.append(condition)
-                    todo.append(body)
-            case While(condition=condition, body=body):
-                todo.extend((condition, body))
-            case Block(body=body):
-                todo.extend(body)
     modules = {module for module, _ in values}
     modules.update(module for module, _ in functions if module is not None)
     return References(frozenset(values), frozenset(functions), frozenset(modules))

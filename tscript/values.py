@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import math
 import operator
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeAlias
@@ -33,7 +34,9 @@ __all__ = [
     "StateDecoder",
     "StateEncoder",
     "copy_value",
+    "to_literal",
     "to_output",
+    "to_text",
 ]
 
 JSONValue: TypeAlias = Any
@@ -92,9 +95,100 @@ def _multiply(left: Any, right: Any) -> Any:
     return left * right
 
 
+_LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
+_MAX_SHOWN_DEPTH = 100
+
+
+def to_text(value: Any) -> str:
+    """``value`` as TScript writes it, for ``.``, messages and error texts.
+
+    A string stands for itself; inside an array or a map it is quoted (``'web01'``, or
+    ``"it's"`` when it holds a single quote). ``true``, ``false``, ``none``, arrays
+    ``[ 1, 'x' ]``, maps ``{ name='web01', count=2 }`` (a key that is not a name is quoted),
+    times ``1:30`` / ``2:00:05`` / ``1:00:00:05``. A value met again inside itself is
+    ``...``; one nested more than 100 deep shows ``...`` below that depth.
+    """
+    if isinstance(value, str):
+        return str(value)
+    return to_literal(value)
+
+
+def to_literal(value: Any) -> str:
+    """``value`` as TScript writes it inside an array: like ``to_text``, a string quoted."""
+    if type(value) is int:
+        return str(value)
+    out: list[str] = []
+    _write(value, out, set(), 0)
+    return "".join(out)
+
+
+def _quote(text: str) -> str:
+    quote = '"' if "'" in text and '"' not in text else "'"
+    return f"{quote}{text}{quote}"
+
+
+def _time_text(value: timedelta) -> str:
+    sign = "-" if value < timedelta(0) else ""
+    value = abs(value)
+    minutes, seconds = divmod(value.seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    fraction = f".{value.microseconds:06d}".rstrip("0") if value.microseconds else ""
+    if value.days:
+        text = f"{value.days}:{hours:02d}:{minutes:02d}:{seconds:02d}"
+    elif hours:
+        text = f"{hours}:{minutes:02d}:{seconds:02d}"
+    else:
+        text = f"{minutes}:{seconds:02d}"
+    return f"{sign}{text}{fraction}"
+
+
+def _write(value: Any, out: list[str], active: set[int], depth: int) -> None:
+    # recursion is bounded by _MAX_SHOWN_DEPTH, far below Python's limit
+    if value is None:
+        out.append("none")
+    elif isinstance(value, bool):
+        out.append("true" if value else "false")
+    elif isinstance(value, str):
+        out.append(_quote(value))
+    elif isinstance(value, int | float):
+        out.append(str(value))
+    elif isinstance(value, timedelta):
+        out.append(_time_text(value))
+    elif isinstance(value, list | tuple | dict):
+        if id(value) in active or depth >= _MAX_SHOWN_DEPTH:
+            out.append("...")
+            return
+        if not value:
+            out.append("{}" if isinstance(value, dict) else "[]")
+            return
+        active.add(id(value))
+        if isinstance(value, dict):
+            out.append("{ ")
+            for position, (key, item) in enumerate(value.items()):
+                if position:
+                    out.append(", ")
+                if isinstance(key, str) and _LABEL.match(key):
+                    out.append(key)
+                else:
+                    _write(key, out, active, depth + 1)
+                out.append("=")
+                _write(item, out, active, depth + 1)
+            out.append(" }")
+        else:
+            out.append("[ ")
+            for position, item in enumerate(value):
+                if position:
+                    out.append(", ")
+                _write(item, out, active, depth + 1)
+            out.append(" ]")
+        active.discard(id(value))
+    else:
+        out.append(str(value))
+
+
 def _concatenate(left: Any, right: Any) -> str:
-    text_left = str(left)
-    text_right = str(right)
+    text_left = to_text(left)
+    text_right = to_text(right)
     if len(text_left) + len(text_right) > _MAX_TEXT:
         raise ScriptError("the concatenated string is too long")
     return text_left + text_right

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor.db import create_engine, create_session_factory
 from contractor.events.broadcast import EventBroadcaster
+from contractor.events.dns_updates import DnsPusher
 from contractor.events.http import WebhookClient
 from contractor.listen import Signal, stop_if_cancelled
 from contractor.models import utcnow
@@ -326,8 +327,9 @@ async def events_running(
     """For the block's length, on an engine of their own (background reads and writes never
     wait for, or take, the connections requests use): the broadcaster, when given; the
     webhook worker, when ``webhooks_enabled`` and there is a broadcaster to wake it; the
-    pruner, when ``events_retention_days`` is set. ``contractor serve`` and ``contractor
-    foreman`` both run this."""
+    DNS pusher, when some zone is published by updates; the pruner, when
+    ``events_retention_days`` is set. ``contractor serve`` and ``contractor foreman`` both
+    run this."""
     engine = create_engine(settings)  # (an in-memory SQLite database would not be shared)
     readers = create_session_factory(engine)
     writers = create_session_factory(engine, writes=True)
@@ -339,6 +341,9 @@ async def events_running(
                 writers, readers=readers, settings=settings, broadcaster=broadcaster
             )
             tasks.append(asyncio.create_task(worker.run(), name="webhooks"))
+    if settings.dns_updates_wanted:  # zones published by RFC 2136 updates (docs/dns.md)
+        pusher = DnsPusher(writers, readers=readers, settings=settings, broadcaster=broadcaster)
+        tasks.append(asyncio.create_task(pusher.run(), name="dns-updates"))
     if settings.events_retention_days > 0:
         tasks.append(
             asyncio.create_task(

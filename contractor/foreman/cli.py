@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 
 import click
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.db import create_engine, create_session_factory, transaction
-from contractor.errors import ContractorError
+from contractor.command import prepare, run, settings_of
+from contractor.db import create_engine, create_session_factory
 from contractor.events.broadcast import EventBroadcaster
 from contractor.events.webhooks import events_running
 from contractor.foreman.engine import Foreman
@@ -27,15 +29,21 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
-async def run_foreman(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Step jobs, deliver webhooks (``webhooks_enabled``) and prune old events
-    (``events_retention_days``) until ``stop`` is set (or SIGINT/SIGTERM)."""
+async def run_foreman(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    started: Callable[[], object] = lambda: None,
+) -> None:
+    """Step jobs, deliver webhooks (``webhooks_enabled``), push DNS updates (zones published
+    by updates) and prune old events (``events_retention_days``) until ``stop`` is set (or
+    SIGINT/SIGTERM, a clean stop); ``started()`` once those signals stop it cleanly."""
     foundation_types()
     engine = create_engine(settings)
     hub = Hub()
     hub.attach(engine)
     broadcaster = None
-    if settings.webhooks_enabled:  # it wakes the webhook worker when events are written
+    # it wakes the webhook worker and the DNS pusher when events are written
+    if settings.webhooks_enabled or settings.dns_updates_wanted:
         broadcaster = EventBroadcaster(
             database_url=settings.database_url, poll_seconds=settings.events_poll_seconds
         )
@@ -50,6 +58,7 @@ async def run_foreman(settings: Settings, stop: asyncio.Event | None = None) -> 
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
+    started()
     listener = (
         None if settings.is_sqlite else asyncio.create_task(hub.listen(settings.database_url))
     )
@@ -70,10 +79,11 @@ def foreman_command(ctx: click.Context) -> None:
     `contractor serve`) may share one PostgreSQL; run `contractor serve` with
     CONTRACTOR_FOREMAN_ENABLED=false (and CONTRACTOR_WEBHOOKS_ENABLED=false) to leave the
     stepping (and the deliveries) to them."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
+    prepare(settings, upgrade_schema=settings.migrate_on_start)
     doing = "stepping jobs" + (", delivering webhooks" if settings.webhooks_enabled else "")
-    click.echo(f"contractor foreman: {doing} (Ctrl-C to stop)", err=True)
-    asyncio.run(run_foreman(settings))
+    say = f"contractor foreman: {doing} (Ctrl-C to stop)"
+    asyncio.run(run_foreman(settings, started=lambda: click.echo(say, err=True)))
 
 
 @click.group("subcontractor-token")
@@ -93,22 +103,12 @@ def token_create(
 ) -> None:
     """Create a token for subcontractor NAME; printed once, on the last line."""
 
-    async def work() -> str:
-        settings = _settings(ctx)
-        foundation_types()
-        engine = create_engine(settings)
-        try:
-            async with transaction(create_session_factory(engine, writes=True)) as session:
-                new = await task_service.create_subcontractor_token(
-                    session, name=name, sites=list(sites), modules=list(modules)
-                )
-                return new.text
-        finally:
-            await engine.dispose()
+    async def work(session: AsyncSession) -> str:
+        new = await task_service.create_subcontractor_token(
+            session, name=name, sites=list(sites), modules=list(modules)
+        )
+        return new.text
 
-    try:
-        text = asyncio.run(work())
-    except ContractorError as error:
-        raise click.ClickException(str(error)) from None
+    text = run(settings_of(ctx), work)
     click.echo(f"subcontractor token for {name!r} (shown once; store it now):")
     click.echo(text)

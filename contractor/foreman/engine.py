@@ -47,7 +47,7 @@ from tscript import (
     UnrecoverableError,
 )
 
-__all__ = ["Foreman", "foreman_running", "restore_runner", "step_job"]
+__all__ = ["Foreman", "foreman_running", "restore_runner", "run_step", "step_job"]
 
 log = logging.getLogger(__name__)
 
@@ -86,22 +86,14 @@ def _timestamp(seconds: float) -> dt.datetime:
 
 
 async def step_job(
-    session: AsyncSession,
-    job: Job,
-    *,
-    settings: Settings,
-    cache: ConfigCache | None = None,
-    context: JobContext | None = None,
-    runner: Runner | None = None,
-    flush: bool = True,
+    session: AsyncSession, job: Job, *, settings: Settings, cache: ConfigCache | None = None
 ) -> None:
-    """One step of a (locked) due job; the caller commits. ``context`` (loaded for a step)
-    and ``runner`` may be given when the caller has them already (a result just taken).
-    ``flush=False`` leaves the last changes unflushed, for a caller that writes them."""
+    """One step of a (locked) due job; the caller commits. A waiting job starts if it may
+    now; a queued one loads its context and runner and runs (``run_step``)."""
     now = utcnow()
     job.step_at = None
-    before = jobs.progress_of(job)
     if job.state == JobState.WAITING:
+        before = jobs.progress_of(job)
         await jobs.lock_start_order(session, job.site_id, finishing=False)
         reason = await jobs.waiting_reason(session, job)
         if reason is not None:
@@ -111,12 +103,23 @@ async def step_job(
             return
         jobs.set_state(session, job, JobState.QUEUED, actor=ACTOR, action="started", message="")
         job.started_at = now
-        before = jobs.progress_of(job)
     if job.state != JobState.QUEUED:
         return
-    if context is None or runner is None:
-        context = await JobContext.load(session, job, settings=settings, cache=cache)
-        runner = restore_runner(job, context) or Runner(job.script_source, context.modules())
+    context = await JobContext.load(session, job, settings=settings, cache=cache)
+    runner = restore_runner(job, context) or Runner(job.script_source, context.modules())
+    await run_step(session, job, context, runner)
+
+
+async def run_step(
+    session: AsyncSession, job: Job, context: JobContext, runner: Runner, *, flush: bool = True
+) -> None:
+    """The script's next slice for a (locked) queued job, with its ``context`` (loaded for a
+    step) and ``runner`` at hand, as ``step_job`` or a result just taken has them; the caller
+    commits. ``flush=False`` leaves the last changes unflushed, for a caller that writes
+    them."""
+    now = utcnow()
+    job.step_at = None
+    before = jobs.progress_of(job)
     result: RunResult | None = None
     # A signal's transition is logged once the job's progress is saved, so its event
     # carries the line and percent where the script stopped.

@@ -35,6 +35,7 @@ from contractor.models import (
     Structure,
 )
 from contractor.plugins import FoundationType, foundation_types
+from contractor.services import jobs
 from contractor.services.config import ConfigCache, composed_config, config_sources_changed
 from contractor.services.validation import check_config_values, normalise_mac
 from contractor.settings import Settings
@@ -43,12 +44,14 @@ from tscript import (
     Handler,
     Interrupt,
     Module,
+    ModuleSignature,
     ParameterError,
     Value,
+    describe,
     references,
 )
 
-__all__ = ["MODULE_NAMES", "JobContext"]
+__all__ = ["MODULE_NAMES", "JobContext", "module_signatures"]
 
 MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling")
 _LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
@@ -133,16 +136,7 @@ class JobContext:
         if not for_step:
             # Only a foundation type's functions need a row to be rebuilt; values and the
             # other modules are read by running scripts only.
-            foundation_id = job.foundation_id
-            structure_id = job.structure_id
-            if job.dependency_id is not None:
-                dependency = await session.get_one(Dependency, job.dependency_id)
-                structure_id = dependency.script_structure_id or dependency.structure_id
-            if foundation_id is None and structure_id is not None:
-                structure = await session.get_one(Structure, structure_id)
-                foundation_id = structure.foundation_id
-            if foundation_id is not None:
-                context.foundation = await session.get_one(Foundation, foundation_id)
+            context.foundation = await jobs.foundation_of(session, job)
             return context
         # What a script does not refer to it does not need: a foundation job reads its
         # structure, and any job its interfaces, its configuration and the PXE names, only
@@ -543,3 +537,23 @@ def _iputils() -> Module:
         ),
     }
     return _Table("iputils", functions=functions)
+
+
+def module_signatures() -> list[ModuleSignature]:
+    """What a job's script may call and read in the modules above, for ``tscript check``
+    (the ``tscript.modules`` entry point): a Structure job's modules and a Foundation job's
+    for every installed foundation type. A function that two types both have takes what
+    either takes; ``config`` shows any value (its keys depend on the target)."""
+    job = Job()
+    contexts = [JobContext(job=job, structure=Structure(), writable_structure=True)]
+    for plugin in foundation_types().values():
+        foundation = plugin.model()
+        foundation.type = plugin.name
+        contexts.append(JobContext(job=job, foundation=foundation, writable_foundation=True))
+    merged: dict[str, ModuleSignature] = {}
+    for context in contexts:
+        for module in context.modules():
+            found = describe(module, values=module.name != "config")
+            known = merged.get(found.name)
+            merged[found.name] = found if known is None else known.merged(found)
+    return [merged[name] for name in MODULE_NAMES]

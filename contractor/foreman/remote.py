@@ -16,7 +16,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tscript import ExecutionError, ExternalFunction, FunctionFactory, ParameterError, Pause
+from tscript import (
+    ExecutionError,
+    ExternalFunction,
+    FunctionFactory,
+    ParameterError,
+    Pause,
+    Signature,
+)
 from tscript.values import JSONValue
 
 __all__ = ["AskOperator", "RemoteCall", "power_functions"]
@@ -77,6 +84,10 @@ class RemoteCall(ExternalFunction):
                 checked[name] = default
         self.parameters = checked
         self.build(dict(checked))  # fail now, not silently when the task is handed out
+
+    def signature(self) -> Signature:
+        required = {name for name, default in self.accepts.items() if default is ...}
+        return Signature(frozenset(self.accepts), frozenset(required))
 
     @property
     def done(self) -> bool:
@@ -172,6 +183,9 @@ class AskOperator(ExternalFunction):
             if name not in self.accepts:
                 raise ParameterError(name, "unknown parameter")
         self.parameters = dict(parameters)
+
+    def signature(self) -> Signature:
+        return Signature(frozenset(self.accepts), frozenset(self.accepts))
 
     @property
     def done(self) -> bool:

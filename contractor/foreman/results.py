@@ -3,7 +3,7 @@
 ``take_result`` is what the task API's ``result`` route calls. In one transaction the
 services check the answer and lock the task and its job (``tasks.hold_result``: the current
 lease and cookie, a job that takes results), the job's runner takes the result
-(``tasks.hand_over``), and a queued job takes its next step right there (``step_job``: the
+(``tasks.hand_over``), and a queued job takes its next step right there (``run_step``: the
 job is locked and its runner loaded already, the engine would only read them again). Should
 that step fail unexpectedly, everything is rolled back and the result is taken again alone
 (``tasks.keep_result``); the engine then steps the job, and aborts it if the step fails
@@ -18,7 +18,7 @@ from typing import Any, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contractor.foreman.engine import step_job
+from contractor.foreman.engine import run_step
 from contractor.foreman.modules import JobContext
 from contractor.models import Job, JobState
 from contractor.services import hotpath, jobs, tasks
@@ -91,20 +91,14 @@ async def accept_result(
     step = step and job.state == JobState.QUEUED
     context = await JobContext.load(session, job, settings=settings, cache=cache, for_step=step)
     runner = Runner.from_json(job.runner_state, context.modules())
-    message = tasks.hand_over(held, runner, cookie=cookie, data=answer["data"])
+    message = tasks.hand_over(
+        held, runner, cookie=cookie, data=answer["data"], foundation=context.foundation
+    )
     if not step:
         await tasks.keep_result(session, job, runner, message, actor=f"subcontractor {token.name}")
         return job
     try:
-        await step_job(
-            session,
-            job,
-            settings=settings,
-            cache=cache,
-            context=context,
-            runner=runner,
-            flush=False,
-        )
+        await run_step(session, job, context, runner, flush=False)
         await hotpath.save_step(session)
     except Exception as error:
         raise StepFailed(job.id) from error

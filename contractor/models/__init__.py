@@ -1,7 +1,7 @@
 """Every core table of Contractor. Plugin tables (foundation types, the core's ``manual`` and
 ``simulated`` included) are mapped when ``contractor.plugins.foundation_types()`` loads them."""
 
-from contractor.models.auth import ROLES, ApiToken, User
+from contractor.models.auth import LOGIN_OUTCOMES, ROLES, ApiToken, LoginAttempt, User
 from contractor.models.base import Base, utcnow
 from contractor.models.blueprint import (
     PXE,
@@ -26,6 +26,7 @@ from contractor.models.building import (
 )
 from contractor.models.config import ConfigGeneration
 from contractor.models.directory import Zone
+from contractor.models.dns_push import DnsPush, DnsPushCursor, DnsPushZone
 from contractor.models.events import Event, EventHorizon, WebhookDelivery, WebhookTarget
 from contractor.models.foreman import (
     FINISHED_JOB_STATES,
@@ -50,6 +51,7 @@ from contractor.models.site import Site
 
 __all__ = [
     "FINISHED_JOB_STATES",
+    "LOGIN_OUTCOMES",
     "PXE",
     "ROLES",
     "STEPPABLE_JOB_STATES",
@@ -66,6 +68,9 @@ __all__ = [
     "ComplexMember",
     "ConfigGeneration",
     "Dependency",
+    "DnsPush",
+    "DnsPushCursor",
+    "DnsPushZone",
     "DynamicAddress",
     "Event",
     "EventHorizon",
@@ -74,6 +79,7 @@ __all__ = [
     "Job",
     "JobLog",
     "JobState",
+    "LoginAttempt",
     "Network",
     "NetworkAddressBlock",
     "RealNetworkInterface",

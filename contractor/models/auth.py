@@ -1,15 +1,25 @@
-"""Users, their roles, and API tokens. Secrets are stored only as argon2id hashes."""
+"""Users, their roles, API tokens, and refused logins. Secrets are stored only as argon2id
+hashes."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from contractor.models.base import Base, Timestamped, UTCDateTime, one_of
+from contractor.models.base import Base, Timestamped, UTCDateTime, one_of, utcnow
 
 ROLES = ("reader", "operator", "admin")
+# Why a login was refused; "checking" while its password is being verified.
+LOGIN_OUTCOMES = (
+    "checking",
+    "unknown_user",
+    "wrong_password",
+    "no_password",
+    "disabled",
+    "throttled",
+)
 
 
 class User(Timestamped, Base):
@@ -38,3 +48,23 @@ class ApiToken(Timestamped, Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginAttempt(Base):
+    """A login being checked or refused, kept for the throttle's window (successful ones are
+    removed). Counted per username (whether or not it exists) and per client address, in the
+    database so that every server process sees every attempt."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        one_of("outcome", LOGIN_OUTCOMES, name="outcome_known"),
+        Index("ix_login_attempt_username", "username", "at"),
+        Index("ix_login_attempt_address", "address", "at"),
+        Index("ix_login_attempt_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    username: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(20), default="checking")

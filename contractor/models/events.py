@@ -13,6 +13,7 @@ in order per object (see ``docs/events.md``).
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -90,7 +91,16 @@ class WebhookTarget(Timestamped, Base):
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-DELIVERY_STATES = ("pending", "delivered", "failed", "cancelled")
+class DeliveryState(StrEnum):
+    """A webhook delivery's state: pending until delivered, failed or cancelled."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+DELIVERY_STATES = tuple(DeliveryState)
 
 
 class WebhookDelivery(Base):

@@ -1,11 +1,17 @@
 """Foundation types as plugins.
 
 A foundation type is registered under the entry-point group ``contractor.foundation_types``;
-the entry point's name is the type name stored in ``Foundation.type`` and listed in
-``FoundationBluePrint.foundation_types``, and its object is a ``FoundationType`` subclass::
+the entry point's name is the type's canonical name, the one spelling stored in
+``Foundation.type`` and listed in ``FoundationBluePrint.foundation_types``, and its object is a
+``FoundationType`` subclass::
 
     [project.entry-points."contractor.foundation_types"]
     manual = "contractor.plugins.manual:ManualFoundationType"
+
+Type names are matched without regard to case wherever a caller names one (``Simulated``,
+``IPMI``, as the original's resource files write them): ``find_foundation_type`` and
+``canonical_foundation_type`` turn any spelling into the installed type's own name, so no
+two installed types may differ only in case.
 
 Each type owns a joined table extending ``foundation`` (its SQLAlchemy subclass of
 ``Foundation``), the class list used by ``:Class`` config filters, its own config
@@ -34,7 +40,14 @@ if TYPE_CHECKING:
     from contractor.models.building import Foundation
     from tscript import FunctionFactory
 
-__all__ = ["ENTRY_POINT_GROUP", "FoundationType", "foundation_types", "get_foundation_type"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FoundationType",
+    "canonical_foundation_type",
+    "find_foundation_type",
+    "foundation_types",
+    "get_foundation_type",
+]
 
 ENTRY_POINT_GROUP = "contractor.foundation_types"
 log = logging.getLogger(__name__)
@@ -125,15 +138,47 @@ def foundation_types() -> Mapping[str, FoundationType]:
                 f"foundation type {cls.name!r} lets scripts set {sorted(wrong)!r}, "
                 "which are not its fields or are secret"
             )
+        same = next((name for name in found if name.casefold() == entry.name.casefold()), None)
+        if same is not None:
+            raise TypeError(
+                f"foundation types {same!r} and {entry.name!r} differ only in case; "
+                "type names are matched without regard to case"
+            )
         found[entry.name] = cls()
     return found
 
 
-def get_foundation_type(name: str) -> FoundationType:
-    try:
-        return foundation_types()[name]
-    except KeyError:
-        known = ", ".join(sorted(foundation_types())) or "none"
-        raise NotFound(
-            f"unknown foundation type {name!r} (installed: {known})", field="type"
-        ) from None
+def find_foundation_type(name: str) -> FoundationType | None:
+    """The installed type called ``name`` in any case, or None."""
+    if not isinstance(name, str):
+        return None
+    installed = foundation_types()
+    folded = name.casefold()
+    return installed.get(name) or next(
+        (plugin for known, plugin in installed.items() if known.casefold() == folded), None
+    )
+
+
+def _installed() -> str:
+    return f"(installed: {', '.join(sorted(foundation_types())) or 'none'})"
+
+
+def get_foundation_type(name: str, *, field: str = "type") -> FoundationType:
+    """The installed type called ``name`` in any case; ``NotFound`` lists the installed
+    ones."""
+    plugin = find_foundation_type(name)
+    if plugin is None:
+        raise NotFound(f"unknown foundation type {name!r} {_installed()}", field=field)
+    return plugin
+
+
+def canonical_foundation_type(name: str, *, field: str) -> str:
+    """``name`` in the installed type's own spelling (``"IPMI"`` → ``"ipmi"``);
+    ``InvalidInput`` naming ``field`` lists the installed types when none is called so."""
+    plugin = find_foundation_type(name)
+    if plugin is None:
+        raise InvalidInput(
+            f"{field} names {name!r}, which is not an installed foundation type {_installed()}",
+            field=field,
+        )
+    return plugin.name

@@ -2,9 +2,10 @@
 
 A route raises any ``ContractorError``; the app's exception handler (``exception_handlers``,
 given to Starlette by ``create_app``) answers with the error's ``http_status`` and
-``{"error": {"code", "message", "field"}}``, and ``WWW-Authenticate`` on 401. A module whose
-routes answer some errors otherwise says so per endpoint (``ErrorAnswers``: the config
-routes, whose answers are never cached). The GraphQL route reports its errors itself.
+``{"error": {"code", "message", "field", "request_id"}}`` (the request's ``X-Request-ID``),
+and ``WWW-Authenticate`` on 401. A module whose routes answer some errors otherwise says so
+per endpoint (``ErrorAnswers``: the config routes, whose answers are never cached). The
+GraphQL route reports its errors itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from contractor import requestid
 from contractor.errors import ContractorError
 
 __all__ = ["ErrorAnswer", "ErrorAnswers", "error_response", "exception_handlers"]
@@ -25,11 +27,11 @@ ErrorAnswers = Mapping[Callable[..., Any], ErrorAnswer]
 
 
 def error_response(error: ContractorError, *, status: int | None = None) -> JSONResponse:
-    """The JSON answer for a domain error, with its HTTP status (or ``status``)."""
+    """The JSON answer for a domain error, with its HTTP status (or ``status``) and the
+    request's id (``request_id``, as its ``X-Request-ID`` header says)."""
     headers = {"WWW-Authenticate": 'Bearer realm="contractor"'} if error.http_status == 401 else {}
-    return JSONResponse(
-        {"error": error.as_dict()}, status_code=status or error.http_status, headers=headers
-    )
+    body = {**error.as_dict(), "request_id": requestid.current()}
+    return JSONResponse({"error": body}, status_code=status or error.http_status, headers=headers)
 
 
 def exception_handlers(answers: ErrorAnswers) -> dict[Any, Callable[..., Any]]:

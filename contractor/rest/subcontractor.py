@@ -9,7 +9,11 @@ token scoped to sites and modules):
 * ``error`` ``{task_id, cookie, lease, message, retryable}`` reports a failed task.
 * ``heartbeat`` ``{task_id, lease}`` extends a lease.
 
-Bad bodies get 400 naming the field; stale answers 409 (code ``STALE``) and change nothing.
+Bad bodies get 400 naming the field (``modules[0]``, ``data``, an unknown key quoted as JSON
+when it is not a plain name, ``""`` say), exactly where the OpenAPI document's schemas refuse
+them: whole numbers may be written ``2.0``, task ids fit the database's integer, numbers
+are finite. Stale answers 409 (code ``STALE``) and change nothing; a body over
+``task_max_body_bytes`` is 413 before it is read (``contractor.rest.limits``).
 ``POST /api/v1/signal/{config_uuid}`` is how a booted machine tells its job it is done (the
 config UUID is the secret, as for ``/config``).
 """
@@ -18,15 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, TypeVar
+import math
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contractor.db import transaction
-from contractor.errors import InvalidInput
+from contractor.errors import InvalidInput, excerpt
 from contractor.foreman import results
 from contractor.rest.auth import bearer_token
 from contractor.rest.state import AppState, app_state
@@ -38,6 +45,26 @@ __all__ = ["subcontractor_routes"]
 PREFIX = "/api/v1/subcontractor"
 
 
+# The largest id the database holds (task ids are PostgreSQL's ``integer``).
+MAX_ID = 2**31 - 1
+
+
+def _whole(value: object) -> object:
+    """JSON Schema's ``integer`` is any whole number, ``2.0`` too: taken as ``2``."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+# (the bounds before the validator, or the JSON schema shows pydantic's names for them)
+TaskId = Annotated[
+    int,
+    Field(ge=0, le=MAX_ID, description="The task's id (0 names none: `subcontractor check`)."),
+    BeforeValidator(_whole),
+]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -45,29 +72,35 @@ class _Body(BaseModel):
 class PollRequest(_Body):
     site: str = Field(min_length=1, description="The site whose tasks to take.")
     modules: list[str] = Field(min_length=1, description="Modules this subcontractor serves.")
-    max_tasks: int = Field(default=1, ge=1, le=100, description="Hand out at most this many.")
+    max_tasks: Whole = Field(default=1, ge=1, le=100, description="Hand out at most this many.")
     wait: float = Field(
         default=0.0, ge=0, description="Seconds to wait for a task when none is ready."
     )
 
 
 class ResultRequest(_Body):
-    task_id: int
+    task_id: TaskId
     cookie: str
     lease: str
     data: dict[str, Any] = Field(description="The function's result (a JSON object).")
 
 
+def _storable(text: str) -> str:
+    """A message as a text column holds it: NUL (which JSON may escape, PostgreSQL refuses)
+    becomes U+FFFD."""
+    return text.replace("\x00", "\ufffd")
+
+
 class ErrorRequest(_Body):
-    task_id: int
+    task_id: TaskId
     cookie: str
     lease: str
-    message: str = Field(max_length=2000)
+    message: Annotated[str, AfterValidator(_storable)] = Field(max_length=2000)
     retryable: bool = Field(default=False, description="Offer the task again after a back-off.")
 
 
 class HeartbeatRequest(_Body):
-    task_id: int
+    task_id: TaskId
     lease: str
 
 
@@ -86,19 +119,73 @@ class TaskOut(BaseModel):
 BodyT = TypeVar("BodyT", bound=_Body)
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {excerpt(text, 40)} is too large")
+    return number
+
+
+def _not_json(text: str) -> float:
+    raise ValueError(f"{text} is not JSON")
+
+
 async def _body(request: Request, model: type[BodyT]) -> BodyT:
+    body = await request.body()
     try:
-        raw = json.loads(await request.body() or b"null")
+        raw = json.loads(body or b"null", parse_float=_finite, parse_constant=_not_json)
+        if b"\\ud" in body or b"\\uD" in body:  # only an escape makes a lone surrogate
+            raw = _without_surrogates(raw)
     except ValueError as error:
         raise InvalidInput(f"the body is not JSON: {error}", field="body") from None
+    except RecursionError:
+        raise InvalidInput("the body is not JSON: it nests too deeply", field="body") from None
     if not isinstance(raw, dict):
         raise InvalidInput("the body must be a JSON object", field="body")
     try:
         return model.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InvalidInput(f"{where}: {first['msg']}", field=where) from None
+        where = _path(first["loc"])
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(model.model_fields)
+            message = f"unknown key {where} (the body takes {known})"
+        else:
+            message = f"{where or 'body'}: {first['msg']}"
+        raise InvalidInput(message, field=where or "body") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """The body with every lone surrogate (``"\\udc80"``: JSON, not text) made U+FFFD, as
+    UTF-8 (the database, webhooks, GraphQL's answers) can carry it."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    """Where in the body a value is: ``task_id``, ``modules[0]``, ``data.state``; a key that
+    is not a plain name is quoted as JSON (``""``, ``data["a b"]``)."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _NAME.fullmatch(part):
+            path += f".{part}" if path else part
+        else:
+            quoted = json.dumps(excerpt(part))
+            path += f"[{quoted}]" if path else quoted
+    return path
 
 
 def _task_out(task: hotpath.LeasedTask) -> dict[str, Any]:
@@ -259,19 +346,43 @@ async def signal(request: Request) -> Response:
     return JSONResponse({"status": "received", "job_id": job.id})
 
 
+# Every refusal: ``{"error": {"code", "message", "field"}}`` (``contractor.rest.errors``).
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "field"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable, e.g. INVALID_INPUT, STALE."},
+                "message": {"type": "string"},
+                "field": {"type": ["string", "null"], "description": "Where the fault is."},
+            },
+        }
+    },
+}
+
+
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(ref_template="#/components/schemas/{model}")
 
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of the task API."""
+
+    def answer(description: str) -> dict[str, Any]:
+        error = {"$ref": "#/components/schemas/Error"}
+        return {"description": description, "content": {"application/json": {"schema": error}}}
+
     errors = {
-        "400": {"description": "A malformed body; the message names the field."},
-        "401": {"description": "No valid subcontractor token."},
-        "403": {"description": "The token's sites or modules do not allow this."},
-        "404": {"description": "No such site or task."},
+        "400": answer("A malformed body; the message names the field."),
+        "401": answer("No valid subcontractor token."),
+        "403": answer("The token's sites or modules do not allow this."),
+        "404": answer("No such site or task."),
+        "413": answer("The body is larger than the server accepts (task_max_body_bytes)."),
     }
-    stale = {"409": {"description": "Stale: not the current lease or cookie; nothing changed."}}
+    stale = {"409": answer("Stale: not the current lease or cookie; nothing changed.")}
 
     def operation(summary: str, request: str, response: dict[str, Any], extra: dict[str, Any]):  # type: ignore[no-untyped-def]
         return {
@@ -333,6 +444,7 @@ def openapi_document() -> dict[str, Any]:
                 "ErrorRequest": _schema(ErrorRequest),
                 "HeartbeatRequest": _schema(HeartbeatRequest),
                 "Task": _schema(TaskOut),
+                "Error": ERROR_SCHEMA,
             },
         },
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import (
-    MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
@@ -20,6 +19,7 @@ from contractor.schema import (
     complexes,
     directory,
     dns,
+    dns_push,
     errors,
     events,
     inventory,
@@ -27,8 +27,10 @@ from contractor.schema import (
     network,
     site,
 )
+from contractor.schema.anonymous import AnonymousOnlyLogin
+from contractor.schema.bounded import BoundedMessages
 from contractor.schema.prefetch import attribute
-from contractor.schema.view import should_mask
+from contractor.schema.reporting import ContractorSchema, MaskUnexpected
 from contractor.settings import Settings
 
 __all__ = ["build_schema"]
@@ -42,6 +44,7 @@ QUERIES = (
     network.NetworkQuery,
     directory.DirectoryQuery,
     dns.DnsQuery,
+    dns_push.DnsPushQuery,
     auth.UserQuery,
     inventory.InventoryQuery,
     jobs.JobQuery,
@@ -57,6 +60,7 @@ MUTATIONS = (
     auth.AuthMutation,
     jobs.JobMutation,
     events.EventMutation,
+    dns_push.DnsPushMutation,
 )
 SUBSCRIPTIONS = (events.EventSubscription, jobs.JobSubscription)
 
@@ -64,13 +68,15 @@ SUBSCRIPTIONS = (events.EventSubscription, jobs.JobSubscription)
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     extensions: list[object] = [
+        AnonymousOnlyLogin,
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        BoundedMessages,
     ]
     if not settings.debug:
-        extensions.append(lambda: MaskErrors(should_mask_error=should_mask))
-    return strawberry.Schema(
+        extensions.append(MaskUnexpected)
+    return ContractorSchema(
         query=merge_types("Query", QUERIES),
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=merge_types("Subscription", SUBSCRIPTIONS),

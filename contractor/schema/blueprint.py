@@ -21,13 +21,10 @@ from contractor.schema.common import (
     given,
     given_object,
     json_object,
-    linked,
-    removed,
 )
 from contractor.schema.configurable import Configurable
-from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation, through
 from contractor.schema.permissions import Operator
 from contractor.services import blueprint as bps
 from contractor.services import inventory
@@ -67,29 +64,22 @@ class BluePrint(Configurable):
     updated: dt.datetime
     row: strawberry.Private[models.BluePrint]
 
-    @strawberry.field(description="Parents in order (config layering and script lookup).")
-    async def parents(self, info: Info) -> list[BluePrint]:
-        links = await linked(
-            info,
-            models.BluePrintParent.child_id,
-            models.BluePrintParent.position,
-            self.row.id,
-            models.BluePrint.id,
-            "parent_id",
-        )
-        return [blueprint_of(parent) for _, parent in links]
-
-    @strawberry.field(description="This blueprint's own scripts by role (parents not included).")
-    async def scripts(self, info: Info) -> list[ScriptLink]:
-        links = await linked(
-            info,
-            models.BluePrintScript.blueprint_id,
-            models.BluePrintScript.name,
-            self.row.id,
-            models.Script.id,
-            "script_id",
-        )
-        return [ScriptLink(role=link.name, script=Script.of(script)) for link, script in links]
+    parents: list[BluePrint] = through(
+        models.BluePrintParent.child_id,
+        models.BluePrintParent.position,
+        models.BluePrint.id,
+        "parent_id",
+        lambda _, parent: blueprint_of(parent),
+        description="Parents in order (config layering and script lookup).",
+    )
+    scripts: list[ScriptLink] = through(
+        models.BluePrintScript.blueprint_id,
+        models.BluePrintScript.name,
+        models.Script.id,
+        "script_id",
+        lambda link, script: ScriptLink(role=link.name, script=Script.of(script)),
+        description="This blueprint's own scripts by role (parents not included).",
+    )
 
 
 @strawberry.type
@@ -104,17 +94,14 @@ class FoundationBluePrint(BluePrint):
 
 @strawberry.type
 class StructureBluePrint(BluePrint):
-    @strawberry.field(description="Foundation blueprints this may be built on (own list).")
-    async def foundation_blueprints(self, info: Info) -> list[FoundationBluePrint]:
-        links = await linked(
-            info,
-            models.StructureFoundationBluePrint.structure_blueprint_id,
-            models.StructureFoundationBluePrint.position,
-            self.row.id,
-            models.BluePrint.id,
-            "foundation_blueprint_id",
-        )
-        return [FoundationBluePrint.of(blueprint) for _, blueprint in links]
+    foundation_blueprints: list[FoundationBluePrint] = through(
+        models.StructureFoundationBluePrint.structure_blueprint_id,
+        models.StructureFoundationBluePrint.position,
+        models.BluePrint.id,
+        "foundation_blueprint_id",
+        lambda _, blueprint: FoundationBluePrint.of(blueprint),
+        description="Foundation blueprints this may be built on (own list).",
+    )
 
 
 def blueprint_of(row: models.BluePrint) -> FoundationBluePrint | StructureBluePrint:
@@ -248,10 +235,7 @@ class BlueprintMutation:
         )
         return blueprint_of(row)
 
-    @mutation(Operator)
-    async def delete_blueprint(session: AsyncSession, name: str) -> DeleteResult:
-        blueprint = await bps.get_blueprint(session, name)
-        return await removed(session, "BluePrint", bps.delete_blueprint, blueprint)
+    delete_blueprint = deletion("BluePrint", bps.get_blueprint, bps.delete_blueprint, name=str)
 
     @mutation(Operator)
     async def create_script(
@@ -271,11 +255,7 @@ class BlueprintMutation:
         await bps.update_script(session, row, source=given(source), description=given(description))
         return Script.of(row)
 
-    @mutation(Operator)
-    async def delete_script(session: AsyncSession, name: str) -> DeleteResult:
-        return await removed(
-            session, "Script", bps.delete_script, await bps.get_script(session, name)
-        )
+    delete_script = deletion("Script", bps.get_script, bps.delete_script, name=str)
 
     @mutation(Operator, description="Use a script for a blueprint's role (create, destroy, ...).")
     async def link_script(
@@ -300,6 +280,4 @@ class BlueprintMutation:
         row = await bps.create_pxe(session, name=name, boot_script=boot_script, template=template)
         return Pxe.of(row)
 
-    @mutation(Operator, name="deletePXE")
-    async def delete_pxe(session: AsyncSession, name: str) -> DeleteResult:
-        return await removed(session, "PXE", bps.delete_pxe, await bps.get_pxe(session, name))
+    delete_pxe = deletion("PXE", bps.get_pxe, bps.delete_pxe, field_name="deletePXE", name=str)

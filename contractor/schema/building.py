@@ -17,7 +17,6 @@ from contractor.errors import InvalidInput
 from contractor.plugins import foundation_types
 from contractor.schema.blueprint import BluePrintScope, FoundationBluePrint, Pxe, StructureBluePrint
 from contractor.schema.common import (
-    DeleteResult,
     Row,
     given,
     given_object,
@@ -25,12 +24,11 @@ from contractor.schema.common import (
     load_one,
     optional,
     plain_fields,
-    removed,
 )
 from contractor.schema.configurable import Configurable
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation
 from contractor.schema.network import Address, Network
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import related
@@ -293,10 +291,9 @@ class BuildingMutation:
         )
         return Foundation.of(row)
 
-    @mutation(Operator)
-    async def delete_foundation(session: AsyncSession, locator: str) -> DeleteResult:
-        foundation = await building.get_foundation(session, locator)
-        return await removed(session, "Foundation", building.delete_foundation, foundation)
+    delete_foundation = deletion(
+        "Foundation", building.get_foundation, building.delete_foundation, locator=str
+    )
 
     @mutation(Operator, description="Record the hardware identity a machine reported.")
     async def set_foundation_id_map(
@@ -364,12 +361,13 @@ class BuildingMutation:
         await interfaces.update_interface(session, row, pxe=await _pxe(session, pxe))
         return NetworkInterface.of(row)
 
-    @mutation(Operator)
-    async def delete_interface(
-        session: AsyncSession, locator: str, physical_location: str
-    ) -> DeleteResult:
-        interface = await inventory.get_interface(session, locator, physical_location)
-        return await removed(session, "NetworkInterface", interfaces.delete_interface, interface)
+    delete_interface = deletion(
+        "NetworkInterface",
+        inventory.get_interface,
+        interfaces.delete_interface,
+        locator=str,
+        physical_location=str,
+    )
 
     @mutation(Operator)
     async def create_structure(
@@ -406,10 +404,9 @@ class BuildingMutation:
         )
         return Structure.of(row)
 
-    @mutation(Operator)
-    async def delete_structure(session: AsyncSession, id: int) -> DeleteResult:
-        structure = await building.get_structure_by_id(session, id)
-        return await removed(session, "Structure", building.delete_structure, structure)
+    delete_structure = deletion(
+        "Structure", building.get_structure_by_id, building.delete_structure, id=int
+    )
 
     @mutation(Operator)
     async def add_structure_interface(

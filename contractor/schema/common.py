@@ -91,17 +91,6 @@ async def each(
     return [await lookup(session, key) for key in keys or []]
 
 
-async def removed(
-    session: AsyncSession,
-    kind: str,
-    remove: Callable[[AsyncSession, Any], Awaitable[None]],
-    row: Any,
-) -> Deleted:
-    """Delete ``row`` with the service's ``remove``; the answer names it."""
-    await remove(session, row)
-    return Deleted(kind=kind, id=row.id)
-
-
 async def found(info: Info, lookup: Callable[..., Awaitable[T]], *key: Any) -> T | None:
     """What a service's ``get_...`` finds by ``key``, or None where it does not exist."""
     async with info.context.sessions() as session:

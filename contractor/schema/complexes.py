@@ -13,16 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor import models
 from contractor.schema.building import BuildState, Foundation, Structure
 from contractor.schema.common import (
-    DeleteResult,
     Row,
     linked,
     optional,
-    removed,
 )
 from contractor.schema.configurable import Configurable
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation
 from contractor.schema.permissions import Operator
 from contractor.schema.prefetch import related
 from contractor.schema.site import Site
@@ -133,10 +131,7 @@ class ComplexMutation:
     add_complex_member = _membership(complexes.add_complex_member)
     remove_complex_member = _membership(complexes.remove_complex_member)
 
-    @mutation(Operator)
-    async def delete_complex(session: AsyncSession, name: str) -> DeleteResult:
-        complex_ = await complexes.get_complex(session, name)
-        return await removed(session, "Complex", complexes.delete_complex, complex_)
+    delete_complex = deletion("Complex", complexes.get_complex, complexes.delete_complex, name=str)
 
     @mutation(Operator)
     async def create_dependency(
@@ -163,7 +158,6 @@ class ComplexMutation:
         )
         return Dependency.of(row)
 
-    @mutation(Operator)
-    async def delete_dependency(session: AsyncSession, id: int) -> DeleteResult:
-        dependency = await building.get_dependency(session, id)
-        return await removed(session, "Dependency", building.delete_dependency, dependency)
+    delete_dependency = deletion(
+        "Dependency", building.get_dependency, building.delete_dependency, id=int
+    )

@@ -37,6 +37,7 @@ class Context:
     loaders: Loaders = field(repr=False)
     config_cache: ConfigCache | None = field(default=None, repr=False)
     events: EventBroadcaster | None = field(default=None, repr=False)  # subscriptions
+    client_address: str | None = None  # the peer's address (the proxy's, behind one)
 
     def require(self, role: str) -> Principal:
         """The caller, if their role includes ``role``; else Forbidden."""

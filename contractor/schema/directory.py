@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Unpack
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import models
 from contractor.models.directory import Entry
-from contractor.schema.common import DeleteResult, Row, load_one, removed
+from contractor.schema.common import Row, load_one
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation
 from contractor.schema.permissions import Operator
 from contractor.schema.prefetch import related
 from contractor.services import directory, inventory
@@ -109,37 +109,11 @@ class DirectoryMutation:
 
     @mutation(Operator, description="Add a CNAME, MX, NS, SRV or TXT record to a zone.")
     async def create_zone_entry(
-        session: AsyncSession,
-        zone: str,
-        type: str,
-        name: str,
-        target: str | None = None,
-        text: str | None = None,
-        priority: int | None = None,
-        weight: int | None = None,
-        port: int | None = None,
-        ttl: int | None = None,
+        session: AsyncSession, zone: str, **record: Unpack[directory.Record]
     ) -> ZoneEntryResult:
-        row = await directory.create_entry(
-            session,
-            zone=await directory.find_zone(session, zone),
-            type=type,
-            name=name,
-            target=target,
-            text=text,
-            priority=priority,
-            weight=weight,
-            port=port,
-            ttl=ttl,
-        )
-        return ZoneEntry.of(row)
+        found = await directory.find_zone(session, zone)
+        return ZoneEntry.of(await directory.create_entry(session, zone=found, **record))
 
-    @mutation(Operator)
-    async def delete_zone_entry(session: AsyncSession, id: int) -> DeleteResult:
-        entry = await directory.get_entry(session, id)
-        return await removed(session, "ZoneEntry", directory.delete_entry, entry)
+    delete_zone_entry = deletion("ZoneEntry", directory.get_entry, directory.delete_entry, id=int)
 
-    @mutation(Operator)
-    async def delete_zone(session: AsyncSession, fqdn: str) -> DeleteResult:
-        zone = await directory.find_zone(session, fqdn)
-        return await removed(session, "Zone", directory.delete_zone, zone)
+    delete_zone = deletion("Zone", directory.find_zone, directory.delete_zone, fqdn=str)

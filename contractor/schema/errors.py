@@ -4,7 +4,10 @@ mutation raises becomes its answer through the schema's exception handlers, once
 
 from __future__ import annotations
 
-from typing import Any, get_args
+import functools
+import operator
+import types
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import strawberry
 
@@ -18,46 +21,49 @@ class Error:
     field: str | None = strawberry.field(description="The input field or key at fault, if one.")
 
 
-@strawberry.type(description="An argument is malformed or breaks a rule.")
-class InvalidInputError(Error):
-    pass
+def _error_type(name: str, description: str) -> type[Error]:
+    """An object type ``name`` implementing ``Error`` and adding nothing to it."""
+    kind = types.new_class(name, (Error,))
+    kind.__module__ = __name__
+    return strawberry.type(kind, description=description)
 
 
-@strawberry.type(description="Something named in the arguments does not exist.")
-class NotFoundError(Error):
-    pass
+InvalidInputError = _error_type("InvalidInputError", "An argument is malformed or breaks a rule.")
+NotFoundError = _error_type("NotFoundError", "Something named in the arguments does not exist.")
+ConflictError = _error_type(
+    "ConflictError", "The change would duplicate, overlap or still be in use."
+)
+InvalidStateError = _error_type("InvalidStateError", "The object's state does not allow this now.")
+ExhaustedError = _error_type("ExhaustedError", "The pool has nothing left to allocate.")
+ForbiddenError = _error_type("ForbiddenError", "Your role does not allow this.")
 
-
-@strawberry.type(description="The change would duplicate, overlap or still be in use.")
-class ConflictError(Error):
-    pass
-
-
-@strawberry.type(description="The object's state does not allow this now.")
-class InvalidStateError(Error):
-    pass
-
-
-@strawberry.type(description="The pool has nothing left to allocate.")
-class ExhaustedError(Error):
-    pass
-
-
-@strawberry.type(description="Your role does not allow this.")
-class ForbiddenError(Error):
-    pass
-
-
-AnyError = (
-    InvalidInputError
-    | NotFoundError
-    | ConflictError
-    | InvalidStateError
-    | ExhaustedError
-    | ForbiddenError
+ERROR_TYPES = (
+    InvalidInputError,
+    NotFoundError,
+    ConflictError,
+    InvalidStateError,
+    ExhaustedError,
+    ForbiddenError,
 )
 
-ERROR_TYPES: tuple[type[AnyError], ...] = get_args(AnyError)
+if TYPE_CHECKING:
+    AnyError: TypeAlias = Error  # for the type checker, each of them is an Error
+else:
+    AnyError = functools.reduce(operator.or_, ERROR_TYPES)  # the union of them, for Strawberry
+
+
+@strawberry.type(description="Too many failed logins lately: try again after a while.")
+class ThrottledError(Error):
+    retry_after: int = strawberry.field(description="Seconds to wait before trying again.")
+
+    @classmethod
+    def of(cls, refusal: errors.Throttled) -> ThrottledError:
+        return cls(
+            code=refusal.code,
+            message=refusal.message,
+            field=refusal.field,
+            retry_after=refusal.retry_after,
+        )
 
 
 class _Answer:

@@ -13,10 +13,11 @@ from strawberry.scalars import JSON
 
 from contractor import models
 from contractor.errors import InvalidInput
-from contractor.schema.common import Deleted, DeleteResult, Row, given
+from contractor.models.events import DeliveryState
+from contractor.schema.common import Row, given
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import mutation, subscription
+from contractor.schema.fields import deletion, mutation, subscription
 from contractor.schema.permissions import Admin, Reader
 from contractor.services import events as outbox
 from contractor.services import pruning, webhooks
@@ -25,6 +26,13 @@ from contractor.services.common import UNSET
 from contractor.services.site import get_site
 
 MAX_PAGE = 1000
+
+# The model's enum is the GraphQL enum: one list of delivery states.
+strawberry.enum(
+    DeliveryState,
+    name="DeliveryState",
+    description="PENDING until DELIVERED, FAILED (given up) or CANCELLED.",
+)
 
 
 @strawberry.type(
@@ -116,7 +124,7 @@ class WebhookDelivery(Row):
     target_id: int
     event_cursor: str
     object_key: str
-    state: str = strawberry.field(description="pending, delivered, failed or cancelled.")
+    state: DeliveryState
     attempts: int
     created: dt.datetime
     retried_at: dt.datetime | None = strawberry.field(
@@ -131,7 +139,7 @@ class WebhookDelivery(Row):
 
     @classmethod
     def of(cls, row: models.WebhookDelivery) -> Self:
-        return cls.from_row(row, event_cursor=str(row.event_id))
+        return cls.from_row(row, event_cursor=str(row.event_id), state=DeliveryState(row.state))
 
 
 WebhookTargetResult = Annotated[WebhookTarget | AnyError, strawberry.union("WebhookTargetResult")]
@@ -225,7 +233,7 @@ class EventQuery:
         self,
         info: Info,
         target: str | None = None,
-        states: list[str] | None = None,
+        states: list[DeliveryState] | None = None,
         before: int | None = None,
         first: int = 100,
     ) -> list[WebhookDelivery]:
@@ -283,11 +291,14 @@ class EventMutation:
         )
         return WebhookTarget.of(row)
 
-    @mutation(Admin, description="Remove a webhook target and its delivery log (admins).")
-    async def delete_webhook_target(session: AsyncSession, name: str) -> DeleteResult:
-        row = await webhooks.get_target(session, name)
-        await webhooks.delete_target(session, row)
-        return Deleted(kind="WebhookTarget", id=row.id)
+    delete_webhook_target = deletion(
+        "WebhookTarget",
+        webhooks.get_target,
+        webhooks.delete_target,
+        role=Admin,
+        description="Remove a webhook target and its delivery log (admins).",
+        name=str,
+    )
 
     @mutation(Admin, description="Deliver again, now (admins).")
     async def retry_webhook_delivery(session: AsyncSession, id: int) -> WebhookDeliveryResult:

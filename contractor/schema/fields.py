@@ -1,28 +1,30 @@
 """The kinds of field the domain modules declare, each with the least role that may use it:
 a lookup (one object by its key, or null), a connection (a keyset-paged list), a mutation
-(one transaction) and a subscription."""
+(one transaction), a deletion (a mutation that deletes one object by its key) and a
+subscription."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
-from typing import Any
+from typing import Any, NotRequired, Required, get_args, get_origin, get_type_hints
 
 import strawberry
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.extensions import FieldExtension
 
-from contractor.schema.common import found, load_one, plain
+from contractor.schema.common import Deleted, DeleteResult, found, linked, load_one, plain
 from contractor.schema.context import Info
 from contractor.schema.pagination import Connection, PageRequest, paginate
-from contractor.schema.permissions import Reader, Role
+from contractor.schema.permissions import Operator, Reader, Role
 from contractor.services.paging import Listing
 
 _INJECTED = ("session", "info", "actor")
 _SELF = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _INFO = inspect.Parameter("info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Info)
+_SESSION = inspect.Parameter("session", inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def mutation(
@@ -32,8 +34,10 @@ def mutation(
 
     ``work`` runs in one transaction of its own writer session, whose events name the
     caller as their actor; it may also take ``info`` and ``actor`` (the caller's username).
-    Its other parameters are the field's arguments. A service error it raises, and a
-    refusal, are answered as the Error union member (``errors.ERROR_HANDLERS``), with
+    Its other parameters are the field's arguments; ``**name: Unpack[SomeTypedDict]`` makes
+    one argument of each key of (a service's) TypedDict, in its order (a key that is not
+    required defaults to null), and passes them on together. A service error it raises, and
+    a refusal, are answered as the Error union member (``errors.ERROR_HANDLERS``), with
     nothing changed.
     """
 
@@ -53,7 +57,7 @@ def mutation(
                 session.info["actor"] = principal.username  # for the events it writes
                 return await work(session, **arguments)
 
-        arguments = [p for n, p in wanted.items() if n not in _INJECTED]
+        arguments = _arguments(work, wanted.values())
         resolve.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=[_SELF, _INFO, *arguments]
         )
@@ -62,6 +66,60 @@ def mutation(
         )
 
     return decorate
+
+
+def _arguments(
+    work: Callable[..., Any], parameters: Iterable[inspect.Parameter]
+) -> list[inspect.Parameter]:
+    """The field arguments of a mutation's ``work`` (see ``mutation``)."""
+    arguments = []
+    for parameter in parameters:
+        if parameter.name in _INJECTED:
+            continue
+        if parameter.kind is not inspect.Parameter.VAR_KEYWORD:
+            arguments.append(parameter)
+            continue
+        (spread,) = get_args(get_type_hints(work, include_extras=True)[parameter.name])
+        for key, hint in get_type_hints(spread, include_extras=True).items():
+            # Required[...] is read from the hint: a module with postponed annotations
+            # leaves it out of the TypedDict's __required_keys__.
+            marked = get_origin(hint)
+            kind = get_args(hint)[0] if marked in (Required, NotRequired) else hint
+            needed = marked is Required or (
+                marked is not NotRequired and key in spread.__required_keys__
+            )
+            default = inspect.Parameter.empty if needed else None
+            keyword = inspect.Parameter.KEYWORD_ONLY
+            arguments.append(inspect.Parameter(key, keyword, annotation=kind, default=default))
+    return arguments
+
+
+def deletion(
+    kind: str,
+    get: Callable[..., Awaitable[Any]],
+    delete: Callable[[Any, Any], Awaitable[None]],
+    *,
+    role: type[Role] = Operator,
+    field_name: str | None = None,
+    description: str | None = None,
+    **key: Any,
+) -> Any:
+    """A mutation field for callers with ``role`` (named ``field_name``, else after its
+    attribute): the service's ``delete(session, row)`` of the row its ``get(session, *key)``
+    finds by the arguments ``key`` names (name: type, in order), answered as ``Deleted`` with
+    the GraphQL type name ``kind`` and the row's id."""
+
+    async def work(session: Any, **arguments: Any) -> Deleted:
+        row = await get(session, *(arguments[argument] for argument in key))
+        await delete(session, row)
+        return Deleted(kind=kind, id=row.id)
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    work.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [_SESSION, *(inspect.Parameter(n, keyword, annotation=t) for n, t in key.items())],
+        return_annotation=DeleteResult,
+    )
+    return mutation(role, name=field_name, description=description)(work)
 
 
 def subscription(
@@ -116,6 +174,27 @@ def fetched(node_type: Any, column: InstrumentedAttribute[Any], key: str) -> Any
         return None if row is None else node_type.of(row)
 
     return query(resolve, node_type | None, role=None)
+
+
+def through(
+    link: InstrumentedAttribute[Any],
+    order: InstrumentedAttribute[Any],
+    target: InstrumentedAttribute[Any],
+    target_key: str,
+    node: Callable[[Any, Any], Any],
+    *,
+    description: str | None = None,
+) -> Any:
+    """An object field of the list type it is annotated with: the rows reached from the
+    node's row through a link table (``common.linked``: the links whose ``link`` column is
+    the row's id, in ``order``, each with the row its ``target_key`` names by ``target``),
+    each made into a node by ``node(link, row)``."""
+
+    async def resolve(self: Any, info: Info) -> list[Any]:  # typed by the field's annotation
+        links = await linked(info, link, order, self.row.id, target, target_key)
+        return [node(link_row, row) for link_row, row in links]
+
+    return strawberry.field(resolver=resolve, description=description)
 
 
 def lookup(

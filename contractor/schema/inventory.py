@@ -9,7 +9,13 @@ from typing import Any
 
 import strawberry
 
-from contractor.schema.building import FoundationFilter, Structure, StructureFilter
+from contractor.schema.building import (
+    BuildState,
+    FoundationFilter,
+    FoundationState,
+    Structure,
+    StructureFilter,
+)
 from contractor.schema.common import plain
 from contractor.schema.complexes import Complex
 from contractor.schema.context import Info
@@ -35,13 +41,22 @@ class StructureDimension(enum.Enum):
     FOUNDATION_TYPE = "type"
 
 
-@strawberry.type(description="One group of a count; only the grouped-by fields are set.")
-class CountGroup:
+@strawberry.type
+class _CountGroup:
     site: str | None = None
     blueprint: str | None = None
     type: str | None = None
-    state: str | None = None
     count: int
+
+
+@strawberry.type(description="One group of a foundation count; only the grouped-by fields are set.")
+class FoundationCountGroup(_CountGroup):
+    state: FoundationState | None = None
+
+
+@strawberry.type(description="One group of a structure count; only the grouped-by fields are set.")
+class StructureCountGroup(_CountGroup):
+    state: BuildState | None = None
 
 
 @strawberry.enum
@@ -65,7 +80,9 @@ class Impacted:
     kind: ImpactKind
     id: int
     name: str
-    state: str
+    state: FoundationState = strawberry.field(
+        description="The object's state (LOCATED only for foundations)."
+    )
     path: list[str] = strawberry.field(
         description="From the origin to this object, each step as 'kind name'."
     )
@@ -83,18 +100,27 @@ def _counts(
     count: Callable[..., Awaitable[list[inventory.Group]]],
     dimension: type[enum.Enum],
     where: type,
+    group: type[FoundationCountGroup | StructureCountGroup],
+    state: type[FoundationState | BuildState],
     what: str,
 ) -> Any:
-    """The field counting ``what`` per the chosen dimensions with the service's ``count``."""
+    """The field counting ``what`` per the chosen dimensions with the service's ``count``;
+    a group's state is the enum the objects' own ``state`` answers."""
 
     async def resolve(self: Any, info: Info, group_by: list[Any], filter: Any = None) -> Any:
         async with info.context.sessions() as session:
             groups = await count(session, plain(group_by), plain(filter))
-        return [CountGroup(count=group.count, **group.values) for group in groups]
+        answer = []
+        for found in groups:
+            values: dict[str, Any] = dict(found.values)
+            if "state" in values:
+                values["state"] = state(values["state"])
+            answer.append(group(count=found.count, **values))
+        return answer
 
     return query(
         resolve,
-        list[CountGroup],
+        list[group],  # type: ignore[valid-type]
         ("group_by", list[dimension]),  # type: ignore[valid-type]
         ("filter", where | None, None),
         description=f"{what} counted per the chosen dimensions, in SQL.",
@@ -104,10 +130,20 @@ def _counts(
 @strawberry.type
 class InventoryQuery:
     foundation_counts = _counts(
-        inventory.count_foundations, FoundationDimension, FoundationFilter, "Foundations"
+        inventory.count_foundations,
+        FoundationDimension,
+        FoundationFilter,
+        FoundationCountGroup,
+        FoundationState,
+        "Foundations",
     )
     structure_counts = _counts(
-        inventory.count_structures, StructureDimension, StructureFilter, "Structures"
+        inventory.count_structures,
+        StructureDimension,
+        StructureFilter,
+        StructureCountGroup,
+        BuildState,
+        "Structures",
     )
 
     @strawberry.field(
@@ -124,7 +160,13 @@ class InventoryQuery:
                 dependency=of.dependency,
             )
         return [
-            Impacted(kind=ImpactKind(i.kind), id=i.id, name=i.name, state=i.state, path=i.path)
+            Impacted(
+                kind=ImpactKind(i.kind),
+                id=i.id,
+                name=i.name,
+                state=FoundationState(i.state),
+                path=i.path,
+            )
             for i in found
         ]
 

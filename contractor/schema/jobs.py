@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypedDict, Unpack
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +22,7 @@ from contractor.errors import InvalidInput
 from contractor.events.broadcast import EventBroadcaster
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
-from contractor.models import JobState
+from contractor.models import JobState, TaskState
 from contractor.schema.building import Foundation, Structure
 from contractor.schema.common import Row
 from contractor.schema.complexes import Dependency
@@ -32,30 +32,27 @@ from contractor.schema.fields import fetched, lookup, mutation, subscription
 from contractor.schema.permissions import Operator, Reader
 from contractor.services import building, inventory, jobs
 from contractor.services.events import EventFilter
+from contractor.services.secrets import MASK, is_secret_name
 from tscript import Runner
 
 __all__ = ["JobMutation", "JobQuery", "JobSubscription", "JobUpdate", "mask_secrets"]
 
-_SECRET_WORDS = ("password", "secret", "token", "key")
-MASK = "********"
-
 
 def mask_secrets(value: Any) -> Any:
-    """``value`` with every map entry whose key looks like a secret replaced by a mask."""
+    """``value`` with every map entry whose key names a secret (``services.secrets``, the
+    same rule that finds a task's secrets) replaced by a mask."""
     if isinstance(value, dict):
         return {
-            key: MASK
-            if isinstance(key, str) and any(word in key.lower() for word in _SECRET_WORDS)
-            else mask_secrets(item)
-            for key, item in value.items()
+            key: MASK if is_secret_name(key) else mask_secrets(item) for key, item in value.items()
         }
     if isinstance(value, list):
         return [mask_secrets(item) for item in value]
     return value
 
 
-# The model's enum is the GraphQL enum: one list of job states.
+# The models' enums are the GraphQL enums: one list of job states, one of task states.
 strawberry.enum(JobState, name="JobState")
+strawberry.enum(TaskState, name="TaskState")
 
 
 @strawberry.type(description="One entry of a job's log: a transition or an operator action.")
@@ -63,9 +60,17 @@ class JobLogEntry(Row):
     at: dt.datetime
     actor: str
     action: str
-    from_state: str | None
-    to_state: str | None
+    from_state: JobState | None
+    to_state: JobState | None
     message: str
+
+    @classmethod
+    def of(cls, row: models.JobLog) -> Self:
+        return cls.from_row(
+            row,
+            from_state=None if row.from_state is None else JobState(row.from_state),
+            to_state=None if row.to_state is None else JobState(row.to_state),
+        )
 
 
 @strawberry.type(description="A remote step of a job (parameters shown with secrets masked).")
@@ -73,7 +78,7 @@ class JobTask(Row):
     id: int
     module: str
     function: str
-    state: str
+    state: TaskState
     attempt: int
     lease_holder: str | None
     lease_expires_at: dt.datetime | None
@@ -82,7 +87,9 @@ class JobTask(Row):
 
     @classmethod
     def of(cls, row: models.Task) -> Self:
-        return cls.from_row(row, parameters=JSON(mask_secrets(row.parameters)))
+        return cls.from_row(
+            row, state=TaskState(row.state), parameters=JSON(mask_secrets(row.parameters))
+        )
 
 
 @strawberry.type(description="A script running against a foundation, structure or dependency.")
@@ -251,12 +258,24 @@ class JobQuery:
         return [Job.of(row) for row in rows]
 
 
-async def _target(
-    session: AsyncSession,
-    foundation: str | None,
-    structure: int | None,
-    dependency: int | None,
-) -> jobs.Target:
+class FoundationOrStructure(TypedDict, total=False):
+    """The arguments naming a utility job's target: a foundation (locator) or a structure
+    (id)."""
+
+    foundation: str | None
+    structure: int | None
+
+
+class JobTarget(FoundationOrStructure, total=False):
+    """The arguments naming a job's target: exactly one of a foundation (locator), a
+    structure (id) or a dependency (id)."""
+
+    dependency: int | None
+
+
+async def _target(session: AsyncSession, **target: Unpack[JobTarget]) -> jobs.Target:
+    foundation, structure = target.get("foundation"), target.get("structure")
+    dependency = target.get("dependency")
     given = [x for x in (foundation, structure, dependency) if x is not None]
     if len(given) != 1:
         raise InvalidInput(
@@ -285,15 +304,9 @@ _TARGET_HELP = "Exactly one of foundation (locator), structure (id) or dependenc
 def _start(script_name: str) -> Any:
     """The mutation starting the target's ``script_name`` job."""
 
-    async def start(
-        session: AsyncSession,
-        actor: str,
-        foundation: str | None = None,
-        structure: int | None = None,
-        dependency: int | None = None,
-    ) -> JobResult:
-        target = await _target(session, foundation, structure, dependency)
-        job = await jobs.create_job(session, target=target, script_name=script_name, creator=actor)
+    async def start(session: AsyncSession, actor: str, **target: Unpack[JobTarget]) -> JobResult:
+        found = await _target(session, **target)
+        job = await jobs.create_job(session, target=found, script_name=script_name, creator=actor)
         return Job.of(job)
 
     description = f"Start the target's {script_name} job. {_TARGET_HELP}"
@@ -311,18 +324,12 @@ class JobMutation:
         "on a built foundation or structure.",
     )
     async def do_job(
-        session: AsyncSession,
-        actor: str,
-        name: str,
-        foundation: str | None = None,
-        structure: int | None = None,
+        session: AsyncSession, actor: str, name: str, **target: Unpack[FoundationOrStructure]
     ) -> JobResult:
         if name in ("create", "destroy"):
             raise InvalidInput(f"use do{name.capitalize()} for the {name} script", field="name")
-        target = await _target(session, foundation, structure, None)
-        return Job.of(
-            await jobs.create_job(session, target=target, script_name=name, creator=actor)
-        )
+        found = await _target(session, **target)
+        return Job.of(await jobs.create_job(session, target=found, script_name=name, creator=actor))
 
     @mutation(Operator, description="Pause a queued job (a task already out still counts).")
     async def pause_job(session: AsyncSession, actor: str, id: int) -> JobResult:

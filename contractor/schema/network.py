@@ -17,13 +17,12 @@ from contractor.schema.common import (
     DeleteResult,
     Row,
     given,
-    linked,
     load_one,
     optional,
 )
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation, through
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import LAZY, loads, related
 from contractor.schema.site import Site
@@ -45,20 +44,16 @@ class Network(Row):
 
     site: Site = related(models.Site.id, "site_id")
 
-    @strawberry.field(description="The address blocks carried, with their VLAN (null = untagged).")
-    async def address_blocks(self, info: Info) -> list[NetworkAddressBlock]:
-        links = await linked(
-            info,
-            models.NetworkAddressBlock.network_id,
-            models.NetworkAddressBlock.address_block_id,
-            self.row.id,
-            models.AddressBlock.id,
-            "address_block_id",
-        )
-        return [
-            NetworkAddressBlock(vlan=link.vlan, address_block=AddressBlock.of(block))
-            for link, block in links
-        ]
+    address_blocks: list[NetworkAddressBlock] = through(
+        models.NetworkAddressBlock.network_id,
+        models.NetworkAddressBlock.address_block_id,
+        models.AddressBlock.id,
+        "address_block_id",
+        lambda link, block: NetworkAddressBlock(
+            vlan=link.vlan, address_block=AddressBlock.of(block)
+        ),
+        description="The address blocks carried, with their VLAN (null = untagged).",
+    )
 
 
 @strawberry.type
@@ -225,10 +220,7 @@ class NetworkMutation:
         )
         return Network.of(row)
 
-    @mutation(Operator)
-    async def delete_network(session: AsyncSession, id: int) -> DeleteResult:
-        await net.delete_network(session, await inventory.get_network_by_id(session, id))
-        return Deleted(kind="Network", id=id)
+    delete_network = deletion("Network", inventory.get_network_by_id, net.delete_network, id=int)
 
     @mutation(Operator, description="Carry an address block on a network (vlan null: untagged).")
     async def link_address_block(

@@ -11,19 +11,17 @@ from strawberry.scalars import JSON
 
 from contractor import models
 from contractor.schema.common import (
-    DeleteResult,
     Scope,
     given,
     given_object,
     json_object,
     optional,
     plain_fields,
-    removed,
 )
 from contractor.schema.configurable import Configurable
 from contractor.schema.directory import Zone, zone_named
 from contractor.schema.errors import AnyError
-from contractor.schema.fields import connection, lookup, mutation
+from contractor.schema.fields import connection, deletion, lookup, mutation
 from contractor.schema.permissions import Operator
 from contractor.schema.prefetch import related
 from contractor.services import filters, inventory
@@ -114,8 +112,4 @@ class SiteMutation:
         )
         return Site.of(row)
 
-    @mutation(Operator)
-    async def delete_site(session: AsyncSession, name: str) -> DeleteResult:
-        return await removed(
-            session, "Site", site_service.delete_site, await site_service.get_site(session, name)
-        )
+    delete_site = deletion("Site", site_service.get_site, site_service.delete_site, name=str)

@@ -1,22 +1,19 @@
 """The /graphql endpoint: authentication, the context, error masking and the explorer page.
 
 Requests authenticate with ``Authorization: Bearer <token>`` (an API token, or one the
-``login`` mutation returned). Without credentials only ``login`` may run; anything else gets
-HTTP 401.
+``login`` mutation returned). Without credentials only ``login`` may run
+(``schema.anonymous`` decides on the validated operation); anything else gets HTTP 401.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from cross_web import HTTPException
-from graphql import GraphQLError, OperationDefinitionNode, parse
-from graphql.error import GraphQLSyntaxError
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -24,10 +21,13 @@ from starlette.websockets import WebSocket
 from strawberry import Schema
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
-from contractor.errors import ContractorError, Unauthorized
+from contractor.errors import Unauthorized
 from contractor.events.broadcast import EventBroadcaster
+from contractor.schema.anonymous import AUTHENTICATION_REQUIRED
 from contractor.schema.context import Context, Principal
 from contractor.schema.loaders import Loaders
 from contractor.schema.prefetch import current_loaders
@@ -35,40 +35,42 @@ from contractor.services import auth
 from contractor.services.config import ConfigCache
 from contractor.settings import Settings
 
-ANONYMOUS_FIELDS = frozenset({"login", "__typename"})
-
 
 @dataclass
-class _CachedPrincipal:
-    principal: Principal
+class _Verified:
+    key: str
     until: float
 
 
 class TokenCache:
-    """Verified tokens for a short while: argon2 is deliberately slow, requests must not be.
+    """Tokens whose secret was verified lately: argon2 is deliberately slow, requests must
+    not be.
 
-    Keyed by a SHA-256 of the token (the token itself is never kept); entries live
-    ``ttl`` seconds, so a revoked token stops working within that time.
+    Keyed by a SHA-256 of the token (the token itself is never kept); an entry holds the
+    token's key for ``ttl`` seconds, in which the secret is not verified again. The token's
+    standing (revoked, expired, its user disabled, deleted or re-roled) is not cached: each
+    request reads it (``auth.recheck_token``), so a change any process makes holds at once.
     """
 
     def __init__(self, ttl: float = 30.0, size: int = 10_000) -> None:
         self._ttl = ttl
         self._size = size
-        self._entries: dict[str, _CachedPrincipal] = {}
+        self._entries: dict[str, _Verified] = {}
 
-    def get(self, token: str) -> Principal | None:
-        key = hashlib.sha256(token.encode()).hexdigest()
-        entry = self._entries.get(key)
+    def get(self, token: str) -> str | None:
+        """The key of ``token`` if its secret was verified within the last ``ttl``."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        entry = self._entries.get(digest)
         if entry is None or entry.until < time.monotonic():
-            self._entries.pop(key, None)
+            self._entries.pop(digest, None)
             return None
-        return entry.principal
+        return entry.key
 
-    def put(self, token: str, principal: Principal) -> None:
+    def put(self, token: str, key: str) -> None:
         if len(self._entries) >= self._size:
             self._entries.clear()
-        key = hashlib.sha256(token.encode()).hexdigest()
-        self._entries[key] = _CachedPrincipal(principal, time.monotonic() + self._ttl)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        self._entries[digest] = _Verified(key, time.monotonic() + self._ttl)
 
 
 def _bearer(header: str | None) -> str | None:
@@ -78,22 +80,6 @@ def _bearer(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     return token.strip()
-
-
-def _only_anonymous_fields(document: str, operation_name: str | None) -> bool:
-    try:
-        parsed = parse(document)
-    except GraphQLSyntaxError:
-        return True  # let GraphQL answer the syntax error itself
-    operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
-    if len(operations) != 1:
-        return len(operations) == 0
-    return all(
-        getattr(selection, "name", None) is not None and selection.name.value in ANONYMOUS_FIELDS  # type: ignore[attr-defined]
-        for selection in operations[0].selection_set.selections
-    )
 
 
 class SocketContext(Context):
@@ -146,28 +132,41 @@ class ContractorGraphQL(GraphQL[Context, None]):
     async def authenticate(self, token: str | None) -> Principal | None:
         if token is None:
             return None
-        cached = self.tokens.get(token)
-        if cached is not None:
-            return cached
-        async with self.writer_sessions() as session, session.begin():
-            user = await auth.authenticate_token(session, token)
-        principal = Principal(user_id=user.id, username=user.username, role=user.role)
-        self.tokens.put(token, principal)
-        return principal
+        key = self.tokens.get(token)
+        if key is not None:
+            async with self.sessions() as session:
+                user = await auth.recheck_token(session, key)
+        else:
+            async with self.writer_sessions() as session, session.begin():
+                user = await auth.authenticate_token(session, token)
+            self.tokens.put(token, auth.token_key(token))
+        return Principal(user_id=user.id, username=user.username, role=user.role)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Any,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """One operation; an anonymous caller's that ``AnonymousOnlyLogin`` refused is
+        answered with HTTP 401, as a request with a bad token is."""
+        result = await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+        if context.principal is None and any(
+            isinstance(error.original_error, Unauthorized) for error in result.errors or ()
+        ):
+            raise HTTPException(401, AUTHENTICATION_REQUIRED)
+        return result
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         try:
             principal = await self.authenticate(_bearer(request.headers.get("authorization")))
         except Unauthorized as error:
             raise HTTPException(401, error.message) from None
-        if principal is None and isinstance(request, Request):
-            document, operation = await _document(request)
-            if not _only_anonymous_fields(document, operation):
-                raise HTTPException(
-                    401,
-                    "authentication required: send 'Authorization: Bearer <token>' "
-                    "(a token from 'contractor token create' or the login mutation)",
-                )
         loaders = Loaders(self.sessions)
         current_loaders.set(loaders)
         context_type = SocketContext if isinstance(request, WebSocket) else Context
@@ -179,6 +178,7 @@ class ContractorGraphQL(GraphQL[Context, None]):
             loaders=loaders,
             config_cache=self.config_cache,
             events=self.events,
+            client_address=request.client.host if request.client else None,
         )
 
     async def on_ws_connect(self, context: Context) -> None:
@@ -196,27 +196,6 @@ class ContractorGraphQL(GraphQL[Context, None]):
             object.__setattr__(context, "principal", principal)
         if context.principal is None:
             raise ConnectionRejectionError()
-
-
-async def _document(request: Request) -> tuple[str, str | None]:
-    if request.method == "GET":
-        return request.query_params.get("query", ""), request.query_params.get("operationName")
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        return "", None
-    if not isinstance(body, dict):
-        return "", None
-    query, name = body.get("query"), body.get("operationName")
-    return (query if isinstance(query, str) else ""), (name if isinstance(name, str) else None)
-
-
-def should_mask(error: GraphQLError) -> bool:
-    """Domain errors and GraphQL's own validation errors are shown; anything else is not."""
-    original = error.original_error
-    if original is None:
-        return False
-    return not isinstance(original, ContractorError)
 
 
 def explorer_page() -> HTMLResponse:

@@ -23,7 +23,7 @@ from contractor.models import (
     StructureBluePrint,
     StructureFoundationBluePrint,
 )
-from contractor.plugins import foundation_types
+from contractor.plugins import canonical_foundation_type
 from contractor.services.common import UNSET, added, get_by, refuse_if_used
 from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.validation import (
@@ -134,17 +134,10 @@ async def create_foundation_blueprint(
 
 
 def _check_foundation_types(names: Sequence[str]) -> list[str]:
+    """The names in the installed types' own spelling, however they are written."""
     checked = check_string_list(list(names), field="foundation_types")
-    installed = foundation_types()
-    for item in checked:
-        if item not in installed:
-            known = ", ".join(sorted(installed))
-            raise InvalidInput(
-                f"foundation_types names {item!r}, which is not an installed foundation type "
-                f"(installed: {known})",
-                field="foundation_types",
-            )
-    return checked
+    canonical = [canonical_foundation_type(item, field="foundation_types") for item in checked]
+    return check_string_list(canonical, field="foundation_types")
 
 
 async def create_structure_blueprint(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InUse, InvalidInput, InvalidState
@@ -75,8 +75,8 @@ async def create_foundation(
 ) -> Foundation:
     """A planned Foundation of a plugin ``type`` the blueprint (or an ancestor) accepts."""
     check_name(locator, field="locator", max_length=100, what="locator")
-    plugin = get_foundation_type(type)
-    await _check_type_accepted(session, blueprint, type, field="type")
+    plugin = get_foundation_type(type)  # any case: the row holds the plugin's own name
+    await _check_type_accepted(session, blueprint, plugin.name, field="type")
     if (await session.execute(select(Foundation.id).where(Foundation.locator == locator))).first():
         raise Conflict(f"foundation {locator!r} already exists", field="locator")
     extra = plugin.validate_fields(fields or {})
@@ -94,7 +94,7 @@ async def _check_type_accepted(
         if isinstance(bp, FoundationBluePrint)
         for name in bp.foundation_types
     }
-    if type not in accepted:
+    if type.casefold() not in {name.casefold() for name in accepted}:
         raise InvalidInput(
             f"blueprint {blueprint.name!r} does not accept foundation type {type!r} "
             f"(it accepts: {', '.join(sorted(accepted)) or 'none'})",
@@ -377,15 +377,7 @@ async def set_structure_destroyed(session: AsyncSession, structure: Structure) -
     the structure are destroyed too."""
     if structure.state != "built":
         raise InvalidState(f"structure {structure.hostname!r} is not built")
-    dependants = (
-        await session.execute(
-            select(Dependency).where(
-                Dependency.structure_id == structure.id, Dependency.built_at.is_not(None)
-            )
-        )
-    ).scalars()
-    for dependency in dependants:
-        await set_dependency_destroyed(session, dependency)
+    await _destroy_built(session, Dependency.structure_id == structure.id)
     structure.built_at = None
     structure.config_uuid = new_config_uuid()
     return await config_changed(session, structure)
@@ -505,18 +497,17 @@ async def set_dependency_built(session: AsyncSession, dependency: Dependency) ->
     return dependency
 
 
+async def _destroy_built(session: AsyncSession, dependencies: ColumnElement[bool]) -> None:
+    """Destroy the built ones of the ``dependencies`` (a condition on Dependency)."""
+    built = select(Dependency).where(dependencies, Dependency.built_at.is_not(None))
+    for dependency in (await session.execute(built)).scalars():
+        await set_dependency_destroyed(session, dependency)
+
+
 async def set_dependency_destroyed(session: AsyncSession, dependency: Dependency) -> Dependency:
     """Back to planned; built child dependencies follow, and a hard link destroys its
     foundation."""
-    children = (
-        await session.execute(
-            select(Dependency).where(
-                Dependency.dependency_id == dependency.id, Dependency.built_at.is_not(None)
-            )
-        )
-    ).scalars()
-    for child in children:
-        await set_dependency_destroyed(session, child)
+    await _destroy_built(session, Dependency.dependency_id == dependency.id)
     dependency.built_at = None
     if dependency.link == "hard" and dependency.foundation_id is not None:
         foundation = await session.get_one(Foundation, dependency.foundation_id)

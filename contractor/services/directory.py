@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -373,36 +373,40 @@ def entry_data(entry: Entry) -> str:
     return entry.target or ""
 
 
-async def create_entry(
-    session: AsyncSession,
-    *,
-    zone: Zone,
-    type: str,
-    name: str,
-    target: str | None = None,
-    text: str | None = None,
-    priority: int | None = None,
-    weight: int | None = None,
-    port: int | None = None,
-    ttl: int | None = None,
-) -> Entry:
+class Record(TypedDict, total=False):
+    """A zone entry's record as given: its type and owner name always, the other fields as
+    its type needs them (``create_entry``)."""
+
+    type: Required[str]
+    name: Required[str]
+    target: str | None
+    text: str | None
+    priority: int | None
+    weight: int | None
+    port: int | None
+    ttl: int | None
+
+
+async def create_entry(session: AsyncSession, *, zone: Zone, **record: Unpack[Record]) -> Entry:
     """A CNAME, MX, NS (delegation to servers Contractor does not manage), SRV or TXT record
     of ``zone``. ``target`` is relative to the zone unless it ends with a dot."""
+    type, target, text = record["type"], record.get("target"), record.get("text")
     kind = type.strip().upper() if isinstance(type, str) else type
     if kind not in ENTRY_TYPES:
         raise InvalidInput(
             f"entry type {type!r} is not one of {', '.join(ENTRY_TYPES)}", field="type"
         )
-    owner = _check_entry_name(name, kind)
+    owner = _check_entry_name(record["name"], kind)
+    ttl = record.get("ttl")
     entry = Entry(
         zone_id=zone.id,
         type=kind,
         name=owner,
         target=_check_target(target, kind) if kind != "TXT" else None,
         text=_check_text(text) if kind == "TXT" else None,
-        priority=_none_or("priority", priority, kind in ("MX", "SRV"), kind, 65535),
-        weight=_none_or("weight", weight, kind == "SRV", kind, 65535),
-        port=_none_or("port", port, kind == "SRV", kind, 65535),
+        priority=_none_or("priority", record.get("priority"), kind in ("MX", "SRV"), kind, 65535),
+        weight=_none_or("weight", record.get("weight"), kind == "SRV", kind, 65535),
+        port=_none_or("port", record.get("port"), kind == "SRV", kind, 65535),
         ttl=None if ttl is None else check_int(ttl, field="ttl", low=0, high=_MAX_TTL),
     )
     if kind != "TXT" and target is not None and text is not None:

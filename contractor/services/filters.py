@@ -13,6 +13,7 @@ from sqlalchemy.orm import QueryableAttribute
 
 from contractor import models
 from contractor.errors import InvalidInput
+from contractor.plugins import canonical_foundation_type
 from contractor.services.site import site_descendant_ids
 
 
@@ -140,6 +141,11 @@ async def filter_sites(
     return query
 
 
+def _types(names: Sequence[str], *, field: str) -> list[str]:
+    """Type names in any case, as stored (the installed types' own spelling)."""
+    return [canonical_foundation_type(name, field=field) for name in names]
+
+
 def _complex_structures(name: str) -> Select[Any]:
     return (
         select(models.ComplexMember.structure_id)
@@ -177,7 +183,7 @@ async def filter_foundations(
     f = models.Foundation
     query = await _placed(session, query, f, where)
     if where.type:
-        query = query.where(f.type.in_(where.type))
+        query = query.where(f.type.in_(_types(where.type, field="type")))
     if where.state:
         query = query.where(foundation_state_condition(where.state))
     if where.locator is not None:
@@ -210,7 +216,9 @@ async def filter_structures(
         query = query.where(
             s.foundation_id.in_(
                 select(models.Foundation.id).where(
-                    models.Foundation.type.in_(where.foundation_type)
+                    models.Foundation.type.in_(
+                        _types(where.foundation_type, field="foundation_type")
+                    )
                 )
             )
         )

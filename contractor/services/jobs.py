@@ -133,6 +133,22 @@ async def target_of(session: AsyncSession, job: Job) -> Target:
     return await session.get_one(Dependency, job.dependency_id)
 
 
+async def foundation_of(session: AsyncSession, job: Job) -> Foundation | None:
+    """The foundation a job's script works on: its own, its structure's, or that of the
+    structure its dependency's script runs for (None for a dependency without one)."""
+    foundation_id = job.foundation_id
+    structure_id = job.structure_id
+    if job.dependency_id is not None:
+        dependency = await session.get_one(Dependency, job.dependency_id)
+        structure_id = dependency.script_structure_id or dependency.structure_id
+    if foundation_id is None and structure_id is not None:
+        structure = await session.get_one(Structure, structure_id)
+        foundation_id = structure.foundation_id
+    if foundation_id is None:
+        return None
+    return await session.get_one(Foundation, foundation_id)
+
+
 async def job_logs(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, list[JobLog]]:
     rows = await session.execute(
         select(JobLog).where(JobLog.job_id.in_(job_ids)).order_by(JobLog.id)

@@ -4,7 +4,8 @@ retention, and telling readers who ask for what was removed.
 Events are removed oldest first, up to the newest one older than the retention, but never
 one that an active webhook target has not turned into deliveries yet, and never one that a
 remaining delivery names (a pending delivery still needs it; a finished one may be retried).
-Finished deliveries go once they finished before the cutoff. How far events were removed is
+Finished deliveries (and finished DNS pushes, ``DnsPush``) go once they finished before the
+cutoff. How far events were removed is
 the **horizon** (``EventHorizon``): reading "after N" for N below it is refused with
 ``Pruned`` instead of silently skipping what is gone.
 """
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import InvalidInput, Pruned
 from contractor.models import Event, EventHorizon, WebhookDelivery, WebhookTarget, utcnow
+from contractor.models.dns_push import DnsPush
 
 __all__ = ["Pruning", "check_after", "horizon", "prune", "prune_needed"]
 
@@ -101,6 +103,9 @@ async def prune(
         )
     )
     removed_deliveries = int(deliveries.rowcount or 0)  # type: ignore[attr-defined]
+    # the DNS push log goes with the delivery log (counted with it)
+    pushes = await session.execute(delete(DnsPush).where(DnsPush.finished_at < cutoff))
+    removed_deliveries += int(pushes.rowcount or 0)  # type: ignore[attr-defined]
     start = await horizon(session)
     # an active target must still turn what it has not looked at into deliveries
     lagging = (

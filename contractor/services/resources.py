@@ -45,7 +45,7 @@ from contractor.models import (
     StructureBluePrint,
     StructureFoundationBluePrint,
 )
-from contractor.plugins import foundation_types
+from contractor.plugins import find_foundation_type
 from contractor.services import blueprint as bps
 from contractor.services.validation import NAME_RE
 
@@ -324,11 +324,11 @@ async def _guard(entry: Entry, work: Any) -> Any:
 
 
 def _types(entry: Entry, report: LoadReport) -> list[str]:
-    installed = {name.lower(): name for name in foundation_types()}
     kept = []
     for name in entry.data.get("foundation_types", []):
-        if name.lower() in installed:
-            kept.append(installed[name.lower()])
+        plugin = find_foundation_type(name)
+        if plugin is not None:
+            kept.append(plugin.name)
         else:
             report.warnings.append(
                 entry.problem(f"foundation type {name!r} is not installed; left out")

@@ -7,7 +7,8 @@ it (``heartbeat``). When a lease expires the task is offered again with a higher
 and a new lease, so an answer from the earlier holder is refused. An answer must also carry
 the job's current cookie, so an answer to a call the job has rolled back or moved past is
 refused too. Every refusal raises ``Stale`` (HTTP 409) and changes nothing. Task parameters
-may hold secrets: nothing here logs them.
+may hold secrets: nothing here logs them, and an answer (a result, an error message) is
+masked of them as it is taken (``services.secrets``), before anything keeps or shows it.
 
 A result is taken in three steps, composed by ``contractor.foreman.results`` (which steps
 the job after them): ``hold_result`` locks the task and its job and checks the answer,
@@ -31,9 +32,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Forbidden, InvalidInput, NotFound, Stale, Unauthorized
-from contractor.models import Job, JobState, Structure, SubcontractorToken, Task, TaskState, utcnow
+from contractor.models import (
+    Foundation,
+    Job,
+    JobState,
+    Structure,
+    SubcontractorToken,
+    Task,
+    TaskState,
+    utcnow,
+)
 from contractor.services import hotpath, jobs
 from contractor.services.hotpath import Held
+from contractor.services.secrets import Secrets
 from contractor.services.validation import check_name
 from tscript import Runner
 
@@ -241,7 +252,7 @@ async def _current(session: AsyncSession, token: Identity, task_id: int, lease: 
         raise Forbidden(f"token {token.name!r} may not answer task {task_id}", field="task_id")
     if task.state != TaskState.OPEN:
         raise Stale(f"task {task_id} is {task.state}; nothing was changed", field="task_id")
-    if task.lease is None or not hmac.compare_digest(task.lease, lease):
+    if task.lease is None or not _same(task.lease, lease):
         raise Stale(
             f"the lease of task {task_id} is not current (the task was handed out again, "
             f"attempt {task.attempt}); nothing was changed",
@@ -250,8 +261,14 @@ async def _current(session: AsyncSession, token: Identity, task_id: int, lease: 
     return held
 
 
+def _same(secret: str, given: str) -> bool:
+    """``given`` is ``secret``, compared in constant time (as bytes: ``compare_digest``
+    refuses non-ASCII strings, and a client may send any, lone surrogates too)."""
+    return hmac.compare_digest(secret.encode(), given.encode("utf-8", "surrogatepass"))
+
+
 def _check_cookie(task: Task, cookie: str) -> None:
-    if not hmac.compare_digest(task.cookie, cookie):
+    if not _same(task.cookie, cookie):
         raise Stale(f"cookie is not task {task.id}'s; nothing was changed", field="cookie")
 
 
@@ -272,11 +289,21 @@ async def hold_result(
     return held
 
 
-def hand_over(held: Held, runner: Runner, *, cookie: str, data: dict[str, Any]) -> str | None:
+def hand_over(
+    held: Held,
+    runner: Runner,
+    *,
+    cookie: str,
+    data: dict[str, Any],
+    foundation: Foundation | None,
+) -> str | None:
     """Give a held task's result to its job's runner (the waiting function checks it) and mark
-    the task done; the runner's message. A result the function refuses changes nothing."""
+    the task done; the runner's message. The result is taken with the task's secrets masked
+    (``services.secrets``; ``foundation``: the job's, see ``jobs.foundation_of``), so nothing
+    made of it holds them. A result the function refuses changes nothing."""
     job, task = held.job, held.task
-    answer, message = runner.from_subcontractor(cookie, data)
+    masked = Secrets.of_task(task.parameters, foundation).mask(data)
+    answer, message = runner.from_subcontractor(cookie, masked)
     if answer == "Error":
         raise InvalidInput(
             f"the result of task {task.id} ({task.module}.{task.function}) was refused by the "
@@ -317,10 +344,13 @@ async def report_error(
     retryable: bool,
 ) -> Task:
     """A task failed. Retryable: it is offered again after a back-off growing with its
-    attempts. Otherwise the job goes to ``error`` (an operator resets or rolls it back)."""
+    attempts. Otherwise the job goes to ``error`` (an operator resets or rolls it back), its
+    message the subcontractor's with the task's secrets masked (``services.secrets``)."""
     held = await _current(session, token, task_id, lease)
     job, task = held.job, held.task
     _check_cookie(task, cookie)
+    secrets_of_task = Secrets.of_task(task.parameters, await jobs.foundation_of(session, job))
+    message = secrets_of_task.mask_text(message)
     now = utcnow()
     if retryable:
         task.lease = None

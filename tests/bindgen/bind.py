@@ -7,7 +7,9 @@ they fail: there, a missing peer is a broken machine, not an optional extra.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -103,17 +105,8 @@ class Named:
         self.process.send_signal(1)  # SIGHUP: reload every zone whose file changed
 
 
-@contextmanager
-def named(include: Path, first_zone: str) -> Iterator[Named]:
-    """``named`` loading the ``named.conf`` fragment ``include``; ready when it answers for
-    ``first_zone``. Stopped (by its own process id) on exit."""
-    binary = program("named")
-    for _attempt in range(3):
-        work = Path(tempfile.mkdtemp(prefix="named-"))
-        port = free_port()
-        conf = work / "named.conf"
-        conf.write_text(
-            f"""options {{
+def _options(work: Path, port: int) -> str:
+    return f"""options {{
   directory "{work}"; pid-file "{work}/named.pid"; session-keyfile "{work}/session.key";
   managed-keys-directory "{work}";
   listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
@@ -121,13 +114,37 @@ def named(include: Path, first_zone: str) -> Iterator[Named]:
 }};
 controls {{ }};
 logging {{ channel f {{ file "{work}/named.log"; severity info; }}; category default {{ f; }}; }};
-include "{include}";
 """
+
+
+def _launch(work: Path) -> subprocess.Popen[bytes]:
+    with (work / "named.out").open("ab") as output:
+        return subprocess.Popen(
+            [program("named"), "-g", "-c", str(work / "named.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=output,
         )
-        with (work / "named.out").open("wb") as output:
-            process = subprocess.Popen(
-                [binary, "-g", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=output
-            )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def named(include: Path, first_zone: str) -> Iterator[Named]:
+    """``named`` loading the ``named.conf`` fragment ``include``; ready when it answers for
+    ``first_zone``. Stopped (by its own process id) on exit."""
+    program("named")
+    for _attempt in range(3):
+        work = Path(tempfile.mkdtemp(prefix="named-"))
+        port = free_port()
+        (work / "named.conf").write_text(_options(work, port) + f'include "{include}";\n')
+        process = _launch(work)
         server = Named(port, process, work)
         ready = False
         try:
@@ -136,18 +153,77 @@ include "{include}";
                 yield server
                 return
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(server.process)
             if ready:
                 shutil.rmtree(work, ignore_errors=True)
         log = (work / "named.out").read_text(errors="replace")[-2000:]
         shutil.rmtree(work, ignore_errors=True)
         if "address in use" not in log:
             pytest.fail(f"named did not start:\n{log}")
+    pytest.fail("named could not get a free port in 3 attempts")
+
+
+@dataclass
+class DynamicNamed(Named):
+    """A ``named`` whose zones take RFC 2136 updates signed with ``key`` (and transfers to
+    that key); its zone files and journals live in ``directory``, so ``stop`` and ``start``
+    again keep every acknowledged update."""
+
+    key_name: str = "contractor-test"
+    secret: str = ""
+    zones: tuple[str, ...] = ()
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def start(self) -> None:
+        assert self.process.poll() is not None, "named is still running"
+        for _attempt in range(50):  # the port is ours again once the old process is gone
+            self.process = _launch(self.directory)
+            if _wait_ready(self, self.zones[0]):
+                return
+            _stop(self.process)
+            time.sleep(0.1)
+        pytest.fail("named did not start again:\n" + self.log()[-2000:])
+
+    def log(self) -> str:
+        return (self.directory / "named.out").read_text(errors="replace")
+
+
+SOA_LINE = "@ 300 IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 300"
+
+
+@contextmanager
+def dynamic_named(directory: Path, zones: dict[str, str]) -> Iterator[DynamicNamed]:
+    """``named`` serving ``zones`` (name -> initial zone file text) as dynamic primary zones
+    in ``directory``, with a fresh TSIG key (hmac-sha256) of the test's own. Stopped on
+    exit."""
+    program("named")
+    secret = base64.b64encode(secrets.token_bytes(32)).decode()
+    directory.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(3):
+        port = free_port()
+        conf = _options(directory, port)
+        conf += f'key "contractor-test" {{ algorithm hmac-sha256; secret "{secret}"; }};\n'
+        for zone, text in zones.items():
+            (directory / f"{zone}.db").write_text(text)
+            conf += (
+                f'zone "{zone}" {{ type primary; file "{directory}/{zone}.db"; '
+                "update-policy { grant contractor-test zonesub ANY; }; "
+                "allow-transfer { key contractor-test; }; };\n"
+            )
+        (directory / "named.conf").write_text(conf)
+        server = DynamicNamed(
+            port, _launch(directory), directory, secret=secret, zones=tuple(zones)
+        )
+        try:
+            if _wait_ready(server, server.zones[0]):
+                yield server
+                return
+        finally:
+            server.stop()
+        if "address in use" not in server.log():
+            pytest.fail(f"named did not start:\n{server.log()[-2000:]}")
     pytest.fail("named could not get a free port in 3 attempts")
 
 

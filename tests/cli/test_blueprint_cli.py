@@ -69,3 +69,20 @@ def test_builtin_into_a_fresh_database_by_load(tmp_path: Path) -> None:
     loaded = runner.invoke(main, ["blueprint", "load", "--builtin"], env=env)
     assert loaded.exit_code == 0, loaded.output
     assert "12 created, 0 updated, 0 unchanged" in loaded.output
+
+
+def test_foundation_types_load_in_any_case_and_dump_in_one(tmp_path: Path) -> None:
+    env = {"CONTRACTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'bp.sqlite3'}"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    mixed = tmp_path / "mixed.toml"
+    mixed.write_text(
+        "[ foundation.hw ]\nfoundation_types = [ 'SIMULATED', 'Ipmi', 'simulated', 'VCenter' ]\n"
+    )
+    loaded = runner.invoke(main, ["blueprint", "load", str(mixed)], env=env)
+    assert loaded.exit_code == 0, loaded.output
+    assert f"{mixed}:1: foundation.hw: foundation type 'VCenter' is not installed" in loaded.output
+    dump = runner.invoke(main, ["blueprint", "dump"], env=env)
+    assert 'foundation_types = [\n    "simulated",\n    "ipmi",\n]' in dump.output
+    again = runner.invoke(main, ["blueprint", "load", str(mixed)], env=env)
+    assert "0 created, 0 updated, 1 unchanged" in again.output

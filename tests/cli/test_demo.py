@@ -22,8 +22,10 @@ from contractor.db import create_engine, create_session_factory, transaction
 from contractor.demo import DemoOptions, prepare
 from contractor.models import Foundation, Job, Structure
 from contractor.plugins import foundation_types
-from contractor.services import jobs
+from contractor.services import directory, jobs, site
 from contractor.settings import Settings
+from tests.bindgen.bind import checkzone, named
+from tests.bindgen.inventory import ptr_name
 from tests.serving import CHECKOUT, clean_env
 
 TIMEOUT = 180  # seconds for one demo run (each takes about 15 s alone)
@@ -64,11 +66,14 @@ def test_demo_builds_everything_then_reuses_it(tmp_path: Path) -> None:
     out = first.stdout
     assert "with a subcontractor for demo-east, demo-west" in out
     assert "building 6 targets" in out
-    assert "structure west-web01: done" in out
+    assert "structure west-web01: DONE" in out
     assert "6 of 6 targets built" in out
     # the example queries ran and answered the inventory questions
-    assert '"structureCounts":[{"site":"demo-east","state":"built","count":2}' in out
+    assert '"structureCounts":[{"site":"demo-east","state":"BUILT","count":2}' in out
     assert '"ipAddress":"10.20.1.2","isPrimary":true' in out
+    assert '"publishedZones":[{"name":"demo.test","serial":' in out
+    assert '"problems":[]}]' in out
+    assert "DNS: contractor dns export --out DIR writes the zone demo.test" in out
     assert "/graphql  (paste the token below" in out
     assert "API token for user 'demo': ctr_" in out
     assert states(url) == (["built"] * 3, ["built"] * 3)
@@ -137,7 +142,7 @@ def test_a_job_in_error_fails_the_run_naming_it(tmp_path: Path) -> None:
     job_id = asyncio.run(break_one())
     result = demo(url, "--delay", "0", "--exit-when-built")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"job {job_id} (foundation east-sim01) is error: BMC on fire" in result.stdout
+    assert f"job {job_id} (foundation east-sim01) is ERROR: BMC on fire" in result.stdout
     assert f"Error: 1 job(s) did not finish: job {job_id} (foundation east-sim01)" in (
         result.stderr
     )
@@ -162,3 +167,60 @@ def test_bad_flags_are_refused(tmp_path: Path) -> None:
         result = runner.invoke(main, ["demo", "--port", str(port)], env=env)
     assert result.exit_code == 1, result.output
     assert f"port {port} on 127.0.0.1 is in use; pick another with --port" in result.output
+
+
+def test_the_demo_publishes_a_zone_for_its_sites(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    settings = Settings(database_url=url)
+    migrate.upgrade(settings)
+
+    async def inventory(options: DemoOptions) -> list[str]:
+        foundation_types()
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_session_factory(engine, writes=True)) as session:
+                return (await prepare(session, settings, options)).notes
+        finally:
+            await engine.dispose()
+
+    asyncio.run(inventory(DemoOptions(foundations=2)))
+    env = {"CONTRACTOR_DATABASE_URL": url}
+    out = tmp_path / "zones"
+    exported = CliRunner().invoke(main, ["dns", "export", "--out", str(out)], env=env)
+    assert exported.exit_code == 0, exported.output
+    assert "4 zones: 4 written, 0 unchanged, 0 invalid" in exported.output
+    zones = {
+        "demo.test": out / "demo.test.zone",
+        "test": out / "test.zone",
+        "1.20.10.in-addr.arpa": out / "1.20.10.in-addr.arpa.zone",
+        "2.20.10.in-addr.arpa": out / "2.20.10.in-addr.arpa.zone",
+    }
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*(p.name for p in zones.values()), "named.conf"]
+    )
+    for origin, path in zones.items():
+        checkzone(origin, path.read_text())  # as named loads a primary zone
+    with named(out / "named.conf", "demo.test") as server:
+        assert server.query("east-web01.demo.test.", "A") == ["10.20.1.2"]
+        assert server.query("eth0.west-web01.demo.test.", "A") == ["10.20.2.2"]
+        assert server.query(ptr_name("10.20.1.2"), "PTR") == ["east-web01.demo.test."]
+        assert server.query("demo.test.", "NS") == ["ns1.example.net."]
+
+    # an inventory from before the demo had a zone gets it on the next run
+    async def forget_the_zone() -> None:
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_session_factory(engine, writes=True)) as session:
+                for name in ("demo", "demo-east", "demo-west"):
+                    await site.update_site(session, await site.get_site(session, name), zone=None)
+                for fqdn in ("demo.test", "test"):
+                    await directory.delete_zone(session, await directory.find_zone(session, fqdn))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(forget_the_zone())
+    notes = asyncio.run(inventory(DemoOptions(foundations=2)))
+    assert "the demo sites now publish the DNS zone 'demo.test'" in notes
+    again = CliRunner().invoke(main, ["dns", "export", "--out", str(out)], env=env)
+    assert again.exit_code == 0, again.output
+    assert "4 zones: 0 written, 4 unchanged, 0 invalid" in again.output

@@ -136,3 +136,26 @@ def test_export_options(db_env: dict[str, str], tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["dns", "export"], env=db_env)
     assert result.exit_code == 2
     assert "Missing option '--out'" in result.output
+
+
+def test_zones_published_by_updates_alone_are_not_exported(
+    db_env: dict[str, str], tmp_path: Path
+) -> None:
+    in_db(db_env, build_lab)
+    out = tmp_path / "zones"
+    env = {
+        **db_env,
+        "CONTRACTOR_DNS_ZONE_MODES": '{"example": "updates", "lab.example": "both"}',
+        "CONTRACTOR_DNS_SERVER_HOST": "127.0.0.1",
+        "CONTRACTOR_DNS_TSIG_KEY_NAME": "k",
+        "CONTRACTOR_DNS_TSIG_SECRET": "c2VjcmV0",
+    }
+    code, output = export(env, out)
+    assert code == 0, output
+    assert "9 zones: 9 written" in output
+    assert not (out / "example.zone").exists()  # the server's own file and journal
+    assert (out / "lab.example.zone").exists()
+    assert '"example."' not in (out / "named.conf").read_text()
+    code, output = export({**env, "CONTRACTOR_DNS_TSIG_SECRET": ""}, out)
+    assert code != 0
+    assert "CONTRACTOR_DNS_TSIG_SECRET" in output

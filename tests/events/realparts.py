@@ -43,11 +43,16 @@ async def prepared_database(backend: str, tmp_path: Path) -> tuple[str, str]:
 
 async def graphql(base: str, token: str, document: str, **variables: Any) -> Any:
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-        response = await http.post(
-            "/graphql",
-            json={"query": document, "variables": variables},
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        return await graphql_on(http, token, document, **variables)
+
+
+async def graphql_on(http: httpx.AsyncClient, token: str, document: str, **variables: Any) -> Any:
+    """The data of one GraphQL request through ``http`` (asserting it has no errors)."""
+    response = await http.post(
+        "/graphql",
+        json={"query": document, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     body = response.json()
     assert "errors" not in body, body
     return body["data"]

@@ -82,12 +82,19 @@ async def test_foreman_delivers_and_shares_the_work_with_serve(tmp_path: Path) -
             log = await graphql(
                 quiet, token, '{ webhookDeliveries(target: "f", first: 100) { state attempts } }'
             )
+            by_state = await graphql(
+                quiet,
+                token,
+                '{ done: webhookDeliveries(target: "f", states: [DELIVERED], first: 100) { id } '
+                ' open: webhookDeliveries(target: "f", states: [PENDING, FAILED]) { id } }',
+            )
     finally:
         receiver.stop()
     assert len(receiver.received) == expected  # each delivery id posted once
     assert len(receiver.unique()) == expected
     _in_order_per_object(receiver)
-    assert {(d["state"], d["attempts"]) for d in log["webhookDeliveries"]} == {("delivered", 1)}
+    assert {(d["state"], d["attempts"]) for d in log["webhookDeliveries"]} == {("DELIVERED", 1)}
+    assert (len(by_state["done"]), by_state["open"]) == (expected, [])
 
 
 async def test_a_stopping_worker_hands_back_what_it_had_not_posted(tmp_path: Path) -> None:

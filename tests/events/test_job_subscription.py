@@ -163,10 +163,12 @@ async def test_job_subscription_follows_a_job_to_its_end(backend: str, tmp_path:
 
 
 async def test_job_subscription_needs_the_reader_role(tmp_path: Path) -> None:
-    """The resolver's own check: a context without a principal is refused by name (over a
-    WebSocket, a connection without credentials is closed before any operation runs:
-    ``test_websockets_need_credentials``)."""
+    """A context without a principal is refused before the operation runs, by the schema's
+    anonymous rule (``schema.anonymous``; the resolver's own role check stands behind it).
+    Over a WebSocket, a connection without credentials is closed before any operation runs:
+    ``test_websockets_need_credentials``."""
     from contractor.app import create_app
+    from contractor.schema.anonymous import AUTHENTICATION_REQUIRED
     from contractor.schema.context import Context
     from contractor.schema.loaders import Loaders
 
@@ -188,4 +190,4 @@ async def test_job_subscription_needs_the_reader_role(tmp_path: Path) -> None:
         first = await anext(results)
         await results.aclose()
     assert first.data is None
-    assert [e.message for e in first.errors] == ["this needs the reader role (you are anonymous)"]
+    assert [e.message for e in first.errors] == [AUTHENTICATION_REQUIRED]

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.models import Foundation, Site, Structure
 from contractor.services import blueprint as bp_service
-from contractor.services import building, interfaces
+from contractor.services import building, interfaces, jobs
 from tests.factories import (
     make_foundation,
     make_foundation_blueprint,
@@ -82,3 +82,18 @@ async def _no_pxe(session: AsyncSession) -> bool:
     from contractor.models import PXE
 
     return (await session.execute(select(PXE.id).where(PXE.name == "installer"))).first() is None
+
+
+async def make_ipmi_job(session: AsyncSession, script: str, password: str) -> tuple[Stack, int]:
+    """A stack whose foundation is an ``ipmi`` one with a BMC and ``password``, and a create
+    job running ``script`` on it; (the stack, the job's id)."""
+    stack = await make_job_stack(session, foundation_type="ipmi", foundation_create=script)
+    await building.update_foundation(
+        session,
+        stack.foundation,
+        fields={"bmc_address": "10.0.0.9", "username": "admin", "password": password},
+    )
+    job = await jobs.create_job(
+        session, target=stack.foundation, script_name="create", creator="alice"
+    )
+    return stack, job.id

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sqlalchemy import select
+
+from contractor.models import Job
 from contractor.services import building
 from tests.foreman.conftest import Env
 from tests.foreman.inventory import make_job_stack
@@ -100,6 +103,17 @@ async def test_operator_actions(env: Env) -> None:
     actions = [entry["action"] for entry in done["log"]]
     assert actions == ["created", "started", "paused", "resumed", "error", "reset", "done"]
     assert done["log"][2]["actor"] == "operator1"
+    # transitions in the JobState enum's spelling, as the job's own state
+    assert [(e["fromState"], e["toState"]) for e in done["log"]] == [
+        (None, "WAITING"),
+        ("WAITING", "QUEUED"),
+        ("QUEUED", "PAUSED"),
+        ("PAUSED", "QUEUED"),
+        ("QUEUED", "ERROR"),
+        ("ERROR", "QUEUED"),
+        ("QUEUED", "DONE"),
+    ]
+    assert {task["state"] for task in done["tasks"]} == {"DONE"}
 
     async def state(session: Any) -> str:
         return (await building.get_foundation(session, stack.foundation.locator)).state
@@ -127,7 +141,9 @@ async def test_rollback_and_cancel(env: Env) -> None:
     cancelled = await action(env, operator, "cancelJob", job_id)
     assert cancelled["state"] == "ABORTED"
     assert cancelled["log"][-1]["action"] == "cancelled"
-    assert all(t["state"] != "open" for t in cancelled["tasks"])
+    assert all(t["state"] != "OPEN" for t in cancelled["tasks"])
+    assert {t["state"] for t in cancelled["tasks"]} <= {"DONE", "FAILED", "CANCELLED"}
+    assert cancelled["log"][-1]["toState"] == "ABORTED"
     # a new job may start on the same target
     again = (await env.graphql(operator, CREATE, {"f": stack.foundation.locator}))["doCreate"]
     assert again["state"] == "WAITING"
@@ -137,6 +153,29 @@ DO_JOB = (
     "mutation($name: String!, $s: Int, $f: String) { doJob(name: $name, structure: $s, "
     f"foundation: $f) {{ {JOB_FIELDS} }} }}"
 )
+
+
+async def test_a_job_names_exactly_one_target(env: Env) -> None:
+    stack = await env.run(make_job_stack)
+    operator = await env.user_token("operator")
+    both = {"f": stack.foundation.locator, "s": stack.structure.id}
+    head = "mutation($f: String, $s: Int) { r: "
+    named = [
+        ("doCreate", "mutation { r: doCreate { %s } }", {}),
+        ("doDestroy", head + "doDestroy(foundation: $f, structure: $s) { %s } }", both),
+        ("doJob", head + 'doJob(name: "hello", foundation: $f, structure: $s) { %s } }', both),
+        ("doJob", 'mutation { r: doJob(name: "hello") { %s } }', {}),
+    ]
+    for name, document, variables in named:
+        refused = (await env.graphql(operator, document % JOB_FIELDS, variables))["r"]
+        assert refused["code"] == "INVALID_INPUT", (name, refused)
+        assert refused["field"] == "foundation"
+        assert "name exactly one target" in refused["message"]
+
+    async def job_count(session: Any) -> int:
+        return len((await session.execute(select(Job))).scalars().all())
+
+    assert await env.run(job_count) == 0
 
 
 async def test_utility_scripts_with_do_job(env: Env) -> None:

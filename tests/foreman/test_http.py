@@ -175,15 +175,15 @@ async def test_a_result_is_taken_when_stepping_after_it_fails(
     )
     job_id = job.id
     failures: list[int] = []
-    step = results.step_job
+    step = results.run_step
 
-    async def failing_once(session: AsyncSession, job: Job, **kwargs: Any) -> None:
+    async def failing_once(session: AsyncSession, job: Job, *args: Any, **kwargs: Any) -> None:
         if not failures:
             failures.append(job.id)
             raise RuntimeError("injected")
-        await step(session, job, **kwargs)
+        await step(session, job, *args, **kwargs)
 
-    monkeypatch.setattr(results, "step_job", failing_once)
+    monkeypatch.setattr(results, "run_step", failing_once)
     tasks = await asyncio.wait_for(serve(env, token, stack.site.name, ["simulated"], 2), WAIT)
     assert failures == [job_id]
     assert [(t["function"], t["attempt"]) for t in tasks] == [("power_state", 1)] * 2

@@ -5,6 +5,7 @@ heartbeats, retryable and final errors, scopes, and 400s naming the field."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from sqlalchemy import insert
@@ -179,3 +180,93 @@ async def test_scopes_and_bad_bodies(env: Env) -> None:
         token, "result", {"task_id": 99999, "cookie": "c", "lease": "l", "data": {}}
     )
     assert missing.status_code == 404
+
+
+async def _leased_task(env: Env) -> tuple[int, str, dict[str, Any]]:
+    """A job whose first task is leased: the job's id, the token and the task."""
+    stack, job_id = await _stack_with_job(env)
+    token = await env.token(stack.site.name, ["simulated"])
+    (task,) = await asyncio.wait_for(_poll(env, token, stack.site.name, wait=5), WAIT)
+    return job_id, token, task
+
+
+async def _call_escaped(env: Env, token: str, path: str, body: dict[str, Any]) -> Any:
+    """A call whose JSON escapes what UTF-8 cannot carry (``"\\udc80"``), as JSON may."""
+    return await env.http.post(
+        f"/api/v1/subcontractor/{path}",
+        content=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+
+
+async def test_numbers_and_keys_are_judged_as_the_openapi_document_does(env: Env) -> None:
+    stack, job_id = await _stack_with_job(env)
+    token = await env.token(stack.site.name, ["simulated"])
+    site = stack.site.name
+    for path, body in (
+        ("heartbeat", {"task_id": 9223372036854775808, "lease": "l"}),
+        ("result", {"task_id": 9223372036854775808, "cookie": "c", "lease": "l", "data": {}}),
+        ("error", {"task_id": 9223372036854775808, "cookie": "c", "lease": "l", "message": "m"}),
+        ("heartbeat", {"task_id": 2**31, "lease": "l"}),
+        ("heartbeat", {"task_id": -1, "lease": "l"}),
+        ("heartbeat", {"task_id": 1.5, "lease": "l"}),
+        ("heartbeat", {"task_id": True, "lease": "l"}),
+        ("poll", {"site": site, "modules": ["simulated"], "max_tasks": 2.5}),
+        ("poll", {"site": site, "modules": ["simulated"], "max_tasks": 1e300}),
+    ):
+        response = await env.call(token, path, body)
+        assert response.status_code == 400, (path, body, response.text)
+        error = response.json()["error"]
+        assert error["field"] in ("task_id", "max_tasks"), response.text
+        assert error["code"] == "INVALID_INPUT"
+    # the largest id the database holds is a task that does not exist; 0 names none
+    for task_id in (2**31 - 1, 0, 7.0):
+        missing = await env.call(token, "heartbeat", {"task_id": task_id, "lease": "l"})
+        assert missing.status_code == 404, missing.text
+    # JSON Schema's integer: 2.0 is 2
+    (task,) = await asyncio.wait_for(_poll(env, token, site, max_tasks=2.0, wait=5), WAIT)
+    assert task["attempt"] == 1
+    # unknown keys by their real name, quoted when not a plain name; long ones cut short
+    for key, field in (("", '""'), ("a b", '"a b"'), ("extra", "extra")):
+        response = await env.call(token, "heartbeat", {"task_id": 1, "lease": "l", key: 1})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["field"] == field, response.text
+        assert error["message"].startswith(f"unknown key {field} "), response.text
+    long = await env.call(token, "heartbeat", {"task_id": 1, "lease": "l", "k" * 100_000: 1})
+    assert long.status_code == 400
+    assert len(long.content) < 1000, long.text
+    assert "more characters" in long.json()["error"]["field"]
+    # numbers JSON cannot write, and nesting past what a parser should follow
+    for raw in (
+        b'{"task_id": NaN, "lease": "l"}',
+        b'{"task_id": 1, "lease": "l", "x": Infinity}',
+        b'{"task_id": 1e999, "lease": "l"}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ):
+        response = await env.http.post(
+            "/api/v1/subcontractor/heartbeat",
+            content=raw,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["field"] == "body"
+    # what JSON carries and a database column may not: NUL and lone surrogates
+    answer = _answer(task, data={"state": "on", "note": "\x00\udc80", "\x00": "\ud800"})
+    accepted = await _call_escaped(env, token, "result", answer)
+    assert accepted.status_code == 200, accepted.text
+    await wait_for(env, job_id, "done")
+
+
+async def test_error_messages_with_nul_and_lone_surrogates_are_stored(env: Env) -> None:
+    job_id, token, task = await _leased_task(env)
+    body = {k: task[k] for k in ("task_id", "cookie", "lease")}
+    for lease in ("\x00", "\udc80"):
+        heartbeat = {"task_id": task["task_id"], "lease": lease}
+        stale = await _call_escaped(env, token, "heartbeat", heartbeat)
+        assert stale.status_code == 409, stale.text
+    message = {**body, "message": "BMC\x00 said \udc80 no"}
+    failed = await _call_escaped(env, token, "error", message)
+    assert failed.status_code == 200, failed.text
+    job = await wait_for(env, job_id, "error")
+    assert job.message == "simulated.set_power failed: BMC\ufffd said \ufffd no"

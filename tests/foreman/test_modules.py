@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.foreman.modules import JobContext
+from contractor.foreman.modules import JobContext, module_signatures
 from contractor.services import jobs
 from contractor.settings import Settings
 from tests.foreman.inventory import make_job_stack
+from tscript import check, describe
 
 SETTINGS = Settings(database_url="sqlite://")
 
@@ -70,3 +71,60 @@ async def test_config_values_load_the_configuration(session: AsyncSession) -> No
     context = await _load(session, "wipe = exists( config.wipe )\n")
     assert context.config is not None
     assert context.structure is None
+
+
+# what ``tscript check`` knows of these modules ---------------------------------------------
+
+FULL = (
+    "name = structure.hostname\nmacs = foundation.interfaces\n"
+    "if exists( config.x ) then dhcp.set_pxe( interface='eth0', pxe=none )\n"
+)
+
+
+@pytest.mark.parametrize("foundation_type", ["simulated", "ipmi", "manual"])
+async def test_the_check_signatures_are_what_a_real_job_sees(
+    session: AsyncSession, foundation_type: str
+) -> None:
+    """module_signatures() is built from transient rows; a job loaded from the database sees
+    the same functions, parameters and values (config aside: its keys are the target's)."""
+    stack = await make_job_stack(session, foundation_create=FULL, foundation_type=foundation_type)
+    job = await jobs.create_job(
+        session, target=stack.foundation, script_name="create", creator="alice"
+    )
+    context = await JobContext.load(session, job, settings=SETTINGS)
+    signatures = {module.name: module for module in module_signatures()}
+    for module in context.modules():
+        seen = describe(module)
+        known = signatures[module.name]
+        assert known.functions is not None
+        for name, signature in (seen.functions or {}).items():
+            assert known.functions[name] == signature, (module.name, name)
+        if module.name == "config":
+            assert known.values is None
+        else:
+            assert known.values is not None
+            assert seen.values is not None
+            assert seen.values <= known.values
+
+
+def test_calls_a_job_cannot_make_are_found_before_it_runs() -> None:
+    modules = module_signatures()
+    problems = check(
+        "foundation.power_on()\n"
+        "foundation.set_boot_device( device='pxe' )\n"
+        "foundation.link_test( count=3 )\n"
+        "structure.set_config( name='x', value=1 )\n"
+        "iputils.wait_for_port( target=structure.primary_ip, port=22 )\n"
+        "signaling.wait_for_completion()\n"
+        "aa = config.anything\n"
+        "foundation.set_boot_device( dev='pxe' )\n"  # 8
+        "iputils.ping()\n"  # 9
+        "foundation.reboot()\n"  # 10
+        "bb = structure.hostnam\n",  # 11
+        modules,
+    )
+    assert [(p.line, p.column) for p in problems] == [(8, 1), (8, 29), (9, 1), (10, 1), (11, 6)]
+    assert 'foundation.set_boot_device() has no parameter "dev"' in problems[1].message
+    assert problems[2].message == 'iputils.ping() needs the parameter "target"'
+    assert 'module "foundation" has no function "reboot"' in problems[3].message
+    assert 'did you mean "hostname"?' in problems[4].message

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.services import building, jobs
 from tests.foreman.conftest import Env
-from tests.foreman.inventory import make_job_stack
+from tests.foreman.inventory import make_ipmi_job, make_job_stack
 from tests.foreman.test_http import job_state, wait_for
 
 SECRET = "hunter2-bmc-password"
@@ -17,18 +17,8 @@ SECRET = "hunter2-bmc-password"
 
 async def test_ipmi_password_only_in_the_task(env: Env) -> None:
     async def setup(session: AsyncSession) -> tuple[str, str, int]:
-        stack = await make_job_stack(
-            session, foundation_type="ipmi", foundation_create="foundation.power_on()\n"
-        )
-        await building.update_foundation(
-            session,
-            stack.foundation,
-            fields={"bmc_address": "10.0.0.9", "username": "admin", "password": SECRET},
-        )
-        job = await jobs.create_job(
-            session, target=stack.foundation, script_name="create", creator="alice"
-        )
-        return stack.site.name, stack.foundation.locator, job.id
+        stack, job_id = await make_ipmi_job(session, "foundation.power_on()\n", SECRET)
+        return stack.site.name, stack.foundation.locator, job_id
 
     site, locator, job_id = await env.run(setup)
     token = await env.token(site, ["ipmi"])

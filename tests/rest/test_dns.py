@@ -112,6 +112,7 @@ async def test_zone_errors(served: Served) -> None:
             "code": "NOT_FOUND",
             "message": "zone 'nowhere.example' does not exist",
             "field": "name",
+            "request_id": missing.headers["x-request-id"],
         }
     }
     broken = await served.client.get("/dns/zones/broken", headers=served.headers)
@@ -166,7 +167,9 @@ async def test_authenticated_helper_roles_and_errors(served: Served) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         forbidden = await client.get("/admin", headers=served.headers)
         assert forbidden.status_code == 403
-        assert forbidden.json()["error"] == {
+        error = forbidden.json()["error"]
+        assert len(error.pop("request_id")) == 32  # made here: this app has no middleware
+        assert error == {
             "code": "FORBIDDEN",
             "message": "this needs the admin role; user 'reader' is a reader",
             "field": None,

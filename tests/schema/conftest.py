@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from contractor.services import blueprint as bps
 from contractor.services import site as sites
 from contractor.settings import Settings
 from tests.conftest import make_pg_database, test_settings
+from tests.serving import serving_in_thread
 
 ROLES = ("reader", "operator", "admin")
 
@@ -94,16 +96,25 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     return path, _prepare(test_settings(f"sqlite:///{path}"))
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Client]:
-    if request.param == "postgresql":
+def fresh_database(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> tuple[str, dict[str, str]]:
+    """A copy of the template database of ``backend``: its URL and the tokens per role."""
+    if backend == "postgresql":
         template, tokens = request.getfixturevalue("pg_template")
-        url = make_pg_database("contractor_graphql", template=template)
-    else:
-        template_path, tokens = request.getfixturevalue("sqlite_template")
-        shutil.copy(template_path, tmp_path / "graphql.sqlite3")
-        url = f"sqlite:///{tmp_path / 'graphql.sqlite3'}"
-    settings = test_settings(url)
+        return make_pg_database("contractor_graphql", template=template), dict(tokens)
+    template_path, tokens = request.getfixturevalue("sqlite_template")
+    shutil.copy(template_path, tmp_path / "graphql.sqlite3")
+    return f"sqlite:///{tmp_path / 'graphql.sqlite3'}", dict(tokens)
+
+
+@asynccontextmanager
+async def serving(
+    url: str, tokens: dict[str, str], *, address: str = "127.0.0.1", **overrides: Any
+) -> AsyncIterator[Client]:
+    """An app on ``url`` (``overrides`` to its test settings) and a client of it whose
+    requests come from ``address``."""
+    settings = test_settings(url, **overrides)
     app = create_app(settings)
     statements: list[str] = []
     event.listen(
@@ -111,7 +122,7 @@ async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         "before_cursor_execute",
         lambda conn, cursor, statement, *args: statements.append(statement),
     )
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=(address, 51234))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://contractor") as http,
@@ -124,6 +135,13 @@ async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             sessions=app_state(app).sessions,
             writer_sessions=app_state(app).writer_sessions,
         )
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Client]:
+    url, tokens = fresh_database(request, request.param, tmp_path)
+    async with serving(url, tokens) as running:
+        yield running
 
 
 async def build_inventory(client: Client, hosts: int, *, prefix: str = "web") -> dict[str, Any]:
@@ -203,3 +221,13 @@ query Page($first: Int, $after: String) {
   }
 }
 """
+
+
+@pytest.fixture
+def live(sqlite_template: tuple[Path, dict[str, str]], tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A real server (uvicorn, loopback) on a copy of the SQLite template; (URL, tokens)."""
+    template, tokens = sqlite_template
+    shutil.copy(template, tmp_path / "live.sqlite3")
+    app = create_app(test_settings(f"sqlite:///{tmp_path / 'live.sqlite3'}"))
+    with serving_in_thread(app) as base:
+        yield base, tokens

@@ -83,6 +83,8 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "createUser": ('createUser(username: "u1", role: "reader")', "admin"),
     "createToken": ('createToken(username: "nobody")', "admin"),
     "revokeToken": ('revokeToken(key: "0000000000000000")', "admin"),
+    "updateUser": ('updateUser(username: "nobody", role: "reader")', "admin"),
+    "deleteUser": ('deleteUser(username: "nobody")', "admin"),
     "createWebhookTarget": (
         'createWebhookTarget(name: "w1", url: "http://127.0.0.1:9/hook")',
         "admin",
@@ -91,6 +93,7 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "deleteWebhookTarget": ('deleteWebhookTarget(name: "w1")', "admin"),
     "retryWebhookDelivery": ("retryWebhookDelivery(id: 999)", "admin"),
     "cancelWebhookDelivery": ("cancelWebhookDelivery(id: 999)", "admin"),
+    "resyncDnsZones": ('resyncDnsZones(zone: "example", dryRun: true)', "admin"),
 }
 RANK = {"reader": 0, "operator": 1, "admin": 2}
 

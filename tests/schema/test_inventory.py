@@ -22,8 +22,8 @@ async def test_foundation_filters_and_counts(client: Client) -> None:
         role="reader",
     )
     assert counts["foundationCounts"] == [
-        {"type": "manual", "state": "planned", "site": None, "count": 3},
-        {"type": "simulated", "state": "planned", "site": None, "count": 3},
+        {"type": "manual", "state": "PLANNED", "site": None, "count": 3},
+        {"type": "simulated", "state": "PLANNED", "site": None, "count": 3},
     ]
     assert counts["structureCounts"] == [{"site": "dc1", "blueprint": "web", "count": 6}]
     bad = await client.query(
@@ -78,3 +78,45 @@ async def test_impact_follows_every_kind_of_link(client: Client) -> None:
     bad = await client.query("{ impact(of: {}) { name } }", role="reader")
     assert "exactly one origin" in bad["errors"][0]["message"]
     assert spare is not None
+
+
+async def test_counts_and_impact_spell_states_as_the_nodes_do(client: Client) -> None:
+    made = (await build_inventory(client, 3))["structures"]
+    async with transaction(client.writer_sessions) as session:
+        built = await building.get_structure_by_id(session, made[0])
+        foundation = await session.get_one(building.Foundation, built.foundation_id)
+        await building.set_located(session, foundation)
+        await building.set_built(session, foundation)
+        await building.set_structure_built(session, built)
+        located = await building.get_foundation(session, "web-node0001")
+        await building.set_located(session, located)
+    data = await client.data(
+        "{ foundationCounts(groupBy: [STATE]) { state count } "
+        "  structureCounts(groupBy: [STATE]) { state count } "
+        "  foundations { nodes { state } } structures { nodes { state } } "
+        '  impact(of: {foundation: "web-node0000"}) { kind state } }',
+        role="reader",
+    )
+    assert sorted((g["state"], g["count"]) for g in data["foundationCounts"]) == [
+        ("BUILT", 1),
+        ("LOCATED", 1),
+        ("PLANNED", 1),
+    ]
+    assert sorted((g["state"], g["count"]) for g in data["structureCounts"]) == [
+        ("BUILT", 1),
+        ("PLANNED", 2),
+    ]
+    # the very spellings the nodes answer
+    assert {g["state"] for g in data["foundationCounts"]} == {
+        n["state"] for n in data["foundations"]["nodes"]
+    }
+    assert {g["state"] for g in data["structureCounts"]} == {
+        n["state"] for n in data["structures"]["nodes"]
+    }
+    assert data["impact"] == [{"kind": "STRUCTURE", "state": "BUILT"}]
+    # the state enum is also what a count filters by
+    filtered = await client.data(
+        "{ structureCounts(groupBy: [STATE], filter: {state: [BUILT]}) { state count } }",
+        role="reader",
+    )
+    assert filtered["structureCounts"] == [{"state": "BUILT", "count": 1}]

@@ -76,6 +76,22 @@ async def test_find_script_searches_depth_first(session: AsyncSession) -> None:
         await bps.unlink_script(session, blueprint=child, role="create")
 
 
+async def test_foundation_types_in_any_case_are_stored_in_one(session: AsyncSession) -> None:
+    fbp = await make_foundation_blueprint(session, foundation_types=["IPMI", "Simulated"])
+    assert fbp.foundation_types == ["ipmi", "simulated"]
+    await bps.update_blueprint(session, fbp, foundation_types=["mAnUaL"])
+    assert fbp.foundation_types == ["manual"]
+    with pytest.raises(InvalidInput, match="foundation_types lists an entry twice"):
+        await bps.update_blueprint(session, fbp, foundation_types=["ipmi", "IPMI"])
+    with pytest.raises(InvalidInput) as info:
+        await bps.update_blueprint(session, fbp, foundation_types=["ipmi", "vcenter"])
+    assert info.value.message == (
+        "foundation_types names 'vcenter', which is not an installed foundation type "
+        "(installed: ipmi, manual, simulated)"
+    )
+    assert fbp.foundation_types == ["manual"]
+
+
 async def test_foundation_blueprint_fields(session: AsyncSession) -> None:
     with pytest.raises(InvalidInput, match="not an installed foundation type"):
         await make_foundation_blueprint(session, foundation_types=["vcenter"])

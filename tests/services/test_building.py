@@ -38,6 +38,26 @@ async def test_foundation_types_come_from_plugins(session: AsyncSession) -> None
         await make_foundation(session, site, fbp, type="simulated", fields={"colour": "red"})
 
 
+async def test_foundation_type_in_any_case_is_stored_as_the_plugin_names_it(
+    session: AsyncSession,
+) -> None:
+    site = await make_site(session)
+    fbp = await make_foundation_blueprint(session, foundation_types=["Simulated"])
+    assert fbp.foundation_types == ["simulated"]
+    sim = await make_foundation(session, site, fbp, type="SIMULATED")
+    assert (type(sim).__name__, sim.type) == ("SimulatedFoundation", "simulated")
+    session.expunge_all()
+    assert (await building.get_foundation(session, sim.locator)).type == "simulated"
+    with pytest.raises(InvalidInput, match="does not accept foundation type 'manual'"):
+        await make_foundation(session, site, fbp, type="Manual")
+    with pytest.raises(NotFound) as info:
+        await make_foundation(session, site, fbp, type="Simulatd")
+    assert info.value.message == (
+        "unknown foundation type 'Simulatd' (installed: ipmi, manual, simulated)"
+    )
+    assert info.value.field == "type"
+
+
 async def test_types_accepted_through_parent_blueprint(session: AsyncSession) -> None:
     parent = await make_foundation_blueprint(session, foundation_types=["simulated"])
     child = await make_foundation_blueprint(session, foundation_types=[], parents=[parent])

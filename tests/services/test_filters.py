@@ -65,6 +65,15 @@ async def test_foundation_filters_by_site_scope_and_state(session: AsyncSession)
     assert await locators(filters.FoundationFilter(site=filters.Scope("f-world"))) == ["top-1"]
     assert await locators(filters.FoundationFilter(state=["planned"], locator="dc*")) == ["dc-1"]
     assert await locators(filters.FoundationFilter(state=["built"])) == []
+    assert await locators(filters.FoundationFilter(type=["MANUAL"])) == ["dc-1", "top-1"]
+    assert await locators(filters.FoundationFilter(type=["Simulated"])) == []
+    with pytest.raises(InvalidInput) as info:
+        await locators(filters.FoundationFilter(type=["manual", "vcenter"]))
+    assert (info.value.field, info.value.message) == (
+        "type",
+        "type names 'vcenter', which is not an installed foundation type "
+        "(installed: ipmi, manual, simulated)",
+    )
     with pytest.raises(InvalidInput) as info:
         await locators(filters.FoundationFilter(blueprint=filters.Scope("nothing")))
     assert info.value.field == "blueprint"

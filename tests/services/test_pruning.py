@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.errors import InvalidInput, Pruned
-from contractor.models import Event, EventHorizon, WebhookDelivery, utcnow
+from contractor.models import DnsPush, Event, EventHorizon, WebhookDelivery, utcnow
 from contractor.services import pruning, webhooks
 from contractor.services.events import latest_cursor
 from contractor.settings import Settings
@@ -206,3 +206,19 @@ async def test_prune_needed_only_reads_and_says_when(
     async with transaction(sessions) as session:
         assert await pruning.prune_needed(session, retention_days=30)  # an old delivery
         assert target.active
+
+
+async def test_prune_removes_finished_dns_pushes_older_than_the_retention(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    now = utcnow()
+    async with transaction(sessions) as session:
+        for zone, finished in (("old.test", now - OLD), ("new.test", now), ("sending.test", None)):
+            session.add(
+                DnsPush(zone=zone, started_at=now - OLD, finished_at=finished, state="failed")
+            )
+    async with transaction(sessions) as session:
+        done = await pruning.prune(session, retention_days=30)
+        left = set((await session.execute(select(DnsPush.zone))).scalars())
+    assert done.deliveries == 1
+    assert left == {"new.test", "sending.test"}

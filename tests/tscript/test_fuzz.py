@@ -1,5 +1,7 @@
-"""Fuzzing: the parser only ever raises ParseError; generated programs behave the same when
-saved and restored before every step, and only ever raise the TScript error classes."""
+"""Fuzzing: the parser only ever raises ParseError; the error-recovering checker never fails,
+finds an error exactly when the parser does (and on the parser's line), and builds the same
+tree when there is none; generated programs behave the same when saved and restored before
+every step, and only ever raise the TScript error classes."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tscript import ParseError, Runner, RuntimeSignal, StepLimitExceeded, parse
+from tscript import ParseError, Runner, RuntimeSignal, StepLimitExceeded, check, parse
 from tscript.cli import run_script
+from tscript.parser import parse_all
 
 TOKENS = [
     *"()[]{}=,:.+-*/%^&|<>!#'\" \t\n\r0129aAzZ_",
@@ -57,6 +60,45 @@ def _parses_or_parse_error(source: str) -> None:
     failure.render("fuzz.ts")
 
 
+def _checks_like_parse(source: str) -> list[ParseError]:
+    """The checker on ``source``: problems or none, never an exception of its own."""
+    problems = check(source, [])
+    for problem in problems:
+        assert isinstance(problem, ParseError)
+        assert problem.line >= 1
+        assert problem.column >= 1
+        assert problem.message
+        problem.render("fuzz.ts")
+    assert problems == sorted(problems, key=lambda p: (p.line, p.column))
+    script, errors = parse_all(source)
+    assert len({error.line for error in errors}) == len(errors)  # one per line
+    failure: ParseError | None = None
+    try:
+        parsed = parse(source)
+    except ParseError as error:
+        failure = error
+    if failure is not None:
+        assert errors, "parse() failed where the checker found nothing"
+        assert failure.line in {error.line for error in errors}
+    else:
+        assert errors == [], "the checker found an error where parse() found none"
+        assert script is not None
+        assert repr(script.root) == repr(parsed.root)
+    return problems
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
+def test_checker_token_soup(source: str) -> None:
+    _checks_like_parse(source)
+
+
+@FUZZ
+@given(st.text(max_size=60))
+def test_checker_any_text(source: str) -> None:
+    _checks_like_parse(source)
+
+
 @FUZZ
 @given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
 def test_parser_token_soup(source: str) -> None:
@@ -80,6 +122,21 @@ VALID = (
 @given(st.integers(0, len(VALID) - 1), st.integers(0, 3), st.sampled_from(TOKENS))
 def test_parser_mutated_script(position: int, deleted: int, inserted: str) -> None:
     _parses_or_parse_error(VALID[:position] + inserted + VALID[position + deleted :])
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 3), st.sampled_from(TOKENS)),
+        max_size=5,
+    )
+)
+def test_checker_script_with_several_mutations(mutations: list[tuple[int, int, str]]) -> None:
+    source = VALID
+    for position, deleted, inserted in mutations:
+        position = min(position, len(source))
+        source = source[:position] + inserted + source[position + deleted :]
+    _checks_like_parse(source)
 
 
 # generated programs -----------------------------------------------------------------------
@@ -196,3 +253,9 @@ def test_generated_programs_raise_only_tscript_errors(source: str) -> None:
             assert failure.kind in KINDS
             if runner.aborted or isinstance(failure, StepLimitExceeded):
                 break
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(PROGRAMS)
+def test_generated_programs_check_clean(source: str) -> None:
+    assert _checks_like_parse(source) == []

@@ -195,9 +195,24 @@ def test_single_block_is_the_root() -> None:
     assert len(root.body) == 2
 
 
-def test_jump_points_in_a_single_root_block_are_top_level() -> None:
-    root = parse("begin()\n:top\naa = 1\nend").root
-    assert isinstance(root.body[0], JumpPoint)
+def test_jump_points_in_a_single_root_block_are_refused() -> None:
+    # DESIGN TScript 7: a jump point that is a line of a block is a parse error, also when
+    # that block is the whole script (its options then apply to the whole script).
+    error = _error("# header\nbegin( description='all' )\n  aa = 1\n  :top\nend")
+    assert (error.line, error.column) == (4, 3)
+    assert 'jump point "top"' in error.message
+    assert "put the jump point and its goto outside it" in error.message
+    error = _error("begin()\n  begin()\n    :deep\n  end\nend")
+    assert (error.line, error.column) == (3, 5)
+    # outside the block they are top-level lines, and the block is an ordinary line
+    root = parse("begin()\n  aa = 1\nend\n:top\ngoto top").root
+    assert root.description is None
+    assert isinstance(root.body[1], JumpPoint)
+
+
+def test_the_first_structure_error_in_source_order_is_raised() -> None:
+    error = _error("aa = 1\nbreak\nbegin()\n  :inner\nend\ncontinue")
+    assert (error.line, error.column) == (2, 1)
 
 
 def test_block_on_one_line_and_statement_after_begin() -> None:

@@ -12,6 +12,7 @@ import pytest
 from tscript import (
     STATE_VERSION,
     ExecutionError,
+    Module,
     NotDefinedError,
     ParameterError,
     Pause,
@@ -20,6 +21,7 @@ from tscript import (
     ScriptError,
     StepLimitExceeded,
     UnrecoverableError,
+    Value,
 )
 
 
@@ -137,7 +139,7 @@ def test_pause_resume_and_line() -> None:
     assert runner.line == 1
     with pytest.raises(Pause) as caught:
         runner.run()
-    assert (caught.value.message, caught.value.line) == ("[1]", 3)
+    assert (caught.value.message, caught.value.line) == ("[ 1 ]", 3)
     assert runner.line == 3
     runner = _roundtrip(runner)
     assert runner.run().state == "done"
@@ -217,17 +219,38 @@ def test_status_inside_an_expression_and_a_loop() -> None:
 
 
 def test_goto_keeps_block_timers() -> None:
+    # DESIGN TScript 7: the original discards the root scope's start time on goto; we keep it
+    # (jump points are top-level lines, so the root scope is the only block a goto stays in).
+    # A block the goto leaves is entered afresh, with a new start and a new max_time deadline.
     clock = Clock()
     runner = Runner(
-        "begin( description='all', expected_time=1:00 )\n:top\n  pause( msg='x' )\n  goto top\nend",
+        "rounds = []\n"
+        ":top\n"
+        "append( array=rounds, value=len( array=rounds ) )\n"
+        "begin( description='round', expected_time=1:00, max_time=0:30 )\n"
+        "  pause( msg='look' )\n"
+        "  if ( len( array=rounds ) < 3 ) then goto top\n"
+        "end\n"
+        "total = len( array=rounds )\n",
         clock=clock,
     )
-    with pytest.raises(Pause):
+    with pytest.raises(Pause, match="look"):
         runner.run()
-    clock.now += 20
-    with pytest.raises(Pause):
-        runner.run()
-    assert runner.status()["blocks"][0]["elapsed"] == pytest.approx(20.0)
+    for waited, root_elapsed in ((20, 20.0), (25, 45.0)):
+        clock.now += waited
+        runner = _roundtrip(runner, clock)
+        with pytest.raises(Pause, match="look"):  # not "Max Time Elapsed": a fresh deadline
+            runner.run()
+        root, block = runner.status()["blocks"]
+        assert root["elapsed"] == pytest.approx(root_elapsed)
+        assert root["description"] is None
+        assert block["description"] == "round"
+        assert block["elapsed"] == pytest.approx(0.0)
+        assert block["remaining"] == pytest.approx(60.0)
+        assert runner.next_wake() == pytest.approx(clock.now + 30)
+    clock.now += 5
+    _finish(runner)
+    assert runner.variables == {"rounds": [0, 1, 2], "total": 3}
 
 
 def test_goto_leaves_loops_and_blocks() -> None:
@@ -344,3 +367,58 @@ def test_next_wake() -> None:
     runner.run()
     assert runner.done
     assert runner.next_wake() is None
+
+
+class _Inventory(Module):
+    name = "inventory"
+
+    def values(self) -> dict[str, Value]:
+        return {"hosts": Value(lambda: ["web01"])}
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("x = [ 1, 2, 3 ]\ny = x[5]", 'Not Defined "x[5]: index 5 out of range (length 3)"'),
+        ("x = 'abc'\ny = x[-4]", 'Not Defined "x[-4]: index -4 out of range (length 3)"'),
+        (
+            "m = { aa=1, bb=2 }\ny = m['zz']",
+            "Not Defined \"m['zz']: no key 'zz' (keys: 'aa', 'bb')\"",
+        ),
+        ("m = {}\ny = m[1]", 'Not Defined "m[1]: no key 1 (keys: none)"'),
+        (
+            "y = inventory.hosts[1]",
+            'Not Defined "inventory.hosts[1]: index 1 out of range (length 1)"',
+        ),
+    ],
+)
+def test_a_missing_item_names_the_variable_and_the_index(source: str, message: str) -> None:
+    runner = Runner(source, [_Inventory()])
+    with pytest.raises(NotDefinedError) as caught:
+        runner.run()
+    assert caught.value.message == message
+    assert caught.value.line == source.count("\n") + 1
+    assert runner.aborted  # the reference's class and outcome: NotDefined, job aborted
+    # exists() still answers false for it
+    probe = source.replace("y = ", "y = exists( ", 1).rstrip() + " )"
+    assert _run_to_end(probe).variables["y"] is False
+
+
+def test_a_map_shows_at_most_ten_keys() -> None:
+    keys = ", ".join(f"k{i}={i}" for i in range(12))
+    with pytest.raises(NotDefinedError) as caught:
+        Runner(f"m = {{ {keys} }}\ny = m['zz']").run()
+    assert caught.value.message.endswith("'k8', 'k9', ...)\"")
+
+
+def test_indexing_what_cannot_be_indexed_is_a_script_error() -> None:
+    with pytest.raises(ScriptError) as caught:
+        Runner("x = 5\ny = x[0]").run()
+    assert caught.value.message == "x[0]: a number cannot be indexed with 0"
+    assert caught.value.kind == "ScriptError"
+
+
+def _run_to_end(source: str) -> Runner:
+    runner = Runner(source, [_Inventory()])
+    _finish(runner)
+    return runner

@@ -35,4 +35,4 @@ def test_builtin_examples_run(source: str) -> None:
         assert result.state == "message", result
         messages.append(result.message)
     assert result.state == "done"
-    assert messages in (["round 1", "round 2", "round 3"], ["keeping ['web01', 'web02']"])
+    assert messages in (["round 1", "round 2", "round 3"], ["keeping [ 'web01', 'web02' ]"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, Required, TypedDict, Unpack
 
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,7 @@ from contractor.services.config.layers import NamedLayer, Sources
 from contractor.services.config.rows import ConfigTarget, Key, target_key
 from contractor.settings import Settings
 
-__all__ = ["composed_config", "composed_configs", "config_layers", "explain_config"]
+__all__ = ["Composing", "composed_config", "composed_configs", "config_layers", "explain_config"]
 
 # Foundations, Structures and Complexes are served rendered; Sites and BluePrints unrendered.
 _RENDERED_KINDS: Final = frozenset({"foundation", "structure", "complex"})
@@ -49,43 +49,41 @@ async def explain_config(
     return explain(layers, sources.class_list(key))
 
 
-async def composed_config(
-    session: AsyncSession,
-    target: ConfigTarget,
-    *,
-    settings: Settings,
-    rendered: bool | None = None,
-    cache: ConfigCache | None = None,
-    for_json: bool = False,
-) -> dict[str, Any]:
-    """The target's merged configuration.
+class Composing(TypedDict, total=False):
+    """How ``composed_config`` and ``composed_configs`` compose; only ``settings`` is needed.
 
-    ``rendered=None`` renders where the original does (Foundations and Structures, and
-    Complexes here) and leaves Sites and BluePrints unrendered; ``True``/``False`` force it.
-    ``for_json`` turns datetimes into ISO strings *before* rendering, as the original's
-    ``/config`` HTTP handler does (``__last_modified`` then renders as ``2024-01-01T00:00:00``
-    instead of ``2024-01-01 00:00:00``). With a ``cache`` the result is reused until a
-    configuration source changes; nested values are shared with it (read-only).
-    Raises ``ConfigError`` when the values do not merge or render.
+    ``rendered`` (None by default) renders where the original does (Foundations and
+    Structures, and Complexes here) and leaves Sites and BluePrints unrendered; ``True`` or
+    ``False`` force it. ``for_json`` (False by default) turns datetimes into ISO strings
+    *before* rendering, as the original's ``/config`` HTTP handler does (``__last_modified``
+    then renders as ``2024-01-01T00:00:00`` instead of ``2024-01-01 00:00:00``). With a
+    ``cache`` the result is reused until a configuration source changes; nested values are
+    shared with it (read-only).
     """
-    (result,) = await composed_configs(
-        session, [target], settings=settings, rendered=rendered, cache=cache, for_json=for_json
-    )
+
+    settings: Required[Settings]
+    rendered: bool | None
+    cache: ConfigCache | None
+    for_json: bool
+
+
+async def composed_config(
+    session: AsyncSession, target: ConfigTarget, **options: Unpack[Composing]
+) -> dict[str, Any]:
+    """The target's merged configuration, composed as ``options`` say (``Composing``).
+    Raises ``ConfigError`` when the values do not merge or render."""
+    (result,) = await composed_configs(session, [target], **options)
     return result
 
 
 async def composed_configs(
-    session: AsyncSession,
-    targets: Sequence[ConfigTarget],
-    *,
-    settings: Settings,
-    rendered: bool | None = None,
-    cache: ConfigCache | None = None,
-    for_json: bool = False,
+    session: AsyncSession, targets: Sequence[ConfigTarget], **options: Unpack[Composing]
 ) -> list[dict[str, Any]]:
     """``composed_config`` for many targets, in order, with a fixed number of queries (one
     when the cache holds them all). Large cold batches are composed in a worker thread, so
     the event loop keeps serving other requests meanwhile."""
+    settings, cache = options["settings"], options.get("cache")
+    rendered, for_json = options.get("rendered"), options.get("for_json", False)
     now = utcnow()
     generation = -1
     if cache is not None and not has_pending_changes(session):

@@ -139,7 +139,7 @@ def generic_identity(obj: Any) -> Identity:
     name = next(
         (
             str(getattr(obj, attr))
-            for attr in ("name", "hostname", "locator", "target_description")
+            for attr in ("name", "hostname", "locator", "target_description", "username")
             if getattr(obj, attr, None) is not None
         ),
         "",

@@ -256,11 +256,17 @@ def record_event(
         sync.get_nested_transaction(),
         set(changed),
         identity=identity,
+        object_id=_persistent_id(object),  # a deleted row's is needed at the commit
         payload=scrub(dict(payload or {})),
         actor=actor,
     )
     notes = _notes(sync)
     notes[("recorded", len(notes), id(note))] = note
+
+
+def _persistent_id(obj: Any) -> int | None:
+    key = inspect(obj).identity
+    return None if key is None else int(key[0])
 
 
 async def announce(session: AsyncSession, *channels: str) -> None:
