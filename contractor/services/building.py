@@ -263,12 +263,7 @@ async def delete_foundation(session: AsyncSession, foundation: Foundation) -> No
 
 async def get_structure(session: AsyncSession, site: Site, hostname: str) -> Structure:
     return await get_by(
-        session,
-        Structure,
-        Structure.hostname,
-        hostname,
-        what="structure",
-        extra=[Structure.site_id == site.id],
+        session, Structure, Structure.hostname, hostname, what="structure", in_site=site
     )
 
 

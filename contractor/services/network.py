@@ -73,9 +73,7 @@ def gateway(block: AddressBlock) -> IPAddress | None:
 
 
 async def get_network(session: AsyncSession, site: Site, name: str) -> Network:
-    return await get_by(
-        session, Network, Network.name, name, what="network", extra=[Network.site_id == site.id]
-    )
+    return await get_by(session, Network, Network.name, name, what="network", in_site=site)
 
 
 async def create_network(
@@ -144,12 +142,7 @@ async def link_address_block(
 
 async def get_address_block(session: AsyncSession, site: Site, name: str) -> AddressBlock:
     return await get_by(
-        session,
-        AddressBlock,
-        AddressBlock.name,
-        name,
-        what="address block",
-        extra=[AddressBlock.site_id == site.id],
+        session, AddressBlock, AddressBlock.name, name, what="address block", in_site=site
     )
 
 
