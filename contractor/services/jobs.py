@@ -1,4 +1,4 @@
-"""Jobs: creation with the reference's rules, start ordering, operator actions and the log.
+"""Jobs: creation with the reference's rules, start ordering and the log.
 
 A job runs one script (``create``, ``destroy`` or a utility name) against one Foundation,
 Structure or Dependency, at most one unfinished job per target. States::
@@ -8,7 +8,7 @@ Structure or Dependency, at most one unfinished job per target. States::
     queued --unrecoverable error--> aborted        any unfinished --cancel--> aborted (finished)
     queued --script ends--> done (the target becomes built / destroyed)
 
-Every transition and operator action writes a ``JobLog`` row. The engine
+Every transition and operator action (``job_actions``) writes a ``JobLog`` row. The engine
 (``contractor.foreman.engine``) steps jobs; these functions only change rows and set
 ``step_at`` so the engine steps the job soon. Like every service they flush and never commit.
 """
@@ -39,7 +39,7 @@ from contractor.models import (
 )
 from contractor.services.blueprint import find_script
 from contractor.services.events import ANNOUNCE_KEY, announce, record_event
-from tscript import ParseError, Runner, parse
+from tscript import ParseError, parse
 
 __all__ = [
     "ANNOUNCE_KEY",
@@ -48,7 +48,6 @@ __all__ = [
     "TASKS_CHANNEL",
     "Target",
     "announce",
-    "cancel_job",
     "cancel_open_tasks",
     "create_job",
     "get_job",
@@ -57,12 +56,8 @@ __all__ = [
     "job_logs",
     "lock_job",
     "lock_start_order",
-    "pause_job",
     "progress_of",
     "report_progress",
-    "reset_job",
-    "resume_job",
-    "rollback_job",
     "set_state",
     "target_of",
     "waiting_reason",
@@ -516,92 +511,3 @@ async def waiting_reason(session: AsyncSession, job: Job) -> str | None:
     if children.scalar_one():
         return f"waiting for the dependencies on dependency {target.id} to be destroyed"
     return None
-
-
-# -- operator actions -------------------------------------------------------------------------
-
-
-def _require(job: Job, *states: str, action: str) -> None:
-    if job.state not in states:
-        raise InvalidState(
-            f"job {job.id} is {job.state}; {action} needs it {' or '.join(states)}",
-            field="id",
-        )
-
-
-async def pause_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
-    """queued -> paused. A task already handed out keeps running; its answer is accepted
-    and the job continues with it when resumed."""
-    _require(job, JobState.QUEUED, action="pause")
-    set_state(
-        session, job, JobState.PAUSED, actor=actor, action="paused", message="paused by " + actor
-    )
-    await session.flush()
-    return job
-
-
-async def resume_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
-    _require(job, JobState.PAUSED, action="resume")
-    return await _queue_again(session, job, actor=actor, action="resumed", now=utcnow())
-
-
-async def _queue_again(
-    session: AsyncSession, job: Job, *, actor: str, action: str, now: dt.datetime
-) -> Job:
-    """Back to queued and due ``now``: the engine steps the job soon."""
-    set_state(session, job, JobState.QUEUED, actor=actor, action=action, message="")
-    job.step_at = now
-    await announce(session, JOBS_CHANNEL)
-    await session.flush()
-    return job
-
-
-async def reset_job(session: AsyncSession, job: Job, *, actor: str, runner: Runner | None) -> Job:
-    """error -> queued: the failed step is tried again (a lost task is sent again, a runaway
-    loop gets another step allowance)."""
-    _require(job, JobState.ERROR, action="reset")
-    now = utcnow()
-    await cancel_open_tasks(session, job, now=now)
-    if runner is not None:
-        runner.clear_dispatched()
-        runner.reset_step_ceiling()
-        job.runner_state = runner.dumps()
-    return await _queue_again(session, job, actor=actor, action="reset", now=now)
-
-
-async def rollback_job(
-    session: AsyncSession, job: Job, *, actor: str, runner: Runner | None
-) -> Job:
-    """error -> queued after the waiting function agreed to roll back; the cookie changes, so
-    a late answer to the old task is refused."""
-    _require(job, JobState.ERROR, action="rollback")
-    if runner is None:
-        raise InvalidState(f"job {job.id} has not started a function to roll back", field="id")
-    answer = runner.rollback()
-    if answer != "Done":
-        raise InvalidState(f"job {job.id} cannot roll back: {answer}", field="id")
-    now = utcnow()
-    await cancel_open_tasks(session, job, now=now)
-    job.runner_state = runner.dumps()
-    return await _queue_again(session, job, actor=actor, action="rolled back", now=now)
-
-
-async def cancel_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
-    """Any unfinished job -> aborted and finished: the target is left as it is and may get a
-    new job; unanswered tasks are withdrawn."""
-    if job.finished_at is not None:
-        raise InvalidState(f"job {job.id} is already finished ({job.state})", field="id")
-    now = utcnow()
-    await cancel_open_tasks(session, job, now=now)
-    set_state(
-        session,
-        job,
-        JobState.ABORTED,
-        actor=actor,
-        action="cancelled",
-        message=f"cancelled by {actor}",
-        now=now,
-    )
-    await announce(session, JOBS_CHANNEL)
-    await session.flush()
-    return job

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.foreman.engine import step_job
 from contractor.models import PXE, Job, RealNetworkInterface
 from contractor.services import blueprint as bps
-from contractor.services import building, interfaces, jobs, resources
+from contractor.services import building, interfaces, job_actions, jobs, resources
 from contractor.settings import Settings
 from tests.factories import make_site
 
@@ -79,7 +79,7 @@ async def _run_answering_the_operator(session: AsyncSession, job: Job) -> list[s
         await step_job(session, job, settings=SETTINGS)
         if job.state == "paused":
             asked.append(job.message.rpartition(" (line ")[0])
-            await jobs.resume_job(session, job, actor="operator")
+            await job_actions.resume_job(session, job, actor="operator")
         elif job.state in ("done", "error", "aborted"):
             return asked
     raise AssertionError(f"job {job.id} did not finish: {job.state} {job.message!r}")

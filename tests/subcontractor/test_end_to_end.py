@@ -27,7 +27,7 @@ from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
 from contractor.models import Foundation, Job, Task
 from contractor.services import blueprint as bp_service
-from contractor.services import building, jobs, resources
+from contractor.services import building, job_actions, jobs, resources
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.conftest import make_pg_database
@@ -295,7 +295,7 @@ async def test_wrong_bmc_password_then_fixed(database: Database, tmp_path: Path)
                         session, locked, settings=database.settings, for_step=False
                     )
                     runner = restore_runner(locked, context)
-                    await jobs.reset_job(session, locked, actor="alice", runner=runner)
+                    await job_actions.reset_job(session, locked, actor="alice", runner=runner)
 
                 await database.run(fix)
                 job = await database.wait_for(setup.job_id, "done", "error")
