@@ -5,6 +5,8 @@ functions build must never change; a table needing something else spells it out,
 builder is added beside these.
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -25,3 +27,9 @@ def timestamps() -> tuple[sa.Column[object], sa.Column[object]]:
 def primary_key(table: str) -> sa.PrimaryKeyConstraint:
     """The primary key on ``id``, named ``pk_<table>``."""
     return sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{table}"))
+
+
+def offset_type() -> sa.types.TypeEngine[Any]:
+    """What an offset in an address block is stored as (``models.network.Offset``): exact
+    up to 2**128, ``numeric(39, 0)`` on PostgreSQL and 39 zero-padded digits on SQLite."""
+    return sa.String(39).with_variant(sa.Numeric(39, 0), "postgresql")
