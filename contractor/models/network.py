@@ -70,6 +70,16 @@ class Offset(TypeDecorator[int]):
         return None if value is None else int(value)
 
 
+# The largest whole number every JSON parser reads exactly (an IEEE 754 double's 53 bits).
+JSON_EXACT_MAX = 2**53 - 1
+
+
+def json_exact(value: int) -> int | str:
+    """A whole number as JSON carries it exactly: a number within ±``JSON_EXACT_MAX``, else
+    the string of its decimal digits (how offsets appear in GraphQL and in event payloads)."""
+    return value if -JSON_EXACT_MAX <= value <= JSON_EXACT_MAX else str(value)
+
+
 class next_offset(FunctionElement[int]):
     """``offset + 1``, in SQL, for an ``Offset`` column or expression."""
 

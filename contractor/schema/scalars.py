@@ -9,17 +9,13 @@ from typing import NewType
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
+from contractor.models.network import json_exact
+
 __all__ = ["SCALARS", "BigInt"]
 
 BigInt = NewType("BigInt", int)
 
-# The largest whole number every JSON parser reads exactly (an IEEE 754 double's 53 bits).
-_EXACT_IN_JSON = 2**53 - 1
 _WHOLE = re.compile(r"-?[0-9]+")
-
-
-def _serialize(value: int) -> int | str:
-    return value if -_EXACT_IN_JSON <= value <= _EXACT_IN_JSON else str(value)
 
 
 def _parse(value: object) -> object:
@@ -44,7 +40,7 @@ SCALARS: dict[object, ScalarDefinition] = {
             "decimal digits (`BigInt(value)` in JavaScript takes both). Given as a number or "
             'as a string of decimal digits ("18446744073709551614").'
         ),
-        serialize=_serialize,
+        serialize=json_exact,
         parse_value=_parse,
     )
 }

@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidInput
-from contractor.models import AddressBlock, BaseAddress, Structure
+from contractor.models import AddressBlock, BaseAddress, Event, Structure
 from contractor.models.network import next_offset, offset_literal
 from contractor.services import addresses, network
-from tests.factories import make_block, make_stack
+from contractor.services.events import latest_cursor
+from tests.factories import make_block, make_site, make_stack
 
 TOP_64 = 2**64 - 2  # the last usable offset of a /64 (its last address is left out)
 TOP_48 = 2**80 - 2
@@ -166,3 +167,26 @@ async def test_a_block_shrinks_only_over_its_offsets(session: AsyncSession) -> N
         await network.update_address_block(session, block, subnet="2001:db8::/65")
     assert await _stored(session, block) == [TOP_64]
     assert await _allocate(session, block, structure, 1) == 1
+
+
+async def test_event_payloads_carry_offsets_exactly(session: AsyncSession) -> None:
+    """Past 2**53 - 1 a JSON number is not exact in every reader: such offsets are strings."""
+    site = await make_site(session)
+    small = await make_block(session, site, "192.0.2.0/24", gateway_offset=1)
+    large = await make_block(session, site, "2001:db8::/64", gateway_offset=TOP_64)
+    await session.commit()
+    start = await latest_cursor(session)
+    for block, offset in [(small, 254), (large, 2**53 - 1), (large, 2**53), (large, TOP_64 - 1)]:
+        await addresses.create_reserved_address(session, block=block, offset=offset, reason="r")
+    await session.commit()
+    rows = await session.execute(select(Event).where(Event.id > start).order_by(Event.id))
+    assert [e.payload["offset"] for e in rows.scalars()] == [
+        254,
+        2**53 - 1,
+        str(2**53),
+        str(TOP_64 - 1),
+    ]
+    created = await session.execute(
+        select(Event.payload).where(Event.object_type == "address_block").order_by(Event.id)
+    )
+    assert [p["gateway_offset"] for p in created.scalars()][-2:] == [1, str(TOP_64)]
