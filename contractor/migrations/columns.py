@@ -30,6 +30,7 @@ def primary_key(table: str) -> sa.PrimaryKeyConstraint:
 
 
 def offset_type() -> sa.types.TypeEngine[Any]:
-    """What an offset in an address block is stored as (``models.network.Offset``): exact
-    up to 2**128, ``numeric(39, 0)`` on PostgreSQL and 39 zero-padded digits on SQLite."""
-    return sa.String(39).with_variant(sa.Numeric(39, 0), "postgresql")
+    """What an offset in an address block is stored as (``models.offsets.Offset``): exact
+    up to 2**128, ``numeric(39, 0)`` on PostgreSQL, and on SQLite a column without affinity
+    (``BLOB``) holding an integer below 2**62 or else 39 zero-padded digits."""
+    return sa.Numeric(39, 0).with_variant(sa.LargeBinary(), "sqlite")

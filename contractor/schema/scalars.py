@@ -9,7 +9,7 @@ from typing import NewType
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-from contractor.models.network import json_exact
+from contractor.models.offsets import json_exact
 
 __all__ = ["SCALARS", "BigInt"]
 

@@ -21,7 +21,7 @@ from contractor.models import (
     Site,
     Structure,
 )
-from contractor.models.network import next_offset, offset_literal
+from contractor.models.offsets import next_offset, offset_literal
 from contractor.services.common import added, refuse_if_used
 from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.network import (

@@ -3,6 +3,7 @@ on PostgreSQL and SQLite; going back refuses offsets an integer column cannot ho
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from contractor.settings import Settings
 from tests.conftest import make_pg_database
 
 OFFSETS = [1, 2, 9, 10, 100, 254]
+NETWORK = ipaddress.IPv6Network("2001:db8::/32")
 STAMP = "'2026-12-01 00:00:00'"
 
 
@@ -39,8 +41,13 @@ def engine(settings: Settings) -> Iterator[sa.Engine]:
         engine.dispose()
 
 
+def _held(engine: sa.Engine) -> list[int]:
+    """The offsets seeded: SQLite's integer column also held 64-bit ones."""
+    return OFFSETS + ([2**62, 2**62 + 5, 2**63 - 1] if engine.dialect.name == "sqlite" else [])
+
+
 def _seed(engine: sa.Engine) -> None:
-    """A /24 with a gateway and addresses, written as revision 0009 keeps them."""
+    """A block with a gateway and addresses, written as revision 0009 keeps them."""
     with engine.begin() as connection:
         run = connection.exec_driver_sql
         run(
@@ -49,18 +56,19 @@ def _seed(engine: sa.Engine) -> None:
         )
         run(
             "INSERT INTO address_block (id, site_id, name, version, subnet, prefix, "
-            "gateway_offset, first_bin, last_bin, created, updated) VALUES (1, 1, 'lan', 4, "
-            f"'10.0.0.0', 24, 253, {_bytes(engine, 0)}, {_bytes(engine, 255)}, {STAMP}, {STAMP})"
+            "gateway_offset, first_bin, last_bin, created, updated) VALUES (1, 1, 'lan', 6, "
+            f"'2001:db8::', 32, 253, {_bytes(engine, NETWORK.network_address)}, "
+            f"{_bytes(engine, NETWORK.broadcast_address)}, {STAMP}, {STAMP})"
         )
-        for offset in OFFSETS:
+        for offset in _held(engine):
             run(
                 'INSERT INTO address (kind, address_block_id, "offset", reason, is_primary, '
                 f"created, updated) VALUES ('reserved', 1, {offset}, 'r', false, {STAMP}, {STAMP})"
             )
 
 
-def _bytes(engine: sa.Engine, last: int) -> str:
-    value = (b"\0" * 10 + b"\xff\xff\x0a\0\0" + bytes([last])).hex()
+def _bytes(engine: sa.Engine, address: ipaddress.IPv6Address) -> str:
+    value = address.packed.hex()
     return f"x'{value}'" if engine.dialect.name == "sqlite" else f"'\\x{value}'::bytea"
 
 
@@ -79,27 +87,24 @@ def test_offsets_survive_the_round_trip(settings: Settings, engine: sa.Engine) -
     _seed(engine)
     migrate.upgrade(settings)
     migrate.check(settings)
-    assert _offsets(engine) == (OFFSETS, 253)  # numeric order: 9 before 10 before 100
+    held = _held(engine)
+    assert _offsets(engine) == (held, 253)  # numeric order: 9 before 10 before 100
 
-    big = 2**63 + 5
+    big = 2**64 + 5
     with engine.begin() as connection:
-        connection.execute(
-            sa.update(BaseAddress).where(BaseAddress.offset == 254).values(offset=big)
-        )
-    assert _offsets(engine) == ([*OFFSETS[:-1], big], 253)
+        connection.execute(sa.update(BaseAddress).where(BaseAddress.offset == 1).values(offset=big))
+    assert _offsets(engine) == (sorted([*held[1:], big]), 253)
     config = migrate.alembic_config(settings)
     with pytest.raises(RuntimeError, match=r"1 rows of address.offset hold offsets above"):
         command.downgrade(config, "0009")
     with engine.begin() as connection:
-        connection.execute(
-            sa.update(BaseAddress).where(BaseAddress.offset == big).values(offset=254)
-        )
+        connection.execute(sa.update(BaseAddress).where(BaseAddress.offset == big).values(offset=1))
 
     command.downgrade(config, "0009")
     with engine.connect() as connection:
         stored = connection.exec_driver_sql(
             'SELECT "offset" FROM address ORDER BY "offset"'
         ).scalars()
-        assert list(stored) == OFFSETS  # integers again
+        assert list(stored) == held  # integers again
     migrate.upgrade(settings)
-    assert _offsets(engine) == (OFFSETS, 253)
+    assert _offsets(engine) == (held, 253)

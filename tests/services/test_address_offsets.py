@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidInput
 from contractor.models import AddressBlock, BaseAddress, Event, Structure
-from contractor.models.network import next_offset, offset_literal
+from contractor.models.offsets import next_offset, offset_literal
 from contractor.services import addresses, network
 from contractor.services.events import latest_cursor
 from tests.factories import make_block, make_site, make_stack
@@ -28,6 +28,9 @@ TOP_48 = 2**80 - 2
         9,
         10**18 - 1,  # the carry out of the last 18 digits (SQLite works in 18-digit pieces)
         10**18,
+        2**62 - 2,
+        2**62 - 1,  # SQLite keeps offsets below 2**62 as integers, the others as digits
+        2**62,
         2**63 - 1,  # SQLite's largest integer
         2**63,
         10**36 - 1,  # the carry out of the middle 18 digits
@@ -40,6 +43,23 @@ async def test_next_offset_is_exact(session: AsyncSession, value: int) -> None:
     query = select(next_offset(offset_literal(value)), offset_literal(value))
     following, same = (await session.execute(query)).one()
     assert (following, same) == (value + 1, value)
+
+
+async def test_successors_match_what_is_stored(session: AsyncSession) -> None:
+    """The lowest-free search finds a taken successor by equality with the stored offset, also
+    where SQLite's integers give way to digit strings and where a carry crosses pieces."""
+    site = await make_site(session)
+    block = await make_block(session, site, "2001:db8::/48")
+    pairs = [(2**62 - 1, 2**62), (10**18 - 1, 10**18), (2**64 - 1, 2**64), (10**20, 10**20 + 2)]
+    for first, second in pairs:
+        for offset in (first, second):
+            await addresses.create_reserved_address(session, block=block, offset=offset, reason="r")
+    taken, successor = select(BaseAddress.offset).subquery(), select(BaseAddress.offset).subquery()
+    query = select(taken.c.offset).where(
+        select(successor.c.offset).where(successor.c.offset == next_offset(taken.c.offset)).exists()
+    )
+    followed = sorted((await session.execute(query)).scalars())
+    assert followed == sorted(first for first, second in pairs if second == first + 1)
 
 
 async def _allocate(
@@ -73,7 +93,7 @@ async def test_lowest_free_near_the_top_of_large_blocks(
     site, _, structure = await make_stack(session)
     block = await make_block(session, site, subnet, gateway_offset=top)
     assert network.block_bounds(block) == (1, top)
-    for offset in (top - 1, top - 2, 2**64, 2**63, 2**63 - 1, 1):
+    for offset in (top - 1, top - 2, 2**64, 2**63, 2**63 - 1, 2**62, 2**62 - 1, 1):
         if offset <= top:
             await addresses.create_reserved_address(
                 session, block=block, offset=offset, reason=f"r{offset}"
@@ -86,6 +106,8 @@ async def test_lowest_free_near_the_top_of_large_blocks(
         2,
         3,
         4,
+        2**62 - 1,
+        2**62,
         2**63 - 1,
         2**63,
         *beyond_64,

@@ -38,7 +38,7 @@ from contractor.models import (
     Zone,
 )
 from contractor.models.directory import Entry
-from contractor.models.network import Offset, json_exact
+from contractor.models.offsets import Offset, json_exact
 
 __all__ = [
     "CREATED",
