@@ -5,6 +5,8 @@ functions build must never change; a table needing something else spells it out,
 builder is added beside these.
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -62,3 +64,10 @@ def ordered_link(table: str, owner: tuple[str, str], member: tuple[str, str]) ->
         sa.PrimaryKeyConstraint(owner_column, member_column, name=op.f(f"pk_{table}")),
     )
     index(table, member_column)
+
+
+def offset_type() -> sa.types.TypeEngine[Any]:
+    """What an offset in an address block is stored as (``models.offsets.Offset``): exact
+    up to 2**128, ``numeric(39, 0)`` on PostgreSQL, and on SQLite a column without affinity
+    (``BLOB``) holding an integer below 2**62 or else 39 zero-padded digits."""
+    return sa.Numeric(39, 0).with_variant(sa.LargeBinary(), "sqlite")

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from contractor.models import Base
 from contractor.models.base import UTCDateTime
+from contractor.models.offsets import Offset
 from contractor.plugins import foundation_types
 
 config = context.config
@@ -26,6 +27,9 @@ def _render_item(kind: str, item: Any, autogen_context: Any) -> str | Literal[Fa
     # Migrations must not import model code: our UTC wrapper is a plain timestamptz there.
     if kind == "type" and isinstance(item, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if kind == "type" and isinstance(item, Offset):
+        autogen_context.imports.add("from contractor.migrations import columns")
+        return "columns.offset_type()"
     return False
 
 

@@ -3,6 +3,9 @@
 An address is an offset inside its block, so the block's first and last addresses are kept
 as 16-byte big-endian values (IPv4 as v4-mapped IPv6): byte order is numeric order, which
 lets overlap and lookup run as plain range comparisons on both PostgreSQL and SQLite.
+
+An offset can be as large as 2**128 - 1 (a /0), past any database's 64-bit integer, so
+offsets are ``Offset`` columns (``models.offsets``): exact, and ordered numerically.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from contractor.models.base import Base, Timestamped, key_of, partial_index
+from contractor.models.offsets import Offset
 
 
 class Network(Timestamped, Base):
@@ -47,7 +51,7 @@ class AddressBlock(Timestamped, Base):
     version: Mapped[int] = mapped_column(Integer)  # 4 or 6
     subnet: Mapped[str] = mapped_column(String(45))  # normalised network address, text form
     prefix: Mapped[int] = mapped_column(Integer)
-    gateway_offset: Mapped[int | None] = mapped_column(Integer)
+    gateway_offset: Mapped[int | None] = mapped_column(Offset())
     first_bin: Mapped[bytes] = mapped_column(LargeBinary(16))
     last_bin: Mapped[bytes] = mapped_column(LargeBinary(16))
 
@@ -87,7 +91,7 @@ class BaseAddress(Timestamped, Base):
     address_block_id: Mapped[int | None] = mapped_column(
         ForeignKey("address_block.id", ondelete="RESTRICT")
     )
-    offset: Mapped[int | None] = mapped_column(Integer)
+    offset: Mapped[int | None] = mapped_column(Offset())
     # Address (held by a Structure)
     structure_id: Mapped[int | None] = mapped_column(
         ForeignKey("structure.id", ondelete="CASCADE"), index=True

@@ -31,6 +31,7 @@ from contractor.schema.anonymous import AnonymousOnlyLogin
 from contractor.schema.bounded import BoundedMessages
 from contractor.schema.prefetch import attribute
 from contractor.schema.reporting import ContractorSchema, MaskUnexpected
+from contractor.schema.scalars import SCALARS
 from contractor.settings import Settings
 
 __all__ = ["build_schema"]
@@ -90,5 +91,5 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         ],
         extensions=extensions,  # type: ignore[arg-type]
         exception_handlers=errors.ERROR_HANDLERS,
-        config=StrawberryConfig(default_resolver=attribute),
+        config=StrawberryConfig(default_resolver=attribute, scalar_map=SCALARS),
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, literal, or_, select, union_all
+from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, Exhausted, InvalidInput, NotFound
@@ -21,6 +21,7 @@ from contractor.models import (
     Site,
     Structure,
 )
+from contractor.models.offsets import next_offset, offset_literal
 from contractor.services.common import added, refuse_if_used
 from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.network import (
@@ -187,12 +188,12 @@ async def lowest_free_offset(session: AsyncSession, block: AddressBlock) -> int 
         BaseAddress.address_block_id == block.id
     )
     if block.gateway_offset is not None:
-        taken = union_all(taken, select(literal(block.gateway_offset).label("offset")))  # type: ignore[assignment]
+        taken = union_all(taken, select(offset_literal(block.gateway_offset).label("offset")))  # type: ignore[assignment]
     used = taken.subquery("used")
     other = taken.subquery("other")
     candidates = union_all(
-        select(literal(low).label("candidate")),
-        select((used.c.offset + 1).label("candidate")),
+        select(offset_literal(low).label("candidate")),
+        select(next_offset(used.c.offset).label("candidate")),
     ).subquery("candidates")
     query = select(func.min(candidates.c.candidate)).where(
         candidates.c.candidate >= low,

@@ -38,6 +38,7 @@ from contractor.models import (
     Zone,
 )
 from contractor.models.directory import Entry
+from contractor.models.offsets import Offset, json_exact
 
 __all__ = [
     "CREATED",
@@ -179,7 +180,10 @@ def snapshot(obj: Any, *, loaded_only: bool = False) -> dict[str, Any]:
             continue
         if loaded_only and attr.key not in loaded:
             continue
-        values[attr.key] = getattr(obj, attr.key)
+        value = getattr(obj, attr.key)
+        if isinstance(column.type, Offset) and value is not None:
+            value = json_exact(value)  # exact for every reader of the payload
+        values[attr.key] = value
     derived = getattr(type(obj), "state", None)
     if isinstance(derived, property):
         with contextlib.suppress(AttributeError):  # a state needing what is not loaded
