@@ -75,6 +75,14 @@ async def test_zone_list(served: Served) -> None:
         "problems": [
             "zone 'broken' has no name servers: set nameservers on it or on a parent zone"
         ],
+        "details": [
+            {
+                "code": "NO_NAMESERVERS",
+                "message": "zone 'broken' has no name servers: set nameservers on it or on a "
+                "parent zone",
+                "record": "broken.",
+            }
+        ],
     }
     again = await served.client.get("/dns/zones", headers=served.headers)
     assert again.json() == response.json()  # reading twice changes no serial

@@ -23,7 +23,7 @@ async def test_zone_entries_and_published_text(client: Client) -> None:
     assert bad["createZoneEntry"]["field"] == "type"
     data = await client.data(
         '{ zone(fqdn: "example") { fqdn entries { type name target priority } } '
-        '  publishedZones(name: "example") { name kind serial problems text } }',
+        '  publishedZones(name: "example") { name kind serial valid problems { code } text } }',
         role="reader",
     )
     assert data["zone"]["entries"] == [
