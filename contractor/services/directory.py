@@ -34,6 +34,13 @@ from contractor.services.validation import ZONE_NAME_RE, check_int
 _TIMERS = ("ttl", "refresh", "retry", "expire", "minimum")
 _MAX_TTL = 2**31 - 1
 _MAX_NEGATIVE_TTL = 86400  # RFC 2308 section 5 advises 1 to 3 hours; a day at most
+_DEFAULTS = {
+    "ttl": DEFAULT_TTL,
+    "refresh": DEFAULT_REFRESH,
+    "retry": DEFAULT_RETRY,
+    "expire": DEFAULT_EXPIRE,
+    "minimum": DEFAULT_MINIMUM,
+}
 # One label of an entry name: letters, digits, '_' (service labels) and inner '-'.
 _ENTRY_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _MAILBOX = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,189}")
@@ -159,7 +166,8 @@ async def create_zone(
             field="name",
         )
     timers = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
-    check_timers(timers, _TIMERS)
+    # The defaults hold together: an error names a timer the caller changed.
+    check_timers(timers, [field for field in _TIMERS if timers[field] != _DEFAULTS[field]])
     servers = check_nameservers(list(nameservers))
     email = check_soa_email(soa_email)
     external = check_bool(external, field="external")
