@@ -10,6 +10,7 @@ What goes in a forward zone, for every Structure whose site uses the zone: each 
 zone. Reverse zones get a PTR for every address held from a block (not pointer addresses)
 naming the address's own name. The reverse zones of a block take their SOA timers, name
 servers and mailbox from the zone of the block's site (or the nearest ancestor site's).
+The zones above an external zone are not generated: they only spell its name.
 """
 
 from __future__ import annotations
