@@ -225,8 +225,14 @@ def dns_export(
     zones = _run(_settings(ctx), dns_service.publish_zones)
     # zones published by updates alone are the server's files (its journal): not ours
     zones = [zone for zone in zones if _settings(ctx).dns_mode(zone.name) != "updates"]
+    settings = _settings(ctx)
     result = dns_service.export_zones(
-        zones, Path(out), check=check, conf_directory=Path(conf_dir) if conf_dir else None
+        zones,
+        Path(out),
+        check=check,
+        conf_directory=Path(conf_dir) if conf_dir else None,
+        allow_transfer=settings.dns_allow_transfer,
+        also_notify=settings.dns_also_notify,
     )
     serials = {zone.name: zone.serial for zone in zones}
     if as_json:

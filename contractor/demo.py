@@ -408,7 +408,7 @@ def example_queries(prepared: Prepared) -> list[tuple[str, str]]:
         ),
         (
             "The DNS zone of the demo sites, as BIND gets it (contractor dns export writes it)",
-            f'{{ publishedZones(name: "{DOMAIN}") {{ name serial problems }} }}',
+            f'{{ publishedZones(name: "{DOMAIN}") {{ name serial problems {{ code message }} }} }}',
         ),
     ]
 

@@ -12,6 +12,8 @@ from argon2 import PasswordHasher
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bindgen import notify_target, transfer_element
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./contractor.sqlite3"
 
 # How a zone reaches DNS: zone files (`contractor dns export`), RFC 2136 updates to a
@@ -130,11 +132,28 @@ class Settings(BaseSettings):
     dns_update_timeout_seconds: float = _seconds(5.0)
     dns_update_retry_base_seconds: float = _seconds(1.0)
     dns_update_retry_max_seconds: float = _seconds(60.0)
+    # The secondaries of zones published as files (docs/dns.md, "Export"): every zone in
+    # the generated named.conf takes `allow-transfer` (who may copy it: addresses, networks,
+    # `key <name>` of a key the server's own named.conf defines, `any`, `none`) and
+    # `also-notify` (servers told of each new serial besides the zone's NS: addresses,
+    # optionally `<address> port <n>`). JSON lists; empty leaves named's defaults.
+    dns_allow_transfer: list[str] = Field(default_factory=list)
+    dns_also_notify: list[str] = Field(default_factory=list)
 
     @field_validator("dns_zone_modes")
     @classmethod
     def _zone_names(cls, value: dict[str, DnsMode]) -> dict[str, DnsMode]:
         return {name.strip().lower().rstrip("."): mode for name, mode in value.items()}
+
+    @field_validator("dns_allow_transfer")
+    @classmethod
+    def _transfer_elements(cls, value: list[str]) -> list[str]:
+        return [transfer_element(item) for item in value]
+
+    @field_validator("dns_also_notify")
+    @classmethod
+    def _notify_targets(cls, value: list[str]) -> list[str]:
+        return [notify_target(item) for item in value]
 
     @model_validator(mode="after")
     def _dns_server_named(self) -> Settings:

@@ -9,9 +9,8 @@ hostname, an entry or a child zone never share one.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import ColumnElement, func, select
@@ -20,12 +19,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bindgen import is_hostname, mailbox_to_rname
 from contractor.errors import Conflict, InvalidInput, NotFound
 from contractor.models import Site, Structure, Zone
-from contractor.models.directory import ENTRY_TYPES, Entry
-from contractor.services.common import UNSET, added, get_by, refuse_if_used, set_given
+from contractor.models.directory import (
+    DEFAULT_EXPIRE,
+    DEFAULT_MINIMUM,
+    DEFAULT_REFRESH,
+    DEFAULT_RETRY,
+    DEFAULT_TTL,
+    ENTRY_TYPES,
+    Entry,
+)
+from contractor.services.common import UNSET, added, get_by, refuse_if_used
 from contractor.services.validation import ZONE_NAME_RE, check_int
 
 _TIMERS = ("ttl", "refresh", "retry", "expire", "minimum")
 _MAX_TTL = 2**31 - 1
+_MAX_NEGATIVE_TTL = 86400  # RFC 2308 section 5 advises 1 to 3 hours; a day at most
+_DEFAULTS = {
+    "ttl": DEFAULT_TTL,
+    "refresh": DEFAULT_REFRESH,
+    "retry": DEFAULT_RETRY,
+    "expire": DEFAULT_EXPIRE,
+    "minimum": DEFAULT_MINIMUM,
+}
 # One label of an entry name: letters, digits, '_' (service labels) and inner '-'.
 _ENTRY_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _MAILBOX = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,189}")
@@ -90,20 +105,56 @@ def check_soa_email(value: Any, *, field: str = "soa_email") -> str | None:
     return text
 
 
+def check_timers(timers: dict[str, int], given: Collection[str]) -> None:
+    """The TTL and SOA timers of a zone, each a number of seconds, and their relations
+    (RFC 1912 section 2.2, RFC 2308 section 5), checked whole on every change: ``timers``
+    are the zone's after the change, ``given`` the fields the caller set (an error names the
+    one at fault among them, else the one the relation is about)."""
+    for name in _TIMERS:
+        check_int(timers[name], field=name, low=1, high=_MAX_TTL)
+    refresh, retry, expire = timers["refresh"], timers["retry"], timers["expire"]
+
+    def blame(*fields: str) -> str:
+        return next((f for f in fields if f in given), fields[0])
+
+    if retry >= refresh:
+        raise InvalidInput(
+            f"retry ({retry} s) must be shorter than refresh ({refresh} s): a secondary "
+            "whose refresh failed tries again before its next refresh",
+            field=blame("retry", "refresh"),
+        )
+    if expire < refresh + retry:
+        raise InvalidInput(
+            f"expire ({expire} s) must be at least refresh + retry ({refresh + retry} s), or "
+            "a secondary drops the zone before it has tried again (RFC 1912 advises 2 to 4 "
+            f"weeks, {DEFAULT_EXPIRE} s by default)",
+            field=blame("expire", "refresh", "retry"),
+        )
+    if timers["minimum"] > _MAX_NEGATIVE_TTL:
+        raise InvalidInput(
+            f"minimum (the negative-caching TTL, RFC 2308) must be at most "
+            f"{_MAX_NEGATIVE_TTL} s, got {timers['minimum']} (1 to 3 hours is advised)",
+            field="minimum",
+        )
+
+
 async def create_zone(
     session: AsyncSession,
     *,
     name: str,
     parent: Zone | None = None,
-    ttl: int = 3600,
-    refresh: int = 86400,
-    retry: int = 7200,
-    expire: int = 36000,
-    minimum: int = 172800,
+    ttl: int = DEFAULT_TTL,
+    refresh: int = DEFAULT_REFRESH,
+    retry: int = DEFAULT_RETRY,
+    expire: int = DEFAULT_EXPIRE,
+    minimum: int = DEFAULT_MINIMUM,
     nameservers: Sequence[str] = (),
     soa_email: str | None = None,
+    external: bool = False,
 ) -> Zone:
     """A zone; empty ``nameservers`` and a None ``soa_email`` are inherited from the parent.
+    ``external``: delegated to us from a parent we do not serve (the zones above it are not
+    generated, so they may hold no sites nor entries).
 
     A child zone may not take a name the parent zone already uses for a host or an entry.
     """
@@ -115,10 +166,11 @@ async def create_zone(
             field="name",
         )
     timers = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
-    for field in _TIMERS:
-        check_int(timers[field], field=field, low=1, high=_MAX_TTL)
+    # The defaults hold together: an error names a timer the caller changed.
+    check_timers(timers, [field for field in _TIMERS if timers[field] != _DEFAULTS[field]])
     servers = check_nameservers(list(nameservers))
     email = check_soa_email(soa_email)
+    external = check_bool(external, field="external")
     parent_id = parent.id if parent is not None else None
     clash = select(Zone.id).where(Zone.name == name, _parent_is(parent_id))
     if (await session.execute(clash)).first() is not None:
@@ -126,7 +178,18 @@ async def create_zone(
         raise Conflict(f"zone {name!r} already exists {where}", field="name")
     if parent is not None:
         await _refuse_name_taken_in_zone(session, parent, name)
-    zone = Zone(name=name, parent_id=parent_id, nameservers=servers, soa_email=email, **timers)
+        if external:
+            await _refuse_content_above(
+                session, parent, f"{name}.{await zone_fqdn(session, parent)}"
+            )
+    zone = Zone(
+        name=name,
+        parent_id=parent_id,
+        nameservers=servers,
+        soa_email=email,
+        external=external,
+        **timers,
+    )
     return await added(session, zone)
 
 
@@ -141,18 +204,88 @@ async def update_zone(
     minimum: int = UNSET,
     nameservers: Sequence[str] = UNSET,
     soa_email: str | None = UNSET,
+    external: bool = UNSET,
 ) -> Zone:
-    """Change the given fields (each checked as in ``create_zone``)."""
-    timers = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
-    check_timer = functools.partial(check_int, low=1, high=_MAX_TTL)
-    set_given(zone, **{f: (v, functools.partial(check_timer, field=f)) for f, v in timers.items()})
-    set_given(
-        zone,
-        nameservers=(nameservers, lambda servers: check_nameservers(list(servers))),
-        soa_email=(soa_email, check_soa_email),
-    )
+    """Change the given fields, each checked as in ``create_zone`` and the timers together
+    (the result must hold, so a change that breaks a relation is refused whole)."""
+    given = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
+    given = {field: value for field, value in given.items() if value is not UNSET}
+    timers = {field: given.get(field, getattr(zone, field)) for field in _TIMERS}
+    check_timers(timers, given)
+    servers = UNSET if nameservers is UNSET else check_nameservers(list(nameservers))
+    email = UNSET if soa_email is UNSET else check_soa_email(soa_email)
+    if external is not UNSET:
+        external = check_bool(external, field="external")
+        if external and not zone.external and zone.parent_id is not None:
+            parent = await get_zone(session, zone.parent_id)
+            await _refuse_content_above(session, parent, await zone_fqdn(session, zone))
+    for field, value in {**given, "nameservers": servers, "soa_email": email}.items():
+        if value is not UNSET:
+            setattr(zone, field, value)
+    if external is not UNSET:
+        zone.external = external
     await session.flush()
     return zone
+
+
+def check_bool(value: Any, *, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{field} must be true or false, got {value!r}", field=field)
+    return value
+
+
+async def zones_not_generated(session: AsyncSession) -> set[int]:
+    """The ids of the zones above an external zone: they only spell its name."""
+    parents = {
+        zone_id: (parent_id, external)
+        for zone_id, parent_id, external in await session.execute(
+            select(Zone.id, Zone.parent_id, Zone.external)
+        )
+    }
+    above: set[int] = set()
+    for parent_id, external in list(parents.values()):
+        while external and parent_id is not None and parent_id not in above:
+            above.add(parent_id)
+            parent_id = parents[parent_id][0]
+    return above
+
+
+async def check_zone_generated(session: AsyncSession, zone: Zone, *, field: str) -> None:
+    """Refuse to put data (a site, an entry) in a zone above an external zone: it is not
+    generated, so the data would reach no DNS server."""
+    if zone.id in await zones_not_generated(session):
+        raise Conflict(
+            f"zone {await zone_fqdn(session, zone)!r} is above an external zone and is not "
+            "generated (it only spells the external zone's name): use a zone Contractor serves",
+            field=field,
+        )
+
+
+async def _refuse_content_above(session: AsyncSession, parent: Zone, fqdn: str) -> None:
+    """``fqdn`` is to become external under ``parent``: the zones from ``parent`` up will
+    not be generated, so none of them may hold sites or entries."""
+    current: Zone | None = parent
+    while current is not None:
+        found = (
+            await session.execute(
+                select(Site.name).where(Site.zone_id == current.id).order_by(Site.name).limit(1)
+            )
+        ).scalar_one_or_none()
+        what = f"site {found!r} uses it" if found is not None else None
+        if what is None:
+            entry = (
+                await session.execute(
+                    select(Entry.type, Entry.name).where(Entry.zone_id == current.id).limit(1)
+                )
+            ).first()
+            what = None if entry is None else f"its {entry[0]} entry {entry[1]!r} is there"
+        if what is not None:
+            raise Conflict(
+                f"zone {fqdn!r} cannot be external: zone {await zone_fqdn(session, current)!r} "
+                f"above it would no longer be generated, but {what}",
+                field="external",
+            )
+        current = await get_zone(session, current.parent_id) if current.parent_id else None
 
 
 async def zone_fqdn(session: AsyncSession, zone: Zone) -> str:
@@ -397,6 +530,7 @@ async def create_entry(session: AsyncSession, *, zone: Zone, **record: Unpack[Re
             f"entry type {type!r} is not one of {', '.join(ENTRY_TYPES)}", field="type"
         )
     owner = _check_entry_name(record["name"], kind)
+    await check_zone_generated(session, zone, field="zone")
     ttl = record.get("ttl")
     entry = Entry(
         zone_id=zone.id,

@@ -19,6 +19,7 @@ from contractor.models import (
 )
 from contractor.services.common import UNSET, added, get_by, id_or_none, refuse_if_used, set_given
 from contractor.services.config import config_changed, config_sources_changed
+from contractor.services.directory import check_zone_generated
 from contractor.services.validation import check_config_values, check_description, check_name
 
 
@@ -40,6 +41,8 @@ async def create_site(
     values = check_config_values(config_values or {})
     if (await session.execute(select(Site.id).where(Site.name == name))).first():
         raise Conflict(f"site {name!r} already exists", field="name")
+    if zone is not None:
+        await check_zone_generated(session, zone, field="zone")
     site = Site(
         name=name,
         description=description,
@@ -75,6 +78,8 @@ async def update_site(
                     field="parent",
                 )
         site.parent_id = parent.id if parent else None
+    if zone is not UNSET and zone is not None:
+        await check_zone_generated(session, zone, field="zone")
     set_given(site, zone_id=(zone, id_or_none))
     return await config_changed(session, site)
 

@@ -54,3 +54,60 @@ def test_drift_is_detected(tmp_path: Path) -> None:
             migrate.check(settings)
     finally:
         Base.metadata.remove(extra)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_0011_retimes_zones_left_at_the_old_defaults(backend: str, tmp_path: Path) -> None:
+    """Zones still at the old SOA defaults (they expired before their next refresh) get the
+    RFC 1912 / RFC 2308 ones; zones whose timers were chosen keep them; external is false."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    url = (
+        f"sqlite:///{tmp_path / 'r.sqlite3'}"
+        if backend == "sqlite"
+        else make_pg_database("contractor_retime")
+    )
+    settings = Settings(database_url=url)
+    migrate.upgrade(settings, "0009")
+    sync_url = settings.database_url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg")
+    engine = create_engine(sync_url)
+    insert = text(
+        "INSERT INTO zone (name, ttl, refresh, retry, expire, minimum, nameservers, created, "
+        "updated) VALUES (:name, 3600, :refresh, :retry, :expire, :minimum, '[]', "
+        "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert,
+                {
+                    "name": "old",
+                    "refresh": 86400,
+                    "retry": 7200,
+                    "expire": 36000,
+                    "minimum": 172800,
+                },
+            )
+            connection.execute(
+                insert,
+                {"name": "chosen", "refresh": 7200, "retry": 600, "expire": 604800, "minimum": 600},
+            )
+        migrate.upgrade(settings)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT name, refresh, retry, expire, minimum, external FROM zone ORDER BY name"
+                )
+            ).all()
+        assert [tuple(row) for row in rows] == [
+            ("chosen", 7200, 600, 604800, 600, False),
+            ("old", 14400, 3600, 1209600, 3600, False),
+        ]
+        command.downgrade(migrate.alembic_config(settings), "0009")
+        with engine.connect() as connection:
+            assert connection.execute(
+                text("SELECT refresh, expire FROM zone WHERE name = 'old'")
+            ).one() == (86400, 36000)
+    finally:
+        engine.dispose()

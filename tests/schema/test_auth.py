@@ -14,6 +14,7 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "updateSite": ('updateSite(name: "s1", description: "d")', "operator"),
     "deleteSite": ('deleteSite(name: "s1")', "operator"),
     "createZone": ('createZone(name: "zz")', "operator"),
+    "updateZone": ('updateZone(fqdn: "zz", ttl: 600)', "operator"),
     "deleteZone": ('deleteZone(fqdn: "zz")', "operator"),
     "createZoneEntry": (
         'createZoneEntry(zone: "zz", type: "TXT", name: "x", text: "t")',

@@ -410,3 +410,30 @@ async def test_worker_processes_write_the_same_files(session: AsyncSession, tmp_
     for name in one.written:
         file = f"{name}.zone"
         assert (tmp_path / "one" / file).read_text() == (tmp_path / "two" / file).read_text()
+
+
+async def test_a_row_published_before_texts_were_kept_gets_its_text(
+    session: AsyncSession,
+) -> None:
+    """Rows from before migration 0011 have no text: the next publish renders and stores it
+    under the same serial, so the zone can be served as it was if it later turns invalid."""
+    from sqlalchemy import select
+
+    from contractor.models.directory import PublishedZone
+
+    zone = await directory.create_zone(session, name="older", nameservers=["ns.elsewhere.net"])
+    first = by_name(await dns.publish_zones(session))["older"]
+    row = (
+        await session.execute(select(PublishedZone).where(PublishedZone.name == "older"))
+    ).scalar_one()
+    row.text = None
+    await session.flush()
+    again = by_name(await dns.publish_zones(session))["older"]
+    assert (again.serial, again.changed, again.text) == (first.serial, False, first.text)
+    zone.nameservers = ["ns1.older"]  # no address: invalid from now on
+    await session.flush()
+    broken = by_name(await dns.publish_zones(session, now=(first.serial or 0) + 100))["older"]
+    assert broken.problems == (
+        "name server ns1.older. (NS of older.) is inside the zone but has no A or AAAA record",
+    )
+    assert (broken.serial, broken.text) == (first.serial, first.text)
