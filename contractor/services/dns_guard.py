@@ -13,7 +13,9 @@ for what would load but be wrong (``record_problems``):
 
 A problem a zone did not have before the change makes it a ``Conflict`` naming the field,
 the zone and the clash, and the change is undone (it ran in a savepoint). A zone's older problems
-(from data stored before these checks) do not block changes that leave them as they are.
+(from data stored before these checks) do not block changes that leave them as they are;
+while a zone cannot be built at all, only what keeps it from being built is compared (its
+records are not there to check until that is fixed).
 A zone that is new, or not exported yet, may be incomplete (``incomplete``: an in-zone name
 server whose address comes later, since its host needs the zone first); a zone that is being
 exported may not become so: delegate a child zone to name servers inside it only once they
