@@ -13,14 +13,7 @@ from contractor.errors import Conflict
 from contractor.models import Address, AddressBlock, Site, Structure, Zone
 from contractor.services import addresses, building, directory, dns, network
 from contractor.services.dns_guard import zone_problems
-from tests.factories import (
-    make_block,
-    make_foundation,
-    make_foundation_blueprint,
-    make_site,
-    make_structure,
-    make_structure_blueprint,
-)
+from tests import factories
 
 
 class _World:
@@ -33,17 +26,21 @@ class _World:
         self.zone = await directory.create_zone(
             self.session, name="example", nameservers=["ns1.example"]
         )
-        self.site = await make_site(self.session, zone=self.zone)
-        self.block = await make_block(self.session, self.site, "10.9.0.0/24")
-        self.fbp = await make_foundation_blueprint(self.session)
-        self.sbp = await make_structure_blueprint(self.session, foundation_blueprints=[self.fbp])
+        self.site = await factories.make_site(self.session, zone=self.zone)
+        self.block = await factories.make_block(self.session, self.site, "10.9.0.0/24")
+        self.fbp = await factories.make_foundation_blueprint(self.session)
+        self.sbp = await factories.make_structure_blueprint(
+            self.session, foundation_blueprints=[self.fbp]
+        )
         await self.host("ns1", 2)
         return self
 
     async def host(self, hostname: str, offset: int | None, site: Site | None = None) -> Structure:
         site = site or self.site
-        foundation = await make_foundation(self.session, site, self.fbp)
-        structure = await make_structure(self.session, site, foundation, self.sbp, hostname)
+        foundation = await factories.make_foundation(self.session, site, self.fbp)
+        structure = await factories.make_structure(
+            self.session, site, foundation, self.sbp, hostname
+        )
         if offset is not None:
             block = self.block if site is self.site else await _first_block(self.session, site)
             await addresses.create_address(
@@ -70,8 +67,8 @@ async def _problems(session: AsyncSession) -> dict[str, tuple[str, ...]]:
 async def test_name_servers_without_glue_are_refused(session: AsyncSession) -> None:
     world = await _World(session).start()
     lab = await directory.create_zone(session, name="lab", parent=world.zone)
-    lab_site = await make_site(session, zone=lab)
-    await make_block(session, lab_site, "10.8.0.0/24")
+    lab_site = await factories.make_site(session, zone=lab)
+    await factories.make_block(session, lab_site, "10.8.0.0/24")
     with pytest.raises(
         Conflict, match=r"ns1\.lab\.example\. \(NS of lab\.example\.\) .* glue"
     ) as e:
@@ -105,8 +102,8 @@ async def test_moving_a_block_onto_another_sites_address_is_refused(
     session: AsyncSession,
 ) -> None:
     world = await _World(session).start()
-    other = await make_site(session, zone=world.zone)
-    moved = await make_block(session, other, "10.7.0.0/24")
+    other = await factories.make_site(session, zone=world.zone)
+    moved = await factories.make_block(session, other, "10.7.0.0/24")
     await world.host("app1", 5)  # 10.9.0.5
     await world.host("app2", 5, site=other)  # 10.7.0.5
     with pytest.raises(Conflict, match=r"5\.0\.9\.10\.in-addr\.arpa\. would name two hosts") as e:
