@@ -74,14 +74,21 @@ class BaseAddress(Timestamped, Base):
     """An offset in a block, held by a Structure (Address), reserved, or in the DHCP pool.
 
     One table for the three kinds: ``(address_block_id, offset)`` is unique across all of
-    them, which is what makes an allocation safe.
+    them, which is what makes an allocation safe. A Structure has at most one primary
+    address per IP version (a dual-stack host's bare name has an A and an AAAA record).
     """
 
     __tablename__ = "address"
     __table_args__ = (
         UniqueConstraint("address_block_id", "offset"),
         UniqueConstraint("structure_id", "interface_name", "alias_index"),
-        partial_index("uq_address_one_primary", "structure_id", where="is_primary", unique=True),
+        partial_index(
+            "uq_address_one_primary_per_version",
+            "structure_id",
+            "ip_version",
+            where="is_primary",
+            unique=True,
+        ),
         CheckConstraint('(address_block_id IS NULL) = ("offset" IS NULL)', name="block_and_offset"),
         CheckConstraint("alias_index >= 0", name="alias_index_not_negative"),
     )
@@ -102,6 +109,8 @@ class BaseAddress(Timestamped, Base):
         ForeignKey("address.id", ondelete="RESTRICT"), index=True
     )
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The block's IP version (4 or 6), so a structure has one primary address per version.
+    ip_version: Mapped[int | None] = mapped_column(Integer)
     # ReservedAddress
     reason: Mapped[str | None] = mapped_column(String(50))
     # DynamicAddress

@@ -62,6 +62,16 @@ class Zone(Row):
             labels.append(row.name)
         return ".".join(labels)
 
+    @strawberry.field(
+        description="The name servers the zone is published with: its own, else the nearest "
+        "parent zone's that has some (empty when no zone up the chain names any)."
+    )
+    async def nameservers_in_effect(self, info: Info) -> list[str]:
+        row = self.row
+        while not row.nameservers and row.parent_id is not None:
+            row = await load_one(info, models.Zone.id, row.parent_id)
+        return list(row.nameservers)
+
 
 @strawberry.type(description="A CNAME, MX, NS, SRV or TXT record kept in a zone.")
 class ZoneEntry(Row):

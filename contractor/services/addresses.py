@@ -24,6 +24,8 @@ from contractor.models import (
 from contractor.models.offsets import next_offset, offset_literal
 from contractor.services.common import added, refuse_if_used
 from contractor.services.config import config_changed, config_sources_changed
+from contractor.services.dns_guard import kept_exportable
+from contractor.services.dns_names import address_label
 from contractor.services.network import (
     block_bounds,
     block_network,
@@ -96,13 +98,29 @@ async def _check_holder(
             f"with alias index {alias_index}",
             field="alias_index",
         )
+    label = address_label(interface_name, alias_index)
+    others = select(BaseAddress.interface_name, BaseAddress.alias_index).where(
+        BaseAddress.structure_id == structure.id
+    )
+    for other_name, other_alias in await session.execute(others):
+        if address_label(other_name or "", other_alias) == label:
+            raise Conflict(
+                f"structure {structure.hostname!r}: an address on {interface_name!r} (alias "
+                f"{alias_index}) would have the DNS name {label}.{structure.hostname} of its "
+                f"address on {other_name!r} (alias {other_alias or 0}); rename one of them",
+                field="interface_name",
+            )
     if is_primary:
+        version = block.version if block is not None else None
         primary = select(BaseAddress.id).where(
-            BaseAddress.structure_id == structure.id, BaseAddress.is_primary.is_(True)
+            BaseAddress.structure_id == structure.id,
+            BaseAddress.is_primary.is_(True),
+            BaseAddress.ip_version == version,
         )
         if (await session.execute(primary)).first():
             raise Conflict(
-                f"structure {structure.hostname!r} already has a primary address",
+                f"structure {structure.hostname!r} already has a primary address for "
+                f"IPv{version} (one primary address per IP version)",
                 field="is_primary",
             )
         if block is not None and block.site_id != structure.site_id:
@@ -150,9 +168,12 @@ async def create_address(
         interface_name=interface_name,
         alias_index=alias_index,
         is_primary=is_primary,
+        ip_version=block.version,
     )
-    session.add(address)
-    return await config_changed(session, address)
+    async with kept_exportable(session, field="offset"):
+        session.add(address)
+        await config_changed(session, address)
+    return address
 
 
 async def create_reserved_address(
@@ -210,9 +231,9 @@ async def delete_address(session: AsyncSession, address: BaseAddress) -> None:
         "the address",
         [("pointer addresses", Address.interface_name, Address.pointer_id == address.id)],
     )
-    await session.delete(address)
-    config_sources_changed(session)
-    await session.flush()
+    async with kept_exportable(session, field="id"):
+        await session.delete(address)
+        config_sources_changed(session)
 
 
 @dataclass(frozen=True)

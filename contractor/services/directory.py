@@ -29,7 +29,14 @@ from contractor.models.directory import (
     Entry,
 )
 from contractor.services.common import UNSET, added, get_by, refuse_if_used
-from contractor.services.validation import ZONE_NAME_RE, check_int
+from contractor.services.dns_guard import kept_exportable
+from contractor.services.dns_names import MAX_NAME, check_zone_label, entry_data
+
+# Moved to dns_names (which the zone builder imports without this module); still here.
+from contractor.services.dns_names import address_label as address_label
+from contractor.services.dns_names import interface_label as interface_label
+from contractor.services.dns_names import txt_data as txt_data
+from contractor.services.validation import check_int
 
 _TIMERS = ("ttl", "refresh", "retry", "expire", "minimum")
 _MAX_TTL = 2**31 - 1
@@ -58,7 +65,8 @@ def _parent_is(parent_id: int | None) -> ColumnElement[bool]:
 async def find_zone(session: AsyncSession, fqdn: str) -> Zone:
     """The zone named by its dotted name (``site1.example``), parents included."""
     zone: Zone | None = None
-    for label in reversed(fqdn.lower().rstrip(".").split(".")):
+    for text in reversed(fqdn.lower().rstrip(".").split(".")):
+        label = text if text.isascii() else _a_label(text)
         query = select(Zone).where(Zone.name == label, _parent_is(zone.id if zone else None))
         zone = (await session.execute(query)).scalar_one_or_none()
         if zone is None:
@@ -66,6 +74,15 @@ async def find_zone(session: AsyncSession, fqdn: str) -> Zone:
     if zone is None:
         raise NotFound("zone name is empty", field="zone")
     return zone
+
+
+def _a_label(text: str) -> str:
+    """A U-label as its A-label, to find a zone by the name its owner wrote (unchanged
+    when it is not a valid one: the look-up then finds nothing and says so)."""
+    try:
+        return check_zone_label(text, field="zone")
+    except InvalidInput:
+        return text
 
 
 def check_nameservers(value: Any, *, field: str = "nameservers") -> list[str]:
@@ -158,11 +175,11 @@ async def create_zone(
 
     A child zone may not take a name the parent zone already uses for a host or an entry.
     """
-    name = name.lower() if isinstance(name, str) else name
-    if not isinstance(name, str) or not ZONE_NAME_RE.fullmatch(name):
+    name = check_zone_label(name, top_level=parent is None)
+    if parent is not None and len(f"{name}.{await zone_fqdn(session, parent)}") > MAX_NAME:
         raise InvalidInput(
-            f"zone name {name!r} must be one DNS label of at least two lower-case letters "
-            "and digits, starting with a letter (child zones are separate rows)",
+            f"zone {name!r} under {await zone_fqdn(session, parent)!r} would have a name "
+            f"longer than {MAX_NAME} characters",
             field="name",
         )
     timers = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
@@ -190,7 +207,8 @@ async def create_zone(
         external=external,
         **timers,
     )
-    return await added(session, zone)
+    async with kept_exportable(session, field="nameservers" if servers else "name"):
+        return await added(session, zone)
 
 
 async def update_zone(
@@ -219,12 +237,13 @@ async def update_zone(
         if external and not zone.external and zone.parent_id is not None:
             parent = await get_zone(session, zone.parent_id)
             await _refuse_content_above(session, parent, await zone_fqdn(session, zone))
-    for field, value in {**given, "nameservers": servers, "soa_email": email}.items():
-        if value is not UNSET:
-            setattr(zone, field, value)
-    if external is not UNSET:
-        zone.external = external
-    await session.flush()
+    async with kept_exportable(session, field="nameservers"):
+        for field, value in {**given, "nameservers": servers, "soa_email": email}.items():
+            if value is not UNSET:
+                setattr(zone, field, value)
+        if external is not UNSET:
+            zone.external = external
+        await session.flush()
     return zone
 
 
@@ -309,23 +328,11 @@ async def delete_zone(session: AsyncSession, zone: Zone) -> None:
             ("sites", Site.name, Site.zone_id == zone.id),
         ],
     )
-    await session.delete(zone)
-    await session.flush()
+    async with kept_exportable(session, field="fqdn"):
+        await session.delete(zone)
 
 
 # -- host names in DNS -----------------------------------------------------------------
-
-
-def interface_label(interface_name: str) -> str:
-    """An interface name as a DNS label: lower case, '_' becomes '-', no '-' at the ends
-    (BIND refuses host names with '_')."""
-    return interface_name.lower().replace("_", "-").strip("-") or "if"
-
-
-def address_label(interface_name: str, alias_index: int | None) -> str:
-    """``eth0`` for an interface's own address, ``eth0-2`` for its alias 2."""
-    label = interface_label(interface_name)
-    return f"{label}-{alias_index}" if alias_index else label
 
 
 async def zone_host_names(session: AsyncSession, zone: Zone) -> set[str]:
@@ -381,6 +388,24 @@ async def check_hostname_free_of_zones(session: AsyncSession, zone: Zone, hostna
             f"{hostname + '.' + await zone_fqdn(session, zone)!r}",
             field="hostname",
         )
+
+
+async def check_hostname_free_of_entries(session: AsyncSession, zone: Zone, hostname: str) -> None:
+    """Refuse ``hostname`` in ``zone`` when a CNAME or NS entry has that name (a CNAME
+    cannot share its name with a host's addresses; an NS entry delegates it elsewhere)."""
+    query = select(Entry.type, Entry.name).where(
+        Entry.zone_id == zone.id,
+        Entry.type.in_(("CNAME", "NS")),
+        (Entry.name == hostname) | Entry.name.endswith("." + hostname),
+    )
+    for type, name in await session.execute(query):
+        if type == "NS" or name == hostname:
+            raise Conflict(
+                f"hostname {hostname!r} is the name of {type} entry {name!r} in zone "
+                f"{await zone_fqdn(session, zone)!r}; delete the entry or choose another "
+                "hostname",
+                field="hostname",
+            )
 
 
 # -- entries ---------------------------------------------------------------------------
@@ -479,33 +504,6 @@ def _none_or(field: str, value: Any, needed: bool, type: str, high: int) -> int 
     return check_int(value, field=field, low=0, high=high)
 
 
-def txt_data(text: str) -> str:
-    """TXT presentation data: quoted strings of at most 255 bytes, escaped."""
-    raw = text.encode()
-    chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
-    out = []
-    for chunk in chunks:
-        escaped = "".join(
-            chr(b)
-            if 32 <= b < 127 and b not in (34, 92)
-            else ("\\" + chr(b) if b in (34, 92) else f"\\{b:03d}")
-            for b in chunk
-        )
-        out.append(f'"{escaped}"')
-    return " ".join(out)
-
-
-def entry_data(entry: Entry) -> str:
-    """The entry's RDATA in presentation format."""
-    if entry.type == "TXT":
-        return txt_data(entry.text or "")
-    if entry.type == "MX":
-        return f"{entry.priority} {entry.target}"
-    if entry.type == "SRV":
-        return f"{entry.priority} {entry.weight} {entry.port} {entry.target}"
-    return entry.target or ""
-
-
 class Record(TypedDict, total=False):
     """A zone entry's record as given: its type and owner name always, the other fields as
     its type needs them (``create_entry``)."""
@@ -548,7 +546,8 @@ async def create_entry(session: AsyncSession, *, zone: Zone, **record: Unpack[Re
     if kind == "TXT" and target is not None:
         raise InvalidInput("a TXT entry has no target (the value goes in text)", field="target")
     await _refuse_entry_clash(session, zone, entry)
-    return await added(session, entry)
+    async with kept_exportable(session, field="target" if kind != "TXT" else "name"):
+        return await added(session, entry)
 
 
 async def _refuse_entry_clash(session: AsyncSession, zone: Zone, entry: Entry) -> None:
@@ -598,5 +597,5 @@ async def _refuse_entry_clash(session: AsyncSession, zone: Zone, entry: Entry) -
 
 
 async def delete_entry(session: AsyncSession, entry: Entry) -> None:
-    await session.delete(entry)
-    await session.flush()
+    async with kept_exportable(session, field="id"):
+        await session.delete(entry)

@@ -9,7 +9,8 @@ What goes in a forward zone, for every Structure whose site uses the zone: each 
 ``<hostname>``; then the zone's entries, and the NS delegation (with glue) of each child
 zone. Reverse zones get a PTR for every address held from a block (not pointer addresses)
 naming the address's own name. The reverse zones of a block take their SOA timers, name
-servers and mailbox from the zone of the block's site (or the nearest ancestor site's).
+servers and mailbox from the zone of the block's site. A site without a zone of its own
+publishes nothing, forward or reverse (its parents' zones are not inherited).
 The zones above an external zone are not generated: they only spell its name.
 """
 
@@ -29,7 +30,7 @@ from bindgen import SOA, Record, ZoneData
 from contractor.models import Address, AddressBlock, BaseAddress, Site, Structure, Zone
 from contractor.models.directory import Entry
 from contractor.runtime import gc_paused
-from contractor.services.directory import address_label, entry_data
+from contractor.services.dns_names import address_label, entry_data
 
 __all__ = ["FILE_MARK", "DnsZone", "Kind", "build_zones"]
 
@@ -293,19 +294,6 @@ def _finish(
     return DnsZone(name, kind, data, bindgen.content_hash(data))
 
 
-def _site_zone(inv: _Inventory, site_id: int) -> int | None:
-    """The zone of a site, or of its nearest ancestor that has one."""
-    current: int | None = site_id
-    seen: set[int] = set()
-    while current is not None and current not in seen:
-        seen.add(current)
-        zone_id = inv.site_zone.get(current)
-        if zone_id is not None:
-            return zone_id
-        current = inv.site_parent.get(current)
-    return None
-
-
 def _ns_targets(inv: _Inventory) -> set[str]:
     """Every name server host name (without the trailing dot) any zone may need glue for."""
     targets = {name for zone in inv.zones.values() for name in zone.nameservers}
@@ -462,7 +450,9 @@ def _above_external(inv: _Inventory) -> set[int]:
 def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str]]) -> list[DnsZone]:
     block_zone: dict[bindgen.IPNetwork, int] = {}
     for site_id, network, _first in inv.blocks.values():
-        zone_id = _site_zone(inv, site_id)
+        # The one rule of both directions: a site's own zone (none inherited from its
+        # parents), as for its structures' forward names.
+        zone_id = inv.site_zone.get(site_id)
         if zone_id is not None:
             known = block_zone.get(network)
             block_zone[network] = zone_id if known is None else min(known, zone_id)

@@ -19,6 +19,7 @@ from contractor.models import (
 )
 from contractor.services.common import UNSET, id_or_none, set_given
 from contractor.services.config import config_changed
+from contractor.services.dns_names import interface_label
 from contractor.services.validation import check_name, normalise_mac
 
 # -- real network interfaces (on foundations) ---------------------------------------------
@@ -152,13 +153,22 @@ async def add_abstract_interface(
     session: AsyncSession, *, structure: Structure, name: str, network: Network | None = None
 ) -> AbstractNetworkInterface:
     check_name(name, field="name", max_length=20, what="interface name")
-    clash = select(AbstractNetworkInterface.id).where(
-        AbstractNetworkInterface.structure_id == structure.id, AbstractNetworkInterface.name == name
+    names = select(AbstractNetworkInterface.name).where(
+        AbstractNetworkInterface.structure_id == structure.id
     )
-    if (await session.execute(clash)).first():
-        raise Conflict(
-            f"structure {structure.hostname!r} already has an interface {name!r}", field="name"
-        )
+    for other in (await session.execute(names)).scalars():
+        if other == name:
+            raise Conflict(
+                f"structure {structure.hostname!r} already has an interface {name!r}",
+                field="name",
+            )
+        if interface_label(other) == interface_label(name):
+            raise Conflict(
+                f"structure {structure.hostname!r}: interface {name!r} would have the DNS "
+                f"name {interface_label(name)}.{structure.hostname} of its interface "
+                f"{other!r}; rename one of them",
+                field="name",
+            )
     interface = AbstractNetworkInterface(
         structure_id=structure.id, name=name, network_id=network.id if network else None
     )

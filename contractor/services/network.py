@@ -25,6 +25,7 @@ from contractor.models import (
 )
 from contractor.services.common import UNSET, added, get_by, refuse_if_used
 from contractor.services.config import config_changed
+from contractor.services.dns_guard import kept_exportable
 from contractor.services.validation import NETWORK_NAME_RE, check_int, check_name
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -147,7 +148,8 @@ async def get_address_block(session: AsyncSession, site: Site, name: str) -> Add
 
 
 def parse_subnet(subnet: str, prefix: int | None = None) -> IPNetwork:
-    """``10.0.0.0/24`` or ``subnet`` + ``prefix``; host bits are cleared, as the original does."""
+    """``10.0.0.0/24`` or ``subnet`` + ``prefix``. Host bits are refused (``10.30.0.5/24``
+    names an address, not a network: the original silently took ``10.30.0.0/24``)."""
     if not isinstance(subnet, str):
         raise InvalidInput("subnet must be text such as '10.0.0.0/24'", field="subnet")
     text = subnet.strip()
@@ -170,6 +172,12 @@ def parse_subnet(subnet: str, prefix: int | None = None) -> IPNetwork:
         ) from None
     if network.prefixlen < 1:
         raise InvalidInput("prefix must be at least 1", field="prefix")
+    if network.network_address != ipaddress.ip_interface(text).ip:
+        raise InvalidInput(
+            f"subnet {text!r} has host bits set: the network is {network} (or give a longer "
+            "prefix)",
+            field="subnet",
+        )
     return network
 
 
@@ -234,6 +242,13 @@ async def create_address_block(
         raise Conflict(f"address block {name!r} already exists in site {site.name!r}", field="name")
     await _check_overlap(session, site.id, network)
     _check_gateway(gateway_offset, network.prefixlen, network.version)
+    async with kept_exportable(session, field="subnet"):
+        return await _add_block(session, site, name, network, gateway_offset)
+
+
+async def _add_block(
+    session: AsyncSession, site: Site, name: str, network: IPNetwork, gateway_offset: int | None
+) -> AddressBlock:
     block = AddressBlock(
         site_id=site.id,
         name=name,
@@ -275,10 +290,11 @@ async def update_address_block(
                 f"{outside} addresses of block {block.name!r} would fall outside {network}",
                 field="subnet",
             )
-        block.subnet = str(network.network_address)
-        block.prefix = network.prefixlen
-        block.first_bin = to_bin(network.network_address)
-        block.last_bin = to_bin(network.broadcast_address)
+        async with kept_exportable(session, field="subnet"):
+            block.subnet = str(network.network_address)
+            block.prefix = network.prefixlen
+            block.first_bin = to_bin(network.network_address)
+            block.last_bin = to_bin(network.broadcast_address)
     if gateway_offset is not UNSET:
         _check_gateway(gateway_offset, block.prefix, block.version)
         if gateway_offset is not None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0009'
+down_revision = '0010'
 
 _OLD = {'refresh': 86400, 'retry': 7200, 'expire': 36000, 'minimum': 172800}
 _NEW = {'refresh': 14400, 'retry': 3600, 'expire': 1209600, 'minimum': 3600}
