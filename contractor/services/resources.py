@@ -152,7 +152,9 @@ async def load_resources(
     """Load files as the original did (see the module docstring), each file on its own;
     ``all_or_nothing`` is the strict ``read_resources`` and ``apply_resources``."""
     if all_or_nothing:
-        return await apply_resources(session, read_resources(paths))
+        checked = read_resources(paths)
+        async with session.begin_nested():  # a failure leaves the caller's data as it was
+            return await apply_resources(session, checked)
     files = [read_file(path, index) for index, path in enumerate(paths)]
     failed = {file.index: list(file.errors) for file in files if file.errors}
     # Each attempt writes the files not known to fail in a savepoint; a file that fails
@@ -349,7 +351,7 @@ class _Load:
         return list(kept.values())
 
     async def _named(
-        self, entry: Entry, model: type[Any], names: Iterable[str], what: str
+        self, entry: Entry, model: type[Any], names: Iterable[str], what: str, note: str = ""
     ) -> list[Any]:
         """The rows ``names`` name; one that is nowhere is skipped with a warning (or,
         strictly, refused)."""
@@ -361,7 +363,9 @@ class _Load:
             elif self.strict:
                 raise InvalidInput(entry.problem(f"{what} {name!r} does not exist"), field=what)
             else:
-                self.report(entry).skipped.append(entry.problem(f"{what} {name!r} {_NOWHERE}"))
+                self.report(entry).skipped.append(
+                    entry.problem(f"{what} {name!r}{note} {_NOWHERE}")
+                )
         return rows
 
     async def _apply_blueprint(self, entry: Entry, linked: list[str]) -> None:
@@ -444,7 +448,7 @@ class _Load:
         skipped, so it is unlinked as a role the file does not have)."""
         wanted: dict[str, str] = {}
         for role, script_name in entry.data.get("scripts", {}).items():
-            if await self._named(entry, Script, [script_name], f"script (role {role!r})"):
+            if await self._named(entry, Script, [script_name], "script", f" (role {role!r})"):
                 wanted[role] = script_name
         current = await bps.script_roles(self.session, row)
         if current == wanted:
