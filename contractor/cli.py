@@ -176,6 +176,10 @@ def upgrade(ctx: click.Context, with_resources: bool) -> None:
         _echo_report(_run(_settings(ctx), resources.load_builtin))
 
 
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
 def _echo_report(report: Any, *, per_file: bool = False) -> None:
     """What a resource load did (a ``resources.LoadReport``): warnings, what changed, a
     summary line per file (``per_file``) and the totals."""
@@ -192,8 +196,8 @@ def _echo_report(report: Any, *, per_file: bool = False) -> None:
         elif per_file:
             click.echo(
                 f"{file.path}: loaded: {len(file.created)} created, {len(file.updated)} updated, "
-                f"{file.unchanged} unchanged, {len(file.skipped)} links skipped, "
-                f"{len(file.warnings)} warnings"
+                f"{file.unchanged} unchanged, {_count(len(file.skipped), 'link')} skipped, "
+                f"{_count(len(file.warnings), 'warning')}"
             )
     failed = f"; {len(report.failed)} of {len(report.files)} files failed" if report.failed else ""
     click.echo(

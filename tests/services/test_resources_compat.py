@@ -15,11 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import InvalidInput, NotFound
 from contractor.models import PXE, BluePrint, Script
-from contractor.plugins import foundation_types
-from contractor.plugins.manual import ManualFoundationType
 from contractor.services import blueprint as bps
 from contractor.services import building, resources
 from tests.factories import make_site
+from tests.registering import registering
 
 COMPAT = Path(__file__).parent / "compat"
 NOWHERE = "is neither in the database nor in the files loaded; link skipped"
@@ -237,27 +236,8 @@ async def test_kept_types_are_dumped_back(session: AsyncSession, tmp_path: Path)
 
 @pytest.fixture
 def install_amt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
-    """Registers a plugin called ``amt`` by entry point, as a distribution would; it is gone
-    again after the test."""
-
-    def install() -> None:
-        info = tmp_path / "amt_plugin-1.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: amt-plugin\nVersion: 1.0\n")
-        (info / "entry_points.txt").write_text(
-            "[contractor.foundation_types]\namt = tests.services.test_resources_compat:AmtType\n"
-        )
-        monkeypatch.syspath_prepend(str(tmp_path))
-        foundation_types.cache_clear()
-
-    yield install
-    monkeypatch.undo()
-    foundation_types.cache_clear()
-    assert "amt" not in foundation_types()
-
-
-class AmtType(ManualFoundationType):
-    name = "amt"
+    with registering(tmp_path, monkeypatch, "amt", "tests.registering:AmtType") as register:
+        yield register
 
 
 async def test_a_kept_type_takes_effect_once_installed(
