@@ -263,3 +263,27 @@ async def test_a_kept_type_takes_effect_once_installed(
     assert again.files[0].updated == ["foundation.amt-base"]
     assert again.files[0].warnings == []
     assert amt.foundation_types == ["amt"]
+
+
+async def test_every_kind_of_link_to_nothing_is_skipped_and_named(
+    session: AsyncSession, tmp_path: Path
+) -> None:
+    path = tmp_path / "links.toml"
+    path.write_text(
+        "sflinks = [ [ 's', 'no-fbp' ], [ 'no-sbp', 'f' ] ]\n"
+        "[ foundation.f ]\nparents = [ 'no-parent' ]\nscripts = { 'create' = 'no-script' }\n"
+        "[ structure.s ]\nparents = [ 'f' ]\nfoundation_blueprints = [ 'no-fbp2', 'f' ]\n"
+    )
+    [file] = (await resources.load_resources(session, [path])).files
+    assert file.skipped == [
+        f"{path}:2: foundation.f: foundation blueprint 'no-parent' {NOWHERE}",
+        f"{path}:2: foundation.f: script 'no-script' (role 'create') {NOWHERE}",
+        # a foundation blueprint is not a structure's parent: a link to nothing as well
+        f"{path}:5: structure.s: structure blueprint 'f' {NOWHERE}",
+        f"{path}:5: structure.s: foundation blueprint 'no-fbp2' {NOWHERE}",
+        f"{path}: sflinks[0]: foundation blueprint 'no-fbp' {NOWHERE}",
+        f"{path}: sflinks[1]: structure blueprint 'no-sbp' {NOWHERE}",
+    ]
+    assert await foundation_names(session, "s") == ["f"]
+    again = (await resources.load_resources(session, [path])).files[0]
+    assert (again.created, again.updated, again.skipped) == ([], [], file.skipped)
