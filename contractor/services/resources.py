@@ -129,12 +129,12 @@ def read_resources(paths: Sequence[Path]) -> Resources:
     defined in two files included."""
     files = [read_file(path, index) for index, path in enumerate(paths)]
     problems = [problem for file in files for problem in file.errors]
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[tuple[str, str], Entry] = {}
     for file in files:
         for entry in file.entries:
-            first = seen.setdefault((entry.kind, entry.name), entry.where)
-            if first != entry.where:
-                problems.append(entry.problem(f"defined again (first at {first})"))
+            first = seen.setdefault((entry.kind, entry.name), entry)
+            if first.file != entry.file:
+                problems.append(entry.problem(f"defined again (first at {first.where})"))
     if problems:
         raise InvalidInput("\n".join(problems), field="resources")
     return Resources(files)

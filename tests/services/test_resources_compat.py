@@ -287,3 +287,9 @@ async def test_every_kind_of_link_to_nothing_is_skipped_and_named(
     assert await foundation_names(session, "s") == ["f"]
     again = (await resources.load_resources(session, [path])).files[0]
     assert (again.created, again.updated, again.skipped) == ([], [], file.skipped)
+
+
+def test_strictly_a_file_given_twice_defines_its_entries_twice() -> None:
+    [core] = files("core")
+    with pytest.raises(InvalidInput, match=rf"{core}:2: script.linux-create: defined again"):
+        resources.read_resources([core, core])
