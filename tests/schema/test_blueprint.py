@@ -4,24 +4,15 @@ of that name is installed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from contractor.services import resources
-from tests.registering import registering
 from tests.schema.conftest import Client
 
 COMPAT = Path(__file__).parents[1] / "services" / "compat"
 TYPES = "... on FoundationBluePrint { foundationTypes missingFoundationTypes }"
-
-
-@pytest.fixture
-def install_amt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
-    with registering(tmp_path, monkeypatch, "amt", "tests.registering:AmtType") as register:
-        yield register
 
 
 async def test_types_that_are_not_installed(

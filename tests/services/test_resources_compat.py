@@ -6,7 +6,7 @@ The files are in ``compat/`` (written for these tests; see its README)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,6 @@ from contractor.models import PXE, BluePrint, Script
 from contractor.services import blueprint as bps
 from contractor.services import building, resources
 from tests.factories import make_site
-from tests.registering import registering
 
 COMPAT = Path(__file__).parent / "compat"
 NOWHERE = "is neither in the database nor in the files loaded; link skipped"
@@ -232,12 +231,6 @@ async def test_kept_types_are_dumped_back(session: AsyncSession, tmp_path: Path)
     assert 'foundation_types = [\n    "manual",\n    "ManualComplex",\n]' in text
     report = await resources.load_resources(session, [dumped])
     assert (report.created, report.updated, report.failed) == ([], [], [])
-
-
-@pytest.fixture
-def install_amt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
-    with registering(tmp_path, monkeypatch, "amt", "tests.registering:AmtType") as register:
-        yield register
 
 
 async def test_a_kept_type_takes_effect_once_installed(
