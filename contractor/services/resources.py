@@ -234,20 +234,21 @@ class _Load:
         return self.reports[of.file]
 
     def _winners(self) -> list[Entry]:
-        """Every entry once: the same one in two files is reported, and the later wins."""
-        winners: dict[tuple[str, str], Entry] = {}
+        """Every entry once: one in several files is reported in each, and the last wins."""
+        every: dict[tuple[str, str], list[Entry]] = {}
         for file in self.files:
             for entry in file.entries:
-                earlier = winners.pop((entry.kind, entry.name), None)
-                if earlier is not None:
-                    self.report(earlier).warnings.append(
-                        earlier.problem(f"also in {entry.where}, a later file, whose entry wins")
-                    )
-                    self.report(entry).warnings.append(
-                        entry.problem(f"also in {earlier.where}, an earlier file; this one wins")
-                    )
-                winners[(entry.kind, entry.name)] = entry
-        return list(winners.values())
+                every.setdefault((entry.kind, entry.name), []).append(entry)
+        for *earlier, winner in (found for found in every.values() if len(found) > 1):
+            for entry in earlier:
+                self.report(entry).warnings.append(
+                    entry.problem(f"also in {winner.where}, a later file, whose entry wins")
+                )
+            places = ", ".join(entry.where for entry in earlier)
+            self.report(winner).warnings.append(
+                winner.problem(f"also in {places} (earlier); this one wins")
+            )
+        return [found[-1] for found in every.values()]
 
     async def run(self) -> LoadReport:
         entries = self._winners()

@@ -136,12 +136,12 @@ async def test_the_later_of_two_files_wins_and_both_are_told(session: AsyncSessi
     assert script.description == "Install Linux (extras)"
     duplicates = [[w for w in f.warnings if "linux-create" in w] for f in report.files]
     assert duplicates == [
-        [f"{core}:2: script.linux-create: also in {ubuntu}:22, a later file, whose entry wins"],
+        [f"{core}:2: script.linux-create: also in {extras}:7, a later file, whose entry wins"],
+        [f"{ubuntu}:22: script.linux-create: also in {extras}:7, a later file, whose entry wins"],
         [
-            f"{ubuntu}:22: script.linux-create: also in {core}:2, an earlier file; this one wins",
-            f"{ubuntu}:22: script.linux-create: also in {extras}:7, a later file, whose entry wins",
+            f"{extras}:7: script.linux-create: also in {core}:2, {ubuntu}:22 (earlier); "
+            "this one wins"
         ],
-        [f"{extras}:7: script.linux-create: also in {ubuntu}:22, an earlier file; this one wins"],
     ]
     # the entry is counted once, in the file it was taken from
     assert "script.linux-create" in report.files[2].created
