@@ -120,6 +120,7 @@ class _FilesFailed(Exception):
     """Files that cannot be loaded, by their place in the load, with why."""
 
     def __init__(self, problems: dict[int, list[str]]) -> None:
+        assert problems, "a failure names a file, so the next attempt has a file fewer"
         super().__init__(problems)
         self.problems = problems
 
@@ -273,10 +274,10 @@ class _Load:
             for entry in self._ordered([e for e in entries if e.kind == kind]):
                 await self._entry(entry, self._apply_blueprint(entry, linked.get(entry.name, [])))
         for link in sflinks:
-            await self._apply_sflink(link)
+            await self._entry(link, self._apply_sflink(link))
         return LoadReport([self.reports[file.index] for file in self.files])
 
-    async def _entry(self, entry: Entry, work: Awaitable[None]) -> None:
+    async def _entry(self, entry: Entry | SFLink, work: Awaitable[None]) -> None:
         """One entry's work; when it fails and the load is not strict, its file fails."""
         try:
             await work
@@ -490,7 +491,12 @@ class _Load:
                 )
             ).scalars()
         }
-        await bps.set_foundation_blueprints(self.session, sbp, [*(by_id[i] for i in current), fbp])
+        try:
+            await bps.set_foundation_blueprints(
+                self.session, sbp, [*(by_id[i] for i in current), fbp]
+            )
+        except ContractorError as error:
+            raise type(error)(f"{link.where}: {error.message}", field=error.field) from None
         report.updated.append(f"sflink {link.structure} -> {link.foundation}")
 
 
