@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,7 @@ from contractor.command import (
     directory_for_output,
     file_for_input,
     file_for_output,
+    keep_created_database,
     prepare,
     run_with_sessions,
 )
@@ -173,16 +176,33 @@ def upgrade(ctx: click.Context, with_resources: bool) -> None:
         _echo_report(_run(_settings(ctx), resources.load_builtin))
 
 
-def _echo_report(report: Any) -> None:
-    """What a resource load did (a ``resources.LoadReport``)."""
-    for warning in report.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    for done, labels in (("created", report.created), ("updated", report.updated)):
-        for label in labels:
-            click.echo(f"{done} {label}")
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
+def _echo_report(report: Any, *, per_file: bool = False) -> None:
+    """What a resource load did (a ``resources.LoadReport``): warnings, what changed, a
+    summary line per file (``per_file``) and the totals."""
+    for file in report.files:
+        for warning in [*file.warnings, *file.skipped]:
+            click.echo(f"warning: {warning}", err=True)
+        for done, labels in (("created", file.created), ("updated", file.updated)):
+            for label in labels:
+                click.echo(f"{done} {label}")
+        if not file.loaded:
+            click.echo(f"{file.path}: failed; nothing was loaded from it:", err=True)
+            for error in file.errors:
+                click.echo(f"  {error}", err=True)
+        elif per_file:
+            click.echo(
+                f"{file.path}: loaded: {len(file.created)} created, {len(file.updated)} updated, "
+                f"{file.unchanged} unchanged, {_count(len(file.skipped), 'link')} skipped, "
+                f"{_count(len(file.warnings), 'warning')}"
+            )
+    failed = f"; {len(report.failed)} of {len(report.files)} files failed" if report.failed else ""
     click.echo(
         f"{len(report.created)} created, {len(report.updated)} updated, "
-        f"{report.unchanged} unchanged"
+        f"{report.unchanged} unchanged{failed}"
     )
 
 
@@ -324,10 +344,22 @@ def blueprint() -> None:
 @blueprint.command("load")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--builtin", is_flag=True, help="Also load the resources shipped with Contractor.")
+@click.option(
+    "--all-or-nothing",
+    is_flag=True,
+    help="Load every file or none: any problem in any file (a link to nothing included) "
+    "loads nothing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the per-file report as JSON.")
 @click.pass_context
-def blueprint_load(ctx: click.Context, files: tuple[Path, ...], builtin: bool) -> None:
-    """Load resource FILES: everything is checked first, then written in one transaction;
-    loading the same files again changes nothing."""
+def blueprint_load(
+    ctx: click.Context, files: tuple[Path, ...], builtin: bool, all_or_nothing: bool, as_json: bool
+) -> None:
+    """Load resource FILES as the original did: each file loads or fails on its own (a
+    failing file changes nothing), a link to something neither in the database nor in the
+    files is skipped with a warning, and an entry in two files is taken from the later one.
+    Links may name entries of later files. Loading the same files again changes nothing.
+    Exit status 1 when a file failed."""
     from contractor.services import resources
 
     paths = list(files)
@@ -337,15 +369,30 @@ def blueprint_load(ctx: click.Context, files: tuple[Path, ...], builtin: bool) -
         raise click.UsageError("name resource files to load, or --builtin")
     for path in files:
         file_for_input(path, "resource file")
-    try:
-        checked = resources.read_resources(paths)
-    except ContractorError as error:
-        raise click.ClickException(f"nothing was loaded:\n{error}") from None
+    if all_or_nothing:
+        try:
+            checked = resources.read_resources(paths)
+        except ContractorError as error:
+            raise click.ClickException(f"nothing was loaded:\n{error}") from None
 
-    async def work(session: Any) -> resources.LoadReport:
-        return await resources.apply_resources(session, checked)
+        async def strict(session: Any) -> resources.LoadReport:
+            return await resources.apply_resources(session, checked)
 
-    _echo_report(_run(_settings(ctx), work))
+        report = _run(_settings(ctx), strict)
+    else:
+
+        async def work(session: Any) -> resources.LoadReport:
+            return await resources.load_resources(session, paths)
+
+        report = _run(_settings(ctx), work)
+    if as_json:
+        click.echo(json.dumps({"files": [dataclasses.asdict(f) for f in report.files]}, indent=2))
+    else:
+        _echo_report(report, per_file=True)
+    if report.failed:
+        if len(report.failed) < len(report.files):
+            keep_created_database(ctx)  # what the other files loaded was committed
+        ctx.exit(1)
 
 
 @blueprint.command("dump")

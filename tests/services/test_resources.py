@@ -39,7 +39,8 @@ async def test_load_is_idempotent_and_complete(session: AsyncSession) -> None:
     ]
     assert report.warnings == [
         f"{HERE / 'base.toml'}:29: foundation.manual-foundation-base: foundation type "
-        "'VCenter' is not installed; left out"
+        "'VCenter' is not installed; kept by name (it takes effect once a plugin of that name "
+        "is installed)"
     ]
     ubuntu = await bps.get_structure_blueprint(session, "ubuntu")
     assert [b.name for b in await bps.blueprint_chain(session, ubuntu)] == ["linux-base", "ubuntu"]
@@ -54,7 +55,8 @@ async def test_load_is_idempotent_and_complete(session: AsyncSession) -> None:
         "guest_id:VCenter",
     ]
     metal = await bps.get_foundation_blueprint(session, "manual-foundation-base")
-    assert metal.foundation_types == ["manual"]
+    assert metal.foundation_types == ["manual", "VCenter"]  # VCenter kept, not installed
+    assert bps.missing_foundation_types(metal) == ["VCenter"]
     assert metal.id in await bps.combined_foundation_blueprint_ids(session, ubuntu)
     before = await _counts(session)
     again = await resources.apply_resources(session, resources.read_resources([HERE / "base.toml"]))
