@@ -60,7 +60,9 @@ PORT_POLL_SECONDS = 5.0
 _SHOW_INTERFACES = (
     ("foundation", "interfaces"),
     ("foundation", "provisioning_interface"),
+    ("foundation", "interface_list"),
     ("foundation", "set_interface_macs"),
+    ("foundation", "get_interface_map"),
     ("dhcp", "set_pxe"),
 )
 
@@ -185,7 +187,7 @@ class JobContext:
                 context.config = await composed_config(
                     session, target, settings=settings, cache=cache
                 )
-        if uses("dhcp", "set_pxe"):
+        if uses("dhcp", "set_pxe") or uses("signaling", "reset"):
             rows = await session.execute(select(PXE.name, PXE.id))
             context.pxe_ids = {name: pxe_id for name, pxe_id in rows}
         return context
@@ -218,10 +220,13 @@ class JobContext:
         }
         values = {name: _constant(v) for name, v in constants.items()}
         values["interfaces"] = Value(self._interface_list)
+        values["interface_list"] = Value(self._interface_list)  # the original's name
         functions: dict[str, FunctionFactory] = {}
         if self.writable_foundation:
             functions["set_interface_macs"] = lambda: self._set_interface_macs
         plugin = foundation_types().get(foundation.type)
+        if plugin is not None and plugin.interface_map_reader(foundation, []) is not None:
+            functions["get_interface_map"] = self._interface_map_reader(plugin)
         if plugin is not None:
             for name in plugin.tscript_values(foundation):
                 values[name] = Value(self._plugin_value(plugin, name))
@@ -277,6 +282,15 @@ class JobContext:
 
         return factory
 
+    def _interface_map_reader(self, plugin: FoundationType) -> FunctionFactory:
+        def factory() -> Handler | tuple[str, Handler]:
+            locations = [i.physical_location for i in self.interfaces]
+            reader = plugin.interface_map_reader(self._current_foundation(), locations)
+            assert reader is not None
+            return reader()
+
+        return factory
+
     def _interface_list(self) -> list[dict[str, Any]]:
         return [
             {
@@ -320,18 +334,32 @@ class JobContext:
     def _signaling(self) -> Module:
         job = self.job
 
-        def reset() -> bool:
-            job.signalled = False
+        def reset(*, pxe_name: Any = None) -> bool:
+            if pxe_name is not None:
+                if not isinstance(pxe_name, str) or not pxe_name:
+                    raise ParameterError(
+                        "pxe_name", "signaling.reset(): must be the name of a PXE target"
+                    )
+                if self.pxe_ids is not None and pxe_name not in self.pxe_ids:
+                    raise ParameterError(
+                        "pxe_name", f'signaling.reset(): no PXE named "{pxe_name}"'
+                    )
+            jobs.expect_signal(job, pxe_name)
             return True
 
         def wait_for_completion() -> bool:
-            if not job.signalled:
-                raise Interrupt("Waiting for the complete signal")
+            awaited = jobs.awaited_signal(job)
+            if not awaited.complete:
+                if awaited.pxe_name is None:
+                    raise Interrupt("Waiting for the complete signal")
+                raise Interrupt(
+                    f"Waiting for the complete signal of the boot of PXE {awaited.pxe_name!r}"
+                )
             return True
 
         return _Table(
             "signaling",
-            {"complete": Value(lambda: bool(job.signalled))},
+            {"complete": Value(lambda: jobs.awaited_signal(job).complete)},
             {"reset": lambda: reset, "wait_for_completion": lambda: wait_for_completion},
         )
 
@@ -352,9 +380,20 @@ class JobContext:
         self.pxe_changes[found.id] = pxe_id
         return True
 
-    def _set_interface_macs(self, *, macs: Any) -> bool:
+    def _set_interface_macs(self, *, macs: Any = None, interface_map: Any = None) -> bool:
+        """Set the MACs of the foundation's interfaces from a map of physical location to
+        MAC, given as ``macs`` or, as the original's scripts name it, ``interface_map``."""
+        if (macs is None) == (interface_map is None):
+            raise ParameterError(
+                "interface_map" if macs is None else "macs",
+                "foundation.set_interface_macs(): give either interface_map or macs "
+                "(a map of physical location to MAC address)",
+            )
+        param = "macs" if interface_map is None else "interface_map"
+        if interface_map is not None:
+            macs = interface_map
         if not isinstance(macs, dict):
-            raise ParameterError("macs", "must be a map of physical location to MAC address")
+            raise ParameterError(param, "must be a map of physical location to MAC address")
         by_location = {i.physical_location: i for i in self.interfaces}
         changes: dict[int, str] = {}
         for location, mac in macs.items():
@@ -362,14 +401,14 @@ class JobContext:
             if interface is None:
                 have = ", ".join(sorted(by_location)) or "none"
                 raise ParameterError(
-                    "macs", f"no interface at physical location {location!r} (have: {have})"
+                    param, f"no interface at physical location {location!r} (have: {have})"
                 )
             if mac is None or mac == "":
-                raise ParameterError("macs", f"{location!r}: a MAC address is needed")
+                raise ParameterError(param, f"{location!r}: a MAC address is needed")
             try:
                 normalised = normalise_mac(mac)
             except InvalidInput as error:
-                raise ParameterError("macs", f"{location!r}: {error.message}") from None
+                raise ParameterError(param, f"{location!r}: {error.message}") from None
             assert normalised is not None
             changes[interface.id] = normalised
         after = {
@@ -381,7 +420,7 @@ class JobContext:
             for other in self.interfaces:
                 if other.id != interface.id and after[other.id] == changes[interface.id]:
                     raise ParameterError(
-                        "macs",
+                        param,
                         f"{interface.physical_location!r}: MAC {changes[interface.id]} would "
                         f"also be on {other.physical_location!r}",
                     )
