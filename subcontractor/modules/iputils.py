@@ -6,6 +6,8 @@
   one TCP connect bounded by the ``connect_timeout`` option.
 * ``wait_for_port {target, port, timeout=60}`` → the same, trying until the port is open or the
   deadline passes.
+* ``snmp_get {connection, oid}`` → ``{value}`` and ``snmp_set {connection, oid, value}`` →
+  ``{done: true}`` (``subcontractor.modules.snmp``), each bounded by the ``snmp_timeout`` option.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from subcontractor.module import Function, Module, TaskFailed, require
+from subcontractor.modules import snmp
 
 __all__ = ["IputilsModule"]
 
@@ -34,6 +37,7 @@ class IputilsOptions(BaseModel):
     ping_command: str = "ping"
     connect_timeout: float = Field(default=5.0, gt=0, le=120)
     retry_interval: float = Field(default=1.0, gt=0, le=60)
+    snmp_timeout: float = Field(default=5.0, gt=0, le=120)
 
 
 def _target(parameters: dict[str, Any]) -> str:
@@ -63,7 +67,15 @@ class IputilsModule(Module):
             "ping": self.ping,
             "port_state": self.port_state,
             "wait_for_port": self.wait_for_port,
+            "snmp_get": self.snmp_get,
+            "snmp_set": self.snmp_set,
         }
+
+    async def snmp_get(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        return await snmp.snmp_get(parameters, wait_seconds=self.settings.snmp_timeout)
+
+    async def snmp_set(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        return await snmp.snmp_set(parameters, wait_seconds=self.settings.snmp_timeout)
 
     async def ping(self, parameters: dict[str, Any]) -> dict[str, Any]:
         target = _target(parameters)
