@@ -22,13 +22,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from subcontractor.module import Function, Module, TaskFailed, require
+from subcontractor.module import Function, Module, TaskFailed, require_host, require_port
 from subcontractor.modules import snmp
 
 __all__ = ["IputilsModule"]
 
 _LOSS = re.compile(r"(\d+(?:\.\d+)?)% packet loss")
-_HOST = re.compile(r"[A-Za-z0-9.:_\-]{1,253}\Z")
 
 
 class IputilsOptions(BaseModel):
@@ -41,17 +40,11 @@ class IputilsOptions(BaseModel):
 
 
 def _target(parameters: dict[str, Any]) -> str:
-    target: str = require(parameters, "target", str)
-    if not _HOST.match(target) or target.startswith("-"):
-        raise TaskFailed(f"parameter 'target' is not a host name or address: {target!r}")
-    return target
+    return require_host(parameters, "target")
 
 
 def _port(parameters: dict[str, Any]) -> int:
-    port = require(parameters, "port", int)
-    if not 1 <= port <= 65535:
-        raise TaskFailed(f"parameter 'port' must be 1 to 65535, got {port}")
-    return int(port)
+    return require_port(parameters, "port")
 
 
 class IputilsModule(Module):

@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from subcontractor.module import TaskFailed, require
+from subcontractor.module import TaskFailed, require, require_host, require_port
 
 __all__ = ["PROTOCOLS", "snmp_get", "snmp_set"]
 
 PROTOCOLS = ("SNMPv1", "SNMPv2c", "SNMPv3")
 _OID = re.compile(r"\.?\d+(?:\.\d+)*\Z")
-_HOST = re.compile(r"[A-Za-z0-9.:_\-]{1,253}\Z")
 
 
 def _oid(parameters: dict[str, Any]) -> str:
@@ -78,12 +77,8 @@ async def _request(
     )
 
     connection = require(parameters, "connection", dict)
-    host: str = require(connection, "host", str)
-    if not _HOST.match(host) or host.startswith("-"):
-        raise TaskFailed(f"connection.host is not a host name or address: {host!r}")
-    port = connection.get("port", 161)
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise TaskFailed(f"connection.port must be 1 to 65535, got {port!r}")
+    host = require_host(connection, "host", where="connection")
+    port = require_port(connection, "port", default=161, where="connection")
     oid = _oid(parameters)
     authentication = _authentication(connection)
     where = f"SNMP {host}:{port} {oid}"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import re
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -29,7 +28,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from subcontractor.module import Function, Module, TaskFailed, require
+from subcontractor.module import Function, Module, TaskFailed, require, require_host, require_port
 
 with warnings.catch_warnings():
     # asyncssh still names DSA keys, which the cryptography package deprecates at each use
@@ -37,8 +36,6 @@ with warnings.catch_warnings():
     import asyncssh
 
 __all__ = ["SshModule"]
-
-_HOST = re.compile(r"[A-Za-z0-9.:_\-]{1,253}\Z")
 
 
 class SshOptions(BaseModel):
@@ -55,21 +52,17 @@ class SshOptions(BaseModel):
 class SshModule(Module):
     Options = SshOptions
 
-    def __init__(self, name: str, options: BaseModel, *, concurrency: int) -> None:
-        super().__init__(name, options, concurrency=concurrency)
-        assert isinstance(options, SshOptions)
-        self.settings = options
+    @property
+    def settings(self) -> SshOptions:
+        assert isinstance(self.options, SshOptions)
+        return self.options
 
     def functions(self) -> Mapping[str, Function]:
         return {"execute": self.execute, "file": self.file}
 
     def _target(self, parameters: dict[str, Any]) -> tuple[str, int, str, str | None]:
-        host: str = require(parameters, "host", str)
-        if not _HOST.match(host) or host.startswith("-"):
-            raise TaskFailed(f"parameter 'host' is not a host name or address: {host!r}")
-        port = parameters.get("port", 22)
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise TaskFailed(f"parameter 'port' must be 1 to 65535, got {port!r}")
+        host = require_host(parameters, "host")
+        port = require_port(parameters, "port", default=22)
         username = parameters.get("username") or self.settings.username or getpass.getuser()
         if not isinstance(username, str):
             raise TaskFailed("parameter 'username' must be a string")

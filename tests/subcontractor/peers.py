@@ -15,18 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.subcontractor.bmc import free_udp_port, require_tools
+from tests.subcontractor.processes import _stop
 
 SNMPD = "/usr/sbin/snmpd"
 SSHD = "/usr/sbin/sshd"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 @dataclass

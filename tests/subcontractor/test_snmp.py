@@ -86,7 +86,7 @@ async def test_failures_name_the_problem_and_never_the_community(agent: Snmpd) -
     for parameters, expected in [
         ({"connection": v2c(agent, "x"), "oid": "sysDescr"}, "numeric OID"),
         ({"connection": {**v2c(agent, "x"), "protocol": "SNMPv4"}, "oid": SYS_DESCR}, "SNMPv4"),
-        ({"connection": {**v2c(agent, "x"), "port": 0}, "oid": SYS_DESCR}, "connection.port"),
+        ({"connection": {**v2c(agent, "x"), "port": 0}, "oid": SYS_DESCR}, "connection 'port'"),
         ({"connection": {"host": "127.0.0.1", "protocol": "SNMPv3"}, "oid": SYS_DESCR}, "'user'"),
     ]:
         failure = await _failure(iputils, parameters)
