@@ -1,11 +1,12 @@
 """The TScript modules a job's script sees: ``foundation``, ``structure``, ``config``,
-``dhcp``, ``iputils`` and ``signaling``.
+``dhcp``, ``iputils``, ``signaling`` and ``ssh`` (``iputils`` and ``ssh`` are in
+``foreman.reach``).
 
 A runner runs synchronously, so a ``JobContext`` reads everything the modules show before a
 step (``JobContext.load``), records what the script changes during it (assigned foundation
 fields, interface MACs, PXE choices, structure config values; later reads in the step see
 them) and writes it after the step (``check`` then ``apply``), inside the step's transaction.
-A step that aborts the job writes none of it. Every job registers the same six modules,
+A step that aborts the job writes none of it. Every job registers the same seven modules,
 whatever its target, so a saved runner always finds its modules again.
 """
 
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.config import parse_key
 from contractor.errors import ConfigError, InvalidInput
-from contractor.foreman.remote import RemoteCall
+from contractor.foreman.reach import iputils_functions, ssh_functions
 from contractor.models import (
     PXE,
     BluePrint,
@@ -53,9 +54,8 @@ from tscript import (
 
 __all__ = ["MODULE_NAMES", "JobContext", "module_signatures"]
 
-MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling")
+MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling", "ssh")
 _LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
-PORT_POLL_SECONDS = 5.0
 # The module values and functions that show (or change) the foundation's interfaces.
 _SHOW_INTERFACES = (
     ("foundation", "interfaces"),
@@ -200,8 +200,9 @@ class JobContext:
             self._structure(),
             self._config(),
             _Table("dhcp", functions={"set_pxe": lambda: self._set_pxe}),
-            _iputils(),
+            _Table("iputils", functions=iputils_functions()),
             self._signaling(),
+            _Table("ssh", functions=ssh_functions()),
         ]
 
     def _foundation(self) -> Module:
@@ -548,34 +549,6 @@ class JobContext:
         if changed:
             config_sources_changed(session)
             await session.flush()
-
-
-def _iputils() -> Module:
-    def remote(
-        function: str, label: str, accepts: dict[str, Any], **options: Any
-    ) -> FunctionFactory:
-        return lambda: RemoteCall(
-            function, lambda parameters: parameters, label=label, accepts=accepts, **options
-        )
-
-    port = {"target": ..., "port": ...}
-    functions: dict[str, FunctionFactory] = {
-        "ping": remote(
-            "ping", "ping", {"target": ..., "count": 5}, value=lambda result: result["result"]
-        ),
-        "port_state": remote(
-            "port_state", "port state", port, value=lambda result: result["state"]
-        ),
-        "wait_for_port": remote(
-            "port_state",
-            "wait for port",
-            port,
-            until=lambda result: result.get("state") == "open",
-            interval=PORT_POLL_SECONDS,
-            value=lambda _: True,
-        ),
-    }
-    return _Table("iputils", functions=functions)
 
 
 def module_signatures() -> list[ModuleSignature]:
