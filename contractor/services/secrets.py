@@ -11,7 +11,8 @@ The secrets of a task are
 
 * the string values in its parameters under a secret-named key (``is_secret_name``: a key
   naming a password, secret, token, credential, key or SNMP community, or one of the
-  foundation type's declared ``secret_fields``), at any depth, everything under such a key included; and
+  foundation type's declared ``secret_fields``), at any depth, everything under such a key
+  included; and
 * the current values of its job's foundation's ``secret_fields`` (the plugin declares them:
   ``FoundationType.secret_fields``), in case the value changed after the task was handed
   out. A plugin that hands out cloud or Redfish credentials is covered by declaring them.
