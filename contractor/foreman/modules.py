@@ -1,11 +1,12 @@
 """The TScript modules a job's script sees: ``foundation``, ``structure``, ``config``,
-``dhcp``, ``iputils`` and ``signaling``.
+``dhcp``, ``iputils``, ``signaling`` and ``ssh`` (``iputils`` and ``ssh`` are in
+``foreman.reach``).
 
 A runner runs synchronously, so a ``JobContext`` reads everything the modules show before a
 step (``JobContext.load``), records what the script changes during it (assigned foundation
 fields, interface MACs, PXE choices, structure config values; later reads in the step see
 them) and writes it after the step (``check`` then ``apply``), inside the step's transaction.
-A step that aborts the job writes none of it. Every job registers the same six modules,
+A step that aborts the job writes none of it. Every job registers the same seven modules,
 whatever its target, so a saved runner always finds its modules again.
 """
 
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.config import parse_key
 from contractor.errors import ConfigError, InvalidInput
-from contractor.foreman.remote import RemoteCall
+from contractor.foreman.reach import iputils_functions, ssh_functions
 from contractor.models import (
     PXE,
     BluePrint,
@@ -53,14 +54,15 @@ from tscript import (
 
 __all__ = ["MODULE_NAMES", "JobContext", "module_signatures"]
 
-MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling")
+MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling", "ssh")
 _LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
-PORT_POLL_SECONDS = 5.0
 # The module values and functions that show (or change) the foundation's interfaces.
 _SHOW_INTERFACES = (
     ("foundation", "interfaces"),
     ("foundation", "provisioning_interface"),
+    ("foundation", "interface_list"),
     ("foundation", "set_interface_macs"),
+    ("foundation", "get_interface_map"),
     ("dhcp", "set_pxe"),
 )
 
@@ -185,7 +187,7 @@ class JobContext:
                 context.config = await composed_config(
                     session, target, settings=settings, cache=cache
                 )
-        if uses("dhcp", "set_pxe"):
+        if uses("dhcp", "set_pxe") or uses("signaling", "reset"):
             rows = await session.execute(select(PXE.name, PXE.id))
             context.pxe_ids = {name: pxe_id for name, pxe_id in rows}
         return context
@@ -198,8 +200,9 @@ class JobContext:
             self._structure(),
             self._config(),
             _Table("dhcp", functions={"set_pxe": lambda: self._set_pxe}),
-            _iputils(),
+            _Table("iputils", functions=iputils_functions()),
             self._signaling(),
+            _Table("ssh", functions=ssh_functions()),
         ]
 
     def _foundation(self) -> Module:
@@ -218,10 +221,13 @@ class JobContext:
         }
         values = {name: _constant(v) for name, v in constants.items()}
         values["interfaces"] = Value(self._interface_list)
+        values["interface_list"] = Value(self._interface_list)  # the original's name
         functions: dict[str, FunctionFactory] = {}
         if self.writable_foundation:
             functions["set_interface_macs"] = lambda: self._set_interface_macs
         plugin = foundation_types().get(foundation.type)
+        if plugin is not None and plugin.interface_map_reader(foundation, []) is not None:
+            functions["get_interface_map"] = self._interface_map_reader(plugin)
         if plugin is not None:
             for name in plugin.tscript_values(foundation):
                 values[name] = Value(self._plugin_value(plugin, name))
@@ -277,6 +283,15 @@ class JobContext:
 
         return factory
 
+    def _interface_map_reader(self, plugin: FoundationType) -> FunctionFactory:
+        def factory() -> Handler | tuple[str, Handler]:
+            locations = [i.physical_location for i in self.interfaces]
+            reader = plugin.interface_map_reader(self._current_foundation(), locations)
+            assert reader is not None
+            return reader()
+
+        return factory
+
     def _interface_list(self) -> list[dict[str, Any]]:
         return [
             {
@@ -320,18 +335,32 @@ class JobContext:
     def _signaling(self) -> Module:
         job = self.job
 
-        def reset() -> bool:
-            job.signalled = False
+        def reset(*, pxe_name: Any = None) -> bool:
+            if pxe_name is not None:
+                if not isinstance(pxe_name, str) or not pxe_name:
+                    raise ParameterError(
+                        "pxe_name", "signaling.reset(): must be the name of a PXE target"
+                    )
+                if self.pxe_ids is not None and pxe_name not in self.pxe_ids:
+                    raise ParameterError(
+                        "pxe_name", f'signaling.reset(): no PXE named "{pxe_name}"'
+                    )
+            jobs.expect_signal(job, pxe_name)
             return True
 
         def wait_for_completion() -> bool:
-            if not job.signalled:
-                raise Interrupt("Waiting for the complete signal")
+            awaited = jobs.awaited_signal(job)
+            if not awaited.complete:
+                if awaited.pxe_name is None:
+                    raise Interrupt("Waiting for the complete signal")
+                raise Interrupt(
+                    f"Waiting for the complete signal of the boot of PXE {awaited.pxe_name!r}"
+                )
             return True
 
         return _Table(
             "signaling",
-            {"complete": Value(lambda: bool(job.signalled))},
+            {"complete": Value(lambda: jobs.awaited_signal(job).complete)},
             {"reset": lambda: reset, "wait_for_completion": lambda: wait_for_completion},
         )
 
@@ -352,9 +381,20 @@ class JobContext:
         self.pxe_changes[found.id] = pxe_id
         return True
 
-    def _set_interface_macs(self, *, macs: Any) -> bool:
+    def _set_interface_macs(self, *, macs: Any = None, interface_map: Any = None) -> bool:
+        """Set the MACs of the foundation's interfaces from a map of physical location to
+        MAC, given as ``macs`` or, as the original's scripts name it, ``interface_map``."""
+        if (macs is None) == (interface_map is None):
+            raise ParameterError(
+                "interface_map" if macs is None else "macs",
+                "foundation.set_interface_macs(): give either interface_map or macs "
+                "(a map of physical location to MAC address)",
+            )
+        param = "macs" if interface_map is None else "interface_map"
+        if interface_map is not None:
+            macs = interface_map
         if not isinstance(macs, dict):
-            raise ParameterError("macs", "must be a map of physical location to MAC address")
+            raise ParameterError(param, "must be a map of physical location to MAC address")
         by_location = {i.physical_location: i for i in self.interfaces}
         changes: dict[int, str] = {}
         for location, mac in macs.items():
@@ -362,14 +402,14 @@ class JobContext:
             if interface is None:
                 have = ", ".join(sorted(by_location)) or "none"
                 raise ParameterError(
-                    "macs", f"no interface at physical location {location!r} (have: {have})"
+                    param, f"no interface at physical location {location!r} (have: {have})"
                 )
             if mac is None or mac == "":
-                raise ParameterError("macs", f"{location!r}: a MAC address is needed")
+                raise ParameterError(param, f"{location!r}: a MAC address is needed")
             try:
                 normalised = normalise_mac(mac)
             except InvalidInput as error:
-                raise ParameterError("macs", f"{location!r}: {error.message}") from None
+                raise ParameterError(param, f"{location!r}: {error.message}") from None
             assert normalised is not None
             changes[interface.id] = normalised
         after = {
@@ -381,7 +421,7 @@ class JobContext:
             for other in self.interfaces:
                 if other.id != interface.id and after[other.id] == changes[interface.id]:
                     raise ParameterError(
-                        "macs",
+                        param,
                         f"{interface.physical_location!r}: MAC {changes[interface.id]} would "
                         f"also be on {other.physical_location!r}",
                     )
@@ -509,34 +549,6 @@ class JobContext:
         if changed:
             config_sources_changed(session)
             await session.flush()
-
-
-def _iputils() -> Module:
-    def remote(
-        function: str, label: str, accepts: dict[str, Any], **options: Any
-    ) -> FunctionFactory:
-        return lambda: RemoteCall(
-            function, lambda parameters: parameters, label=label, accepts=accepts, **options
-        )
-
-    port = {"target": ..., "port": ...}
-    functions: dict[str, FunctionFactory] = {
-        "ping": remote(
-            "ping", "ping", {"target": ..., "count": 5}, value=lambda result: result["result"]
-        ),
-        "port_state": remote(
-            "port_state", "port state", port, value=lambda result: result["state"]
-        ),
-        "wait_for_port": remote(
-            "port_state",
-            "wait for port",
-            port,
-            until=lambda result: result.get("state") == "open",
-            interval=PORT_POLL_SECONDS,
-            value=lambda _: True,
-        ),
-    }
-    return _Table("iputils", functions=functions)
 
 
 def module_signatures() -> list[ModuleSignature]:

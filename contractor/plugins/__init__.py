@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -114,6 +114,15 @@ class FoundationType:
     def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
         """Functions a job script calls as ``foundation.<name>( ... )``."""
         return {}
+
+    def interface_map_reader(
+        self, foundation: Foundation, locations: Sequence[str]
+    ) -> FunctionFactory | None:
+        """``foundation.get_interface_map()`` for a type that can read the MACs of its
+        machine's interfaces (``locations``: the foundation's physical locations, in order):
+        its value maps each physical location to its MAC, as the original's did. None: this
+        type cannot read them (the script then has no ``get_interface_map``)."""
+        return None
 
 
 @functools.cache

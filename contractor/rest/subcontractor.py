@@ -15,7 +15,8 @@ them: whole numbers may be written ``2.0``, task ids fit the database's integer,
 are finite. Stale answers 409 (code ``STALE``) and change nothing; a body over
 ``task_max_body_bytes`` is 413 before it is read (``contractor.rest.limits``).
 ``POST /api/v1/signal/{config_uuid}`` is how a booted machine tells its job it is done (the
-config UUID is the secret, as for ``/config``).
+config UUID is the secret, as for ``/config``); its optional body ``{"cookie": "<job
+id>(<pxe name>)"}`` says which boot signals, and a job that expects another refuses it (409).
 """
 
 from __future__ import annotations
@@ -338,11 +339,23 @@ async def heartbeat(request: Request) -> Response:
     return JSONResponse({"lease_expires_at": task.lease_expires_at.isoformat()})
 
 
+class SignalRequest(_Body):
+    cookie: str | None = Field(
+        default=None,
+        max_length=200,
+        description="<job id>(<pxe name>): needed when the job expects a boot target.",
+    )
+
+
 async def signal(request: Request) -> Response:
     """A booted machine says it is done: the unfinished job of the structure with this config
-    UUID (or of its foundation) sees ``signaling.complete``."""
+    UUID (or of its foundation) sees ``signaling.complete``. The body, when there is one, is
+    ``{"cookie": "<job id>(<pxe name>)"}`` (``services.tasks.signal_job``)."""
+    body = SignalRequest() if not await request.body() else await _body(request, SignalRequest)
     async with transaction(app_state(request.app).writer_sessions) as session:
-        job = await task_service.signal_job(session, request.path_params["config_uuid"])
+        job = await task_service.signal_job(
+            session, request.path_params["config_uuid"], cookie=body.cookie
+        )
     return JSONResponse({"status": "received", "job_id": job.id})
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, literal_column, select, update
@@ -46,10 +47,13 @@ __all__ = [
     "FINISHED_STATES",
     "JOBS_CHANNEL",
     "TASKS_CHANNEL",
+    "AwaitedSignal",
     "Target",
     "announce",
+    "awaited_signal",
     "cancel_open_tasks",
     "create_job",
+    "expect_signal",
     "get_job",
     "job_and_cursor",
     "job_for_target",
@@ -59,6 +63,7 @@ __all__ = [
     "progress_of",
     "report_progress",
     "set_state",
+    "signal_cookie",
     "target_of",
     "waiting_reason",
     "wake_waiting",
@@ -142,6 +147,38 @@ async def foundation_of(session: AsyncSession, job: Job) -> Foundation | None:
     if foundation_id is None:
         return None
     return await session.get_one(Foundation, foundation_id)
+
+
+def signal_cookie(job_id: int, pxe_name: str) -> str:
+    """The cookie a machine booted from ``pxe_name`` signals job ``job_id`` with, as the
+    original wrote it: ``42(disk-wipe)``."""
+    return f"{job_id}({pxe_name})"
+
+
+@dataclass(frozen=True)
+class AwaitedSignal:
+    """What a job waits to hear from: the PXE target whose boot is to signal (None: any
+    signal to the target's config UUID is taken) and whether the signal came."""
+
+    job_id: int
+    pxe_name: str | None
+    complete: bool
+
+    @property
+    def cookie(self) -> str | None:
+        return signal_cookie(self.job_id, self.pxe_name) if self.pxe_name is not None else None
+
+
+def awaited_signal(job: Job) -> AwaitedSignal:
+    """The one read of the PXE target a job expects to signal (``Job.signal_pxe_name``, set
+    by ``signaling.reset( pxe_name=... )`` through ``expect_signal``)."""
+    return AwaitedSignal(job.id, job.signal_pxe_name, bool(job.signalled))
+
+
+def expect_signal(job: Job, pxe_name: str | None) -> None:
+    """Clear the job's completion flag and remember which boot target is to signal next."""
+    job.signalled = False
+    job.signal_pxe_name = pxe_name
 
 
 async def job_logs(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, list[JobLog]]:

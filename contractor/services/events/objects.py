@@ -54,7 +54,7 @@ __all__ = [
     "snapshot",
 ]
 
-SECRET_WORDS: Final = ("password", "secret", "token", "credential", "private_key")
+SECRET_WORDS: Final = ("password", "secret", "token", "credential", "private_key", "community")
 
 CREATED: Final = "created"
 UPDATED: Final = "updated"
