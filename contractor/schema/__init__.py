@@ -15,6 +15,7 @@ from strawberry.tools import merge_types
 from contractor.schema import (
     auth,
     blueprint,
+    boot,
     building,
     complexes,
     directory,
@@ -42,6 +43,7 @@ QUERIES = (
     building.BuildingQuery,
     complexes.ComplexQuery,
     network.NetworkQuery,
+    boot.BootQuery,
     directory.DirectoryQuery,
     dns.DnsQuery,
     dns_push.DnsPushQuery,
@@ -57,6 +59,7 @@ MUTATIONS = (
     building.BuildingMutation,
     complexes.ComplexMutation,
     network.NetworkMutation,
+    boot.BootMutation,
     auth.AuthMutation,
     jobs.JobMutation,
     events.EventMutation,
