@@ -20,12 +20,14 @@ import asyncio
 from typing import Any
 
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contractor.db import transaction
 from contractor.errors import Forbidden, InvalidInput
+from contractor.models import BootSite, Site
 from contractor.rest.auth import bearer_token
 from contractor.rest.state import AppState, app_state
 from contractor.rest.subcontractor import (
@@ -44,6 +46,8 @@ __all__ = ["BOOT_MODULE", "BootRequest", "boot_routes"]
 
 BOOT_MODULE = "boot"  # the module a token needs for boot data
 MAX_VERSION = 2**63 - 1
+# a snapshot's ``s.<version>.<key>``, changes' ``c.<since>.<version>.<key>``
+CURSOR_PATTERN = r"^(s\.[0-9]{1,19}|c\.[0-9]{1,19}\.[0-9]{1,19})\.[a-z]+:[0-9]{1,19}$"
 
 
 class BootRequest(_Body):
@@ -55,7 +59,10 @@ class BootRequest(_Body):
         description="The version held: answer the changes after it (none: a snapshot).",
     )
     cursor: str | None = Field(
-        default=None, max_length=100, description="Go on from an answer that had more."
+        default=None,
+        max_length=100,
+        pattern=CURSOR_PATTERN,
+        description="Go on from an answer that had more (its cursor, unchanged; no since).",
     )
     limit: Whole = Field(
         default=1000, ge=1, le=boot_service.PAGE_LIMIT, description="At most this many entries."
@@ -113,19 +120,33 @@ def _check_scope(token: task_service.Subcontractor, site: str) -> None:
 
 
 async def _answer(state: AppState, body: BootRequest, where: _Where) -> boot_service.BootPage:
+    """The page asked for, from a reader's session while the site's entries are current
+    (the steady state of a long-poll: no write lock taken), else after a refresh in a
+    writer's."""
+    async with transaction(state.sessions) as session:
+        site = await site_service.get_site(session, body.site)
+        boot = await boot_service.current_boot_site(session, site)
+        if boot is not None:
+            return await _page(session, site, boot, body, where)
     async with transaction(state.writer_sessions) as session:
         site = await site_service.get_site(session, body.site)
         boot = await boot_service.refresh(
             session, site, settings=state.settings, cache=state.config_cache
         )
-        if where.snapshot:
-            version = where.version if where.after_key else boot.version
-            return await boot_service.snapshot_page(
-                session, site, boot, after=where.after_key, limit=body.limit, version=version
-            )
-        return await boot_service.changes_page(
-            session, site, boot, since=where.version, after=where.after, limit=body.limit
+        return await _page(session, site, boot, body, where)
+
+
+async def _page(
+    session: AsyncSession, site: Site, boot: BootSite, body: BootRequest, where: _Where
+) -> boot_service.BootPage:
+    if where.snapshot:
+        version = where.version if where.after_key else boot.version
+        return await boot_service.snapshot_page(
+            session, site, boot, after=where.after_key, limit=body.limit, version=version
         )
+    return await boot_service.changes_page(
+        session, site, boot, since=where.version, after=where.after, limit=body.limit
+    )
 
 
 def _json(page: boot_service.BootPage) -> dict[str, Any]:
@@ -145,9 +166,9 @@ async def boot_data(request: Request) -> Response:
     hub = state.hub
     bearer_token(request)  # no token: 401 before anything else
     body = await _body(request, BootRequest)
-    where = _Where(body)
     token = await _identity(state, request)
     _check_scope(token, body.site)
+    where = _Where(body)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(body.wait, state.settings.task_max_wait_seconds)
     gone: asyncio.Task[None] | None = None
@@ -163,8 +184,12 @@ async def boot_data(request: Request) -> Response:
                 gone = asyncio.create_task(_disconnected(request))
             woken = asyncio.create_task(changed.wait())
             try:
+                # look again after a while anyway: on SQLite another process's change
+                # wakes nobody here
                 await asyncio.wait(
-                    {woken, gone}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    {woken, gone},
+                    timeout=min(remaining, state.settings.boot_look_seconds),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:
                 woken.cancel()

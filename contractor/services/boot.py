@@ -65,6 +65,7 @@ __all__ = [
     "boot_target",
     "changes_page",
     "create_dhcp_pool",
+    "current_boot_site",
     "delete_dhcp_pool",
     "refresh",
     "snapshot_page",
@@ -288,6 +289,16 @@ async def _lock_boot_site(session: AsyncSession, site: Site) -> BootSite:
     )
     query = select(BootSite).where(BootSite.site_id == site.id).with_for_update()
     return (await session.execute(query.execution_options(populate_existing=True))).scalar_one()
+
+
+async def current_boot_site(session: AsyncSession, site: Site) -> BootSite | None:
+    """The site's ``boot_site`` row when its entries are up to the config generation (no
+    refresh needed: a reader may answer from them); None otherwise."""
+    generation = await current_generation(session)
+    state = await session.get(BootSite, site.id, populate_existing=True)
+    if state is None or generation < 0 or state.generation != generation:
+        return None
+    return state
 
 
 async def refresh(
