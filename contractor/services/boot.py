@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from contractor.services.config import (
 )
 from contractor.services.config.generation import has_pending_changes
 from contractor.services.directory import get_zone, zone_fqdn
-from contractor.services.network import block_bounds, block_network, gateway, ip_at, lock_block
+from contractor.services.network import block_bounds, gateway, ip_at, lock_block
 from contractor.services.validation import check_int
 from contractor.settings import Settings
 
@@ -180,7 +181,8 @@ async def delete_dhcp_pool(session: AsyncSession, pool: DhcpPool) -> None:
 
 
 def _digest(data: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    # (entries are built with their keys in one order: no sorting needed)
+    return hashlib.blake2b(json.dumps(data).encode(), digest_size=16).hexdigest()
 
 
 async def _site_network_values(
@@ -199,31 +201,57 @@ async def _site_network_values(
     }
 
 
-def _subnet(block: AddressBlock) -> dict[str, Any]:
-    network = block_network(block)
-    router = gateway(block)
-    return {
-        "block": block.name,
-        "subnet": str(network),
-        "prefix": block.prefix,
-        "netmask": str(network.netmask) if block.version == 4 else None,
-        "gateway": None if router is None else str(router),
-    }
+@dataclass(frozen=True)
+class _Subnet:
+    """What entries in one block share, and the block's first address as a number (an
+    address is that plus its offset: cheaper than ``ip_at`` ten thousand times)."""
+
+    values: dict[str, Any]
+    base: int
+    version: int
+
+    @classmethod
+    def of(cls, name: str, subnet: str, prefix: int, gateway_offset: int | None) -> _Subnet:
+        """From an ``AddressBlock``'s columns."""
+        network = ipaddress.ip_network(f"{subnet}/{prefix}")
+        made = cls({}, int(network.network_address), network.version)
+        made.values.update(
+            block=name,
+            subnet=str(network),
+            prefix=prefix,
+            netmask=str(network.netmask) if network.version == 4 else None,
+            gateway=None if gateway_offset is None else made.ip(gateway_offset),
+        )
+        return made
+
+    def ip(self, offset: int) -> str:
+        if self.version == 4:
+            return str(ipaddress.IPv4Address(self.base + offset))
+        return str(ipaddress.IPv6Address(self.base + offset))
+
+
+_BLOCK_COLUMNS = (
+    AddressBlock.name,
+    AddressBlock.subnet,
+    AddressBlock.prefix,
+    AddressBlock.gateway_offset,
+)
 
 
 async def _reservations(session: AsyncSession, site: Site) -> dict[str, dict[str, Any]]:
     """The site's reservations by key, from one query: each structure's provisioning MAC
     and the address on that interface (its primary one if it is there, else the lowest
-    alias)."""
+    alias). Plain rows, not objects: a site may have tens of thousands."""
     query = (
         select(
             Structure.id,
             Structure.hostname,
             Structure.config_uuid,
-            Structure.config_values,
+            Structure.config_values["boot_file"].as_string(),
             RealNetworkInterface.mac,
             BaseAddress.offset,
-            AddressBlock,
+            AddressBlock.id,
+            *_BLOCK_COLUMNS,
         )
         .join(RealNetworkInterface, RealNetworkInterface.foundation_id == Structure.foundation_id)
         .join(
@@ -241,21 +269,19 @@ async def _reservations(session: AsyncSession, site: Site) -> dict[str, dict[str
         .order_by(Structure.id, BaseAddress.is_primary, BaseAddress.alias_index.desc())
     )
     found: dict[str, dict[str, Any]] = {}
-    subnets: dict[int, dict[str, Any]] = {}
-    for structure_id, hostname, config_uuid, values, mac, offset, block in await session.execute(
-        query
-    ):
-        subnet = subnets.get(block.id)
+    subnets: dict[int, _Subnet] = {}
+    for row in await session.execute(query):
+        structure_id, hostname, config_uuid, boot_file, mac, offset, block_id = row[:7]
+        subnet = subnets.get(block_id)
         if subnet is None:
-            subnet = subnets[block.id] = _subnet(block)
-        boot_file = (values or {}).get("boot_file")
+            subnet = subnets[block_id] = _Subnet.of(*row[7:])
         found[f"reservation:{structure_id}"] = {
             "mac": mac,
-            "address": str(ip_at(block, offset)),
-            **subnet,
+            "address": subnet.ip(offset),
+            **subnet.values,
             "hostname": hostname,
             "config_uuid": config_uuid,
-            "boot_file": boot_file if isinstance(boot_file, str) else None,
+            "boot_file": boot_file,
             "boot_script": f"/boot/{config_uuid}",
         }
     return found
@@ -263,19 +289,20 @@ async def _reservations(session: AsyncSession, site: Site) -> dict[str, dict[str
 
 async def _pools(session: AsyncSession, site: Site) -> dict[str, dict[str, Any]]:
     query = (
-        select(DhcpPool, AddressBlock)
+        select(DhcpPool, *_BLOCK_COLUMNS)
         .join(AddressBlock, AddressBlock.id == DhcpPool.address_block_id)
         .where(AddressBlock.site_id == site.id)
     )
-    return {
-        f"pool:{pool.id}": {
-            "start": str(ip_at(block, pool.first_offset)),
-            "end": str(ip_at(block, pool.last_offset)),
-            **_subnet(block),
+    found: dict[str, dict[str, Any]] = {}
+    for pool, name, subnet_text, prefix, gateway_offset in await session.execute(query):
+        subnet = _Subnet.of(name, subnet_text, prefix, gateway_offset)
+        found[f"pool:{pool.id}"] = {
+            "start": subnet.ip(pool.first_offset),
+            "end": subnet.ip(pool.last_offset),
+            **subnet.values,
             "description": pool.description,
         }
-        for pool, block in await session.execute(query)
-    }
+    return found
 
 
 async def _lock_boot_site(session: AsyncSession, site: Site) -> BootSite:
@@ -381,12 +408,16 @@ class BootPage:
     cursor: str | None
 
 
+# entries are read as plain rows: a page may hold thousands
+_ENTRY_COLUMNS = (BootEntry.key, BootEntry.version, BootEntry.data, BootEntry.removed)
+
+
 def _page(
     site: Site,
     version: int,
     *,
     snapshot: bool,
-    rows: Sequence[BootEntry],
+    rows: Sequence[Any],
     cursor: str | None,
 ) -> BootPage:
     reservations: list[dict[str, Any]] = []
@@ -412,21 +443,17 @@ async def snapshot_page(
     keeps the first page's ``version``: entries changed meanwhile come again as changes."""
     _check_limit(limit)
     rows = (
-        (
-            await session.execute(
-                select(BootEntry)
-                .where(
-                    BootEntry.site_id == site.id,
-                    BootEntry.removed.is_(False),
-                    BootEntry.key > after,
-                )
-                .order_by(BootEntry.key)
-                .limit(limit + 1)
+        await session.execute(
+            select(*_ENTRY_COLUMNS)
+            .where(
+                BootEntry.site_id == site.id,
+                BootEntry.removed.is_(False),
+                BootEntry.key > after,
             )
+            .order_by(BootEntry.key)
+            .limit(limit + 1)
         )
-        .scalars()
-        .all()
-    )
+    ).all()
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = f"s.{version}.{rows[-1].key}" if more else None
@@ -452,7 +479,7 @@ async def changes_page(
             f"(they are from {state.floor} to {state.version}): take a snapshot",
             field="since",
         )
-    query = select(BootEntry).where(BootEntry.site_id == site.id, BootEntry.version > since)
+    query = select(*_ENTRY_COLUMNS).where(BootEntry.site_id == site.id, BootEntry.version > since)
     if after is not None:
         after_version, after_key = after
         query = query.where(
@@ -460,10 +487,8 @@ async def changes_page(
             | ((BootEntry.version == after_version) & (BootEntry.key > after_key))
         )
     rows = (
-        (await session.execute(query.order_by(BootEntry.version, BootEntry.key).limit(limit + 1)))
-        .scalars()
-        .all()
-    )
+        await session.execute(query.order_by(BootEntry.version, BootEntry.key).limit(limit + 1))
+    ).all()
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = f"c.{since}.{rows[-1].version}.{rows[-1].key}" if more else None
