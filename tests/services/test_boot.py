@@ -3,12 +3,14 @@ and SQLite."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contractor.db import create_engine, create_session_factory, transaction
 from contractor.errors import Conflict, InUse, InvalidInput, Pruned
 from contractor.models import (
     Address,
@@ -20,7 +22,7 @@ from contractor.models import (
     StructureBluePrint,
     utcnow,
 )
-from contractor.services import addresses, boot, directory, interfaces, jobs, network
+from contractor.services import addresses, boot, building, directory, interfaces, jobs, network
 from contractor.services import blueprint as bp_service
 from contractor.services import site as site_service
 from contractor.settings import Settings
@@ -414,3 +416,49 @@ async def _utility_job(session: AsyncSession, structure: Structure) -> int:
     await bp_service.link_script(session, blueprint=blueprint, role="rescue", script=script)
     job = await jobs.create_job(session, target=structure, script_name="rescue", creator="alice")
     return job.id
+
+
+async def test_a_structures_boot_file_and_hostname_reach_its_reservation(
+    session: AsyncSession, world: World
+) -> None:
+    version = await _refresh(session, world.site)
+    await building.update_structure(
+        session, world.web.structure, hostname="web-renamed", config_values={"boot_file": "x.efi"}
+    )
+    (changed,) = (await _changes(session, world.site, version)).reservations
+    assert (changed["hostname"], changed["boot_file"]) == ("web-renamed", "x.efi")
+
+
+async def test_an_empty_site_with_boot_data_can_be_deleted(session: AsyncSession) -> None:
+    site = await make_site(session)
+    await _refresh(session, site)
+    await site_service.delete_site(session, site)
+    assert await session.get(Site, site.id) is None
+
+
+async def test_concurrent_refreshes_of_a_site_make_one_version(pg_url: str) -> None:
+    engine = create_engine(Settings(database_url=pg_url))
+    try:
+        writers = create_session_factory(engine, writes=True)
+        async with transaction(writers) as session:
+            world_site = await make_site(session)
+            block = await make_block(session, world_site, "10.12.0.0/24")
+            for number in range(20):
+                await _machine(
+                    session, world_site, block, f"52:54:00:12:00:{number:02x}", 10 + number
+                )
+
+        async def refresh() -> int:
+            async with transaction(writers) as session:
+                site = await session.get_one(Site, world_site.id)
+                return await _refresh(session, site)
+
+        versions = await asyncio.gather(*(refresh() for _ in range(4)))
+        assert versions == [1, 1, 1, 1]
+        async with transaction(writers) as session:
+            site = await session.get_one(Site, world_site.id)
+            page = await _snapshot(session, site)
+            assert len(page.reservations) == 20
+            assert page.version == 1
+    finally:
+        await engine.dispose()
