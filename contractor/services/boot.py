@@ -73,6 +73,7 @@ __all__ = [
 ]
 
 PAGE_LIMIT = 2000  # entries per answer, at most
+LIST_LIMIT = 8  # DNS servers and search domains per entry, at most
 TOMBSTONE_SECONDS = 7 * 86400  # how long a removal can be asked for as a change
 _MAX_SHOWN = 3  # holders named in a refusal
 
@@ -185,6 +186,13 @@ def _digest(data: dict[str, Any]) -> str:
     return hashlib.blake2b(json.dumps(data).encode(), digest_size=16).hexdigest()
 
 
+def _bounded_list(value: Any) -> list[str]:
+    """At most ``LIST_LIMIT`` strings of at most 253 characters (a DHCP option holds no
+    more in practice), so every entry, and so every page, stays bounded."""
+    items = value if isinstance(value, list) else []
+    return [item[:253] for item in items if isinstance(item, str)][:LIST_LIMIT]
+
+
 async def _site_network_values(
     session: AsyncSession, site: Site, *, settings: Settings, cache: ConfigCache | None
 ) -> dict[str, Any]:
@@ -196,8 +204,8 @@ async def _site_network_values(
         domain = await zone_fqdn(session, await get_zone(session, site.zone_id))
     return {
         "domain": domain,
-        "dns_servers": list(config.get("dns_servers") or []),
-        "dns_search": list(config.get("dns_search") or []),
+        "dns_servers": _bounded_list(config.get("dns_servers")),
+        "dns_search": _bounded_list(config.get("dns_search")),
     }
 
 

@@ -462,3 +462,13 @@ async def test_concurrent_refreshes_of_a_site_make_one_version(pg_url: str) -> N
             assert page.version == 1
     finally:
         await engine.dispose()
+
+
+async def test_entries_stay_bounded(session: AsyncSession, world: World) -> None:
+    servers = [f"10.9.0.{n}" for n in range(1, 40)]
+    await site_service.update_site(
+        session, world.site, config_values={"dns_servers": servers, "dns_search": ["a" * 300]}
+    )
+    (entry, *_) = (await _snapshot(session, world.site)).reservations
+    assert entry["dns_servers"] == servers[: boot.LIST_LIMIT]
+    assert entry["dns_search"] == ["a" * 253]
