@@ -16,6 +16,7 @@ from contractor.models import (
     Address,
     AddressBlock,
     DhcpPool,
+    Event,
     Foundation,
     Site,
     Structure,
@@ -25,6 +26,7 @@ from contractor.models import (
 from contractor.services import addresses, boot, building, directory, interfaces, jobs, network
 from contractor.services import blueprint as bp_service
 from contractor.services import site as site_service
+from contractor.services.events import latest_cursor
 from contractor.settings import Settings
 from tests.factories import (
     make_block,
@@ -472,3 +474,21 @@ async def test_entries_stay_bounded(session: AsyncSession, world: World) -> None
     (entry, *_) = (await _snapshot(session, world.site)).reservations
     assert entry["dns_servers"] == servers[: boot.LIST_LIMIT]
     assert entry["dns_search"] == ["a" * 253]
+
+
+async def test_pool_changes_are_events_of_their_blocks_site(
+    session: AsyncSession, world: World
+) -> None:
+    await session.commit()
+    start = await latest_cursor(session)
+    pool = await boot.create_dhcp_pool(session, block=world.block, first_offset=40, last_offset=49)
+    await session.commit()
+    await boot.delete_dhcp_pool(session, pool)
+    await session.commit()
+    rows = (
+        await session.execute(select(Event).where(Event.id > start).order_by(Event.id))
+    ).scalars()
+    assert [(e.kind, e.object_type, e.object_id, e.site_id) for e in rows] == [
+        ("created", "dhcp_pool", pool.id, world.site.id),
+        ("deleted", "dhcp_pool", pool.id, world.site.id),
+    ]
