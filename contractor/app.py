@@ -36,6 +36,7 @@ from contractor.foreman.engine import Foreman, foreman_running
 from contractor.foreman.hub import Hub
 from contractor.plugins import foundation_types
 from contractor.requestid import RequestIdMiddleware
+from contractor.rest.boot import boot_routes
 from contractor.rest.config import config_error_answers, config_routes
 from contractor.rest.dns import dns_routes
 from contractor.rest.errors import exception_handlers
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *dns_routes(),
             *config_routes(),
             *subcontractor_routes(),
+            *boot_routes(),
         ],
         exception_handlers=exception_handlers(config_error_answers()),
         # outermost: every answer, an error's too, carries the request's X-Request-ID;

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # How long a checked subcontractor token is trusted without reading it again (a token
     # revoked by another process is refused after at most this long; 0: read every call).
     task_token_cache_seconds: float = Field(default=5.0, ge=0)
+    # How often a waiting boot data poll looks again when nothing woke it (on SQLite a
+    # change committed by another process wakes nobody; on PostgreSQL its NOTIFY does).
+    boot_look_seconds: float = Field(default=1.0, gt=0)
 
     # Events: how often each process looks for new events when nothing woke it; webhook
     # delivery inside `contractor serve` and `contractor foreman`, its parallelism (in all,

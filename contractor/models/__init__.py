@@ -13,6 +13,7 @@ from contractor.models.blueprint import (
     StructureBluePrint,
     StructureFoundationBluePrint,
 )
+from contractor.models.boot import BootEntry, BootSite, DhcpPool
 from contractor.models.building import (
     AbstractNetworkInterface,
     Complex,
@@ -64,10 +65,13 @@ __all__ = [
     "BluePrint",
     "BluePrintParent",
     "BluePrintScript",
+    "BootEntry",
+    "BootSite",
     "Complex",
     "ComplexMember",
     "ConfigGeneration",
     "Dependency",
+    "DhcpPool",
     "DnsPush",
     "DnsPushCursor",
     "DnsPushZone",

@@ -9,6 +9,10 @@ A machine knows its Structure's unguessable config UUID (DHCP option 210) and fe
 The original's ``/config/{config,boot_script,pxe_template}/c/{config_uuid}`` are aliases
 (existing iPXE images chain to ``/config/boot_script/c/<option 210>``).
 
+What a machine boots is decided by ``GET /boot/{config_uuid}`` (the chain target the boot
+services give iPXE): the iPXE script of its PXE target while a job runs on it or it is not
+built yet, else a script that boots its local disk (``services.boot.boot_decision``).
+
 Anything that enumerates needs an authenticated user (``Authorization: Bearer <token>``)::
 
     GET /config/?site=&hostname=&limit=&offset=   Structures and their config UUIDs
@@ -36,6 +40,7 @@ from contractor.errors import ConfigError, ContractorError, InvalidInput
 from contractor.models import User
 from contractor.rest import auth, errors
 from contractor.rest.state import app_state
+from contractor.services import boot as boot_service
 from contractor.services import config as config_service
 from contractor.services.building import get_foundation
 
@@ -56,6 +61,7 @@ def config_routes() -> list[Route]:
         Route("/config/config/c/{config_uuid}", structure_config, methods=["GET"]),
         Route("/config/boot_script/c/{config_uuid}", boot_script, methods=["GET"]),
         Route("/config/pxe_template/c/{config_uuid}", pxe_template, methods=["GET"]),
+        Route("/boot/{config_uuid}", boot, methods=["GET"]),
     ]
 
 
@@ -76,7 +82,7 @@ def _rendering_error(error: ContractorError) -> Response:
 
 def config_error_answers() -> errors.ErrorAnswers:
     """How these routes answer domain errors (the app's mapping, ``contractor.rest.errors``)."""
-    private = dict.fromkeys((structure_config, boot_script, pxe_template), _private_error)
+    private = dict.fromkeys((structure_config, boot_script, pxe_template, boot), _private_error)
     return {**private, foundation_config: _rendering_error}
 
 
@@ -109,6 +115,39 @@ async def _pxe_text(request: Request, part: str) -> Response:
     else:
         text = render_template(pxe.template, values, name="pxe_template")
     return PlainTextResponse(text, headers=_NO_STORE)
+
+
+# iPXE returns to the firmware with a failure, which then tries its next boot device (the
+# disk); on BIOS, booting the first disk directly is quicker and needs no boot order.
+_LOCAL_DISK = """\
+echo Contractor: {reason}: booting the local disk
+iseq ${{platform}} efi && exit 1 ||
+sanboot --no-describe --drive 0x80 || exit 1
+"""
+
+
+def _ipxe_text(text: str) -> str:
+    """iPXE's ``echo`` prints a line as it is; a line break or ``${`` would end or expand it."""
+    return text.replace("\n", " ").replace("${", "$ {")
+
+
+async def boot(request: Request) -> Response:
+    """The machine's boot script: its PXE target's, or its local disk."""
+    state = app_state(request.app)
+    async with transaction(state.sessions) as session:
+        structure = await config_service.structure_by_config_uuid(
+            session, request.path_params["config_uuid"]
+        )
+        decision = await boot_service.boot_decision(session, structure)
+        if decision.pxe is None:
+            text = _IPXE_HEADER + _LOCAL_DISK.format(reason=_ipxe_text(decision.reason))
+            return PlainTextResponse(text, headers=_NO_STORE)
+        values = await config_service.composed_config(
+            session, structure, settings=state.settings, cache=state.config_cache
+        )
+    text = render_template(decision.pxe.boot_script, values, name="boot_script")
+    header = f"{_IPXE_HEADER}echo Contractor: {_ipxe_text(decision.reason)}\n"
+    return PlainTextResponse(header + text, headers=_NO_STORE)
 
 
 async def boot_script(request: Request) -> Response:

@@ -8,6 +8,7 @@ token scoped to sites and modules):
 * ``result`` ``{task_id, cookie, lease, data}`` answers a task, once.
 * ``error`` ``{task_id, cookie, lease, message, retryable}`` reports a failed task.
 * ``heartbeat`` ``{task_id, lease}`` extends a lease.
+* ``boot`` ``{site, since, cursor, limit, wait}``: a site's boot data (``contractor.rest.boot``).
 
 Bad bodies get 400 naming the field (``modules[0]``, ``data``, an unknown key quoted as JSON
 when it is not a plain name, ``""`` say), exactly where the OpenAPI document's schemas refuse
@@ -419,6 +420,10 @@ def openapi_document() -> dict[str, Any]:
             }
         }
 
+    from contractor.rest.boot import boot_openapi  # (it builds on this module)
+
+    boot_answer, boot_request = boot_openapi()
+    gone = {"410": answer("Those changes are no longer kept (PRUNED): take a snapshot.")}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Contractor subcontractor task API", "version": "1"},
@@ -448,6 +453,12 @@ def openapi_document() -> dict[str, Any]:
                 {"type": "object", "properties": {"lease_expires_at": {"type": "string"}}},
                 stale,
             ),
+            "/boot": operation(
+                "A site's boot data: a snapshot, or the changes since a version (may wait)",
+                "BootRequest",
+                boot_answer,
+                gone,
+            ),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -456,6 +467,7 @@ def openapi_document() -> dict[str, Any]:
                 "ResultRequest": _schema(ResultRequest),
                 "ErrorRequest": _schema(ErrorRequest),
                 "HeartbeatRequest": _schema(HeartbeatRequest),
+                "BootRequest": boot_request,
                 "Task": _schema(TaskOut),
                 "Error": ERROR_SCHEMA,
             },

@@ -15,6 +15,7 @@ from strawberry.tools import merge_types
 from contractor.schema import (
     auth,
     blueprint,
+    boot,
     building,
     complexes,
     directory,
@@ -43,6 +44,7 @@ QUERIES = (
     building.BuildingQuery,
     complexes.ComplexQuery,
     network.NetworkQuery,
+    boot.BootQuery,
     directory.DirectoryQuery,
     dns.DnsQuery,
     dns_push.DnsPushQuery,
@@ -58,6 +60,7 @@ MUTATIONS = (
     building.BuildingMutation,
     complexes.ComplexMutation,
     network.NetworkMutation,
+    boot.BootMutation,
     auth.AuthMutation,
     jobs.JobMutation,
     events.EventMutation,

@@ -16,6 +16,7 @@ from contractor.models import (
     Address,
     AddressBlock,
     BaseAddress,
+    DhcpPool,
     DynamicAddress,
     ReservedAddress,
     Site,
@@ -37,7 +38,17 @@ from contractor.services.network import (
 from contractor.services.validation import check_int, check_name
 
 
-async def _check_offset(session: AsyncSession, block: AddressBlock, offset: int) -> None:
+def describe_pool(block: AddressBlock, pool: DhcpPool) -> str:
+    """``DHCP pool 3 (10.0.0.100-10.0.0.199 of block 'prov')``."""
+    first, last = ip_at(block, pool.first_offset), ip_at(block, pool.last_offset)
+    return f"DHCP pool {pool.id} ({first}-{last} of block {block.name!r})"
+
+
+async def _check_offset(
+    session: AsyncSession, block: AddressBlock, offset: int, *, wanted_by: str = ""
+) -> None:
+    """The offset is usable, not the gateway, not held and not in a DHCP pool; a refusal
+    names the holder and ``wanted_by`` (who asked)."""
     check_int(offset, field="offset")
     low, high = block_bounds(block)
     if not low <= offset <= high:
@@ -55,10 +66,26 @@ async def _check_offset(session: AsyncSession, block: AddressBlock, offset: int)
             )
         )
     ).scalar_one_or_none()
+    asked = f", so it cannot go to {wanted_by}" if wanted_by else ""
     if holder is not None:
         raise Conflict(
             f"{ip_at(block, offset)} (offset {offset} of block {block.name!r}) is already "
-            f"allocated to {await describe_address(session, holder)}",
+            f"allocated to {await describe_address(session, holder)}{asked}",
+            field="offset",
+        )
+    pool = (
+        await session.execute(
+            select(DhcpPool).where(
+                DhcpPool.address_block_id == block.id,
+                DhcpPool.first_offset <= offset,
+                DhcpPool.last_offset >= offset,
+            )
+        )
+    ).scalar_one_or_none()
+    if pool is not None:
+        raise Conflict(
+            f"{ip_at(block, offset)} (offset {offset} of block {block.name!r}) is in "
+            f"{describe_pool(block, pool)}{asked}",
             field="offset",
         )
 
@@ -160,7 +187,8 @@ async def create_address(
         if offset is None:
             raise Exhausted(f"address block {block.name!r} ({block.cidr}) has no free address")
     else:
-        await _check_offset(session, block, offset)
+        wanted_by = f"structure {structure.hostname!r} interface {interface_name!r}"
+        await _check_offset(session, block, offset, wanted_by=wanted_by)
     address = Address(
         address_block_id=block.id,
         offset=offset,
@@ -199,10 +227,11 @@ async def create_dynamic_address(
 
 
 async def lowest_free_offset(session: AsyncSession, block: AddressBlock) -> int | None:
-    """The lowest usable offset that no address and not the gateway holds, in one query.
+    """The lowest usable offset that no address, not the gateway and no DHCP pool holds, in
+    one query.
 
     A free offset is either the first usable one, or one just above a taken offset (or above
-    the gateway) that is itself not taken.
+    the gateway, or above a pool) that is itself not taken.
     """
     low, high = block_bounds(block)
     taken = select(BaseAddress.offset.label("offset")).where(
@@ -212,14 +241,22 @@ async def lowest_free_offset(session: AsyncSession, block: AddressBlock) -> int 
         taken = union_all(taken, select(offset_literal(block.gateway_offset).label("offset")))  # type: ignore[assignment]
     used = taken.subquery("used")
     other = taken.subquery("other")
+    in_block = DhcpPool.address_block_id == block.id
     candidates = union_all(
         select(offset_literal(low).label("candidate")),
         select(next_offset(used.c.offset).label("candidate")),
+        select(next_offset(DhcpPool.last_offset).label("candidate")).where(in_block),
     ).subquery("candidates")
+    in_pool = select(DhcpPool.id).where(
+        in_block,
+        DhcpPool.first_offset <= candidates.c.candidate,
+        DhcpPool.last_offset >= candidates.c.candidate,
+    )
     query = select(func.min(candidates.c.candidate)).where(
         candidates.c.candidate >= low,
         candidates.c.candidate <= high,
         ~select(other.c.offset).where(other.c.offset == candidates.c.candidate).exists(),
+        ~in_pool.exists(),
     )
     offset: int | None = (await session.execute(query)).scalar_one_or_none()
     return offset

@@ -139,7 +139,8 @@ async def set_id_map(
             )
         if location in interfaces and details.get("mac"):
             mac = normalise_mac(details["mac"], field=f"id_map.network.{location}.mac")
-            await check_mac_free(session, mac, interfaces[location].id)
+            wanted_by = f"interface {location!r} of foundation {foundation.locator!r}"
+            await check_mac_free(session, mac, interfaces[location].id, wanted_by=wanted_by)
             interfaces[location].mac = mac
     foundation.id_map = checked
     return await config_changed(session, foundation)

@@ -18,6 +18,7 @@ from contractor.models import (
     AbstractNetworkInterface,
     AddressBlock,
     BaseAddress,
+    DhcpPool,
     Network,
     NetworkAddressBlock,
     RealNetworkInterface,
@@ -277,19 +278,21 @@ async def update_address_block(
             raise InvalidInput("an address block cannot change IP version", field="subnet")
         await _check_overlap(session, block.site_id, network, ignore_id=block.id)
         low, high = offset_bounds(network.prefixlen, network.version)
-        outside = (
-            await session.execute(
-                select(func.count()).where(
-                    BaseAddress.address_block_id == block.id,
-                    (BaseAddress.offset < low) | (BaseAddress.offset > high),
+        held = (
+            ("addresses", BaseAddress.address_block_id, BaseAddress.offset, BaseAddress.offset),
+            ("DHCP pools", DhcpPool.address_block_id, DhcpPool.first_offset, DhcpPool.last_offset),
+        )
+        for noun, in_block, first, last in held:
+            outside = (
+                await session.execute(
+                    select(func.count()).where(in_block == block.id, (first < low) | (last > high))
                 )
-            )
-        ).scalar_one()
-        if outside:
-            raise Conflict(
-                f"{outside} addresses of block {block.name!r} would fall outside {network}",
-                field="subnet",
-            )
+            ).scalar_one()
+            if outside:
+                raise Conflict(
+                    f"{outside} {noun} of block {block.name!r} would fall outside {network}",
+                    field="subnet",
+                )
         async with kept_exportable(session, field="subnet"):
             block.subnet = str(network.network_address)
             block.prefix = network.prefixlen
@@ -306,6 +309,18 @@ async def update_address_block(
                     f"offset {gateway_offset} of block {block.name!r} is already allocated",
                     field="gateway_offset",
                 )
+            pool = select(DhcpPool.id).where(
+                DhcpPool.address_block_id == block.id,
+                DhcpPool.first_offset <= gateway_offset,
+                DhcpPool.last_offset >= gateway_offset,
+            )
+            pool_id = (await session.execute(pool)).scalar_one_or_none()
+            if pool_id is not None:
+                raise Conflict(
+                    f"offset {gateway_offset} of block {block.name!r} is in DHCP pool "
+                    f"{pool_id}; a gateway cannot be leased",
+                    field="gateway_offset",
+                )
         block.gateway_offset = gateway_offset
     else:
         _check_gateway(block.gateway_offset, block.prefix, block.version)
@@ -316,7 +331,10 @@ async def delete_address_block(session: AsyncSession, block: AddressBlock) -> No
     await refuse_if_used(
         session,
         f"address block {block.name!r}",
-        [("addresses", BaseAddress.offset, BaseAddress.address_block_id == block.id)],
+        [
+            ("addresses", BaseAddress.offset, BaseAddress.address_block_id == block.id),
+            ("DHCP pools", DhcpPool.first_offset, DhcpPool.address_block_id == block.id),
+        ],
     )
     await session.delete(block)
     await session.flush()

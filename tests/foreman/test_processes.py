@@ -72,6 +72,7 @@ async def test_serve_and_a_separate_foreman(tmp_path: Path) -> None:
                     "/result",
                     "/error",
                     "/heartbeat",
+                    "/boot",
                 }
 
             async def finished() -> tuple[str, str]:

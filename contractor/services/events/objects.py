@@ -25,6 +25,7 @@ from contractor.models import (
     Complex,
     ComplexMember,
     Dependency,
+    DhcpPool,
     Foundation,
     FoundationBluePrint,
     Network,
@@ -124,6 +125,8 @@ def identity_of(obj: Any) -> Identity | None:
             kind = {"address": "address"}.get(obj.kind, f"{obj.kind}_address")
             name = obj.interface_name or obj.reason or ""
             return Identity(kind, name, owner=owner)
+        case DhcpPool():
+            return Identity("dhcp_pool", str(obj.id), owner=(AddressBlock, obj.address_block_id))
         case RealNetworkInterface():
             return Identity("network_interface", obj.name, owner=(Foundation, obj.foundation_id))
         case AbstractNetworkInterface():
