@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("contractor.access")
 
 READ_TIMEOUT = 5.0  # seconds a scrape or a readiness check waits for the database
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -316,7 +317,9 @@ def route_templates(routes: list[Any]) -> dict[Any, str]:
 
 class HttpMetrics:
     """Pure ASGI: counts and times every HTTP request by method and route template
-    (``unmatched`` for what no route took: 404s, bodies refused before routing)."""
+    (``unmatched`` for what no route took: 404s, bodies refused before routing), and logs
+    it as one ``contractor.access`` line inside the request (so it carries the request id;
+    the path without its query, a config UUID masked by ``contractor.logs``)."""
 
     def __init__(self, app: Any, *, templates: dict[Any, str]) -> None:
         self.app = app
@@ -324,7 +327,7 @@ class HttpMetrics:
         self.meters = metrics.instruments()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not self.meters.enabled:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -339,9 +342,20 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            seconds = time.perf_counter() - started
             method = scope["method"] if scope["method"] in _METHODS else metrics.OTHER
             route = self.templates.get(scope.get("endpoint"), metrics.UNMATCHED)
-            self.meters.http(method, route, status, time.perf_counter() - started)
+            self.meters.http(method, route, status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                access_log.info(
+                    "%s %s %s %d %.1fms",
+                    client[0] if client else "-",
+                    method,
+                    scope["path"],
+                    status,
+                    seconds * 1000,
+                )
 
 
 async def _healthz(request: Request) -> Response:
