@@ -227,7 +227,8 @@ class Monitor:
         components["database"] = database
         if database["ready"]:
             components["migrations"] = await self._migrations()
-            if self.settings.webhooks_enabled:
+            # the tables it reads may not be there yet
+            if self.settings.webhooks_enabled and components["migrations"]["ready"]:
                 components["webhooks"] = await self._webhooks()
         components["foreman"] = self._foreman()
         reasons = [

@@ -59,8 +59,10 @@ def serve(
     app: Starlette, sock: socket.socket, *, log_level: str, started: Callable[[], None]
 ) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; ``started()`` once it answers."""
-    # log_config=None: uvicorn's lines go through contractor.logs like every other
-    server = _Server(uvicorn.Config(app, log_level=log_level, log_config=None), started)
+    # uvicorn's lines go through contractor.logs like every other; the access line is
+    # contractor.access's (written inside the request: it has the request id)
+    config = uvicorn.Config(app, log_level=log_level, log_config=None, access_log=False)
+    server = _Server(config, started)
 
     def stop(_number: int, _frame: FrameType | None) -> None:
         server.should_exit = True
