@@ -7,9 +7,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +18,7 @@ from pydantic import ValidationError
 from contractor import logs, requestid
 from contractor.cli import main
 from contractor.settings import Settings
-from tests.serving import clean_env, free_port
+from tests.serving import clean_env, contractor_serve
 
 TOKEN = "ctr_0123456789abcdef.s3cr3t-s3cr3t-s3cr3t-s3cr3t"
 SUB_TOKEN = "sct_0123456789abcdef.an0ther-secret-value-here"
@@ -153,55 +150,23 @@ def test_bad_log_settings_are_refused() -> None:
 
 
 def test_serve_writes_json_lines_with_the_request_id(tmp_path: Path) -> None:
-    port = free_port()
     log = tmp_path / "serve.log"
     env = clean_env(CONTRACTOR_DATABASE_URL=f"sqlite:///{tmp_path / 'c.sqlite3'}")
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "contractor",
-                "--log-format",
-                "json",
-                "serve",
-                "--port",
-                str(port),
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=handle,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=5)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+    with contractor_serve(
+        env, tmp_path, 60, log, options=["--log-format", "json"], stops_cleanly=True
+    ) as base:
         answer = httpx.get(
             f"{base}/config/9b2d6f1e-0c4a-4a53-9d3c-1e2f3a4b5c6d",
             headers={"X-Request-ID": "client-chosen-1"},
         )
         assert answer.headers["x-request-id"] == "client-chosen-1"
-        time.sleep(0.5)
-    finally:
-        process.terminate()
-        assert process.wait(timeout=30) == 0
     text = log.read_text()
-    lines = [line for line in text.splitlines() if line.startswith("{")]
-    records = [json.loads(line) for line in lines]
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     access = [r for r in records if r.get("request_id") == "client-chosen-1"]
-    assert access, text
-    assert access[0]["logger"] == "contractor.access"
-    assert "/config/********" in access[0]["message"]
+    assert [r["logger"] for r in access] == ["contractor.access"], text
+    assert "/config/******** 404" in access[0]["message"]
     assert "9b2d6f1e" not in text
     # uvicorn's own lines are JSON too (only the announcement is plain)
     assert any(r["logger"].startswith("uvicorn") for r in records)
-    others = [line for line in text.splitlines() if line and not line.startswith("{")]
-    assert others == [f"contractor serving on http://127.0.0.1:{port}"], others
+    plain = [line for line in text.splitlines() if line and not line.startswith("{")]
+    assert [line.split(" on ")[0] for line in plain] == ["contractor serving"], plain

@@ -28,7 +28,7 @@ from tests.conftest import make_pg_database
 from tests.factories import make_foundation
 from tests.foreman.inventory import make_job_stack
 from tests.metrics_scrape import announced, parse, scrape, value
-from tests.serving import clean_env, contractor_serve, free_port
+from tests.serving import clean_env, contractor_serve
 from tests.subcontractor.processes import subcontractor, write_config
 
 pytestmark = pytest.mark.postgres
@@ -72,11 +72,16 @@ async def _wait_done(engine: object, job_id: int) -> None:
         await asyncio.sleep(0.2)
 
 
-async def test_each_process_counts_the_jobs_it_runs(tmp_path: Path) -> None:
-    url = Settings(database_url=make_pg_database("contractor_metrics")).database_url
-    settings = Settings(database_url=url)
-    migrate.upgrade(settings)
-    engine = create_engine(settings)
+@pytest.fixture
+def url() -> str:
+    """A new PostgreSQL database at the latest schema."""
+    made = Settings(database_url=make_pg_database("contractor_metrics")).database_url
+    migrate.upgrade(Settings(database_url=made))
+    return made
+
+
+async def test_each_process_counts_the_jobs_it_runs(url: str, tmp_path: Path) -> None:
+    engine = create_engine(Settings(database_url=url))
     try:
         async with transaction(create_session_factory(engine, writes=True)) as session:
             stack = await make_job_stack(session)
@@ -210,10 +215,7 @@ def _bad_scrapes(base: str, foreman_metrics: str, agent_metrics: str) -> None:
     assert "/metrics" in agent_unknown.text
 
 
-def test_serve_workers_add_up_and_leave_no_directory(tmp_path: Path) -> None:
-    url = Settings(database_url=make_pg_database("contractor_metrics_workers")).database_url
-    migrate.upgrade(Settings(database_url=url))
-    port = free_port()
+def test_serve_workers_add_up_and_leave_no_directory(url: str, tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = clean_env(
@@ -222,33 +224,13 @@ def test_serve_workers_add_up_and_leave_no_directory(tmp_path: Path) -> None:
         TMPDIR=str(scratch),
     )
     log = tmp_path / "serve.log"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "contractor", "serve", "--port", str(port), "--workers", "2"],
-            cwd=tmp_path,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + WAIT
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    workers = ["--workers", "2"]
+    with contractor_serve(
+        env, tmp_path, WAIT, log, serve_options=workers, stops_cleanly=True
+    ) as base:
         assert [p.name[:19] for p in scratch.iterdir()] == ["contractor-metrics-"]
         for _ in range(40):  # new connections: the two workers share them
             httpx.get(f"{base}/healthz", timeout=10)
         samples = parse(httpx.get(f"{base}/metrics", timeout=10).text)
         assert value(samples, "contractor_http_requests_total", route="/healthz") >= 40
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=60)
-    assert code == 0, log.read_text()
     assert list(scratch.iterdir()) == []
