@@ -66,6 +66,7 @@ class Instruments:
 
     def __init__(self) -> None:
         self.enabled = True
+        self._http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series only double what a scrape reads
         registry = self.registry = CollectorRegistry(auto_describe=True)
 
@@ -165,9 +166,17 @@ class Instruments:
     # -- recording (each a no-op with metrics_enabled=false) ------------------------------
 
     def http(self, method: str, route: str, status: int, seconds: float) -> None:
-        if self.enabled:
-            self.http_requests.labels(method, route, str(status)).inc()
-            self.http_duration.labels(method, route).observe(seconds)
+        if not self.enabled:
+            return
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:  # the label sets are bounded, so this cache is too
+            children = self._http_children[key] = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def graphql(self, kind: str, root: str, operation: str, outcome: str, seconds: float) -> None:
         if self.enabled:

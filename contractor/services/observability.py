@@ -16,12 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import case, func, literal, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from contractor.metrics import Snapshot
 from contractor.models import Event, Job, Site, Task, TaskState, utcnow
@@ -39,25 +38,37 @@ _PENDING = "contractor.metrics.on_commit"
 
 
 def on_commit(session: AsyncSession | Session, record: Callable[[], None]) -> None:
-    """Run ``record`` once the session's transaction has committed (never on rollback)."""
+    """Run ``record`` once the session's transaction has committed; never when it, or the
+    savepoint it was made in, rolls back."""
     sync = session.sync_session if isinstance(session, AsyncSession) else session
-    sync.info.setdefault(_PENDING, []).append(record)
+    within = sync.get_nested_transaction() or sync.get_transaction()
+    sync.info.setdefault(_PENDING, []).append((within, record))
 
 
 def _after_commit(session: Session) -> None:
-    for record in session.info.pop(_PENDING, ()):
+    for _, record in session.info.pop(_PENDING, ()):
         record()
 
 
-def _after_rollback(session: Session, *_: Any) -> None:
-    session.info.pop(_PENDING, None)
+def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+    """A rollback (of a savepoint, or of everything): what was made inside it is dropped."""
+    pending = session.info.get(_PENDING)
+    if pending:
+        pending[:] = [(made, record) for made, record in pending if not _inside(made, previous)]
 
 
 def install_commit_counts(session_class: type[Session]) -> None:
     """The hooks ``on_commit`` needs, on every session of ``session_class``."""
     sa_event.listen(session_class, "after_commit", _after_commit)
-    sa_event.listen(session_class, "after_rollback", _after_rollback)
-    sa_event.listen(session_class, "after_soft_rollback", _after_rollback)
+    sa_event.listen(session_class, "after_soft_rollback", _after_soft_rollback)
 
 
 def _age(now: dt.datetime, then: dt.datetime | None) -> float:
