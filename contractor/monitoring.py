@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio.to_thread
 import uvicorn
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -46,7 +47,7 @@ from starlette.routing import Route
 
 from contractor import metrics, requestid
 from contractor.db import transaction
-from contractor.errors import Unauthorized
+from contractor.errors import Unauthorized, excerpt
 from contractor.metrics import Snapshot
 from contractor.models import utcnow
 from contractor.services import auth, observability
@@ -137,14 +138,14 @@ class Monitor:
         refused = await self._refusal(request)
         if refused is not None:
             return refused
-        snapshot = await self._snapshot()
-        body = metrics.exposition(metrics.snapshot_families(snapshot))
+        families = list(metrics.snapshot_families(await self._snapshot()))
+        # under `serve --workers` this reads every worker's files: off the event loop
+        body = await anyio.to_thread.run_sync(metrics.exposition, families)
         return Response(body, media_type=metrics.CONTENT_TYPE)
 
     async def not_metrics(self, request: Request) -> Response:
-        return _error(
-            404, "NOT_FOUND", f"no metrics at {request.url.path}: they are at /metrics (GET)"
-        )
+        where = excerpt(request.url.path, 80)
+        return _error(404, "NOT_FOUND", f"no metrics at {where}: they are at /metrics (GET)")
 
     async def _refusal(self, request: Request) -> Response | None:
         """None when the client may scrape, else the 401 saying why not."""
