@@ -127,12 +127,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes = [
         Route("/healthz", healthz),
-        *monitor.routes(),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *dns_routes(),
         *config_routes(),
         *subcontractor_routes(),
+        *monitor.routes(),  # /metrics, /readyz
     ]
     app = Starlette(
         routes=routes,
