@@ -150,7 +150,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
             port=settings.port,
             log_level=settings.log_level,
             log_config=None,
-            access_log=False,  # contractor.access writes it, with the request id
+            access_log=False,  # access writes it, with the request id
         )
 
 

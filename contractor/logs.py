@@ -4,7 +4,7 @@ id, the job id and the task id where they apply, and secrets masked.
 ``configure(settings)`` (``contractor serve``, ``contractor foreman``, every ``serve
 --workers`` process) installs one handler on the root logger (standard error) and takes over
 uvicorn's loggers, so its lines are formatted the same way; each request's access line is
-``contractor.access``'s (written inside the request, so it has the request id), uvicorn's
+``access``'s (written inside the request, so it has the request id), uvicorn's
 own is off (``uvicorn.access`` at warning). ``log_level`` is the level
 of everything, ``log_levels`` (``{"contractor.foreman": "debug", "uvicorn.access":
 "warning"}``) of single components.
@@ -188,7 +188,7 @@ def configure(settings: Settings) -> None:
         logger.handlers[:] = []
         logger.propagate = True
         logger.setLevel(logging.NOTSET)
-    # uvicorn's access line is written outside the request (no request id): contractor.access
+    # uvicorn's access line is written outside the request (no request id): access
     # writes one inside it instead
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     for name, level in settings.log_levels.items():

@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("contractor.access")
+access_log = logging.getLogger("access")
 
 READ_TIMEOUT = 5.0  # seconds a scrape or a readiness check waits for the database
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -320,7 +320,7 @@ def route_templates(routes: list[Any]) -> dict[Any, str]:
 class HttpMetrics:
     """Pure ASGI: counts and times every HTTP request by method and route template
     (``unmatched`` for what no route took: 404s, bodies refused before routing), and logs
-    it as one ``contractor.access`` line inside the request (so it carries the request id;
+    it as one ``access`` line inside the request (so it carries the request id;
     the path without its query, a config UUID masked by ``contractor.logs``)."""
 
     def __init__(self, app: Any, *, templates: dict[Any, str]) -> None:

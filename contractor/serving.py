@@ -60,7 +60,7 @@ def serve(
 ) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; ``started()`` once it answers."""
     # uvicorn's lines go through contractor.logs like every other; the access line is
-    # contractor.access's (written inside the request: it has the request id)
+    # access's (written inside the request: it has the request id)
     config = uvicorn.Config(app, log_level=log_level, log_config=None, access_log=False)
     server = _Server(config, started)
 

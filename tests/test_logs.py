@@ -163,7 +163,7 @@ def test_serve_writes_json_lines_with_the_request_id(tmp_path: Path) -> None:
     text = log.read_text()
     records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     access = [r for r in records if r.get("request_id") == "client-chosen-1"]
-    assert [r["logger"] for r in access] == ["contractor.access"], text
+    assert [r["logger"] for r in access] == ["access"], text
     assert "/config/******** 404" in access[0]["message"]
     assert "9b2d6f1e" not in text
     # uvicorn's own lines are JSON too (only the announcement is plain)
