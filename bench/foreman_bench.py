@@ -100,6 +100,16 @@ def free_port() -> int:
         return port
 
 
+def wait_for_server(port: int) -> None:
+    """Until `contractor serve` on ``port`` answers (at most 30 s)."""
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
 async def populate(settings: Settings, count: int) -> str:
     """A site, a blueprint whose create script makes 10 remote calls, ``count`` located
     simulated foundations; returns a subcontractor token."""
@@ -306,13 +316,7 @@ def main() -> None:
             env=env,
         )
         processes = [server] if foreman is None else [server, foreman]
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_for_server(port)
         server_cpu = sum(server_seconds(process.pid) for process in processes)
         database_cpu = postgres_seconds(base_dir)
         client_cpu = time.process_time()

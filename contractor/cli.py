@@ -50,8 +50,14 @@ def _bounded(
     help="SQLAlchemy URL (default: the SQLite file ./contractor.sqlite3).",
 )
 @click.option("--debug", is_flag=True, help="On a failure, print its traceback too.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as readable text or JSON, one per event (CONTRACTOR_LOG_FORMAT).",
+)
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None, debug: bool) -> None:
+def main(ctx: click.Context, database_url: str | None, debug: bool, log_format: str | None) -> None:
     """Contractor: provision infrastructure and be its single source of truth.
 
     Every command that uses the database first makes it ready as `serve` does: the SQLite
@@ -60,7 +66,8 @@ def main(ctx: click.Context, database_url: str | None, debug: bool) -> None:
     files; 1 for what the command was asked to do); --debug adds the traceback."""
     ctx.meta[DEBUG] = debug
     try:
-        ctx.obj = Settings(database_url=database_url) if database_url else Settings()
+        given: dict[str, Any] = {"database_url": database_url, "log_format": log_format}
+        ctx.obj = Settings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
@@ -84,8 +91,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     its address once it answers, and exits 0 after a clean stop on SIGINT or SIGTERM."""
     import uvicorn
 
-    from contractor import serving
-    from contractor.app import SETTINGS_ENV, create_app
+    from contractor import logs, serving
 
     settings = _settings(ctx)
     updates: dict[str, Any] = {}
@@ -114,6 +120,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
             raise
         settings = settings.model_copy(update={"auto_migrate": False})
         address = serving.url(sock)
+        from contractor.app import create_app
+
+        logs.configure(settings)
         serving.serve(
             create_app(settings),
             sock,
@@ -127,16 +136,25 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         f"contractor serving on http://{settings.host}:{settings.port} ({workers} processes)",
         err=True,
     )
-    # Each worker process builds its app from these settings (uvicorn imports the factory).
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
-    uvicorn.run(
-        "contractor.app:create_app_from_environment",
-        factory=True,
-        workers=workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-    )
+    # Each worker process builds its app from these settings (uvicorn imports the factory),
+    # and records its metrics into files of a directory of this run's own (the scraped
+    # worker adds them up), removed when the server stops.
+    with serving.metrics_directory() as directory:
+        from contractor.app import SETTINGS_ENV
+
+        os.environ[SETTINGS_ENV] = serving.settings_json(settings)
+        os.environ[serving.METRICS_ENV] = directory
+        logs.configure(settings)
+        uvicorn.run(
+            "contractor.app:create_app_from_environment",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_config=None,
+            access_log=False,  # access writes it, with the request id
+        )
 
 
 def _strerror(error: OSError) -> str:

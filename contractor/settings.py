@@ -19,6 +19,8 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./contractor.sqlite3"
 # How a zone reaches DNS: zone files (`contractor dns export`), RFC 2136 updates to a
 # running server, or both.
 DnsMode = Literal["files", "updates", "both"]
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 TsigAlgorithm = Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"]
 
 
@@ -52,6 +54,28 @@ class Settings(BaseSettings):
     contractor_url: str = "http://contractor"
     pxe_location: str = "http://static/pxe/"
     log_level: str = "info"
+    # Logs (contractor/logs.py): one line per event, readable text or JSON, and the level of
+    # single components by logger name ({"contractor.foreman": "debug"}).
+    log_format: LogFormat = "text"
+    log_levels: dict[str, LogLevel] = Field(default_factory=dict)
+
+    # Metrics and readiness (docs/operations.md, "Monitoring"). `/metrics` answers a request
+    # with `Authorization: Bearer <token>`: the `metrics_token` or any active API token (any
+    # role); without one only clients in `metrics_allow_networks` (CIDRs, such as
+    # "10.0.0.0/8" or "127.0.0.1/32"). The database's gauges are read at most every
+    # `metrics_cache_seconds`. `contractor foreman` serves /metrics, /healthz and /readyz on
+    # `foreman_metrics_port` when one is set (0: one the kernel picks, announced at start).
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    metrics_allow_networks: list[str] = Field(default_factory=list)
+    metrics_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    metrics_graphql_operations: list[str] = Field(default_factory=list)
+    foreman_metrics_host: str = "127.0.0.1"
+    foreman_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # /readyz: the foreman loop counts as stalled when it has not come round for this long,
+    # the webhook worker as behind when an event waits longer than this for it.
+    ready_foreman_stall_seconds: float = _seconds(60.0)
+    ready_webhook_lag_seconds: float = _seconds(300.0)
     # GraphQL limits (on by default): nesting depth, aliases, and tokens per document.
     graphql_max_depth: int = Field(default=12, ge=1)
     graphql_max_aliases: int = Field(default=30, ge=1)
@@ -142,6 +166,18 @@ class Settings(BaseSettings):
     # optionally `<address> port <n>`). JSON lists; empty leaves named's defaults.
     dns_allow_transfer: list[str] = Field(default_factory=list)
     dns_also_notify: list[str] = Field(default_factory=list)
+
+    @field_validator("metrics_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network (write 10.0.0.0/8)") from None
+        return [network.strip() for network in value]
 
     @field_validator("dns_zone_modes")
     @classmethod

@@ -26,7 +26,8 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -35,8 +36,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contractor.db import transaction
-from contractor.errors import InvalidInput, excerpt
+from contractor.errors import ContractorError, InvalidInput, excerpt
 from contractor.foreman import results
+from contractor.logs import job_and_task
+from contractor.metrics import instruments
 from contractor.rest.auth import bearer_token
 from contractor.rest.state import AppState, app_state
 from contractor.services import hotpath
@@ -250,7 +253,10 @@ async def _claim(
         if gone is not None and gone.done():
             await hotpath.release(on, tasks)  # nobody would get them
             raise _Gone
-        return [_task_out(task) for task in tasks]
+    for module in {task.module for task in tasks}:
+        attempts = (task.attempt for task in tasks if task.module == module)
+        instruments().leased(body.site, module, attempts)
+    return [_task_out(task) for task in tasks]
 
 
 class _Gone(Exception):
@@ -310,32 +316,47 @@ async def poll(request: Request) -> Response:
             gone.cancel()
 
 
+@contextmanager
+def _answering(kind: str, task_id: int) -> Iterator[None]:
+    """Log lines carry the task's id; the answer is counted by outcome."""
+    try:
+        with job_and_task(task_id=task_id):
+            yield
+    except ContractorError as refused:
+        instruments().answer(kind, "stale" if refused.code == "STALE" else "refused")
+        raise
+    instruments().answer(kind, "accepted")
+
+
 async def result(request: Request) -> Response:
     state, body, token = await _call(request, ResultRequest)
-    job_id = await results.take_result(
-        state.writer_sessions,
-        settings=state.settings,
-        cache=state.config_cache,
-        token=token,
-        **dict(body),  # task_id, cookie, lease, data
-    )
+    with _answering("result", body.task_id):
+        job_id = await results.take_result(
+            state.writer_sessions,
+            settings=state.settings,
+            cache=state.config_cache,
+            token=token,
+            **dict(body),  # task_id, cookie, lease, data
+        )
     return JSONResponse({"status": "accepted", "job_id": job_id})
 
 
 async def error(request: Request) -> Response:
     state, body, token = await _call(request, ErrorRequest)
-    async with transaction(state.writer_sessions) as session:
-        task = await task_service.report_error(session, token=token, **dict(body))
+    with _answering("error", body.task_id):
+        async with transaction(state.writer_sessions) as session:
+            task = await task_service.report_error(session, token=token, **dict(body))
     return JSONResponse({"status": "retrying" if body.retryable else "failed", "task_id": task.id})
 
 
 async def heartbeat(request: Request) -> Response:
     state, body, token = await _call(request, HeartbeatRequest)
     lease_seconds = state.settings.task_lease_seconds
-    async with transaction(state.writer_sessions) as session:
-        task = await task_service.heartbeat(
-            session, token=token, lease_seconds=lease_seconds, **dict(body)
-        )
+    with _answering("heartbeat", body.task_id):
+        async with transaction(state.writer_sessions) as session:
+            task = await task_service.heartbeat(
+                session, token=token, lease_seconds=lease_seconds, **dict(body)
+            )
     assert task.lease_expires_at is not None
     return JSONResponse({"lease_expires_at": task.lease_expires_at.isoformat()})
 

@@ -30,6 +30,7 @@ from contractor.schema import (
 )
 from contractor.schema.anonymous import AnonymousOnlyLogin
 from contractor.schema.bounded import BoundedMessages
+from contractor.schema.measured import measured_operations
 from contractor.schema.prefetch import attribute
 from contractor.schema.reporting import ContractorSchema, MaskUnexpected
 from contractor.schema.scalars import SCALARS
@@ -72,6 +73,7 @@ SUBSCRIPTIONS = (events.EventSubscription, jobs.JobSubscription)
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     extensions: list[object] = [
+        measured_operations(settings.metrics_graphql_operations),
         AnonymousOnlyLogin,
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),

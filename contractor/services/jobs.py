@@ -24,6 +24,7 @@ from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
+from contractor.metrics import instruments
 from contractor.models import (
     FINISHED_JOB_STATES,
     BluePrint,
@@ -40,6 +41,7 @@ from contractor.models import (
 )
 from contractor.services.blueprint import find_script
 from contractor.services.events import ANNOUNCE_KEY, announce, record_event
+from contractor.services.observability import on_commit
 from tscript import ParseError, parse
 
 __all__ = [
@@ -275,6 +277,7 @@ def set_state(
     """Move ``job`` to ``state`` and log it; finished states stop stepping."""
     before = job.state
     job.state = state
+    on_commit(session, lambda: instruments().job_transition(before, state))
     if message is not None:
         job.message = message
     if state in FINISHED_STATES or state in (JobState.PAUSED, JobState.ERROR):
