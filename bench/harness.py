@@ -41,10 +41,13 @@ class Series:
     cpu_s: list[float] = field(default_factory=list)
     note: str = ""
 
-    def add(self, value: float, wall: float, cpu: float) -> None:
+    def add(self, value: float, wall: float | None = None, cpu: float | None = None) -> None:
+        """One round's sample, and the seconds its work took where they were measured."""
         self.samples.append(value)
-        self.wall_s.append(wall)
-        self.cpu_s.append(cpu)
+        if wall is not None:
+            self.wall_s.append(wall)
+        if cpu is not None:
+            self.cpu_s.append(cpu)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -152,7 +152,7 @@ def _number(value: float) -> str:
     if value == 0:
         return "0"
     magnitude = abs(value)
-    if magnitude >= 1000:
+    if magnitude >= 1000 or value == int(value):
         return f"{value:,.0f}"
     if magnitude >= 100:
         return f"{value:.0f}"
@@ -211,9 +211,7 @@ def markdown(report: dict[str, Any]) -> str:
         for figure in bench["figures"]:
             summary = figure["summary"]
             wall, cpu = summary["wall_s"], summary["cpu_s"]
-            seconds = "—"
-            if wall and cpu:
-                seconds = f"{_number(wall['median'])} / {_number(cpu['median'])}"
+            seconds = " / ".join(_number(s["median"]) if s else "—" for s in (wall, cpu))
             floor = figure.get("floor")
             name = figure["name"] + (f" ({figure['note']})" if figure.get("note") else "")
             floor_name = "—"
