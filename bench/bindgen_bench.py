@@ -265,7 +265,7 @@ async def export_rounds(
 
 def measure(rounds: int, quick: bool) -> list[Figure]:
     """The figures for bench/run_all.py, on the embedded SQLite default (a temporary file)."""
-    hosts = 2_000 if quick else 100_000
+    hosts = 1_000 if quick else 100_000
     work = Path(tempfile.mkdtemp(prefix="bindgen-bench-"))
     try:
         settings = Settings(database_url=f"sqlite:///{work / 'bench.sqlite3'}")

@@ -291,7 +291,7 @@ async def run(args: argparse.Namespace) -> dict[str, list[float]]:
 
 def measure(rounds: int, quick: bool) -> list[Figure]:
     """The figures for bench/run_all.py, on the embedded SQLite default (a temporary file)."""
-    structures = 100 if quick else 1000
+    structures = 50 if quick else 1000
     args = argparse.Namespace(database_url=None, structures=structures, keys=50, repeat=rounds)
     results = asyncio.run(run(args))
     note = f"per 1,000 of {structures:,} Structures, 50 keys per layer"

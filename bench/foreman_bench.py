@@ -383,7 +383,7 @@ async def scalar(url: str, sql: str, *parameters: Any) -> Any:
 def measure(rounds: int, quick: bool) -> list[Figure]:
     """The figures for bench/run_all.py: one `contractor serve` on a fresh PostgreSQL
     database, per round ``jobs`` jobs (round trips/s, then its floor) and 8 jobs (latency)."""
-    count, clients, few = (10, 2, 4) if quick else (200, 8, 8)
+    count, clients, few = (6, 2, 2) if quick else (200, 8, 8)
     trips = Figure(
         f"task round trips, {count} jobs x {STEPS} steps",
         unit="/s",

@@ -327,8 +327,8 @@ def _median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
 
 def measure(rounds: int, quick: bool) -> list[Figure]:
     """The figures for bench/run_all.py (a fresh PostgreSQL database)."""
-    hosts = 1_500 if quick else 10_000
-    requests = 3 if quick else 9
+    hosts = 1_100 if quick else 10_000
+    requests = 2 if quick else 9
     with postgres() as url:
         settings = bench_settings(url)
         foundation_types()

@@ -26,8 +26,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 PG_THROWAWAY = ROOT / "scripts" / "pg-throwaway"
 # Set by run_all.py to a cluster it started: each benchmark gets a fresh database in it
-# instead of a cluster of its own.
+# instead of a cluster of its own, copied from a database already migrated (TEMPLATE).
 CLUSTER_ENV = "CONTRACTOR_BENCH_PG_URL"
+TEMPLATE = "bench_template"
 
 
 @dataclass
@@ -140,6 +141,18 @@ def start_cluster() -> tuple[str, str]:
     return env["PG_URL"], env["PGBASE"]
 
 
+def migrated_template(cluster: str) -> None:
+    """The database ``postgres()`` copies in ``cluster``: empty, migrated to head."""
+    import psycopg
+
+    from contractor import migrate
+    from contractor.settings import Settings
+
+    with psycopg.connect(cluster, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {TEMPLATE}")
+    migrate.upgrade(Settings(database_url=cluster.rsplit("/", 1)[0] + f"/{TEMPLATE}"))
+
+
 def stop_cluster(base: str) -> None:
     subprocess.run([str(PG_THROWAWAY), "stop", base], check=False)
 
@@ -158,7 +171,7 @@ def postgres(url: str | None = None) -> Iterator[str]:
 
         name = f"bench_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(cluster, autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")
+            admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         try:
             yield cluster.rsplit("/", 1)[0] + f"/{name}"
         finally:
@@ -200,11 +213,7 @@ def serve(
         yield base, process
     finally:
         process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.wait(timeout=30)
 
 
 def wait_healthy(base: str, process: subprocess.Popen[bytes], limit: float = 60) -> None:

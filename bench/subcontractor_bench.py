@@ -188,7 +188,7 @@ async def ipmi_queries(ports: list[int], seconds: float, concurrency: int) -> fl
 def measure(rounds: int, quick: bool) -> list[Figure]:
     """The figures for bench/run_all.py: per round a fresh PostgreSQL database, JOBS jobs
     through `contractor serve` and one `subcontractor run`; IPMI queries per second."""
-    count, seconds, bmcs = (10, 1.0, 2) if quick else (100, 5.0, 4)
+    count, seconds, bmcs = (4, 0.5, 2) if quick else (100, 5.0, 4)
     agent = Figure(
         "tasks/s through one agent",
         unit="/s",
