@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import Clock, Figure, postgres  # noqa: E402
 from contractor import migrate  # noqa: E402
 from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
 from contractor.models import Job  # noqa: E402
@@ -182,6 +183,38 @@ async def ipmi_queries(ports: list[int], seconds: float, concurrency: int) -> fl
     elapsed = time.perf_counter() - start
     await module.aclose()
     return done / elapsed
+
+
+def measure(rounds: int, quick: bool) -> list[Figure]:
+    """The figures for bench/run_all.py: per round a fresh PostgreSQL database, JOBS jobs
+    through `contractor serve` and one `subcontractor run`; IPMI queries per second."""
+    count, seconds, bmcs = (4, 0.5, 2) if quick else (100, 5.0, 4)
+    agent = Figure(
+        "tasks/s through one agent",
+        unit="/s",
+        better="higher",
+        note=f"{count} jobs x {STEPS} steps, simulated x50",
+    )
+    one = Figure("ipmi power-state queries, 1 BMC", unit="/s", better="higher", note="ipmi_sim")
+    many = Figure(f"ipmi power-state queries, {bmcs} BMCs at once", unit="/s", better="higher")
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="subcontractor-bench-") as scratch:
+            work = Path(scratch)
+            with postgres() as url, Clock() as clock:
+                elapsed = agent_figures(url, count, 50, work)
+            agent.add(count * STEPS / elapsed, clock.wall, clock.cpu)
+            with ExitStack() as stack:
+                ports = [
+                    stack.enter_context(ipmi_sim(work / f"bmc{n}", password="pw", power="on")).port
+                    for n in range(bmcs)
+                ]
+                with Clock() as clock:
+                    rate = asyncio.run(ipmi_queries(ports[:1], seconds, 4))
+                one.add(rate, clock.wall, clock.cpu)
+                with Clock() as clock:
+                    rate = asyncio.run(ipmi_queries(ports, seconds, max(4, bmcs)))
+                many.add(rate, clock.wall, clock.cpu)
+    return [agent, one, many]
 
 
 def main() -> None:
