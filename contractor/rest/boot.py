@@ -17,9 +17,9 @@ Answers: ``{site, version, snapshot, reservations, pools, removed, cursor}``. 41
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,6 +34,7 @@ from contractor.rest.subcontractor import (
     PREFIX,
     Whole,
     _Body,
+    _whole,
     _body,
     _disconnected,
     _identity,
@@ -50,12 +51,21 @@ MAX_VERSION = 2**63 - 1
 CURSOR_PATTERN = r"^(s\.[0-9]{1,19}|c\.[0-9]{1,19}\.[0-9]{1,19})\.[a-z]+:[0-9]{1,19}$"
 
 
+# (the bounds before the validator, or the JSON schema shows pydantic's names for them)
+Version = Annotated[int, Field(ge=0, le=MAX_VERSION), BeforeValidator(_whole)]
+
+
 class BootRequest(_Body):
+    # a cursor goes on from where its answer left off: no since beside it
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {"required": ["since", "cursor"], "properties": {"since": {"type": "integer"}}}
+        }
+    )
+
     site: str = Field(min_length=1, max_length=40, description="The site whose boot data.")
-    since: Whole | None = Field(
+    since: Version | None = Field(
         default=None,
-        ge=0,
-        le=MAX_VERSION,
         description="The version held: answer the changes after it (none: a snapshot).",
     )
     cursor: str | None = Field(

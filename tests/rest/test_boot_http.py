@@ -389,7 +389,7 @@ async def test_an_unknown_config_uuid_is_404(agent: httpx.AsyncClient, uuid: str
 
 # -- DHCP pools through GraphQL -------------------------------------------------------------
 
-CREATE = """mutation ($block: Int!, $first: Int!, $last: Int!) {
+CREATE = """mutation ($block: Int!, $first: BigInt!, $last: BigInt!) {
   createDhcpPool(addressBlock: $block, firstOffset: $first, lastOffset: $last,
                  description: "discovery") {
     __typename

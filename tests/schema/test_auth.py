@@ -73,6 +73,11 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "reserveAddress": ('reserveAddress(addressBlock: 999, offset: 2, reason: "x")', "operator"),
     "addDynamicAddress": ("addDynamicAddress(addressBlock: 999, offset: 3)", "operator"),
     "deleteAddress": ("deleteAddress(id: 999)", "operator"),
+    "createDhcpPool": (
+        "createDhcpPool(addressBlock: 999, firstOffset: 100, lastOffset: 120)",
+        "operator",
+    ),
+    "deleteDhcpPool": ("deleteDhcpPool(id: 999)", "operator"),
     "doCreate": ('doCreate(foundation: "n1")', "operator"),
     "doDestroy": ('doDestroy(foundation: "n1")', "operator"),
     "doJob": ('doJob(name: "hello", foundation: "n1")', "operator"),
