@@ -34,10 +34,10 @@ from contractor.rest.subcontractor import (
     PREFIX,
     Whole,
     _Body,
-    _whole,
     _body,
     _disconnected,
     _identity,
+    _whole,
 )
 from contractor.services import boot as boot_service
 from contractor.services import site as site_service

@@ -41,7 +41,9 @@ async def _refused(client: Client, document: str, typename: str, field: str) -> 
 
 
 async def _published(client: Client) -> dict[str, dict[str, Any]]:
-    data = await client.data("{ publishedZones { name kind problems { code message } text } }", role="reader")
+    data = await client.data(
+        "{ publishedZones { name kind problems { code message } text } }", role="reader"
+    )
     return {zone["name"]: zone for zone in data["publishedZones"]}
 
 
