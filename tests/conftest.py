@@ -61,6 +61,17 @@ def pg_url() -> str:
     return Settings(database_url=url).database_url
 
 
+@pytest.fixture(scope="module")
+def own_pg_url(request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL database of the test module's own, migrated to head: for tests that
+    commit (``pg_url`` is shared, and other tests count its rows)."""
+    foundation_types()
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    url = make_pg_database(f"contractor_{module}"[:40])
+    migrate.upgrade(Settings(database_url=url))
+    return Settings(database_url=url).database_url
+
+
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("sqlite") / "contractor.sqlite3"

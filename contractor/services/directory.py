@@ -10,13 +10,13 @@ hostname, an entry or a child zone never share one.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bindgen import is_hostname, mailbox_to_rname
+from bindgen import is_hostname
 from contractor.errors import Conflict, InvalidInput, NotFound
 from contractor.models import Site, Structure, Zone
 from contractor.models.directory import (
@@ -37,20 +37,18 @@ from contractor.services.dns_names import address_label as address_label
 from contractor.services.dns_names import interface_label as interface_label
 from contractor.services.dns_names import txt_data as txt_data
 from contractor.services.validation import check_int
+from contractor.services.zone_settings import (
+    MAX_TTL,
+    TIMER_DEFAULTS,
+    TIMERS,
+    check_bool,
+    check_nameservers,
+    check_soa_email,
+    check_timers,
+)
 
-_TIMERS = ("ttl", "refresh", "retry", "expire", "minimum")
-_MAX_TTL = 2**31 - 1
-_MAX_NEGATIVE_TTL = 86400  # RFC 2308 section 5 advises 1 to 3 hours; a day at most
-_DEFAULTS = {
-    "ttl": DEFAULT_TTL,
-    "refresh": DEFAULT_REFRESH,
-    "retry": DEFAULT_RETRY,
-    "expire": DEFAULT_EXPIRE,
-    "minimum": DEFAULT_MINIMUM,
-}
 # One label of an entry name: letters, digits, '_' (service labels) and inner '-'.
 _ENTRY_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
-_MAILBOX = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,189}")
 _MAX_TXT = 2000
 
 
@@ -85,76 +83,6 @@ def _a_label(text: str) -> str:
         return text
 
 
-def check_nameservers(value: Any, *, field: str = "nameservers") -> list[str]:
-    """Fully qualified host names (``ns1.example.com``; a trailing dot is dropped)."""
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"{field} must be a list of host names", field=field)
-    names: list[str] = []
-    for item in value:
-        name = item.strip().lower().rstrip(".")
-        if not is_hostname(name) or "." not in name:
-            raise InvalidInput(
-                f"name server {item!r} must be a fully qualified host name such as "
-                "'ns1.example.com' (letters, digits and inner '-' in each label)",
-                field=field,
-            )
-        if name in names:
-            raise InvalidInput(f"name server {name!r} is listed twice", field=field)
-        names.append(name)
-    return names
-
-
-def check_soa_email(value: Any, *, field: str = "soa_email") -> str | None:
-    """A mailbox such as ``hostmaster@example.com`` (None: inherit from the parent zone)."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _MAILBOX.fullmatch(value.strip()):
-        raise InvalidInput(
-            f"{field} {value!r} must be a mailbox such as 'hostmaster@example.com'", field=field
-        )
-    text = value.strip()
-    local, _, domain = text.rpartition("@")
-    if not is_hostname(domain) or local.startswith(".") or local.endswith(".") or ".." in local:
-        raise InvalidInput(
-            f"{field} {value!r} must be a mailbox such as 'hostmaster@example.com'", field=field
-        )
-    mailbox_to_rname(text)
-    return text
-
-
-def check_timers(timers: dict[str, int], given: Collection[str]) -> None:
-    """The TTL and SOA timers of a zone, each a number of seconds, and their relations
-    (RFC 1912 section 2.2, RFC 2308 section 5), checked whole on every change: ``timers``
-    are the zone's after the change, ``given`` the fields the caller set (an error names the
-    one at fault among them, else the one the relation is about)."""
-    for name in _TIMERS:
-        check_int(timers[name], field=name, low=1, high=_MAX_TTL)
-    refresh, retry, expire = timers["refresh"], timers["retry"], timers["expire"]
-
-    def blame(*fields: str) -> str:
-        return next((f for f in fields if f in given), fields[0])
-
-    if retry >= refresh:
-        raise InvalidInput(
-            f"retry ({retry} s) must be shorter than refresh ({refresh} s): a secondary "
-            "whose refresh failed tries again before its next refresh",
-            field=blame("retry", "refresh"),
-        )
-    if expire < refresh + retry:
-        raise InvalidInput(
-            f"expire ({expire} s) must be at least refresh + retry ({refresh + retry} s), or "
-            "a secondary drops the zone before it has tried again (RFC 1912 advises 2 to 4 "
-            f"weeks, {DEFAULT_EXPIRE} s by default)",
-            field=blame("expire", "refresh", "retry"),
-        )
-    if timers["minimum"] > _MAX_NEGATIVE_TTL:
-        raise InvalidInput(
-            f"minimum (the negative-caching TTL, RFC 2308) must be at most "
-            f"{_MAX_NEGATIVE_TTL} s, got {timers['minimum']} (1 to 3 hours is advised)",
-            field="minimum",
-        )
-
-
 async def create_zone(
     session: AsyncSession,
     *,
@@ -184,7 +112,7 @@ async def create_zone(
         )
     timers = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
     # The defaults hold together: an error names a timer the caller changed.
-    check_timers(timers, [field for field in _TIMERS if timers[field] != _DEFAULTS[field]])
+    check_timers(timers, [field for field in TIMERS if timers[field] != TIMER_DEFAULTS[field]])
     servers = check_nameservers(list(nameservers))
     email = check_soa_email(soa_email)
     external = check_bool(external, field="external")
@@ -228,7 +156,7 @@ async def update_zone(
     (the result must hold, so a change that breaks a relation is refused whole)."""
     given = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
     given = {field: value for field, value in given.items() if value is not UNSET}
-    timers = {field: given.get(field, getattr(zone, field)) for field in _TIMERS}
+    timers = {field: given.get(field, getattr(zone, field)) for field in TIMERS}
     check_timers(timers, given)
     servers = UNSET if nameservers is UNSET else check_nameservers(list(nameservers))
     email = UNSET if soa_email is UNSET else check_soa_email(soa_email)
@@ -245,12 +173,6 @@ async def update_zone(
             zone.external = external
         await session.flush()
     return zone
-
-
-def check_bool(value: Any, *, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{field} must be true or false, got {value!r}", field=field)
-    return value
 
 
 async def zones_not_generated(session: AsyncSession) -> set[int]:
@@ -539,7 +461,7 @@ async def create_entry(session: AsyncSession, *, zone: Zone, **record: Unpack[Re
         priority=_none_or("priority", record.get("priority"), kind in ("MX", "SRV"), kind, 65535),
         weight=_none_or("weight", record.get("weight"), kind == "SRV", kind, 65535),
         port=_none_or("port", record.get("port"), kind == "SRV", kind, 65535),
-        ttl=None if ttl is None else check_int(ttl, field="ttl", low=0, high=_MAX_TTL),
+        ttl=None if ttl is None else check_int(ttl, field="ttl", low=0, high=MAX_TTL),
     )
     if kind != "TXT" and target is not None and text is not None:
         raise InvalidInput(f"a {kind} entry has no text", field="text")

@@ -438,8 +438,8 @@ async def test_an_empty_site_with_boot_data_can_be_deleted(session: AsyncSession
     assert await session.get(Site, site.id) is None
 
 
-async def test_concurrent_refreshes_of_a_site_make_one_version(pg_url: str) -> None:
-    engine = create_engine(Settings(database_url=pg_url))
+async def test_concurrent_refreshes_of_a_site_make_one_version(own_pg_url: str) -> None:
+    engine = create_engine(Settings(database_url=own_pg_url))
     try:
         writers = create_session_factory(engine, writes=True)
         async with transaction(writers) as session:
