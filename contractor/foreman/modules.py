@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.config import parse_key
 from contractor.errors import ConfigError, InvalidInput
 from contractor.foreman.reach import iputils_functions, ssh_functions
+from contractor.foreman.recording import AddressPlan, checked_macs, macs_of_interface_list
 from contractor.models import (
     PXE,
     BluePrint,
@@ -35,10 +36,11 @@ from contractor.models import (
     Site,
     Structure,
 )
-from contractor.plugins import FoundationType, foundation_types
+from contractor.plugins import FoundationType, JobAccess, foundation_types
 from contractor.services import jobs
 from contractor.services.config import ConfigCache, composed_config, config_sources_changed
-from contractor.services.validation import check_config_values, normalise_mac
+from contractor.services.recorded_addresses import BlockIndex
+from contractor.services.validation import check_config_values
 from contractor.settings import Settings
 from tscript import (
     FunctionFactory,
@@ -63,6 +65,7 @@ _SHOW_INTERFACES = (
     ("foundation", "interface_list"),
     ("foundation", "set_interface_macs"),
     ("foundation", "get_interface_map"),
+    ("foundation", "set_ip_addresses"),
     ("dhcp", "set_pxe"),
 )
 
@@ -83,6 +86,10 @@ class _Table(Module):
 
     def functions(self) -> Mapping[str, FunctionFactory]:
         return self._functions
+
+
+def _no_record(fields: Mapping[str, Any]) -> None:
+    """A job that cannot write its foundation's fields records nothing."""
 
 
 def _constant(value: Any) -> Value:
@@ -120,6 +127,8 @@ class JobContext:
     # A Foundation job's assignments (field -> checked value) and MACs (interface id -> MAC).
     foundation_changes: dict[str, Any] = field(default_factory=dict)
     mac_changes: dict[int, str] = field(default_factory=dict)
+    # ``foundation.set_ip_addresses``: the site's blocks and the addresses recorded
+    addresses: AddressPlan | None = None
     _changed_foundation: Foundation | None = field(default=None, repr=False)
 
     @classmethod
@@ -144,9 +153,10 @@ class JobContext:
         # structure, and any job its interfaces, its configuration and the PXE names, only
         # when the script names what shows them.
         uses = references(job.script_source).uses
+        uses_job = False
         foundation_ref: int | None = job.foundation_id
         if job.foundation_id is not None:
-            if uses("structure"):
+            if uses("structure") or uses("foundation", "set_ip_addresses"):
                 context.structure = (
                     await session.execute(
                         select(Structure).where(Structure.foundation_id == job.foundation_id)
@@ -168,7 +178,9 @@ class JobContext:
                 await session.execute(_foundation_query(), {"foundation_id": foundation_ref})
             ).one()
             context.foundation, context.site_name, context.blueprint_name = row
-            if any(uses(module, name) for module, name in _SHOW_INTERFACES):
+            plugin = foundation_types().get(context.foundation.type)
+            uses_job = plugin is not None and plugin.uses_job and job.foundation_id is not None
+            if uses_job or any(uses(module, name) for module, name in _SHOW_INTERFACES):
                 context.interfaces = list(
                     (
                         await session.execute(
@@ -180,8 +192,18 @@ class JobContext:
                 )
         if context.structure is not None:
             context.config_values = copy.deepcopy(context.structure.config_values)
+        foundation = context.foundation
+        if (
+            foundation is not None
+            and job.foundation_id is not None
+            and uses("foundation", "set_ip_addresses")
+        ):
+            site = context.site_name or ""
+            blocks = await BlockIndex.of_site(session, foundation.site_id, site)
+            names = [i.name for i in context.interfaces]
+            context.addresses = AddressPlan(context.structure, blocks, names)
         # the structure module's addresses and interfaces come from the configuration
-        if uses("config") or uses("structure"):
+        if uses("config") or uses("structure") or uses_job:
             target = context.structure if job.foundation_id is None else context.foundation
             if target is not None:
                 context.config = await composed_config(
@@ -225,6 +247,7 @@ class JobContext:
         functions: dict[str, FunctionFactory] = {}
         if self.writable_foundation:
             functions["set_interface_macs"] = lambda: self._set_interface_macs
+            functions["set_ip_addresses"] = lambda: self._set_ip_addresses
         plugin = foundation_types().get(foundation.type)
         if plugin is not None and plugin.interface_map_reader(foundation, []) is not None:
             functions["get_interface_map"] = self._interface_map_reader(plugin)
@@ -240,7 +263,7 @@ class JobContext:
                 # never readable; assigning one says why it is refused
                 setter = self._field_setter(plugin, name) if self.writable_foundation else None
                 values[name] = Value(None, setter)
-            for name in plugin.tscript_functions(foundation):
+            for name in plugin.job_functions(foundation, self._job_access(plugin)):
                 functions[name] = self._plugin_function(plugin, name)
         return _Table("foundation", values, functions)
 
@@ -279,9 +302,25 @@ class JobContext:
         # Made at each call from the foundation as changed so far (a BMC address assigned
         # earlier in the step is the one the task goes to).
         def factory() -> Handler | tuple[str, Handler]:
-            return plugin.tscript_functions(self._current_foundation())[name]()
+            current = self._current_foundation()
+            return plugin.job_functions(current, self._job_access(plugin))[name]()
 
         return factory
+
+    def _job_access(self, plugin: FoundationType) -> JobAccess:
+        def record(fields: Mapping[str, Any]) -> None:
+            secret = [name for name in fields if name in plugin.secret_fields]
+            if secret:
+                raise ValueError(f"a function may not record the secret {secret[0]!r}")
+            self.foundation_changes.update(plugin.validate_fields(fields))
+            self._changed_foundation = None
+
+        return JobAccess(
+            job_id=self.job.id,
+            config=self.config or {},
+            interface_names=[i.name for i in self.interfaces],
+            record=record if self.writable_foundation else _no_record,
+        )
 
     def _interface_map_reader(self, plugin: FoundationType) -> FunctionFactory:
         def factory() -> Handler | tuple[str, Handler]:
@@ -381,52 +420,33 @@ class JobContext:
         self.pxe_changes[found.id] = pxe_id
         return True
 
-    def _set_interface_macs(self, *, macs: Any = None, interface_map: Any = None) -> bool:
+    def _set_interface_macs(
+        self, *, macs: Any = None, interface_map: Any = None, interface_list: Any = None
+    ) -> bool:
         """Set the MACs of the foundation's interfaces from a map of physical location to
-        MAC, given as ``macs`` or, as the original's scripts name it, ``interface_map``."""
-        if (macs is None) == (interface_map is None):
+        MAC, given as ``macs`` or, as the original's scripts name it, ``interface_map``; or
+        from ``interface_list`` (``[{name, mac}]``, by interface name, as a cloud reports)."""
+        given = [p for p, v in (("interface_map", interface_map), ("macs", macs)) if v is not None]
+        if interface_list is not None:
+            given.append("interface_list")
+        if len(given) != 1:
             raise ParameterError(
-                "interface_map" if macs is None else "macs",
+                given[-1] if given else "interface_map",
                 "foundation.set_interface_macs(): give either interface_map or macs "
-                "(a map of physical location to MAC address)",
+                "(a map of physical location to MAC address), or interface_list",
             )
-        param = "macs" if interface_map is None else "interface_map"
+        param = given[0]
         if interface_map is not None:
             macs = interface_map
-        if not isinstance(macs, dict):
-            raise ParameterError(param, "must be a map of physical location to MAC address")
-        by_location = {i.physical_location: i for i in self.interfaces}
-        changes: dict[int, str] = {}
-        for location, mac in macs.items():
-            interface = by_location.get(location) if isinstance(location, str) else None
-            if interface is None:
-                have = ", ".join(sorted(by_location)) or "none"
-                raise ParameterError(
-                    param, f"no interface at physical location {location!r} (have: {have})"
-                )
-            if mac is None or mac == "":
-                raise ParameterError(param, f"{location!r}: a MAC address is needed")
-            try:
-                normalised = normalise_mac(mac)
-            except InvalidInput as error:
-                raise ParameterError(param, f"{location!r}: {error.message}") from None
-            assert normalised is not None
-            changes[interface.id] = normalised
-        after = {
-            i.id: changes.get(i.id, self.mac_changes.get(i.id, i.mac)) for i in self.interfaces
-        }
-        for interface in self.interfaces:
-            if interface.id not in changes:
-                continue
-            for other in self.interfaces:
-                if other.id != interface.id and after[other.id] == changes[interface.id]:
-                    raise ParameterError(
-                        param,
-                        f"{interface.physical_location!r}: MAC {changes[interface.id]} would "
-                        f"also be on {other.physical_location!r}",
-                    )
+        if interface_list is not None:
+            macs = macs_of_interface_list(interface_list, self.interfaces)
+        changes = checked_macs(macs, param, self.interfaces, self.mac_changes)
         self.mac_changes.update(changes)
         return True
+
+    def _set_ip_addresses(self, *, ip_address_map: Any) -> bool:
+        assert self.addresses is not None  # loaded for scripts that call it
+        return self.addresses.set_ip_addresses(ip_address_map=ip_address_map)
 
     def _set_config(self, *, name: Any, value: Any) -> bool:
         """Set ``name`` (dotted path; digits index lists) in the structure's own config
@@ -545,6 +565,8 @@ class JobContext:
             and self.config_values != structure.config_values
         ):
             structure.config_values = copy.deepcopy(self.config_values)
+            changed = True
+        if self.addresses is not None and await self.addresses.apply(session):
             changed = True
         if changed:
             config_sources_changed(session)
