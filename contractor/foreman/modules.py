@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import Select, bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.config import parse_key
-from contractor.errors import ConfigError, InvalidInput
+from contractor.errors import InvalidInput
+from contractor.foreman.config_setting import set_config_value
 from contractor.foreman.reach import iputils_functions, ssh_functions
 from contractor.foreman.recording import AddressPlan, checked_macs, macs_of_interface_list
 from contractor.models import (
@@ -40,7 +40,6 @@ from contractor.plugins import FoundationType, JobAccess, foundation_types
 from contractor.services import jobs
 from contractor.services.config import ConfigCache, composed_config, config_sources_changed
 from contractor.services.recorded_addresses import BlockIndex
-from contractor.services.validation import check_config_values
 from contractor.settings import Settings
 from tscript import (
     FunctionFactory,
@@ -127,6 +126,9 @@ class JobContext:
     # A Foundation job's assignments (field -> checked value) and MACs (interface id -> MAC).
     foundation_changes: dict[str, Any] = field(default_factory=dict)
     mac_changes: dict[int, str] = field(default_factory=dict)
+    # Fields a function recorded from an answer (an instance id): kept even when the step
+    # aborts the job, for they describe what exists outside.
+    recorded: dict[str, Any] = field(default_factory=dict)
     # ``foundation.set_ip_addresses``: the site's blocks and the addresses recorded
     addresses: AddressPlan | None = None
     _changed_foundation: Foundation | None = field(default=None, repr=False)
@@ -272,11 +274,12 @@ class JobContext:
         unsaved copy with the assigned fields (never added to the session)."""
         foundation = self.foundation
         assert foundation is not None
-        if not self.foundation_changes:
+        if not self.foundation_changes and not self.recorded:
             return foundation
         if self._changed_foundation is None:
             mapper = inspect(foundation).mapper
             fields = {attr.key: getattr(foundation, attr.key) for attr in mapper.column_attrs}
+            fields.update(self.recorded)
             fields.update(self.foundation_changes)
             self._changed_foundation = mapper.class_(**fields)
         return self._changed_foundation
@@ -312,7 +315,7 @@ class JobContext:
             secret = [name for name in fields if name in plugin.secret_fields]
             if secret:
                 raise ValueError(f"a function may not record the secret {secret[0]!r}")
-            self.foundation_changes.update(plugin.validate_fields(fields))
+            self.recorded.update(plugin.validate_fields(fields))
             self._changed_foundation = None
 
         return JobAccess(
@@ -450,63 +453,9 @@ class JobContext:
 
     def _set_config(self, *, name: Any, value: Any) -> bool:
         """Set ``name`` (dotted path; digits index lists) in the structure's own config
-        values: an existing value, a new top-level key, or a new key in an existing map.
-        Keys and values obey the rules of the API (``check_config_values``)."""
-        if not isinstance(name, str) or not name:
-            raise ParameterError("name", "must be a config key (dotted for nested values)")
-        values = self.config_values
-        assert values is not None
-        top, *path = name.split(".")
-        try:
-            parse_key(top)
-        except ConfigError as error:
-            raise ParameterError("name", error.message) from None
-        new = value
-        if path:
-            if top not in values:
-                raise ParameterError("name", f"{top!r} does not exist, so {name!r} cannot be set")
-            new = copy.deepcopy(values[top])
-            holder: Any = new
-            for index, part in enumerate(path):
-                where = ".".join([top, *path[:index]])
-                last = index == len(path) - 1
-                if isinstance(holder, list):
-                    if not part.isdigit():
-                        raise ParameterError(
-                            "name", f"{where!r} is a list: {part!r} is not an index"
-                        )
-                    position = int(part)
-                    if position >= len(holder):
-                        raise ParameterError(
-                            "name",
-                            f"{where!r} has {len(holder)} items: index {position} is out of "
-                            "range (appending is not supported)",
-                        )
-                    if last:
-                        holder[position] = value
-                    else:
-                        holder = holder[position]
-                elif isinstance(holder, dict):
-                    if not part:
-                        raise ParameterError("name", f"{name!r} has an empty part after {where!r}")
-                    if last:
-                        holder[part] = value
-                    elif part not in holder:
-                        missing = f"{where}.{part}"
-                        raise ParameterError(
-                            "name", f"{missing!r} does not exist, so {name!r} cannot be set"
-                        )
-                    else:
-                        holder = holder[part]
-                else:
-                    raise ParameterError(
-                        "name", f"{where!r} is a {type(holder).__name__}, not a map or a list"
-                    )
-        try:
-            checked = check_config_values({top: new}, field="value")
-        except InvalidInput as error:
-            raise ParameterError("value", error.message) from None
-        values[top] = checked[top]
+        values (``config_setting.set_config_value``)."""
+        assert self.config_values is not None
+        set_config_value(self.config_values, name=name, value=value)
         return True
 
     # -- writing back ------------------------------------------------------------------
@@ -535,9 +484,21 @@ class JobContext:
             )
         return None
 
+    async def apply_recorded(self, session: AsyncSession) -> bool:
+        """Write the fields functions recorded from answers (also when the step aborts the
+        job); whether there were any."""
+        foundation = self.foundation
+        if foundation is None or not self.recorded:
+            return False
+        for name, value in self.recorded.items():
+            setattr(foundation, name, value)
+        config_sources_changed(session)
+        await session.flush()
+        return True
+
     async def apply(self, session: AsyncSession) -> None:
         """Write what the script changed during the step."""
-        changed = False
+        changed = await self.apply_recorded(session)
         for interface in self.interfaces:
             if interface.id in self.pxe_changes:
                 interface.pxe_id = self.pxe_changes[interface.id]
