@@ -1,9 +1,10 @@
 """``aws``: EC2 instances for Contractor's ``AWS`` foundations, with boto3.
 
 Every function takes ``connection {foundation, region?, endpoint_url?, access_key_id?,
-secret_access_key?}`` (the region and endpoint default to this module's options; with no
-credentials the subcontractor's own are used, from its environment, profile or instance
-profile, unless ``ambient_credentials`` is off):
+secret_access_key?, instance_id}`` (no ``instance_id`` for ``create``). The region and
+endpoint default to this module's options; with no credentials the subcontractor's own are
+used (its environment, profile or instance profile) unless ``ambient_credentials`` is off.
+
 
 * ``create {client_token, instance {image_id, instance_type, subnet_id?,
   security_group_ids, pair_name?, tags, iam_instance_profile_arn?, associate_public_ip?},
@@ -14,9 +15,9 @@ profile, unless ``ambient_credentials`` is off):
   are looked up, so a task sent again (its answer lost, this subcontractor killed) finds the
   instance it launched before instead of starting a second one (EC2 itself honours the
   token too; moto does not, hence the look-up).
-* ``set_power {instance_id, state: on | off}`` → ``{state}`` once the instance has started or
-  stopped; ``power_state {instance_id}`` → ``{state: on | off | pending | stopping | ...}``.
-* ``destroy {instance_id}`` → ``{instance_id, state: terminated}`` (an instance EC2 no longer
+* ``set_power {state: on | off}`` → ``{state}`` once the instance has started or
+  stopped; ``power_state`` → ``{state: on | off | pending | stopping | ...}``.
+* ``destroy`` → ``{instance_id, state: terminated}`` (an instance EC2 no longer
   knows counts as terminated).
 
 Each EC2 call is retried with exponential back-off and jitter on throttling, 5xx answers and
@@ -395,7 +396,12 @@ def _field_of(code: str) -> str:
 
 
 def _wanted_instance(target: _Target, parameters: dict[str, Any]) -> str:
-    instance_id: str = require(parameters, "instance_id", str)
+    """The ``instance_id`` of the task's connection (or of the task itself)."""
+    connection = parameters.get("connection")
+    holder = (
+        connection if isinstance(connection, dict) and "instance_id" in connection else parameters
+    )
+    instance_id: str = require(holder, "instance_id", str)
     if not INSTANCE_ID.match(instance_id):
         raise TaskFailed(f"{target.where('instance_id')}: {instance_id!r} is not an instance id")
     return instance_id
