@@ -256,7 +256,7 @@ def instance_shape(locator: str, config: Mapping[str, Any]) -> dict[str, Any]:
     if public is not None:
         if not isinstance(public, bool):
             raise ValueError(
-                f"foundation {locator!r}: config value awsec2_public_ip must be a bool"
+                f"foundation {locator!r}: config value awsec2_public_ip must be true or false"
             )
         shape["associate_public_ip"] = public
     return shape

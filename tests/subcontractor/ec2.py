@@ -1,7 +1,7 @@
 """A real EC2 for the aws tests: ``moto_server`` on a loopback port, and ``Ec2Proxy``, a
-real HTTP proxy in front of it that answers chosen actions with throttling errors, drops
-their answers after moto has acted on them, or holds them until told (a subcontractor can
-then be killed between RunInstances and its answer)."""
+real HTTP proxy in front of it that answers chosen actions with throttling errors or
+nonsense, drops their answers after moto has acted on them, or holds them until told (a
+subcontractor can then be killed between RunInstances and its answer)."""
 
 from __future__ import annotations
 
@@ -113,6 +113,7 @@ class Ec2Proxy:
     upstream: str
     throttle: Counter[str] = field(default_factory=Counter)
     drop: Counter[str] = field(default_factory=Counter)
+    nonsense: Counter[str] = field(default_factory=Counter)
     hold: dict[str, threading.Event] = field(default_factory=dict)
     held: threading.Event = field(default_factory=threading.Event)
     seen: Counter[str] = field(default_factory=Counter)
@@ -139,17 +140,23 @@ def ec2_proxy(upstream: str) -> Iterator[Ec2Proxy]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the tests read ``seen``."""
 
+        def reply(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             action = urllib.parse.parse_qs(body.decode()).get("Action", ["?"])[0]
             with proxy.lock:
                 proxy.seen[action] += 1
             if proxy.take(proxy.throttle, action):
-                self.send_response(503)
-                self.send_header("Content-Type", "text/xml")
-                self.send_header("Content-Length", str(len(THROTTLED)))
-                self.end_headers()
-                self.wfile.write(THROTTLED)
+                self.reply(503, THROTTLED)
+                return
+            if proxy.take(proxy.nonsense, action):
+                self.reply(200, b"<html><body>an EC2 that is not</body></html>")
                 return
             headers = {
                 k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
