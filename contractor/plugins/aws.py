@@ -94,7 +94,8 @@ class AwsFoundationType(FoundationType):
         "public_ip_address",
     )
     secret_fields = ("access_key_id", "secret_access_key")
-    settable_fields = ("region", "endpoint_url")
+    # not endpoint_url: a script could send the credentials' signed requests elsewhere
+    settable_fields = ("region",)
     uses_job = True
 
     def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,8 @@ def test_a_script_may_not_set_the_credentials() -> None:
     with pytest.raises(InvalidInput, match="secret and cannot be set by a script"):
         PLUGIN.validate_setting("secret_access_key", "x")
     assert PLUGIN.validate_setting("region", "eu-west-1") == "eu-west-1"
+    with pytest.raises(InvalidInput, match="does not let scripts set 'endpoint_url'"):
+        PLUGIN.validate_setting("endpoint_url", "http://elsewhere.test")
 
 
 def test_the_shape_from_config_values() -> None:

@@ -190,3 +190,17 @@ async def test_bad_instances_and_shapes_name_the_field(
     wrong = await failure(aws.create, task)
     assert wrong.message.startswith("foundation 'web1' (awsec2_subnet_id): EC2 RunInstances: ")
     assert instances(url) == []
+
+
+def test_without_the_extra_the_module_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from subcontractor.config import ConfigError
+    from subcontractor.module import load_modules
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if boto3 were not installed
+    monkeypatch.delitem(sys.modules, "subcontractor.modules.aws")
+    with pytest.raises(ConfigError) as refused:
+        load_modules({"aws": 1}, {})
+    assert str(refused.value).startswith("modules.aws: cannot be loaded (")
+    assert "pip install 'contractor[aws]'" in str(refused.value)
