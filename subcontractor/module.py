@@ -123,7 +123,13 @@ def load_modules(
         if name not in found:
             have = ", ".join(sorted(found)) or "none"
             raise ConfigError(f"modules.{name}: no such module is installed (installed: {have})")
-        cls = found[name].load()
+        try:
+            cls = found[name].load()
+        except ImportError as error:  # its extra is not installed (boto3 for aws)
+            raise ConfigError(
+                f"modules.{name}: cannot be loaded ({error}); is its extra installed? "
+                f"(pip install 'contractor[{name}]')"
+            ) from None
         if not (isinstance(cls, type) and issubclass(cls, Module)):
             raise ConfigError(f"modules.{name}: {found[name].value} is not a subcontractor Module")
         try:

@@ -167,6 +167,8 @@ async def run_step(
         # An aborted job cannot go on, so what its script changed in this step is dropped.
         # Paused and error steps keep it: the job continues after the point they stopped.
         await context.apply(session)
+    else:
+        await context.apply_recorded(session)  # what exists outside is never forgotten
     if task is not None:
         session.add(
             Task(

@@ -136,10 +136,30 @@ async def _stepped(session: AsyncSession, script: str, **options: Any) -> Job:
         ),
         ("foundation.set_interface_macs()", "interface_map", "give either interface_map or macs"),
         (
-            "foundation.set_interface_macs( interface_list=[] )",
+            # the original's AWS keyword: {name, mac} items matched by interface name
+            "foundation.set_interface_macs( interface_list=[ { name='eth9', mac='x' } ] )",
             "interface_list",
-            'foundation.set_interface_macs() has no parameter "interface_list" '
-            "(parameters: interface_map, macs)",
+            "no interface named 'eth9' (have: eth0, eth1)",
+        ),
+        (
+            "foundation.set_interface_macs( interface_list=[ { mac='x' } ] )",
+            "interface_list",
+            "item 0 must be a map with a name and a mac",
+        ),
+        (
+            "foundation.set_ip_addresses( ip_address_map={ eth0='10.9.9.9' } )",
+            "ip_address_map",
+            "'eth0': no address block of site",
+        ),
+        (
+            "foundation.set_ip_addresses( ip_address_map={ eth0='10.9.9.300' } )",
+            "ip_address_map",
+            "'eth0': '10.9.9.300' is not an IP address",
+        ),
+        (
+            "foundation.set_ip_addresses( ip_address_map={ eth5=none } )",
+            "ip_address_map",
+            "no interface named 'eth5' (have: eth0, eth1)",
         ),
         (
             "foundation.destroy( now=true )",

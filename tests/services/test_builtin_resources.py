@@ -19,24 +19,30 @@ from tests.factories import make_site
 
 SETTINGS = Settings(database_url="sqlite://")
 SHIPPED = [
+    "foundation.aws-ec2",
     "foundation.foundation-base",
     "foundation.ipmi-foundation",
     "foundation.manual-foundation",
     "foundation.simulated-foundation",
     "pxe.linux-installer",
     "pxe.normal-boot",
+    "script.aws-create",
+    "script.aws-destroy",
+    "script.aws-instance-start",
+    "script.aws-instance-stop",
     "script.foundation-create",
     "script.foundation-destroy",
     "script.linux-create",
     "script.linux-destroy",
     "script.power-cycle",
+    "structure.aws-instance",
     "structure.linux",
 ]
 
 
 async def test_shipped_set_loads_once_and_completely(session: AsyncSession) -> None:
     paths = resources.builtin_paths()
-    assert [p.name for p in paths] == ["foundations.toml", "linux.toml", "utility.toml"]
+    assert [p.name for p in paths] == ["aws.toml", "foundations.toml", "linux.toml", "utility.toml"]
     checked = resources.read_resources(paths)  # every script parsed, every config key checked
     assert sorted(f"{e.kind}.{e.name}" for e in checked.entries) == SHIPPED
     first = await resources.load_builtin(session)
