@@ -211,13 +211,14 @@ def sushy_emulator(
     password: str = "redfish-secret-pw",
     nics: tuple[str, ...] = NICS,
     port: int | None = None,
+    tls: Tls | None = None,
 ) -> Iterator[RedfishBmc]:
     """``sushy-emulator --fake`` serving one system, for the block; always stopped."""
     import bcrypt
 
     require_emulator()
     directory.mkdir(parents=True, exist_ok=True)
-    tls = make_tls(directory / "tls")
+    tls = tls or make_tls(directory / "tls")
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
     (directory / "htpasswd").write_text(f"{username}:{hashed}\n")
     system_id = str(uuid.uuid4())
