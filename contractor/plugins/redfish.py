@@ -239,6 +239,10 @@ def _media_parameters(given: dict[str, Any]) -> dict[str, Any]:
         raise ParameterError(
             "url", f"must be the http(s), nfs or cifs URL of an image (an ISO), got {url!r}"
         )
+    if parts.username or parts.password:
+        raise ParameterError(
+            "url", "must not hold credentials (they would be saved with the job and shown)"
+        )
     return {"url": url}
 
 
