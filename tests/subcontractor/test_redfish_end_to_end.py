@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory, transaction
-from contractor.models import Foundation, Job, RealNetworkInterface, Task
+from contractor.models import Job, Task
+from contractor.services import auth, building, interfaces, jobs, resources
 from contractor.services import blueprint as bp_service
-from contractor.services import building, interfaces, jobs, resources
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.conftest import make_pg_database
@@ -166,7 +167,65 @@ def agent_config(tmp_path: Path, url: str, setup: Setup) -> Path:
     )
 
 
-async def test_shipped_redfish_blueprint_create_through_virtual_media(
+CREATE = """
+mutation ($site: String!, $fields: JSON!) {
+  createFoundation(locator: "rf-gql", site: $site, blueprint: "redfish-foundation",
+                   type: "RedFish", typeFields: $fields) {
+    __typename ... on Foundation { type typeFields } ... on Error { message field }
+  }
+  eth0: addInterface(locator: "rf-gql", physicalLocation: "eth0", isProvisioning: true) {
+    __typename ... on Error { message }
+  }
+  eth1: addInterface(locator: "rf-gql", physicalLocation: "eth1") {
+    __typename ... on Error { message }
+  }
+  locateFoundation(locator: "rf-gql") { __typename ... on Error { message } }
+  doCreate(foundation: "rf-gql") { __typename ... on Job { id } ... on Error { message } }
+}
+"""
+FOUNDATION = """
+{ foundation(locator: "rf-gql") {
+    state typeFields interfaces { physicalLocation mac } } }
+"""
+
+
+def contractor_logs(directory: Path) -> list[str]:
+    return [log.read_text(errors="replace") for log in directory.glob("contractor-*.log")]
+
+
+async def graphql(url: str, token: str, query: str, **variables: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30) as client:
+        answer = await client.post(
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def operator(db: Database, image: str) -> tuple[str, str, str]:
+    """The shipped blueprints, a site booting ``image``, an admin's API token and a
+    subcontractor token for the site's ``redfish`` module."""
+
+    async def work(session: AsyncSession) -> tuple[str, str, str]:
+        await resources.load_builtin(session)
+        site = await make_site(session, config_values={"redfish_boot_image": image})
+        hasher = Settings(database_url=db.url).password_hasher()
+        user = await auth.create_user(session, username=unique("op"), role="admin", hasher=hasher)
+        api = await auth.create_token(session, user=user, description="test", hasher=hasher)
+        agent = await task_service.create_subcontractor_token(
+            session, name=unique("agent"), sites=[site.name], modules=["redfish"]
+        )
+        return site.name, api.text, agent.text
+
+    return await db.run(work)
+
+
+async def test_shipped_redfish_blueprint_create_through_graphql_and_virtual_media(
     database: Database, tmp_path: Path
 ) -> None:
     with (
@@ -174,46 +233,47 @@ async def test_shipped_redfish_blueprint_create_through_virtual_media(
         image_server(tmp_path / "images") as iso,
     ):
         bmc.deaf()  # the running OS ignores the power button: power_off must force it
-        setup = await shipped_create(database, bmc_fields(bmc), image=iso)
-        with (
-            contractor_on(free_port(), database.url, tmp_path) as url,
-            subcontractor(agent_config(tmp_path, url, setup), tmp_path) as agent,
-        ):
-            job = await database.wait_for(
-                setup.job_id,
-                lambda job: (
-                    "wait for power off" in (job.message or "")
-                    or job.state in ("done", "error", "aborted")
-                ),
-                "waiting for the power-off",
-            )
-            assert job.state in ("queued", "waiting"), job.message
-            # booted once from the ISO through virtual media, on
-            assert bmc.power() == "On"
-            assert bmc.boot()["BootSourceOverrideTarget"] == "Cd"
-            assert (bmc.media()["Inserted"], bmc.media()["Image"]) == (True, iso)
-            # the installer is done and turns the machine off
-            bmc.post(f"{bmc.system}/Actions/ComputerSystem.Reset", {"ResetType": "ForceOff"})
-            job = await database.finished(setup.job_id)
-            assert job.state == "done", job.message
-            assert agent.stop() == 0
+        site, api, token = await operator(database, iso)
+        with contractor_on(free_port(), database.url, tmp_path) as url:
+            made = await graphql(url, api, CREATE, site=site, fields=bmc_fields(bmc))
+            assert made["createFoundation"]["__typename"] == "Foundation", made
+            assert made["createFoundation"]["type"] == "redfish"
+            shown = made["createFoundation"]["typeFields"]
+            assert "password" not in shown
+            assert shown["bmc_port"] == bmc.port
+            assert shown["ca_bundle"] == bmc.tls.ca
+            assert made["doCreate"]["__typename"] == "Job", made
+            job_id = made["doCreate"]["id"]
+            setup = Setup(site, 0, job_id, token)
+            with subcontractor(agent_config(tmp_path, url, setup), tmp_path) as agent:
+                job = await database.wait_for(
+                    job_id,
+                    lambda job: (
+                        "wait for power off" in (job.message or "")
+                        or job.state in ("done", "error", "aborted")
+                    ),
+                    "waiting for the power-off",
+                )
+                assert job.state in ("queued", "waiting"), job.message
+                # booted once from the ISO through virtual media, on
+                assert bmc.power() == "On"
+                assert bmc.boot()["BootSourceOverrideTarget"] == "Cd"
+                assert (bmc.media()["Inserted"], bmc.media()["Image"]) == (True, iso)
+                # the installer is done and turns the machine off
+                bmc.post(f"{bmc.system}/Actions/ComputerSystem.Reset", {"ResetType": "ForceOff"})
+                job = await database.finished(job_id)
+                assert job.state == "done", job.message
+                assert agent.stop() == 0
+            found = (await graphql(url, api, FOUNDATION))["foundation"]
         output = agent.output()
         assert bmc.power() == "Off"
         assert bmc.media()["Inserted"] is False  # ejected at the end
 
-    async def read_back(session: AsyncSession) -> tuple[str, dict[str, Any]]:
-        foundation = await session.get_one(Foundation, setup.foundation_id)
-        rows = await session.execute(
-            select(RealNetworkInterface.physical_location, RealNetworkInterface.mac).where(
-                RealNetworkInterface.foundation_id == setup.foundation_id
-            )
-        )
-        return foundation.state, {location: mac for location, mac in rows}
-
-    state, macs = await database.run(read_back)
-    assert state == "built"
+    assert found["state"] == "BUILT"
+    assert "password" not in found["typeFields"]
+    macs = {i["physicalLocation"]: i["mac"] for i in found["interfaces"]}
     assert macs == {"eth0": bmc.nics[0], "eth1": bmc.nics[1]}  # from EthernetInterfaces
-    tasks = await database.tasks(setup.job_id)
+    tasks = await database.tasks(job_id)
     sent = [(t.function, t.parameters.get("state") or t.parameters.get("device")) for t in tasks]
     # graceful twice (ignored), then forced; the state read back each time
     assert sent[:3] == [("set_power", "soft_off"), ("set_power", "soft_off"), ("set_power", "off")]
@@ -222,11 +282,13 @@ async def test_shipped_redfish_blueprint_create_through_virtual_media(
     assert sent[6] == ("set_power", "on")
     assert sent[-1] == ("eject_media", None)
     assert all(t.state == "done" for t in tasks)
-    # the password: never in the agent's log, the job, its log, its events or answers
-    assert bmc.password not in output
+    # the password: never in the logs, the job, its log, its events or answers
+    logs = [output, *contractor_logs(tmp_path)]
+    assert len(logs) >= 2
     assert "result accepted" in output
+    assert all(bmc.password not in log for log in logs)
     assert bmc.password not in await database.dump("job", "job_log", "event")
-    assert setup.token.rpartition(".")[2] not in output
+    assert token.rpartition(".")[2] not in output
 
 
 async def test_wrong_password_is_a_final_error_naming_the_bmc(
