@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import migrate
-from contractor.db import create_engine, create_session_factory, transaction
-from contractor.models import Job, Task
+from contractor.db import create_engine
+from contractor.models import Job
 from contractor.services import auth, building, interfaces, jobs, resources
 from contractor.services import blueprint as bp_service
 from contractor.services import tasks as task_service
@@ -27,6 +26,7 @@ from contractor.settings import Settings
 from tests.conftest import make_pg_database
 from tests.factories import make_site, unique
 from tests.serving import free_port
+from tests.subcontractor import test_end_to_end as end_to_end
 from tests.subcontractor.processes import contractor_on, subcontractor, write_config
 from tests.subcontractor.redfish_bmc import (
     RedfishBmc,
@@ -40,19 +40,10 @@ WAIT = 90.0  # the emulator takes 1-11 s for each power change
 AGENT = {"concurrency": 4, "confirm_interval": 0.2, "soft_off_wait": 1}
 
 
-@dataclass
-class Database:
-    url: str
-    engine: AsyncEngine
+class Database(end_to_end.Database):
+    """The IPMI end-to-end tests' database, waiting longer and reading more."""
 
-    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        async with transaction(create_session_factory(self.engine)) as session:
-            return await work(session)
-
-    async def job(self, job_id: int) -> Job:
-        return await self.run(lambda session: jobs.get_job(session, job_id))
-
-    async def wait_for(self, job_id: int, check: Callable[[Job], bool], what: str) -> Job:
+    async def wait_until(self, job_id: int, check: Callable[[Job], bool], what: str) -> Job:
         deadline = time.monotonic() + WAIT
         while True:
             job = await self.job(job_id)
@@ -63,16 +54,9 @@ class Database:
             await asyncio.sleep(0.2)
 
     async def finished(self, job_id: int) -> Job:
-        return await self.wait_for(
+        return await self.wait_until(
             job_id, lambda job: job.state in ("done", "error", "aborted"), "finished"
         )
-
-    async def tasks(self, job_id: int) -> list[Task]:
-        async def work(session: AsyncSession) -> list[Task]:
-            query = select(Task).where(Task.job_id == job_id).order_by(Task.id)
-            return list((await session.execute(query)).scalars())
-
-        return await self.run(work)
 
     async def dump(self, *tables: str) -> str:
         """Every row of ``tables`` as text (to look for a secret in it)."""
@@ -94,17 +78,9 @@ async def database() -> AsyncIterator[Database]:
     migrate.upgrade(settings)
     engine = create_engine(settings)
     try:
-        yield Database(url=url, engine=engine)
+        yield Database(url=url, engine=engine, settings=settings)
     finally:
         await engine.dispose()
-
-
-@dataclass
-class Setup:
-    site: str
-    foundation_id: int
-    job_id: int
-    token: str
 
 
 def bmc_fields(bmc: RedfishBmc, port: int | None = None, **changes: Any) -> dict[str, Any]:
@@ -120,11 +96,11 @@ def bmc_fields(bmc: RedfishBmc, port: int | None = None, **changes: Any) -> dict
 
 async def shipped_create(
     db: Database, fields: dict[str, Any], *, image: str = "", script: str | None = None
-) -> Setup:
+) -> end_to_end.Setup:
     """A foundation of the shipped blueprint (type written as the original's files write it)
     with interfaces eth0 and eth1, and its create job (running ``script`` when given)."""
 
-    async def work(session: AsyncSession) -> Setup:
+    async def work(session: AsyncSession) -> end_to_end.Setup:
         await resources.load_builtin(session)
         site = await make_site(session, config_values={"redfish_boot_image": image})
         blueprint = await bp_service.get_foundation_blueprint(session, "redfish-foundation")
@@ -151,12 +127,12 @@ async def shipped_create(
         token = await task_service.create_subcontractor_token(
             session, name=unique("agent"), sites=[site.name], modules=["redfish"]
         )
-        return Setup(site.name, foundation.id, job.id, token.text)
+        return end_to_end.Setup(site.name, foundation.id, job.id, token.text)
 
     return await db.run(work)
 
 
-def agent_config(tmp_path: Path, url: str, setup: Setup) -> Path:
+def agent_config(tmp_path: Path, url: str, setup: end_to_end.Setup) -> Path:
     return write_config(
         tmp_path,
         url=url,
@@ -214,7 +190,7 @@ async def operator(db: Database, image: str) -> tuple[str, str, str]:
     async def work(session: AsyncSession) -> tuple[str, str, str]:
         await resources.load_builtin(session)
         site = await make_site(session, config_values={"redfish_boot_image": image})
-        hasher = Settings(database_url=db.url).password_hasher()
+        hasher = db.settings.password_hasher()
         user = await auth.create_user(session, username=unique("op"), role="admin", hasher=hasher)
         api = await auth.create_token(session, user=user, description="test", hasher=hasher)
         agent = await task_service.create_subcontractor_token(
@@ -244,9 +220,9 @@ async def test_shipped_redfish_blueprint_create_through_graphql_and_virtual_medi
             assert shown["ca_bundle"] == bmc.tls.ca
             assert made["doCreate"]["__typename"] == "Job", made
             job_id = made["doCreate"]["id"]
-            setup = Setup(site, 0, job_id, token)
+            setup = end_to_end.Setup(site, 0, job_id, token)
             with subcontractor(agent_config(tmp_path, url, setup), tmp_path) as agent:
-                job = await database.wait_for(
+                job = await database.wait_until(
                     job_id,
                     lambda job: (
                         "wait for power off" in (job.message or "")
