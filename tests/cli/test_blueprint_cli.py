@@ -63,6 +63,7 @@ def test_shipped_resources_through_both_commands(tmp_path: Path) -> None:
     assert [line.split(": ", 1)[1] for line in per_file] == [
         "loaded: 0 created, 0 updated, 6 unchanged, 0 links skipped, 0 warnings",
         "loaded: 0 created, 0 updated, 5 unchanged, 0 links skipped, 0 warnings",
+        "loaded: 0 created, 0 updated, 3 unchanged, 0 links skipped, 0 warnings",  # redfish.toml
         "loaded: 0 created, 0 updated, 1 unchanged, 0 links skipped, 0 warnings",
     ]
     dump = runner.invoke(main, ["blueprint", "dump"], env=env)
