@@ -13,6 +13,10 @@ operations per second.
    DescribeInstances through the module: its parameter checks, worker thread, retry loop
    and answer checks), with boto3's own ``describe_instances`` in the same threads as the
    floor; and create+destroy cycles per second (launch, look-ups, terminate, wait).
+4. The ``redfish`` module in-process against ``sushy-emulator --fake`` over HTTPS (the
+   ``redfish`` extra; left out when it is not installed): power-state reads and boot-device
+   changes (PATCH, then read back) per second on one BMC; the floor is the same GET of the
+   system resource with httpx alone on one kept-alive client.
 
     python bench/subcontractor_bench.py                      # a throwaway PostgreSQL
     python bench/subcontractor_bench.py --database-url URL   # an empty database you own
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,6 +47,7 @@ from contractor import migrate  # noqa: E402
 from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
 from contractor.models import Job  # noqa: E402
 from contractor.plugins import foundation_types  # noqa: E402
+from contractor.redfish_emulator import RedfishBmc, installed, sushy_emulator  # noqa: E402
 from contractor.services import blueprint as bps  # noqa: E402
 from contractor.services import (  # noqa: E402
     building,
@@ -307,6 +313,83 @@ def aws_figures(rounds: int, seconds: float, cycles: int) -> list[Figure]:
     return [power, cycle]
 
 
+def redfish_connection(bmc: RedfishBmc) -> dict[str, object]:
+    return {
+        "host": "127.0.0.1",
+        "port": bmc.port,
+        "username": bmc.username,
+        "password": bmc.password,
+        "ca_bundle": bmc.tls.ca,
+    }
+
+
+async def redfish_operations(bmc: RedfishBmc, function: str, seconds: float) -> float:
+    """``function`` calls per second through the ``redfish`` module, one BMC, for ``seconds``
+    (one operation at a time per BMC, as the module does them)."""
+    module = load_modules({"redfish": 4}, {})["redfish"]
+    call = module.functions()[function]
+    parameters: dict[str, object] = {"connection": redfish_connection(bmc)}
+    if function == "set_boot_device":
+        parameters["device"] = "pxe"
+    await call(parameters)  # the TLS handshake and the system's discovery outside the timing
+    done = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        await call(parameters)
+        done += 1
+    elapsed = time.perf_counter() - start
+    await module.aclose()
+    return done / elapsed
+
+
+async def redfish_floor(bmc: RedfishBmc, seconds: float) -> float:
+    """The same GET of the system resource with httpx alone, per second."""
+    async with httpx.AsyncClient(
+        base_url=f"https://127.0.0.1:{bmc.port}",
+        verify=ssl.create_default_context(cadata=bmc.tls.ca),
+        auth=(bmc.username, bmc.password),
+        trust_env=False,
+    ) as client:
+        (await client.get(bmc.system)).raise_for_status()
+        done = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            (await client.get(bmc.system)).json()
+            done += 1
+        return done / (time.perf_counter() - start)
+
+
+def redfish_figures(rounds: int, seconds: float) -> list[Figure]:
+    """Redfish operations per second against one emulated BMC, with the floor alternating."""
+    if not installed():
+        print("redfish: sushy-tools not installed (the redfish extra); left out")
+        return []
+    floor = Series("GET of the system resource with httpx alone", note="same emulator")
+    reads = Figure(
+        "redfish power-state reads, 1 BMC",
+        unit="/s",
+        better="higher",
+        note="sushy-emulator --fake over HTTPS",
+        floor=floor,
+    )
+    boots = Figure("redfish set_boot_device (PATCH + read back), 1 BMC", unit="/s", better="higher")
+    with (
+        tempfile.TemporaryDirectory(prefix="redfish-bench-") as scratch,
+        sushy_emulator(Path(scratch) / "bmc", power="On") as bmc,
+    ):
+        for _ in range(rounds):
+            with Clock([bmc.pid]) as clock:
+                rate = asyncio.run(redfish_operations(bmc, "power_state", seconds))
+            reads.add(rate, clock.wall, clock.cpu)
+            with Clock([bmc.pid]) as clock:
+                rate = asyncio.run(redfish_floor(bmc, seconds))
+            floor.add(rate, clock.wall, clock.cpu)
+            with Clock([bmc.pid]) as clock:
+                rate = asyncio.run(redfish_operations(bmc, "set_boot_device", seconds))
+            boots.add(rate, clock.wall, clock.cpu)
+    return [reads, boots]
+
+
 def measure(rounds: int, quick: bool) -> list[Figure]:
     """The figures for bench/run_all.py: per round a fresh PostgreSQL database, JOBS jobs
     through `contractor serve` and one `subcontractor run`; IPMI queries per second."""
@@ -336,7 +419,7 @@ def measure(rounds: int, quick: bool) -> list[Figure]:
                 with Clock() as clock:
                     rate = asyncio.run(ipmi_queries(ports, seconds, max(4, bmcs)))
                 many.add(rate, clock.wall, clock.cpu)
-    figures = [agent, one, many]
+    figures = [agent, one, many, *redfish_figures(rounds, seconds)]
     if has_moto():  # the aws extra
         figures += aws_figures(rounds, seconds, 3 if quick else 20)
     return figures
@@ -383,6 +466,10 @@ def main() -> None:
             many = asyncio.run(ipmi_queries(ports, args.seconds, max(4, args.bmcs)))
         print(f"ipmi power-state queries/s, 1 BMC          {one:7.0f}")
         print(f"ipmi power-state queries/s, {args.bmcs} BMCs at once  {many:7.0f}")
+        for figure in redfish_figures(1, args.seconds):
+            print(f"{figure.name + '/s':<44} {figure.samples[0]:7.0f}")
+            if figure.floor is not None:
+                print(f"  floor: {figure.floor.name + '/s':<36} {figure.floor.samples[0]:7.0f}")
     if has_moto():
         power, cycle = aws_figures(1, args.seconds, 20)
         assert power.floor is not None

@@ -462,6 +462,14 @@ def blueprint_dump(ctx: click.Context, out: Path | None) -> None:
     is_flag=True,
     help="Exit once every job has finished: 0 when all is built, 1 naming the failed jobs.",
 )
+@click.option(
+    "--with",
+    "with_types",
+    default="",
+    metavar="TYPES",
+    help="Also build machines of these foundation types, each against its emulator "
+    "(comma-separated: redfish; needs its extra, pip install 'contractor[redfish]').",
+)
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -471,10 +479,19 @@ def demo(
     delay: int,
     fail_percent: int,
     exit_when_built: bool,
+    with_types: str,
 ) -> None:
     """Build a demo inventory of simulated machines and serve it: shipped BluePrints, a site
     tree, address blocks, an in-process subcontractor, live job progress, example queries."""
-    from contractor.demo import DemoError, DemoOptions, run_demo
+    from contractor.demo import WITH, DemoError, DemoOptions, run_demo
+
+    extras = tuple(dict.fromkeys(n.strip().lower() for n in with_types.split(",") if n.strip()))
+    for name in extras:
+        if name not in WITH:
+            raise click.BadParameter(
+                f"{name!r} is not a foundation type the demo can add (it can: {', '.join(WITH)})",
+                param_hint="'--with'",
+            )
 
     # The demo migrates whatever database it is given; a problem with it is one line here.
     prepare(_settings(ctx), upgrade_schema=True)
@@ -485,6 +502,7 @@ def demo(
         delay_seconds=delay,
         fail_percent=fail_percent,
         exit_when_built=exit_when_built,
+        with_types=extras,
     )
     try:
         status = run_demo(_settings(ctx), options)

@@ -30,6 +30,7 @@ FLOORED = {
     "tscript": "parse rate",
     "events": "commit -> subscription p99",
     "dns_update": "records of one commit answered",
+    "subcontractor": "redfish power-state reads",
 }
 
 

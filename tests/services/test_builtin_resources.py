@@ -23,6 +23,7 @@ SHIPPED = [
     "foundation.foundation-base",
     "foundation.ipmi-foundation",
     "foundation.manual-foundation",
+    "foundation.redfish-foundation",
     "foundation.simulated-foundation",
     "pxe.linux-installer",
     "pxe.normal-boot",
@@ -36,13 +37,21 @@ SHIPPED = [
     "script.linux-destroy",
     "script.power-cycle",
     "structure.aws-instance",
+    "script.redfish-create",
+    "script.redfish-destroy",
     "structure.linux",
 ]
 
 
 async def test_shipped_set_loads_once_and_completely(session: AsyncSession) -> None:
     paths = resources.builtin_paths()
-    assert [p.name for p in paths] == ["aws.toml", "foundations.toml", "linux.toml", "utility.toml"]
+    assert [p.name for p in paths] == [
+        "aws.toml",
+        "foundations.toml",
+        "linux.toml",
+        "redfish.toml",
+        "utility.toml",
+    ]
     checked = resources.read_resources(paths)  # every script parsed, every config key checked
     assert sorted(f"{e.kind}.{e.name}" for e in checked.entries) == SHIPPED
     first = await resources.load_builtin(session)
@@ -66,6 +75,14 @@ async def test_shipped_set_loads_once_and_completely(session: AsyncSession) -> N
             script = await bps.find_script(session, blueprint, role)
             assert script is not None
             assert script.name == f"foundation-{role}"
+    # written RedFish, as the original's files do; its own scripts over foundation-base's
+    redfish = await bps.get_foundation_blueprint(session, "redfish-foundation")
+    assert redfish.foundation_types == ["redfish"]
+    assert redfish.config_values == {"redfish_boot_image": ""}
+    for role in ("create", "destroy"):
+        script = await bps.find_script(session, redfish, role)
+        assert script is not None
+        assert script.name == f"redfish-{role}"
 
 
 async def test_shipped_set_round_trips(session: AsyncSession, tmp_path: Path) -> None:
