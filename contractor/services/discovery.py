@@ -27,9 +27,12 @@ from contractor.services.blueprint import fingerprint_problems
 from contractor.services.building import set_id_map, set_located
 from contractor.services.discovery_report import hardware_identity
 from contractor.services.events.outbox import record_event
+from contractor.services.paging import Listing
+from contractor.services.validation import normalise_mac
 
 __all__ = [
     "DiscoveryResult",
+    "discovered_listing",
     "find_by_mac",
     "forget",
     "get_discovered",
@@ -240,3 +243,27 @@ async def forget(session: AsyncSession, row: DiscoveredHardware) -> None:
     record_event(session, **_event(row, "forgotten"))
     await session.delete(row)
     await session.flush()
+
+
+async def discovered_listing(
+    session: AsyncSession,
+    site: str | None = None,
+    matched: bool | None = None,
+    mac: str | None = None,
+    serial: str | None = None,
+) -> Listing:
+    """Discovered machines, by id: of a site, matched to a Foundation or not, of a MAC (any
+    form) or a serial."""
+    row = DiscoveredHardware
+    query = select(row)
+    if site is not None:
+        query = query.join(Site, Site.id == row.site_id).where(Site.name == site)
+    if matched is not None:
+        query = query.where(
+            row.foundation_id.is_not(None) if matched else row.foundation_id.is_(None)
+        )
+    if mac is not None:
+        query = query.where(row.mac == normalise_mac(mac, field="mac"))
+    if serial is not None:
+        query = query.where(row.serial == serial)
+    return Listing(query, (row.id,))

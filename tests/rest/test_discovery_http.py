@@ -421,3 +421,76 @@ async def test_the_flood_bounds(database_url: str) -> None:
                 assert 1 <= int(again.headers["retry-after"]) <= 60
     finally:
         await engine.dispose()
+
+
+async def test_graphql_lists_matches_by_hand_and_forgets(
+    served: Served, agent: httpx.AsyncClient
+) -> None:
+    from argon2 import PasswordHasher
+
+    from contractor.services import auth
+
+    async with transaction(served.writer) as session:
+        tokens = {}
+        for role in ("reader", "operator"):
+            user = await auth.create_user(session, username=unique(role), role=role)
+            made = await auth.create_token(
+                session, user=user, hasher=PasswordHasher(memory_cost=64, time_cost=1)
+            )
+            tokens[role] = made.text
+
+    async def gql(document: str, role: str = "operator", **variables: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=served.base, timeout=30) as client:
+            answer = await client.post(
+                "/graphql",
+                json={"query": document, "variables": variables},
+                headers={"Authorization": f"Bearer {tokens[role]}"},
+            )
+        body: dict[str, Any] = answer.json()
+        return body
+
+    mac, serial = new_mac(), unique("HAND")
+    discovered = (await post(agent, served, report(mac, serial=serial))).json()["discovered"]
+    locator = await served.foundation()
+    listed = await gql(
+        "query ($s: String, $m: String) { discoveredHardware(site: $s, mac: $m, matched: false)"
+        " { nodes { id mac serial matched located problems facts site } } }",
+        "reader",
+        s=served.world.site,
+        m=mac.upper(),
+    )
+    nodes = listed["data"]["discoveredHardware"]["nodes"]
+    assert [(n["id"], n["serial"], n["matched"], n["site"]) for n in nodes] == [
+        (discovered, serial, None, served.world.site)
+    ]
+    assert nodes[0]["facts"]["cpu_count"] == 2
+    by_serial = await gql(
+        "query ($s: String) { discoveredHardware(serial: $s) { nodes { id } } }", "reader", s=serial
+    )
+    assert by_serial["data"]["discoveredHardware"]["nodes"] == [{"id": discovered}]
+    match = (
+        "mutation ($id: Int!, $f: String!) { matchDiscoveredHardware(id: $id, foundation: $f) "
+        "{ __typename ... on DiscoveredHardware { matched located problems } } }"
+    )
+    refused = await gql(match, "reader", id=discovered, f=locator)
+    assert refused["data"]["matchDiscoveredHardware"] == {"__typename": "ForbiddenError"}
+    matched = (await gql(match, id=discovered, f=locator))["data"]["matchDiscoveredHardware"]
+    assert matched == {
+        "__typename": "DiscoveredHardware",
+        "matched": locator,
+        "located": True,
+        "problems": [],
+    }
+    assert (await served.state(locator))[0] == "located"
+    one = await gql(
+        "query ($id: Int!) { discoveredMachine(id: $id) { matched } }", "reader", id=discovered
+    )
+    assert one["data"]["discoveredMachine"] == {"matched": locator}
+    forgot = await gql(
+        "mutation ($id: Int!) { forgetDiscoveredHardware(id: $id) { __typename } }", id=discovered
+    )
+    assert "errors" not in forgot, forgot
+    gone = await gql(
+        "query ($id: Int!) { discoveredMachine(id: $id) { id } }", "reader", id=discovered
+    )
+    assert gone["data"]["discoveredMachine"] is None
