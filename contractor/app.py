@@ -39,6 +39,7 @@ from contractor.plugins import foundation_types
 from contractor.requestid import RequestIdMiddleware
 from contractor.rest.boot import boot_routes
 from contractor.rest.config import config_error_answers, config_routes
+from contractor.rest.discovery import discovery_routes
 from contractor.rest.dns import dns_routes
 from contractor.rest.errors import exception_handlers
 from contractor.rest.limits import BodyLimit, RouteLimit
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *dns_routes(),
+        *discovery_routes(),  # before /boot/{config_uuid}
         *config_routes(),
         *subcontractor_routes(),
         *boot_routes(),

@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     # How often a waiting boot data poll looks again when nothing woke it (on SQLite a
     # change committed by another process wakes nobody; on PostgreSQL its NOTIFY does).
     boot_look_seconds: float = Field(default=1.0, gt=0)
+    # Discovery (docs/boot.md, "Discovery"): more kernel arguments for the discovery image,
+    # the reports a site may send per minute (more: 429), and how many discovered machines
+    # a site may hold that are not located (a report of a new MAC beyond it: 429).
+    boot_discovery_kernel_args: str = Field(default="", max_length=1000)
+    discovery_reports_per_minute: int = Field(default=120, ge=1)
+    discovery_max_undecided: int = Field(default=1000, ge=1)
 
     # Events: how often each process looks for new events when nothing woke it; webhook
     # delivery inside `contractor serve` and `contractor foreman`, its parallelism (in all,

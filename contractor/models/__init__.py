@@ -27,6 +27,7 @@ from contractor.models.building import (
 )
 from contractor.models.config import ConfigGeneration
 from contractor.models.directory import Zone
+from contractor.models.discovery import DiscoveredHardware
 from contractor.models.dns_push import DnsPush, DnsPushCursor, DnsPushZone
 from contractor.models.events import Event, EventHorizon, WebhookDelivery, WebhookTarget
 from contractor.models.foreman import (
@@ -72,6 +73,7 @@ __all__ = [
     "ConfigGeneration",
     "Dependency",
     "DhcpPool",
+    "DiscoveredHardware",
     "DnsPush",
     "DnsPushCursor",
     "DnsPushZone",

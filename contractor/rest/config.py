@@ -44,10 +44,10 @@ from contractor.services import boot as boot_service
 from contractor.services import config as config_service
 from contractor.services.building import get_foundation
 
-__all__ = ["config_error_answers", "config_routes"]
+__all__ = ["boot_answer", "config_error_answers", "config_routes", "ipxe_text"]
 
-_NO_STORE = {"Cache-Control": "no-store"}  # configurations carry password hashes and keys
-_IPXE_HEADER = "#!ipxe\n\n"
+NO_STORE = {"Cache-Control": "no-store"}  # configurations carry password hashes and keys
+IPXE_HEADER = "#!ipxe\n\n"
 
 
 def config_routes() -> list[Route]:
@@ -70,7 +70,7 @@ def _private_error(error: ContractorError) -> Response:
     stored configuration that does not merge or render is the server's fault, not the
     request's."""
     response = errors.error_response(error, status=500 if isinstance(error, ConfigError) else None)
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return response
 
 
@@ -95,7 +95,7 @@ async def structure_config(request: Request) -> Response:
         values = await config_service.composed_config(
             session, structure, settings=state.settings, cache=state.config_cache, for_json=True
         )
-    return JSONResponse(values, headers=_NO_STORE)
+    return JSONResponse(values, headers=NO_STORE)
 
 
 async def _pxe_text(request: Request, part: str) -> Response:
@@ -106,15 +106,15 @@ async def _pxe_text(request: Request, part: str) -> Response:
         )
         pxe = await config_service.boot_pxe(session, structure)
         if pxe is None:
-            return Response(b"", headers=_NO_STORE)
+            return Response(b"", headers=NO_STORE)
         values = await config_service.composed_config(
             session, structure, settings=state.settings, cache=state.config_cache
         )
     if part == "boot_script":
-        text = render_template(_IPXE_HEADER + pxe.boot_script, values, name="boot_script")
+        text = render_template(IPXE_HEADER + pxe.boot_script, values, name="boot_script")
     else:
         text = render_template(pxe.template, values, name="pxe_template")
-    return PlainTextResponse(text, headers=_NO_STORE)
+    return PlainTextResponse(text, headers=NO_STORE)
 
 
 # iPXE returns to the firmware with a failure, which then tries its next boot device (the
@@ -126,28 +126,33 @@ sanboot --no-describe --drive 0x80 || exit 1
 """
 
 
-def _ipxe_text(text: str) -> str:
+def ipxe_text(text: str) -> str:
     """iPXE's ``echo`` prints a line as it is; a line break or ``${`` would end or expand it."""
     return text.replace("\n", " ").replace("${", "$ {")
 
 
 async def boot(request: Request) -> Response:
     """The machine's boot script: its PXE target's, or its local disk."""
+    return await boot_answer(request, request.path_params["config_uuid"])
+
+
+async def boot_answer(request: Request, config_uuid: str, *, note: str = "") -> Response:
+    """``/boot/<config_uuid>``'s answer, with ``note`` echoed first when given (discovery
+    answers a MAC Contractor knows with it)."""
     state = app_state(request.app)
+    first = f"echo Contractor: {ipxe_text(note)}\n" if note else ""
     async with transaction(state.sessions) as session:
-        structure = await config_service.structure_by_config_uuid(
-            session, request.path_params["config_uuid"]
-        )
+        structure = await config_service.structure_by_config_uuid(session, config_uuid)
         decision = await boot_service.boot_decision(session, structure)
         if decision.pxe is None:
-            text = _IPXE_HEADER + _LOCAL_DISK.format(reason=_ipxe_text(decision.reason))
-            return PlainTextResponse(text, headers=_NO_STORE)
+            text = IPXE_HEADER + first + _LOCAL_DISK.format(reason=ipxe_text(decision.reason))
+            return PlainTextResponse(text, headers=NO_STORE)
         values = await config_service.composed_config(
             session, structure, settings=state.settings, cache=state.config_cache
         )
     text = render_template(decision.pxe.boot_script, values, name="boot_script")
-    header = f"{_IPXE_HEADER}echo Contractor: {_ipxe_text(decision.reason)}\n"
-    return PlainTextResponse(header + text, headers=_NO_STORE)
+    header = f"{IPXE_HEADER}{first}echo Contractor: {ipxe_text(decision.reason)}\n"
+    return PlainTextResponse(header + text, headers=NO_STORE)
 
 
 async def boot_script(request: Request) -> Response:
@@ -186,7 +191,7 @@ async def list_configs(request: Request, session: AsyncSession, user: User) -> R
         }
         for item in listing
     ]
-    return JSONResponse({"configs": configs}, headers=_NO_STORE)
+    return JSONResponse({"configs": configs}, headers=NO_STORE)
 
 
 @auth.authenticated("reader")
@@ -196,4 +201,4 @@ async def foundation_config(request: Request, session: AsyncSession, user: User)
     values = await config_service.composed_config(
         session, foundation, settings=state.settings, cache=state.config_cache, for_json=True
     )
-    return JSONResponse(values, headers=_NO_STORE)
+    return JSONResponse(values, headers=NO_STORE)

@@ -20,9 +20,12 @@ from contractor.errors import ConfigError
 from contractor.services.toml_dialect import TomlSyntaxError, loads
 from contractor.services.validation import NAME_RE
 
-__all__ = ["KINDS", "Entry", "ResourceFile", "SFLink", "read_file"]
+__all__ = ["FINGERPRINT_KEYS", "KINDS", "Entry", "ResourceFile", "SFLink", "read_file"]
 
 KINDS = ("script", "pxe", "foundation", "structure")
+# A foundation blueprint's fingerprint requirements (``docs/boot.md``, "Discovery"): kept
+# only when the file has them, as config_values.
+FINGERPRINT_KEYS = ("min_cpu_count", "min_memory_mb", "required_pci_devices", "required_disks_gb")
 KEYS = {
     "script": {"description", "script"},
     "pxe": {"boot_script", "template"},
@@ -34,6 +37,7 @@ KEYS = {
         "scripts",
         "config_values",
         "template",
+        *FINGERPRINT_KEYS,
     },
     "structure": {"description", "parents", "foundation_blueprints", "scripts", "config_values"},
 }
@@ -158,6 +162,18 @@ def _check(entry: Entry) -> list[str]:
         value = entry.data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             problems.append(entry.problem(f"{key} must be a list of names"))
+    for key in ("min_cpu_count", "min_memory_mb"):
+        value = entry.data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append(entry.problem(f"{key} must be a whole number"))
+    pci = entry.data.get("required_pci_devices", [])
+    if not isinstance(pci, list) or not all(isinstance(v, str) for v in pci):
+        problems.append(entry.problem("required_pci_devices must be a list of 'vendor:device'"))
+    disks = entry.data.get("required_disks_gb", [])
+    if not isinstance(disks, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in disks
+    ):
+        problems.append(entry.problem("required_disks_gb must be a list of whole numbers"))
     scripts = entry.data.get("scripts", {})
     if not isinstance(scripts, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in scripts.items()

@@ -6,7 +6,9 @@ A resource file has these top-level tables, all optional (``model-original.md`` 
     sflinks = [ ["<structure blueprint>", "<foundation blueprint>"], ... ]
     [structure.<name>]   description, parents, foundation_blueprints, scripts, config_values
     [foundation.<name>]  description, foundation_types, parents, physical_interface_names,
-                         scripts, config_values, template (read, not used: as the original)
+                         scripts, config_values, template (read, not used: as the original),
+                         min_cpu_count, min_memory_mb, required_pci_devices,
+                         required_disks_gb (fingerprint requirements; kept when absent)
     [script.<name>]      description, script
     [pxe.<name>]         boot_script, template
 
@@ -52,7 +54,13 @@ from contractor.models import (
 )
 from contractor.plugins import find_foundation_type
 from contractor.services import blueprint as bps
-from contractor.services.resource_files import Entry, ResourceFile, SFLink, read_file
+from contractor.services.resource_files import (
+    FINGERPRINT_KEYS,
+    Entry,
+    ResourceFile,
+    SFLink,
+    read_file,
+)
 
 # A script's columns, by the keys its entry gives them in.
 _SCRIPT_FIELDS = (("source", "script"), ("description", "description"))
@@ -388,6 +396,7 @@ class _Load:
             fields["foundation_types"] = self._types(entry)
             fields["physical_interface_names"] = entry.data.get("physical_interface_names", [])
             fields["keep_missing_types"] = True
+            fields.update({k: entry.data[k] for k in FINGERPRINT_KEYS if k in entry.data})
         else:
             own = list(dict.fromkeys(entry.data.get("foundation_blueprints", [])))
             if self.strict:
@@ -521,6 +530,9 @@ async def dump_resources(session: AsyncSession) -> str:
             if isinstance(row, FoundationBluePrint):
                 entry["foundation_types"] = list(row.foundation_types)
                 entry["physical_interface_names"] = list(row.physical_interface_names)
+                for key in FINGERPRINT_KEYS:
+                    if getattr(row, key) not in (None, []):
+                        entry[key] = getattr(row, key)
             else:
                 links = await session.execute(
                     select(StructureFoundationBluePrint.foundation_blueprint_id)

@@ -131,3 +131,35 @@ async def test_dump_then_load_changes_nothing(session: AsyncSession, tmp_path: P
     report = await resources.apply_resources(session, resources.read_resources([dumped]))
     assert (report.created, report.updated) == ([], [])
     assert report.unchanged == 8
+
+
+async def test_fingerprint_requirements_load_and_dump(
+    session: AsyncSession, tmp_path: Path
+) -> None:
+    path = tmp_path / "fingerprint.toml"
+    path.write_text(
+        "[ foundation.big ]\nfoundation_types = [ 'manual' ]\nmin_cpu_count = 8\n"
+        "min_memory_mb = 65536\nrequired_pci_devices = [ '15B3:1017' ]\n"
+        "required_disks_gb = [ 100, 200 ]\n"
+    )
+    await resources.apply_resources(session, resources.read_resources([path]))
+    big = await bps.get_foundation_blueprint(session, "big")
+    assert (big.min_cpu_count, big.min_memory_mb) == (8, 65536)
+    assert (big.required_pci_devices, big.required_disks_gb) == (["15b3:1017"], [200, 100])
+    dumped = tmp_path / "dump.toml"
+    dumped.write_text(await resources.dump_resources(session))
+    text = dumped.read_text()
+    assert "min_cpu_count = 8" in text
+    assert "required_disks_gb" in text
+    report = await resources.apply_resources(session, resources.read_resources([dumped]))
+    assert report.updated == []
+    # a file without the keys keeps them (as config_values)
+    path.write_text("[ foundation.big ]\nfoundation_types = [ 'manual' ]\n")
+    await resources.apply_resources(session, resources.read_resources([path]))
+    assert (await bps.get_foundation_blueprint(session, "big")).min_cpu_count == 8
+    path.write_text("[ foundation.big ]\nmin_cpu_count = 'many'\n")
+    with pytest.raises(InvalidInput, match="min_cpu_count must be a whole number"):
+        resources.read_resources([path])
+    path.write_text("[ foundation.big ]\nrequired_pci_devices = [ 'nvidia' ]\n")
+    with pytest.raises(InvalidInput, match="vendor:device"):
+        await resources.apply_resources(session, resources.read_resources([path]))
