@@ -288,6 +288,7 @@ def build_discovery_image(
     kernel = kernel or find_kernel()
     if not kernel.image.is_file():
         raise BootImageError(f"kernel image {kernel.image} does not exist")
+    check_static(busybox)  # before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     vmlinuz = out_dir / "vmlinuz"
     shutil.copyfile(kernel.image, vmlinuz)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tests.rigs.netns import Netns
 from tests.subcontractor.bmc import require_tools
+from tests.subcontractor.processes import _stop as stop
 
 TFTP_ROOT = Path("/usr/lib/ipxe")  # Debian's ipxe package
 
@@ -110,9 +111,4 @@ def dnsmasq(
             time.sleep(0.05)
         yield served
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process, wait=10)

@@ -98,7 +98,7 @@ pci() {
 
 # The report of docs/boot.md (the discovery report): $1 is the MAC the machine booted from
 report() {
-    booted=$1
+    booted=$(echo "$1" | tr 'A-F' 'a-f')
     macs=$(ethernet | while read -r _ mac; do printf '"%s", ' "$mac"; done)
     macs=${macs%, }
     [ -n "$booted" ] || booted=$(ethernet | head -n 1 | cut -d ' ' -f 2)
