@@ -23,9 +23,9 @@ import pytest
 from contractor.bootimage import build_discovery_image
 from tests.rigs.dhcp import dnsmasq
 from tests.rigs.http import BootHttp, Request, boot_http, text
-from tests.rigs.images import installed_kernel
+from tests.rigs.images import initrd_image, installed_kernel, script_init
 from tests.rigs.netns import network_namespace
-from tests.rigs.vm import Machine, qemu_bmc, qemu_vm
+from tests.rigs.vm import DISK_BOOTED, Machine, qemu_bmc, qemu_vm
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -130,4 +130,76 @@ def test_a_machine_powered_on_over_ipmi_boots_the_discovery_image_and_reports_it
                     f"\n[{firmware}] power-on → first HTTP request {first.at - powered_on:.1f} s,"
                     f" → report {posted.at - powered_on:.1f} s,"
                     f" → off {time.time() - powered_on:.1f} s\n"
+                )
+
+
+LOCAL_DISK = "#!ipxe\nsanboot --no-describe --drive 0x80 || exit 1\n"
+
+
+def test_a_machine_fetches_its_config_signals_and_then_boots_its_disk(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the end-to-end test does with Contractor in the middle: the first boot runs a
+    provisioning initrd (config fetched, completion signalled), the next boots the disk."""
+    image = initrd_image(
+        tmp_path / "files" / "provision",
+        script_init(
+            """
+            uuid=$(arg contractor.uuid)
+            timeout 20 wget -q -O /tmp/config "http://$(endpoint)/config/$uuid"
+            say "config: $(cat /tmp/config)"
+            timeout 20 wget -q -O - --post-data '{"done": true}' "http://$(endpoint)/signal/$uuid"
+            """
+        ),
+    )
+    machine = Machine(name="rig-provision")
+    signalled: list[Request] = []
+
+    def ipxe(request: Request) -> tuple[int, str, bytes]:
+        if signalled:
+            return 200, "text/plain", LOCAL_DISK.encode()
+        endpoint = urlsplit(http.url).netloc
+        script = (
+            "#!ipxe\n"
+            f"kernel /files/provision/vmlinuz console=ttyS0 contractor.uuid=c0ffee"
+            f" contractor.endpoint={endpoint}\n"
+            f"initrd /files/provision/{image.initrd.name}\n"
+            "boot\n"
+        )
+        return 200, "text/plain", script.encode()
+
+    def signal(request: Request) -> tuple[int, str, bytes]:
+        signalled.append(request)
+        return 200, "application/json", b'{"status": "ok"}'
+
+    with network_namespace() as ns, boot_http(str(ns.host_address), tmp_path / "files") as http:
+        http.routes["/ipxe"] = ipxe
+        http.routes["/config/c0ffee"] = text("hostname: web1\n")
+        http.routes["/signal/c0ffee"] = signal
+        chain = f"{http.url}/ipxe?mac=${{net0/mac}}"
+        with (
+            dnsmasq(ns, tmp_path / "dhcp", chain_url=chain),
+            qemu_vm(machine, ns, tmp_path / "vm") as vm,
+            qemu_bmc(vm, tmp_path / "bmc") as bmc,
+        ):
+            bmc.ipmitool("chassis", "power", "on")
+            http.wait_for("POST", "/signal/c0ffee", timeout=90)
+            assert vm.wait_off(timeout=30), "the machine did not power off after signalling"
+            assert signalled[0].json() == {"done": True}
+            assert "discovery: config: hostname: web1" in vm.console()
+            assert DISK_BOOTED not in vm.console()
+
+            bmc.ipmitool("chassis", "power", "on")
+            assert vm.wait_off(timeout=60), "the second boot did not end"
+            asked = [r.path for r in http.requests if r.path.startswith("/ipxe")]
+            assert len(asked) == 2  # the boot script was asked again, and said: the disk
+            kernels = [r for r in http.requests if r.path == "/files/provision/vmlinuz"]
+            assert len(kernels) == 1
+            assert vm.console().index("discovery: config:") < vm.console().index(DISK_BOOTED)
+            assert bmc.power() == "off"
+            first, second = vm.power_on_times()
+            with capsys.disabled():
+                sys.stdout.write(
+                    f"\n[provision] power-on → signal {signalled[0].at - first:.1f} s;"
+                    f" second power-on → disk booted and off {time.time() - second:.1f} s\n"
                 )

@@ -3,9 +3,11 @@ power starts and stops it.
 
 QEMU runs by software emulation (``-accel tcg``: ``/dev/kvm`` is broken on these machines),
 daemonized inside the namespace, its NIC on a tap on the bridge, a small raw disk, its
-serial console written to ``console.log`` (the kernel's ``console=ttyS0``) and its
-firmware's debug port to ``firmware.log``. ``-no-reboot``: a guest reboot (iPXE has no
-power-off command) powers the machine off.
+serial console appended to ``console.log`` (the kernel's ``console=ttyS0``) and its
+firmware's debug port to ``firmware.log``. The disk's first sector is a BIOS boot sector
+that prints ``DISK_BOOTED`` on the console and powers off, so a boot from the local disk
+(iPXE's ``sanboot --drive 0x80``, or the disk first in the boot order) can be seen.
+``-no-reboot``: a guest reboot (iPXE has no power-off command) powers the machine off.
 
 With ``qemu_bmc`` the BMC's chassis control runs the machine's power scripts (written into
 the BMC's node directory; see ``tests/subcontractor/bmc.py``'s hook):
@@ -42,6 +44,26 @@ from tests.subcontractor.bmc import Bmc, ipmi_sim, require_tools
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")  # Debian's ovmf
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
+# A BIOS boot sector for the machine's disk, so "booted from its disk" shows: it writes
+# DISK_BOOTED to COM1 (the serial console) and powers off through the PIIX4 PM port.
+DISK_BOOTED = "contractor-rig: booted from the local disk"
+_BOOT_CODE = bytes.fromhex(
+    "31c08ed8"  # xor ax,ax; mov ds,ax
+    "baf803"  # mov dx,0x3f8
+    "be1d7c"  # mov si,0x7c1d (the message)
+    "fc"  # cld
+    "ac84c07403eeebf8"  # print: lodsb; test al,al; jz done; out dx,al; jmp print
+    "ba0406b80020ef"  # done: mov dx,0x604; mov ax,0x2000; out dx,ax (S5: power off)
+    "f4ebfd"  # hlt; jmp hlt
+)
+
+
+def boot_sector() -> bytes:
+    """The 512-byte sector (code, message, 0x55AA)."""
+    code = _BOOT_CODE + f"\r\n{DISK_BOOTED}\r\n".encode() + b"\0"
+    return code.ljust(510, b"\0") + b"\x55\xaa"
 
 
 def random_mac() -> str:
@@ -88,6 +110,7 @@ class Vm:
         self.tap = netns.add_tap()
         self.disk = directory / "disk.raw"
         with self.disk.open("wb") as disk:
+            disk.write(boot_sector())
             disk.truncate(machine.disk_mib * 1024 * 1024)
         self.console_log = directory / "console.log"
         self.firmware_log = directory / "firmware.log"
@@ -131,8 +154,10 @@ class Vm:
             "-device", f"virtio-blk-pci,drive=disk0,bootindex={2 if nic_first else 1}",
             "-display", "none",
             "-vga", "none",
-            "-serial", f"file:{self.console_log}",
-            "-chardev", f"file,id=firmware,path={self.firmware_log}",
+            # appended to: one console across power cycles
+            "-chardev", f"file,id=console,path={self.console_log},append=on",
+            "-serial", "chardev:console",
+            "-chardev", f"file,id=firmware,path={self.firmware_log},append=on",
             "-device", "isa-debugcon,iobase=0x402,chardev=firmware",
             "-qmp", f"unix:{self.qmp},server=on,wait=off",
             "-no-reboot",

@@ -13,6 +13,7 @@
 #   contractor.debug=1            a shell on the console instead of powering off
 #
 # Other uses, for tests and operators:
+#   CONTRACTOR_INIT_LIB=1 . init.sh   in another /init: the functions only (see the end)
 #   init.sh report                print the report for this machine (SYSFS, PROCFS and
 #                                 CMDLINE name other roots) and exit
 #   init.sh deconfig|bound|renew|leasefail|nak   udhcpc's event script (udhcpc -s /init)
@@ -169,20 +170,19 @@ post() {
     return 1
 }
 
-main() {
+# Mount, load the modules, DHCP: sets $mac to the NIC that got a lease (empty if none)
+bring_up() {
     mount -t proc proc /proc
     mount -t sysfs sysfs /sys
     mount -t devtmpfs devtmpfs /dev 2>/dev/null
     mkdir -p /run /tmp
     while read -r module; do insmod "$module" 2>/dev/null; done < /etc/modules
     mac=$(network)
-    if [ -z "$mac" ]; then
-        say "no NIC got a DHCP lease"
-    else
-        body=$(report "$mac")
-        say "report: $body"
-        post "$body"
-    fi
+    [ -n "$mac" ] || say "no NIC got a DHCP lease"
+}
+
+# Power off, or with contractor.debug=1 a shell on the console first
+finish() {
     if [ "$(arg contractor.debug)" = 1 ]; then
         say "contractor.debug=1: a shell instead of powering off"
         setsid sh -c 'exec sh </dev/console >/dev/console 2>&1'
@@ -191,8 +191,21 @@ main() {
     poweroff -f
 }
 
+main() {
+    bring_up
+    if [ -n "$mac" ]; then
+        body=$(report "$mac")
+        say "report: $body"
+        post "$body"
+    fi
+    finish
+}
+
 case ${1:-} in
     report) report "$(arg contractor.mac)"; exit 0 ;;
     deconfig|bound|renew|leasefail|nak) dhcp_event "$1"; exit 0 ;;
 esac
+# Sourced by another /init (CONTRACTOR_INIT_LIB=1 . init.sh): its functions only
+# (bring_up, finish, arg, say, endpoint, report, post), and udhcpc's events above.
+[ -z "${CONTRACTOR_INIT_LIB:-}" ] || return 0
 main
