@@ -13,6 +13,7 @@ DHCP requests are byte for byte those of a chained ``undionly.kpxe``.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from tests.rigs.dhcp import dnsmasq
 from tests.rigs.http import BootHttp, Request, boot_http, text
 from tests.rigs.images import initrd_image, installed_kernel, script_init
 from tests.rigs.netns import network_namespace
-from tests.rigs.vm import DISK_BOOTED, Machine, qemu_bmc, qemu_vm
+from tests.rigs.vm import DISK_BOOTED, Machine, Vm, process_alive, qemu_bmc, qemu_vm
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -203,3 +204,40 @@ def test_a_machine_fetches_its_config_signals_and_then_boots_its_disk(
                     f"\n[provision] power-on → signal {signalled[0].at - first:.1f} s;"
                     f" second power-on → disk booted and off {time.time() - second:.1f} s\n"
                 )
+
+
+def fail_inside_the_rig(tmp_path: Path, seen: dict[str, object]) -> None:
+    """Power a machine on in the rig, then fail (as a test's assertion would)."""
+    with network_namespace() as ns:
+        seen["namespace"], seen["host_if"] = ns.name, ns.host_if
+        chain = f"http://{ns.host_address}:9/ipxe"
+        with (
+            dnsmasq(ns, tmp_path / "dhcp", chain_url=chain),
+            qemu_vm(Machine(name="rig-failing"), ns, tmp_path / "vm") as vm,
+            qemu_bmc(vm, tmp_path / "bmc") as bmc,
+        ):
+            seen["vm"] = vm
+            bmc.ipmitool("chassis", "power", "on")
+            seen["pid"] = vm.pid()
+            assert vm.running()
+            raise RuntimeError("the test failed")
+
+
+def test_everything_is_stopped_and_the_console_printed_when_a_test_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: dict[str, object] = {}
+    with pytest.raises(RuntimeError, match="the test failed"):
+        fail_inside_the_rig(tmp_path, seen)
+    vm, pid = seen["vm"], seen["pid"]
+    assert isinstance(vm, Vm)
+    assert isinstance(pid, int)
+    assert not vm.running()
+    assert not process_alive(pid)
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert str(seen["namespace"]) not in namespaces
+    links = subprocess.run(["ip", "link", "show"], capture_output=True, text=True).stdout
+    assert str(seen["host_if"]) not in links
+    printed = capsys.readouterr().out
+    assert "----- rig-failing: serial console -----" in printed
+    assert "----- rig-failing: QEMU errors -----" in printed

@@ -24,6 +24,7 @@ power-status   1 while QEMU runs, else 0 (a guest that powered off reads as off)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shlex
@@ -64,6 +65,16 @@ def boot_sector() -> bytes:
     """The 512-byte sector (code, message, 0x55AA)."""
     code = _BOOT_CODE + f"\r\n{DISK_BOOTED}\r\n".encode() + b"\0"
     return code.ljust(510, b"\0") + b"\x55\xaa"
+
+
+def process_alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie whose parent has not reaped it, as
+    a daemonized QEMU's may be, counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def random_mac() -> str:
@@ -122,6 +133,7 @@ class Vm:
             if not OVMF_CODE.is_file():
                 raise AssertionError(f"{OVMF_CODE} is missing (Debian package ovmf)")
             shutil.copyfile(OVMF_VARS, self.uefi_vars)
+        self._last_pid: int | None = None
         self.starts: list[float] = []  # time.time() of each start, for timings
 
     def command(self, boot_order: str | None = None) -> list[str]:
@@ -166,20 +178,16 @@ class Vm:
         )  # fmt: skip
 
     def pid(self) -> int | None:
+        """QEMU's process id while it runs (QEMU removes its pidfile as it exits)."""
         try:
-            return int(self.pidfile.read_text().strip())
+            self._last_pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
+        return self._last_pid
 
     def running(self) -> bool:
         pid = self.pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return pid is not None and process_alive(pid)
 
     def start(self, boot_order: str | None = None) -> None:
         """Start QEMU (returns once it runs; the guest boots on its own)."""
@@ -194,18 +202,21 @@ class Vm:
             raise AssertionError(f"QEMU did not start:\n{self.errors.read_text()}")
 
     def stop(self, timeout: float = 10) -> None:
-        """Stop QEMU if it runs (SIGTERM, then SIGKILL)."""
-        pid = self.pid()
-        if pid is None or not self.running():
+        """Stop QEMU if it runs (SIGTERM, then SIGKILL), and wait until it has exited."""
+        self.pid()
+        pid = self._last_pid
+        if pid is None or not process_alive(pid):
             return
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while self.running() and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if self.running():
-            os.kill(pid, signal.SIGKILL)
-            while self.running():
-                time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        while process_alive(pid):
+            time.sleep(0.05)
 
     def wait_off(self, timeout: float) -> bool:
         """Wait until the guest powers itself off; True if it did within ``timeout``."""
@@ -242,7 +253,9 @@ class Vm:
         scripts = {
             "power-status": (
                 f"pid=$(cat {shlex.quote(str(self.pidfile))} 2>/dev/null)\n"
-                'if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo 1; else echo 0; fi\n'
+                # a zombie (exited, not yet reaped) is off
+                'state=$(sed "s/.*) //" "/proc/${pid:-none}/stat" 2>/dev/null | cut -d " " -f 1)\n'
+                'case $state in ""|Z|X) echo 0 ;; *) echo 1 ;; esac\n'
             ),
             "power-1": (
                 f'[ "$("$(dirname "$0")/power-status")" = 1 ] && exit 0\n'
