@@ -15,12 +15,16 @@ its block ends, also when the block fails::
   veth end, ``namespace_address`` on the bridge, ``address(i)``, ``command(...)``),
   ``require_namespaces`` (the only skip: a machine without namespaces).
 - ``contractor.bootimage``: ``find_kernel``, ``build_initrd(out, init_script, kernel=...)``,
-  ``build_discovery_image``; ``tests.rigs.images`` (``installed_kernel``,
-  ``initrd_image``) wraps them for tests.
+  ``build_discovery_image``; ``tests.rigs.images`` wraps them for tests:
+  ``installed_kernel``, ``initrd_image(directory, init)``, ``script_init(body)`` (a shell
+  ``/init`` around the discovery script's ``bring_up``/``finish``, e.g. fetch
+  ``/config/<uuid>`` and signal).
 - ``tests.rigs.vm``: ``Machine`` (what the VM is: MAC, CPUs, memory, disk, serial, UUID,
-  firmware), ``qemu_vm`` → ``Vm`` (``start``, ``stop``, ``running``, ``wait_off``,
-  ``console``, ``diagnostics``, ``power_on_times``), ``qemu_bmc`` → ``Bmc`` (``port``,
-  ``ipmitool(...)``, ``power()``, ``boot_device()``).
+  firmware ``bios``/``uefi``), ``qemu_vm`` → ``Vm`` (``start``, ``stop``, ``running``,
+  ``wait_off``, ``console``, ``diagnostics``, ``power_on_times``), ``qemu_bmc`` → ``Bmc``
+  (``port``, ``username``, ``password``, ``ipmitool(...)``, ``power()``,
+  ``boot_device()``: what an ``ipmi`` Foundation points at). ``DISK_BOOTED`` appears on
+  the console when the machine boots its local disk.
 - ``tests.rigs.dhcp``: ``dnsmasq`` (DHCP, TFTP of Debian's iPXE, chain URL, RA).
 - ``tests.rigs.http``: ``boot_http`` → ``BootHttp`` (``url``, ``routes``, ``requests``,
   ``wait_for``).

@@ -10,10 +10,12 @@ provisioning network of the boot tests.
     └──────────────────────┘       │        tap0, tap1 ... (QEMU NICs)       │
                                    └─────────────────────────────────────────┘
 
-Processes on the host (an HTTP server, ``contractor serve``, a subcontractor) reach the
-machines on the bridge through ``host_address``; processes run inside the namespace
-(``Netns.run`` / ``Netns.command``: dnsmasq, QEMU) see only the bridge. The bridge also has
-an IPv6 ULA so a DHCP server can send router advertisements (iPXE waits ~13 s without one).
+Processes on the host (an HTTP server, ``contractor serve``, a subcontractor and the
+dnsmasq it runs on ``host_if``) reach the machines on the bridge through ``host_address``;
+processes run inside the namespace (``Netns.run`` / ``Netns.command``: the rig's dnsmasq,
+QEMU) see only the bridge. Both sides also have an address of an IPv6 ULA /64 (``ula``:
+``::1`` on ``host_if``, ``::2`` on the bridge) so a DHCP server on either can send router
+advertisements (iPXE waits ~13 s for IPv6 without one).
 Everything is removed when the block ends, whatever happened in it.
 """
 
@@ -153,9 +155,10 @@ def network_namespace(
         _ip("-n", name, "link", "add", ns.bridge, "type", "bridge", "stp_state", "0")
         _ip("-n", name, "link", "set", ns.bridge, "type", "bridge", "forward_delay", "0")
         _ip("-n", name, "addr", "add", f"{ns.namespace_address}/{prefix}", "dev", ns.bridge)
-        _ip("-n", name, "addr", "add", f"{ns.ula.network_address + 1}/64", "dev", ns.bridge)
+        _ip("-n", name, "addr", "add", f"{ns.ula.network_address + 2}/64", "dev", ns.bridge)
         _ip("-n", name, "link", "set", peer, "master", ns.bridge, "up")
         _ip("-n", name, "link", "set", ns.bridge, "up")
         _ip("addr", "add", f"{ns.host_address}/{prefix}", "dev", ns.host_if)
+        _ip("addr", "add", f"{ns.ula.network_address + 1}/64", "dev", ns.host_if, "nodad")
         _ip("link", "set", ns.host_if, "up")
         yield ns

@@ -100,7 +100,8 @@ pci() {
 # The report of docs/boot.md (the discovery report): $1 is the MAC the machine booted from
 report() {
     booted=$(echo "$1" | tr 'A-F' 'a-f')
-    macs=$(ethernet | while read -r _ mac; do printf '"%s", ' "$mac"; done)
+    # at most 64 MACs (the report's limit)
+    macs=$(ethernet | head -n 64 | while read -r _ mac; do printf '"%s", ' "$mac"; done)
     macs=${macs%, }
     [ -n "$booted" ] || booted=$(ethernet | head -n 1 | cut -d ' ' -f 2)
     dmi="$SYSFS/class/dmi/id"
