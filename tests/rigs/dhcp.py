@@ -30,6 +30,7 @@ class Dnsmasq:
     log: Path
     leases: Path
     tftp_root: Path
+    interface: str
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -54,16 +55,20 @@ def dnsmasq(
     bios_bootfile: str = "undionly.kpxe",
     uefi_bootfile: str = "snponly.efi",
     tftp_root: Path = TFTP_ROOT,
+    on_host: bool = False,
 ) -> Iterator[Dnsmasq]:
     """dnsmasq on the namespace's bridge until the block ends: leases ``.first``..``.last``;
     to PXE firmware, iPXE over TFTP from ``tftp_root`` by client architecture (option 93:
-    BIOS ``bios_bootfile``, x86-64 UEFI ``uefi_bootfile``); to iPXE, ``chain_url``."""
+    BIOS ``bios_bootfile``, x86-64 UEFI ``uefi_bootfile``); to iPXE, ``chain_url``.
+    ``on_host``: run it in the host's namespace on the veth's host end instead, as a
+    subcontractor on the host does (``Dnsmasq.interface`` names the interface)."""
     require_tools("dnsmasq")
     for bootfile in (bios_bootfile, uefi_bootfile):
         if not (tftp_root / bootfile).is_file():
             raise AssertionError(f"{tftp_root / bootfile} is missing (Debian package ipxe)")
     directory.mkdir(parents=True, exist_ok=True)
-    served = Dnsmasq(directory / "dnsmasq.log", directory / "leases", tftp_root)
+    interface = netns.host_if if on_host else netns.bridge
+    served = Dnsmasq(directory / "dnsmasq.log", directory / "leases", tftp_root, interface)
     config = directory / "dnsmasq.conf"
     config.write_text(
         "\n".join(
@@ -71,7 +76,7 @@ def dnsmasq(
                 "port=0",
                 "no-resolv",
                 "no-hosts",
-                f"interface={netns.bridge}",
+                f"interface={interface}",
                 "bind-interfaces",
                 "user=root",
                 f"dhcp-leasefile={served.leases}",
@@ -81,7 +86,7 @@ def dnsmasq(
                 f"dhcp-range={netns.address(first)},{netns.address(last)},"
                 f"{netns.network.netmask},10m",
                 f"dhcp-option=option:router,{netns.namespace_address}",
-                f"dhcp-range=::,constructor:{netns.bridge},ra-only",
+                f"dhcp-range=::,constructor:{interface},ra-only",
                 "enable-ra",
                 "enable-tftp",
                 f"tftp-root={tftp_root}",
@@ -95,9 +100,10 @@ def dnsmasq(
             ]
         )
     )
+    argv = ["dnsmasq", "--keep-in-foreground", f"--conf-file={config}"]
     with (directory / "dnsmasq.err").open("wb") as errors:
         process = subprocess.Popen(
-            netns.command("dnsmasq", "--keep-in-foreground", f"--conf-file={config}"),
+            argv if on_host else netns.command(*argv),
             stdout=subprocess.DEVNULL,
             stderr=errors,
         )
