@@ -13,6 +13,7 @@ import click
 from pydantic import ValidationError
 
 from contractor.cli_accounts import token, user
+from contractor.cli_bootimage import discovery_image
 from contractor.command import (
     DEBUG,
     ContractorGroup,
@@ -567,3 +568,4 @@ main.add_command(subcontractor_token)
 
 main.add_command(user)
 main.add_command(token)
+main.add_command(discovery_image)
