@@ -1,0 +1,207 @@
+// Address blocks with used and free offsets, DNS zones with their published text and
+// problems, webhook targets with their delivery log.
+
+import { ERROR_FIELDS, gql, result } from "./api.js";
+import { action, badge, failure, fields, h, heading, link, section, table, when } from "./dom.js";
+
+const BLOCKS = `{
+  addressBlocks(first: 1000) { totalCount nodes {
+    id name cidr gateway netmask size site { name }
+    usage { total static reserved dynamic free }
+  } }
+}`;
+
+const BLOCK = `query ($id: Int!) {
+  addressBlock(id: $id) {
+    id name cidr gateway gatewayOffset netmask size site { name }
+    usage { total static reserved dynamic free }
+    addresses {
+      __typename id offset ipAddress
+      ... on Address { interfaceName isPrimary structure { id hostname } }
+      ... on ReservedAddress { reason }
+      ... on DynamicAddress { pxe { name } }
+    }
+  }
+  dhcpPools(first: 1000) { nodes { id firstOffset lastOffset description addressBlock { id } } }
+}`;
+
+const ZONES = `{
+  publishedZones { name kind serial valid text problems { code message record } }
+}`;
+
+const HOOKS = `{
+  webhookTargets { id name url active cursor created filter { objectTypes kinds siteId blueprintId } }
+  webhookDeliveries(first: 100) {
+    id targetId eventCursor objectKey state attempts created nextAttemptAt lastAttemptAt
+    responseCode error finishedAt
+  }
+}`;
+
+function used(usage) {
+  const taken = usage.static + usage.reserved + usage.dynamic;
+  return h(
+    "span",
+    { class: "usage" },
+    h("meter", { min: "0", max: String(usage.total), value: String(taken), "aria-label": "used addresses" }),
+    ` ${taken} used, ${usage.free} free of ${usage.total}`,
+  );
+}
+
+export async function blocks() {
+  const data = (await gql(BLOCKS)).addressBlocks;
+  return h(
+    "div",
+    {},
+    heading("Address blocks"),
+    table(
+      "address blocks",
+      [
+        ["Block", (b) => link(`#/block/${b.id}`, b.name)],
+        ["Subnet", (b) => b.cidr],
+        ["Site", (b) => b.site.name],
+        ["Gateway", (b) => b.gateway || "—"],
+        ["Static", (b) => b.usage.static],
+        ["Reserved", (b) => b.usage.reserved],
+        ["Dynamic", (b) => b.usage.dynamic],
+        ["Used / free", (b) => used(b.usage)],
+      ],
+      data.nodes,
+      "no address block",
+    ),
+  );
+}
+
+export async function block({ args }) {
+  const data = await gql(BLOCK, { id: Number(args[0]) });
+  const b = data.addressBlock;
+  if (!b) throw new Error(`there is no address block ${args[0]}`);
+  const pools = data.dhcpPools.nodes.filter((pool) => pool.addressBlock.id === b.id);
+  const rows = [...b.addresses].sort((x, y) => Number(x.offset) - Number(y.offset));
+  return h(
+    "div",
+    {},
+    heading(`Address block ${b.name} ${b.cidr}`),
+    fields([
+      ["Site", b.site.name],
+      ["Gateway", b.gateway ? `${b.gateway} (offset ${b.gatewayOffset})` : null],
+      ["Netmask", b.netmask],
+      ["Size", b.size],
+      ["Used", used(b.usage)],
+      ["Structures in it", link(`#/structures?block=${b.id}`, "list them")],
+    ]),
+    section(
+      "Used offsets",
+      table(
+        "used offsets",
+        [
+          ["Offset", (a) => a.offset],
+          ["IP address", (a) => a.ipAddress],
+          ["Use", (a) => ({ Address: "static", ReservedAddress: "reserved", DynamicAddress: "dynamic" })[a.__typename] || a.__typename],
+          [
+            "For",
+            (a) =>
+              a.structure
+                ? [link(`#/structure/${a.structure.id}`, a.structure.hostname), ` ${a.interfaceName}${a.isPrimary ? " (primary)" : ""}`]
+                : a.reason || (a.pxe ? `boots ${a.pxe.name}` : "—"),
+          ],
+        ],
+        rows,
+        "every offset is free",
+      ),
+    ),
+    section(
+      "DHCP pools",
+      table(
+        "DHCP pools",
+        [["Offsets", (p) => `${p.firstOffset}–${p.lastOffset}`], ["Description", (p) => p.description || "—"]],
+        pools,
+        "no DHCP pool",
+      ),
+    ),
+  );
+}
+
+export async function zones() {
+  const data = await gql(ZONES);
+  return h(
+    "div",
+    {},
+    heading("DNS zones"),
+    data.publishedZones.length
+      ? data.publishedZones.map((zone) =>
+          section(
+            `Zone ${zone.name}`,
+            fields([
+              ["Kind", zone.kind],
+              ["Serial", zone.serial ?? "never published"],
+              ["Valid", zone.valid ? badge("valid") : badge("invalid")],
+            ]),
+            zone.problems.length
+              ? h("ul", { class: "problems" }, zone.problems.map((p) => h("li", {}, h("strong", {}, p.code), `: ${p.message}`, p.record ? ` (${p.record})` : "")))
+              : h("p", {}, "No problems."),
+            h("details", {}, h("summary", {}, "Published text"), h("pre", { class: "zone" }, zone.text ?? "(none yet)")),
+          ),
+        )
+      : h("p", { class: "empty" }, "no zone"),
+  );
+}
+
+export async function webhooks(context) {
+  let data;
+  try {
+    data = await gql(HOOKS);
+  } catch (error) {
+    return h("div", {}, failure(error), h("p", { class: "hint" }, "Webhook targets and their deliveries are shown to admins."));
+  }
+  const names = new Map(data.webhookTargets.map((t) => [t.id, t.name]));
+  const deliveryAction = (d, label, mutation, what) =>
+    action(label, `${label} delivery #${d.id}?`, what, async () =>
+      result((await gql(`mutation ($id: Int!) { ${mutation}(id: $id) { ... on WebhookDelivery { id state } ${ERROR_FIELDS} } }`, { id: d.id }))[mutation]),
+      () => context.refresh(),
+    );
+  return h(
+    "div",
+    {},
+    heading("Webhooks"),
+    section(
+      "Targets",
+      table(
+        "webhook targets",
+        [
+          ["Name", (t) => t.name],
+          ["URL", (t) => h("code", {}, t.url)],
+          ["Active", (t) => (t.active ? "yes" : "no")],
+          ["Filter", (t) => [t.filter.objectTypes?.join(", ") || "any object", " / ", t.filter.kinds?.join(", ") || "any kind"]],
+          ["Delivered up to", (t) => `event ${t.cursor}`],
+        ],
+        data.webhookTargets,
+        "no webhook target",
+      ),
+    ),
+    section(
+      "Delivery log (newest first)",
+      table(
+        "webhook deliveries",
+        [
+          ["Delivery", (d) => `#${d.id} to ${names.get(d.targetId) || d.targetId}`],
+          ["Event", (d) => `${d.objectKey} (event ${d.eventCursor})`],
+          ["State", (d) => badge(d.state)],
+          ["Attempts", (d) => d.attempts],
+          ["Last answer", (d) => (d.responseCode ? `HTTP ${d.responseCode}` : d.error || "—")],
+          ["Next attempt", (d) => (d.finishedAt ? when(d.finishedAt) : when(d.nextAttemptAt))],
+          [
+            "",
+            (d) =>
+              context.can("admin")
+                ? d.finishedAt
+                  ? deliveryAction(d, "Retry", "retryWebhookDelivery", `Delivery #${d.id} is posted again to ${names.get(d.targetId)} now.`)
+                  : deliveryAction(d, "Cancel", "cancelWebhookDelivery", `Delivery #${d.id} is given up: it is not posted again.`)
+                : null,
+          ],
+        ],
+        data.webhookDeliveries,
+        "nothing delivered yet",
+      ),
+    ),
+  );
+}
