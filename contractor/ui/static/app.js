@@ -167,6 +167,14 @@ function showLogin(main) {
   user.focus();
 }
 
+// `/ui/#token=...` (the demo prints one) logs in with that token; the fragment never
+// reaches the server, and it is taken out of the address bar at once.
+const given = /^#token=([^&]+)$/.exec(location.hash);
+if (given) {
+  setToken(decodeURIComponent(given[1]));
+  history.replaceState(null, "", `${location.pathname}#/`);
+}
+
 window.addEventListener("hashchange", show);
 window.addEventListener("contractor:logged-out", () => {
   me = null;

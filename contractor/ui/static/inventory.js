@@ -40,7 +40,9 @@ function scope(name, below) {
 }
 
 function select(id, label, value, options) {
-  return [
+  return h(
+    "div",
+    { class: "field" },
     h("label", { for: id }, label),
     h(
       "select",
@@ -50,14 +52,16 @@ function select(id, label, value, options) {
         h("option", { value: optionValue, selected: String(optionValue) === value }, text),
       ),
     ),
-  ];
+  );
 }
 
 function input(id, label, value, hint) {
-  return [
+  return h(
+    "div",
+    { class: "field" },
     h("label", { for: id }, label),
     h("input", { id, name: id.replace(/^f-/, ""), value: value || "", placeholder: hint, type: "search" }),
-  ];
+  );
 }
 
 function filterForm(route, params, controls) {

@@ -46,7 +46,7 @@ export async function list() {
 }
 
 function scriptView(source, line) {
-  const lines = source.split("\n");
+  const lines = source.replace(/\n+$/, "").split("\n");
   return h(
     "ol",
     { class: "script", id: "script", "aria-label": "the job's script" },
@@ -111,6 +111,20 @@ export async function render(context) {
   const tasks = h("div", { id: "job-tasks" }, taskTable(job.tasks));
   const buttons = h("div", { class: "actions", role: "group", "aria-label": "job actions" });
   const status = h("div", { id: "job-status" }, json(scrub(job.status)));
+  const target = job.foundation
+    ? link(`#/foundation/${encodeURIComponent(job.foundation.locator)}`, job.target)
+    : job.structure
+      ? link(`#/structure/${job.structure.id}`, job.target)
+      : job.target;
+  const facts = (current) =>
+    fields([
+      ["Target", target],
+      ["Created by", current.creator],
+      ["Created", when(current.created)],
+      ["Started", when(current.startedAt)],
+      ["Finished", when(current.finishedAt)],
+    ]);
+  const about = h("div", { id: "job-fields" }, facts(job));
 
   const drawActions = (current) => {
     buttons.replaceChildren();
@@ -145,6 +159,7 @@ export async function render(context) {
         log.replaceChildren(logTable(fresh.log));
         tasks.replaceChildren(taskTable(fresh.tasks));
         status.replaceChildren(json(scrub(fresh.status)));
+        about.replaceChildren(facts(fresh));
       } catch {
         /* the next update reads again */
       }
@@ -169,11 +184,6 @@ export async function render(context) {
     clearTimeout(reading);
   });
 
-  const target = job.foundation
-    ? link(`#/foundation/${encodeURIComponent(job.foundation.locator)}`, job.target)
-    : job.structure
-      ? link(`#/structure/${job.structure.id}`, job.target)
-      : job.target;
   return h(
     "div",
     {},
@@ -181,16 +191,7 @@ export async function render(context) {
     h("div", { class: "progress" }, h("span", { id: "progress-label" }, "Progress"), bar, percent),
     message,
     buttons,
-    section(
-      "Fields",
-      fields([
-        ["Target", target],
-        ["Created by", job.creator],
-        ["Created", when(job.created)],
-        ["Started", when(job.startedAt)],
-        ["Finished", when(job.finishedAt)],
-      ]),
-    ),
+    section("Fields", about),
     section("Script", view),
     section("Log", log),
     section("Tasks", tasks),

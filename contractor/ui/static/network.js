@@ -2,7 +2,7 @@
 // problems, webhook targets with their delivery log.
 
 import { ERROR_FIELDS, gql, result } from "./api.js";
-import { action, badge, failure, fields, h, heading, link, section, table, when } from "./dom.js";
+import { action, badge, fields, h, heading, link, section, table, when } from "./dom.js";
 
 const BLOCKS = `{
   addressBlocks(first: 1000) { totalCount nodes {
@@ -13,7 +13,7 @@ const BLOCKS = `{
 
 const BLOCK = `query ($id: Int!) {
   addressBlock(id: $id) {
-    id name cidr gateway gatewayOffset netmask size site { name }
+    id name version cidr gateway gatewayOffset netmask size site { name }
     usage { total static reserved dynamic free }
     addresses {
       __typename id offset ipAddress
@@ -71,12 +71,26 @@ export async function blocks() {
   );
 }
 
+/** The free offsets of an IPv4 block (usable: 1 to the usage total) as ranges, e.g. "5–9, 12". */
+function freeRanges(used, last) {
+  const taken = [...new Set(used.map((a) => BigInt(a.offset)))].sort((x, y) => (x < y ? -1 : 1));
+  const ranges = [];
+  let next = 1n;
+  for (const offset of [...taken, last + 1n]) {
+    if (offset > next) ranges.push(offset - 1n === next ? `${next}` : `${next}–${offset - 1n}`);
+    if (offset >= next) next = offset + 1n;
+  }
+  return ranges.length ? ranges.join(", ") : "none";
+}
+
 export async function block({ args }) {
   const data = await gql(BLOCK, { id: Number(args[0]) });
   const b = data.addressBlock;
   if (!b) throw new Error(`there is no address block ${args[0]}`);
   const pools = data.dhcpPools.nodes.filter((pool) => pool.addressBlock.id === b.id);
-  const rows = [...b.addresses].sort((x, y) => Number(x.offset) - Number(y.offset));
+  const rows = [...b.addresses];
+  if (b.gatewayOffset !== null) rows.push({ __typename: "gateway", offset: b.gatewayOffset, ipAddress: b.gateway, reason: "the gateway" });
+  rows.sort((x, y) => Number(x.offset) - Number(y.offset));
   return h(
     "div",
     {},
@@ -96,7 +110,7 @@ export async function block({ args }) {
         [
           ["Offset", (a) => a.offset],
           ["IP address", (a) => a.ipAddress],
-          ["Use", (a) => ({ Address: "static", ReservedAddress: "reserved", DynamicAddress: "dynamic" })[a.__typename] || a.__typename],
+          ["Use", (a) => ({ Address: "static", ReservedAddress: "reserved", DynamicAddress: "dynamic", gateway: "reserved" })[a.__typename] || a.__typename],
           [
             "For",
             (a) =>
@@ -109,6 +123,7 @@ export async function block({ args }) {
         "every offset is free",
       ),
     ),
+    b.version === 4 ? section("Free offsets", h("p", { id: "free-offsets" }, freeRanges(rows, BigInt(b.usage.total)))) : null,
     section(
       "DHCP pools",
       table(
@@ -151,7 +166,13 @@ export async function webhooks(context) {
   try {
     data = await gql(HOOKS);
   } catch (error) {
-    return h("div", {}, failure(error), h("p", { class: "hint" }, "Webhook targets and their deliveries are shown to admins."));
+    return h(
+      "div",
+      {},
+      heading("Webhooks"),
+      h("p", { class: "failure", role: "alert" }, error.words || error.message),
+      h("p", { class: "hint" }, "Webhook targets and their deliveries are shown to admins."),
+    );
   }
   const names = new Map(data.webhookTargets.map((t) => [t.id, t.name]));
   const deliveryAction = (d, label, mutation, what) =>
