@@ -296,3 +296,50 @@ def test_keyboard_labels_and_a_phone_width(demo: Demo) -> None:
         phone.title_is("Foundations")
         assert "of 3" in phone.text()
         phone.assert_stayed_home()
+
+
+def test_the_dashboard_resumes_from_its_last_cursor_after_a_dropped_connection(
+    demo: Demo, browser: Browser
+) -> None:
+    # the test keeps a hand on the page's sockets (the console itself does not expose them)
+    browser.driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {
+            "source": "window.sockets = []; const Real = window.WebSocket;"
+            "window.WebSocket = function (...a) { const s = new Real(...a);"
+            " window.sockets.push(s); return s; };"
+        },
+    )
+    browser.login("ada", PASSWORD)
+    browser.wait(lambda d: d.find_element(By.ID, "live").text == "live")
+    touch = (
+        'mutation ($d: String!) { updateSite(name: "demo-west", description: $d) { __typename } }'
+    )
+    demo.ask(touch, d="seen live")
+    browser.wait(lambda d: "site demo-west updated" in d.find_element(By.ID, "recent-events").text)
+    browser.collect()
+    seen = [json.loads(frame) for frame in browser.frames if '"events"' in frame]
+    last = seen[-1]["payload"]["data"]["events"]["cursor"]
+    # the connection drops (and cannot come back at once): what happens meanwhile is not lost
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd("Network.emulateNetworkConditions", offline)
+    browser.driver.execute_script("window.sockets.at(-1).close(4000, 'dropped by the test')")
+    browser.wait(lambda d: d.find_element(By.ID, "live").text == "reconnecting")
+    demo.ask(touch, d="changed while away")
+    demo.ask('mutation { updateSite(name: "demo-east", description: "also away") { __typename } }')
+    browser.driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions", {**offline, "offline": False}
+    )
+    browser.wait(lambda d: "site demo-east updated" in d.find_element(By.ID, "recent-events").text)
+    shown = browser.text("#recent-events")
+    assert shown.count("site demo-west updated") == 2, shown  # missed nothing, nothing twice
+    assert browser.text("#live") == "live"
+    # it asked for what came after the last cursor it had received
+    sent = [
+        json.loads(entry["message"])["message"]["params"]["response"]["payloadData"]
+        for entry in browser.driver.get_log("performance")
+        if '"Network.webSocketFrameSent"' in entry["message"]
+    ]
+    again = [json.loads(frame) for frame in sent if '"subscribe"' in frame]
+    assert again[-1]["payload"]["variables"] == {"after": last}, again

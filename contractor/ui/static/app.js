@@ -78,6 +78,7 @@ async function show() {
   }
   main.replaceChildren(page);
   main.removeAttribute("aria-busy");
+  performance.mark("contractor:drawn", { detail: route }); // bench/console_bench.py reads it
   document.title = `${document.getElementById("page-title")?.textContent || "Console"} · Contractor`;
   const title = document.getElementById("page-title");
   if (title && document.activeElement?.closest?.("#main") == null) title.focus({ preventScroll: true });

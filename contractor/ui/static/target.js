@@ -12,6 +12,7 @@ const FOUNDATION = `query ($locator: String!) {
     site { name } blueprint { name scripts { role script { name } } }
     interfaces { name physicalLocation mac isProvisioning linkName network { name } pxe { name } }
     structure { id hostname state }
+    dependency { id link state structure { id hostname } dependency { id } }
     configExplain
   }
   impact(of: { foundation: $locator }) { kind id name state path }
@@ -28,10 +29,6 @@ const STRUCTURE = `query ($id: Int!) {
     configExplain
   }
   impact(of: { structure: $id }) { kind id name state path }
-  dependencies(first: 1000) { nodes {
-    id link state createScriptName destroyScriptName
-    structure { id } foundation { locator } dependency { id } scriptStructure { id hostname }
-  } }
 }`;
 
 const JOBS = `query ($site: String!) {
@@ -66,6 +63,11 @@ export function provenance(explained) {
   );
 }
 
+function dependencyText(d) {
+  const on = d.structure ? link(`#/structure/${d.structure.id}`, `structure ${d.structure.hostname}`) : `dependency #${d.dependency?.id}`;
+  return [`dependency #${d.id} (${d.link}) on `, on, " ", badge(d.state)];
+}
+
 function impactTable(rows) {
   return table(
     "what depends on it",
@@ -88,9 +90,19 @@ function impactTable(rows) {
   );
 }
 
-async function targetJobs(site, label) {
-  const jobs = (await gql(JOBS, { site })).jobs.filter((job) => job.target === label);
-  return jobTable(`jobs of ${label}`, jobs, "no job yet");
+/** A target's page: its name and state, the jobs to start, `sections`, then its jobs. */
+async function targetPage(context, kind, name, variables, target, sections) {
+  const label = `${kind} ${name}`;
+  const mine = (await gql(JOBS, { site: target.site.name })).jobs.filter((job) => job.target === label);
+  const busy = mine.some((job) => ["WAITING", "QUEUED", "PAUSED", "ERROR"].includes(job.state));
+  return h(
+    "div",
+    {},
+    heading(`${kind[0].toUpperCase()}${kind.slice(1)} ${name} `, badge(target.state)),
+    starters(context, kind, name, variables, target.state, target.blueprint.scripts, busy),
+    sections,
+    section("Jobs", jobTable(`jobs of ${label}`, mine, "no job yet")),
+  );
 }
 
 /** The buttons of the jobs an operator may start here; none for a reader. */
@@ -126,13 +138,7 @@ export async function foundation(context) {
   const data = await gql(FOUNDATION, { locator });
   const f = data.foundation;
   if (!f) throw new Error(`there is no foundation "${locator}"`);
-  const jobs = await targetJobs(f.site.name, `foundation ${f.locator}`);
-  const busy = jobs.querySelector?.(".state-waiting, .state-queued, .state-paused, .state-error");
-  return h(
-    "div",
-    {},
-    heading(`Foundation ${f.locator} `, badge(f.state)),
-    starters(context, "foundation", f.locator, { f: f.locator }, f.state, f.blueprint.scripts, busy),
+  return targetPage(context, "foundation", f.locator, { f: f.locator }, f, [
     section(
       "Fields",
       fields([
@@ -141,6 +147,7 @@ export async function foundation(context) {
         ["Blueprint", f.blueprint.name],
         ["Structure", f.structure ? link(`#/structure/${f.structure.id}`, f.structure.hostname) : null],
         ["Classes", f.classList.join(", ") || null],
+        ["Waits for", f.dependency ? dependencyText(f.dependency) : null],
         ["Located", when(f.locatedAt)],
         ["Built", when(f.builtAt)],
         ["Created", when(f.created)],
@@ -168,8 +175,7 @@ export async function foundation(context) {
     ),
     section("Configuration", provenance(f.configExplain)),
     section("Impact", impactTable(data.impact)),
-    section("Jobs", jobs),
-  );
+  ]);
 }
 
 export async function structure(context) {
@@ -177,14 +183,7 @@ export async function structure(context) {
   const data = await gql(STRUCTURE, { id });
   const s = data.structure;
   if (!s) throw new Error(`there is no structure ${context.args[0]}`);
-  const jobs = await targetJobs(s.site.name, `structure ${s.hostname}`);
-  const busy = jobs.querySelector?.(".state-waiting, .state-queued, .state-paused, .state-error");
-  const mine = data.dependencies.nodes.filter((d) => d.structure?.id === s.id || d.scriptStructure?.id === s.id);
-  return h(
-    "div",
-    {},
-    heading(`Structure ${s.hostname} `, badge(s.state)),
-    starters(context, "structure", s.hostname, { s: s.id }, s.state, s.blueprint.scripts, busy),
+  return targetPage(context, "structure", s.hostname, { s: s.id }, s, [
     section(
       "Fields",
       fields([
@@ -222,19 +221,11 @@ export async function structure(context) {
     section("Configuration", provenance(s.configExplain)),
     section(
       "Dependencies",
-      table(
-        "dependencies",
-        [
-          ["Dependency", (d) => `#${d.id} (${d.link})`],
-          ["State", (d) => badge(d.state)],
-          ["On", (d) => (d.foundation ? link(`#/foundation/${encodeURIComponent(d.foundation.locator)}`, `foundation ${d.foundation.locator}`) : d.dependency ? `dependency #${d.dependency.id}` : "—")],
-          ["Scripts run on", (d) => (d.scriptStructure ? link(`#/structure/${d.scriptStructure.id}`, d.scriptStructure.hostname) : "—")],
-        ],
-        mine,
-        `it depends on its foundation ${s.foundation.locator} only`,
-      ),
+      fields([
+        ["Its foundation", [link(`#/foundation/${encodeURIComponent(s.foundation.locator)}`, s.foundation.locator), " ", badge(s.foundation.state)]],
+        ["Its complex", s.complex ? [s.complex.name, " ", badge(s.complex.state)] : null],
+      ]),
     ),
     section("Impact", impactTable(data.impact)),
-    section("Jobs", jobs),
-  );
+  ]);
 }
