@@ -51,6 +51,7 @@ PAGES = [
     ("foundation", "#/foundation/node000001"),
     ("jobs", "#/jobs"),
     ("address blocks", "#/blocks"),
+    ("address block (/16, 2,500 used)", "#/block/1"),
     ("DNS zones", "#/zones"),
 ]
 

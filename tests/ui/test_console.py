@@ -130,6 +130,7 @@ def test_an_operator_logs_in_and_walks_every_page(demo: Demo, browser: Browser) 
         ("#/blocks", "Address blocks", ["10.20.1.0/24", "free of 254"]),
         ("#/block/1", "Address block", ["the gateway", "east-web01", "Free offsets", "5\u2013254"]),
         ("#/zones", "DNS zones", ["demo.test", "No problems.", "Published text"]),
+        ("#/zones?zone=demo.test", "DNS zones", ["SOA", "east-web01", "in-addr.arpa"]),
         ("#/webhooks", "Webhooks", ["admins"]),
     ]
     for fragment, title, words in pages:
@@ -138,6 +139,17 @@ def test_an_operator_logs_in_and_walks_every_page(demo: Demo, browser: Browser) 
         shown = browser.text()
         for word in words:
             assert word in shown, (fragment, word, shown[:2000])
+    # paging: forward by the cursor, back to the first page; the place is in the address
+    browser.go("#/structures?size=4")
+    browser.title_is("Structures")
+    assert "1\u20134 of 6" in browser.text(".pager")
+    browser.driver.find_element(By.LINK_TEXT, "Next page").click()
+    browser.wait(lambda d: "5\u20136 of 6" in d.find_element(By.CSS_SELECTOR, ".pager").text)
+    assert "after=" in browser.driver.current_url
+    assert not browser.driver.find_elements(By.LINK_TEXT, "Next page")  # the last page
+    assert "west-web03" in browser.text("table")
+    browser.driver.find_element(By.LINK_TEXT, "First page").click()
+    browser.wait(lambda d: "1\u20134 of 6" in d.find_element(By.CSS_SELECTOR, ".pager").text)
     # every page's screenshot, for people to look at (the artefacts folder)
     for fragment, name in (
         ("#/sites?site=demo", "sites"),

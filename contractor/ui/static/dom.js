@@ -147,7 +147,7 @@ export function action(label, title, what, act, done = () => {}, name = null) {
 
 /** Forward paging over a connection: "first page" and "next page" links. */
 export function pager(route, params, pageInfo, page, shown, total) {
-  const from = shown ? (page - 1) * PAGE + 1 : 0;
+  const from = shown ? (page - 1) * pageSize(params) + 1 : 0;
   const range = shown ? `${from}–${from + shown - 1} of ${total}` : `none of ${total}`;
   const parts = [h("span", { class: "count", role: "status" }, range)];
   if (page > 1) parts.push(link(hashOf(route, { ...params, after: null, page: null }), "First page"));
@@ -158,6 +158,12 @@ export function pager(route, params, pageInfo, page, shown, total) {
 }
 
 export const PAGE = 50;
+
+/** The rows per page the address asks for (`size=`, 1 to 200), else 50. */
+export function pageSize(params) {
+  const asked = Number.parseInt(params.size, 10);
+  return asked >= 1 && asked <= 200 ? asked : PAGE;
+}
 
 export function hashOf(route, params = {}) {
   const query = new URLSearchParams();

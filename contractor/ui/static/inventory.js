@@ -1,7 +1,7 @@
 // Foundations and structures as filterable, paged tables (the filters live in the URL).
 
 import { gql } from "./api.js";
-import { PAGE, badge, h, hashOf, heading, link, pager, table } from "./dom.js";
+import { badge, h, hashOf, heading, link, pageSize, pager, table } from "./dom.js";
 
 const CHOICES = `query ($kind: BluePrintKind!) {
   sites(first: 1000) { nodes { name } }
@@ -39,7 +39,7 @@ function scope(name, below) {
   return name ? { name, includeDescendants: below !== "no" } : null;
 }
 
-function select(id, label, value, options) {
+function select(id, label, value, options, none = "any") {
   return h(
     "div",
     { class: "field" },
@@ -47,7 +47,7 @@ function select(id, label, value, options) {
     h(
       "select",
       { id, name: id.replace(/^f-/, "") },
-      h("option", { value: "" }, "any"),
+      none ? h("option", { value: "" }, none) : null,
       options.map(([optionValue, text]) =>
         h("option", { value: optionValue, selected: String(optionValue) === value }, text),
       ),
@@ -62,6 +62,13 @@ function input(id, label, value, hint) {
     h("label", { for: id }, label),
     h("input", { id, name: id.replace(/^f-/, ""), value: value || "", placeholder: hint, type: "search" }),
   );
+}
+
+function sizes(params) {
+  const choices = [25, 50, 100, 200].map((n) => [String(n), `${n}`]);
+  const chosen = String(pageSize(params));
+  if (!choices.some(([value]) => value === chosen)) choices.unshift([chosen, chosen]);
+  return select("f-size", "Rows per page", chosen, choices, null);
 }
 
 function filterForm(route, params, controls) {
@@ -94,13 +101,14 @@ export async function foundations({ params }) {
     locator: glob(params.q),
   };
   const page = Number(params.page || 1);
-  const data = (await gql(FOUNDATIONS, { filter, after: params.after || null, first: PAGE })).foundations;
+  const data = (await gql(FOUNDATIONS, { filter, after: params.after || null, first: pageSize(params) })).foundations;
   const form = filterForm("foundations", params, [
     select("f-site", "Site (and below)", params.site, choices.sites.nodes.map((s) => [s.name, s.name])),
     select("f-blueprint", "Blueprint", params.blueprint, choices.blueprints.nodes.map((b) => [b.name, b.name])),
     input("f-type", "Type", params.type, "e.g. ipmi"),
     select("f-state", "State", params.state, ["PLANNED", "LOCATED", "BUILT"].map((s) => [s, s.toLowerCase()])),
     input("f-q", "Locator", params.q, "text or glob, e.g. rack1-*"),
+    sizes(params),
   ]);
   return h(
     "div",
@@ -149,7 +157,7 @@ export async function structures({ params }) {
       foundationType: params.type ? [params.type] : null,
       addressBlock: params.block ? Number(params.block) : null,
     };
-    data = (await gql(STRUCTURES, { filter, after: params.after || null, first: PAGE })).structures;
+    data = (await gql(STRUCTURES, { filter, after: params.after || null, first: pageSize(params) })).structures;
   }
   const form = filterForm("structures", params, [
     select("f-site", "Site (and below)", params.site, choices.sites.nodes.map((s) => [s.name, s.name])),
@@ -159,6 +167,7 @@ export async function structures({ params }) {
     select("f-block", "Address block", params.block, choices.addressBlocks.nodes.map((b) => [String(b.id), `${b.name} ${b.cidr}`])),
     input("f-ip", "IP address", params.ip, "e.g. 10.0.0.5"),
     input("f-q", "Hostname", params.q, "text or glob, e.g. web*"),
+    sizes(params),
   ]);
   return h(
     "div",

@@ -89,6 +89,7 @@ export async function block({ args }) {
   if (!b) throw new Error(`there is no address block ${args[0]}`);
   const pools = data.dhcpPools.nodes.filter((pool) => pool.addressBlock.id === b.id);
   const rows = [...b.addresses];
+  const SHOWN = 500; // a /16 may hold thousands: the first offsets, and the way to the rest
   if (b.gatewayOffset !== null) rows.push({ __typename: "gateway", offset: b.gatewayOffset, ipAddress: b.gateway, reason: "the gateway" });
   rows.sort((x, y) => Number(x.offset) - Number(y.offset));
   return h(
@@ -119,9 +120,12 @@ export async function block({ args }) {
                 : a.reason || (a.pxe ? `boots ${a.pxe.name}` : "—"),
           ],
         ],
-        rows,
+        rows.slice(0, SHOWN),
         "every offset is free",
       ),
+      rows.length > SHOWN
+        ? h("p", { class: "hint" }, `The first ${SHOWN} of ${rows.length} used offsets; `, link(`#/structures?block=${b.id}`, "page through the structures in it"), ".")
+        : null,
     ),
     b.version === 4 ? section("Free offsets", h("p", { id: "free-offsets" }, freeRanges(rows, BigInt(b.usage.total)))) : null,
     section(
@@ -138,26 +142,39 @@ export async function block({ args }) {
 
 export async function zones() {
   const data = await gql(ZONES);
+  const anchor = (zone) => `zone-${zone.name.replace(/[^a-z0-9]+/gi, "-")}`;
   return h(
     "div",
     {},
     heading("DNS zones"),
-    data.publishedZones.length
-      ? data.publishedZones.map((zone) =>
-          section(
-            `Zone ${zone.name}`,
-            fields([
-              ["Kind", zone.kind],
-              ["Serial", zone.serial ?? "never published"],
-              ["Valid", zone.valid ? badge("valid") : badge("invalid")],
-            ]),
-            zone.problems.length
-              ? h("ul", { class: "problems" }, zone.problems.map((p) => h("li", {}, h("strong", {}, p.code), `: ${p.message}`, p.record ? ` (${p.record})` : "")))
-              : h("p", {}, "No problems."),
-            h("details", {}, h("summary", {}, "Published text"), h("pre", { class: "zone" }, zone.text ?? "(none yet)")),
-          ),
-        )
-      : h("p", { class: "empty" }, "no zone"),
+    table(
+      "zones",
+      [
+        ["Zone", (zone) => h("a", { href: `#/zones?zone=${encodeURIComponent(zone.name)}` }, zone.name)],
+        ["Kind", (zone) => zone.kind],
+        ["Serial", (zone) => zone.serial ?? "never published"],
+        ["Valid", (zone) => badge(zone.valid ? "valid" : "invalid")],
+        ["Problems", (zone) => (zone.problems.length ? h("span", { class: "error" }, zone.problems.length) : "none")],
+      ],
+      data.publishedZones,
+      "no zone",
+    ),
+    data.publishedZones.map((zone) =>
+      h(
+        "section",
+        { id: anchor(zone), "aria-label": `zone ${zone.name}` },
+        h("h2", {}, `Zone ${zone.name}`),
+        zone.problems.length
+          ? h("ul", { class: "problems" }, zone.problems.map((p) => h("li", {}, h("strong", {}, p.code), `: ${p.message}`, p.record ? ` (${p.record})` : "")))
+          : h("p", {}, "No problems."),
+        h(
+          "details",
+          { open: !zone.valid || location.hash.includes(`zone=${encodeURIComponent(zone.name)}`) },
+          h("summary", {}, "Published text"),
+          h("pre", { class: "zone" }, zone.text ?? "(none yet)"),
+        ),
+      ),
+    ),
   );
 }
 
