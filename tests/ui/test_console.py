@@ -355,3 +355,18 @@ def test_the_dashboard_resumes_from_its_last_cursor_after_a_dropped_connection(
     ]
     again = [json.loads(frame) for frame in sent if '"subscribe"' in frame]
     assert again[-1]["payload"]["variables"] == {"after": last}, again
+
+
+def test_the_demo_link_logs_in_with_its_token_and_hides_it(demo: Demo, browser: Browser) -> None:
+    browser.open(f"/ui/#token={demo.token}")
+    browser.title_is("Dashboard")
+    assert "demo (admin)" in browser.text("#who")
+    assert demo.token not in browser.driver.current_url  # out of the address bar at once
+    browser.go("#/webhooks")
+    browser.title_is("Webhooks")
+    assert "no webhook target" in browser.text()  # an admin's view: the tables, not a refusal
+    assert "nothing delivered yet" in browser.text()
+    browser.find("#logout").click()
+    browser.find("#login-user")
+    assert browser.driver.execute_script("return sessionStorage.length") == 0
+    browser.assert_stayed_home()

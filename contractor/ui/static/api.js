@@ -7,9 +7,15 @@ export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
+/** Keep `value` as the tab's token; null forgets it and everything the console kept. */
 export function setToken(value) {
-  if (value) sessionStorage.setItem(TOKEN_KEY, value);
-  else sessionStorage.removeItem(TOKEN_KEY);
+  if (value) {
+    sessionStorage.setItem(TOKEN_KEY, value);
+    return;
+  }
+  for (const key of Object.keys(sessionStorage)) {
+    if (key.startsWith("contractor.")) sessionStorage.removeItem(key);
+  }
 }
 
 /** An answer the console cannot use: the server's words, and the field at fault if any. */
