@@ -370,3 +370,37 @@ def test_the_demo_link_logs_in_with_its_token_and_hides_it(demo: Demo, browser: 
     browser.find("#login-user")
     assert browser.driver.execute_script("return sessionStorage.length") == 0
     browser.assert_stayed_home()
+
+
+def test_pause_resume_and_abort_from_the_job_page(demo: Demo, browser: Browser) -> None:
+    browser.login("ada", PASSWORD)
+    started = demo.ask(
+        'mutation ($id: Int!) { doJob(name: "power-cycle", structure: $id) { ... on Job { id } } }',
+        id=_structure(demo, "west-web03"),
+    )
+    job_id = started["doJob"]["id"]  # type: ignore[index]
+    browser.go(f"#/job/{job_id}")
+    browser.title_is(f"Job #{job_id}")
+
+    def act(name: str, promise: str) -> None:
+        browser.find(f'[data-action="{name}"]').click()
+        dialog = browser.find("dialog[open]")
+        assert promise in dialog.text, dialog.text
+        dialog.find_element(By.CSS_SELECTOR, "button[value=ok]").click()
+
+    act("pause", "stops before its next step")
+    browser.wait(lambda d: d.find_element(By.ID, "job-state").text == "paused")
+    assert browser.all('[data-action="resume"]')
+    assert not browser.all('[data-action="pause"]')
+    # Cancel in the dialog does nothing
+    browser.find('[data-action="resume"]').click()
+    browser.find("dialog[open] button[value=cancel]").click()
+    assert browser.text("#job-state") == "paused"
+    act("resume", "queued again")
+    browser.wait(lambda d: d.find_element(By.ID, "job-state").text in ("queued", "done"))
+    if browser.text("#job-state") == "queued":
+        act("abort", "cancelled for good")
+        browser.wait(lambda d: d.find_element(By.ID, "job-state").text in ("aborted", "done"))
+    browser.wait(lambda d: "resumed" in d.find_element(By.ID, "job-log").text)
+    assert "paused" in browser.text("#job-log")
+    browser.assert_stayed_home()
