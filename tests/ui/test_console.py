@@ -8,9 +8,11 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -357,7 +359,34 @@ def test_the_dashboard_resumes_from_its_last_cursor_after_a_dropped_connection(
     assert again[-1]["payload"]["variables"] == {"after": last}, again
 
 
-def test_the_demo_link_logs_in_with_its_token_and_hides_it(demo: Demo, browser: Browser) -> None:
+class _Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver that takes every delivery."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_the_demo_link_logs_in_with_its_token_and_hides_it(
+    demo: Demo, browser: Browser, receiver: str
+) -> None:
     browser.open(f"/ui/#token={demo.token}")
     browser.title_is("Dashboard")
     assert "demo (admin)" in browser.text("#who")
@@ -365,7 +394,31 @@ def test_the_demo_link_logs_in_with_its_token_and_hides_it(demo: Demo, browser: 
     browser.go("#/webhooks")
     browser.title_is("Webhooks")
     assert "no webhook target" in browser.text()  # an admin's view: the tables, not a refusal
-    assert "nothing delivered yet" in browser.text()
+    # a real receiver takes the site events: the delivery log shows them, an admin may retry
+    created = demo.ask(
+        'mutation ($url: String!) { createWebhookTarget(name: "audit", url: $url,'
+        ' filter: {objectTypes: ["site"]}) { __typename } }',
+        url=receiver,
+    )
+    assert created == {"createWebhookTarget": {"__typename": "CreatedWebhookTarget"}}, created
+    demo.ask('mutation { updateSite(name: "demo", description: "audited") { __typename } }')
+
+    looks = iter(range(1000))
+
+    def delivered(_: object) -> bool:
+        browser.go(f"#/webhooks?look={next(looks)}")  # a new address: the page is read again
+        browser.title_is("Webhooks")
+        return bool(browser.all("td .state-delivered"))
+
+    browser.wait(delivered, timeout=60, message="a delivery")
+    assert "audit" in browser.text()
+    assert "HTTP 204" in browser.text()
+    browser.screenshot("webhooks")
+    browser.find('[data-action="retry"]').click()
+    assert "posted again to audit" in browser.find("dialog[open]").text
+    browser.find("dialog[open] button[value=ok]").click()
+    browser.title_is("Webhooks")
+    browser.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "td .state-delivered"))
     browser.find("#logout").click()
     browser.find("#login-user")
     assert browser.driver.execute_script("return sessionStorage.length") == 0

@@ -226,9 +226,9 @@ export async function webhooks(context) {
           ["State", (d) => badge(d.state)],
           ["Attempts", (d) => d.attempts],
           ["Last answer", (d) => (d.responseCode ? `HTTP ${d.responseCode}` : d.error || "—")],
-          ["Next attempt", (d) => (d.finishedAt ? when(d.finishedAt) : when(d.nextAttemptAt))],
+          ["Finished, or next attempt", (d) => (d.finishedAt ? when(d.finishedAt) : when(d.nextAttemptAt))],
           [
-            "",
+            "Action",
             (d) =>
               context.can("admin")
                 ? d.finishedAt
