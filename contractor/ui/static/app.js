@@ -29,6 +29,7 @@ const ROUTES = {
 let me = null;
 let live = null;
 let leaving = [];
+let turn = 0; // which navigation is the newest: a slower, older page is never shown over it
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
@@ -57,6 +58,8 @@ async function show() {
     startLive();
     showWho();
   }
+  const mine = ++turn;
+  const undo = [];
   const { route, args, params } = parseHash();
   const render = ROUTES[route];
   markCurrent(route);
@@ -66,7 +69,7 @@ async function show() {
     me,
     live,
     can: (role) => RANK[me.role] >= RANK[role],
-    onleave: (undo) => leaving.push(undo),
+    onleave: (step) => undo.push(step),
     refresh: () => show(),
   };
   main.setAttribute("aria-busy", "true");
@@ -76,6 +79,11 @@ async function show() {
   } catch (error) {
     page = failure(error);
   }
+  if (mine !== turn) {
+    for (const step of undo) step(); // another page was asked for meanwhile
+    return;
+  }
+  leaving = undo;
   main.replaceChildren(page);
   main.removeAttribute("aria-busy");
   performance.mark("contractor:drawn", { detail: route }); // bench/console_bench.py reads it
