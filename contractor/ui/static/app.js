@@ -44,6 +44,7 @@ function leave() {
 }
 
 async function show() {
+  const mine = ++turn; // a login form or a newer page drawn meanwhile wins over this one
   leave();
   const main = document.getElementById("main");
   if (!token()) return showLogin(main);
@@ -58,7 +59,6 @@ async function show() {
     startLive();
     showWho();
   }
-  const mine = ++turn;
   const undo = [];
   const { route, args, params } = parseHash();
   const render = ROUTES[route];
