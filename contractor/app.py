@@ -52,6 +52,7 @@ from contractor.schema.view import ContractorGraphQL
 from contractor.services.config import ConfigCache
 from contractor.services.tasks import TokenCache
 from contractor.settings import Settings
+from contractor.ui import console_routes
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *subcontractor_routes(),
         *boot_routes(),
         *monitor.routes(),  # /metrics, /readyz
+        *console_routes(),  # /ui/: the operator's console (static files)
     ]
     app = Starlette(
         routes=routes,

@@ -5,10 +5,10 @@ shipped BluePrints, creates a demo inventory (a site tree publishing the DNS zon
 ``demo.test``, address blocks, simulated Foundations with Linux Structures on them), serves
 the API, runs an in-process subcontractor with the ``simulated`` module for each demo site,
 starts the create jobs and shows their progress, then runs the example GraphQL queries and
-prints them with their answers, the explorer URL and an API token. It keeps serving until
-interrupted (or, with ``exit_when_built``, exits once every job has finished: 0 when all is
-built). ``contractor dns export`` then writes the zone files of ``demo.test``, its parent
-``test`` and the sites' reverse zones.
+prints them with their answers, the console's and the explorer's URLs and an API token. It
+keeps serving until interrupted (or, with ``exit_when_built``, exits once every job has
+finished: 0 when all is built). ``contractor dns export`` then writes the zone files of
+``demo.test``, its parent ``test`` and the sites' reverse zones.
 
 Running it again on the same database reuses what exists (by name) and adds only what is
 missing, so it never fails on its own earlier run. With ``with_types = ("redfish",)`` it also
@@ -536,7 +536,8 @@ async def _demo(
             for question, query in example_queries(prepared):
                 answer = await _ask(http, prepared.api_token, query)
                 say(f"\n# {question}\n{query}\n=> {answer}")
-        say(f"\nExplorer: {url}/graphql  (paste the token below into its Token field)")
+        say(f"\nConsole: {url}/ui/#token={prepared.api_token}  (the operator's console)")
+        say(f"Explorer: {url}/graphql  (paste the token below into its Token field)")
         say(f"API token for user {USER!r}: {prepared.api_token}")
         say(
             f"e.g. curl -s -H 'Authorization: Bearer {prepared.api_token}' "
