@@ -42,6 +42,7 @@ from contractor.rest.config import config_error_answers, config_routes
 from contractor.rest.discovery import discovery_routes
 from contractor.rest.dns import dns_routes
 from contractor.rest.errors import exception_handlers
+from contractor.rest.leases import lease_routes
 from contractor.rest.limits import BodyLimit, RouteLimit
 from contractor.rest.state import AppState, app_state, set_app_state
 from contractor.rest.subcontractor import PREFIX as TASK_API
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *config_routes(),
         *subcontractor_routes(),
         *boot_routes(),
+        *lease_routes(),
         *monitor.routes(),  # /metrics, /readyz
         *console_routes(),  # /ui/: the operator's console (static files)
     ]

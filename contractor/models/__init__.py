@@ -13,7 +13,7 @@ from contractor.models.blueprint import (
     StructureBluePrint,
     StructureFoundationBluePrint,
 )
-from contractor.models.boot import BootEntry, BootSite, DhcpPool
+from contractor.models.boot import BootEntry, BootSite, DhcpLease, DhcpPool
 from contractor.models.building import (
     AbstractNetworkInterface,
     Complex,
@@ -72,6 +72,7 @@ __all__ = [
     "ComplexMember",
     "ConfigGeneration",
     "Dependency",
+    "DhcpLease",
     "DhcpPool",
     "DiscoveredHardware",
     "DnsPush",

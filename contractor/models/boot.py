@@ -12,7 +12,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from contractor.models.base import Base, OrderedJSON, Timestamped, UTCDateTime, key_of, utcnow
@@ -68,3 +76,28 @@ class BootEntry(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(OrderedJSON)
     removed: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+LEASE_STATES = ("active", "expired", "released")
+
+
+class DhcpLease(Base):
+    """A lease a site's boot services reported (``POST /api/v1/subcontractor/leases``): the
+    latest report per MAC and address wins."""
+
+    __tablename__ = "dhcp_lease"
+    __table_args__ = (
+        UniqueConstraint("site_id", "mac", "address"),
+        CheckConstraint("state IN ('active', 'expired', 'released')", name="state"),
+        Index("ix_dhcp_lease_mac", "mac"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    mac: Mapped[str] = mapped_column(String(17))
+    address: Mapped[str] = mapped_column(String(45))
+    hostname: Mapped[str] = mapped_column(String(253), default="")
+    starts: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ends: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    state: Mapped[str] = mapped_column(String(10))
+    reported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

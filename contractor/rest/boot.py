@@ -43,7 +43,7 @@ from contractor.services import boot as boot_service
 from contractor.services import site as site_service
 from contractor.services import tasks as task_service
 
-__all__ = ["BOOT_MODULE", "BootRequest", "boot_routes", "check_scope"]
+__all__ = ["BOOT_MODULE", "BootRequest", "boot_routes", "check_boot_scope"]
 
 BOOT_MODULE = "boot"  # the module a token needs for boot data
 MAX_VERSION = 2**63 - 1
@@ -116,11 +116,12 @@ class _Where:
             )
 
 
-def check_scope(token: task_service.Subcontractor, site: str) -> None:
+def check_boot_scope(
+    token: task_service.Subcontractor, site: str, doing: str = "read the boot data of"
+) -> None:
+    """The token's sites hold ``site`` and its modules ``boot``, else 403."""
     if site not in token.sites:
-        raise Forbidden(
-            f"token {token.name!r} may not read the boot data of site {site!r}", field="site"
-        )
+        raise Forbidden(f"token {token.name!r} may not {doing} site {site!r}", field="site")
     if BOOT_MODULE not in token.modules:
         raise Forbidden(
             f"token {token.name!r} does not serve the {BOOT_MODULE!r} module, which boot "
@@ -177,7 +178,7 @@ async def boot_data(request: Request) -> Response:
     bearer_token(request)  # no token: 401 before anything else
     body = await _body(request, BootRequest)
     token = await _identity(state, request)
-    check_scope(token, body.site)
+    check_boot_scope(token, body.site)
     where = _Where(body)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(body.wait, state.settings.task_max_wait_seconds)

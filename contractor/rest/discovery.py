@@ -30,7 +30,7 @@ from contractor.db import transaction
 from contractor.errors import InvalidInput, TooLarge
 from contractor.models import Structure
 from contractor.rest.auth import bearer_token
-from contractor.rest.boot import check_scope
+from contractor.rest.boot import check_boot_scope
 from contractor.rest.config import IPXE_HEADER, NO_STORE, boot_answer, ipxe_text
 from contractor.rest.state import app_state
 from contractor.rest.subcontractor import PREFIX, _Body, _body, _identity
@@ -103,7 +103,7 @@ async def discovery_script(request: Request) -> Response:
     site_name = request.query_params.get("site") or ""
     if not site_name:
         raise InvalidInput("site is required", field="site")
-    check_scope(token, site_name)
+    check_boot_scope(token, site_name, "boot the machines of")
     mac = normalise_mac(request.query_params.get("mac") or "", field="mac")
     if mac is None:
         raise InvalidInput("mac is required", field="mac")
@@ -132,7 +132,7 @@ async def discovery_report(request: Request) -> Response:
         raise TooLarge(f"a discovery report is at most {MAX_REPORT_BYTES} bytes", field="report")
     body = await _body(request, DiscoveryRequest)
     token = await _identity(state, request)
-    check_scope(token, body.site)
+    check_boot_scope(token, body.site, "report discoveries in")
     report = check_report(body.report)
     settings = state.settings
     wait = _window(request).take(body.site, settings.discovery_reports_per_minute)

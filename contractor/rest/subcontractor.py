@@ -442,8 +442,10 @@ def openapi_document() -> dict[str, Any]:
         }
 
     from contractor.rest.boot import boot_openapi  # (it builds on this module)
+    from contractor.rest.leases import leases_openapi
 
     boot_answer, boot_request = boot_openapi()
+    leases_answer, leases_request = leases_openapi()
     gone = {"410": answer("Those changes are no longer kept (PRUNED): take a snapshot.")}
     return {
         "openapi": "3.1.0",
@@ -480,6 +482,12 @@ def openapi_document() -> dict[str, Any]:
                 boot_answer,
                 gone,
             ),
+            "/leases": operation(
+                "Report the DHCP leases a site's boot services see",
+                "LeasesRequest",
+                leases_answer,
+                {},
+            ),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -489,6 +497,8 @@ def openapi_document() -> dict[str, Any]:
                 "ErrorRequest": _schema(ErrorRequest),
                 "HeartbeatRequest": _schema(HeartbeatRequest),
                 "BootRequest": boot_request,
+                **leases_request.pop("$defs", {}),
+                "LeasesRequest": leases_request,
                 "Task": _schema(TaskOut),
                 "Error": ERROR_SCHEMA,
             },

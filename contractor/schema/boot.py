@@ -3,7 +3,9 @@ boot services hand unknown machines), listed per site, created and deleted by op
 
 from __future__ import annotations
 
-from typing import Annotated
+import datetime as dt
+import enum
+from typing import Annotated, Self
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +19,8 @@ from contractor.schema.network import AddressBlock
 from contractor.schema.permissions import Operator
 from contractor.schema.prefetch import LAZY, loads, related
 from contractor.schema.scalars import BigInt
-from contractor.services import boot, inventory
+from contractor.schema.site import Site
+from contractor.services import boot, inventory, leases
 from contractor.services import network as net
 
 
@@ -48,6 +51,32 @@ class DhcpPool(Row):
         return block
 
 
+@strawberry.enum
+class LeaseState(enum.Enum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    RELEASED = "released"
+
+
+@strawberry.type(description="A DHCP lease a site's boot services reported.")
+class DhcpLease(Row):
+    id: int
+    mac: str
+    address: str
+    hostname: str
+    starts: dt.datetime | None
+    ends: dt.datetime | None
+    state: LeaseState
+    reported_at: dt.datetime
+    row: strawberry.Private[models.DhcpLease]
+
+    site: Site = related(models.Site.id, "site_id")
+
+    @classmethod
+    def of(cls, row: models.DhcpLease) -> Self:
+        return cls.from_row(row, state=LeaseState(row.state))
+
+
 DhcpPoolResult = Annotated[DhcpPool | AnyError, strawberry.union("DhcpPoolResult")]
 
 
@@ -55,6 +84,12 @@ DhcpPoolResult = Annotated[DhcpPool | AnyError, strawberry.union("DhcpPoolResult
 class BootQuery:
     dhcp_pool = lookup(DhcpPool, inventory.get_dhcp_pool_by_id, id=int)
     dhcp_pools = connection(DhcpPool, inventory.dhcp_pools, site=str)
+    dhcp_leases = connection(
+        DhcpLease,
+        leases.dhcp_leases,
+        description="The DHCP leases boot services reported, of one site or all.",
+        site=str,
+    )
 
 
 @strawberry.type

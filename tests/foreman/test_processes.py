@@ -73,6 +73,7 @@ async def test_serve_and_a_separate_foreman(tmp_path: Path) -> None:
                     "/error",
                     "/heartbeat",
                     "/boot",
+                    "/leases",
                 }
 
             async def finished() -> tuple[str, str]:
