@@ -78,6 +78,11 @@ MUTATIONS: dict[str, tuple[str, str]] = {
         "operator",
     ),
     "deleteDhcpPool": ("deleteDhcpPool(id: 999)", "operator"),
+    "matchDiscoveredHardware": (
+        'matchDiscoveredHardware(id: 999, foundation: "n1")',
+        "operator",
+    ),
+    "forgetDiscoveredHardware": ("forgetDiscoveredHardware(id: 999)", "operator"),
     "doCreate": ('doCreate(foundation: "n1")', "operator"),
     "doDestroy": ('doDestroy(foundation: "n1")', "operator"),
     "doJob": ('doJob(name: "hello", foundation: "n1")', "operator"),
