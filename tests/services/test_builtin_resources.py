@@ -36,9 +36,9 @@ SHIPPED = [
     "script.linux-create",
     "script.linux-destroy",
     "script.power-cycle",
-    "structure.aws-instance",
     "script.redfish-create",
     "script.redfish-destroy",
+    "structure.aws-instance",
     "structure.linux",
 ]
 
