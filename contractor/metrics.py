@@ -152,6 +152,17 @@ class Instruments:
             "RFC 2136 pushes to the DNS server, by outcome (acknowledged, failed).",
             "outcome",
         )
+        self.discovery_reports = counter(
+            "contractor_discovery_reports",
+            "Discovery reports from boot services, by outcome (located, matched, unmatched: "
+            "recorded; throttled: refused by a flood bound).",
+            "outcome",
+        )
+        self.dhcp_leases = counter(
+            "contractor_dhcp_leases_reported",
+            "DHCP leases reported by subcontractors' boot services, by outcome (added, updated).",
+            "outcome",
+        )
         self.db_connections = Gauge(
             "contractor_db_connections_in_use",
             "Database connections checked out of the pool now (all server processes).",
@@ -213,6 +224,15 @@ class Instruments:
     def dns_push(self, outcome: str) -> None:
         if self.enabled:
             self.dns_pushes.labels(outcome).inc()
+
+    def discovery(self, outcome: str) -> None:
+        if self.enabled:
+            self.discovery_reports.labels(outcome).inc()
+
+    def leases(self, added: int, updated: int) -> None:
+        if self.enabled:
+            self.dhcp_leases.labels("added").inc(added)
+            self.dhcp_leases.labels("updated").inc(updated)
 
     def answer(self, kind: str, outcome: str) -> None:
         if self.enabled:

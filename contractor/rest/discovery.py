@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from contractor.db import transaction
 from contractor.errors import InvalidInput, TooLarge
+from contractor.metrics import instruments
 from contractor.models import Structure
 from contractor.rest.auth import bearer_token
 from contractor.rest.boot import check_boot_scope
@@ -137,6 +138,7 @@ async def discovery_report(request: Request) -> Response:
     settings = state.settings
     wait = _window(request).take(body.site, settings.discovery_reports_per_minute)
     if wait:
+        instruments().discovery("throttled")
         return _too_many(
             f"site {body.site!r} sent more than {settings.discovery_reports_per_minute} "
             "discovery reports in the last minute (discovery_reports_per_minute)",
@@ -148,6 +150,7 @@ async def discovery_report(request: Request) -> Response:
         if known is None:
             held = await discovery_service.undecided_count(session, site)
             if held >= settings.discovery_max_undecided:
+                instruments().discovery("throttled")
                 return _too_many(
                     f"site {body.site!r} holds {held} discovered machines that are not "
                     f"located, the most it may (discovery_max_undecided): match or forget "
@@ -161,6 +164,8 @@ async def discovery_report(request: Request) -> Response:
             "located": result.located,
             "problems": result.problems,
         }
+    outcome = "located" if result.located else "matched" if result.matched else "unmatched"
+    instruments().discovery(outcome)
     return JSONResponse(answer, status_code=201 if result.new else 200)
 
 

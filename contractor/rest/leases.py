@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from contractor.db import transaction
 from contractor.errors import InvalidInput
+from contractor.metrics import instruments
 from contractor.rest.auth import bearer_token
 from contractor.rest.boot import check_boot_scope
 from contractor.rest.state import app_state
@@ -88,6 +89,7 @@ async def report_leases(request: Request) -> Response:
     async with transaction(state.writer_sessions) as session:
         site = await site_service.get_site(session, body.site)
         added, updated = await lease_service.record_leases(session, site, reports)
+    instruments().leases(added, updated)
     return JSONResponse({"site": body.site, "added": added, "updated": updated})
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
+from contractor.metrics import exposition
 from contractor.models import (
     DiscoveredHardware,
     Event,
@@ -38,6 +39,7 @@ from tests.factories import (
     make_structure_blueprint,
     unique,
 )
+from tests.metrics_scrape import parse, value
 from tests.serving import serving_in_thread
 
 REPORT = "/api/v1/subcontractor/discovery"
@@ -251,6 +253,24 @@ async def test_a_report_is_recorded_and_a_second_updates_it(
             )
         ).scalars()
         assert list(kinds) == ["discovered"]
+
+
+async def test_reports_are_counted_in_metrics_by_outcome(
+    served: Served, agent: httpx.AsyncClient
+) -> None:
+    before = parse(exposition().decode())
+    assert (await post(agent, served, report(new_mac()))).status_code == 201
+    boot_mac, second = new_mac(), new_mac()
+    await served.foundation(macs=[None, second], min_cpu_count=2)
+    located = await post(agent, served, report(boot_mac, macs=[boot_mac, second]))
+    assert located.json()["located"] is True, located.text
+    after = parse(exposition().decode())
+
+    def moved(outcome: str) -> float:
+        name = "contractor_discovery_reports_total"
+        return value(after, name, outcome=outcome) - value(before, name, outcome=outcome)
+
+    assert (moved("unmatched"), moved("located"), moved("throttled")) == (1, 1, 0)
 
 
 async def test_matched_by_any_mac_and_located_with_its_facts(

@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contractor.metrics import exposition
 from contractor.models import Foundation, RealNetworkInterface
+from tests.metrics_scrape import parse, value
 from tests.rest.test_boot_http import (  # the same served app and world
     Served,
     _graphql,
@@ -139,3 +141,25 @@ async def test_the_task_api_document_describes_leases(agent: httpx.AsyncClient) 
     schemas = document["components"]["schemas"]
     assert "leases" in schemas["LeasesRequest"]["properties"]
     assert "LeaseIn" in schemas
+
+
+async def test_reported_leases_are_counted_in_metrics(
+    served: Served, agent: httpx.AsyncClient
+) -> None:
+    before = parse(exposition().decode())
+    first, second = new_mac(), new_mac()
+    leases = [_lease(first, "10.20.0.201"), _lease(second, "10.20.0.202")]
+    answer = await agent.post(LEASES, json={"site": served.world.site, "leases": leases})
+    assert answer.json()["added"] == 2
+    again = [_lease(first, "10.20.0.201", state="released")]
+    answer = await agent.post(LEASES, json={"site": served.world.site, "leases": again})
+    assert answer.json()["updated"] == 1
+    bad = await agent.post(LEASES, json={"site": served.world.site, "leases": [{"mac": "x"}]})
+    assert bad.status_code == 400  # refused whole: counted nowhere
+    after = parse(exposition().decode())
+
+    def moved(outcome: str) -> float:
+        name = "contractor_dhcp_leases_reported_total"
+        return value(after, name, outcome=outcome) - value(before, name, outcome=outcome)
+
+    assert (moved("added"), moved("updated")) == (2, 1)
