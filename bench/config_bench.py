@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bench.harness import Figure
 from contractor import migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.models import (
@@ -184,7 +185,9 @@ async def build(session: AsyncSession, structures: int, keys: int) -> list[int]:
     return [row.id for row in rows]
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Measure and print; returns per cold run the seconds and CPU seconds per 1,000
+    Structures, and the median of its three warm requests."""
     foundation_types()
     url = args.database_url
     if url is None:
@@ -217,6 +220,7 @@ async def run(args: argparse.Namespace) -> None:
         cold: list[float] = []
         cold_cpu: list[float] = []
         warm: list[float] = []
+        warm_medians: list[float] = []
         end_to_end_warm: list[float] = []
         for _ in range(args.repeat):
             cache = ConfigCache()
@@ -231,10 +235,13 @@ async def run(args: argparse.Namespace) -> None:
                 cold.append(time.perf_counter() - started)
                 cold_cpu.append(time.process_time() - cpu)
                 assert len(configs) == len(ids)
+                warm_round = []
                 for _ in range(3):
                     started = time.perf_counter()
                     await composed_configs(session, rows, settings=settings, cache=cache)
-                    warm.append(time.perf_counter() - started)
+                    warm_round.append(time.perf_counter() - started)
+                warm += warm_round
+                warm_medians.append(statistics.median(warm_round))
             async with sessions() as session:
                 started = time.perf_counter()
                 rows = (
@@ -273,8 +280,29 @@ async def run(args: argparse.Namespace) -> None:
             f"  warm, loading the 1,000 Structure rows too  {e2e_s * 1000:.1f} ms "
             f"(the rows themselves are the caller's query)"
         )
+        return {
+            "cold": [value * scale for value in cold],
+            "cold_cpu": [value * scale for value in cold_cpu],
+            "warm": [value * scale for value in warm_medians],
+        }
     finally:
         await engine.dispose()
+
+
+def measure(rounds: int, quick: bool) -> list[Figure]:
+    """The figures for bench/run_all.py, on the embedded SQLite default (a temporary file)."""
+    structures = 50 if quick else 1000
+    args = argparse.Namespace(database_url=None, structures=structures, keys=50, repeat=rounds)
+    results = asyncio.run(run(args))
+    note = f"per 1,000 of {structures:,} Structures, 50 keys per layer"
+    cold = Figure("config cold", unit="ms", note=note, target="< 1 s")
+    warm = Figure("config warm", unit="ms", note=note, target="< 25 ms")
+    for seconds, cpu, cached in zip(
+        results["cold"], results["cold_cpu"], results["warm"], strict=True
+    ):
+        cold.add(1000 * seconds, seconds, cpu)
+        warm.add(1000 * cached, cached)
+    return [cold, warm]
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ import asyncio
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import Figure, Series, serve  # noqa: E402
 from contractor import migrate  # noqa: E402
 from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
 from contractor.plugins import foundation_types  # noqa: E402
@@ -77,7 +77,8 @@ async def prepare(settings: Settings) -> str:
 
 async def run(
     settings: Settings, base: str, token: str, server: DynamicNamed, args: argparse.Namespace
-) -> None:
+) -> dict[str, Any]:
+    """Measure and print; returns the figures (latencies in seconds, rates per second)."""
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
 
@@ -98,7 +99,8 @@ async def run(
             return time.monotonic()
 
         if args.commits_only:
-            return await commits_only(add, args)
+            await commits_only(add, args)
+            return {}
         await add("warm")
         await visible("warm")
         latencies = []
@@ -153,6 +155,13 @@ async def run(
         f"  reference, dnspython alone, one signed update per record: {reference:8.0f} per second"
     )
     print(f"  ratio contractor / reference:           {rate / reference:5.2f}x")
+    return {
+        "p50": p50,
+        "p99": p99,
+        "answered": args.changes / elapsed,
+        "bulk": rate,
+        "reference": reference,
+    }
 
 
 async def bulk(settings: Settings, count: int) -> None:
@@ -200,6 +209,66 @@ def raw_updates(server: DynamicNamed, count: int) -> float:
     return count / (time.monotonic() - start)
 
 
+def against_named(args: argparse.Namespace, url: str | None = None) -> dict[str, Any]:
+    """``run`` through a `contractor serve` on ``url`` (default: a SQLite file) pushing to
+    a dynamic ``named``; both started here and stopped."""
+    scratch = Path(tempfile.mkdtemp(prefix="dns-bench-"))
+    url = url or f"sqlite:///{scratch}/bench.sqlite3"
+    settings = Settings(
+        database_url=url, auto_migrate=False, argon2_memory_kib=64, argon2_time_cost=1
+    )
+    foundation_types()
+    migrate.upgrade(settings)
+    token = asyncio.run(prepare(settings))
+    with dynamic_named(scratch / "named", {ZONE: INITIAL}) as server:
+        mode = "files" if args.commits_only else "updates"
+        environment = {
+            "CONTRACTOR_DATABASE_URL": settings.database_url,
+            "CONTRACTOR_AUTO_MIGRATE": "false",
+            "CONTRACTOR_FOREMAN_ENABLED": "false",
+            "CONTRACTOR_DNS_ZONE_MODES": f'{{"{ZONE}": "{mode}"}}',
+            "CONTRACTOR_DNS_SERVER_HOST": "127.0.0.1",
+            "CONTRACTOR_DNS_SERVER_PORT": str(server.port),
+            "CONTRACTOR_DNS_TSIG_KEY_NAME": server.key_name,
+            "CONTRACTOR_DNS_TSIG_SECRET": server.secret,
+        }
+        with serve(environment, cwd=str(scratch)) as (base, _):
+            backend = "SQLite" if settings.is_sqlite else "PostgreSQL"
+            print(f"database: {backend}; cores: {os.cpu_count()}; named on 127.0.0.1:{server.port}")
+            return asyncio.run(run(settings, base, token, server, args))
+
+
+def measure(rounds: int, quick: bool) -> list[Figure]:
+    """The figures for bench/run_all.py (the embedded SQLite default, a fresh file and a
+    fresh ``named`` per round): commit-to-dig p99, and one commit's records answered per
+    second beside dnspython alone sending the same number of signed updates."""
+    args = argparse.Namespace(
+        latency_changes=20 if quick else 200,
+        changes=100 if quick else 1000,
+        writers=4,
+        commits_only=False,
+    )
+    latency = Figure(
+        "commit -> named answer p99",
+        unit="ms",
+        note=f"{args.latency_changes} changes",
+        target="< 1 s",
+    )
+    bulk = Figure(
+        f"{args.changes} records of one commit answered",
+        unit="/s",
+        better="higher",
+        target="≥ 100/s",
+    )
+    bulk.floor = Series("dnspython alone, one signed update per record")
+    for _ in range(rounds):
+        result = against_named(args)
+        latency.add(1000 * result["p99"])
+        bulk.add(result["bulk"])
+        bulk.floor.add(result["reference"])
+    return [latency, bulk]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,54 +281,7 @@ def main() -> None:
         "--commits-only", action="store_true", help="the commit rate alone (zone by files)"
     )
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="dns-bench-"))
-    url = args.database_url or f"sqlite:///{scratch}/bench.sqlite3"
-    settings = Settings(
-        database_url=url, auto_migrate=False, argon2_memory_kib=64, argon2_time_cost=1
-    )
-    foundation_types()
-    migrate.upgrade(settings)
-    token = asyncio.run(prepare(settings))
-    process = None
-    with dynamic_named(scratch / "named", {ZONE: INITIAL}) as server:
-        try:
-            port = free_port()
-            mode = "files" if args.commits_only else "updates"
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
-            env.update(
-                CONTRACTOR_DATABASE_URL=settings.database_url,
-                CONTRACTOR_AUTO_MIGRATE="false",
-                CONTRACTOR_LOG_LEVEL="warning",
-                CONTRACTOR_FOREMAN_ENABLED="false",
-                CONTRACTOR_DNS_ZONE_MODES=f'{{"{ZONE}": "{mode}"}}',
-                CONTRACTOR_DNS_SERVER_HOST="127.0.0.1",
-                CONTRACTOR_DNS_SERVER_PORT=str(server.port),
-                CONTRACTOR_DNS_TSIG_KEY_NAME=server.key_name,
-                CONTRACTOR_DNS_TSIG_SECRET=server.secret,
-                PYTHONPATH=str(ROOT),
-            )
-            process = subprocess.Popen(
-                [sys.executable, "-m", "contractor", "serve", "--port", str(port)],
-                cwd=scratch,
-                env=env,
-            )
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"{base}/healthz", timeout=2)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise SystemExit("contractor serve did not start") from None
-                    time.sleep(0.1)
-            backend = "SQLite" if settings.is_sqlite else "PostgreSQL"
-            print(f"database: {backend}; cores: {os.cpu_count()}; named on 127.0.0.1:{server.port}")
-            asyncio.run(run(settings, base, token, server, args))
-        finally:
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=15)
+    against_named(args, args.database_url)
 
 
 if __name__ == "__main__":

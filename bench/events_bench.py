@@ -21,7 +21,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import Clock, Figure, Series, percentile, postgres, serve  # noqa: E402
 from contractor import migrate  # noqa: E402
 from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
 from contractor.plugins import foundation_types  # noqa: E402
@@ -101,12 +102,47 @@ async def subscriber(base: str, token: str, arrivals: Arrivals, ready: asyncio.E
                 arrivals.note(message["payload"]["data"]["events"]["objectName"])
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+async def raw_notify(url: str, count: int, pace: float) -> list[float]:
+    """The floor of a commit's latency: milliseconds from a ``NOTIFY`` (autocommitted) to its
+    arrival at a ``LISTEN``ing connection, ``count`` at ``pace``, on plain psycopg."""
+    plain = url.replace("+psycopg", "")
+    listener = await psycopg.AsyncConnection.connect(plain, autocommit=True)
+    sender = await psycopg.AsyncConnection.connect(plain, autocommit=True)
+    try:
+        await listener.execute("LISTEN bench_floor")
+        arrived: dict[str, float] = {}
+        sent: dict[str, float] = {}
+
+        async def listen() -> None:
+            async for notify in listener.notifies():
+                arrived[notify.payload] = time.monotonic()
+                if len(arrived) >= count:
+                    return
+
+        listening = asyncio.create_task(listen())
+        for index in range(count):
+            await sender.execute("SELECT pg_notify('bench_floor', %s)", (str(index),))
+            sent[str(index)] = time.monotonic()
+            await asyncio.sleep(pace)
+        await asyncio.wait_for(listening, 30)
+        return [(arrived[name] - sent[name]) * 1000 for name in sent]
+    finally:
+        await listener.close()
+        await sender.close()
 
 
-async def run(settings: Settings, token: str, base: str, args: argparse.Namespace) -> None:
+async def run(
+    settings: Settings,
+    token: str,
+    base: str,
+    args: argparse.Namespace,
+    rounds: int = 1,
+    server_pid: int | None = None,
+) -> list[dict[str, Any]]:
+    """``rounds`` rounds of latency (one change per commit, paced) and throughput
+    (concurrent writers) through one subscription and one webhook target; per round the
+    latencies, the writers' commit rate, the rates each pipeline delivered, and the floor
+    of the latency (``raw_notify``)."""
     ws_arrivals, hook_arrivals = Arrivals(), Arrivals()
     server, hook_url = start_receiver(hook_arrivals)
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
@@ -137,50 +173,69 @@ async def run(settings: Settings, token: str, base: str, args: argparse.Namespac
         for name in names:
             committed[name] = now
 
+    results: list[dict[str, Any]] = []
     try:
-        # latency: one change per transaction, at a steady pace
-        for index in range(args.latency_events):
-            await commit([f"lat{index}"])
-            await asyncio.sleep(args.pace)
-        await wait_all(ws_arrivals, hook_arrivals, "lat", args.latency_events)
-        for label, arrivals in (("subscription", ws_arrivals), ("webhook", hook_arrivals)):
-            lat = [(arrivals.at[n] - committed[n]) * 1000 for n in committed if n.startswith("lat")]
-            print(
-                f"{label:12} latency over {len(lat)} commits: "
-                f"p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 0.99):.1f} ms, "
-                f"max {max(lat):.1f} ms"
-            )
-        # throughput: concurrent writers, several changes per transaction
-        total = args.events
-        batch = args.batch
-        names = [f"tp{i}" for i in range(total)]
-        chunks = [names[i : i + batch] for i in range(0, total, batch)]
-        queue: asyncio.Queue[list[str]] = asyncio.Queue()
-        for chunk in chunks:
-            queue.put_nowait(chunk)
+        for round_ in range(rounds):
+            result: dict[str, Any] = {}
+            lat_prefix, tp_prefix = f"r{round_}lat", f"r{round_}tp"
+            # latency: one change per transaction, at a steady pace
+            for index in range(args.latency_events):
+                await commit([f"{lat_prefix}{index}"])
+                await asyncio.sleep(args.pace)
+            await wait_all(ws_arrivals, hook_arrivals, lat_prefix, args.latency_events)
+            for label, arrivals in (("subscription", ws_arrivals), ("webhook", hook_arrivals)):
+                lat = [
+                    (arrivals.at[n] - committed[n]) * 1000
+                    for n in committed
+                    if n.startswith(lat_prefix)
+                ]
+                result[f"{label} latency"] = lat
+                print(
+                    f"{label:12} latency over {len(lat)} commits: "
+                    f"p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 0.99):.1f} ms, "
+                    f"max {max(lat):.1f} ms"
+                )
+            if settings.database_url.startswith("postgresql"):
+                result["notify latency"] = await raw_notify(
+                    settings.database_url, args.latency_events, args.pace
+                )
+            # throughput: concurrent writers, several changes per transaction
+            total = args.events
+            batch = args.batch
+            names = [f"{tp_prefix}{i}" for i in range(total)]
+            chunks = [names[i : i + batch] for i in range(0, total, batch)]
+            queue: asyncio.Queue[list[str]] = asyncio.Queue()
+            for chunk in chunks:
+                queue.put_nowait(chunk)
 
-        async def writer() -> None:
-            while not queue.empty():
-                await commit(queue.get_nowait())
+            async def writer(queue: asyncio.Queue[list[str]] = queue) -> None:
+                while not queue.empty():
+                    await commit(queue.get_nowait())
 
-        start = time.monotonic()
-        await asyncio.gather(*(writer() for _ in range(args.writers)))
-        written = time.monotonic()
-        done = await wait_all(ws_arrivals, hook_arrivals, "tp", total)
-        print(
-            f"throughput: {total} events in {len(chunks)} transactions "
-            f"({args.writers} writers) committed in {written - start:.2f} s "
-            f"({total / (written - start):.0f}/s)"
-        )
-        for label, finished in done.items():
+            with Clock([server_pid] if server_pid else []) as clock:
+                start = time.monotonic()
+                await asyncio.gather(*(writer() for _ in range(args.writers)))
+                written = time.monotonic()
+                done = await wait_all(ws_arrivals, hook_arrivals, tp_prefix, total)
+            result["throughput seconds"] = (clock.wall, clock.cpu)
+            result["committed per second"] = total / (written - start)
             print(
-                f"{label:12} all {total} received after {finished - start:.2f} s: "
-                f"{total / (finished - start):.0f} events/s"
+                f"throughput: {total} events in {len(chunks)} transactions "
+                f"({args.writers} writers) committed in {written - start:.2f} s "
+                f"({total / (written - start):.0f}/s)"
             )
+            for label, finished in done.items():
+                result[f"{label} per second"] = total / (finished - start)
+                print(
+                    f"{label:12} all {total} received after {finished - start:.2f} s: "
+                    f"{total / (finished - start):.0f} events/s"
+                )
+            results.append(result)
     finally:
         listening.cancel()
         server.shutdown()
         await engine.dispose()
+    return results
 
 
 async def wait_all(
@@ -198,6 +253,78 @@ async def wait_all(
     return done
 
 
+def against_server(url: str, args: argparse.Namespace, rounds: int = 1) -> list[dict[str, Any]]:
+    """``run`` against a `contractor serve` (no foreman) on the empty database ``url``."""
+    scratch = tempfile.mkdtemp(prefix="events-bench-")
+    settings = Settings(
+        database_url=url, auto_migrate=False, argon2_memory_kib=64, argon2_time_cost=1
+    )
+    foundation_types()
+    migrate.upgrade(settings)
+
+    async def admin() -> str:
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_session_factory(engine)) as session:
+                hasher = settings.password_hasher()
+                user = await auth.create_user(
+                    session, username="bench", role="admin", hasher=hasher
+                )
+                return (await auth.create_token(session, user=user, hasher=hasher)).text
+        finally:
+            await engine.dispose()
+
+    token = asyncio.run(admin())
+    environment = {
+        "CONTRACTOR_DATABASE_URL": settings.database_url,
+        "CONTRACTOR_AUTO_MIGRATE": "false",
+        "CONTRACTOR_FOREMAN_ENABLED": "false",
+    }
+    with serve(environment, cwd=scratch) as (base, server):
+        backend = "SQLite" if settings.is_sqlite else "PostgreSQL"
+        print(f"database: {backend}; cores: {os.cpu_count()}")
+        return asyncio.run(run(settings, token, base, args, rounds, server.pid))
+
+
+def measure(rounds: int, quick: bool) -> list[Figure]:
+    """The figures for bench/run_all.py (a fresh PostgreSQL database): per round each
+    pipeline's p99 beside a raw NOTIFY -> LISTEN round trip's, and each pipeline's rate
+    beside the rate the bench's writers committed at (the pipeline can go no faster)."""
+    args = argparse.Namespace(
+        latency_events=30 if quick else 300,
+        pace=0.01,
+        events=300 if quick else 5000,
+        batch=10,
+        writers=4,
+    )
+    with postgres() as url:
+        results = against_server(url, args, rounds)
+    figures: list[Figure] = []
+    for label in ("subscription", "webhook"):
+        latency = Figure(
+            f"commit -> {label} p99",
+            unit="ms",
+            note=f"{args.latency_events} paced commits",
+            target="< 100 ms",
+        )
+        latency.floor = Series("NOTIFY -> LISTEN p99", note="psycopg")
+        rate = Figure(
+            f"{label} events/s",
+            unit="/s",
+            better="higher",
+            note=f"{args.events} events, {args.writers} writers",
+            target="≥ 1,000/s when the writers commit that fast",
+        )
+        rate.floor = Series("the writers' own commit rate")
+        for result in results:
+            latency.add(percentile(result[f"{label} latency"], 0.99))
+            latency.floor.add(percentile(result["notify latency"], 0.99))
+            rate.add(result[f"{label} per second"], *result["throughput seconds"])
+            rate.floor.add(result["committed per second"])
+        figures += [latency, rate]
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -210,75 +337,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10, help="changes per transaction")
     parser.add_argument("--writers", type=int, default=4)
     args = parser.parse_args()
-    pg_base = None
-    scratch = tempfile.mkdtemp(prefix="events-bench-")
-    url = args.database_url
     if args.sqlite:
-        url = f"sqlite:///{scratch}/bench.sqlite3"
-    elif url is None:
-        out = subprocess.run(
-            [str(ROOT / "scripts" / "pg-throwaway"), "start"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        env = dict(line.split("=", 1) for line in out.split())
-        url, pg_base = env["PG_URL"], env["PGBASE"]
-    server = None
-    try:
-        settings = Settings(
-            database_url=url, auto_migrate=False, argon2_memory_kib=64, argon2_time_cost=1
-        )
-        foundation_types()
-        migrate.upgrade(settings)
-
-        async def admin() -> str:
-            engine = create_engine(settings)
-            try:
-                async with transaction(create_session_factory(engine)) as session:
-                    hasher = settings.password_hasher()
-                    user = await auth.create_user(
-                        session, username="bench", role="admin", hasher=hasher
-                    )
-                    return (await auth.create_token(session, user=user, hasher=hasher)).text
-            finally:
-                await engine.dispose()
-
-        token = asyncio.run(admin())
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
-        env.update(
-            CONTRACTOR_DATABASE_URL=settings.database_url,
-            CONTRACTOR_AUTO_MIGRATE="false",
-            CONTRACTOR_LOG_LEVEL="warning",
-            CONTRACTOR_FOREMAN_ENABLED="false",
-            PYTHONPATH=str(ROOT),
-        )
-        server = subprocess.Popen(
-            [sys.executable, "-m", "contractor", "serve", "--port", str(port)],
-            cwd=scratch,
-            env=env,
-        )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("contractor serve did not start") from None
-                time.sleep(0.1)
-        print(f"database: {'SQLite' if args.sqlite else 'PostgreSQL'}; cores: {os.cpu_count()}")
-        asyncio.run(run(settings, token, base, args))
-        usage = os.times()
-        print(f"bench process CPU: {usage.user + usage.system:.1f} s")
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=15)
-        if pg_base:
-            subprocess.run([str(ROOT / "scripts" / "pg-throwaway"), "stop", pg_base], check=False)
+        scratch = tempfile.mkdtemp(prefix="events-bench-")
+        against_server(f"sqlite:///{scratch}/bench.sqlite3", args)
+    else:
+        with postgres(args.database_url) as url:
+            against_server(url, args)
+    usage = os.times()
+    print(f"bench process CPU: {usage.user + usage.system:.1f} s")
 
 
 if __name__ == "__main__":

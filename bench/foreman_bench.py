@@ -14,6 +14,13 @@ posting a result to receiving the job's next task (p50, p99).
 
 Targets (2 cores, PostgreSQL): at least 300 task round trips per second, and p99
 result-to-next-task under 100 ms with long-poll.
+
+``measure`` (what bench/run_all.py calls) gives the round trips per second round by round
+beside their ceiling, measured right after in the same database: the same statements
+replayed without the server (``floor_round_trips``: the task API's own claim and lock
+statements, a step write of the same shape, the events this run's results inserted per
+round trip, their NOTIFY and the COMMIT, pipelined as the server sends them), with the same
+number of clients; and the result -> next task latency with 8 jobs at once.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import statistics
@@ -31,11 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+from psycopg.types.json import Json
 from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import Clock, Figure, Series, postgres, serve  # noqa: E402
 from contractor import migrate  # noqa: E402
 from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
 from contractor.models import Job  # noqa: E402
@@ -43,10 +54,12 @@ from contractor.plugins import foundation_types  # noqa: E402
 from contractor.services import blueprint as bps  # noqa: E402
 from contractor.services import (  # noqa: E402
     building,
+    hotpath,
     jobs,
     site,
 )
 from contractor.services import tasks as task_service  # noqa: E402
+from contractor.services.events import outbox  # noqa: E402
 from contractor.settings import Settings  # noqa: E402
 
 STEPS = 10
@@ -98,6 +111,16 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def wait_for_server(port: int) -> None:
+    """Until `contractor serve` on ``port`` answers (at most 30 s)."""
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
 
 
 async def populate(settings: Settings, count: int) -> str:
@@ -259,6 +282,164 @@ async def drive(
     }
 
 
+_EVENT_SAMPLE = """SELECT kind, object_type, object_id, object_name, site_id, blueprint_id,
+    actor, changed, payload FROM event ORDER BY id DESC LIMIT %s"""
+_SEED = """INSERT INTO task (job_id, site_id, module, function, parameters, cookie, state,
+        attempt, available_at, created)
+    SELECT DISTINCT ON (job_id) job_id, site_id, module, function, parameters, cookie, 'open', 0,
+        now(), now()
+    FROM task WHERE job_id = ANY(%s) ORDER BY job_id, id DESC"""
+_STEP = """WITH w0 AS (UPDATE job SET runner_state = %(runner_state)s, line = %(line)s,
+        updated = %(now)s WHERE id = %(job)s),
+    w1 AS (UPDATE task SET state = 'done', finished_at = %(now)s WHERE id = %(task)s) """
+_NEXT = """INSERT INTO task (job_id, site_id, module, function, parameters, cookie, state,
+        attempt, available_at, created)
+    VALUES (%(job)s, %(site)s, %(module)s, %(function)s, %(parameters)s, %(cookie)s, 'open', 0,
+        %(now)s, %(now)s) RETURNING id"""
+
+
+async def floor_round_trips(
+    url: str, job_ids: list[int], clients: int, events_per_trip: int
+) -> float:
+    """Round trips per second of the task API's statements without the server: per round
+    trip a claim (autocommit, the server's statement), then in one transaction the lock of
+    job and task (the server's statement), one statement writing the step (the job, the
+    answered task, the next task), and the events, their order lock and NOTIFY pipelined
+    with the COMMIT (the server's statement builder); ``clients`` at once, each job's 10
+    steps in turn. The jobs are this run's finished ones, their tasks opened again."""
+    plain = url.replace("+psycopg", "")
+    async with await psycopg.AsyncConnection.connect(plain, autocommit=True) as setup:
+        await setup.execute(_SEED, (job_ids,))
+        sample = await (await setup.execute(_EVENT_SAMPLE, (max(1, events_per_trip),))).fetchall()
+    events = [dict(zip(_EVENT_FIELDS, row, strict=True)) for row in sample]
+    claim, lock = hotpath._CLAIM.psycopg(), hotpath._LOCK.psycopg()
+    runner_state = list(hotpath._JOB.c.keys()).index("runner_state")
+    width = len(hotpath._JOB.c)
+    steps = dict.fromkeys(job_ids, 1)
+    total = len(job_ids) * STEPS
+    answered = 0
+
+    async def client() -> None:
+        nonlocal answered
+        poller = await psycopg.AsyncConnection.connect(plain, autocommit=True)
+        writer = await psycopg.AsyncConnection.connect(plain)
+        try:
+            while answered < total:
+                now = dt.datetime.now(dt.UTC)
+                parameters = {
+                    **claim.defaults,
+                    "prefix": "floor",
+                    "holder": "bench",
+                    "expires": now + dt.timedelta(minutes=5),
+                    "site": "bench",
+                    "modules": ["simulated"],
+                    "now": now,
+                    "limit": 4,
+                }
+                leased = await (await poller.execute(claim.sql, parameters)).fetchall()
+                if not leased:
+                    await asyncio.sleep(0.002)
+                    continue
+                for task in leased:
+                    await answer(writer, task)
+                    answered += 1
+        finally:
+            await poller.close()
+            await writer.close()
+
+    async def answer(writer: Any, task: Any) -> None:
+        task_id, job_id = task[0], task[1]
+        row = await (
+            await writer.execute(lock.sql, {**lock.defaults, "task_id": task_id})
+        ).fetchone()
+        now = dt.datetime.now(dt.UTC)
+        values = {"runner_state": row[runner_state], "line": steps[job_id], "now": now}
+        values.update(job=job_id, task=task_id, site=row[width + 2], module=task[2])
+        values.update(function=task[3], parameters=Json(task[4]), cookie=task[5])
+        steps[job_id] += 1
+        final = _NEXT if steps[job_id] <= STEPS else "SELECT NULL"
+        await writer.execute(_STEP + final, values)
+        rows = [{**event, "at": now, "object_id": job_id} for event in events]
+        statement = outbox._postgresql_statement([], rows)
+        async with writer.pipeline():
+            await writer.execute(*statement)
+            await writer.execute("COMMIT")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return total / (time.perf_counter() - start)
+
+
+_EVENT_FIELDS = (
+    "kind",
+    "object_type",
+    "object_id",
+    "object_name",
+    "site_id",
+    "blueprint_id",
+    "actor",
+    "changed",
+    "payload",
+)
+
+
+async def scalar(url: str, sql: str, *parameters: Any) -> Any:
+    async with await psycopg.AsyncConnection.connect(url.replace("+psycopg", "")) as connection:
+        row = await (await connection.execute(sql, parameters or None)).fetchone()
+        assert row is not None
+        return row[0]
+
+
+def measure(rounds: int, quick: bool) -> list[Figure]:
+    """The figures for bench/run_all.py: one `contractor serve` on a fresh PostgreSQL
+    database, per round ``jobs`` jobs (round trips/s, then its floor) and 8 jobs (latency)."""
+    count, clients, few = (6, 2, 2) if quick else (200, 8, 8)
+    trips = Figure(
+        f"task round trips, {count} jobs x {STEPS} steps",
+        unit="/s",
+        better="higher",
+        note=f"{clients} clients, long-poll",
+        target="≥ 25% of floor",
+    )
+    trips.floor = Series("same statements, psycopg, no server", note=f"{clients} clients")
+    latency = Figure(f"result -> next task p99, {few} jobs", unit="ms", target="< 100 ms every run")
+    median = Figure(f"result -> next task p50, {few} jobs", unit="ms")
+    with postgres() as url:
+        settings = Settings(database_url=url, auto_migrate=False)
+        foundation_types()
+        migrate.upgrade(settings)
+        token = asyncio.run(populate(settings, rounds * (count + few)))
+        with serve({"CONTRACTOR_DATABASE_URL": url}) as (base, server):
+            port = int(base.rsplit(":", 1)[1])
+            first = 0
+            for _ in range(rounds):
+                events = asyncio.run(scalar(url, "SELECT count(*) FROM event"))
+                with Clock([server.pid]) as clock:
+                    figures = asyncio.run(drive(port, token, settings, first, count, clients))
+                trips.add(figures["round_trips_per_second"], clock.wall, clock.cpu)
+                events = asyncio.run(scalar(url, "SELECT count(*) FROM event")) - events
+                ids = asyncio.run(
+                    scalar(
+                        url,
+                        "SELECT array_agg(id) FROM (SELECT id FROM job ORDER BY id DESC"
+                        " LIMIT %s) AS j",
+                        count,
+                    )
+                )
+                per_trip = round(events / (count * STEPS))
+                with Clock() as clock:
+                    ceiling = asyncio.run(floor_round_trips(url, ids, clients, per_trip))
+                trips.floor.add(ceiling, clock.wall, clock.cpu)
+                trips.floor.note = f"{clients} clients, {per_trip} event rows per round trip"
+                first += count
+                with Clock([server.pid]) as clock:
+                    figures = asyncio.run(drive(port, token, settings, first, few, clients))
+                latency.add(figures["p99_ms"], clock.wall, clock.cpu)
+                median.add(figures["p50_ms"], clock.wall, clock.cpu)
+                first += few
+    return [trips, latency, median]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -306,13 +487,7 @@ def main() -> None:
             env=env,
         )
         processes = [server] if foreman is None else [server, foreman]
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_for_server(port)
         server_cpu = sum(server_seconds(process.pid) for process in processes)
         database_cpu = postgres_seconds(base_dir)
         client_cpu = time.process_time()

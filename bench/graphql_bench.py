@@ -10,12 +10,18 @@ impact query, and the requests per second of a small query under concurrent load
 
 Targets (2 cores): nested 1,000-row page under 300 ms p50 with a constant statement count;
 aggregates and impact under 100 ms.
+
+``measure`` (what bench/run_all.py calls) gives the page's p50 round by round beside its
+floor: the SQL statements the page issued (captured with their parameters) replayed on a
+plain psycopg connection, every row fetched, and the page's JSON serialised again: the same
+rows read with the same SQL and written as the same JSON, without the GraphQL layer.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -24,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from sqlalchemy import event, insert
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import Clock, Figure, Series, postgres  # noqa: E402
 from contractor import migrate, models  # noqa: E402
 from contractor.app import create_app  # noqa: E402
 from contractor.db import transaction  # noqa: E402
@@ -38,6 +46,7 @@ from contractor.rest.state import app_state  # noqa: E402
 from contractor.services import (  # noqa: E402
     auth,
     building,
+    complexes,
     network,
     site,
 )
@@ -177,10 +186,10 @@ async def populate(settings: Settings, hosts: int) -> tuple[str, int]:
                 for n, sid in enumerate(structure_ids)
             ],
         )
-        complex_ = await building.create_complex(session, name="cluster", site=sites[0])
+        complex_ = await complexes.create_complex(session, name="cluster", site=sites[0])
         first = await session.get_one(models.Structure, structure_ids[0])
         for sid in structure_ids[:10]:
-            await building.add_complex_member(
+            await complexes.add_complex_member(
                 session, complex_, await session.get_one(models.Structure, sid)
             )
         target = await session.get_one(models.Foundation, ids[1])
@@ -189,13 +198,31 @@ async def populate(settings: Settings, hosts: int) -> tuple[str, int]:
     return token, structure_ids[0]
 
 
-async def measure(settings: Settings, token: str, structure_id: int, rounds: int) -> dict[str, Any]:
+async def replay(
+    connection: psycopg.AsyncConnection[Any], statements: list[tuple[str, Any]], data: Any
+) -> None:
+    """The page's floor: its statements on an open plain psycopg connection (the server's
+    are pooled too), every row fetched, and its JSON serialised (the rows are not assembled
+    into it: that is the layer)."""
+    for statement, parameters in statements:
+        cursor = await connection.execute(statement, parameters or None)
+        if cursor.description is not None:
+            await cursor.fetchall()
+    await connection.rollback()
+    json.dumps(data)
+
+
+async def measure_queries(
+    settings: Settings, token: str, structure_id: int, rounds: int, floor_rounds: int = 0
+) -> dict[str, Any]:
+    """p50, p99 and statements of each query; with ``floor_rounds``, also per round the
+    page's p50 over ``rounds`` requests and its floor's (``replay``), alternating."""
     app = create_app(settings)
-    statements: list[str] = []
+    statements: list[tuple[str, Any]] = []
     event.listen(
         app_state(app).engine.sync_engine,
         "before_cursor_execute",
-        lambda conn, cursor, statement, *a: statements.append(statement),
+        lambda conn, cursor, statement, parameters, *a: statements.append((statement, parameters)),
     )
     headers = {"Authorization": f"Bearer {token}"}
     results: dict[str, Any] = {}
@@ -243,6 +270,27 @@ async def measure(settings: Settings, token: str, structure_id: int, rounds: int
         _, deep_statements = await timed(PAGE, {"after": cursor})
         results["nested page of 1,000 structures"]["statements_on_page_2"] = deep_statements
 
+        page_rounds: list[dict[str, Any]] = []
+        plain = settings.database_url.replace("+psycopg", "")
+        connection = await psycopg.AsyncConnection.connect(plain) if floor_rounds else None
+        for _ in range(floor_rounds):
+            assert connection is not None
+            statements.clear()
+            response = await client.post("/graphql", json={"query": PAGE})
+            captured, data = list(statements), response.json()
+            floors, pages = [], []
+            for _ in range(rounds):
+                with Clock() as floor:
+                    await replay(connection, captured, data)
+                floors.append((floor.wall, floor.cpu))
+                with Clock() as page:
+                    await timed(PAGE)
+                pages.append((page.wall, page.cpu))
+            page_rounds.append({"page": pages, "floor": floors, "statements": len(captured)})
+        results["page rounds"] = page_rounds
+        if connection is not None:
+            await connection.close()
+
         concurrency, total = 10, 1000
         done = 0
 
@@ -257,6 +305,59 @@ async def measure(settings: Settings, token: str, structure_id: int, rounds: int
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         results["small query"] = {"requests_per_second": total / (time.perf_counter() - start)}
     return results
+
+
+def bench_settings(url: str) -> Settings:
+    # No job stepping or webhook delivery in this process: their background queries would
+    # be counted with the request's statements.
+    return Settings(
+        database_url=url,
+        auto_migrate=False,
+        argon2_memory_kib=1024,
+        argon2_time_cost=1,
+        foreman_enabled=False,
+        webhooks_enabled=False,
+    )
+
+
+def _median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The median sample by wall time, with its CPU time."""
+    return sorted(pairs)[len(pairs) // 2]
+
+
+def measure(rounds: int, quick: bool) -> list[Figure]:
+    """The figures for bench/run_all.py (a fresh PostgreSQL database)."""
+    hosts = 1_100 if quick else 10_000
+    requests = 2 if quick else 9
+    with postgres() as url:
+        settings = bench_settings(url)
+        foundation_types()
+        migrate.upgrade(settings)
+        token, structure_id = asyncio.run(populate(settings, hosts))
+        results = asyncio.run(
+            measure_queries(settings, token, structure_id, requests, floor_rounds=rounds)
+        )
+    note = f"{hosts:,} hosts, p50 of {requests}"
+    page = Figure("nested page of 1,000 structures", unit="ms", note=note, target="≤ 3x floor")
+    page.floor = Series("same SQL on psycopg + json.dumps", note="no GraphQL")
+    for sample in results["page rounds"]:
+        wall, cpu = _median_pair(sample["page"])
+        page.add(1000 * wall, wall, cpu)
+        wall, cpu = _median_pair(sample["floor"])
+        page.floor.add(1000 * wall, wall, cpu)
+    statements = Figure("SQL statements per page", unit="", note="page 2 the same")
+    for sample in results["page rounds"]:
+        statements.add(sample["statements"])
+    nested = results["nested page of 1,000 structures"]
+    assert nested["statements"] == [nested["statements_on_page_2"]], nested
+    figures = [page, statements]
+    for name in ("aggregates (2 grouped counts)", "impact of a structure"):
+        figure = Figure(name, unit="ms", note=f"p50 of {requests}", target="< 100 ms")
+        figure.add(results[name]["p50_ms"])
+        figures.append(figure)
+    small = Figure("small query, 10 clients", unit="req/s", better="higher", note="in process")
+    small.add(results["small query"]["requests_per_second"])
+    return [*figures, small]
 
 
 def main() -> None:
@@ -274,16 +375,7 @@ def main() -> None:
     if url is None:
         url, base = start_postgres()
     try:
-        # No job stepping or webhook delivery in this process: their background queries
-        # would be counted with the request's statements.
-        settings = Settings(
-            database_url=url,
-            auto_migrate=False,
-            argon2_memory_kib=1024,
-            argon2_time_cost=1,
-            foreman_enabled=False,
-            webhooks_enabled=False,
-        )
+        settings = bench_settings(url)
         foundation_types()
         migrate.upgrade(settings)
         start = time.perf_counter()
@@ -293,7 +385,7 @@ def main() -> None:
             f"{2 * args.hosts} interfaces, {args.hosts} addresses "
             f"({time.perf_counter() - start:.1f} s to load)"
         )
-        results = asyncio.run(measure(settings, token, structure_id, args.rounds))
+        results = asyncio.run(measure_queries(settings, token, structure_id, args.rounds))
     finally:
         if base:
             subprocess.run([str(ROOT / "scripts" / "pg-throwaway"), "stop", base], check=False)
@@ -302,6 +394,7 @@ def main() -> None:
         "aggregates (2 grouped counts)": 100.0,
         "impact of a structure": 100.0,
     }
+    del results["page rounds"]
     for name, figures in results.items():
         if "p50_ms" in figures:
             target = targets[name]

@@ -1,4 +1,5 @@
-"""Subcontractor benchmark: tasks per second through one agent, IPMI queries per second.
+"""Subcontractor benchmark: tasks per second through one agent, IPMI queries and AWS
+operations per second.
 
 1. `contractor serve` (its foreman stepping jobs) on PostgreSQL and one `subcontractor run`
    daemon serving the ``simulated`` module (no delays): JOBS simulated foundations each run a
@@ -7,6 +8,15 @@
 2. The ``ipmi`` module in-process against OpenIPMI's ``ipmi_sim`` (one simulator per BMC on a
    loopback UDP port): power-state queries per second on one BMC (operations on a BMC are one
    at a time) and on several BMCs at once.
+3. The ``aws`` module in-process against ``moto_server`` on a loopback port (the ``aws``
+   extra): power-state operations per second on one instance, 4 at a time (each a
+   DescribeInstances through the module: its parameter checks, worker thread, retry loop
+   and answer checks), with boto3's own ``describe_instances`` in the same threads as the
+   floor; and create+destroy cycles per second (launch, look-ups, terminate, wait).
+4. The ``redfish`` module in-process against ``sushy-emulator --fake`` over HTTPS (the
+   ``redfish`` extra; left out when it is not installed): power-state reads and boot-device
+   changes (PATCH, then read back) per second on one BMC; the floor is the same GET of the
+   system resource with httpx alone on one kept-alive client.
 
     python bench/subcontractor_bench.py                      # a throwaway PostgreSQL
     python bench/subcontractor_bench.py --database-url URL   # an empty database you own
@@ -18,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -31,10 +42,12 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import Clock, Figure, Series, postgres  # noqa: E402
 from contractor import migrate  # noqa: E402
 from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
 from contractor.models import Job  # noqa: E402
 from contractor.plugins import foundation_types  # noqa: E402
+from contractor.redfish_emulator import RedfishBmc, installed, sushy_emulator  # noqa: E402
 from contractor.services import blueprint as bps  # noqa: E402
 from contractor.services import (  # noqa: E402
     building,
@@ -45,6 +58,7 @@ from contractor.services import tasks as task_service  # noqa: E402
 from contractor.settings import Settings  # noqa: E402
 from subcontractor.module import load_modules  # noqa: E402
 from tests.subcontractor.bmc import ipmi_sim  # noqa: E402
+from tests.subcontractor.ec2 import KEY_ID, REGION, SECRET, ec2_client, moto_server  # noqa: E402
 
 STEPS = 10
 SCRIPT = "foundation.power_state()\n" * STEPS
@@ -184,6 +198,233 @@ async def ipmi_queries(ports: list[int], seconds: float, concurrency: int) -> fl
     return done / elapsed
 
 
+def has_moto() -> bool:
+    try:
+        import boto3  # noqa: F401
+        import moto.server  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+AWS_STREAMS = 4
+
+
+def aws_connection(url: str, **extra: str) -> dict[str, str]:
+    return {
+        "foundation": "bench",
+        "region": REGION,
+        "endpoint_url": url,
+        "access_key_id": KEY_ID,
+        "secret_access_key": SECRET,
+        **extra,
+    }
+
+
+async def aws_power_states(url: str, instance_id: str, seconds: float) -> float:
+    """Power-state operations per second through the module, AWS_STREAMS at a time."""
+    module = load_modules({"aws": AWS_STREAMS}, {})["aws"]
+    power_state = module.functions()["power_state"]
+    task = {"connection": aws_connection(url, instance_id=instance_id)}
+    await power_state(task)  # the client is made outside the timing
+    done = 0
+
+    async def stream() -> None:
+        nonlocal done
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            await power_state(task)
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(stream() for _ in range(AWS_STREAMS)))
+    return done / (time.perf_counter() - start)
+
+
+async def boto_describes(url: str, instance_id: str, seconds: float) -> float:
+    """The floor: boto3's describe_instances alone, in as many threads."""
+    client = ec2_client(url)
+    client.describe_instances(InstanceIds=[instance_id])
+    done = 0
+
+    async def stream() -> None:
+        nonlocal done
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            await asyncio.to_thread(client.describe_instances, InstanceIds=[instance_id])
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(stream() for _ in range(AWS_STREAMS)))
+    return done / (time.perf_counter() - start)
+
+
+async def aws_cycles(url: str, count: int) -> float:
+    """Create+destroy cycles per second through the module, one after the other."""
+    module = load_modules({"aws": 2}, {"aws": {"confirm_interval": 0.05}})["aws"]
+    functions = module.functions()
+    start = time.perf_counter()
+    for n in range(count):
+        created = await functions["create"](
+            {
+                "connection": aws_connection(url),
+                "client_token": f"bench-{n}-{time.monotonic_ns()}",
+                "instance": {
+                    "image_id": "ami-12c6146b",
+                    "instance_type": "t3.micro",
+                    "security_group_ids": [],
+                    "tags": {},
+                },
+                "interface_names": ["eth0"],
+            }
+        )
+        connection = aws_connection(url, instance_id=created["instance_id"])
+        await functions["destroy"]({"connection": connection})
+    return count / (time.perf_counter() - start)
+
+
+def aws_figures(rounds: int, seconds: float, cycles: int) -> list[Figure]:
+    power = Figure(
+        f"aws power-state operations, {AWS_STREAMS} at a time",
+        unit="/s",
+        better="higher",
+        note="moto_server",
+    )
+    power.floor = Series(
+        f"boto3 describe_instances, {AWS_STREAMS} threads", note="the same calls, no module"
+    )
+    cycle = Figure("aws create+destroy cycles", unit="/s", better="higher", note="moto_server")
+    with (
+        tempfile.TemporaryDirectory(prefix="aws-bench-") as scratch,
+        moto_server(Path(scratch)) as url,
+    ):
+        launched = ec2_client(url).run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)
+        instance_id = launched["Instances"][0]["InstanceId"]
+        for _ in range(rounds):  # figure and floor alternate, round by round
+            with Clock() as clock:
+                rate = asyncio.run(aws_power_states(url, instance_id, seconds))
+            power.add(rate, clock.wall, clock.cpu)
+            with Clock() as clock:
+                rate = asyncio.run(boto_describes(url, instance_id, seconds))
+            power.floor.add(rate, clock.wall, clock.cpu)
+            with Clock() as clock:
+                rate = asyncio.run(aws_cycles(url, cycles))
+            cycle.add(rate, clock.wall, clock.cpu)
+    return [power, cycle]
+
+
+def redfish_connection(bmc: RedfishBmc) -> dict[str, object]:
+    return {
+        "host": "127.0.0.1",
+        "port": bmc.port,
+        "username": bmc.username,
+        "password": bmc.password,
+        "ca_bundle": bmc.tls.ca,
+    }
+
+
+async def redfish_operations(bmc: RedfishBmc, function: str, seconds: float) -> float:
+    """``function`` calls per second through the ``redfish`` module, one BMC, for ``seconds``
+    (one operation at a time per BMC, as the module does them)."""
+    module = load_modules({"redfish": 4}, {})["redfish"]
+    call = module.functions()[function]
+    parameters: dict[str, object] = {"connection": redfish_connection(bmc)}
+    if function == "set_boot_device":
+        parameters["device"] = "pxe"
+    await call(parameters)  # the TLS handshake and the system's discovery outside the timing
+    done = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        await call(parameters)
+        done += 1
+    elapsed = time.perf_counter() - start
+    await module.aclose()
+    return done / elapsed
+
+
+async def redfish_floor(bmc: RedfishBmc, seconds: float) -> float:
+    """The same GET of the system resource with httpx alone, per second."""
+    async with httpx.AsyncClient(
+        base_url=f"https://127.0.0.1:{bmc.port}",
+        verify=ssl.create_default_context(cadata=bmc.tls.ca),
+        auth=(bmc.username, bmc.password),
+        trust_env=False,
+    ) as client:
+        (await client.get(bmc.system)).raise_for_status()
+        done = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            (await client.get(bmc.system)).json()
+            done += 1
+        return done / (time.perf_counter() - start)
+
+
+def redfish_figures(rounds: int, seconds: float) -> list[Figure]:
+    """Redfish operations per second against one emulated BMC, with the floor alternating."""
+    if not installed():
+        print("redfish: sushy-tools not installed (the redfish extra); left out")
+        return []
+    floor = Series("GET of the system resource with httpx alone", note="same emulator")
+    reads = Figure(
+        "redfish power-state reads, 1 BMC",
+        unit="/s",
+        better="higher",
+        note="sushy-emulator --fake over HTTPS",
+        floor=floor,
+    )
+    boots = Figure("redfish set_boot_device (PATCH + read back), 1 BMC", unit="/s", better="higher")
+    with (
+        tempfile.TemporaryDirectory(prefix="redfish-bench-") as scratch,
+        sushy_emulator(Path(scratch) / "bmc", power="On") as bmc,
+    ):
+        for _ in range(rounds):
+            with Clock([bmc.pid]) as clock:
+                rate = asyncio.run(redfish_operations(bmc, "power_state", seconds))
+            reads.add(rate, clock.wall, clock.cpu)
+            with Clock([bmc.pid]) as clock:
+                rate = asyncio.run(redfish_floor(bmc, seconds))
+            floor.add(rate, clock.wall, clock.cpu)
+            with Clock([bmc.pid]) as clock:
+                rate = asyncio.run(redfish_operations(bmc, "set_boot_device", seconds))
+            boots.add(rate, clock.wall, clock.cpu)
+    return [reads, boots]
+
+
+def measure(rounds: int, quick: bool) -> list[Figure]:
+    """The figures for bench/run_all.py: per round a fresh PostgreSQL database, JOBS jobs
+    through `contractor serve` and one `subcontractor run`; IPMI queries per second."""
+    count, seconds, bmcs = (4, 0.5, 2) if quick else (100, 5.0, 4)
+    agent = Figure(
+        "tasks/s through one agent",
+        unit="/s",
+        better="higher",
+        note=f"{count} jobs x {STEPS} steps, simulated x50",
+    )
+    one = Figure("ipmi power-state queries, 1 BMC", unit="/s", better="higher", note="ipmi_sim")
+    many = Figure(f"ipmi power-state queries, {bmcs} BMCs at once", unit="/s", better="higher")
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="subcontractor-bench-") as scratch:
+            work = Path(scratch)
+            with postgres() as url, Clock() as clock:
+                elapsed = agent_figures(url, count, 50, work)
+            agent.add(count * STEPS / elapsed, clock.wall, clock.cpu)
+            with ExitStack() as stack:
+                ports = [
+                    stack.enter_context(ipmi_sim(work / f"bmc{n}", password="pw", power="on")).port
+                    for n in range(bmcs)
+                ]
+                with Clock() as clock:
+                    rate = asyncio.run(ipmi_queries(ports[:1], seconds, 4))
+                one.add(rate, clock.wall, clock.cpu)
+                with Clock() as clock:
+                    rate = asyncio.run(ipmi_queries(ports, seconds, max(4, bmcs)))
+                many.add(rate, clock.wall, clock.cpu)
+    figures = [agent, one, many, *redfish_figures(rounds, seconds)]
+    if has_moto():  # the aws extra
+        figures += aws_figures(rounds, seconds, 3 if quick else 20)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -225,6 +466,16 @@ def main() -> None:
             many = asyncio.run(ipmi_queries(ports, args.seconds, max(4, args.bmcs)))
         print(f"ipmi power-state queries/s, 1 BMC          {one:7.0f}")
         print(f"ipmi power-state queries/s, {args.bmcs} BMCs at once  {many:7.0f}")
+        for figure in redfish_figures(1, args.seconds):
+            print(f"{figure.name + '/s':<44} {figure.samples[0]:7.0f}")
+            if figure.floor is not None:
+                print(f"  floor: {figure.floor.name + '/s':<36} {figure.floor.samples[0]:7.0f}")
+    if has_moto():
+        power, cycle = aws_figures(1, args.seconds, 20)
+        assert power.floor is not None
+        print(f"aws power-state operations/s ({AWS_STREAMS} at a time)  {power.samples[0]:7.0f}")
+        print(f"  boto3 describe_instances/s (the floor)  {power.floor.samples[0]:7.0f}")
+        print(f"aws create+destroy cycles/s                {cycle.samples[0]:7.1f}")
 
 
 if __name__ == "__main__":

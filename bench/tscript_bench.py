@@ -1,6 +1,6 @@
 """TScript benchmark: parsing, running, and saving/restoring a runner.
 
-Run: ``.venv/bin/python bench/tscript_bench.py``
+Run: ``.venv/bin/python bench/tscript_bench.py`` (``bench/run_all.py`` calls ``measure``)
 
 1. parse time of a generated 5,000-line script (blocks, loops, ifs, module calls, jump points);
 2. run time of a 100,000-iteration counting loop, in slices of 1,000 steps as a job runs;
@@ -15,11 +15,20 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from lark import Lark
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import Clock, Figure, Series
 from tscript import ExternalFunction, FunctionFactory, Module, Runner, Value, parse
+from tscript import parser as tscript_parser
 
 ORIGINAL_PARSE = (2.3, 3.2)
 ORIGINAL_LOOP = (10.8, 12.4)
@@ -113,6 +122,76 @@ end
 """
 
 
+LOOP = "cnt = 0\nwhile ( cnt < %d ) do cnt = ( cnt + 1 )"
+
+
+def run_loop(iterations: int) -> None:
+    runner = Runner(LOOP % iterations, max_steps=10**9)
+    while runner.run(1000).state != "done":
+        pass
+    assert runner.variables["cnt"] == iterations
+
+
+def bare_lark() -> Lark:
+    """The floor of a parse: lark's LALR(1) parser with TScript's grammar and lexer, and no
+    callbacks at all (each rule's value is the plain list of its children: no tree, no AST)."""
+    grammar = Path(tscript_parser.__file__).with_name("grammar.lark").read_text(encoding="utf-8")
+    bare = Lark(
+        grammar,
+        parser="lalr",
+        lexer=tscript_parser.Lexer,
+        maybe_placeholders=True,
+        propagate_positions=False,
+    )
+    bare.parser.parser.parser.callbacks = {}
+    return bare
+
+
+FIRST_PARSE = """\
+import time
+start = time.perf_counter()
+import tscript
+tscript.parse("aa = 1")
+print(time.perf_counter() - start)
+"""
+
+
+def measure(rounds: int, quick: bool) -> list[Figure]:
+    """The figures for bench/run_all.py: a generated script parsed (seconds and characters
+    per second) against the bare lark parse of it, alternating; a first parse in a new
+    process (import and grammar); a counting loop run in slices."""
+    source = generated_script(500 if quick else 5000)
+    iterations = 5_000 if quick else 100_000
+    chars = len(source)
+    bare = bare_lark()
+    bare.parse(source)  # both warm
+    parse(source)
+    seconds = Figure(f"parse {source.count(chr(10)) + 1:,}-line script", note=f"{chars:,} chars")
+    seconds.floor = Series("lark alone, same grammar and lexer, no tree")
+    rate = Figure("parse rate", unit="chars/s", better="higher", target="≥ 1 MB/s")
+    rate.floor = Series("lark alone")
+    first = Figure("first parse in a new process", note="import, grammar, parse")
+    loop = Figure(f"{iterations:,}-iteration loop", note="slices of 1,000 steps")
+    for _ in range(rounds):
+        with Clock() as floor:
+            bare.parse(source)
+        with Clock() as ours:
+            parse(source)
+        seconds.add(ours.wall, ours.wall, ours.cpu)
+        seconds.floor.add(floor.wall, floor.wall, floor.cpu)
+        rate.add(chars / ours.wall, ours.wall, ours.cpu)
+        rate.floor.add(chars / floor.wall, floor.wall, floor.cpu)
+        with Clock() as process:
+            out = subprocess.run(
+                [sys.executable, "-c", FIRST_PARSE], check=True, capture_output=True, text=True
+            )
+        first.add(float(out.stdout), process.wall, process.cpu)
+        with Clock() as looped:
+            run_loop(iterations)
+        loop.add(looped.wall, looped.wall, looped.cpu)
+    return [seconds, rate, first, loop]
+
+
 def main() -> None:
     source = generated_script(5000)
     start = time.perf_counter()
@@ -120,15 +199,7 @@ def main() -> None:
     grammar_build = time.perf_counter() - start
     parse_best, parse_median = best(lambda: parse(source), 5)
 
-    loop = "cnt = 0\nwhile ( cnt < 100000 ) do cnt = ( cnt + 1 )"
-
-    def run_loop() -> None:
-        runner = Runner(loop, max_steps=10**9)
-        while runner.run(1000).state != "done":
-            pass
-        assert runner.variables["cnt"] == 100_000
-
-    loop_best, loop_median = best(run_loop, 5)
+    loop_best, loop_median = best(lambda: run_loop(100_000), 5)
 
     runner = Runner(JOB, [Foundation()])
     while runner.run().state != "waiting":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -31,12 +31,14 @@ __all__ = [
     "FORMAT_VERSION",
     "RECORD_TYPES",
     "SOA",
+    "Problem",
     "Record",
     "ZoneData",
     "ZoneError",
     "check_zone",
     "content_hash",
     "render_zone",
+    "zone_problems",
 ]
 
 # Part of every content hash: bump it when the rendered text changes for the same data, so
@@ -104,16 +106,35 @@ class ZoneData:
     ttl: int = 3600
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a zone cannot be made: a stable ``code`` (``CNAME_AND_OTHER_DATA``...), the
+    ``message`` for people, and the fully qualified owner of the ``record`` at fault, if one
+    is (``w.example.``; for a name server without an address, the server's name)."""
+
+    code: str
+    message: str
+    record: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class ZoneError(ValueError):
-    """The zone data cannot make a valid zone; ``problems`` lists each reason."""
+    """The zone data cannot make a valid zone: ``details`` lists each reason as a
+    ``Problem``, ``problems`` their messages."""
 
-    def __init__(self, origin: str, problems: list[str]) -> None:
+    def __init__(self, origin: str, details: Sequence[Problem | str]) -> None:
         self.origin = origin
-        self.problems = problems
-        super().__init__(f"zone {origin}: " + "; ".join(problems))
+        self.details = [
+            problem if isinstance(problem, Problem) else Problem("INVALID", problem)
+            for problem in details
+        ]
+        self.problems = [problem.message for problem in self.details]
+        super().__init__(f"zone {origin}: " + "; ".join(self.problems))
 
-    def __reduce__(self) -> tuple[type[ZoneError], tuple[str, list[str]]]:
-        return (ZoneError, (self.origin, self.problems))  # survives pickling (worker processes)
+    def __reduce__(self) -> tuple[type[ZoneError], tuple[str, Sequence[Problem | str]]]:
+        return (ZoneError, (self.origin, self.details))  # survives pickling (worker processes)
 
 
 def content_hash(zone: ZoneData) -> str:
@@ -136,6 +157,11 @@ def content_hash(zone: ZoneData) -> str:
 
 def check_zone(zone: ZoneData) -> list[str]:
     """Every reason the data cannot make a valid zone (empty when it can)."""
+    return [problem.message for problem in zone_problems(zone)]
+
+
+def zone_problems(zone: ZoneData) -> list[Problem]:
+    """``check_zone`` with each reason's code and record (``Problem``)."""
     with _paused_gc():
         return _build(zone, 0)[2]
 
@@ -149,7 +175,9 @@ def render_zone(zone: ZoneData, serial: int, *, header: str | None = None) -> st
     assembled here without building the zone's node tree, which is most of dnspython's time.
     """
     if not 0 <= serial < 2**32:
-        raise ZoneError(zone.origin, [f"serial {serial} is not a 32-bit unsigned number"])
+        raise ZoneError(
+            zone.origin, [Problem("BAD_SERIAL", f"serial {serial} is not a 32-bit unsigned number")]
+        )
     with _paused_gc():
         origin, groups, problems = _build(zone, serial)
         if problems:
@@ -236,24 +264,26 @@ def _rdata(rdtype: dns.rdatatype.RdataType, data: str, origin: dns.name.Name) ->
     return rdata
 
 
-def _check_ttl(ttl: int, what: str, problems: list[str]) -> None:
+def _check_ttl(ttl: int, what: str, problems: list[Problem], record: str | None) -> None:
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= _MAX_TTL:
-        problems.append(f"{what}: TTL {ttl!r} is not a number from 0 to {_MAX_TTL}")
+        message = f"{what}: TTL {ttl!r} is not a number from 0 to {_MAX_TTL}"
+        problems.append(Problem("BAD_TTL", message, record))
 
 
 Grouped = dict[dns.name.Name, dict[dns.rdatatype.RdataType, list[tuple[dns.rdata.Rdata, int]]]]
 
 
-def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[str]]:
+def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[Problem]]:
     """The zone's records parsed by dnspython, grouped by owner (relative) and type, and
     every problem found."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     groups: Grouped = {}
     try:
         origin = dns.name.from_text(zone.origin.rstrip(".") + ".")
     except dns.exception.DNSException as error:
-        return dns.name.root, groups, [f"origin {zone.origin!r}: {error}"]
-    _check_ttl(zone.ttl, "zone", problems)
+        return dns.name.root, groups, [Problem("BAD_ORIGIN", f"origin {zone.origin!r}: {error}")]
+    apex = origin.to_text()
+    _check_ttl(zone.ttl, "zone", problems, None)
 
     def add(
         owner: dns.name.Name, rdtype: dns.rdatatype.RdataType, rdata: dns.rdata.Rdata, ttl: int
@@ -279,35 +309,40 @@ def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[st
             zone.ttl,
         )
     except (dns.exception.DNSException, ValueError, TypeError) as error:
-        problems.append(f"SOA: {error}")
+        problems.append(Problem("BAD_SOA", f"SOA: {error}", apex))
     if not zone.nameservers:
-        problems.append("no name servers: a zone needs at least one NS record at its apex")
+        message = "no name servers: a zone needs at least one NS record at its apex"
+        problems.append(Problem("NO_NAMESERVERS", message, apex))
     for server in zone.nameservers:
         try:
             add(dns.name.empty, _NS, _rdata(_NS, server, origin), zone.ttl)
         except (dns.exception.DNSException, ValueError) as error:
-            problems.append(f"name server {server!r}: {error}")
+            message = f"name server {server!r}: {error}"
+            problems.append(Problem("BAD_NAMESERVER", message, apex))
 
     owners: dict[str, dns.name.Name] = {}
     for record in zone.records:
         rdtype = _TYPE_CODES.get(record.type)
         what = f"record {record.name} {record.type} {record.data}"
         if rdtype is None:
-            problems.append(f"{what}: type must be one of {', '.join(RECORD_TYPES)}")
+            message = f"{what}: type must be one of {', '.join(RECORD_TYPES)}"
+            problems.append(Problem("BAD_RECORD", message, _shown(record.name, origin)))
             continue
         ttl = zone.ttl if record.ttl is None else record.ttl
         if ttl is not zone.ttl:
-            _check_ttl(ttl, what, problems)
+            _check_ttl(ttl, what, problems, _shown(record.name, origin))
         try:
             owner = owners.get(record.name)
             if owner is None:
                 owner = owners[record.name] = _owner(record.name, origin)
             rdata = _rdata(rdtype, record.data, origin)
         except (dns.exception.DNSException, ValueError) as error:
-            problems.append(f"{what}: {error}")
+            message = f"{what}: {error}"
+            problems.append(Problem("BAD_RECORD", message, _shown(record.name, origin)))
             continue
         if owner.is_absolute():
-            problems.append(f"{what}: {owner} is outside the zone {origin}")
+            message = f"{what}: {owner} is outside the zone {origin}"
+            problems.append(Problem("OUTSIDE_ZONE", message, owner.to_text()))
             continue
         add(owner, rdtype, rdata, ttl)
 
@@ -315,10 +350,21 @@ def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[st
     return origin, groups, problems
 
 
-def _structure_problems(groups: Grouped, origin: dns.name.Name) -> list[str]:
+def _shown(text: str, origin: dns.name.Name) -> str:
+    """A record's owner as given, fully qualified (as given when it does not parse)."""
+    try:
+        return _absolute(text, origin).to_text()
+    except (dns.exception.DNSException, ValueError):
+        return text
+
+
+def _structure_problems(groups: Grouped, origin: dns.name.Name) -> list[Problem]:
     """CNAMEs beside other data, data hidden below a delegation, name servers without
     addresses: each is refused by BIND or silently wrong, so each is named here."""
-    problems: list[str] = []
+    problems: list[Problem] = []
+
+    def problem(code: str, owner: dns.name.Name, message: str) -> None:
+        problems.append(Problem(code, f"{show(owner)}: {message}", show(owner)))
 
     def show(owner: dns.name.Name) -> str:
         return owner.derelativize(origin).to_text()
@@ -333,20 +379,23 @@ def _structure_problems(groups: Grouped, origin: dns.name.Name) -> list[str]:
     for owner, types in groups.items():
         if _CNAME in types:
             if not owner.labels:
-                problems.append(f"{show(owner)}: a CNAME cannot be at the zone apex")
+                problem("CNAME_AT_APEX", owner, "a CNAME cannot be at the zone apex")
             elif len(types) > 1:
                 others = ", ".join(dns.rdatatype.to_text(t) for t in types if t != _CNAME)
-                problems.append(f"{show(owner)}: CNAME and other data ({others}) at one name")
+                problem(
+                    "CNAME_AND_OTHER_DATA", owner, f"CNAME and other data ({others}) at one name"
+                )
             if len({rdata for rdata, _ in types[_CNAME]}) > 1:
-                problems.append(f"{show(owner)}: more than one CNAME target")
+                problem("CNAME_TARGETS", owner, "more than one CNAME target")
         if not cuts or not owner.labels:
             continue
         if owner in cuts:
             hidden = [dns.rdatatype.to_text(t) for t in types if t != _NS]
             if hidden:
-                problems.append(
-                    f"{show(owner)}: {', '.join(hidden)} at a delegation point "
-                    f"(only NS records may be there)"
+                problem(
+                    "DATA_AT_DELEGATION",
+                    owner,
+                    f"{', '.join(hidden)} at a delegation point (only NS records may be there)",
                 )
             continue
         above = _cut_above(owner, cuts)
@@ -355,7 +404,11 @@ def _structure_problems(groups: Grouped, origin: dns.name.Name) -> list[str]:
         if owner in glue_names and set(types) <= _ADDRESS_TYPES:
             continue
         names = ", ".join(dns.rdatatype.to_text(t) for t in types)
-        problems.append(f"{show(owner)}: {names} below the delegation {show(above)} is not served")
+        problem(
+            "DATA_BELOW_DELEGATION",
+            owner,
+            f"{names} below the delegation {show(above)} is not served",
+        )
 
     servers: list[tuple[dns.name.Name, dns.rdata.Rdata]] = [
         (dns.name.empty, rdata) for rdata, _ in groups.get(dns.name.empty, {}).get(_NS, [])
@@ -368,10 +421,11 @@ def _structure_problems(groups: Grouped, origin: dns.name.Name) -> list[str]:
         relative = target.relativize(origin)
         if not _ADDRESS_TYPES & set(groups.get(relative, {})):
             kind = "glue " if _cut_above(relative, cuts) is not None or relative in cuts else ""
-            problems.append(
+            message = (
                 f"name server {target} (NS of {show(where)}) is inside the zone but has no "
                 f"{kind}A or AAAA record"
             )
+            problems.append(Problem("NAMESERVER_WITHOUT_ADDRESS", message, target.to_text()))
     return problems
 
 

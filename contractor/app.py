@@ -28,17 +28,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from contractor import migrate
+from contractor import logs, metrics, migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.events.broadcast import EventBroadcaster
 from contractor.events.webhooks import events_running
 from contractor.foreman.engine import Foreman, foreman_running
 from contractor.foreman.hub import Hub
+from contractor.monitoring import HttpMetrics, Monitor, route_templates
 from contractor.plugins import foundation_types
 from contractor.requestid import RequestIdMiddleware
+from contractor.rest.boot import boot_routes
 from contractor.rest.config import config_error_answers, config_routes
+from contractor.rest.discovery import discovery_routes
 from contractor.rest.dns import dns_routes
 from contractor.rest.errors import exception_handlers
+from contractor.rest.leases import lease_routes
 from contractor.rest.limits import BodyLimit, RouteLimit
 from contractor.rest.state import AppState, app_state, set_app_state
 from contractor.rest.subcontractor import PREFIX as TASK_API
@@ -49,6 +53,7 @@ from contractor.schema.view import ContractorGraphQL
 from contractor.services.config import ConfigCache
 from contractor.services.tasks import TokenCache
 from contractor.settings import Settings
+from contractor.ui import console_routes
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,7 @@ def build_state(settings: Settings) -> AppState:
     """Everything the app holds, built once (no I/O yet): see ``contractor.rest.state``."""
     foundation_types()  # map every installed plugin's tables before the first query
     engine = create_engine(settings)
+    metrics.watch_pool(engine)
     sessions = create_session_factory(engine)
     writer_sessions = create_session_factory(engine, writes=True)
     config_cache = ConfigCache()
@@ -87,6 +93,15 @@ def build_state(settings: Settings) -> AppState:
 def create_app(settings: Settings | None = None) -> Starlette:
     state = build_state(settings or Settings())
     settings = state.settings
+    metrics.instruments().enabled = settings.metrics_enabled
+    monitor = Monitor(
+        settings,
+        engine=state.engine,
+        sessions=state.sessions,
+        writer_sessions=state.writer_sessions,
+        stopping=lambda: state.hub.draining,
+        foreman=state.foreman,
+    )
     graphql = ContractorGraphQL(
         build_schema(settings),
         settings=settings,
@@ -114,19 +129,29 @@ def create_app(settings: Settings | None = None) -> Starlette:
             restore()
             await state.engine.dispose()
 
+    routes = [
+        Route("/healthz", healthz),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        *dns_routes(),
+        *discovery_routes(),  # before /boot/{config_uuid}
+        *config_routes(),
+        *subcontractor_routes(),
+        *boot_routes(),
+        *lease_routes(),
+        *monitor.routes(),  # /metrics, /readyz
+        *console_routes(),  # /ui/: the operator's console (static files)
+    ]
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
-            *dns_routes(),
-            *config_routes(),
-            *subcontractor_routes(),
-        ],
+        routes=routes,
         exception_handlers=exception_handlers(config_error_answers()),
         # outermost: every answer, an error's too, carries the request's X-Request-ID;
         # then bodies over their route's limit are refused before anything reads them
-        middleware=[Middleware(RequestIdMiddleware), _body_limit(settings)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(HttpMetrics, templates=route_templates(routes)),
+            _body_limit(settings),
+        ],
         lifespan=lifespan,
     )
     set_app_state(app, state)
@@ -148,7 +173,9 @@ def _body_limit(settings: Settings) -> Middleware:
 def create_app_from_environment() -> Starlette:
     """The app of one `contractor serve --workers N` process: the settings the command
     resolved, as JSON in ``CONTRACTOR_SERVE_SETTINGS_JSON``."""
-    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    logs.configure(settings)
+    return create_app(settings)
 
 
 def _drain_on_signals(drain: Callable[[], object]) -> Callable[[], None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,7 @@ import click
 from pydantic import ValidationError
 
 from contractor.cli_accounts import token, user
+from contractor.cli_bootimage import discovery_image
 from contractor.command import (
     DEBUG,
     ContractorGroup,
@@ -18,6 +21,7 @@ from contractor.command import (
     directory_for_output,
     file_for_input,
     file_for_output,
+    keep_created_database,
     prepare,
     run_with_sessions,
 )
@@ -47,8 +51,14 @@ def _bounded(
     help="SQLAlchemy URL (default: the SQLite file ./contractor.sqlite3).",
 )
 @click.option("--debug", is_flag=True, help="On a failure, print its traceback too.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as readable text or JSON, one per event (CONTRACTOR_LOG_FORMAT).",
+)
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None, debug: bool) -> None:
+def main(ctx: click.Context, database_url: str | None, debug: bool, log_format: str | None) -> None:
     """Contractor: provision infrastructure and be its single source of truth.
 
     Every command that uses the database first makes it ready as `serve` does: the SQLite
@@ -57,7 +67,8 @@ def main(ctx: click.Context, database_url: str | None, debug: bool) -> None:
     files; 1 for what the command was asked to do); --debug adds the traceback."""
     ctx.meta[DEBUG] = debug
     try:
-        ctx.obj = Settings(database_url=database_url) if database_url else Settings()
+        given: dict[str, Any] = {"database_url": database_url, "log_format": log_format}
+        ctx.obj = Settings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
@@ -81,8 +92,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     its address once it answers, and exits 0 after a clean stop on SIGINT or SIGTERM."""
     import uvicorn
 
-    from contractor import serving
-    from contractor.app import SETTINGS_ENV, create_app
+    from contractor import logs, serving
 
     settings = _settings(ctx)
     updates: dict[str, Any] = {}
@@ -111,6 +121,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
             raise
         settings = settings.model_copy(update={"auto_migrate": False})
         address = serving.url(sock)
+        from contractor.app import create_app
+
+        logs.configure(settings)
         serving.serve(
             create_app(settings),
             sock,
@@ -124,16 +137,25 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         f"contractor serving on http://{settings.host}:{settings.port} ({workers} processes)",
         err=True,
     )
-    # Each worker process builds its app from these settings (uvicorn imports the factory).
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
-    uvicorn.run(
-        "contractor.app:create_app_from_environment",
-        factory=True,
-        workers=workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-    )
+    # Each worker process builds its app from these settings (uvicorn imports the factory),
+    # and records its metrics into files of a directory of this run's own (the scraped
+    # worker adds them up), removed when the server stops.
+    with serving.metrics_directory() as directory:
+        from contractor.app import SETTINGS_ENV
+
+        os.environ[SETTINGS_ENV] = serving.settings_json(settings)
+        os.environ[serving.METRICS_ENV] = directory
+        logs.configure(settings)
+        uvicorn.run(
+            "contractor.app:create_app_from_environment",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_config=None,
+            access_log=False,  # access writes it, with the request id
+        )
 
 
 def _strerror(error: OSError) -> str:
@@ -173,16 +195,33 @@ def upgrade(ctx: click.Context, with_resources: bool) -> None:
         _echo_report(_run(_settings(ctx), resources.load_builtin))
 
 
-def _echo_report(report: Any) -> None:
-    """What a resource load did (a ``resources.LoadReport``)."""
-    for warning in report.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    for done, labels in (("created", report.created), ("updated", report.updated)):
-        for label in labels:
-            click.echo(f"{done} {label}")
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
+def _echo_report(report: Any, *, per_file: bool = False) -> None:
+    """What a resource load did (a ``resources.LoadReport``): warnings, what changed, a
+    summary line per file (``per_file``) and the totals."""
+    for file in report.files:
+        for warning in [*file.warnings, *file.skipped]:
+            click.echo(f"warning: {warning}", err=True)
+        for done, labels in (("created", file.created), ("updated", file.updated)):
+            for label in labels:
+                click.echo(f"{done} {label}")
+        if not file.loaded:
+            click.echo(f"{file.path}: failed; nothing was loaded from it:", err=True)
+            for error in file.errors:
+                click.echo(f"  {error}", err=True)
+        elif per_file:
+            click.echo(
+                f"{file.path}: loaded: {len(file.created)} created, {len(file.updated)} updated, "
+                f"{file.unchanged} unchanged, {_count(len(file.skipped), 'link')} skipped, "
+                f"{_count(len(file.warnings), 'warning')}"
+            )
+    failed = f"; {len(report.failed)} of {len(report.files)} files failed" if report.failed else ""
     click.echo(
         f"{len(report.created)} created, {len(report.updated)} updated, "
-        f"{report.unchanged} unchanged"
+        f"{report.unchanged} unchanged{failed}"
     )
 
 
@@ -225,8 +264,14 @@ def dns_export(
     zones = _run(_settings(ctx), dns_service.publish_zones)
     # zones published by updates alone are the server's files (its journal): not ours
     zones = [zone for zone in zones if _settings(ctx).dns_mode(zone.name) != "updates"]
+    settings = _settings(ctx)
     result = dns_service.export_zones(
-        zones, Path(out), check=check, conf_directory=Path(conf_dir) if conf_dir else None
+        zones,
+        Path(out),
+        check=check,
+        conf_directory=Path(conf_dir) if conf_dir else None,
+        allow_transfer=settings.dns_allow_transfer,
+        also_notify=settings.dns_also_notify,
     )
     serials = {zone.name: zone.serial for zone in zones}
     if as_json:
@@ -318,10 +363,22 @@ def blueprint() -> None:
 @blueprint.command("load")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--builtin", is_flag=True, help="Also load the resources shipped with Contractor.")
+@click.option(
+    "--all-or-nothing",
+    is_flag=True,
+    help="Load every file or none: any problem in any file (a link to nothing included) "
+    "loads nothing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the per-file report as JSON.")
 @click.pass_context
-def blueprint_load(ctx: click.Context, files: tuple[Path, ...], builtin: bool) -> None:
-    """Load resource FILES: everything is checked first, then written in one transaction;
-    loading the same files again changes nothing."""
+def blueprint_load(
+    ctx: click.Context, files: tuple[Path, ...], builtin: bool, all_or_nothing: bool, as_json: bool
+) -> None:
+    """Load resource FILES as the original did: each file loads or fails on its own (a
+    failing file changes nothing), a link to something neither in the database nor in the
+    files is skipped with a warning, and an entry in two files is taken from the later one.
+    Links may name entries of later files. Loading the same files again changes nothing.
+    Exit status 1 when a file failed."""
     from contractor.services import resources
 
     paths = list(files)
@@ -331,15 +388,30 @@ def blueprint_load(ctx: click.Context, files: tuple[Path, ...], builtin: bool) -
         raise click.UsageError("name resource files to load, or --builtin")
     for path in files:
         file_for_input(path, "resource file")
-    try:
-        checked = resources.read_resources(paths)
-    except ContractorError as error:
-        raise click.ClickException(f"nothing was loaded:\n{error}") from None
+    if all_or_nothing:
+        try:
+            checked = resources.read_resources(paths)
+        except ContractorError as error:
+            raise click.ClickException(f"nothing was loaded:\n{error}") from None
 
-    async def work(session: Any) -> resources.LoadReport:
-        return await resources.apply_resources(session, checked)
+        async def strict(session: Any) -> resources.LoadReport:
+            return await resources.apply_resources(session, checked)
 
-    _echo_report(_run(_settings(ctx), work))
+        report = _run(_settings(ctx), strict)
+    else:
+
+        async def work(session: Any) -> resources.LoadReport:
+            return await resources.load_resources(session, paths)
+
+        report = _run(_settings(ctx), work)
+    if as_json:
+        click.echo(json.dumps({"files": [dataclasses.asdict(f) for f in report.files]}, indent=2))
+    else:
+        _echo_report(report, per_file=True)
+    if report.failed:
+        if len(report.failed) < len(report.files):
+            keep_created_database(ctx)  # what the other files loaded was committed
+        ctx.exit(1)
 
 
 @blueprint.command("dump")
@@ -391,6 +463,14 @@ def blueprint_dump(ctx: click.Context, out: Path | None) -> None:
     is_flag=True,
     help="Exit once every job has finished: 0 when all is built, 1 naming the failed jobs.",
 )
+@click.option(
+    "--with",
+    "with_types",
+    default="",
+    metavar="TYPES",
+    help="Also build machines of these foundation types, each against its emulator "
+    "(comma-separated: redfish; needs its extra, pip install 'contractor[redfish]').",
+)
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -400,10 +480,19 @@ def demo(
     delay: int,
     fail_percent: int,
     exit_when_built: bool,
+    with_types: str,
 ) -> None:
     """Build a demo inventory of simulated machines and serve it: shipped BluePrints, a site
     tree, address blocks, an in-process subcontractor, live job progress, example queries."""
-    from contractor.demo import DemoError, DemoOptions, run_demo
+    from contractor.demo import WITH, DemoError, DemoOptions, run_demo
+
+    extras = tuple(dict.fromkeys(n.strip().lower() for n in with_types.split(",") if n.strip()))
+    for name in extras:
+        if name not in WITH:
+            raise click.BadParameter(
+                f"{name!r} is not a foundation type the demo can add (it can: {', '.join(WITH)})",
+                param_hint="'--with'",
+            )
 
     # The demo migrates whatever database it is given; a problem with it is one line here.
     prepare(_settings(ctx), upgrade_schema=True)
@@ -414,6 +503,7 @@ def demo(
         delay_seconds=delay,
         fail_percent=fail_percent,
         exit_when_built=exit_when_built,
+        with_types=extras,
     )
     try:
         status = run_demo(_settings(ctx), options)
@@ -478,3 +568,4 @@ main.add_command(subcontractor_token)
 
 main.add_command(user)
 main.add_command(token)
+main.add_command(discovery_image)

@@ -44,6 +44,7 @@ __all__ = [
     "directory_for_output",
     "file_for_input",
     "file_for_output",
+    "keep_created_database",
     "prepare",
     "run",
     "settings_of",
@@ -94,6 +95,12 @@ class ContractorGroup(click.Group):
             if ctx.meta.get(DEBUG):
                 traceback.print_exc(file=sys.stderr)
             raise failure(error) from None
+
+
+def keep_created_database(ctx: click.Context) -> None:
+    """The command committed work and still exits non-zero (a load of several files where
+    some failed): an SQLite file ``run`` created for it stays."""
+    ctx.meta.pop(_CREATED, None)
 
 
 def _remove_created(ctx: click.Context) -> None:

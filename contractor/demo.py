@@ -5,13 +5,14 @@ shipped BluePrints, creates a demo inventory (a site tree publishing the DNS zon
 ``demo.test``, address blocks, simulated Foundations with Linux Structures on them), serves
 the API, runs an in-process subcontractor with the ``simulated`` module for each demo site,
 starts the create jobs and shows their progress, then runs the example GraphQL queries and
-prints them with their answers, the explorer URL and an API token. It keeps serving until
-interrupted (or, with ``exit_when_built``, exits once every job has finished: 0 when all is
-built). ``contractor dns export`` then writes the zone files of ``demo.test``, its parent
-``test`` and the sites' reverse zones.
+prints them with their answers, the console's and the explorer's URLs and an API token. It
+keeps serving until interrupted (or, with ``exit_when_built``, exits once every job has
+finished: 0 when all is built). ``contractor dns export`` then writes the zone files of
+``demo.test``, its parent ``test`` and the sites' reverse zones.
 
 Running it again on the same database reuses what exists (by name) and adds only what is
-missing, so it never fails on its own earlier run.
+missing, so it never fails on its own earlier run. With ``with_types = ("redfish",)`` it also
+runs a Redfish BMC emulator and builds a Redfish foundation against it (``demo_redfish``).
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
+from contractor.demo_redfish import agent_modules, installer, prepare_redfish, start_emulator
 from contractor.errors import ContractorError, NotFound
 from contractor.models import AddressBlock, Foundation, Job, JobState, Site, Structure, User, Zone
 from contractor.plugins import foundation_types
+from contractor.redfish_emulator import EmulatorError, RedfishBmc
 from contractor.rest.state import app_state
 from contractor.services import (
     addresses,
@@ -59,12 +62,12 @@ from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from subcontractor.agent import Agent
 from subcontractor.client import Client
-from subcontractor.config import AgentConfig, Config, ContractorConfig, ModuleConfig
+from subcontractor.config import AgentConfig, Config, ContractorConfig
 from subcontractor.journal import Journal
 from subcontractor.masking import Masker
 from subcontractor.module import load_modules
 
-__all__ = ["DemoError", "DemoOptions", "run_demo"]
+__all__ = ["WITH", "DemoError", "DemoOptions", "run_demo"]
 
 ROOT = "demo"
 SITES = {"demo-east": "10.20.1.0/24", "demo-west": "10.20.2.0/24"}
@@ -74,6 +77,7 @@ SITES = {"demo-east": "10.20.1.0/24", "demo-west": "10.20.2.0/24"}
 DOMAIN = "demo.test"
 NAMESERVERS = ["ns1.example.net"]
 USER = "demo"
+WITH = ("redfish",)  # foundation types the demo can add, each against its emulator
 FINISHED = (JobState.DONE, JobState.ERROR, JobState.ABORTED)
 # the demo's engine settings: quick to notice new work, short leases (a task left by an
 # interrupted earlier run comes back soon)
@@ -97,6 +101,7 @@ class DemoOptions:
     fail_percent: int = 0  # how often a simulated call fails
     install_seconds: float = 3.0  # the simulated installer
     exit_when_built: bool = False
+    with_types: tuple[str, ...] = ()  # some of WITH
 
 
 @dataclass
@@ -149,9 +154,15 @@ async def _zone(session: AsyncSession, fqdn: str) -> tuple[Zone, bool]:
     return zone, True
 
 
-async def prepare(session: AsyncSession, settings: Settings, options: DemoOptions) -> Prepared:
+async def prepare(
+    session: AsyncSession,
+    settings: Settings,
+    options: DemoOptions,
+    redfish: RedfishBmc | None = None,
+) -> Prepared:
     """Load the shipped BluePrints, create (or reuse) the demo inventory and tokens, and start
-    a create job for every demo target that is not built and has none."""
+    a create job for every demo target that is not built and has none (with ``redfish``, a
+    Redfish foundation against that BMC too)."""
     loaded = await resources.load_builtin(session)
     notes = []
     if loaded.created or loaded.updated:
@@ -235,6 +246,8 @@ async def prepare(session: AsyncSession, settings: Settings, options: DemoOption
             first_locator, first_structure = locator, (leaf.name, structure.hostname)
     if not new_root:
         notes.append(f"{created} new foundations (the demo has {len(targets) // 2} in all)")
+    if redfish is not None:
+        targets.append(await prepare_redfish(session, redfish, leaves[0][0]))
     tracked = []
     for target in targets:
         label = (
@@ -251,7 +264,10 @@ async def prepare(session: AsyncSession, settings: Settings, options: DemoOption
             tracked.append(Tracked(label, 0, "built", "built earlier"))
     api_token = await _api_token(session, settings)
     agent = await task_service.create_subcontractor_token(
-        session, name="demo-subcontractor", sites=list(SITES), modules=["simulated"]
+        session,
+        name="demo-subcontractor",
+        sites=list(SITES),
+        modules=["simulated", *(["redfish"] if redfish is not None else [])],
     )
     return Prepared(
         api_token=api_token,
@@ -408,7 +424,7 @@ def example_queries(prepared: Prepared) -> list[tuple[str, str]]:
         ),
         (
             "The DNS zone of the demo sites, as BIND gets it (contractor dns export writes it)",
-            f'{{ publishedZones(name: "{DOMAIN}") {{ name serial problems }} }}',
+            f'{{ publishedZones(name: "{DOMAIN}") {{ name serial problems {{ code message }} }} }}',
         ),
     ]
 
@@ -427,7 +443,13 @@ async def _ask(http: httpx.AsyncClient, token: str, query: str) -> str:
 # -- the whole run ---------------------------------------------------------------------------
 
 
-async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asyncio.Event) -> int:
+async def _demo(
+    settings: Settings,
+    options: DemoOptions,
+    out: TextIO,
+    stop: asyncio.Event,
+    redfish: RedfishBmc | None = None,
+) -> int:
     say: Callable[[str], None] = lambda line: print(line, file=out, flush=True)  # noqa: E731
     foundation_types()
     sock = bind(options.host, options.port, settings.port)
@@ -437,7 +459,7 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
     try:
         async with transaction(create_session_factory(engine, writes=True)) as session:
             session.info["actor"] = "demo"
-            prepared = await prepare(session, settings, options)
+            prepared = await prepare(session, settings, options, redfish)
     except ContractorError as error:
         sock.close()
         raise DemoError(f"cannot set up the demo inventory: {error}") from None
@@ -451,6 +473,7 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     agents: list[tuple[asyncio.Task[None], Journal, Client]] = []
     agents_stop = asyncio.Event()
+    installing: asyncio.Task[None] | None = None
     transport = httpx.ASGITransport(app=app)
     journals = tempfile.TemporaryDirectory(prefix="contractor-demo-")
     try:
@@ -460,21 +483,30 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
                 raise DemoError("the server stopped while starting")
             await asyncio.sleep(0.05)
         for name in SITES:
+            wanted, module_options = agent_modules(
+                redfish if name == next(iter(SITES)) else None,
+                {"install_seconds": options.install_seconds},
+            )
             config = Config(
                 contractor=ContractorConfig(
                     url="http://contractor", token=prepared.agent_token, site=name
                 ),
                 agent=AgentConfig(wait=5, journal_dir=Path(journals.name) / name, shutdown_grace=2),
-                modules={"simulated": ModuleConfig(concurrency=16, task_timeout=120)},
-                module_options={"simulated": {"install_seconds": options.install_seconds}},
+                modules=wanted,
+                module_options=module_options,
             )
-            modules = load_modules({"simulated": 16}, config.module_options)
+            modules = load_modules(
+                {module: c.concurrency for module, c in wanted.items()}, config.module_options
+            )
             journal = Journal(config.agent.journal_dir)
             journal.open()
             client = Client(config.contractor, transport=transport)
             agent = Agent(config, modules, client, journal, Masker(config.secrets()))
             agents.append((asyncio.create_task(agent.run(agents_stop)), journal, client))
         say(f"Contractor is serving {url} with a subcontractor for {', '.join(SITES)}")
+        if redfish is not None:
+            say(f"Redfish BMC (sushy-emulator) for the RedFish foundation: https://{redfish.label}")
+            installing = asyncio.create_task(installer(redfish, options.install_seconds))
         earlier = sum(1 for item in prepared.tracked if item.job_id == 0)
         building_now = len(prepared.tracked) - earlier
         also = f" ({earlier} built earlier)" if earlier else ""
@@ -504,7 +536,8 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
             for question, query in example_queries(prepared):
                 answer = await _ask(http, prepared.api_token, query)
                 say(f"\n# {question}\n{query}\n=> {answer}")
-        say(f"\nExplorer: {url}/graphql  (paste the token below into its Token field)")
+        say(f"\nConsole: {url}/ui/#token={prepared.api_token}  (the operator's console)")
+        say(f"Explorer: {url}/graphql  (paste the token below into its Token field)")
         say(f"API token for user {USER!r}: {prepared.api_token}")
         say(
             f"e.g. curl -s -H 'Authorization: Bearer {prepared.api_token}' "
@@ -526,6 +559,8 @@ async def _demo(settings: Settings, options: DemoOptions, out: TextIO, stop: asy
         say("stopping")
         return 0
     finally:
+        if installing is not None:
+            installing.cancel()
         agents_stop.set()
         for task, _, _ in agents:
             with contextlib.suppress(Exception):
@@ -553,6 +588,13 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO = sys.stdout)
         loop = asyncio.get_running_loop()
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stop.set)
-        return await _demo(settings, options, out, stop)
+        with contextlib.ExitStack() as emulators:
+            redfish = None
+            if "redfish" in options.with_types:
+                try:
+                    redfish = start_emulator(emulators)
+                except EmulatorError as error:
+                    raise DemoError(str(error)) from None
+            return await _demo(settings, options, out, stop, redfish)
 
     return asyncio.run(main())

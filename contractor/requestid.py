@@ -16,7 +16,7 @@ import uuid
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["HEADER", "RequestIdMiddleware", "accepted", "current"]
+__all__ = ["HEADER", "RequestIdMiddleware", "accepted", "current", "peek"]
 
 HEADER = "X-Request-ID"
 _HEADER_KEY = HEADER.lower().encode("latin-1")
@@ -41,6 +41,11 @@ def current() -> str:
         value = _new()
         _current.set(value)
     return value
+
+
+def peek() -> str | None:
+    """The running request's id, or None outside a request (a log line of the foreman)."""
+    return _current.get()
 
 
 class RequestIdMiddleware:

@@ -11,15 +11,24 @@ once the server has stopped, so a clean stop returns normally.
 
 from __future__ import annotations
 
+import json
+import shutil
 import signal
 import socket
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import uvicorn
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
-__all__ = ["bind", "serve", "url"]
+from contractor.settings import Settings
+
+__all__ = ["METRICS_ENV", "bind", "metrics_directory", "serve", "settings_json", "url"]
+
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -50,7 +59,10 @@ def serve(
     app: Starlette, sock: socket.socket, *, log_level: str, started: Callable[[], None]
 ) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; ``started()`` once it answers."""
-    server = _Server(uvicorn.Config(app, log_level=log_level), started)
+    # uvicorn's lines go through contractor.logs like every other; the access line is
+    # access's (written inside the request: it has the request id)
+    config = uvicorn.Config(app, log_level=log_level, log_config=None, access_log=False)
+    server = _Server(config, started)
 
     def stop(_number: int, _frame: FrameType | None) -> None:
         server.should_exit = True
@@ -62,3 +74,25 @@ def serve(
         for number, handler in previous.items():
             signal.signal(number, handler)
         sock.close()
+
+
+@contextmanager
+def metrics_directory() -> Iterator[str]:
+    """A private directory for the metrics of ``serve --workers`` processes, removed at the
+    end (a stale one would add a previous run's counts to this one's)."""
+    directory = tempfile.mkdtemp(prefix="contractor-metrics-")
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def settings_json(settings: Settings) -> str:
+    """``settings`` as JSON for a worker process, secrets included (pydantic's own JSON
+    shows them as asterisks)."""
+    dumped = settings.model_dump(mode="json")
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            dumped[name] = value.get_secret_value()
+    return json.dumps(dumped)

@@ -12,11 +12,15 @@ from argon2 import PasswordHasher
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bindgen import notify_target, transfer_element
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./contractor.sqlite3"
 
 # How a zone reaches DNS: zone files (`contractor dns export`), RFC 2136 updates to a
 # running server, or both.
 DnsMode = Literal["files", "updates", "both"]
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 TsigAlgorithm = Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"]
 
 
@@ -50,6 +54,28 @@ class Settings(BaseSettings):
     contractor_url: str = "http://contractor"
     pxe_location: str = "http://static/pxe/"
     log_level: str = "info"
+    # Logs (contractor/logs.py): one line per event, readable text or JSON, and the level of
+    # single components by logger name ({"contractor.foreman": "debug"}).
+    log_format: LogFormat = "text"
+    log_levels: dict[str, LogLevel] = Field(default_factory=dict)
+
+    # Metrics and readiness (docs/operations.md, "Monitoring"). `/metrics` answers a request
+    # with `Authorization: Bearer <token>`: the `metrics_token` or any active API token (any
+    # role); without one only clients in `metrics_allow_networks` (CIDRs, such as
+    # "10.0.0.0/8" or "127.0.0.1/32"). The database's gauges are read at most every
+    # `metrics_cache_seconds`. `contractor foreman` serves /metrics, /healthz and /readyz on
+    # `foreman_metrics_port` when one is set (0: one the kernel picks, announced at start).
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    metrics_allow_networks: list[str] = Field(default_factory=list)
+    metrics_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    metrics_graphql_operations: list[str] = Field(default_factory=list)
+    foreman_metrics_host: str = "127.0.0.1"
+    foreman_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # /readyz: the foreman loop counts as stalled when it has not come round for this long,
+    # the webhook worker as behind when an event waits longer than this for it.
+    ready_foreman_stall_seconds: float = _seconds(60.0)
+    ready_webhook_lag_seconds: float = _seconds(300.0)
     # GraphQL limits (on by default): nesting depth, aliases, and tokens per document.
     graphql_max_depth: int = Field(default=12, ge=1)
     graphql_max_aliases: int = Field(default=30, ge=1)
@@ -94,6 +120,15 @@ class Settings(BaseSettings):
     # How long a checked subcontractor token is trusted without reading it again (a token
     # revoked by another process is refused after at most this long; 0: read every call).
     task_token_cache_seconds: float = Field(default=5.0, ge=0)
+    # How often a waiting boot data poll looks again when nothing woke it (on SQLite a
+    # change committed by another process wakes nobody; on PostgreSQL its NOTIFY does).
+    boot_look_seconds: float = Field(default=1.0, gt=0)
+    # Discovery (docs/boot.md, "Discovery"): more kernel arguments for the discovery image,
+    # the reports a site may send per minute (more: 429), and how many discovered machines
+    # a site may hold that are not located (a report of a new MAC beyond it: 429).
+    boot_discovery_kernel_args: str = Field(default="", max_length=1000)
+    discovery_reports_per_minute: int = Field(default=120, ge=1)
+    discovery_max_undecided: int = Field(default=1000, ge=1)
 
     # Events: how often each process looks for new events when nothing woke it; webhook
     # delivery inside `contractor serve` and `contractor foreman`, its parallelism (in all,
@@ -130,11 +165,40 @@ class Settings(BaseSettings):
     dns_update_timeout_seconds: float = _seconds(5.0)
     dns_update_retry_base_seconds: float = _seconds(1.0)
     dns_update_retry_max_seconds: float = _seconds(60.0)
+    # The secondaries of zones published as files (docs/dns.md, "Export"): every zone in
+    # the generated named.conf takes `allow-transfer` (who may copy it: addresses, networks,
+    # `key <name>` of a key the server's own named.conf defines, `any`, `none`) and
+    # `also-notify` (servers told of each new serial besides the zone's NS: addresses,
+    # optionally `<address> port <n>`). JSON lists; empty leaves named's defaults.
+    dns_allow_transfer: list[str] = Field(default_factory=list)
+    dns_also_notify: list[str] = Field(default_factory=list)
+
+    @field_validator("metrics_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network (write 10.0.0.0/8)") from None
+        return [network.strip() for network in value]
 
     @field_validator("dns_zone_modes")
     @classmethod
     def _zone_names(cls, value: dict[str, DnsMode]) -> dict[str, DnsMode]:
         return {name.strip().lower().rstrip("."): mode for name, mode in value.items()}
+
+    @field_validator("dns_allow_transfer")
+    @classmethod
+    def _transfer_elements(cls, value: list[str]) -> list[str]:
+        return [transfer_element(item) for item in value]
+
+    @field_validator("dns_also_notify")
+    @classmethod
+    def _notify_targets(cls, value: list[str]) -> list[str]:
+        return [notify_target(item) for item in value]
 
     @model_validator(mode="after")
     def _dns_server_named(self) -> Settings:

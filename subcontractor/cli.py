@@ -24,6 +24,7 @@ from subcontractor.client import Client, Rejected, Unavailable
 from subcontractor.config import Config, ConfigError
 from subcontractor.journal import Journal
 from subcontractor.masking import Masker, MaskingFormatter
+from subcontractor.metrics import AgentMetrics
 from subcontractor.module import available_modules, load_modules
 
 __all__ = ["main"]
@@ -76,6 +77,11 @@ def _options(function: F) -> F:
             type=click.Choice(["debug", "info", "warning", "error"]),
             help="agent.log_level",
         ),
+        click.option(
+            "--metrics-port",
+            type=click.IntRange(0, 65535),
+            help="Serve Prometheus metrics on this port (agent.metrics_port; 0: any).",
+        ),
     ]
     for decorator in reversed(decorators):
         function = decorator(function)
@@ -92,6 +98,7 @@ def _load(flags: dict[str, Any]) -> Config:
         "agent.wait": flags["wait"],
         "agent.journal_dir": flags["journal_dir"],
         "agent.log_level": flags["log_level"],
+        "agent.metrics_port": flags["metrics_port"],
     }
     try:
         return config_module.load(
@@ -134,20 +141,36 @@ def run(**flags: Any) -> None:
         journal.open()
     except ConfigError as error:
         raise click.ClickException(f"configuration: {error}") from None
+    meters = AgentMetrics(config)
     try:
-        asyncio.run(_run(config, modules, journal, masker))
+        address = meters.listen()
+    except OSError as error:
+        journal.close()
+        where = f"{config.agent.metrics_host} port {config.agent.metrics_port}"
+        raise click.ClickException(
+            f"agent.metrics_port (flag --metrics-port): cannot listen on {where}: "
+            f"{error.strerror or error}"
+        ) from None
+    if address is not None:
+        logging.getLogger("subcontractor").info("metrics on %s", address)
+    try:
+        asyncio.run(_run(config, modules, journal, masker, meters))
     finally:
         journal.close()
 
 
-async def _run(config: Config, modules: Any, journal: Journal, masker: Masker) -> None:
+async def _run(
+    config: Config, modules: Any, journal: Journal, masker: Masker, meters: AgentMetrics
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
     client = Client(config.contractor)
+    agent = Agent(config, modules, client, journal, masker, on_event=meters.on_event)
     try:
-        await Agent(config, modules, client, journal, masker).run(stop)
+        with meters.serving(agent):
+            await agent.run(stop)
     finally:
         await client.aclose()
 

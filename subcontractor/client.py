@@ -124,6 +124,13 @@ class Client:
         now = _server_time(response)
         return [Task.from_json(raw, now) for raw in response.json()["tasks"]]
 
+    async def leases(self, site: str, leases: list[dict[str, Any]]) -> dict[str, Any]:
+        """Report the DHCP leases of ``site`` (``{site, added, updated}`` back)."""
+        answer: dict[str, Any] = (
+            await self._post("leases", {"site": site, "leases": leases})
+        ).json()
+        return answer
+
     async def result(self, task_id: int, cookie: str, lease: str, data: dict[str, Any]) -> None:
         await self._post(
             "result", {"task_id": task_id, "cookie": cookie, "lease": lease, "data": data}

@@ -14,6 +14,8 @@ wait = 30                                # flag --wait: long-poll seconds
 journal_dir = "/var/lib/subcontractor"   # flag --journal-dir
 shutdown_grace = 30                      # seconds running tasks get after SIGTERM
 log_level = "info"                       # flag --log-level
+metrics_port = 9465                      # flag --metrics-port: serve /metrics (off unless set;
+metrics_host = "127.0.0.1"               #   0: a port the kernel picks, logged at start)
 
 [modules.ipmi]                           # flag --module ipmi=10
 concurrency = 10
@@ -50,6 +52,7 @@ FLAGS = {
     "agent.wait": "--wait",
     "agent.journal_dir": "--journal-dir",
     "agent.log_level": "--log-level",
+    "agent.metrics_port": "--metrics-port",
     "modules": "--module",
 }
 
@@ -85,6 +88,10 @@ class AgentConfig(_Section):
     shutdown_grace: float = Field(default=30.0, ge=0, le=3600)
     heartbeat_seconds: float | None = Field(default=None, gt=0)
     log_level: str = "info"
+    # Prometheus metrics (subcontractor.metrics): off unless a port is given; anyone who
+    # reaches the address may read them, so keep it on a loopback or management network.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("log_level")
     @classmethod

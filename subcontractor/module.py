@@ -11,6 +11,7 @@ credentials, bad parameters). Blocking libraries run in worker threads (``anyio.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine, Mapping
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
@@ -28,6 +29,8 @@ __all__ = [
     "available_modules",
     "load_modules",
     "require",
+    "require_host",
+    "require_port",
 ]
 
 ENTRY_POINT_GROUP = "subcontractor.modules"
@@ -76,6 +79,31 @@ def require(parameters: Mapping[str, Any], name: str, kind: type | tuple[type, .
     return value
 
 
+_HOST = re.compile(r"[A-Za-z0-9.:_\-]{1,253}\Z")
+
+
+def require_host(parameters: Mapping[str, Any], name: str, *, where: str = "parameter") -> str:
+    """The host name or address ``name`` (never an option-like ``-x``), or a failure."""
+    host: str = require(parameters, name, str)
+    if not _HOST.match(host) or host.startswith("-"):
+        raise TaskFailed(f"{where} {name!r} is not a host name or address: {host!r}")
+    return host
+
+
+def require_port(
+    parameters: Mapping[str, Any],
+    name: str,
+    *,
+    default: int | None = None,
+    where: str = "parameter",
+) -> int:
+    """The port ``name`` (1 to 65535; ``default`` when it is not given), or a failure."""
+    port = parameters.get(name, default) if default is not None else require(parameters, name, int)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise TaskFailed(f"{where} {name!r} must be 1 to 65535, got {port!r}")
+    return port
+
+
 def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
@@ -95,7 +123,13 @@ def load_modules(
         if name not in found:
             have = ", ".join(sorted(found)) or "none"
             raise ConfigError(f"modules.{name}: no such module is installed (installed: {have})")
-        cls = found[name].load()
+        try:
+            cls = found[name].load()
+        except ImportError as error:  # its extra is not installed (boto3 for aws)
+            raise ConfigError(
+                f"modules.{name}: cannot be loaded ({error}); is its extra installed? "
+                f"(pip install 'contractor[{name}]')"
+            ) from None
         if not (isinstance(cls, type) and issubclass(cls, Module)):
             raise ConfigError(f"modules.{name}: {found[name].value} is not a subcontractor Module")
         try:

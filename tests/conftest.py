@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,6 +16,7 @@ from contractor import migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.plugins import foundation_types
 from contractor.settings import Settings
+from tests.registering import registering
 
 PG_ENV = "CONTRACTOR_TEST_PG_URL"
 
@@ -60,6 +61,17 @@ def pg_url() -> str:
     return Settings(database_url=url).database_url
 
 
+@pytest.fixture(scope="module")
+def own_pg_url(request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL database of the test module's own, migrated to head: for tests that
+    commit (``pg_url`` is shared, and other tests count its rows)."""
+    foundation_types()
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    url = make_pg_database(f"contractor_{module}"[:40])
+    migrate.upgrade(Settings(database_url=url))
+    return Settings(database_url=url).database_url
+
+
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("sqlite") / "contractor.sqlite3"
@@ -91,3 +103,11 @@ async def session(db_url: str) -> AsyncIterator[AsyncSession]:
                 await transaction.rollback()
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def install_amt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
+    """Call it to register a foundation type plugin called ``amt`` (``tests/registering``);
+    it is gone again after the test."""
+    with registering(tmp_path, monkeypatch, "amt", "tests.registering:AmtType") as register:
+        yield register

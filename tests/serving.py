@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,14 +39,31 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 @contextmanager
 def contractor_serve(
-    env: dict[str, str], cwd: Path, timeout: float = 30, output: Path | None = None
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float = 30,
+    output: Path | None = None,
+    *,
+    options: Sequence[str] = (),
+    serve_options: Sequence[str] = (),
+    stops_cleanly: bool = False,
 ) -> Iterator[str]:
-    """Run `contractor serve` on a free port until the block ends; yields its base URL.
-    ``output``: the file its log goes to (read it after the block)."""
+    """Run `contractor [options] serve [serve_options]` on a free port until the block
+    ends; yields its base URL. ``output``: the file its log goes to (read it after the
+    block); ``stops_cleanly``: assert that it exits 0 on SIGTERM."""
     port = free_port()
     log = output.open("wb") if output is not None else subprocess.PIPE
     server = subprocess.Popen(
-        [sys.executable, "-m", "contractor", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "contractor",
+            *options,
+            "serve",
+            "--port",
+            str(port),
+            *serve_options,
+        ],
         cwd=cwd,
         env=env,
         stdout=log,
@@ -73,12 +90,14 @@ def contractor_serve(
     finally:
         server.terminate()
         try:
-            server.wait(timeout=15)
+            server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=5)
         if server.stdout:
             server.stdout.close()
+    if stops_cleanly:
+        assert server.returncode == 0, output.read_text() if output else server.returncode
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from tscript.builtins import Message, builtins
+from tscript.checker import signature_of
 from tscript.compiler import Op, Program
 from tscript.errors import (
     ExecutionError,
@@ -377,6 +378,8 @@ class Machine:
                 dispatch_module, handler = made
             else:
                 handler = made
+            if module is not None:
+                _check_parameters(module, name, handler, parameters)
             if isinstance(handler, ExternalFunction):
                 handler.runner = self
                 try:
@@ -503,3 +506,21 @@ class Machine:
             return self._get(module, name)
         except (NotDefinedError, ParameterError) as error:
             raise ValueError(str(error)) from error
+
+
+def _check_parameters(module: str, name: str, handler: object, parameters: dict[str, Any]) -> None:
+    """A module function called with a parameter it does not take, or without one it needs,
+    is refused naming both (as ``tscript check`` words it), before the function sees it."""
+    signature = signature_of(handler)
+    allowed = signature.parameters
+    if allowed is None:
+        return
+    for given in parameters:
+        if given not in allowed:
+            names = ", ".join(sorted(allowed)) or "none"
+            raise ParameterError(
+                given, f'{module}.{name}() has no parameter "{given}" (parameters: {names})'
+            )
+    missing = sorted(signature.required - set(parameters))
+    if missing:
+        raise ParameterError(missing[0], f'{module}.{name}() needs the parameter "{missing[0]}"')

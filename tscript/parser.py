@@ -6,6 +6,8 @@ context-free grammar cannot express are checked afterwards, without recursion: j
 only at the top level, ``break``/``continue`` only inside ``while``, valid block options, no
 duplicated map key or parameter name. Every failure is a ``ParseError`` with line, column, a
 message in words and a caret rendering.
+
+The built LALR(1) tables are kept in the user's cache directory (``tscript.parser_cache``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from tscript.nodes import (
     Variable,
     While,
 )
+from tscript.parser_cache import parser_cache_file
 
 __all__ = ["parse", "parse_all"]
 
@@ -354,6 +357,7 @@ def structure_problems(lines: Sequence[Statement]) -> list[ParseError]:
 @functools.cache
 def _lark() -> Lark:
     grammar = Path(__file__).with_name("grammar.lark").read_text(encoding="utf-8")
+    cache = parser_cache_file(grammar)
     return Lark(
         grammar,
         parser="lalr",
@@ -361,6 +365,7 @@ def _lark() -> Lark:
         transformer=_Builder(),
         maybe_placeholders=True,
         propagate_positions=False,
+        cache=False if cache is None else str(cache),
     )
 
 

@@ -46,6 +46,7 @@ import bindgen
 from contractor.errors import InvalidInput
 from contractor.events.broadcast import EventBroadcaster
 from contractor.listen import stop_if_cancelled
+from contractor.metrics import instruments
 from contractor.models import utcnow
 from contractor.services import dns_push
 from contractor.settings import Settings
@@ -338,6 +339,7 @@ class DnsPusher:
             retry_cap=settings.dns_update_retry_max_seconds,
         )
         zone = outcome.planned.zone
+        instruments().dns_push("acknowledged" if outcome.acknowledged else "failed")
         if outcome.acknowledged:
             if self._failing.pop(zone, None) is not None:
                 log.info("DNS zone %s is current again on %s", zone, self._server.where)

@@ -44,6 +44,7 @@ from contractor.events.broadcast import EventBroadcaster
 from contractor.events.dns_updates import DnsPusher
 from contractor.events.http import WebhookClient
 from contractor.listen import Signal, stop_if_cancelled
+from contractor.metrics import instruments
 from contractor.models import utcnow
 from contractor.services import pruning, webhooks
 from contractor.services.events import event_document
@@ -257,6 +258,8 @@ class WebhookWorker:
             error = type(failure).__name__
             if str(failure):
                 error += f": {failure}"
+        outcome = "delivered" if error is None else "unreachable" if code is None else "http_error"
+        instruments().webhook(attempt.target_name, outcome)
         # recorded by the next round, with every other outcome, in one transaction
         self._outcomes.append(webhooks.Outcome(attempt.delivery_id, attempt.attempt, code, error))
         self._posting[attempt.target_id] -= 1

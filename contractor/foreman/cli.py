@@ -4,18 +4,25 @@ subcontractor-token`` (tokens for subcontractor identities)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.command import prepare, run, settings_of
+if TYPE_CHECKING:
+    import socket
+
+from contractor import logs, metrics, serving
+from contractor.command import EnvironmentFailure, prepare, run, settings_of
 from contractor.db import create_engine, create_session_factory
 from contractor.events.broadcast import EventBroadcaster
 from contractor.events.webhooks import events_running
 from contractor.foreman.engine import Foreman
 from contractor.foreman.hub import Hub
+from contractor.monitoring import Monitor, monitor_serving
 from contractor.plugins import foundation_types
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
@@ -33,12 +40,16 @@ async def run_foreman(
     settings: Settings,
     stop: asyncio.Event | None = None,
     started: Callable[[], object] = lambda: None,
+    metrics_socket: socket.socket | None = None,
 ) -> None:
     """Step jobs, deliver webhooks (``webhooks_enabled``), push DNS updates (zones published
     by updates) and prune old events (``events_retention_days``) until ``stop`` is set (or
-    SIGINT/SIGTERM, a clean stop); ``started()`` once those signals stop it cleanly."""
+    SIGINT/SIGTERM, a clean stop); ``started()`` once those signals stop it cleanly. With
+    ``metrics_socket``, /metrics, /readyz and /healthz are served on it meanwhile."""
     foundation_types()
+    metrics.instruments().enabled = settings.metrics_enabled
     engine = create_engine(settings)
+    metrics.watch_pool(engine)
     hub = Hub()
     hub.attach(engine)
     broadcaster = None
@@ -55,6 +66,18 @@ async def run_foreman(
         readers=create_session_factory(engine),
     )
     stop = stop or asyncio.Event()
+    monitoring: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
+    if metrics_socket is not None:
+        readers = create_session_factory(engine)
+        monitor = Monitor(
+            settings,
+            engine=engine,
+            sessions=readers,
+            writer_sessions=create_session_factory(engine, writes=True),
+            stopping=stop.is_set,
+            foreman=foreman,
+        )
+        monitoring = monitor_serving(monitor, metrics_socket)
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
@@ -63,7 +86,7 @@ async def run_foreman(
         None if settings.is_sqlite else asyncio.create_task(hub.listen(settings.database_url))
     )
     try:
-        async with events_running(settings, broadcaster):
+        async with monitoring, events_running(settings, broadcaster):
             await foreman.run(stop)
     finally:
         if listener is not None:
@@ -80,10 +103,30 @@ def foreman_command(ctx: click.Context) -> None:
     CONTRACTOR_FOREMAN_ENABLED=false (and CONTRACTOR_WEBHOOKS_ENABLED=false) to leave the
     stepping (and the deliveries) to them."""
     settings = settings_of(ctx)
-    prepare(settings, upgrade_schema=settings.migrate_on_start)
+    sock = None
+    if settings.foreman_metrics_port is not None:
+        host, port = settings.foreman_metrics_host, settings.foreman_metrics_port
+        try:  # first: a port in use is refused before the database is touched
+            sock = serving.bind(host, port)
+        except OSError as error:
+            raise EnvironmentFailure(
+                f"cannot listen on {host} port {port} (foreman_metrics_port): "
+                f"{error.strerror or error}"
+            ) from None
+    try:
+        prepare(settings, upgrade_schema=settings.migrate_on_start)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+    logs.configure(settings)
     doing = "stepping jobs" + (", delivering webhooks" if settings.webhooks_enabled else "")
     say = f"contractor foreman: {doing} (Ctrl-C to stop)"
-    asyncio.run(run_foreman(settings, started=lambda: click.echo(say, err=True)))
+    if sock is not None:
+        say += f"; metrics on {serving.url(sock)}/metrics"
+    asyncio.run(
+        run_foreman(settings, started=lambda: click.echo(say, err=True), metrics_socket=sock)
+    )
 
 
 @click.group("subcontractor-token")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contractor.errors import ContractorError
 from contractor.foreman.hub import Hub
 from contractor.foreman.modules import JobContext
+from contractor.logs import job_and_task
+from contractor.metrics import instruments
 from contractor.models import (
     STEPPABLE_JOB_STATES,
     Dependency,
@@ -38,6 +41,7 @@ from contractor.models import (
 )
 from contractor.services import building, jobs
 from contractor.services.config import ConfigCache
+from contractor.services.observability import on_commit
 from contractor.settings import Settings
 from tscript import (
     ExecutionError,
@@ -163,6 +167,8 @@ async def run_step(
         # An aborted job cannot go on, so what its script changed in this step is dropped.
         # Paused and error steps keep it: the job continues after the point they stopped.
         await context.apply(session)
+    else:
+        await context.apply_recorded(session)  # what exists outside is never forgotten
     if task is not None:
         session.add(
             Task(
@@ -176,6 +182,7 @@ async def run_step(
             )
         )
         await jobs.announce(session, jobs.TASKS_CHANNEL)
+        on_commit(session, instruments().task_created)
     if result is not None and result.state == "done" and job.state == JobState.QUEUED:
         await finish_job(session, job, now=now)
     elif transition is None:
@@ -250,6 +257,7 @@ class Foreman:
         self.hub = hub
         self.cache = cache
         self.steps = 0
+        self.last_round: float | None = None  # time.monotonic() of the loop's last round
 
     async def _claim_and_step(self) -> bool:
         """Claim one due job and step it; False when none is due."""
@@ -268,13 +276,15 @@ class Foreman:
                     if job is None:
                         return False
                     job_id = job.id
-                    await step_job(session, job, settings=self.settings, cache=self.cache)
+                    with job_and_task(job_id=job_id):
+                        await step_job(session, job, settings=self.settings, cache=self.cache)
                 self.steps += 1
                 return True
             except Exception as error:  # a poison job must not stop the others
                 if job_id is None:
                     raise
-                log.exception("stepping job %s failed", job_id)
+                with job_and_task(job_id=job_id):
+                    log.exception("stepping job %s failed", job_id)
                 await self._abort(job_id, error)
                 return True
 
@@ -343,6 +353,7 @@ class Foreman:
         """Step due jobs until ``stop`` is set."""
         idle = self.settings.foreman_idle_seconds
         while not stop.is_set():
+            self.last_round = time.monotonic()  # /readyz: a loop that stops coming is stalled
             woken = self.hub.jobs.waiter()
             try:
                 due, later = await self.schedule()

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contractor.listen import Signal, listen
+from contractor.services.config import CONFIG_CHANNEL
 from contractor.services.jobs import ANNOUNCE_KEY, JOBS_CHANNEL, TASKS_CHANNEL
 
 if TYPE_CHECKING:
@@ -70,9 +71,12 @@ class Hub:
     def __init__(self) -> None:
         self.jobs = Signal()
         self.tasks = WakeOne()
+        # Configurations changed (the config generation moved): boot data long-polls look.
+        self.config = Signal()
         self._channels: dict[str, Signal | WakeOne] = {
             JOBS_CHANNEL: self.jobs,
             TASKS_CHANNEL: self.tasks,
+            CONFIG_CHANNEL: self.config,
         }
         # Backend PIDs of the attached engine's connections: their notifications were already
         # fired at commit, so ``listen`` skips them (a new task would otherwise wake two
@@ -86,6 +90,7 @@ class Hub:
         """The server is stopping: wake every long-poll, and keep new ones from waiting."""
         self.draining = True
         self.tasks.fire_all()
+        self.config.fire()
 
     def fire(self, channel: str) -> None:
         signal = self._channels.get(channel)

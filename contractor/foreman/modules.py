@@ -1,11 +1,12 @@
 """The TScript modules a job's script sees: ``foundation``, ``structure``, ``config``,
-``dhcp``, ``iputils`` and ``signaling``.
+``dhcp``, ``iputils``, ``signaling`` and ``ssh`` (``iputils`` and ``ssh`` are in
+``foreman.reach``).
 
 A runner runs synchronously, so a ``JobContext`` reads everything the modules show before a
 step (``JobContext.load``), records what the script changes during it (assigned foundation
 fields, interface MACs, PXE choices, structure config values; later reads in the step see
 them) and writes it after the step (``check`` then ``apply``), inside the step's transaction.
-A step that aborts the job writes none of it. Every job registers the same six modules,
+A step that aborts the job writes none of it. Every job registers the same seven modules,
 whatever its target, so a saved runner always finds its modules again.
 """
 
@@ -21,9 +22,10 @@ from typing import Any
 from sqlalchemy import Select, bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.config import parse_key
-from contractor.errors import ConfigError, InvalidInput
-from contractor.foreman.remote import RemoteCall
+from contractor.errors import InvalidInput
+from contractor.foreman.config_setting import set_config_value
+from contractor.foreman.reach import iputils_functions, ssh_functions
+from contractor.foreman.recording import AddressPlan, checked_macs, macs_of_interface_list
 from contractor.models import (
     PXE,
     BluePrint,
@@ -34,10 +36,10 @@ from contractor.models import (
     Site,
     Structure,
 )
-from contractor.plugins import FoundationType, foundation_types
+from contractor.plugins import FoundationType, JobAccess, foundation_types
 from contractor.services import jobs
 from contractor.services.config import ConfigCache, composed_config, config_sources_changed
-from contractor.services.validation import check_config_values, normalise_mac
+from contractor.services.recorded_addresses import BlockIndex
 from contractor.settings import Settings
 from tscript import (
     FunctionFactory,
@@ -53,14 +55,16 @@ from tscript import (
 
 __all__ = ["MODULE_NAMES", "JobContext", "module_signatures"]
 
-MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling")
+MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling", "ssh")
 _LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
-PORT_POLL_SECONDS = 5.0
 # The module values and functions that show (or change) the foundation's interfaces.
 _SHOW_INTERFACES = (
     ("foundation", "interfaces"),
     ("foundation", "provisioning_interface"),
+    ("foundation", "interface_list"),
     ("foundation", "set_interface_macs"),
+    ("foundation", "get_interface_map"),
+    ("foundation", "set_ip_addresses"),
     ("dhcp", "set_pxe"),
 )
 
@@ -81,6 +85,10 @@ class _Table(Module):
 
     def functions(self) -> Mapping[str, FunctionFactory]:
         return self._functions
+
+
+def _no_record(fields: Mapping[str, Any]) -> None:
+    """A job that cannot write its foundation's fields records nothing."""
 
 
 def _constant(value: Any) -> Value:
@@ -118,6 +126,11 @@ class JobContext:
     # A Foundation job's assignments (field -> checked value) and MACs (interface id -> MAC).
     foundation_changes: dict[str, Any] = field(default_factory=dict)
     mac_changes: dict[int, str] = field(default_factory=dict)
+    # Fields a function recorded from an answer (an instance id): kept even when the step
+    # aborts the job, for they describe what exists outside.
+    recorded: dict[str, Any] = field(default_factory=dict)
+    # ``foundation.set_ip_addresses``: the site's blocks and the addresses recorded
+    addresses: AddressPlan | None = None
     _changed_foundation: Foundation | None = field(default=None, repr=False)
 
     @classmethod
@@ -142,9 +155,10 @@ class JobContext:
         # structure, and any job its interfaces, its configuration and the PXE names, only
         # when the script names what shows them.
         uses = references(job.script_source).uses
+        uses_job = False
         foundation_ref: int | None = job.foundation_id
         if job.foundation_id is not None:
-            if uses("structure"):
+            if uses("structure") or uses("foundation", "set_ip_addresses"):
                 context.structure = (
                     await session.execute(
                         select(Structure).where(Structure.foundation_id == job.foundation_id)
@@ -166,7 +180,9 @@ class JobContext:
                 await session.execute(_foundation_query(), {"foundation_id": foundation_ref})
             ).one()
             context.foundation, context.site_name, context.blueprint_name = row
-            if any(uses(module, name) for module, name in _SHOW_INTERFACES):
+            plugin = foundation_types().get(context.foundation.type)
+            uses_job = plugin is not None and plugin.uses_job and job.foundation_id is not None
+            if uses_job or any(uses(module, name) for module, name in _SHOW_INTERFACES):
                 context.interfaces = list(
                     (
                         await session.execute(
@@ -178,14 +194,24 @@ class JobContext:
                 )
         if context.structure is not None:
             context.config_values = copy.deepcopy(context.structure.config_values)
+        foundation = context.foundation
+        if (
+            foundation is not None
+            and job.foundation_id is not None
+            and uses("foundation", "set_ip_addresses")
+        ):
+            site = context.site_name or ""
+            blocks = await BlockIndex.of_site(session, foundation.site_id, site)
+            names = [i.name for i in context.interfaces]
+            context.addresses = AddressPlan(context.structure, blocks, names)
         # the structure module's addresses and interfaces come from the configuration
-        if uses("config") or uses("structure"):
+        if uses("config") or uses("structure") or uses_job:
             target = context.structure if job.foundation_id is None else context.foundation
             if target is not None:
                 context.config = await composed_config(
                     session, target, settings=settings, cache=cache
                 )
-        if uses("dhcp", "set_pxe"):
+        if uses("dhcp", "set_pxe") or uses("signaling", "reset"):
             rows = await session.execute(select(PXE.name, PXE.id))
             context.pxe_ids = {name: pxe_id for name, pxe_id in rows}
         return context
@@ -198,8 +224,9 @@ class JobContext:
             self._structure(),
             self._config(),
             _Table("dhcp", functions={"set_pxe": lambda: self._set_pxe}),
-            _iputils(),
+            _Table("iputils", functions=iputils_functions()),
             self._signaling(),
+            _Table("ssh", functions=ssh_functions()),
         ]
 
     def _foundation(self) -> Module:
@@ -218,10 +245,14 @@ class JobContext:
         }
         values = {name: _constant(v) for name, v in constants.items()}
         values["interfaces"] = Value(self._interface_list)
+        values["interface_list"] = Value(self._interface_list)  # the original's name
         functions: dict[str, FunctionFactory] = {}
         if self.writable_foundation:
             functions["set_interface_macs"] = lambda: self._set_interface_macs
+            functions["set_ip_addresses"] = lambda: self._set_ip_addresses
         plugin = foundation_types().get(foundation.type)
+        if plugin is not None and plugin.interface_map_reader(foundation, []) is not None:
+            functions["get_interface_map"] = self._interface_map_reader(plugin)
         if plugin is not None:
             for name in plugin.tscript_values(foundation):
                 values[name] = Value(self._plugin_value(plugin, name))
@@ -234,7 +265,7 @@ class JobContext:
                 # never readable; assigning one says why it is refused
                 setter = self._field_setter(plugin, name) if self.writable_foundation else None
                 values[name] = Value(None, setter)
-            for name in plugin.tscript_functions(foundation):
+            for name in plugin.job_functions(foundation, self._job_access(plugin)):
                 functions[name] = self._plugin_function(plugin, name)
         return _Table("foundation", values, functions)
 
@@ -243,11 +274,12 @@ class JobContext:
         unsaved copy with the assigned fields (never added to the session)."""
         foundation = self.foundation
         assert foundation is not None
-        if not self.foundation_changes:
+        if not self.foundation_changes and not self.recorded:
             return foundation
         if self._changed_foundation is None:
             mapper = inspect(foundation).mapper
             fields = {attr.key: getattr(foundation, attr.key) for attr in mapper.column_attrs}
+            fields.update(self.recorded)
             fields.update(self.foundation_changes)
             self._changed_foundation = mapper.class_(**fields)
         return self._changed_foundation
@@ -273,7 +305,32 @@ class JobContext:
         # Made at each call from the foundation as changed so far (a BMC address assigned
         # earlier in the step is the one the task goes to).
         def factory() -> Handler | tuple[str, Handler]:
-            return plugin.tscript_functions(self._current_foundation())[name]()
+            current = self._current_foundation()
+            return plugin.job_functions(current, self._job_access(plugin))[name]()
+
+        return factory
+
+    def _job_access(self, plugin: FoundationType) -> JobAccess:
+        def record(fields: Mapping[str, Any]) -> None:
+            secret = [name for name in fields if name in plugin.secret_fields]
+            if secret:
+                raise ValueError(f"a function may not record the secret {secret[0]!r}")
+            self.recorded.update(plugin.validate_fields(fields))
+            self._changed_foundation = None
+
+        return JobAccess(
+            job_id=self.job.id,
+            config=self.config or {},
+            interface_names=[i.name for i in self.interfaces],
+            record=record if self.writable_foundation else _no_record,
+        )
+
+    def _interface_map_reader(self, plugin: FoundationType) -> FunctionFactory:
+        def factory() -> Handler | tuple[str, Handler]:
+            locations = [i.physical_location for i in self.interfaces]
+            reader = plugin.interface_map_reader(self._current_foundation(), locations)
+            assert reader is not None
+            return reader()
 
         return factory
 
@@ -320,18 +377,32 @@ class JobContext:
     def _signaling(self) -> Module:
         job = self.job
 
-        def reset() -> bool:
-            job.signalled = False
+        def reset(*, pxe_name: Any = None) -> bool:
+            if pxe_name is not None:
+                if not isinstance(pxe_name, str) or not pxe_name:
+                    raise ParameterError(
+                        "pxe_name", "signaling.reset(): must be the name of a PXE target"
+                    )
+                if self.pxe_ids is not None and pxe_name not in self.pxe_ids:
+                    raise ParameterError(
+                        "pxe_name", f'signaling.reset(): no PXE named "{pxe_name}"'
+                    )
+            jobs.expect_signal(job, pxe_name)
             return True
 
         def wait_for_completion() -> bool:
-            if not job.signalled:
-                raise Interrupt("Waiting for the complete signal")
+            awaited = jobs.awaited_signal(job)
+            if not awaited.complete:
+                if awaited.pxe_name is None:
+                    raise Interrupt("Waiting for the complete signal")
+                raise Interrupt(
+                    f"Waiting for the complete signal of the boot of PXE {awaited.pxe_name!r}"
+                )
             return True
 
         return _Table(
             "signaling",
-            {"complete": Value(lambda: bool(job.signalled))},
+            {"complete": Value(lambda: jobs.awaited_signal(job).complete)},
             {"reset": lambda: reset, "wait_for_completion": lambda: wait_for_completion},
         )
 
@@ -352,101 +423,39 @@ class JobContext:
         self.pxe_changes[found.id] = pxe_id
         return True
 
-    def _set_interface_macs(self, *, macs: Any) -> bool:
-        if not isinstance(macs, dict):
-            raise ParameterError("macs", "must be a map of physical location to MAC address")
-        by_location = {i.physical_location: i for i in self.interfaces}
-        changes: dict[int, str] = {}
-        for location, mac in macs.items():
-            interface = by_location.get(location) if isinstance(location, str) else None
-            if interface is None:
-                have = ", ".join(sorted(by_location)) or "none"
-                raise ParameterError(
-                    "macs", f"no interface at physical location {location!r} (have: {have})"
-                )
-            if mac is None or mac == "":
-                raise ParameterError("macs", f"{location!r}: a MAC address is needed")
-            try:
-                normalised = normalise_mac(mac)
-            except InvalidInput as error:
-                raise ParameterError("macs", f"{location!r}: {error.message}") from None
-            assert normalised is not None
-            changes[interface.id] = normalised
-        after = {
-            i.id: changes.get(i.id, self.mac_changes.get(i.id, i.mac)) for i in self.interfaces
-        }
-        for interface in self.interfaces:
-            if interface.id not in changes:
-                continue
-            for other in self.interfaces:
-                if other.id != interface.id and after[other.id] == changes[interface.id]:
-                    raise ParameterError(
-                        "macs",
-                        f"{interface.physical_location!r}: MAC {changes[interface.id]} would "
-                        f"also be on {other.physical_location!r}",
-                    )
+    def _set_interface_macs(
+        self, *, macs: Any = None, interface_map: Any = None, interface_list: Any = None
+    ) -> bool:
+        """Set the MACs of the foundation's interfaces from a map of physical location to
+        MAC, given as ``macs`` or, as the original's scripts name it, ``interface_map``; or
+        from ``interface_list`` (``[{name, mac}]``, by interface name, as a cloud reports)."""
+        given = [p for p, v in (("interface_map", interface_map), ("macs", macs)) if v is not None]
+        if interface_list is not None:
+            given.append("interface_list")
+        if len(given) != 1:
+            raise ParameterError(
+                given[-1] if given else "interface_map",
+                "foundation.set_interface_macs(): give either interface_map or macs "
+                "(a map of physical location to MAC address), or interface_list",
+            )
+        param = given[0]
+        if interface_map is not None:
+            macs = interface_map
+        if interface_list is not None:
+            macs = macs_of_interface_list(interface_list, self.interfaces)
+        changes = checked_macs(macs, param, self.interfaces, self.mac_changes)
         self.mac_changes.update(changes)
         return True
 
+    def _set_ip_addresses(self, *, ip_address_map: Any) -> bool:
+        assert self.addresses is not None  # loaded for scripts that call it
+        return self.addresses.set_ip_addresses(ip_address_map=ip_address_map)
+
     def _set_config(self, *, name: Any, value: Any) -> bool:
         """Set ``name`` (dotted path; digits index lists) in the structure's own config
-        values: an existing value, a new top-level key, or a new key in an existing map.
-        Keys and values obey the rules of the API (``check_config_values``)."""
-        if not isinstance(name, str) or not name:
-            raise ParameterError("name", "must be a config key (dotted for nested values)")
-        values = self.config_values
-        assert values is not None
-        top, *path = name.split(".")
-        try:
-            parse_key(top)
-        except ConfigError as error:
-            raise ParameterError("name", error.message) from None
-        new = value
-        if path:
-            if top not in values:
-                raise ParameterError("name", f"{top!r} does not exist, so {name!r} cannot be set")
-            new = copy.deepcopy(values[top])
-            holder: Any = new
-            for index, part in enumerate(path):
-                where = ".".join([top, *path[:index]])
-                last = index == len(path) - 1
-                if isinstance(holder, list):
-                    if not part.isdigit():
-                        raise ParameterError(
-                            "name", f"{where!r} is a list: {part!r} is not an index"
-                        )
-                    position = int(part)
-                    if position >= len(holder):
-                        raise ParameterError(
-                            "name",
-                            f"{where!r} has {len(holder)} items: index {position} is out of "
-                            "range (appending is not supported)",
-                        )
-                    if last:
-                        holder[position] = value
-                    else:
-                        holder = holder[position]
-                elif isinstance(holder, dict):
-                    if not part:
-                        raise ParameterError("name", f"{name!r} has an empty part after {where!r}")
-                    if last:
-                        holder[part] = value
-                    elif part not in holder:
-                        missing = f"{where}.{part}"
-                        raise ParameterError(
-                            "name", f"{missing!r} does not exist, so {name!r} cannot be set"
-                        )
-                    else:
-                        holder = holder[part]
-                else:
-                    raise ParameterError(
-                        "name", f"{where!r} is a {type(holder).__name__}, not a map or a list"
-                    )
-        try:
-            checked = check_config_values({top: new}, field="value")
-        except InvalidInput as error:
-            raise ParameterError("value", error.message) from None
-        values[top] = checked[top]
+        values (``config_setting.set_config_value``)."""
+        assert self.config_values is not None
+        set_config_value(self.config_values, name=name, value=value)
         return True
 
     # -- writing back ------------------------------------------------------------------
@@ -475,9 +484,21 @@ class JobContext:
             )
         return None
 
+    async def apply_recorded(self, session: AsyncSession) -> bool:
+        """Write the fields functions recorded from answers (also when the step aborts the
+        job); whether there were any."""
+        foundation = self.foundation
+        if foundation is None or not self.recorded:
+            return False
+        for name, value in self.recorded.items():
+            setattr(foundation, name, value)
+        config_sources_changed(session)
+        await session.flush()
+        return True
+
     async def apply(self, session: AsyncSession) -> None:
         """Write what the script changed during the step."""
-        changed = False
+        changed = await self.apply_recorded(session)
         for interface in self.interfaces:
             if interface.id in self.pxe_changes:
                 interface.pxe_id = self.pxe_changes[interface.id]
@@ -506,37 +527,11 @@ class JobContext:
         ):
             structure.config_values = copy.deepcopy(self.config_values)
             changed = True
+        if self.addresses is not None and await self.addresses.apply(session):
+            changed = True
         if changed:
             config_sources_changed(session)
             await session.flush()
-
-
-def _iputils() -> Module:
-    def remote(
-        function: str, label: str, accepts: dict[str, Any], **options: Any
-    ) -> FunctionFactory:
-        return lambda: RemoteCall(
-            function, lambda parameters: parameters, label=label, accepts=accepts, **options
-        )
-
-    port = {"target": ..., "port": ...}
-    functions: dict[str, FunctionFactory] = {
-        "ping": remote(
-            "ping", "ping", {"target": ..., "count": 5}, value=lambda result: result["result"]
-        ),
-        "port_state": remote(
-            "port_state", "port state", port, value=lambda result: result["state"]
-        ),
-        "wait_for_port": remote(
-            "port_state",
-            "wait for port",
-            port,
-            until=lambda result: result.get("state") == "open",
-            interval=PORT_POLL_SECONDS,
-            value=lambda _: True,
-        ),
-    }
-    return _Table("iputils", functions=functions)
 
 
 def module_signatures() -> list[ModuleSignature]:

@@ -13,7 +13,7 @@ runner state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tscript import (
@@ -26,7 +26,7 @@ from tscript import (
 )
 from tscript.values import JSONValue
 
-__all__ = ["AskOperator", "RemoteCall", "power_functions"]
+__all__ = ["AskOperator", "RemoteCall", "destroy_call", "interface_map_call", "power_functions"]
 
 Parameters = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -299,3 +299,49 @@ def _state(result: dict[str, Any]) -> str:
     if not isinstance(state, str):
         raise ValueError('the answer needs a "state" string')
     return state
+
+
+def interface_map_call(
+    module: str, connection: Callable[[], dict[str, Any]], locations: Sequence[str]
+) -> FunctionFactory:
+    """``get_interface_map()`` sent to ``module``: the task names the interfaces'
+    ``physical_locations`` and the answer is ``{interface_map: {location: mac}}``, one MAC
+    for each of them; that map is the value (for ``set_interface_macs( interface_map=... )``)."""
+    wanted = list(locations)
+
+    def value(result: dict[str, Any]) -> dict[str, str]:
+        found = result.get("interface_map")
+        if not isinstance(found, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in found.items()
+        ):
+            raise ValueError('the answer needs an "interface_map" of location to MAC strings')
+        missing = [location for location in wanted if location not in found]
+        if wanted and missing:
+            raise ValueError(f"the interface map has no MAC for {', '.join(missing)}")
+        return dict(found)
+
+    def factory() -> tuple[str, ExternalFunction]:
+        return (
+            module,
+            RemoteCall(
+                "get_interface_map",
+                lambda _: {"connection": connection(), "physical_locations": wanted},
+                label="get interface map",
+                value=value,
+            ),
+        )
+
+    return factory
+
+
+def destroy_call(module: str, connection: Callable[[], dict[str, Any]]) -> FunctionFactory:
+    """``destroy()`` sent to ``module``: the machine is gone once any answer comes."""
+    return lambda: (
+        module,
+        RemoteCall(
+            "destroy",
+            lambda _: {"connection": connection()},
+            label="destroy",
+            value=lambda _: True,
+        ),
+    )

@@ -14,15 +14,18 @@ there too. On PostgreSQL the step is written and committed in one round trip eac
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor.foreman.engine import run_step
 from contractor.foreman.modules import JobContext
-from contractor.models import Job, JobState
+from contractor.metrics import instruments
+from contractor.models import Job, JobState, Task
 from contractor.services import hotpath, jobs, tasks
 from contractor.services.config import ConfigCache
+from contractor.services.observability import on_commit
 from contractor.settings import Settings
 from tscript import Runner
 
@@ -83,6 +86,7 @@ async def accept_result(
     """Take a task's result (exactly once); the job steps again soon. With ``step``, a queued
     job takes its next step here, in this transaction; should that step fail unexpectedly,
     ``StepFailed`` is raised and the caller rolls back (``take_result``)."""
+    started = time.perf_counter()
     token, cookie = answer["token"], answer["cookie"]
     held = await tasks.hold_result(
         session, token=token, task_id=answer["task_id"], cookie=cookie, lease=answer["lease"]
@@ -99,6 +103,8 @@ async def accept_result(
         return job
     try:
         await run_step(session, job, context, runner, flush=False)
+        if any(isinstance(new, Task) for new in session.new):
+            on_commit(session, lambda: instruments().next_task(time.perf_counter() - started))
         await hotpath.save_step(session)
     except Exception as error:
         raise StepFailed(job.id) from error

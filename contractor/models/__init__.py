@@ -13,6 +13,7 @@ from contractor.models.blueprint import (
     StructureBluePrint,
     StructureFoundationBluePrint,
 )
+from contractor.models.boot import BootEntry, BootSite, DhcpLease, DhcpPool
 from contractor.models.building import (
     AbstractNetworkInterface,
     Complex,
@@ -26,6 +27,7 @@ from contractor.models.building import (
 )
 from contractor.models.config import ConfigGeneration
 from contractor.models.directory import Zone
+from contractor.models.discovery import DiscoveredHardware
 from contractor.models.dns_push import DnsPush, DnsPushCursor, DnsPushZone
 from contractor.models.events import Event, EventHorizon, WebhookDelivery, WebhookTarget
 from contractor.models.foreman import (
@@ -64,10 +66,15 @@ __all__ = [
     "BluePrint",
     "BluePrintParent",
     "BluePrintScript",
+    "BootEntry",
+    "BootSite",
     "Complex",
     "ComplexMember",
     "ConfigGeneration",
     "Dependency",
+    "DhcpLease",
+    "DhcpPool",
+    "DiscoveredHardware",
     "DnsPush",
     "DnsPushCursor",
     "DnsPushZone",

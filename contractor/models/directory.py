@@ -10,11 +10,13 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -23,12 +25,23 @@ from contractor.models.base import Base, Timestamped, partial_index
 
 ENTRY_TYPES = ("CNAME", "MX", "NS", "SRV", "TXT")
 
+# SOA timers within RFC 1912 (section 2.2) and RFC 2308 (section 5): secondaries check
+# every 4 hours (NOTIFY tells them sooner) and retry hourly, a secondary cut off from the
+# primary serves the zone for two weeks, negative answers are cached for an hour.
+DEFAULT_TTL = 3600
+DEFAULT_REFRESH = 14400
+DEFAULT_RETRY = 3600
+DEFAULT_EXPIRE = 1209600
+DEFAULT_MINIMUM = 3600
+
 
 class Zone(Timestamped, Base):
     """One DNS zone; ``fqdn`` is its name followed by its parents' names.
 
     ``nameservers`` (host names) and ``soa_email`` are inherited from the parent zone when
-    empty; the first name server is the SOA's primary.
+    empty; the first name server is the SOA's primary. An ``external`` zone is delegated to
+    Contractor from a parent it does not serve: the zones above it only spell its name and
+    are not generated.
     """
 
     __tablename__ = "zone"
@@ -43,13 +56,14 @@ class Zone(Timestamped, Base):
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("zone.id", ondelete="RESTRICT"), index=True
     )
-    ttl: Mapped[int] = mapped_column(Integer, default=3600)
-    refresh: Mapped[int] = mapped_column(Integer, default=86400)
-    retry: Mapped[int] = mapped_column(Integer, default=7200)
-    expire: Mapped[int] = mapped_column(Integer, default=36000)
-    minimum: Mapped[int] = mapped_column(Integer, default=172800)
+    ttl: Mapped[int] = mapped_column(Integer, default=DEFAULT_TTL)
+    refresh: Mapped[int] = mapped_column(Integer, default=DEFAULT_REFRESH)
+    retry: Mapped[int] = mapped_column(Integer, default=DEFAULT_RETRY)
+    expire: Mapped[int] = mapped_column(Integer, default=DEFAULT_EXPIRE)
+    minimum: Mapped[int] = mapped_column(Integer, default=DEFAULT_MINIMUM)
     nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
     soa_email: Mapped[str | None] = mapped_column(String(254))
+    external: Mapped[bool] = mapped_column(Boolean, default=False)
 
     parent: Mapped[Zone | None] = relationship(remote_side=[id], lazy="raise")
 
@@ -90,8 +104,9 @@ class Entry(Timestamped, Base):
 
 
 class PublishedZone(Timestamped, Base):
-    """The serial and content hash of a zone as last published (forward or reverse zone,
-    by name), so serials grow only when the content changes, even across zone deletion."""
+    """The serial, content hash and file text of a zone as last published valid (forward or
+    reverse zone, by name), so serials grow only when the content changes, even across zone
+    deletion, and a zone that turns invalid is still served as it last was."""
 
     __tablename__ = "published_zone"
 
@@ -99,6 +114,8 @@ class PublishedZone(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(253), unique=True)
     serial: Mapped[int] = mapped_column(BigInteger)
     content_hash: Mapped[str] = mapped_column(String(64))
+    # Loaded only when asked for (a zone's file may be megabytes).
+    text: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     def __repr__(self) -> str:
         return f"<PublishedZone {self.name} {self.serial}>"

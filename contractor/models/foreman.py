@@ -117,6 +117,11 @@ class Job(Timestamped, Base):
     step_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # Set by a booted machine through the signalling endpoint; read by ``signaling``.
     signalled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The one place the PXE target a job waits to hear from is kept: set by
+    # ``signaling.reset( pxe_name=... )``, read through ``services.jobs.awaited_signal``; a
+    # signal is accepted only with a cookie naming it (``<job id>(<pxe name>)``). NULL: any
+    # signal for the target is taken.
+    signal_pxe_name: Mapped[str | None] = mapped_column(String(50))
     creator: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -24,13 +24,19 @@ The script of a *Foundation* job may also assign the fields a type lists in
 ``validate_setting``, that is by the type's own ``validate_fields``, so a script obeys the same
 rules as the API. Secret fields are never settable by scripts: the value would be written in
 the script or held in its variables, which are saved with the job and shown to operators.
+
+A type whose functions need more of the job than its foundation row (a cloud instance's
+shape from the blueprint's config values, a client token made of the job's id, fields an
+answer records on the foundation) sets ``uses_job`` and overrides ``job_functions``, which
+is given a ``JobAccess``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "FoundationType",
+    "JobAccess",
     "canonical_foundation_type",
     "find_foundation_type",
     "foundation_types",
@@ -51,6 +58,19 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "contractor.foundation_types"
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobAccess:
+    """What a ``uses_job`` type's functions see of the job that calls them: the job's id, the
+    foundation's composed configuration (empty outside a step), its interfaces' names in
+    physical-location order, and ``record(fields)``, which sets checked fields on the
+    foundation when the step is written (``validate_fields`` applies; secrets refused)."""
+
+    job_id: int | None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    interface_names: Sequence[str] = ()
+    record: Callable[[Mapping[str, Any]], None] = lambda fields: None
 
 
 class FoundationType:
@@ -68,6 +88,9 @@ class FoundationType:
     # Fields a Foundation job's script may read and assign as ``foundation.<field>`` (some of
     # ``fields``, never a secret one).
     settable_fields: ClassVar[tuple[str, ...]] = ()
+    # Its functions read the job (``job_functions``): a Foundation job then loads the
+    # foundation's configuration and interfaces for every step.
+    uses_job: ClassVar[bool] = False
 
     def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Check caller-supplied extra fields; return the ones to set on the row."""
@@ -114,6 +137,21 @@ class FoundationType:
     def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
         """Functions a job script calls as ``foundation.<name>( ... )``."""
         return {}
+
+    def job_functions(
+        self, foundation: Foundation, job: JobAccess
+    ) -> Mapping[str, FunctionFactory]:
+        """``tscript_functions`` for a job: override it (with ``uses_job``) to read the job."""
+        return self.tscript_functions(foundation)
+
+    def interface_map_reader(
+        self, foundation: Foundation, locations: Sequence[str]
+    ) -> FunctionFactory | None:
+        """``foundation.get_interface_map()`` for a type that can read the MACs of its
+        machine's interfaces (``locations``: the foundation's physical locations, in order):
+        its value maps each physical location to its MAC, as the original's did. None: this
+        type cannot read them (the script then has no ``get_interface_map``)."""
+        return None
 
 
 @functools.cache

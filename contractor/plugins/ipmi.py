@@ -65,7 +65,12 @@ class IpmiFoundationType(FoundationType):
 
     def tscript_values(self, foundation: Foundation) -> dict[str, Any]:
         assert isinstance(foundation, IpmiFoundation)
-        return {"ipmi_address": foundation.bmc_address, "ipmi_username": foundation.username}
+        # ``ipmi_ip_address`` is the original's name for the same value
+        return {
+            "ipmi_address": foundation.bmc_address,
+            "ipmi_ip_address": foundation.bmc_address,
+            "ipmi_username": foundation.username,
+        }
 
     def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
         assert isinstance(foundation, IpmiFoundation)

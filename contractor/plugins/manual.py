@@ -1,7 +1,7 @@
 """The ``manual`` foundation type: machines an operator racks, powers and wipes by hand.
 
 Its TScript functions pause the job and ask the operator to do the step; resuming the job
-says it is done.
+says it is done. ``power_state()`` is ``"unknown"`` (nothing reads a hand-built machine).
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ _ASK = {
     "power_on": "Power on {locator}, then resume the job",
     "power_off": "Power off {locator}, then resume the job",
     "wait_for_poweroff": "Resume the job once {locator} is powered off",
+    "destroy": "Dismantle {locator} (it is no longer wanted), then resume the job",
 }
+
+
+def _power_state_unknown() -> str:
+    return "unknown"
 
 
 class ManualFoundationType(FoundationType):
@@ -42,7 +47,9 @@ class ManualFoundationType(FoundationType):
         def ask(text: str) -> FunctionFactory:
             return lambda: AskOperator(text.format(locator=foundation.locator))
 
-        functions = {name: ask(text) for name, text in _ASK.items()}
+        functions: dict[str, FunctionFactory] = {name: ask(text) for name, text in _ASK.items()}
+        # as the original's: nothing can read a hand-built machine's power
+        functions["power_state"] = lambda: _power_state_unknown
         functions["set_boot_device"] = lambda: AskOperator(
             f"Set the boot device of {foundation.locator} to {{device}}, then resume the job",
             accepts=("device",),

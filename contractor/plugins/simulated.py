@@ -1,20 +1,21 @@
 """The ``simulated`` foundation type: a machine that exists only in Contractor.
 
 It lets demos and tests run whole create/destroy jobs with no hardware: its TScript power and
-boot functions are tasks for a ``simulated`` subcontractor module, which answers after the
-foundation's ``delay_seconds`` and fails with its ``fail_likelihood`` (percent).
+boot functions, ``destroy()`` and ``get_interface_map()`` are tasks for a ``simulated``
+subcontractor module, which answers after the foundation's ``delay_seconds`` and fails with its
+``fail_likelihood`` (percent).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import CheckConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from contractor.errors import InvalidInput
-from contractor.foreman.remote import power_functions
+from contractor.foreman.remote import destroy_call, interface_map_call, power_functions
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType
@@ -66,11 +67,19 @@ class SimulatedFoundationType(FoundationType):
         return {"_simulated_power_state": foundation.power_state}
 
     def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
-        assert isinstance(foundation, SimulatedFoundation)
-        locator = foundation.locator
-        delay, fail = foundation.delay_seconds, foundation.fail_likelihood
+        connection = _connection(foundation)
+        functions = power_functions("simulated", connection, soft_off=False)
+        functions["destroy"] = destroy_call("simulated", connection)
+        return functions
 
-        def connection() -> dict[str, Any]:
-            return {"locator": locator, "delay_seconds": delay, "fail_likelihood": fail}
+    def interface_map_reader(
+        self, foundation: Foundation, locations: Sequence[str]
+    ) -> FunctionFactory | None:
+        return interface_map_call("simulated", _connection(foundation), locations)
 
-        return power_functions("simulated", connection, soft_off=False)
+
+def _connection(foundation: Foundation) -> Callable[[], dict[str, Any]]:
+    assert isinstance(foundation, SimulatedFoundation)
+    locator = foundation.locator
+    delay, fail = foundation.delay_seconds, foundation.fail_likelihood
+    return lambda: {"locator": locator, "delay_seconds": delay, "fail_likelihood": fail}

@@ -9,6 +9,10 @@ A machine knows its Structure's unguessable config UUID (DHCP option 210) and fe
 The original's ``/config/{config,boot_script,pxe_template}/c/{config_uuid}`` are aliases
 (existing iPXE images chain to ``/config/boot_script/c/<option 210>``).
 
+What a machine boots is decided by ``GET /boot/{config_uuid}`` (the chain target the boot
+services give iPXE): the iPXE script of its PXE target while a job runs on it or it is not
+built yet, else a script that boots its local disk (``services.boot.boot_decision``).
+
 Anything that enumerates needs an authenticated user (``Authorization: Bearer <token>``)::
 
     GET /config/?site=&hostname=&limit=&offset=   Structures and their config UUIDs
@@ -36,13 +40,14 @@ from contractor.errors import ConfigError, ContractorError, InvalidInput
 from contractor.models import User
 from contractor.rest import auth, errors
 from contractor.rest.state import app_state
+from contractor.services import boot as boot_service
 from contractor.services import config as config_service
 from contractor.services.building import get_foundation
 
-__all__ = ["config_error_answers", "config_routes"]
+__all__ = ["boot_answer", "config_error_answers", "config_routes", "ipxe_text"]
 
-_NO_STORE = {"Cache-Control": "no-store"}  # configurations carry password hashes and keys
-_IPXE_HEADER = "#!ipxe\n\n"
+NO_STORE = {"Cache-Control": "no-store"}  # configurations carry password hashes and keys
+IPXE_HEADER = "#!ipxe\n\n"
 
 
 def config_routes() -> list[Route]:
@@ -56,6 +61,7 @@ def config_routes() -> list[Route]:
         Route("/config/config/c/{config_uuid}", structure_config, methods=["GET"]),
         Route("/config/boot_script/c/{config_uuid}", boot_script, methods=["GET"]),
         Route("/config/pxe_template/c/{config_uuid}", pxe_template, methods=["GET"]),
+        Route("/boot/{config_uuid}", boot, methods=["GET"]),
     ]
 
 
@@ -64,7 +70,7 @@ def _private_error(error: ContractorError) -> Response:
     stored configuration that does not merge or render is the server's fault, not the
     request's."""
     response = errors.error_response(error, status=500 if isinstance(error, ConfigError) else None)
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return response
 
 
@@ -76,7 +82,7 @@ def _rendering_error(error: ContractorError) -> Response:
 
 def config_error_answers() -> errors.ErrorAnswers:
     """How these routes answer domain errors (the app's mapping, ``contractor.rest.errors``)."""
-    private = dict.fromkeys((structure_config, boot_script, pxe_template), _private_error)
+    private = dict.fromkeys((structure_config, boot_script, pxe_template, boot), _private_error)
     return {**private, foundation_config: _rendering_error}
 
 
@@ -89,7 +95,7 @@ async def structure_config(request: Request) -> Response:
         values = await config_service.composed_config(
             session, structure, settings=state.settings, cache=state.config_cache, for_json=True
         )
-    return JSONResponse(values, headers=_NO_STORE)
+    return JSONResponse(values, headers=NO_STORE)
 
 
 async def _pxe_text(request: Request, part: str) -> Response:
@@ -100,15 +106,53 @@ async def _pxe_text(request: Request, part: str) -> Response:
         )
         pxe = await config_service.boot_pxe(session, structure)
         if pxe is None:
-            return Response(b"", headers=_NO_STORE)
+            return Response(b"", headers=NO_STORE)
         values = await config_service.composed_config(
             session, structure, settings=state.settings, cache=state.config_cache
         )
     if part == "boot_script":
-        text = render_template(_IPXE_HEADER + pxe.boot_script, values, name="boot_script")
+        text = render_template(IPXE_HEADER + pxe.boot_script, values, name="boot_script")
     else:
         text = render_template(pxe.template, values, name="pxe_template")
-    return PlainTextResponse(text, headers=_NO_STORE)
+    return PlainTextResponse(text, headers=NO_STORE)
+
+
+# iPXE returns to the firmware with a failure, which then tries its next boot device (the
+# disk); on BIOS, booting the first disk directly is quicker and needs no boot order.
+_LOCAL_DISK = """\
+echo Contractor: {reason}: booting the local disk
+iseq ${{platform}} efi && exit 1 ||
+sanboot --no-describe --drive 0x80 || exit 1
+"""
+
+
+def ipxe_text(text: str) -> str:
+    """iPXE's ``echo`` prints a line as it is; a line break or ``${`` would end or expand it."""
+    return text.replace("\n", " ").replace("${", "$ {")
+
+
+async def boot(request: Request) -> Response:
+    """The machine's boot script: its PXE target's, or its local disk."""
+    return await boot_answer(request, request.path_params["config_uuid"])
+
+
+async def boot_answer(request: Request, config_uuid: str, *, note: str = "") -> Response:
+    """``/boot/<config_uuid>``'s answer, with ``note`` echoed first when given (discovery
+    answers a MAC Contractor knows with it)."""
+    state = app_state(request.app)
+    first = f"echo Contractor: {ipxe_text(note)}\n" if note else ""
+    async with transaction(state.sessions) as session:
+        structure = await config_service.structure_by_config_uuid(session, config_uuid)
+        decision = await boot_service.boot_decision(session, structure)
+        if decision.pxe is None:
+            text = IPXE_HEADER + first + _LOCAL_DISK.format(reason=ipxe_text(decision.reason))
+            return PlainTextResponse(text, headers=NO_STORE)
+        values = await config_service.composed_config(
+            session, structure, settings=state.settings, cache=state.config_cache
+        )
+    text = render_template(decision.pxe.boot_script, values, name="boot_script")
+    header = f"{IPXE_HEADER}{first}echo Contractor: {ipxe_text(decision.reason)}\n"
+    return PlainTextResponse(header + text, headers=NO_STORE)
 
 
 async def boot_script(request: Request) -> Response:
@@ -147,7 +191,7 @@ async def list_configs(request: Request, session: AsyncSession, user: User) -> R
         }
         for item in listing
     ]
-    return JSONResponse({"configs": configs}, headers=_NO_STORE)
+    return JSONResponse({"configs": configs}, headers=NO_STORE)
 
 
 @auth.authenticated("reader")
@@ -157,4 +201,4 @@ async def foundation_config(request: Request, session: AsyncSession, user: User)
     values = await config_service.composed_config(
         session, foundation, settings=state.settings, cache=state.config_cache, for_json=True
     )
-    return JSONResponse(values, headers=_NO_STORE)
+    return JSONResponse(values, headers=NO_STORE)

@@ -8,6 +8,7 @@ token scoped to sites and modules):
 * ``result`` ``{task_id, cookie, lease, data}`` answers a task, once.
 * ``error`` ``{task_id, cookie, lease, message, retryable}`` reports a failed task.
 * ``heartbeat`` ``{task_id, lease}`` extends a lease.
+* ``boot`` ``{site, since, cursor, limit, wait}``: a site's boot data (``contractor.rest.boot``).
 
 Bad bodies get 400 naming the field (``modules[0]``, ``data``, an unknown key quoted as JSON
 when it is not a plain name, ``""`` say), exactly where the OpenAPI document's schemas refuse
@@ -15,7 +16,8 @@ them: whole numbers may be written ``2.0``, task ids fit the database's integer,
 are finite. Stale answers 409 (code ``STALE``) and change nothing; a body over
 ``task_max_body_bytes`` is 413 before it is read (``contractor.rest.limits``).
 ``POST /api/v1/signal/{config_uuid}`` is how a booted machine tells its job it is done (the
-config UUID is the secret, as for ``/config``).
+config UUID is the secret, as for ``/config``); its optional body ``{"cookie": "<job
+id>(<pxe name>)"}`` says which boot signals, and a job that expects another refuses it (409).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -33,8 +36,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contractor.db import transaction
-from contractor.errors import InvalidInput, excerpt
+from contractor.errors import ContractorError, InvalidInput, excerpt
 from contractor.foreman import results
+from contractor.logs import job_and_task
+from contractor.metrics import instruments
 from contractor.rest.auth import bearer_token
 from contractor.rest.state import AppState, app_state
 from contractor.services import hotpath
@@ -248,7 +253,10 @@ async def _claim(
         if gone is not None and gone.done():
             await hotpath.release(on, tasks)  # nobody would get them
             raise _Gone
-        return [_task_out(task) for task in tasks]
+    for module in {task.module for task in tasks}:
+        attempts = (task.attempt for task in tasks if task.module == module)
+        instruments().leased(body.site, module, attempts)
+    return [_task_out(task) for task in tasks]
 
 
 class _Gone(Exception):
@@ -308,41 +316,68 @@ async def poll(request: Request) -> Response:
             gone.cancel()
 
 
+@contextmanager
+def _answering(kind: str, task_id: int) -> Iterator[None]:
+    """Log lines carry the task's id; the answer is counted by outcome."""
+    try:
+        with job_and_task(task_id=task_id):
+            yield
+    except ContractorError as refused:
+        instruments().answer(kind, "stale" if refused.code == "STALE" else "refused")
+        raise
+    instruments().answer(kind, "accepted")
+
+
 async def result(request: Request) -> Response:
     state, body, token = await _call(request, ResultRequest)
-    job_id = await results.take_result(
-        state.writer_sessions,
-        settings=state.settings,
-        cache=state.config_cache,
-        token=token,
-        **dict(body),  # task_id, cookie, lease, data
-    )
+    with _answering("result", body.task_id):
+        job_id = await results.take_result(
+            state.writer_sessions,
+            settings=state.settings,
+            cache=state.config_cache,
+            token=token,
+            **dict(body),  # task_id, cookie, lease, data
+        )
     return JSONResponse({"status": "accepted", "job_id": job_id})
 
 
 async def error(request: Request) -> Response:
     state, body, token = await _call(request, ErrorRequest)
-    async with transaction(state.writer_sessions) as session:
-        task = await task_service.report_error(session, token=token, **dict(body))
+    with _answering("error", body.task_id):
+        async with transaction(state.writer_sessions) as session:
+            task = await task_service.report_error(session, token=token, **dict(body))
     return JSONResponse({"status": "retrying" if body.retryable else "failed", "task_id": task.id})
 
 
 async def heartbeat(request: Request) -> Response:
     state, body, token = await _call(request, HeartbeatRequest)
     lease_seconds = state.settings.task_lease_seconds
-    async with transaction(state.writer_sessions) as session:
-        task = await task_service.heartbeat(
-            session, token=token, lease_seconds=lease_seconds, **dict(body)
-        )
+    with _answering("heartbeat", body.task_id):
+        async with transaction(state.writer_sessions) as session:
+            task = await task_service.heartbeat(
+                session, token=token, lease_seconds=lease_seconds, **dict(body)
+            )
     assert task.lease_expires_at is not None
     return JSONResponse({"lease_expires_at": task.lease_expires_at.isoformat()})
 
 
+class SignalRequest(_Body):
+    cookie: str | None = Field(
+        default=None,
+        max_length=200,
+        description="<job id>(<pxe name>): needed when the job expects a boot target.",
+    )
+
+
 async def signal(request: Request) -> Response:
     """A booted machine says it is done: the unfinished job of the structure with this config
-    UUID (or of its foundation) sees ``signaling.complete``."""
+    UUID (or of its foundation) sees ``signaling.complete``. The body, when there is one, is
+    ``{"cookie": "<job id>(<pxe name>)"}`` (``services.tasks.signal_job``)."""
+    body = SignalRequest() if not await request.body() else await _body(request, SignalRequest)
     async with transaction(app_state(request.app).writer_sessions) as session:
-        job = await task_service.signal_job(session, request.path_params["config_uuid"])
+        job = await task_service.signal_job(
+            session, request.path_params["config_uuid"], cookie=body.cookie
+        )
     return JSONResponse({"status": "received", "job_id": job.id})
 
 
@@ -406,6 +441,12 @@ def openapi_document() -> dict[str, Any]:
             }
         }
 
+    from contractor.rest.boot import boot_openapi  # (it builds on this module)
+    from contractor.rest.leases import leases_openapi
+
+    boot_answer, boot_request = boot_openapi()
+    leases_answer, leases_request = leases_openapi()
+    gone = {"410": answer("Those changes are no longer kept (PRUNED): take a snapshot.")}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Contractor subcontractor task API", "version": "1"},
@@ -435,6 +476,18 @@ def openapi_document() -> dict[str, Any]:
                 {"type": "object", "properties": {"lease_expires_at": {"type": "string"}}},
                 stale,
             ),
+            "/boot": operation(
+                "A site's boot data: a snapshot, or the changes since a version (may wait)",
+                "BootRequest",
+                boot_answer,
+                gone,
+            ),
+            "/leases": operation(
+                "Report the DHCP leases a site's boot services see",
+                "LeasesRequest",
+                leases_answer,
+                {},
+            ),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -443,6 +496,9 @@ def openapi_document() -> dict[str, Any]:
                 "ResultRequest": _schema(ResultRequest),
                 "ErrorRequest": _schema(ErrorRequest),
                 "HeartbeatRequest": _schema(HeartbeatRequest),
+                "BootRequest": boot_request,
+                **leases_request.pop("$defs", {}),
+                "LeasesRequest": leases_request,
                 "Task": _schema(TaskOut),
                 "Error": ERROR_SCHEMA,
             },

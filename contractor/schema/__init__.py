@@ -15,9 +15,11 @@ from strawberry.tools import merge_types
 from contractor.schema import (
     auth,
     blueprint,
+    boot,
     building,
     complexes,
     directory,
+    discovery,
     dns,
     dns_push,
     errors,
@@ -29,8 +31,10 @@ from contractor.schema import (
 )
 from contractor.schema.anonymous import AnonymousOnlyLogin
 from contractor.schema.bounded import BoundedMessages
+from contractor.schema.measured import measured_operations
 from contractor.schema.prefetch import attribute
 from contractor.schema.reporting import ContractorSchema, MaskUnexpected
+from contractor.schema.scalars import SCALARS
 from contractor.settings import Settings
 
 __all__ = ["build_schema"]
@@ -42,6 +46,8 @@ QUERIES = (
     building.BuildingQuery,
     complexes.ComplexQuery,
     network.NetworkQuery,
+    boot.BootQuery,
+    discovery.DiscoveryQuery,
     directory.DirectoryQuery,
     dns.DnsQuery,
     dns_push.DnsPushQuery,
@@ -57,6 +63,8 @@ MUTATIONS = (
     building.BuildingMutation,
     complexes.ComplexMutation,
     network.NetworkMutation,
+    boot.BootMutation,
+    discovery.DiscoveryMutation,
     auth.AuthMutation,
     jobs.JobMutation,
     events.EventMutation,
@@ -68,6 +76,7 @@ SUBSCRIPTIONS = (events.EventSubscription, jobs.JobSubscription)
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     extensions: list[object] = [
+        measured_operations(settings.metrics_graphql_operations),
         AnonymousOnlyLogin,
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
@@ -90,5 +99,5 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         ],
         extensions=extensions,  # type: ignore[arg-type]
         exception_handlers=errors.ERROR_HANDLERS,
-        config=StrawberryConfig(default_resolver=attribute),
+        config=StrawberryConfig(default_resolver=attribute, scalar_map=SCALARS),
     )

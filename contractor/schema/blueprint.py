@@ -84,12 +84,20 @@ class BluePrint(Configurable):
 
 @strawberry.type
 class FoundationBluePrint(BluePrint):
-    foundation_types: list[str]
+    foundation_types: list[str] = strawberry.field(
+        description="The foundation types this accepts, installed or not (a type that is not "
+        "installed is kept by name and takes effect once a plugin of that name is installed)."
+    )
     physical_interface_names: list[str]
     min_cpu_count: int | None
     min_memory_mb: int | None
     required_pci_devices: list[str]
     required_disks_gb: list[int]
+
+    @strawberry.field(description="Those of foundationTypes that no installed plugin provides.")
+    def missing_foundation_types(self) -> list[str]:
+        assert isinstance(self.row, models.FoundationBluePrint)
+        return bps.missing_foundation_types(self.row)
 
 
 @strawberry.type

@@ -16,6 +16,7 @@ from contractor import models
 from contractor.errors import InvalidInput
 from contractor.plugins import foundation_types
 from contractor.schema.blueprint import BluePrintScope, FoundationBluePrint, Pxe, StructureBluePrint
+from contractor.schema.boot import DhcpLease
 from contractor.schema.common import (
     Row,
     given,
@@ -57,6 +58,12 @@ class NetworkInterface(Row):
     network: Network | None = related(models.Network.id, "network_id")
     pxe: Pxe | None = related(
         models.PXE.id, "pxe_id", description="What the machine boots next through this interface."
+    )
+    leases: list[DhcpLease] = related(
+        models.DhcpLease.mac,
+        "mac",
+        order_by=(models.DhcpLease.id,),
+        description="The DHCP leases reported for this interface's MAC.",
     )
 
 

@@ -30,7 +30,7 @@ from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
 from contractor.schema.fields import fetched, lookup, mutation, subscription
 from contractor.schema.permissions import Operator, Reader
-from contractor.services import building, inventory, jobs
+from contractor.services import building, inventory, job_actions, jobs
 from contractor.services.events import EventFilter
 from contractor.services.secrets import MASK, is_secret_name
 from tscript import Runner
@@ -333,18 +333,20 @@ class JobMutation:
 
     @mutation(Operator, description="Pause a queued job (a task already out still counts).")
     async def pause_job(session: AsyncSession, actor: str, id: int) -> JobResult:
-        return Job.of(await jobs.pause_job(session, await jobs.lock_job(session, id), actor=actor))
+        return Job.of(
+            await job_actions.pause_job(session, await jobs.lock_job(session, id), actor=actor)
+        )
 
     @mutation(Operator, description="Resume a paused job.")
     async def resume_job(session: AsyncSession, actor: str, id: int) -> JobResult:
         job = await jobs.lock_job(session, id)
-        return Job.of(await jobs.resume_job(session, job, actor=actor))
+        return Job.of(await job_actions.resume_job(session, job, actor=actor))
 
     @mutation(Operator, description="Try the failed step of a job in error again.")
     async def reset_job(session: AsyncSession, info: Info, actor: str, id: int) -> JobResult:
         job = await jobs.lock_job(session, id)
         runner = await _runner(session, info, job)
-        return Job.of(await jobs.reset_job(session, job, actor=actor, runner=runner))
+        return Job.of(await job_actions.reset_job(session, job, actor=actor, runner=runner))
 
     @mutation(
         Operator,
@@ -353,10 +355,12 @@ class JobMutation:
     async def rollback_job(session: AsyncSession, info: Info, actor: str, id: int) -> JobResult:
         job = await jobs.lock_job(session, id)
         runner = await _runner(session, info, job)
-        return Job.of(await jobs.rollback_job(session, job, actor=actor, runner=runner))
+        return Job.of(await job_actions.rollback_job(session, job, actor=actor, runner=runner))
 
     @mutation(
         Operator, description="Abort an unfinished job for good; the target is left as it is."
     )
     async def cancel_job(session: AsyncSession, actor: str, id: int) -> JobResult:
-        return Job.of(await jobs.cancel_job(session, await jobs.lock_job(session, id), actor=actor))
+        return Job.of(
+            await job_actions.cancel_job(session, await jobs.lock_job(session, id), actor=actor)
+        )

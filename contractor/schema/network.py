@@ -25,6 +25,7 @@ from contractor.schema.errors import AnyError
 from contractor.schema.fields import connection, deletion, lookup, mutation, through
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import LAZY, loads, related
+from contractor.schema.scalars import BigInt
 from contractor.schema.site import Site
 from contractor.services import addresses, building, inventory
 from contractor.services import blueprint as bps
@@ -64,11 +65,11 @@ class NetworkAddressBlock:
 
 @strawberry.type
 class BlockUsage(Row):
-    total: int
+    total: BigInt = strawberry.field(description="Usable addresses.")
     static: int
     reserved: int
     dynamic: int
-    free: int
+    free: BigInt
 
 
 @strawberry.type
@@ -78,7 +79,7 @@ class AddressBlock(Row):
     version: int
     subnet: str
     prefix: int
-    gateway_offset: int | None
+    gateway_offset: BigInt | None
     row: strawberry.Private[models.AddressBlock]
 
     site: Site = related(models.Site.id, "site_id")
@@ -112,7 +113,7 @@ class AddressBlock(Row):
 @strawberry.interface
 class BaseAddress(Row):
     id: int
-    offset: int | None
+    offset: BigInt | None
     row: strawberry.Private[models.BaseAddress]
 
     address_block: AddressBlock | None = related(models.AddressBlock.id, "address_block_id")
@@ -237,7 +238,7 @@ class NetworkMutation:
         site: str,
         name: str,
         subnet: str,
-        gateway_offset: int | None = None,
+        gateway_offset: BigInt | None = None,
     ) -> AddressBlockResult:
         row = await net.create_address_block(
             session,
@@ -253,7 +254,7 @@ class NetworkMutation:
         session: AsyncSession,
         id: int,
         subnet: str | None = strawberry.UNSET,
-        gateway_offset: int | None = strawberry.UNSET,
+        gateway_offset: BigInt | None = strawberry.UNSET,
     ) -> AddressBlockResult:
         row = await _block(session, id)
         await net.update_address_block(
@@ -275,7 +276,7 @@ class NetworkMutation:
         alias_index: int = 0,
         is_primary: bool = False,
         offset: Annotated[
-            int | None,
+            BigInt | None,
             strawberry.argument(description="A specific offset instead of the lowest free one."),
         ] = None,
     ) -> AddressResult:
@@ -292,7 +293,7 @@ class NetworkMutation:
 
     @mutation(Operator)
     async def reserve_address(
-        session: AsyncSession, address_block: int, offset: int, reason: str
+        session: AsyncSession, address_block: int, offset: BigInt, reason: str
     ) -> ReservedAddressResult:
         block = await _block(session, address_block)
         row = await addresses.create_reserved_address(
@@ -302,7 +303,7 @@ class NetworkMutation:
 
     @mutation(Operator, description="Add an offset to the block's DHCP dynamic pool.")
     async def add_dynamic_address(
-        session: AsyncSession, address_block: int, offset: int, pxe: str | None = None
+        session: AsyncSession, address_block: int, offset: BigInt, pxe: str | None = None
     ) -> DynamicAddressResult:
         row = await addresses.create_dynamic_address(
             session,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from contractor.services.config import install_generation_bump
 from contractor.services.events import install_outbox
+from contractor.services.observability import install_commit_counts
 
 __all__ = ["install_session_hooks"]
 
@@ -24,3 +25,4 @@ def install_session_hooks(session_class: type[Session]) -> None:
     config generation's row is locked, as they always were."""
     install_outbox(session_class)
     install_generation_bump(session_class)
+    install_commit_counts(session_class)  # the metrics' counts of what a commit did

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, literal, or_, select, union_all
+from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, Exhausted, InvalidInput, NotFound
@@ -16,13 +16,17 @@ from contractor.models import (
     Address,
     AddressBlock,
     BaseAddress,
+    DhcpPool,
     DynamicAddress,
     ReservedAddress,
     Site,
     Structure,
 )
+from contractor.models.offsets import next_offset, offset_literal
 from contractor.services.common import added, refuse_if_used
 from contractor.services.config import config_changed, config_sources_changed
+from contractor.services.dns_guard import kept_exportable
+from contractor.services.dns_names import address_label
 from contractor.services.network import (
     block_bounds,
     block_network,
@@ -34,7 +38,17 @@ from contractor.services.network import (
 from contractor.services.validation import check_int, check_name
 
 
-async def _check_offset(session: AsyncSession, block: AddressBlock, offset: int) -> None:
+def describe_pool(block: AddressBlock, pool: DhcpPool) -> str:
+    """``DHCP pool 3 (10.0.0.100-10.0.0.199 of block 'prov')``."""
+    first, last = ip_at(block, pool.first_offset), ip_at(block, pool.last_offset)
+    return f"DHCP pool {pool.id} ({first}-{last} of block {block.name!r})"
+
+
+async def _check_offset(
+    session: AsyncSession, block: AddressBlock, offset: int, *, wanted_by: str = ""
+) -> None:
+    """The offset is usable, not the gateway, not held and not in a DHCP pool; a refusal
+    names the holder and ``wanted_by`` (who asked)."""
     check_int(offset, field="offset")
     low, high = block_bounds(block)
     if not low <= offset <= high:
@@ -52,10 +66,26 @@ async def _check_offset(session: AsyncSession, block: AddressBlock, offset: int)
             )
         )
     ).scalar_one_or_none()
+    asked = f", so it cannot go to {wanted_by}" if wanted_by else ""
     if holder is not None:
         raise Conflict(
             f"{ip_at(block, offset)} (offset {offset} of block {block.name!r}) is already "
-            f"allocated to {await describe_address(session, holder)}",
+            f"allocated to {await describe_address(session, holder)}{asked}",
+            field="offset",
+        )
+    pool = (
+        await session.execute(
+            select(DhcpPool).where(
+                DhcpPool.address_block_id == block.id,
+                DhcpPool.first_offset <= offset,
+                DhcpPool.last_offset >= offset,
+            )
+        )
+    ).scalar_one_or_none()
+    if pool is not None:
+        raise Conflict(
+            f"{ip_at(block, offset)} (offset {offset} of block {block.name!r}) is in "
+            f"{describe_pool(block, pool)}{asked}",
             field="offset",
         )
 
@@ -95,13 +125,29 @@ async def _check_holder(
             f"with alias index {alias_index}",
             field="alias_index",
         )
+    label = address_label(interface_name, alias_index)
+    others = select(BaseAddress.interface_name, BaseAddress.alias_index).where(
+        BaseAddress.structure_id == structure.id
+    )
+    for other_name, other_alias in await session.execute(others):
+        if address_label(other_name or "", other_alias) == label:
+            raise Conflict(
+                f"structure {structure.hostname!r}: an address on {interface_name!r} (alias "
+                f"{alias_index}) would have the DNS name {label}.{structure.hostname} of its "
+                f"address on {other_name!r} (alias {other_alias or 0}); rename one of them",
+                field="interface_name",
+            )
     if is_primary:
+        version = block.version if block is not None else None
         primary = select(BaseAddress.id).where(
-            BaseAddress.structure_id == structure.id, BaseAddress.is_primary.is_(True)
+            BaseAddress.structure_id == structure.id,
+            BaseAddress.is_primary.is_(True),
+            BaseAddress.ip_version == version,
         )
         if (await session.execute(primary)).first():
             raise Conflict(
-                f"structure {structure.hostname!r} already has a primary address",
+                f"structure {structure.hostname!r} already has a primary address for "
+                f"IPv{version} (one primary address per IP version)",
                 field="is_primary",
             )
         if block is not None and block.site_id != structure.site_id:
@@ -141,7 +187,8 @@ async def create_address(
         if offset is None:
             raise Exhausted(f"address block {block.name!r} ({block.cidr}) has no free address")
     else:
-        await _check_offset(session, block, offset)
+        wanted_by = f"structure {structure.hostname!r} interface {interface_name!r}"
+        await _check_offset(session, block, offset, wanted_by=wanted_by)
     address = Address(
         address_block_id=block.id,
         offset=offset,
@@ -149,9 +196,12 @@ async def create_address(
         interface_name=interface_name,
         alias_index=alias_index,
         is_primary=is_primary,
+        ip_version=block.version,
     )
-    session.add(address)
-    return await config_changed(session, address)
+    async with kept_exportable(session, field="offset"):
+        session.add(address)
+        await config_changed(session, address)
+    return address
 
 
 async def create_reserved_address(
@@ -177,27 +227,36 @@ async def create_dynamic_address(
 
 
 async def lowest_free_offset(session: AsyncSession, block: AddressBlock) -> int | None:
-    """The lowest usable offset that no address and not the gateway holds, in one query.
+    """The lowest usable offset that no address, not the gateway and no DHCP pool holds, in
+    one query.
 
     A free offset is either the first usable one, or one just above a taken offset (or above
-    the gateway) that is itself not taken.
+    the gateway, or above a pool) that is itself not taken.
     """
     low, high = block_bounds(block)
     taken = select(BaseAddress.offset.label("offset")).where(
         BaseAddress.address_block_id == block.id
     )
     if block.gateway_offset is not None:
-        taken = union_all(taken, select(literal(block.gateway_offset).label("offset")))  # type: ignore[assignment]
+        taken = union_all(taken, select(offset_literal(block.gateway_offset).label("offset")))  # type: ignore[assignment]
     used = taken.subquery("used")
     other = taken.subquery("other")
+    in_block = DhcpPool.address_block_id == block.id
     candidates = union_all(
-        select(literal(low).label("candidate")),
-        select((used.c.offset + 1).label("candidate")),
+        select(offset_literal(low).label("candidate")),
+        select(next_offset(used.c.offset).label("candidate")),
+        select(next_offset(DhcpPool.last_offset).label("candidate")).where(in_block),
     ).subquery("candidates")
+    in_pool = select(DhcpPool.id).where(
+        in_block,
+        DhcpPool.first_offset <= candidates.c.candidate,
+        DhcpPool.last_offset >= candidates.c.candidate,
+    )
     query = select(func.min(candidates.c.candidate)).where(
         candidates.c.candidate >= low,
         candidates.c.candidate <= high,
         ~select(other.c.offset).where(other.c.offset == candidates.c.candidate).exists(),
+        ~in_pool.exists(),
     )
     offset: int | None = (await session.execute(query)).scalar_one_or_none()
     return offset
@@ -209,9 +268,9 @@ async def delete_address(session: AsyncSession, address: BaseAddress) -> None:
         "the address",
         [("pointer addresses", Address.interface_name, Address.pointer_id == address.id)],
     )
-    await session.delete(address)
-    config_sources_changed(session)
-    await session.flush()
+    async with kept_exportable(session, field="id"):
+        await session.delete(address)
+        config_sources_changed(session)
 
 
 @dataclass(frozen=True)

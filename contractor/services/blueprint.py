@@ -23,7 +23,7 @@ from contractor.models import (
     StructureBluePrint,
     StructureFoundationBluePrint,
 )
-from contractor.plugins import canonical_foundation_type
+from contractor.plugins import canonical_foundation_type, find_foundation_type
 from contractor.services.common import UNSET, added, get_by, refuse_if_used
 from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.validation import (
@@ -110,12 +110,17 @@ async def create_foundation_blueprint(
     required_pci_devices: Sequence[str] = (),
     required_disks_gb: Sequence[int] = (),
     config_values: dict[str, Any] | None = None,
+    keep_missing_types: bool = False,
 ) -> FoundationBluePrint:
+    """``keep_missing_types``: names of types that are not installed are kept as written
+    (the resource loader) instead of refused as typing errors (the API)."""
     await _check_new_name(session, name)
     blueprint = FoundationBluePrint(
         name=name,
         description=check_description(description),
-        foundation_types=_check_foundation_types(foundation_types),
+        foundation_types=_check_foundation_types(
+            foundation_types, keep=foundation_types if keep_missing_types else ()
+        ),
         physical_interface_names=check_string_list(
             list(physical_interface_names), field="physical_interface_names", item_re=NAME_RE
         ),
@@ -133,11 +138,27 @@ async def create_foundation_blueprint(
     return blueprint
 
 
-def _check_foundation_types(names: Sequence[str]) -> list[str]:
-    """The names in the installed types' own spelling, however they are written."""
+def _check_foundation_types(names: Sequence[str], *, keep: Sequence[str] = ()) -> list[str]:
+    """The names of installed types in their own spelling, however they are written; a type
+    that is not installed is refused unless ``keep`` names it, and then kept as written (it
+    takes effect once a plugin of that name is installed: names match without regard to
+    case)."""
     checked = check_string_list(list(names), field="foundation_types")
-    canonical = [canonical_foundation_type(item, field="foundation_types") for item in checked]
-    return check_string_list(canonical, field="foundation_types")
+    kept = {name.casefold() for name in keep}
+    canonical = [
+        item
+        if find_foundation_type(item) is None and item.casefold() in kept
+        else canonical_foundation_type(item, field="foundation_types")
+        for item in checked
+    ]
+    if len({name.casefold() for name in canonical}) != len(canonical):
+        raise InvalidInput("foundation_types lists an entry twice", field="foundation_types")
+    return canonical
+
+
+def missing_foundation_types(blueprint: FoundationBluePrint) -> list[str]:
+    """The blueprint's foundation types that are not installed (kept by name)."""
+    return [name for name in blueprint.foundation_types if find_foundation_type(name) is None]
 
 
 async def create_structure_blueprint(
@@ -169,6 +190,7 @@ async def update_blueprint(
     description: str = UNSET,
     config_values: dict[str, Any] = UNSET,
     parents: Sequence[BluePrint] = UNSET,
+    keep_missing_types: bool = False,
     **fields: Any,
 ) -> BluePrint:
     """Change the given fields. Foundation blueprints also take ``foundation_types``,
@@ -196,7 +218,10 @@ async def update_blueprint(
         )
     if isinstance(blueprint, FoundationBluePrint):
         if "foundation_types" in fields:
-            blueprint.foundation_types = _check_foundation_types(fields["foundation_types"])
+            # names already on the blueprint that are not installed may stay (a round trip)
+            wanted = fields["foundation_types"]
+            keep = wanted if keep_missing_types else blueprint.foundation_types
+            blueprint.foundation_types = _check_foundation_types(wanted, keep=keep)
         if "physical_interface_names" in fields:
             blueprint.physical_interface_names = check_string_list(
                 list(fields["physical_interface_names"]),

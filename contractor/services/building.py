@@ -43,7 +43,11 @@ from contractor.services.blueprint import (
 )
 from contractor.services.common import UNSET, added, get_by, refuse_if_used, set_given
 from contractor.services.config import config_changed, config_sources_changed
-from contractor.services.directory import check_hostname_free_of_zones
+from contractor.services.directory import (
+    check_hostname_free_of_entries,
+    check_hostname_free_of_zones,
+)
+from contractor.services.dns_guard import kept_exportable
 from contractor.services.interfaces import check_mac_free
 from contractor.services.validation import (
     check_config_values,
@@ -135,7 +139,8 @@ async def set_id_map(
             )
         if location in interfaces and details.get("mac"):
             mac = normalise_mac(details["mac"], field=f"id_map.network.{location}.mac")
-            await check_mac_free(session, mac, interfaces[location].id)
+            wanted_by = f"interface {location!r} of foundation {foundation.locator!r}"
+            await check_mac_free(session, mac, interfaces[location].id, wanted_by=wanted_by)
             interfaces[location].mac = mac
     foundation.id_map = checked
     return await config_changed(session, foundation)
@@ -263,12 +268,7 @@ async def delete_foundation(session: AsyncSession, foundation: Foundation) -> No
 
 async def get_structure(session: AsyncSession, site: Site, hostname: str) -> Structure:
     return await get_by(
-        session,
-        Structure,
-        Structure.hostname,
-        hostname,
-        what="structure",
-        extra=[Structure.site_id == site.id],
+        session, Structure, Structure.hostname, hostname, what="structure", in_site=site
     )
 
 
@@ -292,6 +292,7 @@ async def _check_hostname_free(
         return
     zone = await session.get_one(Zone, site.zone_id)
     await check_hostname_free_of_zones(session, zone, hostname)
+    await check_hostname_free_of_entries(session, zone, hostname)
     same_zone = (
         select(Site.name)
         .join(Structure, Structure.site_id == Site.id)
@@ -354,7 +355,9 @@ async def update_structure(
         check_hostname(hostname)
         site = await session.get_one(Site, structure.site_id)
         await _check_hostname_free(session, hostname, site, structure.id)
-        structure.hostname = hostname
+        async with kept_exportable(session, field="hostname"):
+            structure.hostname = hostname
+            await session.flush()
     set_given(structure, config_values=(config_values, check_config_values))
     return await config_changed(session, structure)
 
@@ -412,9 +415,9 @@ async def delete_structure(session: AsyncSession, structure: Structure) -> None:
             ("pointer addresses", Address.interface_name, Address.pointer_id.in_(own_addresses)),
         ],
     )
-    await session.delete(structure)
-    config_sources_changed(session)
-    await session.flush()
+    async with kept_exportable(session, field="hostname"):
+        await session.delete(structure)
+        config_sources_changed(session)
 
 
 # -- dependencies ----------------------------------------------------------------------

@@ -66,11 +66,14 @@ async def get_by(
     value: Any,
     *,
     what: str,
-    extra: Sequence[ColumnElement[bool]] = (),
+    in_site: Any = None,
     for_update: bool = False,
 ) -> ModelT:
-    """The one row whose ``column`` equals ``value``, or NotFound naming ``what``."""
-    query = select(model).where(column == value, *extra)
+    """The one row whose ``column`` equals ``value`` (in site ``in_site`` when given: the
+    model's ``site_id`` names it), or NotFound naming ``what``."""
+    query = select(model).where(column == value)
+    if in_site is not None:
+        query = query.where(model.site_id == in_site.id)  # type: ignore[attr-defined]
     if for_update:
         query = query.with_for_update()
     row = (await session.execute(query)).scalar_one_or_none()

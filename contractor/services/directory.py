@@ -9,7 +9,6 @@ hostname, an entry or a child zone never share one.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
 from typing import Any, Required, TypedDict, Unpack
@@ -17,18 +16,39 @@ from typing import Any, Required, TypedDict, Unpack
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bindgen import is_hostname, mailbox_to_rname
+from bindgen import is_hostname
 from contractor.errors import Conflict, InvalidInput, NotFound
 from contractor.models import Site, Structure, Zone
-from contractor.models.directory import ENTRY_TYPES, Entry
-from contractor.services.common import UNSET, added, get_by, refuse_if_used, set_given
-from contractor.services.validation import ZONE_NAME_RE, check_int
+from contractor.models.directory import (
+    DEFAULT_EXPIRE,
+    DEFAULT_MINIMUM,
+    DEFAULT_REFRESH,
+    DEFAULT_RETRY,
+    DEFAULT_TTL,
+    ENTRY_TYPES,
+    Entry,
+)
+from contractor.services.common import UNSET, added, get_by, refuse_if_used
+from contractor.services.dns_guard import kept_exportable
+from contractor.services.dns_names import MAX_NAME, check_zone_label, entry_data
 
-_TIMERS = ("ttl", "refresh", "retry", "expire", "minimum")
-_MAX_TTL = 2**31 - 1
+# Moved to dns_names (which the zone builder imports without this module); still here.
+from contractor.services.dns_names import address_label as address_label
+from contractor.services.dns_names import interface_label as interface_label
+from contractor.services.dns_names import txt_data as txt_data
+from contractor.services.validation import check_int
+from contractor.services.zone_settings import (
+    MAX_TTL,
+    TIMER_DEFAULTS,
+    TIMERS,
+    check_bool,
+    check_nameservers,
+    check_soa_email,
+    check_timers,
+)
+
 # One label of an entry name: letters, digits, '_' (service labels) and inner '-'.
 _ENTRY_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
-_MAILBOX = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,189}")
 _MAX_TXT = 2000
 
 
@@ -43,7 +63,8 @@ def _parent_is(parent_id: int | None) -> ColumnElement[bool]:
 async def find_zone(session: AsyncSession, fqdn: str) -> Zone:
     """The zone named by its dotted name (``site1.example``), parents included."""
     zone: Zone | None = None
-    for label in reversed(fqdn.lower().rstrip(".").split(".")):
+    for text in reversed(fqdn.lower().rstrip(".").split(".")):
+        label = text if text.isascii() else _a_label(text)
         query = select(Zone).where(Zone.name == label, _parent_is(zone.id if zone else None))
         zone = (await session.execute(query)).scalar_one_or_none()
         if zone is None:
@@ -53,41 +74,13 @@ async def find_zone(session: AsyncSession, fqdn: str) -> Zone:
     return zone
 
 
-def check_nameservers(value: Any, *, field: str = "nameservers") -> list[str]:
-    """Fully qualified host names (``ns1.example.com``; a trailing dot is dropped)."""
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"{field} must be a list of host names", field=field)
-    names: list[str] = []
-    for item in value:
-        name = item.strip().lower().rstrip(".")
-        if not is_hostname(name) or "." not in name:
-            raise InvalidInput(
-                f"name server {item!r} must be a fully qualified host name such as "
-                "'ns1.example.com' (letters, digits and inner '-' in each label)",
-                field=field,
-            )
-        if name in names:
-            raise InvalidInput(f"name server {name!r} is listed twice", field=field)
-        names.append(name)
-    return names
-
-
-def check_soa_email(value: Any, *, field: str = "soa_email") -> str | None:
-    """A mailbox such as ``hostmaster@example.com`` (None: inherit from the parent zone)."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _MAILBOX.fullmatch(value.strip()):
-        raise InvalidInput(
-            f"{field} {value!r} must be a mailbox such as 'hostmaster@example.com'", field=field
-        )
-    text = value.strip()
-    local, _, domain = text.rpartition("@")
-    if not is_hostname(domain) or local.startswith(".") or local.endswith(".") or ".." in local:
-        raise InvalidInput(
-            f"{field} {value!r} must be a mailbox such as 'hostmaster@example.com'", field=field
-        )
-    mailbox_to_rname(text)
-    return text
+def _a_label(text: str) -> str:
+    """A U-label as its A-label, to find a zone by the name its owner wrote (unchanged
+    when it is not a valid one: the look-up then finds nothing and says so)."""
+    try:
+        return check_zone_label(text, field="zone")
+    except InvalidInput:
+        return text
 
 
 async def create_zone(
@@ -95,30 +88,34 @@ async def create_zone(
     *,
     name: str,
     parent: Zone | None = None,
-    ttl: int = 3600,
-    refresh: int = 86400,
-    retry: int = 7200,
-    expire: int = 36000,
-    minimum: int = 172800,
+    ttl: int = DEFAULT_TTL,
+    refresh: int = DEFAULT_REFRESH,
+    retry: int = DEFAULT_RETRY,
+    expire: int = DEFAULT_EXPIRE,
+    minimum: int = DEFAULT_MINIMUM,
     nameservers: Sequence[str] = (),
     soa_email: str | None = None,
+    external: bool = False,
 ) -> Zone:
     """A zone; empty ``nameservers`` and a None ``soa_email`` are inherited from the parent.
+    ``external``: delegated to us from a parent we do not serve (the zones above it are not
+    generated, so they may hold no sites nor entries).
 
     A child zone may not take a name the parent zone already uses for a host or an entry.
     """
-    name = name.lower() if isinstance(name, str) else name
-    if not isinstance(name, str) or not ZONE_NAME_RE.fullmatch(name):
+    name = check_zone_label(name, top_level=parent is None)
+    if parent is not None and len(f"{name}.{await zone_fqdn(session, parent)}") > MAX_NAME:
         raise InvalidInput(
-            f"zone name {name!r} must be one DNS label of at least two lower-case letters "
-            "and digits, starting with a letter (child zones are separate rows)",
+            f"zone {name!r} under {await zone_fqdn(session, parent)!r} would have a name "
+            f"longer than {MAX_NAME} characters",
             field="name",
         )
     timers = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
-    for field in _TIMERS:
-        check_int(timers[field], field=field, low=1, high=_MAX_TTL)
+    # The defaults hold together: an error names a timer the caller changed.
+    check_timers(timers, [field for field in TIMERS if timers[field] != TIMER_DEFAULTS[field]])
     servers = check_nameservers(list(nameservers))
     email = check_soa_email(soa_email)
+    external = check_bool(external, field="external")
     parent_id = parent.id if parent is not None else None
     clash = select(Zone.id).where(Zone.name == name, _parent_is(parent_id))
     if (await session.execute(clash)).first() is not None:
@@ -126,8 +123,20 @@ async def create_zone(
         raise Conflict(f"zone {name!r} already exists {where}", field="name")
     if parent is not None:
         await _refuse_name_taken_in_zone(session, parent, name)
-    zone = Zone(name=name, parent_id=parent_id, nameservers=servers, soa_email=email, **timers)
-    return await added(session, zone)
+        if external:
+            await _refuse_content_above(
+                session, parent, f"{name}.{await zone_fqdn(session, parent)}"
+            )
+    zone = Zone(
+        name=name,
+        parent_id=parent_id,
+        nameservers=servers,
+        soa_email=email,
+        external=external,
+        **timers,
+    )
+    async with kept_exportable(session, field="nameservers" if servers else "name"):
+        return await added(session, zone)
 
 
 async def update_zone(
@@ -141,18 +150,83 @@ async def update_zone(
     minimum: int = UNSET,
     nameservers: Sequence[str] = UNSET,
     soa_email: str | None = UNSET,
+    external: bool = UNSET,
 ) -> Zone:
-    """Change the given fields (each checked as in ``create_zone``)."""
-    timers = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
-    check_timer = functools.partial(check_int, low=1, high=_MAX_TTL)
-    set_given(zone, **{f: (v, functools.partial(check_timer, field=f)) for f, v in timers.items()})
-    set_given(
-        zone,
-        nameservers=(nameservers, lambda servers: check_nameservers(list(servers))),
-        soa_email=(soa_email, check_soa_email),
-    )
-    await session.flush()
+    """Change the given fields, each checked as in ``create_zone`` and the timers together
+    (the result must hold, so a change that breaks a relation is refused whole)."""
+    given = {"ttl": ttl, "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}
+    given = {field: value for field, value in given.items() if value is not UNSET}
+    timers = {field: given.get(field, getattr(zone, field)) for field in TIMERS}
+    check_timers(timers, given)
+    servers = UNSET if nameservers is UNSET else check_nameservers(list(nameservers))
+    email = UNSET if soa_email is UNSET else check_soa_email(soa_email)
+    if external is not UNSET:
+        external = check_bool(external, field="external")
+        if external and not zone.external and zone.parent_id is not None:
+            parent = await get_zone(session, zone.parent_id)
+            await _refuse_content_above(session, parent, await zone_fqdn(session, zone))
+    async with kept_exportable(session, field="nameservers"):
+        for field, value in {**given, "nameservers": servers, "soa_email": email}.items():
+            if value is not UNSET:
+                setattr(zone, field, value)
+        if external is not UNSET:
+            zone.external = external
+        await session.flush()
     return zone
+
+
+async def zones_not_generated(session: AsyncSession) -> set[int]:
+    """The ids of the zones above an external zone: they only spell its name."""
+    parents = {
+        zone_id: (parent_id, external)
+        for zone_id, parent_id, external in await session.execute(
+            select(Zone.id, Zone.parent_id, Zone.external)
+        )
+    }
+    above: set[int] = set()
+    for parent_id, external in list(parents.values()):
+        while external and parent_id is not None and parent_id not in above:
+            above.add(parent_id)
+            parent_id = parents[parent_id][0]
+    return above
+
+
+async def check_zone_generated(session: AsyncSession, zone: Zone, *, field: str) -> None:
+    """Refuse to put data (a site, an entry) in a zone above an external zone: it is not
+    generated, so the data would reach no DNS server."""
+    if zone.id in await zones_not_generated(session):
+        raise Conflict(
+            f"zone {await zone_fqdn(session, zone)!r} is above an external zone and is not "
+            "generated (it only spells the external zone's name): use a zone Contractor serves",
+            field=field,
+        )
+
+
+async def _refuse_content_above(session: AsyncSession, parent: Zone, fqdn: str) -> None:
+    """``fqdn`` is to become external under ``parent``: the zones from ``parent`` up will
+    not be generated, so none of them may hold sites or entries."""
+    current: Zone | None = parent
+    while current is not None:
+        found = (
+            await session.execute(
+                select(Site.name).where(Site.zone_id == current.id).order_by(Site.name).limit(1)
+            )
+        ).scalar_one_or_none()
+        what = f"site {found!r} uses it" if found is not None else None
+        if what is None:
+            entry = (
+                await session.execute(
+                    select(Entry.type, Entry.name).where(Entry.zone_id == current.id).limit(1)
+                )
+            ).first()
+            what = None if entry is None else f"its {entry[0]} entry {entry[1]!r} is there"
+        if what is not None:
+            raise Conflict(
+                f"zone {fqdn!r} cannot be external: zone {await zone_fqdn(session, current)!r} "
+                f"above it would no longer be generated, but {what}",
+                field="external",
+            )
+        current = await get_zone(session, current.parent_id) if current.parent_id else None
 
 
 async def zone_fqdn(session: AsyncSession, zone: Zone) -> str:
@@ -176,23 +250,11 @@ async def delete_zone(session: AsyncSession, zone: Zone) -> None:
             ("sites", Site.name, Site.zone_id == zone.id),
         ],
     )
-    await session.delete(zone)
-    await session.flush()
+    async with kept_exportable(session, field="fqdn"):
+        await session.delete(zone)
 
 
 # -- host names in DNS -----------------------------------------------------------------
-
-
-def interface_label(interface_name: str) -> str:
-    """An interface name as a DNS label: lower case, '_' becomes '-', no '-' at the ends
-    (BIND refuses host names with '_')."""
-    return interface_name.lower().replace("_", "-").strip("-") or "if"
-
-
-def address_label(interface_name: str, alias_index: int | None) -> str:
-    """``eth0`` for an interface's own address, ``eth0-2`` for its alias 2."""
-    label = interface_label(interface_name)
-    return f"{label}-{alias_index}" if alias_index else label
 
 
 async def zone_host_names(session: AsyncSession, zone: Zone) -> set[str]:
@@ -248,6 +310,24 @@ async def check_hostname_free_of_zones(session: AsyncSession, zone: Zone, hostna
             f"{hostname + '.' + await zone_fqdn(session, zone)!r}",
             field="hostname",
         )
+
+
+async def check_hostname_free_of_entries(session: AsyncSession, zone: Zone, hostname: str) -> None:
+    """Refuse ``hostname`` in ``zone`` when a CNAME or NS entry has that name (a CNAME
+    cannot share its name with a host's addresses; an NS entry delegates it elsewhere)."""
+    query = select(Entry.type, Entry.name).where(
+        Entry.zone_id == zone.id,
+        Entry.type.in_(("CNAME", "NS")),
+        (Entry.name == hostname) | Entry.name.endswith("." + hostname),
+    )
+    for type, name in await session.execute(query):
+        if type == "NS" or name == hostname:
+            raise Conflict(
+                f"hostname {hostname!r} is the name of {type} entry {name!r} in zone "
+                f"{await zone_fqdn(session, zone)!r}; delete the entry or choose another "
+                "hostname",
+                field="hostname",
+            )
 
 
 # -- entries ---------------------------------------------------------------------------
@@ -346,33 +426,6 @@ def _none_or(field: str, value: Any, needed: bool, type: str, high: int) -> int 
     return check_int(value, field=field, low=0, high=high)
 
 
-def txt_data(text: str) -> str:
-    """TXT presentation data: quoted strings of at most 255 bytes, escaped."""
-    raw = text.encode()
-    chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
-    out = []
-    for chunk in chunks:
-        escaped = "".join(
-            chr(b)
-            if 32 <= b < 127 and b not in (34, 92)
-            else ("\\" + chr(b) if b in (34, 92) else f"\\{b:03d}")
-            for b in chunk
-        )
-        out.append(f'"{escaped}"')
-    return " ".join(out)
-
-
-def entry_data(entry: Entry) -> str:
-    """The entry's RDATA in presentation format."""
-    if entry.type == "TXT":
-        return txt_data(entry.text or "")
-    if entry.type == "MX":
-        return f"{entry.priority} {entry.target}"
-    if entry.type == "SRV":
-        return f"{entry.priority} {entry.weight} {entry.port} {entry.target}"
-    return entry.target or ""
-
-
 class Record(TypedDict, total=False):
     """A zone entry's record as given: its type and owner name always, the other fields as
     its type needs them (``create_entry``)."""
@@ -397,6 +450,7 @@ async def create_entry(session: AsyncSession, *, zone: Zone, **record: Unpack[Re
             f"entry type {type!r} is not one of {', '.join(ENTRY_TYPES)}", field="type"
         )
     owner = _check_entry_name(record["name"], kind)
+    await check_zone_generated(session, zone, field="zone")
     ttl = record.get("ttl")
     entry = Entry(
         zone_id=zone.id,
@@ -407,14 +461,15 @@ async def create_entry(session: AsyncSession, *, zone: Zone, **record: Unpack[Re
         priority=_none_or("priority", record.get("priority"), kind in ("MX", "SRV"), kind, 65535),
         weight=_none_or("weight", record.get("weight"), kind == "SRV", kind, 65535),
         port=_none_or("port", record.get("port"), kind == "SRV", kind, 65535),
-        ttl=None if ttl is None else check_int(ttl, field="ttl", low=0, high=_MAX_TTL),
+        ttl=None if ttl is None else check_int(ttl, field="ttl", low=0, high=MAX_TTL),
     )
     if kind != "TXT" and target is not None and text is not None:
         raise InvalidInput(f"a {kind} entry has no text", field="text")
     if kind == "TXT" and target is not None:
         raise InvalidInput("a TXT entry has no target (the value goes in text)", field="target")
     await _refuse_entry_clash(session, zone, entry)
-    return await added(session, entry)
+    async with kept_exportable(session, field="target" if kind != "TXT" else "name"):
+        return await added(session, entry)
 
 
 async def _refuse_entry_clash(session: AsyncSession, zone: Zone, entry: Entry) -> None:
@@ -464,5 +519,5 @@ async def _refuse_entry_clash(session: AsyncSession, zone: Zone, entry: Entry) -
 
 
 async def delete_entry(session: AsyncSession, entry: Entry) -> None:
-    await session.delete(entry)
-    await session.flush()
+    async with kept_exportable(session, field="id"):
+        await session.delete(entry)

@@ -3,8 +3,11 @@
 * ``build_zones`` (``contractor.services.dns_zones``) reads the inventory and returns every
   forward and reverse zone as plain ``bindgen.ZoneData`` with its content hash, or the
   problems that keep it from being generated.
-* ``publish_zones`` gives each zone its serial: unchanged while the content hash is, a new
-  one (``bindgen.next_serial``) when it changes, kept in ``published_zone``.
+* ``publish_zones`` is what every view of the zones reads (GraphQL, REST, the export, the
+  RFC 2136 pusher): each zone with its problems, and its serial: unchanged while the
+  content hash is, a new one (``bindgen.next_serial``) when it changes and the new version
+  renders, kept with that version's text in ``published_zone``. A zone that turns invalid
+  keeps its last good serial and text.
 * ``export_zones`` writes the zone files and a ``named.conf`` fragment into a directory:
   only zones whose serial or content differs from the file are rendered, each new file is
   checked with ``named-checkzone`` (when installed) before it atomically replaces the old.
@@ -18,11 +21,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import anyio.to_thread
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +45,7 @@ __all__ = [
     "export_zones",
     "find_published_zone",
     "publish_zones",
+    "served_text",
     "zone_text",
 ]
 
@@ -49,12 +54,21 @@ PARALLEL_RECORDS = 50_000  # more records than this to write: render in worker p
 
 
 def zone_text(zone: DnsZone) -> str:
-    """The zone file text (raises ``bindgen.ZoneError`` naming what is wrong)."""
-    if zone.data is None:
-        raise bindgen.ZoneError(zone.name, list(zone.problems))
+    """The zone file text rendered from its data (raises ``bindgen.ZoneError`` naming what is
+    wrong)."""
+    if zone.data is None or zone.details:
+        raise bindgen.ZoneError(zone.name, list(zone.details))
     if zone.serial is None:
         raise ValueError(f"zone {zone.name} has no serial yet: publish_zones gives it one")
     return bindgen.render_zone(zone.data, zone.serial, header=_file_header(zone))
+
+
+def served_text(zone: DnsZone) -> str | None:
+    """The text served for a published zone: its current file, or for an invalid zone the
+    file of its last good version (None when it never had one)."""
+    if zone.text is not None:
+        return zone.text
+    return zone_text(zone) if zone.valid and zone.serial is not None else None
 
 
 def _file_header(zone: DnsZone) -> str:
@@ -69,9 +83,14 @@ _PUBLISH_LOCK = int.from_bytes(b"bindgen", "big")
 
 
 async def publish_zones(session: AsyncSession, *, now: int | None = None) -> list[DnsZone]:
-    """Every zone with its serial: kept while its content hash is unchanged, else the next
-    one (Unix time when that is larger). Zones that cannot be generated keep their last
-    serial. Writes ``published_zone`` rows; the caller commits.
+    """Every zone with its problems and serial, the one answer every view gives.
+
+    A zone whose content hash is unchanged keeps its serial. A new or changed zone is
+    rendered now (``bindgen.render_zone`` checks everything BIND would refuse): when it
+    renders it gets the next serial (Unix time when that is larger) and its text is stored;
+    when it does not, or the inventory cannot make it at all, it keeps its last good serial
+    and text (``text`` is set for it) and its ``details`` say why. Writes ``published_zone``
+    rows; the caller commits.
 
     Publishers take turns (on PostgreSQL a transaction-scoped advisory lock; SQLite's
     writers already do): two processes publishing a zone for the first time would otherwise
@@ -88,28 +107,60 @@ async def publish_zones(session: AsyncSession, *, now: int | None = None) -> lis
             )
         ).scalars()
     }
-    published = []
+    untexted = set(
+        (
+            await session.execute(select(PublishedZone.name).where(PublishedZone.text.is_(None)))
+        ).scalars()
+    )
+    # Each zone as it stands without this publish: its last good serial and content hash.
+    published: dict[str, DnsZone] = {
+        zone.name: replace(zone, serial=row.serial, published_hash=row.content_hash)
+        if (row := rows.get(zone.name)) is not None
+        else zone
+        for zone in zones
+    }
+    todo: list[DnsZone] = []  # to render: new or changed, or good but stored without text
     for zone in zones:
         row = rows.get(zone.name)
-        if zone.content_hash is None:
-            published.append(replace(zone, serial=row.serial if row else None))
+        if not zone.valid:
             continue
-        if row is None:
-            row = PublishedZone(
-                name=zone.name,
-                serial=bindgen.next_serial(None, clock),
-                content_hash=zone.content_hash,
-            )
-            session.add(row)
-            published.append(replace(zone, serial=row.serial, changed=True))
-        elif row.content_hash != zone.content_hash:
-            row.serial = bindgen.next_serial(row.serial, clock)
-            row.content_hash = zone.content_hash
-            published.append(replace(zone, serial=row.serial, changed=True))
+        if row is not None and row.content_hash == zone.content_hash:
+            if zone.name in untexted:
+                todo.append(published[zone.name])
         else:
-            published.append(replace(zone, serial=row.serial))
+            serial = bindgen.next_serial(row.serial if row else None, clock)
+            todo.append(replace(zone, serial=serial, published_hash=zone.content_hash))
+    texts = await anyio.to_thread.run_sync(_render_list, todo)
+    for zone, text in zip(todo, texts, strict=True):
+        if isinstance(text, bindgen.ZoneError):
+            published[zone.name] = replace(published[zone.name], details=tuple(text.details))
+            continue
+        number, digest = zone.serial, zone.content_hash
+        assert number is not None  # every zone to render has both
+        assert digest is not None
+        row = rows.get(zone.name)
+        changed = row is None or (row.serial, row.content_hash) != (number, digest)
+        if row is None:
+            row = PublishedZone(name=zone.name, serial=number, content_hash=digest)
+            session.add(row)
+        row.serial, row.content_hash, row.text = number, digest, text
+        published[zone.name] = replace(zone, text=text, changed=changed)
     await session.flush()
-    return published
+    await _load_kept_texts(session, published)
+    return [published[zone.name] for zone in zones]
+
+
+async def _load_kept_texts(session: AsyncSession, zones: dict[str, DnsZone]) -> None:
+    """Give each invalid zone the text of its last good version (few zones, if any)."""
+    names = [name for name, zone in zones.items() if not zone.valid and zone.serial is not None]
+    if names:
+        query = select(PublishedZone.name, PublishedZone.text).where(PublishedZone.name.in_(names))
+        for name, text in await session.execute(query):
+            zones[name] = replace(zones[name], text=text)
+
+
+def _render_list(todo: list[DnsZone]) -> list[str | bindgen.ZoneError]:
+    return list(_render_all(todo, _processes(todo, None)))
 
 
 async def find_published_zone(session: AsyncSession, name: str) -> DnsZone:
@@ -201,6 +252,15 @@ def _write_and_check(program: str | None, zone: DnsZone, path: Path, text: str) 
         temporary.unlink(missing_ok=True)
 
 
+def _processes(todo: list[DnsZone], processes: int | None) -> int:
+    """Worker processes to render ``todo`` with: one per CPU once more than
+    ``PARALLEL_RECORDS`` records are to be rendered, unless ``processes`` says."""
+    if processes is not None:
+        return processes
+    records = sum(len(zone.data.records) for zone in todo if zone.data is not None)
+    return (os.cpu_count() or 1) if records > PARALLEL_RECORDS and len(todo) > 1 else 1
+
+
 def _render_all(todo: list[DnsZone], processes: int) -> Iterator[str | bindgen.ZoneError]:
     """Each zone's text (or why it has none), in order; in worker processes when asked.
 
@@ -208,6 +268,8 @@ def _render_all(todo: list[DnsZone], processes: int) -> Iterator[str | bindgen.Z
     """
 
     def attempt(zone: DnsZone) -> str | bindgen.ZoneError:
+        if zone.text is not None:
+            return zone.text
         try:
             return zone_text(zone)
         except bindgen.ZoneError as error:
@@ -221,7 +283,10 @@ def _render_all(todo: list[DnsZone], processes: int) -> Iterator[str | bindgen.Z
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         futures = [
             pool.submit(bindgen.render_zone, zone.data, zone.serial, header=_file_header(zone))
-            if zone.data is not None and zone.serial is not None
+            if zone.data is not None
+            and not zone.details
+            and zone.serial is not None
+            and zone.text is None
             else None
             for zone in todo
         ]
@@ -242,14 +307,19 @@ def export_zones(
     check: bool = True,
     conf_directory: Path | None = None,
     processes: int | None = None,
+    allow_transfer: Sequence[str] = (),
+    also_notify: Sequence[str] = (),
 ) -> ExportResult:
     """Write ``zones`` (from ``publish_zones``) and ``named.conf`` into ``directory``.
 
     A zone file whose first line already names the zone's serial and content hash is left
-    alone; any other zone is rendered, checked with named-checkzone (``check`` and
-    installed) and moved into place atomically. An invalid zone keeps its previous file.
-    Files this function wrote for zones that no longer exist are removed. ``named.conf``
-    lists every zone with a file, by absolute path (under ``conf_directory`` if given).
+    alone; any other zone is rendered (unless ``publish_zones`` just did), checked with
+    named-checkzone (``check`` and installed) and moved into place atomically. An invalid
+    zone is reported and keeps its last good file (written again from its stored text when
+    the directory lacks it). Files this function wrote for zones that no longer exist are
+    removed. ``named.conf`` lists every zone with a file, by absolute path (under
+    ``conf_directory`` if given), with ``allow_transfer`` and ``also_notify`` (for the
+    secondaries) in every zone when given.
 
     Rendering is CPU work: with ``processes`` > 1 (by default: one per CPU once more than
     ``PARALLEL_RECORDS`` records are to be written) zones are rendered in worker processes.
@@ -261,19 +331,21 @@ def export_zones(
     unchanged: list[str] = []
     todo: list[DnsZone] = []
     for zone in zones:
-        if zone.data is None:
+        up_to_date = _first_line(directory / zone.file_name) == "; " + zone.header
+        if not zone.valid:
             invalid[zone.name] = "; ".join(zone.problems)
-        elif _first_line(directory / zone.file_name) == "; " + zone.header:
+            if zone.text is not None and not up_to_date:
+                todo.append(zone)  # its last good file, which the directory lacks
+        elif up_to_date:
             unchanged.append(zone.name)
         else:
             todo.append(zone)
-    if processes is None:
-        records = sum(len(zone.data.records) for zone in todo if zone.data is not None)
-        processes = (os.cpu_count() or 1) if records > PARALLEL_RECORDS and len(todo) > 1 else 1
+    processes = _processes([zone for zone in todo if zone.text is None], processes)
     # Biggest first, so the last zone to finish is a small one.
     todo.sort(key=lambda z: -len(z.data.records) if z.data is not None else 0)
     texts = _render_all(todo, processes)
     written: list[str] = []
+    kept = set(invalid)
     # named-checkzone (a process of its own) runs while the next zones render.
     with ThreadPoolExecutor(max_workers=2) as checkers:
         checks: list[tuple[DnsZone, Future[str | None]]] = []
@@ -287,7 +359,7 @@ def export_zones(
             problem = pending.result()
             if problem is None:
                 written.append(zone.name)
-            else:
+            elif zone.name not in kept:
                 invalid[zone.name] = problem
     current = {zone.file_name for zone in zones}
     removed: list[str] = []
@@ -302,7 +374,10 @@ def export_zones(
         if (directory / zone.file_name).exists()
     ]
     conf = bindgen.render_named_conf(
-        listed, header=f"{_MARK}: zones generated from the inventory; include this file"
+        listed,
+        header=f"{_MARK}: zones generated from the inventory; include this file",
+        allow_transfer=allow_transfer,
+        also_notify=also_notify,
     )
     conf_path = directory / CONF_NAME
     conf_written = False

@@ -165,7 +165,7 @@ async def plan_pushes(
         if row is None:
             row = DnsPushZone(name=zone.name, state="pending", attempts=0, next_attempt_at=now)
             session.add(row)
-        if zone.data is None or zone.serial is None or zone.content_hash is None:
+        if not zone.valid or zone.data is None or zone.serial is None or zone.content_hash is None:
             row.state = "invalid"
             row.last_error = "the zone cannot be generated (the server keeps its last good "
             row.last_error += "records): " + "; ".join(zone.problems)

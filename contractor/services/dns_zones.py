@@ -9,7 +9,9 @@ What goes in a forward zone, for every Structure whose site uses the zone: each 
 ``<hostname>``; then the zone's entries, and the NS delegation (with glue) of each child
 zone. Reverse zones get a PTR for every address held from a block (not pointer addresses)
 naming the address's own name. The reverse zones of a block take their SOA timers, name
-servers and mailbox from the zone of the block's site (or the nearest ancestor site's).
+servers and mailbox from the zone of the block's site. A site without a zone of its own
+publishes nothing, forward or reverse (its parents' zones are not inherited).
+The zones above an external zone are not generated: they only spell its name.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bindgen import SOA, Record, ZoneData
 from contractor.models import Address, AddressBlock, BaseAddress, Site, Structure, Zone
 from contractor.models.directory import Entry
 from contractor.runtime import gc_paused
-from contractor.services.directory import address_label, entry_data
+from contractor.services.dns_names import address_label, entry_data
 
 __all__ = ["FILE_MARK", "DnsZone", "Kind", "build_zones"]
 
@@ -38,16 +40,33 @@ Kind = Literal["forward", "reverse"]
 
 @dataclass(frozen=True, slots=True)
 class DnsZone:
-    """One zone to publish. ``data`` is None when ``problems`` says why it cannot be made;
-    ``serial`` is set by ``publish_zones`` (``changed``: the serial moved just now)."""
+    """One zone to publish: ``data`` and ``content_hash`` as the inventory makes it now
+    (None when it cannot), ``details`` every problem that keeps it from being published.
+
+    ``publish_zones`` sets the rest: ``serial`` and ``published_hash`` are those of the
+    last good version (an invalid zone keeps them), ``text`` that version's file when it was
+    rendered or read just now (always for an invalid zone that has one), ``changed`` when
+    the serial moved just now."""
 
     name: str
     kind: Kind
     data: ZoneData | None
     content_hash: str | None
-    problems: tuple[str, ...] = ()
+    details: tuple[bindgen.Problem, ...] = ()
     serial: int | None = None
     changed: bool = False
+    published_hash: str | None = None
+    text: str | None = None
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """The problems' messages."""
+        return tuple(problem.message for problem in self.details)
+
+    @property
+    def valid(self) -> bool:
+        """The inventory makes this zone now (its serial and text are current)."""
+        return self.data is not None and not self.details
 
     @property
     def file_name(self) -> str:
@@ -56,7 +75,8 @@ class DnsZone:
     @property
     def header(self) -> str:
         """The first line of the zone's file: what export_zones compares to skip work."""
-        return f"{FILE_MARK} zone {self.name} serial {self.serial} content {self.content_hash}"
+        content = self.content_hash if self.published_hash is None else self.published_hash
+        return f"{FILE_MARK} zone {self.name} serial {self.serial} content {content}"
 
 
 # -- reading the inventory --------------------------------------------------------------
@@ -74,6 +94,7 @@ class _ZoneRow:
     minimum: int
     nameservers: list[str]
     soa_email: str | None
+    external: bool
     fqdn: str = ""
     children: list[int] = field(default_factory=list)
 
@@ -81,7 +102,7 @@ class _ZoneRow:
 @dataclass(slots=True)
 class _Forward:
     records: list[Record] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[bindgen.Problem] = field(default_factory=list)
 
 
 class _Inventory:
@@ -148,6 +169,7 @@ async def _read(session: AsyncSession) -> _Inventory:
             Zone.minimum,
             Zone.nameservers,
             Zone.soa_email,
+            Zone.external,
         )
     ):
         inv.zones[row[0]] = _ZoneRow(*row)
@@ -239,12 +261,13 @@ def _inherited(inv: _Inventory, zone: _ZoneRow) -> tuple[list[str], str]:
 
 def _zone_data(
     inv: _Inventory, origin: str, params: _ZoneRow, records: list[Record]
-) -> tuple[ZoneData | None, list[str]]:
+) -> tuple[ZoneData | None, list[bindgen.Problem]]:
     servers, email = _inherited(inv, params)
     if not servers:
-        return None, [
+        message = (
             f"zone {params.fqdn!r} has no name servers: set nameservers on it or on a parent zone"
-        ]
+        )
+        return None, [bindgen.Problem("NO_NAMESERVERS", message, origin.rstrip(".") + ".")]
     soa = SOA(
         mname=servers[0] + ".",
         rname=bindgen.mailbox_to_rname(email),
@@ -263,23 +286,12 @@ def _zone_data(
     return data, []
 
 
-def _finish(name: str, kind: Kind, data: ZoneData | None, problems: Sequence[str]) -> DnsZone:
+def _finish(
+    name: str, kind: Kind, data: ZoneData | None, problems: Sequence[bindgen.Problem]
+) -> DnsZone:
     if problems or data is None:
         return DnsZone(name, kind, None, None, tuple(problems))
     return DnsZone(name, kind, data, bindgen.content_hash(data))
-
-
-def _site_zone(inv: _Inventory, site_id: int) -> int | None:
-    """The zone of a site, or of its nearest ancestor that has one."""
-    current: int | None = site_id
-    seen: set[int] = set()
-    while current is not None and current not in seen:
-        seen.add(current)
-        zone_id = inv.site_zone.get(current)
-        if zone_id is not None:
-            return zone_id
-        current = inv.site_parent.get(current)
-    return None
 
 
 def _ns_targets(inv: _Inventory) -> set[str]:
@@ -348,18 +360,22 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
             previous_structure = structure_id
             labels_seen.clear()
             if hostname in child_names[zone_id]:
-                target.problems.append(
+                message = (
                     f"hostname {hostname!r} (structure in site {inv.site_name[site_id]!r}) is "
                     f"also the name of child zone {child_names[zone_id][hostname]!r}; rename "
                     "the structure or the zone"
                 )
+                record = f"{hostname}.{zone.fqdn}."
+                target.problems.append(bindgen.Problem("HOSTNAME_IS_CHILD_ZONE", message, record))
         clash = labels_seen.setdefault((structure_id, label), key)
         if clash != key:
-            target.problems.append(
+            message = (
                 f"structure {hostname!r}: addresses on {clash[0]!r} (alias {clash[1] or 0}) "
                 f"and {interface_name!r} (alias {alias_index or 0}) are both named "
                 f"{owner}.{zone.fqdn}; rename an interface"
             )
+            record = f"{owner}.{zone.fqdn}."
+            target.problems.append(bindgen.Problem("NAME_CLASH", message, record))
         version, value = ip
         rdtype = "A" if version == 4 else "AAAA"
         text = _ip_text(version, value)
@@ -380,15 +396,20 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
     for entry in inv.entries:
         entries.setdefault(entry.zone_id, []).append(entry)
     zones: list[DnsZone] = []
+    name_only = _above_external(inv)
     for zone_id, zone in inv.zones.items():
+        if zone_id in name_only:
+            continue
         target = forward[zone_id]
         delegated: list[str] = []
         for child_id in zone.children:
             child = inv.zones[child_id]
             servers, _ = _inherited(inv, child)
             if not servers:
+                message = f"child zone {child.fqdn!r} has no name servers to delegate to"
+                record = f"{child.fqdn}."
                 target.problems.append(
-                    f"child zone {child.fqdn!r} has no name servers to delegate to"
+                    bindgen.Problem("CHILD_WITHOUT_NAMESERVERS", message, record)
                 )
             target.records.extend(Record(child.name, "NS", s + ".") for s in servers)
             delegated.append(child.fqdn)
@@ -413,10 +434,25 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
     return sorted(zones, key=lambda z: (z.kind, z.name))
 
 
+def _above_external(inv: _Inventory) -> set[int]:
+    """The zones above an external zone: they only spell its name and are not generated
+    (the external zone is delegated to us from a parent Contractor does not serve)."""
+    above: set[int] = set()
+    for zone in inv.zones.values():
+        if zone.external:
+            parent_id = zone.parent_id
+            while parent_id is not None and parent_id not in above:
+                above.add(parent_id)
+                parent_id = inv.zones[parent_id].parent_id
+    return above
+
+
 def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str]]) -> list[DnsZone]:
     block_zone: dict[bindgen.IPNetwork, int] = {}
     for site_id, network, _first in inv.blocks.values():
-        zone_id = _site_zone(inv, site_id)
+        # The one rule of both directions: a site's own zone (none inherited from its
+        # parents), as for its structures' forward names.
+        zone_id = inv.site_zone.get(site_id)
         if zone_id is not None:
             known = block_zone.get(network)
             block_zone[network] = zone_id if known is None else min(known, zone_id)

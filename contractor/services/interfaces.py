@@ -19,12 +19,17 @@ from contractor.models import (
 )
 from contractor.services.common import UNSET, id_or_none, set_given
 from contractor.services.config import config_changed
+from contractor.services.dns_names import interface_label
 from contractor.services.validation import check_name, normalise_mac
 
 # -- real network interfaces (on foundations) ---------------------------------------------
 
 
-async def check_mac_free(session: AsyncSession, mac: str | None, interface_id: int | None) -> None:
+async def check_mac_free(
+    session: AsyncSession, mac: str | None, interface_id: int | None, *, wanted_by: str = ""
+) -> None:
+    """Conflict when another interface has ``mac``; the message names both sides (the
+    holder, and ``wanted_by``: the interface that asked for it)."""
     if mac is None:
         return
     query = (
@@ -36,8 +41,9 @@ async def check_mac_free(session: AsyncSession, mac: str | None, interface_id: i
         query = query.where(RealNetworkInterface.id != interface_id)
     holder = (await session.execute(query)).first()
     if holder is not None:
+        asked = f", so it cannot go on {wanted_by}" if wanted_by else ""
         raise Conflict(
-            f"MAC {mac} is already on interface {holder[0]!r} of foundation {holder[1]!r}",
+            f"MAC {mac} is already on interface {holder[0]!r} of foundation {holder[1]!r}{asked}",
             field="mac",
         )
 
@@ -89,7 +95,8 @@ async def add_interface(
         )
     if is_provisioning:
         await _check_provisioning_free(session, foundation, None)
-    await check_mac_free(session, mac, None)
+    wanted_by = f"interface {physical_location!r} of foundation {foundation.locator!r}"
+    await check_mac_free(session, mac, None, wanted_by=wanted_by)
     if link_name is not None and (not isinstance(link_name, str) or len(link_name) > 100):
         raise InvalidInput("link_name must be text of at most 100 characters", field="link_name")
     interface = RealNetworkInterface(
@@ -118,7 +125,10 @@ async def update_interface(
     foundation = await session.get_one(Foundation, interface.foundation_id)
     if mac is not UNSET:
         normalised = normalise_mac(mac)
-        await check_mac_free(session, normalised, interface.id)
+        wanted_by = (
+            f"interface {interface.physical_location!r} of foundation {foundation.locator!r}"
+        )
+        await check_mac_free(session, normalised, interface.id, wanted_by=wanted_by)
         interface.mac = normalised
     if is_provisioning is not UNSET:
         if is_provisioning:
@@ -152,13 +162,22 @@ async def add_abstract_interface(
     session: AsyncSession, *, structure: Structure, name: str, network: Network | None = None
 ) -> AbstractNetworkInterface:
     check_name(name, field="name", max_length=20, what="interface name")
-    clash = select(AbstractNetworkInterface.id).where(
-        AbstractNetworkInterface.structure_id == structure.id, AbstractNetworkInterface.name == name
+    names = select(AbstractNetworkInterface.name).where(
+        AbstractNetworkInterface.structure_id == structure.id
     )
-    if (await session.execute(clash)).first():
-        raise Conflict(
-            f"structure {structure.hostname!r} already has an interface {name!r}", field="name"
-        )
+    for other in (await session.execute(names)).scalars():
+        if other == name:
+            raise Conflict(
+                f"structure {structure.hostname!r} already has an interface {name!r}",
+                field="name",
+            )
+        if interface_label(other) == interface_label(name):
+            raise Conflict(
+                f"structure {structure.hostname!r}: interface {name!r} would have the DNS "
+                f"name {interface_label(name)}.{structure.hostname} of its interface "
+                f"{other!r}; rename one of them",
+                field="name",
+            )
     interface = AbstractNetworkInterface(
         structure_id=structure.id, name=name, network_id=network.id if network else None
     )

@@ -45,6 +45,10 @@ async def get_address_block_by_id(session: AsyncSession, block_id: int) -> model
     return await _by_id(session, models.AddressBlock, block_id, "address block", "address_block")
 
 
+async def get_dhcp_pool_by_id(session: AsyncSession, pool_id: int) -> models.DhcpPool:
+    return await _by_id(session, models.DhcpPool, pool_id, "DHCP pool", "id")
+
+
 async def get_address_by_id(session: AsyncSession, address_id: int) -> models.BaseAddress:
     return await _by_id(session, models.BaseAddress, address_id, "address", "id")
 
@@ -155,6 +159,16 @@ async def networks(session: AsyncSession, site: str | None = None) -> Listing:
 async def address_blocks(session: AsyncSession, site: str | None = None) -> Listing:
     block = models.AddressBlock
     return Listing(_in_site(block, site), (block.name, block.id))
+
+
+async def dhcp_pools(session: AsyncSession, site: str | None = None) -> Listing:
+    pool, block = models.DhcpPool, models.AddressBlock
+    query = select(pool).join(block, block.id == pool.address_block_id)
+    if site is not None:
+        query = query.join(models.Site, models.Site.id == block.site_id).where(
+            models.Site.name == site
+        )
+    return Listing(query, (pool.id,))
 
 
 async def zones(session: AsyncSession) -> Listing:

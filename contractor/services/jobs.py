@@ -1,4 +1,4 @@
-"""Jobs: creation with the reference's rules, start ordering, operator actions and the log.
+"""Jobs: creation with the reference's rules, start ordering and the log.
 
 A job runs one script (``create``, ``destroy`` or a utility name) against one Foundation,
 Structure or Dependency, at most one unfinished job per target. States::
@@ -8,7 +8,7 @@ Structure or Dependency, at most one unfinished job per target. States::
     queued --unrecoverable error--> aborted        any unfinished --cancel--> aborted (finished)
     queued --script ends--> done (the target becomes built / destroyed)
 
-Every transition and operator action writes a ``JobLog`` row. The engine
+Every transition and operator action (``job_actions``) writes a ``JobLog`` row. The engine
 (``contractor.foreman.engine``) steps jobs; these functions only change rows and set
 ``step_at`` so the engine steps the job soon. Like every service they flush and never commit.
 """
@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
+from contractor.metrics import instruments
 from contractor.models import (
     FINISHED_JOB_STATES,
     BluePrint,
@@ -39,31 +41,31 @@ from contractor.models import (
 )
 from contractor.services.blueprint import find_script
 from contractor.services.events import ANNOUNCE_KEY, announce, record_event
-from tscript import ParseError, Runner, parse
+from contractor.services.observability import on_commit
+from tscript import ParseError, parse
 
 __all__ = [
     "ANNOUNCE_KEY",
     "FINISHED_STATES",
     "JOBS_CHANNEL",
     "TASKS_CHANNEL",
+    "AwaitedSignal",
     "Target",
     "announce",
-    "cancel_job",
+    "awaited_signal",
     "cancel_open_tasks",
     "create_job",
+    "expect_signal",
     "get_job",
     "job_and_cursor",
     "job_for_target",
     "job_logs",
     "lock_job",
     "lock_start_order",
-    "pause_job",
     "progress_of",
     "report_progress",
-    "reset_job",
-    "resume_job",
-    "rollback_job",
     "set_state",
+    "signal_cookie",
     "target_of",
     "waiting_reason",
     "wake_waiting",
@@ -147,6 +149,38 @@ async def foundation_of(session: AsyncSession, job: Job) -> Foundation | None:
     if foundation_id is None:
         return None
     return await session.get_one(Foundation, foundation_id)
+
+
+def signal_cookie(job_id: int, pxe_name: str) -> str:
+    """The cookie a machine booted from ``pxe_name`` signals job ``job_id`` with, as the
+    original wrote it: ``42(disk-wipe)``."""
+    return f"{job_id}({pxe_name})"
+
+
+@dataclass(frozen=True)
+class AwaitedSignal:
+    """What a job waits to hear from: the PXE target whose boot is to signal (None: any
+    signal to the target's config UUID is taken) and whether the signal came."""
+
+    job_id: int
+    pxe_name: str | None
+    complete: bool
+
+    @property
+    def cookie(self) -> str | None:
+        return signal_cookie(self.job_id, self.pxe_name) if self.pxe_name is not None else None
+
+
+def awaited_signal(job: Job) -> AwaitedSignal:
+    """The one read of the PXE target a job expects to signal (``Job.signal_pxe_name``, set
+    by ``signaling.reset( pxe_name=... )`` through ``expect_signal``)."""
+    return AwaitedSignal(job.id, job.signal_pxe_name, bool(job.signalled))
+
+
+def expect_signal(job: Job, pxe_name: str | None) -> None:
+    """Clear the job's completion flag and remember which boot target is to signal next."""
+    job.signalled = False
+    job.signal_pxe_name = pxe_name
 
 
 async def job_logs(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, list[JobLog]]:
@@ -243,6 +277,7 @@ def set_state(
     """Move ``job`` to ``state`` and log it; finished states stop stepping."""
     before = job.state
     job.state = state
+    on_commit(session, lambda: instruments().job_transition(before, state))
     if message is not None:
         job.message = message
     if state in FINISHED_STATES or state in (JobState.PAUSED, JobState.ERROR):
@@ -516,92 +551,3 @@ async def waiting_reason(session: AsyncSession, job: Job) -> str | None:
     if children.scalar_one():
         return f"waiting for the dependencies on dependency {target.id} to be destroyed"
     return None
-
-
-# -- operator actions -------------------------------------------------------------------------
-
-
-def _require(job: Job, *states: str, action: str) -> None:
-    if job.state not in states:
-        raise InvalidState(
-            f"job {job.id} is {job.state}; {action} needs it {' or '.join(states)}",
-            field="id",
-        )
-
-
-async def pause_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
-    """queued -> paused. A task already handed out keeps running; its answer is accepted
-    and the job continues with it when resumed."""
-    _require(job, JobState.QUEUED, action="pause")
-    set_state(
-        session, job, JobState.PAUSED, actor=actor, action="paused", message="paused by " + actor
-    )
-    await session.flush()
-    return job
-
-
-async def resume_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
-    _require(job, JobState.PAUSED, action="resume")
-    return await _queue_again(session, job, actor=actor, action="resumed", now=utcnow())
-
-
-async def _queue_again(
-    session: AsyncSession, job: Job, *, actor: str, action: str, now: dt.datetime
-) -> Job:
-    """Back to queued and due ``now``: the engine steps the job soon."""
-    set_state(session, job, JobState.QUEUED, actor=actor, action=action, message="")
-    job.step_at = now
-    await announce(session, JOBS_CHANNEL)
-    await session.flush()
-    return job
-
-
-async def reset_job(session: AsyncSession, job: Job, *, actor: str, runner: Runner | None) -> Job:
-    """error -> queued: the failed step is tried again (a lost task is sent again, a runaway
-    loop gets another step allowance)."""
-    _require(job, JobState.ERROR, action="reset")
-    now = utcnow()
-    await cancel_open_tasks(session, job, now=now)
-    if runner is not None:
-        runner.clear_dispatched()
-        runner.reset_step_ceiling()
-        job.runner_state = runner.dumps()
-    return await _queue_again(session, job, actor=actor, action="reset", now=now)
-
-
-async def rollback_job(
-    session: AsyncSession, job: Job, *, actor: str, runner: Runner | None
-) -> Job:
-    """error -> queued after the waiting function agreed to roll back; the cookie changes, so
-    a late answer to the old task is refused."""
-    _require(job, JobState.ERROR, action="rollback")
-    if runner is None:
-        raise InvalidState(f"job {job.id} has not started a function to roll back", field="id")
-    answer = runner.rollback()
-    if answer != "Done":
-        raise InvalidState(f"job {job.id} cannot roll back: {answer}", field="id")
-    now = utcnow()
-    await cancel_open_tasks(session, job, now=now)
-    job.runner_state = runner.dumps()
-    return await _queue_again(session, job, actor=actor, action="rolled back", now=now)
-
-
-async def cancel_job(session: AsyncSession, job: Job, *, actor: str) -> Job:
-    """Any unfinished job -> aborted and finished: the target is left as it is and may get a
-    new job; unanswered tasks are withdrawn."""
-    if job.finished_at is not None:
-        raise InvalidState(f"job {job.id} is already finished ({job.state})", field="id")
-    now = utcnow()
-    await cancel_open_tasks(session, job, now=now)
-    set_state(
-        session,
-        job,
-        JobState.ABORTED,
-        actor=actor,
-        action="cancelled",
-        message=f"cancelled by {actor}",
-        now=now,
-    )
-    await announce(session, JOBS_CHANNEL)
-    await session.flush()
-    return job

@@ -18,6 +18,7 @@ from contractor.models import (
     AbstractNetworkInterface,
     AddressBlock,
     BaseAddress,
+    DhcpPool,
     Network,
     NetworkAddressBlock,
     RealNetworkInterface,
@@ -25,6 +26,7 @@ from contractor.models import (
 )
 from contractor.services.common import UNSET, added, get_by, refuse_if_used
 from contractor.services.config import config_changed
+from contractor.services.dns_guard import kept_exportable
 from contractor.services.validation import NETWORK_NAME_RE, check_int, check_name
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -73,9 +75,7 @@ def gateway(block: AddressBlock) -> IPAddress | None:
 
 
 async def get_network(session: AsyncSession, site: Site, name: str) -> Network:
-    return await get_by(
-        session, Network, Network.name, name, what="network", extra=[Network.site_id == site.id]
-    )
+    return await get_by(session, Network, Network.name, name, what="network", in_site=site)
 
 
 async def create_network(
@@ -144,17 +144,13 @@ async def link_address_block(
 
 async def get_address_block(session: AsyncSession, site: Site, name: str) -> AddressBlock:
     return await get_by(
-        session,
-        AddressBlock,
-        AddressBlock.name,
-        name,
-        what="address block",
-        extra=[AddressBlock.site_id == site.id],
+        session, AddressBlock, AddressBlock.name, name, what="address block", in_site=site
     )
 
 
 def parse_subnet(subnet: str, prefix: int | None = None) -> IPNetwork:
-    """``10.0.0.0/24`` or ``subnet`` + ``prefix``; host bits are cleared, as the original does."""
+    """``10.0.0.0/24`` or ``subnet`` + ``prefix``. Host bits are refused (``10.30.0.5/24``
+    names an address, not a network: the original silently took ``10.30.0.0/24``)."""
     if not isinstance(subnet, str):
         raise InvalidInput("subnet must be text such as '10.0.0.0/24'", field="subnet")
     text = subnet.strip()
@@ -177,6 +173,12 @@ def parse_subnet(subnet: str, prefix: int | None = None) -> IPNetwork:
         ) from None
     if network.prefixlen < 1:
         raise InvalidInput("prefix must be at least 1", field="prefix")
+    if network.network_address != ipaddress.ip_interface(text).ip:
+        raise InvalidInput(
+            f"subnet {text!r} has host bits set: the network is {network} (or give a longer "
+            "prefix)",
+            field="subnet",
+        )
     return network
 
 
@@ -241,6 +243,13 @@ async def create_address_block(
         raise Conflict(f"address block {name!r} already exists in site {site.name!r}", field="name")
     await _check_overlap(session, site.id, network)
     _check_gateway(gateway_offset, network.prefixlen, network.version)
+    async with kept_exportable(session, field="subnet"):
+        return await _add_block(session, site, name, network, gateway_offset)
+
+
+async def _add_block(
+    session: AsyncSession, site: Site, name: str, network: IPNetwork, gateway_offset: int | None
+) -> AddressBlock:
     block = AddressBlock(
         site_id=site.id,
         name=name,
@@ -269,23 +278,26 @@ async def update_address_block(
             raise InvalidInput("an address block cannot change IP version", field="subnet")
         await _check_overlap(session, block.site_id, network, ignore_id=block.id)
         low, high = offset_bounds(network.prefixlen, network.version)
-        outside = (
-            await session.execute(
-                select(func.count()).where(
-                    BaseAddress.address_block_id == block.id,
-                    (BaseAddress.offset < low) | (BaseAddress.offset > high),
+        held = (
+            ("addresses", BaseAddress.address_block_id, BaseAddress.offset, BaseAddress.offset),
+            ("DHCP pools", DhcpPool.address_block_id, DhcpPool.first_offset, DhcpPool.last_offset),
+        )
+        for noun, in_block, first, last in held:
+            outside = (
+                await session.execute(
+                    select(func.count()).where(in_block == block.id, (first < low) | (last > high))
                 )
-            )
-        ).scalar_one()
-        if outside:
-            raise Conflict(
-                f"{outside} addresses of block {block.name!r} would fall outside {network}",
-                field="subnet",
-            )
-        block.subnet = str(network.network_address)
-        block.prefix = network.prefixlen
-        block.first_bin = to_bin(network.network_address)
-        block.last_bin = to_bin(network.broadcast_address)
+            ).scalar_one()
+            if outside:
+                raise Conflict(
+                    f"{outside} {noun} of block {block.name!r} would fall outside {network}",
+                    field="subnet",
+                )
+        async with kept_exportable(session, field="subnet"):
+            block.subnet = str(network.network_address)
+            block.prefix = network.prefixlen
+            block.first_bin = to_bin(network.network_address)
+            block.last_bin = to_bin(network.broadcast_address)
     if gateway_offset is not UNSET:
         _check_gateway(gateway_offset, block.prefix, block.version)
         if gateway_offset is not None:
@@ -295,6 +307,18 @@ async def update_address_block(
             if (await session.execute(taken)).first():
                 raise Conflict(
                     f"offset {gateway_offset} of block {block.name!r} is already allocated",
+                    field="gateway_offset",
+                )
+            pool = select(DhcpPool.id).where(
+                DhcpPool.address_block_id == block.id,
+                DhcpPool.first_offset <= gateway_offset,
+                DhcpPool.last_offset >= gateway_offset,
+            )
+            pool_id = (await session.execute(pool)).scalar_one_or_none()
+            if pool_id is not None:
+                raise Conflict(
+                    f"offset {gateway_offset} of block {block.name!r} is in DHCP pool "
+                    f"{pool_id}; a gateway cannot be leased",
                     field="gateway_offset",
                 )
         block.gateway_offset = gateway_offset
@@ -307,7 +331,10 @@ async def delete_address_block(session: AsyncSession, block: AddressBlock) -> No
     await refuse_if_used(
         session,
         f"address block {block.name!r}",
-        [("addresses", BaseAddress.offset, BaseAddress.address_block_id == block.id)],
+        [
+            ("addresses", BaseAddress.offset, BaseAddress.address_block_id == block.id),
+            ("DHCP pools", DhcpPool.first_offset, DhcpPool.address_block_id == block.id),
+        ],
     )
     await session.delete(block)
     await session.flush()

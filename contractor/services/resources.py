@@ -1,30 +1,39 @@
-"""BluePrint resource files: the original's TOML format, loaded idempotently and dumped back.
+"""BluePrint resource files: the original's TOML format, loaded as forgivingly as the original
+loaded them, idempotently, and dumped back.
 
 A resource file has these top-level tables, all optional (``model-original.md`` §11)::
 
     sflinks = [ ["<structure blueprint>", "<foundation blueprint>"], ... ]
     [structure.<name>]   description, parents, foundation_blueprints, scripts, config_values
     [foundation.<name>]  description, foundation_types, parents, physical_interface_names,
-                         scripts, config_values, template (read, not used: as the original)
+                         scripts, config_values, template (read, not used: as the original),
+                         min_cpu_count, min_memory_mb, required_pci_devices,
+                         required_disks_gb (fingerprint requirements; kept when absent)
     [script.<name>]      description, script
     [pxe.<name>]         boot_script, template
 
-``read_resources`` parses the files and checks everything that needs no database (TOML
-syntax, known tables and keys, names, every script with the TScript parser, every config
-key) and reports all problems at once, each as ``FILE:LINE: ENTRY: problem``.
-``apply_resources`` then writes them in the caller's transaction: scripts, PXEs, foundation
-blueprints, structure blueprints (parents first), then ``sflinks``; an object is changed only
-where the file differs, so loading a file twice changes nothing. A blueprint's parents,
-foundation blueprints and script roles become exactly those of the file (roles missing from
-the file are unlinked), and its ``config_values`` are replaced when the file has them.
-Foundation type names are matched without regard to case (``Manual`` is ``manual``); types
-that are not installed are left out with a warning.
+``resource_files.read_file`` reads and checks one file without the database. The entries of
+every file of a load are then written in the caller's transaction as one set, so a link may
+name an entry of a later file: scripts, PXEs, foundation blueprints, structure blueprints
+(parents first, across files), then ``sflinks``. An object is changed only where the file
+differs, so loading a file twice changes nothing. A blueprint's parents, foundation
+blueprints and script roles become exactly those of the file (roles missing from the file
+are unlinked), and its ``config_values`` are replaced when the file has them. Foundation
+type names are matched without regard to case (``Manual`` is ``manual``); a type that is
+not installed is kept by its name, with a warning, and takes effect once a plugin of that
+name is installed.
+
+``load_resources`` loads as the original did: a link (a parent, a foundation blueprint, a
+script, either end of an ``sflinks`` pair) to something that is neither in the database nor
+in the files loaded is skipped with a warning naming it; an entry defined in two files is
+reported and the later file's wins; each file loads or fails on its own (a failing file
+changes nothing, the others load), with a ``FileReport`` each. The strict way, today's
+``read_resources`` then ``apply_resources`` (``blueprint load --all-or-nothing``), refuses
+the whole load for any problem in any file, a link that resolves nowhere included.
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +43,7 @@ import tomli_w
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import tscript
-from contractor.config import validate_config_values
-from contractor.errors import ConfigError, ContractorError, InvalidInput
+from contractor.errors import ContractorError, InvalidInput
 from contractor.models import (
     PXE,
     BluePrint,
@@ -47,32 +54,18 @@ from contractor.models import (
 )
 from contractor.plugins import find_foundation_type
 from contractor.services import blueprint as bps
-from contractor.services.validation import NAME_RE
+from contractor.services.resource_files import (
+    FINGERPRINT_KEYS,
+    Entry,
+    ResourceFile,
+    SFLink,
+    read_file,
+)
 
-KINDS = ("script", "pxe", "foundation", "structure")
 # A script's columns, by the keys its entry gives them in.
 _SCRIPT_FIELDS = (("source", "script"), ("description", "description"))
-KEYS = {
-    "script": {"description", "script"},
-    "pxe": {"boot_script", "template"},
-    "foundation": {
-        "description",
-        "foundation_types",
-        "parents",
-        "physical_interface_names",
-        "scripts",
-        "config_values",
-        "template",
-    },
-    "structure": {"description", "parents", "foundation_blueprints", "scripts", "config_values"},
-}
-STRING_KEYS = {
-    "script": ("description", "script"),
-    "pxe": ("boot_script", "template"),
-    "foundation": ("description",),
-    "structure": ("description",),
-}
 BUILTIN = Path(__file__).resolve().parents[1] / "resources"
+_NOWHERE = "is neither in the database nor in the files loaded; link skipped"
 
 
 def builtin_paths() -> list[Path]:
@@ -80,194 +73,121 @@ def builtin_paths() -> list[Path]:
     return sorted(BUILTIN.glob("*.toml"))
 
 
-@dataclass(frozen=True)
-class Entry:
-    kind: str
-    name: str
-    data: dict[str, Any]
-    where: str  # FILE:LINE, for messages
+@dataclass
+class Resources:
+    """Checked files, every one without problems (``read_resources``)."""
 
-    def problem(self, message: str) -> str:
-        return f"{self.where}: {self.kind}.{self.name}: {message}"
+    files: list[ResourceFile] = field(default_factory=list)
+
+    @property
+    def entries(self) -> list[Entry]:
+        return [entry for file in self.files for entry in file.entries]
 
 
 @dataclass
-class Resources:
-    entries: list[Entry] = field(default_factory=list)
-    sflinks: list[tuple[str, str, str]] = field(
-        default_factory=list
-    )  # (structure, foundation, where)
+class FileReport:
+    """What a load did with one file. ``loaded`` is False when the file failed: then
+    nothing of it was written and ``errors`` says why."""
 
-    def of(self, kind: str) -> list[Entry]:
-        return [e for e in self.entries if e.kind == kind]
+    path: str
+    loaded: bool = True
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)  # links to nothing, left out
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
 class LoadReport:
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    warnings: list[str] = field(default_factory=list)
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def created(self) -> list[str]:
+        return [label for file in self.files for label in file.created]
+
+    @property
+    def updated(self) -> list[str]:
+        return [label for file in self.files for label in file.updated]
+
+    @property
+    def unchanged(self) -> int:
+        return sum(file.unchanged for file in self.files)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for file in self.files for w in (*file.warnings, *file.skipped)]
+
+    @property
+    def failed(self) -> list[FileReport]:
+        return [file for file in self.files if not file.loaded]
 
 
-def _header_lines(text: str) -> dict[tuple[str, str], int]:
-    """Where each ``[kind.name]`` table starts (tomllib keeps no positions)."""
-    found: dict[tuple[str, str], int] = {}
-    pattern = re.compile(r"^\s*\[\s*(\w+)\s*\.\s*(?:'([^']*)'|\"([^\"]*)\"|([^\]\s.]+))")
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = pattern.match(line)
-        if match and not line.lstrip().startswith("[["):
-            name = match.group(2) or match.group(3) or match.group(4)
-            found.setdefault((match.group(1), name), number)
-    return found
+class _FilesFailed(Exception):
+    """Files that cannot be loaded, by their place in the load, with why."""
+
+    def __init__(self, problems: dict[int, list[str]]) -> None:
+        assert problems, "a failure names a file, so the next attempt has a file fewer"
+        super().__init__(problems)
+        self.problems = problems
 
 
 def read_resources(paths: Sequence[Path]) -> Resources:
-    """Parse and check resource files; InvalidInput lists every problem found."""
-    resources = Resources()
-    problems: list[str] = []
-    seen: dict[tuple[str, str], str] = {}
-    for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            problems.append(f"{path}: cannot read: {error}")
-            continue
-        try:
-            document = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            problems.append(f"{path}: not valid TOML: {error}")
-            continue
-        lines = _header_lines(text)
-        for key, value in document.items():
-            if key == "sflinks":
-                problems += _read_sflinks(path, value, resources)
-                continue
-            if key not in KINDS:
-                problems.append(
-                    f"{path}: unknown table {key!r} (expected one of: sflinks, {', '.join(KINDS)})"
-                )
-                continue
-            if not isinstance(value, dict):
-                problems.append(f"{path}: {key} must be a table of named entries")
-                continue
-            for name, data in value.items():
-                where = f"{path}:{lines.get((key, name), 1)}"
-                entry = Entry(key, name, data if isinstance(data, dict) else {}, where)
-                if not isinstance(data, dict):
-                    problems.append(entry.problem("must be a table"))
-                    continue
-                if (key, name) in seen:
-                    problems.append(entry.problem(f"defined again (first at {seen[(key, name)]})"))
-                    continue
-                seen[(key, name)] = where
-                problems += _check(entry)
-                resources.entries.append(entry)
+    """Parse and check resource files; InvalidInput lists every problem found, an entry
+    defined in two files included."""
+    files = [read_file(path, index) for index, path in enumerate(paths)]
+    problems = [problem for file in files for problem in file.errors]
+    seen: dict[tuple[str, str], Entry] = {}
+    for file in files:
+        for entry in file.entries:
+            first = seen.setdefault((entry.kind, entry.name), entry)
+            if first.file != entry.file:
+                problems.append(entry.problem(f"defined again (first at {first.where})"))
     if problems:
         raise InvalidInput("\n".join(problems), field="resources")
-    return resources
-
-
-def _read_sflinks(path: Path, value: Any, resources: Resources) -> list[str]:
-    if not isinstance(value, list):
-        return [f"{path}: sflinks must be a list of [structure, foundation] pairs"]
-    problems = []
-    for index, pair in enumerate(value):
-        if (
-            not isinstance(pair, list)
-            or len(pair) != 2
-            or not all(isinstance(item, str) for item in pair)
-        ):
-            problems.append(f"{path}: sflinks[{index}] must be [structure, foundation]")
-            continue
-        resources.sflinks.append((pair[0], pair[1], f"{path}: sflinks[{index}]"))
-    return problems
-
-
-def _check(entry: Entry) -> list[str]:
-    problems = []
-    limit = 50 if entry.kind == "pxe" else 40
-    if not NAME_RE.fullmatch(entry.name) or len(entry.name) > limit:
-        problems.append(entry.problem("the name may only hold letters, digits, '_' and '-'"))
-    unknown = sorted(set(entry.data) - KEYS[entry.kind])
-    if unknown:
-        problems.append(
-            entry.problem(
-                f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(KEYS[entry.kind]))})"
-            )
-        )
-    for key in STRING_KEYS[entry.kind]:
-        if key in entry.data and not isinstance(entry.data[key], str):
-            problems.append(entry.problem(f"{key} must be a string"))
-    for key in ("parents", "foundation_blueprints", "foundation_types", "physical_interface_names"):
-        value = entry.data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            problems.append(entry.problem(f"{key} must be a list of names"))
-    scripts = entry.data.get("scripts", {})
-    if not isinstance(scripts, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in scripts.items()
-    ):
-        problems.append(entry.problem("scripts must map roles to script names"))
-    if "config_values" in entry.data:
-        values = entry.data["config_values"]
-        if not isinstance(values, dict):
-            problems.append(entry.problem("config_values must be a table"))
-        else:
-            try:
-                validate_config_values(values)
-            except ConfigError as error:
-                problems.append(entry.problem(f"config_values: {error.message}"))
-    if entry.kind == "script" and isinstance(entry.data.get("script", ""), str):
-        try:
-            tscript.parse(entry.data.get("script", ""))
-        except tscript.ParseError as error:
-            problems.append(
-                entry.problem(f"script line {error.line}, column {error.column}: {error.message}")
-            )
-    return problems
-
-
-def _ordered(entries: list[Entry]) -> list[Entry]:
-    """Parents defined in the same batch first."""
-    pending = {e.name: e for e in entries}
-    ordered: list[Entry] = []
-    while pending:
-        ready = [e for e in pending.values() if not set(e.data.get("parents", [])) & set(pending)]
-        if not ready:
-            stuck = ", ".join(sorted(pending))
-            first = next(iter(pending.values()))
-            raise InvalidInput(
-                first.problem(f"parents form a cycle among: {stuck}"), field="parents"
-            )
-        for entry in sorted(ready, key=lambda e: e.name):
-            ordered.append(entry)
-            del pending[entry.name]
-    return ordered
+    return Resources(files)
 
 
 async def apply_resources(session: AsyncSession, resources: Resources) -> LoadReport:
-    """Write checked resources in the caller's transaction (see the module docstring)."""
-    report = LoadReport()
-    for entry in resources.of("script"):
-        script = {key: entry.data.get(name, "") for key, name in _SCRIPT_FIELDS}
-        await _apply_named(
-            session, entry, report, Script, script, bps.create_script, bps.update_script
-        )
-    for entry in resources.of("pxe"):
-        pxe = {key: entry.data.get(key, "") for key in ("boot_script", "template")}
-        await _apply_named(session, entry, report, PXE, pxe, bps.create_pxe, _update_pxe)
-    # A structure's foundation blueprints are its own list plus the sflinks of this load, so
-    # that loading the same files again finds nothing to change.
-    linked: dict[str, list[str]] = {}
-    for structure, foundation, _ in resources.sflinks:
-        linked.setdefault(structure, []).append(foundation)
-    for entry in _ordered(resources.of("foundation")):
-        await _apply_blueprint(session, entry, report, [])
-    for entry in _ordered(resources.of("structure")):
-        await _apply_blueprint(session, entry, report, linked.get(entry.name, []))
-    for structure, foundation, where in resources.sflinks:
-        await _apply_sflink(session, structure, foundation, where, report)
-    return report
+    """Write checked resources in the caller's transaction, strictly: any problem (a link
+    to nothing included) raises, and the caller rolls back."""
+    return await _Load(session, resources.files, strict=True).run()
+
+
+async def load_resources(
+    session: AsyncSession, paths: Sequence[Path], *, all_or_nothing: bool = False
+) -> LoadReport:
+    """Load files as the original did (see the module docstring), each file on its own;
+    ``all_or_nothing`` is the strict ``read_resources`` and ``apply_resources``."""
+    if all_or_nothing:
+        checked = read_resources(paths)
+        async with session.begin_nested():  # a failure leaves the caller's data as it was
+            return await apply_resources(session, checked)
+    files = [read_file(path, index) for index, path in enumerate(paths)]
+    failed = {file.index: list(file.errors) for file in files if file.errors}
+    # Each attempt writes the files not known to fail in a savepoint; a file that fails
+    # rolls the attempt back and the rest are written again without it, so a failing file
+    # changes nothing and links into it are skipped as links to nothing.
+    while True:
+        load = _Load(session, [file for file in files if file.index not in failed], strict=False)
+        try:
+            async with session.begin_nested():
+                await load.run()
+        except _FilesFailed as failure:
+            for index, problems in failure.problems.items():
+                failed.setdefault(index, []).extend(problems)
+            continue
+        break
+    result = LoadReport()
+    for file in files:
+        if file.index in failed:
+            result.files.append(
+                FileReport(str(file.path), False, warnings=file.warnings, errors=failed[file.index])
+            )
+        else:
+            result.files.append(load.reports[file.index])
+    return result
 
 
 async def load_builtin(session: AsyncSession) -> LoadReport:
@@ -279,42 +199,6 @@ async def _existing(session: AsyncSession, model: type[Any], name: str) -> Any:
     return (await session.execute(select(model).where(model.name == name))).scalar_one_or_none()
 
 
-def _note(report: LoadReport, entry: Entry, created: bool, changed: bool) -> None:
-    label = f"{entry.kind}.{entry.name}"
-    if created:
-        report.created.append(label)
-    elif changed:
-        report.updated.append(label)
-    else:
-        report.unchanged += 1
-
-
-async def _apply_named(
-    session: AsyncSession,
-    entry: Entry,
-    report: LoadReport,
-    model: type[Any],
-    values: dict[str, str],
-    create: Callable[..., Awaitable[Any]],
-    update: Callable[..., Awaitable[Any]],
-) -> None:
-    """A script or PXE: created when missing, updated when one of ``values`` differs."""
-    row = await _existing(session, model, entry.name)
-    if row is None:
-        await _guard(entry, create(session, name=entry.name, **values))
-        _note(report, entry, True, False)
-        return
-    changed = any(getattr(row, key) != value for key, value in values.items())
-    if changed:
-        await _guard(entry, update(session, row, **values))
-    _note(report, entry, False, changed)
-
-
-async def _update_pxe(session: AsyncSession, row: PXE, *, boot_script: str, template: str) -> None:
-    row.boot_script, row.template = boot_script, template
-    await session.flush()
-
-
 async def _guard(entry: Entry, work: Any) -> Any:
     """Run a service call, naming the entry in any error it raises."""
     try:
@@ -323,137 +207,306 @@ async def _guard(entry: Entry, work: Any) -> Any:
         raise type(error)(entry.problem(error.message), field=error.field) from None
 
 
-def _types(entry: Entry, report: LoadReport) -> list[str]:
-    kept = []
-    for name in entry.data.get("foundation_types", []):
-        plugin = find_foundation_type(name)
-        if plugin is not None:
-            kept.append(plugin.name)
-        else:
-            report.warnings.append(
-                entry.problem(f"foundation type {name!r} is not installed; left out")
-            )
-    return list(dict.fromkeys(kept))
+async def _update_pxe(session: AsyncSession, row: PXE, *, boot_script: str, template: str) -> None:
+    row.boot_script, row.template = boot_script, template
+    await session.flush()
 
 
-async def _named(
-    session: AsyncSession, entry: Entry, model: type[Any], names: Iterable[str], what: str
-) -> list[Any]:
-    rows = []
-    for name in names:
-        row = await _existing(session, model, name)
-        if row is None:
-            raise InvalidInput(entry.problem(f"{what} {name!r} does not exist"), field=what)
-        rows.append(row)
-    return rows
+def _cycle(pending: dict[str, Entry]) -> list[Entry]:
+    """The entries of ``pending`` that are their own ancestors (through ``pending``)."""
 
-
-async def _apply_blueprint(
-    session: AsyncSession, entry: Entry, report: LoadReport, linked: list[str]
-) -> None:
-    model = FoundationBluePrint if entry.kind == "foundation" else StructureBluePrint
-    other = await _existing(session, BluePrint, entry.name)
-    if other is not None and not isinstance(other, model):
-        raise InvalidInput(
-            entry.problem(f"a {other.kind} blueprint with this name exists"), field="name"
-        )
-    parents = await _named(
-        session, entry, model, entry.data.get("parents", []), f"{entry.kind} blueprint"
-    )
-    fields: dict[str, Any] = {"description": entry.data.get("description", "")}
-    if "config_values" in entry.data:
-        fields["config_values"] = entry.data["config_values"]
-    if entry.kind == "foundation":
-        fields["foundation_types"] = _types(entry, report)
-        fields["physical_interface_names"] = entry.data.get("physical_interface_names", [])
-    else:
-        names = [*entry.data.get("foundation_blueprints", []), *linked]
-        fields["foundation_blueprints"] = await _named(
-            session, entry, FoundationBluePrint, list(dict.fromkeys(names)), "foundation blueprint"
-        )
-    created = other is None
-    row: BluePrint
-    if other is None:
-        creator = (
-            bps.create_foundation_blueprint
-            if entry.kind == "foundation"
-            else bps.create_structure_blueprint
-        )
-        row = await _guard(entry, creator(session, name=entry.name, parents=parents, **fields))
-        changed = True
-    else:
-        row = other
-        changed = await _blueprint_changes(session, row, parents, fields)
-        if changed:
-            await _guard(entry, bps.update_blueprint(session, row, parents=parents, **fields))
-    changed |= await _sync_scripts(session, entry, row)
-    _note(report, entry, created, changed)
-
-
-async def _blueprint_changes(
-    session: AsyncSession, row: BluePrint, parents: list[Any], fields: dict[str, Any]
-) -> bool:
-    current_parents = (await bps.parent_links(session, [row.id]))[row.id]
-    if current_parents != [p.id for p in parents]:
-        return True
-    for key, value in fields.items():
-        if key == "foundation_blueprints":
-            links = await session.execute(
-                select(StructureFoundationBluePrint.foundation_blueprint_id)
-                .where(StructureFoundationBluePrint.structure_blueprint_id == row.id)
-                .order_by(StructureFoundationBluePrint.position)
-            )
-            if list(links.scalars()) != [fb.id for fb in value]:
+    def reaches(start: str) -> bool:
+        seen: set[str] = set()
+        todo = [p for p in pending[start].data.get("parents", []) if p in pending]
+        while todo:
+            name = todo.pop()
+            if name == start:
                 return True
-        elif key == "config_values":
-            if list(row.config_values.items()) != list(value.items()):
-                return True
-        elif getattr(row, key) != value:
-            return True
-    return False
-
-
-async def _sync_scripts(session: AsyncSession, entry: Entry, row: BluePrint) -> bool:
-    wanted: dict[str, str] = entry.data.get("scripts", {})
-    current = await bps.script_roles(session, row)
-    if current == wanted:
+            if name not in seen:
+                seen.add(name)
+                todo += [p for p in pending[name].data.get("parents", []) if p in pending]
         return False
-    for role, script_name in wanted.items():
-        if current.get(role) != script_name:
-            script = (await _named(session, entry, Script, [script_name], "script"))[0]
-            await _guard(entry, bps.link_script(session, blueprint=row, role=role, script=script))
-    for role in set(current) - set(wanted):
-        await bps.unlink_script(session, blueprint=row, role=role)
-    return True
+
+    return [entry for name, entry in sorted(pending.items()) if reaches(name)]
 
 
-async def _apply_sflink(
-    session: AsyncSession, structure: str, foundation: str, where: str, report: LoadReport
-) -> None:
-    sbp = await _existing(session, StructureBluePrint, structure)
-    fbp = await _existing(session, FoundationBluePrint, foundation)
-    if sbp is None or fbp is None:
-        missing = structure if sbp is None else foundation
-        raise InvalidInput(f"{where}: blueprint {missing!r} does not exist", field="sflinks")
-    links = await session.execute(
-        select(StructureFoundationBluePrint.foundation_blueprint_id)
-        .where(StructureFoundationBluePrint.structure_blueprint_id == sbp.id)
-        .order_by(StructureFoundationBluePrint.position)
-    )
-    current = list(links.scalars())
-    if fbp.id in current:
-        report.unchanged += 1
-        return
-    by_id = {
-        b.id: b
-        for b in (
-            await session.execute(
-                select(FoundationBluePrint).where(FoundationBluePrint.id.in_(current))
+class _Load:
+    """One attempt at writing a set of files (all of them, or none when it raises)."""
+
+    def __init__(self, session: AsyncSession, files: list[ResourceFile], *, strict: bool) -> None:
+        self.session, self.files, self.strict = session, files, strict
+        self.reports = {file.index: FileReport(str(file.path)) for file in files}
+        for file in files:
+            self.reports[file.index].warnings += file.warnings
+
+    def report(self, of: Entry | SFLink) -> FileReport:
+        return self.reports[of.file]
+
+    def _winners(self) -> list[Entry]:
+        """Every entry once: one in several files is reported in each, and the last wins."""
+        every: dict[tuple[str, str], list[Entry]] = {}
+        for file in self.files:
+            for entry in file.entries:
+                every.setdefault((entry.kind, entry.name), []).append(entry)
+        for *earlier, winner in (found for found in every.values() if len(found) > 1):
+            for entry in earlier:
+                self.report(entry).warnings.append(
+                    entry.problem(f"also in {winner.where}, a later file, whose entry wins")
+                )
+            places = ", ".join(entry.where for entry in earlier)
+            self.report(winner).warnings.append(
+                winner.problem(f"also in {places} (earlier); this one wins")
             )
-        ).scalars()
-    }
-    await bps.set_foundation_blueprints(session, sbp, [*(by_id[i] for i in current), fbp])
-    report.updated.append(f"sflink {structure} -> {foundation}")
+        return [found[-1] for found in every.values()]
+
+    async def run(self) -> LoadReport:
+        entries = self._winners()
+        sflinks = [link for file in self.files for link in file.sflinks]
+        for entry in (e for e in entries if e.kind == "script"):
+            script = {key: entry.data.get(name, "") for key, name in _SCRIPT_FIELDS}
+            await self._entry(
+                entry,
+                self._apply_named(entry, Script, script, bps.create_script, bps.update_script),
+            )
+        for entry in (e for e in entries if e.kind == "pxe"):
+            pxe = {key: entry.data.get(key, "") for key in ("boot_script", "template")}
+            await self._entry(
+                entry, self._apply_named(entry, PXE, pxe, bps.create_pxe, _update_pxe)
+            )
+        # A structure's foundation blueprints are its own list plus the sflinks of this load,
+        # so that loading the same files again finds nothing to change.
+        linked: dict[str, list[str]] = {}
+        for link in sflinks:
+            linked.setdefault(link.structure, []).append(link.foundation)
+        for kind in ("foundation", "structure"):
+            for entry in self._ordered([e for e in entries if e.kind == kind]):
+                await self._entry(entry, self._apply_blueprint(entry, linked.get(entry.name, [])))
+        for link in sflinks:
+            await self._entry(link, self._apply_sflink(link))
+        return LoadReport([self.reports[file.index] for file in self.files])
+
+    async def _entry(self, entry: Entry | SFLink, work: Awaitable[None]) -> None:
+        """One entry's work; when it fails and the load is not strict, its file fails."""
+        try:
+            await work
+        except ContractorError as error:
+            if self.strict:
+                raise
+            raise _FilesFailed({entry.file: [error.message]}) from None
+
+    def _ordered(self, entries: list[Entry]) -> list[Entry]:
+        """Parents defined in the same load first."""
+        pending = {e.name: e for e in entries}
+        ordered: list[Entry] = []
+        while pending:
+            ready = [
+                e for e in pending.values() if not set(e.data.get("parents", [])) & set(pending)
+            ]
+            if not ready:
+                stuck = _cycle(pending)
+                message = f"parents form a cycle among: {', '.join(e.name for e in stuck)}"
+                if self.strict:
+                    raise InvalidInput(stuck[0].problem(message), field="parents")
+                problems: dict[int, list[str]] = {}
+                for entry in stuck:
+                    problems.setdefault(entry.file, []).append(entry.problem(message))
+                raise _FilesFailed(problems)
+            for entry in sorted(ready, key=lambda e: e.name):
+                ordered.append(entry)
+                del pending[entry.name]
+        return ordered
+
+    def _note(self, entry: Entry, created: bool, changed: bool) -> None:
+        label = f"{entry.kind}.{entry.name}"
+        report = self.report(entry)
+        if created:
+            report.created.append(label)
+        elif changed:
+            report.updated.append(label)
+        else:
+            report.unchanged += 1
+
+    async def _apply_named(
+        self,
+        entry: Entry,
+        model: type[Any],
+        values: dict[str, str],
+        create: Callable[..., Awaitable[Any]],
+        update: Callable[..., Awaitable[Any]],
+    ) -> None:
+        """A script or PXE: created when missing, updated when one of ``values`` differs."""
+        row = await _existing(self.session, model, entry.name)
+        if row is None:
+            await _guard(entry, create(self.session, name=entry.name, **values))
+            self._note(entry, True, False)
+            return
+        changed = any(getattr(row, key) != value for key, value in values.items())
+        if changed:
+            await _guard(entry, update(self.session, row, **values))
+        self._note(entry, False, changed)
+
+    def _types(self, entry: Entry) -> list[str]:
+        """The entry's foundation types once each, installed ones in their own spelling."""
+        kept: dict[str, str] = {}
+        for name in entry.data.get("foundation_types", []):
+            plugin = find_foundation_type(name)
+            if plugin is None:
+                self.report(entry).warnings.append(
+                    entry.problem(
+                        f"foundation type {name!r} is not installed; kept by name (it takes "
+                        "effect once a plugin of that name is installed)"
+                    )
+                )
+            kept.setdefault(name.casefold(), plugin.name if plugin else name)
+        return list(kept.values())
+
+    async def _named(
+        self, entry: Entry, model: type[Any], names: Iterable[str], what: str, note: str = ""
+    ) -> list[Any]:
+        """The rows ``names`` name; one that is nowhere is skipped with a warning (or,
+        strictly, refused)."""
+        rows = []
+        for name in names:
+            row = await _existing(self.session, model, name)
+            if row is not None:
+                rows.append(row)
+            elif self.strict:
+                raise InvalidInput(entry.problem(f"{what} {name!r} does not exist"), field=what)
+            else:
+                self.report(entry).skipped.append(
+                    entry.problem(f"{what} {name!r}{note} {_NOWHERE}")
+                )
+        return rows
+
+    async def _apply_blueprint(self, entry: Entry, linked: list[str]) -> None:
+        session = self.session
+        model = FoundationBluePrint if entry.kind == "foundation" else StructureBluePrint
+        other = await _existing(session, BluePrint, entry.name)
+        if other is not None and not isinstance(other, model):
+            raise InvalidInput(
+                entry.problem(f"a {other.kind} blueprint with this name exists"), field="name"
+            )
+        parents = await self._named(
+            entry, model, entry.data.get("parents", []), f"{entry.kind} blueprint"
+        )
+        fields: dict[str, Any] = {"description": entry.data.get("description", "")}
+        if "config_values" in entry.data:
+            fields["config_values"] = entry.data["config_values"]
+        if entry.kind == "foundation":
+            fields["foundation_types"] = self._types(entry)
+            fields["physical_interface_names"] = entry.data.get("physical_interface_names", [])
+            fields["keep_missing_types"] = True
+            fields.update({k: entry.data[k] for k in FINGERPRINT_KEYS if k in entry.data})
+        else:
+            own = list(dict.fromkeys(entry.data.get("foundation_blueprints", [])))
+            if self.strict:
+                own = list(dict.fromkeys([*own, *linked]))
+            rows = await self._named(entry, FoundationBluePrint, own, "foundation blueprint")
+            # an sflink to nothing is reported where the sflink is, not here
+            for name in dict.fromkeys(linked):
+                found = await _existing(session, FoundationBluePrint, name)
+                if found is not None and found not in rows:
+                    rows.append(found)
+            fields["foundation_blueprints"] = rows
+        created = other is None
+        row: BluePrint
+        if other is None:
+            creator = (
+                bps.create_foundation_blueprint
+                if entry.kind == "foundation"
+                else bps.create_structure_blueprint
+            )
+            row = await _guard(entry, creator(session, name=entry.name, parents=parents, **fields))
+            changed = True
+        else:
+            row = other
+            changed = await self._blueprint_changes(row, parents, fields)
+            if changed:
+                await _guard(entry, bps.update_blueprint(session, row, parents=parents, **fields))
+        changed |= await self._sync_scripts(entry, row)
+        self._note(entry, created, changed)
+
+    async def _foundation_links(self, structure: StructureBluePrint) -> list[int]:
+        links = await self.session.execute(
+            select(StructureFoundationBluePrint.foundation_blueprint_id)
+            .where(StructureFoundationBluePrint.structure_blueprint_id == structure.id)
+            .order_by(StructureFoundationBluePrint.position)
+        )
+        return list(links.scalars())
+
+    async def _blueprint_changes(
+        self, row: BluePrint, parents: list[Any], fields: dict[str, Any]
+    ) -> bool:
+        current_parents = (await bps.parent_links(self.session, [row.id]))[row.id]
+        if current_parents != [p.id for p in parents]:
+            return True
+        for key, value in fields.items():
+            if key == "keep_missing_types":
+                continue
+            if key == "foundation_blueprints":
+                assert isinstance(row, StructureBluePrint)
+                if await self._foundation_links(row) != [fb.id for fb in value]:
+                    return True
+            elif key == "config_values":
+                if list(row.config_values.items()) != list(value.items()):
+                    return True
+            elif getattr(row, key) != value:
+                return True
+        return False
+
+    async def _sync_scripts(self, entry: Entry, row: BluePrint) -> bool:
+        """The blueprint's roles become the file's (a role whose script is nowhere is
+        skipped, so it is unlinked as a role the file does not have)."""
+        wanted: dict[str, str] = {}
+        for role, script_name in entry.data.get("scripts", {}).items():
+            if await self._named(entry, Script, [script_name], "script", f" (role {role!r})"):
+                wanted[role] = script_name
+        current = await bps.script_roles(self.session, row)
+        if current == wanted:
+            return False
+        for role, script_name in wanted.items():
+            if current.get(role) != script_name:
+                script = await _existing(self.session, Script, script_name)
+                await _guard(
+                    entry, bps.link_script(self.session, blueprint=row, role=role, script=script)
+                )
+        for role in set(current) - set(wanted):
+            await bps.unlink_script(self.session, blueprint=row, role=role)
+        return True
+
+    async def _apply_sflink(self, link: SFLink) -> None:
+        sbp = await _existing(self.session, StructureBluePrint, link.structure)
+        fbp = await _existing(self.session, FoundationBluePrint, link.foundation)
+        report = self.reports[link.file]
+        if sbp is None or fbp is None:
+            kind, missing = (
+                ("structure", link.structure) if sbp is None else ("foundation", link.foundation)
+            )
+            if self.strict:
+                raise InvalidInput(
+                    f"{link.where}: blueprint {missing!r} does not exist", field="sflinks"
+                )
+            report.skipped.append(f"{link.where}: {kind} blueprint {missing!r} {_NOWHERE}")
+            return
+        current = await self._foundation_links(sbp)
+        if fbp.id in current:
+            report.unchanged += 1
+            return
+        by_id = {
+            b.id: b
+            for b in (
+                await self.session.execute(
+                    select(FoundationBluePrint).where(FoundationBluePrint.id.in_(current))
+                )
+            ).scalars()
+        }
+        try:
+            await bps.set_foundation_blueprints(
+                self.session, sbp, [*(by_id[i] for i in current), fbp]
+            )
+        except ContractorError as error:
+            raise type(error)(f"{link.where}: {error.message}", field=error.field) from None
+        report.updated.append(f"sflink {link.structure} -> {link.foundation}")
 
 
 async def dump_resources(session: AsyncSession) -> str:
@@ -477,6 +530,9 @@ async def dump_resources(session: AsyncSession) -> str:
             if isinstance(row, FoundationBluePrint):
                 entry["foundation_types"] = list(row.foundation_types)
                 entry["physical_interface_names"] = list(row.physical_interface_names)
+                for key in FINGERPRINT_KEYS:
+                    if getattr(row, key) not in (None, []):
+                        entry[key] = getattr(row, key)
             else:
                 links = await session.execute(
                     select(StructureFoundationBluePrint.foundation_blueprint_id)
@@ -500,11 +556,13 @@ async def dump_resources(session: AsyncSession) -> str:
 
 __all__ = [
     "BUILTIN",
+    "FileReport",
     "LoadReport",
     "Resources",
     "apply_resources",
     "builtin_paths",
     "dump_resources",
     "load_builtin",
+    "load_resources",
     "read_resources",
 ]

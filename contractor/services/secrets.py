@@ -10,8 +10,9 @@ bodies and the server's log lines, all made from the masked answer, never hold t
 The secrets of a task are
 
 * the string values in its parameters under a secret-named key (``is_secret_name``: a key
-  naming a password, secret, token, credential or key, or one of the foundation type's
-  declared ``secret_fields``), at any depth, everything under such a key included; and
+  naming a password, secret, token, credential, key or SNMP community, or one of the
+  foundation type's declared ``secret_fields``), at any depth, everything under such a key
+  included; and
 * the current values of its job's foundation's ``secret_fields`` (the plugin declares them:
   ``FoundationType.secret_fields``), in case the value changed after the task was handed
   out. A plugin that hands out cloud or Redfish credentials is covered by declaring them.
@@ -39,7 +40,7 @@ __all__ = ["MASK", "MIN_SUBSTRING_LENGTH", "SECRET_WORDS", "Secrets", "is_secret
 
 MASK = "********"
 MIN_SUBSTRING_LENGTH = 4
-SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "key")
+SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "key", "community")
 
 
 def is_secret_name(name: object, declared: Collection[str] = ()) -> bool:

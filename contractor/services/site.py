@@ -19,6 +19,8 @@ from contractor.models import (
 )
 from contractor.services.common import UNSET, added, get_by, id_or_none, refuse_if_used, set_given
 from contractor.services.config import config_changed, config_sources_changed
+from contractor.services.directory import check_zone_generated, zone_fqdn
+from contractor.services.dns_guard import kept_exportable
 from contractor.services.validation import check_config_values, check_description, check_name
 
 
@@ -40,6 +42,8 @@ async def create_site(
     values = check_config_values(config_values or {})
     if (await session.execute(select(Site.id).where(Site.name == name))).first():
         raise Conflict(f"site {name!r} already exists", field="name")
+    if zone is not None:
+        await check_zone_generated(session, zone, field="zone")
     site = Site(
         name=name,
         description=description,
@@ -75,8 +79,36 @@ async def update_site(
                     field="parent",
                 )
         site.parent_id = parent.id if parent else None
-    set_given(site, zone_id=(zone, id_or_none))
+    if zone is not UNSET:
+        # A site's DNS names are in its own zone (docs/dns.md): only the zone moves them.
+        if zone is not None:
+            await check_zone_generated(session, zone, field="zone")
+            await _refuse_hostnames_taken(session, site, zone)
+        async with kept_exportable(session, field="zone"):
+            site.zone_id = id_or_none(zone)
+            await session.flush()
     return await config_changed(session, site)
+
+
+async def _refuse_hostnames_taken(session: AsyncSession, site: Site, zone: Zone) -> None:
+    """The site's structures may not take hostnames the zone's other sites already use."""
+    mine = select(Structure.hostname).where(Structure.site_id == site.id)
+    taken = (
+        select(Structure.hostname, Site.name)
+        .join(Site, Site.id == Structure.site_id)
+        .where(Site.zone_id == zone.id, Site.id != site.id, Structure.hostname.in_(mine))
+        .order_by(Structure.hostname)
+        .limit(1)
+    )
+    clash = (await session.execute(taken)).first()
+    if clash is not None:
+        raise Conflict(
+            f"site {site.name!r} cannot use zone {await zone_fqdn(session, zone)!r}: its "
+            f"structure {clash[0]!r} "
+            f"has the hostname of structure {clash[0]!r} in site {clash[1]!r}, which uses "
+            "that zone",
+            field="zone",
+        )
 
 
 async def site_ancestor_ids(session: AsyncSession, site: Site) -> list[int]:

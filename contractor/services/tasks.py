@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import Forbidden, InvalidInput, NotFound, Stale, Unauthorized
+from contractor.errors import Forbidden, InvalidInput, NotFound, Stale, Unauthorized, excerpt
 from contractor.models import (
     Foundation,
     Job,
@@ -389,9 +389,15 @@ async def heartbeat(
     return task
 
 
-async def signal_job(session: AsyncSession, config_uuid: str) -> Job:
+async def signal_job(session: AsyncSession, config_uuid: str, *, cookie: str | None = None) -> Job:
     """A booted machine says it is done: the unfinished job of the structure with this config
-    UUID (or of its foundation) sees ``signaling.complete``, and a queued one steps soon."""
+    UUID (or of its foundation) sees ``signaling.complete``, and a queued one steps soon.
+
+    A job that expects a boot target (``signaling.reset( pxe_name=... )``) takes the signal
+    only with its cookie, ``<job id>(<pxe name>)``: a machine still running an earlier boot
+    (another PXE target, or the boot of an earlier job) is refused with ``Stale`` and nothing
+    changes. A job that expects none takes any signal; a cookie sent to it must still name
+    the job."""
     structure = (
         await session.execute(select(Structure).where(Structure.config_uuid == config_uuid))
     ).scalar_one_or_none()
@@ -406,6 +412,8 @@ async def signal_job(session: AsyncSession, config_uuid: str) -> Job:
     if job is None:
         raise NotFound("no running job waits for this config UUID", field="config_uuid")
     job = await jobs.lock_job(session, job.id)
+    _check_signal_cookie(jobs.awaited_signal(job), cookie)
+    job = await jobs.lock_job(session, job.id)
     job.signalled = True
     jobs.write_log(
         session, job, actor="signal", action="signalled", from_state=job.state, to_state=job.state
@@ -415,3 +423,36 @@ async def signal_job(session: AsyncSession, config_uuid: str) -> Job:
         await jobs.announce(session, jobs.JOBS_CHANNEL)
     await session.flush()
     return job
+
+
+_COOKIE = re.compile(r"(\d+)\((.*)\)\Z", re.DOTALL)
+
+
+def _check_signal_cookie(awaited: jobs.AwaitedSignal, cookie: str | None) -> None:
+    """Refuse a signal that is not from the boot the job waits for (see ``signal_job``)."""
+    if cookie is None:
+        if awaited.pxe_name is not None:
+            raise InvalidInput(
+                f"job {awaited.job_id} waits for the signal of a boot of PXE "
+                f"{awaited.pxe_name!r}: send its cookie, <job id>(<pxe name>)",
+                field="cookie",
+            )
+        return
+    match = _COOKIE.match(cookie)
+    if match is None:
+        raise InvalidInput(
+            f"cookie {excerpt(cookie, 60)!r} is not <job id>(<pxe name>)", field="cookie"
+        )
+    job_id, pxe_name = int(match.group(1)), match.group(2)
+    if job_id != awaited.job_id:
+        raise Stale(
+            f"the cookie is for job {job_id}, a job that no longer waits here (the running "
+            f"job is {awaited.job_id}): a signal from an earlier boot; nothing changed",
+            field="cookie",
+        )
+    if awaited.pxe_name is not None and pxe_name != awaited.pxe_name:
+        raise Stale(
+            f"the cookie is from a boot of PXE {excerpt(pxe_name, 50)!r}; job {job_id} waits "
+            f"for one of {awaited.pxe_name!r} (a stale boot); nothing changed",
+            field="cookie",
+        )

@@ -244,6 +244,7 @@ class Claimed:
     secret: str
     event: Event
     attempt: int
+    target_name: str = ""  # what the metrics call the target (never its URL)
 
 
 async def claim_deliveries(
@@ -333,6 +334,7 @@ async def claim_deliveries(
             targets[target_id].secret,
             events[event_id],
             attempts,
+            targets[target_id].name,
         )
         for delivery_id, target_id, event_id, attempts in rows
     ]

@@ -6,6 +6,8 @@
   one TCP connect bounded by the ``connect_timeout`` option.
 * ``wait_for_port {target, port, timeout=60}`` → the same, trying until the port is open or the
   deadline passes.
+* ``snmp_get {connection, oid}`` → ``{value}`` and ``snmp_set {connection, oid, value}`` →
+  ``{done: true}`` (``subcontractor.modules.snmp``), each bounded by the ``snmp_timeout`` option.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from subcontractor.module import Function, Module, TaskFailed, require
+from subcontractor.module import Function, Module, TaskFailed, require_host, require_port
+from subcontractor.modules import snmp
 
 __all__ = ["IputilsModule"]
 
 _LOSS = re.compile(r"(\d+(?:\.\d+)?)% packet loss")
-_HOST = re.compile(r"[A-Za-z0-9.:_\-]{1,253}\Z")
 
 
 class IputilsOptions(BaseModel):
@@ -34,20 +36,15 @@ class IputilsOptions(BaseModel):
     ping_command: str = "ping"
     connect_timeout: float = Field(default=5.0, gt=0, le=120)
     retry_interval: float = Field(default=1.0, gt=0, le=60)
+    snmp_timeout: float = Field(default=5.0, gt=0, le=120)
 
 
 def _target(parameters: dict[str, Any]) -> str:
-    target: str = require(parameters, "target", str)
-    if not _HOST.match(target) or target.startswith("-"):
-        raise TaskFailed(f"parameter 'target' is not a host name or address: {target!r}")
-    return target
+    return require_host(parameters, "target")
 
 
 def _port(parameters: dict[str, Any]) -> int:
-    port = require(parameters, "port", int)
-    if not 1 <= port <= 65535:
-        raise TaskFailed(f"parameter 'port' must be 1 to 65535, got {port}")
-    return int(port)
+    return require_port(parameters, "port")
 
 
 class IputilsModule(Module):
@@ -63,7 +60,15 @@ class IputilsModule(Module):
             "ping": self.ping,
             "port_state": self.port_state,
             "wait_for_port": self.wait_for_port,
+            "snmp_get": self.snmp_get,
+            "snmp_set": self.snmp_set,
         }
+
+    async def snmp_get(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        return await snmp.snmp_get(parameters, wait_seconds=self.settings.snmp_timeout)
+
+    async def snmp_set(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        return await snmp.snmp_set(parameters, wait_seconds=self.settings.snmp_timeout)
 
     async def ping(self, parameters: dict[str, Any]) -> dict[str, Any]:
         target = _target(parameters)

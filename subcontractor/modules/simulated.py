@@ -1,8 +1,9 @@
 """``simulated``: answers the ``simulated`` foundation type's power and boot tasks.
 
-Each call waits the foundation's ``delay_seconds`` (scaled by the ``delay_scale`` option, 0 for
-benchmarks) and fails with its ``fail_likelihood`` percent (a retryable failure, as a flaky BMC
-would). Power states are kept per locator in memory, starting ``off``.
+It also answers ``get_interface_map`` (made-up MACs, the same for a machine every time) and
+``destroy``. Each call waits the foundation's ``delay_seconds`` (scaled by the ``delay_scale``
+option, 0 for benchmarks) and fails with its ``fail_likelihood`` percent (a retryable failure,
+as a flaky BMC would). Power states are kept per locator in memory, starting ``off``.
 
 A machine powered on to boot from the network (``pxe``/``network``, next boot only, as a BMC
 does) runs a simulated installer: it powers itself off ``install_seconds`` later (scaled by
@@ -13,6 +14,7 @@ the power-off (``foundation.wait_for_poweroff()``) go on.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from collections.abc import Mapping
@@ -54,6 +56,8 @@ class SimulatedModule(Module):
             "set_power": self.set_power,
             "power_state": self.power_state,
             "set_boot_device": self.set_boot_device,
+            "get_interface_map": self.get_interface_map,
+            "destroy": self.destroy,
         }
 
     async def _machine(self, parameters: dict[str, Any]) -> str:
@@ -98,3 +102,24 @@ class SimulatedModule(Module):
         locator = await self._machine(parameters)
         self.boot[locator] = device
         return {"device": device}
+
+    async def get_interface_map(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The simulated machine's MACs: one per physical location asked for, the same for
+        the same machine every time (locally administered, from the locator and location)."""
+        locations = require(parameters, "physical_locations", list)
+        if not all(isinstance(location, str) for location in locations):
+            raise TaskFailed("parameter 'physical_locations' must be a list of strings")
+        locator = await self._machine(parameters)
+        return {"interface_map": {location: _mac(locator, location) for location in locations}}
+
+    async def destroy(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The simulated machine is gone: its power, boot device and installer forgotten."""
+        locator = await self._machine(parameters)
+        for state in (self.power, self.boot, self.installed_at):
+            state.pop(locator, None)
+        return {"done": True}
+
+
+def _mac(locator: str, location: str) -> str:
+    digest = hashlib.sha256(f"{locator}/{location}".encode()).digest()
+    return ":".join(f"{byte:02x}" for byte in (0x02, *digest[:5]))

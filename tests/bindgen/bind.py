@@ -105,12 +105,13 @@ class Named:
         self.process.send_signal(1)  # SIGHUP: reload every zone whose file changed
 
 
-def _options(work: Path, port: int) -> str:
+def _options(work: Path, port: int, *, notify: bool = False) -> str:
+    notifies = "notify yes; notify-delay 0;" if notify else "notify no;"
     return f"""options {{
   directory "{work}"; pid-file "{work}/named.pid"; session-keyfile "{work}/session.key";
   managed-keys-directory "{work}";
   listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
-  recursion no; dnssec-validation no; notify no;
+  recursion no; dnssec-validation no; {notifies}
 }};
 controls {{ }};
 logging {{ channel f {{ file "{work}/named.log"; severity info; }}; category default {{ f; }}; }};
@@ -136,14 +137,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def named(include: Path, first_zone: str) -> Iterator[Named]:
+def named(
+    include: Path, first_zone: str, *, before: str = "", notify: bool = False
+) -> Iterator[Named]:
     """``named`` loading the ``named.conf`` fragment ``include``; ready when it answers for
-    ``first_zone``. Stopped (by its own process id) on exit."""
+    ``first_zone``. ``before``: statements ahead of the include (keys it names); ``notify``:
+    send NOTIFY (at once). Stopped (by its own process id) on exit."""
     program("named")
     for _attempt in range(3):
         work = Path(tempfile.mkdtemp(prefix="named-"))
         port = free_port()
-        (work / "named.conf").write_text(_options(work, port) + f'include "{include}";\n')
+        conf = _options(work, port, notify=notify) + before + f'include "{include}";\n'
+        (work / "named.conf").write_text(conf)
         process = _launch(work)
         server = Named(port, process, work)
         ready = False

@@ -5,6 +5,7 @@ bad flags are refused clearly."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 import subprocess
@@ -75,6 +76,7 @@ def test_demo_builds_everything_then_reuses_it(tmp_path: Path) -> None:
     assert '"problems":[]}]' in out
     assert "DNS: contractor dns export --out DIR writes the zone demo.test" in out
     assert "/graphql  (paste the token below" in out
+    assert re.search(r"^Console: http://127\.0\.0\.1:\d+/ui/#token=ctr_\S+  \(", out, re.M)
     assert "API token for user 'demo': ctr_" in out
     assert states(url) == (["built"] * 3, ["built"] * 3)
 

@@ -4,12 +4,22 @@ the result and picking up a change."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import secrets
+import socket
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import dns.exception
+import dns.message
+import dns.opcode
+import dns.query
+import dns.tsigkeyring
+import dns.zone
 import pytest
 from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +29,7 @@ from contractor.db import create_engine, create_session_factory, transaction
 from contractor.services import addresses, directory, network
 from contractor.services.building import get_structure
 from contractor.settings import Settings
-from tests.bindgen.bind import named
+from tests.bindgen.bind import named, program
 from tests.bindgen.inventory import Lab, build_lab, ptr_name
 
 
@@ -159,3 +169,80 @@ def test_zones_published_by_updates_alone_are_not_exported(
     code, output = export({**env, "CONTRACTOR_DNS_TSIG_SECRET": ""}, out)
     assert code != 0
     assert "CONTRACTOR_DNS_TSIG_SECRET" in output
+
+
+def test_named_conf_takes_transfer_and_notify_settings(
+    db_env: dict[str, str], tmp_path: Path
+) -> None:
+    """allow-transfer and also-notify reach every zone of the include: named-checkconf
+    loads it, a real named refuses a transfer without the key, gives it with the key, and
+    sends NOTIFY to the also-notify address."""
+    in_db(db_env, build_lab)
+    secret = base64.b64encode(secrets.token_bytes(32)).decode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(0.5)
+        notify_port = listener.getsockname()[1]
+        env = {
+            **db_env,
+            "CONTRACTOR_DNS_ALLOW_TRANSFER": '["key xfr"]',
+            "CONTRACTOR_DNS_ALSO_NOTIFY": f'["127.0.0.1  port {notify_port}"]',
+        }
+        out = tmp_path / "zones"
+        code, output = export(env, out)
+        assert code == 0, output
+        conf = (out / "named.conf").read_text()
+        zone_lines = [line for line in conf.splitlines() if line.startswith("zone ")]
+        assert len(zone_lines) == 10
+        options = (
+            f'allow-transfer {{ key "xfr"; }}; also-notify {{ 127.0.0.1 port {notify_port}; }};'
+        )
+        for line in zone_lines:
+            assert line.endswith(f"; {options} }};"), line
+        key = f'key "xfr" {{ algorithm hmac-sha256; secret "{secret}"; }};\n'
+        main_conf = tmp_path / "main.conf"
+        main_conf.write_text(key + f'include "{out / "named.conf"}";\n')
+        checked = subprocess.run(
+            [program("named-checkconf"), "-z", str(main_conf)], capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "zone example/IN: loaded serial" in checked.stdout
+
+        with named(out / "named.conf", "example", before=key, notify=True) as server:
+            notified: set[str] = set()
+            deadline = time.monotonic() + 15
+            while "example." not in notified and time.monotonic() < deadline:
+                try:
+                    wire, _peer = listener.recvfrom(65535)
+                except TimeoutError:
+                    continue
+                message = dns.message.from_wire(wire)
+                assert message.opcode() == dns.opcode.NOTIFY
+                notified.add(message.question[0].name.to_text())
+            assert "example." in notified
+
+            with pytest.raises(dns.exception.DNSException):
+                dns.zone.from_xfr(dns.query.xfr("127.0.0.1", "example.", port=server.port))
+            keyring = dns.tsigkeyring.from_text({"xfr": secret})
+            zone = dns.zone.from_xfr(
+                dns.query.xfr(
+                    "127.0.0.1", "example.", port=server.port, keyring=keyring, keyname="xfr"
+                )
+            )
+            assert zone.find_rdataset("web1", "A")[0].to_text() == "10.0.0.10"
+
+
+def test_bad_transfer_and_notify_settings_are_refused(
+    db_env: dict[str, str], tmp_path: Path
+) -> None:
+    for name, value, message in [
+        ("CONTRACTOR_DNS_ALLOW_TRANSFER", '["10.0.0.5/24"]', "has host bits set"),
+        ("CONTRACTOR_DNS_ALLOW_TRANSFER", '["key bad key"]', "is not a key name"),
+        ("CONTRACTOR_DNS_ALSO_NOTIFY", '["ns1.example"]', "'ns1.example' is not an IP address"),
+        ("CONTRACTOR_DNS_ALSO_NOTIFY", '["10.0.0.1 port 70000"]', "port 70000 is not from 1"),
+    ]:
+        code, output = export({**db_env, name: value}, tmp_path / "never")
+        assert code == 2, output
+        assert name.removeprefix("CONTRACTOR_").lower() in output
+        assert message in output, output
+        assert not (tmp_path / "never").exists()

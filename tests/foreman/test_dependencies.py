@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.errors import InUse
 from contractor.foreman.engine import step_job
 from contractor.models import Dependency, Foundation, FoundationBluePrint, Job, Structure
-from contractor.services import building, jobs
+from contractor.services import building, job_actions, jobs
 from contractor.settings import Settings
 from tests.factories import make_foundation
 from tests.foreman.inventory import Stack, make_job_stack
@@ -135,7 +135,7 @@ async def test_a_target_with_an_unfinished_job_is_not_deleted(session: AsyncSess
         assert found.scalar_one() == row_id
 
     # once the job is finished (cancelled), the target may go
-    await jobs.cancel_job(session, dependency_job, actor="alice")
+    await job_actions.cancel_job(session, dependency_job, actor="alice")
     await building.delete_dependency(session, dependency)
     found = await session.execute(select(Dependency.id).where(Dependency.id == dependency.id))
     assert found.first() is None

@@ -13,7 +13,7 @@ from contractor.errors import Conflict, InvalidState, Stale
 from contractor.foreman import results
 from contractor.foreman.engine import step_job
 from contractor.models import Job, JobLog, RealNetworkInterface, Task
-from contractor.services import jobs
+from contractor.services import job_actions, jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.foreman.inventory import make_job_stack
@@ -130,7 +130,7 @@ async def test_create_rules(session: AsyncSession) -> None:
         await jobs.create_job(session, target=stack.structure, script_name="destroy", creator="bob")
     with pytest.raises(InvalidState, match="must be built"):
         await jobs.create_job(session, target=stack.structure, script_name="hello", creator="bob")
-    await jobs.cancel_job(session, job, actor="alice")
+    await job_actions.cancel_job(session, job, actor="alice")
     assert (job.state, job.finished_at is not None) == ("aborted", True)
     again = await jobs.create_job(
         session, target=stack.foundation, script_name="create", creator="alice"

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.foreman import results
 from contractor.models import Foundation, Job, Structure
 from contractor.rest.subcontractor import TaskOut
-from contractor.services import jobs
+from contractor.services import job_actions, jobs
 from tests.foreman.conftest import Env
 from tests.foreman.inventory import Stack, make_job_stack
 
@@ -146,7 +146,7 @@ async def test_create_and_destroy_over_http(env: Env) -> None:
 
     async def resume(session: AsyncSession) -> None:
         job = await jobs.lock_job(session, structure_job)
-        await jobs.resume_job(session, job, actor="alice")
+        await job_actions.resume_job(session, job, actor="alice")
 
     await env.run(resume)
     await wait_for(env, structure_job, "done")

@@ -72,6 +72,8 @@ async def test_serve_and_a_separate_foreman(tmp_path: Path) -> None:
                     "/result",
                     "/error",
                     "/heartbeat",
+                    "/boot",
+                    "/leases",
                 }
 
             async def finished() -> tuple[str, str]:

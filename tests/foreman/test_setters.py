@@ -15,7 +15,7 @@ from contractor.foreman.engine import step_job
 from contractor.models import Foundation, Job, RealNetworkInterface, Structure, Task
 from contractor.plugins.ipmi import IpmiFoundation
 from contractor.plugins.simulated import SimulatedFoundation
-from contractor.services import building, interfaces, jobs
+from contractor.services import building, interfaces, job_actions, jobs
 from contractor.services.config import composed_config
 from contractor.settings import Settings
 from tests.foreman.conftest import Env
@@ -482,4 +482,4 @@ async def _create_job(
 
 
 async def _resume(session: AsyncSession, job_id: int) -> None:
-    await jobs.resume_job(session, await jobs.get_job(session, job_id), actor="alice")
+    await job_actions.resume_job(session, await jobs.get_job(session, job_id), actor="alice")

@@ -14,6 +14,7 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "updateSite": ('updateSite(name: "s1", description: "d")', "operator"),
     "deleteSite": ('deleteSite(name: "s1")', "operator"),
     "createZone": ('createZone(name: "zz")', "operator"),
+    "updateZone": ('updateZone(fqdn: "zz", ttl: 600)', "operator"),
     "deleteZone": ('deleteZone(fqdn: "zz")', "operator"),
     "createZoneEntry": (
         'createZoneEntry(zone: "zz", type: "TXT", name: "x", text: "t")',
@@ -72,6 +73,16 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "reserveAddress": ('reserveAddress(addressBlock: 999, offset: 2, reason: "x")', "operator"),
     "addDynamicAddress": ("addDynamicAddress(addressBlock: 999, offset: 3)", "operator"),
     "deleteAddress": ("deleteAddress(id: 999)", "operator"),
+    "createDhcpPool": (
+        "createDhcpPool(addressBlock: 999, firstOffset: 100, lastOffset: 120)",
+        "operator",
+    ),
+    "deleteDhcpPool": ("deleteDhcpPool(id: 999)", "operator"),
+    "matchDiscoveredHardware": (
+        'matchDiscoveredHardware(id: 999, foundation: "n1")',
+        "operator",
+    ),
+    "forgetDiscoveredHardware": ("forgetDiscoveredHardware(id: 999)", "operator"),
     "doCreate": ('doCreate(foundation: "n1")', "operator"),
     "doDestroy": ('doDestroy(foundation: "n1")', "operator"),
     "doJob": ('doJob(name: "hello", foundation: "n1")', "operator"),

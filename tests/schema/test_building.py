@@ -61,7 +61,7 @@ async def test_foundation_type_names_in_any_case(client: Client) -> None:
     assert unknown == {
         "__typename": "InvalidInputError",
         "message": "foundation_types names 'VCenter', which is not an installed foundation "
-        "type (installed: ipmi, manual, simulated)",
+        "type (installed: aws, ipmi, manual, redfish, simulated)",
         "field": "foundation_types",
     }
     await run('createSite(name: "lab") { __typename }')
@@ -90,7 +90,9 @@ async def test_foundation_type_names_in_any_case(client: Client) -> None:
     )
     assert missing == {
         "__typename": "NotFoundError",
-        "message": "unknown foundation type 'vcenter' (installed: ipmi, manual, simulated)",
+        "message": (
+            "unknown foundation type 'vcenter' (installed: aws, ipmi, manual, redfish, simulated)"
+        ),
         "field": "type",
     }
     found = await client.data(
@@ -108,7 +110,7 @@ async def test_foundation_type_names_in_any_case(client: Client) -> None:
     )
     assert body["errors"][0]["message"] == (
         "type names 'vcenter', which is not an installed foundation type "
-        "(installed: ipmi, manual, simulated)"
+        "(installed: aws, ipmi, manual, redfish, simulated)"
     )
 
 

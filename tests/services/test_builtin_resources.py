@@ -13,30 +13,45 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.foreman.engine import step_job
 from contractor.models import PXE, Job, RealNetworkInterface
 from contractor.services import blueprint as bps
-from contractor.services import building, interfaces, jobs, resources
+from contractor.services import building, interfaces, job_actions, jobs, resources
 from contractor.settings import Settings
 from tests.factories import make_site
 
 SETTINGS = Settings(database_url="sqlite://")
 SHIPPED = [
+    "foundation.aws-ec2",
     "foundation.foundation-base",
     "foundation.ipmi-foundation",
     "foundation.manual-foundation",
+    "foundation.redfish-foundation",
     "foundation.simulated-foundation",
     "pxe.linux-installer",
     "pxe.normal-boot",
+    "script.aws-create",
+    "script.aws-destroy",
+    "script.aws-instance-start",
+    "script.aws-instance-stop",
     "script.foundation-create",
     "script.foundation-destroy",
     "script.linux-create",
     "script.linux-destroy",
     "script.power-cycle",
+    "script.redfish-create",
+    "script.redfish-destroy",
+    "structure.aws-instance",
     "structure.linux",
 ]
 
 
 async def test_shipped_set_loads_once_and_completely(session: AsyncSession) -> None:
     paths = resources.builtin_paths()
-    assert [p.name for p in paths] == ["foundations.toml", "linux.toml", "utility.toml"]
+    assert [p.name for p in paths] == [
+        "aws.toml",
+        "foundations.toml",
+        "linux.toml",
+        "redfish.toml",
+        "utility.toml",
+    ]
     checked = resources.read_resources(paths)  # every script parsed, every config key checked
     assert sorted(f"{e.kind}.{e.name}" for e in checked.entries) == SHIPPED
     first = await resources.load_builtin(session)
@@ -60,6 +75,14 @@ async def test_shipped_set_loads_once_and_completely(session: AsyncSession) -> N
             script = await bps.find_script(session, blueprint, role)
             assert script is not None
             assert script.name == f"foundation-{role}"
+    # written RedFish, as the original's files do; its own scripts over foundation-base's
+    redfish = await bps.get_foundation_blueprint(session, "redfish-foundation")
+    assert redfish.foundation_types == ["redfish"]
+    assert redfish.config_values == {"redfish_boot_image": ""}
+    for role in ("create", "destroy"):
+        script = await bps.find_script(session, redfish, role)
+        assert script is not None
+        assert script.name == f"redfish-{role}"
 
 
 async def test_shipped_set_round_trips(session: AsyncSession, tmp_path: Path) -> None:
@@ -79,7 +102,7 @@ async def _run_answering_the_operator(session: AsyncSession, job: Job) -> list[s
         await step_job(session, job, settings=SETTINGS)
         if job.state == "paused":
             asked.append(job.message.rpartition(" (line ")[0])
-            await jobs.resume_job(session, job, actor="operator")
+            await job_actions.resume_job(session, job, actor="operator")
         elif job.state in ("done", "error", "aborted"):
             return asked
     raise AssertionError(f"job {job.id} did not finish: {job.state} {job.message!r}")

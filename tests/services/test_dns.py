@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bindgen
 from contractor.errors import Conflict, InvalidInput, NotFound
+from contractor.models import Address
+from contractor.models.directory import Entry
 from contractor.services import addresses, directory, dns
 from contractor.services.dns import DnsZone
 from tests.bindgen.bind import checkzone, named
@@ -187,9 +190,24 @@ async def test_hostname_colliding_with_child_zone(session: AsyncSession) -> None
     clash = await _structure(session, site, foundation, structure, "labx")
     clash.hostname = "lab"  # type: ignore[attr-defined]
     await session.flush()
-    await addresses.create_address(
-        session, structure=clash, block=lab.blocks["v4"], offset=50, interface_name="eth0"
+    # The address that would name it in DNS is refused too (nothing is stored) ...
+    with pytest.raises(Conflict, match=r"zone 'example': hostname 'lab' .* child zone") as refused:
+        await addresses.create_address(
+            session, structure=clash, block=lab.blocks["v4"], offset=50, interface_name="eth0"
+        )
+    assert refused.value.field == "offset"
+    assert (await session.execute(select(Address).where(Address.offset == 50))).first() is None
+    # ... so it too is written past the services.
+    session.add(
+        Address(
+            structure_id=clash.id,  # type: ignore[attr-defined]
+            address_block_id=lab.blocks["v4"].id,
+            offset=50,
+            interface_name="eth0",
+            alias_index=0,
+        )
     )
+    await session.flush()
     zones = by_name(await dns.publish_zones(session))
     example = zones["example"]
     assert example.data is None
@@ -245,8 +263,14 @@ async def test_invalid_zone_keeps_its_old_file(session: AsyncSession, tmp_path: 
     zone = await directory.create_zone(session, name="kept", nameservers=["ns.elsewhere.net"])
     dns.export_zones(await dns.publish_zones(session), tmp_path)
     old = (tmp_path / "kept.zone").read_text()
-    # A delegation to a server inside the delegated name, with no address for glue.
-    await directory.create_entry(session, zone=zone, type="NS", name="sub", target="ns.sub")
+    # A delegation to a server inside the delegated name, with no address for glue: the
+    # service refuses it, naming the problem, and stores nothing ...
+    with pytest.raises(Conflict, match=r"ns\.sub\.kept\. \(NS of sub\.kept\.\) .* no glue"):
+        await directory.create_entry(session, zone=zone, type="NS", name="sub", target="ns.sub")
+    assert await directory.list_entries(session, zone) == []
+    # ... so it is written past the services, and the export refuses the zone.
+    session.add(Entry(zone_id=zone.id, type="NS", name="sub", target="ns.sub"))
+    await session.flush()
     result = dns.export_zones(await dns.publish_zones(session), tmp_path)
     assert list(result.invalid) == ["kept"]
     assert (
@@ -291,10 +315,26 @@ async def test_interface_names_that_clash_in_dns(session: AsyncSession) -> None:
     _s, _f, structure = await make_stack(session)
     structure.site_id = site.id
     block = await make_block(session, site, "172.16.0.0/24")
-    for offset, interface in [(1, "eth_0"), (2, "eth-0")]:
+    await addresses.create_address(
+        session, structure=structure, block=block, offset=1, interface_name="eth_0"
+    )
+    # The service refuses the second name, naming both interfaces ...
+    with pytest.raises(Conflict, match=r"'eth-0' .* DNS name eth-0\.host[0-9]+ .* on 'eth_0'") as e:
         await addresses.create_address(
-            session, structure=structure, block=block, offset=offset, interface_name=interface
+            session, structure=structure, block=block, offset=2, interface_name="eth-0"
         )
+    assert e.value.field == "interface_name"
+    # ... and should it be stored all the same, generation names the clash.
+    session.add(
+        Address(
+            structure_id=structure.id,
+            address_block_id=block.id,
+            offset=2,
+            interface_name="eth-0",
+            alias_index=0,
+        )
+    )
+    await session.flush()
     zones = by_name(await dns.build_zones(session))
     (problem,) = zones["clash"].problems
     assert "'eth_0' (alias 0) and 'eth-0' (alias 0) are both named eth-0." in problem
@@ -410,3 +450,30 @@ async def test_worker_processes_write_the_same_files(session: AsyncSession, tmp_
     for name in one.written:
         file = f"{name}.zone"
         assert (tmp_path / "one" / file).read_text() == (tmp_path / "two" / file).read_text()
+
+
+async def test_a_row_published_before_texts_were_kept_gets_its_text(
+    session: AsyncSession,
+) -> None:
+    """Rows from before migration 0011 have no text: the next publish renders and stores it
+    under the same serial, so the zone can be served as it was if it later turns invalid."""
+    from sqlalchemy import select
+
+    from contractor.models.directory import PublishedZone
+
+    zone = await directory.create_zone(session, name="older", nameservers=["ns.elsewhere.net"])
+    first = by_name(await dns.publish_zones(session))["older"]
+    row = (
+        await session.execute(select(PublishedZone).where(PublishedZone.name == "older"))
+    ).scalar_one()
+    row.text = None
+    await session.flush()
+    again = by_name(await dns.publish_zones(session))["older"]
+    assert (again.serial, again.changed, again.text) == (first.serial, False, first.text)
+    zone.nameservers = ["ns1.older"]  # no address: invalid from now on
+    await session.flush()
+    broken = by_name(await dns.publish_zones(session, now=(first.serial or 0) + 100))["older"]
+    assert broken.problems == (
+        "name server ns1.older. (NS of older.) is inside the zone but has no A or AAAA record",
+    )
+    assert (broken.serial, broken.text) == (first.serial, first.text)

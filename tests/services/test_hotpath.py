@@ -11,24 +11,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from contractor import migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.models import Event, Job, JobLog, Task, utcnow
-from contractor.plugins import foundation_types
 from contractor.services import hotpath, jobs
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
-from tests.conftest import make_pg_database
 from tests.foreman.inventory import make_job_stack
-
-
-@pytest.fixture(scope="module")
-def own_pg_url() -> str:
-    """A database of this module's own: its tests commit, and others count rows."""
-    foundation_types()
-    settings = Settings(database_url=make_pg_database("contractor_hotpath"))
-    migrate.upgrade(settings)
-    return settings.database_url
 
 
 @pytest.fixture

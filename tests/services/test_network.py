@@ -18,7 +18,17 @@ async def _count(session: AsyncSession, model: type) -> int:
 
 async def test_block_is_normalised(session: AsyncSession) -> None:
     site = await make_site(session)
-    block = await make_block(session, site, "10.1.2.77/23", gateway_offset=1)
+    # Host bits were once cleared quietly (10.1.2.77/23 became 10.1.2.0/23): now refused,
+    # naming the field and the network it would be (issue 17).
+    with pytest.raises(
+        InvalidInput, match=r"'10\.1\.2\.77/23' has host bits set: the network is 10\.1\.2\.0/23"
+    ) as e:
+        await make_block(session, site, "10.1.2.77/23", gateway_offset=1)
+    assert e.value.field == "subnet"
+    with pytest.raises(InvalidInput, match=r"the network is 2001:db8::/64"):
+        await make_block(session, site, "2001:db8::1/64")
+    assert await _count(session, AddressBlock) == 0
+    block = await make_block(session, site, "10.1.2.0/23", gateway_offset=1)
     assert (block.subnet, block.prefix, block.version) == ("10.1.2.0", 23, 4)
     assert network.block_bounds(block) == (1, 510)
     assert str(network.gateway(block)) == "10.1.2.1"

@@ -39,7 +39,8 @@ async def test_load_is_idempotent_and_complete(session: AsyncSession) -> None:
     ]
     assert report.warnings == [
         f"{HERE / 'base.toml'}:29: foundation.manual-foundation-base: foundation type "
-        "'VCenter' is not installed; left out"
+        "'VCenter' is not installed; kept by name (it takes effect once a plugin of that name "
+        "is installed)"
     ]
     ubuntu = await bps.get_structure_blueprint(session, "ubuntu")
     assert [b.name for b in await bps.blueprint_chain(session, ubuntu)] == ["linux-base", "ubuntu"]
@@ -54,7 +55,8 @@ async def test_load_is_idempotent_and_complete(session: AsyncSession) -> None:
         "guest_id:VCenter",
     ]
     metal = await bps.get_foundation_blueprint(session, "manual-foundation-base")
-    assert metal.foundation_types == ["manual"]
+    assert metal.foundation_types == ["manual", "VCenter"]  # VCenter kept, not installed
+    assert bps.missing_foundation_types(metal) == ["VCenter"]
     assert metal.id in await bps.combined_foundation_blueprint_ids(session, ubuntu)
     before = await _counts(session)
     again = await resources.apply_resources(session, resources.read_resources([HERE / "base.toml"]))
@@ -129,3 +131,35 @@ async def test_dump_then_load_changes_nothing(session: AsyncSession, tmp_path: P
     report = await resources.apply_resources(session, resources.read_resources([dumped]))
     assert (report.created, report.updated) == ([], [])
     assert report.unchanged == 8
+
+
+async def test_fingerprint_requirements_load_and_dump(
+    session: AsyncSession, tmp_path: Path
+) -> None:
+    path = tmp_path / "fingerprint.toml"
+    path.write_text(
+        "[ foundation.big ]\nfoundation_types = [ 'manual' ]\nmin_cpu_count = 8\n"
+        "min_memory_mb = 65536\nrequired_pci_devices = [ '15B3:1017' ]\n"
+        "required_disks_gb = [ 100, 200 ]\n"
+    )
+    await resources.apply_resources(session, resources.read_resources([path]))
+    big = await bps.get_foundation_blueprint(session, "big")
+    assert (big.min_cpu_count, big.min_memory_mb) == (8, 65536)
+    assert (big.required_pci_devices, big.required_disks_gb) == (["15b3:1017"], [200, 100])
+    dumped = tmp_path / "dump.toml"
+    dumped.write_text(await resources.dump_resources(session))
+    text = dumped.read_text()
+    assert "min_cpu_count = 8" in text
+    assert "required_disks_gb" in text
+    report = await resources.apply_resources(session, resources.read_resources([dumped]))
+    assert report.updated == []
+    # a file without the keys keeps them (as config_values)
+    path.write_text("[ foundation.big ]\nfoundation_types = [ 'manual' ]\n")
+    await resources.apply_resources(session, resources.read_resources([path]))
+    assert (await bps.get_foundation_blueprint(session, "big")).min_cpu_count == 8
+    path.write_text("[ foundation.big ]\nmin_cpu_count = 'many'\n")
+    with pytest.raises(InvalidInput, match="min_cpu_count must be a whole number"):
+        resources.read_resources([path])
+    path.write_text("[ foundation.big ]\nrequired_pci_devices = [ 'nvidia' ]\n")
+    with pytest.raises(InvalidInput, match="vendor:device"):
+        await resources.apply_resources(session, resources.read_resources([path]))

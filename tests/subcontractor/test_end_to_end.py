@@ -12,11 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -25,16 +27,17 @@ from contractor import migrate
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
-from contractor.models import Foundation, Job, Task
+from contractor.models import Foundation, Job, RealNetworkInterface, Task
 from contractor.services import blueprint as bp_service
-from contractor.services import building, jobs, resources
+from contractor.services import building, interfaces, job_actions, jobs, resources
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
+from tests import factories
 from tests.conftest import make_pg_database
 from tests.factories import make_foundation, make_foundation_blueprint, make_site, unique
 from tests.serving import clean_env, free_port
 from tests.subcontractor.bmc import Bmc, ipmi_sim, require_tools
-from tests.subcontractor.processes import contractor_on, subcontractor, write_config
+from tests.subcontractor.processes import Agent, contractor_on, subcontractor, write_config
 
 T = TypeVar("T")
 WAIT = 45.0  # every wait below is bounded by this
@@ -295,7 +298,7 @@ async def test_wrong_bmc_password_then_fixed(database: Database, tmp_path: Path)
                         session, locked, settings=database.settings, for_step=False
                     )
                     runner = restore_runner(locked, context)
-                    await jobs.reset_job(session, locked, actor="alice", runner=runner)
+                    await job_actions.reset_job(session, locked, actor="alice", runner=runner)
 
                 await database.run(fix)
                 job = await database.wait_for(setup.job_id, "done", "error")
@@ -472,3 +475,181 @@ if ( received != 100 ) then error( msg="ping lost packets" )
         assert bmc.calls().count("get power") >= 3  # the link test read the power state
         assert bmc.boot_device() == "cdrom"  # ipmi_sim's name for the optical drive
         assert bmc.power() == "on"  # nothing here powers the machine
+
+
+# Scripts in the original's style (written for these tests): the IPMI create boots a disk
+# wipe that signals back, records the machine's MACs from an interface map and ends on the
+# installed OS; the destroy wipes it again and leaves it off.
+ORIGINAL_CREATE = """\
+begin( description="Hardware Check" )
+  if not foundation.link_test( count=3, delay=0.1 ) then
+    error( msg="the BMC does not answer" )
+end
+
+begin( description="Disk Wipe" )
+  foundation.power_off()
+  signaling.reset( pxe_name='disk-wipe' )
+  dhcp.set_pxe( interface=foundation.provisioning_interface, pxe='disk-wipe' )
+  foundation.set_boot_device( device='pxe' )
+  foundation.power_on()
+  delay( seconds=1 )
+  signaling.wait_for_completion()
+  foundation.wait_for_poweroff()
+end
+
+begin( description="Interfaces" )
+  found = { eth0='52:54:00:aa:bb:01', eth1='52:54:00:aa:bb:02' }
+  foundation.set_interface_macs( interface_map=found )
+end
+
+begin( description="Normal Boot" )
+  dhcp.set_pxe( interface=foundation.provisioning_interface, pxe='normal-boot' )
+  foundation.power_on()
+end
+"""
+
+ORIGINAL_DESTROY = """\
+begin( description="Disk Wipe" )
+  foundation.power_off()
+  signaling.reset( pxe_name='disk-wipe' )
+  dhcp.set_pxe( interface=foundation.provisioning_interface, pxe='disk-wipe' )
+  foundation.power_on()
+  signaling.wait_for_completion()
+  foundation.wait_for_poweroff()
+  dhcp.set_pxe( interface=foundation.provisioning_interface, pxe=none )
+end
+"""
+
+
+@dataclass
+class Machine:
+    site: str
+    foundation_id: int
+    config_uuid: str
+    token: str
+
+
+async def original_style_machine(db: Database, bmc: Bmc) -> Machine:
+    async def work(session: AsyncSession) -> Machine:
+        site = await make_site(session)
+        blueprint = await make_foundation_blueprint(session, foundation_types=["ipmi"])
+        for role, text in (("create", ORIGINAL_CREATE), ("destroy", ORIGINAL_DESTROY)):
+            source = await bp_service.create_script(session, name=unique(role), source=text)
+            await bp_service.link_script(session, blueprint=blueprint, role=role, script=source)
+        for pxe in ("disk-wipe", "normal-boot"):
+            await bp_service.create_pxe(session, name=pxe, boot_script=f"chain {pxe}")
+        foundation = await make_foundation(
+            session, site, blueprint, type="ipmi", fields=bmc_fields(bmc)
+        )
+        await interfaces.add_interface(
+            session, foundation=foundation, physical_location="eth0", is_provisioning=True
+        )
+        await interfaces.add_interface(session, foundation=foundation, physical_location="eth1")
+        structure_blueprint = await factories.make_structure_blueprint(
+            session, foundation_blueprints=[blueprint]
+        )
+        structure = await factories.make_structure(session, site, foundation, structure_blueprint)
+        await building.set_located(session, foundation)
+        token = await task_service.create_subcontractor_token(
+            session, name=unique("agent"), sites=[site.name], modules=["ipmi"]
+        )
+        return Machine(site.name, foundation.id, structure.config_uuid, token.text)
+
+    return await db.run(work)
+
+
+async def start_job(db: Database, foundation_id: int, script_name: str) -> int:
+    async def work(session: AsyncSession) -> int:
+        foundation = await session.get_one(Foundation, foundation_id)
+        job = await jobs.create_job(
+            session, target=foundation, script_name=script_name, creator="alice"
+        )
+        return job.id
+
+    return await db.run(work)
+
+
+async def boot_signals(db: Database, url: str, machine: Machine, job_id: int) -> None:
+    """The booted disk wipe: first a late signal of an earlier boot (refused), then its own;
+    then it powers the machine off."""
+    job = await database_wait_message(db, job_id, "Waiting for the complete signal")
+    assert "'disk-wipe'" in job.message
+    async with httpx.AsyncClient(base_url=url, trust_env=False) as client:
+        stale = await client.post(
+            f"/api/v1/signal/{machine.config_uuid}", json={"cookie": f"{job_id}(normal-boot)"}
+        )
+        assert stale.status_code == 409, stale.text
+        assert stale.json()["error"]["code"] == "STALE"
+        assert (await db.job(job_id)).signalled is False
+        taken = await client.post(
+            f"/api/v1/signal/{machine.config_uuid}", json={"cookie": f"{job_id}(disk-wipe)"}
+        )
+        assert taken.status_code == 200, taken.text
+
+
+async def database_wait_message(db: Database, job_id: int, text: str) -> Job:
+    deadline = time.monotonic() + WAIT
+    while True:
+        job = await db.job(job_id)
+        if text in (job.message or ""):
+            return job
+        if job.state not in ("queued", "waiting") or time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} is {job.state} ({job.message!r}), not {text!r}")
+        await asyncio.sleep(0.1)
+
+
+@contextmanager
+def serving(db: Database, tmp_path: Path, *, token: str, site: str) -> Iterator[tuple[str, Agent]]:
+    """``contractor serve`` and a ``subcontractor`` with the ``ipmi`` module, for the block."""
+    with contractor_on(free_port(), db.url, tmp_path) as url:
+        config = write_config(
+            tmp_path,
+            url=url,
+            token=token,
+            site=site,
+            modules={"ipmi": FAST_IPMI},
+            journal=tmp_path / "journal",
+        )
+        with subcontractor(config, tmp_path) as agent:
+            yield url, agent
+
+
+async def test_original_style_ipmi_create_and_destroy(database: Database, tmp_path: Path) -> None:
+    with ipmi_sim(tmp_path / "bmc", power="on") as bmc:
+        machine = await original_style_machine(database, bmc)
+        with serving(database, tmp_path, token=machine.token, site=machine.site) as (url, agent):
+            create = await start_job(database, machine.foundation_id, "create")
+            await boot_signals(database, url, machine, create)
+            await until(lambda: bmc.power() == "on", "the disk wipe running")
+            bmc.ipmitool("chassis", "power", "off")  # the wipe is done: it powers off
+            job = await database.wait_for(create, "done", "error", "aborted")
+            assert job.state == "done", job.message
+            assert bmc.power() == "on"  # the normal boot
+            assert bmc.boot_device() == "pxe"
+
+            async def read_back(session: AsyncSession) -> tuple[str, dict[str, Any]]:
+                foundation = await session.get_one(Foundation, machine.foundation_id)
+                rows = await session.execute(
+                    select(RealNetworkInterface.physical_location, RealNetworkInterface.mac).where(
+                        RealNetworkInterface.foundation_id == machine.foundation_id
+                    )
+                )
+                return foundation.state, {location: mac for location, mac in rows}
+
+            state, macs = await database.run(read_back)
+            assert state == "built"
+            assert macs == {"eth0": "52:54:00:aa:bb:01", "eth1": "52:54:00:aa:bb:02"}
+
+            destroy = await start_job(database, machine.foundation_id, "destroy")
+            await boot_signals(database, url, machine, destroy)
+            await until(lambda: bmc.power() == "on", "the destroy's disk wipe running")
+            bmc.ipmitool("chassis", "power", "off")
+            job = await database.wait_for(destroy, "done", "error", "aborted")
+            assert job.state == "done", job.message
+            assert agent.stop() == 0
+        assert (await database.run(read_back))[0] == "planned"
+        assert bmc.power() == "off"
+        assert bmc.password not in agent.output()
+        tasks = await database.tasks(create)
+        assert [t.function for t in tasks][:2] == ["link_test", "set_power"]
+        assert all(t.state == "done" for t in tasks)

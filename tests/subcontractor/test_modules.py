@@ -203,3 +203,21 @@ async def test_simulated_network_boot_runs_an_installer_that_powers_off() -> Non
     assert await simulated["power_state"](machine) == {"state": "on"}
     with pytest.raises(ConfigError, match=r"modules\.simulated\.install_seconds"):
         module("simulated", install_seconds=-1)
+
+
+async def test_simulated_interface_map_and_destroy() -> None:
+    simulated = module("simulated", delay_scale=0).functions()
+    machine = {"connection": {"locator": "node3"}}
+    asked = {**machine, "physical_locations": ["eth0", "eth1"]}
+    first = await simulated["get_interface_map"](asked)
+    assert sorted(first["interface_map"]) == ["eth0", "eth1"]
+    assert all(mac.startswith("02:") for mac in first["interface_map"].values())
+    assert len(set(first["interface_map"].values())) == 2
+    assert await simulated["get_interface_map"](asked) == first  # the same machine, same MACs
+    other = await simulated["get_interface_map"]({**asked, "connection": {"locator": "node4"}})
+    assert other != first
+    with pytest.raises(TaskFailed, match="physical_locations"):
+        await simulated["get_interface_map"]({**machine, "physical_locations": [1]})
+    await simulated["set_power"]({**machine, "state": "on"})
+    assert await simulated["destroy"](machine) == {"done": True}
+    assert await simulated["power_state"](machine) == {"state": "off"}  # a new machine

@@ -59,17 +59,17 @@ def test_a_fine_file_exits_zero_quietly(tmp_path: Path) -> None:
 
 
 def test_extra_modules_and_no_standard(tmp_path: Path) -> None:
-    script = _write(tmp_path, "s.ts", "ssh.execute( command='ls' )\nfoundation.power_on()\n")
+    script = _write(tmp_path, "s.ts", "vyos.execute( command='ls' )\nfoundation.power_on()\n")
     result = CliRunner().invoke(main, ["check", script])
     assert result.exit_code == 1
-    assert 'unknown module "ssh"' in result.stdout
-    assert CliRunner().invoke(main, ["check", "--module", "ssh", script]).exit_code == 0
-    assert CliRunner().invoke(main, ["check", "--module", "ssh.execute", script]).exit_code == 0
-    result = CliRunner().invoke(main, ["check", "--module", "ssh.run", script])
-    assert 'module "ssh" has no function "execute" (functions: run)' in result.stdout
-    result = CliRunner().invoke(main, ["check", "--no-standard", "--module", "ssh", script])
+    assert 'unknown module "vyos"' in result.stdout
+    assert CliRunner().invoke(main, ["check", "--module", "vyos", script]).exit_code == 0
+    assert CliRunner().invoke(main, ["check", "--module", "vyos.execute", script]).exit_code == 0
+    result = CliRunner().invoke(main, ["check", "--module", "vyos.run", script])
+    assert 'module "vyos" has no function "execute" (functions: run)' in result.stdout
+    result = CliRunner().invoke(main, ["check", "--no-standard", "--module", "vyos", script])
     assert result.exit_code == 1
-    assert 'unknown module "foundation" (modules: ssh)' in result.stdout
+    assert 'unknown module "foundation" (modules: vyos)' in result.stdout
     # a function added to a standard module
     script = _write(tmp_path, "t.ts", "foundation.reseat()\n")
     assert CliRunner().invoke(main, ["check", script]).exit_code == 1
@@ -113,4 +113,12 @@ def test_json(tmp_path: Path) -> None:
 
 def test_the_standard_modules_are_the_job_modules() -> None:
     names = [module.name for module in installed_modules()]
-    assert names == ["foundation", "structure", "config", "dhcp", "iputils", "signaling"]
+    assert names == [
+        "foundation",
+        "structure",
+        "config",
+        "dhcp",
+        "iputils",
+        "signaling",
+        "ssh",
+    ]

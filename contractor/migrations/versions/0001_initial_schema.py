@@ -18,7 +18,7 @@ def upgrade() -> None:
     sa.Column('config_values', sa.JSON(), nullable=False),
     *columns.timestamps(),
     columns.primary_key('blueprint'),
-    sa.UniqueConstraint('name', name=op.f('uq_blueprint_name'))
+    columns.unique('blueprint', 'name')
     )
     op.create_table('pxe',
     columns.id(),
@@ -27,7 +27,7 @@ def upgrade() -> None:
     sa.Column('template', sa.Text(), nullable=False),
     *columns.timestamps(),
     columns.primary_key('pxe'),
-    sa.UniqueConstraint('name', name=op.f('uq_pxe_name'))
+    columns.unique('pxe', 'name')
     )
     op.create_table('script',
     columns.id(),
@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.Column('source', sa.Text(), nullable=False),
     *columns.timestamps(),
     columns.primary_key('script'),
-    sa.UniqueConstraint('name', name=op.f('uq_script_name'))
+    columns.unique('script', 'name')
     )
     op.create_table('user_account',
     columns.id(),
@@ -47,7 +47,7 @@ def upgrade() -> None:
     *columns.timestamps(),
     sa.CheckConstraint("role IN ('reader', 'operator', 'admin')", name=op.f('ck_user_account_role_known')),
     columns.primary_key('user_account'),
-    sa.UniqueConstraint('username', name=op.f('uq_user_account_username'))
+    columns.unique('user_account', 'username')
     )
     op.create_table('zone',
     columns.id(),
@@ -59,11 +59,11 @@ def upgrade() -> None:
     sa.Column('expire', sa.Integer(), nullable=False),
     sa.Column('minimum', sa.Integer(), nullable=False),
     *columns.timestamps(),
-    sa.ForeignKeyConstraint(['parent_id'], ['zone.id'], name=op.f('fk_zone_parent_id_zone'), ondelete='RESTRICT'),
+    columns.foreign_key('zone', 'parent_id', 'zone', ondelete='RESTRICT'),
     columns.primary_key('zone'),
-    sa.UniqueConstraint('parent_id', 'name', name=op.f('uq_zone_parent_id_name'))
+    columns.unique('zone', 'parent_id', 'name')
     )
-    op.create_index(op.f('ix_zone_parent_id'), 'zone', ['parent_id'], unique=False)
+    columns.index('zone', 'parent_id')
     op.create_index('uq_zone_top_level_name', 'zone', ['name'], unique=True, postgresql_where=sa.text('parent_id IS NULL'), sqlite_where=sa.text('parent_id IS NULL'))
     op.create_table('api_token',
     columns.id(),
@@ -75,31 +75,23 @@ def upgrade() -> None:
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
     *columns.timestamps(),
-    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_api_token_user_id_user_account'), ondelete='CASCADE'),
+    columns.foreign_key('api_token', 'user_id', 'user_account', ondelete='CASCADE'),
     columns.primary_key('api_token'),
-    sa.UniqueConstraint('key', name=op.f('uq_api_token_key'))
+    columns.unique('api_token', 'key')
     )
-    op.create_index(op.f('ix_api_token_user_id'), 'api_token', ['user_id'], unique=False)
-    op.create_table('blueprint_parent',
-    sa.Column('child_id', sa.Integer(), nullable=False),
-    sa.Column('parent_id', sa.Integer(), nullable=False),
-    sa.Column('position', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['child_id'], ['blueprint.id'], name=op.f('fk_blueprint_parent_child_id_blueprint'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['parent_id'], ['blueprint.id'], name=op.f('fk_blueprint_parent_parent_id_blueprint'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('child_id', 'parent_id', name=op.f('pk_blueprint_parent'))
-    )
-    op.create_index(op.f('ix_blueprint_parent_parent_id'), 'blueprint_parent', ['parent_id'], unique=False)
+    columns.index('api_token', 'user_id')
+    columns.ordered_link('blueprint_parent', ('child_id', 'blueprint'), ('parent_id', 'blueprint'))
     op.create_table('blueprint_script',
     columns.id(),
     sa.Column('blueprint_id', sa.Integer(), nullable=False),
     sa.Column('script_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=50), nullable=False),
-    sa.ForeignKeyConstraint(['blueprint_id'], ['blueprint.id'], name=op.f('fk_blueprint_script_blueprint_id_blueprint'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['script_id'], ['script.id'], name=op.f('fk_blueprint_script_script_id_script'), ondelete='RESTRICT'),
+    columns.foreign_key('blueprint_script', 'blueprint_id', 'blueprint', ondelete='CASCADE'),
+    columns.foreign_key('blueprint_script', 'script_id', 'script', ondelete='RESTRICT'),
     columns.primary_key('blueprint_script'),
-    sa.UniqueConstraint('blueprint_id', 'name', name=op.f('uq_blueprint_script_blueprint_id_name'))
+    columns.unique('blueprint_script', 'blueprint_id', 'name')
     )
-    op.create_index(op.f('ix_blueprint_script_script_id'), 'blueprint_script', ['script_id'], unique=False)
+    columns.index('blueprint_script', 'script_id')
     op.create_table('foundation_blueprint',
     columns.id(),
     sa.Column('foundation_types', sa.JSON(), nullable=False),
@@ -108,7 +100,7 @@ def upgrade() -> None:
     sa.Column('min_memory_mb', sa.Integer(), nullable=True),
     sa.Column('required_pci_devices', sa.JSON(), nullable=False),
     sa.Column('required_disks_gb', sa.JSON(), nullable=False),
-    sa.ForeignKeyConstraint(['id'], ['blueprint.id'], name=op.f('fk_foundation_blueprint_id_blueprint'), ondelete='CASCADE'),
+    columns.foreign_key('foundation_blueprint', 'id', 'blueprint', ondelete='CASCADE'),
     columns.primary_key('foundation_blueprint')
     )
     op.create_table('site',
@@ -119,16 +111,16 @@ def upgrade() -> None:
     sa.Column('zone_id', sa.Integer(), nullable=True),
     sa.Column('config_values', sa.JSON(), nullable=False),
     *columns.timestamps(),
-    sa.ForeignKeyConstraint(['parent_id'], ['site.id'], name=op.f('fk_site_parent_id_site'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_site_zone_id_zone'), ondelete='RESTRICT'),
+    columns.foreign_key('site', 'parent_id', 'site', ondelete='RESTRICT'),
+    columns.foreign_key('site', 'zone_id', 'zone', ondelete='RESTRICT'),
     columns.primary_key('site'),
-    sa.UniqueConstraint('name', name=op.f('uq_site_name'))
+    columns.unique('site', 'name')
     )
-    op.create_index(op.f('ix_site_parent_id'), 'site', ['parent_id'], unique=False)
-    op.create_index(op.f('ix_site_zone_id'), 'site', ['zone_id'], unique=False)
+    columns.index('site', 'parent_id')
+    columns.index('site', 'zone_id')
     op.create_table('structure_blueprint',
     columns.id(),
-    sa.ForeignKeyConstraint(['id'], ['blueprint.id'], name=op.f('fk_structure_blueprint_id_blueprint'), ondelete='CASCADE'),
+    columns.foreign_key('structure_blueprint', 'id', 'blueprint', ondelete='CASCADE'),
     columns.primary_key('structure_blueprint')
     )
     op.create_table('address_block',
@@ -142,9 +134,9 @@ def upgrade() -> None:
     sa.Column('first_bin', sa.LargeBinary(length=16), nullable=False),
     sa.Column('last_bin', sa.LargeBinary(length=16), nullable=False),
     *columns.timestamps(),
-    sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_address_block_site_id_site'), ondelete='RESTRICT'),
+    columns.foreign_key('address_block', 'site_id', 'site', ondelete='RESTRICT'),
     columns.primary_key('address_block'),
-    sa.UniqueConstraint('site_id', 'name', name=op.f('uq_address_block_site_id_name'))
+    columns.unique('address_block', 'site_id', 'name')
     )
     op.create_index('ix_address_block_site_range', 'address_block', ['site_id', 'version', 'first_bin', 'last_bin'], unique=False)
     op.create_table('complex',
@@ -155,11 +147,11 @@ def upgrade() -> None:
     sa.Column('built_percentage', sa.Integer(), nullable=False),
     *columns.timestamps(),
     sa.CheckConstraint('built_percentage BETWEEN 1 AND 100', name=op.f('ck_complex_built_percentage_range')),
-    sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_complex_site_id_site'), ondelete='RESTRICT'),
+    columns.foreign_key('complex', 'site_id', 'site', ondelete='RESTRICT'),
     columns.primary_key('complex'),
-    sa.UniqueConstraint('name', name=op.f('uq_complex_name'))
+    columns.unique('complex', 'name')
     )
-    op.create_index(op.f('ix_complex_site_id'), 'complex', ['site_id'], unique=False)
+    columns.index('complex', 'site_id')
     op.create_table('foundation',
     columns.id(),
     sa.Column('locator', sa.String(length=100), nullable=False),
@@ -170,48 +162,40 @@ def upgrade() -> None:
     sa.Column('built_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('id_map', sa.JSON(), nullable=True),
     *columns.timestamps(),
-    sa.ForeignKeyConstraint(['blueprint_id'], ['foundation_blueprint.id'], name=op.f('fk_foundation_blueprint_id_foundation_blueprint'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_foundation_site_id_site'), ondelete='RESTRICT'),
+    columns.foreign_key('foundation', 'blueprint_id', 'foundation_blueprint', ondelete='RESTRICT'),
+    columns.foreign_key('foundation', 'site_id', 'site', ondelete='RESTRICT'),
     columns.primary_key('foundation'),
-    sa.UniqueConstraint('locator', name=op.f('uq_foundation_locator'))
+    columns.unique('foundation', 'locator')
     )
-    op.create_index(op.f('ix_foundation_blueprint_id'), 'foundation', ['blueprint_id'], unique=False)
-    op.create_index(op.f('ix_foundation_site_id'), 'foundation', ['site_id'], unique=False)
-    op.create_index(op.f('ix_foundation_type'), 'foundation', ['type'], unique=False)
+    columns.index('foundation', 'blueprint_id')
+    columns.index('foundation', 'site_id')
+    columns.index('foundation', 'type')
     op.create_table('network',
     columns.id(),
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=40), nullable=False),
     sa.Column('mtu', sa.Integer(), nullable=True),
     *columns.timestamps(),
-    sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_network_site_id_site'), ondelete='RESTRICT'),
+    columns.foreign_key('network', 'site_id', 'site', ondelete='RESTRICT'),
     columns.primary_key('network'),
-    sa.UniqueConstraint('site_id', 'name', name=op.f('uq_network_site_id_name'))
+    columns.unique('network', 'site_id', 'name')
     )
-    op.create_index(op.f('ix_network_site_id'), 'network', ['site_id'], unique=False)
-    op.create_table('structure_foundation_blueprint',
-    sa.Column('structure_blueprint_id', sa.Integer(), nullable=False),
-    sa.Column('foundation_blueprint_id', sa.Integer(), nullable=False),
-    sa.Column('position', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['foundation_blueprint_id'], ['foundation_blueprint.id'], name=op.f('fk_structure_foundation_blueprint_foundation_blueprint_id_foundation_blueprint'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['structure_blueprint_id'], ['structure_blueprint.id'], name=op.f('fk_structure_foundation_blueprint_structure_blueprint_id_structure_blueprint'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('structure_blueprint_id', 'foundation_blueprint_id', name=op.f('pk_structure_foundation_blueprint'))
-    )
-    op.create_index(op.f('ix_structure_foundation_blueprint_foundation_blueprint_id'), 'structure_foundation_blueprint', ['foundation_blueprint_id'], unique=False)
+    columns.index('network', 'site_id')
+    columns.ordered_link('structure_foundation_blueprint', ('structure_blueprint_id', 'structure_blueprint'), ('foundation_blueprint_id', 'foundation_blueprint'))
     op.create_table('manual_foundation',
     columns.id(),
-    sa.ForeignKeyConstraint(['id'], ['foundation.id'], name=op.f('fk_manual_foundation_id_foundation'), ondelete='CASCADE'),
+    columns.foreign_key('manual_foundation', 'id', 'foundation', ondelete='CASCADE'),
     columns.primary_key('manual_foundation')
     )
     op.create_table('network_address_block',
     sa.Column('network_id', sa.Integer(), nullable=False),
     sa.Column('address_block_id', sa.Integer(), nullable=False),
     sa.Column('vlan', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['address_block_id'], ['address_block.id'], name=op.f('fk_network_address_block_address_block_id_address_block'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['network_id'], ['network.id'], name=op.f('fk_network_address_block_network_id_network'), ondelete='CASCADE'),
+    columns.foreign_key('network_address_block', 'address_block_id', 'address_block', ondelete='CASCADE'),
+    columns.foreign_key('network_address_block', 'network_id', 'network', ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('network_id', 'address_block_id', name=op.f('pk_network_address_block'))
     )
-    op.create_index(op.f('ix_network_address_block_address_block_id'), 'network_address_block', ['address_block_id'], unique=False)
+    columns.index('network_address_block', 'address_block_id')
     op.create_table('real_network_interface',
     columns.id(),
     sa.Column('foundation_id', sa.Integer(), nullable=False),
@@ -223,14 +207,14 @@ def upgrade() -> None:
     sa.Column('network_id', sa.Integer(), nullable=True),
     sa.Column('pxe_id', sa.Integer(), nullable=True),
     *columns.timestamps(),
-    sa.ForeignKeyConstraint(['foundation_id'], ['foundation.id'], name=op.f('fk_real_network_interface_foundation_id_foundation'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['network_id'], ['network.id'], name=op.f('fk_real_network_interface_network_id_network'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['pxe_id'], ['pxe.id'], name=op.f('fk_real_network_interface_pxe_id_pxe'), ondelete='RESTRICT'),
+    columns.foreign_key('real_network_interface', 'foundation_id', 'foundation', ondelete='CASCADE'),
+    columns.foreign_key('real_network_interface', 'network_id', 'network', ondelete='RESTRICT'),
+    columns.foreign_key('real_network_interface', 'pxe_id', 'pxe', ondelete='RESTRICT'),
     columns.primary_key('real_network_interface'),
-    sa.UniqueConstraint('foundation_id', 'physical_location', name=op.f('uq_real_network_interface_foundation_id_physical_location'))
+    columns.unique('real_network_interface', 'foundation_id', 'physical_location')
     )
-    op.create_index(op.f('ix_real_network_interface_network_id'), 'real_network_interface', ['network_id'], unique=False)
-    op.create_index(op.f('ix_real_network_interface_pxe_id'), 'real_network_interface', ['pxe_id'], unique=False)
+    columns.index('real_network_interface', 'network_id')
+    columns.index('real_network_interface', 'pxe_id')
     op.create_index('uq_real_network_interface_mac', 'real_network_interface', ['mac'], unique=True, postgresql_where=sa.text('mac IS NOT NULL'), sqlite_where=sa.text('mac IS NOT NULL'))
     op.create_index('uq_real_network_interface_one_provisioning', 'real_network_interface', ['foundation_id'], unique=True, postgresql_where=sa.text('is_provisioning'), sqlite_where=sa.text('is_provisioning'))
     op.create_table('simulated_foundation',
@@ -241,7 +225,7 @@ def upgrade() -> None:
     sa.CheckConstraint("power_state IN ('off', 'on')", name=op.f('ck_simulated_foundation_power_state_known')),
     sa.CheckConstraint('delay_seconds >= 0', name=op.f('ck_simulated_foundation_delay_not_negative')),
     sa.CheckConstraint('fail_likelihood BETWEEN 0 AND 100', name=op.f('ck_simulated_foundation_fail_likelihood_percent')),
-    sa.ForeignKeyConstraint(['id'], ['foundation.id'], name=op.f('fk_simulated_foundation_id_foundation'), ondelete='CASCADE'),
+    columns.foreign_key('simulated_foundation', 'id', 'foundation', ondelete='CASCADE'),
     columns.primary_key('simulated_foundation')
     )
     op.create_table('structure',
@@ -254,28 +238,28 @@ def upgrade() -> None:
     sa.Column('config_values', sa.JSON(), nullable=False),
     sa.Column('built_at', sa.DateTime(timezone=True), nullable=True),
     *columns.timestamps(),
-    sa.ForeignKeyConstraint(['blueprint_id'], ['structure_blueprint.id'], name=op.f('fk_structure_blueprint_id_structure_blueprint'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['foundation_id'], ['foundation.id'], name=op.f('fk_structure_foundation_id_foundation'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_structure_site_id_site'), ondelete='RESTRICT'),
+    columns.foreign_key('structure', 'blueprint_id', 'structure_blueprint', ondelete='RESTRICT'),
+    columns.foreign_key('structure', 'foundation_id', 'foundation', ondelete='RESTRICT'),
+    columns.foreign_key('structure', 'site_id', 'site', ondelete='RESTRICT'),
     columns.primary_key('structure'),
-    sa.UniqueConstraint('config_uuid', name=op.f('uq_structure_config_uuid')),
-    sa.UniqueConstraint('foundation_id', name=op.f('uq_structure_foundation_id')),
-    sa.UniqueConstraint('site_id', 'hostname', name=op.f('uq_structure_site_id_hostname'))
+    columns.unique('structure', 'config_uuid'),
+    columns.unique('structure', 'foundation_id'),
+    columns.unique('structure', 'site_id', 'hostname')
     )
-    op.create_index(op.f('ix_structure_blueprint_id'), 'structure', ['blueprint_id'], unique=False)
-    op.create_index(op.f('ix_structure_hostname'), 'structure', ['hostname'], unique=False)
+    columns.index('structure', 'blueprint_id')
+    columns.index('structure', 'hostname')
     op.create_table('abstract_network_interface',
     columns.id(),
     sa.Column('structure_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=20), nullable=False),
     sa.Column('network_id', sa.Integer(), nullable=True),
     *columns.timestamps(),
-    sa.ForeignKeyConstraint(['network_id'], ['network.id'], name=op.f('fk_abstract_network_interface_network_id_network'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['structure_id'], ['structure.id'], name=op.f('fk_abstract_network_interface_structure_id_structure'), ondelete='CASCADE'),
+    columns.foreign_key('abstract_network_interface', 'network_id', 'network', ondelete='RESTRICT'),
+    columns.foreign_key('abstract_network_interface', 'structure_id', 'structure', ondelete='CASCADE'),
     columns.primary_key('abstract_network_interface'),
-    sa.UniqueConstraint('structure_id', 'name', name=op.f('uq_abstract_network_interface_structure_id_name'))
+    columns.unique('abstract_network_interface', 'structure_id', 'name')
     )
-    op.create_index(op.f('ix_abstract_network_interface_network_id'), 'abstract_network_interface', ['network_id'], unique=False)
+    columns.index('abstract_network_interface', 'network_id')
     op.create_table('address',
     columns.id(),
     sa.Column('kind', sa.String(length=20), nullable=False),
@@ -291,28 +275,28 @@ def upgrade() -> None:
     *columns.timestamps(),
     sa.CheckConstraint('(address_block_id IS NULL) = ("offset" IS NULL)', name=op.f('ck_address_block_and_offset')),
     sa.CheckConstraint('alias_index >= 0', name=op.f('ck_address_alias_index_not_negative')),
-    sa.ForeignKeyConstraint(['address_block_id'], ['address_block.id'], name=op.f('fk_address_address_block_id_address_block'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['pointer_id'], ['address.id'], name=op.f('fk_address_pointer_id_address'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['pxe_id'], ['pxe.id'], name=op.f('fk_address_pxe_id_pxe'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['structure_id'], ['structure.id'], name=op.f('fk_address_structure_id_structure'), ondelete='CASCADE'),
+    columns.foreign_key('address', 'address_block_id', 'address_block', ondelete='RESTRICT'),
+    columns.foreign_key('address', 'pointer_id', 'address', ondelete='RESTRICT'),
+    columns.foreign_key('address', 'pxe_id', 'pxe', ondelete='RESTRICT'),
+    columns.foreign_key('address', 'structure_id', 'structure', ondelete='CASCADE'),
     columns.primary_key('address'),
-    sa.UniqueConstraint('address_block_id', 'offset', name=op.f('uq_address_address_block_id_offset')),
-    sa.UniqueConstraint('structure_id', 'interface_name', 'alias_index', name=op.f('uq_address_structure_id_interface_name_alias_index'))
+    columns.unique('address', 'address_block_id', 'offset'),
+    columns.unique('address', 'structure_id', 'interface_name', 'alias_index')
     )
-    op.create_index(op.f('ix_address_pointer_id'), 'address', ['pointer_id'], unique=False)
-    op.create_index(op.f('ix_address_pxe_id'), 'address', ['pxe_id'], unique=False)
-    op.create_index(op.f('ix_address_structure_id'), 'address', ['structure_id'], unique=False)
+    columns.index('address', 'pointer_id')
+    columns.index('address', 'pxe_id')
+    columns.index('address', 'structure_id')
     op.create_index('uq_address_one_primary', 'address', ['structure_id'], unique=True, postgresql_where=sa.text('is_primary'), sqlite_where=sa.text('is_primary'))
     op.create_table('complex_member',
     columns.id(),
     sa.Column('complex_id', sa.Integer(), nullable=False),
     sa.Column('structure_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['complex_id'], ['complex.id'], name=op.f('fk_complex_member_complex_id_complex'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['structure_id'], ['structure.id'], name=op.f('fk_complex_member_structure_id_structure'), ondelete='RESTRICT'),
+    columns.foreign_key('complex_member', 'complex_id', 'complex', ondelete='CASCADE'),
+    columns.foreign_key('complex_member', 'structure_id', 'structure', ondelete='RESTRICT'),
     columns.primary_key('complex_member'),
-    sa.UniqueConstraint('structure_id', name=op.f('uq_complex_member_structure_id'))
+    columns.unique('complex_member', 'structure_id')
     )
-    op.create_index(op.f('ix_complex_member_complex_id'), 'complex_member', ['complex_id'], unique=False)
+    columns.index('complex_member', 'complex_id')
     op.create_table('dependency',
     columns.id(),
     sa.Column('structure_id', sa.Integer(), nullable=True),
@@ -326,16 +310,16 @@ def upgrade() -> None:
     *columns.timestamps(),
     sa.CheckConstraint("link IN ('soft', 'hard')", name=op.f('ck_dependency_link_kind')),
     sa.CheckConstraint('structure_id IS NOT NULL OR dependency_id IS NOT NULL', name=op.f('ck_dependency_has_target')),
-    sa.ForeignKeyConstraint(['dependency_id'], ['dependency.id'], name=op.f('fk_dependency_dependency_id_dependency'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['foundation_id'], ['foundation.id'], name=op.f('fk_dependency_foundation_id_foundation'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['script_structure_id'], ['structure.id'], name=op.f('fk_dependency_script_structure_id_structure'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['structure_id'], ['structure.id'], name=op.f('fk_dependency_structure_id_structure'), ondelete='RESTRICT'),
+    columns.foreign_key('dependency', 'dependency_id', 'dependency', ondelete='RESTRICT'),
+    columns.foreign_key('dependency', 'foundation_id', 'foundation', ondelete='RESTRICT'),
+    columns.foreign_key('dependency', 'script_structure_id', 'structure', ondelete='RESTRICT'),
+    columns.foreign_key('dependency', 'structure_id', 'structure', ondelete='RESTRICT'),
     columns.primary_key('dependency'),
-    sa.UniqueConstraint('foundation_id', name=op.f('uq_dependency_foundation_id'))
+    columns.unique('dependency', 'foundation_id')
     )
-    op.create_index(op.f('ix_dependency_dependency_id'), 'dependency', ['dependency_id'], unique=False)
-    op.create_index(op.f('ix_dependency_script_structure_id'), 'dependency', ['script_structure_id'], unique=False)
-    op.create_index(op.f('ix_dependency_structure_id'), 'dependency', ['structure_id'], unique=False)
+    columns.index('dependency', 'dependency_id')
+    columns.index('dependency', 'script_structure_id')
+    columns.index('dependency', 'structure_id')
 
 
 def downgrade() -> None:

@@ -22,7 +22,7 @@ def upgrade() -> None:
     sa.Column('content_hash', sa.String(length=64), nullable=False),
     *columns.timestamps(),
     columns.primary_key('published_zone'),
-    sa.UniqueConstraint('name', name=op.f('uq_published_zone_name'))
+    columns.unique('published_zone', 'name')
     )
     op.create_table('zone_entry',
     columns.id(),
@@ -37,7 +37,7 @@ def upgrade() -> None:
     sa.Column('ttl', sa.Integer(), nullable=True),
     *columns.timestamps(),
     sa.CheckConstraint("type IN ('CNAME', 'MX', 'NS', 'SRV', 'TXT')", name=op.f('ck_zone_entry_type_known')),
-    sa.ForeignKeyConstraint(['zone_id'], ['zone.id'], name=op.f('fk_zone_entry_zone_id_zone'), ondelete='CASCADE'),
+    columns.foreign_key('zone_entry', 'zone_id', 'zone', ondelete='CASCADE'),
     columns.primary_key('zone_entry')
     )
     op.create_index('ix_zone_entry_zone_name', 'zone_entry', ['zone_id', 'name'], unique=False)

@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('message', sa.Text(), nullable=False),
     columns.primary_key('job_log')
     )
-    op.create_index(op.f('ix_job_log_job_id'), 'job_log', ['job_id'], unique=False)
+    columns.index('job_log', 'job_id')
     op.create_table('subcontractor_token',
     columns.id(),
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -32,7 +32,7 @@ def upgrade() -> None:
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     *columns.timestamps(),
     columns.primary_key('subcontractor_token'),
-    sa.UniqueConstraint('key', name=op.f('uq_subcontractor_token_key'))
+    columns.unique('subcontractor_token', 'key')
     )
     op.create_table('ipmi_foundation',
     columns.id(),
@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('bmc_port', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
     sa.Column('password', sa.String(length=255), nullable=False),
-    sa.ForeignKeyConstraint(['id'], ['foundation.id'], name=op.f('fk_ipmi_foundation_id_foundation'), ondelete='CASCADE'),
+    columns.foreign_key('ipmi_foundation', 'id', 'foundation', ondelete='CASCADE'),
     columns.primary_key('ipmi_foundation')
     )
     op.create_table('job',
@@ -66,13 +66,13 @@ def upgrade() -> None:
     *columns.timestamps(),
     sa.CheckConstraint("state IN ('waiting', 'queued', 'paused', 'error', 'aborted', 'done')", name=op.f('ck_job_state_known')),
     sa.CheckConstraint('(CASE WHEN foundation_id IS NULL THEN 0 ELSE 1 END + CASE WHEN structure_id IS NULL THEN 0 ELSE 1 END + CASE WHEN dependency_id IS NULL THEN 0 ELSE 1 END) = 1', name=op.f('ck_job_one_target')),
-    sa.ForeignKeyConstraint(['dependency_id'], ['dependency.id'], name=op.f('fk_job_dependency_id_dependency'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['foundation_id'], ['foundation.id'], name=op.f('fk_job_foundation_id_foundation'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_job_site_id_site'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['structure_id'], ['structure.id'], name=op.f('fk_job_structure_id_structure'), ondelete='CASCADE'),
+    columns.foreign_key('job', 'dependency_id', 'dependency', ondelete='CASCADE'),
+    columns.foreign_key('job', 'foundation_id', 'foundation', ondelete='CASCADE'),
+    columns.foreign_key('job', 'site_id', 'site', ondelete='RESTRICT'),
+    columns.foreign_key('job', 'structure_id', 'structure', ondelete='CASCADE'),
     columns.primary_key('job')
     )
-    op.create_index(op.f('ix_job_site_id'), 'job', ['site_id'], unique=False)
+    columns.index('job', 'site_id')
     op.create_index('ix_job_step_at', 'job', ['step_at'], unique=False)
     op.create_index('uq_job_unfinished_dependency_id', 'job', ['dependency_id'], unique=True, postgresql_where=sa.text('finished_at IS NULL'), sqlite_where=sa.text('finished_at IS NULL'))
     op.create_index('uq_job_unfinished_foundation_id', 'job', ['foundation_id'], unique=True, postgresql_where=sa.text('finished_at IS NULL'), sqlite_where=sa.text('finished_at IS NULL'))
@@ -94,11 +94,11 @@ def upgrade() -> None:
     sa.Column('created', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("state IN ('open', 'done', 'failed', 'cancelled')", name=op.f('ck_task_state_known')),
-    sa.ForeignKeyConstraint(['job_id'], ['job.id'], name=op.f('fk_task_job_id_job'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_task_site_id_site'), ondelete='CASCADE'),
+    columns.foreign_key('task', 'job_id', 'job', ondelete='CASCADE'),
+    columns.foreign_key('task', 'site_id', 'site', ondelete='CASCADE'),
     columns.primary_key('task')
     )
-    op.create_index(op.f('ix_task_job_id'), 'task', ['job_id'], unique=False)
+    columns.index('task', 'job_id')
     op.create_index('ix_task_open', 'task', ['site_id', 'module', 'id'], unique=False, postgresql_where=sa.text("state = 'open'"), sqlite_where=sa.text("state = 'open'"))
 
 

@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.Column('cursor', sa.BigInteger(), nullable=False),
     *columns.timestamps(),
     columns.primary_key('webhook_target'),
-    sa.UniqueConstraint('name', name=op.f('uq_webhook_target_name'))
+    columns.unique('webhook_target', 'name')
     )
     op.create_table('webhook_delivery',
     columns.id(),
@@ -57,9 +57,9 @@ def upgrade() -> None:
     sa.Column('response_code', sa.Integer(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['target_id'], ['webhook_target.id'], name=op.f('fk_webhook_delivery_target_id_webhook_target'), ondelete='CASCADE'),
+    columns.foreign_key('webhook_delivery', 'target_id', 'webhook_target', ondelete='CASCADE'),
     columns.primary_key('webhook_delivery'),
-    sa.UniqueConstraint('target_id', 'event_id', name=op.f('uq_webhook_delivery_target_id_event_id'))
+    columns.unique('webhook_delivery', 'target_id', 'event_id')
     )
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_delivery_due', ['next_attempt_at', 'id'], unique=False, postgresql_where=sa.text("state = 'pending'"), sqlite_where=sa.text("state = 'pending'"))

@@ -29,7 +29,7 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('leased_until', sa.DateTime(timezone=True), nullable=True),
     columns.primary_key('dns_push_zone'),
-    sa.UniqueConstraint('name', name=op.f('uq_dns_push_zone_name'))
+    columns.unique('dns_push_zone', 'name')
     )
     op.create_table('dns_push',
     columns.id(),

@@ -38,6 +38,7 @@ from contractor.services.config.compose import (
     explain_config,
 )
 from contractor.services.config.generation import (
+    CONFIG_CHANNEL,
     config_changed,
     config_sources_changed,
     current_generation,
@@ -53,6 +54,7 @@ from contractor.services.config.lookups import (
 from contractor.services.config.rows import ConfigTarget
 
 __all__ = [
+    "CONFIG_CHANNEL",
     "ConfigCache",
     "ConfigListing",
     "ConfigTarget",

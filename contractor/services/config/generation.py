@@ -4,21 +4,25 @@ A ``ConfigCache`` entry is valid for one generation. ``config_sources_changed`` 
 session; the bump itself (an ``UPDATE`` of the single ``config_generation`` row) happens just
 before the transaction commits, by a session hook that ``contractor.db`` installs on every
 session factory (``install_generation_bump``), so the row lock is held only for the commit.
+The bump also announces ``CONFIG_CHANNEL`` (on PostgreSQL its NOTIFY rides on the same
+statement), which wakes whoever waits for configurations to change: the boot data long-polls.
 """
 
 from __future__ import annotations
 
 from typing import Final, TypeVar
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from contractor.models import ConfigGeneration
+from contractor.services.events.outbox import ANNOUNCE_KEY
 
 RowT = TypeVar("RowT")
 
 __all__ = [
+    "CONFIG_CHANNEL",
     "config_sources_changed",
     "current_generation",
     "has_pending_changes",
@@ -27,6 +31,7 @@ __all__ = [
 
 _GENERATION_ROW: Final = 1
 _CHANGED: Final = "contractor.config.changed"
+CONFIG_CHANNEL: Final = "contractor_config"
 
 
 def config_sources_changed(session: AsyncSession) -> None:
@@ -58,11 +63,17 @@ def install_generation_bump(session_class: type[Session]) -> None:
 def _bump_before_commit(session: Session) -> None:
     if session.in_nested_transaction() or not session.info.get(_CHANGED):
         return  # a savepoint: the outermost commit bumps
-    session.execute(
+    bump = (
         update(ConfigGeneration)
         .where(ConfigGeneration.id == _GENERATION_ROW)
         .values(value=ConfigGeneration.value + 1)
     )
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":  # the NOTIFY in the same round trip
+        bump = bump.returning(func.pg_notify(CONFIG_CHANNEL, ""))
+    connection.execute(bump)
+    # this process's waiters: fired by the hub at the commit (``contractor.foreman.hub``)
+    connection.info.setdefault(ANNOUNCE_KEY, set()).add(CONFIG_CHANNEL)
     session.info[_CHANGED] = False
 
 

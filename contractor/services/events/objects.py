@@ -25,6 +25,7 @@ from contractor.models import (
     Complex,
     ComplexMember,
     Dependency,
+    DhcpPool,
     Foundation,
     FoundationBluePrint,
     Network,
@@ -38,6 +39,7 @@ from contractor.models import (
     Zone,
 )
 from contractor.models.directory import Entry
+from contractor.models.offsets import Offset, json_exact
 
 __all__ = [
     "CREATED",
@@ -53,7 +55,7 @@ __all__ = [
     "snapshot",
 ]
 
-SECRET_WORDS: Final = ("password", "secret", "token", "credential", "private_key")
+SECRET_WORDS: Final = ("password", "secret", "token", "credential", "private_key", "community")
 
 CREATED: Final = "created"
 UPDATED: Final = "updated"
@@ -123,6 +125,8 @@ def identity_of(obj: Any) -> Identity | None:
             kind = {"address": "address"}.get(obj.kind, f"{obj.kind}_address")
             name = obj.interface_name or obj.reason or ""
             return Identity(kind, name, owner=owner)
+        case DhcpPool():
+            return Identity("dhcp_pool", str(obj.id), owner=(AddressBlock, obj.address_block_id))
         case RealNetworkInterface():
             return Identity("network_interface", obj.name, owner=(Foundation, obj.foundation_id))
         case AbstractNetworkInterface():
@@ -179,7 +183,10 @@ def snapshot(obj: Any, *, loaded_only: bool = False) -> dict[str, Any]:
             continue
         if loaded_only and attr.key not in loaded:
             continue
-        values[attr.key] = getattr(obj, attr.key)
+        value = getattr(obj, attr.key)
+        if isinstance(column.type, Offset) and value is not None:
+            value = json_exact(value)  # exact for every reader of the payload
+        values[attr.key] = value
     derived = getattr(type(obj), "state", None)
     if isinstance(derived, property):
         with contextlib.suppress(AttributeError):  # a state needing what is not loaded

@@ -1,0 +1,122 @@
+"""The demo's Redfish machine (``contractor demo --with redfish``).
+
+A ``sushy-emulator --fake`` BMC (``contractor.redfish_emulator``, the ``redfish`` extra) runs
+for the demo; a foundation ``east-rf01`` of the shipped ``redfish-foundation`` blueprint
+points at it (on a second run, at the new emulator) and its create job runs on the demo-east
+subcontractor's ``redfish`` module: power off, MACs recorded, PXE boot, power on, wait for
+the installer to power off. ``installer`` plays that installer: it powers the machine off a
+few seconds after it came on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contractor.errors import NotFound
+from contractor.models import Foundation, Site
+from contractor.redfish_emulator import EmulatorError, RedfishBmc, installed, sushy_emulator
+from contractor.services import blueprint as bps
+from contractor.services import building, interfaces, jobs
+from subcontractor.config import ModuleConfig
+
+__all__ = [
+    "AGENT_OPTIONS",
+    "LOCATOR",
+    "agent_modules",
+    "installer",
+    "prepare_redfish",
+    "start_emulator",
+]
+
+LOCATOR = "east-rf01"
+# quick to see the emulator's power changes (it takes 1 to 11 s for each)
+AGENT_OPTIONS = {"confirm_interval": 0.5, "soft_off_wait": 5.0}
+
+
+def _fields(bmc: RedfishBmc) -> dict[str, object]:
+    return {
+        "bmc_address": "127.0.0.1",
+        "bmc_port": bmc.port,
+        "username": bmc.username,
+        "password": bmc.password,
+        "ca_bundle": bmc.tls.ca,
+    }
+
+
+async def prepare_redfish(session: AsyncSession, bmc: RedfishBmc, site: Site) -> Foundation:
+    """The demo's Redfish foundation (created, or pointed at this run's emulator), located
+    unless it is built or has a job."""
+    try:
+        foundation = await building.get_foundation(session, LOCATOR)
+    except NotFound:
+        foundation = await building.create_foundation(
+            session,
+            locator=LOCATOR,
+            site=site,
+            blueprint=await bps.get_foundation_blueprint(session, "redfish-foundation"),
+            type="RedFish",
+            fields=_fields(bmc),
+        )
+        for location in ("eth0", "eth1"):
+            await interfaces.add_interface(
+                session,
+                foundation=foundation,
+                physical_location=location,
+                is_provisioning=location == "eth0",
+            )
+    else:
+        await building.update_foundation(session, foundation, fields=_fields(bmc))
+    if foundation.state == "planned" and await jobs.job_for_target(session, foundation) is None:
+        await building.set_located(session, foundation)
+    return foundation
+
+
+def agent_modules(
+    redfish: RedfishBmc | None, simulated: dict[str, Any]
+) -> tuple[dict[str, ModuleConfig], dict[str, dict[str, Any]]]:
+    """A demo agent's modules and their options: ``simulated`` (with ``simulated``), and
+    ``redfish`` when there is a BMC."""
+    modules = {"simulated": ModuleConfig(concurrency=16, task_timeout=120)}
+    options: dict[str, dict[str, Any]] = {"simulated": simulated}
+    if redfish is not None:
+        modules["redfish"] = ModuleConfig(concurrency=4, task_timeout=300)
+        options["redfish"] = dict(AGENT_OPTIONS)
+    return modules, options
+
+
+async def installer(bmc: RedfishBmc, seconds: float) -> None:
+    """Until cancelled: whenever the machine comes on, power it off ``seconds`` later (the
+    installer finishing)."""
+    was = await asyncio.to_thread(bmc.power)
+    while True:
+        await asyncio.sleep(0.5)
+        with contextlib.suppress(Exception):  # the emulator busy or going away
+            now = await asyncio.to_thread(bmc.power)
+            if now == "On" and was != "On":
+                await asyncio.sleep(seconds)
+                await asyncio.to_thread(
+                    bmc.post,
+                    f"{bmc.system}/Actions/ComputerSystem.Reset",
+                    {"ResetType": "ForceOff"},
+                )
+            was = now
+
+
+def start_emulator(stack: contextlib.ExitStack[bool | None]) -> RedfishBmc:
+    """The demo's emulated BMC, stopped (and its directory removed) when ``stack`` closes.
+    ``EmulatorError`` says what is missing."""
+    if not installed():
+        raise EmulatorError(
+            "--with redfish needs sushy-tools, the Redfish emulator: "
+            "pip install 'contractor[redfish]'"
+        )
+    directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="contractor-bmc-")))
+    password = secrets.token_urlsafe(12)
+    return stack.enter_context(sushy_emulator(directory, power="On", password=password))

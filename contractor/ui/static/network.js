@@ -1,0 +1,245 @@
+// Address blocks with used and free offsets, DNS zones with their published text and
+// problems, webhook targets with their delivery log.
+
+import { ERROR_FIELDS, gql, result } from "./api.js";
+import { action, badge, fields, h, heading, link, section, table, when } from "./dom.js";
+
+const BLOCKS = `{
+  addressBlocks(first: 1000) { totalCount nodes {
+    id name cidr gateway netmask size site { name }
+    usage { total static reserved dynamic free }
+  } }
+}`;
+
+const BLOCK = `query ($id: Int!) {
+  addressBlock(id: $id) {
+    id name version cidr gateway gatewayOffset netmask size site { name }
+    usage { total static reserved dynamic free }
+    addresses {
+      __typename id offset ipAddress
+      ... on Address { interfaceName isPrimary structure { id hostname } }
+      ... on ReservedAddress { reason }
+      ... on DynamicAddress { pxe { name } }
+    }
+  }
+  dhcpPools(first: 1000) { nodes { id firstOffset lastOffset description addressBlock { id } } }
+}`;
+
+const ZONES = `{
+  publishedZones { name kind serial valid text problems { code message record } }
+}`;
+
+const HOOKS = `{
+  webhookTargets { id name url active cursor created filter { objectTypes kinds siteId blueprintId } }
+  webhookDeliveries(first: 100) {
+    id targetId eventCursor objectKey state attempts created nextAttemptAt lastAttemptAt
+    responseCode error finishedAt
+  }
+}`;
+
+function used(usage) {
+  const taken = usage.static + usage.reserved + usage.dynamic;
+  return h(
+    "span",
+    { class: "usage" },
+    h("meter", { min: "0", max: String(usage.total), value: String(taken), "aria-label": "used addresses" }),
+    ` ${taken} used, ${usage.free} free of ${usage.total}`,
+  );
+}
+
+export async function blocks() {
+  const data = (await gql(BLOCKS)).addressBlocks;
+  return h(
+    "div",
+    {},
+    heading("Address blocks"),
+    table(
+      "address blocks",
+      [
+        ["Block", (b) => link(`#/block/${b.id}`, b.name)],
+        ["Subnet", (b) => b.cidr],
+        ["Site", (b) => b.site.name],
+        ["Gateway", (b) => b.gateway || "—"],
+        ["Static", (b) => b.usage.static],
+        ["Reserved", (b) => b.usage.reserved],
+        ["Dynamic", (b) => b.usage.dynamic],
+        ["Used / free", (b) => used(b.usage)],
+      ],
+      data.nodes,
+      "no address block",
+    ),
+  );
+}
+
+/** The free offsets of an IPv4 block (usable: 1 to the usage total) as ranges, e.g. "5–9, 12". */
+function freeRanges(used, last) {
+  const taken = [...new Set(used.map((a) => BigInt(a.offset)))].sort((x, y) => (x < y ? -1 : 1));
+  const ranges = [];
+  let next = 1n;
+  for (const offset of [...taken, last + 1n]) {
+    if (offset > next) ranges.push(offset - 1n === next ? `${next}` : `${next}–${offset - 1n}`);
+    if (offset >= next) next = offset + 1n;
+  }
+  return ranges.length ? ranges.join(", ") : "none";
+}
+
+export async function block({ args }) {
+  const data = await gql(BLOCK, { id: Number(args[0]) });
+  const b = data.addressBlock;
+  if (!b) throw new Error(`there is no address block ${args[0]}`);
+  const pools = data.dhcpPools.nodes.filter((pool) => pool.addressBlock.id === b.id);
+  const rows = [...b.addresses];
+  const SHOWN = 500; // a /16 may hold thousands: the first offsets, and the way to the rest
+  if (b.gatewayOffset !== null) rows.push({ __typename: "gateway", offset: b.gatewayOffset, ipAddress: b.gateway, reason: "the gateway" });
+  rows.sort((x, y) => Number(x.offset) - Number(y.offset));
+  return h(
+    "div",
+    {},
+    heading(`Address block ${b.name} ${b.cidr}`),
+    fields([
+      ["Site", b.site.name],
+      ["Gateway", b.gateway ? `${b.gateway} (offset ${b.gatewayOffset})` : null],
+      ["Netmask", b.netmask],
+      ["Size", b.size],
+      ["Used", used(b.usage)],
+      ["Structures in it", link(`#/structures?block=${b.id}`, "list them")],
+    ]),
+    section(
+      "Used offsets",
+      table(
+        "used offsets",
+        [
+          ["Offset", (a) => a.offset],
+          ["IP address", (a) => a.ipAddress],
+          ["Use", (a) => ({ Address: "static", ReservedAddress: "reserved", DynamicAddress: "dynamic", gateway: "reserved" })[a.__typename] || a.__typename],
+          [
+            "For",
+            (a) =>
+              a.structure
+                ? [link(`#/structure/${a.structure.id}`, a.structure.hostname), ` ${a.interfaceName}${a.isPrimary ? " (primary)" : ""}`]
+                : a.reason || (a.pxe ? `boots ${a.pxe.name}` : "—"),
+          ],
+        ],
+        rows.slice(0, SHOWN),
+        "every offset is free",
+      ),
+      rows.length > SHOWN
+        ? h("p", { class: "hint" }, `The first ${SHOWN} of ${rows.length} used offsets; `, link(`#/structures?block=${b.id}`, "page through the structures in it"), ".")
+        : null,
+    ),
+    b.version === 4 ? section("Free offsets", h("p", { id: "free-offsets" }, freeRanges(rows, BigInt(b.usage.total)))) : null,
+    section(
+      "DHCP pools",
+      table(
+        "DHCP pools",
+        [["Offsets", (p) => `${p.firstOffset}–${p.lastOffset}`], ["Description", (p) => p.description || "—"]],
+        pools,
+        "no DHCP pool",
+      ),
+    ),
+  );
+}
+
+export async function zones() {
+  const data = await gql(ZONES);
+  const anchor = (zone) => `zone-${zone.name.replace(/[^a-z0-9]+/gi, "-")}`;
+  return h(
+    "div",
+    {},
+    heading("DNS zones"),
+    table(
+      "zones",
+      [
+        ["Zone", (zone) => h("a", { href: `#/zones?zone=${encodeURIComponent(zone.name)}` }, zone.name)],
+        ["Kind", (zone) => zone.kind],
+        ["Serial", (zone) => zone.serial ?? "never published"],
+        ["Valid", (zone) => badge(zone.valid ? "valid" : "invalid")],
+        ["Problems", (zone) => (zone.problems.length ? h("span", { class: "error" }, zone.problems.length) : "none")],
+      ],
+      data.publishedZones,
+      "no zone",
+    ),
+    data.publishedZones.map((zone) =>
+      h(
+        "section",
+        { id: anchor(zone), "aria-label": `zone ${zone.name}` },
+        h("h2", {}, `Zone ${zone.name}`),
+        zone.problems.length
+          ? h("ul", { class: "problems" }, zone.problems.map((p) => h("li", {}, h("strong", {}, p.code), `: ${p.message}`, p.record ? ` (${p.record})` : "")))
+          : h("p", {}, "No problems."),
+        h(
+          "details",
+          { open: !zone.valid || location.hash.includes(`zone=${encodeURIComponent(zone.name)}`) },
+          h("summary", {}, "Published text"),
+          h("pre", { class: "zone" }, zone.text ?? "(none yet)"),
+        ),
+      ),
+    ),
+  );
+}
+
+export async function webhooks(context) {
+  let data;
+  try {
+    data = await gql(HOOKS);
+  } catch (error) {
+    return h(
+      "div",
+      {},
+      heading("Webhooks"),
+      h("p", { class: "failure", role: "alert" }, error.words || error.message),
+      h("p", { class: "hint" }, "Webhook targets and their deliveries are shown to admins."),
+    );
+  }
+  const names = new Map(data.webhookTargets.map((t) => [t.id, t.name]));
+  const deliveryAction = (d, label, mutation, what) =>
+    action(label, `${label} delivery #${d.id}?`, what, async () =>
+      result((await gql(`mutation ($id: Int!) { ${mutation}(id: $id) { ... on WebhookDelivery { id state } ${ERROR_FIELDS} } }`, { id: d.id }))[mutation]),
+      () => context.refresh(),
+    );
+  return h(
+    "div",
+    {},
+    heading("Webhooks"),
+    section(
+      "Targets",
+      table(
+        "webhook targets",
+        [
+          ["Name", (t) => t.name],
+          ["URL", (t) => h("code", {}, t.url)],
+          ["Active", (t) => (t.active ? "yes" : "no")],
+          ["Filter", (t) => [t.filter.objectTypes?.join(", ") || "any object", " / ", t.filter.kinds?.join(", ") || "any kind"]],
+          ["Delivered up to", (t) => `event ${t.cursor}`],
+        ],
+        data.webhookTargets,
+        "no webhook target",
+      ),
+    ),
+    section(
+      "Delivery log (newest first)",
+      table(
+        "webhook deliveries",
+        [
+          ["Delivery", (d) => `#${d.id} to ${names.get(d.targetId) || d.targetId}`],
+          ["Event", (d) => `${d.objectKey} (event ${d.eventCursor})`],
+          ["State", (d) => badge(d.state)],
+          ["Attempts", (d) => d.attempts],
+          ["Last answer", (d) => (d.responseCode ? `HTTP ${d.responseCode}` : d.error || "—")],
+          ["Finished, or next attempt", (d) => (d.finishedAt ? when(d.finishedAt) : when(d.nextAttemptAt))],
+          [
+            "Action",
+            (d) =>
+              context.can("admin")
+                ? d.finishedAt
+                  ? deliveryAction(d, "Retry", "retryWebhookDelivery", `Delivery #${d.id} is posted again to ${names.get(d.targetId)} now.`)
+                  : deliveryAction(d, "Cancel", "cancelWebhookDelivery", `Delivery #${d.id} is given up: it is not posted again.`)
+                : null,
+          ],
+        ],
+        data.webhookDeliveries,
+        "nothing delivered yet",
+      ),
+    ),
+  );
+}
