@@ -39,6 +39,7 @@ UUID = re.compile(r"^[0-9a-fA-F-]{1,64}$")
 # a boot file: a TFTP path or a URL, no white space, quotes or commas (dnsmasq's separator)
 BOOT_FILE = re.compile(r"^[A-Za-z0-9._~:/?#\[\]@!$&()*+;=%${}-]{1,255}$")
 SCRIPT_PATH = re.compile(r"^/[A-Za-z0-9._~/?&=%:-]{0,255}$")
+BIOS_BOOT_FILE = "undionly.kpxe"
 MAX_LIST = 8  # dns_servers, dns_search: Contractor sends at most so many
 
 
@@ -323,6 +324,9 @@ class ServeSettings:
     state_dir: Path
     proxy: bool  # proxy DHCP beside another DHCP server, which gives the addresses
     lease_seconds: int
+    # the iPXE x86-64 UEFI firmware gets (snponly.efi uses the firmware's own NIC driver;
+    # ipxe.efi carries iPXE's drivers)
+    uefi_boot_file: str = "snponly.efi"
 
 
 class DhcpBackend(Protocol):
