@@ -19,8 +19,8 @@ from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.models import AddressBlock, Site
 from contractor.services import addresses, auth, interfaces
-from contractor.services.network import ip_at
 from contractor.services import tasks as task_service
+from contractor.services.network import ip_at
 from contractor.settings import Settings
 from subcontractor.config import ContractorConfig
 from tests.conftest import test_settings as settings_for

@@ -122,7 +122,8 @@ async def test_reservations_leased_live_dnsmasq_supervised_and_leases_reported(
         await _until("dnsmasq read it", lambda: f"read {path}" in _log(backend))
         output = await _udhcpc(netns, _client_link(netns, second.mac))
         assert f"lease of {second.address} obtained" in output, output
-        assert backend.process.pid == pid and backend.restarts == 0
+        assert backend.process.pid == pid
+        assert backend.restarts == 0
         held = {(lease.mac, lease.address) for lease in await backend.leases()}
         assert {(first.mac, first.address), (second.mac, second.address)} <= held
 
