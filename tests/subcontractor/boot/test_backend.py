@@ -179,7 +179,7 @@ def test_fuzz_bad_input_is_only_ever_a_value_error(body: dict[str, Any]) -> None
         data = BootData.from_json(body)
     except ValueError as error:
         message = str(error)
-        assert ": " in message  # names the key, then what is wrong  # noqa: PT017
+        assert ": " in message  # names the key, then what is wrong
         return
     assert BootData.from_json(data.to_json()) == data
 
