@@ -108,7 +108,8 @@ class Served:
         return machine
 
     def contractor(self, **more: Any) -> ContractorConfig:
-        return ContractorConfig(url=self.base, token=self.token, site=self.site, **more)
+        values: dict[str, Any] = {"url": self.base, "token": self.token, "site": self.site}
+        return ContractorConfig(**{**values, **more})
 
     async def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.base, timeout=30) as http:
