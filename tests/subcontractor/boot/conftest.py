@@ -120,7 +120,8 @@ class Served:
             )
         body: dict[str, Any] = answer.json()
         assert "errors" not in body, body
-        return body["data"]
+        data: dict[str, Any] = body["data"]
+        return data
 
 
 async def serve_contractor(

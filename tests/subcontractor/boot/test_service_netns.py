@@ -131,7 +131,7 @@ async def test_reservations_leased_live_dnsmasq_supervised_and_leases_reported(
         async def reported() -> bool:
             data = await contractor.graphql(INTERFACE_LEASES, locator=second.locator)
             (interface,) = data["foundation"]["interfaces"]
-            return interface["leases"] == [{"address": second.address, "state": "ACTIVE"}]
+            return bool(interface["leases"] == [{"address": second.address, "state": "ACTIVE"}])
 
         await _until("the lease reported", reported)
 
