@@ -72,10 +72,10 @@ def test_without_boot_a_module_is_still_needed(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_value_is_refused_naming_its_key(tmp_path: Path, extra: str, named: str) -> None:
+    text = ENABLED + extra
+    if extra.startswith("interfaces"):
+        text = ENABLED.replace('interfaces = ["eno2"]\n', "") + extra
     with pytest.raises(ConfigError) as raised:
-        text = ENABLED + extra
-        if extra.startswith("interfaces"):
-            text = ENABLED.replace('interfaces = ["eno2"]\n', "") + extra
         load(config(tmp_path, text))
     assert named in str(raised.value), str(raised.value)
 
