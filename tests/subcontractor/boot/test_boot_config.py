@@ -41,7 +41,7 @@ def test_boot_alone_is_a_whole_configuration_with_its_defaults(tmp_path: Path) -
     assert boot.enabled
     assert loaded.modules == {}
     assert (boot.backend, boot.proxy, boot.lease_seconds) == ("dnsmasq", False, 3600)
-    assert boot.listen() == ("198.18.7.1", 8067)
+    assert boot.listen() == ("198.18.7.1", 8069)
     assert boot.tftp_root == Path("/usr/lib/ipxe")
     listening = load(config(tmp_path, ENABLED + 'http_listen = "0.0.0.0:8080"\nproxy = true'))
     assert listening.boot.listen() == ("0.0.0.0", 8080)
