@@ -25,7 +25,7 @@ from subcontractor.boot.follower import Follower
 from subcontractor.client import Client
 from subcontractor.config import ContractorConfig
 from tests.serving import serving_in_thread
-from tests.subcontractor.boot.conftest import Machine, Served
+from tests.subcontractor.boot.served import Machine, Served
 
 
 @asynccontextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 from subcontractor.boot.backend import BootData
 from subcontractor.boot.follower import DATA_FILE, Follower, load_saved
 from subcontractor.client import Client
-from tests.subcontractor.boot.conftest import Served
+from tests.subcontractor.boot.served import Served
 
 
 class Seen:

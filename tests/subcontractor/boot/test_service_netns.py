@@ -23,7 +23,7 @@ from subcontractor.client import Client
 from subcontractor.config import AgentConfig, BootConfig, Config
 from tests.rigs.netns import Netns, network_namespace
 from tests.subcontractor.bmc import require_tools
-from tests.subcontractor.boot.conftest import Served, serve_contractor
+from tests.subcontractor.boot.served import Served, serve_contractor
 from tests.subcontractor.processes import subcontractor, write_config
 
 INTERFACE_LEASES = """query($locator: String!) { foundation(locator: $locator) {
