@@ -125,13 +125,19 @@ class Served:
 
 
 async def serve_contractor(
-    tmp_path: Path, subnet: str, *, gateway_offset: int = 1
+    tmp_path: Path, subnet: str, *, gateway_offset: int = 1, database_url: str | None = None
 ) -> AsyncIterator[Served]:
-    url = f"sqlite:///{tmp_path / 'contractor.sqlite3'}"
-    migrate.upgrade(Settings(database_url=url))
-    url = Settings(database_url=url).database_url
-    # another client's commit wakes no poll on SQLite: look again often
-    settings = settings_for(url, boot_look_seconds=0.1)
+    """Contractor on ``database_url`` (default: a new SQLite file) with a site whose block
+    is ``subnet``."""
+    if database_url is None:
+        url = f"sqlite:///{tmp_path / 'contractor.sqlite3'}"
+        migrate.upgrade(Settings(database_url=url))
+        database_url = Settings(database_url=url).database_url
+    url = database_url
+    # SQLite: another client's commit wakes no poll, so look again often; PostgreSQL: only
+    # the commit's NOTIFY wakes a poll in time
+    look = 0.1 if url.startswith("sqlite") else 30.0
+    settings = settings_for(url, boot_look_seconds=look)
     engine = create_engine(settings)
     writer = create_session_factory(engine, writes=True)
     try:

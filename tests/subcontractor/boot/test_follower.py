@@ -8,12 +8,24 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from subcontractor.boot.backend import BootData
 from subcontractor.boot.follower import DATA_FILE, Follower, load_saved
 from subcontractor.client import Client
-from tests.subcontractor.boot.served import Served
+from tests.subcontractor.boot.served import Served, serve_contractor
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
+    """Contractor on SQLite, and on PostgreSQL (where a change reaches the long-poll by the
+    commit's NOTIFY alone: the poll's own look is 30 s away)."""
+    url = request.getfixturevalue("own_pg_url") if request.param == "postgresql" else None
+    async for served in serve_contractor(tmp_path, "198.18.250.0/24", database_url=url):
+        yield served
 
 
 class Seen:
