@@ -1,4 +1,4 @@
-"""A real QEMU machine (SeaBIOS, its NIC's iPXE ROM) that Contractor does not know boots
+"""A real QEMU machine (SeaBIOS or OVMF) that Contractor does not know boots
 through the boot services: a pool address from the subcontractor's dnsmasq, iPXE chained
 to the boot endpoint, Contractor's discovery script, the discovery image from
 ``files_dir``, and its report forwarded to Contractor, which records it."""
@@ -53,9 +53,13 @@ async def contractor(tmp_path: Path, netns: Netns) -> AsyncIterator[Served]:
         yield served
 
 
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
 async def test_an_unknown_machine_boots_discovery_through_the_boot_services(
-    contractor: Served, netns: Netns, files: Path, tmp_path: Path
+    contractor: Served, netns: Netns, files: Path, tmp_path: Path, firmware: str
 ) -> None:
+    """SeaBIOS: the NIC's iPXE ROM asks for the chain URL at once; OVMF: its own PXE client
+    gets ``snponly.efi`` over TFTP by its architecture (option 93), then that iPXE does."""
+
     async def pool(session: AsyncSession) -> None:
         block = await session.get_one(AddressBlock, contractor.block_id)
         await boot_service.create_dhcp_pool(
@@ -80,7 +84,7 @@ async def test_an_unknown_machine_boots_discovery_through_the_boot_services(
     service = BootService(config, client)
     stop = asyncio.Event()
     running = asyncio.create_task(service.run(stop))
-    machine = Machine(name="boot-svc", cpus=1)
+    machine = Machine(name=f"boot-{firmware}", cpus=1, firmware=firmware)  # type: ignore[arg-type]
     try:
         with qemu_vm(machine, netns, tmp_path / "vm") as vm:
             await asyncio.wait_for(service.follower.ready.wait(), 15)
@@ -94,6 +98,12 @@ async def test_an_unknown_machine_boots_discovery_through_the_boot_services(
             assert found["facts"]["serial"] == machine.serial
             assert found["facts"]["cpu_count"] == machine.cpus
             assert found["matched"] is None
+            log = (tmp_path / "journal" / "boot" / "dnsmasq" / "dnsmasq.log").read_text()
+            sent = [line for line in log.splitlines() if "dnsmasq-tftp" in line and "sent " in line]
+            if firmware == "uefi":
+                assert any("/snponly.efi to " in line for line in sent), log
+            else:
+                assert sent == []  # the NIC's iPXE ROM chains to HTTP at once
             leases = await service.backend.leases()
             (lease,) = [held for held in leases if held.mac == machine.mac]
             assert netns.address(100) <= ipaddress.ip_address(lease.address) <= netns.address(150)
