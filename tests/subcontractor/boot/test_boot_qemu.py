@@ -106,7 +106,7 @@ async def test_an_unknown_machine_boots_discovery_through_the_boot_services(
                 assert sent == []  # the NIC's iPXE ROM chains to HTTP at once
             leases = await service.backend.leases()
             (lease,) = [held for held in leases if held.mac == machine.mac]
-            assert netns.address(100) <= ipaddress.ip_address(lease.address) <= netns.address(150)
+            assert netns.address(100) <= ipaddress.IPv4Address(lease.address) <= netns.address(150)
     finally:
         stop.set()
         await asyncio.wait_for(running, 30)
