@@ -110,6 +110,11 @@ def render_config(data: BootData, settings: ServeSettings, directory: Path) -> s
                 f"dhcp-range=set:{tag},{network.network_address},static,{network.netmask},{seconds}"
             )
         lines.extend(_options(tag, entry))
+    own = ipaddress.IPv4Address(settings.server_address)
+    if settings.proxy and not any(own in ipaddress.IPv4Network(s) for s, _, _ in subnets):
+        # machines Contractor does not know yet boot on this host's own subnet too (its
+        # netmask dnsmasq takes from the interface)
+        lines.append(f"dhcp-range={own},proxy")
     # iPXE over TFTP by architecture; iPXE's own requests (option 175) get the chain URL
     lines += [
         "dhcp-match=set:ipxe,175",

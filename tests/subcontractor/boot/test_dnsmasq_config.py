@@ -75,6 +75,7 @@ def test_proxy_dhcp_beside_another_server(tmp_path: Path) -> None:
     conf = lines(render_config(data, serve(tmp_path, proxy=True), tmp_path))
     assert "dhcp-range=set:net0,10.0.0.0,proxy,255.255.255.0" in conf
     assert "dhcp-authoritative" not in conf
+    assert "dhcp-range=10.0.0.2,proxy" not in conf  # its subnet is there already
     assert not any("option:router" in line for line in conf)  # the other server's part
     assert 'pxe-service=tag:!ipxe,x86PC,"iPXE",undionly.kpxe,10.0.0.2' in conf
     assert 'pxe-service=tag:!ipxe,X86-64_EFI,"iPXE",snponly.efi,10.0.0.2' in conf
@@ -82,6 +83,15 @@ def test_proxy_dhcp_beside_another_server(tmp_path: Path) -> None:
     assert host_files(data, serve(tmp_path, proxy=True)) == {
         "r17.conf": "52:54:00:12:34:11,set:r17,web17\n"
     }
+
+
+def test_proxy_dhcp_on_the_hosts_own_subnet_with_no_entries(tmp_path: Path) -> None:
+    data = BootData.from_json(answer(reservations=[], pools=[]))
+    conf = lines(render_config(data, serve(tmp_path, proxy=True), tmp_path))
+    assert [line for line in conf if line.startswith("dhcp-range=")] == [
+        "dhcp-range=10.0.0.2,proxy",
+        "dhcp-range=::,constructor:eno2,ra-only",
+    ]
 
 
 @pytest.mark.parametrize("proxy", [False, True])
