@@ -12,7 +12,8 @@ Files under ``<state_dir>/dnsmasq/``:
 ``apply`` writes what changed. A new reservation is a new file (dnsmasq reads it at once);
 a reservation changed or removed, or a change to ``dnsmasq.conf``, restarts dnsmasq
 (dnsmasq only ever adds host records from ``dhcp-hostsdir``; a restart reads the lease file
-again, so leases survive it). SIGHUP is never sent.
+again, so leases survive it, but for a reserved address leased to another MAC, which is
+dropped while dnsmasq is stopped). SIGHUP is never sent.
 """
 
 from __future__ import annotations
@@ -193,12 +194,14 @@ class DnsmasqBackend:
         self._restart_now = asyncio.Event()
         self._lock = asyncio.Lock()
         self._started = asyncio.Event()
+        self._data: BootData | None = None
 
     # -- files -------------------------------------------------------------------------
 
     def _write_all(self, data: BootData) -> bool:
         """Write the configuration; True when dnsmasq must restart to see it."""
         self.hosts.mkdir(parents=True, exist_ok=True)
+        self._data = data
         restart = False
         text = render_config(data, self.settings, self.directory)
         if not self.config.exists() or self.config.read_text(encoding="utf-8") != text:
@@ -237,10 +240,32 @@ class DnsmasqBackend:
         log.info("dnsmasq started (pid %d) on %s", process.pid, ", ".join(self.settings.interfaces))
         return process
 
+    def _prune_leases(self) -> None:
+        """While dnsmasq is stopped: drop the leases of reserved addresses held by another
+        MAC (a reservation whose MAC changed), which dnsmasq would otherwise keep until they
+        expire, refusing the address to its machine."""
+        if self._data is None:
+            return
+        reserved = {r.address: r.mac for r in self._data.reservations}
+        try:
+            lines = self.lease_file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        kept = []
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] in reserved and reserved[fields[2]] != fields[1]:
+                log.info("lease of %s to %s dropped: reserved for another MAC", *fields[2:0:-1])
+                continue
+            kept.append(line)
+        if len(kept) != len(lines):
+            _write(self.lease_file, "".join(f"{line}\n" for line in kept))
+
     async def _supervise(self) -> None:
         failures = 0
         while not self._stopping:
             started = asyncio.get_running_loop().time()
+            self._prune_leases()
             process = await self._launch()
             self._started.set()
             restart = asyncio.create_task(self._restart_now.wait())

@@ -125,3 +125,22 @@ def test_what_apply_writes_live_and_what_restarts(tmp_path: Path) -> None:
     assert [p.name for p in backend.hosts.iterdir()] == ["r17.conf"]
     wider = BootData.from_json(answer(pools=[pool(end="10.0.0.250")]))
     assert backend._write_all(wider)  # dnsmasq.conf changed
+
+
+def test_a_reserved_address_leased_to_another_mac_is_dropped_before_a_start(
+    tmp_path: Path,
+) -> None:
+    backend = DnsmasqBackend(serve(tmp_path))
+    backend._write_all(BootData.from_json(answer()))  # 10.0.0.17 reserved for ...:11
+    backend.lease_file.write_text(
+        "1999999999 52:54:00:99:99:99 10.0.0.17 old *\n"  # the MAC before: dropped
+        "1999999999 52:54:00:12:34:11 10.0.0.17 web17 *\n"  # its own: kept
+        "1999999999 52:54:00:aa:aa:aa 10.0.0.120 pooled *\n"  # not reserved: kept
+        "duid 00:01:00:01\n"
+    )
+    backend._prune_leases()
+    assert backend.lease_file.read_text().splitlines() == [
+        "1999999999 52:54:00:12:34:11 10.0.0.17 web17 *",
+        "1999999999 52:54:00:aa:aa:aa 10.0.0.120 pooled *",
+        "duid 00:01:00:01",
+    ]
