@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import socket
 from pathlib import Path
@@ -29,8 +30,6 @@ log = logging.getLogger("subcontractor.boot")
 
 def lease_report(leases: list[Lease]) -> list[dict[str, Any]]:
     """``leases`` as Contractor's lease report names them."""
-    import datetime as dt
-
     now = dt.datetime.now(dt.UTC)
     return [
         {
