@@ -133,12 +133,19 @@ class _Supervised:
     async def wait_ready(self, seconds: float) -> bool:
         """True once the running process is ready; False at once when none runs, or when
         ``seconds`` pass."""
+        process = self.process
         if self.ready.is_set():
             return True
-        if not self.alive():
+        if process is None or process.returncode is not None:
             return False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.ready.wait(), seconds)
+        ready = asyncio.ensure_future(self.ready.wait())
+        ended = asyncio.ensure_future(process.wait())
+        try:
+            await asyncio.wait({ready, ended}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            ended.cancel()
+            await asyncio.gather(ready, ended, return_exceptions=True)
         return self.ready.is_set()
 
     async def _launch(self) -> asyncio.subprocess.Process:
@@ -303,13 +310,25 @@ class KeaBackend:
                 self.tftp.start()
             self.kea.start()
             if not await self._first_ready():
-                output = _tail(self.kea.output) or _tail(self.paths.log)
+                output = self._why()
                 await self._stop_all()
                 raise KeaError(
                     f"kea-dhcp4 did not answer on {self.paths.socket} within "
                     f"{START_SECONDS:g}s of starting with {self.paths.config}: {output}"
                 )
             self._applied = config
+
+    def _why(self) -> str:
+        """What Kea said when it would not run: the errors it wrote (before its loggers are
+        set up, to its output; after, to its log), else the end of its output."""
+        errors: list[str] = []
+        for path in (self.kea.output, self.paths.log):
+            try:
+                lines = path.read_text(errors="replace").splitlines()
+            except FileNotFoundError:
+                continue
+            errors += [line for line in lines[-200:] if " ERROR " in line or " FATAL " in line]
+        return "\n".join(errors[-3:]) or _tail(self.kea.output) or "(nothing logged)"
 
     async def _first_ready(self) -> bool:
         loop = asyncio.get_running_loop()

@@ -232,10 +232,6 @@ def render_config(
                 "interfaces": list(settings.interfaces),
                 # raw sockets: clients without an address yet, as every booting machine
                 "dhcp-socket-type": "raw",
-                # an interface that is down at start is bound when it comes up
-                "service-sockets-require-all": False,
-                "service-sockets-max-retries": 1_000_000,
-                "service-sockets-retry-wait-time": 2000,
             },
             "control-socket": {"socket-type": "unix", "socket-name": str(paths.socket)},
             "lease-database": {

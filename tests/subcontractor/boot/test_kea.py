@@ -39,6 +39,7 @@ from subcontractor.boot.kea_control import (
     KeaCommandError,
     KeaControl,
     KeaControlError,
+    KeaError,
     memfile_leases,
     read_memfile,
 )
@@ -410,11 +411,23 @@ async def test_no_answer_in_time_is_named(short_dir: Path) -> None:
         hold.set()
 
 
+async def test_an_interface_kea_cannot_find_fails_the_start_with_kea_s_reason(
+    short_dir: Path,
+) -> None:
+    """(kea-dhcp4 on the host, which stops at its configuration: it opens no socket.)"""
+    settings = settings_for(short_dir, interfaces=("ctrnope0",))
+    backend = KeaBackend(settings, tftp=False)
+    with pytest.raises(KeaError, match=r"interface 'ctrnope0' doesn't exist in the system"):
+        await backend.start(boot_data([], [pool(NET, 7, 100, 150)]))
+    assert not backend.alive()
+    assert backend.restarts == 1
+
+
 async def test_a_program_that_never_answers_fails_the_start_and_leaves_nothing(
     short_dir: Path,
 ) -> None:
     backend = KeaBackend(settings_for(short_dir), program="/bin/false", tftp=False)
-    with pytest.raises(Exception, match=r"kea-dhcp4 did not answer on .*kea4\.sock"):
+    with pytest.raises(KeaError, match=r"kea-dhcp4 did not answer on .*kea4\.sock"):
         await backend.start(boot_data([], [pool(NET, 7, 100, 150)]))
     assert not backend.alive()
     assert backend.kea.process is not None
