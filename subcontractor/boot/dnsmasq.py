@@ -144,16 +144,17 @@ def render_config(data: BootData, settings: ServeSettings, directory: Path) -> s
 
 
 def host_files(data: BootData, settings: ServeSettings) -> dict[str, str]:
-    """The ``hosts/`` files: one per reservation, its name from the reservation's id."""
+    """The ``hosts/`` files: one per reservation, its name from the reservation's id, each
+    a ``dhcp-host`` value (the hostsfile format: no ``dhcp-host=``)."""
     files = {}
     for reservation in data.reservations:
         tag = _tag(reservation.id)
         tags = f"set:{tag},set:own" if reservation.boot_file else f"set:{tag}"
         if settings.proxy:  # the other server gives the address: only tag the host
-            line = f"dhcp-host={reservation.mac},{tags},{reservation.hostname}"
+            line = f"{reservation.mac},{tags},{reservation.hostname}"
         else:
             line = (
-                f"dhcp-host={reservation.mac},{tags},{reservation.address},"
+                f"{reservation.mac},{tags},{reservation.address},"
                 f"{reservation.hostname},{settings.lease_seconds}"
             )
         files[f"{tag}.conf"] = line + "\n"

@@ -135,6 +135,8 @@ class BootService:
                 await self.report_once()
             except (Unavailable, Rejected) as error:
                 log.warning("leases not reported (%s); next time", error)
+            except Exception:  # a damaged lease file must not end the reports
+                log.exception("leases not reported; next time")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then stop every process started."""
