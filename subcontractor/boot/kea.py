@@ -86,6 +86,10 @@ def tftp_config(settings: ServeSettings, directory: Path) -> str:
     )
 
 
+def _write_json(path: Path, config: dict[str, Any]) -> None:
+    _write(path, json.dumps(config, indent=2) + "\n")
+
+
 def _write(path: Path, text: str) -> None:
     part = path.with_name(f".{path.name}.part")
     part.write_text(text, encoding="utf-8")
@@ -301,9 +305,10 @@ class KeaBackend:
         async with self._lock:
             if self._started:
                 raise RuntimeError("kea-dhcp4 is already started")
-            config = self._render(data)
+            # (10,000 reservations take a few tenths of a second: not on the event loop)
+            config = await asyncio.to_thread(self._render, data)
             self.paths.directory.mkdir(parents=True, exist_ok=True)
-            _write(self.paths.config, json.dumps(config, indent=2) + "\n")
+            await asyncio.to_thread(_write_json, self.paths.config, config)
             self._started = True
             if self.tftp is not None:
                 _write(self.tftp_config, tftp_config(self.settings, self.paths.directory))
@@ -347,7 +352,7 @@ class KeaBackend:
         ``ValueError`` (naming the entry) or ``KeaCommandError`` (Kea's reason): nothing
         changed."""
         async with self._lock:
-            config = self._render(data)
+            config = await asyncio.to_thread(self._render, data)
             if config == self._applied:
                 return
             if not self._started:
@@ -363,10 +368,10 @@ class KeaBackend:
                 except KeaControlError:
                     if self.kea.alive():
                         raise
-                    _write(self.paths.config, json.dumps(config, indent=2) + "\n")
+                    await asyncio.to_thread(_write_json, self.paths.config, config)
                 log.info("kea-dhcp4 serves the boot data of version %d", data.version)
             else:
-                _write(self.paths.config, json.dumps(config, indent=2) + "\n")
+                await asyncio.to_thread(_write_json, self.paths.config, config)
                 log.info("kea-dhcp4 is down: its restart reads the boot data of version %d",
                          data.version)  # fmt: skip
             self._applied = config
