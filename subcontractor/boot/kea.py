@@ -18,8 +18,9 @@ across restarts), ``kea-dhcp4.log``, and the pid and lock files Kea keeps
   restarts) ``apply`` writes the file the restart reads.
 * ``leases`` asks ``lease4-get-all`` (the ``lease_cmds`` hook, in Debian's ``kea-common``),
   and reads the memfile when Kea cannot answer (down, or no hook).
-* Kea serves no TFTP: a TFTP-only dnsmasq (``port=0``, no DHCP range: no DHCP, no DNS)
-  serves ``tftp_root`` on the same interfaces, supervised the same way.
+* Kea serves no TFTP: a dnsmasq with no IPv4 range and ``port=0`` (no DHCP, no DNS)
+  serves ``tftp_root`` on the same interfaces, and the IPv6 router advertisements iPXE
+  waits for, supervised the same way.
 
 Kea has no proxy DHCP: a backend asked for one is refused (``ConfigError``).
 """
@@ -67,7 +68,8 @@ def find_lease_hook(directories: Sequence[str] = HOOK_DIRECTORIES) -> Path | Non
 
 
 def tftp_config(settings: ServeSettings, directory: Path) -> str:
-    """A dnsmasq configuration that serves TFTP only, from ``tftp_root``."""
+    """A dnsmasq configuration that serves TFTP from ``tftp_root`` and IPv6 router
+    advertisements, and no DHCP (no IPv4 range) or DNS (``port=0``)."""
     return "\n".join(
         [
             "# written by the subcontractor's boot services (Kea backend): TFTP only",
@@ -81,6 +83,10 @@ def tftp_config(settings: ServeSettings, directory: Path) -> str:
             f"tftp-root={settings.tftp_root}",
             "tftp-no-fail",
             f"log-facility={directory / 'tftp.log'}",
+            # IPv6 router advertisements only (no DHCPv6): iPXE waits ~13 s for an IPv6
+            # router without one, as with the dnsmasq backend
+            "enable-ra",
+            *(f"dhcp-range=::,constructor:{name},ra-only" for name in settings.interfaces),
             "",
         ]
     )

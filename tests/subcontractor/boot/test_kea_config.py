@@ -209,14 +209,19 @@ def test_debian_kea_ships_the_lease_commands_hook() -> None:
     assert find_lease_hook(("/nonexistent/kea/hooks",)) is None
 
 
-def test_the_tftp_server_serves_no_dhcp_and_no_dns(tmp_path: Path) -> None:
+def test_the_tftp_server_serves_no_dhcp4_and_no_dns(tmp_path: Path) -> None:
     text = tftp_config(settings_for(tmp_path, interfaces=("br0", "eth1")), tmp_path)
     lines = text.splitlines()
     assert "port=0" in lines
     assert "enable-tftp" in lines
     assert "tftp-root=/usr/lib/ipxe" in lines
     assert [x for x in lines if x.startswith("interface=")] == ["interface=br0", "interface=eth1"]
-    assert not any(line.startswith("dhcp-") for line in lines)
+    # router advertisements only: no IPv4 range, no DHCPv6
+    assert [x for x in lines if x.startswith("dhcp-")] == [
+        "dhcp-range=::,constructor:br0,ra-only",
+        "dhcp-range=::,constructor:eth1,ra-only",
+    ]
+    assert "enable-ra" in lines
 
 
 def test_proxy_dhcp_is_refused_naming_the_setting_and_dnsmasq(tmp_path: Path) -> None:
