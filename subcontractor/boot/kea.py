@@ -237,8 +237,8 @@ class KeaBackend:
 
     ``program`` and ``tftp_program`` name the executables; ``wrap`` is put before each
     command line (e.g. ``ip netns exec NAME``, as the tests run them in a namespace);
-    ``tftp=False`` leaves TFTP to another server; ``hook`` overrides the lease commands
-    hook library found (``None``: look for it)."""
+    ``tftp=False`` leaves TFTP to another server; ``hook_directories``: where to look for
+    the lease commands hook (none found: the leases are read from the memfile)."""
 
     name = "kea"
 
@@ -250,7 +250,7 @@ class KeaBackend:
         tftp_program: str = "dnsmasq",
         wrap: Sequence[str] = (),
         tftp: bool = True,
-        hook: Path | None = None,
+        hook_directories: Sequence[str] = HOOK_DIRECTORIES,
     ) -> None:
         if settings.proxy:
             raise ConfigError(
@@ -266,7 +266,7 @@ class KeaBackend:
                 f"({self.paths.socket} is over {SOCKET_PATH_MAX} bytes, the limit of a unix "
                 "socket path); choose a shorter directory"
             )
-        self.hook = hook if hook is not None else find_lease_hook()
+        self.hook = find_lease_hook(hook_directories)
         self.control = KeaControl(self.paths.socket)
         directory = self.paths.directory
         env = {**os.environ, "KEA_PIDFILE_DIR": str(directory), "KEA_LOCKFILE_DIR": str(directory)}

@@ -317,3 +317,23 @@ async def test_a_configuration_kea_refuses_leaves_the_last_good_one_served(
     await backend.apply(rig.data(reservation(net, 3, MAC3, 60), version=3))
     got = await asyncio.to_thread(rig.lease, "c2")
     assert got["ip"] == rig.addr(60)
+
+
+async def test_without_the_lease_hook_the_leases_are_read_from_the_memfile(rig: KeaRig) -> None:
+    """A Kea without the lease commands (another build): the same leases, from the file;
+    and a Kea started anew on the same directory keeps the leases of the one before."""
+    await asyncio.to_thread(rig.lease, "c0")
+    await rig.backend.stop()
+    plain = KeaBackend(rig.backend.settings, wrap=rig.ns.command(), hook_directories=())
+    assert plain.hook is None
+    await plain.start(rig.data())
+    try:
+        rig.backend = plain  # the rig's lease() reports with this one's log
+        with pytest.raises(KeaCommandError, match=r"'lease4-get-all' \(result 2\)"):
+            await plain.control.command("lease4-get-all")
+        assert {lease.mac: lease.address for lease in await plain.leases()} == {MAC1: rig.addr(42)}
+        got = await asyncio.to_thread(rig.lease, "c1")
+        held = {lease.mac: lease.address for lease in await plain.leases()}
+        assert held == {MAC1: rig.addr(42), MAC2: got["ip"]}
+    finally:
+        await plain.stop()
