@@ -7,8 +7,9 @@ across restarts), ``kea-dhcp4.log``, and the pid and lock files Kea keeps
 (``KEA_PIDFILE_DIR``, ``KEA_LOCKFILE_DIR`` point there, so two backends never meet).
 
 * ``start`` writes the configuration and runs ``kea-dhcp4 -c kea-dhcp4.json``, supervised:
-  when it ends it is started again after a back-off (0.5 s, doubling to 30 s; back to the
-  start once it has run a minute). ``start`` answers once the control socket answers.
+  when it ends it is started again after a back-off (0.5 s, doubling to 30 s while it
+  keeps ending within a minute; 0.25 s after a longer run). ``start`` answers once the
+  control socket answers.
 * ``apply`` sends the new configuration with ``config-set`` and saves it with
   ``config-write``: the same process goes on, and its leases with it (Kea reads the memfile
   again). Debian's Kea 2.2 ships no ``host_cmds`` hook (no ``reservation-add``), so a
