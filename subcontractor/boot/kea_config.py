@@ -232,8 +232,8 @@ def render_config(
                 "interfaces": list(settings.interfaces),
                 # raw sockets: clients without an address yet, as every booting machine
                 "dhcp-socket-type": "raw",
-                # a socket Kea cannot bind (another DHCP server holds port 67 there) is
-                # tried again every 2 s instead of left unserved
+                # an interface that is down, or a socket Kea cannot bind (another DHCP
+                # server holds port 67 there), is tried again every 2 s, not left unserved
                 "service-sockets-max-retries": 1_000_000,
                 "service-sockets-retry-wait-time": 2000,
             },
