@@ -96,10 +96,12 @@ def _network() -> ipaddress.IPv4Network:
 
 
 @pytest.fixture
-async def rig(short_dir: Path) -> AsyncIterator[KeaRig]:
+async def rig(request: pytest.FixtureRequest, short_dir: Path) -> AsyncIterator[KeaRig]:
     """kea-dhcp4 (and its TFTP dnsmasq) on the bridge of a namespace; three client links
     (``c0``..``c2``, MACs 1..3) in another namespace, each a veth whose peer is a port
-    of the bridge."""
+    of the bridge. ``@pytest.mark.parametrize("rig", ["bridge down"], indirect=True)``:
+    the bridge is down when Kea starts."""
+    bridge_down = getattr(request, "param", None) == "bridge down"
     tftp_root = short_dir / "tftp"
     tftp_root.mkdir()
     (tftp_root / "undionly.kpxe").write_bytes(secrets.token_bytes(5000))
@@ -127,6 +129,8 @@ async def rig(short_dir: Path) -> AsyncIterator[KeaRig]:
                 http_base=f"http://{ns.host_address}:8067",
                 tftp_root=tftp_root,
             )
+            if bridge_down:
+                _ip("-n", ns.name, "link", "set", ns.bridge, "down")
             backend = KeaBackend(settings, wrap=ns.command())
             server = KeaRig(ns, clients, backend, tftp_root, dump)
             try:
@@ -337,3 +341,17 @@ async def test_without_the_lease_hook_the_leases_are_read_from_the_memfile(rig: 
         assert held == {MAC1: rig.addr(42), MAC2: got["ip"]}
     finally:
         await plain.stop()
+
+
+@pytest.mark.parametrize("rig", ["bridge down"], indirect=True)
+async def test_an_interface_down_when_kea_starts_is_served_once_it_is_up(rig: KeaRig) -> None:
+    log = rig.backend.paths.log
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while "the interface br0 is down" not in log.read_text(errors="replace"):
+        assert loop.time() < deadline, log.read_text()
+        await asyncio.sleep(0.05)
+    _ip("-n", rig.ns.name, "link", "set", rig.ns.bridge, "up")
+    web1 = await asyncio.to_thread(rig.lease, "c0")  # Kea tries every 2 s
+    assert web1["ip"] == rig.addr(42)
+    assert rig.backend.restarts == 0
