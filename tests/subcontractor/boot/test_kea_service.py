@@ -26,8 +26,8 @@ from subcontractor.client import Client
 from subcontractor.config import AgentConfig, BootConfig, Config
 from tests.rigs.netns import Netns, free_network, network_namespace, require_namespaces
 from tests.subcontractor.bmc import require_tools
-from tests.subcontractor.boot.conftest import Served, serve_contractor
 from tests.subcontractor.boot.kea_entries import short_directory
+from tests.subcontractor.boot.served import Served, serve_contractor
 
 INTERFACE_LEASES = """query($locator: String!) { foundation(locator: $locator) {
   interfaces { mac leases { address state } } } }"""
