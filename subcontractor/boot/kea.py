@@ -131,6 +131,7 @@ class _Supervised:
         self.process: asyncio.subprocess.Process | None = None
         self.ready = asyncio.Event()
         self.restarts = 0
+        self.launch_error = ""  # why the last launch failed, if it did
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -192,7 +193,8 @@ class _Supervised:
             try:
                 process = await self._launch()
             except OSError as error:
-                log.error("%s could not start: %s", self.label, error)
+                self.launch_error = f"{self.argv[0]}: {error.strerror or error}"
+                log.error("%s could not start: %s", self.label, self.launch_error)
                 process = None
             if process is not None:
                 ready = asyncio.create_task(self._until_ready(process))
@@ -340,7 +342,12 @@ class KeaBackend:
             except FileNotFoundError:
                 continue
             errors += [line for line in lines[-200:] if " ERROR " in line or " FATAL " in line]
-        return "\n".join(errors[-3:]) or _tail(self.kea.output) or "(nothing logged)"
+        return (
+            "\n".join(errors[-3:])
+            or self.kea.launch_error
+            or _tail(self.kea.output)
+            or "(nothing logged)"
+        )
 
     async def _first_ready(self) -> bool:
         loop = asyncio.get_running_loop()

@@ -362,6 +362,13 @@ async def test_an_interface_kea_cannot_find_fails_the_start_with_kea_s_reason(
     assert backend.restarts == 1
 
 
+async def test_a_program_that_is_not_there_fails_the_start_naming_it(short_dir: Path) -> None:
+    backend = KeaBackend(settings_for(short_dir), program="/nonexistent/kea-dhcp4", tftp=False)
+    with pytest.raises(KeaError, match=r"/nonexistent/kea-dhcp4: No such file or directory"):
+        await backend.start(boot_data([], [pool(NET, 7, 100, 150)]))
+    assert not backend.alive()
+
+
 async def test_a_program_that_never_answers_fails_the_start_and_leaves_nothing(
     short_dir: Path,
 ) -> None:
