@@ -38,9 +38,10 @@ from bench.harness import Clock, Figure, Series  # noqa: E402
 from subcontractor.boot.backend import BootData  # noqa: E402
 from subcontractor.boot.kea import KeaBackend  # noqa: E402
 from subcontractor.boot.kea_config import render_config  # noqa: E402
-from tests.rigs.netns import Netns, free_network, network_namespace  # noqa: E402
+from tests.rigs.netns import Netns, network_namespace  # noqa: E402
 from tests.subcontractor.boot.kea_entries import (  # noqa: E402
     boot_data,
+    network_in_198_18,
     pool,
     reservation,
     settings_for,
@@ -55,12 +56,7 @@ def _ip(*argv: str) -> None:
 
 def _networks() -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]:
     """The client's /24 (free on this host) and a /18 of 198.18/16 apart from it."""
-    for _ in range(100):
-        small = free_network()
-        if small.subnet_of(ipaddress.IPv4Network("198.18.0.0/16")):
-            break
-    else:
-        raise SystemExit("no free /24 in 198.18.0.0/16 on this host")
+    small = network_in_198_18()
     for bulk in ipaddress.IPv4Network("198.18.0.0/16").subnets(new_prefix=18):
         if not bulk.overlaps(small):
             return small, bulk

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from subcontractor.boot.backend import BootData, ServeSettings
+from tests.rigs.netns import free_network, require_namespaces
 
 NET = ipaddress.IPv4Network("198.18.40.0/24")
 MAC1, MAC2, MAC3 = "52:54:00:4b:00:01", "52:54:00:4b:00:02", "52:54:00:4b:00:03"
@@ -86,3 +87,14 @@ def short_directory() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def network_in_198_18() -> ipaddress.IPv4Network:
+    """A free /24 of 198.18.0.0/16 for a namespace (the rig's own choice may fall in
+    198.19.0.0/16); skips where namespaces cannot be made."""
+    require_namespaces()  # (free_network reads the host's routes)
+    for _ in range(100):
+        network = free_network()
+        if network.subnet_of(ipaddress.IPv4Network("198.18.0.0/16")):
+            return network
+    raise AssertionError("no free /24 in 198.18.0.0/16 on this host")

@@ -26,12 +26,13 @@ import pytest
 from subcontractor.boot.backend import BootData
 from subcontractor.boot.kea import KeaBackend
 from subcontractor.boot.kea_control import KeaCommandError, KeaControlError, read_memfile
-from tests.rigs.netns import Netns, free_network, network_namespace, require_namespaces
+from tests.rigs.netns import Netns, network_namespace
 from tests.subcontractor.boot.kea_entries import (
     MAC1,
     MAC2,
     MAC3,
     boot_data,
+    network_in_198_18,
     pool,
     reservation,
     settings_for,
@@ -85,16 +86,6 @@ def _ip(*argv: str) -> None:
     assert done.returncode == 0, f"ip {' '.join(argv)}: {done.stderr}"
 
 
-def _network() -> ipaddress.IPv4Network:
-    """A free /24 of 198.18.0.0/16 (the rig's own choice may be in 198.19.0.0/16)."""
-    require_namespaces()  # free_network reads the host's routes
-    for _ in range(100):
-        network = free_network()
-        if network.subnet_of(ipaddress.IPv4Network("198.18.0.0/16")):
-            return network
-    raise AssertionError("no free /24 in 198.18.0.0/16 on this host")
-
-
 @pytest.fixture
 async def rig(request: pytest.FixtureRequest, short_dir: Path) -> AsyncIterator[KeaRig]:
     """kea-dhcp4 (and its TFTP dnsmasq) on the bridge of a namespace; three client links
@@ -112,7 +103,7 @@ async def rig(request: pytest.FixtureRequest, short_dir: Path) -> AsyncIterator[
         'boot_file siaddr lease; do eval "echo $name=\\$$name"; done\nexit 0\n'
     )
     dump.chmod(0o755)
-    with network_namespace(str(_network())) as ns:
+    with network_namespace(str(network_in_198_18())) as ns:
         clients = f"{ns.name}-c"
         _ip("netns", "add", clients)
         try:

@@ -10,7 +10,6 @@ socket and another test's dnsmasq on the host would keep each other from binding
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import secrets
 import signal
@@ -24,9 +23,9 @@ from subcontractor.boot.kea import KeaBackend
 from subcontractor.boot.service import BootService
 from subcontractor.client import Client
 from subcontractor.config import AgentConfig, BootConfig, Config
-from tests.rigs.netns import Netns, free_network, network_namespace, require_namespaces
+from tests.rigs.netns import Netns, network_namespace
 from tests.subcontractor.bmc import require_tools
-from tests.subcontractor.boot.kea_entries import short_directory
+from tests.subcontractor.boot.kea_entries import network_in_198_18, short_directory
 from tests.subcontractor.boot.served import Served, serve_contractor
 
 INTERFACE_LEASES = """query($locator: String!) { foundation(locator: $locator) {
@@ -35,14 +34,8 @@ INTERFACE_LEASES = """query($locator: String!) { foundation(locator: $locator) {
 
 @pytest.fixture
 def netns() -> Iterator[Netns]:
-    require_namespaces()
     require_tools("kea-dhcp4", "dnsmasq", "busybox")
-    for _ in range(100):  # the rig picks in 198.18.0.0/15; this test stays in 198.18/16
-        network = free_network()
-        if network.subnet_of(ipaddress.IPv4Network("198.18.0.0/16")):
-            break
-    else:
-        raise AssertionError("no free /24 in 198.18.0.0/16 on this host")
+    network = network_in_198_18()
     with network_namespace(str(network)) as ns:
         yield ns
 

@@ -20,10 +20,11 @@ import pytest
 from subcontractor.boot.kea import KeaBackend
 from tests.rigs.dhcp import TFTP_ROOT
 from tests.rigs.http import boot_http, text
-from tests.rigs.netns import Netns, free_network, network_namespace, require_namespaces
+from tests.rigs.netns import Netns, network_namespace
 from tests.rigs.vm import Machine, qemu_vm
 from tests.subcontractor.boot.kea_entries import (
     boot_data,
+    network_in_198_18,
     pool,
     reservation,
     settings_for,
@@ -35,13 +36,7 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture
 def netns() -> Iterator[Netns]:
-    require_namespaces()
-    for _ in range(100):  # the rig picks in 198.18.0.0/15; this test stays in 198.18/16
-        network = free_network()
-        if network.subnet_of(ipaddress.IPv4Network("198.18.0.0/16")):
-            break
-    else:
-        raise AssertionError("no free /24 in 198.18.0.0/16 on this host")
+    network = network_in_198_18()
     with network_namespace(str(network)) as ns:
         yield ns
 
