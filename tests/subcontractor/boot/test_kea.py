@@ -27,6 +27,7 @@ from subcontractor.boot.backend import BootData
 from subcontractor.boot.kea import KeaBackend
 from subcontractor.boot.kea_control import KeaCommandError, KeaControlError, read_memfile
 from tests.rigs.netns import Netns, network_namespace
+from tests.subcontractor.bmc import require_tools
 from tests.subcontractor.boot.kea_entries import (
     MAC1,
     MAC2,
@@ -93,6 +94,7 @@ async def rig(request: pytest.FixtureRequest, short_dir: Path) -> AsyncIterator[
     of the bridge. ``@pytest.mark.parametrize("rig", ["bridge down"], indirect=True)``:
     the bridge is down when Kea starts."""
     bridge_down = getattr(request, "param", None) == "bridge down"
+    require_tools("kea-dhcp4", "dnsmasq", "busybox")
     tftp_root = short_dir / "tftp"
     tftp_root.mkdir()
     (tftp_root / "undionly.kpxe").write_bytes(secrets.token_bytes(5000))

@@ -36,6 +36,7 @@ from subcontractor.boot.kea_control import (
     read_memfile,
 )
 from subcontractor.config import ConfigError
+from tests.subcontractor.bmc import require_tools
 from tests.subcontractor.boot.kea_entries import (
     MAC1,
     MAC2,
@@ -179,6 +180,7 @@ def test_an_http_base_too_long_for_the_file_field_is_refused(tmp_path: Path) -> 
 
 def test_real_kea_accepts_the_configuration(tmp_path: Path) -> None:
     """kea-dhcp4 -t checks the whole file as it would at start (on loopback)."""
+    require_tools("kea-dhcp4")
     data = boot_data(
         [reservation(NET, 1, MAC1, 42), reservation(NET, 2, MAC2, 43, boot_file="own.efi")],
         [pool(NET, 7, 100, 150)],
@@ -203,6 +205,7 @@ def test_real_kea_accepts_the_configuration(tmp_path: Path) -> None:
 
 
 def test_debian_kea_ships_the_lease_commands_hook() -> None:
+    require_tools("kea-dhcp4")
     hook = find_lease_hook()
     assert hook is not None
     assert hook.name == "libdhcp_lease_cmds.so"
@@ -354,6 +357,7 @@ async def test_an_interface_kea_cannot_find_fails_the_start_with_kea_s_reason(
     short_dir: Path,
 ) -> None:
     """(kea-dhcp4 on the host, which stops at its configuration: it opens no socket.)"""
+    require_tools("kea-dhcp4")
     settings = settings_for(short_dir, interfaces=("ctrnope0",))
     backend = KeaBackend(settings, tftp=False)
     with pytest.raises(KeaError, match=r"interface 'ctrnope0' doesn't exist in the system"):

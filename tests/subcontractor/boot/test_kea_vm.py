@@ -22,6 +22,7 @@ from tests.rigs.dhcp import TFTP_ROOT
 from tests.rigs.http import boot_http, text
 from tests.rigs.netns import Netns, network_namespace
 from tests.rigs.vm import Machine, qemu_vm
+from tests.subcontractor.bmc import require_tools
 from tests.subcontractor.boot.kea_entries import (
     boot_data,
     network_in_198_18,
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture
 def netns() -> Iterator[Netns]:
+    require_tools("kea-dhcp4", "dnsmasq", "qemu-system-x86_64")
     network = network_in_198_18()
     with network_namespace(str(network)) as ns:
         yield ns
