@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tests.rigs.netns import Netns, network_namespace
 from tests.rigs.vm import Machine, qemu_vm
 from tests.subcontractor.bmc import require_tools
 from tests.subcontractor.boot.served import Served, serve_contractor
+from tests.subcontractor.processes import _stop as stop_process
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -107,6 +109,97 @@ async def test_an_unknown_machine_boots_discovery_through_the_boot_services(
             leases = await service.backend.leases()
             (lease,) = [held for held in leases if held.mac == machine.mac]
             assert netns.address(100) <= ipaddress.IPv4Address(lease.address) <= netns.address(150)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        await client.aclose()
+
+
+@pytest.fixture
+def other_dhcp(netns: Netns, tmp_path: Path) -> Iterator[Path]:
+    """Another DHCP server on the network (in the namespace, on its bridge): addresses
+    only, no boot options, as a site's own DHCP server would."""
+    directory = tmp_path / "other-dhcp"
+    directory.mkdir()
+    conf = directory / "dnsmasq.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                "port=0",
+                "no-resolv",
+                "no-hosts",
+                f"interface={netns.bridge}",
+                "bind-interfaces",
+                "user=root",
+                f"dhcp-leasefile={directory / 'leases'}",
+                f"log-facility={directory / 'log'}",
+                "log-dhcp",
+                f"dhcp-range={netns.address(50)},{netns.address(90)},{netns.network.netmask},10m",
+                f"dhcp-range=::,constructor:{netns.bridge},ra-only",
+                "enable-ra",
+                "",
+            ]
+        )
+    )
+    process = subprocess.Popen(
+        netns.command("dnsmasq", "--keep-in-foreground", f"--conf-file={conf}", "--pid-file="),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield directory
+    finally:
+        stop_process(process, wait=10)
+
+
+@pytest.fixture
+async def proxied(tmp_path: Path, netns: Netns) -> AsyncIterator[Served]:
+    """Contractor whose discovery script names the endpoint: the lease the discovery image
+    gets comes from the other server, whose next server is not the subcontractor."""
+    args = f"console=ttyS0 contractor.endpoint={netns.host_address}:8069"
+    async for served in serve_contractor(
+        tmp_path, str(netns.network), boot_discovery_kernel_args=args
+    ):
+        yield served
+
+
+async def test_proxy_dhcp_boots_a_machine_beside_another_dhcp_server(
+    proxied: Served, netns: Netns, files: Path, tmp_path: Path, other_dhcp: Path
+) -> None:
+    """No pool, no reservation: the other server gives the address, the proxy the boot."""
+    config = Config(
+        contractor=proxied.contractor(),
+        agent=AgentConfig(journal_dir=tmp_path / "journal"),
+        modules={},
+        module_options={},
+        boot=BootConfig(
+            enabled=True,
+            interfaces=[netns.host_if],
+            server_address=str(netns.host_address),
+            files_dir=files,
+            proxy=True,
+        ),
+    )
+    client = Client(config.contractor)
+    service = BootService(config, client)
+    stop = asyncio.Event()
+    running = asyncio.create_task(service.run(stop))
+    machine = Machine(name="boot-proxy", cpus=1)
+    try:
+        with qemu_vm(machine, netns, tmp_path / "vm") as vm:
+            await asyncio.wait_for(service.follower.ready.wait(), 15)
+            vm.start()
+            off = await asyncio.to_thread(vm.wait_off, 150)
+            assert off, "the machine did not power itself off\n" + vm.console()
+            assert "discovery: answer: " in vm.console(), vm.console()
+            data = await proxied.graphql(DISCOVERED, mac=machine.mac)
+            (found,) = data["discoveredHardware"]["nodes"]
+            assert found["facts"]["serial"] == machine.serial
+            other = (other_dhcp / "leases").read_text()
+            assert machine.mac in other, other  # the address came from the other server
+            assert await service.backend.leases() == []
+            log = (tmp_path / "journal" / "boot" / "dnsmasq" / "dnsmasq.log").read_text()
+            assert "proxy" in log, log
     finally:
         stop.set()
         await asyncio.wait_for(running, 30)
