@@ -16,7 +16,8 @@ across restarts), ``kea-dhcp4.log``, and the pid and lock files Kea keeps
   reservation is a configuration change. A configuration Kea refuses raises
   ``KeaCommandError`` with Kea's text, and ``config-reload`` puts the last good one back
   (Kea 2.2 serves nothing after a refused ``config-set``). While Kea is down (between
-  restarts) ``apply`` writes the file the restart reads.
+  restarts) ``apply`` writes the file the restart reads. A lease of a reserved address to
+  another MAC (the machine's, before its MAC changed) is dropped with ``lease4-del``.
 * ``leases`` asks ``lease4-get-all`` (the ``lease_cmds`` hook, in Debian's ``kea-common``),
   and reads the memfile when Kea cannot answer (down, or no hook).
 * Kea serves no TFTP: a dnsmasq with no IPv4 range and ``port=0`` (no DHCP, no DNS)
@@ -379,6 +380,7 @@ class KeaBackend:
                         await self._recover()
                         raise
                     await self.control.command("config-write", {"filename": str(self.paths.config)})
+                    await self._drop_stale_leases(data)
                 except KeaControlError:
                     if self.kea.alive():
                         raise
@@ -389,6 +391,20 @@ class KeaBackend:
                 log.info("kea-dhcp4 is down: its restart reads the boot data of version %d",
                          data.version)  # fmt: skip
             self._applied = config
+
+    async def _drop_stale_leases(self, data: BootData) -> None:
+        """Drop the lease of a reserved address to another MAC (the machine's MAC before
+        a change: its new NIC would get another address until that lease expired). Needs
+        the lease commands; without them the old lease runs out by itself."""
+        if self.hook is None:
+            return
+        reserved = {reservation.address: reservation.mac for reservation in data.reservations}
+        for lease in await self.control.leases():
+            owner = reserved.get(lease.address)
+            if owner is not None and owner != lease.mac:
+                await self.control.command("lease4-del", {"ip-address": lease.address})
+                log.info("the lease of %s to %s dropped: the address is reserved for %s",
+                         lease.address, lease.mac, owner)  # fmt: skip
 
     async def _recover(self) -> None:
         """After a refused ``config-set``: Kea 2.2 then logs "new configuration failed with

@@ -348,3 +348,24 @@ async def test_an_interface_down_when_kea_starts_is_served_once_it_is_up(rig: Ke
     web1 = await asyncio.to_thread(rig.lease, "c0")  # Kea tries every 2 s
     assert web1["ip"] == rig.addr(42)
     assert rig.backend.restarts == 0
+
+
+async def test_a_reservation_whose_mac_changed_gives_its_address_to_the_new_mac(
+    rig: KeaRig,
+) -> None:
+    """A machine's NIC replaced: the same reservation (id, address) with another MAC. The
+    lease of the address to the old MAC is dropped (Kea would otherwise keep the address
+    from the new MAC until that lease expired), live, in the same process."""
+    backend = rig.backend
+    web1 = await asyncio.to_thread(rig.lease, "c0")
+    assert web1["ip"] == rig.addr(42)
+    pid = await _kea_pid(backend)
+    moved = boot_data(
+        [reservation(rig.ns.network, 1, MAC3, 42)], [pool(rig.ns.network, 7, 100, 110)], version=2
+    )
+    await backend.apply(moved)
+    got = await asyncio.to_thread(rig.lease, "c2")
+    assert (got["ip"], got["hostname"]) == (rig.addr(42), "web1")
+    held = {lease.mac: lease.address for lease in await backend.leases()}
+    assert held == {MAC3: rig.addr(42)}
+    assert await _kea_pid(backend) == pid
