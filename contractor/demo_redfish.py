@@ -15,7 +15,6 @@ import contextlib
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,12 +23,10 @@ from contractor.models import Foundation, Site
 from contractor.redfish_emulator import EmulatorError, RedfishBmc, installed, sushy_emulator
 from contractor.services import blueprint as bps
 from contractor.services import building, interfaces, jobs
-from subcontractor.config import ModuleConfig
 
 __all__ = [
     "AGENT_OPTIONS",
     "LOCATOR",
-    "agent_modules",
     "installer",
     "prepare_redfish",
     "start_emulator",
@@ -76,19 +73,6 @@ async def prepare_redfish(session: AsyncSession, bmc: RedfishBmc, site: Site) ->
     if foundation.state == "planned" and await jobs.job_for_target(session, foundation) is None:
         await building.set_located(session, foundation)
     return foundation
-
-
-def agent_modules(
-    redfish: RedfishBmc | None, simulated: dict[str, Any]
-) -> tuple[dict[str, ModuleConfig], dict[str, dict[str, Any]]]:
-    """A demo agent's modules and their options: ``simulated`` (with ``simulated``), and
-    ``redfish`` when there is a BMC."""
-    modules = {"simulated": ModuleConfig(concurrency=16, task_timeout=120)}
-    options: dict[str, dict[str, Any]] = {"simulated": simulated}
-    if redfish is not None:
-        modules["redfish"] = ModuleConfig(concurrency=4, task_timeout=300)
-        options["redfish"] = dict(AGENT_OPTIONS)
-    return modules, options
 
 
 async def installer(bmc: RedfishBmc, seconds: float) -> None:

@@ -21,7 +21,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from contractor.child_process import ChildDidNotStart, stop_child, wait_until_up
 
 __all__ = ["EmulatorError", "RedfishBmc", "Tls", "installed", "make_tls", "sushy_emulator"]
 
@@ -205,6 +206,14 @@ class RedfishBmc:
         (self.directory / "deaf").write_text(" ".join(resets or ("GracefulShutdown",)))
 
 
+def _answers(bmc: RedfishBmc) -> bool:
+    try:
+        bmc.get("/redfish/v1/")
+    except httpx.TransportError:
+        return False
+    return True
+
+
 @contextmanager
 def sushy_emulator(
     directory: Path,
@@ -271,25 +280,14 @@ def sushy_emulator(
     )
     bmc.pid = process.pid
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                bmc.get("/redfish/v1/")
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise EmulatorError(
-                        "sushy-emulator did not come up:\n"
-                        + (directory / "emulator.log").read_text(errors="replace")
-                    ) from None
-                time.sleep(0.1)
+        try:
+            wait_until_up(process, lambda: _answers(bmc), seconds=30)
+        except ChildDidNotStart:
+            raise EmulatorError(
+                "sushy-emulator did not come up:\n"
+                + (directory / "emulator.log").read_text(errors="replace")
+            ) from None
         yield bmc
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        stop_child(process, wait=10)
         log.close()

@@ -1,0 +1,172 @@
+"""The demo's EC2 instance (``contractor demo --with aws``).
+
+A ``moto_server`` (``contractor.aws_emulator``, the ``aws`` extra) plays EC2 for the demo,
+with a VPC and a subnet ``SUBNET`` made in it at each start. The demo gives the instance its
+shape the way docs/foundations.md says to: in blueprints below the shipped ones, ``demo-ec2``
+(below ``aws-ec2``: image, subnet, security group, tags; pointed at this run's subnet) and
+``demo-ec2-instance`` (below ``aws-instance``). The site ``demo-east`` gets an address block
+for the subnet, so the instance's private address lands in IPAM and DNS. A foundation
+``east-aws01`` (its credentials made up for each run, secrets) with a structure
+``east-ec2-01`` on it is then built by the demo-east subcontractor's ``aws`` module: the
+create job launches the instance and records its MAC and addresses; the structure's job
+starts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contractor.aws_emulator import REGION, EmulatorError, Network, installed, make_network
+from contractor.aws_emulator import moto_server as start_moto
+from contractor.errors import NotFound
+from contractor.models import Foundation, FoundationBluePrint, Site, Structure, StructureBluePrint
+from contractor.services import blueprint as bps
+from contractor.services import building, interfaces, jobs, network
+
+__all__ = [
+    "AGENT_OPTIONS",
+    "HOSTNAME",
+    "LOCATOR",
+    "Cloud",
+    "example_query",
+    "prepare_aws",
+    "start_emulator",
+]
+
+LOCATOR = "east-aws01"
+HOSTNAME = "east-ec2-01"
+BLUEPRINT = "demo-ec2"
+INSTANCE_BLUEPRINT = "demo-ec2-instance"
+BLOCK = "demo-east-ec2"
+VPC = "10.20.0.0/16"
+SUBNET = "10.20.3.0/24"  # beside the demo sites' 10.20.1.0/24 and 10.20.2.0/24
+IMAGE = "ami-12c6146b"  # one of the images moto knows
+# quick to see the instance's state changes
+AGENT_OPTIONS = {"backoff": 0.2, "confirm_interval": 0.5}
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """This run's emulated EC2, and the credentials the demo's foundation signs with."""
+
+    url: str
+    network: Network
+    access_key_id: str
+    secret_access_key: str
+
+
+def start_emulator(stack: contextlib.ExitStack[bool | None]) -> Cloud:
+    """The demo's EC2, stopped (and its directory removed) when ``stack`` closes.
+    ``EmulatorError`` says what is missing."""
+    if not installed():
+        raise EmulatorError(
+            "--with aws needs boto3 and moto[server], the EC2 emulator: "
+            "pip install 'contractor[aws]'"
+        )
+    directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="contractor-ec2-")))
+    url = stack.enter_context(start_moto(directory))
+    return Cloud(
+        url=url,
+        network=make_network(url, SUBNET, vpc_cidr=VPC),
+        access_key_id="AKIA" + secrets.token_hex(8).upper(),
+        secret_access_key=secrets.token_urlsafe(30),
+    )
+
+
+def _fields(cloud: Cloud) -> dict[str, object]:
+    return {
+        "region": REGION,
+        "endpoint_url": cloud.url,
+        "access_key_id": cloud.access_key_id,
+        "secret_access_key": cloud.secret_access_key,
+    }
+
+
+async def _blueprints(
+    session: AsyncSession, cloud: Cloud
+) -> tuple[FoundationBluePrint, StructureBluePrint]:
+    """``demo-ec2`` (created, or pointed at this run's subnet) and ``demo-ec2-instance``."""
+    config = {
+        "awsec2_image_id": IMAGE,
+        "awsec2_subnet_id": cloud.network.subnet_id,
+        "awsec2_security_group_ids": [cloud.network.group_id],
+        "awsec2_public_ip": True,
+        "awsec2_tags": {"demo": "contractor"},
+    }
+    try:
+        foundation_bp = await bps.get_foundation_blueprint(session, BLUEPRINT)
+    except NotFound:
+        foundation_bp = await bps.create_foundation_blueprint(
+            session,
+            name=BLUEPRINT,
+            description="The demo's EC2 instances (in the emulator's subnet)",
+            parents=[await bps.get_foundation_blueprint(session, "aws-ec2")],
+            config_values=config,
+        )
+    else:
+        await bps.update_blueprint(session, foundation_bp, config_values=config)
+    try:
+        structure_bp = await bps.get_structure_blueprint(session, INSTANCE_BLUEPRINT)
+    except NotFound:
+        structure_bp = await bps.create_structure_blueprint(
+            session,
+            name=INSTANCE_BLUEPRINT,
+            description="The system of the demo's EC2 instances",
+            parents=[await bps.get_structure_blueprint(session, "aws-instance")],
+            foundation_blueprints=[foundation_bp],
+        )
+    return foundation_bp, structure_bp
+
+
+async def prepare_aws(
+    session: AsyncSession, cloud: Cloud, site: Site
+) -> list[Foundation | Structure]:
+    """The demo's AWS foundation and the structure on it (created, or pointed at this run's
+    emulator), the foundation located unless it is built or has a job."""
+    foundation_bp, structure_bp = await _blueprints(session, cloud)
+    try:
+        await network.get_address_block(session, site, BLOCK)
+    except NotFound:
+        await network.create_address_block(
+            session, site=site, name=BLOCK, subnet=SUBNET, gateway_offset=1
+        )
+    try:
+        foundation = await building.get_foundation(session, LOCATOR)
+    except NotFound:
+        foundation = await building.create_foundation(
+            session,
+            locator=LOCATOR,
+            site=site,
+            blueprint=foundation_bp,
+            type="AWS",
+            fields=_fields(cloud),
+        )
+        await interfaces.add_interface(
+            session, foundation=foundation, physical_location="eth0", is_provisioning=True
+        )
+    else:
+        await building.update_foundation(session, foundation, fields=_fields(cloud))
+    if foundation.state == "planned" and await jobs.job_for_target(session, foundation) is None:
+        await building.set_located(session, foundation)
+    structure = await building.foundation_structure(session, foundation)
+    if structure is None:
+        structure = await building.create_structure(
+            session, hostname=HOSTNAME, site=site, blueprint=structure_bp, foundation=foundation
+        )
+    return [foundation, structure]
+
+
+def example_query(site: str) -> tuple[str, str]:
+    """The final screen's question about the instance."""
+    return (
+        "The EC2 instance (moto_server) with its MAC and its addresses",
+        f'{{ foundation(locator: "{LOCATOR}") {{ locator state typeFields interfaces '
+        f'{{ name mac }} }} structure(site: "{site}", hostname: "{HOSTNAME}") '
+        "{ state addresses { interfaceName ipAddress addressBlock { name } } } }",
+    )
