@@ -53,6 +53,6 @@ def test_demo_with_an_unknown_type_is_refused(tmp_path: Path) -> None:
     env = {"CONTRACTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
     result = CliRunner().invoke(main, ["demo", "--with", "redfish,vcenter"], env=env)
     assert result.exit_code == 2, result.output
-    assert "'vcenter' is not a foundation type the demo can add (it can: redfish)" in (
+    assert "'vcenter' is not a foundation type the demo can add (it can: aws, redfish)" in (
         result.output
     )
