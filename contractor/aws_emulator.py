@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -24,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from contractor.child_process import ChildDidNotStart, stop_child, wait_until_up
+from contractor.child_process import ChildDidNotStart, free_port, stop_child, wait_until_up
 
 __all__ = [
     "KEY_ID",
@@ -54,13 +53,6 @@ def installed() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("boto3", "moto", "flask"))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _answers(url: str) -> bool:
     try:
         httpx.get(f"{url}/moto-api/", timeout=2, trust_env=False)
@@ -77,7 +69,7 @@ def moto_server(directory: Path, *, env: Mapping[str, str] | None = None) -> Ite
     if not installed():
         raise EmulatorError("moto[server] is not installed: pip install 'contractor[aws]'")
     directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = directory / f"moto-{port}.log"
     command = shutil.which("moto_server")
     argv = [command] if command else [sys.executable, "-m", "moto.server"]

@@ -4,11 +4,20 @@ bench): waiting until it answers, and stopping it."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
 
-__all__ = ["ChildDidNotStart", "stop_child", "wait_until_up"]
+__all__ = ["ChildDidNotStart", "free_port", "stop_child", "wait_until_up"]
+
+
+def free_port() -> int:
+    """A loopback TCP port the kernel hands out (free when this returns)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class ChildDidNotStart(Exception):

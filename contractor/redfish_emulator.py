@@ -17,7 +17,6 @@ import importlib.util
 import ipaddress
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from contractor.child_process import ChildDidNotStart, stop_child, wait_until_up
+from contractor.child_process import ChildDidNotStart, free_port, stop_child, wait_until_up
 
 __all__ = ["EmulatorError", "RedfishBmc", "Tls", "installed", "make_tls", "sushy_emulator"]
 
@@ -42,13 +41,6 @@ class EmulatorError(Exception):
 def installed() -> bool:
     """Whether sushy-tools (the ``redfish`` extra) is installed."""
     return importlib.util.find_spec("sushy_tools") is not None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 RUNNER = """\
@@ -248,7 +240,7 @@ def sushy_emulator(
         f"SUSHY_EMULATOR_FAKE_SYSTEMS = {systems!r}\n"
     )
     (directory / "runner.py").write_text(RUNNER)
-    port = port or _free_port()
+    port = port or free_port()
     bmc = RedfishBmc(port, directory, username, password, system_id, tls, nics)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
     env.update(
