@@ -42,6 +42,7 @@ from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.demo_emulators import WITH, EmulatorError, Emulators, start_emulators
+from contractor.demo_inventory import demo_foundation
 from contractor.errors import ContractorError, NotFound
 from contractor.models import AddressBlock, Foundation, Job, JobState, Site, Structure, User, Zone
 from contractor.plugins import foundation_types
@@ -51,7 +52,6 @@ from contractor.services import (
     auth,
     building,
     directory,
-    interfaces,
     jobs,
     network,
     resources,
@@ -204,30 +204,20 @@ async def prepare(
         short = leaf.name.removeprefix("demo-")
         locator = f"{short}-sim{number:02d}"
         hostname = f"{short}-web{number:02d}"
-        try:
-            foundation = await building.get_foundation(session, locator)
-        except NotFound:
-            foundation = await building.create_foundation(
-                session,
-                locator=locator,
-                site=leaf,
-                blueprint=foundation_bp,
-                type="simulated",
-                fields={
-                    "delay_seconds": options.delay_seconds,
-                    "fail_likelihood": options.fail_percent,
-                },
-            )
-            await interfaces.add_interface(
-                session,
-                foundation=foundation,
-                physical_location="eth0",
-                mac=f"02:00:00:00:{index // 256:02x}:{index % 256:02x}",
-                is_provisioning=True,
-            )
-            created += 1
-        if foundation.state == "planned" and await jobs.job_for_target(session, foundation) is None:
-            await building.set_located(session, foundation)
+        foundation, new = await demo_foundation(
+            session,
+            locator=locator,
+            site=leaf,
+            blueprint=foundation_bp,
+            type="simulated",
+            fields={
+                "delay_seconds": options.delay_seconds,
+                "fail_likelihood": options.fail_percent,
+            },
+            nics={"eth0": f"02:00:00:00:{index // 256:02x}:{index % 256:02x}"},
+            refresh=False,
+        )
+        created += new
         structure = await building.foundation_structure(session, foundation)
         if structure is None:
             structure = await building.create_structure(

@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.aws_emulator import REGION, EmulatorError, Network, installed, make_network
 from contractor.aws_emulator import moto_server as start_moto
-from contractor.errors import NotFound
+from contractor.demo_inventory import demo_foundation, found_or_created, scratch_directory
 from contractor.models import Foundation, FoundationBluePrint, Site, Structure, StructureBluePrint
 from contractor.services import blueprint as bps
-from contractor.services import building, interfaces, jobs, network
+from contractor.services import building, network
 
 __all__ = [
     "AGENT_OPTIONS",
@@ -69,8 +67,7 @@ def start_emulator(stack: contextlib.ExitStack[bool | None]) -> Cloud:
             "--with aws needs boto3 and moto[server], the EC2 emulator: "
             "pip install 'contractor[aws]'"
         )
-    directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="contractor-ec2-")))
-    url = stack.enter_context(start_moto(directory))
+    url = stack.enter_context(start_moto(scratch_directory(stack, "contractor-ec2-")))
     return Cloud(
         url=url,
         network=make_network(url, SUBNET, vpc_cidr=VPC),
@@ -99,28 +96,30 @@ async def _blueprints(
         "awsec2_public_ip": True,
         "awsec2_tags": {"demo": "contractor"},
     }
-    try:
-        foundation_bp = await bps.get_foundation_blueprint(session, BLUEPRINT)
-    except NotFound:
-        foundation_bp = await bps.create_foundation_blueprint(
+    aws_ec2 = await bps.get_foundation_blueprint(session, "aws-ec2")
+    aws_instance = await bps.get_structure_blueprint(session, "aws-instance")
+    foundation_bp, new = await found_or_created(
+        lambda: bps.get_foundation_blueprint(session, BLUEPRINT),
+        lambda: bps.create_foundation_blueprint(
             session,
             name=BLUEPRINT,
             description="The demo's EC2 instances (in the emulator's subnet)",
-            parents=[await bps.get_foundation_blueprint(session, "aws-ec2")],
+            parents=[aws_ec2],
             config_values=config,
-        )
-    else:
+        ),
+    )
+    if not new:
         await bps.update_blueprint(session, foundation_bp, config_values=config)
-    try:
-        structure_bp = await bps.get_structure_blueprint(session, INSTANCE_BLUEPRINT)
-    except NotFound:
-        structure_bp = await bps.create_structure_blueprint(
+    structure_bp, _ = await found_or_created(
+        lambda: bps.get_structure_blueprint(session, INSTANCE_BLUEPRINT),
+        lambda: bps.create_structure_blueprint(
             session,
             name=INSTANCE_BLUEPRINT,
             description="The system of the demo's EC2 instances",
-            parents=[await bps.get_structure_blueprint(session, "aws-instance")],
+            parents=[aws_instance],
             foundation_blueprints=[foundation_bp],
-        )
+        ),
+    )
     return foundation_bp, structure_bp
 
 
@@ -130,30 +129,21 @@ async def prepare_aws(
     """The demo's AWS foundation and the structure on it (created, or pointed at this run's
     emulator), the foundation located unless it is built or has a job."""
     foundation_bp, structure_bp = await _blueprints(session, cloud)
-    try:
-        await network.get_address_block(session, site, BLOCK)
-    except NotFound:
-        await network.create_address_block(
+    await found_or_created(
+        lambda: network.get_address_block(session, site, BLOCK),
+        lambda: network.create_address_block(
             session, site=site, name=BLOCK, subnet=SUBNET, gateway_offset=1
-        )
-    try:
-        foundation = await building.get_foundation(session, LOCATOR)
-    except NotFound:
-        foundation = await building.create_foundation(
-            session,
-            locator=LOCATOR,
-            site=site,
-            blueprint=foundation_bp,
-            type="AWS",
-            fields=_fields(cloud),
-        )
-        await interfaces.add_interface(
-            session, foundation=foundation, physical_location="eth0", is_provisioning=True
-        )
-    else:
-        await building.update_foundation(session, foundation, fields=_fields(cloud))
-    if foundation.state == "planned" and await jobs.job_for_target(session, foundation) is None:
-        await building.set_located(session, foundation)
+        ),
+    )
+    foundation, _ = await demo_foundation(
+        session,
+        locator=LOCATOR,
+        site=site,
+        blueprint=foundation_bp,
+        type="AWS",
+        fields=_fields(cloud),
+        nics={"eth0": None},
+    )
     structure = await building.foundation_structure(session, foundation)
     if structure is None:
         structure = await building.create_structure(

@@ -13,16 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import tempfile
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import NotFound
+from contractor.demo_inventory import demo_foundation, scratch_directory
 from contractor.models import Foundation, Site
 from contractor.redfish_emulator import EmulatorError, RedfishBmc, installed, sushy_emulator
 from contractor.services import blueprint as bps
-from contractor.services import building, interfaces, jobs
 
 __all__ = [
     "AGENT_OPTIONS",
@@ -50,28 +47,15 @@ def _fields(bmc: RedfishBmc) -> dict[str, object]:
 async def prepare_redfish(session: AsyncSession, bmc: RedfishBmc, site: Site) -> Foundation:
     """The demo's Redfish foundation (created, or pointed at this run's emulator), located
     unless it is built or has a job."""
-    try:
-        foundation = await building.get_foundation(session, LOCATOR)
-    except NotFound:
-        foundation = await building.create_foundation(
-            session,
-            locator=LOCATOR,
-            site=site,
-            blueprint=await bps.get_foundation_blueprint(session, "redfish-foundation"),
-            type="RedFish",
-            fields=_fields(bmc),
-        )
-        for location in ("eth0", "eth1"):
-            await interfaces.add_interface(
-                session,
-                foundation=foundation,
-                physical_location=location,
-                is_provisioning=location == "eth0",
-            )
-    else:
-        await building.update_foundation(session, foundation, fields=_fields(bmc))
-    if foundation.state == "planned" and await jobs.job_for_target(session, foundation) is None:
-        await building.set_located(session, foundation)
+    foundation, _ = await demo_foundation(
+        session,
+        locator=LOCATOR,
+        site=site,
+        blueprint=await bps.get_foundation_blueprint(session, "redfish-foundation"),
+        type="RedFish",
+        fields=_fields(bmc),
+        nics={"eth0": None, "eth1": None},
+    )
     return foundation
 
 
@@ -101,6 +85,6 @@ def start_emulator(stack: contextlib.ExitStack[bool | None]) -> RedfishBmc:
             "--with redfish needs sushy-tools, the Redfish emulator: "
             "pip install 'contractor[redfish]'"
         )
-    directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="contractor-bmc-")))
+    directory = scratch_directory(stack, "contractor-bmc-")
     password = secrets.token_urlsafe(12)
     return stack.enter_context(sushy_emulator(directory, power="On", password=password))
