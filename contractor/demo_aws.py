@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.aws_emulator import REGION, EmulatorError, Network, installed, make_network
+from contractor.aws_emulator import REGION, Network, make_network
 from contractor.aws_emulator import moto_server as start_moto
 from contractor.demo_inventory import demo_foundation, found_or_created, scratch_directory
 from contractor.models import Foundation, FoundationBluePrint, Site, Structure, StructureBluePrint
 from contractor.services import blueprint as bps
-from contractor.services import building, network
+from contractor.services import building, network, resources
 
 __all__ = [
     "AGENT_OPTIONS",
@@ -60,13 +62,8 @@ class Cloud:
 
 
 def start_emulator(stack: contextlib.ExitStack[bool | None]) -> Cloud:
-    """The demo's EC2, stopped (and its directory removed) when ``stack`` closes.
-    ``EmulatorError`` says what is missing."""
-    if not installed():
-        raise EmulatorError(
-            "--with aws needs boto3 and moto[server], the EC2 emulator: "
-            "pip install 'contractor[aws]'"
-        )
+    """The demo's EC2 (the ``aws`` extra installed), stopped (and its directory removed)
+    when ``stack`` closes."""
     url = stack.enter_context(start_moto(scratch_directory(stack, "contractor-ec2-")))
     return Cloud(
         url=url,
@@ -85,42 +82,42 @@ def _fields(cloud: Cloud) -> dict[str, object]:
     }
 
 
+# The instance's shape, in blueprints below the shipped ones (docs/foundations.md), in the
+# resource format: loaded at each start, which points ``demo-ec2`` at this run's subnet.
+BLUEPRINTS = """\
+[ foundation.demo-ec2 ]
+description = "The demo's EC2 instances (in the emulator's subnet)"
+parents = [ 'aws-ec2' ]
+
+[ foundation.demo-ec2.config_values ]
+awsec2_image_id = '{image}'
+awsec2_subnet_id = '{subnet}'
+awsec2_security_group_ids = [ '{group}' ]
+awsec2_public_ip = true
+awsec2_tags = {{ demo = 'contractor' }}
+
+[ structure.demo-ec2-instance ]
+description = "The system of the demo's EC2 instances"
+parents = [ 'aws-instance' ]
+foundation_blueprints = [ 'demo-ec2' ]
+"""
+
+
 async def _blueprints(
     session: AsyncSession, cloud: Cloud
 ) -> tuple[FoundationBluePrint, StructureBluePrint]:
     """``demo-ec2`` (created, or pointed at this run's subnet) and ``demo-ec2-instance``."""
-    config = {
-        "awsec2_image_id": IMAGE,
-        "awsec2_subnet_id": cloud.network.subnet_id,
-        "awsec2_security_group_ids": [cloud.network.group_id],
-        "awsec2_public_ip": True,
-        "awsec2_tags": {"demo": "contractor"},
-    }
-    aws_ec2 = await bps.get_foundation_blueprint(session, "aws-ec2")
-    aws_instance = await bps.get_structure_blueprint(session, "aws-instance")
-    foundation_bp, new = await found_or_created(
-        lambda: bps.get_foundation_blueprint(session, BLUEPRINT),
-        lambda: bps.create_foundation_blueprint(
-            session,
-            name=BLUEPRINT,
-            description="The demo's EC2 instances (in the emulator's subnet)",
-            parents=[aws_ec2],
-            config_values=config,
-        ),
+    text = BLUEPRINTS.format(
+        image=IMAGE, subnet=cloud.network.subnet_id, group=cloud.network.group_id
     )
-    if not new:
-        await bps.update_blueprint(session, foundation_bp, config_values=config)
-    structure_bp, _ = await found_or_created(
-        lambda: bps.get_structure_blueprint(session, INSTANCE_BLUEPRINT),
-        lambda: bps.create_structure_blueprint(
-            session,
-            name=INSTANCE_BLUEPRINT,
-            description="The system of the demo's EC2 instances",
-            parents=[aws_instance],
-            foundation_blueprints=[foundation_bp],
-        ),
+    with tempfile.TemporaryDirectory(prefix="contractor-demo-ec2-") as directory:
+        path = Path(directory) / "demo-ec2.toml"
+        path.write_text(text)
+        await resources.apply_resources(session, resources.read_resources([path]))
+    return (
+        await bps.get_foundation_blueprint(session, BLUEPRINT),
+        await bps.get_structure_blueprint(session, INSTANCE_BLUEPRINT),
     )
-    return foundation_bp, structure_bp
 
 
 async def prepare_aws(

@@ -19,7 +19,18 @@ from subcontractor.config import ModuleConfig
 __all__ = ["WITH", "EmulatorError", "Emulators", "start_emulators"]
 
 WITH = ("aws", "redfish")  # foundation types the demo can add, each against its emulator
-EmulatorError = (redfish_emulator.EmulatorError, aws_emulator.EmulatorError)
+# what each type's emulator needs (its extra): a check that it is installed, and its name
+NEEDS = {
+    "aws": (aws_emulator, "boto3 and moto[server], the EC2 emulator"),
+    "redfish": (redfish_emulator, "sushy-tools, the Redfish emulator"),
+}
+
+
+class MissingEmulator(Exception):
+    """An emulator ``--with`` asks for is not installed; the message says what to install."""
+
+
+EmulatorError = (MissingEmulator, redfish_emulator.EmulatorError, aws_emulator.EmulatorError)
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,11 @@ class Emulators:
 
 def start_emulators(stack: contextlib.ExitStack[bool | None], types: tuple[str, ...]) -> Emulators:
     """The emulators of ``types`` (some of ``WITH``), each stopped when ``stack`` closes; an
-    ``EmulatorError`` says what is missing."""
+    ``EmulatorError`` says what is missing or did not start."""
+    for name in types:
+        emulator, what = NEEDS[name]
+        if not emulator.installed():
+            raise MissingEmulator(f"--with {name} needs {what}: pip install 'contractor[{name}]'")
     return Emulators(
         redfish=demo_redfish.start_emulator(stack) if "redfish" in types else None,
         aws=demo_aws.start_emulator(stack) if "aws" in types else None,

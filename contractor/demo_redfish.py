@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.demo_inventory import demo_foundation, scratch_directory
 from contractor.models import Foundation, Site
-from contractor.redfish_emulator import EmulatorError, RedfishBmc, installed, sushy_emulator
+from contractor.redfish_emulator import RedfishBmc, sushy_emulator
 from contractor.services import blueprint as bps
 
 __all__ = [
@@ -78,13 +78,8 @@ async def installer(bmc: RedfishBmc, seconds: float) -> None:
 
 
 def start_emulator(stack: contextlib.ExitStack[bool | None]) -> RedfishBmc:
-    """The demo's emulated BMC, stopped (and its directory removed) when ``stack`` closes.
-    ``EmulatorError`` says what is missing."""
-    if not installed():
-        raise EmulatorError(
-            "--with redfish needs sushy-tools, the Redfish emulator: "
-            "pip install 'contractor[redfish]'"
-        )
+    """The demo's emulated BMC (the ``redfish`` extra installed), stopped (and its
+    directory removed) when ``stack`` closes."""
     directory = scratch_directory(stack, "contractor-bmc-")
     password = secrets.token_urlsafe(12)
     return stack.enter_context(sushy_emulator(directory, power="On", password=password))

@@ -13,25 +13,16 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from contractor import demo_aws
+from contractor import aws_emulator
 from contractor.cli import main
-from tests.cli.test_demo import demo
+from tests.cli.test_demo import demo_with
 from tests.subcontractor.ec2 import require_moto
 
 
 def test_demo_with_aws_builds_an_ec2_instance(tmp_path: Path) -> None:
     require_moto()
     database = tmp_path / "demo.sqlite3"
-    run = demo(
-        f"sqlite:///{database}",
-        "--foundations",
-        "1",
-        "--delay",
-        "0",
-        "--with",
-        "AWS",
-        "--exit-when-built",
-    )
+    run = demo_with(database, "AWS")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     endpoint = re.search(
@@ -73,7 +64,7 @@ def test_demo_with_aws_builds_an_ec2_instance(tmp_path: Path) -> None:
 def test_demo_with_aws_without_moto_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(demo_aws, "installed", lambda: False)
+    monkeypatch.setattr(aws_emulator, "installed", lambda: False)
     env = {"CONTRACTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
     result = CliRunner().invoke(main, ["demo", "--port", "0", "--with", "aws"], env=env)
     assert result.exit_code == 1, result.output
