@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from sqlalchemy import insert, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import harness  # noqa: E402
 from contractor import migrate  # noqa: E402
 from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
 from contractor.models import (  # noqa: E402
@@ -59,17 +59,6 @@ from tests.serving import clean_env, contractor_serve  # noqa: E402
 
 BOOT = "/api/v1/subcontractor/boot"
 SITE = "boot"
-
-
-def start_postgres() -> tuple[str, str]:
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "pg-throwaway"), "start"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    env = dict(line.split("=", 1) for line in out.split())
-    return env["PG_URL"], env["PGBASE"]
 
 
 def mac_of(number: int) -> str:
@@ -275,7 +264,7 @@ def main() -> None:
     base_dir = None
     url = args.database_url
     if url is None:
-        url, base_dir = start_postgres()
+        url, base_dir = harness.start_cluster()
     try:
         url = Settings(database_url=url).database_url
         migrate.upgrade(Settings(database_url=url))
@@ -287,7 +276,7 @@ def main() -> None:
             asyncio.run(measure(base, url, token, ids, args))
     finally:
         if base_dir:
-            subprocess.run([str(ROOT / "scripts" / "pg-throwaway"), "stop", base_dir], check=False)
+            harness.stop_cluster(base_dir)
 
 
 if __name__ == "__main__":

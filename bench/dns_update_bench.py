@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -49,13 +48,6 @@ ZONE = "bench"
 INITIAL = f"$ORIGIN {ZONE}.\n" + SOA_LINE.format(zone=ZONE) + "\n@ 300 IN NS ns1.example.net.\n"
 ADD = """mutation ($name: String!, $text: String!) {
   createZoneEntry(zone: "bench", type: "TXT", name: $name, text: $text) { __typename } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def answered(server: DynamicNamed, name: str) -> bool:

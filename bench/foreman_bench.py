@@ -46,6 +46,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import harness  # noqa: E402
 from bench.harness import Clock, Figure, Series, postgres, serve  # noqa: E402
 from contractor import migrate  # noqa: E402
 from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
@@ -64,17 +65,6 @@ from contractor.settings import Settings  # noqa: E402
 
 STEPS = 10
 SCRIPT = "foundation.power_state()\n" * STEPS
-
-
-def start_postgres() -> tuple[str, str]:
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "pg-throwaway"), "start"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    env = dict(line.split("=", 1) for line in out.split())
-    return env["PG_URL"], env["PGBASE"]
 
 
 def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
@@ -102,15 +92,6 @@ def postgres_seconds(base_dir: str | None) -> float:
         with contextlib.suppress(OSError):  # a backend that ended meanwhile
             total += cpu_seconds(int(child))
     return total
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for_server(port: int) -> None:
@@ -460,7 +441,7 @@ def main() -> None:
     base_dir = None
     url = args.database_url
     if url is None:
-        url, base_dir = start_postgres()
+        url, base_dir = harness.start_cluster()
     server = None
     foreman = None
     try:
@@ -468,7 +449,7 @@ def main() -> None:
         foundation_types()
         migrate.upgrade(settings)
         token = asyncio.run(populate(settings, args.jobs))
-        port = free_port()
+        port = harness.free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
         env.update(
             CONTRACTOR_DATABASE_URL=url,
@@ -502,7 +483,7 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=20)
         if base_dir:
-            subprocess.run([str(ROOT / "scripts" / "pg-throwaway"), "stop", base_dir], check=False)
+            harness.stop_cluster(base_dir)
     print(
         f"{args.jobs} jobs x {STEPS} remote steps, {args.clients} clients (long-poll), "
         f"`contractor serve --workers {args.workers}`"

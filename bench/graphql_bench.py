@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from sqlalchemy import event, insert
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import harness  # noqa: E402
 from bench.harness import Clock, Figure, Series, postgres  # noqa: E402
 from contractor import migrate, models  # noqa: E402
 from contractor.app import create_app  # noqa: E402
@@ -69,17 +69,6 @@ COUNTS = """{ foundationCounts(groupBy: [SITE, TYPE, STATE]) { site type state c
   structureCounts(groupBy: [SITE, BLUEPRINT, STATE]) { site blueprint state count } }"""
 IMPACT = "{ impact(of: {structure: %d}) { kind name path } }"
 SMALL = '{ site(name: "dc1") { name parent { name } } }'
-
-
-def start_postgres() -> tuple[str, str]:
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "pg-throwaway"), "start"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    env = dict(line.split("=", 1) for line in out.split())
-    return env["PG_URL"], env["PGBASE"]
 
 
 async def populate(settings: Settings, hosts: int) -> tuple[str, int]:
@@ -373,7 +362,7 @@ def main() -> None:
     base = None
     url = args.database_url
     if url is None:
-        url, base = start_postgres()
+        url, base = harness.start_cluster()
     try:
         settings = bench_settings(url)
         foundation_types()
@@ -388,7 +377,7 @@ def main() -> None:
         results = asyncio.run(measure_queries(settings, token, structure_id, args.rounds))
     finally:
         if base:
-            subprocess.run([str(ROOT / "scripts" / "pg-throwaway"), "stop", base], check=False)
+            harness.stop_cluster(base)
     targets = {
         "nested page of 1,000 structures": 300.0,
         "aggregates (2 grouped counts)": 100.0,

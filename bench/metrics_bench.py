@@ -33,10 +33,9 @@ sys.path.insert(0, str(HERE))
 from foreman_bench import (  # noqa: E402
     ROOT,
     drive,
-    free_port,
+    harness,
     populate,
     server_seconds,
-    start_postgres,
     wait_for_server,
 )
 
@@ -78,7 +77,7 @@ async def measured(
 def one_run(
     url: str, token: str, settings: Settings, first: int, args: argparse.Namespace, on: bool
 ) -> dict[str, Any]:
-    port = free_port()
+    port = harness.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
     env.update(
         CONTRACTOR_DATABASE_URL=url,
@@ -117,7 +116,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--scrape-seconds", type=float, default=15.0)
     args = parser.parse_args()
-    url, base_dir = (args.database_url, None) if args.database_url else start_postgres()
+    url, base_dir = (args.database_url, None) if args.database_url else harness.start_cluster()
     runs: list[dict[str, Any]] = []
     try:
         settings = Settings(database_url=url, auto_migrate=False)

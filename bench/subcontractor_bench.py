@@ -42,69 +42,22 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import harness  # noqa: E402
+from bench.foreman_bench import STEPS, populate  # noqa: E402
 from bench.harness import Clock, Figure, Series, postgres  # noqa: E402
 from contractor import migrate  # noqa: E402
 from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
 from contractor.models import Job  # noqa: E402
 from contractor.plugins import foundation_types  # noqa: E402
 from contractor.redfish_emulator import RedfishBmc, installed, sushy_emulator  # noqa: E402
-from contractor.services import blueprint as bps  # noqa: E402
 from contractor.services import (  # noqa: E402
     building,
     jobs,
-    site,
 )
-from contractor.services import tasks as task_service  # noqa: E402
 from contractor.settings import Settings  # noqa: E402
 from subcontractor.module import load_modules  # noqa: E402
 from tests.subcontractor.bmc import ipmi_sim  # noqa: E402
 from tests.subcontractor.ec2 import KEY_ID, REGION, SECRET, ec2_client, moto_server  # noqa: E402
-
-STEPS = 10
-SCRIPT = "foundation.power_state()\n" * STEPS
-
-
-def start_postgres() -> tuple[str, str]:
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "pg-throwaway"), "start"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    env = dict(line.split("=", 1) for line in out.split())
-    return env["PG_URL"], env["PGBASE"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-async def populate(settings: Settings, count: int) -> str:
-    engine = create_engine(settings)
-    try:
-        async with transaction(create_session_factory(engine)) as session:
-            here = await site.create_site(session, name="bench")
-            blueprint = await bps.create_foundation_blueprint(
-                session, name="sim", foundation_types=["simulated"]
-            )
-            script = await bps.create_script(session, name="ten-steps", source=SCRIPT)
-            await bps.link_script(session, blueprint=blueprint, role="create", script=script)
-            for n in range(count):
-                foundation = await building.create_foundation(
-                    session, locator=f"sim{n}", site=here, blueprint=blueprint, type="simulated"
-                )
-                await building.set_located(session, foundation)
-            new = await task_service.create_subcontractor_token(
-                session, name="bench", sites=["bench"], modules=["simulated"]
-            )
-            return new.text
-    finally:
-        await engine.dispose()
 
 
 async def run_jobs(settings: Settings, count: int) -> float:
@@ -135,7 +88,7 @@ def agent_figures(url: str, count: int, concurrency: int, work: Path) -> float:
     foundation_types()
     migrate.upgrade(settings)
     token = asyncio.run(populate(settings, count))
-    port = free_port()
+    port = harness.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTRACTOR_", "SUBCON"))}
     env.update(PYTHONPATH=str(ROOT), NO_PROXY="127.0.0.1")
     (work / "token").write_text(token)
@@ -442,14 +395,12 @@ def main() -> None:
         base_dir = None
         url = args.database_url
         if url is None:
-            url, base_dir = start_postgres()
+            url, base_dir = harness.start_cluster()
         try:
             seconds = agent_figures(url, args.jobs, args.concurrency, work)
         finally:
             if base_dir:
-                subprocess.run(
-                    [str(ROOT / "scripts" / "pg-throwaway"), "stop", base_dir], check=False
-                )
+                harness.stop_cluster(base_dir)
         tasks = args.jobs * STEPS
         print(
             f"{args.jobs} jobs x {STEPS} remote steps through one subcontractor "

@@ -469,7 +469,8 @@ def blueprint_dump(ctx: click.Context, out: Path | None) -> None:
     default="",
     metavar="TYPES",
     help="Also build machines of these foundation types, each against its emulator "
-    "(comma-separated: redfish; needs its extra, pip install 'contractor[redfish]').",
+    "(comma-separated: aws, redfish; each needs its extra, e.g. pip install "
+    "'contractor[aws]').",
 )
 @click.pass_context
 def demo(

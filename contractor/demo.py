@@ -11,8 +11,9 @@ finished: 0 when all is built). ``contractor dns export`` then writes the zone f
 ``demo.test``, its parent ``test`` and the sites' reverse zones.
 
 Running it again on the same database reuses what exists (by name) and adds only what is
-missing, so it never fails on its own earlier run. With ``with_types = ("redfish",)`` it also
-runs a Redfish BMC emulator and builds a Redfish foundation against it (``demo_redfish``).
+missing, so it never fails on its own earlier run. With ``with_types`` (some of ``WITH``)
+it also runs an emulator per type and builds that type's machines against it
+(``demo_emulators``: a Redfish BMC, an EC2).
 """
 
 from __future__ import annotations
@@ -40,18 +41,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
-from contractor.demo_redfish import agent_modules, installer, prepare_redfish, start_emulator
+from contractor.demo_emulators import WITH, EmulatorError, Emulators, start_emulators
+from contractor.demo_inventory import demo_foundation
 from contractor.errors import ContractorError, NotFound
 from contractor.models import AddressBlock, Foundation, Job, JobState, Site, Structure, User, Zone
 from contractor.plugins import foundation_types
-from contractor.redfish_emulator import EmulatorError, RedfishBmc
 from contractor.rest.state import app_state
 from contractor.services import (
     addresses,
     auth,
     building,
     directory,
-    interfaces,
     jobs,
     network,
     resources,
@@ -77,7 +77,7 @@ SITES = {"demo-east": "10.20.1.0/24", "demo-west": "10.20.2.0/24"}
 DOMAIN = "demo.test"
 NAMESERVERS = ["ns1.example.net"]
 USER = "demo"
-WITH = ("redfish",)  # foundation types the demo can add, each against its emulator
+NONE = Emulators()  # the demo without --with
 FINISHED = (JobState.DONE, JobState.ERROR, JobState.ABORTED)
 # the demo's engine settings: quick to notice new work, short leases (a task left by an
 # interrupted earlier run comes back soon)
@@ -158,11 +158,11 @@ async def prepare(
     session: AsyncSession,
     settings: Settings,
     options: DemoOptions,
-    redfish: RedfishBmc | None = None,
+    emulators: Emulators = NONE,
 ) -> Prepared:
     """Load the shipped BluePrints, create (or reuse) the demo inventory and tokens, and start
-    a create job for every demo target that is not built and has none (with ``redfish``, a
-    Redfish foundation against that BMC too)."""
+    a create job for every demo target that is not built and has none (with ``emulators``,
+    their types' targets too)."""
     loaded = await resources.load_builtin(session)
     notes = []
     if loaded.created or loaded.updated:
@@ -204,30 +204,20 @@ async def prepare(
         short = leaf.name.removeprefix("demo-")
         locator = f"{short}-sim{number:02d}"
         hostname = f"{short}-web{number:02d}"
-        try:
-            foundation = await building.get_foundation(session, locator)
-        except NotFound:
-            foundation = await building.create_foundation(
-                session,
-                locator=locator,
-                site=leaf,
-                blueprint=foundation_bp,
-                type="simulated",
-                fields={
-                    "delay_seconds": options.delay_seconds,
-                    "fail_likelihood": options.fail_percent,
-                },
-            )
-            await interfaces.add_interface(
-                session,
-                foundation=foundation,
-                physical_location="eth0",
-                mac=f"02:00:00:00:{index // 256:02x}:{index % 256:02x}",
-                is_provisioning=True,
-            )
-            created += 1
-        if foundation.state == "planned" and await jobs.job_for_target(session, foundation) is None:
-            await building.set_located(session, foundation)
+        foundation, new = await demo_foundation(
+            session,
+            locator=locator,
+            site=leaf,
+            blueprint=foundation_bp,
+            type="simulated",
+            fields={
+                "delay_seconds": options.delay_seconds,
+                "fail_likelihood": options.fail_percent,
+            },
+            nics={"eth0": f"02:00:00:00:{index // 256:02x}:{index % 256:02x}"},
+            refresh=False,
+        )
+        created += new
         structure = await building.foundation_structure(session, foundation)
         if structure is None:
             structure = await building.create_structure(
@@ -246,8 +236,7 @@ async def prepare(
             first_locator, first_structure = locator, (leaf.name, structure.hostname)
     if not new_root:
         notes.append(f"{created} new foundations (the demo has {len(targets) // 2} in all)")
-    if redfish is not None:
-        targets.append(await prepare_redfish(session, redfish, leaves[0][0]))
+    targets += await emulators.targets(session, leaves[0][0])
     tracked = []
     for target in targets:
         label = (
@@ -267,7 +256,7 @@ async def prepare(
         session,
         name="demo-subcontractor",
         sites=list(SITES),
-        modules=["simulated", *(["redfish"] if redfish is not None else [])],
+        modules=["simulated", *emulators.module_names],
     )
     return Prepared(
         api_token=api_token,
@@ -448,7 +437,7 @@ async def _demo(
     options: DemoOptions,
     out: TextIO,
     stop: asyncio.Event,
-    redfish: RedfishBmc | None = None,
+    emulators: Emulators = NONE,
 ) -> int:
     say: Callable[[str], None] = lambda line: print(line, file=out, flush=True)  # noqa: E731
     foundation_types()
@@ -459,7 +448,7 @@ async def _demo(
     try:
         async with transaction(create_session_factory(engine, writes=True)) as session:
             session.info["actor"] = "demo"
-            prepared = await prepare(session, settings, options, redfish)
+            prepared = await prepare(session, settings, options, emulators)
     except ContractorError as error:
         sock.close()
         raise DemoError(f"cannot set up the demo inventory: {error}") from None
@@ -473,7 +462,7 @@ async def _demo(
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     agents: list[tuple[asyncio.Task[None], Journal, Client]] = []
     agents_stop = asyncio.Event()
-    installing: asyncio.Task[None] | None = None
+    playing: list[asyncio.Task[None]] = []
     transport = httpx.ASGITransport(app=app)
     journals = tempfile.TemporaryDirectory(prefix="contractor-demo-")
     try:
@@ -483,9 +472,9 @@ async def _demo(
                 raise DemoError("the server stopped while starting")
             await asyncio.sleep(0.05)
         for name in SITES:
-            wanted, module_options = agent_modules(
-                redfish if name == next(iter(SITES)) else None,
-                {"install_seconds": options.install_seconds},
+            here = emulators if name == next(iter(SITES)) else Emulators()
+            wanted, module_options = here.agent_modules(
+                {"install_seconds": options.install_seconds}
             )
             config = Config(
                 contractor=ContractorConfig(
@@ -504,9 +493,9 @@ async def _demo(
             agent = Agent(config, modules, client, journal, Masker(config.secrets()))
             agents.append((asyncio.create_task(agent.run(agents_stop)), journal, client))
         say(f"Contractor is serving {url} with a subcontractor for {', '.join(SITES)}")
-        if redfish is not None:
-            say(f"Redfish BMC (sushy-emulator) for the RedFish foundation: https://{redfish.label}")
-            installing = asyncio.create_task(installer(redfish, options.install_seconds))
+        for line in emulators.announcements():
+            say(line)
+        playing = emulators.background(options.install_seconds)
         earlier = sum(1 for item in prepared.tracked if item.job_id == 0)
         building_now = len(prepared.tracked) - earlier
         also = f" ({earlier} built earlier)" if earlier else ""
@@ -533,7 +522,8 @@ async def _demo(
         say(f"{built} of {len(progress.tracked)} targets built")
         async with httpx.AsyncClient(transport=transport, base_url=url) as http:
             say("\nExample GraphQL queries (POST them to /graphql), with their answers now:")
-            for question, query in example_queries(prepared):
+            queries = example_queries(prepared) + emulators.example_queries(next(iter(SITES)))
+            for question, query in queries:
                 answer = await _ask(http, prepared.api_token, query)
                 say(f"\n# {question}\n{query}\n=> {answer}")
         say(f"\nConsole: {url}/ui/#token={prepared.api_token}  (the operator's console)")
@@ -559,8 +549,8 @@ async def _demo(
         say("stopping")
         return 0
     finally:
-        if installing is not None:
-            installing.cancel()
+        for task in playing:
+            task.cancel()
         agents_stop.set()
         for task, _, _ in agents:
             with contextlib.suppress(Exception):
@@ -589,12 +579,10 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO = sys.stdout)
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stop.set)
         with contextlib.ExitStack() as emulators:
-            redfish = None
-            if "redfish" in options.with_types:
-                try:
-                    redfish = start_emulator(emulators)
-                except EmulatorError as error:
-                    raise DemoError(str(error)) from None
-            return await _demo(settings, options, out, stop, redfish)
+            try:
+                started = start_emulators(emulators, options.with_types)
+            except EmulatorError as error:
+                raise DemoError(str(error)) from None
+            return await _demo(settings, options, out, stop, started)
 
     return asyncio.run(main())

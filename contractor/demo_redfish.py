@@ -13,23 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import tempfile
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import NotFound
+from contractor.demo_inventory import demo_foundation, scratch_directory
 from contractor.models import Foundation, Site
-from contractor.redfish_emulator import EmulatorError, RedfishBmc, installed, sushy_emulator
+from contractor.redfish_emulator import RedfishBmc, sushy_emulator
 from contractor.services import blueprint as bps
-from contractor.services import building, interfaces, jobs
-from subcontractor.config import ModuleConfig
 
 __all__ = [
     "AGENT_OPTIONS",
     "LOCATOR",
-    "agent_modules",
     "installer",
     "prepare_redfish",
     "start_emulator",
@@ -53,42 +47,16 @@ def _fields(bmc: RedfishBmc) -> dict[str, object]:
 async def prepare_redfish(session: AsyncSession, bmc: RedfishBmc, site: Site) -> Foundation:
     """The demo's Redfish foundation (created, or pointed at this run's emulator), located
     unless it is built or has a job."""
-    try:
-        foundation = await building.get_foundation(session, LOCATOR)
-    except NotFound:
-        foundation = await building.create_foundation(
-            session,
-            locator=LOCATOR,
-            site=site,
-            blueprint=await bps.get_foundation_blueprint(session, "redfish-foundation"),
-            type="RedFish",
-            fields=_fields(bmc),
-        )
-        for location in ("eth0", "eth1"):
-            await interfaces.add_interface(
-                session,
-                foundation=foundation,
-                physical_location=location,
-                is_provisioning=location == "eth0",
-            )
-    else:
-        await building.update_foundation(session, foundation, fields=_fields(bmc))
-    if foundation.state == "planned" and await jobs.job_for_target(session, foundation) is None:
-        await building.set_located(session, foundation)
+    foundation, _ = await demo_foundation(
+        session,
+        locator=LOCATOR,
+        site=site,
+        blueprint=await bps.get_foundation_blueprint(session, "redfish-foundation"),
+        type="RedFish",
+        fields=_fields(bmc),
+        nics={"eth0": None, "eth1": None},
+    )
     return foundation
-
-
-def agent_modules(
-    redfish: RedfishBmc | None, simulated: dict[str, Any]
-) -> tuple[dict[str, ModuleConfig], dict[str, dict[str, Any]]]:
-    """A demo agent's modules and their options: ``simulated`` (with ``simulated``), and
-    ``redfish`` when there is a BMC."""
-    modules = {"simulated": ModuleConfig(concurrency=16, task_timeout=120)}
-    options: dict[str, dict[str, Any]] = {"simulated": simulated}
-    if redfish is not None:
-        modules["redfish"] = ModuleConfig(concurrency=4, task_timeout=300)
-        options["redfish"] = dict(AGENT_OPTIONS)
-    return modules, options
 
 
 async def installer(bmc: RedfishBmc, seconds: float) -> None:
@@ -110,13 +78,8 @@ async def installer(bmc: RedfishBmc, seconds: float) -> None:
 
 
 def start_emulator(stack: contextlib.ExitStack[bool | None]) -> RedfishBmc:
-    """The demo's emulated BMC, stopped (and its directory removed) when ``stack`` closes.
-    ``EmulatorError`` says what is missing."""
-    if not installed():
-        raise EmulatorError(
-            "--with redfish needs sushy-tools, the Redfish emulator: "
-            "pip install 'contractor[redfish]'"
-        )
-    directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="contractor-bmc-")))
+    """The demo's emulated BMC (the ``redfish`` extra installed), stopped (and its
+    directory removed) when ``stack`` closes."""
+    directory = scratch_directory(stack, "contractor-bmc-")
     password = secrets.token_urlsafe(12)
     return stack.enter_context(sushy_emulator(directory, power="On", password=password))

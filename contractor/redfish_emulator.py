@@ -17,11 +17,9 @@ import importlib.util
 import ipaddress
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from contractor.child_process import ChildDidNotStart, free_port, stop_child, wait_until_up
 
 __all__ = ["EmulatorError", "RedfishBmc", "Tls", "installed", "make_tls", "sushy_emulator"]
 
@@ -41,13 +41,6 @@ class EmulatorError(Exception):
 def installed() -> bool:
     """Whether sushy-tools (the ``redfish`` extra) is installed."""
     return importlib.util.find_spec("sushy_tools") is not None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 RUNNER = """\
@@ -205,6 +198,14 @@ class RedfishBmc:
         (self.directory / "deaf").write_text(" ".join(resets or ("GracefulShutdown",)))
 
 
+def _answers(bmc: RedfishBmc) -> bool:
+    try:
+        bmc.get("/redfish/v1/")
+    except httpx.TransportError:
+        return False
+    return True
+
+
 @contextmanager
 def sushy_emulator(
     directory: Path,
@@ -239,7 +240,7 @@ def sushy_emulator(
         f"SUSHY_EMULATOR_FAKE_SYSTEMS = {systems!r}\n"
     )
     (directory / "runner.py").write_text(RUNNER)
-    port = port or _free_port()
+    port = port or free_port()
     bmc = RedfishBmc(port, directory, username, password, system_id, tls, nics)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
     env.update(
@@ -271,25 +272,14 @@ def sushy_emulator(
     )
     bmc.pid = process.pid
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                bmc.get("/redfish/v1/")
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise EmulatorError(
-                        "sushy-emulator did not come up:\n"
-                        + (directory / "emulator.log").read_text(errors="replace")
-                    ) from None
-                time.sleep(0.1)
+        try:
+            wait_until_up(process, lambda: _answers(bmc), seconds=30)
+        except ChildDidNotStart:
+            raise EmulatorError(
+                "sushy-emulator did not come up:\n"
+                + (directory / "emulator.log").read_text(errors="replace")
+            ) from None
         yield bmc
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        stop_child(process, wait=10)
         log.close()

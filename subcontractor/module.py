@@ -11,8 +11,9 @@ credentials, bad parameters). Blocking libraries run in worker threads (``anyio.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
@@ -28,8 +29,10 @@ __all__ = [
     "TaskFailed",
     "available_modules",
     "load_modules",
+    "probes",
     "require",
     "require_host",
+    "require_numbers",
     "require_port",
 ]
 
@@ -102,6 +105,35 @@ def require_port(
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise TaskFailed(f"{where} {name!r} must be 1 to 65535, got {port!r}")
     return port
+
+
+def require_numbers(parameters: Mapping[str, Any], defaults: Mapping[str, float]) -> list[Any]:
+    """The task parameters named in ``defaults`` (each its default when not given), in that
+    order, or a non-retryable failure naming the first that is not a number ≥ 0."""
+    values = [parameters.get(name, default) for name, default in defaults.items()]
+    for name, value in zip(defaults, values, strict=True):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise TaskFailed(f"parameter {name!r} must be a number ≥ 0, got {value!r}")
+    return values
+
+
+async def probes(
+    probe: Callable[[], Awaitable[object]], count: int, delay: float
+) -> AsyncGenerator[bool, None]:
+    """Call ``probe`` ``count`` times, ``delay`` seconds apart (a link test), yielding whether
+    each answered: a retryable failure is no answer, any other one ends the test."""
+    for number in range(count):
+        if number:
+            await asyncio.sleep(delay)
+        try:
+            await probe()
+        except TaskFailed as failure:
+            if not failure.retryable:
+                raise
+            answered = False
+        else:
+            answered = True
+        yield answered
 
 
 def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:

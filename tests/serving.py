@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,15 +16,9 @@ import httpx
 import pytest
 import uvicorn
 
+from contractor.child_process import free_port
+
 CHECKOUT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A loopback port the kernel hands out (free when this returns)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def clean_env(**settings: str) -> dict[str, str]:

@@ -35,6 +35,7 @@ from contractor.foreman.remote import RemoteCall, power_functions
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType, JobAccess
+from contractor.services.validation import check_pattern
 from tscript import ExternalFunction, FunctionFactory
 
 __all__ = ["AwsFoundation", "AwsFoundationType", "client_token"]
@@ -74,12 +75,6 @@ def client_token(foundation_id: int, job_id: int | None) -> str:
     return f"contractor-{foundation_id}-{job_id if job_id is not None else 0}"
 
 
-def _string(name: str, value: Any, pattern: re.Pattern[str], what: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
-        raise InvalidInput(f"{name} must be {what}, got {value!r}", field=name)
-    return value
-
-
 class AwsFoundationType(FoundationType):
     name = "aws"
     model = AwsFoundation
@@ -108,7 +103,7 @@ class AwsFoundationType(FoundationType):
         }
         for name, (pattern, what) in rules.items():
             if checked.get(name) is not None:
-                _string(name, checked[name], pattern, what)
+                check_pattern(checked[name], field=name, pattern=pattern, what=what)
         secret = checked.get("secret_access_key")
         if secret is not None and (not isinstance(secret, str) or len(secret) > 255):
             raise InvalidInput(

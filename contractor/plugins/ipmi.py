@@ -19,6 +19,7 @@ from contractor.foreman.remote import RemoteCall, power_functions
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType
+from contractor.services.validation import check_port
 from tscript import ExternalFunction, FunctionFactory
 
 
@@ -54,9 +55,7 @@ class IpmiFoundationType(FoundationType):
         if "bmc_address" in checked and len(checked["bmc_address"]) > 255:
             raise InvalidInput("bmc_address is longer than 255 characters", field="bmc_address")
         if "bmc_port" in checked:
-            port = checked["bmc_port"]
-            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-                raise InvalidInput(f"bmc_port must be 1 to 65535, got {port!r}", field="bmc_port")
+            check_port(checked["bmc_port"], field="bmc_port")
         return checked
 
     def config_attributes(self, foundation: Foundation) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from contractor.foreman.remote import RemoteCall, interface_map_call, power_func
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType
+from contractor.services.validation import check_port
 from tscript import ExternalFunction, FunctionFactory, ParameterError
 
 MODULE = "redfish"
@@ -107,9 +108,7 @@ class RedfishFoundationType(FoundationType):
         elif "bmc_address" in checked:
             checked["bmc_address"] = None
         if "bmc_port" in checked:
-            port = checked["bmc_port"]
-            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-                raise InvalidInput(f"bmc_port must be 1 to 65535, got {port!r}", field="bmc_port")
+            check_port(checked["bmc_port"], field="bmc_port")
         if "username" in checked and len(checked["username"]) > 64:
             raise InvalidInput("username is longer than 64 characters", field="username")
         if "password" in checked and len(checked["password"]) > 255:

@@ -97,6 +97,21 @@ def check_int(value: Any, *, field: str, low: int | None = None, high: int | Non
     return value
 
 
+def check_port(value: Any, *, field: str) -> int:
+    """A TCP or UDP port, 1 to 65535."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise InvalidInput(f"{field} must be 1 to 65535, got {value!r}", field=field)
+    return value
+
+
+def check_pattern(value: Any, *, field: str, pattern: re.Pattern[str], what: str) -> str:
+    """``value`` when it is text that ``pattern`` matches (from its start); else InvalidInput
+    naming ``field``, saying it must be ``what``."""
+    if not isinstance(value, str) or not pattern.match(value):
+        raise InvalidInput(f"{field} must be {what}, got {value!r}", field=field)
+    return value
+
+
 def check_string_list(
     value: Any, *, field: str, item_re: re.Pattern[str] | None = None
 ) -> list[str]:

@@ -36,7 +36,7 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
-from subcontractor.module import Function, Module, TaskFailed, require
+from subcontractor.module import Function, Module, TaskFailed, probes, require, require_numbers
 
 __all__ = ["IpmiModule"]
 
@@ -274,30 +274,14 @@ class IpmiModule(Module):
 
     async def link_test(self, parameters: dict[str, Any]) -> dict[str, Any]:
         _bmc(parameters)  # a malformed connection fails now, not as a bad score
-        count = parameters.get("count", 20)
-        scaler = parameters.get("scaler", 0.85)
-        threshold = parameters.get("threshold", 0.8)
-        delay = parameters.get("delay", 1)
-        for name, value in (
-            ("count", count),
-            ("scaler", scaler),
-            ("threshold", threshold),
-            ("delay", delay),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise TaskFailed(f"parameter {name!r} must be a number ≥ 0, got {value!r}")
+        count, scaler, threshold, delay = require_numbers(
+            parameters, {"count": 20, "scaler": 0.85, "threshold": 0.8, "delay": 1}
+        )
         score = 1.0
-        for probe in range(int(count)):
-            if probe:
-                await asyncio.sleep(float(delay))
-            try:
-                await self.power_state(parameters)
-                answered = 1.0
-            except TaskFailed as failure:
-                if not failure.retryable:
-                    raise
-                answered = 0.0
-            score = scaler * score + (1 - scaler) * answered
-            if score < threshold:
-                break
+        probing = probes(lambda: self.power_state(parameters), int(count), float(delay))
+        async with contextlib.aclosing(probing) as answers:
+            async for answered in answers:
+                score = scaler * score + (1 - scaler) * float(answered)
+                if score < threshold:
+                    break
         return {"score": round(score, 4)}

@@ -40,7 +40,16 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from subcontractor.module import Function, Module, TaskFailed, require, require_host, require_port
+from subcontractor.module import (
+    Function,
+    Module,
+    TaskFailed,
+    probes,
+    require,
+    require_host,
+    require_numbers,
+    require_port,
+)
 
 __all__ = ["RedfishModule"]
 
@@ -549,18 +558,7 @@ class RedfishModule(Module):
 
     async def link_test(self, parameters: dict[str, Any]) -> dict[str, Any]:
         _bmc(parameters)  # a malformed connection fails now, not as a failed link
-        count, delay = parameters.get("count", 3), parameters.get("delay", 1)
-        for name, value in (("count", count), ("delay", delay)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise TaskFailed(f"parameter {name!r} must be a number ≥ 0, got {value!r}")
-        answered = 0
-        for probe in range(int(count)):
-            if probe:
-                await asyncio.sleep(float(delay))
-            try:
-                await self.power_state(parameters)
-                answered += 1
-            except TaskFailed as failure:
-                if not failure.retryable:
-                    raise
+        count, delay = require_numbers(parameters, {"count": 3, "delay": 1})
+        answers = probes(lambda: self.power_state(parameters), int(count), float(delay))
+        answered = sum([answer async for answer in answers])
         return {"success": answered == int(count) > 0, "answered": answered}

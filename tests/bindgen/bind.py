@@ -27,6 +27,8 @@ import dns.rdatatype
 import dns.resolver
 import pytest
 
+from contractor.child_process import stop_child
+
 
 def program(name: str) -> str:
     """The path of a BIND program, or skip (fail under CI) when it is not installed."""
@@ -128,12 +130,7 @@ def _launch(work: Path) -> subprocess.Popen[bytes]:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_child(process, wait=10)
 
 
 @contextmanager

@@ -44,6 +44,15 @@ def demo(url: str, *flags: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def demo_with(database: Path, types: str) -> subprocess.CompletedProcess[str]:
+    """The demo on the SQLite file ``database`` with one simulated foundation, no delays,
+    ``--with types``, exiting once all is built."""
+    return demo(
+        f"sqlite:///{database}",
+        *("--foundations", "1", "--delay", "0", "--with", types, "--exit-when-built"),
+    )
+
+
 def states(url: str) -> tuple[list[str], list[str]]:
     async def read() -> tuple[list[str], list[str]]:
         foundation_types()

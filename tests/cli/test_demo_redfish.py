@@ -10,23 +10,14 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from contractor.cli import main
-from tests.cli.test_demo import demo
+from tests.cli.test_demo import demo_with
 from tests.subcontractor.redfish_bmc import require_emulator
 
 
 def test_demo_with_redfish_builds_a_redfish_foundation(tmp_path: Path) -> None:
     require_emulator()
     database = tmp_path / "demo.sqlite3"
-    run = demo(
-        f"sqlite:///{database}",
-        "--foundations",
-        "1",
-        "--delay",
-        "0",
-        "--with",
-        "RedFish",
-        "--exit-when-built",
-    )
+    run = demo_with(database, "RedFish")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     assert "Redfish BMC (sushy-emulator) for the RedFish foundation: https://127.0.0.1:" in (
@@ -53,6 +44,6 @@ def test_demo_with_an_unknown_type_is_refused(tmp_path: Path) -> None:
     env = {"CONTRACTOR_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
     result = CliRunner().invoke(main, ["demo", "--with", "redfish,vcenter"], env=env)
     assert result.exit_code == 2, result.output
-    assert "'vcenter' is not a foundation type the demo can add (it can: redfish)" in (
+    assert "'vcenter' is not a foundation type the demo can add (it can: aws, redfish)" in (
         result.output
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from starlette.applications import Starlette
 
 from contractor import migrate
 from contractor.app import create_app
+from contractor.child_process import free_port
 from contractor.db import create_engine, create_session_factory
 from contractor.rest.state import app_state
 from contractor.services import addresses, auth, interfaces
@@ -251,13 +251,6 @@ async def test_values_that_do_not_render_are_a_500_naming_the_key(world: World) 
     assert "broken" in error["message"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_contractor_serve_answers_and_sees_another_process_change(
     tmp_path: Path, backend: str
@@ -286,7 +279,7 @@ def test_contractor_serve_answers_and_sees_another_process_change(
         )
 
     data = asyncio.run(in_database(populate))
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTRACTOR_")}
     env.update(CONTRACTOR_DATABASE_URL=url, CONTRACTOR_PXE_LOCATION="http://pxe/")
     # The checkout first, as pytest's own pythonpath has it.

@@ -6,11 +6,7 @@ subcontractor can then be killed between RunInstances and its answer)."""
 from __future__ import annotations
 
 import http.server
-import shutil
-import subprocess
-import sys
 import threading
-import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
@@ -22,11 +18,32 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.serving import clean_env, free_port
+from contractor import aws_emulator
+from contractor.aws_emulator import (
+    KEY_ID,
+    REGION,
+    SECRET,
+    Network,
+    ec2_client,
+    instances,
+    make_network,
+)
+from tests.serving import clean_env
 
-REGION = "us-east-1"
-KEY_ID = "AKIAEXAMPLEKEYID0001"
-SECRET = "moto-secret-access-key-do-not-leak"
+__all__ = [
+    "KEY_ID",
+    "REGION",
+    "SECRET",
+    "Ec2Proxy",
+    "Network",
+    "ec2_client",
+    "ec2_proxy",
+    "instances",
+    "make_network",
+    "moto_server",
+    "require_moto",
+]
+
 THROTTLED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
     b"<Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message>"
@@ -41,69 +58,14 @@ def require_moto() -> None:
 
 @contextmanager
 def moto_server(directory: Path) -> Iterator[str]:
-    """``moto_server`` on a loopback port; yields its URL; stopped afterwards."""
+    """``contractor.aws_emulator.moto_server`` (a skip where moto is missing, a failure where
+    it does not come up)."""
     require_moto()
-    port = free_port()
-    log = (directory / f"moto-{port}.log").open("wb")
-    command = shutil.which("moto_server")
-    argv = [command] if command else [sys.executable, "-m", "moto.server"]
-    process = subprocess.Popen(
-        [*argv, "-H", "127.0.0.1", "-p", str(port)],
-        env=clean_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/moto-api/", timeout=2)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not come up:\n{Path(log.name).read_text()}")
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
-
-
-def ec2_client(url: str) -> Any:
-    import boto3
-
-    return boto3.session.Session(
-        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET, region_name=REGION
-    ).client("ec2", endpoint_url=url)
-
-
-@dataclass
-class Network:
-    vpc_id: str
-    subnet_id: str
-    group_id: str
-    cidr: str
-
-
-def make_network(url: str, cidr: str = "10.77.1.0/24") -> Network:
-    """A VPC, a subnet and a security group in moto (addresses that exist only there)."""
-    ec2 = ec2_client(url)
-    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName="web", Description="web", VpcId=vpc)["GroupId"]
-    return Network(vpc, subnet, group, cidr)
-
-
-def instances(url: str) -> list[dict[str, Any]]:
-    """Every instance moto holds, in any state."""
-    answer = ec2_client(url).describe_instances()
-    return [i for r in answer["Reservations"] for i in r["Instances"]]
+        with aws_emulator.moto_server(directory, env=clean_env()) as url:
+            yield url
+    except aws_emulator.EmulatorError as error:
+        pytest.fail(str(error))
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from contractor.child_process import free_port, stop_child
 from tests.subcontractor.bmc import free_udp_port, require_tools
-from tests.subcontractor.processes import _stop
 
 SNMPD = "/usr/sbin/snmpd"
 SSHD = "/usr/sbin/sshd"
@@ -104,7 +103,7 @@ rwuser {agent.user} priv
                 time.sleep(0.1)
         yield agent
     finally:
-        _stop(process)
+        stop_child(process)
 
 
 @dataclass
@@ -118,13 +117,6 @@ class Sshd:
     def log(self) -> str:
         path = self.directory / "sshd.log"
         return path.read_text() if path.exists() else ""
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _keygen(path: Path) -> None:
@@ -144,7 +136,7 @@ def sshd(directory: Path) -> Iterator[Sshd]:
     _keygen(directory / "host_key")
     _keygen(directory / "client_key")
     (directory / "authorized_keys").write_text((directory / "client_key.pub").read_text())
-    port = _free_tcp_port()
+    port = free_port()
     host_key = (directory / "host_key.pub").read_text().split()
     known_hosts = directory / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
@@ -183,5 +175,5 @@ Subsystem sftp internal-sftp
             time.sleep(0.05)
         yield server
     finally:
-        _stop(process)
+        stop_child(process)
         log.close()

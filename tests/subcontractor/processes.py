@@ -14,18 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contractor.child_process import ChildDidNotStart, stop_child, wait_until_up
 from tests.serving import clean_env
 
 
-def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, wait: float = 20) -> int:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    return process.returncode
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
 
 
 @contextmanager
@@ -46,19 +44,14 @@ def contractor_on(port: int, database_url: str, cwd: Path, **settings: str) -> I
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    _stop(process, signal.SIGKILL)
-                    pytest.fail(f"contractor serve did not come up:\n{Path(log.name).read_text()}")
-                time.sleep(0.1)
+        try:
+            wait_until_up(process, lambda: _answers(f"{base}/healthz"), seconds=30)
+        except ChildDidNotStart:
+            stop_child(process, signal.SIGKILL)
+            pytest.fail(f"contractor serve did not come up:\n{Path(log.name).read_text()}")
         yield base
     finally:
-        _stop(process)
+        stop_child(process)
         log.close()
 
 
@@ -73,7 +66,7 @@ class Agent:
         return self.log.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        return _stop(self.process, sig)
+        return stop_child(self.process, sig)
 
 
 def write_config(

@@ -20,12 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from contractor import migrate
-from contractor.db import create_engine
 from contractor.services import auth, resources
 from contractor.services import tasks as task_service
-from contractor.settings import Settings
-from tests.conftest import make_pg_database
 from tests.factories import unique
 from tests.serving import free_port
 from tests.subcontractor.ec2 import (
@@ -41,7 +37,7 @@ from tests.subcontractor.ec2 import (
     require_moto,
 )
 from tests.subcontractor.processes import contractor_on, subcontractor, write_config
-from tests.subcontractor.test_end_to_end import Database
+from tests.subcontractor.served import Database, migrated_database
 
 pytestmark = pytest.mark.postgres
 WAIT = 60.0
@@ -52,14 +48,8 @@ FAST_AWS = {"concurrency": 4, "backoff": 0.05, "confirm_interval": 0.2}
 @pytest.fixture
 async def database() -> AsyncIterator[Database]:
     require_moto()
-    url = Settings(database_url=make_pg_database("contractor_aws")).database_url
-    settings = Settings(database_url=url)
-    migrate.upgrade(settings)
-    engine = create_engine(settings)
-    try:
-        yield Database(url=url, engine=engine, settings=settings)
-    finally:
-        await engine.dispose()
+    async with migrated_database("contractor_aws", Database) as db:
+        yield db
 
 
 @dataclass

@@ -12,35 +12,29 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor import migrate
-from contractor.db import create_engine, create_session_factory, transaction
 from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
-from contractor.models import Foundation, Job, RealNetworkInterface, Task
+from contractor.models import Foundation, Job, RealNetworkInterface
 from contractor.services import blueprint as bp_service
 from contractor.services import building, interfaces, job_actions, jobs, resources
 from contractor.services import tasks as task_service
-from contractor.settings import Settings
 from tests import factories
-from tests.conftest import make_pg_database
 from tests.factories import make_foundation, make_foundation_blueprint, make_site, unique
 from tests.serving import clean_env, free_port
 from tests.subcontractor.bmc import Bmc, ipmi_sim, require_tools
 from tests.subcontractor.processes import Agent, contractor_on, subcontractor, write_config
-
-T = TypeVar("T")
-WAIT = 45.0  # every wait below is bounded by this
+from tests.subcontractor.served import WAIT, Database, Setup, migrated_database, served
 
 IPMI_CREATE = """\
 foundation.power_off()
@@ -51,65 +45,11 @@ foundation.wait_for_poweroff()
 FAST_IPMI = {"concurrency": 4, "confirm_interval": 0.2, "soft_off_wait": 5}
 
 
-@dataclass
-class Database:
-    url: str
-    engine: AsyncEngine
-    settings: Settings
-
-    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        async with transaction(create_session_factory(self.engine)) as session:
-            return await work(session)
-
-    async def job(self, job_id: int) -> Job:
-        return await self.run(lambda session: jobs.get_job(session, job_id))
-
-    async def wait_for(self, job_id: int, *states: str) -> Job:
-        deadline = time.monotonic() + WAIT
-        while True:
-            job = await self.job(job_id)
-            if job.state in states:
-                return job
-            if time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} is {job.state} ({job.message!r}), not {states}")
-            await asyncio.sleep(0.1)
-
-    async def tasks(self, job_id: int) -> list[Task]:
-        async def work(session: AsyncSession) -> list[Task]:
-            query = select(Task).where(Task.job_id == job_id).order_by(Task.id)
-            return list((await session.execute(query)).scalars())
-
-        return await self.run(work)
-
-    async def wait_for_lease(self, job_id: int) -> Task:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            for task in await self.tasks(job_id):
-                if task.state == "open" and task.lease is not None:
-                    return task
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no task of job {job_id} was handed out")
-
-
 @pytest.fixture
 async def database() -> AsyncIterator[Database]:
     require_tools()
-    url = Settings(database_url=make_pg_database("contractor_subcontractor")).database_url
-    settings = Settings(database_url=url)
-    migrate.upgrade(settings)
-    engine = create_engine(settings)
-    try:
-        yield Database(url=url, engine=engine, settings=settings)
-    finally:
-        await engine.dispose()
-
-
-@dataclass
-class Setup:
-    site: str
-    foundation_id: int
-    job_id: int
-    token: str
+    async with migrated_database("contractor_subcontractor", Database) as db:
+        yield db
 
 
 async def create_job(
@@ -161,18 +101,20 @@ async def test_ipmi_foundation_create_against_ipmi_sim(database: Database, tmp_p
             fields=bmc_fields(bmc),
             modules=["ipmi"],
         )
-        with contractor_on(free_port(), database.url, tmp_path) as url:
-            config = write_config(
-                tmp_path,
-                url=url,
-                token=setup.token,
-                site=setup.site,
-                modules={"ipmi": FAST_IPMI},
-                journal=tmp_path / "journal",
-            )
+        with served(
+            database.url, tmp_path, token=setup.token, site=setup.site, modules={"ipmi": FAST_IPMI}
+        ) as live:
             check = await asyncio.to_thread(
                 subprocess.run,
-                [sys.executable, "-m", "subcontractor", "check", "--config", str(config), "--json"],
+                [
+                    sys.executable,
+                    "-m",
+                    "subcontractor",
+                    "check",
+                    "--config",
+                    str(live.config),
+                    "--json",
+                ],
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -181,7 +123,7 @@ async def test_ipmi_foundation_create_against_ipmi_sim(database: Database, tmp_p
             )
             assert check.returncode == 0, check.stdout + check.stderr
             assert json.loads(check.stdout)["ok"] is True
-            with subcontractor(config, tmp_path) as agent:
+            with subcontractor(live.config, tmp_path) as agent:
                 # off (soft first), PXE, on: then the job waits for the machine to power off
                 await until(lambda: "set power 1" in bmc.calls(), "power on")
                 assert bmc.power() == "on"
@@ -240,19 +182,19 @@ async def test_shipped_ipmi_blueprint_create_against_ipmi_sim(
 
     with ipmi_sim(tmp_path / "bmc", power="on") as bmc:
         created = await database.run(setup)
-        with contractor_on(free_port(), database.url, tmp_path) as url:
-            config = write_config(
+        with (
+            served(
+                database.url,
                 tmp_path,
-                url=url,
                 token=created.token,
                 site=created.site,
                 modules={"ipmi": FAST_IPMI},
-                journal=tmp_path / "journal",
-            )
-            with subcontractor(config, tmp_path) as agent:
-                job = await database.wait_for(created.job_id, "done", "error", "aborted")
-                assert job.state == "done", job.message
-                assert agent.stop() == 0
+            ) as live,
+            subcontractor(live.config, tmp_path) as agent,
+        ):
+            job = await database.wait_for(created.job_id, "done", "error", "aborted")
+            assert job.state == "done", job.message
+            assert agent.stop() == 0
         foundation = await database.run(
             lambda session: session.get_one(Foundation, created.foundation_id)
         )
@@ -270,16 +212,10 @@ async def test_wrong_bmc_password_then_fixed(database: Database, tmp_path: Path)
             fields=bmc_fields(bmc, password="not-the-password"),
             modules=["ipmi"],
         )
-        with contractor_on(free_port(), database.url, tmp_path) as url:
-            config = write_config(
-                tmp_path,
-                url=url,
-                token=setup.token,
-                site=setup.site,
-                modules={"ipmi": FAST_IPMI},
-                journal=tmp_path / "journal",
-            )
-            with subcontractor(config, tmp_path) as agent:
+        with served(
+            database.url, tmp_path, token=setup.token, site=setup.site, modules={"ipmi": FAST_IPMI}
+        ) as live:
+            with subcontractor(live.config, tmp_path) as agent:
                 job = await database.wait_for(setup.job_id, "error", "done")
                 assert job.state == "error"
                 assert f"BMC 127.0.0.1:{bmc.port} refused the credentials of user 'admin'" in (
@@ -316,27 +252,26 @@ async def test_agent_killed_mid_task(database: Database, tmp_path: Path) -> None
         fields={"delay_seconds": 3},
         modules=["simulated"],
     )
-    with contractor_on(
-        free_port(), database.url, tmp_path, CONTRACTOR_TASK_LEASE_SECONDS="3"
-    ) as url:
-        config = write_config(
-            tmp_path,
-            url=url,
-            token=setup.token,
-            site=setup.site,
-            modules={"simulated": {"concurrency": 2}},
-            journal=tmp_path / "journal-1",
-        )
-        with subcontractor(config, tmp_path) as first:
+    simulated: dict[str, dict[str, object]] = {"simulated": {"concurrency": 2}}
+    with served(
+        database.url,
+        tmp_path,
+        token=setup.token,
+        site=setup.site,
+        modules=simulated,
+        journal="journal-1",
+        CONTRACTOR_TASK_LEASE_SECONDS="3",
+    ) as live:
+        with subcontractor(live.config, tmp_path) as first:
             task = await database.wait_for_lease(setup.job_id)
             assert task.attempt == 1
             first.stop(signal.SIGKILL)  # mid-task: the simulated machine takes 3 s
         config = write_config(
             tmp_path,
-            url=url,
+            url=live.url,
             token=setup.token,
             site=setup.site,
-            modules={"simulated": {"concurrency": 2}},
+            modules=simulated,
             journal=tmp_path / "journal-2",
         )
         with subcontractor(config, tmp_path) as second:
@@ -414,19 +349,19 @@ iputils.wait_for_port( target="127.0.0.1", port={open_port} )
         setup = await create_job(
             database, script=script, foundation_type="simulated", fields={}, modules=["iputils"]
         )
-        with contractor_on(free_port(), database.url, tmp_path) as url:
-            config = write_config(
+        with (
+            served(
+                database.url,
                 tmp_path,
-                url=url,
                 token=setup.token,
                 site=setup.site,
                 modules={"iputils": {"concurrency": 2, "connect_timeout": 2}},
-                journal=tmp_path / "journal",
-            )
-            with subcontractor(config, tmp_path) as agent:
-                job = await database.wait_for(setup.job_id, "done", "error")
-                assert job.state == "done", job.message
-                assert agent.stop() == 0
+            ) as live,
+            subcontractor(live.config, tmp_path) as agent,
+        ):
+            job = await database.wait_for(setup.job_id, "done", "error")
+            assert job.state == "done", job.message
+            assert agent.stop() == 0
         tasks = await database.tasks(setup.job_id)
         assert [(t.function, t.state) for t in tasks] == [("port_state", "done")] * 3
     finally:
@@ -451,19 +386,19 @@ if ( received != 100 ) then error( msg="ping lost packets" )
             fields=bmc_fields(bmc),
             modules=["ipmi", "iputils"],
         )
-        with contractor_on(free_port(), database.url, tmp_path) as url:
-            config = write_config(
+        with (
+            served(
+                database.url,
                 tmp_path,
-                url=url,
                 token=setup.token,
                 site=setup.site,
                 modules={"ipmi": FAST_IPMI, "iputils": {"concurrency": 1}},
-                journal=tmp_path / "journal",
-            )
-            with subcontractor(config, tmp_path) as agent:
-                job = await database.wait_for(setup.job_id, "done", "error", "aborted")
-                assert job.state == "done", job.message
-                assert agent.stop() == 0
+            ) as live,
+            subcontractor(live.config, tmp_path) as agent,
+        ):
+            job = await database.wait_for(setup.job_id, "done", "error", "aborted")
+            assert job.state == "done", job.message
+            assert agent.stop() == 0
         tasks = await database.tasks(setup.job_id)
         assert [(t.module, t.function, t.state, t.attempt) for t in tasks] == [
             ("ipmi", "link_test", "done", 1),
@@ -601,17 +536,11 @@ async def database_wait_message(db: Database, job_id: int, text: str) -> Job:
 @contextmanager
 def serving(db: Database, tmp_path: Path, *, token: str, site: str) -> Iterator[tuple[str, Agent]]:
     """``contractor serve`` and a ``subcontractor`` with the ``ipmi`` module, for the block."""
-    with contractor_on(free_port(), db.url, tmp_path) as url:
-        config = write_config(
-            tmp_path,
-            url=url,
-            token=token,
-            site=site,
-            modules={"ipmi": FAST_IPMI},
-            journal=tmp_path / "journal",
-        )
-        with subcontractor(config, tmp_path) as agent:
-            yield url, agent
+    with (
+        served(db.url, tmp_path, token=token, site=site, modules={"ipmi": FAST_IPMI}) as live,
+        subcontractor(live.config, tmp_path) as agent,
+    ):
+        yield live.url, agent
 
 
 async def test_original_style_ipmi_create_and_destroy(database: Database, tmp_path: Path) -> None:

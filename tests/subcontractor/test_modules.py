@@ -62,6 +62,8 @@ async def test_ipmi_power_and_boot(bmc: Bmc) -> None:
         {"connection": connection(bmc), "count": 3, "scaler": 0.85, "threshold": 0.8, "delay": 0}
     )
     assert score == {"score": 1.0}
+    with pytest.raises(TaskFailed, match=r"parameter 'scaler' must be a number ≥ 0, got 'x'"):
+        await call["link_test"]({"connection": connection(bmc), "scaler": "x"})
     with pytest.raises(TaskFailed, match="'device' must be one of") as bad:
         await call["set_boot_device"]({"connection": connection(bmc), "device": "floppy"})
     assert not bad.value.retryable

@@ -192,6 +192,24 @@ async def test_an_unreachable_bmc_is_retryable() -> None:
     await module.aclose()
 
 
+async def test_link_test_counts_the_answers(bmc: RedfishBmc) -> None:
+    module = redfish(request_timeout=2)
+    link_test = module.functions()["link_test"]
+    answer = await link_test({"connection": connection(bmc), "count": 3, "delay": 0})
+    assert answer == {"success": True, "answered": 3}
+    away = {"host": "127.0.0.1", "port": free_port(), "username": "u", "password": "p"}
+    assert await link_test({"connection": away, "count": 2, "delay": 0}) == {
+        "success": False,
+        "answered": 0,
+    }
+    with pytest.raises(TaskFailed) as refused:  # a final failure ends the test at once
+        await link_test({"connection": connection(bmc, password="wrong-pw"), "delay": 0})
+    assert not refused.value.retryable
+    with pytest.raises(TaskFailed, match=r"parameter 'delay' must be a number ≥ 0, got -1"):
+        await link_test({"connection": connection(bmc), "delay": -1})
+    await module.aclose()
+
+
 async def test_tls_is_checked_against_the_ca_bundle(bmc: RedfishBmc, tmp_path: Path) -> None:
     module = redfish()
     power_state = module.functions()["power_state"]

@@ -16,17 +16,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor import migrate
-from contractor.db import create_engine
 from contractor.models import Job
 from contractor.services import auth, building, interfaces, jobs, resources
 from contractor.services import blueprint as bp_service
 from contractor.services import tasks as task_service
-from contractor.settings import Settings
-from tests.conftest import make_pg_database
 from tests.factories import make_site, unique
 from tests.serving import free_port
-from tests.subcontractor import test_end_to_end as end_to_end
+from tests.subcontractor import served
 from tests.subcontractor.processes import contractor_on, subcontractor, write_config
 from tests.subcontractor.redfish_bmc import (
     RedfishBmc,
@@ -40,7 +36,7 @@ WAIT = 90.0  # the emulator takes 1-11 s for each power change
 AGENT = {"concurrency": 4, "confirm_interval": 0.2, "soft_off_wait": 1}
 
 
-class Database(end_to_end.Database):
+class Database(served.Database):
     """The IPMI end-to-end tests' database, waiting longer and reading more."""
 
     async def wait_until(self, job_id: int, check: Callable[[Job], bool], what: str) -> Job:
@@ -73,14 +69,8 @@ class Database(end_to_end.Database):
 @pytest.fixture
 async def database() -> AsyncIterator[Database]:
     require_emulator()
-    url = Settings(database_url=make_pg_database("contractor_redfish")).database_url
-    settings = Settings(database_url=url)
-    migrate.upgrade(settings)
-    engine = create_engine(settings)
-    try:
-        yield Database(url=url, engine=engine, settings=settings)
-    finally:
-        await engine.dispose()
+    async with served.migrated_database("contractor_redfish", Database) as db:
+        yield db
 
 
 def bmc_fields(bmc: RedfishBmc, port: int | None = None, **changes: Any) -> dict[str, Any]:
@@ -96,11 +86,11 @@ def bmc_fields(bmc: RedfishBmc, port: int | None = None, **changes: Any) -> dict
 
 async def shipped_create(
     db: Database, fields: dict[str, Any], *, image: str = "", script: str | None = None
-) -> end_to_end.Setup:
+) -> served.Setup:
     """A foundation of the shipped blueprint (type written as the original's files write it)
     with interfaces eth0 and eth1, and its create job (running ``script`` when given)."""
 
-    async def work(session: AsyncSession) -> end_to_end.Setup:
+    async def work(session: AsyncSession) -> served.Setup:
         await resources.load_builtin(session)
         site = await make_site(session, config_values={"redfish_boot_image": image})
         blueprint = await bp_service.get_foundation_blueprint(session, "redfish-foundation")
@@ -127,12 +117,12 @@ async def shipped_create(
         token = await task_service.create_subcontractor_token(
             session, name=unique("agent"), sites=[site.name], modules=["redfish"]
         )
-        return end_to_end.Setup(site.name, foundation.id, job.id, token.text)
+        return served.Setup(site.name, foundation.id, job.id, token.text)
 
     return await db.run(work)
 
 
-def agent_config(tmp_path: Path, url: str, setup: end_to_end.Setup) -> Path:
+def agent_config(tmp_path: Path, url: str, setup: served.Setup) -> Path:
     return write_config(
         tmp_path,
         url=url,
@@ -220,7 +210,7 @@ async def test_shipped_redfish_blueprint_create_through_graphql_and_virtual_medi
             assert shown["ca_bundle"] == bmc.tls.ca
             assert made["doCreate"]["__typename"] == "Job", made
             job_id = made["doCreate"]["id"]
-            setup = end_to_end.Setup(site, 0, job_id, token)
+            setup = served.Setup(site, 0, job_id, token)
             with subcontractor(agent_config(tmp_path, url, setup), tmp_path) as agent:
                 job = await database.wait_until(
                     job_id,
@@ -275,8 +265,14 @@ async def test_wrong_password_is_a_final_error_naming_the_bmc(
             database, bmc_fields(bmc, password="not-the-redfish-pw"), script="foundation.power_on()"
         )
         with (
-            contractor_on(free_port(), database.url, tmp_path) as url,
-            subcontractor(agent_config(tmp_path, url, setup), tmp_path) as agent,
+            served.served(
+                database.url,
+                tmp_path,
+                token=setup.token,
+                site=setup.site,
+                modules={"redfish": AGENT},
+            ) as live,
+            subcontractor(live.config, tmp_path) as agent,
         ):
             job = await database.finished(setup.job_id)
             assert agent.stop() == 0
