@@ -145,6 +145,10 @@ def boot_stack(
         # what booting machines use to reach Contractor: the boot endpoint
         "CONTRACTOR_CONTRACTOR_URL": f"{endpoint}/",
         "CONTRACTOR_PXE_LOCATION": f"{endpoint}/files/",
+        # the discovery image's console and where it posts its report (docs/boot.md)
+        "CONTRACTOR_BOOT_DISCOVERY_KERNEL_ARGS": (
+            f"console=ttyS0 contractor.endpoint={netns.host_address}:{port}"
+        ),
         **(settings or {}),
     }
     with contractor_on(contractor_port, database_url, directory, **environment) as url:

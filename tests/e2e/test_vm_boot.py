@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sys
 import time
@@ -181,6 +182,17 @@ async def make_world(db: Database, ns: Netns, bmc: Bmc, machine: Machine, *, kno
     return await db.run(work)
 
 
+def console_values(console: str) -> dict[str, str]:
+    """What the provisioning initrd said (``discovery: provision: <key>: <value>`` lines;
+    the first line of each key)."""
+    said: dict[str, str] = {}
+    for line in console.splitlines():
+        match = re.match(r"discovery: provision: (\w+):? (.*)", line.strip())
+        if match:
+            said.setdefault(match.group(1), match.group(2))
+    return said
+
+
 async def job_log(db: Database, job_id: int) -> list[JobLog]:
     async def work(session: AsyncSession) -> list[JobLog]:
         query = select(JobLog).where(JobLog.job_id == job_id).order_by(JobLog.id)
@@ -230,17 +242,22 @@ async def test_a_planned_structure_on_an_ipmi_foundation_is_built_by_booting_the
             assert job.state == "done", f"{job.state}: {job.message}"
             console = vm.console()
             # the installer's boot: config through the endpoint, the signal taken by the job
-            assert f"provision: config uuid {world.config_uuid}" in console, console
-            assert f"provision: endpoint {stack.endpoint}" in console
-            assert f'"_hostname": "{world.hostname}"' in console or world.hostname in console
-            assert "provision: signalled: " in console
-            assert '"status": "received"' in console or '"status":"received"' in console
+            said = console_values(console)
+            assert said["endpoint"] == f"{stack.endpoint}, config uuid {world.config_uuid}"
+            config = json.loads(said["config"])  # Contractor's /config/<uuid>, forwarded
+            assert config["_hostname"] == world.hostname
+            assert config["_structure_config_uuid"] == world.config_uuid
+            assert config["_provisioning_address"]["address"] == str(ns.address(ADDRESS_OFFSET))
+            assert config["distro"] == "debian"
+            assert json.loads(said["signalled"]) == {"status": "received", "job_id": world.job_id}
             log = await job_log(database, world.job_id)
             assert [entry.action for entry in log].count("signalled") == 1
             # then the script set the disk as boot device and powered on: the disk booted
             await wait_off(vm, 60)
             assert console.count(DISK_BOOTED) <= vm.console().count(DISK_BOOTED) == 1
-            assert bmc.boot_device() == "disk"
+            # (ipmi_sim calls IPMI's hard drive "default"; the power-on started QEMU disk first)
+            calls = bmc.calls()
+            assert calls.index("set boot pxe") < calls.index("set boot default")
             first_on = vm.power_on_times()[0]
 
             # a built machine with no job: Contractor's boot answer is its local disk
@@ -308,9 +325,6 @@ async def test_an_unknown_vm_is_discovered_and_its_planned_foundation_located(
             site=world.site,
             directory=tmp_path / "stack",
             files_dir=files,
-            settings={
-                "CONTRACTOR_BOOT_DISCOVERY_KERNEL_ARGS": "console=ttyS0",
-            },
         ) as stack:
             bmc.ipmitool("chassis", "bootdev", "pxe")
             bmc.ipmitool("chassis", "power", "on")
