@@ -126,6 +126,12 @@ class Agent:
         pollers = [
             asyncio.create_task(self._poll(name), name=f"poll-{name}") for name in self.modules
         ]
+        boot: asyncio.Task[None] | None = None
+        if self.config.boot.enabled:
+            # (imported here: the boot services import the agent's back-off)
+            from subcontractor.boot.service import BootService
+
+            boot = asyncio.create_task(BootService(self.config, self.client).run(stop))
         log.info(
             "subcontractor for site %r polling %s at %s",
             self.site,
@@ -140,6 +146,8 @@ class Agent:
             for poller in pollers:
                 poller.cancel()
             await asyncio.gather(*pollers, return_exceptions=True)
+            if boot is not None:
+                await asyncio.gather(boot, return_exceptions=True)
             await self._finish_running()
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)

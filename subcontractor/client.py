@@ -124,6 +124,16 @@ class Client:
         now = _server_time(response)
         return [Task.from_json(raw, now) for raw in response.json()["tasks"]]
 
+    async def boot(self, body: dict[str, Any]) -> Any:
+        """The boot data answer for ``body`` (``{site, since, cursor, limit, wait}``); a
+        ``wait`` long-poll is given that long beyond the request timeout."""
+        wait = float(body.get("wait") or 0)
+        response = await self._post("boot", body, seconds=wait + self.config.request_timeout)
+        try:
+            return response.json()
+        except ValueError:
+            raise Unavailable("the boot data answer is not JSON") from None
+
     async def leases(self, site: str, leases: list[dict[str, Any]]) -> dict[str, Any]:
         """Report the DHCP leases of ``site`` (``{site, added, updated}`` back)."""
         answer: dict[str, Any] = (

@@ -17,6 +17,17 @@ log_level = "info"                       # flag --log-level
 metrics_port = 9465                      # flag --metrics-port: serve /metrics (off unless set;
 metrics_host = "127.0.0.1"               #   0: a port the kernel picks, logged at start)
 
+[boot]                                   # the boot services (docs/boot.md); off by default
+enabled = true
+interfaces = ["eno2"]                    # the provisioning network's interfaces
+server_address = "198.18.7.1"            # this host's address on that network
+backend = "dnsmasq"                      # or "kea"
+proxy = false                            # true: proxy DHCP beside another DHCP server
+http_listen = "198.18.7.1:8067"          # the boot endpoint (default server_address:8067)
+tftp_root = "/usr/lib/ipxe"              # undionly.kpxe, snponly.efi, ipxe.efi
+lease_seconds = 3600
+lease_report_seconds = 60                # how often leases go to Contractor
+
 [modules.ipmi]                           # flag --module ipmi=10
 concurrency = 10
 task_timeout = 300
@@ -30,15 +41,24 @@ Every error names the key, and the flag when there is one.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["AgentConfig", "Config", "ConfigError", "ContractorConfig", "ModuleConfig", "load"]
+__all__ = [
+    "AgentConfig",
+    "BootConfig",
+    "Config",
+    "ConfigError",
+    "ContractorConfig",
+    "ModuleConfig",
+    "load",
+]
 
 TOKEN_ENV = "SUBCONTRACTOR_TOKEN"
 CONFIG_ENV = "SUBCONTRACTOR_CONFIG"
@@ -101,6 +121,83 @@ class AgentConfig(_Section):
         return value.lower()
 
 
+class BootConfig(_Section):
+    """``[boot]``: the boot services (``subcontractor.boot.service``, docs/boot.md)."""
+
+    enabled: bool = False
+    interfaces: list[str] = Field(default_factory=list, max_length=32)
+    server_address: str = ""
+    backend: Literal["dnsmasq", "kea"] = "dnsmasq"
+    proxy: bool = False
+    http_listen: str = ""  # host:port; default server_address:8067
+    http_base: str = ""  # what iPXE is chained to; default http://<http_listen>
+    tftp_root: Path = Path("/usr/lib/ipxe")
+    uefi_boot_file: Literal["snponly.efi", "ipxe.efi"] = "snponly.efi"
+    lease_seconds: int = Field(default=3600, ge=120, le=2**31 - 1)
+    lease_report_seconds: float = Field(default=60.0, gt=0, le=86400)
+    state_dir: Path | None = None  # default <agent.journal_dir>/boot
+    files_dir: Path | None = None  # kernels and initrds served before asking Contractor
+    wait: float = Field(default=30.0, ge=0, le=300)  # the boot data long-poll
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    requests_per_second: float = Field(default=20.0, gt=0)
+    request_burst: int = Field(default=60, ge=1)
+    upstream_timeout: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("interfaces")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or len(name) > 15 or any(c in name for c in " /,=\t\n"):
+                raise ValueError(f"{name!r} is not an interface name")
+        return value
+
+    @field_validator("server_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value:
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IPv4 address") from None
+        return value
+
+    @field_validator("http_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        if value:
+            host, sep, port = value.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError(f"{value!r} is not HOST:PORT")
+        return value
+
+    @field_validator("http_base")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def listen(self) -> tuple[str, int]:
+        host, _, port = (self.http_listen or f"{self.server_address}:8067").rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+def _check_boot(boot: BootConfig) -> None:
+    if not boot.enabled:
+        return
+    if not boot.interfaces:
+        raise ConfigError("boot.interfaces: name the provisioning interface(s) (boot.enabled)")
+    if not boot.server_address:
+        raise ConfigError(
+            "boot.server_address: give this host's IPv4 address on the provisioning network "
+            "(boot.enabled)"
+        )
+    if not boot.tftp_root.is_dir():
+        raise ConfigError(f"boot.tftp_root: {boot.tftp_root} is not a directory")
+    if boot.files_dir is not None and not boot.files_dir.is_dir():
+        raise ConfigError(f"boot.files_dir: {boot.files_dir} is not a directory")
+
+
 class ModuleConfig(_Section):
     """What the agent itself reads from a ``[modules.<name>]`` table; the rest goes to the
     module."""
@@ -115,6 +212,7 @@ class Config(BaseModel):
     contractor: ContractorConfig
     agent: AgentConfig
     modules: dict[str, ModuleConfig]
+    boot: BootConfig = Field(default_factory=BootConfig)
     module_options: dict[str, dict[str, Any]]
     source: Path | None = None
 
@@ -182,13 +280,14 @@ def load(
             raise ConfigError(f"cannot read the config file {path}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    unknown = sorted(set(raw) - {"contractor", "agent", "modules"})
+    unknown = sorted(set(raw) - {"contractor", "agent", "modules", "boot"})
     if unknown:
         raise ConfigError(
-            f"{path}: unknown table(s) {', '.join(unknown)} (allowed: contractor, agent, modules)"
+            f"{path}: unknown table(s) {', '.join(unknown)} (allowed: contractor, agent, "
+            "modules, boot)"
         )
     sections: dict[str, dict[str, Any]] = {}
-    for name in ("contractor", "agent", "modules"):
+    for name in ("contractor", "agent", "modules", "boot"):
         value = raw.get(name, {})
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: must be a table")
@@ -232,11 +331,15 @@ def load(
             f"contractor.ca_bundle (flag --ca-bundle): {contractor.ca_bundle} is not a file"
         )
     agent = _check(AgentConfig, sections["agent"], "agent")
+    boot = _check(BootConfig, sections["boot"], "boot")
+    _check_boot(boot)
 
     modules: dict[str, ModuleConfig] = {}
     options: dict[str, dict[str, Any]] = {}
-    if not sections["modules"]:
-        raise ConfigError("modules: name at least one module ([modules.<name>] or --module)")
+    if not sections["modules"] and not boot.enabled:
+        raise ConfigError(
+            "modules: name at least one module ([modules.<name>] or --module), or enable [boot]"
+        )
     for name, table in sections["modules"].items():
         if not isinstance(table, dict):
             raise ConfigError(f"modules.{name}: must be a table")
@@ -244,5 +347,10 @@ def load(
         modules[name] = _check(ModuleConfig, own, f"modules.{name}")
         options[name] = {k: v for k, v in table.items() if k not in ModuleConfig.model_fields}
     return Config(
-        contractor=contractor, agent=agent, modules=modules, module_options=options, source=path
+        contractor=contractor,
+        agent=agent,
+        modules=modules,
+        module_options=options,
+        boot=boot,
+        source=path,
     )

@@ -1,0 +1,327 @@
+"""The default DHCP backend: dnsmasq, configured from the boot data and supervised.
+
+Files under ``<state_dir>/dnsmasq/``:
+
+* ``dnsmasq.conf``: what changes rarely: the interfaces, one ``dhcp-range`` per pool (full
+  DHCP) or per subnet (``static`` for reservations outside pools; ``proxy`` beside another
+  DHCP server), the subnets' options, TFTP of iPXE by client architecture, iPXE's chain URL;
+* ``hosts/``: one ``dhcp-host`` file per reservation, given as ``--dhcp-hostsdir``, which
+  dnsmasq watches with inotify: a new reservation is live without a signal or a restart;
+* ``leases``: dnsmasq's lease file (kept across restarts: no lease is dropped).
+
+``apply`` writes what changed. A new reservation is a new file (dnsmasq reads it at once);
+a reservation changed or removed, or a change to ``dnsmasq.conf``, restarts dnsmasq
+(dnsmasq only ever adds host records from ``dhcp-hostsdir``; a restart reads the lease file
+again, so leases survive it). SIGHUP is never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import ipaddress
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from subcontractor.boot.backend import (
+    BIOS_BOOT_FILE,
+    BootData,
+    Lease,
+    Pool,
+    Reservation,
+    ServeSettings,
+)
+from subcontractor.boot.leases import read_dnsmasq_leases
+
+__all__ = ["DnsmasqBackend", "host_files", "render_config"]
+
+log = logging.getLogger("subcontractor.boot.dnsmasq")
+
+# option 93 (client system architecture, RFC 4578): 7 and 9 are x86-64 UEFI, 6 IA32 UEFI
+UEFI_ARCHITECTURES = (6, 7, 9)
+STOP_SECONDS = 10.0
+START_SECONDS = 10.0
+
+
+def _tag(entry_id: str) -> str:
+    kind, _, number = entry_id.partition(":")
+    return f"{kind[:1]}{number}"
+
+
+def _subnets(data: BootData) -> list[tuple[str, str, Reservation | Pool]]:
+    """Each subnet once, with a tag and the entry whose options it takes (the first)."""
+    seen: dict[str, tuple[str, str, Reservation | Pool]] = {}
+    entries: list[Reservation | Pool] = [*data.pools, *data.reservations]
+    for entry in entries:
+        if entry.subnet not in seen:
+            seen[entry.subnet] = (entry.subnet, f"net{len(seen)}", entry)
+    return list(seen.values())
+
+
+def _options(tag: str, entry: Reservation | Pool) -> list[str]:
+    lines = []
+    if entry.gateway:
+        lines.append(f"dhcp-option=tag:{tag},option:router,{entry.gateway}")
+    if entry.dns_servers:
+        lines.append(f"dhcp-option=tag:{tag},option:dns-server,{','.join(entry.dns_servers)}")
+    if entry.domain:
+        lines.append(f"dhcp-option=tag:{tag},option:domain-name,{entry.domain}")
+    if entry.dns_search:
+        lines.append(f"dhcp-option=tag:{tag},option:domain-search,{','.join(entry.dns_search)}")
+    return lines
+
+
+def render_config(data: BootData, settings: ServeSettings, directory: Path) -> str:
+    """``dnsmasq.conf`` for ``data`` (the reservations themselves are in ``hosts/``)."""
+    seconds = settings.lease_seconds
+    lines = [
+        "# written by the subcontractor's boot services; changes are overwritten",
+        "port=0",  # no DNS
+        "no-resolv",
+        "no-hosts",
+        "bind-interfaces",
+        "user=root",
+        *(f"interface={name}" for name in settings.interfaces),
+        f"dhcp-leasefile={directory / 'leases'}",
+        f"dhcp-hostsdir={directory / 'hosts'}",
+        "log-dhcp",
+        "enable-tftp",
+        f"tftp-root={settings.tftp_root}",
+        "tftp-no-fail",  # start even while the TFTP root is not there yet
+    ]
+    if not settings.proxy:
+        lines.append("dhcp-authoritative")
+    subnets = _subnets(data)
+    for subnet, tag, entry in subnets:
+        network = ipaddress.IPv4Network(subnet)
+        if settings.proxy:
+            # the other server gives addresses and options; this one only the boot
+            lines.append(f"dhcp-range=set:{tag},{network.network_address},proxy,{network.netmask}")
+            continue
+        pools = [pool for pool in data.pools if pool.subnet == subnet]
+        for pool in pools:
+            lines.append(f"dhcp-range=set:{tag},{pool.start},{pool.end},{pool.netmask},{seconds}")
+        if not pools:
+            # reservations only: addresses from dhcp-host lines, none leased dynamically
+            lines.append(
+                f"dhcp-range=set:{tag},{network.network_address},static,{network.netmask},{seconds}"
+            )
+        lines.extend(_options(tag, entry))
+    # iPXE over TFTP by architecture; iPXE's own requests (option 175) get the chain URL
+    lines += [
+        "dhcp-match=set:ipxe,175",
+        "dhcp-userclass=set:ipxe,iPXE",
+        *(f"dhcp-match=set:efi,option:client-arch,{arch}" for arch in UEFI_ARCHITECTURES),
+    ]
+    for reservation in data.reservations:
+        if reservation.boot_file:
+            # a host's own boot file, to its firmware and to iPXE alike
+            lines.append(f"dhcp-boot=tag:{_tag(reservation.id)},{reservation.boot_file}")
+    chain = f"{settings.http_base}/ipxe?mac=${{net0/mac}}"
+    server = settings.server_address
+    uefi = settings.uefi_boot_file
+    if settings.proxy:
+        lines += [
+            f'pxe-service=tag:!ipxe,x86PC,"iPXE",{BIOS_BOOT_FILE},{server}',
+            f'pxe-service=tag:!ipxe,X86-64_EFI,"iPXE",{uefi},{server}',
+            f'pxe-service=tag:!ipxe,BC_EFI,"iPXE",{uefi},{server}',
+            f'pxe-service=tag:ipxe,x86PC,"chain",{chain},{server}',
+            f'pxe-service=tag:ipxe,X86-64_EFI,"chain",{chain},{server}',
+        ]
+    lines += [
+        f"dhcp-boot=tag:!own,tag:!ipxe,tag:efi,{uefi},,{server}",
+        f"dhcp-boot=tag:!own,tag:!ipxe,tag:!efi,{BIOS_BOOT_FILE},,{server}",
+        f"dhcp-boot=tag:!own,tag:ipxe,{chain}",
+        # iPXE waits ~13 s for an IPv6 router without an advertisement
+        "enable-ra",
+        *(f"dhcp-range=::,constructor:{name},ra-only" for name in settings.interfaces),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def host_files(data: BootData, settings: ServeSettings) -> dict[str, str]:
+    """The ``hosts/`` files: one per reservation, its name from the reservation's id, each
+    a ``dhcp-host`` value (the hostsfile format: no ``dhcp-host=``)."""
+    files = {}
+    for reservation in data.reservations:
+        tag = _tag(reservation.id)
+        tags = f"set:{tag},set:own" if reservation.boot_file else f"set:{tag}"
+        if settings.proxy:  # the other server gives the address: only tag the host
+            line = f"{reservation.mac},{tags},{reservation.hostname}"
+        else:
+            line = (
+                f"{reservation.mac},{tags},{reservation.address},"
+                f"{reservation.hostname},{settings.lease_seconds}"
+            )
+        files[f"{tag}.conf"] = line + "\n"
+    return files
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomically: dnsmasq (inotify on the directory) sees the whole file at the rename."""
+    part = path.with_name(f".{path.name}.part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
+
+
+class DnsmasqBackend:
+    """dnsmasq serving the boot data, restarted with back-off when it dies."""
+
+    name = "dnsmasq"
+
+    def __init__(self, settings: ServeSettings, *, program: str = "dnsmasq") -> None:
+        self.settings = settings
+        self.program = program
+        self.directory = settings.state_dir / "dnsmasq"
+        self.hosts = self.directory / "hosts"
+        self.config = self.directory / "dnsmasq.conf"
+        self.lease_file = self.directory / "leases"
+        self.log_file = self.directory / "dnsmasq.log"
+        self.process: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._restart_now = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._started = asyncio.Event()
+
+    # -- files -------------------------------------------------------------------------
+
+    def _write_all(self, data: BootData) -> bool:
+        """Write the configuration; True when dnsmasq must restart to see it."""
+        self.hosts.mkdir(parents=True, exist_ok=True)
+        restart = False
+        text = render_config(data, self.settings, self.directory)
+        if not self.config.exists() or self.config.read_text(encoding="utf-8") != text:
+            _write(self.config, text)
+            restart = True
+        wanted = host_files(data, self.settings)
+        for path in self.hosts.iterdir():
+            if path.name.startswith("."):
+                continue
+            if path.name not in wanted:
+                path.unlink()
+                restart = True  # dnsmasq never forgets a host record read from the directory
+            elif path.read_text(encoding="utf-8") != wanted[path.name]:
+                restart = True
+        for name, content in wanted.items():
+            path = self.hosts / name
+            if not path.exists() or path.read_text(encoding="utf-8") != content:
+                _write(path, content)
+        return restart
+
+    # -- the process -------------------------------------------------------------------
+
+    async def _launch(self) -> asyncio.subprocess.Process:
+        argv = [
+            self.program,
+            "--keep-in-foreground",
+            f"--conf-file={self.config}",
+            "--pid-file=",
+            f"--log-facility={self.log_file}",
+        ]
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        self.process = process
+        log.info("dnsmasq started (pid %d) on %s", process.pid, ", ".join(self.settings.interfaces))
+        return process
+
+    async def _supervise(self) -> None:
+        failures = 0
+        while not self._stopping:
+            started = asyncio.get_running_loop().time()
+            process = await self._launch()
+            self._started.set()
+            restart = asyncio.create_task(self._restart_now.wait())
+            ended = asyncio.create_task(process.wait())
+            await asyncio.wait({restart, ended}, return_when=asyncio.FIRST_COMPLETED)
+            restart.cancel()
+            if self._stopping:
+                ended.cancel()
+                return
+            if not ended.done():  # a restart asked for by apply
+                self._restart_now.clear()
+                await self._terminate(process)
+                ended.cancel()
+                failures = 0
+                continue
+            errors = b""
+            if process.stderr is not None:
+                with contextlib.suppress(Exception):
+                    errors = await process.stderr.read()
+            ran = asyncio.get_running_loop().time() - started
+            failures = 0 if ran > 60 else failures + 1
+            delay = min(30.0, 0.25 * 2 ** min(failures, 7))
+            self.restarts += 1
+            log.warning(
+                "dnsmasq (pid %d) ended with %s%s; starting it again in %.1fs",
+                process.pid,
+                process.returncode,
+                f": {errors.decode(errors='replace').strip()[:500]}" if errors else "",
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
+        if process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), STOP_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+    # -- DhcpBackend -------------------------------------------------------------------
+
+    async def start(self, data: BootData) -> None:
+        async with self._lock:
+            if self._supervisor is not None:
+                raise RuntimeError("dnsmasq is already started")
+            self._write_all(data)
+            self._stopping = False
+            self._supervisor = asyncio.create_task(self._supervise(), name="dnsmasq")
+            await asyncio.wait_for(self._started.wait(), START_SECONDS)
+
+    async def apply(self, data: BootData) -> None:
+        async with self._lock:
+            if self._write_all(data) and self._supervisor is not None:
+                log.info("dnsmasq restarts for the boot data of version %d", data.version)
+                self._restart_now.set()
+
+    async def leases(self) -> list[Lease]:
+        now = dt.datetime.now(dt.UTC)
+        return list(_leases(read_dnsmasq_leases(self.lease_file, now=now)))
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def stop(self) -> None:
+        async with self._lock:
+            self._stopping = True
+            supervisor, self._supervisor = self._supervisor, None
+            if self.process is not None:
+                await self._terminate(self.process)
+            if supervisor is not None:
+                supervisor.cancel()
+                await asyncio.gather(supervisor, return_exceptions=True)
+            self._started.clear()
+
+
+def _leases(raw: Iterable[dict[str, object]]) -> Iterable[Lease]:
+    for lease in raw:
+        ends = lease.get("ends")
+        yield Lease(
+            mac=str(lease["mac"]),
+            address=str(lease["address"]),
+            expires=dt.datetime.fromisoformat(ends) if isinstance(ends, str) else None,
+            hostname=str(lease["hostname"]) or None,
+        )

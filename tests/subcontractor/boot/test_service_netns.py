@@ -1,0 +1,158 @@
+"""The boot services end to end on a real network: Contractor (a real app on loopback) →
+the follower → a real dnsmasq on the host end of a veth pair → busybox udhcpc inside the
+network namespace the test makes (198.18.x only), and the leases back to Contractor, seen
+in GraphQL. Skipped only where network namespaces cannot be made."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from subcontractor.boot.dnsmasq import DnsmasqBackend
+from subcontractor.boot.service import BootService
+from subcontractor.client import Client
+from subcontractor.config import AgentConfig, BootConfig, Config
+from tests.rigs.netns import Netns, network_namespace
+from tests.subcontractor.bmc import require_tools
+from tests.subcontractor.boot.conftest import Served, serve_contractor
+
+INTERFACE_LEASES = """query($locator: String!) { foundation(locator: $locator) {
+  interfaces { mac leases { address state } } } }"""
+
+
+@pytest.fixture
+def netns() -> Iterator[Netns]:
+    require_tools("dnsmasq", "busybox")
+    with network_namespace() as ns:
+        yield ns
+
+
+@pytest.fixture
+async def contractor(tmp_path: Path, netns: Netns) -> AsyncIterator[Served]:
+    async for served in serve_contractor(tmp_path, str(netns.network), gateway_offset=1):
+        yield served
+
+
+def _client_link(netns: Netns, mac: str) -> str:
+    """A veth inside the namespace, on its bridge, with ``mac``: one DHCP client's NIC."""
+    name = f"c{secrets.token_hex(3)}"
+    netns.run("ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
+    netns.run("ip", "link", "set", f"{name}p", "master", netns.bridge, "up")
+    netns.run("ip", "link", "set", name, "address", mac, "up")
+    return name
+
+
+async def _udhcpc(netns: Netns, link: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *netns.command("busybox", "udhcpc", "-i", link, "-n", "-q", "-f", "-t", "8",
+                       "-T", "1", "-s", "/bin/true"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    text = out.decode(errors="replace")
+    assert process.returncode == 0, text
+    return text
+
+
+async def _until(what: str, check: object, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if callable(check) and await _maybe(check()):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what}: not within {seconds}s")
+
+
+async def _maybe(value: object) -> bool:
+    if asyncio.iscoroutine(value):
+        value = await value
+    return bool(value)
+
+
+def _config(served: Served, netns: Netns, tmp_path: Path) -> Config:
+    return Config(
+        contractor=served.contractor(),
+        agent=AgentConfig(journal_dir=tmp_path / "journal"),
+        modules={},
+        module_options={},
+        boot=BootConfig(
+            enabled=True,
+            interfaces=[netns.host_if],
+            server_address=str(netns.host_address),
+            http_listen=f"{netns.host_address}:0",
+            lease_report_seconds=0.5,
+            wait=5,
+        ),
+    )
+
+
+async def test_reservations_leased_live_dnsmasq_supervised_and_leases_reported(
+    contractor: Served, netns: Netns, tmp_path: Path
+) -> None:
+    first = await contractor.add_machine(offset=10)
+    config = _config(contractor, netns, tmp_path)
+    client = Client(config.contractor)
+    service = BootService(config, client)
+    backend = service.backend
+    assert isinstance(backend, DnsmasqBackend)
+    stop = asyncio.Event()
+    running = asyncio.create_task(service.run(stop))
+    try:
+        await _until("dnsmasq up", lambda: backend.alive() and "started" in _log(backend))
+        link = _client_link(netns, first.mac)
+        output = await _udhcpc(netns, link)
+        assert f"lease of {first.address} obtained" in output, output
+
+        # a reservation added in Contractor: live in the same dnsmasq, the first lease kept
+        assert backend.process is not None
+        pid = backend.process.pid
+        second = await contractor.add_machine(offset=11)
+        await _until(
+            "the new reservation in dnsmasq's hosts directory",
+            lambda: any(second.mac in p.read_text() for p in backend.hosts.iterdir()),
+        )
+        (path,) = [p for p in backend.hosts.iterdir() if second.mac in p.read_text()]
+        await _until("dnsmasq read it", lambda: f"read {path}" in _log(backend))
+        output = await _udhcpc(netns, _client_link(netns, second.mac))
+        assert f"lease of {second.address} obtained" in output, output
+        assert backend.process.pid == pid
+        assert backend.restarts == 0
+        held = {(lease.mac, lease.address) for lease in await backend.leases()}
+        assert {(first.mac, first.address), (second.mac, second.address)} <= held
+
+        # reported to Contractor: NetworkInterface.leases
+        async def reported() -> bool:
+            data = await contractor.graphql(INTERFACE_LEASES, locator=second.locator)
+            (interface,) = data["foundation"]["interfaces"]
+            return interface["leases"] == [{"address": second.address, "state": "ACTIVE"}]
+
+        await _until("the lease reported", reported)
+
+        # dnsmasq killed: started again, the leases still held
+        os.kill(pid, signal.SIGKILL)
+        await _until(
+            "dnsmasq started again",
+            lambda: backend.alive() and backend.process is not None and backend.process.pid != pid,
+        )
+        assert backend.restarts == 1
+        output = await _udhcpc(netns, link)
+        assert f"lease of {first.address} obtained" in output, output
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        await client.aclose()
+    assert not backend.alive()
+
+
+def _log(backend: DnsmasqBackend) -> str:
+    try:
+        return backend.log_file.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
