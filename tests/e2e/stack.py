@@ -13,6 +13,7 @@ the machines on the namespace's bridge, and the boot endpoint listens on ``host_
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import socket
 import sys
@@ -90,6 +91,23 @@ class Stack:
     def contractor_log(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def requests(self, method: str, prefix: str) -> list[float]:
+        """When Contractor received each ``method`` request whose path starts with ``prefix``
+        (time.time(), from its JSON access log: the logged end less the duration)."""
+        arrivals: list[float] = []
+        for line in self.contractor_log().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(record, dict) or record.get("logger") != "access":
+                continue
+            words = str(record.get("message", "")).split()
+            if len(words) == 5 and words[1] == method and words[2].startswith(prefix):
+                ended = dt.datetime.fromisoformat(str(record["time"]).replace("Z", "+00:00"))
+                arrivals.append(ended.timestamp() - float(words[4].removesuffix("ms")) / 1000)
+        return arrivals
+
     def diagnostics(self) -> str:
         parts = [f"----- subcontractor log -----\n{self.agent.output()[-20000:]}"]
         for path in sorted(self.state_dir.rglob("*")):
@@ -115,7 +133,7 @@ def boot_section(netns: Netns, port: int, state_dir: Path, files_dir: Path) -> d
         "state_dir": str(state_dir),
         "files_dir": str(files_dir),
         "lease_seconds": 600,
-        "lease_report_interval": 1,
+        "lease_report_seconds": 1,
     }
 
 
@@ -145,6 +163,7 @@ def boot_stack(
         # what booting machines use to reach Contractor: the boot endpoint
         "CONTRACTOR_CONTRACTOR_URL": f"{endpoint}/",
         "CONTRACTOR_PXE_LOCATION": f"{endpoint}/files/",
+        "CONTRACTOR_LOG_FORMAT": "json",  # access times to the millisecond (Stack.requests)
         # the discovery image's console and where it posts its report (docs/boot.md)
         "CONTRACTOR_BOOT_DISCOVERY_KERNEL_ARGS": (
             f"console=ttyS0 contractor.endpoint={netns.host_address}:{port}"
