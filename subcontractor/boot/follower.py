@@ -81,6 +81,7 @@ class Follower:
         self.data: BootData | None = None
         self.ready = asyncio.Event()  # set once there is data (from Contractor or disk)
         self.snapshots = 0
+        self.version: int | None = None  # what the next poll asks since (None: a snapshot)
         self._entries: dict[str, dict[str, Any]] = {}
 
     async def _ask(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -159,24 +160,23 @@ class Follower:
         saved = load_saved(self.path, self.site)
         backoff = Backoff()
         failing = False
-        version: int | None = None
         while not stop.is_set():
             try:
-                if version is None:
+                if self.version is None:
                     data = await self.snapshot()
                 else:
-                    data = await self.changes(version)
+                    data = await self.changes(self.version)
             except Rejected as error:
                 if error.status == 410:
-                    log.info("boot data since version %s pruned: a snapshot again", version)
-                    version = None
+                    log.info("boot data since version %s pruned: a snapshot again", self.version)
+                    self.version = None
                     continue
                 delay = max(backoff.next(), 10.0)
                 log.warning("boot data refused (%s); asking again in %.1fs", error, delay)
             except (Unavailable, ValueError, KeyError, TypeError) as error:
                 delay = backoff.next()
                 if not isinstance(error, Unavailable):
-                    version = None  # an answer not understood: start again from a snapshot
+                    self.version = None  # an answer not understood: start again from a snapshot
                 if not failing:
                     log.warning("boot data not read (%s); retrying with back-off", error)
                     failing = True
@@ -185,7 +185,7 @@ class Follower:
                     log.info("boot data read again")
                     failing = False
                 backoff.reset()
-                version = data.version
+                self.version = data.version
                 await self._publish(data)
                 continue
             if saved is not None and self.data is None:
