@@ -66,6 +66,11 @@ if timeout 20 wget -q -O /tmp/config "$base/config/$uuid"; then
 else
     say "provision: no config"
 fi
+if timeout 20 wget -q -O /tmp/template "$url"; then
+    say "provision: template: $(head -n 1 /tmp/template)"
+else
+    say "provision: no template"
+fi
 if timeout 20 wget -q -O /tmp/answer --header "Content-Type: application/json" \\
         --post-data '{}' "$base/signal/$uuid"; then
     say "provision: signalled: $(cat /tmp/answer)"
@@ -234,6 +239,8 @@ async def test_a_planned_structure_on_an_ipmi_foundation_is_built_by_booting_the
             assert config["_structure_config_uuid"] == world.config_uuid
             assert config["_provisioning_address"]["address"] == str(ns.address(ADDRESS_OFFSET))
             assert config["distro"] == "debian"
+            # the installer's answers, at the url= the PXE target gave it (its template)
+            assert said["template"] == f"# installer answers for {world.hostname}"
             assert json.loads(said["signalled"]) == {"status": "received", "job_id": world.job_id}
             log = await job_log(database, world.job_id)
             assert [entry.action for entry in log].count("signalled") == 1
