@@ -137,8 +137,13 @@ def boot_section(netns: Netns, port: int, state_dir: Path, files_dir: Path) -> d
     }
 
 
-def _toml_value(value: Any) -> str:
-    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+def append_boot_section(config: Path, section: dict[str, Any]) -> None:
+    """Add ``[boot]`` with ``section``'s keys to the agent's config file."""
+    with config.open("a") as handle:
+        handle.write("\n[boot]\n")
+        for key, value in section.items():
+            text = str(value).lower() if isinstance(value, bool) else json.dumps(value)
+            handle.write(f"{key} = {text}\n")
 
 
 @contextmanager
@@ -182,11 +187,7 @@ def boot_stack(
             wait=2,
             grace=5,
         )
-        section = boot_section(netns, port, state_dir, files_dir)
-        with config.open("a") as handle:
-            handle.write("\n[boot]\n")
-            for key, value in section.items():
-                handle.write(f"{key} = {_toml_value(value)}\n")
+        append_boot_section(config, boot_section(netns, port, state_dir, files_dir))
         with subcontractor(config, directory) as agent:
             stack = Stack(url, endpoint, agent, state_dir, log)
             try:
