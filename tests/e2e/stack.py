@@ -36,7 +36,7 @@ from tests.serving import free_port
 from tests.subcontractor.processes import Agent, contractor_on, subcontractor, write_config
 
 T = TypeVar("T")
-IPMI = {"concurrency": 4, "confirm_interval": 0.2, "soft_off_wait": 1}
+IPMI: dict[str, object] = {"concurrency": 4, "confirm_interval": 0.2, "soft_off_wait": 1}
 
 
 def free_port_on(address: str) -> int:
