@@ -23,7 +23,8 @@ interfaces = ["eno2"]                    # the provisioning network's interfaces
 server_address = "198.18.7.1"            # this host's address on that network
 backend = "dnsmasq"                      # or "kea"
 proxy = false                            # true: proxy DHCP beside another DHCP server
-http_listen = "198.18.7.1:8067"          # the boot endpoint (default server_address:8067)
+http_listen = "198.18.7.1:8069"          # the boot endpoint (default server_address:8069,
+                                         #   where the discovery image posts its report)
 tftp_root = "/usr/lib/ipxe"              # undionly.kpxe, snponly.efi, ipxe.efi
 lease_seconds = 3600
 lease_report_seconds = 60                # how often leases go to Contractor
@@ -129,7 +130,7 @@ class BootConfig(_Section):
     server_address: str = ""
     backend: Literal["dnsmasq", "kea"] = "dnsmasq"
     proxy: bool = False
-    http_listen: str = ""  # host:port; default server_address:8067
+    http_listen: str = ""  # host:port; default server_address:8069
     http_base: str = ""  # what iPXE is chained to; default http://<http_listen>
     tftp_root: Path = Path("/usr/lib/ipxe")
     uefi_boot_file: Literal["snponly.efi", "ipxe.efi"] = "snponly.efi"
@@ -178,7 +179,7 @@ class BootConfig(_Section):
         return value.rstrip("/")
 
     def listen(self) -> tuple[str, int]:
-        host, _, port = (self.http_listen or f"{self.server_address}:8067").rpartition(":")
+        host, _, port = (self.http_listen or f"{self.server_address}:8069").rpartition(":")
         return host.strip("[]"), int(port)
 
 

@@ -161,11 +161,18 @@ class Follower:
         backoff = Backoff()
         failing = False
         while not stop.is_set():
+            asking = asyncio.create_task(
+                self.snapshot() if self.version is None else self.changes(self.version)
+            )
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({asking, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not asking.done():  # stopped while a long-poll waits
+                asking.cancel()
+                await asyncio.gather(asking, return_exceptions=True)
+                return
             try:
-                if self.version is None:
-                    data = await self.snapshot()
-                else:
-                    data = await self.changes(self.version)
+                data = asking.result()
             except Rejected as error:
                 if error.status == 410:
                     log.info("boot data since version %s pruned: a snapshot again", self.version)

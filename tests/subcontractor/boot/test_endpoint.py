@@ -25,7 +25,7 @@ from subcontractor.boot.follower import Follower
 from subcontractor.client import Client
 from subcontractor.config import ContractorConfig
 from tests.serving import serving_in_thread
-from tests.subcontractor.boot.conftest import Machine, Served
+from tests.subcontractor.boot.served import Machine, Served
 
 
 @asynccontextmanager
@@ -71,9 +71,12 @@ async def test_ipxe_for_a_reservation_answers_contractors_boot_decision(
     served: Served, machine: Machine, tmp_path: Path
 ) -> None:
     data = await held(served)
-    async with endpoint(served.contractor(), tmp_path, data) as http:
+    async with (
+        endpoint(served.contractor(), tmp_path, data) as http,
+        httpx.AsyncClient() as direct_client,
+    ):
         answer = await http.get("/ipxe", params={"mac": machine.mac.upper()})
-        direct = httpx.get(f"{served.base}/boot/{machine.config_uuid}")
+        direct = await direct_client.get(f"{served.base}/boot/{machine.config_uuid}")
         assert answer.status_code == 200
         assert answer.text == direct.text
         assert answer.text.startswith("#!ipxe")
@@ -97,19 +100,24 @@ async def test_ipxe_for_an_unknown_mac_answers_the_discovery_script(
 async def test_boot_config_and_signal_are_forwarded(
     served: Served, machine: Machine, tmp_path: Path
 ) -> None:
-    async with endpoint(served.contractor(), tmp_path) as http:
+    async with (
+        endpoint(served.contractor(), tmp_path) as http,
+        httpx.AsyncClient() as direct_client,
+    ):
         boot = await http.get(f"/boot/{machine.config_uuid}")
-        assert boot.text == httpx.get(f"{served.base}/boot/{machine.config_uuid}").text
+        assert (
+            boot.text == (await direct_client.get(f"{served.base}/boot/{machine.config_uuid}")).text
+        )
         config = await http.get(f"/config/{machine.config_uuid}")
         assert config.status_code == 200
         assert config.json()["_hostname"] == machine.hostname
         script = await http.get(f"/config/{machine.config_uuid}/boot_script")
-        direct = httpx.get(f"{served.base}/config/{machine.config_uuid}/boot_script")
+        direct = await direct_client.get(f"{served.base}/config/{machine.config_uuid}/boot_script")
         assert (script.status_code, script.text) == (direct.status_code, direct.text)
         unknown = await http.get("/boot/00000000-0000-0000-0000-000000000000")
         assert unknown.status_code == 404
         signal = await http.post(f"/signal/{machine.config_uuid}")
-        direct = httpx.post(f"{served.base}/api/v1/signal/{machine.config_uuid}")
+        direct = await direct_client.post(f"{served.base}/api/v1/signal/{machine.config_uuid}")
         assert signal.status_code == direct.status_code == 404  # no job waits: Contractor's own
         assert signal.json()["error"]["message"] == direct.json()["error"]["message"]
 

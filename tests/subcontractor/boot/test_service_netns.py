@@ -9,10 +9,12 @@ import asyncio
 import os
 import secrets
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from subcontractor.boot.dnsmasq import DnsmasqBackend
@@ -21,7 +23,8 @@ from subcontractor.client import Client
 from subcontractor.config import AgentConfig, BootConfig, Config
 from tests.rigs.netns import Netns, network_namespace
 from tests.subcontractor.bmc import require_tools
-from tests.subcontractor.boot.conftest import Served, serve_contractor
+from tests.subcontractor.boot.served import Served, serve_contractor
+from tests.subcontractor.processes import subcontractor, write_config
 
 INTERFACE_LEASES = """query($locator: String!) { foundation(locator: $locator) {
   interfaces { mac leases { address state } } } }"""
@@ -131,7 +134,7 @@ async def test_reservations_leased_live_dnsmasq_supervised_and_leases_reported(
         async def reported() -> bool:
             data = await contractor.graphql(INTERFACE_LEASES, locator=second.locator)
             (interface,) = data["foundation"]["interfaces"]
-            return interface["leases"] == [{"address": second.address, "state": "ACTIVE"}]
+            return bool(interface["leases"] == [{"address": second.address, "state": "ACTIVE"}])
 
         await _until("the lease reported", reported)
 
@@ -156,3 +159,64 @@ def _log(backend: DnsmasqBackend) -> str:
         return backend.log_file.read_text(errors="replace")
     except FileNotFoundError:
         return ""
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _processes_with(text: str) -> list[int]:
+    """The processes whose command line holds ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def test_subcontractor_run_serves_boot_and_stops_its_dnsmasq(
+    contractor: Served, netns: Netns, tmp_path: Path
+) -> None:
+    machine = await contractor.add_machine(offset=20)
+    port = _free_port(str(netns.host_address))
+    config = write_config(
+        tmp_path,
+        url=contractor.base,
+        token=contractor.token,
+        site=contractor.site,
+        modules={},
+        journal=tmp_path / "journal",
+    )
+    with config.open("a") as out:
+        out.write(
+            f'\n[boot]\nenabled = true\ninterfaces = ["{netns.host_if}"]\n'
+            f'server_address = "{netns.host_address}"\n'
+            f'http_listen = "{netns.host_address}:{port}"\nlease_report_seconds = 1\n'
+        )
+    conf = tmp_path / "journal" / "boot" / "dnsmasq" / "dnsmasq.conf"
+    with subcontractor(config, tmp_path) as agent:
+        base = f"http://{netns.host_address}:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+
+            async def answers() -> bool:
+                try:
+                    return (await http.get("/ipxe", params={"mac": machine.mac})).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await _until("the boot endpoint answers", answers, 30)
+            script = (await http.get("/ipxe", params={"mac": machine.mac})).text
+            assert f"structure '{machine.hostname}'" in script, script
+        await _until("dnsmasq runs", lambda: _processes_with(str(conf)), 30)
+        output = await _udhcpc(netns, _client_link(netns, machine.mac))
+        assert f"lease of {machine.address} obtained" in output, output
+        assert agent.stop() == 0, agent.output()
+    assert not _processes_with(str(conf)), "dnsmasq outlived the subcontractor"
+    assert "boot services for site" in agent.output()

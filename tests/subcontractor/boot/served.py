@@ -1,0 +1,166 @@
+"""A real Contractor app (SQLite, served by uvicorn in a thread on loopback) with a site
+whose machines have reservations, for the boot services' tests."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contractor import migrate
+from contractor.app import create_app
+from contractor.db import create_engine, create_session_factory, transaction
+from contractor.models import AddressBlock, Site
+from contractor.services import addresses, auth, interfaces
+from contractor.services import tasks as task_service
+from contractor.services.network import ip_at
+from contractor.settings import Settings
+from subcontractor.config import ContractorConfig
+from tests.conftest import test_settings as settings_for
+from tests.factories import (
+    make_block,
+    make_foundation,
+    make_foundation_blueprint,
+    make_site,
+    make_structure,
+    make_structure_blueprint,
+    unique,
+)
+from tests.serving import serving_in_thread
+
+T = TypeVar("T")
+CHEAP = PasswordHasher(memory_cost=64, time_cost=1)  # hashing cost is not under test
+_macs = itertools.count(1)
+
+
+def new_mac() -> str:
+    number = next(_macs)
+    return f"52:54:00:b0:{number >> 8 & 255:02x}:{number & 255:02x}"
+
+
+@dataclass
+class Machine:
+    mac: str
+    locator: str
+    hostname: str
+    config_uuid: str
+    address: str
+
+
+@dataclass
+class Served:
+    """Contractor on loopback, its site and tokens; ``add_machine`` commits a new one."""
+
+    base: str
+    site: str
+    site_id: int
+    block_id: int
+    token: str  # a subcontractor token: the site, the boot module
+    reader: str  # a user's API token
+    writer: async_sessionmaker[AsyncSession]
+    machines: list[Machine] = field(default_factory=list)
+
+    async def write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with transaction(self.writer) as session:
+            return await work(session)
+
+    async def add_machine(self, mac: str | None = None, offset: int | None = None) -> Machine:
+        async def work(session: AsyncSession) -> Machine:
+            site = await session.get_one(Site, self.site_id)
+            chosen = mac or new_mac()
+            block = await session.get_one(AddressBlock, self.block_id)
+            fbp = await make_foundation_blueprint(session)
+            sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
+            foundation = await make_foundation(session, site, fbp)
+            await interfaces.add_interface(
+                session,
+                foundation=foundation,
+                physical_location="eth0",
+                mac=chosen,
+                is_provisioning=True,
+            )
+            structure = await make_structure(session, site, foundation, sbp)
+            address = await addresses.create_address(
+                session,
+                structure=structure,
+                block=block,
+                interface_name="eth0",
+                offset=offset,
+                is_primary=True,
+            )
+            return Machine(
+                mac=chosen,
+                locator=foundation.locator,
+                hostname=structure.hostname,
+                config_uuid=structure.config_uuid,
+                address=str(ip_at(block, address.offset or 0)),
+            )
+
+        machine = await self.write(work)
+        self.machines.append(machine)
+        return machine
+
+    def contractor(self, **more: Any) -> ContractorConfig:
+        values: dict[str, Any] = {"url": self.base, "token": self.token, "site": self.site}
+        return ContractorConfig(**{**values, **more})
+
+    async def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.base, timeout=30) as http:
+            answer = await http.post(
+                "/graphql",
+                json={"query": query, "variables": variables},
+                headers={"Authorization": f"Bearer {self.reader}"},
+            )
+        body: dict[str, Any] = answer.json()
+        assert "errors" not in body, body
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+async def serve_contractor(
+    tmp_path: Path, subnet: str, *, gateway_offset: int = 1, database_url: str | None = None
+) -> AsyncIterator[Served]:
+    """Contractor on ``database_url`` (default: a new SQLite file) with a site whose block
+    is ``subnet``."""
+    if database_url is None:
+        url = f"sqlite:///{tmp_path / 'contractor.sqlite3'}"
+        migrate.upgrade(Settings(database_url=url))
+        database_url = Settings(database_url=url).database_url
+    url = database_url
+    # SQLite: another client's commit wakes no poll, so look again often; PostgreSQL: only
+    # the commit's NOTIFY wakes a poll in time
+    look = 0.1 if url.startswith("sqlite") else 30.0
+    settings = settings_for(url, boot_look_seconds=look)
+    engine = create_engine(settings)
+    writer = create_session_factory(engine, writes=True)
+    try:
+
+        async def populate(session: AsyncSession) -> tuple[str, int, int, str, str]:
+            site = await make_site(session, config_values={"dns_servers": ["198.18.0.53"]})
+            block = await make_block(session, site, subnet, gateway_offset=gateway_offset)
+            token = await task_service.create_subcontractor_token(
+                session, name=unique("sub"), sites=[site.name], modules=["boot"]
+            )
+            user = await auth.create_user(session, username=unique("reader"), role="reader")
+            reader = (await auth.create_token(session, user=user, hasher=CHEAP)).text
+            return site.name, site.id, block.id, token.text, reader
+
+        async with transaction(writer) as session:
+            site, site_id, block_id, token, reader = await populate(session)
+        with serving_in_thread(create_app(settings)) as base:
+            yield Served(base, site, site_id, block_id, token, reader, writer)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    async for served in serve_contractor(tmp_path, "198.18.250.0/24"):
+        yield served
