@@ -144,7 +144,6 @@ class Follower:
         changed = self.data is None or data != self.data
         self.data = data
         if changed:
-            save(self.path, data)
             log.info(
                 "boot data of site %r version %d: %d reservation(s), %d pool(s)",
                 data.site,
@@ -153,6 +152,7 @@ class Follower:
                 len(data.pools),
             )
             await self.on_change(data)
+            save(self.path, data)  # after the DHCP server has it: not in the change's way
         self.ready.set()
 
     async def run(self, stop: asyncio.Event) -> None:
