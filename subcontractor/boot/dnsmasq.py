@@ -12,7 +12,8 @@ Files under ``<state_dir>/dnsmasq/``:
 ``apply`` writes what changed. A new reservation is a new file (dnsmasq reads it at once);
 a reservation changed or removed, or a change to ``dnsmasq.conf``, restarts dnsmasq
 (dnsmasq only ever adds host records from ``dhcp-hostsdir``; a restart reads the lease file
-again, so leases survive it). SIGHUP is never sent.
+again, so leases survive it, but for a reserved address leased to another MAC, which is
+dropped while dnsmasq is stopped). SIGHUP is never sent.
 """
 
 from __future__ import annotations
@@ -110,6 +111,11 @@ def render_config(data: BootData, settings: ServeSettings, directory: Path) -> s
                 f"dhcp-range=set:{tag},{network.network_address},static,{network.netmask},{seconds}"
             )
         lines.extend(_options(tag, entry))
+    own = ipaddress.IPv4Address(settings.server_address)
+    if settings.proxy and not any(own in ipaddress.IPv4Network(s) for s, _, _ in subnets):
+        # machines Contractor does not know yet boot on this host's own subnet too (its
+        # netmask dnsmasq takes from the interface)
+        lines.append(f"dhcp-range={own},proxy")
     # iPXE over TFTP by architecture; iPXE's own requests (option 175) get the chain URL
     lines += [
         "dhcp-match=set:ipxe,175",
@@ -189,12 +195,14 @@ class DnsmasqBackend:
         self._lock = asyncio.Lock()
         self._written: dict[str, str] | None = None  # hosts/ as last written, by name
         self._started = asyncio.Event()
+        self._data: BootData | None = None
 
     # -- files -------------------------------------------------------------------------
 
     def _write_all(self, data: BootData) -> bool:
         """Write the configuration; True when dnsmasq must restart to see it."""
         self.hosts.mkdir(parents=True, exist_ok=True)
+        self._data = data
         restart = False
         text = render_config(data, self.settings, self.directory)
         if not self.config.exists() or self.config.read_text(encoding="utf-8") != text:
@@ -241,10 +249,32 @@ class DnsmasqBackend:
         log.info("dnsmasq started (pid %d) on %s", process.pid, ", ".join(self.settings.interfaces))
         return process
 
+    def _prune_leases(self) -> None:
+        """While dnsmasq is stopped: drop the leases of reserved addresses held by another
+        MAC (a reservation whose MAC changed), which dnsmasq would otherwise keep until they
+        expire, refusing the address to its machine."""
+        if self._data is None:
+            return
+        reserved = {r.address: r.mac for r in self._data.reservations}
+        try:
+            lines = self.lease_file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        kept = []
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] in reserved and reserved[fields[2]] != fields[1]:
+                log.info("lease of %s to %s dropped: reserved for another MAC", *fields[2:0:-1])
+                continue
+            kept.append(line)
+        if len(kept) != len(lines):
+            _write(self.lease_file, "".join(f"{line}\n" for line in kept))
+
     async def _supervise(self) -> None:
         failures = 0
         while not self._stopping:
             started = asyncio.get_running_loop().time()
+            self._prune_leases()
             process = await self._launch()
             self._started.set()
             restart = asyncio.create_task(self._restart_now.wait())

@@ -191,11 +191,14 @@ class Follower:
                 self.snapshot() if self.version is None else self.changes(self.version)
             )
             stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait({asking, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            stopped.cancel()
-            if not asking.done():  # stopped while a long-poll waits
-                asking.cancel()
-                await asyncio.gather(asking, return_exceptions=True)
+            try:
+                await asyncio.wait({asking, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # (also when this task is cancelled: no request is left behind)
+                stopped.cancel()
+                if not asking.done():
+                    asking.cancel()
+                    await asyncio.gather(asking, return_exceptions=True)
+            if asking.cancelled():  # stopped while a long-poll waits
                 return
             try:
                 data = asking.result()

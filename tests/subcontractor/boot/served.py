@@ -125,7 +125,12 @@ class Served:
 
 
 async def serve_contractor(
-    tmp_path: Path, subnet: str, *, gateway_offset: int = 1, database_url: str | None = None
+    tmp_path: Path,
+    subnet: str,
+    *,
+    gateway_offset: int = 1,
+    database_url: str | None = None,
+    **more: Any,
 ) -> AsyncIterator[Served]:
     """Contractor on ``database_url`` (default: a new SQLite file) with a site whose block
     is ``subnet``."""
@@ -137,7 +142,7 @@ async def serve_contractor(
     # SQLite: another client's commit wakes no poll, so look again often; PostgreSQL: only
     # the commit's NOTIFY wakes a poll in time
     look = 0.1 if url.startswith("sqlite") else 30.0
-    settings = settings_for(url, boot_look_seconds=look)
+    settings = settings_for(url, boot_look_seconds=look, **more)
     engine = create_engine(settings)
     writer = create_session_factory(engine, writes=True)
     try:

@@ -75,6 +75,7 @@ def test_proxy_dhcp_beside_another_server(tmp_path: Path) -> None:
     conf = lines(render_config(data, serve(tmp_path, proxy=True), tmp_path))
     assert "dhcp-range=set:net0,10.0.0.0,proxy,255.255.255.0" in conf
     assert "dhcp-authoritative" not in conf
+    assert "dhcp-range=10.0.0.2,proxy" not in conf  # its subnet is there already
     assert not any("option:router" in line for line in conf)  # the other server's part
     assert 'pxe-service=tag:!ipxe,x86PC,"iPXE",undionly.kpxe,10.0.0.2' in conf
     assert 'pxe-service=tag:!ipxe,X86-64_EFI,"iPXE",snponly.efi,10.0.0.2' in conf
@@ -82,6 +83,15 @@ def test_proxy_dhcp_beside_another_server(tmp_path: Path) -> None:
     assert host_files(data, serve(tmp_path, proxy=True)) == {
         "r17.conf": "52:54:00:12:34:11,set:r17,web17\n"
     }
+
+
+def test_proxy_dhcp_on_the_hosts_own_subnet_with_no_entries(tmp_path: Path) -> None:
+    data = BootData.from_json(answer(reservations=[], pools=[]))
+    conf = lines(render_config(data, serve(tmp_path, proxy=True), tmp_path))
+    assert [line for line in conf if line.startswith("dhcp-range=")] == [
+        "dhcp-range=10.0.0.2,proxy",
+        "dhcp-range=::,constructor:eno2,ra-only",
+    ]
 
 
 @pytest.mark.parametrize("proxy", [False, True])
@@ -115,3 +125,22 @@ def test_what_apply_writes_live_and_what_restarts(tmp_path: Path) -> None:
     assert [p.name for p in backend.hosts.iterdir()] == ["r17.conf"]
     wider = BootData.from_json(answer(pools=[pool(end="10.0.0.250")]))
     assert backend._write_all(wider)  # dnsmasq.conf changed
+
+
+def test_a_reserved_address_leased_to_another_mac_is_dropped_before_a_start(
+    tmp_path: Path,
+) -> None:
+    backend = DnsmasqBackend(serve(tmp_path))
+    backend._write_all(BootData.from_json(answer()))  # 10.0.0.17 reserved for ...:11
+    backend.lease_file.write_text(
+        "1999999999 52:54:00:99:99:99 10.0.0.17 old *\n"  # the MAC before: dropped
+        "1999999999 52:54:00:12:34:11 10.0.0.17 web17 *\n"  # its own: kept
+        "1999999999 52:54:00:aa:aa:aa 10.0.0.120 pooled *\n"  # not reserved: kept
+        "duid 00:01:00:01\n"
+    )
+    backend._prune_leases()
+    assert backend.lease_file.read_text().splitlines() == [
+        "1999999999 52:54:00:12:34:11 10.0.0.17 web17 *",
+        "1999999999 52:54:00:aa:aa:aa 10.0.0.120 pooled *",
+        "duid 00:01:00:01",
+    ]

@@ -16,14 +16,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from contractor.models import Foundation
+from contractor.services import interfaces
 from subcontractor.boot.dnsmasq import DnsmasqBackend
 from subcontractor.boot.service import BootService
 from subcontractor.client import Client
 from subcontractor.config import AgentConfig, BootConfig, Config
 from tests.rigs.netns import Netns, network_namespace
 from tests.subcontractor.bmc import require_tools
-from tests.subcontractor.boot.served import Served, serve_contractor
+from tests.subcontractor.boot.served import Served, new_mac, serve_contractor
 from tests.subcontractor.processes import subcontractor, write_config
 
 INTERFACE_LEASES = """query($locator: String!) { foundation(locator: $locator) {
@@ -138,7 +142,31 @@ async def test_reservations_leased_live_dnsmasq_supervised_and_leases_reported(
 
         await _until("the lease reported", reported)
 
+        # a reservation changed (the first machine's MAC): dnsmasq started again on purpose
+        # (it never forgets a host record), the leases kept in its lease file
+        moved = new_mac()
+
+        async def change_mac(session: AsyncSession) -> None:
+            foundation = (
+                await session.execute(select(Foundation).where(Foundation.locator == first.locator))
+            ).scalar_one()
+            (interface,) = await interfaces.foundation_interfaces(session, foundation)
+            await interfaces.update_interface(session, interface, mac=moved)
+
+        await contractor.write(change_mac)
+        await _until(
+            "dnsmasq started again for the changed reservation",
+            lambda: backend.alive() and backend.process is not None and backend.process.pid != pid,
+        )
+        assert backend.restarts == 0  # not counted as a failure
+        held = {(lease.mac, lease.address) for lease in await backend.leases()}
+        assert (second.mac, second.address) in held
+        link = _client_link(netns, moved)
+        output = await _udhcpc(netns, link)
+        assert f"lease of {first.address} obtained" in output, output
+
         # dnsmasq killed: started again, the leases still held
+        pid = backend.process.pid
         os.kill(pid, signal.SIGKILL)
         await _until(
             "dnsmasq started again",
