@@ -262,7 +262,8 @@ class Vm:
                 f'[ "$("$(dirname "$0")/power-status")" = 1 ] && exit 0\n'
                 f'case $(cat "$(dirname "$0")/boot" 2>/dev/null) in\n'
                 # ipmi_sim names IPMI's "force boot from the default hard drive" default
-                f"  pxe) order=n ;; disk|default) order=c ;; *) order={self.machine.boot_order} ;;\n"
+                "  pxe) order=n ;; disk|default) order=c ;;\n"
+                f"  *) order={self.machine.boot_order} ;;\n"
                 "esac\n"
                 f"date +%s.%N >> {shlex.quote(str(starts))}\n"
                 f'if [ "$order" = c ]; then exec {disk_first}; fi\n'
