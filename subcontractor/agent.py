@@ -115,6 +115,13 @@ class Agent:
     # -- the whole life ----------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        service = None
+        if self.config.boot.enabled:
+            # (imported here: the boot services import the agent's back-off); a problem
+            # starting them (the endpoint's address) raises ConfigError before anything runs
+            from subcontractor.boot.service import BootService
+
+            service = BootService(self.config, self.client)
         leftovers = self.journal.pending()
         for entry in leftovers:
             self.unsent[entry.name] = entry
@@ -127,11 +134,9 @@ class Agent:
             asyncio.create_task(self._poll(name), name=f"poll-{name}") for name in self.modules
         ]
         boot: asyncio.Task[None] | None = None
-        if self.config.boot.enabled:
-            # (imported here: the boot services import the agent's back-off)
-            from subcontractor.boot.service import BootService
-
-            boot = asyncio.create_task(BootService(self.config, self.client).run(stop))
+        if service is not None:
+            boot = asyncio.create_task(service.run(stop), name="boot")
+            boot.add_done_callback(lambda task: self._boot_ended(task, stop))
         log.info(
             "subcontractor for site %r polling %s at %s",
             self.site,
@@ -158,6 +163,11 @@ class Agent:
             log.info(
                 "stopped (%d answer(s) left in the journal for the next start)", len(self.unsent)
             )
+
+    def _boot_ended(self, task: asyncio.Task[None], stop: asyncio.Event) -> None:
+        if not task.cancelled() and task.exception() is not None and not stop.is_set():
+            log.error("the boot services failed; stopping", exc_info=task.exception())
+            stop.set()
 
     async def _finish_running(self) -> None:
         grace = self.config.agent.shutdown_grace

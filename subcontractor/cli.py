@@ -155,6 +155,8 @@ def run(**flags: Any) -> None:
         logging.getLogger("subcontractor").info("metrics on %s", address)
     try:
         asyncio.run(_run(config, modules, journal, masker, meters))
+    except ConfigError as error:  # found only when starting (the boot endpoint's address)
+        raise click.ClickException(f"configuration: {error}") from None
     finally:
         journal.close()
 

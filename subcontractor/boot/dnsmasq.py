@@ -125,7 +125,10 @@ def render_config(data: BootData, settings: ServeSettings, directory: Path) -> s
     for reservation in data.reservations:
         if reservation.boot_file:
             # a host's own boot file, to its firmware and to iPXE alike
-            lines.append(f"dhcp-boot=tag:{_tag(reservation.id)},{reservation.boot_file}")
+            lines.append(
+                f"dhcp-boot=tag:{_tag(reservation.id)},{reservation.boot_file},,"
+                f"{settings.server_address}"
+            )
     chain = f"{settings.http_base}/ipxe?mac=${{net0/mac}}"
     server = settings.server_address
     uefi = settings.uefi_boot_file

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import socket
 from pathlib import Path
@@ -20,7 +21,7 @@ from subcontractor.boot.endpoint import EndpointSettings, build_endpoint
 from subcontractor.boot.follower import Follower
 from subcontractor.boot.leases import report_leases
 from subcontractor.client import Client, Rejected, Unavailable
-from subcontractor.config import Config
+from subcontractor.config import Config, ConfigError
 
 __all__ = ["BootService", "lease_report"]
 
@@ -29,8 +30,6 @@ log = logging.getLogger("subcontractor.boot")
 
 def lease_report(leases: list[Lease]) -> list[dict[str, Any]]:
     """``leases`` as Contractor's lease report names them."""
-    import datetime as dt
-
     now = dt.datetime.now(dt.UTC)
     return [
         {
@@ -183,8 +182,8 @@ def _listening(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise OSError(
-            error.errno, f"boot.http_listen: cannot listen on {host}:{port}: {error.strerror}"
+        raise ConfigError(
+            f"boot.http_listen: cannot listen on {host}:{port}: {error.strerror or error}"
         ) from None
     sock.listen(128)
     sock.setblocking(False)

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from subcontractor.cli import main
 from subcontractor.config import ConfigError, load
 
 TOKEN = "sct_0123456789abcdef.s3cr3t-s3cr3t-s3cr3t-s3cr3t"
@@ -91,3 +93,14 @@ def test_a_bad_value_is_refused_naming_its_key(tmp_path: Path, extra: str, named
 def test_enabled_needs_interfaces_and_an_address(tmp_path: Path, boot: str, named: str) -> None:
     with pytest.raises(ConfigError, match=f"^{named}"):
         load(config(tmp_path, boot))
+
+
+def test_run_refuses_an_endpoint_address_it_cannot_listen_on(tmp_path: Path) -> None:
+    # 192.0.2.1 (TEST-NET-1) is on no interface of this host
+    path = config(
+        tmp_path,
+        ENABLED + f'http_listen = "192.0.2.1:8069"\ntftp_root = "{tmp_path}"',
+    )
+    result = CliRunner().invoke(main, ["run", "--config", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "configuration: boot.http_listen: cannot listen on 192.0.2.1:8069" in result.output

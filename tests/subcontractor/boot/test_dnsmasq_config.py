@@ -64,7 +64,7 @@ def test_reservations_outside_pools_get_a_static_range(tmp_path: Path) -> None:
 def test_a_hosts_own_boot_file(tmp_path: Path) -> None:
     data = BootData.from_json(answer(reservations=[reservation(boot_file="pxelinux.0")]))
     conf = lines(render_config(data, serve(tmp_path), tmp_path))
-    assert "dhcp-boot=tag:r17,pxelinux.0" in conf
+    assert "dhcp-boot=tag:r17,pxelinux.0,,10.0.0.2" in conf
     assert host_files(data, serve(tmp_path))["r17.conf"].startswith(
         "52:54:00:12:34:11,set:r17,set:own,10.0.0.17"
     )
