@@ -196,6 +196,7 @@ class DnsmasqBackend:
         self._stopping = False
         self._restart_now = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._written: dict[str, str] | None = None  # hosts/ as last written, by name
         self._started = asyncio.Event()
         self._data: BootData | None = None
 
@@ -211,18 +212,26 @@ class DnsmasqBackend:
             _write(self.config, text)
             restart = True
         wanted = host_files(data, self.settings)
-        for path in self.hosts.iterdir():
-            if path.name.startswith("."):
-                continue
-            if path.name not in wanted:
-                path.unlink()
+        if self._written is None:  # the first time: what an earlier run left on disk
+            self._written = {
+                path.name: path.read_text(encoding="utf-8")
+                for path in self.hosts.iterdir()
+                if not path.name.startswith(".")
+            }
+        # then compared with what was written, not read back: with 10,000 reservations,
+        # reading every file for each change took seconds (bench/boot_bench.py)
+        written = self._written
+        for name in list(written):
+            if name not in wanted:
+                (self.hosts / name).unlink(missing_ok=True)
+                del written[name]
                 restart = True  # dnsmasq never forgets a host record read from the directory
-            elif path.read_text(encoding="utf-8") != wanted[path.name]:
+            elif written[name] != wanted[name]:
                 restart = True
         for name, content in wanted.items():
-            path = self.hosts / name
-            if not path.exists() or path.read_text(encoding="utf-8") != content:
-                _write(path, content)
+            if written.get(name) != content:
+                _write(self.hosts / name, content)
+                written[name] = content
         return restart
 
     # -- the process -------------------------------------------------------------------

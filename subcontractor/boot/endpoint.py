@@ -4,7 +4,8 @@ network, answered from the boot data or fetched from Contractor (``docs/boot.md`
 * ``GET /ipxe?mac=M``: the reservation of M: Contractor's ``boot_script``
   (``/boot/<uuid>``); no reservation: ``/boot/discovery?mac=M&site=S`` (with the token);
 * ``GET /boot/<uuid>``, ``/config/<uuid>``, ``/config/<uuid>/boot_script``,
-  ``/config/<uuid>/pxe_template``: Contractor's, the same paths;
+  ``/config/<uuid>/pxe_template`` (and the original's ``/config/<kind>/c/<uuid>``):
+  Contractor's, the same paths;
 * ``GET /files/<path>``: ``files_dir/<path>`` when there, else Contractor's
   ``/files/<path>``, kept by its ETag (and served from that copy while Contractor is away);
 * ``POST /signal/<uuid>`` (and ``/api/v1/signal/<uuid>``): Contractor's
@@ -289,6 +290,15 @@ def build_endpoint(
             return _error(404, "not found")
         return await upstream.forward("GET", f"/config/{uuid}" + (f"/{part}" if part else ""))
 
+    async def config_alias(request: Request) -> Response:
+        # the original's /config/{config,boot_script,pxe_template}/c/<uuid> (the shipped
+        # `linux-installer` PXE hands its installer url=.../config/pxe_template/c/<uuid>)
+        uuid = request.path_params["uuid"]
+        kind = request.path_params["kind"]
+        if not UUID.match(uuid) or kind not in ("config", *CONFIG_PARTS[1:]):
+            return _error(404, "not found")
+        return await upstream.forward("GET", f"/config/{kind}/c/{uuid}")
+
     async def file(request: Request) -> Response:
         path = request.path_params["path"]
         if not FILE_PATH.match(path) or any(part in (".", "..") for part in path.split("/")):
@@ -327,6 +337,7 @@ def build_endpoint(
         Route("/boot/{uuid}", boot, methods=["GET"]),
         Route("/config/{uuid}", config, methods=["GET"]),
         Route("/config/{uuid}/{part}", config, methods=["GET"]),
+        Route("/config/{kind}/c/{uuid}", config_alias, methods=["GET"]),
         Route("/files/{path:path}", file, methods=["GET"]),
         Route("/signal/{uuid}", signal, methods=["POST"]),
         Route("/api/v1/signal/{uuid}", signal, methods=["POST"]),

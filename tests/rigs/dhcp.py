@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from contractor.child_process import stop_child as stop
 from tests.rigs.netns import Netns
 from tests.subcontractor.bmc import require_tools
-from tests.subcontractor.processes import _stop as stop
 
 TFTP_ROOT = Path("/usr/lib/ipxe")  # Debian's ipxe package
 

@@ -103,8 +103,9 @@ def require_namespaces() -> None:
         subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
 
 
-def free_network() -> ipaddress.IPv4Network:
-    """A /24 of 198.18.0.0/15 that no route or address on the host overlaps."""
+def free_network(prefix: int = 24) -> ipaddress.IPv4Network:
+    """A /``prefix`` (default /24) of 198.18.0.0/15 that no route or address on the host
+    overlaps."""
     routes = _ip_run(["ip", "-4", "route", "show", "table", "all"]).stdout
     used: list[ipaddress.IPv4Network] = []
     for line in routes.splitlines():
@@ -115,12 +116,12 @@ def free_network() -> ipaddress.IPv4Network:
             used.append(ipaddress.IPv4Network(word, strict=False))
         except ValueError:
             continue
-    subnets: list[ipaddress.IPv4Network] = list(_POOL.subnets(new_prefix=24))
+    subnets: list[ipaddress.IPv4Network] = list(_POOL.subnets(new_prefix=prefix))
     start = secrets.randbelow(len(subnets))
     for candidate in subnets[start:] + subnets[:start]:
         if not any(candidate.overlaps(route) for route in used if route.prefixlen > 0):
             return candidate
-    raise AssertionError("no free /24 left in 198.18.0.0/15 on this host")
+    raise AssertionError(f"no free /{prefix} left in 198.18.0.0/15 on this host")
 
 
 @contextmanager

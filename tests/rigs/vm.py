@@ -14,7 +14,8 @@ the BMC's node directory; see ``tests/subcontractor/bmc.py``'s hook):
 
 =============  ===============================================================
 power-1        start QEMU (boot order from the BMC's boot device: ``pxe`` → network,
-               ``disk`` → disk, else the machine's ``boot_order``); on already: nothing
+               ``default`` (ipmi_sim's name for IPMI's hard drive) → disk, else the
+               machine's ``boot_order``); on already: nothing
 power-0        stop QEMU (SIGTERM, then SIGKILL)
 reset          power-0 then power-1 (so a new boot device takes effect)
 shutdown       ACPI power button through QEMU's QMP socket (the guest powers off)
@@ -260,7 +261,9 @@ class Vm:
             "power-1": (
                 f'[ "$("$(dirname "$0")/power-status")" = 1 ] && exit 0\n'
                 f'case $(cat "$(dirname "$0")/boot" 2>/dev/null) in\n'
-                f"  pxe) order=n ;; disk) order=c ;; *) order={self.machine.boot_order} ;;\n"
+                # ipmi_sim names IPMI's "force boot from the default hard drive" default
+                "  pxe) order=n ;; disk|default) order=c ;;\n"
+                f"  *) order={self.machine.boot_order} ;;\n"
                 "esac\n"
                 f"date +%s.%N >> {shlex.quote(str(starts))}\n"
                 f'if [ "$order" = c ]; then exec {disk_first}; fi\n'

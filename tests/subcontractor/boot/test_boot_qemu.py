@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.bootimage import build_discovery_image
+from contractor.child_process import stop_child as stop_process
 from contractor.models import AddressBlock
 from contractor.services import boot as boot_service
 from subcontractor.boot.service import BootService
@@ -25,7 +26,6 @@ from tests.rigs.netns import Netns, network_namespace
 from tests.rigs.vm import Machine, qemu_vm
 from tests.subcontractor.bmc import require_tools
 from tests.subcontractor.boot.served import Served, serve_contractor
-from tests.subcontractor.processes import _stop as stop_process
 
 pytestmark = pytest.mark.timeout(240)
 
