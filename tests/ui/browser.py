@@ -42,13 +42,15 @@ def _binaries() -> tuple[str, str]:
 
 
 class Browser:
-    """One headless Chromium window, with what it requested and received."""
+    """One headless Chromium window, with what it requested, received and sent on its
+    WebSocket."""
 
     def __init__(self, driver: webdriver.Chrome, base: str) -> None:
         self.driver = driver
         self.base = base
         self.requests: list[str] = []
         self.frames: list[str] = []
+        self.sent: list[str] = []
         self.console: list[dict[str, Any]] = []
 
     def open(self, path: str) -> None:
@@ -130,6 +132,8 @@ class Browser:
                 self.requests.append(params["url"])
             elif method == "Network.webSocketFrameReceived":
                 self.frames.append(params["response"]["payloadData"])
+            elif method == "Network.webSocketFrameSent":
+                self.sent.append(params["response"]["payloadData"])
         self.console += self.driver.get_log("browser")
 
     def assert_stayed_home(self) -> None:
