@@ -34,8 +34,8 @@ from contractor.schema.network import Address, Network
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import related
 from contractor.schema.site import Site, SiteScope
-from contractor.services import blueprint as bps
 from contractor.services import batches, building, filters, interfaces, inventory
+from contractor.services import blueprint as bps
 from contractor.services import site as sites
 from contractor.services.common import UNSET
 

@@ -91,7 +91,7 @@ async def test_the_newest_events_and_the_cursor_to_follow_them(client: Client) -
     assert [e["objectType"] for e in only["events"]] == ["site"] * 3
     assert only["cursor"] == next_one["cursor"]
     structures = {"objectTypes": ["structure"]}
-    other = (await client.data(NEWEST, {"last": 3, "filter": structures}, role="reader"))
+    other = await client.data(NEWEST, {"last": 3, "filter": structures}, role="reader")
     assert [e["objectType"] for e in other["events"]["events"]] == ["structure"]
     assert other["events"]["cursor"] == next_one["cursor"]
 

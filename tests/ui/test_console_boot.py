@@ -100,7 +100,8 @@ def test_leases_discovered_machines_and_dependencies_on_the_target_pages(
     browser.go("#/foundation/east-sim01")
     browser.title_is("Foundation east-sim01")
     leases = browser.text("#s-dhcp-leases + *")
-    assert LEASED in leases and "active" in leases, leases
+    assert LEASED in leases, leases
+    assert "active" in leases
     assert boot_facts["macs"]["east-sim01"] in leases
     browser.screenshot("foundation-boot")
     browser.go("#/foundation/east-sim02")
@@ -113,7 +114,8 @@ def test_leases_discovered_machines_and_dependencies_on_the_target_pages(
     browser.title_is("Structure east-web01")
     records = browser.text("#s-dependencies ~ .table-wrap")
     assert f"#{boot_facts['dependency']} (soft)" in records, records
-    assert "waits for it" in records and "foundation west-sim03" in records
+    assert "waits for it" in records
+    assert "foundation west-sim03" in records
     assert LEASED in browser.text("#s-dhcp-leases + *")  # its foundation's lease
     browser.assert_stayed_home()
 
@@ -126,7 +128,8 @@ def test_the_discovered_hardware_page_matches_and_forgets(
     browser.find('#nav a[href="#/discovered"]').click()
     browser.title_is("Discovered hardware")
     shown = browser.text()
-    assert UNKNOWN in shown and boot_facts["macs"]["east-sim02"] in shown
+    assert UNKNOWN in shown
+    assert boot_facts["macs"]["east-sim02"] in shown
     assert "of 2" in browser.text(".pager")
     browser.screenshot("discovered")
     browser.go("#/discovered?matched=no")
@@ -136,7 +139,8 @@ def test_the_discovered_hardware_page_matches_and_forgets(
     browser.driver.find_element(By.LINK_TEXT, f"#{unknown} {UNKNOWN}").click()
     browser.title_is(f"Discovered machine #{unknown}")
     facts = browser.text("#s-facts ~ .fields")
-    assert "8192 MiB" in facts and "vda 20.0 GB" in facts and "1af4:1000" in facts, facts
+    for fact in ("8192 MiB", "vda 20.0 GB", "1af4:1000", "QEMU"):
+        assert fact in facts, facts
     browser.screenshot("discovered-machine")
     # a foundation of another site: refused, in the server's words beside the button
     browser.find("#match-foundation").send_keys("west-sim01")
@@ -197,8 +201,9 @@ def test_the_dashboard_shows_the_newest_events_at_once_then_follows(
     browser.wait(lambda d: d.find_element(By.ID, "live").text == "live")
     demo.ask('mutation { updateSite(name: "demo-east", description: "now") { __typename } }')
     browser.wait(
-        lambda d: "site demo-east updated"
-        in d.find_element(By.CSS_SELECTOR, "#recent-events li").text
+        lambda d: (
+            "site demo-east updated" in d.find_element(By.CSS_SELECTOR, "#recent-events li").text
+        )
     )
     # the subscription asked for what came after the cursor the first read ended at
     browser.collect()
@@ -215,9 +220,10 @@ def test_a_zones_text_is_read_when_it_is_opened(demo: Demo, browser: Browser) ->
     browser.go("#/zones")
     browser.title_is("DNS zones")
     text = browser.find("#zone-demo-test pre.zone")
-    assert "SOA" not in text.get_attribute("textContent")  # the list holds no zone text
+    assert "SOA" not in (text.get_attribute("textContent") or "")  # no zone text in the list
+    assert "Opening reads the zone file" in (text.get_attribute("textContent") or "")
     browser.find("#zone-demo-test summary").click()
-    browser.wait(lambda d: "SOA" in text.get_attribute("textContent"))
+    browser.wait(lambda d: "SOA" in (text.get_attribute("textContent") or ""))
     assert "east-web01" in text.text
     browser.assert_stayed_home()
 
@@ -269,7 +275,10 @@ def test_every_page_is_labelled_focused_and_fits(
             assert focused.get_attribute("id") != "page-title", fragment
             assert focused.value_of_css_property("outline-style") == "solid", fragment
             inside = "return !!document.activeElement.closest('main')"
-            reachable = "return !!document.querySelector('main a[href], main button, main input, main select, main summary')"
+            reachable = (
+                "return !!document.querySelector("
+                "'main a[href], main button, main input, main select, main summary')"
+            )
             if browser.driver.execute_script(reachable):  # (an operator's webhooks: a refusal)
                 assert browser.driver.execute_script(inside), fragment
         if width < 700:
