@@ -107,3 +107,36 @@ async def test_bad_last_names_the_field_and_reads_nothing(client: Client) -> Non
         (error,) = body["errors"]
         assert words in error["message"], error
         assert not [s for s in client.statements if "FROM event" in s], client.statements
+
+
+JOBS = "query ($f: String, $s: Int, $first: Int) { jobs(foundation: $f, structure: $s, finished: true, first: $first) { id target } }"
+
+
+async def test_a_targets_jobs_are_asked_for_by_the_target_and_bounded(client: Client) -> None:
+    from contractor.services import blueprint, jobs
+
+    await build_inventory(client, 3, prefix="j")
+    async with transaction(client.writer_sessions) as session:
+        script = await blueprint.create_script(session, name="noop", source="pass\n")
+        metal = await blueprint.get_foundation_blueprint(session, "metal")
+        await blueprint.link_script(session, blueprint=metal, role="create", script=script)
+        made = {}
+        for locator in ("j-node0000", "j-node0001"):
+            target = await building.get_foundation(session, locator)
+            job = await jobs.create_job(session, target=target, script_name="create", creator="t")
+            made[locator] = job.id
+    mine = await client.data(JOBS, {"f": "j-node0001"}, role="reader")
+    assert mine == {"jobs": [{"id": made["j-node0001"], "target": "foundation j-node0001"}]}
+    none = await client.data(JOBS, {"f": "j-node0002"}, role="reader")
+    assert none == {"jobs": []}
+    (newest,) = (await client.data(JOBS, {"first": 1}, role="reader"))["jobs"]
+    assert newest["id"] == max(made.values())
+    for variables, words in (
+        ({"first": 0}, "first must be between 1 and 500"),
+        ({"first": 501}, "first must be between 1 and 500"),
+        ({"f": "nowhere"}, "nowhere"),
+        ({"s": 999999}, "999999"),
+    ):
+        body = await client.query(JOBS, variables, role="reader")
+        (error,) = body["errors"]
+        assert words in error["message"], error

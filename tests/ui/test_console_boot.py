@@ -103,6 +103,7 @@ def test_leases_discovered_machines_and_dependencies_on_the_target_pages(
     assert LEASED in leases, leases
     assert "active" in leases
     assert boot_facts["macs"]["east-sim01"] in leases
+    browser.driver.execute_script("document.getElementById('s-interfaces').scrollIntoView()")
     browser.screenshot("foundation-boot")
     browser.go("#/foundation/east-sim02")
     browser.title_is("Foundation east-sim02")

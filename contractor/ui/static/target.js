@@ -39,8 +39,9 @@ const STRUCTURE = `query ($id: Int!) {
   impact(of: { structure: $id }) { kind id name state path }
 }`;
 
-const JOBS = `query ($site: String!) {
-  jobs(site: $site, finished: true) { id state scriptName target targetKind progress message }
+// the target's own newest jobs, finished or not (one bounded query, not the site's jobs)
+const JOBS = `query ($f: String, $s: Int) {
+  jobs(foundation: $f, structure: $s, finished: true, first: 50) { id state scriptName target targetKind progress message }
 }`;
 
 const START = {
@@ -137,7 +138,7 @@ function impactTable(rows) {
 /** A target's page: its name and state, the jobs to start, `sections`, then its jobs. */
 async function targetPage(context, kind, name, variables, target, sections) {
   const label = `${kind} ${name}`;
-  const mine = (await gql(JOBS, { site: target.site.name })).jobs.filter((job) => job.target === label);
+  const mine = (await gql(JOBS, variables)).jobs;
   const busy = mine.some((job) => ["WAITING", "QUEUED", "PAUSED", "ERROR"].includes(job.state));
   return h(
     "div",
