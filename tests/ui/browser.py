@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -66,7 +66,13 @@ class Browser:
         )
 
     def wait(self, condition: Any, timeout: float = WAIT, message: str = "") -> Any:
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(condition, message)
+        """``condition`` asked again until it holds; an element the page redrew meanwhile
+        (stale) or has not drawn yet counts as not yet."""
+        ignored = (NoSuchElementException, StaleElementReferenceException)
+        waiting = WebDriverWait(
+            self.driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored
+        )
+        return waiting.until(condition, message)
 
     def find(self, selector: str) -> WebElement:
         return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, selector), message=selector)
