@@ -53,6 +53,7 @@ PAGES = [
     ("address blocks", "#/blocks"),
     ("address block (/16, 2,500 used)", "#/block/1"),
     ("DNS zones", "#/zones"),
+    ("discovered hardware", "#/discovered"),
 ]
 
 DRAWN = """

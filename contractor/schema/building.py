@@ -34,8 +34,8 @@ from contractor.schema.network import Address, Network
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import related
 from contractor.schema.site import Site, SiteScope
+from contractor.services import batches, building, filters, interfaces, inventory
 from contractor.services import blueprint as bps
-from contractor.services import building, filters, interfaces, inventory
 from contractor.services import site as sites
 from contractor.services.common import UNSET
 
@@ -166,6 +166,20 @@ class Structure(Configurable):
         order_by=(models.AbstractNetworkInterface.name,),
         description="Logical interfaces of the structure itself (bonds, VLANs).",
     )
+
+    @strawberry.field(
+        description="The dependency records naming this structure, by id: those on it (what "
+        "waits for it to be built) and those whose scripts run on it."
+    )
+    async def dependencies(
+        self, info: Info
+    ) -> list[Annotated[Dependency, strawberry.lazy(_COMPLEXES)]]:
+        from contractor.schema.complexes import Dependency  # it imports this module
+
+        loader = info.context.loaders.custom(
+            "structure_dependencies", batches.dependencies_by_structure
+        )
+        return [Dependency.of(row) for row in await loader.load(self.row.id)]
 
     @strawberry.field
     async def complex(self, info: Info) -> Annotated[Complex, strawberry.lazy(_COMPLEXES)] | None:

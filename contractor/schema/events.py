@@ -197,7 +197,8 @@ class EventQuery:
     @strawberry.field(
         description="Events after a cursor (omitted: from the oldest one kept), oldest "
         "first (the subscription `events` streams the same, live). A cursor older than the "
-        "event retention is refused with code PRUNED.",
+        "event retention is refused with code PRUNED. With `last` instead of `after`: at "
+        "most the `last` newest events, oldest first, and the cursor to follow them from.",
         extensions=[Reader()],
     )
     async def events(
@@ -206,16 +207,25 @@ class EventQuery:
         filter: EventFilter | None = None,
         after: str | None = None,
         first: int = 100,
+        last: int | None = None,
     ) -> EventPage:
         if not 1 <= first <= MAX_PAGE:
             raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", field="first")
+        if last is not None and not 1 <= last <= MAX_PAGE:
+            raise InvalidInput(f"last must be between 1 and {MAX_PAGE}", field="last")
+        if last is not None and after is not None:
+            raise InvalidInput("give after or last, not both", field="last")
         start = parse_cursor(after)
         async with info.context.sessions() as session:
+            wanted = await _filter(session, filter)
+            if last is not None:
+                newest, cursor = await outbox.newest_events(session, limit=last, filter=wanted)
+                events = [Event.of(row) for row in newest]
+                return EventPage(events=events, cursor=str(cursor), has_more=False)
             if start is None:
                 start = await pruning.horizon(session)  # from the oldest event kept
             else:
                 await pruning.check_after(session, start)
-            wanted = await _filter(session, filter)
             rows, upto, more = await outbox.events_after(
                 session, after=start, filter=wanted, limit=first
             )

@@ -24,7 +24,7 @@ from contractor.foreman.engine import restore_runner
 from contractor.foreman.modules import JobContext
 from contractor.models import JobState, TaskState
 from contractor.schema.building import Foundation, Structure
-from contractor.schema.common import Row
+from contractor.schema.common import Row, optional
 from contractor.schema.complexes import Dependency
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
@@ -235,13 +235,17 @@ class JobSubscription:
                     return
 
 
+MAX_JOBS = 500
+
+
 @strawberry.type
 class JobQuery:
     job = lookup(Job, jobs.get_job, id=int, description="A job by id.")
 
     @strawberry.field(
         description="Jobs, newest first: unfinished ones unless finished is true; optionally "
-        "of one state or site (at most 500).",
+        "of one state, site, foundation (locator) or structure (id); at most `first` (1 to "
+        "500).",
         extensions=[Reader()],
     )
     async def jobs(
@@ -250,10 +254,21 @@ class JobQuery:
         state: JobState | None = None,
         site: str | None = None,
         finished: bool = False,
+        foundation: str | None = None,
+        structure: int | None = None,
+        first: int = MAX_JOBS,
     ) -> list[Job]:
+        if not 1 <= first <= MAX_JOBS:
+            raise InvalidInput(f"first must be between 1 and {MAX_JOBS}", field="first")
         async with info.context.sessions() as session:
             rows = await inventory.list_jobs(
-                session, state=None if state is None else state.value, site=site, finished=finished
+                session,
+                state=None if state is None else state.value,
+                site=site,
+                finished=finished,
+                foundation=await optional(building.get_foundation, session, foundation),
+                structure=await optional(building.get_structure_by_id, session, structure),
+                limit=first,
             )
         return [Job.of(row) for row in rows]
 

@@ -6,11 +6,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from contractor.models import Complex
+from contractor.models import Complex, Dependency
 from contractor.services.complexes import complex_states
 
 
@@ -42,3 +42,27 @@ async def complex_states_by_id(session: AsyncSession, ids: Sequence[int]) -> lis
     rows = [await session.get_one(Complex, key) for key in ids]
     states = await complex_states(session, rows)
     return [states[key] for key in ids]
+
+
+async def dependencies_by_structure(
+    session: AsyncSession, structure_ids: Sequence[int]
+) -> list[list[Dependency]]:
+    """For each structure, the dependency records naming it, by id: those on it (a
+    foundation's create job, or a chained dependency, waits for it) and those whose scripts
+    run on it. One query for the whole batch, on the two indexed columns."""
+    query = (
+        select(Dependency)
+        .where(
+            or_(
+                Dependency.structure_id.in_(structure_ids),
+                Dependency.script_structure_id.in_(structure_ids),
+            )
+        )
+        .order_by(Dependency.id)
+    )
+    grouped: dict[int, list[Dependency]] = defaultdict(list)
+    for row in (await session.execute(query)).scalars():
+        for key in {row.structure_id, row.script_structure_id}:
+            if key is not None:
+                grouped[key].append(row)
+    return [grouped.get(key, []) for key in structure_ids]

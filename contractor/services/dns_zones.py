@@ -208,14 +208,18 @@ async def _read(session: AsyncSession) -> _Inventory:
         )
         .join(Structure, Structure.id == BaseAddress.structure_id)
         .where(BaseAddress.kind == Address.__mapper__.polymorphic_identity)
+        # Only structures of a site with a zone of its own get names, forward or reverse:
+        # the rest are never read, so an inventory without zones costs nothing here.
+        .where(Structure.site_id.in_(select(Site.id).where(Site.zone_id.is_not(None))))
         .order_by(BaseAddress.structure_id, BaseAddress.id)  # a stable order for messages
     )
     pointers: dict[int, int] = {}
     # Core execution (not the ORM's row loading): this is the one query that grows with
-    # the inventory.
+    # the inventory (its zoned part).
     connection = await session.connection()
     blocks = inv.blocks
-    for found in (await connection.execute(query)).all():
+    zoned = any(zone_id is not None for zone_id in inv.site_zone.values())
+    for found in (await connection.execute(query)).all() if zoned else ():
         address_id, block_id, offset, pointer_id = found[0], found[1], found[2], found[3]
         if block_id is not None and offset is not None:
             _site, network, first = blocks[block_id]

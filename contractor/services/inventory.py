@@ -180,10 +180,22 @@ async def users(session: AsyncSession) -> Listing:
 
 
 async def list_jobs(
-    session: AsyncSession, *, state: str | None, site: str | None, finished: bool, limit: int = 500
+    session: AsyncSession,
+    *,
+    state: str | None,
+    site: str | None,
+    finished: bool,
+    foundation: models.Foundation | None = None,
+    structure: models.Structure | None = None,
+    limit: int = 500,
 ) -> list[models.Job]:
-    """Jobs, newest first: unfinished ones unless ``finished``; of one state or site."""
+    """At most ``limit`` jobs, newest first: unfinished ones unless ``finished``; of one
+    state, site, foundation or structure."""
     query = select(models.Job).order_by(models.Job.id.desc()).limit(limit)
+    if foundation is not None:
+        query = query.where(models.Job.foundation_id == foundation.id)
+    if structure is not None:
+        query = query.where(models.Job.structure_id == structure.id)
     if not finished:
         query = query.where(models.Job.finished_at.is_(None))
     if state is not None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -42,13 +42,15 @@ def _binaries() -> tuple[str, str]:
 
 
 class Browser:
-    """One headless Chromium window, with what it requested and received."""
+    """One headless Chromium window, with what it requested, received and sent on its
+    WebSocket."""
 
     def __init__(self, driver: webdriver.Chrome, base: str) -> None:
         self.driver = driver
         self.base = base
         self.requests: list[str] = []
         self.frames: list[str] = []
+        self.sent: list[str] = []
         self.console: list[dict[str, Any]] = []
 
     def open(self, path: str) -> None:
@@ -64,7 +66,13 @@ class Browser:
         )
 
     def wait(self, condition: Any, timeout: float = WAIT, message: str = "") -> Any:
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(condition, message)
+        """``condition`` asked again until it holds; an element the page redrew meanwhile
+        (stale) or has not drawn yet counts as not yet."""
+        ignored = (NoSuchElementException, StaleElementReferenceException)
+        waiting = WebDriverWait(
+            self.driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored
+        )
+        return waiting.until(condition, message)
 
     def find(self, selector: str) -> WebElement:
         return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, selector), message=selector)
@@ -130,6 +138,8 @@ class Browser:
                 self.requests.append(params["url"])
             elif method == "Network.webSocketFrameReceived":
                 self.frames.append(params["response"]["payloadData"])
+            elif method == "Network.webSocketFrameSent":
+                self.sent.append(params["response"]["payloadData"])
         self.console += self.driver.get_log("browser")
 
     def assert_stayed_home(self) -> None:

@@ -22,6 +22,7 @@ from contractor.services.events.reading import (
     event_document,
     events_after,
     latest_cursor,
+    newest_events,
     site_tree,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "events_after",
     "install_outbox",
     "latest_cursor",
+    "newest_events",
     "record_event",
     "scrub",
     "set_actor",

@@ -8,6 +8,7 @@ import * as target from "./target.js";
 import * as job from "./job.js";
 import * as sites from "./sites.js";
 import * as network from "./network.js";
+import * as discovery from "./discovery.js";
 
 const RANK = { reader: 0, operator: 1, admin: 2 };
 
@@ -23,6 +24,7 @@ const ROUTES = {
   blocks: network.blocks,
   block: network.block,
   zones: network.zones,
+  discovered: (context) => (context.args.length ? discovery.machine(context) : discovery.list(context)),
   webhooks: network.webhooks,
 };
 

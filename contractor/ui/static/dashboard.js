@@ -15,7 +15,9 @@ const EVENTS = `subscription ($after: String) {
   events(after: $after) { cursor at kind objectType objectId objectName actor changed }
 }`;
 
-const CURSOR_KEY = "contractor.dashboard.cursor";
+const NEWEST = `query ($last: Int!) {
+  events(last: $last) { cursor events { cursor at kind objectType objectId objectName actor changed } }
+}`;
 const RECENT = 25;
 
 function countTable(caption, groups, states) {
@@ -72,6 +74,26 @@ export async function render(context) {
   await fill();
 
   const list = h("ol", { class: "events", id: "recent-events", "aria-live": "polite" });
+  const show = (event) => {
+    list.prepend(
+      h(
+        "li",
+        {},
+        when(event.at),
+        " ",
+        h("strong", {}, `${event.objectType} ${event.objectName}`),
+        ` ${event.kind}`,
+        event.changed.length ? ` (${event.changed.join(", ")})` : "",
+        event.actor ? ` by ${event.actor}` : "",
+      ),
+    );
+    while (list.children.length > RECENT) list.lastChild.remove();
+  };
+  // the newest events first, then live from the cursor they end at: nothing in between is
+  // missed, and after a dropped connection the subscription resumes from the last cursor
+  const newest = (await gql(NEWEST, { last: RECENT })).events;
+  for (const event of newest.events) show(event);
+  let cursor = newest.cursor;
   let pending = null;
   const refill = () => {
     // many events arrive in bursts while jobs run: one re-count per burst
@@ -85,33 +107,14 @@ export async function render(context) {
       }
     }, 400);
   };
-  const stop = context.live.subscribe(
-    EVENTS,
-    () => {
-      const after = sessionStorage.getItem(CURSOR_KEY);
-      return after ? { after } : {};
+  const stop = context.live.subscribe(EVENTS, () => ({ after: cursor }), {
+    next: ({ events: event }) => {
+      cursor = event.cursor;
+      show(event);
+      refill();
     },
-    {
-      next: ({ events: event }) => {
-        sessionStorage.setItem(CURSOR_KEY, event.cursor);
-        list.prepend(
-          h(
-            "li",
-            {},
-            when(event.at),
-            " ",
-            h("strong", {}, `${event.objectType} ${event.objectName}`),
-            ` ${event.kind}`,
-            event.changed.length ? ` (${event.changed.join(", ")})` : "",
-            event.actor ? ` by ${event.actor}` : "",
-          ),
-        );
-        while (list.children.length > RECENT) list.lastChild.remove();
-        refill();
-      },
-      error: (error) => list.prepend(h("li", { class: "error" }, error.message)),
-    },
-  );
+    error: (error) => list.prepend(h("li", { class: "error" }, error.message)),
+  });
   context.onleave(() => {
     stop();
     clearTimeout(pending);
@@ -121,6 +124,6 @@ export async function render(context) {
     {},
     heading("Dashboard"),
     holder,
-    section("Recent events", h("p", { class: "hint" }, "Live: the newest first."), list),
+    section("Recent events", h("p", { class: "hint" }, `Live: the newest first (the last ${RECENT}).`), list),
   );
 }

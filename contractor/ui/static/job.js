@@ -8,7 +8,7 @@ import { jobTable } from "./dashboard.js";
 
 const LIST = `{
   open: jobs { id state scriptName target targetKind progress message }
-  recent: jobs(finished: true) { id state scriptName target targetKind progress message finishedAt }
+  recent: jobs(finished: true, first: 150) { id state scriptName target targetKind progress message finishedAt }
 }`;
 
 const JOB = `query ($id: Int!) {

@@ -25,9 +25,13 @@ const BLOCK = `query ($id: Int!) {
   dhcpPools(first: 1000) { nodes { id firstOffset lastOffset description addressBlock { id } } }
 }`;
 
+// the list without any zone's text (a zone file may be megabytes): each text is read when
+// its zone is opened
 const ZONES = `{
-  publishedZones { name kind serial valid text problems { code message record } }
+  publishedZones { name kind serial valid problems { code message record } }
 }`;
+
+const ZONE_TEXT = `query ($name: String!) { publishedZones(name: $name) { name text } }`;
 
 const HOOKS = `{
   webhookTargets { id name url active cursor created filter { objectTypes kinds siteId blueprintId } }
@@ -140,9 +144,50 @@ export async function block({ args }) {
   );
 }
 
-export async function zones() {
+/** A zone's published text, read from the server when it is first opened. */
+function zoneText(zone, chosen) {
+  const text = h("pre", { class: "zone", "aria-live": "polite" }, "Opening reads the zone file from the server.");
+  const slot = h("p", { class: "error", role: "alert" });
+  const details = h("details", { open: chosen }, h("summary", {}, "Published text"), text, slot);
+  let read = null;
+  const load = () => {
+    read ||= gql(ZONE_TEXT, { name: zone.name }).then(
+      (data) => {
+        text.textContent = data.publishedZones[0]?.text ?? "(none yet)";
+      },
+      (error) => {
+        read = null; // opening it again tries again
+        slot.textContent = error.words || error.message;
+      },
+    );
+    return read;
+  };
+  details.addEventListener("toggle", () => {
+    if (details.open) load();
+  });
+  return { details, load };
+}
+
+export async function zones({ params }) {
   const data = await gql(ZONES);
   const anchor = (zone) => `zone-${zone.name.replace(/[^a-z0-9]+/gi, "-")}`;
+  const sections = [];
+  for (const zone of data.publishedZones) {
+    const chosen = params.zone === zone.name;
+    const { details, load } = zoneText(zone, chosen);
+    if (chosen) await load(); // the zone the address names is shown with its text
+    sections.push(
+      h(
+        "section",
+        { id: anchor(zone), "aria-label": `zone ${zone.name}` },
+        h("h2", {}, `Zone ${zone.name}`),
+        zone.problems.length
+          ? h("ul", { class: "problems" }, zone.problems.map((p) => h("li", {}, h("strong", {}, p.code), `: ${p.message}`, p.record ? ` (${p.record})` : "")))
+          : h("p", {}, "No problems."),
+        details,
+      ),
+    );
+  }
   return h(
     "div",
     {},
@@ -159,22 +204,7 @@ export async function zones() {
       data.publishedZones,
       "no zone",
     ),
-    data.publishedZones.map((zone) =>
-      h(
-        "section",
-        { id: anchor(zone), "aria-label": `zone ${zone.name}` },
-        h("h2", {}, `Zone ${zone.name}`),
-        zone.problems.length
-          ? h("ul", { class: "problems" }, zone.problems.map((p) => h("li", {}, h("strong", {}, p.code), `: ${p.message}`, p.record ? ` (${p.record})` : "")))
-          : h("p", {}, "No problems."),
-        h(
-          "details",
-          { open: !zone.valid || location.hash.includes(`zone=${encodeURIComponent(zone.name)}`) },
-          h("summary", {}, "Published text"),
-          h("pre", { class: "zone" }, zone.text ?? "(none yet)"),
-        ),
-      ),
-    ),
+    sections,
   );
 }
 

@@ -5,12 +5,15 @@
 import { ERROR_FIELDS, gql, result } from "./api.js";
 import { action, badge, fields, h, heading, isSecretKey, json, link, scrub, section, table, when } from "./dom.js";
 import { jobTable } from "./dashboard.js";
+import { LEASE_FIELDS, leaseTable, machineTable, machinesOf } from "./discovery.js";
+
+const DEPENDENCY = "id link state builtAt createScriptName destroyScriptName structure { id hostname } dependency { id } foundation { locator state } scriptStructure { id hostname }";
 
 const FOUNDATION = `query ($locator: String!) {
   foundation(locator: $locator) {
     id locator type state locatedAt builtAt created updated idMap typeFields classList
     site { name } blueprint { name scripts { role script { name } } }
-    interfaces { name physicalLocation mac isProvisioning linkName network { name } pxe { name } }
+    interfaces { name physicalLocation mac isProvisioning linkName network { name } pxe { name } ${LEASE_FIELDS} }
     structure { id hostname state }
     dependency { id link state structure { id hostname } dependency { id } }
     configExplain
@@ -22,7 +25,12 @@ const STRUCTURE = `query ($id: Int!) {
   structure(id: $id) {
     id hostname state configUuid configValues builtAt created updated
     site { name } blueprint { name scripts { role script { name } } }
-    foundation { locator type state }
+    foundation {
+      locator type state idMap
+      interfaces { name mac ${LEASE_FIELDS} }
+      dependency { ${DEPENDENCY} }
+    }
+    dependencies { ${DEPENDENCY} }
     addresses { interfaceName aliasIndex isPrimary ipAddress offset addressBlock { id name cidr } }
     interfaces { name network { name } }
     complex { name state }
@@ -31,8 +39,9 @@ const STRUCTURE = `query ($id: Int!) {
   impact(of: { structure: $id }) { kind id name state path }
 }`;
 
-const JOBS = `query ($site: String!) {
-  jobs(site: $site, finished: true) { id state scriptName target targetKind progress message }
+// the target's own newest jobs, finished or not (one bounded query, not the site's jobs)
+const JOBS = `query ($f: String, $s: Int) {
+  jobs(foundation: $f, structure: $s, finished: true, first: 50) { id state scriptName target targetKind progress message }
 }`;
 
 const START = {
@@ -68,6 +77,42 @@ function dependencyText(d) {
   return [`dependency #${d.id} (${d.link}) on `, on, " ", badge(d.state)];
 }
 
+/** A structure's dependency records: what waits for it, and what runs scripts on it. */
+function dependencyTable(structureId, rows) {
+  return table(
+    "dependency records naming this structure",
+    [
+      ["Record", (d) => `#${d.id} (${d.link})`],
+      ["Role", (d) => (d.structure?.id === structureId ? "waits for it" : "runs its scripts on it")],
+      [
+        "Waiting",
+        (d) =>
+          d.foundation
+            ? [link(`#/foundation/${encodeURIComponent(d.foundation.locator)}`, `foundation ${d.foundation.locator}`), " ", badge(d.foundation.state)]
+            : "no foundation (a chain)",
+      ],
+      ["On", (d) => (d.structure ? link(`#/structure/${d.structure.id}`, d.structure.hostname) : `dependency #${d.dependency?.id}`)],
+      ["Scripts", (d) => [d.createScriptName || "create", " / ", d.destroyScriptName || "destroy", d.scriptStructure ? ` on ${d.scriptStructure.hostname}` : ""]],
+      ["State", (d) => badge(d.state)],
+    ],
+    rows,
+    "no dependency record names it",
+  );
+}
+
+/** What the boot path knows of a foundation: leases of its interfaces, discovered machines. */
+async function bootSections(foundation) {
+  const machines = await machinesOf(foundation);
+  return [
+    section("DHCP leases", leaseTable(foundation.interfaces)),
+    section(
+      "Discovered hardware",
+      machineTable("discovered machines of this foundation", machines, "no discovered machine booted from its MACs or reported its serial"),
+      foundation.idMap ? [h("h3", {}, "Its hardware identity (as located)"), json(scrub(foundation.idMap))] : null,
+    ),
+  ];
+}
+
 function impactTable(rows) {
   return table(
     "what depends on it",
@@ -93,7 +138,7 @@ function impactTable(rows) {
 /** A target's page: its name and state, the jobs to start, `sections`, then its jobs. */
 async function targetPage(context, kind, name, variables, target, sections) {
   const label = `${kind} ${name}`;
-  const mine = (await gql(JOBS, { site: target.site.name })).jobs.filter((job) => job.target === label);
+  const mine = (await gql(JOBS, variables)).jobs;
   const busy = mine.some((job) => ["WAITING", "QUEUED", "PAUSED", "ERROR"].includes(job.state));
   return h(
     "div",
@@ -155,7 +200,6 @@ export async function foundation(context) {
       ]),
       h("h3", {}, "Type fields (secrets not shown)"),
       json(scrub(f.typeFields)),
-      f.idMap ? [h("h3", {}, "Discovered identifiers"), json(scrub(f.idMap))] : null,
     ),
     section(
       "Interfaces",
@@ -173,6 +217,7 @@ export async function foundation(context) {
         "no interface",
       ),
     ),
+    await bootSections(f),
     section("Configuration", provenance(f.configExplain)),
     section("Impact", impactTable(data.impact)),
   ]);
@@ -218,13 +263,17 @@ export async function structure(context) {
       "Interfaces",
       table("interfaces", [["Name", (i) => i.name], ["Network", (i) => i.network?.name || "—"]], s.interfaces, "no interface of its own"),
     ),
+    await bootSections(s.foundation),
     section("Configuration", provenance(s.configExplain)),
     section(
       "Dependencies",
       fields([
         ["Its foundation", [link(`#/foundation/${encodeURIComponent(s.foundation.locator)}`, s.foundation.locator), " ", badge(s.foundation.state)]],
+        ["Its foundation waits for", s.foundation.dependency ? dependencyText(s.foundation.dependency) : "nothing"],
         ["Its complex", s.complex ? [s.complex.name, " ", badge(s.complex.state)] : null],
       ]),
+      h("h3", {}, "Dependency records naming it"),
+      dependencyTable(s.id, s.dependencies),
     ),
     section("Impact", impactTable(data.impact)),
   ]);
