@@ -150,7 +150,7 @@ async def test_resources_used_in_bounded_statements(client: Client) -> None:
         assert made == {"__typename": "Foundation", "locator": f"v{index}"}
         async with transaction(client.writer_sessions) as session:
             vm = await building.get_foundation(session, f"v{index}")
-            structure = await building.create_structure(
+            app = await building.create_structure(
                 session,
                 hostname=f"app{index}",
                 site=site,
@@ -163,8 +163,8 @@ async def test_resources_used_in_bounded_statements(client: Client) -> None:
                     structure=await building.get_structure_by_id(session, previous),
                     foundation=vm,
                 )
-            previous = structure.id
-            chain.append(structure.id)
+            previous = app.id
+            chain.append(app.id)
     document = (
         "query($s: Int) { resourcesUsed(structure: $s) "
         "{ complex { name } cpus memoryMb diskGb foundations } }"
