@@ -175,6 +175,7 @@ async def build(session: AsyncSession, members: int, vms: int) -> dict[str, Any]
             session, hostname=f"pb{run}-app{index}", site=site, blueprint=sbp, foundation=vm
         )
         chain.append(made.id)
+    await session.execute(text("ANALYZE"))  # as autovacuum would soon: plans for this size
     return {
         "site": site.name,
         "fbp": fbp.name,

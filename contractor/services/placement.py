@@ -28,12 +28,14 @@ __all__ = [
     "Demand",
     "MemberAccess",
     "MemberRoom",
+    "Placed",
     "check_demand",
     "host",
     "member_access",
     "member_rooms",
     "member_rooms_by_complex",
     "place",
+    "placements_by_foundation",
     "release",
 ]
 
@@ -390,3 +392,39 @@ async def host(
                 field="member",
             )
     return await place(session, foundation, complex_, demand, pin=pin)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where a Foundation is placed, as shown: the Complex's and member's names."""
+
+    complex: str
+    member: str
+    demand: Demand
+    pinned: bool
+
+
+async def placements_by_foundation(
+    session: AsyncSession, ids: Sequence[int]
+) -> list[Placed | None]:
+    """The placement of each Foundation named by id (None: not placed), in one query."""
+    rows = await session.execute(
+        select(
+            FoundationPlacement.foundation_id,
+            Complex.name,
+            Structure.hostname,
+            FoundationPlacement.cpus,
+            FoundationPlacement.memory_mb,
+            FoundationPlacement.disk_gb,
+            FoundationPlacement.pinned,
+        )
+        .join(Complex, Complex.id == FoundationPlacement.complex_id)
+        .join(ComplexMember, ComplexMember.id == FoundationPlacement.member_id)
+        .join(Structure, Structure.id == ComplexMember.structure_id)
+        .where(FoundationPlacement.foundation_id.in_(ids))
+    )
+    found = {
+        fid: Placed(name, host, Demand(cpus, memory, disk), pinned)
+        for fid, name, host, cpus, memory, disk, pinned in rows
+    }
+    return [found.get(key) for key in ids]
