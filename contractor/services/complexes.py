@@ -184,7 +184,15 @@ async def update_complex(
                 select(ComplexMember.endpoint).where(ComplexMember.complex_id == complex_.id)
             )
             for (endpoint,) in endpoints:
-                check_endpoint(kind, endpoint, field="type")
+                try:
+                    check_endpoint(kind, endpoint)
+                except InvalidInput:
+                    what = _ENDPOINTS[kind][1]
+                    raise InvalidInput(
+                        f"complex {complex_.name!r} has a member at {endpoint!r}, which is not "
+                        f"{what}; change the members' endpoints before the type",
+                        field="type",
+                    ) from None
         checked["type"] = kind
     old = {field: getattr(complex_, field) for field in checked}
     for field, value in checked.items():

@@ -83,8 +83,9 @@ async def test_complex_type_and_overcommit_are_checked(session: AsyncSession) ->
         session, made, structure, endpoint="qemu+ssh://root@host3/system", password="s3cret"
     )
     assert member.password == "s3cret"
-    with pytest.raises(InvalidInput, match="must be a Docker endpoint"):
+    with pytest.raises(InvalidInput, match="which is not a Docker endpoint like") as error:
         await complexes.update_complex(session, made, type="docker")
+    assert error.value.field == "type"
     assert made.type == "libvirt"  # unchanged
 
 
