@@ -4,12 +4,14 @@ pins, releases, and two racing creates on PostgreSQL never over-filling a member
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contractor import migrate
 from contractor.db import create_engine, create_session_factory
 from contractor.errors import Conflict, InUse, InvalidInput
 from contractor.models import Complex, ComplexMember, Foundation, FoundationPlacement, Site
@@ -126,9 +128,20 @@ async def test_a_full_complex_is_a_conflict_naming_what_is_short(session: AsyncS
         await vm(session, unknown[0], unknown[1], bp, cpus=1)
 
 
-async def test_the_failed_create_leaves_nothing(db_url: str) -> None:
+@pytest.fixture(params=["postgresql", "sqlite"])
+def committing_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database of this module's own, for tests that commit (PostgreSQL or SQLite)."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("own_pg_url")
+        return url
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'placement.sqlite3'}")
+    migrate.upgrade(settings)
+    return settings.database_url
+
+
+async def test_the_failed_create_leaves_nothing(committing_url: str) -> None:
     """The refused create's transaction holds neither the foundation nor a placement."""
-    engine = create_engine(Settings(database_url=db_url))
+    engine = create_engine(Settings(database_url=committing_url))
     sessions = create_session_factory(engine)
     try:
         async with sessions() as session, session.begin():
