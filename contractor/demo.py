@@ -11,9 +11,9 @@ finished: 0 when all is built). ``contractor dns export`` then writes the zone f
 ``demo.test``, its parent ``test`` and the sites' reverse zones.
 
 Running it again on the same database reuses what exists (by name) and adds only what is
-missing, so it never fails on its own earlier run. With ``with_types`` (some of ``WITH``)
-it also runs an emulator per type and builds that type's machines against it
-(``demo_emulators``: a Redfish BMC, an EC2).
+missing, so it never fails on its own earlier run. A simulated Complex carries placed VMs
+(``demo_complex``). With ``with_types`` (some of ``WITH``) it also runs an emulator per
+type and builds that type's machines against it (``demo_emulators``: a Redfish BMC, an EC2).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
+from contractor.demo_complex import EXAMPLES, prepare_complex
 from contractor.demo_emulators import WITH, EmulatorError, Emulators, start_emulators
 from contractor.demo_inventory import demo_foundation
 from contractor.errors import ContractorError, NotFound
@@ -198,6 +199,7 @@ async def prepare(
     created = 0
     first_locator, first_structure = "", ("", "")
     targets: list[Foundation | Structure] = []
+    machine = {"delay_seconds": options.delay_seconds, "fail_likelihood": options.fail_percent}
     for index in range(options.foundations):
         leaf, block = leaves[index % len(leaves)]
         number = index // len(leaves) + 1
@@ -210,10 +212,7 @@ async def prepare(
             site=leaf,
             blueprint=foundation_bp,
             type="simulated",
-            fields={
-                "delay_seconds": options.delay_seconds,
-                "fail_likelihood": options.fail_percent,
-            },
+            fields=machine,
             nics={"eth0": f"02:00:00:00:{index // 256:02x}:{index % 256:02x}"},
             refresh=False,
         )
@@ -236,6 +235,7 @@ async def prepare(
             first_locator, first_structure = locator, (leaf.name, structure.hostname)
     if not new_root:
         notes.append(f"{created} new foundations (the demo has {len(targets) // 2} in all)")
+    targets += await prepare_complex(session, leaves[0][0], foundation_bp, structure_bp, machine)
     targets += await emulators.targets(session, leaves[0][0])
     tracked = []
     for target in targets:
@@ -415,6 +415,7 @@ def example_queries(prepared: Prepared) -> list[tuple[str, str]]:
             "The DNS zone of the demo sites, as BIND gets it (contractor dns export writes it)",
             f'{{ publishedZones(name: "{DOMAIN}") {{ name serial problems {{ code message }} }} }}',
         ),
+        *EXAMPLES,
     ]
 
 

@@ -23,12 +23,19 @@ from sqlalchemy import Select, bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import InvalidInput
+from contractor.foreman.capacity import (
+    complex_membership,
+    record_capacity,
+    refresh_capacity_function,
+)
 from contractor.foreman.config_setting import set_config_value
 from contractor.foreman.reach import iputils_functions, ssh_functions
 from contractor.foreman.recording import AddressPlan, checked_macs, macs_of_interface_list
 from contractor.models import (
     PXE,
     BluePrint,
+    Complex,
+    ComplexMember,
     Dependency,
     Foundation,
     Job,
@@ -37,8 +44,9 @@ from contractor.models import (
     Structure,
 )
 from contractor.plugins import FoundationType, JobAccess, foundation_types
-from contractor.services import jobs
+from contractor.services import jobs, placement
 from contractor.services.config import ConfigCache, composed_config, config_sources_changed
+from contractor.services.placement import MemberAccess
 from contractor.services.recorded_addresses import BlockIndex
 from contractor.settings import Settings
 from tscript import (
@@ -55,7 +63,8 @@ from tscript import (
 
 __all__ = ["MODULE_NAMES", "JobContext", "module_signatures"]
 
-MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling", "ssh")
+MODULE_NAMES: tuple[str, ...] = ("foundation", "structure", "config", "dhcp", "iputils")
+MODULE_NAMES += ("signaling", "ssh", "complex")
 _LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
 # The module values and functions that show (or change) the foundation's interfaces.
 _SHOW_INTERFACES = (
@@ -131,6 +140,13 @@ class JobContext:
     recorded: dict[str, Any] = field(default_factory=dict)
     # ``foundation.set_ip_addresses``: the site's blocks and the addresses recorded
     addresses: AddressPlan | None = None
+    # A hosted type's foundation: how to reach the member carrying it.
+    member: MemberAccess | None = None
+    # A Structure job's ``complex`` module: the Complex the structure is a member of, and
+    # the capacity ``complex.refresh_capacity()`` read (written with the step).
+    complex: Complex | None = None
+    complex_member: ComplexMember | None = None
+    capacity: dict[str, int] | None = None
     _changed_foundation: Foundation | None = field(default=None, repr=False)
 
     @classmethod
@@ -150,6 +166,7 @@ class JobContext:
             # Only a foundation type's functions need a row to be rebuilt; values and the
             # other modules are read by running scripts only.
             context.foundation = await jobs.foundation_of(session, job)
+            await context._load_member(session)
             return context
         # What a script does not refer to it does not need: a foundation job reads its
         # structure, and any job its interfaces, its configuration and the PXE names, only
@@ -182,6 +199,7 @@ class JobContext:
             context.foundation, context.site_name, context.blueprint_name = row
             plugin = foundation_types().get(context.foundation.type)
             uses_job = plugin is not None and plugin.uses_job and job.foundation_id is not None
+            await context._load_member(session)  # a hosted type's, in any job
             if uses_job or any(uses(module, name) for module, name in _SHOW_INTERFACES):
                 context.interfaces = list(
                     (
@@ -194,6 +212,10 @@ class JobContext:
                 )
         if context.structure is not None:
             context.config_values = copy.deepcopy(context.structure.config_values)
+            if uses("complex"):
+                context.complex_member, context.complex = await complex_membership(
+                    session, context.structure
+                )
         foundation = context.foundation
         if (
             foundation is not None
@@ -216,6 +238,16 @@ class JobContext:
             context.pxe_ids = {name: pxe_id for name, pxe_id in rows}
         return context
 
+    async def _load_member(self, session: AsyncSession) -> None:
+        """A hosted type's foundation (in its own job or its structure's): the member
+        carrying it."""
+        foundation = self.foundation
+        if foundation is None:
+            return
+        plugin = foundation_types().get(foundation.type)
+        if plugin is not None and plugin.complex_type is not None:
+            self.member = await placement.member_access(session, foundation)
+
     # -- the modules ---------------------------------------------------------------------
 
     def modules(self) -> list[Module]:
@@ -227,7 +259,16 @@ class JobContext:
             _Table("iputils", functions=iputils_functions()),
             self._signaling(),
             _Table("ssh", functions=ssh_functions()),
+            self._complex(),
         ]
+
+    def _complex(self) -> Module:
+        def record(capacity: dict[str, int]) -> None:
+            self.capacity = capacity
+
+        hostname = self.structure.hostname if self.structure is not None else None
+        refresh = refresh_capacity_function(hostname, self.complex, self.complex_member, record)
+        return _Table("complex", functions={"refresh_capacity": refresh})
 
     def _foundation(self) -> Module:
         foundation = self.foundation
@@ -323,6 +364,7 @@ class JobContext:
             config=self.config or {},
             interface_names=[i.name for i in self.interfaces],
             record=record if self.writable_foundation else _no_record,
+            member=self.member,
         )
 
     def _interface_map_reader(self, plugin: FoundationType) -> FunctionFactory:
@@ -529,6 +571,8 @@ class JobContext:
             changed = True
         if self.addresses is not None and await self.addresses.apply(session):
             changed = True
+        if self.capacity is not None and self.complex_member is not None:
+            await record_capacity(session, self.complex_member, self.capacity)
         if changed:
             config_sources_changed(session)
             await session.flush()
