@@ -63,14 +63,16 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class JobAccess:
     """What a ``uses_job`` type's functions see of the job that calls them: the job's id, the
-    foundation's composed configuration (empty outside a step), its interfaces' names in
-    physical-location order, and ``record(fields)``, which sets checked fields on the
-    foundation when the step is written (``validate_fields`` applies; secrets refused)."""
+    foundation's composed configuration (empty outside a step), its interfaces' names and
+    physical locations (``interface_locations``), both in physical-location order, and
+    ``record(fields)``, which sets checked fields on the foundation when the step is written
+    (``validate_fields`` applies; secrets refused)."""
 
     job_id: int | None
     config: Mapping[str, Any] = field(default_factory=dict)
     interface_names: Sequence[str] = ()
     record: Callable[[Mapping[str, Any]], None] = lambda fields: None
+    interface_locations: Sequence[str] = ()
 
 
 class FoundationType:
