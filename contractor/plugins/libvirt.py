@@ -35,7 +35,9 @@ from contractor.errors import InvalidInput
 from contractor.foreman.remote import RemoteCall, interface_map_call, power_functions
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
-from contractor.plugins import FoundationType, JobAccess
+from contractor.plugins import JobAccess
+from contractor.plugins.hosted import HostedFoundationType
+from contractor.services.placement import Demand
 from tscript import ExternalFunction, FunctionFactory, ParameterError
 
 __all__ = ["LibvirtFoundation", "LibvirtFoundationType", "domain_uuid"]
@@ -56,7 +58,7 @@ class LibvirtFoundation(Foundation):
     id: Mapped[int] = key_of("foundation")
     cpu_count: Mapped[int] = mapped_column(Integer, default=1)
     memory_mb: Mapped[int] = mapped_column(Integer, default=1024)
-    disk_gb: Mapped[int] = mapped_column(Integer, default=10)
+    disk_gb: Mapped[int] = mapped_column(Integer, default=10)  # one disk
     pool: Mapped[str] = mapped_column(String(64), default="default")
     network: Mapped[str | None] = mapped_column(String(64))
     bridge: Mapped[str | None] = mapped_column(String(64))
@@ -71,13 +73,27 @@ def domain_uuid(locator: str, foundation_id: int, job_id: int | None) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{locator}/{foundation_id}/{job_id or 0}"))
 
 
-class LibvirtFoundationType(FoundationType):
+DEFAULTS = {"cpu_count": 1, "memory_mb": 1024, "disk_gb": 10}
+
+
+class LibvirtFoundationType(HostedFoundationType):
     name = "libvirt"
     model = LibvirtFoundation
     class_list = ("VM", "LibVirt")
     description = "a virtual machine on a libvirt host (QEMU/KVM)"
     fields = ("cpu_count", "memory_mb", "disk_gb", "pool", "network", "bridge", "domain_uuid")
-    uses_job = True
+    complex_type = "libvirt"
+
+    def demand(self, foundation: Foundation, values: Mapping[str, Any]) -> Demand:
+        """What the VM takes of its host: its shape (the defaults where none is given)."""
+
+        def of(name: str) -> int:
+            value = values.get(name)
+            if value is None:
+                value = getattr(foundation, name, None)
+            return int(value if value is not None else DEFAULTS[name])
+
+        return Demand(cpus=of("cpu_count"), memory_mb=of("memory_mb"), disk_gb=of("disk_gb"))
 
     def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate_fields(values)
@@ -146,15 +162,11 @@ class LibvirtFoundationType(FoundationType):
 Connection = Callable[[], dict[str, Any]]
 
 
-def _member_of(job: JobAccess) -> Any:
-    return getattr(job, "member", None)
-
-
 def _connection(foundation: LibvirtFoundation, job: JobAccess) -> Connection:
     """The task's ``connection`` (without the uuid): the member carrying the foundation,
     read when the task is handed out."""
     locator = foundation.locator
-    member = _member_of(job)
+    member = job.member
 
     def connection() -> dict[str, Any]:
         if member is None:

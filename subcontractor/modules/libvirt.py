@@ -96,6 +96,9 @@ def _quiet_libvirt() -> None:
 class LibvirtOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    default_endpoint: str = Field(
+        default="qemu:///system", description="For members whose endpoint is empty."
+    )
     domain_type: str = Field(
         default="qemu",
         pattern=r"^(qemu|kvm)$",
@@ -185,7 +188,9 @@ class LibvirtModule(Module):
         member = holder.get("member") or ""
         if not isinstance(locator, str) or not isinstance(member, str):
             raise TaskFailed("parameters 'foundation' and 'member' must be strings")
-        endpoint = require(holder, "endpoint", str)
+        endpoint = holder.get("endpoint") or self.settings.default_endpoint
+        if not isinstance(endpoint, str):
+            raise TaskFailed("parameter 'endpoint' must be str")
         where = _Target(locator, member, endpoint, None, None).where("endpoint")
         if not URI.match(endpoint):
             raise TaskFailed(f"{where}: {endpoint!r} is not a libvirt URI (like qemu:///system)")
