@@ -137,6 +137,8 @@ class LibvirtModule(Module):
         assert isinstance(options, LibvirtOptions)
         self.settings = options
         self.limiter = anyio.CapacityLimiter(concurrency)
+        self._lock = threading.Lock()
+        self._connections: dict[tuple[str, str | None, str | None], Any] = {}
         _quiet_libvirt()
 
     def functions(self) -> Mapping[str, Function]:
@@ -156,22 +158,20 @@ class LibvirtModule(Module):
     # -- reaching the host ---------------------------------------------------------------
 
     async def _run(self, target: _Target, action: str, work: Callable[[Any], T]) -> T:
-        """``work(connection)`` in a worker thread on a connection of its own; libvirt's
-        errors become ``TaskFailed`` naming the foundation, the member and ``action``."""
+        """``work(connection)`` in a worker thread; libvirt's errors become ``TaskFailed``
+        naming the foundation, the member and ``action``."""
 
         def call() -> T:
-            conn = _open(target)
+            conn = self._connection(target)
             try:
                 return work(conn)
             except libvirt.libvirtError as error:
                 if error.get_error_code() in UNREACHABLE and not _alive(conn):
+                    self._forget(target, conn)
                     raise _Unreachable(str(error)) from None
                 raise TaskFailed(
                     f"{target.where(action)}: libvirt refused: {_text(error)}"
                 ) from None
-            finally:
-                with contextlib.suppress(libvirt.libvirtError):
-                    conn.close()
 
         try:
             return await anyio.to_thread.run_sync(call, limiter=self.limiter)
@@ -181,6 +181,37 @@ class LibvirtModule(Module):
                 f"answer: {error}",
                 retryable=True,
             ) from None
+
+    def _connection(self, target: _Target) -> Any:
+        """The open connection to the host with these credentials, or a new one. Connections
+        are kept: a handshake per task is slow, and a test driver's state lives only while
+        a connection to it is open."""
+        key = (target.endpoint, target.username, target.password)
+        with self._lock:
+            conn = self._connections.get(key)
+        if conn is not None and _alive(conn):
+            return conn
+        if conn is not None:
+            self._forget(target, conn)
+        fresh = _open(target)
+        with self._lock:
+            self._connections[key] = fresh
+        return fresh
+
+    def _forget(self, target: _Target, conn: Any) -> None:
+        key = (target.endpoint, target.username, target.password)
+        with self._lock:
+            if self._connections.get(key) is conn:
+                del self._connections[key]
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+    async def aclose(self) -> None:
+        with self._lock:
+            held, self._connections = list(self._connections.values()), {}
+        for conn in held:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()
 
     def _target(self, parameters: Mapping[str, Any], *, flat: bool = False) -> _Target:
         holder = parameters if flat else require(parameters, "connection", dict)
@@ -486,7 +517,7 @@ def _open(target: _Target) -> Any:
 
 def _alive(conn: Any) -> bool:
     try:
-        return bool(conn.isAlive())
+        return bool(conn.isAlive()) and conn.getLibVersion() > 0
     except libvirt.libvirtError:
         return False
 

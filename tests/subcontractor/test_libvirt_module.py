@@ -98,10 +98,12 @@ async def create(
 async def test_create_defines_the_shape_once(host: Any) -> None:
     subject, domain_uuid, name = module(), str(uuid.uuid4()), f"vm-{uuid.uuid4().hex[:8]}"
     made = await create(subject, name, domain_uuid)
-    assert made["uuid"] == domain_uuid and made["state"] == "off"
+    assert made["uuid"] == domain_uuid
+    assert made["state"] == "off"
     assert sorted(made["interface_map"]) == ["eth0", "eth1"]
     macs = list(made["interface_map"].values())
-    assert len(set(macs)) == 2 and all(mac.startswith("52:54:00:") for mac in macs)
+    assert len(set(macs)) == 2
+    assert all(mac.startswith("52:54:00:") for mac in macs)
 
     domain = host.lookupByUUIDString(domain_uuid)
     tree = ET.fromstring(domain.XMLDesc(0))
@@ -209,7 +211,8 @@ async def test_bad_shapes_leave_nothing(host: Any, changes: dict[str, Any], mess
         await create(module(), f"vm-{uuid.uuid4().hex[:8]}", **changes)
     assert message in refused.value.message
     assert not refused.value.retryable
-    assert names(host) == before and volumes(host) == stored
+    assert names(host) == before
+    assert volumes(host) == stored
 
 
 async def test_a_refused_definition_removes_its_volumes(host: Any) -> None:
@@ -234,7 +237,8 @@ async def test_a_refused_definition_removes_its_volumes(host: Any) -> None:
         TaskFailed, match="foundation 'vm1' on member 'kvm1' \\(define\\): libvirt refused"
     ):
         await create(module(), f"vm-{uuid.uuid4().hex[:8]}", disks=[1] * 27)
-    assert names(host) == before and volumes(host) == stored
+    assert names(host) == before
+    assert volumes(host) == stored
 
 
 async def test_a_host_that_does_not_answer(tmp_path: Any) -> None:
