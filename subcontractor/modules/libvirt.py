@@ -121,8 +121,12 @@ class _Target:
     password: str | None
 
     def where(self, field: str) -> str:
-        on = f" on member {self.member!r}" if self.member else ""
-        return f"foundation {self.foundation!r}{on} ({field})"
+        on = f"member {self.member!r}" if self.member else f"libvirt host {self.endpoint}"
+        if not self.foundation:  # a task about the host itself (host_capacity)
+            return f"{on} ({field})"
+        if self.member:
+            return f"foundation {self.foundation!r} on {on} ({field})"
+        return f"foundation {self.foundation!r} ({field})"
 
 
 class _Unreachable(Exception):

@@ -188,8 +188,14 @@ async def test_host_capacity(host: Any) -> None:
     assert answer == {"cpus": info[2], "memory_mb": info[1], "disk_gb": free}
     everything = await subject.host_capacity({"endpoint": URI, "username": "", "password": ""})
     assert everything["disk_gb"] >= free
-    with pytest.raises(TaskFailed, match="no storage pool 'nope'"):
+    with pytest.raises(TaskFailed) as refused:
         await subject.host_capacity({"endpoint": URI, "pool": "nope"})
+    assert refused.value.message == (
+        f"libvirt host {URI} (pool): the host has no storage pool 'nope'"
+    )
+    with pytest.raises(TaskFailed) as refused:
+        await subject.host_capacity({"endpoint": URI, "member": "kvm1", "pool": "nope"})
+    assert refused.value.message.startswith("member 'kvm1' (pool): the host has no")
 
 
 @pytest.mark.parametrize(
