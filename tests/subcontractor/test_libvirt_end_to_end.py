@@ -2,8 +2,9 @@
 steps the jobs of a ``libvirt`` foundation placed on a member of a libvirt Complex, and the
 real subcontractor agent with the real ``libvirt`` module takes their tasks over HTTP and
 runs them against libvirt's test driver (``test:///default``). The agent runs in this
-process, so the test reads the driver's state itself: one domain defined with the shape, the
-MACs recorded on the foundation's interfaces, running; then destroyed with nothing left."""
+process, so the test reads the driver's state itself: the member's capacity read from the
+host, then one domain defined with the shape, the MACs recorded on the foundation's
+interfaces, running; then destroyed with nothing left."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import contextlib
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import migrate
 from contractor.db import create_engine
-from contractor.models import Foundation, RealNetworkInterface, Task
+from contractor.models import (
+    Complex,
+    ComplexMember,
+    Foundation,
+    RealNetworkInterface,
+    Site,
+    Task,
+)
 from contractor.services import blueprint as bps
 from contractor.services import building, complexes, interfaces, jobs, resources
 from contractor.services import tasks as task_service
@@ -32,7 +41,7 @@ from subcontractor.config import load
 from subcontractor.journal import Journal
 from subcontractor.masking import Masker
 from tests.conftest import make_pg_database
-from tests.factories import make_site, make_stack, unique
+from tests.factories import make_stack, unique
 from tests.serving import free_port
 from tests.subcontractor.processes import contractor_on, write_config
 from tests.subcontractor.test_end_to_end import Database
@@ -76,25 +85,56 @@ def host() -> Iterator[Any]:
         conn.close()
 
 
-async def plan(db: Database, locator: str) -> tuple[str, int, int, str]:
-    """The shipped resources, a libvirt Complex with one member (the test driver, its
-    capacity read as the placement's task would), a VM foundation placed on it with one
-    interface, and an agent token: (site, foundation id, create job id, token)."""
-    capacity = await LibvirtModule("libvirt", LibvirtOptions(), concurrency=1).host_capacity(
-        {"endpoint": URI, "pool": POOL}
-    )
+@dataclass
+class Planned:
+    site: str
+    complex_id: int
+    member_id: int
+    token: str
 
-    async def work(session: AsyncSession) -> tuple[str, int, int, str]:
+
+async def plan(db: Database) -> Planned:
+    """The shipped resources, a libvirt Complex with one built member whose endpoint is the
+    test driver (its capacity not read yet), and an agent token."""
+
+    async def work(session: AsyncSession) -> Planned:
         await resources.load_builtin(session)
-        site = await make_site(session)
-        _, _, structure = await make_stack(session)
+        site, host_foundation, structure = await make_stack(session)
+        await building.set_built(session, host_foundation)
+        await building.set_structure_built(session, structure)
         complex_ = await complexes.create_complex(
             session, name=unique("kvm"), site=site, type="LibVirt"
         )
         member = await complexes.add_complex_member(
             session, complex_, structure, endpoint=URI, username="ops", password=PASSWORD
         )
-        await complexes.set_member_capacity(session, member, **capacity)
+        token = await task_service.create_subcontractor_token(
+            session,
+            name=unique("agent"),
+            sites=[site.name],
+            modules=["libvirt"],
+        )
+        return Planned(site.name, complex_.id, member.id, token.text)
+
+    return await db.run(work)
+
+
+async def refresh_capacity(db: Database, planned: Planned) -> int:
+    async def work(session: AsyncSession) -> int:
+        complex_ = await session.get_one(Complex, planned.complex_id)
+        [job] = await complexes.refresh_capacity(session, complex_, creator="alice")
+        return job.id
+
+    return await db.run(work)
+
+
+async def create_vm(db: Database, planned: Planned, locator: str) -> tuple[int, int]:
+    """A VM foundation placed on the member, with one interface, and its create job:
+    (foundation id, job id)."""
+
+    async def work(session: AsyncSession) -> tuple[int, int]:
+        complex_ = await session.get_one(Complex, planned.complex_id)
+        site = await session.get_one(Site, complex_.site_id)
         blueprint = await bps.get_foundation_blueprint(session, "libvirt-vm")
         foundation = await building.create_foundation(
             session,
@@ -122,10 +162,7 @@ async def plan(db: Database, locator: str) -> tuple[str, int, int, str]:
         job = await jobs.create_job(
             session, target=foundation, script_name="create", creator="alice"
         )
-        token = await task_service.create_subcontractor_token(
-            session, name=unique("agent"), sites=[site.name], modules=["libvirt"]
-        )
-        return site.name, foundation.id, job.id, token.text
+        return foundation.id, job.id
 
     return await db.run(work)
 
@@ -163,22 +200,32 @@ async def agent_in_process(config_path: Path, token: str) -> AsyncIterator[Agent
         await module.aclose()
 
 
-async def test_create_and_destroy_a_vm_through_the_foreman(
+async def test_capacity_create_and_destroy_through_the_foreman(
     database: Database, host: Any, tmp_path: Path
 ) -> None:
     locator = f"vm-{uuid.uuid4().hex[:8]}"
-    site, foundation_id, job_id, token = await plan(database, locator)
+    planned = await plan(database)
     with contractor_on(free_port(), database.url, tmp_path) as url:
         config = write_config(
             tmp_path,
             url=url,
-            token=token,
-            site=site,
+            token=planned.token,
+            site=planned.site,
             modules={"libvirt": {"concurrency": 2}},
             journal=tmp_path / "journal",
             wait=0.5,
         )
-        async with agent_in_process(config, token):
+        async with agent_in_process(config, planned.token):
+            # the member's capacity, read from the host by the module through a job
+            await wait_for(database, await refresh_capacity(database, planned), "done")
+            member = await database.run(
+                lambda session: session.get_one(ComplexMember, planned.member_id)
+            )
+            info = host.getInfo()
+            assert (member.cpu_count, member.memory_mb) == (info[2], info[1])
+            assert member.disk_gb == host.storagePoolLookupByName(POOL).info()[3] // 2**30
+
+            foundation_id, job_id = await create_vm(database, planned, locator)
             await wait_for(database, job_id, "done")
 
             async def state(session: AsyncSession) -> tuple[Foundation, list[RealNetworkInterface]]:
