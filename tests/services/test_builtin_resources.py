@@ -34,6 +34,7 @@ SHIPPED = [
     "script.aws-instance-stop",
     "script.foundation-create",
     "script.foundation-destroy",
+    "script.libvirt-host-capacity",
     "script.libvirt-host-create",
     "script.libvirt-vm-create",
     "script.libvirt-vm-destroy",
@@ -100,6 +101,7 @@ async def test_shipped_set_loads_once_and_completely(session: AsyncSession) -> N
     assert await bps.script_roles(session, host) == {
         "create": "libvirt-host-create",
         "destroy": "linux-destroy",
+        "capacity": "libvirt-host-capacity",
     }
 
 
