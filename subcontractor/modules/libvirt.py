@@ -199,8 +199,14 @@ class LibvirtModule(Module):
             self._forget(target, conn)
         fresh = _open(target)
         with self._lock:
-            self._connections[key] = fresh
-        return fresh
+            other = self._connections.get(key)
+            if other is None or other is conn:
+                self._connections[key] = fresh
+                return fresh
+        # another thread opened one meanwhile: use that, close this
+        with contextlib.suppress(libvirt.libvirtError):
+            fresh.close()
+        return other
 
     def _forget(self, target: _Target, conn: Any) -> None:
         key = (target.endpoint, target.username, target.password)

@@ -280,3 +280,20 @@ async def test_bad_connections(changes: dict[str, Any], message: str) -> None:
 async def test_set_power_refuses_other_states(host: Any) -> None:
     with pytest.raises(TaskFailed, match="'cycle' is not on, off or soft_off"):
         await module().set_power({"connection": connection(str(uuid.uuid4())), "state": "cycle"})
+
+
+async def test_a_dead_connection_is_opened_again(host: Any) -> None:
+    """The module keeps one connection per host; one that has died (the host restarted) is
+    replaced at the next task, and aclose closes what it holds."""
+    subject, domain_uuid = module(), str(uuid.uuid4())
+    await create(subject, f"vm-{uuid.uuid4().hex[:8]}", domain_uuid)
+    where = {"connection": connection(domain_uuid)}
+    [held] = subject._connections.values()
+    assert await subject.power_state(where) == {"state": "off"}
+    assert list(subject._connections.values()) == [held]  # kept, not reopened
+    held.close()  # gone under the module's feet
+    assert await subject.power_state(where) == {"state": "off"}
+    [fresh] = subject._connections.values()
+    assert fresh is not held
+    await subject.aclose()
+    assert subject._connections == {}
