@@ -97,6 +97,9 @@ class FoundationType:
     # Fields a Foundation job's script may read and assign as ``foundation.<field>`` (some of
     # ``fields``, never a secret one).
     settable_fields: ClassVar[tuple[str, ...]] = ()
+    # Fields set when a Foundation is created and never changed (a hosted VM's shape, which
+    # its placement counted): ``updateFoundation`` refuses them, naming the field.
+    fixed_fields: ClassVar[tuple[str, ...]] = ()
     # Its functions read the job (``job_functions``): a Foundation job then loads the
     # foundation's configuration and interfaces for every step.
     uses_job: ClassVar[bool] = False

@@ -83,6 +83,8 @@ class LibvirtFoundationType(HostedFoundationType):
     description = "a virtual machine on a libvirt host (QEMU/KVM)"
     fields = ("cpu_count", "memory_mb", "disk_gb", "pool", "network", "bridge", "domain_uuid")
     complex_type = "libvirt"
+    # the shape is what the placement counted on the member
+    fixed_fields = ("cpu_count", "memory_mb", "disk_gb")
 
     def demand(self, foundation: Foundation, values: Mapping[str, Any]) -> Demand:
         """What the VM takes of its host: its shape (the defaults where none is given)."""

@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import InvalidInput
+from contractor.errors import Conflict, InvalidInput
+from contractor.models import Foundation, FoundationPlacement
 from contractor.plugins import JobAccess, find_foundation_type
 from contractor.plugins.hosted import HostedFoundationType
 from contractor.plugins.libvirt import (
@@ -18,7 +20,9 @@ from contractor.plugins.libvirt import (
     domain_shape,
     domain_uuid,
 )
+from contractor.services import building, complexes
 from contractor.services.placement import Demand, MemberAccess
+from tests.factories import make_foundation_blueprint, make_stack, unique
 
 PLUGIN = LibvirtFoundationType()
 MEMBER = MemberAccess(
@@ -292,3 +296,56 @@ def test_values_and_config_attributes_hold_no_secret() -> None:
         "disk_gb": 20,
     }
     assert "hunter22" not in repr(MEMBER)
+
+
+async def _placed(session: AsyncSession, **fields: Any) -> tuple[Foundation, Any]:
+    site, _, structure = await make_stack(session)
+    complex_ = await complexes.create_complex(
+        session, name=unique("kvm"), site=site, type="LibVirt"
+    )
+    member = await complexes.add_complex_member(
+        session, complex_, structure, endpoint="qemu:///system"
+    )
+    await complexes.set_member_capacity(session, member, cpus=8, memory_mb=8192, disk_gb=100)
+    blueprint = await make_foundation_blueprint(session, foundation_types=["LibVirt"])
+    foundation = await building.create_foundation(
+        session,
+        locator=unique("vm"),
+        site=site,
+        blueprint=blueprint,
+        type="LibVirt",
+        fields={"complex": complex_.name, "bridge": "br0", **fields},
+    )
+    return foundation, member
+
+
+async def test_creating_places_the_shape_on_a_member(session: AsyncSession) -> None:
+    foundation, member = await _placed(session, cpu_count=4, memory_mb=4096, disk_gb=40)
+    placed = await session.get_one(FoundationPlacement, foundation.id)
+    assert (placed.member_id, placed.cpus, placed.memory_mb, placed.disk_gb) == (
+        member.id,
+        4,
+        4096,
+        40,
+    )
+    assert isinstance(foundation, LibvirtFoundation)
+    assert (foundation.cpu_count, foundation.bridge, foundation.pool) == (4, "br0", "default")
+    # the shape the placement counted is fixed; the rest may change
+    with pytest.raises(InvalidInput) as refused:
+        await building.update_foundation(session, foundation, fields={"memory_mb": 8192})
+    assert refused.value.field == "memory_mb"
+    assert "memory_mb is given when a foundation is created and cannot be changed" in (
+        refused.value.message
+    )
+    assert foundation.memory_mb == 4096
+    await building.update_foundation(session, foundation, fields={"pool": "fast"})
+    assert foundation.pool == "fast"
+
+
+async def test_a_shape_past_the_members_room_is_refused(session: AsyncSession) -> None:
+    """(The caller's transaction is then rolled back: nothing of the foundation stays.)"""
+    with pytest.raises(Conflict) as refused:
+        await _placed(session, cpu_count=64)
+    assert refused.value.field == "complex"
+    # the defaults count too: 1024 MB and 10 GB
+    assert "no member with 64 CPUs, 1024 MB memory, 10 GB disk free" in refused.value.message
