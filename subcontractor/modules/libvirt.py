@@ -41,7 +41,6 @@ import threading
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -50,15 +49,22 @@ import libvirt
 from pydantic import BaseModel, ConfigDict, Field
 
 from subcontractor.module import Function, Module, TaskFailed, require
+from subcontractor.modules.libvirt_domain import (
+    NAME,
+    Shape,
+    Target,
+    disk_paths,
+    domain_xml,
+    interface_map,
+    set_boot_order,
+    volume_name,
+)
 
 __all__ = ["LibvirtModule", "LibvirtOptions"]
 
 T = TypeVar("T")
 
 URI = re.compile(r"[a-z][a-z0-9+]*://[^\s]*\Z")
-NAME = re.compile(r"[A-Za-z][A-Za-z0-9.\-_]{0,62}\Z")
-DEVICE_NAME = re.compile(r"[A-Za-z0-9.\-_:]{1,64}\Z")
-BOOT = {"network": "network", "disk": "hd"}
 # virDomainState → what Contractor's power functions compare with
 STATE_NAMES = {
     libvirt.VIR_DOMAIN_NOSTATE: "nostate",
@@ -112,23 +118,6 @@ class LibvirtOptions(BaseModel):
     volume_format: str = Field(default="raw", pattern=r"^(raw|qcow2)$")
 
 
-@dataclass(frozen=True)
-class _Target:
-    foundation: str
-    member: str
-    endpoint: str
-    username: str | None
-    password: str | None
-
-    def where(self, field: str) -> str:
-        on = f"member {self.member!r}" if self.member else f"libvirt host {self.endpoint}"
-        if not self.foundation:  # a task about the host itself (host_capacity)
-            return f"{on} ({field})"
-        if self.member:
-            return f"foundation {self.foundation!r} on {on} ({field})"
-        return f"foundation {self.foundation!r} ({field})"
-
-
 class _Unreachable(Exception):
     """The host did not answer."""
 
@@ -161,7 +150,7 @@ class LibvirtModule(Module):
 
     # -- reaching the host ---------------------------------------------------------------
 
-    async def _run(self, target: _Target, action: str, work: Callable[[Any], T]) -> T:
+    async def _run(self, target: Target, action: str, work: Callable[[Any], T]) -> T:
         """``work(connection)`` in a worker thread; libvirt's errors become ``TaskFailed``
         naming the foundation, the member and ``action``."""
 
@@ -186,7 +175,7 @@ class LibvirtModule(Module):
                 retryable=True,
             ) from None
 
-    def _connection(self, target: _Target) -> Any:
+    def _connection(self, target: Target) -> Any:
         """The open connection to the host with these credentials, or a new one. Connections
         are kept: a handshake per task is slow, and a test driver's state lives only while
         a connection to it is open."""
@@ -208,7 +197,7 @@ class LibvirtModule(Module):
             fresh.close()
         return other
 
-    def _forget(self, target: _Target, conn: Any) -> None:
+    def _forget(self, target: Target, conn: Any) -> None:
         key = (target.endpoint, target.username, target.password)
         with self._lock:
             if self._connections.get(key) is conn:
@@ -223,7 +212,7 @@ class LibvirtModule(Module):
             with contextlib.suppress(libvirt.libvirtError):
                 conn.close()
 
-    def _target(self, parameters: Mapping[str, Any], *, flat: bool = False) -> _Target:
+    def _target(self, parameters: Mapping[str, Any], *, flat: bool = False) -> Target:
         holder = parameters if flat else require(parameters, "connection", dict)
         locator = holder.get("foundation", "") if flat else require(holder, "foundation", str)
         member = holder.get("member") or ""
@@ -232,15 +221,15 @@ class LibvirtModule(Module):
         endpoint = holder.get("endpoint") or self.settings.default_endpoint
         if not isinstance(endpoint, str):
             raise TaskFailed("parameter 'endpoint' must be str")
-        where = _Target(locator, member, endpoint, None, None).where("endpoint")
+        where = Target(locator, member, endpoint, None, None).where("endpoint")
         if not URI.match(endpoint):
             raise TaskFailed(f"{where}: {endpoint!r} is not a libvirt URI (like qemu:///system)")
         username, password = holder.get("username") or None, holder.get("password") or None
         if not all(isinstance(v, str | None) for v in (username, password)):
             raise TaskFailed(f"{where}: username and password must be strings")
-        return _Target(locator, member, endpoint, username, password)
+        return Target(locator, member, endpoint, username, password)
 
-    def _uuid(self, target: _Target, parameters: Mapping[str, Any]) -> str:
+    def _uuid(self, target: Target, parameters: Mapping[str, Any]) -> str:
         connection = require(parameters, "connection", dict)
         text = require(connection, "uuid", str)
         try:
@@ -253,7 +242,7 @@ class LibvirtModule(Module):
     async def create(self, parameters: dict[str, Any]) -> dict[str, Any]:
         target = self._target(parameters)
         domain_uuid = self._uuid(target, parameters)
-        shape = _Shape.of(target, require(parameters, "domain", dict))
+        shape = Shape.of(target, require(parameters, "domain", dict))
         settings = self.settings
 
         def work(conn: Any) -> dict[str, Any]:
@@ -268,7 +257,7 @@ class LibvirtModule(Module):
             return {
                 "uuid": domain_uuid,
                 "state": _power(found),
-                "interface_map": _interface_map(target, found, shape.interfaces),
+                "interface_map": interface_map(target, found, shape.interfaces),
             }
 
         return await self._run(target, "define", work)
@@ -362,7 +351,7 @@ class LibvirtModule(Module):
         def work(conn: Any) -> None:
             domain = _lookup(conn, domain_uuid)
             if domain is not None:
-                paths = _disk_paths(domain)
+                paths = disk_paths(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
                 if domain.isActive():
                     domain.destroy()
                 _undefine(domain)
@@ -384,7 +373,7 @@ class LibvirtModule(Module):
         def work(conn: Any) -> None:
             domain = _domain(target, conn, domain_uuid)
             tree = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-            _set_boot_order(tree.find("os"), order[device.lower()])
+            set_boot_order(tree.find("os"), order[device.lower()])
             conn.defineXML(ET.tostring(tree, encoding="unicode"))
 
         await self._run(target, "set boot device", work)
@@ -399,7 +388,7 @@ class LibvirtModule(Module):
 
         def work(conn: Any) -> dict[str, Any]:
             domain = _domain(target, conn, domain_uuid)
-            return {"interface_map": _interface_map(target, domain, locations)}
+            return {"interface_map": interface_map(target, domain, locations)}
 
         return await self._run(target, "interface map", work)
 
@@ -425,7 +414,7 @@ class LibvirtModule(Module):
 
     # -- waiting for a state --------------------------------------------------------------
 
-    async def _wait(self, target: _Target, domain_uuid: str, wanted: str, seconds: float) -> str:
+    async def _wait(self, target: Target, domain_uuid: str, wanted: str, seconds: float) -> str:
         """The power state once it is ``wanted``, or the last one seen after ``seconds``."""
         deadline = anyio.current_time() + seconds
         while True:
@@ -436,7 +425,7 @@ class LibvirtModule(Module):
                 return state
             await anyio.sleep(min(self.settings.confirm_interval, max(seconds, 0.01)))
 
-    async def _settle(self, target: _Target, domain_uuid: str, wanted: str, seconds: float) -> None:
+    async def _settle(self, target: Target, domain_uuid: str, wanted: str, seconds: float) -> None:
         state = await self._wait(target, domain_uuid, wanted, seconds)
         if state != wanted:
             raise TaskFailed(
@@ -446,60 +435,7 @@ class LibvirtModule(Module):
             )
 
 
-@dataclass(frozen=True)
-class _Shape:
-    name: str
-    cpu_count: int
-    memory_mb: int
-    disks: tuple[int, ...]
-    pool: str
-    network: str | None
-    bridge: str | None
-    interfaces: tuple[str, ...]
-    boot_order: tuple[str, ...]
-
-    @classmethod
-    def of(cls, target: _Target, domain: dict[str, Any]) -> _Shape:
-        def number(name: str, low: int, high: int) -> int:
-            value = require(domain, name, int)
-            if not low <= value <= high:
-                raise TaskFailed(f"{target.where(name)}: must be {low} to {high}, got {value}")
-            return int(value)
-
-        def named(name: str, value: Any, pattern: re.Pattern[str]) -> str:
-            if not isinstance(value, str) or not pattern.match(value):
-                raise TaskFailed(f"{target.where(name)}: {value!r} is not a name")
-            return value
-
-        name = named("name", domain.get("name"), NAME)
-        disks = require(domain, "disks", list)
-        if not all(
-            isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 65536 for d in disks
-        ):
-            raise TaskFailed(f"{target.where('disks')}: each disk is 1 to 65536 GB")
-        network, bridge = domain.get("network"), domain.get("bridge")
-        if (network is None) == (bridge is None):
-            raise TaskFailed(f"{target.where('network, bridge')}: give exactly one of them")
-        interfaces = require(domain, "interfaces", list)
-        if not all(isinstance(i, str) for i in interfaces):
-            raise TaskFailed(f"{target.where('interfaces')}: must be physical locations")
-        boot = domain.get("boot_order", ["network", "disk"])
-        if not isinstance(boot, list) or not boot or not all(b in BOOT for b in boot):
-            raise TaskFailed(f"{target.where('boot_order')}: a list of network and disk")
-        return cls(
-            name=name,
-            cpu_count=number("cpu_count", 1, 256),
-            memory_mb=number("memory_mb", 64, 4 * 2**20),
-            disks=tuple(disks),
-            pool=named("pool", domain.get("pool"), NAME),
-            network=None if network is None else named("network", network, DEVICE_NAME),
-            bridge=None if bridge is None else named("bridge", bridge, DEVICE_NAME),
-            interfaces=tuple(interfaces),
-            boot_order=tuple(boot),
-        )
-
-
-def _open(target: _Target) -> Any:
+def _open(target: Target) -> Any:
     """A connection to the host, answering libvirt's questions for credentials with the
     task's (never any other)."""
 
@@ -545,14 +481,14 @@ def _lookup(conn: Any, domain_uuid: str) -> Any:
         raise
 
 
-def _domain(target: _Target, conn: Any, domain_uuid: str) -> Any:
+def _domain(target: Target, conn: Any, domain_uuid: str) -> Any:
     found = _lookup(conn, domain_uuid)
     if found is None:
         raise TaskFailed(f"{target.where('uuid')}: the host has no domain {domain_uuid}")
     return found
 
 
-def _pool(target: _Target, conn: Any, name: str) -> Any:
+def _pool(target: Target, conn: Any, name: str) -> Any:
     try:
         pool = conn.storagePoolLookupByName(name)
     except libvirt.libvirtError as error:
@@ -576,12 +512,8 @@ def _power(domain: Any) -> str:
     return POWER.get(name, name)
 
 
-def _volume_name(shape: _Shape, domain_uuid: str, index: int) -> str:
-    return f"{shape.name}-{domain_uuid}-disk{index}"
-
-
 def _define(
-    target: _Target, conn: Any, domain_uuid: str, shape: _Shape, settings: LibvirtOptions
+    target: Target, conn: Any, domain_uuid: str, shape: Shape, settings: LibvirtOptions
 ) -> Any:
     """Volumes made and the domain defined; on any refusal, what was made is removed."""
     pool = _pool(target, conn, shape.pool)
@@ -605,11 +537,11 @@ def _define(
     try:
         paths = []
         for index, size in enumerate(shape.disks):
-            volume = _volume(pool, _volume_name(shape, domain_uuid, index), size, settings)
+            volume = _volume(pool, volume_name(shape, domain_uuid, index), size, settings)
             made.append(volume)
             paths.append(volume.path())
         kind = "test" if conn.getType().lower() == "test" else settings.domain_type
-        domain = conn.defineXML(_domain_xml(kind, domain_uuid, shape, paths, settings))
+        domain = conn.defineXML(domain_xml(kind, domain_uuid, shape, paths, settings.volume_format))
     except BaseException:
         for volume in made:
             with contextlib.suppress(libvirt.libvirtError):
@@ -629,68 +561,6 @@ def _volume(pool: Any, name: str, size_gb: int, settings: LibvirtOptions) -> Any
     ET.SubElement(volume, "allocation").text = "0"
     ET.SubElement(ET.SubElement(volume, "target"), "format", type=settings.volume_format)
     return pool.createXML(ET.tostring(volume, encoding="unicode"), 0)
-
-
-def _domain_xml(
-    kind: str, domain_uuid: str, shape: _Shape, paths: list[str], settings: LibvirtOptions
-) -> str:
-    domain = ET.Element("domain", type=kind)
-    ET.SubElement(domain, "name").text = shape.name
-    ET.SubElement(domain, "uuid").text = domain_uuid
-    ET.SubElement(domain, "memory", unit="MiB").text = str(shape.memory_mb)
-    ET.SubElement(domain, "vcpu").text = str(shape.cpu_count)
-    os_ = ET.SubElement(domain, "os")
-    ET.SubElement(os_, "type", arch="x86_64").text = "hvm"
-    _set_boot_order(os_, list(shape.boot_order))
-    ET.SubElement(ET.SubElement(domain, "features"), "acpi")  # for the ACPI shutdown
-    ET.SubElement(domain, "on_poweroff").text = "destroy"
-    ET.SubElement(domain, "on_reboot").text = "restart"
-    devices = ET.SubElement(domain, "devices")
-    for index, path in enumerate(paths):
-        disk = ET.SubElement(devices, "disk", type="file", device="disk")
-        ET.SubElement(disk, "driver", name="qemu", type=settings.volume_format)
-        ET.SubElement(disk, "source", file=path)
-        ET.SubElement(disk, "target", dev=f"vd{chr(ord('a') + index)}", bus="virtio")
-    for _ in shape.interfaces:
-        if shape.network is not None:
-            nic = ET.SubElement(devices, "interface", type="network")
-            ET.SubElement(nic, "source", network=shape.network)
-        else:
-            nic = ET.SubElement(devices, "interface", type="bridge")
-            ET.SubElement(nic, "source", bridge=shape.bridge or "")
-        ET.SubElement(nic, "model", type="virtio")
-    ET.SubElement(devices, "serial", type="pty")
-    return ET.tostring(domain, encoding="unicode")
-
-
-def _set_boot_order(os_: ET.Element | None, order: list[str]) -> None:
-    assert os_ is not None
-    for boot in os_.findall("boot"):
-        os_.remove(boot)
-    for device in order:
-        ET.SubElement(os_, "boot", dev=BOOT[device])
-
-
-def _interface_map(
-    target: _Target, domain: Any, locations: list[str] | tuple[str, ...]
-) -> dict[str, str]:
-    tree = ET.fromstring(domain.XMLDesc(0))
-    macs = [mac.get("address", "").lower() for mac in tree.findall("devices/interface/mac")]
-    if len(macs) < len(locations):
-        raise TaskFailed(
-            f"{target.where('physical_locations')}: the domain has {len(macs)} NICs, not "
-            f"{len(locations)}"
-        )
-    return dict(zip(locations, macs, strict=False))
-
-
-def _disk_paths(domain: Any) -> list[str]:
-    tree = ET.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-    return [
-        source.get("file", "")
-        for source in tree.findall("devices/disk/source")
-        if source.get("file")
-    ]
 
 
 def _undefine(domain: Any) -> None:

@@ -18,6 +18,7 @@ from subcontractor.module import TaskFailed
 libvirt = pytest.importorskip("libvirt", reason="the libvirt extra (libvirt-python) is needed")
 
 from subcontractor.modules.libvirt import LibvirtModule, LibvirtOptions  # noqa: E402
+from subcontractor.modules.libvirt_domain import Target  # noqa: E402
 
 URI = "test:///default"
 POOL = "default-pool"
@@ -297,3 +298,9 @@ async def test_a_dead_connection_is_opened_again(host: Any) -> None:
     assert fresh is not held
     await subject.aclose()
     assert subject._connections == {}
+
+
+def test_a_target_never_shows_its_password() -> None:
+    target = Target("vm1", "kvm1", URI, "ops", "hunter22")
+    assert "hunter22" not in repr(target)
+    assert target.where("pool") == "foundation 'vm1' on member 'kvm1' (pool)"
