@@ -154,7 +154,7 @@ async def create_vm(db: Database, planned: Planned, locator: str) -> tuple[int, 
         await interfaces.add_interface(
             session,
             foundation=foundation,
-            physical_location="eth0",
+            physical_location="nic0",
             name="eth0",
             is_provisioning=True,
         )
@@ -272,6 +272,12 @@ async def test_capacity_create_and_destroy_through_the_foreman(
             return list(rows.scalars())
 
         tasks = await database.run(shown)
-        assert {t.function for t in tasks} >= {"create", "set_power", "destroy"}
+        assert {t.function for t in tasks} >= {
+            "create",
+            "get_interface_map",
+            "set_boot_device",
+            "set_power",
+            "destroy",
+        }
         for log in tmp_path.glob("contractor-*.log"):  # noqa: ASYNC240 (the test is over)
             assert PASSWORD not in log.read_text(errors="replace")
