@@ -364,6 +364,7 @@ class JobContext:
             config=self.config or {},
             interface_names=[i.name for i in self.interfaces],
             record=record if self.writable_foundation else _no_record,
+            interface_locations=[i.physical_location for i in self.interfaces],
             member=self.member,
         )
 

@@ -68,14 +68,16 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class JobAccess:
     """What a ``uses_job`` type's functions see of the job that calls them: the job's id, the
-    foundation's composed configuration (empty outside a step), its interfaces' names in
-    physical-location order, and ``record(fields)``, which sets checked fields on the
-    foundation when the step is written (``validate_fields`` applies; secrets refused)."""
+    foundation's composed configuration (empty outside a step), its interfaces' names and
+    physical locations (``interface_locations``), both in physical-location order, and
+    ``record(fields)``, which sets checked fields on the foundation when the step is written
+    (``validate_fields`` applies; secrets refused)."""
 
     job_id: int | None
     config: Mapping[str, Any] = field(default_factory=dict)
     interface_names: Sequence[str] = ()
     record: Callable[[Mapping[str, Any]], None] = lambda fields: None
+    interface_locations: Sequence[str] = ()
     # A hosted type's Foundation: the member carrying it (None: not placed, or not hosted).
     member: MemberAccess | None = None
 
@@ -95,6 +97,9 @@ class FoundationType:
     # Fields a Foundation job's script may read and assign as ``foundation.<field>`` (some of
     # ``fields``, never a secret one).
     settable_fields: ClassVar[tuple[str, ...]] = ()
+    # Fields set when a Foundation is created and never changed (a hosted VM's shape, which
+    # its placement counted): ``updateFoundation`` refuses them, naming the field.
+    fixed_fields: ClassVar[tuple[str, ...]] = ()
     # Its functions read the job (``job_functions``): a Foundation job then loads the
     # foundation's configuration and interfaces for every step.
     uses_job: ClassVar[bool] = False

@@ -240,7 +240,7 @@ async def update_foundation(
     set_given(foundation, site_id=(site, lambda site: site.id))
     if fields:
         plugin = get_foundation_type(foundation.type)
-        fixed = sorted(set(fields) & set(plugin.placement_fields))
+        fixed = sorted(set(fields) & {*plugin.placement_fields, *plugin.fixed_fields})
         if fixed:
             raise InvalidInput(
                 f"{fixed[0]} is given when a foundation is created and cannot be changed",

@@ -22,6 +22,7 @@ SHIPPED = [
     "foundation.aws-ec2",
     "foundation.foundation-base",
     "foundation.ipmi-foundation",
+    "foundation.libvirt-vm",
     "foundation.manual-foundation",
     "foundation.redfish-foundation",
     "foundation.simulated-foundation",
@@ -33,12 +34,17 @@ SHIPPED = [
     "script.aws-instance-stop",
     "script.foundation-create",
     "script.foundation-destroy",
+    "script.libvirt-host-capacity",
+    "script.libvirt-host-create",
+    "script.libvirt-vm-create",
+    "script.libvirt-vm-destroy",
     "script.linux-create",
     "script.linux-destroy",
     "script.power-cycle",
     "script.redfish-create",
     "script.redfish-destroy",
     "structure.aws-instance",
+    "structure.libvirt-host",
     "structure.linux",
 ]
 
@@ -48,6 +54,7 @@ async def test_shipped_set_loads_once_and_completely(session: AsyncSession) -> N
     assert [p.name for p in paths] == [
         "aws.toml",
         "foundations.toml",
+        "libvirt.toml",
         "linux.toml",
         "redfish.toml",
         "utility.toml",
@@ -83,6 +90,19 @@ async def test_shipped_set_loads_once_and_completely(session: AsyncSession) -> N
         script = await bps.find_script(session, redfish, role)
         assert script is not None
         assert script.name == f"redfish-{role}"
+    libvirt = await bps.get_foundation_blueprint(session, "libvirt-vm")
+    assert libvirt.foundation_types == ["libvirt"]
+    assert libvirt.id in allowed  # a Linux structure installs on a libvirt VM
+    for role in ("create", "destroy"):
+        script = await bps.find_script(session, libvirt, role)
+        assert script is not None
+        assert script.name == f"libvirt-vm-{role}"
+    host = await bps.get_structure_blueprint(session, "libvirt-host")
+    assert await bps.script_roles(session, host) == {
+        "create": "libvirt-host-create",
+        "destroy": "linux-destroy",
+        "capacity": "libvirt-host-capacity",
+    }
 
 
 async def test_shipped_set_round_trips(session: AsyncSession, tmp_path: Path) -> None:
