@@ -37,8 +37,9 @@ from contractor.models import (
     Structure,
 )
 from contractor.plugins import FoundationType, JobAccess, foundation_types
-from contractor.services import jobs
+from contractor.services import jobs, placement
 from contractor.services.config import ConfigCache, composed_config, config_sources_changed
+from contractor.services.placement import MemberAccess
 from contractor.services.recorded_addresses import BlockIndex
 from contractor.settings import Settings
 from tscript import (
@@ -131,6 +132,8 @@ class JobContext:
     recorded: dict[str, Any] = field(default_factory=dict)
     # ``foundation.set_ip_addresses``: the site's blocks and the addresses recorded
     addresses: AddressPlan | None = None
+    # A hosted type's Foundation job: how to reach the member carrying the Foundation.
+    member: MemberAccess | None = None
     _changed_foundation: Foundation | None = field(default=None, repr=False)
 
     @classmethod
@@ -150,6 +153,7 @@ class JobContext:
             # Only a foundation type's functions need a row to be rebuilt; values and the
             # other modules are read by running scripts only.
             context.foundation = await jobs.foundation_of(session, job)
+            await context._load_member(session)
             return context
         # What a script does not refer to it does not need: a foundation job reads its
         # structure, and any job its interfaces, its configuration and the PXE names, only
@@ -182,6 +186,8 @@ class JobContext:
             context.foundation, context.site_name, context.blueprint_name = row
             plugin = foundation_types().get(context.foundation.type)
             uses_job = plugin is not None and plugin.uses_job and job.foundation_id is not None
+            if uses_job:
+                await context._load_member(session)
             if uses_job or any(uses(module, name) for module, name in _SHOW_INTERFACES):
                 context.interfaces = list(
                     (
@@ -215,6 +221,15 @@ class JobContext:
             rows = await session.execute(select(PXE.name, PXE.id))
             context.pxe_ids = {name: pxe_id for name, pxe_id in rows}
         return context
+
+    async def _load_member(self, session: AsyncSession) -> None:
+        """A hosted type's Foundation job: the member carrying the Foundation."""
+        foundation = self.foundation
+        if foundation is None or self.job.foundation_id is None:
+            return
+        plugin = foundation_types().get(foundation.type)
+        if plugin is not None and plugin.complex_type is not None:
+            self.member = await placement.member_access(session, foundation)
 
     # -- the modules ---------------------------------------------------------------------
 
@@ -323,6 +338,7 @@ class JobContext:
             config=self.config or {},
             interface_names=[i.name for i in self.interfaces],
             record=record if self.writable_foundation else _no_record,
+            member=self.member,
         )
 
     def _interface_map_reader(self, plugin: FoundationType) -> FunctionFactory:

@@ -15,11 +15,13 @@ from contractor.models.blueprint import (
 )
 from contractor.models.boot import BootEntry, BootSite, DhcpLease, DhcpPool
 from contractor.models.building import (
+    COMPLEX_TYPES,
     AbstractNetworkInterface,
     Complex,
     ComplexMember,
     Dependency,
     Foundation,
+    FoundationPlacement,
     RealNetworkInterface,
     Structure,
     complex_state,
@@ -52,6 +54,7 @@ from contractor.models.network import (
 from contractor.models.site import Site
 
 __all__ = [
+    "COMPLEX_TYPES",
     "FINISHED_JOB_STATES",
     "LOGIN_OUTCOMES",
     "PXE",
@@ -83,6 +86,7 @@ __all__ = [
     "EventHorizon",
     "Foundation",
     "FoundationBluePrint",
+    "FoundationPlacement",
     "Job",
     "JobLog",
     "JobState",

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -136,12 +137,24 @@ class AbstractNetworkInterface(Timestamped, Base):
     )
 
 
+# The kinds of Complex: what its members are (the subcontractor module that reads their
+# capacity and the hosted foundation types placed on them). Matched without regard to case.
+COMPLEX_TYPES = ("generic", "libvirt", "docker", "simulated")
+
+
 class Complex(Timestamped, Base):
-    """Structures that together provide Foundations (a VM cluster, a container host)."""
+    """Structures that together provide Foundations (a VM cluster, a container host).
+
+    A typed Complex (not ``generic``) hosts Foundations of its type's hosted foundation
+    types on its members, within their capacity times the over-commit ratios."""
 
     __tablename__ = "complex"
     __table_args__ = (
         CheckConstraint("built_percentage BETWEEN 1 AND 100", name="built_percentage_range"),
+        CheckConstraint(
+            "cpu_overcommit >= 1 AND memory_overcommit >= 1 AND disk_overcommit >= 1",
+            name="overcommit_at_least_one",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -149,12 +162,25 @@ class Complex(Timestamped, Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="RESTRICT"), index=True)
     description: Mapped[str] = mapped_column(String(200), default="")
     built_percentage: Mapped[int] = mapped_column(Integer, default=90)
+    type: Mapped[str] = mapped_column(String(40), default="generic")
+    cpu_overcommit: Mapped[float] = mapped_column(Float, default=1.0)
+    memory_overcommit: Mapped[float] = mapped_column(Float, default=1.0)
+    disk_overcommit: Mapped[float] = mapped_column(Float, default=1.0)
 
 
 class ComplexMember(Base):
-    """A Structure's membership of a Complex; a Structure is in at most one."""
+    """A Structure's membership of a Complex; a Structure is in at most one.
+
+    ``endpoint`` is how the Complex type's module reaches the member (a libvirt URI, a Docker
+    endpoint); ``password`` is a secret (never shown, logged or configured). The capacity is
+    null until read from the host (or set by hand)."""
 
     __tablename__ = "complex_member"
+    __table_args__ = (
+        CheckConstraint(
+            "cpu_count >= 0 AND memory_mb >= 0 AND disk_gb >= 0", name="capacity_not_negative"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     complex_id: Mapped[int] = mapped_column(
@@ -163,6 +189,39 @@ class ComplexMember(Base):
     structure_id: Mapped[int] = mapped_column(
         ForeignKey("structure.id", ondelete="RESTRICT"), unique=True
     )
+    endpoint: Mapped[str] = mapped_column(String(255), default="")
+    username: Mapped[str] = mapped_column(String(64), default="")
+    password: Mapped[str] = mapped_column(String(255), default="")
+    cpu_count: Mapped[int | None] = mapped_column(Integer)
+    memory_mb: Mapped[int | None] = mapped_column(Integer)
+    disk_gb: Mapped[int | None] = mapped_column(Integer)
+    capacity_read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class FoundationPlacement(Base):
+    """Where a hosted Foundation is placed: the member of its Complex that carries it and
+    what it takes of the member's capacity (``pinned``: the caller chose the member)."""
+
+    __tablename__ = "foundation_placement"
+    __table_args__ = (
+        CheckConstraint(
+            "cpus >= 0 AND memory_mb >= 0 AND disk_gb >= 0", name="demand_not_negative"
+        ),
+    )
+
+    foundation_id: Mapped[int] = mapped_column(
+        ForeignKey("foundation.id", ondelete="CASCADE"), primary_key=True
+    )
+    complex_id: Mapped[int] = mapped_column(
+        ForeignKey("complex.id", ondelete="RESTRICT"), index=True
+    )
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("complex_member.id", ondelete="RESTRICT"), index=True
+    )
+    cpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 def complex_state(member_count: int, built_count: int, built_percentage: int) -> str:

@@ -29,6 +29,10 @@ A type whose functions need more of the job than its foundation row (a cloud ins
 shape from the blueprint's config values, a client token made of the job's id, fields an
 answer records on the foundation) sets ``uses_job`` and overrides ``job_functions``, which
 is given a ``JobAccess``.
+
+A *hosted* type (``contractor.plugins.hosted.HostedFoundationType``: a VM, a container)
+has its Foundations placed on the members of a Complex of its ``complex_type``; its
+``JobAccess.member`` tells its functions how to reach the member carrying the Foundation.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from contractor.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from contractor.models.building import Foundation
+    from contractor.services.placement import Demand, MemberAccess
     from tscript import FunctionFactory
 
 __all__ = [
@@ -71,6 +76,8 @@ class JobAccess:
     config: Mapping[str, Any] = field(default_factory=dict)
     interface_names: Sequence[str] = ()
     record: Callable[[Mapping[str, Any]], None] = lambda fields: None
+    # A hosted type's Foundation: the member carrying it (None: not placed, or not hosted).
+    member: MemberAccess | None = None
 
 
 class FoundationType:
@@ -91,6 +98,17 @@ class FoundationType:
     # Its functions read the job (``job_functions``): a Foundation job then loads the
     # foundation's configuration and interfaces for every step.
     uses_job: ClassVar[bool] = False
+    # The type of Complex whose members carry this type's Foundations (a hosted type's);
+    # None: not hosted.
+    complex_type: ClassVar[str | None] = None
+    # Fields a caller gives at creation that are not stored on the type's row (a hosted
+    # type's complex, member and demand): they go to placement, and cannot be updated.
+    placement_fields: ClassVar[tuple[str, ...]] = ()
+
+    def demand(self, foundation: Foundation, values: Mapping[str, Any]) -> Demand:
+        """What a hosted type's new Foundation takes of its member, from the (checked)
+        fields it was created with."""
+        raise NotImplementedError(f"foundation type {self.name!r} is not hosted")
 
     def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Check caller-supplied extra fields; return the ones to set on the row."""

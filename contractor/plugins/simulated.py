@@ -4,12 +4,17 @@ It lets demos and tests run whole create/destroy jobs with no hardware: its TScr
 boot functions, ``destroy()`` and ``get_interface_map()`` are tasks for a ``simulated``
 subcontractor module, which answers after the foundation's ``delay_seconds`` and fails with its
 ``fail_likelihood`` (percent).
+
+``simulated-vm`` is the same machine hosted on a ``simulated`` Complex (a hosted type): it is
+created with ``complex`` (and optionally ``member``) and its demand, ``cpus``, ``memory_mb``
+and ``disk_gb`` (kept in its placement), and its tasks name the member carrying it
+(``host``), so demos and tests show placement without libvirt or podman.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import CheckConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,7 +23,9 @@ from contractor.errors import InvalidInput
 from contractor.foreman.remote import destroy_call, interface_map_call, power_functions
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
-from contractor.plugins import FoundationType
+from contractor.plugins import FoundationType, JobAccess
+from contractor.plugins.hosted import HostedFoundationType
+from contractor.services.placement import Demand, check_demand
 from tscript import FunctionFactory
 
 
@@ -38,12 +45,19 @@ class SimulatedFoundation(Foundation):
     __mapper_args__ = {"polymorphic_identity": "simulated"}
 
 
+class SimulatedVmFoundation(SimulatedFoundation):
+    """A simulated machine on a member of a ``simulated`` Complex (its placement says
+    which); it shares the ``simulated`` type's table."""
+
+    __mapper_args__ = {"polymorphic_identity": "simulated-vm"}
+
+
 class SimulatedFoundationType(FoundationType):
     name = "simulated"
     model = SimulatedFoundation
-    class_list = ("Metal", "VM", "Container", "Switch", "Simulated")
+    class_list: ClassVar[tuple[str, ...]] = ("Metal", "VM", "Container", "Switch", "Simulated")
     description = "a machine simulated inside Contractor, for demos and tests"
-    fields = ("delay_seconds", "fail_likelihood")
+    fields: ClassVar[tuple[str, ...]] = ("delay_seconds", "fail_likelihood")
     settable_fields = ("delay_seconds", "fail_likelihood")
 
     def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -76,6 +90,44 @@ class SimulatedFoundationType(FoundationType):
         self, foundation: Foundation, locations: Sequence[str]
     ) -> FunctionFactory | None:
         return interface_map_call("simulated", _connection(foundation), locations)
+
+
+DEMAND_FIELDS = ("cpus", "memory_mb", "disk_gb")
+
+
+class SimulatedVmFoundationType(HostedFoundationType, SimulatedFoundationType):
+    name = "simulated-vm"
+    model = SimulatedVmFoundation
+    class_list: ClassVar[tuple[str, ...]] = ("VM", "Simulated")
+    description = "a virtual machine simulated on a member of a simulated Complex"
+    fields: ClassVar[tuple[str, ...]] = ("delay_seconds", "fail_likelihood", *DEMAND_FIELDS)
+    complex_type = "simulated"
+    placement_fields = (*HostedFoundationType.placement_fields, *DEMAND_FIELDS)
+
+    def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        checked = super().validate_fields(values)
+        check_demand({k: v for k, v in checked.items() if k in DEMAND_FIELDS})
+        return checked
+
+    def demand(self, foundation: Foundation, values: Mapping[str, Any]) -> Demand:
+        return check_demand(values)
+
+    def job_functions(
+        self, foundation: Foundation, job: JobAccess
+    ) -> Mapping[str, FunctionFactory]:
+        member = job.member
+        base = _connection(foundation)
+
+        def connection() -> dict[str, Any]:
+            if member is None:
+                raise ValueError(
+                    f"foundation {foundation.locator!r} is not placed on a member of a complex"
+                )
+            return {**base(), "host": member.structure}
+
+        functions = power_functions("simulated", connection, soft_off=False)
+        functions["destroy"] = destroy_call("simulated", connection)
+        return functions
 
 
 def _connection(foundation: Foundation) -> Callable[[], dict[str, Any]]:

@@ -36,6 +36,7 @@ from contractor.models import (
 )
 from contractor.models.building import new_config_uuid
 from contractor.plugins import get_foundation_type
+from contractor.services import placement
 from contractor.services.blueprint import (
     blueprint_chain,
     combined_foundation_blueprint_ids,
@@ -84,8 +85,19 @@ async def create_foundation(
     if (await session.execute(select(Foundation.id).where(Foundation.locator == locator))).first():
         raise Conflict(f"foundation {locator!r} already exists", field="locator")
     extra = plugin.validate_fields(fields or {})
-    foundation = plugin.model(locator=locator, site_id=site.id, blueprint_id=blueprint.id, **extra)
-    return await added(session, foundation)
+    stored = {k: v for k, v in extra.items() if k not in plugin.placement_fields}
+    foundation = plugin.model(locator=locator, site_id=site.id, blueprint_id=blueprint.id, **stored)
+    await added(session, foundation)
+    if plugin.complex_type is not None:
+        await placement.host(
+            session,
+            foundation,
+            foundation_type=plugin.name,
+            complex_type=plugin.complex_type,
+            values=extra,
+            demand=plugin.demand(foundation, extra),
+        )
+    return foundation
 
 
 async def _check_type_accepted(
@@ -199,6 +211,7 @@ async def set_destroyed(session: AsyncSession, foundation: Foundation) -> Founda
     foundation.located_at = None
     foundation.built_at = None
     foundation.id_map = None
+    await placement.release(session, foundation)
     return await config_changed(session, foundation)
 
 
@@ -226,7 +239,14 @@ async def update_foundation(
         foundation.blueprint_id = blueprint.id
     set_given(foundation, site_id=(site, lambda site: site.id))
     if fields:
-        for key, value in get_foundation_type(foundation.type).validate_fields(fields).items():
+        plugin = get_foundation_type(foundation.type)
+        fixed = sorted(set(fields) & set(plugin.placement_fields))
+        if fixed:
+            raise InvalidInput(
+                f"{fixed[0]} is given when a foundation is created and cannot be changed",
+                field=fixed[0],
+            )
+        for key, value in plugin.validate_fields(fields).items():
             setattr(foundation, key, value)
     return await config_changed(session, foundation)
 
@@ -258,6 +278,7 @@ async def delete_foundation(session: AsyncSession, foundation: Foundation) -> No
             ("dependencies", Dependency.id, Dependency.foundation_id == foundation.id),
         ],
     )
+    await placement.release(session, foundation)
     await session.delete(foundation)
     config_sources_changed(session)
     await session.flush()

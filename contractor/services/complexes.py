@@ -1,22 +1,106 @@
 """Complexes: named groups of Structures, built when enough of their members are (the
-state is derived, never set)."""
+state is derived, never set).
+
+A Complex has a type (``COMPLEX_TYPES``: generic, libvirt, docker, simulated; any case is
+accepted, the lower-case name stored) and over-commit ratios for CPUs, memory and disk (at
+least 1). Its members have an ``endpoint`` checked per type (a libvirt URI, a Docker
+endpoint), a ``username`` and a ``password`` (a secret: never returned, logged or
+configured), and a capacity (null until read from the host or set by hand)."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import Conflict, InvalidInput
-from contractor.models import Complex, ComplexMember, Site, Structure, complex_state
-from contractor.services.common import added, get_by
+from contractor.errors import Conflict, InUse, InvalidInput
+from contractor.models import (
+    COMPLEX_TYPES,
+    Complex,
+    ComplexMember,
+    Foundation,
+    FoundationPlacement,
+    Site,
+    Structure,
+    complex_state,
+    utcnow,
+)
+from contractor.services.common import UNSET, added, get_by, set_given
 from contractor.services.config import config_changed, config_sources_changed
-from contractor.services.validation import check_int, check_name
+from contractor.services.placement import member_rooms
+from contractor.services.validation import check_description, check_int, check_name
+
+# What a member's endpoint looks like, per Complex type (empty: the module's default).
+_ENDPOINTS: dict[str, tuple[re.Pattern[str], str]] = {
+    "libvirt": (
+        re.compile(r"[a-z][a-z0-9]*(\+[a-z][a-z0-9]*)?://[^\s/]*(/[^\s]*)?\Z"),
+        "a libvirt URI like qemu:///system or qemu+ssh://root@host3/system",
+    ),
+    "docker": (
+        re.compile(r"(unix://(/[^\s]+)|(tcp|http|https|ssh)://[^\s/]+(/[^\s]*)?)\Z"),
+        "a Docker endpoint like unix:///run/podman/podman.sock or tcp://host3:2375",
+    ),
+    "simulated": (
+        re.compile(r"simulated://[A-Za-z0-9.\-]*(\?[A-Za-z0-9_=&]*)?\Z"),
+        "simulated://NAME, optionally ?cpus=N&memory_mb=N&disk_gb=N",
+    ),
+    "generic": (re.compile(r"[^\s]*\Z"), "text without spaces"),
+}
+_OVERCOMMIT_LIMIT = 100.0
+_CAPACITY_LIMIT = 2**31 - 1
 
 
 async def get_complex(session: AsyncSession, name: str) -> Complex:
     return await get_by(session, Complex, Complex.name, name, what="complex")
+
+
+def check_complex_type(value: Any, *, field: str = "type") -> str:
+    """A known Complex type in any case, as its lower-case name."""
+    folded = value.casefold() if isinstance(value, str) else None
+    if folded not in COMPLEX_TYPES:
+        raise InvalidInput(
+            f"{field} must be one of {', '.join(COMPLEX_TYPES)}, got {value!r}", field=field
+        )
+    return folded
+
+
+def check_overcommit(value: Any, *, field: str) -> float:
+    """An over-commit ratio: a number from 1 to 100."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 1 <= value <= _OVERCOMMIT_LIMIT
+    ):
+        raise InvalidInput(
+            f"{field} must be a number from 1 to {_OVERCOMMIT_LIMIT:g}, got {value!r}",
+            field=field,
+        )
+    return float(value)
+
+
+def check_endpoint(complex_type: str, value: Any, *, field: str = "endpoint") -> str:
+    """A member's endpoint as its Complex's type wants it (empty: the module's default)."""
+    pattern, what = _ENDPOINTS[complex_type]
+    if not isinstance(value, str) or len(value) > 255:
+        raise InvalidInput(f"{field} must be text of at most 255 characters", field=field)
+    if value and not pattern.match(value):
+        raise InvalidInput(
+            f"{field} of a {complex_type} complex's member must be {what}, got {value!r}",
+            field=field,
+        )
+    return value
+
+
+def _check_credential(value: Any, *, field: str, limit: int) -> str:
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        # never the value: it may be a password
+        raise InvalidInput(f"{field} must be text of at most {limit} characters", field=field)
+    return value
 
 
 async def create_complex(
@@ -26,19 +110,129 @@ async def create_complex(
     site: Site,
     description: str = "",
     built_percentage: int = 90,
+    type: str = "generic",
+    cpu_overcommit: float = 1.0,
+    memory_overcommit: float = 1.0,
+    disk_overcommit: float = 1.0,
 ) -> Complex:
     check_name(name, field="name", what="complex name")
+    check_description(description)
     check_int(built_percentage, field="built_percentage", low=1, high=100)
+    kind = check_complex_type(type)
+    ratios = {
+        field: check_overcommit(value, field=field)
+        for field, value in (
+            ("cpu_overcommit", cpu_overcommit),
+            ("memory_overcommit", memory_overcommit),
+            ("disk_overcommit", disk_overcommit),
+        )
+    }
     if (await session.execute(select(Complex.id).where(Complex.name == name))).first():
         raise Conflict(f"complex {name!r} already exists", field="name")
     complex_ = Complex(
-        name=name, site_id=site.id, description=description, built_percentage=built_percentage
+        name=name,
+        site_id=site.id,
+        description=description,
+        built_percentage=built_percentage,
+        type=kind,
+        **ratios,
     )
     return await added(session, complex_)
 
 
+async def update_complex(
+    session: AsyncSession,
+    complex_: Complex,
+    *,
+    description: str = UNSET,
+    built_percentage: int = UNSET,
+    type: str = UNSET,
+    cpu_overcommit: float = UNSET,
+    memory_overcommit: float = UNSET,
+    disk_overcommit: float = UNSET,
+) -> Complex:
+    """Change the given fields. The type changes only while nothing is placed on the
+    Complex and its members' endpoints suit the new type; lowering a ratio below what is
+    placed is refused (it would over-fill a member)."""
+    checked: dict[str, Any] = {}
+    if description is not UNSET:
+        checked["description"] = check_description(description)
+    if built_percentage is not UNSET:
+        checked["built_percentage"] = check_int(
+            built_percentage, field="built_percentage", low=1, high=100
+        )
+    for field, value in (
+        ("cpu_overcommit", cpu_overcommit),
+        ("memory_overcommit", memory_overcommit),
+        ("disk_overcommit", disk_overcommit),
+    ):
+        if value is not UNSET:
+            checked[field] = check_overcommit(value, field=field)
+    if type is not UNSET:
+        kind = check_complex_type(type)
+        if kind != complex_.type:
+            placed = await _placed_count(session, complex_)
+            if placed:
+                raise InUse(
+                    f"complex {complex_.name!r} carries {placed} placed foundations; its "
+                    "type cannot change",
+                    field="type",
+                )
+            endpoints = await session.execute(
+                select(ComplexMember.endpoint).where(ComplexMember.complex_id == complex_.id)
+            )
+            for (endpoint,) in endpoints:
+                check_endpoint(kind, endpoint, field="type")
+        checked["type"] = kind
+    old = {field: getattr(complex_, field) for field in checked}
+    for field, value in checked.items():
+        setattr(complex_, field, value)
+    if any(checked[f] < old[f] for f in _RATIOS if f in checked):
+        await _refuse_overfull(session, complex_, old)
+    return await config_changed(session, complex_)
+
+
+_RATIOS = ("cpu_overcommit", "memory_overcommit", "disk_overcommit")
+
+
+async def _placed_count(session: AsyncSession, complex_: Complex) -> int:
+    query = select(func.count()).where(FoundationPlacement.complex_id == complex_.id)
+    return int((await session.execute(query)).scalar_one())
+
+
+async def _refuse_overfull(session: AsyncSession, complex_: Complex, old: dict[str, Any]) -> None:
+    """Lowered ratios must still hold every member's placements; else they are put back."""
+    for room in await member_rooms(session, complex_):
+        free = room.free
+        if free is None:
+            continue
+        short = [
+            label
+            for label, left in (
+                ("CPUs", free.cpus),
+                ("memory", free.memory_mb),
+                ("disk", free.disk_gb),
+            )
+            if left < 0
+        ]
+        if short:
+            for field, value in old.items():
+                setattr(complex_, field, value)
+            raise InUse(
+                f"member {room.hostname} of complex {complex_.name!r} would have more "
+                f"{' and '.join(short)} placed than the lowered over-commit allows",
+                field=next(f for f in _RATIOS if f in old),
+            )
+
+
 async def add_complex_member(
-    session: AsyncSession, complex_: Complex, structure: Structure
+    session: AsyncSession,
+    complex_: Complex,
+    structure: Structure,
+    *,
+    endpoint: str = "",
+    username: str = "",
+    password: str = "",
 ) -> ComplexMember:
     query = (
         select(Complex.name)
@@ -51,9 +245,81 @@ async def add_complex_member(
             f"structure {structure.hostname!r} is already a member of complex {current!r}",
             field="structure",
         )
-    member = ComplexMember(complex_id=complex_.id, structure_id=structure.id)
+    member = ComplexMember(
+        complex_id=complex_.id,
+        structure_id=structure.id,
+        endpoint=check_endpoint(complex_.type, endpoint),
+        username=_check_credential(username, field="username", limit=64),
+        password=_check_credential(password, field="password", limit=255),
+    )
     session.add(member)
     return await config_changed(session, member)
+
+
+async def get_member(
+    session: AsyncSession, complex_: Complex, hostname: str, *, field: str = "member"
+) -> ComplexMember:
+    """The member of the Complex whose Structure is called ``hostname``."""
+    member = (
+        await session.execute(
+            select(ComplexMember)
+            .join(Structure, Structure.id == ComplexMember.structure_id)
+            .where(ComplexMember.complex_id == complex_.id, Structure.hostname == hostname)
+        )
+    ).scalar_one_or_none()
+    if member is None:
+        raise InvalidInput(
+            f"{hostname!r} is not the hostname of a member of complex {complex_.name!r}",
+            field=field,
+        )
+    return member
+
+
+async def update_complex_member(
+    session: AsyncSession,
+    complex_: Complex,
+    member: ComplexMember,
+    *,
+    endpoint: str = UNSET,
+    username: str = UNSET,
+    password: str = UNSET,
+) -> ComplexMember:
+    set_given(
+        member,
+        endpoint=(endpoint, lambda v: check_endpoint(complex_.type, v)),
+        username=(username, lambda v: _check_credential(v, field="username", limit=64)),
+        password=(password, lambda v: _check_credential(v, field="password", limit=255)),
+    )
+    return await config_changed(session, member)
+
+
+def check_capacity(values: dict[str, Any], *, what: str) -> dict[str, int]:
+    """``cpus``, ``memory_mb`` and ``disk_gb``, whole numbers from 0; ``InvalidInput`` names
+    the field and ``what`` (the member)."""
+    found: dict[str, int] = {}
+    for name in ("cpus", "memory_mb", "disk_gb"):
+        value = values.get(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"{what}: {name} must be a whole number, got {value!r}", field=name)
+        found[name] = check_int(value, field=name, low=0, high=_CAPACITY_LIMIT)
+    return found
+
+
+async def set_member_capacity(
+    session: AsyncSession, member: ComplexMember, *, cpus: int, memory_mb: int, disk_gb: int
+) -> ComplexMember:
+    """Record the member's capacity (read from the host, or given by an operator whose host
+    nothing can read)."""
+    checked = check_capacity(
+        {"cpus": cpus, "memory_mb": memory_mb, "disk_gb": disk_gb},
+        what=f"member {member.id}",
+    )
+    member.cpu_count = checked["cpus"]
+    member.memory_mb = checked["memory_mb"]
+    member.disk_gb = checked["disk_gb"]
+    member.capacity_read_at = utcnow()
+    await session.flush()
+    return member
 
 
 async def remove_complex_member(
@@ -70,6 +336,26 @@ async def remove_complex_member(
     if member is None:
         raise InvalidInput(
             f"structure {structure.hostname!r} is not a member of complex {complex_.name!r}",
+            field="structure",
+        )
+    carried = (
+        (
+            await session.execute(
+                select(Foundation.locator)
+                .join(FoundationPlacement, FoundationPlacement.foundation_id == Foundation.id)
+                .where(FoundationPlacement.member_id == member.id)
+                .order_by(Foundation.locator)
+                .limit(6)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if carried:
+        shown = ", ".join(carried[:5]) + (", ..." if len(carried) > 5 else "")
+        raise InUse(
+            f"member {structure.hostname!r} of complex {complex_.name!r} carries foundations "
+            f"({shown}); delete them first",
             field="structure",
         )
     await session.delete(member)
@@ -95,7 +381,14 @@ async def complex_states(session: AsyncSession, complexes: Sequence[Complex]) ->
 
 
 async def delete_complex(session: AsyncSession, complex_: Complex) -> None:
-    """Delete the complex; its memberships go with it (the member structures stay)."""
+    """Delete the complex; its memberships go with it (the member structures stay). A
+    Complex carrying placed foundations is not deleted."""
+    placed = await _placed_count(session, complex_)
+    if placed:
+        raise InUse(
+            f"complex {complex_.name!r} carries {placed} placed foundations; delete them first",
+            field="name",
+        )
     await session.delete(complex_)
     config_sources_changed(session)
     await session.flush()

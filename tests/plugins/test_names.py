@@ -30,13 +30,15 @@ def test_other_names_find_nothing_and_say_what_is_installed(name: str) -> None:
     with pytest.raises(NotFound) as found:
         get_foundation_type(name, field="kind")
     assert (found.value.message, found.value.field) == (
-        f"unknown foundation type {name!r} (installed: aws, ipmi, manual, redfish, simulated)",
+        f"unknown foundation type {name!r} "
+        "(installed: aws, ipmi, manual, redfish, simulated, simulated-vm)",
         "kind",
     )
     with pytest.raises(InvalidInput) as invalid:
         canonical_foundation_type(name, field="foundation_types")
     assert invalid.value.field == "foundation_types"
-    assert "(installed: aws, ipmi, manual, redfish, simulated)" in invalid.value.message
+    installed = "(installed: aws, ipmi, manual, redfish, simulated, simulated-vm)"
+    assert installed in invalid.value.message
 
 
 def test_two_types_differing_only_in_case_are_refused(

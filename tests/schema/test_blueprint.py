@@ -51,7 +51,7 @@ async def test_types_that_are_not_installed(
     assert refused == {
         "__typename": "InvalidInputError",
         "message": "foundation_types names 'Docker', which is not an installed foundation "
-        "type (installed: aws, ipmi, manual, redfish, simulated)",
+        "type (installed: aws, ipmi, manual, redfish, simulated, simulated-vm)",
         "field": "foundation_types",
     }
     install_amt()

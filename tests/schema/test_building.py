@@ -61,7 +61,7 @@ async def test_foundation_type_names_in_any_case(client: Client) -> None:
     assert unknown == {
         "__typename": "InvalidInputError",
         "message": "foundation_types names 'VCenter', which is not an installed foundation "
-        "type (installed: aws, ipmi, manual, redfish, simulated)",
+        "type (installed: aws, ipmi, manual, redfish, simulated, simulated-vm)",
         "field": "foundation_types",
     }
     await run('createSite(name: "lab") { __typename }')
@@ -91,7 +91,8 @@ async def test_foundation_type_names_in_any_case(client: Client) -> None:
     assert missing == {
         "__typename": "NotFoundError",
         "message": (
-            "unknown foundation type 'vcenter' (installed: aws, ipmi, manual, redfish, simulated)"
+            "unknown foundation type 'vcenter' "
+            "(installed: aws, ipmi, manual, redfish, simulated, simulated-vm)"
         ),
         "field": "type",
     }
@@ -110,7 +111,7 @@ async def test_foundation_type_names_in_any_case(client: Client) -> None:
     )
     assert body["errors"][0]["message"] == (
         "type names 'vcenter', which is not an installed foundation type "
-        "(installed: aws, ipmi, manual, redfish, simulated)"
+        "(installed: aws, ipmi, manual, redfish, simulated, simulated-vm)"
     )
 
 
