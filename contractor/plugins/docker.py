@@ -5,8 +5,11 @@ member's Docker Engine API.
 The container's shape is the foundation's own fields, each falling back to a config value of
 the original's name when unset: ``image`` (``docker_image``), ``command``
 (``docker_command``, a list of strings), ``environment`` (``docker_environment_map``) and
-``ports`` (``docker_port_list``: ``[{port, protocol?, host_port?}]``). ``cpus``,
-``memory_mb`` and ``disk_gb`` are what placement reserves for it on the member.
+``ports`` (``docker_port_list``: ``[{port, protocol?, host_port?}]``). It is created with
+``complex`` (a Docker Complex; ``member`` pins it to one of its hosts) and ``cpus``,
+``memory_mb`` and ``disk_gb``, what placement reserves for it on the member (1 CPU, 256 MiB
+and 1 GiB unless given); its tasks reach the member's engine with the member's endpoint and
+credentials.
 
 ``foundation.map_ports()`` asks the member for a host port for each of ``ports`` (the given
 ``host_port`` or a free one) and records them as ``port_map`` (``{"80/tcp": 20080}``);
@@ -25,14 +28,16 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from contractor.errors import InvalidInput
 from contractor.foreman.remote import RemoteCall, power_functions
 from contractor.models.base import OrderedJSON, key_of
 from contractor.models.building import Foundation
-from contractor.plugins import FoundationType, JobAccess
+from contractor.plugins import JobAccess
+from contractor.plugins.hosted import HostedFoundationType
+from contractor.services.placement import Demand, check_demand
 from tscript import ExternalFunction, FunctionFactory
 
 __all__ = ["DockerFoundation", "DockerFoundationType", "container_shape"]
@@ -42,8 +47,8 @@ IMAGE = re.compile(r"[a-z0-9][a-z0-9._\-/:@]{0,254}\Z")
 CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}\Z")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PORT_KEY = re.compile(r"(\d{1,5})/(tcp|udp|sctp)\Z")
-LIMITS = {"cpus": (1, 1024), "memory_mb": (1, 2**24), "disk_gb": (0, 2**20)}
-DEFAULTS = {"cpus": 1, "memory_mb": 256, "disk_gb": 1}
+# what placement reserves on the member unless the creation says otherwise
+DEMAND_DEFAULTS = {"cpus": 1, "memory_mb": 256, "disk_gb": 1}
 
 
 class DockerFoundation(Foundation):
@@ -54,9 +59,6 @@ class DockerFoundation(Foundation):
     command: Mapped[list[str] | None] = mapped_column(OrderedJSON)
     environment: Mapped[dict[str, str]] = mapped_column(OrderedJSON, default=dict)
     ports: Mapped[list[dict[str, Any]]] = mapped_column(OrderedJSON, default=list)
-    cpus: Mapped[int] = mapped_column(Integer, default=1)
-    memory_mb: Mapped[int] = mapped_column(Integer, default=256)
-    disk_gb: Mapped[int] = mapped_column(Integer, default=1)
     container_id: Mapped[str | None] = mapped_column(String(64))
     port_map: Mapped[dict[str, int]] = mapped_column(OrderedJSON, default=dict)
 
@@ -106,7 +108,9 @@ def check_ports(name: str, value: Any) -> list[dict[str, Any]]:
         if key in seen:
             raise InvalidInput(f"{name} lists container port {key} twice", field=name)
         seen.add(key)
-        checked.append({"port": port, "protocol": protocol, **({"host_port": host} if host else {})})
+        checked.append(
+            {"port": port, "protocol": protocol, **({"host_port": host} if host else {})}
+        )
     return checked
 
 
@@ -122,7 +126,7 @@ def _port(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
 
-class DockerFoundationType(FoundationType):
+class DockerFoundationType(HostedFoundationType):
     name = "docker"
     model = DockerFoundation
     class_list = ("Container", "Docker")
@@ -132,14 +136,14 @@ class DockerFoundationType(FoundationType):
         "command",
         "environment",
         "ports",
-        "cpus",
-        "memory_mb",
-        "disk_gb",
         "container_id",
         "port_map",
+        *DEMAND_DEFAULTS,
     )
     settable_fields = ("image", "command", "environment", "ports")
-    uses_job = True
+    complex_type = "docker"
+    # the demand is kept in the placement, not on the row
+    placement_fields = (*HostedFoundationType.placement_fields, *DEMAND_DEFAULTS)
 
     def validate_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
         checked = super().validate_fields(values)
@@ -153,15 +157,7 @@ class DockerFoundationType(FoundationType):
         for name, check in checks.items():
             if checked.get(name) is not None:
                 checked[name] = check(name, checked[name])
-        for name, (low, high) in LIMITS.items():
-            if name in checked:
-                value = checked[name]
-                if (
-                    isinstance(value, bool)
-                    or not isinstance(value, int)
-                    or not low <= value <= high
-                ):
-                    raise _wrong(name, f"a whole number from {low} to {high}", value)
+        check_demand({k: v for k, v in checked.items() if k in DEMAND_DEFAULTS})
         found = checked.get("container_id")
         if found is not None and (not isinstance(found, str) or not CONTAINER_ID.match(found)):
             raise _wrong("container_id", "a container id (12 to 64 hex digits)", found)
@@ -169,6 +165,11 @@ class DockerFoundationType(FoundationType):
             if name in checked and checked[name] is None:
                 checked[name] = {} if name != "ports" else []
         return checked
+
+    def demand(self, foundation: Foundation, values: Mapping[str, Any]) -> Demand:
+        return check_demand(
+            {**DEMAND_DEFAULTS, **{k: v for k, v in values.items() if k in DEMAND_DEFAULTS}}
+        )
 
     def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
         assert isinstance(foundation, DockerFoundation)
@@ -215,7 +216,7 @@ def _connection(foundation: DockerFoundation, job: JobAccess) -> Callable[[], di
     locator = foundation.locator
 
     def connection() -> dict[str, Any]:
-        member = getattr(job, "member", None)
+        member = job.member
         if member is None:
             raise ValueError(
                 f"foundation {locator!r} is not placed on a member of a Docker Complex "

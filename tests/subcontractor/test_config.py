@@ -130,7 +130,7 @@ def test_check_names_an_unknown_module(tmp_path: Path) -> None:
         main, ["check", "--config", str(base(tmp_path)), "--module", "teleport"]
     )
     assert result.exit_code == 1
-    assert "modules.teleport: no such module is installed (installed: aws, ipmi, iputils" in (
+    assert "modules.teleport: no such module is installed (installed: aws, docker, ipmi, iputils" in (
         result.output
     )
 
