@@ -122,6 +122,14 @@ def check_port_map(name: str, value: Any) -> dict[str, int]:
     return dict(value)
 
 
+def _answered_port_map(locator: str, value: Any) -> dict[str, int]:
+    """An answer's port map, checked (a malformed answer is refused, naming the foundation)."""
+    try:
+        return check_port_map("port_map", value)
+    except InvalidInput as error:
+        raise ValueError(f"foundation {locator!r}: the answer's {error.message}") from None
+
+
 def _port(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
@@ -308,7 +316,7 @@ def _create(
         address = result.get("address")
         if address is not None and not isinstance(address, str):
             raise ValueError(f"foundation {locator!r}: the answer's address is malformed")
-        port_map = check_port_map("port_map", result.get("port_map", {}))
+        port_map = _answered_port_map(locator, result.get("port_map", {}))
         job.record({"container_id": container_id, "port_map": port_map})
         return {
             "container_id": container_id,
@@ -362,7 +370,7 @@ def _map_ports(
         return {"connection": connection(), "ports": ports}
 
     def value(result: dict[str, Any]) -> dict[str, int]:
-        port_map = check_port_map("port_map", result.get("port_map"))
+        port_map = _answered_port_map(foundation.locator, result.get("port_map"))
         job.record({"port_map": port_map})
         return port_map
 

@@ -8,8 +8,8 @@ would add a blocking client (worker threads for every call) and ``requests`` for
 Every foundation function takes ``connection {foundation, member, endpoint, username?,
 password?}``: the foundation's locator, the member (the Docker host's structure) it is placed
 on, and how to reach that member's engine: ``unix:///run/docker.sock``, ``tcp://host:2375``
-or an ``http(s)://`` URL (``username``/``password``: HTTP basic auth, for an engine behind a
-proxy). The container's name is the foundation's locator and it carries the label
+or an ``http(s)://`` URL (empty: this module's ``endpoint`` option); ``username`` and
+``password`` are HTTP basic auth, for an engine behind a proxy. The container's name is the foundation's locator and it carries the label
 ``contractor.foundation=<locator>``, so a task sent again finds the container it made.
 
 * ``map_ports {ports [{port, protocol, host_port?}]}`` → ``{port_map {"80/tcp": 20080}}``:
@@ -61,6 +61,9 @@ IN_USE = ("address already in use", "port is already allocated", "already in use
 class DockerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    endpoint: str = Field(
+        default="unix:///var/run/docker.sock", description="For members that name none."
+    )
     api_version: str = Field(default="1.41", pattern=r"^\d+\.\d+$")
     call_timeout: float = Field(default=30.0, gt=0, description="Connect and read, per call.")
     stop_timeout: int = Field(default=10, ge=0, le=3600, description="Before a stop kills.")
@@ -117,7 +120,9 @@ class DockerModule(Module):
         return self._reach(connection, locator, member if isinstance(member, str) else "")
 
     def _reach(self, holder: Mapping[str, Any], locator: str, member: str) -> _Target:
-        endpoint = require(holder, "endpoint", str)
+        endpoint = holder.get("endpoint") or self.settings.endpoint
+        if not isinstance(endpoint, str):
+            raise TaskFailed(f"member {member!r}: endpoint must be a string")
         username = holder.get("username") or ""
         password = holder.get("password") or ""
         if not isinstance(username, str) or not isinstance(password, str):
