@@ -45,6 +45,7 @@ SHIPPED = [
     "script.redfish-destroy",
     "structure.aws-instance",
     "structure.docker-host",
+    "structure.docker-service",
     "structure.linux",
 ]
 
