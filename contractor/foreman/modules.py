@@ -23,12 +23,19 @@ from sqlalchemy import Select, bindparam, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import InvalidInput
+from contractor.foreman.capacity import (
+    complex_membership,
+    record_capacity,
+    refresh_capacity_function,
+)
 from contractor.foreman.config_setting import set_config_value
 from contractor.foreman.reach import iputils_functions, ssh_functions
 from contractor.foreman.recording import AddressPlan, checked_macs, macs_of_interface_list
 from contractor.models import (
     PXE,
     BluePrint,
+    Complex,
+    ComplexMember,
     Dependency,
     Foundation,
     Job,
@@ -56,7 +63,8 @@ from tscript import (
 
 __all__ = ["MODULE_NAMES", "JobContext", "module_signatures"]
 
-MODULE_NAMES = ("foundation", "structure", "config", "dhcp", "iputils", "signaling", "ssh")
+MODULE_NAMES: tuple[str, ...] = ("foundation", "structure", "config", "dhcp", "iputils")
+MODULE_NAMES += ("signaling", "ssh", "complex")
 _LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*\Z")
 # The module values and functions that show (or change) the foundation's interfaces.
 _SHOW_INTERFACES = (
@@ -134,6 +142,11 @@ class JobContext:
     addresses: AddressPlan | None = None
     # A hosted type's Foundation job: how to reach the member carrying the Foundation.
     member: MemberAccess | None = None
+    # A Structure job's ``complex`` module: the Complex the structure is a member of, and
+    # the capacity ``complex.refresh_capacity()`` read (written with the step).
+    complex: Complex | None = None
+    complex_member: ComplexMember | None = None
+    capacity: dict[str, int] | None = None
     _changed_foundation: Foundation | None = field(default=None, repr=False)
 
     @classmethod
@@ -200,6 +213,10 @@ class JobContext:
                 )
         if context.structure is not None:
             context.config_values = copy.deepcopy(context.structure.config_values)
+            if uses("complex"):
+                context.complex_member, context.complex = await complex_membership(
+                    session, context.structure
+                )
         foundation = context.foundation
         if (
             foundation is not None
@@ -242,7 +259,16 @@ class JobContext:
             _Table("iputils", functions=iputils_functions()),
             self._signaling(),
             _Table("ssh", functions=ssh_functions()),
+            self._complex(),
         ]
+
+    def _complex(self) -> Module:
+        def record(capacity: dict[str, int]) -> None:
+            self.capacity = capacity
+
+        hostname = self.structure.hostname if self.structure is not None else None
+        refresh = refresh_capacity_function(hostname, self.complex, self.complex_member, record)
+        return _Table("complex", functions={"refresh_capacity": refresh})
 
     def _foundation(self) -> Module:
         foundation = self.foundation
@@ -545,6 +571,8 @@ class JobContext:
             changed = True
         if self.addresses is not None and await self.addresses.apply(session):
             changed = True
+        if self.capacity is not None and self.complex_member is not None:
+            await record_capacity(session, self.complex_member, self.capacity)
         if changed:
             config_sources_changed(session)
             await session.flush()

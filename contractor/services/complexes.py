@@ -17,18 +17,20 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import Conflict, InUse, InvalidInput
+from contractor.errors import Conflict, InUse, InvalidInput, InvalidState
 from contractor.models import (
     COMPLEX_TYPES,
     Complex,
     ComplexMember,
     Foundation,
     FoundationPlacement,
+    Job,
     Site,
     Structure,
     complex_state,
     utcnow,
 )
+from contractor.services import jobs
 from contractor.services.common import UNSET, added, get_by, set_given
 from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.placement import member_rooms
@@ -299,9 +301,16 @@ def check_capacity(values: dict[str, Any], *, what: str) -> dict[str, int]:
     found: dict[str, int] = {}
     for name in ("cpus", "memory_mb", "disk_gb"):
         value = values.get(name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidInput(f"{what}: {name} must be a whole number, got {value!r}", field=name)
-        found[name] = check_int(value, field=name, low=0, high=_CAPACITY_LIMIT)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 0 <= value <= _CAPACITY_LIMIT
+        ):
+            raise InvalidInput(
+                f"{what}: {name} must be a whole number from 0 to {_CAPACITY_LIMIT}, got {value!r}",
+                field=name,
+            )
+        found[name] = value
     return found
 
 
@@ -392,3 +401,57 @@ async def delete_complex(session: AsyncSession, complex_: Complex) -> None:
     await session.delete(complex_)
     config_sources_changed(session)
     await session.flush()
+
+
+# -- capacity ------------------------------------------------------------------------------
+
+# The subcontractor module that reads a member's capacity, per Complex type (its function
+# ``host_capacity`` answers ``{"cpus", "memory_mb", "disk_gb"}``).
+CAPACITY_MODULES = {"libvirt": "libvirt", "docker": "docker", "simulated": "simulated"}
+# The built-in utility script a refresh runs on each member Structure.
+CAPACITY_SCRIPT_NAME = "refresh_capacity"
+CAPACITY_SCRIPT = "# read this host's capacity for its Complex\ncomplex.refresh_capacity()\n"
+
+
+async def refresh_capacity(
+    session: AsyncSession, complex_: Complex, *, creator: str, member: str | None = None
+) -> list[Job]:
+    """Start, for each member (or the one ``member`` names), a job reading its capacity
+    from the host: a task for the Complex type's module whose answer is recorded on the
+    member. Members must be built and free of other jobs; nothing is started otherwise."""
+    module = CAPACITY_MODULES.get(complex_.type)
+    if module is None:
+        raise InvalidInput(
+            f"complex {complex_.name!r} is {complex_.type}: no module reads its members' "
+            "capacity; set it with setComplexMemberCapacity",
+            field="complex",
+        )
+    query = (
+        select(Structure)
+        .join(ComplexMember, ComplexMember.structure_id == Structure.id)
+        .where(ComplexMember.complex_id == complex_.id)
+        .order_by(Structure.hostname)
+    )
+    if member is not None:
+        query = query.where(Structure.hostname == member)
+    structures = list((await session.execute(query)).scalars())
+    if not structures:
+        if member is not None:
+            await get_member(session, complex_, member)  # raises, naming the member
+        raise InvalidState(f"complex {complex_.name!r} has no members")
+    unbuilt = [s.hostname for s in structures if s.state != "built"]
+    if unbuilt:
+        raise InvalidState(
+            f"complex {complex_.name!r}: members {', '.join(unbuilt)} are not built; their "
+            "capacity cannot be read (set it with setComplexMemberCapacity)"
+        )
+    return [
+        await jobs.create_job(
+            session,
+            target=structure,
+            script_name=CAPACITY_SCRIPT_NAME,
+            creator=creator,
+            source=CAPACITY_SCRIPT,
+        )
+        for structure in structures
+    ]

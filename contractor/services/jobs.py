@@ -363,12 +363,19 @@ async def _script_for(session: AsyncSession, target: Target, script_name: str) -
 
 
 async def create_job(
-    session: AsyncSession, *, target: Target, script_name: str, creator: str
+    session: AsyncSession,
+    *,
+    target: Target,
+    script_name: str,
+    creator: str,
+    source: str | None = None,
 ) -> Job:
     """A new ``waiting`` job; the engine starts it once the start ordering allows.
 
     ``create`` needs the target not built, ``destroy`` and utility scripts need it built;
-    what the target stands on may only have a job of the same kind (create/destroy)."""
+    what the target stands on may only have a job of the same kind (create/destroy).
+    ``source``: a built-in utility script run instead of the blueprint's (a Complex
+    member's capacity refresh)."""
     if not creator:
         raise InvalidInput("a job needs a creator", field="creator")
     if not isinstance(script_name, str) or not script_name or len(script_name) > 50:
@@ -405,7 +412,10 @@ async def create_job(
             f"({supporting_job.id})",
             field="id",
         )
-    source = await _script_for(session, target, script_name)
+    if source is None:
+        source = await _script_for(session, target, script_name)
+    elif script_name in ("create", "destroy"):
+        raise InvalidInput("a built-in script is a utility script", field="name")
     try:
         parse(source)
     except ParseError as error:

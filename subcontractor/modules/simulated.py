@@ -9,6 +9,10 @@ A machine powered on to boot from the network (``pxe``/``network``, next boot on
 does) runs a simulated installer: it powers itself off ``install_seconds`` later (scaled by
 ``delay_scale`` too), as a real installer does when it has finished, so scripts that wait for
 the power-off (``foundation.wait_for_poweroff()``) go on.
+
+``host_capacity`` answers a simulated Complex member's capacity refresh: the numbers in its
+endpoint's query (``simulated://host3?cpus=16&memory_mb=65536&disk_gb=500``), or else the
+``host_cpus``, ``host_memory_mb`` and ``host_disk_gb`` options.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import hashlib
 import random
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +42,9 @@ class SimulatedOptions(BaseModel):
     install_seconds: float = Field(
         default=5.0, ge=0, description="How long a network boot's installer runs."
     )
+    host_cpus: int = Field(default=8, ge=0, description="A simulated host's CPUs.")
+    host_memory_mb: int = Field(default=32768, ge=0, description="Its memory (MB).")
+    host_disk_gb: int = Field(default=500, ge=0, description="Its disk (GB).")
 
 
 class SimulatedModule(Module):
@@ -50,6 +58,11 @@ class SimulatedModule(Module):
         self.power: dict[str, str] = {}
         self.boot: dict[str, str] = {}
         self.installed_at: dict[str, float] = {}  # when a running installer powers off
+        self.host_capacity_default = {
+            "cpus": options.host_cpus,
+            "memory_mb": options.host_memory_mb,
+            "disk_gb": options.host_disk_gb,
+        }
 
     def functions(self) -> Mapping[str, Function]:
         return {
@@ -58,6 +71,7 @@ class SimulatedModule(Module):
             "set_boot_device": self.set_boot_device,
             "get_interface_map": self.get_interface_map,
             "destroy": self.destroy,
+            "host_capacity": self.host_capacity,
         }
 
     async def _machine(self, parameters: dict[str, Any]) -> str:
@@ -118,6 +132,20 @@ class SimulatedModule(Module):
         for state in (self.power, self.boot, self.installed_at):
             state.pop(locator, None)
         return {"done": True}
+
+    async def host_capacity(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """A simulated host's capacity, from its endpoint's query or the options."""
+        endpoint = require(parameters, "endpoint", str)
+        found = dict(self.host_capacity_default)
+        query = urllib.parse.urlsplit(endpoint).query if endpoint else ""
+        for name, values in urllib.parse.parse_qs(query).items():
+            if name not in found:
+                raise TaskFailed(f"endpoint {endpoint!r}: unknown capacity {name!r}")
+            value = values[-1]
+            if not value.isdigit():
+                raise TaskFailed(f"endpoint {endpoint!r}: {name} must be a whole number")
+            found[name] = int(value)
+        return found
 
 
 def _mac(locator: str, location: str) -> str:

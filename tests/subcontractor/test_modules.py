@@ -189,6 +189,24 @@ async def test_simulated_machine() -> None:
     assert failure.value.retryable
 
 
+async def test_simulated_host_capacity_from_the_endpoint_or_the_options() -> None:
+    simulated = module("simulated", host_cpus=4, host_memory_mb=2048).functions()
+    read = simulated["host_capacity"]
+    given = {"username": "", "password": "x"}
+    assert await read({**given, "endpoint": "simulated://h1?cpus=16&disk_gb=9"}) == {
+        "cpus": 16,
+        "memory_mb": 2048,
+        "disk_gb": 9,
+    }
+    assert await read({**given, "endpoint": ""}) == {"cpus": 4, "memory_mb": 2048, "disk_gb": 500}
+    with pytest.raises(TaskFailed, match="unknown capacity 'gpus'"):
+        await read({**given, "endpoint": "simulated://h1?gpus=2"})
+    with pytest.raises(TaskFailed, match="cpus must be a whole number"):
+        await read({**given, "endpoint": "simulated://h1?cpus=-2"})
+    with pytest.raises(TaskFailed, match="parameter 'endpoint' is missing"):
+        await read(given)
+
+
 async def test_simulated_network_boot_runs_an_installer_that_powers_off() -> None:
     simulated = module("simulated", delay_scale=0.01, install_seconds=20).functions()
     machine = {"connection": {"locator": "node2"}}
