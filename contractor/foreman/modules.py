@@ -199,7 +199,8 @@ class JobContext:
             context.foundation, context.site_name, context.blueprint_name = row
             plugin = foundation_types().get(context.foundation.type)
             uses_job = plugin is not None and plugin.uses_job and job.foundation_id is not None
-            if uses_job:
+            if plugin is not None and plugin.complex_type is not None:
+                # a Structure job on a hosted Foundation reaches its member too (its power)
                 await context._load_member(session)
             if uses_job or any(uses(module, name) for module, name in _SHOW_INTERFACES):
                 context.interfaces = list(
@@ -240,9 +241,10 @@ class JobContext:
         return context
 
     async def _load_member(self, session: AsyncSession) -> None:
-        """A hosted type's Foundation job: the member carrying the Foundation."""
+        """A hosted type's Foundation (or its Structure's) job: the member carrying the
+        Foundation."""
         foundation = self.foundation
-        if foundation is None or self.job.foundation_id is None:
+        if foundation is None:
             return
         plugin = foundation_types().get(foundation.type)
         if plugin is not None and plugin.complex_type is not None:

@@ -107,7 +107,9 @@ class Foundation(Configurable):
         plugin = foundation_types().get(self.row.type)
         if plugin is None:
             return JSON({})
-        shown = [name for name in plugin.fields if name not in plugin.secret_fields]
+        # a hosted type's demand lives in its placement, not on the row
+        hidden = {*plugin.secret_fields, *plugin.placement_fields}
+        shown = [name for name in plugin.fields if name not in hidden]
         return JSON({name: getattr(self.row, name) for name in shown})
 
     site: Site = related(models.Site.id, "site_id")

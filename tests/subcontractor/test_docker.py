@@ -178,9 +178,8 @@ async def test_shipped_docker_blueprints_through_the_foreman(
                 journal=tmp_path / "journal",
             )
             with subcontractor(config, tmp_path) as agent:
-                job = await api.job(
-                    await start(api, "create", "foundation", "web1-c"), "done", "error", "aborted"
-                )
+                job_id = await start(api, "create", "foundation", "web1-c")
+                job = await api.job(job_id, "done", "error", "aborted")
                 assert job["state"] == "DONE", job
                 assert engine.containers() == ["web1-c"]
                 shown = (await api(FOUNDATION, locator="web1-c"))["foundation"]
@@ -207,7 +206,8 @@ async def test_shipped_docker_blueprints_through_the_foreman(
                 )
                 assert fetched.stdout == "hello from the container\n", fetched.stderr
 
-                # the foundation's stop and start jobs
+                # the structure (its service) starts it; the foundation's stop and start jobs
+                job = await api.job(await start(api, "create", "structure", structure), "DONE")
                 job = await api.job(await start(api, "stop", "foundation", "web1-c"), "DONE")
                 assert not json.loads(engine.podman("inspect", "web1-c").stdout)[0]["State"][
                     "Running"
