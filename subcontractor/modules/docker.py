@@ -9,8 +9,9 @@ Every foundation function takes ``connection {foundation, member, endpoint, user
 password?}``: the foundation's locator, the member (the Docker host's structure) it is placed
 on, and how to reach that member's engine: ``unix:///run/docker.sock``, ``tcp://host:2375``
 or an ``http(s)://`` URL (empty: this module's ``endpoint`` option); ``username`` and
-``password`` are HTTP basic auth, for an engine behind a proxy. The container's name is the foundation's locator and it carries the label
-``contractor.foundation=<locator>``, so a task sent again finds the container it made.
+``password`` are HTTP basic auth, for an engine behind a proxy. The container's name is the
+foundation's locator and it carries the label ``contractor.foundation=<locator>``, so a task
+sent again finds the container it made.
 
 * ``map_ports {ports [{port, protocol, host_port?}]}`` → ``{port_map {"80/tcp": 20080}}``:
   a host port for each container port, the given one or a free one from ``port_range``;
