@@ -181,11 +181,17 @@ class DockerFoundationType(HostedFoundationType):
 
     def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
         assert isinstance(foundation, DockerFoundation)
-        return {"_docker_id": foundation.container_id, "_docker_port_map": foundation.port_map}
+        return {
+            "_docker_id": foundation.container_id,
+            "_docker_port_map": dict(foundation.port_map or {}),
+        }
 
     def tscript_values(self, foundation: Foundation) -> dict[str, Any]:
         assert isinstance(foundation, DockerFoundation)
-        return {"container_id": foundation.container_id, "port_map": dict(foundation.port_map)}
+        return {
+            "container_id": foundation.container_id,
+            "port_map": dict(foundation.port_map or {}),
+        }
 
     def job_functions(
         self, foundation: Foundation, job: JobAccess
@@ -305,7 +311,7 @@ def _create(
         return {
             "connection": connection(),
             **shape,
-            "port_map": dict(foundation.port_map),
+            "port_map": dict(foundation.port_map or {}),
             "labels": {"contractor.site": str(foundation.site_id)},
         }
 
@@ -384,7 +390,7 @@ def _unmap_ports(
     foundation: DockerFoundation, job: JobAccess, connection: Callable[[], dict[str, Any]]
 ) -> FunctionFactory:
     def parameters(_: dict[str, Any]) -> dict[str, Any]:
-        return {"connection": connection(), "port_map": dict(foundation.port_map)}
+        return {"connection": connection(), "port_map": dict(foundation.port_map or {})}
 
     def value(result: dict[str, Any]) -> bool:
         if not isinstance(result.get("released"), list):
