@@ -1,7 +1,8 @@
 """The shipped Docker BluePrints end to end with real processes: `contractor serve` on
 PostgreSQL, a `subcontractor run` daemon with the `docker` module, and a real `podman system
 service` as the Docker host's engine (tests/subcontractor/podman.py). A container Foundation
-is created on a Docker Complex (placed on its member), its ports mapped, made and started
+is created on a Docker Complex (placed on its member, whose capacity a refresh job read
+through the module's host_capacity), its ports mapped, made and started
 by the foreman's job, its address recorded in IPAM and its published port answering; then
 stopped, destroyed (nothing left on the engine), its address and ports released. The
 member's password never shows in tasks or logs."""
@@ -9,15 +10,18 @@ member's password never shows in tasks or logs."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from contractor import migrate
 from contractor.db import create_engine
+from contractor.models import ComplexMember
 from contractor.services import auth, building, complexes, resources, site
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
@@ -73,11 +77,10 @@ ADDRESSES = """query($id: Int!) { structure(id: $id) {
   addresses { ipAddress interfaceName isPrimary addressBlock { name } } } }"""
 
 
-async def plan(api: Api, db: Database, engine: Engine, site_name: str) -> int:
-    """Zone, site, the container network's address block, a Docker host structure made a
-    member of a Docker Complex (its endpoint the podman service, its capacity set), the
-    container foundation on `docker-container` and a structure on `docker-service`; the
-    id of that structure."""
+async def plan_host(api: Api, db: Database, engine: Engine, site_name: str) -> None:
+    """Zone, site, the container network's address block, and a built Docker host structure
+    made a member of a Docker Complex (its endpoint the podman service; its capacity not yet
+    read)."""
     await api(
         f"""mutation {{ createZone(name: "example", nameservers: ["ns1.dns-provider.test."],
         soaEmail: "hostmaster@example.com") {{ {ERR} ... on Zone {{ name }} }} }}"""
@@ -108,13 +111,39 @@ async def plan(api: Api, db: Database, engine: Engine, site_name: str) -> int:
     async def member(session: Any) -> None:
         found = await site.get_site(session, site_name)
         host = await building.get_structure(session, found, "dockhost1")
+        # the host itself is built by hand (a manual machine): mark it so
+        await building.set_built(session, await building.get_foundation(session, "dockhost1-f"))
+        await building.set_structure_built(session, host)
         complex_ = await complexes.create_complex(session, name="dock", site=found, type="docker")
-        added = await complexes.add_complex_member(
+        await complexes.add_complex_member(
             session, complex_, host, endpoint=engine.endpoint, username="", password=PASSWORD
         )
-        await complexes.set_member_capacity(session, added, cpus=2, memory_mb=4096, disk_gb=20)
 
     await db.run(member)
+
+
+async def refresh_capacity(api: Api, db: Database) -> dict[str, Any]:
+    """The member's capacity read by a job, through the docker module's host_capacity."""
+
+    async def start_jobs(session: Any) -> int:
+        complex_ = await complexes.get_complex(session, "dock")
+        [job] = await complexes.refresh_capacity(session, complex_, creator="test")
+        return job.id
+
+    job = await api.job(await db.run(start_jobs), "DONE", "ERROR", "ABORTED")
+    assert job["state"] == "DONE", job
+
+    async def read(session: Any) -> dict[str, Any]:
+        found = (await session.execute(select(ComplexMember))).scalars().all()
+        [member] = [m for m in found if m.endpoint.startswith("unix://")]
+        return {"cpus": member.cpu_count, "memory_mb": member.memory_mb, "disk_gb": member.disk_gb}
+
+    return await db.run(read)
+
+
+async def plan_container(api: Api, site_name: str) -> int:
+    """The container foundation on `docker-container`, placed on the Complex, and a
+    structure on `docker-service`; the id of that structure."""
     fields = {
         "complex": "dock",
         "image": IMAGE,
@@ -167,7 +196,7 @@ async def test_shipped_docker_blueprints_through_the_foreman(
         headers = {"Authorization": f"Bearer {admin_token}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
             api = Api(client)
-            structure = await plan(api, database, engine, site_name)
+            await plan_host(api, database, engine, site_name)
             token = await database.run(agent_token)
             config = write_config(
                 tmp_path,
@@ -178,6 +207,12 @@ async def test_shipped_docker_blueprints_through_the_foreman(
                 journal=tmp_path / "journal",
             )
             with subcontractor(config, tmp_path) as agent:
+                capacity = await refresh_capacity(api, database)
+                assert capacity["cpus"] == os.cpu_count()
+                assert capacity["memory_mb"] > 0
+                disk = os.statvfs(engine.directory)
+                assert capacity["disk_gb"] == disk.f_frsize * disk.f_blocks // 2**30
+                structure = await plan_container(api, site_name)
                 job_id = await start(api, "create", "foundation", "web1-c")
                 job = await api.job(job_id, "done", "error", "aborted")
                 assert job["state"] == "DONE", job
