@@ -204,6 +204,7 @@ async def _placed_count(session: AsyncSession, complex_: Complex) -> int:
 
 async def _refuse_overfull(session: AsyncSession, complex_: Complex, old: dict[str, Any]) -> None:
     """Lowered ratios must still hold every member's placements; else they are put back."""
+    await session.flush()  # the rooms are computed with the ratios the database holds
     for room in await member_rooms(session, complex_):
         free = room.free
         if free is None:

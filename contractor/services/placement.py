@@ -13,7 +13,7 @@ database's write lock) so two creates never fill one member past its room.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "host",
     "member_access",
     "member_rooms",
+    "member_rooms_by_complex",
     "place",
     "release",
 ]
@@ -129,6 +130,13 @@ def _effective(capacity: int, ratio: float) -> int:
 async def member_rooms(session: AsyncSession, complex_: Complex) -> list[MemberRoom]:
     """Every member of the Complex with its capacity, allocation and free room, by
     hostname (one aggregate query)."""
+    return (await member_rooms_by_complex(session, [complex_.id]))[0]
+
+
+async def member_rooms_by_complex(
+    session: AsyncSession, ids: Sequence[int]
+) -> list[list[MemberRoom]]:
+    """``member_rooms`` of each Complex named by id, in one query for them all."""
     allocated = (
         select(
             FoundationPlacement.member_id.label("member_id"),
@@ -136,12 +144,16 @@ async def member_rooms(session: AsyncSession, complex_: Complex) -> list[MemberR
             func.sum(FoundationPlacement.memory_mb).label("memory_mb"),
             func.sum(FoundationPlacement.disk_gb).label("disk_gb"),
         )
-        .where(FoundationPlacement.complex_id == complex_.id)
+        .where(FoundationPlacement.complex_id.in_(ids))
         .group_by(FoundationPlacement.member_id)
         .subquery()
     )
     rows = await session.execute(
         select(
+            ComplexMember.complex_id,
+            Complex.cpu_overcommit,
+            Complex.memory_overcommit,
+            Complex.disk_overcommit,
             ComplexMember.id,
             ComplexMember.structure_id,
             Structure.hostname,
@@ -152,15 +164,17 @@ async def member_rooms(session: AsyncSession, complex_: Complex) -> list[MemberR
             func.coalesce(allocated.c.memory_mb, 0),
             func.coalesce(allocated.c.disk_gb, 0),
         )
+        .join(Complex, Complex.id == ComplexMember.complex_id)
         .join(Structure, Structure.id == ComplexMember.structure_id)
         .outerjoin(allocated, allocated.c.member_id == ComplexMember.id)
-        .where(ComplexMember.complex_id == complex_.id)
+        .where(ComplexMember.complex_id.in_(ids))
         .order_by(Structure.hostname)
     )
-    ratios = (complex_.cpu_overcommit, complex_.memory_overcommit, complex_.disk_overcommit)
-    rooms = []
-    for member_id, structure_id, hostname, cpus, memory, disk, a_cpus, a_mem, a_disk in rows:
-        used = Demand(int(a_cpus), int(a_mem), int(a_disk))
+    found: dict[int, list[MemberRoom]] = {key: [] for key in ids}
+    for row in rows:
+        complex_id, ratios = row[0], tuple(float(r) for r in row[1:4])
+        member_id, structure_id, hostname, cpus, memory, disk = row[4:10]
+        taken = Demand(int(row[10]), int(row[11]), int(row[12]))
         capacity = effective = free = None
         if cpus is not None and memory is not None and disk is not None:
             capacity = Demand(cpus, memory, disk)
@@ -168,12 +182,14 @@ async def member_rooms(session: AsyncSession, complex_: Complex) -> list[MemberR
                 *(_effective(c, r) for c, r in zip((cpus, memory, disk), ratios, strict=True))
             )
             free = Demand(
-                effective.cpus - used.cpus,
-                effective.memory_mb - used.memory_mb,
-                effective.disk_gb - used.disk_gb,
+                effective.cpus - taken.cpus,
+                effective.memory_mb - taken.memory_mb,
+                effective.disk_gb - taken.disk_gb,
             )
-        rooms.append(MemberRoom(member_id, structure_id, hostname, capacity, effective, used, free))
-    return rooms
+        found[complex_id].append(
+            MemberRoom(member_id, structure_id, hostname, capacity, effective, taken, free)
+        )
+    return [found[key] for key in ids]
 
 
 def _wanted(demand: Demand) -> str:

@@ -54,6 +54,16 @@ MUTATIONS: dict[str, tuple[str, str]] = {
     "createComplex": ('createComplex(name: "x1", site: "s1")', "operator"),
     "addComplexMember": ('addComplexMember(complex: "x1", structure: 999)', "operator"),
     "removeComplexMember": ('removeComplexMember(complex: "x1", structure: 999)', "operator"),
+    "updateComplex": ('updateComplex(name: "x1", cpuOvercommit: 2)', "operator"),
+    "updateComplexMember": (
+        'updateComplexMember(complex: "x1", member: "h1", password: "p")',
+        "operator",
+    ),
+    "setComplexMemberCapacity": (
+        'setComplexMemberCapacity(complex: "x1", member: "h1", cpus: 1, memoryMb: 1, diskGb: 1)',
+        "operator",
+    ),
+    "refreshComplexCapacity": ('refreshComplexCapacity(complex: "x1")', "operator"),
     "deleteComplex": ('deleteComplex(name: "x1")', "operator"),
     "createDependency": ("createDependency(structure: 999)", "operator"),
     "deleteDependency": ("deleteDependency(id: 999)", "operator"),

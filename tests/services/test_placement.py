@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.db import create_engine, create_session_factory
 from contractor.errors import Conflict, InUse, InvalidInput
 from contractor.models import Complex, ComplexMember, Foundation, FoundationPlacement, Site
-from contractor.services import blueprint, building, complexes, placement
+from contractor.services import blueprint, building, complexes, placement, usage
 from contractor.services.placement import Demand
 from contractor.settings import Settings
 from tests.factories import (
@@ -21,6 +21,8 @@ from tests.factories import (
     make_foundation_blueprint,
     make_site,
     make_stack,
+    make_structure,
+    make_structure_blueprint,
     unique,
 )
 
@@ -277,3 +279,37 @@ async def test_two_racing_creates_never_overfill(own_pg_url: str) -> None:
 
 async def _blueprint(session: AsyncSession, name: str) -> Any:
     return await blueprint.get_foundation_blueprint(session, name)
+
+
+async def test_resources_used_follows_dependencies(session: AsyncSession) -> None:
+    """A structure on a VM uses that VM's placement and, through the VM's dependency, what
+    the structure it waits for stands on; a blueprint sums its structures'."""
+    site, complex_, _ = await simulated_complex(session, [(64, 65536, 1000)] * 2)
+    _, other, _ = await simulated_complex(session, [(64, 65536, 1000)])
+    bp = await vm_blueprint(session)
+    sbp = await make_structure_blueprint(session, foundation_blueprints=[bp])
+    db_vm = await vm(session, site, complex_, bp, cpus=4, memory_mb=8192, disk_gb=100)
+    db = await make_structure(session, site, db_vm, sbp)
+    web_vm = await vm(session, site, other, bp, cpus=2, memory_mb=2048, disk_gb=10)
+    web = await make_structure(session, site, web_vm, sbp)
+    # web's foundation waits for a dependency chained on one on the db structure
+    on_db = await building.create_dependency(session, structure=db)
+    await building.create_dependency(session, dependency=on_db, foundation=web_vm)
+    used = await usage.resources_used(session, structure=web)
+    assert [(u.complex.name, u.used, u.foundations) for u in used] == sorted(
+        [(complex_.name, Demand(4, 8192, 100), 1), (other.name, Demand(2, 2048, 10), 1)]
+    )
+    assert [
+        (u.complex.name, u.used) for u in await usage.resources_used(session, structure=db)
+    ] == [(complex_.name, Demand(4, 8192, 100))]
+    assert [u.used for u in await usage.resources_used(session, dependency=on_db)] == [
+        Demand(4, 8192, 100)
+    ]
+    by_blueprint = await usage.resources_used(session, blueprint=sbp)
+    assert sorted((u.complex.name, u.foundations) for u in by_blueprint) == sorted(
+        [(complex_.name, 1), (other.name, 1)]
+    )
+    _, _, lone = await make_stack(session)
+    assert await usage.resources_used(session, structure=lone) == []
+    with pytest.raises(InvalidInput, match="exactly one of"):
+        await usage.resources_used(session, structure=web, dependency=on_db)
