@@ -7,6 +7,7 @@ a container of that name Contractor did not make, malformed parameters."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -89,6 +90,18 @@ async def test_create_is_idempotent_by_name_and_publishes_its_ports(engine: Engi
         "/bin/busybox", "wget", "-qO-", f"http://127.0.0.1:{host_port}/index.html"
     )
     assert fetched.stdout == "hello from the container\n", fetched.stderr
+
+
+async def test_two_creates_at_once_make_one_container(engine: Engine) -> None:
+    docker = module()
+    first, second = await asyncio.gather(
+        docker.create(httpd(engine, "twin-c")), docker.create(httpd(engine, "twin-c"))
+    )
+    assert first["container_id"] == second["container_id"]
+    assert engine.containers() == ["twin-c"]
+    assert (await docker.power_state({"connection": connection(engine, "twin-c")}))["state"] == (
+        "on"
+    )
 
 
 async def test_a_port_already_published_is_refused_naming_its_container(engine: Engine) -> None:
