@@ -130,8 +130,14 @@ async def refresh_capacity(api: Api, db: Database) -> dict[str, Any]:
         [job] = await complexes.refresh_capacity(session, complex_, creator="test")
         return job.id
 
-    job = await api.job(await db.run(start_jobs), "DONE", "ERROR", "ABORTED")
+    job_id = await db.run(start_jobs)
+    job = await api.job(job_id, "DONE", "ERROR", "ABORTED")
     assert job["state"] == "DONE", job
+    tasks = await api(
+        "query($id: Int!) { job(id: $id) { tasks { function parameters } } }", id=job_id
+    )
+    assert tasks["job"]["tasks"][0]["function"] == "host_capacity"
+    assert PASSWORD not in json.dumps(tasks)  # it travelled in the task, masked when shown
 
     async def read(session: Any) -> dict[str, Any]:
         found = (await session.execute(select(ComplexMember))).scalars().all()
