@@ -11,8 +11,9 @@ finished: 0 when all is built). ``contractor dns export`` then writes the zone f
 ``demo.test``, its parent ``test`` and the sites' reverse zones.
 
 Running it again on the same database reuses what exists (by name) and adds only what is
-missing, so it never fails on its own earlier run. With ``with_types = ("redfish",)`` it also
-runs a Redfish BMC emulator and builds a Redfish foundation against it (``demo_redfish``).
+missing, so it never fails on its own earlier run. A simulated Complex carries placed VMs
+(``demo_complex``). With ``with_types = ("redfish",)`` it also runs a Redfish BMC emulator
+and builds a Redfish foundation against it (``demo_redfish``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
+from contractor.demo_complex import EXAMPLES, prepare_complex
 from contractor.demo_redfish import agent_modules, installer, prepare_redfish, start_emulator
 from contractor.errors import ContractorError, NotFound
 from contractor.models import AddressBlock, Foundation, Job, JobState, Site, Structure, User, Zone
@@ -198,6 +200,7 @@ async def prepare(
     created = 0
     first_locator, first_structure = "", ("", "")
     targets: list[Foundation | Structure] = []
+    machine = {"delay_seconds": options.delay_seconds, "fail_likelihood": options.fail_percent}
     for index in range(options.foundations):
         leaf, block = leaves[index % len(leaves)]
         number = index // len(leaves) + 1
@@ -213,10 +216,7 @@ async def prepare(
                 site=leaf,
                 blueprint=foundation_bp,
                 type="simulated",
-                fields={
-                    "delay_seconds": options.delay_seconds,
-                    "fail_likelihood": options.fail_percent,
-                },
+                fields=machine,
             )
             await interfaces.add_interface(
                 session,
@@ -246,6 +246,7 @@ async def prepare(
             first_locator, first_structure = locator, (leaf.name, structure.hostname)
     if not new_root:
         notes.append(f"{created} new foundations (the demo has {len(targets) // 2} in all)")
+    targets += await prepare_complex(session, leaves[0][0], foundation_bp, structure_bp, machine)
     if redfish is not None:
         targets.append(await prepare_redfish(session, redfish, leaves[0][0]))
     tracked = []
@@ -426,6 +427,7 @@ def example_queries(prepared: Prepared) -> list[tuple[str, str]]:
             "The DNS zone of the demo sites, as BIND gets it (contractor dns export writes it)",
             f'{{ publishedZones(name: "{DOMAIN}") {{ name serial problems {{ code message }} }} }}',
         ),
+        *EXAMPLES,
     ]
 
 

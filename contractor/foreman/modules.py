@@ -140,7 +140,7 @@ class JobContext:
     recorded: dict[str, Any] = field(default_factory=dict)
     # ``foundation.set_ip_addresses``: the site's blocks and the addresses recorded
     addresses: AddressPlan | None = None
-    # A hosted type's Foundation job: how to reach the member carrying the Foundation.
+    # A hosted type's foundation: how to reach the member carrying it.
     member: MemberAccess | None = None
     # A Structure job's ``complex`` module: the Complex the structure is a member of, and
     # the capacity ``complex.refresh_capacity()`` read (written with the step).
@@ -199,9 +199,7 @@ class JobContext:
             context.foundation, context.site_name, context.blueprint_name = row
             plugin = foundation_types().get(context.foundation.type)
             uses_job = plugin is not None and plugin.uses_job and job.foundation_id is not None
-            if plugin is not None and plugin.complex_type is not None:
-                # a Structure job on a hosted Foundation reaches its member too (its power)
-                await context._load_member(session)
+            await context._load_member(session)  # a hosted type's, in any job
             if uses_job or any(uses(module, name) for module, name in _SHOW_INTERFACES):
                 context.interfaces = list(
                     (
@@ -241,8 +239,8 @@ class JobContext:
         return context
 
     async def _load_member(self, session: AsyncSession) -> None:
-        """A hosted type's Foundation (or its Structure's) job: the member carrying the
-        Foundation."""
+        """A hosted type's foundation (in its own job or its structure's): the member
+        carrying it."""
         foundation = self.foundation
         if foundation is None:
             return

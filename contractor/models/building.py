@@ -196,6 +196,11 @@ class ComplexMember(Base):
     memory_mb: Mapped[int | None] = mapped_column(Integer)
     disk_gb: Mapped[int | None] = mapped_column(Integer)
     capacity_read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # What the foundations placed on the member take: the sums of its placements, kept by
+    # ``services.placement`` (place and release) so a placement reads no placement rows.
+    allocated_cpus: Mapped[int] = mapped_column(Integer, default=0)
+    allocated_memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    allocated_disk_gb: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class FoundationPlacement(Base):

@@ -35,7 +35,7 @@ from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import related
 from contractor.schema.site import Site, SiteScope
 from contractor.services import blueprint as bps
-from contractor.services import building, filters, interfaces, inventory
+from contractor.services import building, filters, interfaces, inventory, placement
 from contractor.services import site as sites
 from contractor.services.common import UNSET
 
@@ -43,6 +43,16 @@ if TYPE_CHECKING:
     from contractor.schema.complexes import Complex, Dependency
 
 _COMPLEXES = "contractor.schema.complexes"
+
+
+@strawberry.type(description="Where a hosted foundation is placed and what it takes there.")
+class Placement:
+    complex: str
+    member: str = strawberry.field(description="The member Structure's hostname.")
+    cpus: int
+    memory_mb: int
+    disk_gb: int
+    pinned: bool = strawberry.field(description="The creator chose the member.")
 
 
 @strawberry.type
@@ -107,10 +117,24 @@ class Foundation(Configurable):
         plugin = foundation_types().get(self.row.type)
         if plugin is None:
             return JSON({})
-        # a hosted type's demand lives in its placement, not on the row
-        hidden = {*plugin.secret_fields, *plugin.placement_fields}
+        hidden = {*plugin.secret_fields, *plugin.placement_fields}  # placement: see placement
         shown = [name for name in plugin.fields if name not in hidden]
         return JSON({name: getattr(self.row, name) for name in shown})
+
+    @strawberry.field(description="Where a hosted type's foundation is placed (null: not placed).")
+    async def placement(self, info: Info) -> Placement | None:
+        loader = info.context.loaders.custom("placements", placement.placements_by_foundation)
+        found: placement.Placed | None = await loader.load(self.row.id)
+        if found is None:
+            return None
+        return Placement(
+            complex=found.complex,
+            member=found.member,
+            cpus=found.demand.cpus,
+            memory_mb=found.demand.memory_mb,
+            disk_gb=found.demand.disk_gb,
+            pinned=found.pinned,
+        )
 
     site: Site = related(models.Site.id, "site_id")
     blueprint: FoundationBluePrint = related(models.BluePrint.id, "blueprint_id")

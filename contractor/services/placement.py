@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.errors import Conflict, InvalidInput
@@ -28,12 +28,14 @@ __all__ = [
     "Demand",
     "MemberAccess",
     "MemberRoom",
+    "Placed",
     "check_demand",
     "host",
     "member_access",
     "member_rooms",
     "member_rooms_by_complex",
     "place",
+    "placements_by_foundation",
     "release",
 ]
 
@@ -136,18 +138,8 @@ async def member_rooms(session: AsyncSession, complex_: Complex) -> list[MemberR
 async def member_rooms_by_complex(
     session: AsyncSession, ids: Sequence[int]
 ) -> list[list[MemberRoom]]:
-    """``member_rooms`` of each Complex named by id, in one query for them all."""
-    allocated = (
-        select(
-            FoundationPlacement.member_id.label("member_id"),
-            func.sum(FoundationPlacement.cpus).label("cpus"),
-            func.sum(FoundationPlacement.memory_mb).label("memory_mb"),
-            func.sum(FoundationPlacement.disk_gb).label("disk_gb"),
-        )
-        .where(FoundationPlacement.complex_id.in_(ids))
-        .group_by(FoundationPlacement.member_id)
-        .subquery()
-    )
+    """``member_rooms`` of each Complex named by id, in one query for them all (the
+    members' own allocation sums: no placement row is read)."""
     rows = await session.execute(
         select(
             ComplexMember.complex_id,
@@ -160,13 +152,12 @@ async def member_rooms_by_complex(
             ComplexMember.cpu_count,
             ComplexMember.memory_mb,
             ComplexMember.disk_gb,
-            func.coalesce(allocated.c.cpus, 0),
-            func.coalesce(allocated.c.memory_mb, 0),
-            func.coalesce(allocated.c.disk_gb, 0),
+            ComplexMember.allocated_cpus,
+            ComplexMember.allocated_memory_mb,
+            ComplexMember.allocated_disk_gb,
         )
         .join(Complex, Complex.id == ComplexMember.complex_id)
         .join(Structure, Structure.id == ComplexMember.structure_id)
-        .outerjoin(allocated, allocated.c.member_id == ComplexMember.id)
         .where(ComplexMember.complex_id.in_(ids))
         .order_by(Structure.hostname)
     )
@@ -285,6 +276,7 @@ async def place(
                 field="complex",
             )
         chosen = max(fitting, key=lambda r: r.room_after(demand))
+    await _allocate(session, chosen.member_id, demand, 1)
     session.add(
         FoundationPlacement(
             foundation_id=foundation.id,
@@ -304,8 +296,24 @@ async def release(session: AsyncSession, foundation: Foundation) -> None:
     """Forget where the Foundation is placed (nothing when it is not)."""
     placement = await session.get(FoundationPlacement, foundation.id)
     if placement is not None:
+        demand = Demand(placement.cpus, placement.memory_mb, placement.disk_gb)
+        await _allocate(session, placement.member_id, demand, -1)
         await session.delete(placement)
         await session.flush()
+
+
+async def _allocate(session: AsyncSession, member_id: int, demand: Demand, sign: int) -> None:
+    """Add (``sign`` 1) or take back (-1) a placement's demand in its member's sums."""
+    await session.execute(
+        update(ComplexMember)
+        .where(ComplexMember.id == member_id)
+        .values(
+            allocated_cpus=ComplexMember.allocated_cpus + sign * demand.cpus,
+            allocated_memory_mb=ComplexMember.allocated_memory_mb + sign * demand.memory_mb,
+            allocated_disk_gb=ComplexMember.allocated_disk_gb + sign * demand.disk_gb,
+        )
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 async def member_access(session: AsyncSession, foundation: Foundation) -> MemberAccess | None:
@@ -384,3 +392,39 @@ async def host(
                 field="member",
             )
     return await place(session, foundation, complex_, demand, pin=pin)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where a Foundation is placed, as shown: the Complex's and member's names."""
+
+    complex: str
+    member: str
+    demand: Demand
+    pinned: bool
+
+
+async def placements_by_foundation(
+    session: AsyncSession, ids: Sequence[int]
+) -> list[Placed | None]:
+    """The placement of each Foundation named by id (None: not placed), in one query."""
+    rows = await session.execute(
+        select(
+            FoundationPlacement.foundation_id,
+            Complex.name,
+            Structure.hostname,
+            FoundationPlacement.cpus,
+            FoundationPlacement.memory_mb,
+            FoundationPlacement.disk_gb,
+            FoundationPlacement.pinned,
+        )
+        .join(Complex, Complex.id == FoundationPlacement.complex_id)
+        .join(ComplexMember, ComplexMember.id == FoundationPlacement.member_id)
+        .join(Structure, Structure.id == ComplexMember.structure_id)
+        .where(FoundationPlacement.foundation_id.in_(ids))
+    )
+    found = {
+        fid: Placed(name, host, Demand(cpus, memory, disk), pinned)
+        for fid, name, host, cpus, memory, disk, pinned in rows
+    }
+    return [found.get(key) for key in ids]

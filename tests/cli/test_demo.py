@@ -66,27 +66,31 @@ def test_demo_builds_everything_then_reuses_it(tmp_path: Path) -> None:
     assert "Traceback" not in first.stderr
     out = first.stdout
     assert "with a subcontractor for demo-east, demo-west" in out
-    assert "building 6 targets" in out
+    assert "building 16 targets" in out  # 3 web hosts, 2 hypervisors, 3 VMs with their apps
     assert "structure west-web01: DONE" in out
-    assert "6 of 6 targets built" in out
+    assert "structure east-www03: DONE" in out  # on a VM placed on a simulated hypervisor
+    assert "16 of 16 targets built" in out
     # the example queries ran and answered the inventory questions
-    assert '"structureCounts":[{"site":"demo-east","state":"BUILT","count":2}' in out
+    assert '"structureCounts":[{"site":"demo-east","state":"BUILT","count":7}' in out
     assert '"ipAddress":"10.20.1.2","isPrimary":true' in out
     assert '"publishedZones":[{"name":"demo.test","serial":' in out
     assert '"problems":[]}]' in out
+    assert '{"hostname":"east-xen02","capacity":{"cpus":8,"memoryMb":32768},' in out
+    assert '"allocated":{"cpus":12,"memoryMb":24576}' in out  # vm01 and vm03 on xen01
+    assert '"cpus":14,"memoryMb":28672,"diskGb":140,"foundations":3}' in out
     assert "DNS: contractor dns export --out DIR writes the zone demo.test" in out
     assert "/graphql  (paste the token below" in out
     assert re.search(r"^Console: http://127\.0\.0\.1:\d+/ui/#token=ctr_\S+  \(", out, re.M)
     assert "API token for user 'demo': ctr_" in out
-    assert states(url) == (["built"] * 3, ["built"] * 3)
+    assert states(url) == (["built"] * 8, ["built"] * 8)
 
     again = demo(url, "--foundations", "4", "--delay", "0", "--exit-when-built")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "site 'demo' exists: reusing the demo inventory" in again.stdout
     assert "1 new foundations (the demo has 4 in all)" in again.stdout
-    assert "building 2 targets (6 built earlier)" in again.stdout
-    assert "8 of 8 targets built" in again.stdout
-    assert states(url) == (["built"] * 4, ["built"] * 4)
+    assert "building 2 targets (16 built earlier)" in again.stdout
+    assert "18 of 18 targets built" in again.stdout
+    assert states(url) == (["built"] * 9, ["built"] * 9)
 
 
 def test_it_serves_until_interrupted(tmp_path: Path) -> None:

@@ -98,6 +98,22 @@ async def test_members_capacity_and_placement(client: Client) -> None:
     }
     pinned = await _vm(client, "vm3", '{complex: "vmhosts", member: "h0", cpus: 8}')
     assert pinned == {"__typename": "Foundation", "locator": "vm3"}
+    shown = await client.data(
+        '{ foundation(locator: "vm3") { typeFields placement { complex member cpus memoryMb '
+        "diskGb pinned } } }",
+        role="reader",
+    )
+    assert shown["foundation"] == {
+        "typeFields": {"delay_seconds": 0, "fail_likelihood": 0},
+        "placement": {
+            "complex": "vmhosts",
+            "member": "h0",
+            "cpus": 8,
+            "memoryMb": 0,
+            "diskGb": 0,
+            "pinned": True,
+        },
+    }
     data = await client.data(MEMBERS, role="reader")
     complex_ = data["complex"]
     assert complex_["capacity"] == {"cpus": 12, "memoryMb": 32768, "diskGb": 200}

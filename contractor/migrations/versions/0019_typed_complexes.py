@@ -1,7 +1,7 @@
 """typed complexes
 
 A Complex's type (generic, libvirt, docker, simulated) and over-commit ratios; each member's
-endpoint, credentials and capacity; and where each hosted Foundation is placed
+endpoint, credentials, capacity and what is placed on it; and where each hosted Foundation is placed
 (foundation_placement).
 """
 
@@ -34,11 +34,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column('memory_mb', sa.Integer(), nullable=True))
         batch.add_column(sa.Column('disk_gb', sa.Integer(), nullable=True))
         batch.add_column(sa.Column('capacity_read_at', sa.DateTime(timezone=True), nullable=True))
+        for name in ('allocated_cpus', 'allocated_memory_mb', 'allocated_disk_gb'):
+            batch.add_column(sa.Column(name, sa.Integer(), nullable=False, server_default='0'))
         batch.create_check_constraint(
             op.f('ck_complex_member_capacity_not_negative'), 'cpu_count >= 0 AND memory_mb >= 0 AND disk_gb >= 0'
         )
     with op.batch_alter_table('complex_member') as batch:
-        for name in ('endpoint', 'username', 'password'):
+        for name in ('endpoint', 'username', 'password', 'allocated_cpus', 'allocated_memory_mb', 'allocated_disk_gb'):
             batch.alter_column(name, server_default=None)
     op.create_table('foundation_placement',
     sa.Column('foundation_id', sa.Integer(), nullable=False),
@@ -64,7 +66,7 @@ def downgrade() -> None:
     op.drop_table('foundation_placement')
     with op.batch_alter_table('complex_member') as batch:
         batch.drop_constraint(op.f('ck_complex_member_capacity_not_negative'), type_='check')
-        for name in ('capacity_read_at', 'disk_gb', 'memory_mb', 'cpu_count', 'password', 'username', 'endpoint'):
+        for name in ('allocated_disk_gb', 'allocated_memory_mb', 'allocated_cpus', 'capacity_read_at', 'disk_gb', 'memory_mb', 'cpu_count', 'password', 'username', 'endpoint'):
             batch.drop_column(name)
     with op.batch_alter_table('complex') as batch:
         batch.drop_constraint(op.f('ck_complex_overcommit_at_least_one'), type_='check')
