@@ -52,16 +52,17 @@ def test_shipped_resources_through_both_commands(tmp_path: Path) -> None:
     assert upgraded.exit_code == 0, upgraded.output
     assert "database is at the latest schema" in upgraded.output
     assert "created structure.linux" in upgraded.output
-    assert "27 created, 0 updated, 0 unchanged" in upgraded.output
+    assert "34 created, 0 updated, 0 unchanged" in upgraded.output
     again = runner.invoke(main, ["db", "upgrade", "--with-resources"], env=env)
-    assert "0 created, 0 updated, 27 unchanged" in again.output
+    assert "0 created, 0 updated, 34 unchanged" in again.output
     loaded = runner.invoke(main, ["blueprint", "load", "--builtin"], env=env)
     assert loaded.exit_code == 0, loaded.output
     # a summary line per file (issue 18), then the totals as before
     *per_file, total = loaded.output.strip().splitlines()
-    assert total == "0 created, 0 updated, 27 unchanged"
+    assert total == "0 created, 0 updated, 34 unchanged"
     assert [line.split(": ", 1)[1] for line in per_file] == [
         "loaded: 0 created, 0 updated, 6 unchanged, 0 links skipped, 0 warnings",  # aws.toml
+        "loaded: 0 created, 0 updated, 7 unchanged, 0 links skipped, 0 warnings",  # docker.toml
         "loaded: 0 created, 0 updated, 6 unchanged, 0 links skipped, 0 warnings",
         "loaded: 0 created, 0 updated, 6 unchanged, 0 links skipped, 0 warnings",  # libvirt.toml
         "loaded: 0 created, 0 updated, 5 unchanged, 0 links skipped, 0 warnings",
@@ -79,7 +80,7 @@ def test_builtin_into_a_fresh_database_by_load(tmp_path: Path) -> None:
     runner.invoke(main, ["db", "upgrade"], env=env)
     loaded = runner.invoke(main, ["blueprint", "load", "--builtin"], env=env)
     assert loaded.exit_code == 0, loaded.output
-    assert "27 created, 0 updated, 0 unchanged" in loaded.output
+    assert "34 created, 0 updated, 0 unchanged" in loaded.output
 
 
 def test_foundation_types_load_in_any_case_and_dump_in_one(tmp_path: Path) -> None:

@@ -31,13 +31,13 @@ def test_other_names_find_nothing_and_say_what_is_installed(name: str) -> None:
         get_foundation_type(name, field="kind")
     assert (found.value.message, found.value.field) == (
         f"unknown foundation type {name!r} "
-        "(installed: aws, ipmi, libvirt, manual, redfish, simulated, simulated-vm)",
+        "(installed: aws, docker, ipmi, libvirt, manual, redfish, simulated, simulated-vm)",
         "kind",
     )
     with pytest.raises(InvalidInput) as invalid:
         canonical_foundation_type(name, field="foundation_types")
     assert invalid.value.field == "foundation_types"
-    installed = "(installed: aws, ipmi, libvirt, manual, redfish, simulated, simulated-vm)"
+    installed = "(installed: aws, docker, ipmi, libvirt, manual, redfish, simulated, simulated-vm)"
     assert installed in invalid.value.message
 
 

@@ -45,13 +45,13 @@ async def test_types_that_are_not_installed(
         "missingFoundationTypes": ["AMT"],
     }
     refused = await run(
-        'mutation { r: updateBlueprint(name: "amt-base", foundationTypes: ["AMT", "Docker"]) '
+        'mutation { r: updateBlueprint(name: "amt-base", foundationTypes: ["AMT", "VCenter"]) '
         "{ __typename ... on Error { message field } } }"
     )
     assert refused == {
         "__typename": "InvalidInputError",
-        "message": "foundation_types names 'Docker', which is not an installed foundation "
-        "type (installed: aws, ipmi, libvirt, manual, redfish, simulated, simulated-vm)",
+        "message": "foundation_types names 'VCenter', which is not an installed foundation "
+        "type (installed: aws, docker, ipmi, libvirt, manual, redfish, simulated, simulated-vm)",
         "field": "foundation_types",
     }
     install_amt()

@@ -61,7 +61,7 @@ async def test_foundation_type_names_in_any_case(client: Client) -> None:
     assert unknown == {
         "__typename": "InvalidInputError",
         "message": "foundation_types names 'VCenter', which is not an installed foundation "
-        "type (installed: aws, ipmi, libvirt, manual, redfish, simulated, simulated-vm)",
+        "type (installed: aws, docker, ipmi, libvirt, manual, redfish, simulated, simulated-vm)",
         "field": "foundation_types",
     }
     await run('createSite(name: "lab") { __typename }')
@@ -92,7 +92,7 @@ async def test_foundation_type_names_in_any_case(client: Client) -> None:
         "__typename": "NotFoundError",
         "message": (
             "unknown foundation type 'vcenter' "
-            "(installed: aws, ipmi, libvirt, manual, redfish, simulated, simulated-vm)"
+            "(installed: aws, docker, ipmi, libvirt, manual, redfish, simulated, simulated-vm)"
         ),
         "field": "type",
     }
@@ -111,7 +111,7 @@ async def test_foundation_type_names_in_any_case(client: Client) -> None:
     )
     assert body["errors"][0]["message"] == (
         "type names 'vcenter', which is not an installed foundation type "
-        "(installed: aws, ipmi, libvirt, manual, redfish, simulated, simulated-vm)"
+        "(installed: aws, docker, ipmi, libvirt, manual, redfish, simulated, simulated-vm)"
     )
 
 

@@ -87,7 +87,7 @@ async def test_foundation_types_in_any_case_are_stored_in_one(session: AsyncSess
         await bps.update_blueprint(session, fbp, foundation_types=["ipmi", "vcenter"])
     assert info.value.message == (
         "foundation_types names 'vcenter', which is not an installed foundation type "
-        "(installed: aws, ipmi, libvirt, manual, redfish, simulated, simulated-vm)"
+        "(installed: aws, docker, ipmi, libvirt, manual, redfish, simulated, simulated-vm)"
     )
     assert fbp.foundation_types == ["manual"]
 

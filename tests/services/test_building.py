@@ -54,7 +54,7 @@ async def test_foundation_type_in_any_case_is_stored_as_the_plugin_names_it(
         await make_foundation(session, site, fbp, type="Simulatd")
     assert info.value.message == (
         "unknown foundation type 'Simulatd' "
-        "(installed: aws, ipmi, libvirt, manual, redfish, simulated, simulated-vm)"
+        "(installed: aws, docker, ipmi, libvirt, manual, redfish, simulated, simulated-vm)"
     )
     assert info.value.field == "type"
 

@@ -20,6 +20,7 @@ from tests.factories import make_site
 SETTINGS = Settings(database_url="sqlite://")
 SHIPPED = [
     "foundation.aws-ec2",
+    "foundation.docker-container",
     "foundation.foundation-base",
     "foundation.ipmi-foundation",
     "foundation.libvirt-vm",
@@ -32,6 +33,10 @@ SHIPPED = [
     "script.aws-destroy",
     "script.aws-instance-start",
     "script.aws-instance-stop",
+    "script.docker-create",
+    "script.docker-destroy",
+    "script.docker-start",
+    "script.docker-stop",
     "script.foundation-create",
     "script.foundation-destroy",
     "script.libvirt-host-capacity",
@@ -44,6 +49,8 @@ SHIPPED = [
     "script.redfish-create",
     "script.redfish-destroy",
     "structure.aws-instance",
+    "structure.docker-host",
+    "structure.docker-service",
     "structure.libvirt-host",
     "structure.linux",
 ]
@@ -53,6 +60,7 @@ async def test_shipped_set_loads_once_and_completely(session: AsyncSession) -> N
     paths = resources.builtin_paths()
     assert [p.name for p in paths] == [
         "aws.toml",
+        "docker.toml",
         "foundations.toml",
         "libvirt.toml",
         "linux.toml",

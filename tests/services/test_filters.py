@@ -72,7 +72,7 @@ async def test_foundation_filters_by_site_scope_and_state(session: AsyncSession)
     assert (info.value.field, info.value.message) == (
         "type",
         "type names 'vcenter', which is not an installed foundation type "
-        "(installed: aws, ipmi, libvirt, manual, redfish, simulated, simulated-vm)",
+        "(installed: aws, docker, ipmi, libvirt, manual, redfish, simulated, simulated-vm)",
     )
     with pytest.raises(InvalidInput) as info:
         await locators(filters.FoundationFilter(blueprint=filters.Scope("nothing")))
