@@ -31,7 +31,7 @@ def test_demo_with_aws_builds_an_ec2_instance(tmp_path: Path) -> None:
     assert endpoint is not None, run.stdout
     assert "foundation east-aws01: DONE" in run.stdout
     assert "structure east-ec2-01: DONE" in run.stdout
-    assert "4 of 4 targets built" in run.stdout
+    assert "14 of 14 targets built" in run.stdout  # with the Complex's 10
     with sqlite3.connect(database) as db:
         instance_id, key_id, secret, public = db.execute(
             "SELECT instance_id, access_key_id, secret_access_key, public_ip_address "
