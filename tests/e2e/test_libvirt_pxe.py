@@ -9,7 +9,7 @@ on its address.
 
 ::
 
-    netns: libvirtd ── QEMU (tap on br0) ──DHCP/TFTP/HTTP── host_if: dnsmasq, boot endpoint
+    netns: libvirtd ── QEMU (tap on br0) ──DHCP, HTTP── host_if: dnsmasq, boot endpoint
                  └── its socket, in a directory under /tmp ─── subcontractor (libvirt module)
 
 libvirtd also has a private mount namespace (its /run/libvirt, /etc/libvirt ... are
@@ -22,8 +22,10 @@ The shipped ``libvirt-vm`` create script runs through the foreman: the module de
 on the member (its NIC on ``br0``), its MAC is recorded on the Foundation's interface
 (``get_interface_map``), so the Structure on it (shipped ``linux``, an address on the
 namespace's block) has a reservation the subcontractor's dnsmasq takes; the VM is powered on
-and boots from the network. Its NIC's ROM (QEMU's, iPXE) DHCPs, gets the reserved address and
-chains to the boot endpoint's ``/ipxe``, which asks Contractor's ``/boot/<config uuid>`` (no
+and boots from the network. Its NIC's ROM (QEMU's, iPXE) DHCPs and gets the reserved address;
+as it already is iPXE, dnsmasq's rule for iPXE clients names the boot endpoint's ``/ipxe`` as
+its boot file (no TFTP: that is for firmware that is not iPXE, which QEMU's NICs never have).
+It chains there, and the endpoint asks Contractor's ``/boot/<config uuid>`` (no
 PXE target is set: Contractor answers "boot the local disk", which the empty disk cannot).
 The lease is reported and shown in GraphQL; the destroy script leaves no domain, no volume
 and no QEMU.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,6 +226,8 @@ async def test_a_libvirt_vm_boots_by_pxe_through_the_subcontractor_boot_services
             [domain] = conn.listAllDomains()
             assert domain.name() == world.locator
             assert domain.isActive()
+            tree = ET.fromstring(domain.XMLDesc(0))
+            assert [b.get("bridge") for b in tree.findall("devices/interface/source")] == [BRIDGE]
         finally:
             conn.close()
         [nic] = await database.run(lambda s: nics(s, world.locator))
@@ -241,6 +246,9 @@ async def test_a_libvirt_vm_boots_by_pxe_through_the_subcontractor_boot_services
         acks = [line for line in boot_logs(stack) if "DHCPACK" in line and mac in line]
         assert acks, stack.diagnostics()
         assert all(reserved in line for line in acks), acks
+        offered = [line for line in boot_logs(stack) if "option: 67 bootfile-name" in line]
+        assert offered
+        assert all(f"{stack.endpoint}/ipxe?mac=" in line for line in offered), offered
         # ... and Contractor answered it (no PXE target set: its local disk)
         assert f"GET /boot/{world.config_uuid} 200 " in stack.contractor_log()
         async with httpx.AsyncClient(timeout=10) as http:  # what the VM got, asked again
