@@ -156,9 +156,11 @@ def boot_stack(
     directory: Path,
     files_dir: Path,
     settings: dict[str, str] | None = None,
+    modules: dict[str, dict[str, object]] | None = None,
 ) -> Iterator[Stack]:
-    """``contractor serve`` and the subcontractor until the block ends; both stopped then,
-    and their logs (and the boot services' files) printed when the block failed."""
+    """``contractor serve`` and the subcontractor (its ``modules``, by default ``ipmi``)
+    until the block ends; both stopped then, and their logs (and the boot services' files)
+    printed when the block failed."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port_on(str(netns.host_address))
     endpoint = f"http://{netns.host_address}:{port}"
@@ -182,7 +184,7 @@ def boot_stack(
             url=url,
             token=token,
             site=site,
-            modules={"ipmi": IPMI},
+            modules={"ipmi": IPMI} if modules is None else modules,
             journal=directory / "journal",
             wait=2,
             grace=5,

@@ -2,7 +2,9 @@
 module's integration test, started as the recipe for this machine says (no systemd here):
 
 * in a network namespace the test makes, with a bridge ``br0`` for the VMs' NICs (never a
-  libvirt ``<network>``, which would put 192.168.122.x on the host);
+  libvirt ``<network>``, which would put 192.168.122.x on the host), or in one the caller
+  made (``libvirtd(netns=...)``: the boot tests' ``tests/rigs/netns.py``, whose bridge is
+  joined to the host, where the subcontractor's boot services serve);
 * in a private mount namespace where a copy of ``/etc/libvirt`` (its ``qemu.conf`` saying
   ``user``/``group`` ``root``, so defines do not re-probe the capabilities for 40 s, and
   ``stdio_handler = "file"``, so no ``virtlogd`` is needed) and fresh ``/run/libvirt``,
@@ -57,6 +59,10 @@ class Libvirtd:
         path = self.directory / "var/log/libvirt/qemu" / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def running_qemus(self) -> list[int]:
+        """The QEMU processes this daemon started that still run."""
+        return [pid for pid in _qemu_pids(self.directory) if _alive(pid)]
+
 
 def require_libvirtd() -> None:
     """Skip, saying why, where this machine cannot run the test: not root, or libvirtd or
@@ -101,9 +107,12 @@ def _stop(pid: int, wait: float = 20.0) -> None:
 
 
 def _qemu_pids(directory: Path) -> list[int]:
-    """The QEMU processes this libvirtd started (their pid files live in its /run)."""
+    """The QEMU processes this libvirtd started (their pid files live in its /run, next to
+    the QEMU driver's own, ``driver.pid``: libvirtd's)."""
     found = []
     for pidfile in (directory / "run/libvirt/qemu").glob("*.pid"):
+        if pidfile.name == "driver.pid":
+            continue
         try:
             found.append(int(pidfile.read_text().strip()))
         except (OSError, ValueError):
@@ -112,11 +121,14 @@ def _qemu_pids(directory: Path) -> list[int]:
 
 
 @contextmanager
-def libvirtd() -> Iterator[Libvirtd]:
+def libvirtd(netns: str | None = None) -> Iterator[Libvirtd]:
+    """The daemon until the block ends. ``netns``: an existing network namespace with a
+    bridge ``br0`` to run it in (left as it is afterwards); by default one of its own."""
     require_libvirtd()
     # a short path: the socket's must fit a sockaddr_un (108 bytes)
     directory = Path(tempfile.mkdtemp(prefix="lvd-", dir="/tmp"))
-    netns = f"lvd-{secrets.token_hex(3)}"
+    own_netns = netns is None
+    netns = netns or f"lvd-{secrets.token_hex(3)}"
     pidfile = directory / "libvirtd.pid"
     pid = 0
     try:
@@ -129,10 +141,11 @@ def libvirtd() -> Iterator[Libvirtd]:
         with (directory / "etc/libvirt/qemu.conf").open("a") as conf:
             conf.write(QEMU_CONF)
         (directory / "pool").mkdir()
-        _run("ip", "netns", "add", netns)
-        _run("ip", "-n", netns, "link", "set", "lo", "up")
-        _run("ip", "-n", netns, "link", "add", BRIDGE, "type", "bridge")
-        _run("ip", "-n", netns, "link", "set", BRIDGE, "up")
+        if own_netns:
+            _run("ip", "netns", "add", netns)
+            _run("ip", "-n", netns, "link", "set", "lo", "up")
+            _run("ip", "-n", netns, "link", "add", BRIDGE, "type", "bridge")
+            _run("ip", "-n", netns, "link", "set", BRIDGE, "up")
         binds = " && ".join(
             f"mkdir -p {mount} && mount --bind {directory}{mount} {mount}" for mount in MOUNTS
         )
@@ -163,5 +176,6 @@ def libvirtd() -> Iterator[Libvirtd]:
             _stop(pid)
         for qemu in qemus:  # libvirtd leaves running guests running
             _stop(qemu, wait=5)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+        if own_netns:
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
         shutil.rmtree(directory, ignore_errors=True)
