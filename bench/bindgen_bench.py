@@ -49,7 +49,7 @@ import dns.rdataset
 import dns.rdatatype
 import dns.rdtypes.IN.A
 import dns.zone
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import bindgen
@@ -146,15 +146,13 @@ async def populate(session: AsyncSession, hosts: int, tag: str) -> None:
 
 async def move_one_address(session: AsyncSession, back: bool = False) -> None:
     """Move the most recently created address one offset up (past every other one), or
-    ``back`` where it was."""
+    ``back`` where it was: through the ORM, as the services change it, so the outbox writes
+    its event (what tells a publish something changed)."""
     address = (
         await session.execute(select(Address).order_by(Address.id.desc()).limit(1))
     ).scalar_one()
-    await session.execute(
-        update(BaseAddress)
-        .where(BaseAddress.id == address.id)
-        .values(offset=(address.offset or 0) + (-60000 if back else 60000))
-    )
+    address.offset = (address.offset or 0) + (-60000 if back else 60000)
+    await session.flush()
 
 
 def _cpu() -> float:

@@ -59,6 +59,7 @@ __all__ = [
     "WROTE_EVENTS_KEY",
     "announce",
     "commit_statement",
+    "has_pending_events",
     "install_outbox",
     "record_event",
     "set_actor",
@@ -77,6 +78,9 @@ _ANNOUNCED: Final = "contractor.events.announced"
 WROTE_EVENTS_KEY: Final = "contractor.events.wrote"
 _NOTES: Final = "contractor.events.notes"
 _TOUCHED: Final = "contractor.events.touched"
+# Set once the transaction flushed a change to an inventory object, kept even when its notes
+# cancel out (created and deleted again): what the DNS publish asks before trusting the log.
+_CHANGED: Final = "contractor.events.changed"
 # Every transaction that writes events takes this lock just before it inserts them; it is
 # held until the commit, so cursor order is commit order.
 _ORDER_LOCK: Final = 0x636F6E74726163  # "contrac"
@@ -147,6 +151,7 @@ def _freeze(note: _Note) -> None:
 def _touch(session: Session, owner: type[Any], owner_id: Any, what: str) -> None:
     if owner_id is None:
         return
+    session.info[_CHANGED] = True
     touched: dict[tuple[type[Any], int], set[str]] = session.info.setdefault(_TOUCHED, {})
     touched.setdefault((owner, int(owner_id)), set()).add(what)
 
@@ -178,6 +183,7 @@ def _seen(session: Session, obj: Any, kind: str) -> None:
         _touch(session, owner, getattr(obj, column.key), what)
     if identity_of(obj) is None:
         return
+    session.info[_CHANGED] = True
     _note(session, obj, kind, _changed_attributes(obj) if kind == UPDATED else ())
 
 
@@ -207,6 +213,7 @@ def _on_orm_execute(state: ORMExecuteState) -> None:
 
 def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
     if not previous.nested:
+        session.info.pop(_CHANGED, None)
         session.info.pop(_NOTES, None)
         session.info.pop(_TOUCHED, None)
         session.info.pop(_ANNOUNCED, None)
@@ -282,6 +289,7 @@ async def announce(session: AsyncSession, *channels: str) -> None:
 def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint: the outermost commit writes
+    session.info.pop(_CHANGED, None)
     pending = _take_pending(session)
     if pending is None:
         return
@@ -454,6 +462,13 @@ def install_outbox(session_class: type[Session]) -> None:
         ("do_orm_execute", _on_orm_execute),
     ):
         event.listen(session_class, name, listener)
+
+
+def has_pending_events(session: AsyncSession | Session) -> bool:
+    """Whether this transaction changed an inventory object, its events still to be written
+    at the commit: true even when the changes cancel out (created and deleted again) and
+    after a rolled back savepoint. Call it after a flush (unflushed changes are not seen)."""
+    return bool(_sync(session).info.get(_CHANGED))
 
 
 def wrote_events(connection: Connection) -> bool:
