@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import bindgen
 from contractor.errors import NotFound
 from contractor.models.directory import PublishedZone, PublishedZoneList
-from contractor.models.events import Event
+from contractor.models.events import Event, EventHorizon
 from contractor.services.dns_zones import FILE_MARK as _MARK
 from contractor.services.dns_zones import DnsZone, build_zones
 from contractor.services.events import has_pending_events, latest_cursor
@@ -156,9 +156,13 @@ def dns_events() -> ColumnElement[bool]:
 
 
 async def dns_changed_after(session: AsyncSession, cursor: int) -> bool:
-    """Whether an event after ``cursor`` can have changed a zone."""
+    """Whether an event after ``cursor`` can have changed a zone, or the log no longer says
+    (events after ``cursor`` were pruned)."""
     query = select(Event.id).where(Event.id > cursor, dns_events()).limit(1)
-    return (await session.execute(query)).scalar() is not None
+    if (await session.execute(query)).scalar() is not None:
+        return True
+    pruned = select(EventHorizon.cursor).where(EventHorizon.cursor > cursor).limit(1)
+    return (await session.execute(pruned)).scalar() is not None
 
 
 def _entry(zone: DnsZone) -> dict[str, Any]:

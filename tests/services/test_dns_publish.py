@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, event, update
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contractor.models import EventHorizon, utcnow
 from contractor.models.directory import PublishedZone, PublishedZoneList
 from contractor.services import addresses, building, directory, dns, network
 from contractor.services import blueprint as bp_service
@@ -80,8 +81,9 @@ async def test_a_publish_with_nothing_changed_reads_no_inventory(
         again = await published(session)
     assert not reads_inventory(sent), sent
     queries = [s for s in sent if not s.startswith(("SAVEPOINT", "RELEASE"))]
-    # the advisory lock (PostgreSQL), the list, the newest event, a later one, the rows
-    assert len(queries) <= 5, queries
+    # the advisory lock (PostgreSQL), the list, the newest event, a later one, the event
+    # horizon, the rows
+    assert len(queries) <= 6, queries
     assert all(s.lstrip().startswith("SELECT") for s in queries), queries  # writes nothing
     assert list(again) == list(first)
     for name, zone in again.items():
@@ -297,3 +299,23 @@ async def test_unrelated_events_move_the_cursor(session: AsyncSession) -> None:
     moved = (await session.execute(PublishedZoneList.__table__.select())).one()
     assert moved.cursor == listing.cursor  # under the threshold: left alone
     assert not await dns.dns_changed_after(session, listing.cursor)
+
+
+async def test_pruned_events_after_the_publish_make_it_read_again(session: AsyncSession) -> None:
+    """Events the last publish never saw that were pruned since: the log cannot say what
+    changed, so the inventory is read."""
+    await build_lab(session)
+    await session.commit()
+    await published(session)
+    (cursor,) = (await session.execute(select(PublishedZoneList.cursor))).one()
+    await make_foundation_blueprint(session)  # events that change no zone ...
+    await session.commit()
+    assert not await dns.dns_changed_after(session, cursor)
+    # ... and one that did, pruned since
+    session.add(EventHorizon(id=1, cursor=cursor + 1, pruned_at=utcnow()))
+    await session.commit()
+    assert await dns.dns_changed_after(session, cursor)
+    again = await published(session)
+    assert all(zone.data is not None for zone in again.values())
+    stored = await published(session)  # its cursor is past the horizon now
+    assert all(zone.data is None for zone in stored.values())
