@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.models import EventHorizon, utcnow
 from contractor.models.directory import PublishedZone, PublishedZoneList
-from contractor.services import addresses, building, directory, dns, network
+from contractor.services import addresses, building, directory, dns, dns_push, network
 from contractor.services import blueprint as bp_service
 from contractor.services import site as site_service
 from contractor.services.dns import DnsZone
@@ -319,3 +319,27 @@ async def test_pruned_events_after_the_publish_make_it_read_again(session: Async
     assert all(zone.data is not None for zone in again.values())
     stored = await published(session)  # its cursor is past the horizon now
     assert all(zone.data is None for zone in stored.values())
+
+
+async def test_the_pusher_gets_the_records_of_a_zone_answered_from_stored_rows(
+    session: AsyncSession,
+) -> None:
+    """A failing zone retried with nothing changed: the publish answers from the stored
+    rows, and the plan asks for a build to have the records it sends."""
+    await build_lab(session)
+    await session.commit()
+    await published(session)
+
+    def wanted(name: str) -> bool:
+        return name == "example"
+
+    (first,) = await dns_push.plan_pushes(session, wanted=wanted, lease_seconds=60)
+    (row,) = (await dns_push.zone_rows(session)).values()
+    row.state, row.leased_until, row.next_attempt_at = "failing", None, utcnow()
+    await session.commit()
+    assert all(zone.data is None for zone in (await published(session)).values())
+    (retry,) = await dns_push.plan_pushes(session, wanted=wanted, lease_seconds=60)
+    assert retry.push_id != first.push_id
+    assert (retry.serial, retry.content_hash) == (first.serial, first.content_hash)
+    assert retry.target == first.target
+    assert retry.target  # the records, not an empty zone
