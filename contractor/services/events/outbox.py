@@ -213,7 +213,6 @@ def _on_orm_execute(state: ORMExecuteState) -> None:
 
 def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
     if not previous.nested:
-        session.info.pop(_CHANGED, None)
         session.info.pop(_NOTES, None)
         session.info.pop(_TOUCHED, None)
         session.info.pop(_ANNOUNCED, None)
@@ -289,7 +288,6 @@ async def announce(session: AsyncSession, *channels: str) -> None:
 def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint: the outermost commit writes
-    session.info.pop(_CHANGED, None)
     pending = _take_pending(session)
     if pending is None:
         return
@@ -458,10 +456,16 @@ def install_outbox(session_class: type[Session]) -> None:
     for name, listener in (
         ("after_flush", _after_flush),
         ("before_commit", _before_commit),
+        ("after_transaction_end", _after_transaction_end),
         ("after_soft_rollback", _after_soft_rollback),
         ("do_orm_execute", _on_orm_execute),
     ):
         event.listen(session_class, name, listener)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed (its events written) or rolled back
+        session.info.pop(_CHANGED, None)
 
 
 def has_pending_events(session: AsyncSession | Session) -> bool:
