@@ -7,6 +7,8 @@ Contractor does not manage). Zone text is made by ``bindgen``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -119,3 +121,17 @@ class PublishedZone(Timestamped, Base):
 
     def __repr__(self) -> str:
         return f"<PublishedZone {self.name} {self.serial}>"
+
+
+class PublishedZoneList(Base):
+    """What the last full publish found (one row): every zone it made, by name, with its
+    kind, content hash and problems (``zones``), and the newest event it had seen
+    (``cursor``). A publish that finds no DNS-relevant event after ``cursor`` answers from
+    this row and the ``published_zone`` rows without reading the inventory again."""
+
+    __tablename__ = "published_zone_list"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # [{"name", "kind", "hash" (None when invalid), "problems": [[code, message, record]]}]
+    zones: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -25,23 +25,29 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bindgen
 from contractor.errors import NotFound
-from contractor.models.directory import PublishedZone
+from contractor.models.directory import PublishedZone, PublishedZoneList
+from contractor.models.events import Event, EventHorizon
 from contractor.services.dns_zones import FILE_MARK as _MARK
 from contractor.services.dns_zones import DnsZone, build_zones
+from contractor.services.events import has_pending_events, latest_cursor
 
 __all__ = [
     "CONF_NAME",
+    "DNS_OBJECT_TYPES",
     "PARALLEL_RECORDS",
     "DnsZone",
     "ExportResult",
     "build_zones",
+    "dns_changed_after",
+    "dns_events",
     "export_zones",
     "find_published_zone",
     "publish_zones",
@@ -51,6 +57,12 @@ __all__ = [
 
 CONF_NAME = "named.conf"
 PARALLEL_RECORDS = 50_000  # more records than this to write: render in worker processes
+
+# The event object types whose changes can change a zone (the address kinds all end in
+# "address"); anything else (jobs, scripts, blueprints, ...) never wakes a publish.
+DNS_OBJECT_TYPES = frozenset(
+    ("site", "structure", "structure_interface", "address_block", "zone", "zone_entry")
+)
 
 
 def zone_text(zone: DnsZone) -> str:
@@ -82,7 +94,9 @@ def _file_header(zone: DnsZone) -> str:
 _PUBLISH_LOCK = int.from_bytes(b"bindgen", "big")
 
 
-async def publish_zones(session: AsyncSession, *, now: int | None = None) -> list[DnsZone]:
+async def publish_zones(
+    session: AsyncSession, *, now: int | None = None, rebuild: bool = False
+) -> list[DnsZone]:
     """Every zone with its problems and serial, the one answer every view gives.
 
     A zone whose content hash is unchanged keeps its serial. A new or changed zone is
@@ -92,11 +106,101 @@ async def publish_zones(session: AsyncSession, *, now: int | None = None) -> lis
     and text (``text`` is set for it) and its ``details`` say why. Writes ``published_zone``
     rows; the caller commits.
 
+    When no event that can change a zone (``DNS_OBJECT_TYPES``, any address) was written
+    since the last full publish and this transaction changed nothing, the answer is read
+    back from what that publish stored (``published_zone_list``, ``published_zone``): no
+    inventory read, no hashing. Those zones have no ``data`` but always their ``text``;
+    ``rebuild`` reads the inventory regardless (a caller that needs ``data``).
+
     Publishers take turns (on PostgreSQL a transaction-scoped advisory lock; SQLite's
     writers already do): two processes publishing a zone for the first time would otherwise
     both insert its row, and the later one would fail on the unique name."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(select(func.pg_advisory_xact_lock(_PUBLISH_LOCK)))
+    await session.flush()  # this transaction's own changes noted by the outbox
+    listing = (
+        await session.execute(select(PublishedZoneList).order_by(PublishedZoneList.id).limit(1))
+    ).scalar()
+    # Read before the inventory: a change committed after this has a later event.
+    newest = await latest_cursor(session)
+    unchanged = (
+        not rebuild
+        and listing is not None
+        and not has_pending_events(session)
+        and not await dns_changed_after(session, listing.cursor)
+    )
+    if unchanged and listing is not None:
+        stored = await _stored_zones(session, listing.zones)
+        if stored is not None:
+            if newest - listing.cursor > _ADVANCE:  # keep the next look short
+                listing.cursor = newest
+                await session.flush()
+            return stored
+    zones = await _publish_built(session, now)
+    entries = [_entry(zone) for zone in zones]
+    if listing is None:
+        session.add(PublishedZoneList(cursor=newest, zones=entries))
+    else:
+        listing.cursor, listing.zones = newest, entries
+    await session.flush()
+    return zones
+
+
+# A publish that skips moves the list's cursor past this many unrelated events.
+_ADVANCE = 1000
+
+
+def dns_events() -> ColumnElement[bool]:
+    """The events that can change a zone (a WHERE clause on ``Event``)."""
+    return or_(Event.object_type.in_(DNS_OBJECT_TYPES), Event.object_type.like("%address"))
+
+
+async def dns_changed_after(session: AsyncSession, cursor: int) -> bool:
+    """Whether an event after ``cursor`` can have changed a zone, or the log no longer says
+    (events after ``cursor`` were pruned)."""
+    query = select(Event.id).where(Event.id > cursor, dns_events()).limit(1)
+    if (await session.execute(query)).scalar() is not None:
+        return True
+    pruned = select(EventHorizon.cursor).where(EventHorizon.cursor > cursor).limit(1)
+    return (await session.execute(pruned)).scalar() is not None
+
+
+def _entry(zone: DnsZone) -> dict[str, Any]:
+    return {
+        "name": zone.name,
+        "kind": zone.kind,
+        "hash": zone.content_hash,
+        "problems": [[p.code, p.message, p.record] for p in zone.details],
+    }
+
+
+async def _stored_zones(
+    session: AsyncSession, entries: Sequence[dict[str, Any]]
+) -> list[DnsZone] | None:
+    """The zones of the last full publish from its stored rows; None when those rows no
+    longer match it (a good zone without its row or text: publish it again)."""
+    names = [entry["name"] for entry in entries]
+    query = select(
+        PublishedZone.name, PublishedZone.serial, PublishedZone.content_hash, PublishedZone.text
+    ).where(PublishedZone.name.in_(names))
+    rows = {row.name: row for row in await session.execute(query)}
+    zones: list[DnsZone] = []
+    for entry in entries:
+        name, kind, digest = entry["name"], entry["kind"], entry["hash"]
+        details = tuple(bindgen.Problem(*problem) for problem in entry["problems"])
+        row = rows.get(name)
+        valid = digest is not None and not details  # its row must hold this very version
+        if valid and (row is None or row.content_hash != digest or row.text is None):
+            return None
+        zone = DnsZone(name, kind, None, digest, details)
+        if row is not None:
+            zone = replace(zone, serial=row.serial, published_hash=row.content_hash, text=row.text)
+        zones.append(zone)
+    return zones
+
+
+async def _publish_built(session: AsyncSession, now: int | None) -> list[DnsZone]:
+    """``publish_zones`` from the inventory as it is now."""
     zones = await build_zones(session)
     clock = int(time.time()) if now is None else now
     rows = {

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import bindgen
 from contractor.models import Event, utcnow
 from contractor.models.dns_push import DnsPush, DnsPushCursor, DnsPushZone
-from contractor.services.dns import publish_zones
+from contractor.services.dns import DNS_OBJECT_TYPES, dns_events, publish_zones
 from contractor.services.dns_zones import DnsZone
 from contractor.services.events import latest_cursor
 
@@ -53,12 +53,6 @@ __all__ = [
     "records_to_json",
 ]
 
-# The event object types whose changes can change a zone (the address kinds all end in
-# "address"); anything else (jobs, scripts, blueprints, ...) never wakes a publish.
-DNS_OBJECT_TYPES = frozenset(
-    ("site", "structure", "structure_interface", "address_block", "zone", "zone_entry")
-)
-
 
 def records_to_json(rrsets: bindgen.RRsets) -> list[Any]:
     return [
@@ -74,10 +68,6 @@ def records_from_json(rows: Iterable[Sequence[Any]]) -> bindgen.RRsets:
     }
 
 
-def _relevant() -> Any:
-    return or_(Event.object_type.in_(DNS_OBJECT_TYPES), Event.object_type.like("%address"))
-
-
 async def _cursor(session: AsyncSession) -> DnsPushCursor | None:
     return (await session.execute(select(DnsPushCursor).order_by(DnsPushCursor.id))).scalar()
 
@@ -88,7 +78,7 @@ async def push_needed(session: AsyncSession) -> bool:
     row = await _cursor(session)
     if row is None:
         return True
-    changed = exists().where(Event.id > row.cursor, _relevant())
+    changed = exists().where(Event.id > row.cursor, dns_events())
     now = utcnow()
     due = exists().where(
         DnsPushZone.state.in_(("pending", "failing")),
@@ -160,12 +150,13 @@ async def plan_pushes(
     rows = await zone_rows(session)
     planned: list[Planned] = []
     held = False  # a zone another process is sending: its later changes are not planned yet
+    built: dict[str, DnsZone] = {}  # the zones with their records, read once when needed
     for zone in chosen:
         row = rows.get(zone.name)
         if row is None:
             row = DnsPushZone(name=zone.name, state="pending", attempts=0, next_attempt_at=now)
             session.add(row)
-        if not zone.valid or zone.data is None or zone.serial is None or zone.content_hash is None:
+        if not zone.valid or zone.serial is None or zone.content_hash is None:
             row.state = "invalid"
             row.last_error = "the zone cannot be generated (the server keeps its last good "
             row.last_error += "records): " + "; ".join(zone.problems)
@@ -183,6 +174,13 @@ async def plan_pushes(
             continue
         if not resync and row.state == "failing" and row.next_attempt_at > now:
             continue  # retried when due
+        if zone.data is None:  # answered from the stored rows: the records are needed now
+            built = built or {z.name: z for z in await publish_zones(session, rebuild=True)}
+            zone = built[zone.name]
+            if zone.data is None or zone.serial is None or zone.content_hash is None:
+                continue  # it cannot be made any more: the next plan marks it
+        assert zone.serial is not None  # checked above
+        assert zone.content_hash is not None
         target = bindgen.zone_rrsets(zone.data, zone.serial)
         known = None if row.records is None else records_from_json(row.records)
         if known is not None and not bindgen.diff_rrsets(known, target):

@@ -65,8 +65,9 @@ class DnsZone:
 
     @property
     def valid(self) -> bool:
-        """The inventory makes this zone now (its serial and text are current)."""
-        return self.data is not None and not self.details
+        """The inventory makes this zone now (its serial and text are current). A zone
+        answered from the stored rows is valid without ``data``: it has its ``text``."""
+        return self.content_hash is not None and not self.details
 
     @property
     def file_name(self) -> str:

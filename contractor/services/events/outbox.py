@@ -59,6 +59,7 @@ __all__ = [
     "WROTE_EVENTS_KEY",
     "announce",
     "commit_statement",
+    "has_pending_events",
     "install_outbox",
     "record_event",
     "set_actor",
@@ -77,6 +78,9 @@ _ANNOUNCED: Final = "contractor.events.announced"
 WROTE_EVENTS_KEY: Final = "contractor.events.wrote"
 _NOTES: Final = "contractor.events.notes"
 _TOUCHED: Final = "contractor.events.touched"
+# Set once the transaction flushed a change to an inventory object, kept even when its notes
+# cancel out (created and deleted again): what the DNS publish asks before trusting the log.
+_CHANGED: Final = "contractor.events.changed"
 # Every transaction that writes events takes this lock just before it inserts them; it is
 # held until the commit, so cursor order is commit order.
 _ORDER_LOCK: Final = 0x636F6E74726163  # "contrac"
@@ -147,6 +151,7 @@ def _freeze(note: _Note) -> None:
 def _touch(session: Session, owner: type[Any], owner_id: Any, what: str) -> None:
     if owner_id is None:
         return
+    session.info[_CHANGED] = True
     touched: dict[tuple[type[Any], int], set[str]] = session.info.setdefault(_TOUCHED, {})
     touched.setdefault((owner, int(owner_id)), set()).add(what)
 
@@ -178,6 +183,7 @@ def _seen(session: Session, obj: Any, kind: str) -> None:
         _touch(session, owner, getattr(obj, column.key), what)
     if identity_of(obj) is None:
         return
+    session.info[_CHANGED] = True
     _note(session, obj, kind, _changed_attributes(obj) if kind == UPDATED else ())
 
 
@@ -450,10 +456,23 @@ def install_outbox(session_class: type[Session]) -> None:
     for name, listener in (
         ("after_flush", _after_flush),
         ("before_commit", _before_commit),
+        ("after_transaction_end", _after_transaction_end),
         ("after_soft_rollback", _after_soft_rollback),
         ("do_orm_execute", _on_orm_execute),
     ):
         event.listen(session_class, name, listener)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed (its events written) or rolled back
+        session.info.pop(_CHANGED, None)
+
+
+def has_pending_events(session: AsyncSession | Session) -> bool:
+    """Whether this transaction changed an inventory object, its events still to be written
+    at the commit: true even when the changes cancel out (created and deleted again) and
+    after a rolled back savepoint. Call it after a flush (unflushed changes are not seen)."""
+    return bool(_sync(session).info.get(_CHANGED))
 
 
 def wrote_events(connection: Connection) -> bool:
