@@ -117,7 +117,7 @@ class AddressBlock(Row):
     async def free_ranges(self, info: Info, first: int = 100) -> list[OffsetRange]:
         async with info.context.sessions() as session:
             found = await addresses.free_ranges(session, self.row, first=first)
-        return [OffsetRange(first=low, last=high) for low, high in found]
+        return [OffsetRange(first=BigInt(low), last=BigInt(high)) for low, high in found]
 
     @strawberry.field
     def cidr(self) -> str:

@@ -150,7 +150,7 @@ async def test_a_full_block_and_offsets_past_64_bits(client: Client) -> None:
 
 async def test_bad_arguments_are_errors_naming_the_field(client: Client) -> None:
     made = await _block(client, "10.4.0.0/24", gateway=None)
-    cases = [
+    cases: list[tuple[dict[str, Any], str, str]] = [
         ({"ranges": -1}, "first must be from 0 to 1000", "freeRanges"),
         ({"ranges": 1001}, "first must be from 0 to 1000", "freeRanges"),
         ({"first": 5000}, "first must be from 0 to 1000", "addresses"),
