@@ -282,7 +282,10 @@ class BuildingQuery:
             raise InvalidInput("give id, or both site and hostname", field="id")
         async with info.context.sessions() as session:
             row = await inventory.find_structure(session, id=id, site=site, hostname=hostname)
-        return Structure.of(row) if row else None
+        if row is None:
+            return None
+        info.context.loaders.known(row)
+        return Structure.of(row)
 
     structures = connection(Structure, inventory.structures, filter=StructureFilter)
 

@@ -212,7 +212,10 @@ def lookup(
 
     async def resolve(self: Any, info: Info, **arguments: Any) -> Any:
         row = await found(info, get, arguments[name])
-        return None if row is None else node(row)
+        if row is None:
+            return None
+        info.context.loaders.known(row)
+        return node(row)
 
     return query(resolve, node_type | None, (name, key_type), description=description)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
@@ -33,6 +34,12 @@ class Loaders:
         return self._get(
             ("many", column, order_by), lambda keys: self._many(column, keys, order_by)
         )
+
+    def known(self, row: Any) -> None:
+        """Tell the ``one`` loader by id of the row's model (its base, for a polymorphic one)
+        the row a lookup found, so fields below that point back at it ask nothing again."""
+        model = inspect(row).mapper.base_mapper.class_
+        self.one(model.id).prime(row.id, row)
 
     def custom(self, name: str, query: Any) -> DataLoader[Any, Any]:
         """A loader whose batch function ``query(session, keys)`` returns one value per key."""

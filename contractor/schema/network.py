@@ -10,7 +10,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import models
-from contractor.errors import NotFound
+from contractor.errors import InvalidInput, NotFound
 from contractor.schema.blueprint import Pxe
 from contractor.schema.common import (
     Deleted,
@@ -23,6 +23,7 @@ from contractor.schema.common import (
 from contractor.schema.context import Info
 from contractor.schema.errors import AnyError
 from contractor.schema.fields import connection, deletion, lookup, mutation, through
+from contractor.schema.pagination import Connection, PageRequest, decode_cursor, paginate
 from contractor.schema.permissions import Operator, Reader
 from contractor.schema.prefetch import LAZY, loads, related
 from contractor.schema.scalars import BigInt
@@ -33,6 +34,7 @@ from contractor.services import network as net
 from contractor.services import site as sites
 
 if TYPE_CHECKING:
+    from contractor.schema.boot import DhcpPool
     from contractor.schema.building import Structure
 
 
@@ -72,6 +74,12 @@ class BlockUsage(Row):
     free: BigInt
 
 
+@strawberry.type(description="A run of offsets, first to last, both included.")
+class OffsetRange:
+    first: BigInt
+    last: BigInt
+
+
 @strawberry.type
 class AddressBlock(Row):
     id: int
@@ -83,9 +91,33 @@ class AddressBlock(Row):
     row: strawberry.Private[models.AddressBlock]
 
     site: Site = related(models.Site.id, "site_id")
-    addresses: list[BaseAddress] = related(
-        models.BaseAddress.address_block_id, "id", order_by=(models.BaseAddress.offset,)
+    dhcp_pools: list[Annotated[DhcpPool, strawberry.lazy("contractor.schema.boot")]] = related(
+        models.DhcpPool.address_block_id,
+        "id",
+        order_by=(models.DhcpPool.first_offset,),
+        description="The block's DHCP pools, lowest first.",
     )
+
+    @strawberry.field(description="The block's addresses of every kind, a page at a time.")
+    async def addresses(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[BaseAddress]:
+        if after is not None:
+            (offset,) = decode_cursor(after, 1)
+            if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+                raise InvalidInput("after is not a cursor this list handed out", field="after")
+        async with info.context.sessions() as session:
+            listed = await inventory.block_addresses(session, self.row.id)
+        return await paginate(info, listed, PageRequest(first, after), BaseAddress.of)
+
+    @strawberry.field(
+        description="The first runs of free offsets, lowest first: free is usable and not an "
+        "address, the gateway or in a DHCP pool (what an allocation may take)."
+    )
+    async def free_ranges(self, info: Info, first: int = 100) -> list[OffsetRange]:
+        async with info.context.sessions() as session:
+            found = await addresses.free_ranges(session, self.row, first=first)
+        return [OffsetRange(first=BigInt(low), last=BigInt(high)) for low, high in found]
 
     @strawberry.field
     def cidr(self) -> str:

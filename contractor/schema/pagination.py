@@ -97,7 +97,11 @@ async def paginate(
     for branch in (selected.get("edges", {}).get("node", {}), selected.get("nodes", {})):
         for name, subtree in branch.items():
             below.setdefault(name, {}).update(subtree)
-    await prefetch(info.context.loaders, [edge.node for edge in edges], below)
+    by_type: dict[type, list[Any]] = {}  # an interface's page holds nodes of several types
+    for edge in edges:
+        by_type.setdefault(type(edge.node), []).append(edge.node)
+    for nodes in by_type.values():
+        await prefetch(info.context.loaders, nodes, below)
 
     async def count() -> int:
         async with sessions() as session:

@@ -99,8 +99,12 @@ class _Bound:
         """The rows for ``keys`` in one query, without a DataLoader's per-key futures (a
         page asks for each key once)."""
         if self.many:
-            return await loaders.fetch_many(self.relation.column, keys, self.relation.order_by)
-        return await loaders.fetch_one(self.relation.column, keys)
+            found = await loaders.fetch_many(self.relation.column, keys, self.relation.order_by)
+        else:
+            found = await loaders.fetch_one(self.relation.column, keys)
+        # what a field below asks of the same relation later is then answered from memory
+        self.loader(loaders).prime_many(dict(zip(keys, found, strict=True)))
+        return found
 
     def finish(self, loaded: Any) -> Any:
         keep = self.relation.keep

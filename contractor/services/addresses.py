@@ -22,7 +22,7 @@ from contractor.models import (
     Site,
     Structure,
 )
-from contractor.models.offsets import next_offset, offset_literal
+from contractor.models.offsets import Offset, next_offset, offset_literal
 from contractor.services.common import added, refuse_if_used
 from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.dns_guard import kept_exportable
@@ -260,6 +260,56 @@ async def lowest_free_offset(session: AsyncSession, block: AddressBlock) -> int 
     )
     offset: int | None = (await session.execute(query)).scalar_one_or_none()
     return offset
+
+
+MAX_RANGES = 1000
+
+
+async def free_ranges(
+    session: AsyncSession, block: AddressBlock, *, first: int
+) -> list[tuple[int, int]]:
+    """The first ``first`` runs of free offsets of the block, lowest first, as ``(first,
+    last)`` pairs, in one query: free is usable and neither an address, the gateway nor in a
+    DHCP pool (what an allocation may take).
+
+    The taken spans (an address or the gateway: one offset; a pool: its range), with the
+    offset past the last usable one as the end, in order: a run of free offsets lies between
+    the furthest any earlier span reaches and the next span's start.
+    """
+    check_int(first, field="first")
+    if not 0 <= first <= MAX_RANGES:
+        raise InvalidInput(f"first must be from 0 to {MAX_RANGES}", field="first")
+    low, high = block_bounds(block)
+    end = offset_literal(high + 1)
+    spans = [
+        select(BaseAddress.offset.label("lo"), BaseAddress.offset.label("hi")).where(
+            BaseAddress.address_block_id == block.id
+        ),
+        select(DhcpPool.first_offset.label("lo"), DhcpPool.last_offset.label("hi")).where(
+            DhcpPool.address_block_id == block.id
+        ),
+        select(end.label("lo"), end.label("hi")),
+    ]
+    if block.gateway_offset is not None:
+        gateway = offset_literal(block.gateway_offset)
+        spans.append(select(gateway.label("lo"), gateway.label("hi")))
+    taken = union_all(*spans).subquery("taken")
+    reach = func.max(taken.c.hi).over(order_by=taken.c.lo, rows=(None, -1))
+    runs = (
+        select(
+            func.coalesce(next_offset(reach), offset_literal(low), type_=Offset()).label("start"),
+            taken.c.lo.label("stop"),
+        )
+        .where(taken.c.lo >= offset_literal(low), taken.c.lo <= end)
+        .subquery("runs")
+    )
+    query = (
+        select(runs.c.start, runs.c.stop)
+        .where(runs.c.start < runs.c.stop)
+        .order_by(runs.c.stop)
+        .limit(first)
+    )
+    return [(int(start), int(stop) - 1) for start, stop in (await session.execute(query)).all()]
 
 
 async def delete_address(session: AsyncSession, address: BaseAddress) -> None:

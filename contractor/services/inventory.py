@@ -161,6 +161,12 @@ async def address_blocks(session: AsyncSession, site: str | None = None) -> List
     return Listing(_in_site(block, site), (block.name, block.id))
 
 
+async def block_addresses(session: AsyncSession, block_id: int) -> Listing:
+    """A block's addresses of every kind, in offset order (unique in a block)."""
+    address = models.BaseAddress
+    return Listing(select(address).where(address.address_block_id == block_id), (address.offset,))
+
+
 async def dhcp_pools(session: AsyncSession, site: str | None = None) -> Listing:
     pool, block = models.DhcpPool, models.AddressBlock
     query = select(pool).join(block, block.id == pool.address_block_id)

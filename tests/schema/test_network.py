@@ -82,16 +82,18 @@ async def test_offsets_past_64_bits_in_and_out(client: Client) -> None:
         2**53 - 1  # still exact in every JSON parser: a number
     )
     listed = await client.data(
-        f"{{ addressBlock(id: {block['id']}) {{ usage {{ free }} addresses {{ offset }} }}"
+        f"{{ addressBlock(id: {block['id']}) {{ usage {{ free }} addresses {{ nodes {{ offset }} }} }}"
         ' address(ip: "2001:db8:0:0:8000::") { offset } }'
     )
     assert listed == {
         "addressBlock": {
             "usage": {"free": str(TOP_64 - 6)},
-            "addresses": [
-                {"offset": o}
-                for o in (1, 2**53 - 1, "9223372036854775808", str(2**64 - 4), str(2**64 - 3))
-            ],
+            "addresses": {
+                "nodes": [
+                    {"offset": o}
+                    for o in (1, 2**53 - 1, "9223372036854775808", str(2**64 - 4), str(2**64 - 3))
+                ]
+            },
         },
         "address": {"offset": "9223372036854775808"},
     }
@@ -142,9 +144,9 @@ async def test_bad_offsets_are_typed_errors(client: Client, offset: Any, message
     )
     assert gateway["r"] == {"__typename": "InvalidInputError", "field": "gateway_offset"}
     unchanged = await client.data(
-        f"{{ addressBlock(id: {block['id']}) {{ gatewayOffset addresses {{ id }} }} }}"
+        f"{{ addressBlock(id: {block['id']}) {{ gatewayOffset addresses {{ nodes {{ id }} }} }} }}"
     )
-    assert unchanged["addressBlock"] == {"gatewayOffset": None, "addresses": []}
+    assert unchanged["addressBlock"] == {"gatewayOffset": None, "addresses": {"nodes": []}}
 
 
 async def test_literals_and_a_48(client: Client) -> None:

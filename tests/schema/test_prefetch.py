@@ -65,3 +65,17 @@ async def test_selecting_ip_address_prefetches_the_block(client: Client) -> None
     await prefetch(Loaders(client.sessions), nodes, {"ipAddress": {}})
     assert all(node.address_block is not LAZY for node in nodes)
     assert all(isinstance(node.ip_address(None), str) for node in nodes)  # type: ignore[arg-type]
+
+
+async def test_what_a_lookup_or_a_page_loaded_is_not_asked_for_again(client: Client) -> None:
+    """The row a lookup found answers the fields below that point back at it: the
+    structure page's addresses name their structure without asking for it again."""
+    made = await build_inventory(client, 3)
+    structure = made["structures"][0]
+    document = f"{{ structure(id: {structure}) {{ hostname addresses {{ structure {{ id hostname }} addressBlock {{ id }} }} }} }}"
+    await client.data(document, role="reader")
+    client.statements.clear()
+    answer = (await client.data(document, role="reader"))["structure"]
+    assert answer["addresses"][0]["structure"] == {"id": structure, "hostname": answer["hostname"]}
+    reads = [s for s in queries(client.statements) if "FROM structure" in s]
+    assert len(reads) == 1, reads  # the lookup's own; the addresses' structure is that row

@@ -159,6 +159,31 @@ def test_a_reader_sees_no_action_and_the_server_refuses_one(demo: Demo, browser:
     browser.assert_stayed_home()
 
 
+def test_the_address_block_page_pages_its_addresses(demo: Demo, browser: Browser) -> None:
+    """One page of the block's addresses at a time (the gateway on the page its offset falls
+    in), the free runs and pools from the server, whatever page is shown."""
+    browser.login("rita", PASSWORD)
+    browser.go("#/block/1")
+    browser.title_is("Address block")
+    shown = browser.text()
+    for word in ("the gateway", "east-web01", "Free offsets", "5\u2013254", "no DHCP pool"):
+        assert word in shown, (word, shown)
+    browser.go("#/block/1?size=2")
+    browser.title_is("Address block")
+    assert "1\u20132 of 3" in browser.text(".pager")
+    assert "the gateway" in browser.text("table")
+    browser.driver.find_element(By.LINK_TEXT, "Next page").click()
+    browser.wait(lambda d: "3\u20133 of 3" in d.find_element(By.CSS_SELECTOR, ".pager").text)
+    assert "after=" in browser.driver.current_url
+    table = browser.text("table")
+    assert "the gateway" not in table  # offset 1 was on the first page
+    assert "10.20.1.4" in table
+    assert "10.20.1.2" not in table
+    assert "5\u2013254" in browser.text("#free-offsets")
+    assert not browser.driver.find_elements(By.LINK_TEXT, "Next page")
+    browser.assert_stayed_home()
+
+
 def test_a_refused_action_says_why_beside_its_button(demo: Demo, browser: Browser) -> None:
     browser.login("ada", PASSWORD)
     east02 = structure_id(demo, "east-web02")

@@ -2,7 +2,7 @@
 // problems, webhook targets with their delivery log.
 
 import { ERROR_FIELDS, gql, result } from "./api.js";
-import { action, badge, fields, h, heading, link, section, table, when } from "./dom.js";
+import { action, badge, fields, h, heading, link, pageSize, pager, section, table, when } from "./dom.js";
 
 const BLOCKS = `{
   addressBlocks(first: 1000) { totalCount nodes {
@@ -11,18 +11,24 @@ const BLOCKS = `{
   } }
 }`;
 
-const BLOCK = `query ($id: Int!) {
+// one page of the block's addresses, the first runs of free offsets and the block's own
+// pools: never the whole block (a /16 may hold thousands of addresses)
+const BLOCK = `query ($id: Int!, $first: Int, $after: String, $ranges: Int) {
   addressBlock(id: $id) {
     id name version cidr gateway gatewayOffset netmask size site { name }
     usage { total static reserved dynamic free }
-    addresses {
-      __typename id offset ipAddress
-      ... on Address { interfaceName isPrimary structure { id hostname } }
-      ... on ReservedAddress { reason }
-      ... on DynamicAddress { pxe { name } }
+    addresses(first: $first, after: $after) {
+      totalCount pageInfo { hasNextPage endCursor }
+      nodes {
+        __typename id offset ipAddress
+        ... on Address { interfaceName isPrimary structure { id hostname } }
+        ... on ReservedAddress { reason }
+        ... on DynamicAddress { pxe { name } }
+      }
     }
+    freeRanges(first: $ranges) { first last }
+    dhcpPools { id firstOffset lastOffset description }
   }
-  dhcpPools(first: 1000) { nodes { id firstOffset lastOffset description addressBlock { id } } }
 }`;
 
 // the list without any zone's text (a zone file may be megabytes): each text is read when
@@ -75,27 +81,33 @@ export async function blocks() {
   );
 }
 
-/** The free offsets of an IPv4 block (usable: 1 to the usage total) as ranges, e.g. "5–9, 12". */
-function freeRanges(used, last) {
-  const taken = [...new Set(used.map((a) => BigInt(a.offset)))].sort((x, y) => (x < y ? -1 : 1));
-  const ranges = [];
-  let next = 1n;
-  for (const offset of [...taken, last + 1n]) {
-    if (offset > next) ranges.push(offset - 1n === next ? `${next}` : `${next}–${offset - 1n}`);
-    if (offset >= next) next = offset + 1n;
-  }
-  return ranges.length ? ranges.join(", ") : "none";
+const RANGES = 100; // free runs shown; a fragmented block says there are more
+
+/** The free runs as text, e.g. "5–9, 12"; the server computes them (ranges + 1 asked). */
+function freeText(ranges) {
+  if (!ranges.length) return "none";
+  const text = ranges.slice(0, RANGES).map((r) => (String(r.first) === String(r.last) ? `${r.first}` : `${r.first}–${r.last}`));
+  return text.join(", ") + (ranges.length > RANGES ? ", and more" : "");
 }
 
-export async function block({ args }) {
-  const data = await gql(BLOCK, { id: Number(args[0]) });
+export async function block({ args, params }) {
+  const id = Number(args[0]);
+  const first = pageSize(params);
+  const data = await gql(BLOCK, { id, first, after: params.after || null, ranges: RANGES + 1 });
   const b = data.addressBlock;
   if (!b) throw new Error(`there is no address block ${args[0]}`);
-  const pools = data.dhcpPools.nodes.filter((pool) => pool.addressBlock.id === b.id);
-  const rows = [...b.addresses];
-  const SHOWN = 500; // a /16 may hold thousands: the first offsets, and the way to the rest
-  if (b.gatewayOffset !== null) rows.push({ __typename: "gateway", offset: b.gatewayOffset, ipAddress: b.gateway, reason: "the gateway" });
-  rows.sort((x, y) => Number(x.offset) - Number(y.offset));
+  const listed = b.addresses;
+  const rows = [...listed.nodes];
+  // the gateway is no address row: shown on the page whose offsets span it
+  if (b.gatewayOffset !== null) {
+    const gateway = BigInt(b.gatewayOffset);
+    const above = params.after && params.from ? gateway > BigInt(params.from) : true;
+    const below = !listed.pageInfo.hasNextPage || (rows.length && gateway <= BigInt(rows[rows.length - 1].offset));
+    if (above && below) rows.push({ __typename: "gateway", offset: b.gatewayOffset, ipAddress: b.gateway, reason: "the gateway" });
+  }
+  rows.sort((x, y) => (BigInt(x.offset) < BigInt(y.offset) ? -1 : 1));
+  const page = Number(params.page || 1);
+  const last = listed.nodes.length ? listed.nodes[listed.nodes.length - 1].offset : null;
   return h(
     "div",
     {},
@@ -124,20 +136,18 @@ export async function block({ args }) {
                 : a.reason || (a.pxe ? `boots ${a.pxe.name}` : "—"),
           ],
         ],
-        rows.slice(0, SHOWN),
+        rows,
         "every offset is free",
       ),
-      rows.length > SHOWN
-        ? h("p", { class: "hint" }, `The first ${SHOWN} of ${rows.length} used offsets; `, link(`#/structures?block=${b.id}`, "page through the structures in it"), ".")
-        : null,
+      pager(`block/${b.id}`, { ...params, from: last === null ? null : String(last) }, listed.pageInfo, page, listed.nodes.length, listed.totalCount),
     ),
-    b.version === 4 ? section("Free offsets", h("p", { id: "free-offsets" }, freeRanges(rows, BigInt(b.usage.total)))) : null,
+    section("Free offsets", h("p", { id: "free-offsets" }, freeText(b.freeRanges))),
     section(
       "DHCP pools",
       table(
         "DHCP pools",
         [["Offsets", (p) => `${p.firstOffset}–${p.lastOffset}`], ["Description", (p) => p.description || "—"]],
-        pools,
+        b.dhcpPools,
         "no DHCP pool",
       ),
     ),
