@@ -44,7 +44,7 @@ def test_every_error_of_every_file_is_listed(tmp_path: Path) -> None:
         f"{other}:3:1",
     ]
     assert 'unknown function "undefined_fn"' in heads[0]
-    assert 'unknown module "nosuchmodule" (modules: config, dhcp, foundation,' in heads[1]
+    assert 'unknown module "nosuchmodule" (modules: complex, config, dhcp, foundation,' in heads[1]
     assert 'module "iputils" has no function "pong"' in heads[3]
     assert 'iputils.ping() has no parameter "cnt"' in heads[5]
     assert "missing its end" in heads[6]
@@ -121,4 +121,5 @@ def test_the_standard_modules_are_the_job_modules() -> None:
         "iputils",
         "signaling",
         "ssh",
+        "complex",
     ]

@@ -24,7 +24,8 @@ LEASED = "10.20.1.50"
 def _macs(demo: Demo) -> dict[str, str]:
     found = demo.ask("{ foundations(first: 50) { nodes { locator interfaces { mac } } } }")
     nodes: list[dict[str, Any]] = found["foundations"]["nodes"]  # type: ignore[index]
-    return {node["locator"]: node["interfaces"][0]["mac"] for node in nodes}
+    # the demo's machines with a NIC (its Complex's VMs have none until they are built)
+    return {node["locator"]: node["interfaces"][0]["mac"] for node in nodes if node["interfaces"]}
 
 
 def _report(mac: str, serial: str) -> dict[str, Any]:
