@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -106,6 +107,17 @@ def _rootfs_tar(directory: Path) -> Path:
     return tar
 
 
+def _listening(path: str) -> bool:
+    """Whether a server accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
 @contextmanager
 def podman_service() -> Iterator[Engine]:
     require_podman()
@@ -140,11 +152,14 @@ def podman_service() -> Iterator[Engine]:
         transport = httpx.HTTPTransport(uds=engine.socket)
         with httpx.Client(transport=transport, base_url="http://d", timeout=2) as client:
             while True:
-                try:
-                    if client.get("/_ping").text == "OK":
-                        break
-                except httpx.HTTPError:
-                    pass
+                # httpx leaves its socket unclosed when a unix connect is refused (a
+                # ResourceWarning, an error here): ask only once something listens
+                if _listening(engine.socket):
+                    try:
+                        if client.get("/_ping").text == "OK":
+                            break
+                    except httpx.HTTPError:
+                        pass
                 assert process.poll() is None, (directory / "service.log").read_text()
                 assert time.monotonic() < deadline, "podman system service did not answer"
                 time.sleep(0.1)
