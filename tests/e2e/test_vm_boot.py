@@ -259,7 +259,11 @@ async def test_a_planned_structure_on_an_ipmi_foundation_is_built_by_booting_the
             assert [entry.action for entry in log].count("signalled") == 1
             # then the script set the disk as boot device and powered on: the disk booted
             await wait_off(vm, 60)
-            assert console.count(DISK_BOOTED) <= vm.console().count(DISK_BOOTED) == 1
+            # (the disk's boot sector powers off at once, so a power-on the agent repeats
+            # after a slow answer boots it again: every boot after the install is the disk's)
+            after = vm.console().split(DISK_BOOTED, 1)
+            assert len(after) == 2, "the disk never booted"
+            assert not after[1].replace(DISK_BOOTED, "").strip(), after[1]
             # (ipmi_sim calls IPMI's hard drive "default"; the power-on started QEMU disk first)
             calls = bmc.calls()
             assert calls.index("set boot pxe") < calls.index("set boot default")
