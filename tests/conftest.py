@@ -20,6 +20,30 @@ from tests.registering import registering
 
 PG_ENV = "CONTRACTOR_TEST_PG_URL"
 
+# scripts/test runs the suite on several pytest-xdist workers with ``--dist loadgroup``: each
+# test module stays on one worker (its module-scoped servers and databases are made once),
+# and the modules that boot virtual machines under software emulation share one worker, so
+# that no two of them fight for the cores at once.
+_ROOT = Path(__file__).resolve().parent.parent
+_VM_MODULES = frozenset(
+    {
+        "tests/e2e/test_libvirt_pxe.py",
+        "tests/e2e/test_vm_boot.py",
+        "tests/rigs/test_boot_chain.py",
+        "tests/subcontractor/boot/test_boot_qemu.py",
+        "tests/subcontractor/boot/test_kea_vm.py",
+        "tests/subcontractor/test_libvirt_qemu.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.path.resolve().relative_to(_ROOT).as_posix()
+            group = "vm" if module in _VM_MODULES else module
+            item.add_marker(pytest.mark.xdist_group(group))
+
 
 def _pg_server_url() -> str:
     url = os.environ.get(PG_ENV)

@@ -21,6 +21,7 @@ Everything is removed when the block ends, whatever happened in it.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import secrets
@@ -34,6 +35,9 @@ import pytest
 # RFC 2544's benchmarking block: never routed on the internet, unlikely on a host; each
 # namespace takes a free /24 of it unless the test names its own network.
 _POOL = ipaddress.IPv4Network("198.18.0.0/15")
+# Parallel test workers (pytest-xdist) choose free networks too: each holds this lock from
+# its choice until its host side's address (and so its route) exists.
+_LOCK = "/tmp/ctr-netns.lock"
 
 
 @dataclass
@@ -132,6 +136,18 @@ def network_namespace(
     198.18.0.0/15): the host end of the veth gets ``.host_index``, the bridge
     ``.namespace_index``. Removed at the end of the block, also when it fails."""
     require_namespaces()
+    lock = open(_LOCK, "a")  # noqa: SIM115 (closed, so unlocked, once the route exists)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with _created(network, host_index, namespace_index) as ns:
+            lock.close()
+            yield ns
+    finally:
+        lock.close()
+
+
+@contextmanager
+def _created(network: str | None, host_index: int, namespace_index: int) -> Iterator[Netns]:
     net = ipaddress.ip_network(network) if network else free_network()
     if not isinstance(net, ipaddress.IPv4Network):
         raise ValueError(f"network {network!r}: an IPv4 network is needed")
