@@ -103,5 +103,5 @@ def test_scripts_test_waits_for_apt_and_shows_the_slowest_tests() -> None:
     assert any(line.startswith("scripts/apt-get-waiting install ") for line in commands)
     assert not [line for line in commands if line.startswith("apt-get ")]
     assert [line for line in lines if line.startswith(".venv/bin/pytest")] == [
-        '.venv/bin/pytest --durations=15 "$@"'
+        '.venv/bin/pytest -n "${TEST_WORKERS:-3}" --dist loadgroup --durations=15 "$@"'
     ]
