@@ -195,14 +195,25 @@ class _Failure(Exception):
 
 
 def _is_plain(value: Any) -> bool:
-    """A scalar that rendering leaves as it is (see ``_render_text``)."""
+    """A scalar that rendering leaves as it is (see ``_render_text``), whatever the context:
+    a round never changes it, so it needs no rendering in any later round either."""
     if isinstance(value, str):
         return "{" not in value and "\r" not in value and not value.endswith("\n")
     return type(value) in _SCALARS
 
 
+class _Round:
+    """What one round found besides its result: ``live`` once it leaves a string that is
+    not plain (``_is_plain``), which the next round may still change."""
+
+    __slots__ = ("live",)
+
+    def __init__(self) -> None:
+        self.live = False
+
+
 def _render_node(
-    node: Any, context: dict[str, Any], max_length: int, memo: RenderMemo | None
+    node: Any, context: dict[str, Any], max_length: int, memo: RenderMemo | None, found: _Round
 ) -> tuple[Any, bool]:
     if isinstance(node, str):
         try:
@@ -214,6 +225,8 @@ def _render_node(
             ) from None
         except Exception as error:
             raise _Failure(_describe(error)) from error
+        if not _is_plain(text):
+            found.live = True
         if text == node:
             return node, False
         return text, True
@@ -221,11 +234,15 @@ def _render_node(
         changed = False
         rendered: dict[Any, Any] = {}
         for key, item in node.items():
-            if _is_plain(item):
+            # _is_plain, inline: most values are plain, and this loop sees every one
+            kind = type(item)
+            if (
+                kind is str and "{" not in item and "\r" not in item and not item.endswith("\n")
+            ) or kind in _SCALARS:
                 rendered[key] = item
                 continue
             try:
-                rendered[key], item_changed = _render_node(item, context, max_length, memo)
+                rendered[key], item_changed = _render_node(item, context, max_length, memo, found)
             except _Failure as failure:
                 failure.path.append(str(key))
                 raise
@@ -235,11 +252,14 @@ def _render_node(
         changed = False
         items: list[Any] = []
         for index, item in enumerate(node):
-            if _is_plain(item):
+            kind = type(item)  # _is_plain, inline (as for a dict)
+            if (
+                kind is str and "{" not in item and "\r" not in item and not item.endswith("\n")
+            ) or kind in _SCALARS:
                 items.append(item)
                 continue
             try:
-                new_item, item_changed = _render_node(item, context, max_length, memo)
+                new_item, item_changed = _render_node(item, context, max_length, memo, found)
             except _Failure as failure:
                 failure.path.append(str(index))
                 raise
@@ -290,10 +310,15 @@ def render(
         raise ConfigError(f"configuration values must be a map, got {type(values).__name__}")
     current: dict[Any, Any] = dict(values)
     previous = current
+    rounds = max(1, max_rounds)
     try:
-        for _ in range(max(1, max_rounds)):
-            rendered, changed = _render_node(current, _context(current), max_length, memo)
-            if not changed:
+        for done in range(1, rounds + 1):
+            found = _Round()
+            rendered, changed = _render_node(current, _context(current), max_length, memo, found)
+            if not changed or (not found.live and done < rounds):
+                # Unchanged, or every string left is plain: the next round would render
+                # nothing and change nothing (its result would be this one's), so it is not
+                # run. Without a round left, the loop ends as before: not settled.
                 result: dict[str, Any] = rendered
                 return result
             previous, current = current, rendered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import importlib
 import json
 from typing import Any
 
@@ -115,6 +116,31 @@ def test_each_round_sees_only_the_previous_round() -> None:
     with pytest.raises(RenderCycleError):
         render(values, max_rounds=2)
     assert render(values, max_rounds=3) == {"a": "x", "b": "x", "c": "x"}
+
+
+def _rounds_run(values: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    render_module = importlib.import_module("contractor.config.render")
+    contexts: list[int] = []
+    original = render_module._context
+
+    def counting(current: Any) -> Any:
+        contexts.append(1)
+        return original(current)
+
+    monkeypatch.setattr(render_module, "_context", counting)
+    render(values)
+    return len(contexts)
+
+
+def test_the_round_that_would_change_nothing_is_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A round that leaves only plain strings (no "{", no "\r", no trailing newline) is the
+    # last one that changes anything; the next would render nothing and is skipped.
+    assert _rounds_run({"a": "{{ b }}", "b": "x", "n": [1, {"k": "{{ b }}"}]}, monkeypatch) == 1
+    assert _rounds_run({"a": "{{ b }}", "b": "{{ c }}", "c": "x"}, monkeypatch) == 2
+    # still a brace, or a newline to strip: the next round runs (and here changes nothing)
+    assert _rounds_run({"a": "{{ b }}", "b": "{ x"}, monkeypatch) == 2
+    assert _rounds_run({"a": "{{ b }}", "b": "x\n"}, monkeypatch) == 2
+    assert _rounds_run({"a": "plain", "b": [1, "2"]}, monkeypatch) == 1
 
 
 def test_raw_and_escaped_braces_only_delay_by_one_round() -> None:
