@@ -99,10 +99,37 @@ class RenderMemo:
     many configurations rendered together: a template such as ``{{ dns_servers }}`` set
     high in the site tree renders once for all the Structures below that share its values.
     Only templates whose names all hold plain scalars (or Jinja2's own globals) are
-    remembered; the results are exactly those of rendering every string."""
+    remembered; the results are exactly those of rendering every string.
+
+    It also remembers which lists and dicts hold only plain values at every depth (see
+    ``_is_plain``): rendering leaves those as they are, so a render with a memo puts them
+    into its result as they are instead of copying them (the configurations of a batch
+    share the values their common layers gave them; they are read-only). The memo keeps
+    each container it has seen alive, so an ``id`` stands for one container while it lasts;
+    the containers must not change while it is in use."""
 
     def __init__(self) -> None:
         self._done: dict[tuple[Any, ...], str] = {}
+        self._plain: dict[int, tuple[Any, bool]] = {}
+
+    def plain(self, node: dict[Any, Any] | list[Any]) -> bool:
+        """Whether every value in ``node``, at any depth, is plain (and a dict, list or one
+        of the scalars rendering leaves as they are)."""
+        found = self._plain.get(id(node))
+        if found is not None:
+            return found[1]
+        result = True
+        for item in node.values() if type(node) is dict else node:
+            kind = type(item)
+            if kind is dict or kind is list:
+                if not self.plain(item):
+                    result = False
+                    break
+            elif not (kind in _SCALARS or (kind is str and _is_plain(item))):
+                result = False
+                break
+        self._plain[id(node)] = (node, result)
+        return result
 
     def key(self, source: str, context: dict[str, Any], limit: int) -> tuple[Any, ...] | None:
         names = _names(source)
@@ -241,6 +268,9 @@ def _render_node(
             ) or kind in _SCALARS:
                 rendered[key] = item
                 continue
+            if memo is not None and (kind is dict or kind is list) and memo.plain(item):
+                rendered[key] = item  # nothing in it renders: shared, not copied
+                continue
             try:
                 rendered[key], item_changed = _render_node(item, context, max_length, memo, found)
             except _Failure as failure:
@@ -257,6 +287,9 @@ def _render_node(
                 kind is str and "{" not in item and "\r" not in item and not item.endswith("\n")
             ) or kind in _SCALARS:
                 items.append(item)
+                continue
+            if memo is not None and (kind is dict or kind is list) and memo.plain(item):
+                items.append(item)  # nothing in it renders: shared, not copied
                 continue
             try:
                 new_item, item_changed = _render_node(item, context, max_length, memo, found)
@@ -304,7 +337,9 @@ def render(
     (as a path such as ``a.b.0``) for a template syntax error, arithmetic on an undefined
     name or any other template failure, and ``RenderCycleError`` when the values still
     change after ``max_rounds`` rounds. ``memo``, shared by the configurations of one
-    batch, renders a template once per distinct set of the values it reads.
+    batch, renders a template once per distinct set of the values it reads, and puts the
+    lists and dicts in which nothing renders into the result as they are (shared with
+    ``values``, not copied: see ``RenderMemo``).
     """
     if not isinstance(values, Mapping):
         raise ConfigError(f"configuration values must be a map, got {type(values).__name__}")

@@ -143,6 +143,36 @@ def test_the_round_that_would_change_nothing_is_not_run(monkeypatch: pytest.Monk
     assert _rounds_run({"a": "plain", "b": [1, "2"]}, monkeypatch) == 1
 
 
+def test_a_memo_shares_the_containers_nothing_renders_in() -> None:
+    plain_list = [1, "two", {"k": [None, 2.5, WHEN]}]
+    plain_map = {"a": [1], "b": "x"}
+    templated = [1, "{{ name }}"]
+    marked = {"k": ["x\n"]}  # a trailing newline renders (it is stripped)
+    values = {"name": "n", "l": plain_list, "m": plain_map, "t": templated, "r": marked}
+    expected = {"name": "n", "l": plain_list, "m": plain_map, "t": [1, "n"], "r": {"k": ["x"]}}
+    memo = RenderMemo()
+    for _ in range(2):  # the second time from what the memo remembers
+        result = render(values, memo=memo)
+        assert result == expected
+        assert result["l"] is plain_list
+        assert result["m"] is plain_map
+        assert result["t"] is not templated
+        assert result["r"] is not marked
+    assert templated == [1, "{{ name }}"]
+    assert marked == {"k": ["x\n"]}
+    # without a memo every container is a copy
+    alone = render(values)
+    assert alone == expected
+    assert alone["l"] is not plain_list
+    assert alone["l"][2] is not plain_list[2]
+    # a container holding anything but dicts, lists and plain scalars is rendered (copied)
+    odd: dict[str, Any] = {"s": [{1, 2}], "u": [b"bytes"]}
+    shared = render(odd, memo=RenderMemo())
+    assert shared == odd
+    assert shared["s"] is not odd["s"]
+    assert shared["s"][0] is not odd["s"][0]
+
+
 def test_raw_and_escaped_braces_only_delay_by_one_round() -> None:
     values = {"a": "c", "b": "a", "d": '{{ "{{" }}{{b}}}}', "e": "{% raw %}{{ a }}{% endraw %}"}
     assert render(values) == {"a": "c", "b": "a", "d": "c", "e": "c"}
