@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import Clock, Figure, Series
 from tscript import ExternalFunction, FunctionFactory, Module, Runner, Value, parse
+from tscript import lexer as tscript_lexer
 from tscript import parser as tscript_parser
 
 ORIGINAL_PARSE = (2.3, 3.2)
@@ -139,7 +140,7 @@ def bare_lark() -> Lark:
     bare = Lark(
         grammar,
         parser="lalr",
-        lexer=tscript_parser.Lexer,
+        lexer=tscript_lexer.Lexer,
         maybe_placeholders=True,
         propagate_positions=False,
     )

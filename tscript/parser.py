@@ -25,6 +25,7 @@ from lark.parsers.lalr_interactive_parser import InteractiveParser
 from lark.parsers.lalr_parser_state import ParserState
 
 from tscript.errors import ParseError
+from tscript.lalr import Tables
 from tscript.lexer import Lexer, Recovery, source_line, tokenize
 from tscript.nodes import (
     Array,
@@ -52,7 +53,7 @@ from tscript.nodes import (
 )
 from tscript.parser_cache import parser_cache_file
 
-__all__ = ["parse", "parse_all"]
+__all__ = ["parse", "parse_all", "parse_with_lark"]
 
 BLOCK_OPTIONS = ("description", "expected_time", "max_time")
 
@@ -369,6 +370,17 @@ def _lark() -> Lark:
     )
 
 
+_TABLES: list[tuple[Lark, Tables]] = []
+
+
+def _tables() -> Tables:
+    """The lean loop's tables of the process's parser (made again if the parser is)."""
+    parser = _lark()
+    if not _TABLES or _TABLES[0][0] is not parser:
+        _TABLES[:] = [(parser, Tables(parser))]
+    return _TABLES[0][1]
+
+
 def _describe(token: Token) -> str:
     if token.type == "NL":
         return "end of the line"
@@ -459,7 +471,19 @@ def _translate(error: UnexpectedInput, source: str) -> ParseError:
 
 
 def parse(source: str) -> Script:
-    """Parse ``source``; raise ``ParseError`` if it is not a valid TScript script."""
+    """Parse ``source``; raise ``ParseError`` if it is not a valid TScript script.
+
+    The lean LALR loop (``tscript.lalr``) parses it; if it stops for any reason, lark's own
+    parser parses it again and its error is the one raised (what was expected, and where)."""
+    try:
+        root: Block = _tables().run(tokenize(source))
+    except Exception:
+        return parse_with_lark(source)
+    return Script(root, source)
+
+
+def parse_with_lark(source: str) -> Script:
+    """``parse`` through lark's own parser loop (what ``parse`` falls back to for errors)."""
     try:
         root: Block = _lark().parse(source)  # type: ignore[assignment]
     except ParseError as error:

@@ -99,10 +99,37 @@ class RenderMemo:
     many configurations rendered together: a template such as ``{{ dns_servers }}`` set
     high in the site tree renders once for all the Structures below that share its values.
     Only templates whose names all hold plain scalars (or Jinja2's own globals) are
-    remembered; the results are exactly those of rendering every string."""
+    remembered; the results are exactly those of rendering every string.
+
+    It also remembers which lists and dicts hold only plain values at every depth (see
+    ``_is_plain``): rendering leaves those as they are, so a render with a memo puts them
+    into its result as they are instead of copying them (the configurations of a batch
+    share the values their common layers gave them; they are read-only). The memo keeps
+    each container it has seen alive, so an ``id`` stands for one container while it lasts;
+    the containers must not change while it is in use."""
 
     def __init__(self) -> None:
         self._done: dict[tuple[Any, ...], str] = {}
+        self._plain: dict[int, tuple[Any, bool]] = {}
+
+    def plain(self, node: dict[Any, Any] | list[Any]) -> bool:
+        """Whether every value in ``node``, at any depth, is plain (and a dict, list or one
+        of the scalars rendering leaves as they are)."""
+        found = self._plain.get(id(node))
+        if found is not None:
+            return found[1]
+        result = True
+        for item in node.values() if type(node) is dict else node:
+            kind = type(item)
+            if kind is dict or kind is list:
+                if not self.plain(item):
+                    result = False
+                    break
+            elif not (kind in _SCALARS or (kind is str and _is_plain(item))):
+                result = False
+                break
+        self._plain[id(node)] = (node, result)
+        return result
 
     def key(self, source: str, context: dict[str, Any], limit: int) -> tuple[Any, ...] | None:
         names = _names(source)
@@ -195,14 +222,25 @@ class _Failure(Exception):
 
 
 def _is_plain(value: Any) -> bool:
-    """A scalar that rendering leaves as it is (see ``_render_text``)."""
+    """A scalar that rendering leaves as it is (see ``_render_text``), whatever the context:
+    a round never changes it, so it needs no rendering in any later round either."""
     if isinstance(value, str):
         return "{" not in value and "\r" not in value and not value.endswith("\n")
     return type(value) in _SCALARS
 
 
+class _Round:
+    """What one round found besides its result: ``live`` once it leaves a string that is
+    not plain (``_is_plain``), which the next round may still change."""
+
+    __slots__ = ("live",)
+
+    def __init__(self) -> None:
+        self.live = False
+
+
 def _render_node(
-    node: Any, context: dict[str, Any], max_length: int, memo: RenderMemo | None
+    node: Any, context: dict[str, Any], max_length: int, memo: RenderMemo | None, found: _Round
 ) -> tuple[Any, bool]:
     if isinstance(node, str):
         try:
@@ -214,6 +252,8 @@ def _render_node(
             ) from None
         except Exception as error:
             raise _Failure(_describe(error)) from error
+        if not _is_plain(text):
+            found.live = True
         if text == node:
             return node, False
         return text, True
@@ -221,11 +261,18 @@ def _render_node(
         changed = False
         rendered: dict[Any, Any] = {}
         for key, item in node.items():
-            if _is_plain(item):
+            # _is_plain, inline: most values are plain, and this loop sees every one
+            kind = type(item)
+            if (
+                kind is str and "{" not in item and "\r" not in item and not item.endswith("\n")
+            ) or kind in _SCALARS:
                 rendered[key] = item
                 continue
+            if memo is not None and (kind is dict or kind is list) and memo.plain(item):
+                rendered[key] = item  # nothing in it renders: shared, not copied
+                continue
             try:
-                rendered[key], item_changed = _render_node(item, context, max_length, memo)
+                rendered[key], item_changed = _render_node(item, context, max_length, memo, found)
             except _Failure as failure:
                 failure.path.append(str(key))
                 raise
@@ -235,11 +282,17 @@ def _render_node(
         changed = False
         items: list[Any] = []
         for index, item in enumerate(node):
-            if _is_plain(item):
+            kind = type(item)  # _is_plain, inline (as for a dict)
+            if (
+                kind is str and "{" not in item and "\r" not in item and not item.endswith("\n")
+            ) or kind in _SCALARS:
                 items.append(item)
                 continue
+            if memo is not None and (kind is dict or kind is list) and memo.plain(item):
+                items.append(item)  # nothing in it renders: shared, not copied
+                continue
             try:
-                new_item, item_changed = _render_node(item, context, max_length, memo)
+                new_item, item_changed = _render_node(item, context, max_length, memo, found)
             except _Failure as failure:
                 failure.path.append(str(index))
                 raise
@@ -284,16 +337,23 @@ def render(
     (as a path such as ``a.b.0``) for a template syntax error, arithmetic on an undefined
     name or any other template failure, and ``RenderCycleError`` when the values still
     change after ``max_rounds`` rounds. ``memo``, shared by the configurations of one
-    batch, renders a template once per distinct set of the values it reads.
+    batch, renders a template once per distinct set of the values it reads, and puts the
+    lists and dicts in which nothing renders into the result as they are (shared with
+    ``values``, not copied: see ``RenderMemo``).
     """
     if not isinstance(values, Mapping):
         raise ConfigError(f"configuration values must be a map, got {type(values).__name__}")
     current: dict[Any, Any] = dict(values)
     previous = current
+    rounds = max(1, max_rounds)
     try:
-        for _ in range(max(1, max_rounds)):
-            rendered, changed = _render_node(current, _context(current), max_length, memo)
-            if not changed:
+        for done in range(1, rounds + 1):
+            found = _Round()
+            rendered, changed = _render_node(current, _context(current), max_length, memo, found)
+            if not changed or (not found.live and done < rounds):
+                # Unchanged, or every string left is plain: the next round would render
+                # nothing and change nothing (its result would be this one's), so it is not
+                # run. Without a round left, the loop ends as before: not settled.
                 result: dict[str, Any] = rendered
                 return result
             previous, current = current, rendered

@@ -1,5 +1,6 @@
 """Property tests: random layers and templates only ever fail with ``ConfigError``,
-``explain`` agrees with ``merge``, and rendering settles on a fixed point."""
+``explain`` agrees with ``merge``, rendering settles on a fixed point, and skipping the round
+that would change nothing gives what running it gives."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import copy
 from typing import Any
 
 import jinja2
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contractor.config import ConfigError, explain, merge, render
-from contractor.config.render import RenderMemo
+from contractor.config.render import RenderMemo, _context, _render_node, _Round
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -176,3 +178,35 @@ def test_a_shared_memo_renders_exactly_like_rendering_each_alone(maps: list[Any]
         alone = outcome(lambda v: render(v, max_rounds=30, max_length=2_000), values)
         shared = outcome(lambda v: render(v, max_rounds=30, max_length=2_000, memo=memo), values)
         assert shared == alone
+
+
+def _render_every_round(values: dict[str, Any], max_rounds: int) -> tuple[str, Any]:
+    """The rounds as they were before the last round was skipped: every round runs, until
+    one changes nothing (or ``max_rounds`` have changed something: not settled)."""
+    current = dict(values)
+    for _ in range(max_rounds):
+        rendered, changed = _render_node(current, _context(current), 2_000, None, _Round())
+        if not changed:
+            return "ok", rendered
+        current = rendered
+    return "error", "not settled"
+
+
+@FUZZ
+@given(render_maps, st.integers(1, 4))
+def test_skipping_the_last_round_renders_as_every_round(
+    values: dict[str, Any], max_rounds: int
+) -> None:
+    # render() stops once a round leaves only plain strings: the same result (and the same
+    # "not settled" when no round is left) as running the round that would change nothing.
+    try:
+        expected = _render_every_round(values, max_rounds)
+    except Exception:  # a template error: render() reports it as a ConfigError
+        with pytest.raises(ConfigError):
+            render(values, max_rounds=max_rounds, max_length=2_000)
+        return
+    try:
+        got: tuple[str, Any] = ("ok", render(values, max_rounds=max_rounds, max_length=2_000))
+    except ConfigError:
+        got = ("error", "not settled")
+    assert got == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import importlib
 import json
 from typing import Any
 
@@ -115,6 +116,61 @@ def test_each_round_sees_only_the_previous_round() -> None:
     with pytest.raises(RenderCycleError):
         render(values, max_rounds=2)
     assert render(values, max_rounds=3) == {"a": "x", "b": "x", "c": "x"}
+
+
+def _rounds_run(values: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    render_module = importlib.import_module("contractor.config.render")
+    contexts: list[int] = []
+    original = render_module._context
+
+    def counting(current: Any) -> Any:
+        contexts.append(1)
+        return original(current)
+
+    monkeypatch.setattr(render_module, "_context", counting)
+    render(values)
+    return len(contexts)
+
+
+def test_the_round_that_would_change_nothing_is_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A round that leaves only plain strings (no "{", no "\r", no trailing newline) is the
+    # last one that changes anything; the next would render nothing and is skipped.
+    assert _rounds_run({"a": "{{ b }}", "b": "x", "n": [1, {"k": "{{ b }}"}]}, monkeypatch) == 1
+    assert _rounds_run({"a": "{{ b }}", "b": "{{ c }}", "c": "x"}, monkeypatch) == 2
+    # still a brace, or a newline to strip: the next round runs (and here changes nothing)
+    assert _rounds_run({"a": "{{ b }}", "b": "{ x"}, monkeypatch) == 2
+    assert _rounds_run({"a": "{{ b }}", "b": "x\n"}, monkeypatch) == 2
+    assert _rounds_run({"a": "plain", "b": [1, "2"]}, monkeypatch) == 1
+
+
+def test_a_memo_shares_the_containers_nothing_renders_in() -> None:
+    plain_list = [1, "two", {"k": [None, 2.5, WHEN]}]
+    plain_map = {"a": [1], "b": "x"}
+    templated = [1, "{{ name }}"]
+    marked = {"k": ["x\n"]}  # a trailing newline renders (it is stripped)
+    values = {"name": "n", "l": plain_list, "m": plain_map, "t": templated, "r": marked}
+    expected = {"name": "n", "l": plain_list, "m": plain_map, "t": [1, "n"], "r": {"k": ["x"]}}
+    memo = RenderMemo()
+    for _ in range(2):  # the second time from what the memo remembers
+        result = render(values, memo=memo)
+        assert result == expected
+        assert result["l"] is plain_list
+        assert result["m"] is plain_map
+        assert result["t"] is not templated
+        assert result["r"] is not marked
+    assert templated == [1, "{{ name }}"]
+    assert marked == {"k": ["x\n"]}
+    # without a memo every container is a copy
+    alone = render(values)
+    assert alone == expected
+    assert alone["l"] is not plain_list
+    assert alone["l"][2] is not plain_list[2]
+    # a container holding anything but dicts, lists and plain scalars is rendered (copied)
+    odd: dict[str, Any] = {"s": [{1, 2}], "u": [b"bytes"]}
+    shared = render(odd, memo=RenderMemo())
+    assert shared == odd
+    assert shared["s"] is not odd["s"]
+    assert shared["s"][0] is not odd["s"][0]
 
 
 def test_raw_and_escaped_braces_only_delay_by_one_round() -> None:

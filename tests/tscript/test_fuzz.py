@@ -1,7 +1,8 @@
-"""Fuzzing: the parser only ever raises ParseError; the error-recovering checker never fails,
-finds an error exactly when the parser does (and on the parser's line), and builds the same
-tree when there is none; generated programs behave the same when saved and restored before
-every step, and only ever raise the TScript error classes."""
+"""Fuzzing: the parser only ever raises ParseError, and its lean loop gives what lark's own
+loop gives; the error-recovering checker never fails, finds an error exactly when the parser
+does (and on the parser's line), and builds the same tree when there is none; generated
+programs behave the same when saved and restored before every step, and only ever raise the
+TScript error classes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from tscript import ParseError, Runner, RuntimeSignal, StepLimitExceeded, check, parse
 from tscript.cli import run_script
-from tscript.parser import parse_all
+from tscript.parser import parse_all, parse_with_lark
 
 TOKENS = [
     *"()[]{}=,:.+-*/%^&|<>!#'\" \t\n\r0129aAzZ_",
@@ -46,14 +47,24 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 
 def _parses_or_parse_error(source: str) -> None:
+    """``parse`` gives a script or a ParseError, and the same as lark's own parser loop."""
     failure: ParseError | None = None
     try:
         script = parse(source)
     except ParseError as error:
         failure = error
+    lark_failure: ParseError | None = None
+    try:
+        lark_script = parse_with_lark(source)
+    except ParseError as error:
+        lark_failure = error
     if failure is None:
+        assert lark_failure is None, "the lean loop accepted what lark rejects"
         assert script.source == source
+        assert repr(script.root) == repr(lark_script.root)
         return
+    assert lark_failure is not None, "the lean loop rejected what lark accepts"
+    assert failure.render("a.ts") == lark_failure.render("a.ts")
     assert failure.line >= 1
     assert failure.column >= 0
     assert failure.message
