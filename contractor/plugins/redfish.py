@@ -22,7 +22,12 @@ from sqlalchemy import Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from contractor.errors import InvalidInput
-from contractor.foreman.remote import RemoteCall, interface_map_call, power_functions
+from contractor.foreman.remote import (
+    RemoteCall,
+    answer_field,
+    interface_map_call,
+    power_functions,
+)
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType
@@ -191,7 +196,7 @@ class RedfishFoundationType(FoundationType):
             "link test",
             lambda given: {"count": given["count"], "delay": given["delay"]},
             {"count": 3, "delay": 1},
-            _linked,
+            answer_field("success", bool),
         )
         return functions
 
@@ -250,10 +255,3 @@ def _inserted(result: dict[str, Any]) -> str:
     if result.get("inserted") is not True or not isinstance(image, str):
         raise ValueError('the answer needs "inserted": true and the "image" URL')
     return image
-
-
-def _linked(result: dict[str, Any]) -> bool:
-    success = result.get("success")
-    if not isinstance(success, bool):
-        raise ValueError('the answer needs a "success" flag')
-    return success
