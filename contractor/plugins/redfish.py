@@ -30,7 +30,7 @@ from contractor.foreman.remote import (
 )
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
-from contractor.plugins import FoundationType
+from contractor.plugins.bmc import BmcFoundationType
 from contractor.services.validation import check_port
 from tscript import ExternalFunction, FunctionFactory, ParameterError
 
@@ -76,8 +76,9 @@ def _check_ca_bundle(text: str) -> None:
         raise InvalidInput("ca_bundle holds no certificate", field="ca_bundle")
 
 
-class RedfishFoundationType(FoundationType):
+class RedfishFoundationType(BmcFoundationType):
     name = "redfish"
+    prefix = "redfish"
     model = RedfishFoundation
     class_list = ("Metal", "RedFish")
     description = "a physical machine powered, booted and given media through its BMC (Redfish)"
@@ -136,19 +137,6 @@ class RedfishFoundationType(FoundationType):
         elif "ca_bundle" in checked:
             checked["ca_bundle"] = None
         return checked
-
-    def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
-        assert isinstance(foundation, RedfishFoundation)
-        return {"_redfish_address": foundation.bmc_address}
-
-    def tscript_values(self, foundation: Foundation) -> dict[str, Any]:
-        assert isinstance(foundation, RedfishFoundation)
-        # ``redfish_ip_address`` and ``redfish_username`` are the original's names
-        return {
-            "redfish_address": foundation.bmc_address,
-            "redfish_ip_address": foundation.bmc_address,
-            "redfish_username": foundation.username,
-        }
 
     def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
         connection = _connection(foundation)
