@@ -21,7 +21,7 @@ from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.models import PXE, AddressBlock, Site, StructureBluePrint, utcnow
-from contractor.services import addresses, auth, interfaces, jobs
+from contractor.services import auth, jobs
 from contractor.services import blueprint as bp_service
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
@@ -29,11 +29,8 @@ from tests.conftest import make_pg_database
 from tests.conftest import test_settings as settings_for
 from tests.factories import (
     make_block,
-    make_foundation,
-    make_foundation_blueprint,
+    make_reserved_machine,
     make_site,
-    make_structure,
-    make_structure_blueprint,
     unique,
 )
 from tests.serving import clean_env, contractor_serve, serving_in_thread
@@ -75,21 +72,7 @@ async def _machine(
     pxe: PXE | None = None,
     built: bool = False,
 ) -> str:
-    fbp = await make_foundation_blueprint(session)
-    sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
-    foundation = await make_foundation(session, site, fbp)
-    await interfaces.add_interface(
-        session,
-        foundation=foundation,
-        physical_location="eth0",
-        mac=mac,
-        is_provisioning=True,
-        pxe=pxe,
-    )
-    structure = await make_structure(session, site, foundation, sbp)
-    await addresses.create_address(
-        session, structure=structure, block=block, interface_name="eth0", is_primary=True
-    )
+    foundation, structure, _ = await make_reserved_machine(session, site, block, mac, pxe=pxe)
     if built:
         foundation.located_at = foundation.built_at = structure.built_at = utcnow()
         await session.flush()
@@ -190,16 +173,7 @@ async def _new_reservation(session: AsyncSession, world: World, mac: str) -> str
     """A machine with MAC ``mac`` gets an address: a new reservation; its hostname."""
     site = await session.get_one(Site, world.site_id)
     block = await session.get_one(AddressBlock, world.block_id)
-    fbp = await make_foundation_blueprint(session)
-    sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
-    foundation = await make_foundation(session, site, fbp)
-    await interfaces.add_interface(
-        session, foundation=foundation, physical_location="eth0", mac=mac, is_provisioning=True
-    )
-    structure = await make_structure(session, site, foundation, sbp)
-    await addresses.create_address(
-        session, structure=structure, block=block, interface_name="eth0", is_primary=True
-    )
+    _, structure, _ = await make_reserved_machine(session, site, block, mac)
     return structure.hostname
 
 

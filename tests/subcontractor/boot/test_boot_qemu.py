@@ -18,14 +18,11 @@ from contractor.bootimage import build_discovery_image
 from contractor.child_process import stop_child as stop_process
 from contractor.models import AddressBlock
 from contractor.services import boot as boot_service
-from subcontractor.boot.service import BootService
-from subcontractor.client import Client
-from subcontractor.config import AgentConfig, BootConfig, Config
 from tests.rigs.images import installed_kernel
 from tests.rigs.netns import Netns, network_namespace
 from tests.rigs.vm import Machine, qemu_vm
 from tests.subcontractor.bmc import require_tools
-from tests.subcontractor.boot.served import Served, serve_contractor
+from tests.subcontractor.boot.served import Served, boot_config, running_boot, serve_contractor
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -69,25 +66,10 @@ async def test_an_unknown_machine_boots_discovery_through_the_boot_services(
         )
 
     await contractor.write(pool)
-    config = Config(
-        contractor=contractor.contractor(),
-        agent=AgentConfig(journal_dir=tmp_path / "journal"),
-        modules={},
-        module_options={},
-        boot=BootConfig(
-            enabled=True,
-            interfaces=[netns.host_if],
-            server_address=str(netns.host_address),
-            files_dir=files,
-            lease_report_seconds=1,
-        ),
-    )  # the endpoint on server_address:8069, where the discovery image posts by default
-    client = Client(config.contractor)
-    service = BootService(config, client)
-    stop = asyncio.Event()
-    running = asyncio.create_task(service.run(stop))
+    # the endpoint on server_address:8069, where the discovery image posts by default
+    config = boot_config(contractor, netns, tmp_path, files_dir=files, lease_report_seconds=1)
     machine = Machine(name=f"boot-{firmware}", cpus=1, firmware=firmware)  # type: ignore[arg-type]
-    try:
+    async with running_boot(config) as service:
         with qemu_vm(machine, netns, tmp_path / "vm") as vm:
             await asyncio.wait_for(service.follower.ready.wait(), 15)
             vm.start()
@@ -109,10 +91,6 @@ async def test_an_unknown_machine_boots_discovery_through_the_boot_services(
             leases = await service.backend.leases()
             (lease,) = [held for held in leases if held.mac == machine.mac]
             assert netns.address(100) <= ipaddress.IPv4Address(lease.address) <= netns.address(150)
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
-        await client.aclose()
 
 
 @pytest.fixture
@@ -167,25 +145,9 @@ async def test_proxy_dhcp_boots_a_machine_beside_another_dhcp_server(
     proxied: Served, netns: Netns, files: Path, tmp_path: Path, other_dhcp: Path
 ) -> None:
     """No pool, no reservation: the other server gives the address, the proxy the boot."""
-    config = Config(
-        contractor=proxied.contractor(),
-        agent=AgentConfig(journal_dir=tmp_path / "journal"),
-        modules={},
-        module_options={},
-        boot=BootConfig(
-            enabled=True,
-            interfaces=[netns.host_if],
-            server_address=str(netns.host_address),
-            files_dir=files,
-            proxy=True,
-        ),
-    )
-    client = Client(config.contractor)
-    service = BootService(config, client)
-    stop = asyncio.Event()
-    running = asyncio.create_task(service.run(stop))
+    config = boot_config(proxied, netns, tmp_path, files_dir=files, proxy=True)
     machine = Machine(name="boot-proxy", cpus=1)
-    try:
+    async with running_boot(config) as service:
         with qemu_vm(machine, netns, tmp_path / "vm") as vm:
             await asyncio.wait_for(service.follower.ready.wait(), 15)
             vm.start()
@@ -200,7 +162,3 @@ async def test_proxy_dhcp_boots_a_machine_beside_another_dhcp_server(
             assert await service.backend.leases() == []
             log = (tmp_path / "journal" / "boot" / "dnsmasq" / "dnsmasq.log").read_text()
             assert "proxy" in log, log
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
-        await client.aclose()
