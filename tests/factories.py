@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.models import (
@@ -22,6 +23,15 @@ from contractor.services import blueprint as bp_service
 from contractor.services import site as site_service
 
 _counter = itertools.count(1)
+_macs = itertools.count(1)
+CHEAP = PasswordHasher(memory_cost=64, time_cost=1)  # hashing cost is not under test
+
+
+def new_mac(prefix: str = "52:54:00") -> str:
+    """A MAC no other call of the run gives: ``prefix`` (one to five octets), then a count."""
+    number = next(_macs)
+    free = 5 - prefix.count(":")
+    return ":".join([prefix, *(f"{number >> 8 * i & 255:02x}" for i in reversed(range(free)))])
 
 
 def unique(prefix: str) -> str:

@@ -5,7 +5,6 @@ on loopback: an app served by uvicorn in a thread (PostgreSQL and SQLite), and a
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor import migrate
@@ -28,23 +26,17 @@ from contractor.settings import Settings
 from tests.conftest import make_pg_database
 from tests.conftest import test_settings as settings_for
 from tests.factories import (
+    CHEAP,
     make_block,
     make_reserved_machine,
     make_site,
+    new_mac,
     unique,
 )
 from tests.serving import clean_env, contractor_serve, serving_in_thread
 
 T = TypeVar("T")
 BOOT = "/api/v1/subcontractor/boot"
-CHEAP = PasswordHasher(memory_cost=64, time_cost=1)  # hashing cost is not under test
-_macs = itertools.count(1)
-
-
-def new_mac() -> str:
-    """A MAC no other test of the run has (the databases live for the module)."""
-    number = next(_macs)
-    return f"52:54:00:{number >> 16 & 255:02x}:{number >> 8 & 255:02x}:{number & 255:02x}"
 
 
 @dataclass

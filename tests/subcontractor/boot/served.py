@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +16,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor import migrate
@@ -33,19 +31,17 @@ from subcontractor.boot.service import BootService
 from subcontractor.boot.supervisor import tail
 from subcontractor.client import Client
 from subcontractor.config import AgentConfig, BootConfig, Config, ContractorConfig
+from tests import factories
 from tests.conftest import test_settings as settings_for
-from tests.factories import make_block, make_reserved_machine, make_site, unique
+from tests.factories import CHEAP, make_block, make_reserved_machine, make_site, unique
 from tests.rigs.netns import Netns
 from tests.serving import serving_in_thread
 
 T = TypeVar("T")
-CHEAP = PasswordHasher(memory_cost=64, time_cost=1)  # hashing cost is not under test
-_macs = itertools.count(1)
 
 
 def new_mac() -> str:
-    number = next(_macs)
-    return f"52:54:00:b0:{number >> 8 & 255:02x}:{number & 255:02x}"
+    return factories.new_mac("52:54:00:b0")
 
 
 @dataclass

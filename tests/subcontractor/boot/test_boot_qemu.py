@@ -10,6 +10,7 @@ import ipaddress
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,9 +19,10 @@ from contractor.bootimage import build_discovery_image
 from contractor.child_process import stop_child as stop_process
 from contractor.models import AddressBlock
 from contractor.services import boot as boot_service
+from subcontractor.boot.service import BootService
 from tests.rigs.images import installed_kernel
 from tests.rigs.netns import Netns, network_namespace
-from tests.rigs.vm import Machine, qemu_vm
+from tests.rigs.vm import Machine, Vm, qemu_vm
 from tests.subcontractor.bmc import require_tools
 from tests.subcontractor.boot.served import Served, boot_config, running_boot, serve_contractor
 
@@ -28,6 +30,22 @@ pytestmark = pytest.mark.timeout(240)
 
 DISCOVERED = """query($mac: String) { discoveredHardware(mac: $mac) {
   nodes { mac facts matched } } }"""
+
+
+async def discovered(service: BootService, vm: Vm, served: Served) -> dict[str, Any]:
+    """Power ``vm`` on once the boot services follow Contractor, until it powers itself off
+    after discovery; what Contractor recorded of it (its serial checked)."""
+    await asyncio.wait_for(service.follower.ready.wait(), 15)
+    vm.start()
+    # (the service runs on this loop: wait for QEMU in a thread)
+    off = await asyncio.to_thread(vm.wait_off, 150)
+    assert off, "the machine did not power itself off\n" + vm.console()
+    assert "discovery: answer: " in vm.console(), vm.console()
+    data = await served.graphql(DISCOVERED, mac=vm.machine.mac)
+    found: dict[str, Any]
+    (found,) = data["discoveredHardware"]["nodes"]
+    assert found["facts"]["serial"] == vm.machine.serial
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +89,7 @@ async def test_an_unknown_machine_boots_discovery_through_the_boot_services(
     machine = Machine(name=f"boot-{firmware}", cpus=1, firmware=firmware)  # type: ignore[arg-type]
     async with running_boot(config) as service:
         with qemu_vm(machine, netns, tmp_path / "vm") as vm:
-            await asyncio.wait_for(service.follower.ready.wait(), 15)
-            vm.start()
-            # (the service runs on this loop: wait for QEMU in a thread)
-            off = await asyncio.to_thread(vm.wait_off, 150)
-            assert off, "the machine did not power itself off\n" + vm.console()
-            assert "discovery: answer: " in vm.console(), vm.console()
-            data = await contractor.graphql(DISCOVERED, mac=machine.mac)
-            (found,) = data["discoveredHardware"]["nodes"]
-            assert found["facts"]["serial"] == machine.serial
+            found = await discovered(service, vm, contractor)
             assert found["facts"]["cpu_count"] == machine.cpus
             assert found["matched"] is None
             log = (tmp_path / "journal" / "boot" / "dnsmasq" / "dnsmasq.log").read_text()
@@ -149,14 +159,7 @@ async def test_proxy_dhcp_boots_a_machine_beside_another_dhcp_server(
     machine = Machine(name="boot-proxy", cpus=1)
     async with running_boot(config) as service:
         with qemu_vm(machine, netns, tmp_path / "vm") as vm:
-            await asyncio.wait_for(service.follower.ready.wait(), 15)
-            vm.start()
-            off = await asyncio.to_thread(vm.wait_off, 150)
-            assert off, "the machine did not power itself off\n" + vm.console()
-            assert "discovery: answer: " in vm.console(), vm.console()
-            data = await proxied.graphql(DISCOVERED, mac=machine.mac)
-            (found,) = data["discoveredHardware"]["nodes"]
-            assert found["facts"]["serial"] == machine.serial
+            await discovered(service, vm, proxied)
             other = (other_dhcp / "leases").read_text()
             assert machine.mac in other, other  # the address came from the other server
             assert await service.backend.leases() == []
