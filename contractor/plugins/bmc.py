@@ -1,15 +1,27 @@
-"""What the foundation types of machines behind a BMC (``ipmi``, ``redfish``) show alike:
-the BMC's address as a configuration attribute and, with its username, as TScript values,
-under the type's ``prefix`` (the password never)."""
+"""What the foundation types of machines behind a BMC (``ipmi``, ``redfish``) have alike:
+the BMC's address and credentials as columns (``BmcCredentials``; the port, whose default
+differs, is each type's own), and the address as a configuration attribute and, with the
+username, as TScript values under the type's ``prefix`` (the password never)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol, cast
 
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType
 
-__all__ = ["BmcFoundationType"]
+__all__ = ["BmcCredentials", "BmcFoundationType"]
+
+
+class BmcCredentials:
+    """The BMC's address (none until it is known) and the credentials to reach it."""
+
+    bmc_address: Mapped[str | None] = mapped_column(String(255))
+    username: Mapped[str] = mapped_column(String(64), default="")
+    password: Mapped[str] = mapped_column(String(255), default="")
 
 
 class _Bmc(Protocol):

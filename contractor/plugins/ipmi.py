@@ -11,26 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from contractor.errors import InvalidInput
 from contractor.foreman.remote import RemoteCall, power_functions
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
-from contractor.plugins.bmc import BmcFoundationType
+from contractor.plugins.bmc import BmcCredentials, BmcFoundationType
 from contractor.services.validation import check_port
 from tscript import ExternalFunction, FunctionFactory
 
 
-class IpmiFoundation(Foundation):
+class IpmiFoundation(BmcCredentials, Foundation):
     __tablename__ = "ipmi_foundation"
 
     id: Mapped[int] = key_of("foundation")
-    bmc_address: Mapped[str | None] = mapped_column(String(255))
     bmc_port: Mapped[int] = mapped_column(Integer, default=623)
-    username: Mapped[str] = mapped_column(String(64), default="")
-    password: Mapped[str] = mapped_column(String(255), default="")
 
     __mapper_args__ = {"polymorphic_identity": "ipmi"}
 

@@ -30,7 +30,7 @@ from contractor.foreman.remote import (
 )
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
-from contractor.plugins.bmc import BmcFoundationType
+from contractor.plugins.bmc import BmcCredentials, BmcFoundationType
 from contractor.services.validation import check_port
 from tscript import ExternalFunction, FunctionFactory, ParameterError
 
@@ -43,14 +43,11 @@ DEVICES = ("pxe", "network", "disk", "hd", "hdd", "cd", "cdrom", "dvd", "usb", "
 MAX_CA_BUNDLE = 65536
 
 
-class RedfishFoundation(Foundation):
+class RedfishFoundation(BmcCredentials, Foundation):
     __tablename__ = "redfish_foundation"
 
     id: Mapped[int] = key_of("foundation")
-    bmc_address: Mapped[str | None] = mapped_column(String(255))
     bmc_port: Mapped[int] = mapped_column(Integer, default=443)
-    username: Mapped[str] = mapped_column(String(64), default="")
-    password: Mapped[str] = mapped_column(String(255), default="")
     system_id: Mapped[str | None] = mapped_column(String(255))
     verify_tls: Mapped[bool] = mapped_column(Boolean, default=True)
     ca_bundle: Mapped[str | None] = mapped_column(Text)
