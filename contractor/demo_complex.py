@@ -13,9 +13,12 @@ or podman.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import InvalidInput, NotFound
+from contractor.demo_inventory import found_or_created
+from contractor.errors import InvalidInput
 from contractor.models import (
     Complex,
     Foundation,
@@ -54,41 +57,61 @@ EXAMPLES = [
 async def _blueprints(
     session: AsyncSession, linux: StructureBluePrint
 ) -> tuple[FoundationBluePrint, StructureBluePrint]:
-    try:
-        vm = await bps.get_foundation_blueprint(session, VM_BLUEPRINT)
-    except NotFound:
-        vm = await bps.create_foundation_blueprint(
+    async def create_vm() -> FoundationBluePrint:
+        return await bps.create_foundation_blueprint(
             session,
             name=VM_BLUEPRINT,
             description="A VM simulated on a host of the demo's Complex",
             parents=[await bps.get_foundation_blueprint(session, "foundation-base")],
             foundation_types=["simulated-vm"],
         )
-    try:
-        app = await bps.get_structure_blueprint(session, APP_BLUEPRINT)
-    except NotFound:
-        app = await bps.create_structure_blueprint(
+
+    vm, _ = await found_or_created(
+        lambda: bps.get_foundation_blueprint(session, VM_BLUEPRINT), create_vm
+    )
+    app, _ = await found_or_created(
+        lambda: bps.get_structure_blueprint(session, APP_BLUEPRINT),
+        lambda: bps.create_structure_blueprint(
             session,
             name=APP_BLUEPRINT,
             description="A Linux app server on a demo VM",
             parents=[linux],
             foundation_blueprints=[vm],
-        )
+        ),
+    )
     return vm, app
 
 
 async def _complex(session: AsyncSession, site: Site) -> Complex:
-    try:
-        return await complexes.get_complex(session, COMPLEX)
-    except NotFound:
-        return await complexes.create_complex(
+    found, _ = await found_or_created(
+        lambda: complexes.get_complex(session, COMPLEX),
+        lambda: complexes.create_complex(
             session,
             name=COMPLEX,
             site=site,
             description="Simulated hypervisors for the demo's VMs",
             type="simulated",
             cpu_overcommit=2.0,
-        )
+        ),
+    )
+    return found
+
+
+async def _foundation(
+    session: AsyncSession,
+    locator: str,
+    site: Site,
+    blueprint: FoundationBluePrint,
+    type: str,
+    fields: dict[str, Any],
+) -> tuple[Foundation, bool]:
+    """Foundation ``locator``, created when there is none; and whether it was created."""
+    return await found_or_created(
+        lambda: building.get_foundation(session, locator),
+        lambda: building.create_foundation(
+            session, locator=locator, site=site, blueprint=blueprint, type=type, fields=fields
+        ),
+    )
 
 
 async def _structure(
@@ -126,17 +149,10 @@ async def prepare_complex(
     targets: list[Foundation | Structure] = []
     for index, (hostname, (cpus, memory, disk)) in enumerate(HOSTS.items(), start=1):
         locator = hostname.replace("-xen", "-xenm")
-        try:
-            foundation = await building.get_foundation(session, locator)
-        except NotFound:
-            foundation = await building.create_foundation(
-                session,
-                locator=locator,
-                site=site,
-                blueprint=machine,
-                type="simulated",
-                fields=fields,
-            )
+        foundation, created = await _foundation(
+            session, locator, site, machine, "simulated", fields
+        )
+        if created:
             await interfaces.add_interface(
                 session,
                 foundation=foundation,
@@ -159,23 +175,14 @@ async def prepare_complex(
             )
         targets += [foundation, structure]
     for locator, (cpus, memory, disk) in VMS.items():
-        try:
-            vm = await building.get_foundation(session, locator)
-        except NotFound:
-            vm = await building.create_foundation(
-                session,
-                locator=locator,
-                site=site,
-                blueprint=vm_blueprint,
-                type="simulated-vm",
-                fields={
-                    **fields,
-                    "complex": COMPLEX,
-                    "cpus": cpus,
-                    "memory_mb": memory,
-                    "disk_gb": disk,
-                },
-            )
+        vm_fields = {
+            **fields,
+            "complex": COMPLEX,
+            "cpus": cpus,
+            "memory_mb": memory,
+            "disk_gb": disk,
+        }
+        vm, _ = await _foundation(session, locator, site, vm_blueprint, "simulated-vm", vm_fields)
         hostname = locator.replace("-vm", "-www")
         targets += [vm, await _structure(session, site, vm, app_blueprint, hostname, "app")]
     for target in targets:  # the foundations' jobs start once they are located

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from tscript import (
     ExecutionError,
@@ -26,9 +26,17 @@ from tscript import (
 )
 from tscript.values import JSONValue
 
-__all__ = ["AskOperator", "RemoteCall", "destroy_call", "interface_map_call", "power_functions"]
+__all__ = [
+    "AskOperator",
+    "RemoteCall",
+    "answer_field",
+    "destroy_call",
+    "interface_map_call",
+    "power_functions",
+]
 
 Parameters = Callable[[dict[str, Any]], dict[str, Any]]
+T = TypeVar("T")
 
 
 class RemoteCall(ExternalFunction):
@@ -294,11 +302,20 @@ def power_functions(
     }
 
 
-def _state(result: dict[str, Any]) -> str:
-    state = result.get("state")
-    if not isinstance(state, str):
-        raise ValueError('the answer needs a "state" string')
-    return state
+def answer_field(key: str, kind: type[T]) -> Callable[[dict[str, Any]], T]:
+    """A reader of an answer's ``key``, a ``ValueError`` when it is not a ``kind``."""
+    name = {bool: "flag", str: "string"}.get(kind, kind.__name__)
+
+    def read(result: dict[str, Any]) -> T:
+        value = result.get(key)
+        if not isinstance(value, kind):
+            raise ValueError(f'the answer needs a "{key}" {name}')
+        return value
+
+    return read
+
+
+_state = answer_field("state", str)
 
 
 def interface_map_call(

@@ -35,6 +35,7 @@ from contractor.foreman.remote import RemoteCall, power_functions
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
 from contractor.plugins import FoundationType, JobAccess
+from contractor.plugins.connections import with_recorded_id
 from contractor.services.validation import check_pattern
 from tscript import ExternalFunction, FunctionFactory
 
@@ -141,14 +142,7 @@ class AwsFoundationType(FoundationType):
     ) -> Mapping[str, FunctionFactory]:
         assert isinstance(foundation, AwsFoundation)
         connection = _connection(foundation, job)
-        locator = foundation.locator
-
-        def with_instance() -> dict[str, Any]:
-            if not foundation.instance_id:
-                raise ValueError(
-                    f"foundation {locator!r} has no instance_id: create its instance first"
-                )
-            return {**connection(), "instance_id": foundation.instance_id}
+        with_instance = with_recorded_id(connection, foundation, "instance_id", "instance")
 
         functions = power_functions(MODULE, with_instance, soft_off=False)
         del functions["set_boot_device"]  # an instance boots its image

@@ -32,10 +32,11 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from contractor.errors import InvalidInput
-from contractor.foreman.remote import RemoteCall, power_functions
+from contractor.foreman.remote import RemoteCall, answer_field, power_functions
 from contractor.models.base import OrderedJSON, key_of
 from contractor.models.building import Foundation
 from contractor.plugins import JobAccess
+from contractor.plugins.connections import member_connection, with_recorded_id
 from contractor.plugins.hosted import HostedFoundationType
 from contractor.services.placement import Demand, check_demand
 from tscript import ExternalFunction, FunctionFactory
@@ -197,15 +198,8 @@ class DockerFoundationType(HostedFoundationType):
         self, foundation: Foundation, job: JobAccess
     ) -> Mapping[str, FunctionFactory]:
         assert isinstance(foundation, DockerFoundation)
-        connection = _connection(foundation, job)
-        locator = foundation.locator
-
-        def with_container() -> dict[str, Any]:
-            if not foundation.container_id:
-                raise ValueError(
-                    f"foundation {locator!r} has no container_id: create its container first"
-                )
-            return {**connection(), "container_id": foundation.container_id}
+        connection = member_connection(foundation, job, "Docker")
+        with_container = with_recorded_id(connection, foundation, "container_id", "container")
 
         functions = power_functions(MODULE, with_container, soft_off=False)
         del functions["set_boot_device"]  # a container runs its image
@@ -215,36 +209,13 @@ class DockerFoundationType(HostedFoundationType):
                 "create": _create(foundation, job, connection),
                 "destroy": _destroy(foundation, job, connection, names),
                 "state": _call(
-                    "power_state", "container state", with_container, lambda r: _status(r)
+                    "power_state", "container state", with_container, answer_field("status", str)
                 ),
                 "map_ports": _map_ports(foundation, job, connection),
                 "unmap_ports": _unmap_ports(foundation, job, connection),
             }
         )
         return functions
-
-
-def _connection(foundation: DockerFoundation, job: JobAccess) -> Callable[[], dict[str, Any]]:
-    """The member's engine, read when the task is handed out (the password only ever
-    travels inside the task)."""
-    locator = foundation.locator
-
-    def connection() -> dict[str, Any]:
-        member = job.member
-        if member is None:
-            raise ValueError(
-                f"foundation {locator!r} is not placed on a member of a Docker Complex "
-                "(create it with a complex)"
-            )
-        return {
-            "foundation": locator,
-            "member": member.structure,
-            "endpoint": member.endpoint,
-            "username": member.username,
-            "password": member.password,
-        }
-
-    return connection
 
 
 def container_shape(foundation: DockerFoundation, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -276,13 +247,6 @@ def container_shape(foundation: DockerFoundation, config: Mapping[str, Any]) -> 
     if command:
         shape["command"] = command
     return shape
-
-
-def _status(result: dict[str, Any]) -> str:
-    status = result.get("status")
-    if not isinstance(status, str):
-        raise ValueError('the answer needs a "status" string')
-    return status
 
 
 def _call(

@@ -11,26 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from contractor.errors import InvalidInput
 from contractor.foreman.remote import RemoteCall, power_functions
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
-from contractor.plugins import FoundationType
+from contractor.plugins.bmc import BmcCredentials, BmcFoundationType
 from contractor.services.validation import check_port
 from tscript import ExternalFunction, FunctionFactory
 
 
-class IpmiFoundation(Foundation):
+class IpmiFoundation(BmcCredentials, Foundation):
     __tablename__ = "ipmi_foundation"
 
     id: Mapped[int] = key_of("foundation")
-    bmc_address: Mapped[str | None] = mapped_column(String(255))
     bmc_port: Mapped[int] = mapped_column(Integer, default=623)
-    username: Mapped[str] = mapped_column(String(64), default="")
-    password: Mapped[str] = mapped_column(String(255), default="")
 
     __mapper_args__ = {"polymorphic_identity": "ipmi"}
 
@@ -38,8 +35,9 @@ class IpmiFoundation(Foundation):
 LINK_TEST = {"count": 20, "scaler": 0.85, "threshold": 0.8, "delay": 1}
 
 
-class IpmiFoundationType(FoundationType):
+class IpmiFoundationType(BmcFoundationType):
     name = "ipmi"
+    prefix = "ipmi"
     model = IpmiFoundation
     class_list = ("Metal", "IPMI")
     description = "a physical machine powered and booted through its BMC (IPMI)"
@@ -57,19 +55,6 @@ class IpmiFoundationType(FoundationType):
         if "bmc_port" in checked:
             check_port(checked["bmc_port"], field="bmc_port")
         return checked
-
-    def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
-        assert isinstance(foundation, IpmiFoundation)
-        return {"_ipmi_address": foundation.bmc_address}
-
-    def tscript_values(self, foundation: Foundation) -> dict[str, Any]:
-        assert isinstance(foundation, IpmiFoundation)
-        # ``ipmi_ip_address`` is the original's name for the same value
-        return {
-            "ipmi_address": foundation.bmc_address,
-            "ipmi_ip_address": foundation.bmc_address,
-            "ipmi_username": foundation.username,
-        }
 
     def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
         assert isinstance(foundation, IpmiFoundation)

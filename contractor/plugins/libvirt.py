@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Integer, String
@@ -36,6 +36,7 @@ from contractor.foreman.remote import RemoteCall, interface_map_call, power_func
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
 from contractor.plugins import JobAccess
+from contractor.plugins.connections import Connection, member_connection, with_recorded_id
 from contractor.plugins.hosted import HostedFoundationType
 from contractor.services.placement import Demand
 from tscript import ExternalFunction, FunctionFactory, ParameterError
@@ -147,7 +148,7 @@ class LibvirtFoundationType(HostedFoundationType):
         self, foundation: Foundation, job: JobAccess
     ) -> Mapping[str, FunctionFactory]:
         assert isinstance(foundation, LibvirtFoundation)
-        connection = _connection(foundation, job)
+        connection = member_connection(foundation, job, "libvirt")
         functions = power_functions(MODULE, _with_domain(foundation, connection))
         functions["set_boot_device"] = _set_boot_device(foundation, connection)
         functions["set_power"] = _set_power(foundation, connection)
@@ -161,40 +162,8 @@ class LibvirtFoundationType(HostedFoundationType):
         return functions
 
 
-Connection = Callable[[], dict[str, Any]]
-
-
-def _connection(foundation: LibvirtFoundation, job: JobAccess) -> Connection:
-    """The task's ``connection`` (without the uuid): the member carrying the foundation,
-    read when the task is handed out."""
-    locator = foundation.locator
-    member = job.member
-
-    def connection() -> dict[str, Any]:
-        if member is None:
-            raise ValueError(
-                f"foundation {locator!r} is not placed on a member of a libvirt complex"
-            )
-        return {
-            "foundation": locator,
-            "member": member.structure,
-            "endpoint": member.endpoint,
-            "username": member.username,
-            "password": member.password,
-        }
-
-    return connection
-
-
 def _with_domain(foundation: LibvirtFoundation, connection: Connection) -> Connection:
-    def found() -> dict[str, Any]:
-        if not foundation.domain_uuid:
-            raise ValueError(
-                f"foundation {foundation.locator!r} has no domain_uuid: create its domain first"
-            )
-        return {**connection(), "uuid": foundation.domain_uuid}
-
-    return found
+    return with_recorded_id(connection, foundation, "domain_uuid", "domain", key="uuid")
 
 
 def domain_shape(foundation: LibvirtFoundation, names: Sequence[str]) -> dict[str, Any]:

@@ -22,10 +22,15 @@ from sqlalchemy import Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from contractor.errors import InvalidInput
-from contractor.foreman.remote import RemoteCall, interface_map_call, power_functions
+from contractor.foreman.remote import (
+    RemoteCall,
+    answer_field,
+    interface_map_call,
+    power_functions,
+)
 from contractor.models.base import key_of
 from contractor.models.building import Foundation
-from contractor.plugins import FoundationType
+from contractor.plugins.bmc import BmcCredentials, BmcFoundationType
 from contractor.services.validation import check_port
 from tscript import ExternalFunction, FunctionFactory, ParameterError
 
@@ -38,14 +43,11 @@ DEVICES = ("pxe", "network", "disk", "hd", "hdd", "cd", "cdrom", "dvd", "usb", "
 MAX_CA_BUNDLE = 65536
 
 
-class RedfishFoundation(Foundation):
+class RedfishFoundation(BmcCredentials, Foundation):
     __tablename__ = "redfish_foundation"
 
     id: Mapped[int] = key_of("foundation")
-    bmc_address: Mapped[str | None] = mapped_column(String(255))
     bmc_port: Mapped[int] = mapped_column(Integer, default=443)
-    username: Mapped[str] = mapped_column(String(64), default="")
-    password: Mapped[str] = mapped_column(String(255), default="")
     system_id: Mapped[str | None] = mapped_column(String(255))
     verify_tls: Mapped[bool] = mapped_column(Boolean, default=True)
     ca_bundle: Mapped[str | None] = mapped_column(Text)
@@ -71,8 +73,9 @@ def _check_ca_bundle(text: str) -> None:
         raise InvalidInput("ca_bundle holds no certificate", field="ca_bundle")
 
 
-class RedfishFoundationType(FoundationType):
+class RedfishFoundationType(BmcFoundationType):
     name = "redfish"
+    prefix = "redfish"
     model = RedfishFoundation
     class_list = ("Metal", "RedFish")
     description = "a physical machine powered, booted and given media through its BMC (Redfish)"
@@ -132,19 +135,6 @@ class RedfishFoundationType(FoundationType):
             checked["ca_bundle"] = None
         return checked
 
-    def config_attributes(self, foundation: Foundation) -> dict[str, Any]:
-        assert isinstance(foundation, RedfishFoundation)
-        return {"_redfish_address": foundation.bmc_address}
-
-    def tscript_values(self, foundation: Foundation) -> dict[str, Any]:
-        assert isinstance(foundation, RedfishFoundation)
-        # ``redfish_ip_address`` and ``redfish_username`` are the original's names
-        return {
-            "redfish_address": foundation.bmc_address,
-            "redfish_ip_address": foundation.bmc_address,
-            "redfish_username": foundation.username,
-        }
-
     def tscript_functions(self, foundation: Foundation) -> Mapping[str, FunctionFactory]:
         connection = _connection(foundation)
 
@@ -191,7 +181,7 @@ class RedfishFoundationType(FoundationType):
             "link test",
             lambda given: {"count": given["count"], "delay": given["delay"]},
             {"count": 3, "delay": 1},
-            _linked,
+            answer_field("success", bool),
         )
         return functions
 
@@ -250,10 +240,3 @@ def _inserted(result: dict[str, Any]) -> str:
     if result.get("inserted") is not True or not isinstance(image, str):
         raise ValueError('the answer needs "inserted": true and the "image" URL')
     return image
-
-
-def _linked(result: dict[str, Any]) -> bool:
-    success = result.get("success")
-    if not isinstance(success, bool):
-        raise ValueError('the answer needs a "success" flag')
-    return success

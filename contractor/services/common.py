@@ -1,7 +1,9 @@
-"""Lookups, refusals and the setting of given fields that every service module needs."""
+"""Lookups, refusals, the setting of given fields and the retry backoff that the service
+modules share."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -111,3 +113,11 @@ async def refuse_if_used(
         parts.append(f"{total} {noun} ({shown}{more})")
     if parts:
         raise InUse(f"{description} is still used by " + "; ".join(parts))
+
+
+def backoff(attempt: int, *, base: float, cap: float) -> float:
+    """Seconds before the next try after ``attempt`` failures in a row: exponential, capped,
+    with full jitter over the upper half (so that many retries spread out but never come
+    early). Webhook deliveries and DNS pushes retry so."""
+    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))

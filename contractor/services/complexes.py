@@ -33,7 +33,7 @@ from contractor.models import (
 from contractor.services import jobs
 from contractor.services.common import UNSET, added, get_by, set_given
 from contractor.services.config import config_changed, config_sources_changed
-from contractor.services.placement import member_rooms
+from contractor.services.placement import member_by_hostname, member_rooms
 from contractor.services.validation import check_description, check_int, check_name
 
 # What a member's endpoint looks like, per Complex type (empty: the module's default).
@@ -271,18 +271,7 @@ async def get_member(
     session: AsyncSession, complex_: Complex, hostname: str, *, field: str = "member"
 ) -> ComplexMember:
     """The member of the Complex whose Structure is called ``hostname``."""
-    member = (
-        await session.execute(
-            select(ComplexMember)
-            .join(Structure, Structure.id == ComplexMember.structure_id)
-            .where(ComplexMember.complex_id == complex_.id, Structure.hostname == hostname)
-        )
-    ).scalar_one_or_none()
-    if member is None:
-        raise InvalidInput(
-            f"{hostname!r} is not the hostname of a member of complex {complex_.name!r}",
-            field=field,
-        )
+    member, _ = await member_by_hostname(session, complex_, hostname, field=field)
     return member
 
 

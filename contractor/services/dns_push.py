@@ -23,7 +23,6 @@ server acknowledged before.
 from __future__ import annotations
 
 import datetime as dt
-import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import bindgen
 from contractor.models import Event, utcnow
 from contractor.models.dns_push import DnsPush, DnsPushCursor, DnsPushZone
+from contractor.services.common import backoff
 from contractor.services.dns import DNS_OBJECT_TYPES, dns_events, publish_zones
 from contractor.services.dns_zones import DnsZone
 from contractor.services.events import latest_cursor
@@ -214,13 +214,6 @@ async def plan_pushes(
         cursor.cursor = max(cursor.cursor, newest)
     await session.flush()
     return planned
-
-
-def backoff(attempt: int, *, base: float, cap: float) -> float:
-    """Seconds before the next try after ``attempt`` failures in a row: exponential, capped,
-    jittered over the upper half."""
-    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
-    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
 
 @dataclass(frozen=True)

@@ -379,19 +379,29 @@ async def host(
                 f"got {member!r}",
                 field="member",
             )
-        pin = (
-            await session.execute(
-                select(Structure)
-                .join(ComplexMember, ComplexMember.structure_id == Structure.id)
-                .where(ComplexMember.complex_id == complex_.id, Structure.hostname == member)
-            )
-        ).scalar_one_or_none()
-        if pin is None:
-            raise InvalidInput(
-                f"{member!r} is not the hostname of a member of complex {complex_name!r}",
-                field="member",
-            )
+        _, pin = await member_by_hostname(session, complex_, member, field="member")
     return await place(session, foundation, complex_, demand, pin=pin)
+
+
+async def member_by_hostname(
+    session: AsyncSession, complex_: Complex, hostname: str, *, field: str
+) -> tuple[ComplexMember, Structure]:
+    """The member of the Complex whose Structure is called ``hostname``, and the Structure;
+    ``InvalidInput`` (``field``) when there is none."""
+    found = (
+        await session.execute(
+            select(ComplexMember, Structure)
+            .join(Structure, Structure.id == ComplexMember.structure_id)
+            .where(ComplexMember.complex_id == complex_.id, Structure.hostname == hostname)
+        )
+    ).one_or_none()
+    if found is None:
+        raise InvalidInput(
+            f"{hostname!r} is not the hostname of a member of complex {complex_.name!r}",
+            field=field,
+        )
+    member, structure = found
+    return member, structure
 
 
 @dataclass(frozen=True)

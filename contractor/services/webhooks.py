@@ -11,7 +11,6 @@ the work: targets and deliveries are claimed with ``FOR UPDATE SKIP LOCKED`` on 
 from __future__ import annotations
 
 import datetime as dt
-import random
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from sqlalchemy.orm import aliased
 
 from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
 from contractor.models import Event, WebhookDelivery, WebhookTarget, utcnow
-from contractor.services.common import UNSET, added, get_by, set_given
+from contractor.services.common import UNSET, added, backoff, get_by, set_given
 from contractor.services.events import EventFilter, latest_cursor, site_tree
 from contractor.services.validation import check_name
 
@@ -353,13 +352,6 @@ async def release(session: AsyncSession, claims: Iterable[Claimed]) -> None:
             )
             .values(next_attempt_at=utcnow())
         )
-
-
-def backoff(attempt: int, *, base: float, cap: float) -> float:
-    """Seconds before attempt ``attempt + 1``: exponential, capped, with full jitter over
-    the upper half (so retries of many deliveries spread out but never come early)."""
-    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
-    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
 
 @dataclass(frozen=True)

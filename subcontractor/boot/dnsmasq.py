@@ -19,7 +19,6 @@ dropped while dnsmasq is stopped). SIGHUP is never sent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import ipaddress
 import logging
@@ -36,6 +35,7 @@ from subcontractor.boot.backend import (
     ServeSettings,
 )
 from subcontractor.boot.leases import read_dnsmasq_leases
+from subcontractor.boot.supervisor import START_SECONDS, Supervised
 
 __all__ = ["DnsmasqBackend", "host_files", "render_config"]
 
@@ -43,8 +43,6 @@ log = logging.getLogger("subcontractor.boot.dnsmasq")
 
 # option 93 (client system architecture, RFC 4578): 7 and 9 are x86-64 UEFI, 6 IA32 UEFI
 UEFI_ARCHITECTURES = (6, 7, 9)
-STOP_SECONDS = 10.0
-START_SECONDS = 10.0
 
 
 def _tag(entry_id: str) -> str:
@@ -190,15 +188,32 @@ class DnsmasqBackend:
         self.config = self.directory / "dnsmasq.conf"
         self.lease_file = self.directory / "leases"
         self.log_file = self.directory / "dnsmasq.log"
-        self.process: asyncio.subprocess.Process | None = None
-        self.restarts = 0
-        self._supervisor: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._restart_now = asyncio.Event()
+        self.dnsmasq = Supervised(
+            "dnsmasq",
+            [
+                program,
+                "--keep-in-foreground",
+                f"--conf-file={self.config}",
+                "--pid-file=",
+                f"--log-facility={self.log_file}",
+            ],
+            output=self.directory / "dnsmasq.out",
+            before_launch=self._prune_leases,
+        )
+        self._started = False
         self._lock = asyncio.Lock()
         self._written: dict[str, str] | None = None  # hosts/ as last written, by name
-        self._started = asyncio.Event()
         self._data: BootData | None = None
+
+    @property
+    def process(self) -> asyncio.subprocess.Process | None:
+        """The running (or last) dnsmasq process."""
+        return self.dnsmasq.process
+
+    @property
+    def restarts(self) -> int:
+        """How often dnsmasq was started again after it ended (not for ``apply``)."""
+        return self.dnsmasq.restarts
 
     # -- files -------------------------------------------------------------------------
 
@@ -236,22 +251,6 @@ class DnsmasqBackend:
 
     # -- the process -------------------------------------------------------------------
 
-    async def _launch(self) -> asyncio.subprocess.Process:
-        argv = [
-            self.program,
-            "--keep-in-foreground",
-            f"--conf-file={self.config}",
-            "--pid-file=",
-            f"--log-facility={self.log_file}",
-        ]
-        process = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        self.process = process
-        log.info("dnsmasq started (pid %d) on %s", process.pid, ", ".join(self.settings.interfaces))
-        return process
-
     def _prune_leases(self) -> None:
         """While dnsmasq is stopped: drop the leases of reserved addresses held by another
         MAC (a reservation whose MAC changed), which dnsmasq would otherwise keep until they
@@ -273,89 +272,34 @@ class DnsmasqBackend:
         if len(kept) != len(lines):
             _write(self.lease_file, "".join(f"{line}\n" for line in kept))
 
-    async def _supervise(self) -> None:
-        failures = 0
-        while not self._stopping:
-            started = asyncio.get_running_loop().time()
-            self._prune_leases()
-            process = await self._launch()
-            self._started.set()
-            restart = asyncio.create_task(self._restart_now.wait())
-            ended = asyncio.create_task(process.wait())
-            await asyncio.wait({restart, ended}, return_when=asyncio.FIRST_COMPLETED)
-            restart.cancel()
-            if self._stopping:
-                ended.cancel()
-                return
-            if not ended.done():  # a restart asked for by apply
-                self._restart_now.clear()
-                await self._terminate(process)
-                ended.cancel()
-                failures = 0
-                continue
-            errors = b""
-            if process.stderr is not None:
-                with contextlib.suppress(Exception):
-                    errors = await process.stderr.read()
-            ran = asyncio.get_running_loop().time() - started
-            failures = 0 if ran > 60 else failures + 1
-            delay = min(30.0, 0.25 * 2 ** min(failures, 7))
-            self.restarts += 1
-            log.warning(
-                "dnsmasq (pid %d) ended with %s%s; starting it again in %.1fs",
-                process.pid,
-                process.returncode,
-                f": {errors.decode(errors='replace').strip()[:500]}" if errors else "",
-                delay,
-            )
-            await asyncio.sleep(delay)
-
-    async def _terminate(self, process: asyncio.subprocess.Process) -> None:
-        if process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), STOP_SECONDS)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-
     # -- DhcpBackend -------------------------------------------------------------------
 
     async def start(self, data: BootData) -> None:
         async with self._lock:
-            if self._supervisor is not None:
+            if self._started:
                 raise RuntimeError("dnsmasq is already started")
             self._write_all(data)
-            self._stopping = False
-            self._supervisor = asyncio.create_task(self._supervise(), name="dnsmasq")
-            await asyncio.wait_for(self._started.wait(), START_SECONDS)
+            self._started = True
+            self.dnsmasq.start()
+            await asyncio.wait_for(self.dnsmasq.launched.wait(), START_SECONDS)
 
     async def apply(self, data: BootData) -> None:
         async with self._lock:
-            if self._write_all(data) and self._supervisor is not None:
+            if self._write_all(data) and self._started:
                 log.info("dnsmasq restarts for the boot data of version %d", data.version)
-                self._restart_now.set()
+                self.dnsmasq.restart()
 
     async def leases(self) -> list[Lease]:
         now = dt.datetime.now(dt.UTC)
         return list(_leases(read_dnsmasq_leases(self.lease_file, now=now)))
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.returncode is None
+        return self.dnsmasq.alive()
 
     async def stop(self) -> None:
         async with self._lock:
-            self._stopping = True
-            supervisor, self._supervisor = self._supervisor, None
-            if self.process is not None:
-                await self._terminate(self.process)
-            if supervisor is not None:
-                supervisor.cancel()
-                await asyncio.gather(supervisor, return_exceptions=True)
-            self._started.clear()
+            await self.dnsmasq.stop()
+            self._started = False
 
 
 def _leases(raw: Iterable[dict[str, object]]) -> Iterable[Lease]:

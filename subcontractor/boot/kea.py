@@ -35,7 +35,7 @@ import glob
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +48,13 @@ from subcontractor.boot.kea_control import (
     KeaError,
     read_memfile,
 )
+from subcontractor.boot.supervisor import START_SECONDS, Supervised, tail
 from subcontractor.config import ConfigError
 
 __all__ = ["KeaBackend", "find_lease_hook", "tftp_config"]
 
 log = logging.getLogger("subcontractor.boot.kea")
 
-START_SECONDS = 10.0
-STOP_SECONDS = 10.0
 SOCKET_PATH_MAX = 107  # sun_path less its terminating NUL
 LEASE_HOOK = "libdhcp_lease_cmds.so"
 HOOK_DIRECTORIES = ("/usr/lib/*/kea/hooks", "/usr/lib/kea/hooks", "/usr/local/lib/kea/hooks")
@@ -104,138 +103,6 @@ def _write(path: Path, text: str) -> None:
     os.replace(part, path)
 
 
-def _tail(path: Path, size: int = 2000) -> str:
-    try:
-        return path.read_bytes()[-size:].decode(errors="replace").strip()
-    except FileNotFoundError:
-        return ""
-
-
-class _Supervised:
-    """One child process, started again with back-off whenever it ends, until ``stop``.
-    ``ready`` is set while the current process is running and (``check``) answers."""
-
-    def __init__(
-        self,
-        label: str,
-        argv: Sequence[str],
-        *,
-        output: Path,
-        env: dict[str, str] | None = None,
-        check: Callable[[], Awaitable[bool]] | None = None,
-    ) -> None:
-        self.label = label
-        self.argv = list(argv)
-        self.output = output
-        self.env = env
-        self.check = check
-        self.process: asyncio.subprocess.Process | None = None
-        self.ready = asyncio.Event()
-        self.restarts = 0
-        self.launch_error = ""  # why the last launch failed, if it did
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name=self.label)
-
-    async def wait_ready(self, seconds: float) -> bool:
-        """True once the running process is ready; False at once when none runs, or when
-        ``seconds`` pass."""
-        process = self.process
-        if self.ready.is_set():
-            return True
-        if process is None or process.returncode is not None:
-            return False
-        ready = asyncio.ensure_future(self.ready.wait())
-        ended = asyncio.ensure_future(process.wait())
-        try:
-            await asyncio.wait({ready, ended}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-            ended.cancel()
-            await asyncio.gather(ready, ended, return_exceptions=True)
-        return self.ready.is_set()
-
-    async def _launch(self) -> asyncio.subprocess.Process:
-        with self.output.open("ab") as output:
-            process = await asyncio.create_subprocess_exec(
-                *self.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=output,
-                stderr=asyncio.subprocess.STDOUT,
-                env=self.env,
-            )
-        self.process = process
-        log.info("%s started (pid %d)", self.label, process.pid)
-        return process
-
-    async def _until_ready(self, process: asyncio.subprocess.Process) -> None:
-        deadline = asyncio.get_running_loop().time() + START_SECONDS * 3
-        while process.returncode is None:
-            if self.check is None or await self.check():
-                if process.returncode is None and process is self.process:
-                    self.ready.set()
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                log.warning("%s (pid %d) runs but does not answer", self.label, process.pid)
-                return
-            await asyncio.sleep(0.05)
-
-    async def _run(self) -> None:
-        failures = 0
-        loop = asyncio.get_running_loop()
-        while not self._stopping:
-            started = loop.time()
-            try:
-                process = await self._launch()
-            except OSError as error:
-                self.launch_error = f"{self.argv[0]}: {error.strerror or error}"
-                log.error("%s could not start: %s", self.label, self.launch_error)
-                process = None
-            if process is not None:
-                ready = asyncio.create_task(self._until_ready(process))
-                await process.wait()
-                self.ready.clear()
-                ready.cancel()
-                await asyncio.gather(ready, return_exceptions=True)
-            if self._stopping:
-                return
-            failures = 0 if loop.time() - started > 60 else failures + 1
-            delay = min(30.0, 0.25 * 2 ** min(failures, 7))
-            self.restarts += 1
-            log.warning(
-                "%s ended (%s); starting it again in %.1fs: %s",
-                self.label,
-                "not started" if process is None else f"pid {process.pid}, {process.returncode}",
-                delay,
-                _tail(self.output, 500),
-            )
-            await asyncio.sleep(delay)
-
-    async def stop(self) -> None:
-        self._stopping = True
-        process = self.process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), STOP_SECONDS)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        self.ready.clear()
-
-
 class KeaBackend:
     """kea-dhcp4 (and a TFTP-only dnsmasq) serving the boot data.
 
@@ -274,7 +141,7 @@ class KeaBackend:
         self.control = KeaControl(self.paths.socket)
         directory = self.paths.directory
         env = {**os.environ, "KEA_PIDFILE_DIR": str(directory), "KEA_LOCKFILE_DIR": str(directory)}
-        self.kea = _Supervised(
+        self.kea = Supervised(
             "kea-dhcp4",
             [*wrap, program, "-c", str(self.paths.config)],
             output=directory / "kea-dhcp4.out",
@@ -282,9 +149,9 @@ class KeaBackend:
             check=self._answers,
         )
         self.tftp_config = directory / "tftp.conf"
-        self.tftp: _Supervised | None = None
+        self.tftp: Supervised | None = None
         if tftp:
-            self.tftp = _Supervised(
+            self.tftp = Supervised(
                 "dnsmasq (TFTP)",
                 [*wrap, tftp_program, "--keep-in-foreground", f"--conf-file={self.tftp_config}"],
                 output=directory / "tftp.out",
@@ -346,7 +213,7 @@ class KeaBackend:
         return (
             "\n".join(errors[-3:])
             or self.kea.launch_error
-            or _tail(self.kea.output)
+            or tail(self.kea.output)
             or "(nothing logged)"
         )
 

@@ -18,13 +18,14 @@ import json
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.db import create_engine, create_session_factory, transaction
@@ -75,6 +76,16 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@pytest.fixture
+async def database(own_pg_url: str) -> AsyncIterator[Database]:
+    """The module's own PostgreSQL database (``own_pg_url``), as a ``Database``."""
+    db = Database(own_pg_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
 
 
 @dataclass

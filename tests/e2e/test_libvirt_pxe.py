@@ -65,15 +65,6 @@ LIBVIRT: dict[str, object] = {"concurrency": 2, "shutdown_timeout": 2, "confirm_
 
 
 @pytest.fixture
-async def database(own_pg_url: str) -> Any:
-    db = Database(own_pg_url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
-
-
-@pytest.fixture
 def rig() -> Iterator[tuple[Netns, Libvirtd]]:
     """The namespace, and libvirtd in it (stopped first, with its QEMUs, at the end)."""
     with network_namespace() as ns, libvirtd(netns=ns.name) as daemon:

@@ -20,6 +20,8 @@ import json
 import re
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,15 +92,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     image = initrd_image(root / "debian" / "12", PROVISION_INIT, name="initrd.gz")
     (root / "debian" / "12" / "linux").symlink_to(image.vmlinuz.resolve())
     return root
-
-
-@pytest.fixture
-async def database(own_pg_url: str) -> Any:
-    db = Database(own_pg_url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 @dataclass
@@ -219,20 +212,18 @@ async def job_log(db: Database, job_id: int) -> list[JobLog]:
     return await db.run(work)
 
 
-async def wait_off(vm: Vm, seconds: float) -> None:
-    assert await asyncio.to_thread(vm.wait_off, seconds), "the machine did not power off"
-
-
-async def test_a_planned_structure_on_an_ipmi_foundation_is_built_by_booting_the_vm(
-    database: Database, files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    machine = Machine(name="e2e-provision")
+@asynccontextmanager
+async def ipmi_vm_stack(
+    database: Database, files: Path, tmp_path: Path, machine: Machine, *, known: bool
+) -> AsyncIterator[tuple[Netns, Vm, Bmc, World, Stack]]:
+    """``machine`` on a new namespace with its ``qemu_bmc``, its world (``make_world``), and
+    the boot stack serving it; all stopped at the end."""
     with (
         network_namespace() as ns,
         qemu_vm(machine, ns, tmp_path / "vm") as vm,
         qemu_bmc(vm, tmp_path / "bmc") as bmc,
     ):
-        world = await make_world(database, ns, bmc, machine, known=True)
+        world = await make_world(database, ns, bmc, machine, known=known)
         with boot_stack(
             database_url=database.url,
             netns=ns,
@@ -241,66 +232,84 @@ async def test_a_planned_structure_on_an_ipmi_foundation_is_built_by_booting_the
             directory=tmp_path / "stack",
             files_dir=files,
         ) as stack:
-            job = await database.finished(world.job_id, seconds=100)
-            assert job.state == "done", f"{job.state}: {job.message}"
-            console = vm.console()
-            # the installer's boot: config through the endpoint, the signal taken by the job
-            said = console_values(console)
-            assert said["endpoint"] == f"{stack.endpoint}, config uuid {world.config_uuid}"
-            config = json.loads(said["config"])  # Contractor's /config/<uuid>, forwarded
-            assert config["_hostname"] == world.hostname
-            assert config["_structure_config_uuid"] == world.config_uuid
-            assert config["_provisioning_address"]["address"] == str(ns.address(ADDRESS_OFFSET))
-            assert config["distro"] == "debian"
-            # the installer's answers, at the url= the PXE target gave it (its template)
-            assert said["template"] == f"# installer answers for {world.hostname}"
-            assert json.loads(said["signalled"]) == {"status": "received", "job_id": world.job_id}
-            log = await job_log(database, world.job_id)
-            assert [entry.action for entry in log].count("signalled") == 1
-            # then the script set the disk as boot device and powered on: the disk booted
-            await wait_off(vm, 60)
-            # (the disk's boot sector powers off at once, so a power-on the agent repeats
-            # after a slow answer boots it again: every boot after the install is the disk's)
-            after = vm.console().split(DISK_BOOTED, 1)
-            assert len(after) == 2, "the disk never booted"
-            assert not after[1].replace(DISK_BOOTED, "").strip(), after[1]
-            # (ipmi_sim calls IPMI's hard drive "default"; the power-on started QEMU disk first)
-            calls = bmc.calls()
-            assert calls.index("set boot pxe") < calls.index("set boot default")
-            first_on = vm.power_on_times()[0]
+            yield ns, vm, bmc, world, stack
 
-            # a built machine with no job: Contractor's boot answer is its local disk
-            async with httpx.AsyncClient(base_url=stack.contractor, timeout=10) as http:
-                answer = await http.get(f"/boot/{world.config_uuid}")
-            assert answer.status_code == 200
-            assert "booting the local disk" in answer.text, answer.text
-            assert "sanboot" in answer.text
 
-            # the next power-on from the network (PXE first) is answered so: the disk boots
-            before = len(vm.power_on_times())
-            set_pxe(bmc)
-            bmc.ipmitool("chassis", "power", "on")
-            await wait_off(vm, 60)
-            assert len(vm.power_on_times()) == before + 1
-            assert vm.console().count(DISK_BOOTED) == 2
-            # ... through the network: iPXE (the NIC's ROM) asked the endpoint, which asked
-            # Contractor's /boot/<uuid> (three times: installer, the test above, this boot)
-            booted = re.findall(r"Booting from (ROM|Hard Disk)", vm.firmware_log.read_text())
-            assert booted == ["ROM", "Hard Disk", "ROM"]
-            answers = stack.requests("GET", f"/boot/{world.config_uuid}")
-            assert len(answers) == 3
-            assert answers[-1] > vm.power_on_times()[-1]
-            # the reservation: the machine's address, from the subcontractor's dnsmasq
-            acks = [line for line in boot_logs(stack) if "DHCPACK" in line and machine.mac in line]
-            assert acks
-            assert all(str(ns.address(ADDRESS_OFFSET)) in line for line in acks), acks
-            first_http = answers[0] - first_on
-            done = job.finished_at.timestamp() - first_on if job.finished_at else float("nan")
-        with capsys.disabled():
-            sys.stdout.write(
-                f"\n[e2e provision] power-on → first HTTP request {first_http:.1f} s"
-                f" (its /ipxe, forwarded as /boot/<uuid>); → job done {done:.1f} s\n"
-            )
+async def wait_off(vm: Vm, seconds: float) -> None:
+    assert await asyncio.to_thread(vm.wait_off, seconds), "the machine did not power off"
+
+
+async def test_a_planned_structure_on_an_ipmi_foundation_is_built_by_booting_the_vm(
+    database: Database, files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    machine = Machine(name="e2e-provision")
+    async with ipmi_vm_stack(database, files, tmp_path, machine, known=True) as (
+        ns,
+        vm,
+        bmc,
+        world,
+        stack,
+    ):
+        job = await database.finished(world.job_id, seconds=100)
+        assert job.state == "done", f"{job.state}: {job.message}"
+        console = vm.console()
+        # the installer's boot: config through the endpoint, the signal taken by the job
+        said = console_values(console)
+        assert said["endpoint"] == f"{stack.endpoint}, config uuid {world.config_uuid}"
+        config = json.loads(said["config"])  # Contractor's /config/<uuid>, forwarded
+        assert config["_hostname"] == world.hostname
+        assert config["_structure_config_uuid"] == world.config_uuid
+        assert config["_provisioning_address"]["address"] == str(ns.address(ADDRESS_OFFSET))
+        assert config["distro"] == "debian"
+        # the installer's answers, at the url= the PXE target gave it (its template)
+        assert said["template"] == f"# installer answers for {world.hostname}"
+        assert json.loads(said["signalled"]) == {"status": "received", "job_id": world.job_id}
+        log = await job_log(database, world.job_id)
+        assert [entry.action for entry in log].count("signalled") == 1
+        # then the script set the disk as boot device and powered on: the disk booted
+        await wait_off(vm, 60)
+        # (the disk's boot sector powers off at once, so a power-on the agent repeats
+        # after a slow answer boots it again: every boot after the install is the disk's)
+        after = vm.console().split(DISK_BOOTED, 1)
+        assert len(after) == 2, "the disk never booted"
+        assert not after[1].replace(DISK_BOOTED, "").strip(), after[1]
+        # (ipmi_sim calls IPMI's hard drive "default"; the power-on started QEMU disk first)
+        calls = bmc.calls()
+        assert calls.index("set boot pxe") < calls.index("set boot default")
+        first_on = vm.power_on_times()[0]
+
+        # a built machine with no job: Contractor's boot answer is its local disk
+        async with httpx.AsyncClient(base_url=stack.contractor, timeout=10) as http:
+            answer = await http.get(f"/boot/{world.config_uuid}")
+        assert answer.status_code == 200
+        assert "booting the local disk" in answer.text, answer.text
+        assert "sanboot" in answer.text
+
+        # the next power-on from the network (PXE first) is answered so: the disk boots
+        before = len(vm.power_on_times())
+        set_pxe(bmc)
+        bmc.ipmitool("chassis", "power", "on")
+        await wait_off(vm, 60)
+        assert len(vm.power_on_times()) == before + 1
+        assert vm.console().count(DISK_BOOTED) == 2
+        # ... through the network: iPXE (the NIC's ROM) asked the endpoint, which asked
+        # Contractor's /boot/<uuid> (three times: installer, the test above, this boot)
+        booted = re.findall(r"Booting from (ROM|Hard Disk)", vm.firmware_log.read_text())
+        assert booted == ["ROM", "Hard Disk", "ROM"]
+        answers = stack.requests("GET", f"/boot/{world.config_uuid}")
+        assert len(answers) == 3
+        assert answers[-1] > vm.power_on_times()[-1]
+        # the reservation: the machine's address, from the subcontractor's dnsmasq
+        acks = [line for line in boot_logs(stack) if "DHCPACK" in line and machine.mac in line]
+        assert acks
+        assert all(str(ns.address(ADDRESS_OFFSET)) in line for line in acks), acks
+        first_http = answers[0] - first_on
+        done = job.finished_at.timestamp() - first_on if job.finished_at else float("nan")
+    with capsys.disabled():
+        sys.stdout.write(
+            f"\n[e2e provision] power-on → first HTTP request {first_http:.1f} s"
+            f" (its /ipxe, forwarded as /boot/<uuid>); → job done {done:.1f} s\n"
+        )
 
 
 def boot_logs(stack: Stack) -> list[str]:
@@ -325,61 +334,54 @@ async def test_an_unknown_vm_is_discovered_and_its_planned_foundation_located(
     database: Database, files: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     machine = Machine(name="e2e-discovery", cpus=2)
-    with (
-        network_namespace() as ns,
-        qemu_vm(machine, ns, tmp_path / "vm") as vm,
-        qemu_bmc(vm, tmp_path / "bmc") as bmc,
+    async with ipmi_vm_stack(database, files, tmp_path, machine, known=False) as (
+        ns,
+        vm,
+        bmc,
+        world,
+        stack,
     ):
-        world = await make_world(database, ns, bmc, machine, known=False)
-        with boot_stack(
-            database_url=database.url,
-            netns=ns,
-            token=world.agent_token,
-            site=world.site,
-            directory=tmp_path / "stack",
-            files_dir=files,
-        ) as stack:
-            bmc.ipmitool("chassis", "bootdev", "pxe")
-            bmc.ipmitool("chassis", "power", "on")
-            await wait_off(vm, 100)
-            console = vm.console()
-            assert "discovery: answer: " in console, console
-            found: dict[str, Any] = {}
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                found = await graphql(
-                    stack.contractor, world.operator, DISCOVERED, site=world.site, mac=machine.mac
-                )
-                leases = found["dhcpLeases"]["nodes"]
-                if found["discoveredHardware"]["totalCount"] and leases:
-                    break
-                await asyncio.sleep(0.5)
-            [hardware] = found["discoveredHardware"]["nodes"]
-            assert hardware["mac"] == machine.mac
-            assert hardware["serial"] == machine.serial
-            assert hardware["matched"] == world.locator
-            assert hardware["located"] is True, hardware["problems"]
-            facts = hardware["facts"]
-            assert facts["uuid"] == machine.uuid
-            assert facts["cpu_count"] == machine.cpus
-            assert facts["memory_mib"] == machine.memory_mib
-            # its lease came from the pool
-            [lease] = [n for n in found["dhcpLeases"]["nodes"] if n["mac"] == machine.mac]
-            pool = {str(ns.address(i)) for i in range(POOL[0], POOL[1] + 1)}
-            assert lease["address"] in pool
-
-            located = (
-                await graphql(stack.contractor, world.operator, FOUNDATION, locator=world.locator)
-            )["foundation"]
-            assert located["state"] == "LOCATED"
-            assert located["idMap"]["serial"] == machine.serial
-            assert {"name": "eth0", "mac": machine.mac} in located["interfaces"]
-            [script] = stack.requests("GET", "/boot/discovery")
-            [report] = stack.requests("POST", "/api/v1/subcontractor/discovery")
-            powered_on = vm.power_on_times()[0]
-        with capsys.disabled():
-            sys.stdout.write(
-                f"\n[e2e discovery] power-on → first HTTP request {script - powered_on:.1f} s"
-                f" (its /ipxe, forwarded as /boot/discovery);"
-                f" → report {report - powered_on:.1f} s\n"
+        bmc.ipmitool("chassis", "bootdev", "pxe")
+        bmc.ipmitool("chassis", "power", "on")
+        await wait_off(vm, 100)
+        console = vm.console()
+        assert "discovery: answer: " in console, console
+        found: dict[str, Any] = {}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            found = await graphql(
+                stack.contractor, world.operator, DISCOVERED, site=world.site, mac=machine.mac
             )
+            leases = found["dhcpLeases"]["nodes"]
+            if found["discoveredHardware"]["totalCount"] and leases:
+                break
+            await asyncio.sleep(0.5)
+        [hardware] = found["discoveredHardware"]["nodes"]
+        assert hardware["mac"] == machine.mac
+        assert hardware["serial"] == machine.serial
+        assert hardware["matched"] == world.locator
+        assert hardware["located"] is True, hardware["problems"]
+        facts = hardware["facts"]
+        assert facts["uuid"] == machine.uuid
+        assert facts["cpu_count"] == machine.cpus
+        assert facts["memory_mib"] == machine.memory_mib
+        # its lease came from the pool
+        [lease] = [n for n in found["dhcpLeases"]["nodes"] if n["mac"] == machine.mac]
+        pool = {str(ns.address(i)) for i in range(POOL[0], POOL[1] + 1)}
+        assert lease["address"] in pool
+
+        located = (
+            await graphql(stack.contractor, world.operator, FOUNDATION, locator=world.locator)
+        )["foundation"]
+        assert located["state"] == "LOCATED"
+        assert located["idMap"]["serial"] == machine.serial
+        assert {"name": "eth0", "mac": machine.mac} in located["interfaces"]
+        [script] = stack.requests("GET", "/boot/discovery")
+        [report] = stack.requests("POST", "/api/v1/subcontractor/discovery")
+        powered_on = vm.power_on_times()[0]
+    with capsys.disabled():
+        sys.stdout.write(
+            f"\n[e2e discovery] power-on → first HTTP request {script - powered_on:.1f} s"
+            f" (its /ipxe, forwarded as /boot/discovery);"
+            f" → report {report - powered_on:.1f} s\n"
+        )

@@ -5,7 +5,6 @@ on loopback: an app served by uvicorn in a thread (PostgreSQL and SQLite), and a
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -14,40 +13,30 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.models import PXE, AddressBlock, Site, StructureBluePrint, utcnow
-from contractor.services import addresses, auth, interfaces, jobs
+from contractor.services import auth, jobs
 from contractor.services import blueprint as bp_service
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
 from tests.conftest import make_pg_database
 from tests.conftest import test_settings as settings_for
 from tests.factories import (
+    CHEAP,
     make_block,
-    make_foundation,
-    make_foundation_blueprint,
+    make_reserved_machine,
     make_site,
-    make_structure,
-    make_structure_blueprint,
+    new_mac,
     unique,
 )
 from tests.serving import clean_env, contractor_serve, serving_in_thread
 
 T = TypeVar("T")
 BOOT = "/api/v1/subcontractor/boot"
-CHEAP = PasswordHasher(memory_cost=64, time_cost=1)  # hashing cost is not under test
-_macs = itertools.count(1)
-
-
-def new_mac() -> str:
-    """A MAC no other test of the run has (the databases live for the module)."""
-    number = next(_macs)
-    return f"52:54:00:{number >> 16 & 255:02x}:{number >> 8 & 255:02x}:{number & 255:02x}"
 
 
 @dataclass
@@ -75,21 +64,7 @@ async def _machine(
     pxe: PXE | None = None,
     built: bool = False,
 ) -> str:
-    fbp = await make_foundation_blueprint(session)
-    sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
-    foundation = await make_foundation(session, site, fbp)
-    await interfaces.add_interface(
-        session,
-        foundation=foundation,
-        physical_location="eth0",
-        mac=mac,
-        is_provisioning=True,
-        pxe=pxe,
-    )
-    structure = await make_structure(session, site, foundation, sbp)
-    await addresses.create_address(
-        session, structure=structure, block=block, interface_name="eth0", is_primary=True
-    )
+    foundation, structure, _ = await make_reserved_machine(session, site, block, mac, pxe=pxe)
     if built:
         foundation.located_at = foundation.built_at = structure.built_at = utcnow()
         await session.flush()
@@ -190,16 +165,7 @@ async def _new_reservation(session: AsyncSession, world: World, mac: str) -> str
     """A machine with MAC ``mac`` gets an address: a new reservation; its hostname."""
     site = await session.get_one(Site, world.site_id)
     block = await session.get_one(AddressBlock, world.block_id)
-    fbp = await make_foundation_blueprint(session)
-    sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
-    foundation = await make_foundation(session, site, fbp)
-    await interfaces.add_interface(
-        session, foundation=foundation, physical_location="eth0", mac=mac, is_provisioning=True
-    )
-    structure = await make_structure(session, site, foundation, sbp)
-    await addresses.create_address(
-        session, structure=structure, block=block, interface_name="eth0", is_primary=True
-    )
+    _, structure, _ = await make_reserved_machine(session, site, block, mac)
     return structure.hostname
 
 

@@ -4,7 +4,6 @@ ambiguity, the flood bounds and the token's scope."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from contractor.models import (
 from contractor.services import interfaces
 from contractor.services import tasks as task_service
 from contractor.settings import Settings
+from tests import factories
 from tests.conftest import make_pg_database
 from tests.conftest import test_settings as settings_for
 from tests.factories import (
@@ -43,12 +43,10 @@ from tests.metrics_scrape import parse, value
 from tests.serving import serving_in_thread
 
 REPORT = "/api/v1/subcontractor/discovery"
-_macs = itertools.count(1)
 
 
 def new_mac() -> str:
-    number = next(_macs)
-    return f"52:54:01:{number >> 16 & 255:02x}:{number >> 8 & 255:02x}:{number & 255:02x}"
+    return factories.new_mac("52:54:01")
 
 
 def report(mac: str, **fields: Any) -> dict[str, Any]:

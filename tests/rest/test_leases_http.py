@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor.metrics import exposition
 from contractor.models import Foundation, RealNetworkInterface
+from tests.factories import new_mac
 from tests.metrics_scrape import parse, value
 from tests.rest.test_boot_http import (  # the same served app and world
     Served,
     _graphql,
     agent,
     database_url,
-    new_mac,
     served,
 )
 

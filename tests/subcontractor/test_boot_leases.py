@@ -12,7 +12,8 @@ import pytest
 from subcontractor.boot.leases import read_dnsmasq_leases, report_leases
 from subcontractor.client import Client, Rejected
 from subcontractor.config import ContractorConfig
-from tests.rest.test_boot_http import Served, _graphql, agent, database_url, new_mac, served
+from tests.factories import new_mac
+from tests.rest.test_boot_http import Served, _graphql, agent, database_url, served
 
 __all__ = ["agent", "database_url", "served"]
 

@@ -82,6 +82,29 @@ export const ERROR_FIELDS = "... on Error { code message field }";
  * names a `resume()` giving the variables to send again after a dropped connection (for
  * `events`, `after` = the last cursor received), so nothing is missed and nothing polls.
  */
+// One run of `work` per burst of calls: the first call of a burst runs it `ms` later; an
+// error is left for the next burst (live updates come in bursts while jobs run).
+// `cancel()` drops a run not yet started (when the page is left).
+export function coalesced(ms, work) {
+  let pending = null;
+  const call = () => {
+    if (pending) return;
+    pending = setTimeout(async () => {
+      pending = null;
+      try {
+        await work();
+      } catch {
+        /* the next burst tries again */
+      }
+    }, ms);
+  };
+  call.cancel = () => {
+    clearTimeout(pending);
+    pending = null;
+  };
+  return call;
+}
+
 export class Live {
   constructor() {
     this.socket = null;

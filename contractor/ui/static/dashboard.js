@@ -1,7 +1,7 @@
 // The dashboard: counts by state per site, jobs running and in error, recent events; it
 // follows the `events` subscription (resuming from its last cursor), it never polls.
 
-import { gql } from "./api.js";
+import { coalesced, gql } from "./api.js";
 import { badge, h, hashOf, heading, link, section, table, when } from "./dom.js";
 
 const COUNTS = `{
@@ -94,19 +94,8 @@ export async function render(context) {
   const newest = (await gql(NEWEST, { last: RECENT })).events;
   for (const event of newest.events) show(event);
   let cursor = newest.cursor;
-  let pending = null;
-  const refill = () => {
-    // many events arrive in bursts while jobs run: one re-count per burst
-    if (pending) return;
-    pending = setTimeout(async () => {
-      pending = null;
-      try {
-        await fill();
-      } catch {
-        /* the next event tries again */
-      }
-    }, 400);
-  };
+  // many events arrive in bursts while jobs run: one re-count per burst
+  const refill = coalesced(400, fill);
   const stop = context.live.subscribe(EVENTS, () => ({ after: cursor }), {
     next: ({ events: event }) => {
       cursor = event.cursor;
@@ -117,7 +106,7 @@ export async function render(context) {
   });
   context.onleave(() => {
     stop();
-    clearTimeout(pending);
+    refill.cancel();
   });
   return h(
     "div",

@@ -91,6 +91,27 @@ function address(structure) {
   return primary?.ipAddress || "—";
 }
 
+// The site and blueprint filters both lists have, from the kind's choices.
+function placeFilters(params, choices) {
+  return [
+    select("f-site", "Site (and below)", params.site, choices.sites.nodes.map((s) => [s.name, s.name])),
+    select("f-blueprint", "Blueprint", params.blueprint, choices.blueprints.nodes.map((b) => [b.name, b.name])),
+  ];
+}
+
+// A list page: its filter form, one page of `data` as a table (`empty` when there is
+// nothing), and the pager.
+function listing(route, title, form, columns, empty, data, params, page) {
+  return h(
+    "div",
+    {},
+    heading(title),
+    form,
+    table(route, columns, data.nodes, empty),
+    pager(route, params, data.pageInfo, page, data.nodes.length, data.totalCount),
+  );
+}
+
 export async function foundations({ params }) {
   const choices = await gql(CHOICES, { kind: "FOUNDATION" });
   const filter = {
@@ -103,33 +124,21 @@ export async function foundations({ params }) {
   const page = Number(params.page || 1);
   const data = (await gql(FOUNDATIONS, { filter, after: params.after || null, first: pageSize(params) })).foundations;
   const form = filterForm("foundations", params, [
-    select("f-site", "Site (and below)", params.site, choices.sites.nodes.map((s) => [s.name, s.name])),
-    select("f-blueprint", "Blueprint", params.blueprint, choices.blueprints.nodes.map((b) => [b.name, b.name])),
+    ...placeFilters(params, choices),
     input("f-type", "Type", params.type, "e.g. ipmi"),
     select("f-state", "State", params.state, ["PLANNED", "LOCATED", "BUILT"].map((s) => [s, s.toLowerCase()])),
     input("f-q", "Locator", params.q, "text or glob, e.g. rack1-*"),
     sizes(params),
   ]);
-  return h(
-    "div",
-    {},
-    heading("Foundations"),
-    form,
-    table(
-      "foundations",
-      [
-        ["Locator", (f) => link(`#/foundation/${encodeURIComponent(f.locator)}`, f.locator)],
-        ["State", (f) => badge(f.state)],
-        ["Site", (f) => f.site.name],
-        ["Blueprint", (f) => f.blueprint.name],
-        ["Type", (f) => f.type],
-        ["Structure", (f) => (f.structure ? link(`#/structure/${f.structure.id}`, f.structure.hostname) : "—")],
-      ],
-      data.nodes,
-      "no foundation matches",
-    ),
-    pager("foundations", params, data.pageInfo, page, data.nodes.length, data.totalCount),
-  );
+  const columns = [
+    ["Locator", (f) => link(`#/foundation/${encodeURIComponent(f.locator)}`, f.locator)],
+    ["State", (f) => badge(f.state)],
+    ["Site", (f) => f.site.name],
+    ["Blueprint", (f) => f.blueprint.name],
+    ["Type", (f) => f.type],
+    ["Structure", (f) => (f.structure ? link(`#/structure/${f.structure.id}`, f.structure.hostname) : "—")],
+  ];
+  return listing("foundations", "Foundations", form, columns, "no foundation matches", data, params, page);
 }
 
 export async function structures({ params }) {
@@ -160,8 +169,7 @@ export async function structures({ params }) {
     data = (await gql(STRUCTURES, { filter, after: params.after || null, first: pageSize(params) })).structures;
   }
   const form = filterForm("structures", params, [
-    select("f-site", "Site (and below)", params.site, choices.sites.nodes.map((s) => [s.name, s.name])),
-    select("f-blueprint", "Blueprint", params.blueprint, choices.blueprints.nodes.map((b) => [b.name, b.name])),
+    ...placeFilters(params, choices),
     input("f-type", "Foundation type", params.type, "e.g. simulated"),
     select("f-state", "State", params.state, ["PLANNED", "BUILT"].map((s) => [s, s.toLowerCase()])),
     select("f-block", "Address block", params.block, choices.addressBlocks.nodes.map((b) => [String(b.id), `${b.name} ${b.cidr}`])),
@@ -169,24 +177,13 @@ export async function structures({ params }) {
     input("f-q", "Hostname", params.q, "text or glob, e.g. web*"),
     sizes(params),
   ]);
-  return h(
-    "div",
-    {},
-    heading("Structures"),
-    form,
-    table(
-      "structures",
-      [
-        ["Hostname", (s) => link(`#/structure/${s.id}`, s.hostname)],
-        ["State", (s) => badge(s.state)],
-        ["Site", (s) => s.site.name],
-        ["Blueprint", (s) => s.blueprint.name],
-        ["Address", address],
-        ["Foundation", (s) => link(`#/foundation/${encodeURIComponent(s.foundation.locator)}`, `${s.foundation.locator} (${s.foundation.type})`)],
-      ],
-      data.nodes,
-      "no structure matches",
-    ),
-    pager("structures", params, data.pageInfo, page, data.nodes.length, data.totalCount),
-  );
+  const columns = [
+    ["Hostname", (s) => link(`#/structure/${s.id}`, s.hostname)],
+    ["State", (s) => badge(s.state)],
+    ["Site", (s) => s.site.name],
+    ["Blueprint", (s) => s.blueprint.name],
+    ["Address", address],
+    ["Foundation", (s) => link(`#/foundation/${encodeURIComponent(s.foundation.locator)}`, `${s.foundation.locator} (${s.foundation.type})`)],
+  ];
+  return listing("structures", "Structures", form, columns, "no structure matches", data, params, page);
 }

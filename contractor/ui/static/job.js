@@ -2,7 +2,7 @@
 // marked, its log, its tasks and the operator's actions, all following the `job(id)`
 // subscription (and re-reading the log when an update arrives, never on a timer).
 
-import { ERROR_FIELDS, gql, result } from "./api.js";
+import { ERROR_FIELDS, coalesced, gql, result } from "./api.js";
 import { action, badge, fields, h, heading, link, scrub, section, table, when, json } from "./dom.js";
 import { jobTable } from "./dashboard.js";
 
@@ -149,22 +149,13 @@ export async function render(context) {
   };
   drawActions(job.state);
 
-  let reading = null;
-  const reread = () => {
-    if (reading) return;
-    reading = setTimeout(async () => {
-      reading = null;
-      try {
-        const fresh = (await gql(JOB, { id })).job;
-        log.replaceChildren(logTable(fresh.log));
-        tasks.replaceChildren(taskTable(fresh.tasks));
-        status.replaceChildren(json(scrub(fresh.status)));
-        about.replaceChildren(facts(fresh));
-      } catch {
-        /* the next update reads again */
-      }
-    }, 300);
-  };
+  const reread = coalesced(300, async () => {
+    const fresh = (await gql(JOB, { id })).job;
+    log.replaceChildren(logTable(fresh.log));
+    tasks.replaceChildren(taskTable(fresh.tasks));
+    status.replaceChildren(json(scrub(fresh.status)));
+    about.replaceChildren(facts(fresh));
+  });
   const stop = context.live.subscribe(FOLLOW, () => ({ id }), {
     next: ({ job: update }) => {
       bar.value = update.progress;
@@ -181,7 +172,7 @@ export async function render(context) {
   });
   context.onleave(() => {
     stop();
-    clearTimeout(reading);
+    reread.cancel();
   });
 
   return h(

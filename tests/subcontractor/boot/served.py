@@ -1,9 +1,14 @@
 """A real Contractor app (SQLite, served by uvicorn in a thread on loopback) with a site
-whose machines have reservations, for the boot services' tests."""
+whose machines have reservations, for the boot services' tests; and what those tests do
+on a test's network namespace: the boot services running against it (``running_boot``),
+a DHCP client's NIC (``client_link``) and busybox's DHCP client (``udhcpc``)."""
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import contextlib
+import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,38 +16,32 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contractor import migrate
 from contractor.app import create_app
 from contractor.db import create_engine, create_session_factory, transaction
 from contractor.models import AddressBlock, Site
-from contractor.services import addresses, auth, interfaces
+from contractor.services import auth
 from contractor.services import tasks as task_service
 from contractor.services.network import ip_at
 from contractor.settings import Settings
-from subcontractor.config import ContractorConfig
+from subcontractor.boot.backend import DhcpBackend
+from subcontractor.boot.service import BootService
+from subcontractor.boot.supervisor import tail
+from subcontractor.client import Client
+from subcontractor.config import AgentConfig, BootConfig, Config, ContractorConfig
+from tests import factories
 from tests.conftest import test_settings as settings_for
-from tests.factories import (
-    make_block,
-    make_foundation,
-    make_foundation_blueprint,
-    make_site,
-    make_structure,
-    make_structure_blueprint,
-    unique,
-)
+from tests.factories import CHEAP, make_block, make_reserved_machine, make_site, unique
+from tests.rigs.netns import Netns
 from tests.serving import serving_in_thread
 
 T = TypeVar("T")
-CHEAP = PasswordHasher(memory_cost=64, time_cost=1)  # hashing cost is not under test
-_macs = itertools.count(1)
 
 
 def new_mac() -> str:
-    number = next(_macs)
-    return f"52:54:00:b0:{number >> 8 & 255:02x}:{number & 255:02x}"
+    return factories.new_mac("52:54:00:b0")
 
 
 @dataclass
@@ -76,24 +75,8 @@ class Served:
             site = await session.get_one(Site, self.site_id)
             chosen = mac or new_mac()
             block = await session.get_one(AddressBlock, self.block_id)
-            fbp = await make_foundation_blueprint(session)
-            sbp = await make_structure_blueprint(session, foundation_blueprints=[fbp])
-            foundation = await make_foundation(session, site, fbp)
-            await interfaces.add_interface(
-                session,
-                foundation=foundation,
-                physical_location="eth0",
-                mac=chosen,
-                is_provisioning=True,
-            )
-            structure = await make_structure(session, site, foundation, sbp)
-            address = await addresses.create_address(
-                session,
-                structure=structure,
-                block=block,
-                interface_name="eth0",
-                offset=offset,
-                is_primary=True,
+            foundation, structure, address = await make_reserved_machine(
+                session, site, block, chosen, offset=offset
             )
             return Machine(
                 mac=chosen,
@@ -169,3 +152,87 @@ async def serve_contractor(
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     async for served in serve_contractor(tmp_path, "198.18.250.0/24"):
         yield served
+
+
+@pytest.fixture
+async def contractor(tmp_path: Path, netns: Netns) -> AsyncIterator[Served]:
+    """Contractor whose site's block is the test's network (its module's ``netns``)."""
+    async for served in serve_contractor(tmp_path, str(netns.network), gateway_offset=1):
+        yield served
+
+
+def boot_config(served: Served, netns: Netns, tmp_path: Path, **boot: Any) -> Config:
+    """A subcontractor's configuration: the boot services on the host end of ``netns``
+    (unless ``boot`` names other ``interfaces``), its journal in ``tmp_path``."""
+    return Config(
+        contractor=served.contractor(),
+        agent=AgentConfig(journal_dir=tmp_path / "journal"),
+        modules={},
+        module_options={},
+        boot=BootConfig(
+            **{
+                "enabled": True,
+                "interfaces": [netns.host_if],
+                "server_address": str(netns.host_address),
+                **boot,
+            }
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_boot(
+    config: Config, *, backend: Callable[[BootService], DhcpBackend] | None = None
+) -> AsyncIterator[BootService]:
+    """The boot services of ``config`` running on this loop (with the DHCP backend
+    ``backend`` makes, when given), stopped at the end."""
+    client = Client(config.contractor)
+    service = BootService(config, client)
+    if backend is not None:
+        service.backend = backend(service)
+    stop = asyncio.Event()
+    running = asyncio.create_task(service.run(stop))
+    try:
+        yield service
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        await client.aclose()
+
+
+def client_link(netns: Netns, mac: str) -> str:
+    """A veth inside the namespace, a port of its bridge, with ``mac``: a DHCP client's NIC."""
+    name = f"c{secrets.token_hex(3)}"
+    netns.run("ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
+    netns.run("ip", "link", "set", f"{name}p", "master", netns.bridge, "up")
+    netns.run("ip", "link", "set", name, "address", mac, "up")
+    return name
+
+
+async def udhcpc(netns: Netns, link: str, log: Path | None = None) -> str:
+    """busybox udhcpc's output for one lease on ``link`` (it must get one; the end of the
+    server's ``log`` is shown when it does not)."""
+    process = await asyncio.create_subprocess_exec(
+        *netns.command("busybox", "udhcpc", "-i", link, "-n", "-q", "-f", "-t", "8",
+                       "-T", "1", "-s", "/bin/true"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    text = out.decode(errors="replace")
+    if process.returncode != 0 and log is not None:
+        text += f"\n{log.name}:\n{tail(log, 4000)}"
+    assert process.returncode == 0, text
+    return text
+
+
+async def until(what: str, check: Callable[[], object], seconds: float = 20) -> None:
+    """Until ``check()`` (or the coroutine it returns) is true; fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what}: not within {seconds}s")

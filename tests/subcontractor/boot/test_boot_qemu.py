@@ -10,6 +10,7 @@ import ipaddress
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,18 +20,32 @@ from contractor.child_process import stop_child as stop_process
 from contractor.models import AddressBlock
 from contractor.services import boot as boot_service
 from subcontractor.boot.service import BootService
-from subcontractor.client import Client
-from subcontractor.config import AgentConfig, BootConfig, Config
 from tests.rigs.images import installed_kernel
 from tests.rigs.netns import Netns, network_namespace
-from tests.rigs.vm import Machine, qemu_vm
+from tests.rigs.vm import Machine, Vm, qemu_vm
 from tests.subcontractor.bmc import require_tools
-from tests.subcontractor.boot.served import Served, serve_contractor
+from tests.subcontractor.boot.served import Served, boot_config, running_boot, serve_contractor
 
 pytestmark = pytest.mark.timeout(240)
 
 DISCOVERED = """query($mac: String) { discoveredHardware(mac: $mac) {
   nodes { mac facts matched } } }"""
+
+
+async def discovered(service: BootService, vm: Vm, served: Served) -> dict[str, Any]:
+    """Power ``vm`` on once the boot services follow Contractor, until it powers itself off
+    after discovery; what Contractor recorded of it (its serial checked)."""
+    await asyncio.wait_for(service.follower.ready.wait(), 15)
+    vm.start()
+    # (the service runs on this loop: wait for QEMU in a thread)
+    off = await asyncio.to_thread(vm.wait_off, 150)
+    assert off, "the machine did not power itself off\n" + vm.console()
+    assert "discovery: answer: " in vm.console(), vm.console()
+    data = await served.graphql(DISCOVERED, mac=vm.machine.mac)
+    found: dict[str, Any]
+    (found,) = data["discoveredHardware"]["nodes"]
+    assert found["facts"]["serial"] == vm.machine.serial
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -69,35 +84,12 @@ async def test_an_unknown_machine_boots_discovery_through_the_boot_services(
         )
 
     await contractor.write(pool)
-    config = Config(
-        contractor=contractor.contractor(),
-        agent=AgentConfig(journal_dir=tmp_path / "journal"),
-        modules={},
-        module_options={},
-        boot=BootConfig(
-            enabled=True,
-            interfaces=[netns.host_if],
-            server_address=str(netns.host_address),
-            files_dir=files,
-            lease_report_seconds=1,
-        ),
-    )  # the endpoint on server_address:8069, where the discovery image posts by default
-    client = Client(config.contractor)
-    service = BootService(config, client)
-    stop = asyncio.Event()
-    running = asyncio.create_task(service.run(stop))
+    # the endpoint on server_address:8069, where the discovery image posts by default
+    config = boot_config(contractor, netns, tmp_path, files_dir=files, lease_report_seconds=1)
     machine = Machine(name=f"boot-{firmware}", cpus=1, firmware=firmware)  # type: ignore[arg-type]
-    try:
+    async with running_boot(config) as service:
         with qemu_vm(machine, netns, tmp_path / "vm") as vm:
-            await asyncio.wait_for(service.follower.ready.wait(), 15)
-            vm.start()
-            # (the service runs on this loop: wait for QEMU in a thread)
-            off = await asyncio.to_thread(vm.wait_off, 150)
-            assert off, "the machine did not power itself off\n" + vm.console()
-            assert "discovery: answer: " in vm.console(), vm.console()
-            data = await contractor.graphql(DISCOVERED, mac=machine.mac)
-            (found,) = data["discoveredHardware"]["nodes"]
-            assert found["facts"]["serial"] == machine.serial
+            found = await discovered(service, vm, contractor)
             assert found["facts"]["cpu_count"] == machine.cpus
             assert found["matched"] is None
             log = (tmp_path / "journal" / "boot" / "dnsmasq" / "dnsmasq.log").read_text()
@@ -109,10 +101,6 @@ async def test_an_unknown_machine_boots_discovery_through_the_boot_services(
             leases = await service.backend.leases()
             (lease,) = [held for held in leases if held.mac == machine.mac]
             assert netns.address(100) <= ipaddress.IPv4Address(lease.address) <= netns.address(150)
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
-        await client.aclose()
 
 
 @pytest.fixture
@@ -167,40 +155,13 @@ async def test_proxy_dhcp_boots_a_machine_beside_another_dhcp_server(
     proxied: Served, netns: Netns, files: Path, tmp_path: Path, other_dhcp: Path
 ) -> None:
     """No pool, no reservation: the other server gives the address, the proxy the boot."""
-    config = Config(
-        contractor=proxied.contractor(),
-        agent=AgentConfig(journal_dir=tmp_path / "journal"),
-        modules={},
-        module_options={},
-        boot=BootConfig(
-            enabled=True,
-            interfaces=[netns.host_if],
-            server_address=str(netns.host_address),
-            files_dir=files,
-            proxy=True,
-        ),
-    )
-    client = Client(config.contractor)
-    service = BootService(config, client)
-    stop = asyncio.Event()
-    running = asyncio.create_task(service.run(stop))
+    config = boot_config(proxied, netns, tmp_path, files_dir=files, proxy=True)
     machine = Machine(name="boot-proxy", cpus=1)
-    try:
+    async with running_boot(config) as service:
         with qemu_vm(machine, netns, tmp_path / "vm") as vm:
-            await asyncio.wait_for(service.follower.ready.wait(), 15)
-            vm.start()
-            off = await asyncio.to_thread(vm.wait_off, 150)
-            assert off, "the machine did not power itself off\n" + vm.console()
-            assert "discovery: answer: " in vm.console(), vm.console()
-            data = await proxied.graphql(DISCOVERED, mac=machine.mac)
-            (found,) = data["discoveredHardware"]["nodes"]
-            assert found["facts"]["serial"] == machine.serial
+            await discovered(service, vm, proxied)
             other = (other_dhcp / "leases").read_text()
             assert machine.mac in other, other  # the address came from the other server
             assert await service.backend.leases() == []
             log = (tmp_path / "journal" / "boot" / "dnsmasq" / "dnsmasq.log").read_text()
             assert "proxy" in log, log
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
-        await client.aclose()

@@ -9,24 +9,26 @@ socket and another test's dnsmasq on the host would keep each other from binding
 
 from __future__ import annotations
 
-import asyncio
 import os
-import secrets
 import signal
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from subcontractor.boot.kea import KeaBackend
 from subcontractor.boot.service import BootService
-from subcontractor.client import Client
-from subcontractor.config import AgentConfig, BootConfig, Config
 from tests.rigs.netns import Netns, network_namespace
 from tests.subcontractor.bmc import require_tools
 from tests.subcontractor.boot.kea_entries import network_in_198_18, short_directory
-from tests.subcontractor.boot.served import Served, serve_contractor
+from tests.subcontractor.boot.served import (
+    Served,
+    boot_config,
+    client_link,
+    running_boot,
+    udhcpc,
+    until,
+)
 
 INTERFACE_LEASES = """query($locator: String!) { foundation(locator: $locator) {
   interfaces { mac leases { address state } } } }"""
@@ -40,78 +42,33 @@ def netns() -> Iterator[Netns]:
         yield ns
 
 
-@pytest.fixture
-async def contractor(tmp_path: Path, netns: Netns) -> AsyncIterator[Served]:
-    async for served in serve_contractor(tmp_path, str(netns.network), gateway_offset=1):
-        yield served
-
-
-def _client_link(netns: Netns, mac: str) -> str:
-    """A veth inside the namespace, a port of its bridge, with ``mac``: a client's NIC."""
-    name = f"k{secrets.token_hex(3)}"
-    netns.run("ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
-    netns.run("ip", "link", "set", f"{name}p", "master", netns.bridge, "up")
-    netns.run("ip", "link", "set", name, "address", mac, "up")
-    return name
-
-
-async def _udhcpc(netns: Netns, link: str, backend: KeaBackend) -> str:
-    process = await asyncio.create_subprocess_exec(
-        *netns.command("busybox", "udhcpc", "-i", link, "-n", "-q", "-f", "-t", "8",
-                       "-T", "1", "-s", "/bin/true"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(process.communicate(), 60)
-    text = out.decode(errors="replace")
-    log = backend.paths.log.read_text(errors="replace") if backend.paths.log.exists() else ""
-    assert process.returncode == 0, f"{text}\nkea-dhcp4's log:\n{log[-4000:]}"
-    return text
-
-
-async def _until(what: str, check: Callable[[], object], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what}: not within {seconds}s")
-
-
 async def test_the_boot_services_on_kea_lease_live_reservations_and_report_them(
     contractor: Served, netns: Netns, tmp_path: Path
 ) -> None:
     first = await contractor.add_machine(offset=10)
     with short_directory() as state:
-        config = Config(
-            contractor=contractor.contractor(),
-            agent=AgentConfig(journal_dir=tmp_path / "journal"),
-            modules={},
-            module_options={},
-            boot=BootConfig(
-                enabled=True,
-                backend="kea",
-                interfaces=[netns.bridge],
-                server_address=str(netns.host_address),
-                http_listen=f"{netns.host_address}:0",
-                state_dir=state,
-                lease_report_seconds=0.5,
-                wait=5,
-            ),
+        config = boot_config(
+            contractor,
+            netns,
+            tmp_path,
+            backend="kea",
+            interfaces=[netns.bridge],
+            http_listen=f"{netns.host_address}:0",
+            state_dir=state,
+            lease_report_seconds=0.5,
+            wait=5,
         )
-        client = Client(config.contractor)
-        service = BootService(config, client)
-        assert isinstance(service.backend, KeaBackend)  # made by make_backend("kea", ...)
-        backend = KeaBackend(service.settings, wrap=netns.command())
-        service.backend = backend
-        stop = asyncio.Event()
-        running = asyncio.create_task(service.run(stop))
-        try:
-            await _until("kea-dhcp4 answering", backend.kea.ready.is_set)
-            link = _client_link(netns, first.mac)
-            output = await _udhcpc(netns, link, backend)
+
+        def kea_in_netns(service: BootService) -> KeaBackend:
+            assert isinstance(service.backend, KeaBackend)  # made by make_backend("kea", ...)
+            return KeaBackend(service.settings, wrap=netns.command())
+
+        async with running_boot(config, backend=kea_in_netns) as service:
+            backend = service.backend
+            assert isinstance(backend, KeaBackend)
+            await until("kea-dhcp4 answering", backend.kea.ready.is_set)
+            link = client_link(netns, first.mac)
+            output = await udhcpc(netns, link, backend.paths.log)
             assert f"lease of {first.address} obtained" in output, output
 
             # a reservation added in Contractor: live in the same kea-dhcp4, no lease dropped
@@ -124,8 +81,8 @@ async def test_the_boot_services_on_kea_lease_live_reservations_and_report_them(
                 hosts = answer["Dhcp4"]["subnet4"][0]["reservations"]
                 return second.mac in {host["hw-address"] for host in hosts}
 
-            await _until("the new reservation in kea-dhcp4", served_by_kea)
-            output = await _udhcpc(netns, _client_link(netns, second.mac), backend)
+            await until("the new reservation in kea-dhcp4", served_by_kea)
+            output = await udhcpc(netns, client_link(netns, second.mac), backend.paths.log)
             assert f"lease of {second.address} obtained" in output, output
             assert backend.kea.process.pid == pid
             assert backend.restarts == 0
@@ -138,18 +95,14 @@ async def test_the_boot_services_on_kea_lease_live_reservations_and_report_them(
                 (interface,) = data["foundation"]["interfaces"]
                 return bool(interface["leases"] == [{"address": second.address, "state": "ACTIVE"}])
 
-            await _until("the lease reported", reported)
+            await until("the lease reported", reported)
 
             # kea-dhcp4 killed: started again, the leases and reservations still held
             os.kill(pid, signal.SIGKILL)
-            await _until(
+            await until(
                 "kea-dhcp4 started again",
                 lambda: backend.kea.ready.is_set() and backend.restarts == 1,
             )
-            output = await _udhcpc(netns, link, backend)
+            output = await udhcpc(netns, link, backend.paths.log)
             assert f"lease of {first.address} obtained" in output, output
-        finally:
-            stop.set()
-            await asyncio.wait_for(running, 30)
-            await client.aclose()
         assert not backend.alive()

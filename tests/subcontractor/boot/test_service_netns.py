@@ -5,13 +5,10 @@ in GraphQL. Skipped only where network namespaces cannot be made."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import secrets
 import signal
 import socket
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,12 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.models import Foundation
 from contractor.services import interfaces
 from subcontractor.boot.dnsmasq import DnsmasqBackend
-from subcontractor.boot.service import BootService
-from subcontractor.client import Client
-from subcontractor.config import AgentConfig, BootConfig, Config
 from tests.rigs.netns import Netns, network_namespace
 from tests.subcontractor.bmc import require_tools
-from tests.subcontractor.boot.served import Served, new_mac, serve_contractor
+from tests.subcontractor.boot.served import (
+    Served,
+    boot_config,
+    client_link,
+    new_mac,
+    running_boot,
+    udhcpc,
+    until,
+)
 from tests.subcontractor.processes import subcontractor, write_config
 
 INTERFACE_LEASES = """query($locator: String!) { foundation(locator: $locator) {
@@ -41,93 +43,37 @@ def netns() -> Iterator[Netns]:
         yield ns
 
 
-@pytest.fixture
-async def contractor(tmp_path: Path, netns: Netns) -> AsyncIterator[Served]:
-    async for served in serve_contractor(tmp_path, str(netns.network), gateway_offset=1):
-        yield served
-
-
-def _client_link(netns: Netns, mac: str) -> str:
-    """A veth inside the namespace, on its bridge, with ``mac``: one DHCP client's NIC."""
-    name = f"c{secrets.token_hex(3)}"
-    netns.run("ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
-    netns.run("ip", "link", "set", f"{name}p", "master", netns.bridge, "up")
-    netns.run("ip", "link", "set", name, "address", mac, "up")
-    return name
-
-
-async def _udhcpc(netns: Netns, link: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        *netns.command("busybox", "udhcpc", "-i", link, "-n", "-q", "-f", "-t", "8",
-                       "-T", "1", "-s", "/bin/true"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(process.communicate(), 60)
-    text = out.decode(errors="replace")
-    assert process.returncode == 0, text
-    return text
-
-
-async def _until(what: str, check: object, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if callable(check) and await _maybe(check()):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what}: not within {seconds}s")
-
-
-async def _maybe(value: object) -> bool:
-    if asyncio.iscoroutine(value):
-        value = await value
-    return bool(value)
-
-
-def _config(served: Served, netns: Netns, tmp_path: Path) -> Config:
-    return Config(
-        contractor=served.contractor(),
-        agent=AgentConfig(journal_dir=tmp_path / "journal"),
-        modules={},
-        module_options={},
-        boot=BootConfig(
-            enabled=True,
-            interfaces=[netns.host_if],
-            server_address=str(netns.host_address),
-            http_listen=f"{netns.host_address}:0",
-            lease_report_seconds=0.5,
-            wait=5,
-        ),
-    )
-
-
 async def test_reservations_leased_live_dnsmasq_supervised_and_leases_reported(
     contractor: Served, netns: Netns, tmp_path: Path
 ) -> None:
     first = await contractor.add_machine(offset=10)
-    config = _config(contractor, netns, tmp_path)
-    client = Client(config.contractor)
-    service = BootService(config, client)
-    backend = service.backend
-    assert isinstance(backend, DnsmasqBackend)
-    stop = asyncio.Event()
-    running = asyncio.create_task(service.run(stop))
-    try:
-        await _until("dnsmasq up", lambda: backend.alive() and "started" in _log(backend))
-        link = _client_link(netns, first.mac)
-        output = await _udhcpc(netns, link)
+    config = boot_config(
+        contractor,
+        netns,
+        tmp_path,
+        http_listen=f"{netns.host_address}:0",
+        lease_report_seconds=0.5,
+        wait=5,
+    )
+    async with running_boot(config) as service:
+        backend = service.backend
+        assert isinstance(backend, DnsmasqBackend)
+        await until("dnsmasq up", lambda: backend.alive() and "started" in _log(backend))
+        link = client_link(netns, first.mac)
+        output = await udhcpc(netns, link)
         assert f"lease of {first.address} obtained" in output, output
 
         # a reservation added in Contractor: live in the same dnsmasq, the first lease kept
         assert backend.process is not None
         pid = backend.process.pid
         second = await contractor.add_machine(offset=11)
-        await _until(
+        await until(
             "the new reservation in dnsmasq's hosts directory",
             lambda: any(second.mac in p.read_text() for p in backend.hosts.iterdir()),
         )
         (path,) = [p for p in backend.hosts.iterdir() if second.mac in p.read_text()]
-        await _until("dnsmasq read it", lambda: f"read {path}" in _log(backend))
-        output = await _udhcpc(netns, _client_link(netns, second.mac))
+        await until("dnsmasq read it", lambda: f"read {path}" in _log(backend))
+        output = await udhcpc(netns, client_link(netns, second.mac))
         assert f"lease of {second.address} obtained" in output, output
         assert backend.process.pid == pid
         assert backend.restarts == 0
@@ -140,7 +86,7 @@ async def test_reservations_leased_live_dnsmasq_supervised_and_leases_reported(
             (interface,) = data["foundation"]["interfaces"]
             return bool(interface["leases"] == [{"address": second.address, "state": "ACTIVE"}])
 
-        await _until("the lease reported", reported)
+        await until("the lease reported", reported)
 
         # a reservation changed (the first machine's MAC): dnsmasq started again on purpose
         # (it never forgets a host record), the leases kept in its lease file
@@ -154,31 +100,27 @@ async def test_reservations_leased_live_dnsmasq_supervised_and_leases_reported(
             await interfaces.update_interface(session, interface, mac=moved)
 
         await contractor.write(change_mac)
-        await _until(
+        await until(
             "dnsmasq started again for the changed reservation",
             lambda: backend.alive() and backend.process is not None and backend.process.pid != pid,
         )
         assert backend.restarts == 0  # not counted as a failure
         held = {(lease.mac, lease.address) for lease in await backend.leases()}
         assert (second.mac, second.address) in held
-        link = _client_link(netns, moved)
-        output = await _udhcpc(netns, link)
+        link = client_link(netns, moved)
+        output = await udhcpc(netns, link)
         assert f"lease of {first.address} obtained" in output, output
 
         # dnsmasq killed: started again, the leases still held
         pid = backend.process.pid
         os.kill(pid, signal.SIGKILL)
-        await _until(
+        await until(
             "dnsmasq started again",
             lambda: backend.alive() and backend.process is not None and backend.process.pid != pid,
         )
         assert backend.restarts == 1
-        output = await _udhcpc(netns, link)
+        output = await udhcpc(netns, link)
         assert f"lease of {first.address} obtained" in output, output
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
-        await client.aclose()
     assert not backend.alive()
 
 
@@ -239,11 +181,11 @@ async def test_subcontractor_run_serves_boot_and_stops_its_dnsmasq(
                 except httpx.TransportError:
                     return False
 
-            await _until("the boot endpoint answers", answers, 30)
+            await until("the boot endpoint answers", answers, 30)
             script = (await http.get("/ipxe", params={"mac": machine.mac})).text
             assert f"structure '{machine.hostname}'" in script, script
-        await _until("dnsmasq runs", lambda: _processes_with(str(conf)), 30)
-        output = await _udhcpc(netns, _client_link(netns, machine.mac))
+        await until("dnsmasq runs", lambda: _processes_with(str(conf)), 30)
+        output = await udhcpc(netns, client_link(netns, machine.mac))
         assert f"lease of {machine.address} obtained" in output, output
         assert agent.stop() == 0, agent.output()
     assert not _processes_with(str(conf)), "dnsmasq outlived the subcontractor"
