@@ -1,0 +1,134 @@
+"""The executor: graphql-core's, with a short path for the commonest field of a large page.
+
+Most fields of a page are plain attributes of leaf type (a hostname, a state, a MAC):
+strawberry gives such a field (no resolver, no field extension) its default resolver,
+``prefetch.attribute``, which never needs the ``info`` it is handed. graphql-core still
+builds a ``Path`` and a resolve info for each one, checks its value for an awaitable twice
+and completes it through ``complete_value``'s type dispatch: on a page of 1,000 Structures
+that is about 15,000 of its 22,000 fields, and most of the page's time (see
+docs/performance-notes.md).
+
+``Executor.execute_field`` reads such a field (whether it is one is looked up once per
+field definition and request) and coerces its value with the type's own
+``coerce_output_value``, as ``complete_leaf_value`` does. Any other field goes through
+graphql-core's ``execute_field``; a value the short path does not take (an awaitable, an
+exception, null where the type forbids it, one the type does not coerce) is completed as
+``execute_field`` completes a resolver's result (with its resolve info then), so every
+error is raised, located and reported as graphql-core does it. The short path is taken only
+when no schema extension wraps resolvers (``resolve``), which would have to see every
+field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    is_leaf_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.executor import to_nodes
+from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+__all__ = ["Executor"]
+
+# (resolver, leaf type, non-null) of a field the short path takes; None: it does not
+_Plain = tuple[Any, GraphQLLeafType, bool] | None
+
+
+def _plain_field(field: GraphQLField) -> _Plain:
+    """How the short path reads ``field``, if it may: strawberry's default resolver of a
+    field without arguments, of a leaf type (non-null or not)."""
+    resolve = field.resolve
+    if resolve is None or not getattr(resolve, "_is_default", False) or field.args:
+        return None
+    kind: Any = field.type
+    required = isinstance(kind, GraphQLNonNull)
+    if required:
+        kind = kind.of_type
+    if not is_leaf_type(kind):
+        return None
+    return resolve, kind, required
+
+
+class Executor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, reading plain leaf fields without their resolve info."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        manager = self.middleware_manager
+        self._short = manager is None or not manager.middlewares
+        # per request (a sub-executor for @defer shares it): a few dozen definitions
+        self._plain: dict[int, _Plain] = {}
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any] | UndefinedType:
+        field = parent_type.fields.get(field_details_list[0].node.name.value)
+        if field is None or not self._short:  # __typename, say
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        known = self._plain
+        key = id(field)  # the definitions live as long as the request's schema
+        if key in known:
+            how = known[key]
+        else:
+            how = known[key] = _plain_field(field)
+        if how is None:
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        resolve, kind, required = how
+        try:
+            value = resolve(source, None)
+        except Exception as error:  # located and reported as execute_field does it
+            self.handle_field_error(error, field.type, field_details_list, path)
+            return None
+        if value is None:
+            if not required:
+                return None
+        elif not isinstance(value, Exception) and not self.is_awaitable(value):
+            try:
+                coerced = kind.coerce_output_value(value)
+            except Exception:  # completed again by _complete, which reports it
+                pass
+            else:
+                if coerced is not None and coerced is not Undefined:
+                    return coerced
+        return self._complete(parent_type, field, field_details_list, path, value, position_context)
+
+    def _complete(
+        self,
+        parent_type: GraphQLObjectType,
+        field: GraphQLField,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        value: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        """The rest of ``execute_field`` for a value the short path does not take (an
+        awaitable, an error, null where the type forbids it, or one the type refuses)."""
+        return_type = field.type
+        info = self.build_resolve_info(field, to_nodes(field_details_list), parent_type, path)
+        try:
+            if self.is_awaitable(value):
+                return self.complete_awaitable_value(
+                    return_type, field_details_list, info, path, value, position_context
+                )
+            return self.complete_value(
+                return_type, field_details_list, info, path, value, position_context
+            )
+        except Exception as error:
+            self.handle_field_error(error, return_type, field_details_list, path)
+            return None
