@@ -37,13 +37,18 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 __all__ = ["Executor"]
 
-# (resolver, leaf type, non-null) of a field the short path takes; None: it does not
-_Plain = tuple[Any, GraphQLLeafType, bool] | None
+# (resolver, leaf or object type, non-null) of a field the short path takes; None: it does
+# not
+_Plain = tuple[Any, GraphQLLeafType | GraphQLObjectType, bool] | None
+
+# strawberry's own type check of an object type (its info unused), by its qualified name
+_STRAWBERRY_IS_TYPE_OF = "_get_is_type_of.<locals>.is_type_of"
 
 
 def _plain_field(field: GraphQLField) -> _Plain:
     """How the short path reads ``field``, if it may: strawberry's default resolver of a
-    field without arguments, of a leaf type (non-null or not)."""
+    field without arguments, of a leaf type or of an object type whose check, if it has
+    one, is strawberry's own (non-null or not)."""
     resolve = field.resolve
     if resolve is None or not getattr(resolve, "_is_default", False) or field.args:
         return None
@@ -51,9 +56,14 @@ def _plain_field(field: GraphQLField) -> _Plain:
     required = isinstance(kind, GraphQLNonNull)
     if required:
         kind = kind.of_type
-    if not is_leaf_type(kind):
-        return None
-    return resolve, kind, required
+    if is_leaf_type(kind):
+        return resolve, kind, required
+    if isinstance(kind, GraphQLObjectType):
+        check = kind.is_type_of
+        name = getattr(check, "__qualname__", "")
+        if check is None or name.endswith(_STRAWBERRY_IS_TYPE_OF):
+            return resolve, kind, required
+    return None
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
@@ -98,6 +108,14 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         if value is None:
             if not required:
                 return None
+        elif isinstance(kind, GraphQLObjectType):
+            if not isinstance(value, Exception) and not self.is_awaitable(value):
+                check = kind.is_type_of
+                # strawberry's check, which does not read its info
+                if check is None or check(value, None):  # type: ignore[arg-type]
+                    return self._complete_object(
+                        kind, field, field_details_list, path, value, position_context
+                    )
         elif not isinstance(value, Exception) and not self.is_awaitable(value):
             try:
                 coerced = kind.coerce_output_value(value)
@@ -107,6 +125,37 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                 if coerced is not None and coerced is not Undefined:
                     return coerced
         return self._complete(parent_type, field, field_details_list, path, value, position_context)
+
+    def _complete_object(
+        self,
+        kind: GraphQLObjectType,
+        field: GraphQLField,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        value: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        """An object the short path read: its subfields, as ``complete_object_value``
+        executes them (its type checked already), its errors as ``execute_field`` reports
+        them."""
+        try:
+            completed = self.collect_and_execute_subfields(
+                kind, field_details_list, path, value, position_context
+            )
+        except Exception as error:  # located and reported as execute_field does it
+            self.handle_field_error(error, field.type, field_details_list, path)
+            return None
+        if self.is_awaitable(completed):
+
+            async def awaited() -> Any:
+                try:
+                    return await completed
+                except Exception as error:  # as execute_field's await_completed
+                    self.handle_field_error(error, field.type, field_details_list, path)
+                    return None
+
+            return awaited()
+        return completed
 
     def _complete(
         self,

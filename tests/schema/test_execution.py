@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import strawberry
@@ -42,6 +42,25 @@ class Soon:
         return self.value
 
 
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Child(Named):  # with an interface: strawberry gives it a type check
+    required: str
+
+
+@strawberry.type
+class Plain:  # without one
+    name: str
+
+
+def child(name: str, required: str | None = "r") -> Child:
+    return Child(name=name, required=required)  # type: ignore[arg-type]
+
+
 @strawberry.type
 class Leaf:
     name: str
@@ -50,6 +69,9 @@ class Leaf:
     count: int
     required: str
     odd: Any = strawberry.field(graphql_type=str | None)
+    child: Any = strawberry.field(graphql_type=Child | None)
+    must: Any = strawberry.field(graphql_type=Child)
+    plain: Plain | None = None
 
     @strawberry.field
     def shout(self) -> str:
@@ -58,14 +80,61 @@ class Leaf:
 
 def leaves() -> list[Leaf | None]:
     return [
-        Leaf(name="a", maybe=None, colour=Colour.RED, count=1, required="x", odd="fine"),
-        # null where the type forbids it: the item is nulled, its error located
-        Leaf(name="b", maybe="m", colour=Colour.BLUE, count=2, required=None, odd=None),  # type: ignore[arg-type]
-        # an Int the type cannot represent
-        Leaf(name="c", maybe="n", colour=Colour.RED, count=2**40, required="y", odd=None),
-        # an exception as the value, and an awaitable
-        Leaf(name="d", maybe=None, colour=Colour.RED, count=4, required="z", odd=ValueError("no")),
-        Leaf(name="e", maybe=None, colour=Colour.BLUE, count=5, required="w", odd=Soon("soon")),
+        Leaf(
+            name="a",
+            maybe=None,
+            colour=Colour.RED,
+            count=1,
+            required="x",
+            odd="fine",
+            child=child("a1"),
+            must=child("a2"),
+            plain=Plain(name="p"),
+        ),
+        # null where the type forbids it: the item is nulled, its error located; a child's
+        # required null nulls the (nullable) child
+        Leaf(
+            name="b",
+            maybe="m",
+            colour=Colour.BLUE,
+            count=2,
+            required=cast(str, None),
+            odd=None,
+            child=child("b1", None),
+            must=child("b2"),
+        ),
+        # an Int the type cannot represent; an object of the wrong type; a required object null
+        Leaf(
+            name="c",
+            maybe="n",
+            colour=Colour.RED,
+            count=2**40,
+            required="y",
+            odd=None,
+            child=Plain(name="wrong"),
+            must=None,
+        ),
+        # an exception as the value, and an awaitable, for leaves and objects
+        Leaf(
+            name="d",
+            maybe=None,
+            colour=Colour.RED,
+            count=4,
+            required="z",
+            odd=ValueError("no"),
+            child=Soon(child("d1")),
+            must=ValueError("gone"),
+        ),
+        Leaf(
+            name="e",
+            maybe=None,
+            colour=Colour.BLUE,
+            count=5,
+            required="w",
+            odd=Soon("soon"),
+            child=Soon(None),
+            must=child("e2", None),
+        ),
     ]
 
 
@@ -99,6 +168,9 @@ DOCUMENTS = [
     "{ leaves { count n: name __typename ...on Leaf { colour } shout c2: colour } }",
     "query($s: Boolean!) { leaves { name maybe @skip(if: $s) colour @include(if: $s) required } }",
     "{ later { shout name odd } leaves { name } }",
+    "{ leaves { name child { name required } } }",
+    "{ leaves { name must { name ... on Named { name } required } plain { name } } }",
+    "{ leaves { name child { __typename name } must { name } } later { child { required } } }",
 ]
 
 
