@@ -26,20 +26,25 @@ from typing import Any
 from graphql import (
     GraphQLField,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     is_leaf_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import to_nodes
-from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType
+from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 __all__ = ["Executor"]
 
-# (resolver, leaf or object type, non-null) of a field the short path takes; None: it does
-# not
-_Plain = tuple[Any, GraphQLLeafType | GraphQLObjectType, bool] | None
+# (resolver, leaf or object type, non-null) of a field the short path takes, or (resolver,
+# list type, its object type, whether its items are non-null); None: it does not
+_Plain = (
+    tuple[Any, GraphQLLeafType | GraphQLObjectType, bool]
+    | tuple[Any, GraphQLList[Any], GraphQLObjectType, bool]
+    | None
+)
 
 # strawberry's own type check of an object type (its info unused), by its qualified name
 _STRAWBERRY_IS_TYPE_OF = "_get_is_type_of.<locals>.is_type_of"
@@ -58,12 +63,24 @@ def _plain_field(field: GraphQLField) -> _Plain:
         kind = kind.of_type
     if is_leaf_type(kind):
         return resolve, kind, required
-    if isinstance(kind, GraphQLObjectType):
-        check = kind.is_type_of
-        name = getattr(check, "__qualname__", "")
-        if check is None or name.endswith(_STRAWBERRY_IS_TYPE_OF):
-            return resolve, kind, required
+    if _checked_plainly(kind):
+        return resolve, kind, required
+    if isinstance(kind, GraphQLList):
+        item: Any = kind.of_type
+        items_required = isinstance(item, GraphQLNonNull)
+        if items_required:
+            item = item.of_type
+        if _checked_plainly(item):
+            return resolve, kind, item, items_required
     return None
+
+
+def _checked_plainly(kind: Any) -> bool:
+    """Whether ``kind`` is an object type without a check or with strawberry's own."""
+    if not isinstance(kind, GraphQLObjectType):
+        return False
+    check = kind.is_type_of
+    return check is None or getattr(check, "__qualname__", "").endswith(_STRAWBERRY_IS_TYPE_OF)
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
@@ -99,6 +116,10 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             return super().execute_field(
                 parent_type, source, field_details_list, path, position_context
             )
+        if len(how) == 4:
+            return self._list(
+                parent_type, field, how, source, field_details_list, path, position_context
+            )
         resolve, kind, required = how
         try:
             value = resolve(source, None)
@@ -125,6 +146,95 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                 if coerced is not None and coerced is not Undefined:
                     return coerced
         return self._complete(parent_type, field, field_details_list, path, value, position_context)
+
+    def _list(
+        self,
+        parent_type: GraphQLObjectType,
+        field: GraphQLField,
+        how: tuple[Any, GraphQLList[Any], GraphQLObjectType, bool],
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        """A plain list of objects: each item's subfields, as ``complete_iterable_value``
+        and ``complete_list_item_value`` complete them; a value or an item the short path
+        does not take (not a list, an awaitable, an error, null, the wrong type) and a
+        streamed list are completed the whole way."""
+        resolve, _, kind, required = how
+        try:
+            value = resolve(source, None)
+        except Exception as error:  # located and reported as execute_field does it
+            self.handle_field_error(error, field.type, field_details_list, path)
+            return None
+        check = kind.is_type_of
+        if (
+            type(value) is not list
+            or self.get_stream_usage(field_details_list, path) is not None
+            or not all(
+                item is not None
+                and not isinstance(item, Exception)
+                and not self.is_awaitable(item)
+                and (check is None or check(item, None))  # type: ignore[arg-type]
+                for item in value
+            )
+        ):
+            if value is None and not isinstance(field.type, GraphQLNonNull):
+                return None
+            return self._complete(
+                parent_type, field, field_details_list, path, value, position_context
+            )
+        item_type = GraphQLNonNull(kind) if required else kind
+        results: list[Any] = []
+        pending: list[int] = []
+        is_awaitable = self.is_awaitable
+        execute = self.collect_and_execute_subfields
+        try:
+            for index, item in enumerate(value):
+                item_path = path.add_key(index, None)
+                try:
+                    completed = execute(kind, field_details_list, item_path, item, position_context)
+                except Exception as error:  # as complete_list_item_value reports it
+                    self.handle_field_error(error, item_type, field_details_list, item_path)
+                    completed = None
+                if is_awaitable(completed):
+                    completed = self._awaited_item(
+                        completed, item_type, field_details_list, item_path
+                    )
+                    pending.append(index)
+                results.append(completed)
+        except Exception as error:  # a required item's error: the list's, as execute_field
+            if pending:
+                self.settle_in_background([results[index] for index in pending])
+            self.handle_field_error(error, field.type, field_details_list, path)
+            return None
+        if not pending:
+            return results
+
+        async def gathered() -> list[Any]:
+            try:
+                done = await gather_with_cancel(*(results[index] for index in pending))
+            except Exception as error:  # as execute_field's await_completed
+                self.handle_field_error(error, field.type, field_details_list, path)
+                return None  # type: ignore[return-value]
+            for index, item in zip(pending, done, strict=True):
+                results[index] = item
+            return results
+
+        return gathered()
+
+    async def _awaited_item(
+        self,
+        completed: Any,
+        item_type: Any,
+        field_details_list: FieldDetailsList,
+        item_path: Path,
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as error:  # as complete_list_item_value's await_completed
+            self.handle_field_error(error, item_type, field_details_list, item_path)
+            return None
 
     def _complete_object(
         self,

@@ -72,6 +72,8 @@ class Leaf:
     child: Any = strawberry.field(graphql_type=Child | None)
     must: Any = strawberry.field(graphql_type=Child)
     plain: Plain | None = None
+    kids: Any = strawberry.field(graphql_type=list[Child], default_factory=list)
+    loose: Any = strawberry.field(graphql_type=list[Child | None] | None, default=None)
 
     @strawberry.field
     def shout(self) -> str:
@@ -90,6 +92,8 @@ def leaves() -> list[Leaf | None]:
             child=child("a1"),
             must=child("a2"),
             plain=Plain(name="p"),
+            kids=[child("k1"), child("k2")],
+            loose=[child("l1"), None, Soon(child("l3"))],
         ),
         # null where the type forbids it: the item is nulled, its error located; a child's
         # required null nulls the (nullable) child
@@ -102,6 +106,8 @@ def leaves() -> list[Leaf | None]:
             odd=None,
             child=child("b1", None),
             must=child("b2"),
+            kids=[child("k1")],
+            loose=[child("l1", None), Plain(name="wrong")],
         ),
         # an Int the type cannot represent; an object of the wrong type; a required object null
         Leaf(
@@ -113,6 +119,8 @@ def leaves() -> list[Leaf | None]:
             odd=None,
             child=Plain(name="wrong"),
             must=None,
+            kids=[child("k1"), child("k2", None)],
+            loose=(c for c in [child("gen")]),
         ),
         # an exception as the value, and an awaitable, for leaves and objects
         Leaf(
@@ -124,6 +132,8 @@ def leaves() -> list[Leaf | None]:
             odd=ValueError("no"),
             child=Soon(child("d1")),
             must=ValueError("gone"),
+            kids=Soon([child("k1")]),
+            loose=[ValueError("item")],
         ),
         Leaf(
             name="e",
@@ -134,6 +144,8 @@ def leaves() -> list[Leaf | None]:
             odd=Soon("soon"),
             child=Soon(None),
             must=child("e2", None),
+            kids=[Soon(child("k1")), child("k2")],
+            loose=[child("l1"), Soon(child("l2", None))],
         ),
     ]
 
@@ -171,6 +183,9 @@ DOCUMENTS = [
     "{ leaves { name child { name required } } }",
     "{ leaves { name must { name ... on Named { name } required } plain { name } } }",
     "{ leaves { name child { __typename name } must { name } } later { child { required } } }",
+    "{ leaves { name kids { name required } } }",
+    "{ leaves { name loose { name required } } }",
+    "{ leaves { name kids { name } loose { name } } later { kids { required } loose { name } } }",
 ]
 
 
