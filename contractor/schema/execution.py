@@ -1,21 +1,25 @@
-"""The executor: graphql-core's, with a short path for the commonest field of a large page.
+"""The executor: graphql-core's, with a short path for the commonest fields of a large page.
 
-Most fields of a page are plain attributes of leaf type (a hostname, a state, a MAC):
-strawberry gives such a field (no resolver, no field extension) its default resolver,
-``prefetch.attribute``, which never needs the ``info`` it is handed. graphql-core still
-builds a ``Path`` and a resolve info for each one, checks its value for an awaitable twice
-and completes it through ``complete_value``'s type dispatch: on a page of 1,000 Structures
-that is about 15,000 of its 22,000 fields, and most of the page's time (see
-docs/performance-notes.md).
+Most fields of a page are plain attributes read by strawberry's default resolver
+(``prefetch.attribute``, which never needs the ``info`` it is handed) and already loaded by
+the page's prefetch: on a page of 1,000 Structures, 15,000 of its 22,000 fields are leaves
+(a hostname, a state, a MAC), 5,000 objects (site, foundation) and 3,000 lists of objects
+(interfaces, addresses). graphql-core still builds a ``Path`` and a resolve info for each,
+checks its value for an awaitable twice and completes it through ``complete_value``'s type
+dispatch, which was most of the page's time (docs/performance-notes.md).
 
-``Executor.execute_field`` reads such a field (whether it is one is looked up once per
-field definition and request) and coerces its value with the type's own
-``coerce_output_value``, as ``complete_leaf_value`` does. Any other field goes through
-graphql-core's ``execute_field``; a value the short path does not take (an awaitable, an
-exception, null where the type forbids it, one the type does not coerce) is completed as
-``execute_field`` completes a resolver's result (with its resolve info then), so every
-error is raised, located and reported as graphql-core does it. The short path is taken only
-when no schema extension wraps resolvers (``resolve``), which would have to see every
+``Executor.execute_field`` reads such a field (whether it is one is looked up once per field
+definition and request: the default resolver, no arguments, a leaf type, or an object type,
+or a list of one, without a type check of its own or with strawberry's ``isinstance`` one)
+and completes a plain value directly: a leaf by its type's own ``coerce_output_value``, as
+``complete_leaf_value`` does; an object by executing its subfields, as
+``complete_object_value`` does; a list item by item, as ``complete_iterable_value`` does.
+Any other field goes through graphql-core's ``execute_field``; a value the short path does
+not take (an awaitable, an exception, null where the type forbids it, a value of the wrong
+type or one the type does not coerce, a list that is not a plain list or is streamed) is
+completed as ``execute_field`` completes a resolver's result (with its resolve info then), so
+every error is raised, located and reported as graphql-core does it. The short path is taken
+only when no schema extension wraps resolvers (``resolve``), which would have to see every
 field.
 """
 
@@ -84,7 +88,7 @@ def _checked_plainly(kind: Any) -> bool:
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's executor, reading plain leaf fields without their resolve info."""
+    """graphql-core's executor, reading plain fields without their resolve info."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
