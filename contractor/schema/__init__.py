@@ -31,6 +31,7 @@ from contractor.schema import (
 )
 from contractor.schema.anonymous import AnonymousOnlyLogin
 from contractor.schema.bounded import BoundedMessages
+from contractor.schema.execution import Executor
 from contractor.schema.measured import measured_operations
 from contractor.schema.prefetch import attribute
 from contractor.schema.reporting import ContractorSchema, MaskUnexpected
@@ -100,4 +101,5 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions=extensions,  # type: ignore[arg-type]
         exception_handlers=errors.ERROR_HANDLERS,
         config=StrawberryConfig(default_resolver=attribute, scalar_map=SCALARS),
+        execution_context_class=Executor,
     )

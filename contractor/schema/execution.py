@@ -1,0 +1,297 @@
+"""The executor: graphql-core's, with a short path for the commonest fields of a large page.
+
+Most fields of a page are plain attributes read by strawberry's default resolver
+(``prefetch.attribute``, which never needs the ``info`` it is handed) and already loaded by
+the page's prefetch: on a page of 1,000 Structures, 15,000 of its 22,000 fields are leaves
+(a hostname, a state, a MAC), 5,000 objects (site, foundation) and 3,000 lists of objects
+(interfaces, addresses). graphql-core still builds a ``Path`` and a resolve info for each,
+checks its value for an awaitable twice and completes it through ``complete_value``'s type
+dispatch, which was most of the page's time (docs/performance-notes.md).
+
+``Executor.execute_field`` reads such a field (whether it is one is looked up once per field
+definition and request: the default resolver, no arguments, a leaf type, or an object type,
+or a list of one, without a type check of its own or with strawberry's ``isinstance`` one)
+and completes a plain value directly: a leaf by its type's own ``coerce_output_value``, as
+``complete_leaf_value`` does; an object by executing its subfields, as
+``complete_object_value`` does; a list item by item, as ``complete_iterable_value`` does.
+Any other field goes through graphql-core's ``execute_field``; a value the short path does
+not take (an awaitable, an exception, null where the type forbids it, a value of the wrong
+type or one the type does not coerce, a list that is not a plain list or is streamed) is
+completed as ``execute_field`` completes a resolver's result (with its resolve info then), so
+every error is raised, located and reported as graphql-core does it. The short path is taken
+only when no schema extension wraps resolvers (``resolve``), which would have to see every
+field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    is_leaf_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.executor import to_nodes
+from graphql.pyutils import AwaitableOrValue, Path, Undefined, UndefinedType, gather_with_cancel
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+__all__ = ["Executor"]
+
+# (resolver, leaf or object type, non-null) of a field the short path takes, or (resolver,
+# list type, its object type, whether its items are non-null); None: it does not
+_Plain = (
+    tuple[Any, GraphQLLeafType | GraphQLObjectType, bool]
+    | tuple[Any, GraphQLList[Any], GraphQLObjectType, bool]
+    | None
+)
+
+# strawberry's own type check of an object type (its info unused), by its qualified name
+_STRAWBERRY_IS_TYPE_OF = "_get_is_type_of.<locals>.is_type_of"
+
+
+def _plain_field(field: GraphQLField) -> _Plain:
+    """How the short path reads ``field``, if it may: strawberry's default resolver of a
+    field without arguments, of a leaf type or of an object type whose check, if it has
+    one, is strawberry's own (non-null or not)."""
+    resolve = field.resolve
+    if resolve is None or not getattr(resolve, "_is_default", False) or field.args:
+        return None
+    kind: Any = field.type
+    required = isinstance(kind, GraphQLNonNull)
+    if required:
+        kind = kind.of_type
+    if is_leaf_type(kind):
+        return resolve, kind, required
+    if _checked_plainly(kind):
+        return resolve, kind, required
+    if isinstance(kind, GraphQLList):
+        item: Any = kind.of_type
+        items_required = isinstance(item, GraphQLNonNull)
+        if items_required:
+            item = item.of_type
+        if _checked_plainly(item):
+            return resolve, kind, item, items_required
+    return None
+
+
+def _checked_plainly(kind: Any) -> bool:
+    """Whether ``kind`` is an object type without a check or with strawberry's own."""
+    if not isinstance(kind, GraphQLObjectType):
+        return False
+    check = kind.is_type_of
+    return check is None or getattr(check, "__qualname__", "").endswith(_STRAWBERRY_IS_TYPE_OF)
+
+
+class Executor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, reading plain fields without their resolve info."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        manager = self.middleware_manager
+        self._short = manager is None or not manager.middlewares
+        # per request (a sub-executor for @defer shares it): a few dozen definitions
+        self._plain: dict[int, _Plain] = {}
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any] | UndefinedType:
+        field = parent_type.fields.get(field_details_list[0].node.name.value)
+        if field is None or not self._short:  # __typename, say
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        known = self._plain
+        key = id(field)  # the definitions live as long as the request's schema
+        if key in known:
+            how = known[key]
+        else:
+            how = known[key] = _plain_field(field)
+        if how is None:
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+        if len(how) == 4:
+            return self._list(
+                parent_type, field, how, source, field_details_list, path, position_context
+            )
+        resolve, kind, required = how
+        try:
+            value = resolve(source, None)
+        except Exception as error:  # located and reported as execute_field does it
+            self.handle_field_error(error, field.type, field_details_list, path)
+            return None
+        if value is None:
+            if not required:
+                return None
+        elif isinstance(kind, GraphQLObjectType):
+            if not isinstance(value, Exception) and not self.is_awaitable(value):
+                check = kind.is_type_of
+                # strawberry's check, which does not read its info
+                if check is None or check(value, None):  # type: ignore[arg-type]
+                    return self._complete_object(
+                        kind, field, field_details_list, path, value, position_context
+                    )
+        elif not isinstance(value, Exception) and not self.is_awaitable(value):
+            try:
+                coerced = kind.coerce_output_value(value)
+            except Exception:  # completed again by _complete, which reports it
+                pass
+            else:
+                if coerced is not None and coerced is not Undefined:
+                    return coerced
+        return self._complete(parent_type, field, field_details_list, path, value, position_context)
+
+    def _list(
+        self,
+        parent_type: GraphQLObjectType,
+        field: GraphQLField,
+        how: tuple[Any, GraphQLList[Any], GraphQLObjectType, bool],
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        """A plain list of objects: each item's subfields, as ``complete_iterable_value``
+        and ``complete_list_item_value`` complete them; a value or an item the short path
+        does not take (not a list, an awaitable, an error, null, the wrong type) and a
+        streamed list are completed the whole way."""
+        resolve, _, kind, required = how
+        try:
+            value = resolve(source, None)
+        except Exception as error:  # located and reported as execute_field does it
+            self.handle_field_error(error, field.type, field_details_list, path)
+            return None
+        check = kind.is_type_of
+        if (
+            type(value) is not list
+            or self.get_stream_usage(field_details_list, path) is not None
+            or not all(
+                item is not None
+                and not isinstance(item, Exception)
+                and not self.is_awaitable(item)
+                and (check is None or check(item, None))  # type: ignore[arg-type]
+                for item in value
+            )
+        ):
+            if value is None and not isinstance(field.type, GraphQLNonNull):
+                return None
+            return self._complete(
+                parent_type, field, field_details_list, path, value, position_context
+            )
+        item_type = GraphQLNonNull(kind) if required else kind
+        results: list[Any] = []
+        pending: list[int] = []
+        is_awaitable = self.is_awaitable
+        execute = self.collect_and_execute_subfields
+        try:
+            for index, item in enumerate(value):
+                item_path = path.add_key(index, None)
+                try:
+                    completed = execute(kind, field_details_list, item_path, item, position_context)
+                except Exception as error:  # as complete_list_item_value reports it
+                    self.handle_field_error(error, item_type, field_details_list, item_path)
+                    completed = None
+                if is_awaitable(completed):
+                    completed = self._awaited_item(
+                        completed, item_type, field_details_list, item_path
+                    )
+                    pending.append(index)
+                results.append(completed)
+        except Exception as error:  # a required item's error: the list's, as execute_field
+            if pending:
+                self.settle_in_background([results[index] for index in pending])
+            self.handle_field_error(error, field.type, field_details_list, path)
+            return None
+        if not pending:
+            return results
+
+        async def gathered() -> list[Any]:
+            try:
+                done = await gather_with_cancel(*(results[index] for index in pending))
+            except Exception as error:  # as execute_field's await_completed
+                self.handle_field_error(error, field.type, field_details_list, path)
+                return None  # type: ignore[return-value]
+            for index, item in zip(pending, done, strict=True):
+                results[index] = item
+            return results
+
+        return gathered()
+
+    async def _awaited_item(
+        self,
+        completed: Any,
+        item_type: Any,
+        field_details_list: FieldDetailsList,
+        item_path: Path,
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as error:  # as complete_list_item_value's await_completed
+            self.handle_field_error(error, item_type, field_details_list, item_path)
+            return None
+
+    def _complete_object(
+        self,
+        kind: GraphQLObjectType,
+        field: GraphQLField,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        value: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        """An object the short path read: its subfields, as ``complete_object_value``
+        executes them (its type checked already), its errors as ``execute_field`` reports
+        them."""
+        try:
+            completed = self.collect_and_execute_subfields(
+                kind, field_details_list, path, value, position_context
+            )
+        except Exception as error:  # located and reported as execute_field does it
+            self.handle_field_error(error, field.type, field_details_list, path)
+            return None
+        if self.is_awaitable(completed):
+
+            async def awaited() -> Any:
+                try:
+                    return await completed
+                except Exception as error:  # as execute_field's await_completed
+                    self.handle_field_error(error, field.type, field_details_list, path)
+                    return None
+
+            return awaited()
+        return completed
+
+    def _complete(
+        self,
+        parent_type: GraphQLObjectType,
+        field: GraphQLField,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        value: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        """The rest of ``execute_field`` for a value the short path does not take (an
+        awaitable, an error, null where the type forbids it, or one the type refuses)."""
+        return_type = field.type
+        info = self.build_resolve_info(field, to_nodes(field_details_list), parent_type, path)
+        try:
+            if self.is_awaitable(value):
+                return self.complete_awaitable_value(
+                    return_type, field_details_list, info, path, value, position_context
+                )
+            return self.complete_value(
+                return_type, field_details_list, info, path, value, position_context
+            )
+        except Exception as error:
+            self.handle_field_error(error, return_type, field_details_list, path)
+            return None
