@@ -179,13 +179,15 @@ class EventBroadcaster:
                 rows, _upto, more = await events_after(
                     session, after=self.position, limit=self._batch
                 )
-            if not rows:
-                break
-            found += len(rows)
-            self.position = rows[-1].id
-            for subscriber in list(self._subscribers):
-                subscriber.push(rows)
-            self.changed.fire()
+                if not rows:
+                    break
+                # handed out before the session is closed: its clean-up is no business of
+                # theirs
+                found += len(rows)
+                self.position = rows[-1].id
+                for subscriber in list(self._subscribers):
+                    subscriber.push(rows)
+                self.changed.fire()
         return found
 
     # -- subscribing -------------------------------------------------------------------

@@ -354,12 +354,20 @@ async def events_running(
     engine = create_engine(settings)  # (an in-memory SQLite database would not be shared)
     readers = create_session_factory(engine)
     writers = create_session_factory(engine, writes=True)
+    # The broadcaster's and the webhook worker's reads are single statements: on PostgreSQL
+    # they go autocommitted, one round trip each instead of BEGIN, the read and ROLLBACK
+    # (what a new event waits for on its way to a subscriber or a webhook).
+    single_reads = readers
+    if not settings.is_sqlite:
+        single_reads = create_session_factory(
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
     tasks = []
     if broadcaster is not None:
-        tasks.append(asyncio.create_task(broadcaster.run(readers), name="events-broadcast"))
+        tasks.append(asyncio.create_task(broadcaster.run(single_reads), name="events-broadcast"))
         if settings.webhooks_enabled:
             worker = WebhookWorker(
-                writers, readers=readers, settings=settings, broadcaster=broadcaster
+                writers, readers=single_reads, settings=settings, broadcaster=broadcaster
             )
             tasks.append(asyncio.create_task(worker.run(), name="webhooks"))
     if settings.dns_updates_wanted:  # zones published by RFC 2136 updates (docs/dns.md)
