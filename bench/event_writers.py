@@ -22,7 +22,7 @@ from contractor.services import events
 from contractor.services import site as sites
 from contractor.settings import Settings
 
-__all__ = ["Written", "pool", "warm", "write"]
+__all__ = ["Written", "pids", "pool", "warm", "write"]
 
 # start, end (monotonic seconds) and each name's commit time
 Written = tuple[float, float, dict[str, float]]
@@ -31,6 +31,11 @@ Written = tuple[float, float, dict[str, float]]
 def pool(processes: int) -> ProcessPoolExecutor:
     """Writer processes started fresh (spawn: no copy of the bench's event loop or threads)."""
     return ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn"))
+
+
+def pids(executor: ProcessPoolExecutor) -> list[int]:
+    """The writer processes' ids (their CPU time is part of the bench's)."""
+    return [process.pid for process in (executor._processes or {}).values() if process.pid]
 
 
 def warm() -> None:

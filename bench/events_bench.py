@@ -213,7 +213,9 @@ async def run(
             chunks = [names[i : i + batch] for i in range(0, total, batch)]
             shares = [chunks[p :: args.writer_processes] for p in range(args.writer_processes)]
             per_process = max(1, args.writers // args.writer_processes)
-            with Clock([server_pid] if server_pid else []) as clock:
+            # CPU: the server's and the writers' (as when they ran in this process)
+            measured = [*([server_pid] if server_pid else []), *event_writers.pids(pool)]
+            with Clock(measured) as clock:
                 serve_cpu = harness.process_tree_seconds(server_pid) if server_pid else 0.0
                 written_by = await asyncio.gather(
                     *(

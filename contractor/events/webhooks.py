@@ -83,10 +83,10 @@ def verify(secret: str, body: bytes, header: str, *, tolerance: float = 300.0) -
 
 
 class WebhookWorker:
-    """Deliveries are claimed ahead (up to twice the request slots, per target and in all)
-    and queued here; a finished request starts the next queued one at once, without waiting
-    for the database. Outcomes are recorded in batches by the next round, in the transaction
-    that claims more."""
+    """Deliveries are claimed ahead (up to ``CLAIM_AHEAD`` times the request slots, per
+    target and in all) and queued here; a finished request starts the next queued one at
+    once, without waiting for the database. Outcomes are recorded in batches by the next
+    round, in the transaction that claims more."""
 
     def __init__(
         self,
