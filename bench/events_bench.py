@@ -35,7 +35,7 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import harness  # noqa: E402
+from bench import event_writers, harness  # noqa: E402
 from bench.harness import Clock, Figure, Series, percentile, postgres, serve  # noqa: E402
 from contractor import migrate  # noqa: E402
 from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
@@ -43,6 +43,12 @@ from contractor.plugins import foundation_types  # noqa: E402
 from contractor.services import auth, events  # noqa: E402
 from contractor.services import site as sites  # noqa: E402
 from contractor.settings import Settings  # noqa: E402
+
+# The throughput phase's writers: a busy Contractor's many clients, each committing a few
+# changes per transaction, spread over processes of their own (bench/event_writers.py).
+WRITERS = 8
+WRITER_PROCESSES = 2
+BATCH = 20
 
 SUBSCRIBE = 'subscription { events(filter: {objectTypes: ["site"]}) { objectName } }'
 
@@ -167,7 +173,14 @@ async def run(
             committed[name] = now
 
     results: list[dict[str, Any]] = []
+    pool = event_writers.pool(args.writer_processes)
     try:
+        # started and imported before the first round's clock
+        loop = asyncio.get_running_loop()
+        warming = [
+            loop.run_in_executor(pool, event_writers.warm) for _ in range(args.writer_processes)
+        ]
+        await asyncio.gather(*warming)
         for round_ in range(rounds):
             result: dict[str, Any] = {}
             lat_prefix, tp_prefix = f"r{round_}lat", f"r{round_}tp"
@@ -192,30 +205,40 @@ async def run(
                 result["notify latency"] = await raw_notify(
                     settings.database_url, args.latency_events, args.pace
                 )
-            # throughput: concurrent writers, several changes per transaction
+            # throughput: concurrent writers in processes of their own, several changes per
+            # transaction
             total = args.events
             batch = args.batch
             names = [f"{tp_prefix}{i}" for i in range(total)]
             chunks = [names[i : i + batch] for i in range(0, total, batch)]
-            queue: asyncio.Queue[list[str]] = asyncio.Queue()
-            for chunk in chunks:
-                queue.put_nowait(chunk)
-
-            async def writer(queue: asyncio.Queue[list[str]] = queue) -> None:
-                while not queue.empty():
-                    await commit(queue.get_nowait())
-
-            with Clock([server_pid] if server_pid else []) as clock:
-                start = time.monotonic()
-                await asyncio.gather(*(writer() for _ in range(args.writers)))
-                written = time.monotonic()
+            shares = [chunks[p :: args.writer_processes] for p in range(args.writer_processes)]
+            per_process = max(1, args.writers // args.writer_processes)
+            # CPU: the server's and the writers' (as when they ran in this process)
+            measured = [*([server_pid] if server_pid else []), *event_writers.pids(pool)]
+            with Clock(measured) as clock:
+                serve_cpu = harness.process_tree_seconds(server_pid) if server_pid else 0.0
+                written_by = await asyncio.gather(
+                    *(
+                        loop.run_in_executor(
+                            pool, event_writers.write, settings.database_url, share, per_process
+                        )
+                        for share in shares
+                    )
+                )
+                start = min(w[0] for w in written_by)
+                written = max(w[1] for w in written_by)
+                for w in written_by:
+                    committed.update(w[2])
                 done = await wait_all(ws_arrivals, hook_arrivals, tp_prefix, total)
+                if server_pid:
+                    serve_cpu = harness.process_tree_seconds(server_pid) - serve_cpu
             result["throughput seconds"] = (clock.wall, clock.cpu)
             result["committed per second"] = total / (written - start)
             print(
                 f"throughput: {total} events in {len(chunks)} transactions "
-                f"({args.writers} writers) committed in {written - start:.2f} s "
-                f"({total / (written - start):.0f}/s)"
+                f"({args.writers} writers in {args.writer_processes} processes) committed in "
+                f"{written - start:.2f} s ({total / (written - start):.0f}/s); the server's CPU "
+                f"{serve_cpu:.1f} s ({serve_cpu / total * 1000:.2f} ms per event)"
             )
             for label, finished in done.items():
                 result[f"{label} per second"] = total / (finished - start)
@@ -227,6 +250,7 @@ async def run(
     finally:
         listening.cancel()
         server.shutdown()
+        pool.shutdown()
         await engine.dispose()
     return results
 
@@ -287,8 +311,9 @@ def measure(rounds: int, quick: bool) -> list[Figure]:
         latency_events=30 if quick else 300,
         pace=0.01,
         events=300 if quick else 5000,
-        batch=10,
-        writers=4,
+        batch=BATCH,
+        writers=WRITERS,
+        writer_processes=WRITER_PROCESSES,
     )
     with postgres() as url:
         results = against_server(url, args, rounds)
@@ -305,7 +330,8 @@ def measure(rounds: int, quick: bool) -> list[Figure]:
             f"{label} events/s",
             unit="/s",
             better="higher",
-            note=f"{args.events} events, {args.writers} writers",
+            note=f"{args.events} events, {args.writers} writers in {args.writer_processes} "
+            f"processes, {args.batch} per commit",
             target="≥ 1,000/s when the writers commit that fast",
         )
         rate.floor = Series("the writers' own commit rate")
@@ -327,8 +353,11 @@ def main() -> None:
     parser.add_argument("--latency-events", type=int, default=300)
     parser.add_argument("--pace", type=float, default=0.01, help="seconds between commits")
     parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--batch", type=int, default=10, help="changes per transaction")
-    parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=BATCH, help="changes per transaction")
+    parser.add_argument("--writers", type=int, default=WRITERS, help="concurrent transactions")
+    parser.add_argument(
+        "--writer-processes", type=int, default=WRITER_PROCESSES, help="the writers' processes"
+    )
     args = parser.parse_args()
     if args.sqlite:
         scratch = tempfile.mkdtemp(prefix="events-bench-")

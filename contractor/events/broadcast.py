@@ -72,16 +72,20 @@ class EventBroadcaster:
         database_url: str,
         poll_seconds: float = 1.0,
         gather_seconds: float = 0.05,
+        gather_rows: int = 100,
         batch: int = 500,
         queue_limit: int = 5000,
     ) -> None:
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._database_url = database_url
         self._poll_seconds = poll_seconds
-        # after a look that found events, wait this long before the next: under a stream of
-        # small transactions one read takes many events (and the webhook worker, woken by
-        # each read, one round for them all) instead of one read per commit
+        # after a look that found at least ``gather_rows`` events, wait this long before the
+        # next: under a heavy stream one read takes many events (and the webhook worker,
+        # woken by each read, one round for them all). A look that found fewer is followed
+        # by the next wake-up at once: a trickle of commits is not held back (each look is
+        # one indexed read, and the webhook worker's rounds coalesce wake-ups by themselves)
         self._gather_seconds = gather_seconds
+        self._gather_rows = gather_rows
         self._batch = batch
         self._queue_limit = queue_limit
         self._subscribers: set[_Subscriber] = set()
@@ -144,7 +148,7 @@ class EventBroadcaster:
             while True:
                 stop_if_cancelled()
                 self._wake.clear()
-                found = False
+                found = 0
                 try:
                     found = await self._read_new()
                 except asyncio.CancelledError:
@@ -152,7 +156,7 @@ class EventBroadcaster:
                 except Exception as error:  # the database went away; try again later
                     stop_if_cancelled()
                     log.warning("reading new events failed: %s", error)
-                if found and self._gather_seconds > 0:
+                if found >= self._gather_rows and self._gather_seconds > 0:
                     await asyncio.sleep(self._gather_seconds)
                 # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that arrives as
                 # the event is set, and this task would then outlive the server's shutdown.
@@ -165,23 +169,25 @@ class EventBroadcaster:
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
 
-    async def _read_new(self) -> bool:
-        """Read and hand out what came after the cursor; True when there was something."""
+    async def _read_new(self) -> int:
+        """Read and hand out what came after the cursor; how many events there were."""
         assert self._sessions is not None
-        found = False
+        found = 0
         more = True
         while more:
             async with self._sessions() as session:
                 rows, _upto, more = await events_after(
                     session, after=self.position, limit=self._batch
                 )
-            if not rows:
-                break
-            found = True
-            self.position = rows[-1].id
-            for subscriber in list(self._subscribers):
-                subscriber.push(rows)
-            self.changed.fire()
+                if not rows:
+                    break
+                # handed out before the session is closed: its clean-up is no business of
+                # theirs
+                found += len(rows)
+                self.position = rows[-1].id
+                for subscriber in list(self._subscribers):
+                    subscriber.push(rows)
+                self.changed.fire()
         return found
 
     # -- subscribing -------------------------------------------------------------------

@@ -2,14 +2,14 @@
 
 It runs inside ``contractor serve`` and ``contractor foreman``
 (``CONTRACTOR_WEBHOOKS_ENABLED``, on by default); any number of processes share the work.
-Each round it (1) turns events after every active target's cursor into deliveries, (2) in
-one transaction records how the finished attempts went and claims due deliveries, up to
-twice its request slots (``webhook_per_target`` per target, ``webhook_concurrency`` in
-all), and (3) posts them, at most a slot's worth at once: a finished request starts the
-next claimed one straight away, without waiting for the database, so a receiver is kept
-busy while outcomes are written in batches. A slow receiver only slows itself. The worker
-sleeps until the broadcaster reads new events, an attempt finishes, or the next retry is
-due.
+Each round, in one transaction, it (1) turns events after every active target's cursor into
+deliveries, (2) records how the finished attempts went and (3) claims due deliveries, up to
+``CLAIM_AHEAD`` times its request slots (``webhook_per_target`` per target,
+``webhook_concurrency`` in all); then it posts them, at most a slot's worth at once: a
+finished request starts the next claimed one straight away, without waiting for the
+database, so a receiver is kept busy while outcomes are written in batches. A slow
+receiver only slows itself. The worker sleeps until the broadcaster reads new events, an
+attempt finishes, or the next retry is due.
 
 Every request is a POST of ``{"delivery": "<id>", "attempt": n, "event": {...}}`` with::
 
@@ -55,6 +55,12 @@ __all__ = ["WebhookWorker", "events_running", "prune_periodically", "sign", "ver
 log = logging.getLogger(__name__)
 
 USER_AGENT = "Contractor-Webhook/1"
+# Deliveries claimed ahead, as a multiple of the request slots (per target and in all): a
+# round's transaction takes a while on a busy database, and a receiver must not run dry
+# meanwhile. Ordering is safe at any depth (an object's next delivery is claimable only
+# once its earlier one is recorded); the lease grows with the depth (``_lease``).
+CLAIM_AHEAD = 8
+FAN_OUT_BATCH = 1000  # events turned into deliveries per transaction
 SHUTDOWN_SECONDS = 10.0
 
 
@@ -77,10 +83,10 @@ def verify(secret: str, body: bytes, header: str, *, tolerance: float = 300.0) -
 
 
 class WebhookWorker:
-    """Deliveries are claimed ahead (up to twice the request slots, per target and in all)
-    and queued here; a finished request starts the next queued one at once, without waiting
-    for the database. Outcomes are recorded in batches by the next round, in the transaction
-    that claims more."""
+    """Deliveries are claimed ahead (up to ``CLAIM_AHEAD`` times the request slots, per
+    target and in all) and queued here; a finished request starts the next queued one at
+    once, without waiting for the database. Outcomes are recorded in batches by the next
+    round, in the transaction that claims more."""
 
     def __init__(
         self,
@@ -156,35 +162,42 @@ class WebhookWorker:
         )
 
     async def _round(self, client: WebhookClient) -> float:
-        """One round of work; returns how long until the next retry is due."""
+        """One round of work; returns how long until the next retry is due.
+
+        A busy round is one write transaction: the new events turned into deliveries, the
+        finished attempts recorded and the next ones claimed. On SQLite, where a write
+        transaction (even an empty one) holds the database's lock, a read decides first
+        whether there are new deliveries to make; a round woken by the timer alone reads
+        whether anything is due before it writes."""
         settings = self._settings
         # new deliveries only come from new events (a new target starts at the newest)
         position = self._broadcaster.position
-        if self._fanned_out is None or position != self._fanned_out:
-            # read first: on SQLite a write transaction, even an empty one, holds the lock
+        fan_out = self._fanned_out is None or position != self._fanned_out
+        if fan_out and settings.is_sqlite:
             async with self._readers() as session:
-                needed = await webhooks.fan_out_needed(session)
-            while needed:
-                async with self._sessions() as session, session.begin():
-                    looked = await webhooks.fan_out(session)
-                needed = looked == 1000
-            self._fanned_out = position
+                fan_out = await webhooks.fan_out_needed(session)
+            if not fan_out:
+                self._fanned_out = position
         # what the finished attempts did, and the next attempts, in one transaction
         outcomes, self._outcomes = self._outcomes, []
         for outcome in outcomes:
             self._held[self._targets.pop(outcome.delivery_id)] -= 1
-        free = 2 * settings.webhook_concurrency - sum(self._held.values())
+        free = CLAIM_AHEAD * settings.webhook_concurrency - sum(self._held.values())
         claimed: list[webhooks.Claimed] = []
         looked = False  # whether ``due`` below is still what the database says
         due: dt.datetime | None = None
-        if free > 0 and not outcomes:
+        if free > 0 and not outcomes and not fan_out:  # a timer's round: anything due?
             async with self._readers() as session:
                 due = await webhooks.next_due(session)
             looked = True
             if due is None or due > utcnow():
                 free = 0  # nothing to claim: no write transaction
-        if outcomes or free > 0:
+        more = False
+        if outcomes or free > 0 or fan_out:
             async with self._sessions() as session, session.begin():
+                if fan_out:
+                    looked_at = await webhooks.fan_out(session, limit=FAN_OUT_BATCH)
+                    more = looked_at == FAN_OUT_BATCH
                 await self._record(session, outcomes)
                 if free > 0:
                     claimed = await webhooks.claim_deliveries(
@@ -192,13 +205,17 @@ class WebhookWorker:
                         limit=free,
                         lease_seconds=_lease(settings.webhook_timeout_seconds),
                         busy=self._held,
-                        per_target=2 * settings.webhook_per_target,
+                        per_target=CLAIM_AHEAD * settings.webhook_per_target,
                     )
+            if fan_out and not more:
+                self._fanned_out = position
         for attempt in claimed:
             self._held[attempt.target_id] = self._held.get(attempt.target_id, 0) + 1
             self._targets[attempt.delivery_id] = attempt.target_id
             self._queued.setdefault(attempt.target_id, deque()).append(attempt)
         self._launch(client)
+        if more:
+            return 0.0  # more events to turn into deliveries: the next round at once
         if claimed or any(self._held.values()):
             # outcomes wake us when a queue runs low; record the rest within a second
             return min(1.0, settings.webhook_idle_seconds)
@@ -265,16 +282,17 @@ class WebhookWorker:
         self._posting[attempt.target_id] -= 1
         self._launch(client)  # the next queued one goes now, not after the next round
         queued = self._queued.get(attempt.target_id)
-        if not queued or len(queued) <= self._settings.webhook_per_target // 2:
+        if not queued or len(queued) <= CLAIM_AHEAD * self._settings.webhook_per_target // 2:
             # time to claim more (a round also comes within a second in any case, and
             # records this outcome with the others)
             self._finished.fire()
 
 
 def _lease(timeout: float) -> float:
-    """How long a claimed delivery stays ours: waiting in the queue for the request ahead of
-    it (at most one timeout), its own request, its recording, and a margin."""
-    return 2 * timeout + max(5.0, timeout)
+    """How long a claimed delivery stays ours: waiting in the queue for the requests ahead
+    of it (at most ``CLAIM_AHEAD - 1`` timeouts: its target's slots take the queue that many
+    requests at a time), its own request, its recording, and a margin."""
+    return CLAIM_AHEAD * timeout + max(5.0, timeout)
 
 
 async def _first(*events: asyncio.Event, seconds: float) -> None:
@@ -336,12 +354,20 @@ async def events_running(
     engine = create_engine(settings)  # (an in-memory SQLite database would not be shared)
     readers = create_session_factory(engine)
     writers = create_session_factory(engine, writes=True)
+    # The broadcaster's and the webhook worker's reads are single statements: on PostgreSQL
+    # they go autocommitted, one round trip each instead of BEGIN, the read and ROLLBACK
+    # (what a new event waits for on its way to a subscriber or a webhook).
+    single_reads = readers
+    if not settings.is_sqlite:
+        single_reads = create_session_factory(
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
     tasks = []
     if broadcaster is not None:
-        tasks.append(asyncio.create_task(broadcaster.run(readers), name="events-broadcast"))
+        tasks.append(asyncio.create_task(broadcaster.run(single_reads), name="events-broadcast"))
         if settings.webhooks_enabled:
             worker = WebhookWorker(
-                writers, readers=readers, settings=settings, broadcaster=broadcaster
+                writers, readers=single_reads, settings=settings, broadcaster=broadcaster
             )
             tasks.append(asyncio.create_task(worker.run(), name="webhooks"))
     if settings.dns_updates_wanted:  # zones published by RFC 2136 updates (docs/dns.md)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import and_, exists, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.util import identity_key
 
 from contractor.errors import Conflict, InvalidInput, InvalidState, NotFound
 from contractor.models import Event, WebhookDelivery, WebhookTarget, utcnow
@@ -52,6 +53,7 @@ _FILTER_KEYS = ("object_types", "kinds", "site_id", "blueprint_id")
 # Hot statements go to the table directly: the ORM's bulk UPDATE path costs more than the
 # statement itself.
 _DELIVERY: Any = WebhookDelivery.__table__
+_FANNED_OUT = "contractor.webhooks.fanned_out"  # session.info: the last fan-out's events
 
 
 # -- targets ------------------------------------------------------------------------------
@@ -188,7 +190,7 @@ async def fan_out(session: AsyncSession, *, limit: int = 1000) -> int:
     """Turn events after each active target's cursor into deliveries (one batch of at most
     ``limit`` events); returns how many events were looked at, so callers repeat while it
     is ``limit``. Targets another process is working on are skipped."""
-    newest = await latest_cursor(session)
+    newest = select(func.max(Event.id)).scalar_subquery()
     query = select(WebhookTarget).where(WebhookTarget.active, WebhookTarget.cursor < newest)
     targets = list((await session.execute(_skip_locked(query, session))).scalars())
     if not targets:
@@ -203,6 +205,9 @@ async def fan_out(session: AsyncSession, *, limit: int = 1000) -> int:
     )
     if not rows:
         return 0
+    # held for a claim later in this transaction: the identity map keeps rows only while
+    # something refers to them, and the claim then needs no statement to read them again
+    session.info[_FANNED_OUT] = rows
     now = utcnow()
     values = []
     for target in targets:
@@ -293,38 +298,29 @@ async def claim_deliveries(
         chosen.append(delivery_id)
     if not chosen:
         return []
-    lock = select(WebhookDelivery.id).where(WebhookDelivery.id.in_(chosen), *due)
-    if _postgresql(session):
-        lock = lock.with_for_update(skip_locked=True)
-    locked = list((await session.execute(lock)).scalars())
-    if not locked:
-        return []
     column = _DELIVERY.c
+    # the chosen rows still due are locked and leased in one statement (on PostgreSQL the
+    # rows another process locked meanwhile drop out: SKIP LOCKED)
+    still_due = (column.id.in_(chosen), column.state == "pending", column.next_attempt_at <= now)
+    if _postgresql(session):
+        lock = select(column.id).where(*still_due).with_for_update(skip_locked=True)
+        leasing = update(_DELIVERY).where(column.id.in_(lock.scalar_subquery()))
+    else:
+        leasing = update(_DELIVERY).where(*still_due)
     leased = await session.execute(
-        update(_DELIVERY)
-        .where(column.id.in_(locked))
-        .values(
+        leasing.values(
             attempts=column.attempts + 1,
             last_attempt_at=now,
             next_attempt_at=now + dt.timedelta(seconds=lease_seconds),
-        )
-        .returning(column.id, column.target_id, column.event_id, column.attempts)
+        ).returning(column.id, column.target_id, column.event_id, column.attempts)
     )
-    rows = sorted(leased.all(), key=lambda row: chosen.index(row[0]))
-    targets = {
-        t.id: t
-        for t in (
-            await session.execute(
-                select(WebhookTarget).where(WebhookTarget.id.in_({row[1] for row in rows}))
-            )
-        ).scalars()
-    }
-    events = {
-        e.id: e
-        for e in (
-            await session.execute(select(Event).where(Event.id.in_({row[2] for row in rows})))
-        ).scalars()
-    }
+    order = {delivery_id: index for index, delivery_id in enumerate(chosen)}
+    rows = sorted(leased.all(), key=lambda row: order[row[0]])
+    if not rows:
+        return []
+    # usually loaded by this transaction's fan-out already: no statement for those
+    targets = await _by_id(session, WebhookTarget, {row[1] for row in rows})
+    events = await _by_id(session, Event, {row[2] for row in rows})
     return [
         Claimed(
             delivery_id,
@@ -337,6 +333,22 @@ async def claim_deliveries(
         )
         for delivery_id, target_id, event_id, attempts in rows
     ]
+
+
+async def _by_id(session: AsyncSession, model: Any, ids: set[int]) -> dict[int, Any]:
+    """Rows of ``model`` by id: those this session has loaded from its identity map (the
+    same objects a query would return), the others in one query."""
+    loaded = session.sync_session.identity_map
+    found = {}
+    for row_id in ids:
+        row = loaded.get(identity_key(model, row_id))
+        if row is not None:
+            found[row_id] = row
+    missing = ids - found.keys()
+    if missing:
+        query = select(model).where(model.id.in_(missing))
+        found.update((row.id, row) for row in (await session.execute(query)).scalars())
+    return found
 
 
 async def release(session: AsyncSession, claims: Iterable[Claimed]) -> None:

@@ -121,7 +121,9 @@ async def test_a_stopping_worker_hands_back_what_it_had_not_posted(tmp_path: Pat
             )
             for index in range(8):
                 await graphql(base, token, CREATE_SITE, name=f"h{index}")
-            await asyncio.sleep(1.5)  # two requests out, two more claimed and queued
+            # two requests out, the other six claimed and queued (claimed ahead: up to
+            # CLAIM_AHEAD times the two request slots)
+            await asyncio.sleep(1.5)
     finally:
         receiver.stop()
     engine = create_engine(Settings(database_url=url))
@@ -134,5 +136,5 @@ async def test_a_stopping_worker_hands_back_what_it_had_not_posted(tmp_path: Pat
     assert len(rows) == 8
     assert {row.state for row in rows} == {"pending"}
     leased = [row for row in rows if row.next_attempt_at > now]
-    assert len(leased) == 2  # the two cut short; the queued two are due again now
-    assert sum(1 for row in rows if row.attempts == 1) == 4
+    assert len(leased) == 2  # the two cut short; the queued six are due again now
+    assert sum(1 for row in rows if row.attempts == 1) == 8
