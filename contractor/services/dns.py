@@ -105,7 +105,10 @@ async def publish_zones(
     since the last full publish and this transaction changed nothing, the answer is read
     back from what that publish stored (``published_zone_list``, ``published_zone``): no
     inventory read, no hashing. Those zones have no ``data`` but always their ``text``;
-    ``rebuild`` reads the inventory regardless (a caller that needs ``data``).
+    ``rebuild`` reads the inventory regardless (a caller that needs ``data``). When such
+    events were written, only the zones they touched are built again
+    (``dns_touched.touched_since``), the others answered from the stored rows; events that
+    cannot say precisely what they touched make it build every zone.
 
     Publishers take turns (on PostgreSQL a transaction-scoped advisory lock; SQLite's
     writers already do): two processes publishing a zone for the first time would otherwise
