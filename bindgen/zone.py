@@ -8,13 +8,13 @@ canonical RDATA order, whatever order the records were given in.
 
 from __future__ import annotations
 
-import functools
 import gc
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, cast
 
 import dns.exception
 import dns.name
@@ -298,15 +298,11 @@ def _real(rdata: dns.rdata.Rdata) -> dns.rdata.Rdata:
     return rdata.real() if isinstance(rdata, _Plain) else rdata
 
 
-@functools.lru_cache(maxsize=64)
-def _apex(origin: dns.name.Name) -> tuple[str, str]:
-    text = origin.to_text()
-    return text, text.lower()
-
-
-def _plain_relative(target: str, origin: dns.name.Name) -> str:
-    """A plain absolute name as dnspython prints it relative to ``origin``."""
-    apex, lowered_apex = _apex(origin)
+def _plain_relative(target: str, origin: dns.name.Name, apex: str | None = None) -> str:
+    """A plain absolute name as dnspython prints it relative to ``origin`` (whose text is
+    ``apex``, when known)."""
+    apex = origin.to_text() if apex is None else apex
+    lowered_apex = apex.lower()
     lowered = target.lower()
     if lowered == lowered_apex:
         return "@"
@@ -315,8 +311,11 @@ def _plain_relative(target: str, origin: dns.name.Name) -> str:
     return target
 
 
-def _plain(rdtype: dns.rdatatype.RdataType, data: str, origin: dns.name.Name) -> _Plain | None:
-    """``data`` as a ``_Plain`` RDATA when it is one (else None: dnspython parses it)."""
+def _plain(
+    rdtype: dns.rdatatype.RdataType, data: str, origin: dns.name.Name, apex: str | None = None
+) -> _Plain | None:
+    """``data`` as a ``_Plain`` RDATA when it is one (else None: dnspython parses it);
+    ``apex`` is the origin's text, when known."""
     if rdtype == _A:
         if _CANONICAL_V4.fullmatch(data) is None:
             return None
@@ -327,13 +326,10 @@ def _plain(rdtype: dns.rdatatype.RdataType, data: str, origin: dns.name.Name) ->
         return None
     if len(data) > 64 and any(len(label) > 63 for label in data.split(".")):
         return None
-    return _Plain(rdtype, data, origin, _plain_relative(data, origin))
+    return _Plain(rdtype, data, origin, _plain_relative(data, origin, apex))
 
 
 def _rdata(rdtype: dns.rdatatype.RdataType, data: str, origin: dns.name.Name) -> dns.rdata.Rdata:
-    plain = _plain(rdtype, data, origin)
-    if plain is not None:
-        return plain  # type: ignore[return-value]  # (prints, compares and hashes as one)
     if rdtype == _A:
         return dns.rdtypes.IN.A.A(_IN, _A, data)  # type: ignore[no-untyped-call]
     if rdtype == _AAAA:
@@ -416,7 +412,9 @@ def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[Pr
             owner = owners.get(record.name)
             if owner is None:
                 owner = owners[record.name] = _owner(record.name, origin)
-            rdata = _rdata(rdtype, record.data, origin)
+            plain = _plain(rdtype, record.data, origin, apex)
+            # (a _Plain prints and orders as dnspython's RDATA: see its docstring)
+            rdata = _rdata(rdtype, record.data, origin) if plain is None else cast(Any, plain)
         except (dns.exception.DNSException, ValueError) as error:
             message = f"{what}: {error}"
             problems.append(Problem("BAD_RECORD", message, _shown(record.name, origin)))
