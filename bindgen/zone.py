@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, cast
 
 import dns.exception
 import dns.name
@@ -200,7 +201,7 @@ def render_zone(zone: ZoneData, serial: int, *, header: str | None = None) -> st
                 # A record set has one TTL (the lowest given) and no duplicates.
                 ttl = min(entry_ttl for _rdata, entry_ttl in entries)
                 prefix = f"{text} {ttl} IN {_TYPE_TEXT[rdtype]} "
-                unique = dict.fromkeys(rdata for rdata, _ttl in entries)
+                unique = dict.fromkeys(_real(rdata) for rdata, _ttl in entries)
                 for rdata in sorted(unique):
                     lines.append(prefix + rdata.to_text(origin=origin, relativize=True))
         lines.append("")
@@ -250,6 +251,82 @@ def _owner(text: str, origin: dns.name.Name) -> dns.name.Name:
         return dns.name.Name(text.encode().split(b"."))
     name = _absolute(text, origin)
     return name.relativize(origin) if name.is_subdomain(origin) else name
+
+
+# An IPv4 address as dnspython prints one (no leading zeros): its A record needs no parsing.
+_CANONICAL_V4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+
+
+class _Plain:
+    """The RDATA of an A record given as a canonical IPv4 address, or of a PTR record whose
+    target is a plain absolute name (most records of a big zone): printed as
+    dnspython's own object is and ordered as it (``real``, for the few record sets of
+    several records), without dnspython's parsing, which was most of the time of rendering
+    such a zone."""
+
+    __slots__ = ("_origin", "_relative", "rdtype", "text")
+
+    def __init__(
+        self, rdtype: dns.rdatatype.RdataType, text: str, origin: dns.name.Name, relative: str
+    ) -> None:
+        self.rdtype = rdtype
+        self.text = text  # as printed without relativizing
+        self._origin = origin
+        self._relative = relative  # as printed relative to ``origin``
+
+    def to_text(
+        self, origin: dns.name.Name | None = None, relativize: bool = True, **_: object
+    ) -> str:
+        if not relativize or origin is None:
+            return self.text
+        if origin is self._origin or origin == self._origin:
+            return self._relative
+        return _plain_relative(self.text, origin)
+
+    def real(self) -> dns.rdata.Rdata:
+        """dnspython's own object: what several records of one type at one name are
+        deduplicated and ordered as (by their canonical wire form)."""
+        if self.rdtype == _A:
+            return dns.rdtypes.IN.A.A(_IN, _A, self.text)  # type: ignore[no-untyped-call]
+        return dns.rdtypes.ANY.PTR.PTR(_IN, _PTR, dns.name.from_text(self.text))  # type: ignore[no-untyped-call]
+
+
+def _real(rdata: dns.rdata.Rdata) -> dns.rdata.Rdata:
+    return rdata.real() if isinstance(rdata, _Plain) else rdata
+
+
+def _plain_relative(target: str, origin: dns.name.Name, apex: str | None = None) -> str:
+    """A plain absolute name as dnspython prints it relative to ``origin`` (whose text is
+    ``apex``, when known)."""
+    apex = origin.to_text() if apex is None else apex
+    lowered_apex = apex.lower()
+    lowered = target.lower()
+    if lowered == lowered_apex:
+        return "@"
+    if apex != "." and lowered.endswith("." + lowered_apex):
+        return target[: -len(apex) - 1]
+    return target
+
+
+def _plain(
+    rdtype: dns.rdatatype.RdataType, data: str, origin: dns.name.Name, apex: str | None = None
+) -> _Plain | None:
+    """``data`` as a ``_Plain`` RDATA when it is one (else None: dnspython parses it);
+    ``apex`` is the origin's text, when known."""
+    if rdtype == _A:
+        if _CANONICAL_V4.fullmatch(data) is None:
+            return None
+        return _Plain(rdtype, data, origin, data)
+    if rdtype != _PTR or not data.endswith(".") or ".." in data or len(data) > 254:
+        return None
+    if _PLAIN_NAME.fullmatch(data) is None or "*" in data:
+        return None
+    if len(data) > 64 and any(len(label) > 63 for label in data.split(".")):
+        return None
+    return _Plain(rdtype, data, origin, _plain_relative(data, origin, apex))
 
 
 def _rdata(rdtype: dns.rdatatype.RdataType, data: str, origin: dns.name.Name) -> dns.rdata.Rdata:
@@ -335,7 +412,9 @@ def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[Pr
             owner = owners.get(record.name)
             if owner is None:
                 owner = owners[record.name] = _owner(record.name, origin)
-            rdata = _rdata(rdtype, record.data, origin)
+            plain = _plain(rdtype, record.data, origin, apex)
+            # (a _Plain prints and orders as dnspython's RDATA: see its docstring)
+            rdata = _rdata(rdtype, record.data, origin) if plain is None else cast(Any, plain)
         except (dns.exception.DNSException, ValueError) as error:
             message = f"{what}: {error}"
             problems.append(Problem("BAD_RECORD", message, _shown(record.name, origin)))

@@ -28,15 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bindgen
 from contractor.errors import NotFound
 from contractor.models.directory import PublishedZone, PublishedZoneList
 from contractor.models.events import Event, EventHorizon
+from contractor.services.dns_touched import DNS_OBJECT_TYPES, dns_events, touched_since
 from contractor.services.dns_zones import FILE_MARK as _MARK
-from contractor.services.dns_zones import DnsZone, build_zones
+from contractor.services.dns_zones import DnsZone, Touched, build_zones
 from contractor.services.events import has_pending_events, latest_cursor
 
 __all__ = [
@@ -57,12 +58,6 @@ __all__ = [
 
 CONF_NAME = "named.conf"
 PARALLEL_RECORDS = 50_000  # more records than this to write: render in worker processes
-
-# The event object types whose changes can change a zone (the address kinds all end in
-# "address"); anything else (jobs, scripts, blueprints, ...) never wakes a publish.
-DNS_OBJECT_TYPES = frozenset(
-    ("site", "structure", "structure_interface", "address_block", "zone", "zone_entry")
-)
 
 
 def zone_text(zone: DnsZone) -> str:
@@ -110,7 +105,10 @@ async def publish_zones(
     since the last full publish and this transaction changed nothing, the answer is read
     back from what that publish stored (``published_zone_list``, ``published_zone``): no
     inventory read, no hashing. Those zones have no ``data`` but always their ``text``;
-    ``rebuild`` reads the inventory regardless (a caller that needs ``data``).
+    ``rebuild`` reads the inventory regardless (a caller that needs ``data``). When such
+    events were written, only the zones they touched are built again
+    (``dns_touched.touched_since``), the others answered from the stored rows; events that
+    cannot say precisely what they touched make it build every zone.
 
     Publishers take turns (on PostgreSQL a transaction-scoped advisory lock; SQLite's
     writers already do): two processes publishing a zone for the first time would otherwise
@@ -136,7 +134,13 @@ async def publish_zones(
                 listing.cursor = newest
                 await session.flush()
             return stored
-    zones = await _publish_built(session, now)
+    zones: list[DnsZone] | None = None
+    if listing is not None and not rebuild and not has_pending_events(session):
+        touched = await touched_since(session, listing.cursor, newest)
+        if touched is not None:
+            zones = await _publish_touched(session, listing.zones, touched, now)
+    if zones is None:
+        zones = await _publish(session, await build_zones(session), now)
     entries = [_entry(zone) for zone in zones]
     if listing is None:
         session.add(PublishedZoneList(cursor=newest, zones=entries))
@@ -146,13 +150,27 @@ async def publish_zones(
     return zones
 
 
+async def _publish_touched(
+    session: AsyncSession, entries: Sequence[dict[str, Any]], touched: Touched, now: int | None
+) -> list[DnsZone] | None:
+    """``publish_zones`` after the changes ``touched`` names: those zones built and
+    published again, the others as the last publish stored them; None when that cannot be
+    (the zones are not the last publish's, or their stored rows do not match it)."""
+    built = await build_zones(session, touched) if touched.zones or touched.blocks else []
+    listed = {entry["name"]: entry for entry in entries}
+    if not {zone.name for zone in built} <= listed.keys():
+        return None  # (a change of the set of zones is never touched: a full build)
+    again = {zone.name for zone in built}
+    kept = await _stored_zones(session, [e for e in entries if e["name"] not in again])
+    if kept is None:
+        return None
+    fresh = {zone.name: zone for zone in await _publish(session, built, now)}
+    stored = {zone.name: zone for zone in kept}
+    return [fresh.get(name) or stored[name] for name in listed]
+
+
 # A publish that skips moves the list's cursor past this many unrelated events.
 _ADVANCE = 1000
-
-
-def dns_events() -> ColumnElement[bool]:
-    """The events that can change a zone (a WHERE clause on ``Event``)."""
-    return or_(Event.object_type.in_(DNS_OBJECT_TYPES), Event.object_type.like("%address"))
 
 
 async def dns_changed_after(session: AsyncSession, cursor: int) -> bool:
@@ -199,9 +217,8 @@ async def _stored_zones(
     return zones
 
 
-async def _publish_built(session: AsyncSession, now: int | None) -> list[DnsZone]:
-    """``publish_zones`` from the inventory as it is now."""
-    zones = await build_zones(session)
+async def _publish(session: AsyncSession, zones: list[DnsZone], now: int | None) -> list[DnsZone]:
+    """``zones`` as just built, published: serials, texts and ``published_zone`` rows."""
     clock = int(time.time()) if now is None else now
     rows = {
         row.name: row

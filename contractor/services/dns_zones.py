@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio.to_thread
 from sqlalchemy import select
@@ -32,7 +32,7 @@ from contractor.models.directory import Entry
 from contractor.runtime import gc_paused
 from contractor.services.dns_names import address_label, entry_data
 
-__all__ = ["FILE_MARK", "DnsZone", "Kind", "build_zones"]
+__all__ = ["FILE_MARK", "DnsZone", "Kind", "Touched", "build_zones"]
 
 FILE_MARK = "contractor dns"  # first words of every file export_zones owns
 Kind = Literal["forward", "reverse"]
@@ -136,8 +136,11 @@ async def _follow_pointers(
 ) -> None:
     """Give pointer addresses their target's IP. A pointer may lead to an address of a
     Structure outside every zone, or to a reservation; chains are followed, cycles not."""
-    targets = set(pointers.values()) - inv.ips.keys()
-    if targets:
+    asked: set[int] = set()
+    # Targets outside what was read are asked for until the chains end (a publish that reads
+    # only some zones' addresses reaches the same IPs as one that reads them all).
+    while targets := set(pointers.values()) - inv.ips.keys() - asked:
+        asked |= targets
         query = select(
             BaseAddress.id, BaseAddress.address_block_id, BaseAddress.offset, BaseAddress.pointer_id
         ).where(BaseAddress.id.in_(targets))
@@ -156,7 +159,8 @@ async def _follow_pointers(
             inv.ips[address_id] = inv.ips[current]
 
 
-async def _read(session: AsyncSession) -> _Inventory:
+async def _read_settings(session: AsyncSession) -> _Inventory:
+    """The small tables: zones, sites, blocks and entries (whatever the inventory's size)."""
     inv = _Inventory()
     for row in await session.execute(
         select(
@@ -194,6 +198,17 @@ async def _read(session: AsyncSession) -> _Inventory:
     ):
         network = ipaddress.ip_network(f"{block[2]}/{block[3]}")
         inv.blocks[block[0]] = (block[1], network, int(network.network_address))
+    inv.entries = list(
+        (await session.execute(select(Entry).order_by(Entry.zone_id, Entry.name, Entry.id)))
+        .scalars()
+        .all()
+    )
+    return inv
+
+
+async def _read_addresses(session: AsyncSession, inv: _Inventory, scope: _Reading | None) -> None:
+    """The addresses of structures in zoned sites: all of them, or (``scope``) those of the
+    structures of some sites and those held from some blocks."""
     query = (
         select(
             BaseAddress.id,
@@ -214,39 +229,38 @@ async def _read(session: AsyncSession) -> _Inventory:
         .where(Structure.site_id.in_(select(Site.id).where(Site.zone_id.is_not(None))))
         .order_by(BaseAddress.structure_id, BaseAddress.id)  # a stable order for messages
     )
-    pointers: dict[int, int] = {}
     # Core execution (not the ORM's row loading): this is the one query that grows with
     # the inventory (its zoned part).
     connection = await session.connection()
-    blocks = inv.blocks
     zoned = any(zone_id is not None for zone_id in inv.site_zone.values())
-    for found in (await connection.execute(query)).all() if zoned else ():
-        address_id, block_id, offset, pointer_id = found[0], found[1], found[2], found[3]
+    if not zoned:
+        found: Sequence[Any] = ()
+    elif scope is None:
+        found = (await connection.execute(query)).all()
+    else:
+        # Two narrow queries (each on its index) rather than one OR over both tables.
+        rows: dict[int, Any] = {}
+        if scope.sites:
+            picked = query.where(Structure.site_id.in_(sorted(scope.sites)))
+            rows.update((row[0], row) for row in (await connection.execute(picked)).all())
+        if scope.blocks:
+            picked = query.where(BaseAddress.address_block_id.in_(sorted(scope.blocks)))
+            rows.update((row[0], row) for row in (await connection.execute(picked)).all())
+        found = sorted(rows.values(), key=lambda row: (row[4], row[0]))
+    pointers: dict[int, int] = {}
+    blocks = inv.blocks
+    for row in found:
+        address_id, block_id, offset, pointer_id = row[0], row[1], row[2], row[3]
         if block_id is not None and offset is not None:
             _site, network, first = blocks[block_id]
             inv.ips[address_id] = (network.version, first + offset)
         elif pointer_id is not None:
             pointers[address_id] = pointer_id
         inv.addresses.append(
-            (
-                address_id,
-                found[5],
-                found[4],
-                found[6],
-                found[7] or "",
-                found[8],
-                bool(found[9]),
-                block_id,
-            )
+            (address_id, row[5], row[4], row[6], row[7] or "", row[8], bool(row[9]), block_id)
         )
     if pointers:
         await _follow_pointers(session, inv, pointers)
-    inv.entries = list(
-        (await session.execute(select(Entry).order_by(Entry.zone_id, Entry.name, Entry.id)))
-        .scalars()
-        .all()
-    )
-    return inv
 
 
 # -- building zones ----------------------------------------------------------------------
@@ -310,15 +324,96 @@ def _ns_targets(inv: _Inventory) -> set[str]:
     return targets
 
 
-async def build_zones(session: AsyncSession) -> list[DnsZone]:
-    """Every forward and reverse zone, by name, from the current inventory (reads only)."""
+async def build_zones(session: AsyncSession, touched: Touched | None = None) -> list[DnsZone]:
+    """Every forward and reverse zone, by name, from the current inventory (reads only).
+
+    With ``touched`` (what changed since the zones were last built), only the zones those
+    changes can have changed, each exactly as a build of all of them makes it: the
+    addresses read are those of the structures in their sites, of the sites of the zones
+    they take glue from, and those held from the blocks inside their reverse zones."""
     # A few objects per address and none in cycles: without the cyclic collector rescanning
     # the growing heap, this takes half the time.
     with gc_paused():
-        inventory = await _read(session)
+        inventory = await _read_settings(session)
+        reading = None if touched is None else _widen(inventory, touched)
+        await _read_addresses(session, inventory, reading)
         # CPU work for a second at 100,000 hosts: off the event loop, so a server stays
         # responsive (the GIL still lets it run between slices).
-        return await anyio.to_thread.run_sync(_assemble, inventory)
+        zones = await anyio.to_thread.run_sync(_assemble, inventory)
+    if reading is None:
+        return zones
+    return [zone for zone in zones if zone.name in reading.names]
+
+
+@dataclass(frozen=True, slots=True)
+class Touched:
+    """What changed, as far as zones go: the forward zones (``Zone`` ids) whose own
+    records or problems may have changed, and the blocks (ids) whose addresses' PTR records
+    may have (the zones and blocks themselves, and the sites, unchanged)."""
+
+    zones: frozenset[int] = frozenset()
+    blocks: frozenset[int] = frozenset()
+
+
+@dataclass(slots=True)
+class _Reading:
+    names: set[str]  # the zones to build
+    sites: set[int]  # whose structures' addresses are read
+    blocks: set[int]  # whose held addresses are read
+
+
+def _widen(inv: _Inventory, touched: Touched) -> _Reading:
+    """The zones ``touched`` can change and what must be read to build each of them whole:
+    a forward zone takes glue from the zones its name servers are in (so a change there
+    changes it too), a reverse zone holds the PTR records of every address inside it."""
+    sources = _glue_sources(inv)
+    forward = set(touched.zones) & inv.zones.keys()
+    forward |= {zone_id for zone_id, held in sources.items() if held & forward}
+    read = forward | {source for zone_id in forward for source in sources[zone_id]}
+    name_only = _above_external(inv)
+    names = {inv.zones[zone_id].fqdn for zone_id in forward if zone_id not in name_only}
+    sites = {site_id for site_id, zone_id in inv.site_zone.items() if zone_id in read}
+    changed = [inv.blocks[block_id][1] for block_id in touched.blocks if block_id in inv.blocks]
+    reverse = [
+        zone
+        for zone in _plan(inv)[1].zones.values()
+        if any(_overlap(zone.network, network) for network in changed)
+    ]
+    names.update(zone.name for zone in reverse)
+    blocks = {
+        block_id
+        for block_id, (_site, network, _first) in inv.blocks.items()
+        if any(_overlap(network, zone.network) for zone in reverse)
+    }
+    return _Reading(names, sites, blocks)
+
+
+def _overlap(one: bindgen.IPNetwork, other: bindgen.IPNetwork) -> bool:
+    return one.version == other.version and one.overlaps(other)
+
+
+def _glue_sources(inv: _Inventory) -> dict[int, set[int]]:
+    """Per forward zone, the zones whose addresses its glue records may come from: those
+    any name server it names (its own, its NS entries', its child zones') is in."""
+    servers: dict[int, set[str]] = {
+        zone_id: set(_inherited(inv, zone)[0]) for zone_id, zone in inv.zones.items()
+    }
+    for entry in inv.entries:
+        if entry.type == "NS" and entry.target:
+            target = entry.target
+            fqdn = inv.zones[entry.zone_id].fqdn
+            servers[entry.zone_id].add(target[:-1] if target.endswith(".") else f"{target}.{fqdn}")
+    for zone_id, zone in inv.zones.items():
+        for child_id in zone.children:
+            servers[zone_id].update(_inherited(inv, inv.zones[child_id])[0])
+    return {
+        zone_id: {
+            holder.id
+            for holder in inv.zones.values()
+            if any(server.endswith("." + holder.fqdn) for server in names)
+        }
+        for zone_id, names in servers.items()
+    }
 
 
 def _assemble(inv: _Inventory) -> list[DnsZone]:
@@ -452,7 +547,8 @@ def _above_external(inv: _Inventory) -> set[int]:
     return above
 
 
-def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str]]) -> list[DnsZone]:
+def _plan(inv: _Inventory) -> tuple[dict[bindgen.IPNetwork, int], bindgen.ReversePlan]:
+    """The reverse zones: each zoned block's network with its site's zone, and their plan."""
     block_zone: dict[bindgen.IPNetwork, int] = {}
     for site_id, network, _first in inv.blocks.values():
         # The one rule of both directions: a site's own zone (none inherited from its
@@ -461,7 +557,11 @@ def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str]]) -> list[Dn
         if zone_id is not None:
             known = block_zone.get(network)
             block_zone[network] = zone_id if known is None else min(known, zone_id)
-    plan = bindgen.plan_reverse_zones(block_zone)
+    return block_zone, bindgen.plan_reverse_zones(block_zone)
+
+
+def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str]]) -> list[DnsZone]:
+    block_zone, plan = _plan(inv)
     records: dict[str, list[Record]] = {name: [] for name in plan.zones}
     for version, value, target in ptrs:
         zone = plan.locate(version, value)
