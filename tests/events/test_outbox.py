@@ -238,3 +238,20 @@ async def test_cursors_follow_commit_order() -> None:
         assert [r.object_name for r in rows] == ["committed-first", "flushed-first"]
     finally:
         await engine.dispose()
+
+
+async def test_a_change_only_the_commit_flushes_has_its_event(session: AsyncSession) -> None:
+    """A change still pending when ``commit()`` is called (no flush before it) is flushed
+    before the transaction's event rows are written, so it has its event."""
+    site = await make_site(session, description="first")
+    await session.commit()
+    start = await latest_cursor(session)
+
+    site.description = "set on the object, flushed by the commit"
+    await session.commit()
+
+    rows = await _events(session, start)
+    assert [(r.kind, r.object_type, r.changed) for r in rows] == [
+        ("updated", "site", ["description"])
+    ]
+    assert rows[0].payload["description"] == "set on the object, flushed by the commit"

@@ -288,6 +288,9 @@ async def announce(session: AsyncSession, *channels: str) -> None:
 def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint: the outermost commit writes
+    # SQLAlchemy flushes what is still pending only after this hook: flush it now, so a
+    # change only the commit would flush gets its event in this transaction too
+    session.flush()
     pending = _take_pending(session)
     if pending is None:
         return
