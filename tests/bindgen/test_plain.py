@@ -72,7 +72,6 @@ def test_the_short_cut_is_taken() -> None:
     assert zone_module._plain(zone_module._PTR, "web.example.test.", origin) is not None
     assert zone_module._plain(zone_module._A, "192.0.2.01", origin) is None
     assert zone_module._plain(zone_module._PTR, "web", origin) is None
-    assert rendered[True] > 50  # (the examples above mostly made zones)
 
 
 @pytest.fixture(scope="module")
