@@ -37,15 +37,14 @@ from contextvars import ContextVar
 from typing import Any
 
 from contractor.requestid import peek
+from contractor.secret_names import MASK, SECRET_WORDS_PATTERN
 from contractor.settings import Settings
 
 __all__ = ["MASK", "Redactor", "configure", "job_and_task", "redactor_for"]
 
-MASK = "********"
 _job_id: ContextVar[int | None] = ContextVar("contractor_log_job_id", default=None)
 _task_id: ContextVar[int | None] = ContextVar("contractor_log_task_id", default=None)
 _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
-_SECRET_WORDS = r"password|passwd|secret|token|credential|api[_-]?key"
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b((?:ctr|sct)_[a-z0-9]{16})\.[A-Za-z0-9_\-]+"), rf"\1.{MASK}"),
@@ -53,10 +52,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b([a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@/\s]+@"), rf"\1:{MASK}@"),
     (re.compile(r"(/(?:config|api/v1/signal)/)[0-9a-fA-F-]{8,}"), rf"\1{MASK}"),
     (
-        re.compile(rf"(?i)([\"']?\b\w*(?:{_SECRET_WORDS})\w*[\"']?\s*[:=]\s*)([\"'])(.*?)\2"),
+        re.compile(
+            rf"(?i)([\"']?\b\w*(?:{SECRET_WORDS_PATTERN})\w*[\"']?\s*[:=]\s*)([\"'])(.*?)\2"
+        ),
         rf"\1\2{MASK}\2",
     ),
-    (re.compile(rf"(?i)(\b\w*(?:{_SECRET_WORDS})\w*=)([^\s&,;\"']+)"), rf"\1{MASK}"),
+    (re.compile(rf"(?i)(\b\w*(?:{SECRET_WORDS_PATTERN})\w*=)([^\s&,;\"']+)"), rf"\1{MASK}"),
 ]
 
 

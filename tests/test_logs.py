@@ -170,3 +170,12 @@ def test_serve_writes_json_lines_with_the_request_id(tmp_path: Path) -> None:
     assert any(r["logger"].startswith("uvicorn") for r in records)
     plain = [line for line in text.splitlines() if line and not line.startswith("{")]
     assert [line.split(" on ")[0] for line in plain] == ["contractor serving"], plain
+
+
+@pytest.mark.parametrize("word", ["passwd", "api_key", "private_key", "snmp_community", "Token"])
+def test_every_secret_word_is_masked_in_name_value_shapes(word: str) -> None:
+    """The log redactor goes by the one list of secret words (contractor.secret_names)."""
+    line = logs.Redactor()(f'bmc_{word}=calvin42 and {{"{word}": "hunter22"}}')
+    assert "calvin42" not in line
+    assert "hunter22" not in line
+    assert f"bmc_{word}=" in line

@@ -32,23 +32,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contractor.plugins import foundation_types
+from contractor.secret_names import MASK, SECRET_WORDS, is_secret_name
 
 if TYPE_CHECKING:
     from contractor.models.building import Foundation
 
 __all__ = ["MASK", "MIN_SUBSTRING_LENGTH", "SECRET_WORDS", "Secrets", "is_secret_name"]
 
-MASK = "********"
 MIN_SUBSTRING_LENGTH = 4
-SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "key", "community")
-
-
-def is_secret_name(name: object, declared: Collection[str] = ()) -> bool:
-    """Whether a map key names a secret: a secret word in it, or one of ``declared``."""
-    if not isinstance(name, str):
-        return False
-    lowered = name.lower()
-    return name in declared or any(word in lowered for word in SECRET_WORDS)
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -3,6 +3,7 @@ object, with the actor and a payload without secrets; nothing for what rolls bac
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -141,6 +142,19 @@ async def test_secrets_never_reach_the_payload(session: AsyncSession) -> None:
         "list": [{"x": 1}],
     }
     assert "hunter2" not in repr(row.payload)
+
+
+@pytest.mark.parametrize("name", ["bmc_passwd", "api_key", "ssh_key", "snmp_community", "Token"])
+async def test_every_secret_word_keeps_its_value_out_of_the_payload(
+    session: AsyncSession, name: str
+) -> None:
+    """Events go by the one list of secret words (contractor.secret_names), like answers."""
+    start = await latest_cursor(session)
+    await make_site(session, config_values={"ntp": "pool", name: "hunter22"})
+    await session.commit()
+    [row] = await _events(session, start)
+    assert row.payload["config_values"] == {"ntp": "pool"}
+    assert "hunter22" not in repr(row.payload)
 
 
 async def test_link_rows_and_bulk_statements_update_their_owner(session: AsyncSession) -> None:

@@ -19,6 +19,7 @@ from contractor.config import merge, parse_key
 from contractor.errors import ConfigError
 from contractor.models import Foundation, complex_state
 from contractor.plugins import foundation_types
+from contractor.secret_names import is_secret_name
 from contractor.services.config.cache import Entry, Prefix, PrefixKey
 from contractor.services.config.rows import Key, Rows
 from contractor.settings import Settings
@@ -35,7 +36,6 @@ EPOCH: Final = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 
 # Plugin attributes whose names contain one of these are dropped: a configuration is served
 # to anything that knows a config UUID and must never carry a credential.
-_SECRET_WORDS: Final = ("password", "passwd", "secret", "credential", "private_key")
 
 
 class Sources(Rows):
@@ -180,7 +180,7 @@ class Sources(Rows):
         }
         if plugin is not None:
             for name, value in plugin.config_attributes(foundation).items():
-                if any(word in name.lower() for word in _SECRET_WORDS):
+                if is_secret_name(name):
                     log.warning(
                         "foundation type %r offers config attribute %r, which looks like a "
                         "secret; it is left out of the configuration",

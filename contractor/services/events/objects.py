@@ -40,13 +40,13 @@ from contractor.models import (
 )
 from contractor.models.directory import Entry
 from contractor.models.offsets import Offset, json_exact
+from contractor.secret_names import is_secret_name
 
 __all__ = [
     "CREATED",
     "DELETED",
     "LINKS",
     "LINK_COLUMNS",
-    "SECRET_WORDS",
     "UPDATED",
     "Identity",
     "generic_identity",
@@ -55,7 +55,6 @@ __all__ = [
     "snapshot",
 ]
 
-SECRET_WORDS: Final = ("password", "secret", "token", "credential", "private_key", "community")
 
 CREATED: Final = "created"
 UPDATED: Final = "updated"
@@ -65,11 +64,7 @@ DELETED: Final = "deleted"
 def scrub(value: Any) -> Any:
     """``value`` as JSON-ready data without any key that names a secret, at any depth."""
     if isinstance(value, Mapping):
-        return {
-            str(k): scrub(v)
-            for k, v in value.items()
-            if not any(word in str(k).lower() for word in SECRET_WORDS)
-        }
+        return {str(k): scrub(v) for k, v in value.items() if not is_secret_name(str(k))}
     if isinstance(value, list | tuple):
         return [scrub(v) for v in value]
     if isinstance(value, dt.datetime | dt.date):

@@ -38,12 +38,12 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
 from contractor.models import utcnow
 from contractor.models.events import Event
+from contractor.secret_names import is_secret_name
 from contractor.services.events.objects import (
     CREATED,
     DELETED,
     LINK_COLUMNS,
     LINKS,
-    SECRET_WORDS,
     UPDATED,
     Identity,
     generic_identity,
@@ -162,7 +162,7 @@ def _changed_attributes(obj: Any) -> list[str]:
         attr.key
         for attr in state.mapper.column_attrs
         if state.attrs[attr.key].history.has_changes()
-        and not any(word in attr.key.lower() for word in SECRET_WORDS)
+        and not is_secret_name(attr.key)
         and attr.key != "updated"
     ]
 
