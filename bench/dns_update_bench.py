@@ -161,10 +161,10 @@ async def bulk(settings: Settings, count: int) -> None:
     try:
         async with transaction(create_session_factory(engine, writes=True)) as session:
             zone = await directory.find_zone(session, ZONE)
-            for index in range(count):
-                await directory.create_entry(
-                    session, zone=zone, type="TXT", name=f"b{index}", text=f"b{index}"
-                )
+            records: list[directory.Record] = [
+                {"type": "TXT", "name": f"b{index}", "text": f"b{index}"} for index in range(count)
+            ]
+            await directory.create_entries(session, zone=zone, records=records)
     finally:
         await engine.dispose()
 

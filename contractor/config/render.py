@@ -304,9 +304,12 @@ def _render_node(
 
 def _context(values: Mapping[Any, Any]) -> dict[str, Any]:
     """The render context of one round: Jinja2's globals, overridden by the values."""
-    context = dict(jinja_environment().globals)
-    context.update((key, value) for key, value in values.items() if isinstance(key, str))
-    return context
+    try:
+        return dict(jinja_environment().globals, **values)  # every key a string: the rule
+    except TypeError:  # a key that is not a string is not a name a template can read
+        context = dict(jinja_environment().globals)
+        context.update((key, value) for key, value in values.items() if isinstance(key, str))
+        return context
 
 
 def _changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -9,6 +9,7 @@ hostname, an entry or a child zone never share one.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from typing import Any, Required, TypedDict, Unpack
@@ -17,7 +18,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bindgen import is_hostname
-from contractor.errors import Conflict, InvalidInput, NotFound
+from contractor.errors import Conflict, ContractorError, InvalidInput, NotFound
 from contractor.models import Site, Structure, Zone
 from contractor.models.directory import (
     DEFAULT_EXPIRE,
@@ -443,6 +444,40 @@ class Record(TypedDict, total=False):
 async def create_entry(session: AsyncSession, *, zone: Zone, **record: Unpack[Record]) -> Entry:
     """A CNAME, MX, NS (delegation to servers Contractor does not manage), SRV or TXT record
     of ``zone``. ``target`` is relative to the zone unless it ends with a dot."""
+    entry = await _new_entry(session, zone, record)
+    async with kept_exportable(session, field="target" if entry.type != "TXT" else "name"):
+        return await added(session, entry)
+
+
+async def create_entries(
+    session: AsyncSession, *, zone: Zone, records: Sequence[Record]
+) -> list[Entry]:
+    """``create_entry`` for each of ``records``, all or none: each is checked as
+    ``create_entry`` checks it (against the zone and the entries before it), and the zones
+    are checked once for the whole batch, not once per entry (a bulk load of N entries would
+    otherwise build and check the zone N times). A refused record is named by its place:
+    ``records[3]: ...`` on field ``records[3].name``; nothing of the batch is kept."""
+    entries: list[Entry] = []
+    async with kept_exportable(session, field="records"):
+        for index, record in enumerate(records):
+            try:
+                entries.append(await added(session, await _new_entry(session, zone, record)))
+            except ContractorError as error:
+                raise _at(error, f"records[{index}]") from None
+    return entries
+
+
+def _at(error: ContractorError, place: str) -> ContractorError:
+    """``error`` (of its own class) as raised by the item at ``place`` of a batch."""
+    located = copy.copy(error)
+    located.message = f"{place}: {error.message}"
+    located.args = (located.message,)
+    located.field = place if error.field is None else f"{place}.{error.field}"
+    return located
+
+
+async def _new_entry(session: AsyncSession, zone: Zone, record: Record) -> Entry:
+    """The entry ``record`` describes, checked (``create_entry``), not added yet."""
     type, target, text = record["type"], record.get("target"), record.get("text")
     kind = type.strip().upper() if isinstance(type, str) else type
     if kind not in ENTRY_TYPES:
@@ -468,8 +503,7 @@ async def create_entry(session: AsyncSession, *, zone: Zone, **record: Unpack[Re
     if kind == "TXT" and target is not None:
         raise InvalidInput("a TXT entry has no target (the value goes in text)", field="target")
     await _refuse_entry_clash(session, zone, entry)
-    async with kept_exportable(session, field="target" if kind != "TXT" else "name"):
-        return await added(session, entry)
+    return entry
 
 
 async def _refuse_entry_clash(session: AsyncSession, zone: Zone, entry: Entry) -> None:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contractor.errors import Conflict
+from contractor.errors import Conflict, InvalidInput
 from contractor.models import Address, AddressBlock, Site, Structure, Zone
 from contractor.services import addresses, building, directory, dns, network
 from contractor.services.dns_guard import zone_problems
@@ -174,3 +174,56 @@ async def test_a_refused_change_is_undone_for_a_caller_that_goes_on(
     held = select(Address.offset).where(Address.structure_id == web.id)
     assert list((await session.execute(held)).scalars()) == [10]
     assert (await session.execute(select(Zone.name).where(Zone.name == "www"))).first() is None
+
+
+async def test_a_batch_of_entries_is_checked_once_and_kept_whole(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``create_entries``: every record checked as ``create_entry`` checks it, the zones
+    built twice for the whole batch (not twice per entry)."""
+    world = await _World(session).start()
+    from contractor.services import dns_guard
+
+    builds = 0
+    build = dns_guard.build_zones  # type: ignore[attr-defined]
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal builds
+        builds += 1
+        return await build(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dns_guard, "build_zones", counted)
+    records: list[directory.Record] = [
+        {"type": "TXT", "name": f"t{index}", "text": f"value {index}"} for index in range(30)
+    ]
+    made = await directory.create_entries(session, zone=world.zone, records=records)
+    assert [entry.name for entry in made] == [f"t{index}" for index in range(30)]
+    assert builds == 2
+    [zone] = [z for z in await dns.publish_zones(session) if z.name == "example"]
+    assert 't29 3600 IN TXT "value 29"' in (dns.served_text(zone) or "")
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "message"),
+    [
+        ({"type": "TXT", "name": "a", "text": "again"}, "records[2].name", "already exists"),
+        ({"type": "BOGUS", "name": "x"}, "records[2].type", "is not one of"),
+        ({"type": "CNAME", "name": "c", "target": "nowhere"}, "records", "no such name"),
+    ],
+)
+async def test_a_refused_record_names_its_place_and_nothing_of_the_batch_is_kept(
+    session: AsyncSession, bad: directory.Record, field: str, message: str
+) -> None:
+    world = await _World(session).start()
+    records: list[directory.Record] = [
+        {"type": "TXT", "name": "a", "text": "again"},
+        {"type": "TXT", "name": "b", "text": "two"},
+        bad,
+    ]
+    with pytest.raises(Conflict if "BOGUS" not in str(bad) else InvalidInput) as error:
+        await directory.create_entries(session, zone=world.zone, records=records)
+    assert error.value.field == field
+    assert message in error.value.message
+    if field != "records":
+        assert error.value.message.startswith("records[2]: ")
+    assert await directory.list_entries(session, world.zone) == []
