@@ -40,6 +40,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from contractor.models.foreman import JobState
+
 __all__ = [
     "CONTENT_TYPE",
     "MULTIPROCESS_ENV",
@@ -197,11 +199,11 @@ class Instruments:
     def job_transition(self, before: str, after: str) -> None:
         if not self.enabled or before == after:
             return
-        if after == "queued" and before == "waiting":
+        if after == JobState.QUEUED and before == JobState.WAITING:
             self.jobs_started.inc()
-        elif after in ("done", "aborted"):
-            self.jobs_finished.labels(after).inc()
-        elif after == "error":
+        elif after in (JobState.DONE, JobState.ABORTED):
+            self.jobs_finished.labels(str(after)).inc()
+        elif after == JobState.ERROR:
             self.jobs_errors.inc()
 
     def task_created(self) -> None:

@@ -15,10 +15,6 @@ located; beyond either, 429 with ``Retry-After``.
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import math
-import time
 from typing import Any
 
 from pydantic import Field
@@ -33,7 +29,7 @@ from contractor.models import Structure
 from contractor.rest.auth import bearer_token
 from contractor.rest.boot import check_boot_scope
 from contractor.rest.config import IPXE_HEADER, NO_STORE, boot_answer, ipxe_text
-from contractor.rest.state import app_state
+from contractor.rest.state import WINDOW_SECONDS, app_state
 from contractor.rest.subcontractor import PREFIX, _Body, _body, _identity
 from contractor.services import discovery as discovery_service
 from contractor.services import site as site_service
@@ -43,7 +39,6 @@ from contractor.services.validation import normalise_mac
 
 __all__ = ["DiscoveryRequest", "discovery_routes"]
 
-WINDOW_SECONDS = 60.0
 _MAX_BODY = MAX_REPORT_BYTES + 1024  # the report and its envelope
 
 _SCRIPT = """\
@@ -57,32 +52,6 @@ boot
 class DiscoveryRequest(_Body):
     site: str = Field(min_length=1, max_length=40, description="The site the machine booted in.")
     report: dict[str, Any] = Field(description="The machine's hardware (docs/boot.md).")
-
-
-class _Window:
-    """Reports per site in the last minute, in this process."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, collections.deque[float]] = {}
-        self.lock = asyncio.Lock()
-
-    def take(self, site: str, limit: int) -> int:
-        """0 when the report may go on (counted), else the seconds until one may."""
-        now = time.monotonic()
-        times = self.seen.setdefault(site, collections.deque())
-        while times and times[0] <= now - WINDOW_SECONDS:
-            times.popleft()
-        if len(times) >= limit:
-            return max(1, math.ceil(times[0] + WINDOW_SECONDS - now))
-        times.append(now)
-        return 0
-
-
-def _window(request: Request) -> _Window:
-    window = getattr(request.app.state, "discovery_window", None)
-    if window is None:
-        window = request.app.state.discovery_window = _Window()
-    return window
 
 
 def _too_many(message: str, retry_after: int) -> Response:
@@ -136,7 +105,7 @@ async def discovery_report(request: Request) -> Response:
     check_boot_scope(token, body.site, "report discoveries in")
     report = check_report(body.report)
     settings = state.settings
-    wait = _window(request).take(body.site, settings.discovery_reports_per_minute)
+    wait = state.discovery_reports.take(body.site, settings.discovery_reports_per_minute)
     if wait:
         instruments().discovery("throttled")
         return _too_many(

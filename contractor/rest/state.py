@@ -7,7 +7,10 @@ through ``app_state(request.app)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import collections
+import math
+import time
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -19,7 +22,27 @@ from contractor.services.config import ConfigCache
 from contractor.services.tasks import TokenCache
 from contractor.settings import Settings
 
-__all__ = ["AppState", "app_state", "set_app_state"]
+__all__ = ["WINDOW_SECONDS", "AppState", "ReportWindow", "app_state", "set_app_state"]
+
+WINDOW_SECONDS = 60.0
+
+
+class ReportWindow:
+    """Discovery reports per site in the last ``WINDOW_SECONDS``, in this process."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, collections.deque[float]] = {}
+
+    def take(self, site: str, limit: int) -> int:
+        """0 when the report may go on (counted), else the seconds until one may."""
+        now = time.monotonic()
+        times = self.seen.setdefault(site, collections.deque())
+        while times and times[0] <= now - WINDOW_SECONDS:
+            times.popleft()
+        if len(times) >= limit:
+            return max(1, math.ceil(times[0] + WINDOW_SECONDS - now))
+        times.append(now)
+        return 0
 
 
 @dataclass(frozen=True)
@@ -34,6 +57,8 @@ class AppState:
     foreman: Foreman
     events: EventBroadcaster
     subcontractor_tokens: TokenCache  # checked subcontractor tokens, for a few seconds
+    # discovery reports per site in the last minute (the per-site throttle)
+    discovery_reports: ReportWindow = field(default_factory=ReportWindow)
 
 
 def set_app_state(app: Starlette, state: AppState) -> None:
