@@ -27,6 +27,7 @@ from contractor.services.common import added, refuse_if_used
 from contractor.services.config import config_changed, config_sources_changed
 from contractor.services.dns_guard import kept_exportable
 from contractor.services.dns_names import address_label
+from contractor.services.dns_touched import structure_touched
 from contractor.services.network import (
     block_bounds,
     block_network,
@@ -198,7 +199,9 @@ async def create_address(
         is_primary=is_primary,
         ip_version=block.version,
     )
-    async with kept_exportable(session, field="offset"):
+    # Only records are added (the structure's and its block's): only those zones are checked.
+    touched = await structure_touched(session, structure.id, [block.id])
+    async with kept_exportable(session, field="offset", touched=touched):
         session.add(address)
         await config_changed(session, address)
     return address

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Sequence
-from typing import Any, Required, TypedDict, Unpack
+from typing import Any, Final, Required, TypedDict, Unpack
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +37,7 @@ from contractor.services.dns_names import MAX_NAME, check_zone_label, entry_data
 from contractor.services.dns_names import address_label as address_label
 from contractor.services.dns_names import interface_label as interface_label
 from contractor.services.dns_names import txt_data as txt_data
+from contractor.services.dns_zones import Touched
 from contractor.services.validation import check_int
 from contractor.services.zone_settings import (
     MAX_TTL,
@@ -445,7 +446,8 @@ async def create_entry(session: AsyncSession, *, zone: Zone, **record: Unpack[Re
     """A CNAME, MX, NS (delegation to servers Contractor does not manage), SRV or TXT record
     of ``zone``. ``target`` is relative to the zone unless it ends with a dot."""
     entry = await _new_entry(session, zone, record)
-    async with kept_exportable(session, field="target" if entry.type != "TXT" else "name"):
+    field = "target" if entry.type != "TXT" else "name"
+    async with kept_exportable(session, field=field, touched=_reaches([entry.type], zone)):
         return await added(session, entry)
 
 
@@ -458,13 +460,25 @@ async def create_entries(
     otherwise build and check the zone N times). A refused record is named by its place:
     ``records[3]: ...`` on field ``records[3].name``; nothing of the batch is kept."""
     entries: list[Entry] = []
-    async with kept_exportable(session, field="records"):
+    reaches = _reaches([str(record.get("type", "")).strip().upper() for record in records], zone)
+    async with kept_exportable(session, field="records", touched=reaches):
         for index, record in enumerate(records):
             try:
                 entries.append(await added(session, await _new_entry(session, zone, record)))
             except ContractorError as error:
                 raise _at(error, f"records[{index}]") from None
     return entries
+
+
+# Entries that only add records at their own names: their zone is all they can reach (a
+# CNAME's target may lie in any zone; an NS entry delegates what lies below it).
+_ZONE_LOCAL: Final = frozenset(("TXT", "MX", "SRV"))
+
+
+def _reaches(kinds: Sequence[str], zone: Zone) -> Touched | None:
+    """The zones adding entries of ``kinds`` to ``zone`` can reach (``kept_exportable``);
+    None: every zone."""
+    return Touched(zones=frozenset((zone.id,))) if set(kinds) <= _ZONE_LOCAL else None
 
 
 def _at(error: ContractorError, place: str) -> ContractorError:

@@ -21,8 +21,15 @@ server whose address comes later, since its host needs the zone first); a zone t
 exported may not become so: delegate a child zone to name servers inside it only once they
 have addresses (create it with inherited name servers, then set its own).
 
-The cost is two builds of the zones per change (a few queries; about 0.7 s each at 100,000
-hosts) and a check of the zones whose content changed (docs/dns.md has measurements).
+The cost is two builds of the zones per change and a check of the zones whose content
+changed (docs/dns.md has measurements). A caller that knows which zones its change can reach
+says so (``touched``: the same ``Touched`` a publish builds from the event log, and by the
+same rules, ``services.dns_touched``), and only those zones are built, before and after:
+a change that only adds records (a new address, a TXT, MX or SRV entry) reaches the forward
+zone of its site or zone, the reverse zones of its blocks and the zones taking glue from
+them, and cannot give any other zone a problem (no record elsewhere changes; a CNAME
+elsewhere can only find the new name). Anything that removes or renames names, or adds a
+CNAME (whose target may lie in any zone), builds every zone.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import bindgen
 from contractor.errors import Conflict
 from contractor.models import Zone
-from contractor.services.dns_zones import DnsZone, build_zones
+from contractor.services.dns_zones import DnsZone, Touched, build_zones
 
 __all__ = ["INCOMPLETE", "incomplete", "kept_exportable", "record_problems", "zone_problems"]
 
@@ -184,23 +191,27 @@ def _new_problems(before: Mapping[str, DnsZone], after: Mapping[str, DnsZone]) -
     return new
 
 
-async def _zones(session: AsyncSession) -> dict[str, DnsZone] | None:
-    """Every zone by name; None (nothing to check) while there are no zones at all."""
+async def _zones(session: AsyncSession, touched: Touched | None) -> dict[str, DnsZone] | None:
+    """Every zone by name (or those ``touched`` reaches); None (nothing to check) while there
+    are no zones at all."""
     if (await session.execute(select(Zone.id).limit(1))).first() is None:
         return None
-    return {zone.name: zone for zone in await build_zones(session)}
+    return {zone.name: zone for zone in await build_zones(session, touched)}
 
 
 @asynccontextmanager
-async def kept_exportable(session: AsyncSession, *, field: str) -> AsyncIterator[None]:
+async def kept_exportable(
+    session: AsyncSession, *, field: str, touched: Touched | None = None
+) -> AsyncIterator[None]:
     """Refuse (``Conflict`` on ``field``) the change made inside the block when it would give
-    some zone a problem it did not have; the change is rolled back (a savepoint)."""
-    before = await _zones(session)
+    some zone a problem it did not have; the change is rolled back (a savepoint). With
+    ``touched`` (the zones the change can reach: see above), only those zones are built."""
+    before = await _zones(session, touched)
     # A savepoint: a refused change is undone here, whatever the caller does next.
     async with session.begin_nested():
         yield
         await session.flush()
-        after = await _zones(session)
+        after = await _zones(session, touched)
         new = [] if after is None else _new_problems(before or {}, after)
         if not new:
             return

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contractor.models import BaseAddress, Event, EventHorizon, Site, Structure
 from contractor.services.dns_zones import Touched
 
-__all__ = ["DNS_OBJECT_TYPES", "MOST_EVENTS", "dns_events", "touched_since"]
+__all__ = ["DNS_OBJECT_TYPES", "MOST_EVENTS", "dns_events", "structure_touched", "touched_since"]
 
 # The event object types whose changes can change a zone (the address kinds all end in
 # "address"); anything else (jobs, scripts, blueprints, ...) never wakes a publish.
@@ -119,6 +119,33 @@ async def _attribute(session: AsyncSession, events: Iterable[Any]) -> Touched:
     await _addresses(session, addresses, gone, structures, blocks)
     await _structures(session, structures, zones, blocks)
     return Touched(frozenset(zones), frozenset(blocks))
+
+
+async def structure_touched(
+    session: AsyncSession, structure_id: int, blocks: Iterable[int] = ()
+) -> Touched | None:
+    """What a change to one structure's records can reach (as its events would say): its
+    site's forward zone and the reverse zones of its addresses' blocks and of ``blocks``;
+    None (every zone) where that cannot be said (the structure is gone, a pointer address
+    follows one of its addresses)."""
+    held = set(blocks)
+    zones: set[int] = set()
+    pointed = (
+        select(BaseAddress.id)
+        .where(
+            BaseAddress.pointer_id.in_(
+                select(BaseAddress.id).where(BaseAddress.structure_id == structure_id)
+            )
+        )
+        .limit(1)
+    )
+    try:
+        if (await session.execute(pointed)).scalar() is not None:
+            raise _Full
+        await _structures(session, {structure_id}, zones, held)
+    except _Full:
+        return None
+    return Touched(frozenset(zones), frozenset(held))
 
 
 def _required(payload: dict[str, Any] | None, key: str) -> Any:

@@ -6,6 +6,7 @@ content does."""
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -171,9 +172,9 @@ class Changes:
             self.session, self.lab.blocks["small"], subnet=f"192.0.2.{self.random.choice((0, 64))}"
         )
 
-    async def apply(self) -> str:
-        """One random change, committed (refused ones change nothing: another is tried)."""
-        kinds = [
+    def kinds(self) -> list[tuple[Callable[[], Awaitable[None]], int]]:
+        """The changes ``apply`` draws from, with their weights."""
+        return [
             (self.add_address, 4),
             (self.move_address, 4),
             (self.delete_address, 2),
@@ -185,6 +186,10 @@ class Changes:
             (self.site, 1),
             (self.block, 1),
         ]
+
+    async def apply(self) -> str:
+        """One random change, committed (refused ones change nothing: another is tried)."""
+        kinds = self.kinds()
         while True:
             (change,) = self.random.choices([k for k, _ in kinds], [w for _, w in kinds])
             try:
