@@ -57,6 +57,18 @@ class Plain:  # without one
     name: str
 
 
+class Raising(Child):
+    """A child whose ``name`` raises when it is read (the default resolver's getattr)."""
+
+    @property
+    def name(self) -> str:
+        raise ValueError("unreadable")
+
+    @name.setter
+    def name(self, value: str) -> None:
+        pass
+
+
 def child(name: str, required: str | None = "r") -> Child:
     return Child(name=name, required=required)  # type: ignore[arg-type]
 
@@ -121,6 +133,7 @@ def leaves() -> list[Leaf | None]:
             must=None,
             kids=[child("k1"), child("k2", None)],
             loose=(c for c in [child("gen")]),
+            plain=Plain(name=cast(str, None)),
         ),
         # an exception as the value, and an awaitable, for leaves and objects
         Leaf(
@@ -142,10 +155,14 @@ def leaves() -> list[Leaf | None]:
             count=5,
             required="w",
             odd=Soon("soon"),
-            child=Soon(None),
             must=child("e2", None),
-            kids=[Soon(child("k1")), child("k2")],
-            loose=[child("l1"), Soon(child("l2", None))],
+            kids=[Soon(child("k1")), child("k2"), Raising(name="x", required="r")],
+            loose=[
+                child("l1"),
+                Soon(child("l2", None)),
+                Raising(name="y", required=cast(str, None)),
+            ],
+            child=Raising(name="z", required="r"),
         ),
     ]
 
@@ -186,6 +203,11 @@ DOCUMENTS = [
     "{ leaves { name kids { name required } } }",
     "{ leaves { name loose { name required } } }",
     "{ leaves { name kids { name } loose { name } } later { kids { required } loose { name } } }",
+    # a plan's own cases: aliases, directives, __typename, fragments and a resolver below
+    "query($s: Boolean!) { leaves { kids { a: name b: name @skip(if: $s) __typename "
+    "r: required @include(if: $s) ... on Named { name } } plain { n: name } } }",
+    "{ leaves { child { name required __typename } must { required } loose { required } } }",
+    "{ leaves { must { name } kids { required } } later { must { required } } }",
 ]
 
 
