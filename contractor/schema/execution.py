@@ -66,11 +66,13 @@ _Plain = (
 
 class _Read(NamedTuple):
     """How a plan reads a plain field: strawberry's default resolver and the field's Python
-    name, and, for a leaf, the Python type its type's coercion returns unchanged (None:
-    coerce every value)."""
+    name, and, for a leaf, its type and whether it is non-null, and the Python type its
+    type's coercion returns unchanged (None: coerce every value)."""
 
     read: Callable[[Any, str], Any]
     name: str
+    leaf: GraphQLLeafType | None
+    required: bool
     same: type | None
 
 
@@ -119,7 +121,9 @@ def _read_of(field: GraphQLField, how: _Plain) -> _Read | None:
         return None
     kind = how[1]
     same = str if kind is GraphQLString else bool if kind is GraphQLBoolean else None
-    return _Read(read, definition.python_name, same)
+    if len(how) == 3 and is_leaf_type(kind):
+        return _Read(read, definition.python_name, kind, how[2], same)
+    return _Read(read, definition.python_name, None, False, same)
 
 
 def _checked_plainly(kind: Any) -> bool:
@@ -241,18 +245,24 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         """A plain leaf's value: coerced by its type, as ``complete_leaf_value`` does, or
         (null where the type forbids it, an exception, an awaitable, a value the type does
         not coerce) completed the whole way."""
-        if value is None:
-            if not required:
-                return None
-        elif not isinstance(value, Exception) and not self.is_awaitable(value):
-            try:
-                coerced = kind.coerce_output_value(value)
-            except Exception:  # completed again by _complete, which reports it
-                pass
-            else:
-                if coerced is not None and coerced is not Undefined:
-                    return coerced
+        if value is None and not required:
+            return None
+        coerced = self._coerced(kind, value)
+        if coerced is not Undefined:
+            return coerced
         return self._complete(parent_type, field, field_details_list, path, value, position_context)
+
+    def _coerced(self, kind: GraphQLLeafType, value: Any) -> Any:
+        """A plain leaf value coerced by its type, as ``complete_leaf_value`` coerces it;
+        Undefined for one the short path does not take (null, an exception, an awaitable,
+        one the type refuses: completed again by ``_complete``, which reports it)."""
+        if value is None or isinstance(value, Exception) or self.is_awaitable(value):
+            return Undefined
+        try:
+            coerced = kind.coerce_output_value(value)
+        except Exception:
+            return Undefined
+        return Undefined if coerced is None else coerced
 
     def _subfields(
         self,
@@ -311,9 +321,20 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                     if type(value) is read.same:  # a leaf's own coerced value
                         results[name] = value
                         continue
-                    result: Any = self._value(
-                        kind, field, how, value, details, Path(path, name, type_name), None
-                    )
+                    leaf = read.leaf
+                    if leaf is None:
+                        result: Any = self._value(
+                            kind, field, how, value, details, Path(path, name, type_name), None
+                        )
+                    elif value is None and not read.required:
+                        results[name] = None
+                        continue
+                    else:  # as _leaf, with a Path only where it is completed the whole way
+                        result = self._coerced(leaf, value)
+                        if result is Undefined:
+                            result = self._complete(
+                                kind, field, details, Path(path, name, type_name), value, None
+                            )
                 elif field is None or not self._short:
                     result = self.execute_field(
                         kind, source, details, Path(path, name, type_name), None

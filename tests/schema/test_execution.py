@@ -50,6 +50,8 @@ class Named:
 @strawberry.type
 class Child(Named):  # with an interface: strawberry gives it a type check
     required: str
+    count: Any = strawberry.field(graphql_type=int, default=1)
+    colour: Any = strawberry.field(graphql_type=Colour | None, default=Colour.RED)
 
 
 @strawberry.type
@@ -104,7 +106,11 @@ def leaves() -> list[Leaf | None]:
             child=child("a1"),
             must=child("a2"),
             plain=Plain(name="p"),
-            kids=[child("k1"), child("k2")],
+            kids=[
+                child("k1"),
+                child("k2"),
+                Child(name="k", required="r", count=ValueError("no"), colour="nope"),
+            ],
             loose=[child("l1"), None, Soon(child("l3"))],
         ),
         # null where the type forbids it: the item is nulled, its error located; a child's
@@ -118,7 +124,7 @@ def leaves() -> list[Leaf | None]:
             odd=None,
             child=child("b1", None),
             must=child("b2"),
-            kids=[child("k1")],
+            kids=[child("k1"), Child(name="k2", required="r", colour=None, count=None)],
             loose=[child("l1", None), Plain(name="wrong")],
         ),
         # an Int the type cannot represent; an object of the wrong type; a required object null
@@ -131,7 +137,11 @@ def leaves() -> list[Leaf | None]:
             odd=None,
             child=Plain(name="wrong"),
             must=None,
-            kids=[child("k1"), child("k2", None)],
+            kids=[
+                child("k1"),
+                child("k2", None),
+                Child(name="k3", required="r", count=2**40, colour="nope"),
+            ],
             loose=(c for c in [child("gen")]),
             plain=Plain(name=cast(str, None)),
         ),
@@ -208,6 +218,7 @@ DOCUMENTS = [
     "r: required @include(if: $s) ... on Named { name } } plain { n: name } } }",
     "{ leaves { child { name required __typename } must { required } loose { required } } }",
     "{ leaves { must { name } kids { required } } later { must { required } } }",
+    "{ leaves { kids { name count colour } must { count colour } child { colour } } }",
 ]
 
 
