@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 from collections.abc import Awaitable, Callable, Hashable
 from functools import cache
 from typing import Annotated, Any, Self, TypeVar
@@ -35,11 +36,10 @@ class Row:
     @classmethod
     def from_row(cls, row: Any, **given: Any) -> Self:
         kind: object = cls  # a class is hashable (mypy does not see type[...] as Hashable)
-        taken = {
-            name: row if name == "row" else getattr(row, name)
-            for name in _row_fields(kind)
-            if name not in given
-        }
+        names, read, whole = _row_reader(kind, tuple(given))
+        taken = dict(zip(names, read(row), strict=True)) if read is not None else {}
+        if whole:
+            taken["row"] = row
         return cls(**taken, **given)
 
 
@@ -52,6 +52,23 @@ def _row_fields(cls: Hashable) -> tuple[str, ...]:
         and field.default is dataclasses.MISSING
         and field.default_factory is dataclasses.MISSING
     )
+
+
+@cache
+def _row_reader(
+    cls: Hashable, given: tuple[str, ...]
+) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]] | None, bool]:
+    """The fields ``from_row`` takes from the row's attributes when ``given`` are given (a
+    page makes thousands of nodes of a few types): their names, one getter for all of them
+    (None: none), and whether the type holds the row itself."""
+    names = tuple(n for n in _row_fields(cls) if n not in given and n != "row")
+    whole = "row" in _row_fields(cls) and "row" not in given
+    if not names:
+        return names, None, whole
+    if len(names) == 1:
+        one = operator.attrgetter(names[0])
+        return names, lambda row: (one(row),), whole
+    return names, operator.attrgetter(*names), whole
 
 
 async def load_one(info: Info, column: InstrumentedAttribute[Any], key: Any) -> Any:

@@ -50,11 +50,25 @@ class Named:
 @strawberry.type
 class Child(Named):  # with an interface: strawberry gives it a type check
     required: str
+    count: Any = strawberry.field(graphql_type=int, default=1)
+    colour: Any = strawberry.field(graphql_type=Colour | None, default=Colour.RED)
 
 
 @strawberry.type
 class Plain:  # without one
     name: str
+
+
+class Raising(Child):
+    """A child whose ``name`` raises when it is read (the default resolver's getattr)."""
+
+    @property
+    def name(self) -> str:
+        raise ValueError("unreadable")
+
+    @name.setter
+    def name(self, value: str) -> None:
+        pass
 
 
 def child(name: str, required: str | None = "r") -> Child:
@@ -92,7 +106,11 @@ def leaves() -> list[Leaf | None]:
             child=child("a1"),
             must=child("a2"),
             plain=Plain(name="p"),
-            kids=[child("k1"), child("k2")],
+            kids=[
+                child("k1"),
+                child("k2"),
+                Child(name="k", required="r", count=ValueError("no"), colour="nope"),
+            ],
             loose=[child("l1"), None, Soon(child("l3"))],
         ),
         # null where the type forbids it: the item is nulled, its error located; a child's
@@ -106,7 +124,7 @@ def leaves() -> list[Leaf | None]:
             odd=None,
             child=child("b1", None),
             must=child("b2"),
-            kids=[child("k1")],
+            kids=[child("k1"), Child(name="k2", required="r", colour=None, count=None)],
             loose=[child("l1", None), Plain(name="wrong")],
         ),
         # an Int the type cannot represent; an object of the wrong type; a required object null
@@ -119,8 +137,13 @@ def leaves() -> list[Leaf | None]:
             odd=None,
             child=Plain(name="wrong"),
             must=None,
-            kids=[child("k1"), child("k2", None)],
+            kids=[
+                child("k1"),
+                child("k2", None),
+                Child(name="k3", required="r", count=2**40, colour="nope"),
+            ],
             loose=(c for c in [child("gen")]),
+            plain=Plain(name=cast(str, None)),
         ),
         # an exception as the value, and an awaitable, for leaves and objects
         Leaf(
@@ -142,10 +165,14 @@ def leaves() -> list[Leaf | None]:
             count=5,
             required="w",
             odd=Soon("soon"),
-            child=Soon(None),
             must=child("e2", None),
-            kids=[Soon(child("k1")), child("k2")],
-            loose=[child("l1"), Soon(child("l2", None))],
+            kids=[Soon(child("k1")), child("k2"), Raising(name="x", required="r")],
+            loose=[
+                child("l1"),
+                Soon(child("l2", None)),
+                Raising(name="y", required=cast(str, None)),
+            ],
+            child=Raising(name="z", required="r"),
         ),
     ]
 
@@ -186,6 +213,12 @@ DOCUMENTS = [
     "{ leaves { name kids { name required } } }",
     "{ leaves { name loose { name required } } }",
     "{ leaves { name kids { name } loose { name } } later { kids { required } loose { name } } }",
+    # a plan's own cases: aliases, directives, __typename, fragments and a resolver below
+    "query($s: Boolean!) { leaves { kids { a: name b: name @skip(if: $s) __typename "
+    "r: required @include(if: $s) ... on Named { name } } plain { n: name } } }",
+    "{ leaves { child { name required __typename } must { required } loose { required } } }",
+    "{ leaves { must { name } kids { required } } later { must { required } } }",
+    "{ leaves { kids { name count colour } must { count colour } child { colour } } }",
 ]
 
 
