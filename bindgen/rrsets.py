@@ -49,8 +49,8 @@ def zone_rrsets(zone: ZoneData, serial: int) -> RRsets:
     if problems:
         raise ZoneError(zone.origin, problems)
     result: RRsets = {}
-    for owner, types in groups.items():
-        name = owner.derelativize(origin).to_text()
+    for key, types in groups.items():
+        name = groups.name(key).derelativize(origin).to_text()
         for rdtype, entries in types.items():
             ttl = min(entry_ttl for _rdata, entry_ttl in entries)
             texts = {rdata.to_text(origin=origin, relativize=False) for rdata, _ttl in entries}

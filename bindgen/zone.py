@@ -185,12 +185,9 @@ def render_zone(zone: ZoneData, serial: int, *, header: str | None = None) -> st
             raise ZoneError(zone.origin, problems)
         lines = [f"; {line}".rstrip() for line in (header or "").splitlines()]
         lines.append(f"$ORIGIN {origin}")
-        keyed = sorted(
-            ((tuple(label.lower() for label in reversed(owner.labels)), owner) for owner in groups),
-        )
-        for _key, owner in keyed:
-            types = groups[owner]
-            text = _owner_text(owner)
+        for key in sorted(groups):  # (its key's order is dnspython's order of names)
+            types = groups[key]
+            text = groups.text(key)
             for rdtype in sorted(types, key=_TYPE_ORDER.__getitem__):
                 entries = types[rdtype]
                 if len(entries) == 1:
@@ -245,12 +242,37 @@ def _owner_text(owner: dns.name.Name) -> str:
     return owner.to_text()
 
 
-def _owner(text: str, origin: dns.name.Name) -> dns.name.Name:
-    """An owner name relative to ``origin`` (``@``: empty); absolute when outside it."""
+# An owner name relative to the origin, as a key: its labels lowercased, the last first.
+# Two keys are equal exactly when dnspython's names are (which compare their labels
+# lowercased), and sort as those names do (DNSSEC order).
+_Key = tuple[bytes, ...]
+
+
+def _key(name: dns.name.Name) -> _Key:
+    return tuple(label.lower() for label in reversed(name.labels))
+
+
+def _plain_key(text: str) -> _Key | None:
+    """The key of a plain relative name (most of the owners of a big zone), made without
+    dnspython's name; None when a label might be too long (dnspython's name checks it)."""
+    return None if len(text) > 63 else tuple(reversed(text.lower().encode().split(b".")))
+
+
+def _owner(text: str, origin: dns.name.Name) -> tuple[_Key | None, dns.name.Name | str]:
+    """An owner name relative to ``origin`` (``@``: empty): its key and the name as first
+    given (a plain name's text, else dnspython's name); no key when it is outside the zone
+    (the absolute name)."""
     if text != "@" and not text.endswith(".") and _PLAIN_NAME.fullmatch(text) and ".." not in text:
-        return dns.name.Name(text.encode().split(b"."))
+        key = _plain_key(text)
+        if key is not None:
+            return key, text  # (printed as given: its labels need no escaping)
+        relative = dns.name.Name(text.encode().split(b"."))
+        return _key(relative), relative
     name = _absolute(text, origin)
-    return name.relativize(origin) if name.is_subdomain(origin) else name
+    if name.is_subdomain(origin):
+        relative = name.relativize(origin)
+        return _key(relative), relative
+    return None, name
 
 
 # An IPv4 address as dnspython prints one (no leading zeros): its A record needs no parsing.
@@ -347,14 +369,30 @@ def _check_ttl(ttl: int, what: str, problems: list[Problem], record: str | None)
         problems.append(Problem("BAD_TTL", message, record))
 
 
-Grouped = dict[dns.name.Name, dict[dns.rdatatype.RdataType, list[tuple[dns.rdata.Rdata, int]]]]
+class Grouped(dict[_Key, dict[dns.rdatatype.RdataType, list[tuple[dns.rdata.Rdata, int]]]]):
+    """The zone's records by owner (its ``_Key``) and type; ``owners`` has each owner as
+    first given (as dnspython keeps the first of equal names it is given)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owners: dict[_Key, dns.name.Name | str] = {}
+
+    def name(self, key: _Key) -> dns.name.Name:
+        """The owner as dnspython's name, relative to the origin."""
+        owner = self.owners[key]
+        return dns.name.Name(owner.encode().split(b".")) if isinstance(owner, str) else owner
+
+    def text(self, key: _Key) -> str:
+        """The owner as dnspython prints it relative to the origin."""
+        owner = self.owners[key]
+        return owner if isinstance(owner, str) else _owner_text(owner)
 
 
 def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[Problem]]:
     """The zone's records parsed by dnspython, grouped by owner (relative) and type, and
     every problem found."""
     problems: list[Problem] = []
-    groups: Grouped = {}
+    groups = Grouped()
     try:
         origin = dns.name.from_text(zone.origin.rstrip(".") + ".")
     except dns.exception.DNSException as error:
@@ -363,13 +401,22 @@ def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[Pr
     _check_ttl(zone.ttl, "zone", problems, None)
 
     def add(
-        owner: dns.name.Name, rdtype: dns.rdatatype.RdataType, rdata: dns.rdata.Rdata, ttl: int
+        key: _Key,
+        owner: dns.name.Name | str,
+        rdtype: dns.rdatatype.RdataType,
+        rdata: dns.rdata.Rdata,
+        ttl: int,
     ) -> None:
-        groups.setdefault(owner, {}).setdefault(rdtype, []).append((rdata, ttl))
+        types = groups.get(key)
+        if types is None:
+            types = groups[key] = {}
+            groups.owners[key] = owner
+        types.setdefault(rdtype, []).append((rdata, ttl))
 
     soa = zone.soa
     try:
         add(
+            (),
             dns.name.empty,
             _SOA,
             dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]
@@ -392,41 +439,45 @@ def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[Pr
         problems.append(Problem("NO_NAMESERVERS", message, apex))
     for server in zone.nameservers:
         try:
-            add(dns.name.empty, _NS, _rdata(_NS, server, origin), zone.ttl)
+            add((), dns.name.empty, _NS, _rdata(_NS, server, origin), zone.ttl)
         except (dns.exception.DNSException, ValueError) as error:
             message = f"name server {server!r}: {error}"
             problems.append(Problem("BAD_NAMESERVER", message, apex))
 
-    owners: dict[str, dns.name.Name] = {}
+    owners: dict[str, tuple[_Key | None, dns.name.Name | str]] = {}
     for record in zone.records:
         rdtype = _TYPE_CODES.get(record.type)
-        what = f"record {record.name} {record.type} {record.data}"
         if rdtype is None:
-            message = f"{what}: type must be one of {', '.join(RECORD_TYPES)}"
+            message = f"{_what(record)}: type must be one of {', '.join(RECORD_TYPES)}"
             problems.append(Problem("BAD_RECORD", message, _shown(record.name, origin)))
             continue
         ttl = zone.ttl if record.ttl is None else record.ttl
         if ttl is not zone.ttl:
-            _check_ttl(ttl, what, problems, _shown(record.name, origin))
+            _check_ttl(ttl, _what(record), problems, _shown(record.name, origin))
         try:
-            owner = owners.get(record.name)
-            if owner is None:
-                owner = owners[record.name] = _owner(record.name, origin)
+            found = owners.get(record.name)
+            if found is None:
+                found = owners[record.name] = _owner(record.name, origin)
             plain = _plain(rdtype, record.data, origin, apex)
             # (a _Plain prints and orders as dnspython's RDATA: see its docstring)
             rdata = _rdata(rdtype, record.data, origin) if plain is None else cast(Any, plain)
         except (dns.exception.DNSException, ValueError) as error:
-            message = f"{what}: {error}"
+            message = f"{_what(record)}: {error}"
             problems.append(Problem("BAD_RECORD", message, _shown(record.name, origin)))
             continue
-        if owner.is_absolute():
-            message = f"{what}: {owner} is outside the zone {origin}"
-            problems.append(Problem("OUTSIDE_ZONE", message, owner.to_text()))
+        key, owner = found
+        if key is None:
+            message = f"{_what(record)}: {owner} is outside the zone {origin}"
+            problems.append(Problem("OUTSIDE_ZONE", message, str(owner)))
             continue
-        add(owner, rdtype, rdata, ttl)
+        add(key, owner, rdtype, rdata, ttl)
 
     problems.extend(_structure_problems(groups, origin))
     return origin, groups, problems
+
+
+def _what(record: Record) -> str:
+    return f"record {record.name} {record.type} {record.data}"
 
 
 def _shown(text: str, origin: dns.name.Name) -> str:
@@ -442,62 +493,59 @@ def _structure_problems(groups: Grouped, origin: dns.name.Name) -> list[Problem]
     addresses: each is refused by BIND or silently wrong, so each is named here."""
     problems: list[Problem] = []
 
-    def problem(code: str, owner: dns.name.Name, message: str) -> None:
-        problems.append(Problem(code, f"{show(owner)}: {message}", show(owner)))
+    def problem(code: str, key: _Key, message: str) -> None:
+        problems.append(Problem(code, f"{show(key)}: {message}", show(key)))
 
-    def show(owner: dns.name.Name) -> str:
-        return owner.derelativize(origin).to_text()
+    def show(key: _Key) -> str:
+        return groups.name(key).derelativize(origin).to_text()
 
-    cuts = {owner for owner, types in groups.items() if owner.labels and _NS in types}
-    glue_names: set[dns.name.Name] = set()
-    for cut in (dns.name.empty, *cuts):
+    cuts = {key for key, types in groups.items() if key and _NS in types}
+    glue_names: set[_Key] = set()
+    for cut in ((), *cuts):
         for rdata, _ttl in groups.get(cut, {}).get(_NS, []):
             target = rdata.target  # type: ignore[attr-defined]
             if target.is_subdomain(origin):
-                glue_names.add(target.relativize(origin))
-    for owner, types in groups.items():
+                glue_names.add(_key(target.relativize(origin)))
+    for key, types in groups.items():
         if _CNAME in types:
-            if not owner.labels:
-                problem("CNAME_AT_APEX", owner, "a CNAME cannot be at the zone apex")
+            if not key:
+                problem("CNAME_AT_APEX", key, "a CNAME cannot be at the zone apex")
             elif len(types) > 1:
                 others = ", ".join(dns.rdatatype.to_text(t) for t in types if t != _CNAME)
-                problem(
-                    "CNAME_AND_OTHER_DATA", owner, f"CNAME and other data ({others}) at one name"
-                )
+                problem("CNAME_AND_OTHER_DATA", key, f"CNAME and other data ({others}) at one name")
             if len({rdata for rdata, _ in types[_CNAME]}) > 1:
-                problem("CNAME_TARGETS", owner, "more than one CNAME target")
-        if not cuts or not owner.labels:
+                problem("CNAME_TARGETS", key, "more than one CNAME target")
+        if not cuts or not key:
             continue
-        if owner in cuts:
+        if key in cuts:
             hidden = [dns.rdatatype.to_text(t) for t in types if t != _NS]
             if hidden:
                 problem(
                     "DATA_AT_DELEGATION",
-                    owner,
+                    key,
                     f"{', '.join(hidden)} at a delegation point (only NS records may be there)",
                 )
             continue
-        above = _cut_above(owner, cuts)
+        above = _cut_above(key, cuts)
         if above is None:
             continue
-        if owner in glue_names and set(types) <= _ADDRESS_TYPES:
+        if key in glue_names and set(types) <= _ADDRESS_TYPES:
             continue
         names = ", ".join(dns.rdatatype.to_text(t) for t in types)
-        problem(
-            "DATA_BELOW_DELEGATION",
-            owner,
-            f"{names} below the delegation {show(above)} is not served",
-        )
+        # (the delegation spelled as in this owner's name)
+        spelled = dns.name.Name(groups.name(key).labels[len(key) - len(above) :])
+        shown = spelled.derelativize(origin).to_text()
+        problem("DATA_BELOW_DELEGATION", key, f"{names} below the delegation {shown} is not served")
 
-    servers: list[tuple[dns.name.Name, dns.rdata.Rdata]] = [
-        (dns.name.empty, rdata) for rdata, _ in groups.get(dns.name.empty, {}).get(_NS, [])
+    servers: list[tuple[_Key, dns.rdata.Rdata]] = [
+        ((), rdata) for rdata, _ in groups.get((), {}).get(_NS, [])
     ]
     servers += [(cut, rdata) for cut in sorted(cuts) for rdata, _ in groups[cut][_NS]]
     for where, rdata in servers:
         target = rdata.target  # type: ignore[attr-defined]
         if not target.is_subdomain(origin):
             continue
-        relative = target.relativize(origin)
+        relative = _key(target.relativize(origin))
         if not _ADDRESS_TYPES & set(groups.get(relative, {})):
             kind = "glue " if _cut_above(relative, cuts) is not None or relative in cuts else ""
             message = (
@@ -508,11 +556,9 @@ def _structure_problems(groups: Grouped, origin: dns.name.Name) -> list[Problem]
     return problems
 
 
-def _cut_above(owner: dns.name.Name, cuts: set[dns.name.Name]) -> dns.name.Name | None:
-    """The delegation point strictly above ``owner``, if any (names relative to the origin)."""
-    labels = owner.labels
-    for start in range(1, len(labels)):
-        candidate = dns.name.Name(labels[start:])
-        if candidate in cuts:
-            return candidate
+def _cut_above(key: _Key, cuts: set[_Key]) -> _Key | None:
+    """The delegation point strictly above the owner ``key``, if any (the nearest)."""
+    for length in range(len(key) - 1, 0, -1):
+        if key[:length] in cuts:
+            return key[:length]
     return None
