@@ -14,6 +14,8 @@ session's own psycopg connection, inside the session's transaction:
 * ``commit``: the statement the commit sends first (events, their order lock, NOTIFYs) and
   the COMMIT, pipelined: one round trip, and the events' order lock is held only while the
   database commits, not while this process gets round to sending the COMMIT.
+* ``events_after_count``: every result's commit wakes the event broadcaster; with nobody
+  subscribed it only counts what came, in autocommit on PostgreSQL (``reading``).
 
 Each statement is written once with SQLAlchemy (``_Statement``) and runs on either database:
 through the session on SQLite, and on PostgreSQL compiled once into psycopg's SQL. Its rows
@@ -41,6 +43,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    func,
     inspect,
     literal_column,
     select,
@@ -53,7 +56,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Select, Update
 from sqlalchemy.types import TypeDecorator
 
-from contractor.models import Job, Site, Task, TaskState
+from contractor.models import Event, Job, Site, Task, TaskState
 from contractor.services import events
 
 __all__ = [
@@ -66,8 +69,10 @@ __all__ = [
     "claim",
     "commit",
     "driver",
+    "events_after_count",
     "leasing",
     "lock_job_and_task",
+    "reading",
     "release",
     "save_step",
     "site_exists",
@@ -82,7 +87,9 @@ Model = TypeVar("Model", Job, Task)
 _JOB = Job.metadata.tables["job"]
 _TASK = Task.metadata.tables["task"]
 _SITE = Site.metadata.tables["site"]
+_EVENT = Event.metadata.tables["event"]
 _PSYCOPG = psycopg_dialect()  # type: ignore[no-untyped-call]
+_Built = Select[*tuple[Any, ...]] | Update  # what a statement's builder gives
 _DRIVER = "contractor.hotpath.driver"  # session.info: (the transaction, its connection)
 _KEYS: dict[type[Any], tuple[str, ...]] = {
     Job: tuple(_JOB.columns.keys()),
@@ -134,12 +141,12 @@ class _Statement:
     session on SQLite and, on PostgreSQL, as the SQL it compiles to for psycopg (compiled
     once), with its rows' values converted as the columns' types would."""
 
-    def __init__(self, build: Callable[[str], Select[Any] | Update]) -> None:
+    def __init__(self, build: Callable[[str], _Built]) -> None:
         self._build = build
-        self._built: dict[str, Select[Any] | Update] = {}
+        self._built: dict[str, _Built] = {}
         self._psycopg: _Compiled | None = None
 
-    def statement(self, dialect: str) -> Select[Any] | Update:
+    def statement(self, dialect: str) -> _Built:
         if dialect not in self._built:
             self._built[dialect] = self._build(dialect)
         return self._built[dialect]
@@ -243,6 +250,19 @@ async def leasing(
             yield connection
     else:
         async with sessions() as session, session.begin():
+            yield session
+
+
+@asynccontextmanager
+async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[On]:
+    """Where a read of one statement runs: on PostgreSQL a pooled connection in autocommit
+    (no BEGIN and ROLLBACK round trips), elsewhere a session of ``sessions``."""
+    bind = sessions.kw.get("bind")
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        async with autocommit(bind) as connection:
+            yield connection
+    else:
+        async with sessions() as session:
             yield session
 
 
@@ -351,6 +371,20 @@ _SITE_EXISTS = _Statement(
 
 async def site_exists(on: On, name: str) -> bool:
     return bool(await _SITE_EXISTS.rows(on, name=name))
+
+
+# -- the event broadcaster's look, with nobody subscribed --------------------------------------
+
+_EVENTS_AFTER = _Statement(
+    lambda _: select(func.count(), func.max(_EVENT.c.id)).where(_EVENT.c.id > bindparam("after"))
+)
+
+
+async def events_after_count(on: On, after: int) -> tuple[int, int]:
+    """How many events have cursors above ``after``, and the newest cursor (``after`` when
+    there is none): one read of the primary key's index, no rows."""
+    ((found, newest),) = await _EVENTS_AFTER.rows(on, after=after)
+    return int(found), int(newest or after)
 
 
 # -- the result path ---------------------------------------------------------------------------
