@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contractor.listen import Signal, listen, stop_if_cancelled
 from contractor.models import Event
-from contractor.services import hotpath
+from contractor.services import plainreads
 from contractor.services.events import (
     NOTIFY_CHANNEL,
     WROTE_EVENTS_KEY,
@@ -205,8 +205,8 @@ class EventBroadcaster:
         came meanwhile started from the old cursor: it reads what it missed from the
         database, as one whose queue overflowed does."""
         assert self._sessions is not None
-        async with hotpath.reading(self._sessions) as on:
-            found, newest = await hotpath.events_after_count(on, after=self.position)
+        async with plainreads.reading(self._sessions) as on:
+            found, newest = await plainreads.events_after_count(on, after=self.position)
         if found:
             self.position = max(self.position, newest)
             for subscriber in list(self._subscribers):
