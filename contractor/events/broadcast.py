@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contractor.listen import Signal, listen, stop_if_cancelled
 from contractor.models import Event
+from contractor.services import plainreads
 from contractor.services.events import (
     NOTIFY_CHANNEL,
     WROTE_EVENTS_KEY,
@@ -62,6 +63,12 @@ class _Subscriber:
             self.overflowed = True
         else:
             self.rows.extend(rows)
+        self.ready.set()
+
+    def missed(self) -> None:
+        """Events went by that were not handed to it: it reads them from the database."""
+        self.rows.clear()
+        self.overflowed = True
         self.ready.set()
 
 
@@ -172,6 +179,8 @@ class EventBroadcaster:
     async def _read_new(self) -> int:
         """Read and hand out what came after the cursor; how many events there were."""
         assert self._sessions is not None
+        if not self._subscribers:
+            return await self._skip_new()
         found = 0
         more = True
         while more:
@@ -188,6 +197,21 @@ class EventBroadcaster:
                 for subscriber in list(self._subscribers):
                     subscriber.push(rows)
                 self.changed.fire()
+        return found
+
+    async def _skip_new(self) -> int:
+        """With nobody subscribed only the cursor moves on: how many events came after it
+        and the newest, not the rows (the webhook worker reads its own). A subscriber that
+        came meanwhile started from the old cursor: it reads what it missed from the
+        database, as one whose queue overflowed does."""
+        assert self._sessions is not None
+        async with plainreads.reading(self._sessions) as on:
+            found, newest = await plainreads.events_after_count(on, after=self.position)
+        if found:
+            self.position = max(self.position, newest)
+            for subscriber in list(self._subscribers):
+                subscriber.missed()
+            self.changed.fire()
         return found
 
     # -- subscribing -------------------------------------------------------------------

@@ -107,6 +107,10 @@ class WebhookWorker:
         self._posting: dict[int, int] = {}  # requests in flight, per target
         self._outcomes: list[webhooks.Outcome] = []
         self._fanned_out: int | None = None  # the broadcaster's position at the last fan-out
+        # The last fan-out had nothing to do (no active target behind, as when there is no
+        # target at all): a read then decides first whether the next one has, as on SQLite,
+        # instead of a write transaction on every new event.
+        self._fan_out_idle = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = Signal()
 
@@ -166,16 +170,20 @@ class WebhookWorker:
 
         A busy round is one write transaction: the new events turned into deliveries, the
         finished attempts recorded and the next ones claimed. On SQLite, where a write
-        transaction (even an empty one) holds the database's lock, a read decides first
-        whether there are new deliveries to make; a round woken by the timer alone reads
-        whether anything is due before it writes."""
+        transaction (even an empty one) holds the database's lock, and on any database
+        after a fan-out that had nothing to do, a read decides first whether there are new
+        deliveries to make (and, when not, when the next attempt is due); a round woken by
+        the timer alone reads whether anything is due before it writes."""
         settings = self._settings
         # new deliveries only come from new events (a new target starts at the newest)
         position = self._broadcaster.position
         fan_out = self._fanned_out is None or position != self._fanned_out
-        if fan_out and settings.is_sqlite:
+        read_due: tuple[dt.datetime | None] | None = None  # next_due, read with the check
+        if fan_out and (settings.is_sqlite or self._fan_out_idle):
             async with self._readers() as session:
                 fan_out = await webhooks.fan_out_needed(session)
+                if not fan_out:
+                    read_due = (await webhooks.next_due(session),)
             if not fan_out:
                 self._fanned_out = position
         # what the finished attempts did, and the next attempts, in one transaction
@@ -187,8 +195,10 @@ class WebhookWorker:
         looked = False  # whether ``due`` below is still what the database says
         due: dt.datetime | None = None
         if free > 0 and not outcomes and not fan_out:  # a timer's round: anything due?
-            async with self._readers() as session:
-                due = await webhooks.next_due(session)
+            if read_due is None:
+                async with self._readers() as session:
+                    read_due = (await webhooks.next_due(session),)
+            (due,) = read_due
             looked = True
             if due is None or due > utcnow():
                 free = 0  # nothing to claim: no write transaction
@@ -198,6 +208,7 @@ class WebhookWorker:
                 if fan_out:
                     looked_at = await webhooks.fan_out(session, limit=FAN_OUT_BATCH)
                     more = looked_at == FAN_OUT_BATCH
+                    self._fan_out_idle = looked_at == 0
                 await self._record(session, outcomes)
                 if free > 0:
                     claimed = await webhooks.claim_deliveries(

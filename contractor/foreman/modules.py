@@ -44,7 +44,7 @@ from contractor.models import (
     Structure,
 )
 from contractor.plugins import FoundationType, JobAccess, foundation_types
-from contractor.services import jobs, placement
+from contractor.services import jobs, placement, plainreads
 from contractor.services.config import ConfigCache, composed_config, config_sources_changed
 from contractor.services.placement import MemberAccess
 from contractor.services.recorded_addresses import BlockIndex
@@ -193,9 +193,10 @@ class JobContext:
                     context.structure = await session.get_one(Structure, holder)
             foundation_ref = context.structure.foundation_id if context.structure else None
         if foundation_ref is not None:
-            row = (
-                await session.execute(_foundation_query(), {"foundation_id": foundation_ref})
-            ).one()
+            row = await plainreads.job_foundation(session, foundation_ref)
+            if row is None:  # a type whose attributes the plain read does not give
+                query = _foundation_query()
+                row = (await session.execute(query, {"foundation_id": foundation_ref})).one()
             context.foundation, context.site_name, context.blueprint_name = row
             plugin = foundation_types().get(context.foundation.type)
             uses_job = plugin is not None and plugin.uses_job and job.foundation_id is not None

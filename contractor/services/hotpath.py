@@ -15,10 +15,10 @@ session's own psycopg connection, inside the session's transaction:
   the COMMIT, pipelined: one round trip, and the events' order lock is held only while the
   database commits, not while this process gets round to sending the COMMIT.
 
-Each statement is written once with SQLAlchemy (``_Statement``) and runs on either database:
+Each statement is written once with SQLAlchemy (``Statement``) and runs on either database:
 through the session on SQLite, and on PostgreSQL compiled once into psycopg's SQL. Its rows
 are plain values: leased tasks are plain records (``LeasedTask``); the locked job and task
-become the session's objects through the ORM's public API (``_adopt``), so the services and
+become the session's objects through the ORM's public API (``adopt``), so the services and
 the engine that work on them are the same on both databases.
 """
 
@@ -53,7 +53,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Select, Update
 from sqlalchemy.types import TypeDecorator
 
-from contractor.models import Job, Site, Task, TaskState
+from contractor.models import Base, Job, Site, Task, TaskState
 from contractor.services import events
 
 __all__ = [
@@ -62,6 +62,8 @@ __all__ = [
     "Lease",
     "LeasedTask",
     "On",
+    "Statement",
+    "adopt",
     "autocommit",
     "claim",
     "commit",
@@ -77,12 +79,13 @@ __all__ = [
 
 Driver = AsyncConnection[Any]
 On = AsyncSession | Driver  # where a statement runs: a session, or a connection of its own
-Model = TypeVar("Model", Job, Task)
+Model = TypeVar("Model", bound=Base)
 
 _JOB = Job.metadata.tables["job"]
 _TASK = Task.metadata.tables["task"]
 _SITE = Site.metadata.tables["site"]
 _PSYCOPG = psycopg_dialect()  # type: ignore[no-untyped-call]
+_Built = Select[*tuple[Any, ...]] | Update  # what a statement's builder gives
 _DRIVER = "contractor.hotpath.driver"  # session.info: (the transaction, its connection)
 _KEYS: dict[type[Any], tuple[str, ...]] = {
     Job: tuple(_JOB.columns.keys()),
@@ -129,17 +132,17 @@ class Held:
 # -- running a statement ---------------------------------------------------------------------
 
 
-class _Statement:
+class Statement:
     """A statement written once with SQLAlchemy (``build(dialect name)``), run through the
     session on SQLite and, on PostgreSQL, as the SQL it compiles to for psycopg (compiled
     once), with its rows' values converted as the columns' types would."""
 
-    def __init__(self, build: Callable[[str], Select[Any] | Update]) -> None:
+    def __init__(self, build: Callable[[str], _Built]) -> None:
         self._build = build
-        self._built: dict[str, Select[Any] | Update] = {}
+        self._built: dict[str, _Built] = {}
         self._psycopg: _Compiled | None = None
 
-    def statement(self, dialect: str) -> Select[Any] | Update:
+    def statement(self, dialect: str) -> _Built:
         if dialect not in self._built:
             self._built[dialect] = self._build(dialect)
         return self._built[dialect]
@@ -306,7 +309,7 @@ def _claim_statement(dialect: str) -> Update:
     )
 
 
-_CLAIM = _Statement(_claim_statement)
+_CLAIM = Statement(_claim_statement)
 
 
 async def claim(
@@ -326,7 +329,7 @@ async def claim(
     return sorted((LeasedTask(*row) for row in rows), key=lambda task: task.id)
 
 
-_RELEASE = _Statement(
+_RELEASE = Statement(
     lambda dialect: (
         update(_TASK)
         .where(_one_of(dialect, _TASK.c.id, "ids"), _one_of(dialect, _TASK.c.lease, "leases"))
@@ -344,7 +347,7 @@ async def release(on: On, tasks: Sequence[LeasedTask]) -> None:
         )
 
 
-_SITE_EXISTS = _Statement(
+_SITE_EXISTS = Statement(
     lambda _: select(literal_column("1")).where(_SITE.c.name == bindparam("name"))
 )
 
@@ -355,7 +358,7 @@ async def site_exists(on: On, name: str) -> bool:
 
 # -- the result path ---------------------------------------------------------------------------
 
-_LOCK = _Statement(
+_LOCK = Statement(
     lambda _: (
         select(*_JOB.c, *_TASK.c, _SITE.c.name)
         .select_from(
@@ -375,20 +378,21 @@ async def lock_job_and_task(session: AsyncSession, task_id: int) -> Held | None:
         return None
     (row,) = rows
     width = len(_JOB.c)
-    job = _adopt(session, Job, row[:width])
-    task = _adopt(session, Task, row[width:-1])
+    job = adopt(session, Job, dict(zip(_KEYS[Job], row[:width], strict=True)))
+    task = adopt(session, Task, dict(zip(_KEYS[Task], row[width:-1], strict=True)))
     return Held(job, task, row[-1])
 
 
-def _adopt(session: AsyncSession, model: type[Model], row: Sequence[Any]) -> Model:
-    """The session's object for a row just read, holding its values and no pending changes,
-    as a query with ``populate_existing`` leaves it: the object the session has, or a new
-    one made detached as if loaded (``make_transient_to_detached``) and added."""
-    values = dict(zip(_KEYS[model], row, strict=True))
+def adopt(session: AsyncSession, model: type[Model], values: dict[str, Any]) -> Model:
+    """The session's object for a row just read (``values`` by attribute), holding its
+    values and no pending changes, as a query with ``populate_existing`` leaves it: the
+    object the session has, or a new one made detached as if loaded
+    (``make_transient_to_detached``) and added."""
     existing: Model | None = None
     if session.identity_map:  # a fresh session (the task API's) holds nothing yet
         key = inspect(model).identity_key_from_primary_key((values["id"],))
-        existing = session.identity_map.get(key)
+        found = session.identity_map.get(key)
+        existing = found if isinstance(found, model) else None
     if existing is None:
         obj = model(**values)
         make_transient_to_detached(obj)
