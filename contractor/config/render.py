@@ -111,6 +111,8 @@ class RenderMemo:
     def __init__(self) -> None:
         self._done: dict[tuple[Any, ...], str] = {}
         self._plain: dict[int, tuple[Any, bool]] = {}
+        self._context: dict[str, Any] | None = None  # held: its id is not reused meanwhile
+        self._values: dict[tuple[str, ...], tuple[Any, ...] | None] = {}
 
     def plain(self, node: dict[Any, Any] | list[Any]) -> bool:
         """Whether every value in ``node``, at any depth, is plain (and a dict, list or one
@@ -125,35 +127,48 @@ class RenderMemo:
                 if not self.plain(item):
                     result = False
                     break
-            elif not (kind in _SCALARS or (kind is str and _is_plain(item))):
+            elif kind is str:
+                if "{" in item or "\r" in item or item.endswith("\n"):  # not _is_plain, inline
+                    result = False
+                    break
+            elif kind not in _SCALARS:
                 result = False
                 break
         self._plain[id(node)] = (node, result)
         return result
 
     def key(self, source: str, context: dict[str, Any], limit: int) -> tuple[Any, ...] | None:
+        """What a render of ``source`` in ``context`` is remembered by, or None when it must
+        not be (see the class)."""
         names = _names(source)
         if names is None:
             return None
-        jinja_globals = jinja_environment().globals
-        parts: list[Any] = [source, limit]
-        for name in names:
-            value = context.get(name, _ABSENT)
-            if value is _ABSENT:
-                parts.append(_ABSENT)
-            elif type(value) in _MEMO_TYPES:
-                parts.append((type(value), value))  # 1, 1.0 and True render differently
-            elif value is jinja_globals.get(name):
-                parts.append(("global", name))
-            else:
-                return None
-        return tuple(parts)
+        if context is not self._context:
+            # A round's context does not change while the round lasts, and most of its
+            # templates read the same few names: their values are looked up once a round.
+            self._context, self._values = context, {}
+        values = self._values.get(names, _ABSENT)
+        if values is _ABSENT:
+            values = self._values[names] = _values_read(names, context)
+        return None if values is None else (source, limit, values)
 
-    def get(self, key: tuple[Any, ...]) -> str | None:
-        return self._done.get(key)
 
-    def put(self, key: tuple[Any, ...], text: str) -> None:
-        self._done[key] = text
+def _values_read(names: tuple[str, ...], context: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The values of ``names`` in ``context`` as a memo key's part, or None when one of them
+    is not a plain scalar (nor Jinja2's own global of that name)."""
+    jinja_globals = jinja_environment().globals
+    parts: list[Any] = []
+    for name in names:
+        value = context.get(name, _ABSENT)
+        if value is _ABSENT:
+            parts.append(_ABSENT)
+        elif type(value) in _MEMO_TYPES:
+            parts.append((type(value), value))  # 1, 1.0 and True render differently
+        elif value is jinja_globals.get(name):
+            parts.append(("global", name))
+        else:
+            return None
+    return tuple(parts)
 
 
 _NEWLINES = re.compile(r"\r\n?")
@@ -178,10 +193,9 @@ def _render_text(
     key = None if memo is None else memo.key(source, context, max_length)
     if key is not None:
         assert memo is not None
-        done = memo.get(key)
+        done = memo._done.get(key)
         if done is None:
-            done = _render_markup(source, context, max_length)
-            memo.put(key, done)
+            done = memo._done[key] = _render_markup(source, context, max_length)
         return done
     return _render_markup(source, context, max_length)
 
@@ -192,8 +206,13 @@ def _render_markup(source: str, context: dict[str, Any], max_length: int) -> str
     length = 0
     template = _compile(source)
     # A context sharing ``context`` (globals already merged in, see ``_context``) instead of
-    # ``Template.generate``, which copies the whole map twice for every string.
-    for piece in template.root_render_func(template.new_context(context, shared=True)):
+    # ``Template.generate``, which copies the whole map twice for every string; and made
+    # without ``Template.new_context``'s set of the globals' names (a walk over a ChainMap
+    # each time), which Jinja2 reads only to pass them on to an ``{% import %}`` or
+    # ``{% include %}``: those need a loader, which this environment has not.
+    environment = template.environment
+    shared = environment.context_class(environment, context, template.name, template.blocks)
+    for piece in template.root_render_func(shared):
         length += len(piece)
         if length > limit:
             raise _TooLong
@@ -252,7 +271,7 @@ def _render_node(
             ) from None
         except Exception as error:
             raise _Failure(_describe(error)) from error
-        if not _is_plain(text):
+        if "{" in text or "\r" in text or text.endswith("\n"):  # not _is_plain(text)
             found.live = True
         if text == node:
             return node, False

@@ -386,3 +386,36 @@ def test_a_shared_memo_skips_templates_reading_lists_or_maps() -> None:
     assert memo.key("{{ a }}", {"a": [1]}, 100) is None
     assert memo.key("{{ a }}", {"a": "x"}, 100) is not None
     assert memo.key("{{ f }}", {"f": len}, 100) is None
+
+
+def test_a_shared_memo_looks_values_up_per_context() -> None:
+    memo = RenderMemo()
+    first, second = {"a": "x", "b": "y"}, {"a": "z", "b": "y"}
+    assert memo.key("{{ a }}", first, 100) != memo.key("{{ a }}", second, 100)
+    assert memo.key("{{ a }}-{{ b }}", first, 100) != memo.key("{{ b }}-{{ a }}", first, 100)
+    assert memo.key("{{ b }}", first, 100) == memo.key("{{ b }}", second, 100)
+    memo = RenderMemo()
+    rendered = [
+        render({"host": host, "a": "{{ host }}/a", "b": "{{ host }}/b"}, memo=memo)
+        for host in ("one", "two", "one")
+    ]
+    assert [(r["a"], r["b"]) for r in rendered] == [
+        ("one/a", "one/b"),
+        ("two/a", "two/b"),
+        ("one/a", "one/b"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "template",
+    ['{% include "x" %}', '{% import "x" as y with context %}{{ y }}', '{% from "x" import a %}'],
+)
+@pytest.mark.parametrize("memo", [None, RenderMemo()])
+def test_a_template_that_loads_another_names_the_missing_loader(
+    template: str, memo: RenderMemo | None
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        render({"a": template}, memo=memo)
+    assert str(caught.value) == (
+        "config value 'a': template error: TypeError: no loader for this environment specified"
+    )
