@@ -49,7 +49,12 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 from bench.harness import Clock, Figure, Series, postgres, serve  # noqa: E402
 from contractor import migrate  # noqa: E402
-from contractor.db import create_engine, create_session_factory, transaction  # noqa: E402
+from contractor.db import (  # noqa: E402
+    POSTGRESQL_OPTIONS,
+    create_engine,
+    create_session_factory,
+    transaction,
+)
 from contractor.models import Job  # noqa: E402
 from contractor.plugins import foundation_types  # noqa: E402
 from contractor.services import blueprint as bps  # noqa: E402
@@ -302,8 +307,11 @@ async def floor_round_trips(
 
     async def client() -> None:
         nonlocal answered
-        poller = await psycopg.AsyncConnection.connect(plain, autocommit=True)
-        writer = await psycopg.AsyncConnection.connect(plain)
+        # with the server's session settings (the same plans for the same statements)
+        poller = await psycopg.AsyncConnection.connect(
+            plain, autocommit=True, options=POSTGRESQL_OPTIONS
+        )
+        writer = await psycopg.AsyncConnection.connect(plain, options=POSTGRESQL_OPTIONS)
         try:
             while answered < total:
                 now = dt.datetime.now(dt.UTC)

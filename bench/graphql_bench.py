@@ -39,7 +39,7 @@ from bench import harness  # noqa: E402
 from bench.harness import Clock, Figure, Series, postgres  # noqa: E402
 from contractor import migrate, models  # noqa: E402
 from contractor.app import create_app  # noqa: E402
-from contractor.db import transaction  # noqa: E402
+from contractor.db import POSTGRESQL_OPTIONS, transaction  # noqa: E402
 from contractor.plugins import foundation_types  # noqa: E402
 from contractor.plugins.manual import ManualFoundation  # noqa: E402
 from contractor.rest.state import app_state  # noqa: E402
@@ -261,7 +261,11 @@ async def measure_queries(
 
         page_rounds: list[dict[str, Any]] = []
         plain = settings.database_url.replace("+psycopg", "")
-        connection = await psycopg.AsyncConnection.connect(plain) if floor_rounds else None
+        connection = (  # the server's session settings: the same plans for the same SQL
+            await psycopg.AsyncConnection.connect(plain, options=POSTGRESQL_OPTIONS)
+            if floor_rounds
+            else None
+        )
         for _ in range(floor_rounds):
             assert connection is not None
             statements.clear()

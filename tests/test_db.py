@@ -3,8 +3,12 @@ session factory's hooks, installed on it and not at import."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import pkgutil
+import threading
+import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -57,6 +61,51 @@ async def test_a_recently_used_connection_is_handed_out_without_a_check(pg_url: 
         assert len(pings) == 1
     finally:
         await engine.dispose()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("url_options", [None, "-c work_mem=5MB"])
+async def test_postgresql_sessions_plan_a_foundation_load_without_searching_every_order(
+    pg_url: str, url_options: str | None
+) -> None:
+    # a Foundation's polymorphic load joins eight relations; a URL's own options still hold
+    url = pg_url if url_options is None else f"{pg_url}?options={url_options.replace(' ', '%20')}"
+    engine = create_engine(Settings(database_url=url))
+    try:
+        async with engine.connect() as connection:
+            limit = (await connection.execute(text("SHOW join_collapse_limit"))).scalar_one()
+            work_mem = (await connection.execute(text("SHOW work_mem"))).scalar_one()
+        assert limit == "4"
+        if url_options is not None:
+            assert work_mem == "5MB"
+    finally:
+        await engine.dispose()
+
+
+def test_a_sqlite_connection_cancelled_while_opening_is_closed(tmp_path: Path) -> None:
+    # aiosqlite opens in a thread of its own; abandoned, that thread answered a closed loop
+    failures: list[threading.ExceptHookArgs] = []
+    hook, threading.excepthook = threading.excepthook, failures.append
+    before = set(threading.enumerate())
+
+    async def cancel_while_opening() -> None:
+        engine = create_engine(Settings(database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}"))
+        for attempt in range(120):  # cancelled at one point of the opening or another
+            opening = asyncio.ensure_future(engine.connect().start())
+            for _ in range(attempt % 6):
+                await asyncio.sleep(0)
+            opening.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await opening
+        await engine.dispose()
+
+    try:
+        asyncio.run(cancel_while_opening())
+        time.sleep(0.2)
+    finally:
+        threading.excepthook = hook
+    assert failures == []
+    assert [thread for thread in set(threading.enumerate()) - before if thread.is_alive()] == []
 
 
 def test_importing_the_package_installs_no_session_hook() -> None:
