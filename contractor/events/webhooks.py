@@ -56,10 +56,15 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "Contractor-Webhook/1"
 # Deliveries claimed ahead, as a multiple of the request slots (per target and in all): a
-# round's transaction takes a while on a busy database, and a receiver must not run dry
+# round's transaction takes a while on a busy database (on a loaded machine every round trip
+# waits for a core too: rounds of 0.1-1 s were measured), and a receiver must not run dry
 # meanwhile. Ordering is safe at any depth (an object's next delivery is claimable only
-# once its earlier one is recorded); the lease grows with the depth (``_lease``).
-CLAIM_AHEAD = 8
+# once its earlier one is recorded); the lease does not grow with the depth: a claim is
+# posted only while its lease still covers the request (``_post_by``), and one that
+# waited longer in the queue is handed back unposted.
+CLAIM_AHEAD = 32
+# The lease, in request timeouts (``_lease``).
+LEASE_REQUESTS = 8
 FAN_OUT_BATCH = 1000  # events turned into deliveries per transaction
 SHUTDOWN_SECONDS = 10.0
 
@@ -104,6 +109,8 @@ class WebhookWorker:
         self._held: dict[int, int] = {}  # claimed and not yet recorded, per target
         self._targets: dict[int, int] = {}  # delivery id -> target id, for those
         self._queued: dict[int, deque[webhooks.Claimed]] = {}  # claimed, not yet posted
+        self._post_by: dict[int, float] = {}  # delivery id -> monotonic: post it only before
+        self._stale: list[webhooks.Claimed] = []  # queued past that: to hand back
         self._posting: dict[int, int] = {}  # requests in flight, per target
         self._outcomes: list[webhooks.Outcome] = []
         self._fanned_out: int | None = None  # the broadcaster's position at the last fan-out
@@ -142,7 +149,7 @@ class WebhookWorker:
     async def _hand_back(self) -> None:
         """Stopping: record what finished and give back what was never posted, so nobody
         waits for their leases to run out (bounded; a failure leaves that to the leases)."""
-        queued = [claim for queue in self._queued.values() for claim in queue]
+        queued = [claim for queue in self._queued.values() for claim in queue] + self._stale
         outcomes, self._outcomes = self._outcomes, []
         if not queued and not outcomes:
             return
@@ -188,13 +195,14 @@ class WebhookWorker:
                 self._fanned_out = position
         # what the finished attempts did, and the next attempts, in one transaction
         outcomes, self._outcomes = self._outcomes, []
-        for outcome in outcomes:
-            self._held[self._targets.pop(outcome.delivery_id)] -= 1
+        stale, self._stale = self._stale, []
+        for delivery_id in [o.delivery_id for o in outcomes] + [c.delivery_id for c in stale]:
+            self._held[self._targets.pop(delivery_id)] -= 1
         free = CLAIM_AHEAD * settings.webhook_concurrency - sum(self._held.values())
         claimed: list[webhooks.Claimed] = []
         looked = False  # whether ``due`` below is still what the database says
         due: dt.datetime | None = None
-        if free > 0 and not outcomes and not fan_out:  # a timer's round: anything due?
+        if free > 0 and not outcomes and not stale and not fan_out:  # a timer's round: due?
             if read_due is None:
                 async with self._readers() as session:
                     read_due = (await webhooks.next_due(session),)
@@ -203,13 +211,15 @@ class WebhookWorker:
             if due is None or due > utcnow():
                 free = 0  # nothing to claim: no write transaction
         more = False
-        if outcomes or free > 0 or fan_out:
+        claimed_at = time.monotonic()  # before the lease's clock starts: the safe side
+        if outcomes or stale or free > 0 or fan_out:
             async with self._sessions() as session, session.begin():
                 if fan_out:
                     looked_at = await webhooks.fan_out(session, limit=FAN_OUT_BATCH)
                     more = looked_at == FAN_OUT_BATCH
                     self._fan_out_idle = looked_at == 0
                 await self._record(session, outcomes)
+                await webhooks.release(session, stale)  # due now again (for any process)
                 if free > 0:
                     claimed = await webhooks.claim_deliveries(
                         session,
@@ -220,9 +230,11 @@ class WebhookWorker:
                     )
             if fan_out and not more:
                 self._fanned_out = position
+        post_by = claimed_at + _post_within(settings.webhook_timeout_seconds)
         for attempt in claimed:
             self._held[attempt.target_id] = self._held.get(attempt.target_id, 0) + 1
             self._targets[attempt.delivery_id] = attempt.target_id
+            self._post_by[attempt.delivery_id] = post_by
             self._queued.setdefault(attempt.target_id, deque()).append(attempt)
         self._launch(client)
         if more:
@@ -239,9 +251,13 @@ class WebhookWorker:
 
     def _launch(self, client: WebhookClient) -> None:
         """Post queued deliveries while their target and this process have free request
-        slots (a target's queue is in claim order: oldest first)."""
+        slots (a target's queue is in claim order: oldest first). One whose lease would no
+        longer cover its request is not posted but handed back by the next round (another
+        attempt of it could begin once the lease runs out, and an earlier attempt's post
+        must not arrive after a later delivery of the same object)."""
         settings = self._settings
         total = sum(self._posting.values())
+        now = time.monotonic()
         for target_id, queue in self._queued.items():
             posting = self._posting.get(target_id, 0)
             while (
@@ -250,6 +266,10 @@ class WebhookWorker:
                 and total < settings.webhook_concurrency
             ):
                 attempt = queue.popleft()
+                if self._post_by.pop(attempt.delivery_id) < now:
+                    self._stale.append(attempt)
+                    self._finished.fire()
+                    continue
                 posting += 1
                 total += 1
                 task = asyncio.create_task(self._attempt(client, attempt))
@@ -301,9 +321,15 @@ class WebhookWorker:
 
 def _lease(timeout: float) -> float:
     """How long a claimed delivery stays ours: waiting in the queue for the requests ahead
-    of it (at most ``CLAIM_AHEAD - 1`` timeouts: its target's slots take the queue that many
-    requests at a time), its own request, its recording, and a margin."""
-    return CLAIM_AHEAD * timeout + max(5.0, timeout)
+    of it (its post starts within ``_post_within``), its own request (bounded by the
+    timeout), and a margin (clocks, the recording)."""
+    return LEASE_REQUESTS * timeout + max(5.0, timeout)
+
+
+def _post_within(timeout: float) -> float:
+    """Seconds after its claim by which a queued delivery's post must start, so that the
+    request ends within the lease with the margin to spare; later, it is handed back."""
+    return (LEASE_REQUESTS - 1) * timeout
 
 
 async def _first(*events: asyncio.Event, seconds: float) -> None:
