@@ -32,6 +32,7 @@ from contractor.services import addresses, building, inventory
 from contractor.services import blueprint as bps
 from contractor.services import network as net
 from contractor.services import site as sites
+from contractor.services.records import is_a
 
 if TYPE_CHECKING:
     from contractor.schema.boot import DhcpPool
@@ -166,9 +167,9 @@ class BaseAddress(Row):
     @classmethod
     def of(cls, row: models.BaseAddress) -> BaseAddress:
         """The address of the row's kind (each kind makes its own)."""
-        if isinstance(row, models.Address):
+        if is_a(row, models.Address):
             return Address.of(row)
-        if isinstance(row, models.ReservedAddress):
+        if is_a(row, models.ReservedAddress):
             return ReservedAddress.of(row)
         return DynamicAddress.of(row)
 
@@ -178,6 +179,7 @@ class Address(BaseAddress):
     interface_name: str
     alias_index: int
     is_primary: bool
+    from_records = True  # its row's values only (``prefetch.relations``)
 
     structure: Annotated[Structure, strawberry.lazy("contractor.schema.building")] = related(
         models.Structure.id, "structure_id"
