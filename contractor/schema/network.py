@@ -17,7 +17,6 @@ from contractor.schema.common import (
     DeleteResult,
     Row,
     given,
-    load_one,
     optional,
 )
 from contractor.schema.context import Info
@@ -25,7 +24,7 @@ from contractor.schema.errors import AnyError
 from contractor.schema.fields import connection, deletion, lookup, mutation, through
 from contractor.schema.pagination import Connection, PageRequest, decode_cursor, paginate
 from contractor.schema.permissions import Operator, Reader
-from contractor.schema.prefetch import LAZY, loads, related
+from contractor.schema.prefetch import LAZY, current_loaders, loads, related
 from contractor.schema.scalars import BigInt
 from contractor.schema.site import Site
 from contractor.services import addresses, building, inventory
@@ -151,16 +150,19 @@ class BaseAddress(Row):
 
     address_block: AddressBlock | None = related(models.AddressBlock.id, "address_block_id")
 
+    # of the object alone (no info: the request's loaders by ``current_loaders``), so the
+    # executor's short path calls it directly (``execution._own_resolver``)
     @strawberry.field(metadata=loads("address_block"))
-    def ip_address(self, info: Info) -> str | None:
+    def ip_address(self) -> str | None:
         if self.row.address_block_id is None or self.row.offset is None:
             return None
         if self.address_block is not LAZY and self.address_block is not None:
             return str(net.ip_at(self.address_block.row, self.row.offset))
-        return cast(str, self._ip_address(info))
+        return cast(str, self._ip_address())
 
-    async def _ip_address(self, info: Info) -> str:
-        block = await load_one(info, models.AddressBlock.id, self.row.address_block_id)
+    async def _ip_address(self) -> str:
+        loader = current_loaders.get().one(models.AddressBlock.id)
+        block = await loader.load(self.row.address_block_id)
         assert self.row.offset is not None
         return str(net.ip_at(block, self.row.offset))
 
