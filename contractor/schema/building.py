@@ -174,6 +174,7 @@ class Structure(Configurable):
     created: dt.datetime
     updated: dt.datetime
     row: strawberry.Private[models.Structure]
+    from_records = True  # its row's values only (``prefetch.relations``; config: by key)
 
     @classmethod
     def of(cls, row: models.Structure) -> Self:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
 from contractor.services import batches
-from contractor.services.records import Reader
+from contractor.services.records import Reader, reader
 
 
 class Loaders:
@@ -47,6 +47,9 @@ class Loaders:
         the row a lookup found, so fields below that point back at it ask nothing again."""
         model = inspect(row).mapper.base_mapper.class_
         self.one(model.id).prime(row.id, row)
+        read = reader(model)
+        if read is not None:  # and the one of records by id (the row serves as one)
+            self.one(model.id, read).prime(row.id, row)
 
     def custom(self, name: str, query: Any) -> DataLoader[Any, Any]:
         """A loader whose batch function ``query(session, keys)`` returns one value per key."""

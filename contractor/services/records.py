@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Column, Select, inspect, select
 from sqlalchemy.orm import ColumnProperty, Mapper
 
-__all__ = ["Reader", "Record", "is_a", "reader"]
+__all__ = ["Reader", "Record", "as_records", "is_a", "reader"]
 
 
 class Record(tuple[Any, ...]):
@@ -134,6 +134,27 @@ def reader(model: type) -> Reader | None:
         return concrete[row[where]](row)
 
     return Reader(statement, make)
+
+
+def as_records(query: Select[Any]) -> tuple[Select[Any], Callable[[Sequence[Any]], Record]] | None:
+    """``query``, a select of one mapped class (its criteria, order and FROM as they are),
+    as a select of its records' columns, and what makes a record of a result row; None
+    where the class has no records or its columns would not come from the same FROM
+    (joined inheritance, a join)."""
+    described = query.column_descriptions
+    if len(described) != 1 or described[0]["expr"] is not described[0]["entity"]:
+        return None
+    model = described[0]["entity"]
+    read = None if model is None else reader(model)
+    if read is None:
+        return None
+    plain = query.with_only_columns(*read.statement.selected_columns)
+    froms, plain_froms = query.get_final_froms(), plain.get_final_froms()
+    if len(froms) != len(plain_froms):
+        return None
+    if any(a is not b for a, b in zip(froms, plain_froms, strict=True)):
+        return None
+    return plain, read.make
 
 
 def _maker(

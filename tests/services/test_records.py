@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contractor import models
 from contractor.plugins import foundation_types
-from contractor.services import addresses, batches, interfaces, records
+from contractor.services import addresses, batches, interfaces, inventory, paging, records
 from contractor.services.config.rows import target_key
 from tests.factories import (
     make_block,
@@ -113,3 +113,34 @@ async def test_a_record_is_equal_only_to_itself(session: AsyncSession) -> None:
     assert one != other
     assert tuple(one) == tuple(other)
     assert len({one, other}) == 2  # hashable although it holds a dict (config_values)
+
+
+def test_a_listing_as_records_is_the_same_statement() -> None:
+    foundation_types()
+    query = select(models.Structure).where(models.Structure.hostname.like("web%"))
+    query = query.order_by(models.Structure.hostname, models.Structure.id).limit(10)
+    found = records.as_records(query)
+    assert found is not None
+    assert str(found[0]) == str(query)
+    # joined inheritance, a join, a column, a subclass: the ORM reads them
+    block = models.AddressBlock
+    joined = select(models.DhcpPool).join(block, block.id == models.DhcpPool.address_block_id)
+    for other in (select(models.Foundation), joined, select(models.Site.id)):
+        assert records.as_records(other) is None
+    assert records.as_records(select(models.Address)) is None
+
+
+async def test_a_page_of_records_holds_the_orm_rows_values(session: AsyncSession) -> None:
+    foundation_types()
+    for _ in range(3):
+        await make_stack(session)
+    await session.flush()
+    listing = await inventory.structures(session)
+    orm, more = await paging.page(session, listing, after=None, size=2)
+    plain, plain_more = await paging.page(session, listing, after=None, size=2, as_records=True)
+    assert more == plain_more
+    assert [_values(row, models.Structure) for row in plain] == [
+        _values(row, models.Structure) for row in orm
+    ]
+    assert all(records.is_a(row, models.Structure) for row in plain)
+    assert [listing.key(row) for row in plain] == [listing.key(row) for row in orm]
