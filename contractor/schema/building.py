@@ -38,6 +38,7 @@ from contractor.services import batches, building, filters, interfaces, inventor
 from contractor.services import blueprint as bps
 from contractor.services import site as sites
 from contractor.services.common import UNSET
+from contractor.services.records import is_a
 
 if TYPE_CHECKING:
     from contractor.schema.complexes import Complex, Dependency
@@ -64,6 +65,7 @@ class NetworkInterface(Row):
     is_provisioning: bool
     link_name: str | None
     row: strawberry.Private[models.RealNetworkInterface]
+    from_records = True  # its row's values only (``prefetch.relations``)
 
     network: Network | None = related(models.Network.id, "network_id")
     pxe: Pxe | None = related(
@@ -102,6 +104,7 @@ class Foundation(Configurable):
     created: dt.datetime
     updated: dt.datetime
     row: strawberry.Private[models.Foundation]
+    from_records = True  # its row's values only (``prefetch.relations``; config: by key)
 
     @classmethod
     def of(cls, row: models.Foundation) -> Self:
@@ -171,6 +174,7 @@ class Structure(Configurable):
     created: dt.datetime
     updated: dt.datetime
     row: strawberry.Private[models.Structure]
+    from_records = True  # its row's values only (``prefetch.relations``; config: by key)
 
     @classmethod
     def of(cls, row: models.Structure) -> Self:
@@ -183,7 +187,7 @@ class Structure(Configurable):
         models.BaseAddress.structure_id,
         "id",
         order_by=(models.BaseAddress.interface_name, models.BaseAddress.alias_index),
-        keep=lambda row: isinstance(row, models.Address),
+        keep=lambda row: is_a(row, models.Address),
         description="Addresses by interface name and alias index.",
     )
     interfaces: list[StructureInterface] = related(

@@ -88,14 +88,18 @@ _STRAWBERRY_IS_TYPE_OF = "_get_is_type_of.<locals>.is_type_of"
 def _plain_field(field: GraphQLField) -> _Plain:
     """How the short path reads ``field``, if it may: strawberry's default resolver of a
     field without arguments, of a leaf type or of an object type whose check, if it has
-    one, is strawberry's own (non-null or not)."""
+    one, is strawberry's own (non-null or not); or a leaf's own resolver of the object
+    alone (``_own_resolver``)."""
     resolve = field.resolve
-    if resolve is None or not getattr(resolve, "_is_default", False) or field.args:
+    if resolve is None or field.args:
         return None
     kind: Any = field.type
     required = isinstance(kind, GraphQLNonNull)
     if required:
         kind = kind.of_type
+    if not getattr(resolve, "_is_default", False):
+        own = _own_resolver(field) if is_leaf_type(kind) else None
+        return None if own is None else (own, kind, required)
     if is_leaf_type(kind):
         return resolve, kind, required
     if _checked_plainly(kind):
@@ -108,6 +112,33 @@ def _plain_field(field: GraphQLField) -> _Plain:
         if _checked_plainly(item):
             return resolve, kind, item, items_required
     return None
+
+
+def _own_resolver(field: GraphQLField) -> Callable[[Any, Any], Any] | None:
+    """A leaf field's own resolver as the short path calls it, ``(source, None)``, where
+    strawberry's resolver would only call it with the object (what its ``get_arguments``
+    passes a resolver of ``self`` alone): a synchronous function without ``info``, root,
+    parent or arguments, and no field extensions. (No exception handler applies to a leaf:
+    they turn errors into a union's error types.)"""
+    definition: Any = field.extensions.get("strawberry-definition")
+    resolver: Any = getattr(definition, "base_resolver", None)
+    if (
+        resolver is None
+        or definition.extensions
+        or definition.is_async
+        or resolver.is_async
+        or resolver.arguments
+        or resolver.self_parameter is None
+        or resolver.info_parameter is not None
+        or resolver.root_parameter is not None
+        or resolver.parent_parameter is not None
+    ):
+        return None
+
+    def call(source: Any, _: Any) -> Any:
+        return resolver(source)
+
+    return call
 
 
 def _read_of(field: GraphQLField, how: _Plain) -> _Read | None:

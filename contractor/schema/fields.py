@@ -234,13 +234,16 @@ def connection(
     default, and reaches the service as ``common.plain`` makes it; ``first`` and ``after``
     choose the page."""
     node = of or node_type.of
+    # a node type whose row is read for its values only (``prefetch.relations``)
+    from_records = of is None and getattr(node_type, "from_records", False)
 
     async def resolve(
         self: Any, info: Info, first: int | None = None, after: str | None = None, **given: Any
     ) -> Any:
         async with info.context.sessions() as session:
             listed = await listing(session, **{name: plain(value) for name, value in given.items()})
-        return await paginate(info, listed, PageRequest(first, after), node)
+        page = PageRequest(first, after)
+        return await paginate(info, listed, page, node, from_records=from_records)
 
     optional = {**arguments, "first": int, "after": str}
     parameters = [(name, kind | None, None) for name, kind in optional.items()]

@@ -17,7 +17,6 @@ from contractor.schema.common import (
     DeleteResult,
     Row,
     given,
-    load_one,
     optional,
 )
 from contractor.schema.context import Info
@@ -25,13 +24,14 @@ from contractor.schema.errors import AnyError
 from contractor.schema.fields import connection, deletion, lookup, mutation, through
 from contractor.schema.pagination import Connection, PageRequest, decode_cursor, paginate
 from contractor.schema.permissions import Operator, Reader
-from contractor.schema.prefetch import LAZY, loads, related
+from contractor.schema.prefetch import LAZY, current_loaders, loads, related
 from contractor.schema.scalars import BigInt
 from contractor.schema.site import Site
 from contractor.services import addresses, building, inventory
 from contractor.services import blueprint as bps
 from contractor.services import network as net
 from contractor.services import site as sites
+from contractor.services.records import is_a
 
 if TYPE_CHECKING:
     from contractor.schema.boot import DhcpPool
@@ -150,25 +150,28 @@ class BaseAddress(Row):
 
     address_block: AddressBlock | None = related(models.AddressBlock.id, "address_block_id")
 
+    # of the object alone (no info: the request's loaders by ``current_loaders``), so the
+    # executor's short path calls it directly (``execution._own_resolver``)
     @strawberry.field(metadata=loads("address_block"))
-    def ip_address(self, info: Info) -> str | None:
+    def ip_address(self) -> str | None:
         if self.row.address_block_id is None or self.row.offset is None:
             return None
         if self.address_block is not LAZY and self.address_block is not None:
             return str(net.ip_at(self.address_block.row, self.row.offset))
-        return cast(str, self._ip_address(info))
+        return cast(str, self._ip_address())
 
-    async def _ip_address(self, info: Info) -> str:
-        block = await load_one(info, models.AddressBlock.id, self.row.address_block_id)
+    async def _ip_address(self) -> str:
+        loader = current_loaders.get().one(models.AddressBlock.id)
+        block = await loader.load(self.row.address_block_id)
         assert self.row.offset is not None
         return str(net.ip_at(block, self.row.offset))
 
     @classmethod
     def of(cls, row: models.BaseAddress) -> BaseAddress:
         """The address of the row's kind (each kind makes its own)."""
-        if isinstance(row, models.Address):
+        if is_a(row, models.Address):
             return Address.of(row)
-        if isinstance(row, models.ReservedAddress):
+        if is_a(row, models.ReservedAddress):
             return ReservedAddress.of(row)
         return DynamicAddress.of(row)
 
@@ -178,6 +181,7 @@ class Address(BaseAddress):
     interface_name: str
     alias_index: int
     is_primary: bool
+    from_records = True  # its row's values only (``prefetch.relations``)
 
     structure: Annotated[Structure, strawberry.lazy("contractor.schema.building")] = related(
         models.Structure.id, "structure_id"

@@ -81,15 +81,23 @@ class PageRequest:
 
 
 async def paginate(
-    info: Info, listing: Listing, page: PageRequest, to_node: Callable[[Any], NodeT]
+    info: Info,
+    listing: Listing,
+    page: PageRequest,
+    to_node: Callable[[Any], NodeT],
+    *,
+    from_records: bool = False,
 ) -> Connection[NodeT]:
     """One page of ``listing``, with the relationships the query selects below the nodes
-    loaded for the whole page."""
+    loaded for the whole page; ``from_records``: the nodes are made from records where
+    the listing's model has them (``paging.page``)."""
     sessions = info.context.sessions
     size = page.size()
     after = None if page.after is None else decode_cursor(page.after, len(listing.order))
     async with sessions() as session:
-        rows, has_next = await paging.page(session, listing, after=after, size=size)
+        rows, has_next = await paging.page(
+            session, listing, after=after, size=size, as_records=from_records
+        )
     edges = [Edge(cursor=encode_cursor(listing.key(row)), node=to_node(row)) for row in rows]
 
     selected = selection_tree(info.selected_fields[0].selections) if info.selected_fields else {}

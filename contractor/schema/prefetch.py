@@ -34,6 +34,7 @@ from strawberry.types.lazy_type import LazyType
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from contractor.schema.loaders import Loaders
+from contractor.services.records import Reader, reader
 
 Tree = dict[str, "Tree"]
 
@@ -89,19 +90,22 @@ class _Bound:
     convert: Callable[[Any], Any]
     many: bool
     into: str  # the attribute that holds the result
+    read: Reader | None  # the rows as records, not ORM objects (``services.records``)
 
     def loader(self, loaders: Loaders) -> Any:
         if self.many:
-            return loaders.many(self.relation.column, *self.relation.order_by)
-        return loaders.one(self.relation.column)
+            return loaders.many(self.relation.column, *self.relation.order_by, read=self.read)
+        return loaders.one(self.relation.column, self.read)
 
     async def fetch(self, loaders: Loaders, keys: list[Any]) -> list[Any]:
         """The rows for ``keys`` in one query, without a DataLoader's per-key futures (a
         page asks for each key once)."""
         if self.many:
-            found = await loaders.fetch_many(self.relation.column, keys, self.relation.order_by)
+            found = await loaders.fetch_many(
+                self.relation.column, keys, self.relation.order_by, self.read
+            )
         else:
-            found = await loaders.fetch_one(self.relation.column, keys)
+            found = await loaders.fetch_one(self.relation.column, keys, self.read)
         # what a field below asks of the same relation later is then answered from memory
         self.loader(loaders).prime_many(dict(zip(keys, found, strict=True)))
         return found
@@ -129,14 +133,18 @@ def _node_type(field: StrawberryField) -> tuple[Any, bool]:
 @cache
 def relations(cls: Hashable) -> dict[str, _Bound]:
     """The relationship fields of an object type by Python name, as its fields declare them
-    (``related``, ``loads``); each converts its rows with its node type's ``of``."""
+    (``related``, ``loads``); each converts its rows with its node type's ``of``. A node
+    type whose class sets ``from_records`` (every use of its ``row`` reads values only)
+    is made from records where its model has them."""
     fields = cls.__strawberry_definition__.fields  # type: ignore[attr-defined]
     found: dict[str, _Bound] = {}
     for field in fields:
         relation = field.metadata.get(_RELATION)
         if relation is not None:
             kind, many = _node_type(field)
-            found[field.python_name] = _Bound(relation, kind.of, many, field.python_name)
+            plain = getattr(kind, "from_records", False)
+            read = reader(relation.column.class_) if plain else None
+            found[field.python_name] = _Bound(relation, kind.of, many, field.python_name, read)
     for field in fields:
         if _LOADS in field.metadata:
             found[field.python_name] = found[field.metadata[_LOADS]]

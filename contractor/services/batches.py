@@ -12,6 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from contractor.models import Complex, Dependency
 from contractor.services.complexes import complex_states
+from contractor.services.records import Reader
 
 
 async def rows_by(
@@ -35,6 +36,41 @@ async def rows_grouped_by(
     for row in (await session.execute(query)).scalars():
         grouped[getattr(row, column.key)].append(row)
     return [grouped.get(key, []) for key in keys]
+
+
+async def records_by(
+    session: AsyncSession, read: Reader, column: InstrumentedAttribute[Any], keys: Sequence[Any]
+) -> list[Any]:
+    """``rows_by`` as records (``contractor.services.records``) of ``read``'s model."""
+    rows = map(read.make, await _rows(session, read, read.column(column), keys, ()))
+    found = {getattr(row, column.key): row for row in rows}
+    return [found.get(key) for key in keys]
+
+
+async def records_grouped_by(
+    session: AsyncSession,
+    read: Reader,
+    column: InstrumentedAttribute[Any],
+    keys: Sequence[Any],
+    order_by: Sequence[InstrumentedAttribute[Any]] = (),
+) -> list[list[Any]]:
+    """``rows_grouped_by`` as records of ``read``'s model."""
+    grouped: dict[Any, list[Any]] = defaultdict(list)
+    for row in map(read.make, await _rows(session, read, read.column(column), keys, order_by)):
+        grouped[getattr(row, column.key)].append(row)
+    return [grouped.get(key, []) for key in keys]
+
+
+async def _rows(
+    session: AsyncSession,
+    read: Reader,
+    where: Any,
+    keys: Sequence[Any],
+    order_by: Sequence[InstrumentedAttribute[Any]],
+) -> Sequence[Any]:
+    query = read.statement.where(where.in_(keys)).order_by(*map(read.column, order_by))
+    rows: Sequence[Any] = (await session.execute(query)).all()
+    return rows
 
 
 async def complex_states_by_id(session: AsyncSession, ids: Sequence[int]) -> list[str]:

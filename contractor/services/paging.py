@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from contractor.models import Base
+from contractor.services import records
 
 
 @dataclass(frozen=True)
@@ -37,17 +38,28 @@ class Listing:
 
 
 async def page(
-    session: AsyncSession, listing: Listing, *, after: Sequence[Any] | None, size: int
+    session: AsyncSession,
+    listing: Listing,
+    *,
+    after: Sequence[Any] | None,
+    size: int,
+    as_records: bool = False,
 ) -> tuple[list[Any], bool]:
     """Up to ``size`` rows after the key ``after`` (None: from the start), and whether more
-    follow."""
+    follow; ``as_records``: as records (``contractor.services.records``) where the
+    listing's model has them, the same statement selecting its columns."""
     order = listing.order
     query = listing.query.order_by(*order)
     if after is not None:
         columns = order[0] if len(order) == 1 else tuple_(*order)
         bound = after[0] if len(order) == 1 else tuple_(*after)
         query = query.where(columns > bound)
-    rows = list((await session.execute(query.limit(size + 1))).scalars())
+    plain = records.as_records(query) if as_records else None
+    if plain is None:
+        rows = list((await session.execute(query.limit(size + 1))).scalars())
+    else:
+        statement, make = plain
+        rows = [make(row) for row in (await session.execute(statement.limit(size + 1))).all()]
     return rows[:size], len(rows) > size
 
 

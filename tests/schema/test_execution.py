@@ -93,6 +93,31 @@ class Leaf:
     def shout(self) -> str:
         return self.name.upper()
 
+    # resolvers of the object alone, which the short path calls itself: a value, an
+    # exception, null where the type forbids it, an awaitable, a value the type refuses
+    @strawberry.field
+    def whisper(self) -> str | None:
+        if self.name == "b":
+            raise ValueError("hush")
+        if self.name == "d":
+            return cast(str, Soon("later"))
+        return None if self.name == "c" else self.name.lower()
+
+    @strawberry.field
+    def loud(self) -> int:
+        if self.name == "e":
+            raise ValueError("too loud")
+        return cast(int, None if self.name == "b" else self.count)
+
+    @strawberry.field
+    def hue(self) -> Colour:
+        return cast(Colour, "nope" if self.name == "c" else self.colour)
+
+    # one the short path leaves to graphql-core: it asks for its info
+    @strawberry.field
+    def where(self, info: strawberry.Info) -> str:
+        return f"{info.field_name}:{self.name}"
+
 
 def leaves() -> list[Leaf | None]:
     return [
@@ -219,6 +244,8 @@ DOCUMENTS = [
     "{ leaves { child { name required __typename } must { required } loose { required } } }",
     "{ leaves { must { name } kids { required } } later { must { required } } }",
     "{ leaves { kids { name count colour } must { count colour } child { colour } } }",
+    "{ leaves { name shout whisper loud hue where } later { whisper loud hue } }",
+    "{ leaves { w: whisper name w2: whisper @include(if: $s) l: loud } }",
 ]
 
 
@@ -281,6 +308,14 @@ async def test_the_page_is_the_same_through_both_executors(
     assert repr(fast) == repr(plain)
     assert len(fast["structures"]["edges"]) == 6
     assert fast["structures"]["edges"][0]["node"]["addresses"][0]["ipAddress"].startswith("10.")
+
+
+def test_the_short_path_calls_only_resolvers_of_the_object_alone() -> None:
+    from contractor.schema.execution import _plain_field
+
+    fields = schema(Executor)._schema.type_map["Leaf"].fields  # type: ignore[attr-defined]
+    assert all(_plain_field(fields[name]) for name in ("shout", "whisper", "loud", "hue"))
+    assert _plain_field(fields["where"]) is None
 
 
 def test_the_app_schema_runs_the_short_path() -> None:

@@ -64,7 +64,7 @@ async def test_selecting_ip_address_prefetches_the_block(client: Client) -> None
     nodes = [BaseAddress.of(row) for row in rows]
     await prefetch(Loaders(client.sessions), nodes, {"ipAddress": {}})
     assert all(node.address_block is not LAZY for node in nodes)
-    assert all(isinstance(node.ip_address(None), str) for node in nodes)  # type: ignore[arg-type]
+    assert all(isinstance(node.ip_address(), str) for node in nodes)
 
 
 async def test_what_a_lookup_or_a_page_loaded_is_not_asked_for_again(client: Client) -> None:

@@ -33,6 +33,7 @@ from contractor.models import (
     Structure,
     Zone,
 )
+from contractor.services.records import Record, is_a
 
 __all__ = ["ConfigTarget", "Key", "Rows", "target_key"]
 
@@ -46,18 +47,23 @@ _KINDS: Final = ("site", "blueprint", "foundation", "structure", "complex")
 _CHUNK: Final = 5000  # ids per IN (...) list; stays below SQLite's variable limit
 
 
-def target_key(target: ConfigTarget) -> Key:
-    if isinstance(target, Structure):
-        return ("structure", target.id)
-    if isinstance(target, Foundation):
-        return ("foundation", target.id)
-    if isinstance(target, Site):
-        return ("site", target.id)
-    if isinstance(target, BluePrint):
-        return ("blueprint", target.id)
-    if isinstance(target, Complex):
-        return ("complex", target.id)
-    raise TypeError(f"{type(target).__name__} has no configuration")
+_TARGETS: Final = (
+    (Structure, "structure"),
+    (Foundation, "foundation"),
+    (Site, "site"),
+    (BluePrint, "blueprint"),
+    (Complex, "complex"),
+)
+
+
+def target_key(target: ConfigTarget | Record) -> Key:
+    """The target's key; ``target`` may be a record of its row (``services.records``)."""
+    for model, kind in _TARGETS:
+        if is_a(target, model):
+            ident: int = target.id  # type: ignore[union-attr]
+            return (kind, ident)
+    named = target.model if isinstance(target, Record) else type(target)
+    raise TypeError(f"{named.__name__} has no configuration")
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
