@@ -180,29 +180,35 @@ def render_zone(zone: ZoneData, serial: int, *, header: str | None = None) -> st
             zone.origin, [Problem("BAD_SERIAL", f"serial {serial} is not a 32-bit unsigned number")]
         )
     with _paused_gc():
-        origin, groups, problems = _build(zone, serial)
-        if problems:
-            raise ZoneError(zone.origin, problems)
-        lines = [f"; {line}".rstrip() for line in (header or "").splitlines()]
-        lines.append(f"$ORIGIN {origin}")
-        for key in sorted(groups):  # (its key's order is dnspython's order of names)
-            types = groups[key]
-            text = groups.text(key)
-            for rdtype in sorted(types, key=_TYPE_ORDER.__getitem__):
-                entries = types[rdtype]
-                if len(entries) == 1:
-                    rdata, ttl = entries[0]
-                    rdtext = rdata.to_text(origin=origin, relativize=True)
-                    lines.append(f"{text} {ttl} IN {_TYPE_TEXT[rdtype]} {rdtext}")
-                    continue
-                # A record set has one TTL (the lowest given) and no duplicates.
-                ttl = min(entry_ttl for _rdata, entry_ttl in entries)
-                prefix = f"{text} {ttl} IN {_TYPE_TEXT[rdtype]} "
-                unique = dict.fromkeys(_real(rdata) for rdata, _ttl in entries)
-                for rdata in sorted(unique):
-                    lines.append(prefix + rdata.to_text(origin=origin, relativize=True))
-        lines.append("")
-        return "\n".join(lines)
+        # (in a function of its own: the records' groups are freed before the collector
+        # resumes, so its first collection does not scan them)
+        return _render(zone, serial, header)
+
+
+def _render(zone: ZoneData, serial: int, header: str | None) -> str:
+    origin, groups, problems = _build(zone, serial)
+    if problems:
+        raise ZoneError(zone.origin, problems)
+    lines = [f"; {line}".rstrip() for line in (header or "").splitlines()]
+    lines.append(f"$ORIGIN {origin}")
+    for key in sorted(groups):  # (its key's order is dnspython's order of names)
+        types = groups[key]
+        text = groups.text(key)
+        for rdtype in sorted(types, key=_TYPE_ORDER.__getitem__):
+            entries = types[rdtype]
+            if len(entries) == 1:
+                rdata, ttl = entries[0]
+                rdtext = rdata.to_text(origin=origin, relativize=True)
+                lines.append(f"{text} {ttl} IN {_TYPE_TEXT[rdtype]} {rdtext}")
+                continue
+            # A record set has one TTL (the lowest given) and no duplicates.
+            ttl = min(entry_ttl for _rdata, entry_ttl in entries)
+            prefix = f"{text} {ttl} IN {_TYPE_TEXT[rdtype]} "
+            unique = dict.fromkeys(_real(rdata) for rdata, _ttl in entries)
+            for rdata in sorted(unique):
+                lines.append(prefix + rdata.to_text(origin=origin, relativize=True))
+    lines.append("")
+    return "\n".join(lines)
 
 
 @contextmanager

@@ -244,7 +244,11 @@ async def _read_addresses(session: AsyncSession, inv: _Inventory, scope: _Readin
             picked = query.where(Structure.site_id.in_(sorted(scope.sites)))
             rows.update((row[0], row) for row in (await connection.execute(picked)).all())
         if scope.blocks:
+            # (less the addresses the first query read: a block's addresses are mostly
+            # those of its own site's structures)
             picked = query.where(BaseAddress.address_block_id.in_(sorted(scope.blocks)))
+            if scope.sites:
+                picked = picked.where(Structure.site_id.not_in(sorted(scope.sites)))
             rows.update((row[0], row) for row in (await connection.execute(picked)).all())
         found = sorted(rows.values(), key=lambda row: (row[4], row[0]))
     pointers: dict[int, int] = {}
@@ -334,15 +338,20 @@ async def build_zones(session: AsyncSession, touched: Touched | None = None) -> 
     # A few objects per address and none in cycles: without the cyclic collector rescanning
     # the growing heap, this takes half the time.
     with gc_paused():
-        inventory = await _read_settings(session)
-        reading = None if touched is None else _widen(inventory, touched)
-        await _read_addresses(session, inventory, reading)
-        # CPU work for a second at 100,000 hosts: off the event loop, so a server stays
-        # responsive (the GIL still lets it run between slices).
-        zones = await anyio.to_thread.run_sync(_assemble, inventory)
-    if reading is None:
-        return zones
-    return [zone for zone in zones if zone.name in reading.names]
+        # (the inventory is freed before the collector resumes: its first collection
+        # scans only what is returned)
+        return await _build(session, touched)
+
+
+async def _build(session: AsyncSession, touched: Touched | None) -> list[DnsZone]:
+    inventory = await _read_settings(session)
+    reading = None if touched is None else _widen(inventory, touched)
+    await _read_addresses(session, inventory, reading)
+    # CPU work for a second at 100,000 hosts: off the event loop, so a server stays
+    # responsive (the GIL still lets it run between slices).
+    return await anyio.to_thread.run_sync(
+        _assemble, inventory, None if reading is None else reading.names
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +425,8 @@ def _glue_sources(inv: _Inventory) -> dict[int, set[int]]:
     }
 
 
-def _assemble(inv: _Inventory) -> list[DnsZone]:
+def _assemble(inv: _Inventory, names: set[str] | None = None) -> list[DnsZone]:
+    """The zones (only those ``names`` when given) from the inventory read."""
     forward: dict[int, _Forward] = {zone_id: _Forward() for zone_id in inv.zones}
     # Name servers that may need glue, as names relative to each zone that could hold them.
     glue_wanted: dict[int, set[str]] = {zone_id: set() for zone_id in inv.zones}
@@ -498,7 +508,7 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
     zones: list[DnsZone] = []
     name_only = _above_external(inv)
     for zone_id, zone in inv.zones.items():
-        if zone_id in name_only:
+        if zone_id in name_only or (names is not None and zone.fqdn not in names):
             continue
         target = forward[zone_id]
         delegated: list[str] = []
@@ -530,7 +540,7 @@ def _assemble(inv: _Inventory) -> list[DnsZone]:
         data, problems = _zone_data(inv, zone.fqdn, zone, target.records)
         zones.append(_finish(zone.fqdn, "forward", data, target.problems + problems))
 
-    zones.extend(_reverse_zones(inv, ptrs))
+    zones.extend(_reverse_zones(inv, ptrs, names))
     return sorted(zones, key=lambda z: (z.kind, z.name))
 
 
@@ -560,12 +570,14 @@ def _plan(inv: _Inventory) -> tuple[dict[bindgen.IPNetwork, int], bindgen.Revers
     return block_zone, bindgen.plan_reverse_zones(block_zone)
 
 
-def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str]]) -> list[DnsZone]:
+def _reverse_zones(
+    inv: _Inventory, ptrs: list[tuple[int, int, str]], names: set[str] | None
+) -> list[DnsZone]:
     block_zone, plan = _plan(inv)
     records: dict[str, list[Record]] = {name: [] for name in plan.zones}
     for version, value, target in ptrs:
         zone = plan.locate(version, value)
-        if zone is not None:
+        if zone is not None and (names is None or zone.name in names):
             records[zone.name].append(Record(plan.ptr_owner(value, zone), "PTR", target))
     params = {
         name: inv.zones[min(block_zone[source] for source in zone.sources)]
@@ -581,6 +593,8 @@ def _reverse_zones(inv: _Inventory, ptrs: list[tuple[int, int, str]]) -> list[Dn
         records[parent.name].extend(plan.classless_cnames(zone))
     result = []
     for name in plan.zones:
+        if names is not None and name not in names:
+            continue
         data, problems = _zone_data(inv, name, params[name], records[name])
         result.append(_finish(name, "reverse", data, problems))
     return result
