@@ -77,6 +77,16 @@ class Browser:
     def find(self, selector: str) -> WebElement:
         return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, selector), message=selector)
 
+    def press(self, selector: str) -> None:
+        """Click ``selector``, found afresh until a click lands: a live update may redraw
+        the element between finding it and clicking it."""
+
+        def click(driver: webdriver.Chrome) -> bool:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            return True
+
+        self.wait(click, message=selector)
+
     def all(self, selector: str) -> list[WebElement]:
         return list(self.driver.find_elements(By.CSS_SELECTOR, selector))
 
