@@ -64,6 +64,15 @@ def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+def create_autocommit_engine(settings: Settings) -> AsyncEngine:
+    """An engine (PostgreSQL) whose connections run each statement as a transaction of its
+    own, set once as each connection is made. (An engine's ``isolation_level`` execution
+    option instead switches every connection over as it is handed out, an await inside
+    SQLAlchemy's making of the Connection: a task cancelled there, as background loops are
+    at shutdown, left the checked-out connection to the garbage collector.)"""
+    return create_engine(settings, isolation_level="AUTOCOMMIT")
+
+
 _CHECKED_IN_AT = "contractor.checked_in_at"
 
 

@@ -13,13 +13,21 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 import contractor
-from contractor.db import create_engine, create_session_factory
+from contractor.db import (
+    create_autocommit_engine,
+    create_engine,
+    create_session_factory,
+    transaction,
+)
+from contractor.services import hotpath
 from contractor.services.config import generation
 from contractor.services.events import outbox
 from contractor.settings import Settings
+from tests.cancelling import cancelled_at_each_wait
 
 
 async def _backend_pid(engine: object) -> int:
@@ -134,3 +142,68 @@ def test_each_session_factory_carries_the_hooks() -> None:
         assert event.contains(session_class, "after_flush", outbox._after_flush)
         assert event.contains(session_class, "before_commit", generation._bump_before_commit)
     assert not event.contains(Session, "after_flush", outbox._after_flush)
+
+
+async def _pooled_as_made(engine: AsyncEngine, *, autocommit: bool) -> None:
+    """Nothing checked out, and the pooled connection in the mode its engine makes them."""
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        assert raw.driver_connection.autocommit is autocommit  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("after", [False, True], ids=["as-a-wait-begins", "after-a-wait"])
+@pytest.mark.parametrize("kind", ["read", "write", "autocommit-read"])
+async def test_a_session_cancelled_at_any_wait_returns_its_connection(
+    pg_url: str, kind: str, after: bool
+) -> None:
+    # Background loops are cancelled at shutdown wherever they are: the checked-out
+    # connection goes back to the pool (or is dropped), never to the garbage collector.
+    # (Sessions of an engine with the isolation_level execution option failed here: it
+    # switches connections over inside SQLAlchemy's making of the Connection.)
+    settings = Settings(database_url=pg_url, database_ping_idle_seconds=0)  # a ping each time
+    engine = create_autocommit_engine(settings) if kind == "autocommit-read" else None
+    engine = engine or create_engine(settings)
+    sessions = create_session_factory(engine, writes=kind == "write")
+
+    async def operation() -> None:
+        if kind == "write":
+            async with transaction(sessions) as session:
+                await session.execute(text("CREATE TEMPORARY TABLE t (x int)"))
+        else:
+            async with sessions() as session:
+                await session.execute(text("SELECT 1"))
+
+    async def check() -> None:
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+    try:
+        assert await cancelled_at_each_wait(operation, check, after=after) >= 2
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("after", [False, True], ids=["as-a-wait-begins", "after-a-wait"])
+@pytest.mark.parametrize("autocommit", [False, True], ids=["engine", "autocommit-engine"])
+async def test_a_hot_path_read_cancelled_at_any_wait_returns_its_connection_as_it_came(
+    pg_url: str, after: bool, autocommit: bool
+) -> None:
+    # a connection of an ordinary engine never goes back to the pool in autocommit (its
+    # next session's transaction would commit statement by statement); one of an
+    # autocommit engine goes back in autocommit
+    settings = Settings(database_url=pg_url, database_ping_idle_seconds=0)
+    engine = create_autocommit_engine(settings) if autocommit else create_engine(settings)
+
+    async def operation() -> None:
+        async with hotpath.autocommit(engine) as connection:
+            await connection.execute("SELECT 1")
+
+    try:
+        points = await cancelled_at_each_wait(
+            operation, lambda: _pooled_as_made(engine, autocommit=autocommit), after=after
+        )
+        assert points >= (2 if autocommit else 4)  # the ping, [autocommit on,] read, [off]
+    finally:
+        await engine.dispose()

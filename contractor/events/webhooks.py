@@ -39,7 +39,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from contractor.db import create_engine, create_session_factory
+from contractor.db import create_autocommit_engine, create_engine, create_session_factory
 from contractor.events.broadcast import EventBroadcaster
 from contractor.events.dns_updates import DnsPusher
 from contractor.events.http import WebhookClient
@@ -393,12 +393,13 @@ async def events_running(
     writers = create_session_factory(engine, writes=True)
     # The broadcaster's and the webhook worker's reads are single statements: on PostgreSQL
     # they go autocommitted, one round trip each instead of BEGIN, the read and ROLLBACK
-    # (what a new event waits for on its way to a subscriber or a webhook).
+    # (what a new event waits for on its way to a subscriber or a webhook), on a pool of
+    # connections in autocommit from the start (``create_autocommit_engine``).
+    engines = [engine]
     single_reads = readers
     if not settings.is_sqlite:
-        single_reads = create_session_factory(
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
+        engines.append(create_autocommit_engine(settings))
+        single_reads = create_session_factory(engines[-1])
     tasks = []
     if broadcaster is not None:
         tasks.append(asyncio.create_task(broadcaster.run(single_reads), name="events-broadcast"))
@@ -430,4 +431,5 @@ async def events_running(
                     log.error(
                         "%s stopped with an error", task.get_name(), exc_info=task.exception()
                     )
-        await engine.dispose()
+        for each in engines:
+            await each.dispose()

@@ -222,17 +222,25 @@ async def driver(session: AsyncSession) -> Driver | None:
 @asynccontextmanager
 async def autocommit(engine: AsyncEngine) -> AsyncIterator[Driver]:
     """A pooled psycopg connection in autocommit mode: each statement is its own
-    transaction, with no BEGIN and COMMIT round trips (PostgreSQL only)."""
+    transaction, with no BEGIN and COMMIT round trips (PostgreSQL only). It goes back to
+    the pool as it came (on an engine of autocommit connections, as one)."""
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         psycopg_connection: Driver | None = raw.driver_connection
         assert psycopg_connection is not None
-        await psycopg_connection.set_autocommit(True)
+        if psycopg_connection.autocommit:
+            yield psycopg_connection
+            return
         try:
+            await psycopg_connection.set_autocommit(True)
             yield psycopg_connection
         finally:
             if not psycopg_connection.closed:
-                await psycopg_connection.set_autocommit(False)
+                try:
+                    await psycopg_connection.set_autocommit(False)
+                except BaseException:  # a cancellation, say: never pooled in autocommit
+                    await connection.invalidate()
+                    raise
 
 
 @asynccontextmanager
