@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -191,15 +191,18 @@ def _render(zone: ZoneData, serial: int, header: str | None) -> str:
         raise ZoneError(zone.origin, problems)
     lines = [f"; {line}".rstrip() for line in (header or "").splitlines()]
     lines.append(f"$ORIGIN {origin}")
+    owners = groups.owners
+    append = lines.append
     for key in sorted(groups):  # (its key's order is dnspython's order of names)
         types = groups[key]
-        text = groups.text(key)
-        for rdtype in sorted(types, key=_TYPE_ORDER.__getitem__):
+        owner = owners[key]
+        text = owner if isinstance(owner, str) else _owner_text(owner)
+        for rdtype in sorted(types, key=_TYPE_ORDER.__getitem__) if len(types) > 1 else types:
             entries = types[rdtype]
             if len(entries) == 1:
                 rdata, ttl = entries[0]
                 rdtext = rdata.to_text(origin=origin, relativize=True)
-                lines.append(f"{text} {ttl} IN {_TYPE_TEXT[rdtype]} {rdtext}")
+                append(f"{text} {ttl} IN {_TYPE_TEXT[rdtype]} {rdtext}")
                 continue
             # A record set has one TTL (the lowest given) and no duplicates.
             ttl = min(entry_ttl for _rdata, entry_ttl in entries)
@@ -451,32 +454,65 @@ def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[Pr
             problems.append(Problem("BAD_NAMESERVER", message, apex))
 
     owners: dict[str, tuple[_Key | None, dns.name.Name | str]] = {}
+    plain_name = _PLAIN_NAME.fullmatch
+    canonical_v4 = _CANONICAL_V4.fullmatch
+    zone_ttl = zone.ttl
     for record in zone.records:
+        name, data = record.name, record.data
         rdtype = _TYPE_CODES.get(record.type)
         if rdtype is None:
             message = f"{_what(record)}: type must be one of {', '.join(RECORD_TYPES)}"
-            problems.append(Problem("BAD_RECORD", message, _shown(record.name, origin)))
+            problems.append(Problem("BAD_RECORD", message, _shown(name, origin)))
             continue
-        ttl = zone.ttl if record.ttl is None else record.ttl
-        if ttl is not zone.ttl:
-            _check_ttl(ttl, _what(record), problems, _shown(record.name, origin))
-        try:
-            found = owners.get(record.name)
-            if found is None:
-                found = owners[record.name] = _owner(record.name, origin)
-            plain = _plain(rdtype, record.data, origin, apex)
-            # (a _Plain prints and orders as dnspython's RDATA: see its docstring)
-            rdata = _rdata(rdtype, record.data, origin) if plain is None else cast(Any, plain)
-        except (dns.exception.DNSException, ValueError) as error:
-            message = f"{_what(record)}: {error}"
-            problems.append(Problem("BAD_RECORD", message, _shown(record.name, origin)))
-            continue
+        ttl = zone_ttl if record.ttl is None else record.ttl
+        if ttl is not zone_ttl:
+            _check_ttl(ttl, _what(record), problems, _shown(name, origin))
+        found = owners.get(name)
+        if found is None:
+            # (the common owner inline: a plain relative name, as ``_owner`` takes it)
+            if (
+                len(name) <= 63
+                and name != "@"
+                and not name.endswith(".")
+                and ".." not in name
+                and plain_name(name)
+            ):
+                found = (tuple(reversed(name.lower().encode().split(b"."))), name)
+            else:
+                try:
+                    found = _owner(name, origin)
+                except (dns.exception.DNSException, ValueError) as error:
+                    message = f"{_what(record)}: {error}"
+                    problems.append(Problem("BAD_RECORD", message, _shown(name, origin)))
+                    continue
+            owners[name] = found
+        # (a _Plain prints and orders as dnspython's RDATA: see its docstring; an A record
+        # of a canonical address inline)
+        if rdtype == _A and canonical_v4(data):
+            rdata: Any = _Plain(rdtype, data, origin, data)
+        else:
+            try:
+                plain = _plain(rdtype, data, origin, apex)
+                rdata = _rdata(rdtype, data, origin) if plain is None else plain
+            except (dns.exception.DNSException, ValueError) as error:
+                message = f"{_what(record)}: {error}"
+                problems.append(Problem("BAD_RECORD", message, _shown(name, origin)))
+                continue
         key, owner = found
         if key is None:
             message = f"{_what(record)}: {owner} is outside the zone {origin}"
             problems.append(Problem("OUTSIDE_ZONE", message, str(owner)))
             continue
-        add(key, owner, rdtype, rdata, ttl)
+        types = groups.get(key)
+        if types is None:
+            types = groups[key] = {rdtype: [(rdata, ttl)]}
+            groups.owners[key] = owner
+            continue
+        entries = types.get(rdtype)
+        if entries is None:
+            types[rdtype] = [(rdata, ttl)]
+        else:
+            entries.append((rdata, ttl))
 
     problems.extend(_structure_problems(groups, origin))
     return origin, groups, problems
