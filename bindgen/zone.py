@@ -28,6 +28,9 @@ import dns.rdtypes.ANY.SOA
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 
+from bindgen import plain as plain_rdata
+from bindgen.plain import PLAIN_NAME, real
+
 __all__ = [
     "FORMAT_VERSION",
     "RECORD_TYPES",
@@ -66,10 +69,10 @@ _NAME_TARGET = {
     _NS: dns.rdtypes.ANY.NS.NS,
     _PTR: dns.rdtypes.ANY.PTR.PTR,
 }
-# Names that need no escaping: parsed without dnspython's general tokenizer (much faster).
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_*-]+(?:\.[A-Za-z0-9_-]+)*\.?")
+# Labels of a parsed name that need no escaping (bindgen.plain.PLAIN_NAME, as bytes).
 _PLAIN_BYTES = re.compile(rb"[A-Za-z0-9_*-]+(?:\.[A-Za-z0-9_-]+)*")
 _MAX_TTL = 2**31 - 1
+_plain = plain_rdata.plain  # the RDATA short cut (``bindgen.plain``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +210,7 @@ def _render(zone: ZoneData, serial: int, header: str | None) -> str:
             # A record set has one TTL (the lowest given) and no duplicates.
             ttl = min(entry_ttl for _rdata, entry_ttl in entries)
             prefix = f"{text} {ttl} IN {_TYPE_TEXT[rdtype]} "
-            unique = dict.fromkeys(_real(rdata) for rdata, _ttl in entries)
+            unique = dict.fromkeys(real(rdata) for rdata, _ttl in entries)
             for rdata in sorted(unique):
                 lines.append(prefix + rdata.to_text(origin=origin, relativize=True))
     lines.append("")
@@ -233,7 +236,7 @@ def _paused_gc() -> Iterator[None]:
 def _absolute(text: str, origin: dns.name.Name) -> dns.name.Name:
     if text == "@":
         return origin
-    if _PLAIN_NAME.fullmatch(text) and ".." not in text:
+    if PLAIN_NAME.fullmatch(text) and ".." not in text:
         if text.endswith("."):
             return dns.name.Name([*text[:-1].encode().split(b"."), b""])
         return dns.name.Name(text.encode().split(b".") + list(origin.labels))
@@ -271,7 +274,7 @@ def _owner(text: str, origin: dns.name.Name) -> tuple[_Key | None, dns.name.Name
     """An owner name relative to ``origin`` (``@``: empty): its key and the name as first
     given (a plain name's text, else dnspython's name); no key when it is outside the zone
     (the absolute name)."""
-    if text != "@" and not text.endswith(".") and _PLAIN_NAME.fullmatch(text) and ".." not in text:
+    if text != "@" and not text.endswith(".") and PLAIN_NAME.fullmatch(text) and ".." not in text:
         key = _plain_key(text)
         if key is not None:
             return key, text  # (printed as given: its labels need no escaping)
@@ -282,82 +285,6 @@ def _owner(text: str, origin: dns.name.Name) -> tuple[_Key | None, dns.name.Name
         relative = name.relativize(origin)
         return _key(relative), relative
     return None, name
-
-
-# An IPv4 address as dnspython prints one (no leading zeros): its A record needs no parsing.
-_CANONICAL_V4 = re.compile(
-    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
-    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-)
-
-
-class _Plain:
-    """The RDATA of an A record given as a canonical IPv4 address, or of a PTR record whose
-    target is a plain absolute name (most records of a big zone): printed as
-    dnspython's own object is and ordered as it (``real``, for the few record sets of
-    several records), without dnspython's parsing, which was most of the time of rendering
-    such a zone."""
-
-    __slots__ = ("_origin", "_relative", "rdtype", "text")
-
-    def __init__(
-        self, rdtype: dns.rdatatype.RdataType, text: str, origin: dns.name.Name, relative: str
-    ) -> None:
-        self.rdtype = rdtype
-        self.text = text  # as printed without relativizing
-        self._origin = origin
-        self._relative = relative  # as printed relative to ``origin``
-
-    def to_text(
-        self, origin: dns.name.Name | None = None, relativize: bool = True, **_: object
-    ) -> str:
-        if not relativize or origin is None:
-            return self.text
-        if origin is self._origin or origin == self._origin:
-            return self._relative
-        return _plain_relative(self.text, origin)
-
-    def real(self) -> dns.rdata.Rdata:
-        """dnspython's own object: what several records of one type at one name are
-        deduplicated and ordered as (by their canonical wire form)."""
-        if self.rdtype == _A:
-            return dns.rdtypes.IN.A.A(_IN, _A, self.text)  # type: ignore[no-untyped-call]
-        return dns.rdtypes.ANY.PTR.PTR(_IN, _PTR, dns.name.from_text(self.text))  # type: ignore[no-untyped-call]
-
-
-def _real(rdata: dns.rdata.Rdata) -> dns.rdata.Rdata:
-    return rdata.real() if isinstance(rdata, _Plain) else rdata
-
-
-def _plain_relative(target: str, origin: dns.name.Name, apex: str | None = None) -> str:
-    """A plain absolute name as dnspython prints it relative to ``origin`` (whose text is
-    ``apex``, when known)."""
-    apex = origin.to_text() if apex is None else apex
-    lowered_apex = apex.lower()
-    lowered = target.lower()
-    if lowered == lowered_apex:
-        return "@"
-    if apex != "." and lowered.endswith("." + lowered_apex):
-        return target[: -len(apex) - 1]
-    return target
-
-
-def _plain(
-    rdtype: dns.rdatatype.RdataType, data: str, origin: dns.name.Name, apex: str | None = None
-) -> _Plain | None:
-    """``data`` as a ``_Plain`` RDATA when it is one (else None: dnspython parses it);
-    ``apex`` is the origin's text, when known."""
-    if rdtype == _A:
-        if _CANONICAL_V4.fullmatch(data) is None:
-            return None
-        return _Plain(rdtype, data, origin, data)
-    if rdtype != _PTR or not data.endswith(".") or ".." in data or len(data) > 254:
-        return None
-    if _PLAIN_NAME.fullmatch(data) is None or "*" in data:
-        return None
-    if len(data) > 64 and any(len(label) > 63 for label in data.split(".")):
-        return None
-    return _Plain(rdtype, data, origin, _plain_relative(data, origin, apex))
 
 
 def _rdata(rdtype: dns.rdatatype.RdataType, data: str, origin: dns.name.Name) -> dns.rdata.Rdata:
@@ -454,8 +381,8 @@ def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[Pr
             problems.append(Problem("BAD_NAMESERVER", message, apex))
 
     owners: dict[str, tuple[_Key | None, dns.name.Name | str]] = {}
-    plain_name = _PLAIN_NAME.fullmatch
-    canonical_v4 = _CANONICAL_V4.fullmatch
+    plain_name = PLAIN_NAME.fullmatch
+    plain_key, shortcut = _plain_key, _plain  # (read here: a test turns the short cuts off)
     zone_ttl = zone.ttl
     for record in zone.records:
         name, data = record.name, record.data
@@ -467,37 +394,21 @@ def _build(zone: ZoneData, serial: int) -> tuple[dns.name.Name, Grouped, list[Pr
         ttl = zone_ttl if record.ttl is None else record.ttl
         if ttl is not zone_ttl:
             _check_ttl(ttl, _what(record), problems, _shown(name, origin))
-        found = owners.get(name)
-        if found is None:
-            # (the common owner inline: a plain relative name, as ``_owner`` takes it)
-            if (
-                len(name) <= 63
-                and name != "@"
-                and not name.endswith(".")
-                and ".." not in name
-                and plain_name(name)
-            ):
-                found = (tuple(reversed(name.lower().encode().split(b"."))), name)
-            else:
-                try:
-                    found = _owner(name, origin)
-                except (dns.exception.DNSException, ValueError) as error:
-                    message = f"{_what(record)}: {error}"
-                    problems.append(Problem("BAD_RECORD", message, _shown(name, origin)))
-                    continue
-            owners[name] = found
-        # (a _Plain prints and orders as dnspython's RDATA: see its docstring; an A record
-        # of a canonical address inline)
-        if rdtype == _A and canonical_v4(data):
-            rdata: Any = _Plain(rdtype, data, origin, data)
-        else:
-            try:
-                plain = _plain(rdtype, data, origin, apex)
-                rdata = _rdata(rdtype, data, origin) if plain is None else plain
-            except (dns.exception.DNSException, ValueError) as error:
-                message = f"{_what(record)}: {error}"
-                problems.append(Problem("BAD_RECORD", message, _shown(name, origin)))
-                continue
+        try:
+            found = owners.get(name)
+            if found is None:
+                # (``_owner``'s common case inline: a plain relative name)
+                key = None
+                if name != "@" and not name.endswith(".") and ".." not in name:
+                    key = plain_key(name) if plain_name(name) else None
+                found = owners[name] = (key, name) if key is not None else _owner(name, origin)
+            # (a Plain prints and orders as dnspython's RDATA: see its docstring)
+            fast = shortcut(rdtype, data, origin, apex)
+            rdata: Any = _rdata(rdtype, data, origin) if fast is None else fast
+        except (dns.exception.DNSException, ValueError) as error:
+            message = f"{_what(record)}: {error}"
+            problems.append(Problem("BAD_RECORD", message, _shown(name, origin)))
+            continue
         key, owner = found
         if key is None:
             message = f"{_what(record)}: {owner} is outside the zone {origin}"
